@@ -1,1 +1,45 @@
+//! hermod's engine: the actors that move mail, the sans-IO SMTP protocol they share, and
+//! the sled spool that makes an acknowledged message durable.
+//!
+//! # Layout
+//!
+//! - [`smtp`]: the SMTP protocol without I/O or clock — command parsing, DATA/BDAT
+//!   receivers, reply texts, the server state machine one Session drives.
+//! - [`config`]: one settings section per actor, with the defaults an operator expects.
+//! - [`listener`]: the Listener actor — accepts connections, enforces connection limits,
+//!   starts one Session per connection on one of the session arbiters.
+//! - [`session`]: the Session actor — owns one client socket, drives the protocol, sends
+//!   `Enqueue` to the Queue and writes the reply the Queue gives.
+//! - [`queue`]: the Queue actor — owns the spool and the schedule; acknowledges an
+//!   `Enqueue` only after group commit, sends `Deliver` to Delivery actors, takes their
+//!   `DeliveryReport`, retries, bounces.
+//! - [`spool`]: the storage trait and its sled implementation, plus the committer thread
+//!   that turns many writes into one flush.
+//! - [`delivery`]: the Delivery actor — one per next hop: connection pool, rate limit,
+//!   back-off; reports one result per recipient.
+//! - [`smtp_client`]: the SMTP/LMTP client a Delivery actor speaks to the next hop.
+//! - [`routing`]: the transport map and smarthost that choose a next hop for a domain.
+//! - [`mx`]: MX / A / AAAA resolution with hickory-resolver (RFC 5321 §5, RFC 7505).
+//! - [`dsn`]: delivery status notifications (RFC 3464) for bounces.
+//! - [`datetime`]: RFC 5322 dates for Received: and Date: headers.
+//!
+//! # Who sends what to whom
+//!
+//! ```text
+//! Listener --start--> Session --Enqueue--> Queue --Deliver--> Delivery[next hop]
+//!    ^                   |                   ^                      |
+//!    +---SessionEnded----+                   +----DeliveryReport----+
+//! ```
 
+pub mod config;
+pub mod datetime;
+pub mod delivery;
+pub mod dsn;
+pub mod listener;
+pub mod mx;
+pub mod queue;
+pub mod routing;
+pub mod session;
+pub mod smtp;
+pub mod smtp_client;
+pub mod spool;
