@@ -18,6 +18,7 @@
 //! - [`delivery`]: the Delivery actor — one per next hop: connection pool, rate limit,
 //!   back-off; reports one result per recipient.
 //! - [`smtp_client`]: the SMTP/LMTP client a Delivery actor speaks to the next hop.
+//! - [`relay`]: the relay policy — relay domains and trusted client networks.
 //! - [`routing`]: the transport map and smarthost that choose a next hop for a domain.
 //! - [`mx`]: MX / A / AAAA resolution with hickory-resolver (RFC 5321 §5, RFC 7505).
 //! - [`dsn`]: delivery status notifications (RFC 3464) for bounces.
@@ -38,6 +39,8 @@ pub mod dsn;
 pub mod listener;
 pub mod mx;
 pub mod queue;
+pub mod queue_id;
+pub mod relay;
 pub mod routing;
 pub mod session;
 pub mod smtp;

@@ -1,0 +1,399 @@
+//! The client side of SMTP and LMTP that a Delivery actor speaks to its next hop: one
+//! connection, many transactions (RSET between), pipelined when the server offers it.
+//! Results are per recipient, as the Queue needs them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// The longest reply line we read, and the most lines in one reply: a server that sends
+/// more is broken, not slow.
+const MAX_REPLY_LINE: usize = 4096;
+const MAX_REPLY_LINES: usize = 100;
+
+/// A reply from the remote server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerReply {
+    /// The reply code.
+    pub code: u16,
+    /// The text of all lines joined by a space (enhanced code included).
+    pub text: String,
+}
+
+impl ServerReply {
+    /// 2xx.
+    pub fn is_positive(&self) -> bool {
+        (200..300).contains(&self.code)
+    }
+    /// 4xx.
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+}
+
+impl fmt::Display for ServerReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code, self.text)
+    }
+}
+
+/// A failure of the connection itself: every recipient of the transaction is deferred.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// TCP connect failed or timed out.
+    #[error("connect to {addr}: {reason}")]
+    Connect {
+        /// The address tried.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// No reply in time.
+    #[error("timeout waiting for reply to {stage} from {peer}")]
+    Timeout {
+        /// The command we were waiting on.
+        stage: &'static str,
+        /// The server.
+        peer: String,
+    },
+    /// The connection broke.
+    #[error("connection to {peer} lost during {stage}: {reason}")]
+    Io {
+        /// The command in progress.
+        stage: &'static str,
+        /// The server.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server sent something that is not an SMTP reply.
+    #[error("protocol error from {peer} during {stage}: {detail}")]
+    Protocol {
+        /// The command in progress.
+        stage: &'static str,
+        /// The server.
+        peer: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The greeting or EHLO was refused: the whole session failed with this reply.
+    #[error("{peer} refused the session at {stage}: {reply}")]
+    Refused {
+        /// The command that was refused.
+        stage: &'static str,
+        /// The server.
+        peer: String,
+        /// Its reply.
+        reply: ServerReply,
+    },
+}
+
+/// Timeouts for one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientTimeouts {
+    /// TCP connect.
+    pub connect: Duration,
+    /// Each reply.
+    pub command: Duration,
+}
+
+/// What the server offered in its EHLO reply.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    /// PIPELINING.
+    pub pipelining: bool,
+    /// SIZE limit, if announced.
+    pub size: Option<usize>,
+}
+
+/// One open connection to a next hop.
+pub struct SmtpConnection {
+    stream: TcpStream,
+    buffer: BytesMut,
+    caps: Capabilities,
+    lmtp: bool,
+    peer: String,
+    timeouts: ClientTimeouts,
+    /// Transactions completed on this connection.
+    pub transactions: u32,
+}
+
+impl SmtpConnection {
+    /// Connects, reads the greeting and says EHLO (LHLO for LMTP; HELO if EHLO is refused).
+    pub async fn connect(
+        host: &str,
+        addr: SocketAddr,
+        helo_name: &str,
+        lmtp: bool,
+        timeouts: ClientTimeouts,
+    ) -> Result<Self, ClientError> {
+        let stream = match timeout(timeouts.connect, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(ClientError::Connect { addr, reason: e.to_string() }),
+            Err(_) => return Err(ClientError::Connect { addr, reason: "timed out".into() }),
+        };
+        let _ = stream.set_nodelay(true);
+        let mut conn = SmtpConnection {
+            stream,
+            buffer: BytesMut::with_capacity(4096),
+            caps: Capabilities::default(),
+            lmtp,
+            peer: format!("{host}[{}]:{}", addr.ip(), addr.port()),
+            timeouts,
+            transactions: 0,
+        };
+        let greeting = conn.read_reply("greeting").await?;
+        if !greeting.is_positive() {
+            return Err(conn.refused("greeting", greeting));
+        }
+        let verb = if lmtp { "LHLO" } else { "EHLO" };
+        conn.write(format!("{verb} {helo_name}\r\n").as_bytes(), "EHLO").await?;
+        let ehlo = conn.read_reply_lines("EHLO").await?;
+        if ehlo.0.is_positive() {
+            conn.caps = parse_capabilities(&ehlo.1);
+        } else if !lmtp && ehlo.0.code >= 500 {
+            conn.write(format!("HELO {helo_name}\r\n").as_bytes(), "HELO").await?;
+            let helo = conn.read_reply("HELO").await?;
+            if !helo.is_positive() {
+                return Err(conn.refused("HELO", helo));
+            }
+        } else {
+            return Err(conn.refused("EHLO", ehlo.0));
+        }
+        Ok(conn)
+    }
+
+    /// `host[ip]:port`, as logs show the relay.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    fn refused(&self, stage: &'static str, reply: ServerReply) -> ClientError {
+        ClientError::Refused { stage, peer: self.peer.clone(), reply }
+    }
+
+    /// Sends one message to `recipients` and returns one reply per recipient (in order).
+    /// `data` has CRLF line ends and is not dot-stuffed.
+    pub async fn send(&mut self, sender: &str, recipients: &[String], data: &[u8]) -> Result<Vec<ServerReply>, ClientError> {
+        if self.transactions > 0 {
+            self.write(b"RSET\r\n", "RSET").await?;
+            let rset = self.read_reply("RSET").await?;
+            if !rset.is_positive() {
+                return Err(self.refused("RSET", rset));
+            }
+        }
+        self.transactions += 1;
+        let mut envelope = format!("MAIL FROM:<{sender}>");
+        if self.caps.size.is_some() {
+            envelope.push_str(&format!(" SIZE={}", data.len()));
+        }
+        envelope.push_str("\r\n");
+        let rcpt_lines: Vec<String> = recipients.iter().map(|r| format!("RCPT TO:<{r}>\r\n")).collect();
+
+        let (mail, rcpts, data_reply) = if self.caps.pipelining {
+            for line in &rcpt_lines {
+                envelope.push_str(line);
+            }
+            envelope.push_str("DATA\r\n");
+            self.write(envelope.as_bytes(), "MAIL").await?;
+            let mail = self.read_reply("MAIL").await?;
+            let mut rcpts = Vec::with_capacity(recipients.len());
+            for _ in recipients {
+                rcpts.push(self.read_reply("RCPT").await?);
+            }
+            let data_reply = self.read_reply("DATA").await?;
+            (mail, rcpts, Some(data_reply))
+        } else {
+            self.write(envelope.as_bytes(), "MAIL").await?;
+            let mail = self.read_reply("MAIL").await?;
+            let mut rcpts = Vec::with_capacity(recipients.len());
+            if mail.is_positive() {
+                for line in &rcpt_lines {
+                    self.write(line.as_bytes(), "RCPT").await?;
+                    rcpts.push(self.read_reply("RCPT").await?);
+                }
+            }
+            (mail, rcpts, None)
+        };
+        if !mail.is_positive() {
+            if let Some(reply) = data_reply.filter(|r| r.code == 354) {
+                // The server took DATA although MAIL failed: end the empty transaction.
+                let _ = reply;
+                self.write(b".\r\n", "DATA").await?;
+                self.read_reply("DATA").await?;
+            }
+            return Ok(vec![mail; recipients.len()]);
+        }
+        let accepted: Vec<usize> = (0..rcpts.len()).filter(|&i| rcpts[i].is_positive()).collect();
+        let mut results = rcpts.clone();
+        if accepted.is_empty() {
+            if let Some(reply) = data_reply.filter(|r| r.code == 354) {
+                let _ = reply;
+                self.write(b".\r\n", "DATA").await?;
+                self.read_reply("DATA").await?;
+            }
+            return Ok(results);
+        }
+        let data_reply = match data_reply {
+            Some(reply) => reply,
+            None => {
+                self.write(b"DATA\r\n", "DATA").await?;
+                self.read_reply("DATA").await?
+            }
+        };
+        if data_reply.code != 354 {
+            for &i in &accepted {
+                results[i] = data_reply.clone();
+            }
+            return Ok(results);
+        }
+        let mut stuffed = Vec::with_capacity(data.len() + data.len() / 64 + 5);
+        dot_stuff(data, &mut stuffed);
+        stuffed.extend_from_slice(b".\r\n");
+        self.write(&stuffed, "end of data").await?;
+        if self.lmtp {
+            for &i in &accepted {
+                results[i] = self.read_reply("end of data").await?;
+            }
+        } else {
+            let reply = self.read_reply("end of data").await?;
+            for &i in &accepted {
+                results[i] = reply.clone();
+            }
+        }
+        Ok(results)
+    }
+
+    /// Says QUIT and closes, without waiting long for the answer.
+    pub async fn quit(mut self) {
+        if self.write(b"QUIT\r\n", "QUIT").await.is_ok() {
+            let _ = timeout(Duration::from_secs(2), self.read_reply("QUIT")).await;
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8], stage: &'static str) -> Result<(), ClientError> {
+        match timeout(self.timeouts.command, self.stream.write_all(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ClientError::Io { stage, peer: self.peer.clone(), reason: e.to_string() }),
+            Err(_) => Err(ClientError::Timeout { stage, peer: self.peer.clone() }),
+        }
+    }
+
+    async fn read_reply(&mut self, stage: &'static str) -> Result<ServerReply, ClientError> {
+        Ok(self.read_reply_lines(stage).await?.0)
+    }
+
+    /// Reads one (possibly multi-line) reply; also returns the text of each line.
+    async fn read_reply_lines(&mut self, stage: &'static str) -> Result<(ServerReply, Vec<String>), ClientError> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.read_line(stage).await?;
+            let protocol = |detail: String| ClientError::Protocol { stage, peer: self.peer.clone(), detail };
+            let code: u16 = line
+                .get(..3)
+                .and_then(|c| c.parse().ok())
+                .filter(|c| (200..600).contains(c))
+                .ok_or_else(|| protocol(format!("not an SMTP reply: {:?}", truncate(&line))))?;
+            let more = line.as_bytes().get(3) == Some(&b'-');
+            lines.push(line.get(4..).unwrap_or("").to_string());
+            if lines.len() > MAX_REPLY_LINES {
+                return Err(protocol("reply has too many lines".into()));
+            }
+            if !more {
+                let text = lines.join(" ");
+                return Ok((ServerReply { code, text }, lines));
+            }
+        }
+    }
+
+    async fn read_line(&mut self, stage: &'static str) -> Result<String, ClientError> {
+        loop {
+            if let Some(lf) = self.buffer.iter().position(|&b| b == b'\n') {
+                let line = self.buffer.split_to(lf + 1);
+                let end = line.len() - 1 - usize::from(line.len() >= 2 && line[line.len() - 2] == b'\r');
+                return Ok(String::from_utf8_lossy(&line[..end]).into_owned());
+            }
+            if self.buffer.len() > MAX_REPLY_LINE {
+                return Err(ClientError::Protocol { stage, peer: self.peer.clone(), detail: "reply line too long".into() });
+            }
+            self.buffer.reserve(4096);
+            match timeout(self.timeouts.command, self.stream.read_buf(&mut self.buffer)).await {
+                Ok(Ok(0)) => {
+                    return Err(ClientError::Io { stage, peer: self.peer.clone(), reason: "connection closed by server".into() });
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(ClientError::Io { stage, peer: self.peer.clone(), reason: e.to_string() }),
+                Err(_) => return Err(ClientError::Timeout { stage, peer: self.peer.clone() }),
+            }
+        }
+    }
+
+    /// Whether unread bytes are waiting (a server that spoke out of turn is not reused).
+    pub fn has_unread_input(&self) -> bool {
+        self.buffer.has_remaining()
+    }
+}
+
+fn truncate(line: &str) -> &str {
+    let mut end = line.len().min(80);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+fn parse_capabilities(lines: &[String]) -> Capabilities {
+    let mut caps = Capabilities::default();
+    for line in lines.iter().skip(1) {
+        let mut words = line.split_whitespace();
+        match words.next().map(|w| w.to_ascii_uppercase()).as_deref() {
+            Some("PIPELINING") => caps.pipelining = true,
+            Some("SIZE") => caps.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+            _ => {}
+        }
+    }
+    caps
+}
+
+/// Appends `data` to `out` with a dot doubled at the start of every line (RFC 5321 §4.5.2).
+pub fn dot_stuff(data: &[u8], out: &mut Vec<u8>) {
+    let mut at_line_start = true;
+    let mut start = 0;
+    for (i, &b) in data.iter().enumerate() {
+        if at_line_start && b == b'.' {
+            out.extend_from_slice(&data[start..i]);
+            out.push(b'.');
+            start = i;
+        }
+        at_line_start = b == b'\n';
+    }
+    out.extend_from_slice(&data[start..]);
+    if !data.is_empty() && !data.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_stuffing_doubles_leading_dots_only() {
+        let mut out = Vec::new();
+        dot_stuff(b".a\r\nb.c\r\n..\r\n", &mut out);
+        assert_eq!(out, b"..a\r\nb.c\r\n...\r\n");
+    }
+
+    #[test]
+    fn capabilities_are_read_from_ehlo_lines() {
+        let lines: Vec<String> = ["mx Hello", "PIPELINING", "SIZE 1000", "8BITMIME"].iter().map(|s| s.to_string()).collect();
+        let caps = parse_capabilities(&lines);
+        assert!(caps.pipelining);
+        assert_eq!(caps.size, Some(1000));
+    }
+}

@@ -1,0 +1,258 @@
+//! The durable spool: envelopes and message data on disk, behind the small [`Spool`]
+//! trait so another embedded store could stand in for sled. The [`Committer`] thread
+//! turns many writes into one flush (group commit): the Queue actor keeps taking new
+//! messages while a flush is in flight, and the next flush acknowledges all of them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::queue_id::QueueId;
+
+/// Why the spool could not do what was asked; it always becomes a 4xx for the client.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("spool: {0}")]
+pub struct SpoolError(pub String);
+
+impl From<sled::Error> for SpoolError {
+    fn from(e: sled::Error) -> Self {
+        SpoolError(e.to_string())
+    }
+}
+
+/// Where one recipient stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecipientStatus {
+    /// Not tried yet, or due now.
+    Pending,
+    /// Tried and deferred; next try at `next_attempt` (unix seconds).
+    Deferred {
+        /// Unix seconds of the next attempt.
+        next_attempt: u64,
+        /// The reply of the last attempt.
+        last_reply: String,
+    },
+    /// Accepted by the next hop.
+    Delivered,
+    /// Bounced (permanent failure or expiry).
+    Failed {
+        /// The reply that made it fail.
+        reply: String,
+    },
+}
+
+/// One recipient and its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientState {
+    /// `local@domain`.
+    pub address: String,
+    /// Lower-cased domain, for routing.
+    pub domain: String,
+    /// Where it stands.
+    pub status: RecipientStatus,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+}
+
+/// Everything about a queued message except its data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// MAIL FROM; empty for the null sender.
+    pub sender: String,
+    /// The recipients and their states.
+    pub recipients: Vec<RecipientState>,
+    /// Unix seconds when it was accepted.
+    pub arrival: u64,
+    /// Size of the data in bytes.
+    pub size: usize,
+    /// The client's IP, for logs and bounces.
+    pub client: String,
+}
+
+/// A store for queued messages. `insert`, `update` and `remove` need not be durable on
+/// their own; `flush` makes everything before it durable.
+pub trait Spool: Send + Sync + 'static {
+    /// Stores a new message.
+    fn insert(&self, id: QueueId, envelope: &Envelope, data: &[u8]) -> Result<(), SpoolError>;
+    /// Replaces a message's envelope (recipient states changed).
+    fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), SpoolError>;
+    /// Deletes a message.
+    fn remove(&self, id: QueueId) -> Result<(), SpoolError>;
+    /// A message's data.
+    fn data(&self, id: QueueId) -> Result<Option<Vec<u8>>, SpoolError>;
+    /// Every message still in the spool, oldest first (start-up recovery).
+    fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError>;
+    /// Makes every earlier write durable.
+    fn flush(&self) -> Result<(), SpoolError>;
+    /// Bytes the store occupies on disk.
+    fn size_on_disk(&self) -> Result<u64, SpoolError>;
+}
+
+/// The sled implementation: one tree of envelopes (JSON) and one of data, keyed by id.
+pub struct SledSpool {
+    db: sled::Db,
+    envelopes: sled::Tree,
+    data: sled::Tree,
+}
+
+impl SledSpool {
+    /// Opens (or creates) the spool in `dir`.
+    pub fn open(dir: &std::path::Path) -> Result<Self, SpoolError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(64 * 1024 * 1024)
+            .flush_every_ms(None)
+            .open()?;
+        let envelopes = db.open_tree("envelopes")?;
+        let data = db.open_tree("data")?;
+        Ok(SledSpool { db, envelopes, data })
+    }
+}
+
+fn encode(envelope: &Envelope) -> Result<Vec<u8>, SpoolError> {
+    serde_json::to_vec(envelope).map_err(|e| SpoolError(e.to_string()))
+}
+
+impl Spool for SledSpool {
+    fn insert(&self, id: QueueId, envelope: &Envelope, data: &[u8]) -> Result<(), SpoolError> {
+        // Data first: recovery starts from envelopes, so an envelope never lacks its data.
+        self.data.insert(id.to_key(), data)?;
+        self.envelopes.insert(id.to_key(), encode(envelope)?)?;
+        Ok(())
+    }
+
+    fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), SpoolError> {
+        self.envelopes.insert(id.to_key(), encode(envelope)?)?;
+        Ok(())
+    }
+
+    fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
+        self.envelopes.remove(id.to_key())?;
+        self.data.remove(id.to_key())?;
+        Ok(())
+    }
+
+    fn data(&self, id: QueueId) -> Result<Option<Vec<u8>>, SpoolError> {
+        Ok(self.data.get(id.to_key())?.map(|v| v.to_vec()))
+    }
+
+    fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError> {
+        let mut out = Vec::new();
+        for entry in self.envelopes.iter() {
+            let (key, value) = entry?;
+            let Some(id) = QueueId::from_key(&key) else { continue };
+            match serde_json::from_slice(&value) {
+                Ok(envelope) => out.push((id, envelope)),
+                Err(e) => tracing::error!(queue_id = %id, error = %e, "unreadable envelope left in spool"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn flush(&self) -> Result<(), SpoolError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, SpoolError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// A waiter for the next flush.
+type FlushWaiter = oneshot::Sender<Result<(), SpoolError>>;
+
+/// The group-commit thread. Callers write first, then ask for a commit; the thread takes
+/// every request that arrived while it was flushing and answers them with one flush.
+#[derive(Clone)]
+pub struct Committer {
+    requests: crossbeam::channel::Sender<FlushWaiter>,
+}
+
+impl Committer {
+    /// Starts the flush thread for `spool`; it ends when every `Committer` clone is dropped.
+    pub fn start(spool: Arc<dyn Spool>) -> Self {
+        let (requests, incoming) = crossbeam::channel::unbounded::<FlushWaiter>();
+        std::thread::Builder::new()
+            .name("hermod-commit".into())
+            .spawn(move || {
+                while let Ok(first) = incoming.recv() {
+                    let mut waiters = vec![first];
+                    waiters.extend(incoming.try_iter());
+                    let started = Instant::now();
+                    let result = spool.flush();
+                    metrics::histogram!("queue_flush_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("queue_flush_group_size").record(waiters.len() as f64);
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "spool flush failed; messages in this group get 451");
+                    }
+                    for waiter in waiters {
+                        let _ = waiter.send(result.clone());
+                    }
+                }
+            })
+            .expect("spawning the commit thread");
+        Committer { requests }
+    }
+
+    /// Resolves once every write made before this call is on disk.
+    pub async fn commit(&self) -> Result<(), SpoolError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(tx).map_err(|_| SpoolError("commit thread stopped".into()))?;
+        rx.await.map_err(|_| SpoolError("commit thread stopped".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> Envelope {
+        Envelope {
+            sender: "a@b.test".into(),
+            recipients: vec![RecipientState {
+                address: "c@d.test".into(),
+                domain: "d.test".into(),
+                status: RecipientStatus::Pending,
+                attempts: 0,
+            }],
+            arrival: 1,
+            size: 3,
+            client: "127.0.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn insert_flush_reopen_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let spool = SledSpool::open(dir.path()).unwrap();
+            spool.insert(QueueId(7), &envelope(), b"abc").unwrap();
+            spool.insert(QueueId(8), &envelope(), b"def").unwrap();
+            spool.remove(QueueId(8)).unwrap();
+            spool.flush().unwrap();
+        }
+        let spool = SledSpool::open(dir.path()).unwrap();
+        let recovered = spool.recover().unwrap();
+        assert_eq!(recovered, vec![(QueueId(7), envelope())]);
+        assert_eq!(spool.data(QueueId(7)).unwrap().as_deref(), Some(&b"abc"[..]));
+    }
+
+    #[tokio::test]
+    async fn many_commits_share_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool: Arc<dyn Spool> = Arc::new(SledSpool::open(dir.path()).unwrap());
+        let committer = Committer::start(spool.clone());
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            spool.insert(QueueId(i), &envelope(), b"x").unwrap();
+            let c = committer.clone();
+            tasks.push(tokio::spawn(async move { c.commit().await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    }
+}

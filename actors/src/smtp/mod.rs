@@ -1,1 +1,12 @@
+//! The SMTP protocol without I/O and without a clock: bytes and `now` go in, replies and
+//! actions come out. The Session actor drives it over a socket; tests, fuzzers and
+//! benchmarks drive it over a buffer.
 
+pub mod address;
+pub mod command;
+pub mod receiver;
+pub mod reply;
+pub mod server;
+
+pub use reply::Reply;
+pub use server::{Event, ServerSession, ServerSettings};

@@ -1,0 +1,202 @@
+//! One SMTP command line (without its CRLF) parsed into a [`Command`]. The grammar each
+//! verb expects is named in its error, so the 501 reply tells the client what was wrong.
+
+use super::address::{self, AddressError, Mailbox, ReversePath};
+
+/// A parsed client command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `EHLO domain`
+    Ehlo(String),
+    /// `HELO domain`
+    Helo(String),
+    /// `MAIL FROM:<path> [params]`
+    Mail(MailFrom),
+    /// `RCPT TO:<path> [params]`
+    Rcpt(Mailbox),
+    /// `DATA`
+    Data,
+    /// `BDAT size [LAST]`
+    Bdat {
+        /// Chunk size in octets.
+        size: usize,
+        /// Whether this is the final chunk.
+        last: bool,
+    },
+    /// `RSET`
+    Rset,
+    /// `NOOP [string]`
+    Noop,
+    /// `QUIT`
+    Quit,
+    /// `VRFY string`
+    Vrfy,
+    /// `HELP [string]`
+    Help,
+    /// `STARTTLS`
+    StartTls,
+}
+
+/// The MAIL FROM command with the ESMTP parameters hermod understands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailFrom {
+    /// The reverse-path.
+    pub sender: ReversePath,
+    /// `SIZE=n`, the client's declared message size.
+    pub size: Option<usize>,
+    /// `BODY=8BITMIME`.
+    pub eight_bit: bool,
+    /// `SMTPUTF8`.
+    pub smtputf8: bool,
+}
+
+/// Why a command line was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// The verb is unknown.
+    Unknown,
+    /// The arguments do not follow the grammar named here.
+    Syntax(&'static str),
+    /// An address did not parse.
+    Address {
+        /// "sender" or "recipient".
+        which: &'static str,
+        /// What was wrong with it.
+        error: AddressError,
+    },
+    /// An ESMTP parameter we do not offer.
+    UnsupportedParameter(String),
+    /// A BODY= value we do not offer.
+    BadBody(String),
+}
+
+const MAIL_SYNTAX: &str = "MAIL FROM:<reverse-path> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]";
+const RCPT_SYNTAX: &str = "RCPT TO:<forward-path>";
+const BDAT_SYNTAX: &str = "BDAT chunk-size [LAST]";
+const HELO_SYNTAX: &str = "HELO domain";
+const EHLO_SYNTAX: &str = "EHLO domain";
+
+/// Parses one command line. `default_domain` completes `RCPT TO:<postmaster>`.
+pub fn parse(line: &[u8], default_domain: &str) -> Result<Command, CommandError> {
+    let line = std::str::from_utf8(line).map_err(|_| CommandError::Syntax("commands must be UTF-8 text"))?;
+    let (verb, arg) = match line.find(' ') {
+        Some(i) => (&line[..i], line[i + 1..].trim()),
+        None => (line, ""),
+    };
+    let verb = verb.to_ascii_uppercase();
+    match verb.as_str() {
+        "EHLO" => domain_arg(arg, EHLO_SYNTAX).map(Command::Ehlo),
+        "HELO" => domain_arg(arg, HELO_SYNTAX).map(Command::Helo),
+        "MAIL" => parse_mail(arg).map(Command::Mail),
+        "RCPT" => parse_rcpt(arg, default_domain).map(Command::Rcpt),
+        "DATA" => no_arg(arg, Command::Data, "DATA"),
+        "BDAT" => parse_bdat(arg),
+        "RSET" => no_arg(arg, Command::Rset, "RSET"),
+        "NOOP" => Ok(Command::Noop),
+        "QUIT" => no_arg(arg, Command::Quit, "QUIT"),
+        "VRFY" if !arg.is_empty() => Ok(Command::Vrfy),
+        "VRFY" => Err(CommandError::Syntax("VRFY string")),
+        "HELP" => Ok(Command::Help),
+        "STARTTLS" => no_arg(arg, Command::StartTls, "STARTTLS"),
+        _ => Err(CommandError::Unknown),
+    }
+}
+
+fn no_arg(arg: &str, cmd: Command, syntax: &'static str) -> Result<Command, CommandError> {
+    if arg.is_empty() { Ok(cmd) } else { Err(CommandError::Syntax(syntax)) }
+}
+
+fn domain_arg(arg: &str, syntax: &'static str) -> Result<String, CommandError> {
+    let domain = arg.split_whitespace().next().ok_or(CommandError::Syntax(syntax))?;
+    Ok(domain.to_string())
+}
+
+fn strip_keyword<'a>(arg: &'a str, keyword: &str) -> Option<&'a str> {
+    let head = arg.get(..keyword.len())?;
+    head.eq_ignore_ascii_case(keyword).then(|| &arg[keyword.len()..])
+}
+
+fn parse_mail(arg: &str) -> Result<MailFrom, CommandError> {
+    let rest = strip_keyword(arg, "FROM:").ok_or(CommandError::Syntax(MAIL_SYNTAX))?;
+    let (sender, params) = address::parse_reverse_path(rest).map_err(|error| match error {
+        AddressError::MissingBrackets => CommandError::Syntax(MAIL_SYNTAX),
+        error => CommandError::Address { which: "sender", error },
+    })?;
+    let mut mail = MailFrom { sender, size: None, eight_bit: false, smtputf8: false };
+    for param in params.split_whitespace() {
+        let (key, value) = param.split_once('=').unwrap_or((param, ""));
+        match key.to_ascii_uppercase().as_str() {
+            "SIZE" => mail.size = Some(value.parse().map_err(|_| CommandError::Syntax(MAIL_SYNTAX))?),
+            "BODY" => match value.to_ascii_uppercase().as_str() {
+                "8BITMIME" => mail.eight_bit = true,
+                "7BIT" => {}
+                _ => return Err(CommandError::BadBody(value.to_string())),
+            },
+            "SMTPUTF8" if value.is_empty() => mail.smtputf8 = true,
+            _ => return Err(CommandError::UnsupportedParameter(key.to_string())),
+        }
+    }
+    Ok(mail)
+}
+
+fn parse_rcpt(arg: &str, default_domain: &str) -> Result<Mailbox, CommandError> {
+    let rest = strip_keyword(arg, "TO:").ok_or(CommandError::Syntax(RCPT_SYNTAX))?;
+    let (mailbox, params) = address::parse_forward_path(rest, default_domain).map_err(|error| match error {
+        AddressError::MissingBrackets => CommandError::Syntax(RCPT_SYNTAX),
+        error => CommandError::Address { which: "recipient", error },
+    })?;
+    if let Some(param) = params.split_whitespace().next() {
+        let key = param.split_once('=').map_or(param, |(k, _)| k);
+        return Err(CommandError::UnsupportedParameter(key.to_string()));
+    }
+    Ok(mailbox)
+}
+
+fn parse_bdat(arg: &str) -> Result<Command, CommandError> {
+    let mut parts = arg.split_whitespace();
+    let size = parts.next().and_then(|s| s.parse().ok()).ok_or(CommandError::Syntax(BDAT_SYNTAX))?;
+    let last = match parts.next() {
+        None => false,
+        Some(word) if word.eq_ignore_ascii_case("LAST") => true,
+        Some(_) => return Err(CommandError::Syntax(BDAT_SYNTAX)),
+    };
+    if parts.next().is_some() {
+        return Err(CommandError::Syntax(BDAT_SYNTAX));
+    }
+    Ok(Command::Bdat { size, last })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mail_with_params() {
+        let Command::Mail(m) = parse(b"mail from:<a@b.test> SIZE=1000 BODY=8BITMIME SMTPUTF8", "h").unwrap() else {
+            panic!("not MAIL")
+        };
+        assert_eq!((m.size, m.eight_bit, m.smtputf8), (Some(1000), true, true));
+    }
+
+    #[test]
+    fn mail_without_colon_names_grammar() {
+        assert_eq!(parse(b"MAIL <a@b.test>", "h"), Err(CommandError::Syntax(MAIL_SYNTAX)));
+    }
+
+    #[test]
+    fn bdat_forms() {
+        assert_eq!(parse(b"BDAT 10 LAST", "h"), Ok(Command::Bdat { size: 10, last: true }));
+        assert_eq!(parse(b"BDAT 10", "h"), Ok(Command::Bdat { size: 10, last: false }));
+        assert!(parse(b"BDAT x", "h").is_err());
+    }
+
+    #[test]
+    fn unknown_verb() {
+        assert_eq!(parse(b"XYZZY", "h"), Err(CommandError::Unknown));
+    }
+
+    #[test]
+    fn rcpt_unknown_param() {
+        assert_eq!(parse(b"RCPT TO:<a@b.test> NOTIFY=NEVER", "h"), Err(CommandError::UnsupportedParameter("NOTIFY".into())));
+    }
+}

@@ -1,0 +1,234 @@
+//! Every reply hermod's SMTP server sends, in one place: code, enhanced status code
+//! (RFC 3463) and a text that names the cause. No other file writes reply literals.
+
+use std::fmt;
+
+/// One SMTP reply line (or lines, for EHLO). Kept as parts so a caller can count, log and
+/// label metrics by code without parsing text back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The three-digit reply code.
+    pub code: u16,
+    /// The enhanced status code, empty only for the greeting and multi-line EHLO.
+    pub status: &'static str,
+    /// The human text; for multi-line replies one entry per line.
+    pub lines: Vec<String>,
+    /// A short stable name of the cause, for logs and metric labels.
+    pub reason: &'static str,
+}
+
+impl Reply {
+    fn new(code: u16, status: &'static str, reason: &'static str, text: impl Into<String>) -> Self {
+        Reply { code, status, lines: vec![text.into()], reason }
+    }
+
+    /// Whether the client may try again later (4xx).
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+
+    /// Whether this is a failure (4xx or 5xx).
+    pub fn is_failure(&self) -> bool {
+        self.code >= 400
+    }
+
+    /// Appends the wire form (CRLF-terminated lines) to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let last = self.lines.len().saturating_sub(1);
+        for (i, line) in self.lines.iter().enumerate() {
+            let sep = if i == last { ' ' } else { '-' };
+            let status = if self.status.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", self.status)
+            };
+            out.extend_from_slice(format!("{}{sep}{status}{line}\r\n", self.code).as_bytes());
+        }
+    }
+
+    /// The wire form as a string (tests and logs).
+    pub fn to_wire(&self) -> String {
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    // ---- connection level ----
+
+    /// The banner.
+    pub fn greeting(hostname: &str) -> Self {
+        Reply { code: 220, status: "", lines: vec![format!("{hostname} ESMTP hermod")], reason: "greeting" }
+    }
+    /// Past the total connection limit.
+    pub fn too_many_connections() -> Self {
+        Self::new(421, "4.7.0", "too_many_connections", "Too many connections, try again later")
+    }
+    /// Past the per-client-IP connection limit.
+    pub fn too_many_connections_from_ip() -> Self {
+        Self::new(421, "4.7.0", "too_many_connections_per_ip", "Too many connections from your IP address, try again later")
+    }
+    /// The server is draining (SIGTERM) or in maintenance.
+    pub fn shutting_down(hostname: &str) -> Self {
+        Self::new(421, "4.3.2", "shutting_down", format!("{hostname} Service shutting down, try again later"))
+    }
+    /// No command within the command timeout.
+    pub fn command_timeout() -> Self {
+        Self::new(421, "4.4.2", "command_timeout", "Command timeout, closing connection")
+    }
+    /// No data within the data timeout.
+    pub fn data_timeout() -> Self {
+        Self::new(421, "4.4.2", "data_timeout", "Data timeout, closing connection")
+    }
+    /// The client sent nothing at all before the greeting timeout.
+    pub fn greeting_timeout() -> Self {
+        Self::new(421, "4.4.2", "greeting_timeout", "Greeting timeout, closing connection")
+    }
+    /// Goodbye.
+    pub fn bye() -> Self {
+        Self::new(221, "2.0.0", "quit", "Bye")
+    }
+    /// Too many protocol errors: the client is not speaking SMTP.
+    pub fn too_many_errors() -> Self {
+        Self::new(421, "4.7.0", "too_many_errors", "Too many errors, closing connection")
+    }
+
+    // ---- command level ----
+
+    /// Generic success.
+    pub fn ok() -> Self {
+        Self::new(250, "2.0.0", "ok", "Ok")
+    }
+    /// STARTTLS accepted; the handshake follows.
+    pub fn ready_to_start_tls() -> Self {
+        Self::new(220, "2.0.0", "starttls", "Ready to start TLS")
+    }
+    /// MAIL accepted.
+    pub fn sender_ok() -> Self {
+        Self::new(250, "2.1.0", "ok", "Sender ok")
+    }
+    /// RCPT accepted.
+    pub fn recipient_ok() -> Self {
+        Self::new(250, "2.1.5", "ok", "Recipient ok")
+    }
+    /// RSET.
+    pub fn reset_ok() -> Self {
+        Self::new(250, "2.0.0", "ok", "Reset state")
+    }
+    /// HELO.
+    pub fn helo(hostname: &str, client: &str) -> Self {
+        Self::new(250, "", "ok", format!("{hostname} Hello {client}"))
+    }
+    /// EHLO with its extension list.
+    pub fn ehlo(hostname: &str, client: &str, extensions: Vec<String>) -> Self {
+        let mut lines = vec![format!("{hostname} Hello {client}")];
+        lines.extend(extensions);
+        Reply { code: 250, status: "", lines, reason: "ok" }
+    }
+    /// VRFY is answered without disclosing anything (RFC 5321 §3.5.3).
+    pub fn vrfy() -> Self {
+        Self::new(252, "2.5.2", "vrfy", "Cannot VRFY user, but will accept message and attempt delivery")
+    }
+    /// HELP.
+    pub fn help() -> Self {
+        Self::new(214, "2.0.0", "help", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP")
+    }
+    /// DATA accepted; the body follows.
+    pub fn start_data() -> Self {
+        Self::new(354, "", "data", "End data with <CR><LF>.<CR><LF>")
+    }
+    /// The message is on disk.
+    pub fn queued(id: &str) -> Self {
+        Self::new(250, "2.0.0", "queued", format!("Ok: queued as {id}"))
+    }
+    /// One BDAT chunk received (not the last).
+    pub fn chunk_ok(size: usize) -> Self {
+        Self::new(250, "2.0.0", "ok", format!("{size} octets received"))
+    }
+
+    // ---- errors ----
+
+    /// A command or data line over the configured length.
+    pub fn line_too_long() -> Self {
+        Self::new(500, "5.5.2", "line_too_long", "Line too long")
+    }
+    /// A bare LF or CR in a command.
+    pub fn bare_line_ending_command() -> Self {
+        Self::new(500, "5.5.2", "bare_lf_or_cr", "Command must end with CRLF; bare LF or CR is not allowed")
+    }
+    /// A bare LF or CR in message data (SMTP smuggling defence).
+    pub fn bare_line_ending_data() -> Self {
+        Self::new(550, "5.6.11", "bare_lf_or_cr", "Message contains bare LF or CR; lines must end with CRLF")
+    }
+    /// Not a command we know.
+    pub fn unknown_command() -> Self {
+        Self::new(500, "5.5.1", "unknown_command", "Command not recognized")
+    }
+    /// A command whose arguments do not follow the grammar.
+    pub fn syntax(expected: &'static str) -> Self {
+        Self::new(501, "5.5.4", "syntax", format!("Syntax: {expected}"))
+    }
+    /// A malformed address.
+    pub fn bad_address(which: &'static str, detail: &str) -> Self {
+        let status = if which == "sender" { "5.1.7" } else { "5.1.3" };
+        Self::new(501, status, "bad_address", format!("Bad {which} address syntax: {detail}"))
+    }
+    /// An unknown MAIL/RCPT parameter.
+    pub fn unsupported_parameter(name: &str) -> Self {
+        Self::new(555, "5.5.4", "unsupported_parameter", format!("Unsupported parameter {name}"))
+    }
+    /// Commands in the wrong order.
+    pub fn bad_sequence(detail: &'static str) -> Self {
+        Self::new(503, "5.5.1", "bad_sequence", format!("Bad sequence of commands: {detail}"))
+    }
+    /// The message is bigger than the configured limit.
+    pub fn message_too_big(limit: usize) -> Self {
+        Self::new(552, "5.3.4", "message_too_big", format!("Message size exceeds fixed maximum message size of {limit} bytes"))
+    }
+    /// Too many recipients in one transaction.
+    pub fn too_many_recipients(limit: usize) -> Self {
+        Self::new(452, "4.5.3", "too_many_recipients", format!("Too many recipients (maximum {limit})"))
+    }
+    /// A recipient the client may not relay to.
+    pub fn relay_denied(rcpt: &str) -> Self {
+        Self::new(554, "5.7.1", "relay_denied", format!("<{rcpt}>: Relay access denied"))
+    }
+    /// DATA without any accepted recipient.
+    pub fn no_valid_recipients() -> Self {
+        Self::new(554, "5.5.1", "no_valid_recipients", "No valid recipients")
+    }
+    /// A command the server does not offer (e.g. STARTTLS without TLS configured).
+    pub fn not_implemented(what: &'static str) -> Self {
+        Self::new(502, "5.5.1", "not_implemented", format!("{what} not implemented"))
+    }
+    /// The queue could not store the message (disk full, storage error, timeout).
+    pub fn queue_unavailable(detail: &str) -> Self {
+        Self::new(451, "4.3.0", "queue_error", format!("Temporary queue failure, try again later: {detail}"))
+    }
+    /// The 8-bit/UTF-8 parameter combination we do not accept.
+    pub fn bad_body_type(value: &str) -> Self {
+        Self::new(501, "5.5.4", "syntax", format!("Unsupported BODY type {value}"))
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wire = self.to_wire();
+        f.write_str(wire.trim_end())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_line_has_enhanced_code() {
+        assert_eq!(Reply::too_many_recipients(100).to_wire(), "452 4.5.3 Too many recipients (maximum 100)\r\n");
+    }
+
+    #[test]
+    fn ehlo_is_multi_line() {
+        let r = Reply::ehlo("mx.test", "client", vec!["PIPELINING".into(), "SIZE 10".into()]);
+        assert_eq!(r.to_wire(), "250-mx.test Hello client\r\n250-PIPELINING\r\n250 SIZE 10\r\n");
+    }
+}

@@ -1,0 +1,411 @@
+//! The server side of one SMTP connection as a state machine: the Session actor feeds it
+//! the bytes it reads and `now`, and writes out the replies it produces. It stops at
+//! each point where the outside world must act first (queue the message, start TLS,
+//! close), so replies always go out in order, even to a pipelining client.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Buf, BytesMut};
+
+use super::address::{Mailbox, ReversePath};
+use super::command::{self, Command, CommandError, MailFrom};
+use super::receiver::{BdatReceiver, BodyLimits, BodyResult, DataReceiver};
+use super::reply::Reply;
+use crate::datetime;
+use crate::queue_id::{QueueId, QueueIdGenerator};
+use crate::relay::RelayPolicy;
+
+/// Settings resolved once from configuration and shared by every session.
+#[derive(Debug)]
+pub struct ServerSettings {
+    /// Our name in the greeting, EHLO and Received: headers.
+    pub hostname: String,
+    /// Largest message accepted, in octets.
+    pub max_message_size: usize,
+    /// Most recipients in one transaction.
+    pub max_recipients: usize,
+    /// Longest command or data line, in octets without CRLF.
+    pub max_line_length: usize,
+    /// Protocol errors tolerated before the connection is closed.
+    pub max_errors: u32,
+    /// Who may send where.
+    pub relay: RelayPolicy,
+    /// Where queue ids come from.
+    pub ids: Arc<QueueIdGenerator>,
+    /// Whether STARTTLS is offered.
+    pub starttls: bool,
+}
+
+/// A message the client has finished sending and the protocol has accepted; the Session
+/// hands it to the Queue and answers with what the Queue says.
+#[derive(Debug)]
+pub struct AcceptedMessage {
+    /// The id given in the 250 reply and the Received: header.
+    pub id: QueueId,
+    /// MAIL FROM.
+    pub sender: ReversePath,
+    /// Accepted RCPT TOs, in order.
+    pub recipients: Vec<Mailbox>,
+    /// The message with our Received: header in front, CRLF line ends, not dot-stuffed.
+    pub data: Vec<u8>,
+}
+
+/// What the driver must do before feeding more bytes.
+#[derive(Debug)]
+pub enum Event {
+    /// Queue this message, then write `Reply::queued(id)` or the queue's error.
+    Enqueue(AcceptedMessage),
+    /// Write the pending replies, then start TLS; bytes already buffered must be dropped.
+    StartTls,
+    /// Write the pending replies, then close the connection.
+    Close,
+}
+
+enum Phase {
+    Command,
+    /// Skipping the rest of an overlong command line.
+    SkipLine,
+    Data(DataReceiver),
+    /// Reading a BDAT chunk into the transaction's receiver.
+    Bdat { last: bool },
+    /// Reading and dropping a BDAT chunk that will be refused with `reply`.
+    BdatDiscard { remaining: usize, reply: Reply },
+}
+
+struct Transaction {
+    mail: MailFrom,
+    recipients: Vec<Mailbox>,
+    bdat: Option<BdatReceiver>,
+}
+
+/// The protocol state of one connection.
+pub struct ServerSession {
+    settings: Arc<ServerSettings>,
+    client_ip: IpAddr,
+    helo: Option<String>,
+    esmtp: bool,
+    tls: bool,
+    transaction: Option<Transaction>,
+    phase: Phase,
+    errors: u32,
+}
+
+impl ServerSession {
+    /// A new connection from `client_ip`.
+    pub fn new(settings: Arc<ServerSettings>, client_ip: IpAddr) -> Self {
+        ServerSession {
+            settings,
+            client_ip,
+            helo: None,
+            esmtp: false,
+            tls: false,
+            transaction: None,
+            phase: Phase::Command,
+            errors: 0,
+        }
+    }
+
+    /// The 220 banner.
+    pub fn greeting(&self) -> Reply {
+        Reply::greeting(&self.settings.hostname)
+    }
+
+    /// Whether the client is sending message content (the data timeout applies).
+    pub fn in_data(&self) -> bool {
+        matches!(self.phase, Phase::Data(_) | Phase::Bdat { .. } | Phase::BdatDiscard { .. })
+    }
+
+    /// Whether a MAIL transaction is open (used to decide if a close loses work).
+    pub fn in_transaction(&self) -> bool {
+        self.transaction.is_some()
+    }
+
+    /// Records that TLS is now active: the state resets as RFC 3207 requires.
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+        self.helo = None;
+        self.esmtp = false;
+        self.transaction = None;
+        self.phase = Phase::Command;
+    }
+
+    /// Consumes what it can from `input`, appending replies to `out`. Returns an event
+    /// when the driver must act before more input is fed, `None` when it needs more bytes.
+    pub fn feed(&mut self, input: &mut BytesMut, out: &mut Vec<u8>, now: SystemTime) -> Option<Event> {
+        loop {
+            if self.errors >= self.settings.max_errors {
+                Reply::too_many_errors().write_to(out);
+                return Some(Event::Close);
+            }
+            match &mut self.phase {
+                Phase::Command => {
+                    let Some(lf) = input.iter().position(|&b| b == b'\n') else {
+                        if input.len() > self.settings.max_line_length + 2 {
+                            self.error(out, Reply::line_too_long());
+                            self.phase = Phase::SkipLine;
+                            input.clear();
+                        }
+                        return None;
+                    };
+                    let line = input.split_to(lf + 1);
+                    if let Some(event) = self.command_line(&line, input, out, now) {
+                        return Some(event);
+                    }
+                }
+                Phase::SkipLine => {
+                    let Some(lf) = input.iter().position(|&b| b == b'\n') else {
+                        input.clear();
+                        return None;
+                    };
+                    input.advance(lf + 1);
+                    self.phase = Phase::Command;
+                }
+                Phase::Data(receiver) => {
+                    let result = receiver.feed(input)?;
+                    self.phase = Phase::Command;
+                    if let Some(event) = self.finish_message(result, out, now) {
+                        return Some(event);
+                    }
+                }
+                Phase::Bdat { last } => {
+                    let last = *last;
+                    let transaction = self.transaction.as_mut()?;
+                    let receiver = transaction.bdat.as_mut()?;
+                    if !receiver.feed(input) {
+                        return None;
+                    }
+                    self.phase = Phase::Command;
+                    if last {
+                        let receiver = self.transaction.as_mut()?.bdat.take()?;
+                        if let Some(event) = self.finish_message(receiver.finish(), out, now) {
+                            return Some(event);
+                        }
+                    } else {
+                        let size = self.transaction.as_ref().and_then(|t| t.bdat.as_ref()).map_or(0, |r| r.len());
+                        Reply::chunk_ok(size).write_to(out);
+                    }
+                }
+                Phase::BdatDiscard { remaining, reply } => {
+                    let n = (*remaining).min(input.len());
+                    input.advance(n);
+                    *remaining -= n;
+                    if *remaining > 0 {
+                        return None;
+                    }
+                    let reply = reply.clone();
+                    self.phase = Phase::Command;
+                    self.error(out, reply);
+                }
+            }
+        }
+    }
+
+    fn error(&mut self, out: &mut Vec<u8>, reply: Reply) {
+        self.errors += 1;
+        reply.write_to(out);
+    }
+
+    fn command_line(&mut self, line: &[u8], input: &mut BytesMut, out: &mut Vec<u8>, now: SystemTime) -> Option<Event> {
+        let crlf = line.len() >= 2 && line[line.len() - 2] == b'\r';
+        let content = &line[..line.len() - if crlf { 2 } else { 1 }];
+        if !crlf || content.contains(&b'\r') {
+            self.error(out, Reply::bare_line_ending_command());
+            return None;
+        }
+        if content.len() > self.settings.max_line_length {
+            self.error(out, Reply::line_too_long());
+            return None;
+        }
+        let command = match command::parse(content, &self.settings.hostname) {
+            Ok(command) => command,
+            Err(e) => {
+                let reply = command_error_reply(e);
+                self.error(out, reply);
+                return None;
+            }
+        };
+        self.command(command, input, out, now)
+    }
+
+    fn command(&mut self, command: Command, input: &mut BytesMut, out: &mut Vec<u8>, now: SystemTime) -> Option<Event> {
+        match command {
+            Command::Ehlo(domain) => {
+                self.transaction = None;
+                Reply::ehlo(&self.settings.hostname, &domain, self.extensions()).write_to(out);
+                self.helo = Some(domain);
+                self.esmtp = true;
+            }
+            Command::Helo(domain) => {
+                self.transaction = None;
+                Reply::helo(&self.settings.hostname, &domain).write_to(out);
+                self.helo = Some(domain);
+                self.esmtp = false;
+            }
+            Command::Mail(mail) => self.mail(mail, out),
+            Command::Rcpt(rcpt) => self.rcpt(rcpt, out),
+            Command::Data => self.data(out),
+            Command::Bdat { size, last } => self.bdat(size, last),
+            Command::Rset => {
+                self.transaction = None;
+                Reply::reset_ok().write_to(out);
+            }
+            Command::Noop => Reply::ok().write_to(out),
+            Command::Quit => {
+                Reply::bye().write_to(out);
+                return Some(Event::Close);
+            }
+            Command::Vrfy => Reply::vrfy().write_to(out),
+            Command::Help => Reply::help().write_to(out),
+            Command::StartTls if self.settings.starttls && !self.tls => {
+                Reply::ready_to_start_tls().write_to(out);
+                input.clear();
+                return Some(Event::StartTls);
+            }
+            Command::StartTls => self.error(out, Reply::not_implemented("STARTTLS")),
+        }
+        let _ = now;
+        None
+    }
+
+    fn extensions(&self) -> Vec<String> {
+        let mut ext = vec![
+            "PIPELINING".to_string(),
+            format!("SIZE {}", self.settings.max_message_size),
+            "8BITMIME".to_string(),
+            "ENHANCEDSTATUSCODES".to_string(),
+            "SMTPUTF8".to_string(),
+            "CHUNKING".to_string(),
+        ];
+        if self.settings.starttls && !self.tls {
+            ext.push("STARTTLS".to_string());
+        }
+        ext
+    }
+
+    fn mail(&mut self, mail: MailFrom, out: &mut Vec<u8>) {
+        if self.helo.is_none() {
+            return self.error(out, Reply::bad_sequence("send EHLO or HELO first"));
+        }
+        if self.transaction.is_some() {
+            return self.error(out, Reply::bad_sequence("nested MAIL command"));
+        }
+        if mail.size.is_some_and(|size| size > self.settings.max_message_size) {
+            return self.error(out, Reply::message_too_big(self.settings.max_message_size));
+        }
+        self.transaction = Some(Transaction { mail, recipients: Vec::new(), bdat: None });
+        Reply::sender_ok().write_to(out);
+    }
+
+    fn rcpt(&mut self, rcpt: Mailbox, out: &mut Vec<u8>) {
+        let max = self.settings.max_recipients;
+        let Some(transaction) = self.transaction.as_mut() else {
+            return self.error(out, Reply::bad_sequence("need MAIL before RCPT"));
+        };
+        if transaction.recipients.len() >= max {
+            return Reply::too_many_recipients(max).write_to(out);
+        }
+        if !self.settings.relay.allows(self.client_ip, &rcpt) {
+            let reply = Reply::relay_denied(&rcpt.to_string());
+            return self.error(out, reply);
+        }
+        transaction.recipients.push(rcpt);
+        Reply::recipient_ok().write_to(out);
+    }
+
+    fn limits(&self) -> BodyLimits {
+        BodyLimits { max_size: self.settings.max_message_size, max_line: self.settings.max_line_length }
+    }
+
+    fn data(&mut self, out: &mut Vec<u8>) {
+        let Some(transaction) = self.transaction.as_ref() else {
+            return self.error(out, Reply::bad_sequence("need MAIL before DATA"));
+        };
+        if transaction.bdat.is_some() {
+            return self.error(out, Reply::bad_sequence("DATA after BDAT"));
+        }
+        if transaction.recipients.is_empty() {
+            return self.error(out, Reply::no_valid_recipients());
+        }
+        let hint = transaction.mail.size.unwrap_or(0);
+        self.phase = Phase::Data(DataReceiver::new(self.limits(), hint));
+        Reply::start_data().write_to(out);
+    }
+
+    fn bdat(&mut self, size: usize, last: bool) {
+        let limits = self.limits();
+        let refusal = match self.transaction.as_mut() {
+            None => Some(Reply::bad_sequence("need MAIL before BDAT")),
+            Some(t) if t.recipients.is_empty() => Some(Reply::no_valid_recipients()),
+            Some(t) => {
+                t.bdat.get_or_insert_with(|| BdatReceiver::new(limits)).begin_chunk(size);
+                None
+            }
+        };
+        self.phase = match refusal {
+            Some(reply) => {
+                if last {
+                    self.transaction = None;
+                }
+                Phase::BdatDiscard { remaining: size, reply }
+            }
+            None => Phase::Bdat { last },
+        };
+    }
+
+    fn finish_message(&mut self, result: BodyResult, out: &mut Vec<u8>, now: SystemTime) -> Option<Event> {
+        let transaction = self.transaction.take()?;
+        let body = match result {
+            Ok(body) => body,
+            Err(problem) => {
+                self.error(out, problem.reply(self.settings.max_message_size));
+                return None;
+            }
+        };
+        let id = self.settings.ids.next_id();
+        let mut data = self.received_header(id, &transaction, now).into_bytes();
+        data.extend_from_slice(&body);
+        Some(Event::Enqueue(AcceptedMessage {
+            id,
+            sender: transaction.mail.sender,
+            recipients: transaction.recipients,
+            data,
+        }))
+    }
+
+    fn received_header(&self, id: QueueId, transaction: &Transaction, now: SystemTime) -> String {
+        let protocol = match (transaction.mail.smtputf8, self.esmtp, self.tls) {
+            (true, _, true) => "UTF8SMTPS",
+            (true, _, false) => "UTF8SMTP",
+            (false, true, true) => "ESMTPS",
+            (false, true, false) => "ESMTP",
+            (false, false, true) => "SMTPS",
+            (false, false, false) => "SMTP",
+        };
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let ip = match self.client_ip {
+            IpAddr::V4(v4) => format!("[{v4}]"),
+            IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
+        };
+        let for_clause = match transaction.recipients.as_slice() {
+            [only] => format!("\r\n\tfor <{only}>"),
+            _ => String::new(),
+        };
+        format!(
+            "Received: from {helo} ({ip})\r\n\tby {} (hermod) with {protocol} id {id}{for_clause};\r\n\t{}\r\n",
+            self.settings.hostname,
+            datetime::rfc5322(now)
+        )
+    }
+}
+
+fn command_error_reply(error: CommandError) -> Reply {
+    match error {
+        CommandError::Unknown => Reply::unknown_command(),
+        CommandError::Syntax(expected) => Reply::syntax(expected),
+        CommandError::Address { which, error } => Reply::bad_address(which, &error.to_string()),
+        CommandError::UnsupportedParameter(name) => Reply::unsupported_parameter(&name),
+        CommandError::BadBody(value) => Reply::bad_body_type(&value),
+    }
+}
