@@ -1,0 +1,1 @@
+//! The sender (work in progress).

@@ -1,0 +1,94 @@
+//! The sink: an SMTP/LMTP server that accepts everything as fast as it can, counts it,
+//! measures end-to-end latency from `X-Blaster-Sent`, and injects failures on request.
+//!
+//! Start one with [`start`], read live [`SinkStats`] from the [`SinkHandle`], and get
+//! the [`SinkSummary`] from [`SinkHandle::shutdown`].
+//!
+//! # Layout
+//!
+//! - `config`: [`SinkConfig`] and the failure-injection types.
+//! - `replies`: every reply text.
+//! - `command`, `data`, `body`, `headers`: pure parsing (command lines, DATA
+//!   unstuffing, what is kept of a message, the two headers read).
+//! - `session`: the sans-IO protocol state machine.
+//! - `server`: sockets, TLS upgrade, delays; `store`: message files and Message-ID log.
+//! - `shared`, `counters`: state shared by all connections and its snapshots.
+//! - `handle`: [`SinkHandle`], the running sink.
+
+mod body;
+mod command;
+mod config;
+mod counters;
+mod data;
+mod handle;
+mod headers;
+mod replies;
+mod server;
+mod session;
+mod shared;
+mod store;
+
+use std::fs::OpenOptions;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+pub use config::{Delay, DelayPoint, FailAt, SinkConfig, TlsFiles};
+pub use counters::{SinkStats, SinkSummary};
+pub use handle::SinkHandle;
+use shared::Shared;
+
+/// Binds every listener and starts serving on the current tokio runtime.
+///
+/// Fails if a listener cannot be bound, the store directory or received log cannot be
+/// created, or the TLS certificate cannot be loaded or made.
+pub async fn start(config: SinkConfig) -> std::io::Result<SinkHandle> {
+    let invalid =
+        |e: anyhow::Error| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e:#}"));
+    if let Some(dir) = &config.store {
+        std::fs::create_dir_all(dir)?;
+    }
+    let received_log = match &config.received_log {
+        Some(path) => Some(OpenOptions::new().create(true).append(true).open(path)?),
+        None => None,
+    };
+    let tls_wanted = config.starttls || !config.listen_tls.is_empty();
+    let tls = if tls_wanted {
+        let server =
+            crate::tls::server_config(config.tls.as_ref(), &config.hostname).map_err(invalid)?;
+        Some(TlsAcceptor::from(server))
+    } else {
+        None
+    };
+    let mut plain = Vec::new();
+    for addr in &config.listen {
+        plain.push(TcpListener::bind(addr).await?);
+    }
+    let mut implicit = Vec::new();
+    for addr in &config.listen_tls {
+        implicit.push(TcpListener::bind(addr).await?);
+    }
+    let shared = Arc::new(Shared::new(config, tls, received_log));
+    let (stop, stop_rx) = watch::channel(false);
+    let mut handle = SinkHandle::new(Arc::clone(&shared), stop);
+    for (listener, implicit_tls) in plain
+        .into_iter()
+        .map(|l| (l, false))
+        .chain(implicit.into_iter().map(|l| (l, true)))
+    {
+        handle.add_listener(listener.local_addr()?, implicit_tls);
+        let task =
+            server::accept_loop(listener, Arc::clone(&shared), stop_rx.clone(), implicit_tls);
+        handle.add_task(tokio::spawn(task));
+    }
+    if let Some(idle) = shared.config.idle_exit {
+        handle.add_task(tokio::spawn(handle::watch_idle(
+            Arc::clone(&shared),
+            idle,
+            stop_rx,
+        )));
+    }
+    Ok(handle)
+}
