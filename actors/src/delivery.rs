@@ -1,0 +1,338 @@
+//! The Delivery actor: one per next hop (an MX domain, a smarthost, an LMTP host),
+//! created by the Queue on demand. It owns the hop's connection pool (bounded, reused
+//! with RSET between messages), its message-rate limit, and its back-off: after repeated
+//! connection failures the hop is left alone for a while instead of being hammered.
+//!
+//! Receives [`Deliver`] from the Queue; sends one [`DeliveryReport`] per job back.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::mx::MxResolver;
+use crate::queue_id::QueueId;
+use crate::routing::NextHop;
+use crate::smtp_client::{ClientError, ClientTimeouts, ServerReply, SmtpConnection};
+
+/// Deliver one message to some of its recipients, all routed to this actor's next hop.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    /// The queue id, for the report and the logs.
+    pub id: QueueId,
+    /// MAIL FROM (empty for the null sender).
+    pub sender: String,
+    /// RCPT TOs.
+    pub recipients: Vec<String>,
+    /// The message, CRLF line ends, not dot-stuffed.
+    pub data: Bytes,
+}
+
+/// The result of one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the next hop, with its reply.
+    Delivered(String),
+    /// Temporary failure: retry later.
+    Deferred(String),
+    /// Permanent failure: bounce.
+    Failed(String),
+}
+
+impl Outcome {
+    fn from_reply(reply: &ServerReply) -> Self {
+        let text = reply.to_string();
+        if reply.is_positive() {
+            Outcome::Delivered(text)
+        } else if reply.is_transient() {
+            Outcome::Deferred(text)
+        } else {
+            Outcome::Failed(text)
+        }
+    }
+
+    /// The reply or reason text.
+    pub fn text(&self) -> &str {
+        match self {
+            Outcome::Delivered(t) | Outcome::Deferred(t) | Outcome::Failed(t) => t,
+        }
+    }
+}
+
+/// What happened to one [`Deliver`], recipient by recipient.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct DeliveryReport {
+    /// The message.
+    pub id: QueueId,
+    /// `host[ip]:port` of the server that answered, or the next hop if none did.
+    pub relay: String,
+    /// One entry per recipient of the job.
+    pub results: Vec<(String, Outcome)>,
+}
+
+/// Settings shared by all Delivery actors, resolved once from `[delivery]`.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// EHLO name.
+    pub helo_name: String,
+    /// Port for MX delivery.
+    pub mx_port: u16,
+    /// Connections at once per next hop.
+    pub max_connections: usize,
+    /// Messages per connection before it is closed.
+    pub max_messages_per_connection: u32,
+    /// Messages per second per next hop (0: unlimited).
+    pub rate_per_second: u32,
+    /// Recipients per transaction.
+    pub max_recipients_per_transaction: usize,
+    /// Connect and reply timeouts.
+    pub timeouts: ClientTimeouts,
+    /// How long an idle connection is kept for reuse.
+    pub idle_timeout: Duration,
+    /// Consecutive connection failures before the hop is considered down.
+    pub dead_host_failures: u32,
+    /// How long a hop that is down is left alone.
+    pub dead_host_backoff: Duration,
+}
+
+struct JobOutcome {
+    report: DeliveryReport,
+    connection: Option<SmtpConnection>,
+    connect_failed: bool,
+}
+
+/// The per-next-hop delivery actor.
+pub struct Delivery {
+    hop: NextHop,
+    settings: Arc<DeliverySettings>,
+    resolver: Arc<MxResolver>,
+    report_to: Recipient<DeliveryReport>,
+    pending: VecDeque<Deliver>,
+    /// Open connections waiting for the next message, with the time they became idle.
+    idle: Vec<(SmtpConnection, Instant)>,
+    /// Jobs running now (each holds one connection or is opening one).
+    active: usize,
+    consecutive_failures: u32,
+    down_until: Option<Instant>,
+    limiter: Option<DefaultDirectRateLimiter>,
+    wake_scheduled: bool,
+}
+
+impl Delivery {
+    /// A Delivery actor for `hop`, reporting to `report_to`.
+    pub fn new(hop: NextHop, settings: Arc<DeliverySettings>, resolver: Arc<MxResolver>, report_to: Recipient<DeliveryReport>) -> Self {
+        let limiter = NonZeroU32::new(settings.rate_per_second).map(|rate| RateLimiter::direct(Quota::per_second(rate)));
+        Delivery {
+            hop,
+            settings,
+            resolver,
+            report_to,
+            pending: VecDeque::new(),
+            idle: Vec::new(),
+            active: 0,
+            consecutive_failures: 0,
+            down_until: None,
+            limiter,
+            wake_scheduled: false,
+        }
+    }
+
+    fn wake_after(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        if !self.wake_scheduled {
+            self.wake_scheduled = true;
+            ctx.run_later(delay, |act, ctx| {
+                act.wake_scheduled = false;
+                act.pump(ctx);
+            });
+        }
+    }
+
+    /// Starts as many pending jobs as the connection limit and the rate limit allow.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while !self.pending.is_empty() {
+            if let Some(until) = self.down_until {
+                if Instant::now() < until {
+                    let reason = format!(
+                        "4.4.1 next hop {} is down after {} connection failures; not retrying before {}s",
+                        self.hop,
+                        self.consecutive_failures,
+                        until.saturating_duration_since(Instant::now()).as_secs()
+                    );
+                    for job in std::mem::take(&mut self.pending) {
+                        let results = job.recipients.iter().map(|r| (r.clone(), Outcome::Deferred(reason.clone()))).collect();
+                        self.report(DeliveryReport { id: job.id, relay: self.hop.to_string(), results }, ctx);
+                    }
+                    return;
+                }
+                self.down_until = None;
+            }
+            if self.idle.is_empty() && self.active >= self.settings.max_connections {
+                return;
+            }
+            if let Some(limiter) = &self.limiter
+                && let Err(not_until) = limiter.check()
+            {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                self.wake_after(wait, ctx);
+                return;
+            }
+            let Some(job) = self.pending.pop_front() else { return };
+            let connection = self.idle.pop().map(|(c, _)| c);
+            self.active += 1;
+            let work = run_job(connection, job, self.hop.clone(), self.settings.clone(), self.resolver.clone());
+            ctx.spawn(work.into_actor(self).map(|outcome, act, ctx| {
+                act.active -= 1;
+                act.finish(outcome, ctx);
+                act.pump(ctx);
+            }));
+        }
+    }
+
+    fn finish(&mut self, outcome: JobOutcome, ctx: &mut Context<Self>) {
+        if outcome.connect_failed {
+            self.consecutive_failures += 1;
+            if self.consecutive_failures >= self.settings.dead_host_failures {
+                tracing::warn!(next_hop = %self.hop, failures = self.consecutive_failures,
+                    backoff_s = self.settings.dead_host_backoff.as_secs(), "next hop is down; backing off");
+                metrics::counter!("delivery_host_backoff_total").increment(1);
+                self.down_until = Some(Instant::now() + self.settings.dead_host_backoff);
+            }
+        } else {
+            self.consecutive_failures = 0;
+        }
+        if let Some(connection) = outcome.connection {
+            if connection.transactions < self.settings.max_messages_per_connection && !connection.has_unread_input() {
+                self.idle.push((connection, Instant::now()));
+            } else {
+                actix::spawn(connection.quit());
+            }
+        }
+        self.report(outcome.report, ctx);
+    }
+
+    fn report(&self, report: DeliveryReport, ctx: &mut Context<Self>) {
+        let to = self.report_to.clone();
+        ctx.spawn(
+            async move {
+                if to.send(report).await.is_err() {
+                    tracing::error!("queue is gone; delivery report dropped (message stays queued)");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn close_idle(&mut self) {
+        let limit = self.settings.idle_timeout;
+        let (stale, fresh): (Vec<_>, Vec<_>) = std::mem::take(&mut self.idle).into_iter().partition(|(_, since)| since.elapsed() >= limit);
+        self.idle = fresh;
+        for (connection, _) in stale {
+            actix::spawn(connection.quit());
+        }
+    }
+}
+
+impl Actor for Delivery {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        let sweep = (self.settings.idle_timeout / 2).max(Duration::from_millis(100));
+        ctx.run_interval(sweep, |act, _| act.close_idle());
+    }
+}
+
+impl Handler<Deliver> for Delivery {
+    type Result = ();
+
+    fn handle(&mut self, job: Deliver, ctx: &mut Context<Self>) {
+        let max = self.settings.max_recipients_per_transaction.max(1);
+        if job.recipients.len() <= max {
+            self.pending.push_back(job);
+        } else {
+            for chunk in job.recipients.chunks(max) {
+                self.pending.push_back(Deliver { recipients: chunk.to_vec(), ..job.clone() });
+            }
+        }
+        self.pump(ctx);
+    }
+}
+
+fn all(recipients: &[String], outcome: Outcome) -> Vec<(String, Outcome)> {
+    recipients.iter().map(|r| (r.clone(), outcome.clone())).collect()
+}
+
+fn client_error_outcome(error: &ClientError) -> Outcome {
+    match error {
+        ClientError::Refused { reply, .. } if reply.code >= 500 => Outcome::Failed(error.to_string()),
+        _ => Outcome::Deferred(error.to_string()),
+    }
+}
+
+/// Delivers one job: over the reused connection if there is one and it still works,
+/// else over a new connection to the first target (in MX order) that answers.
+async fn run_job(
+    connection: Option<SmtpConnection>,
+    job: Deliver,
+    hop: NextHop,
+    settings: Arc<DeliverySettings>,
+    resolver: Arc<MxResolver>,
+) -> JobOutcome {
+    let done = |connection: SmtpConnection, replies: Vec<ServerReply>, job: &Deliver| JobOutcome {
+        report: DeliveryReport {
+            id: job.id,
+            relay: connection.peer().to_string(),
+            results: job.recipients.iter().cloned().zip(replies.iter().map(Outcome::from_reply)).collect(),
+        },
+        connection: Some(connection),
+        connect_failed: false,
+    };
+    if let Some(mut connection) = connection {
+        // A pooled connection may have been closed by the server meanwhile; then open a
+        // fresh one rather than defer the message.
+        if let Ok(replies) = connection.send(&job.sender, &job.recipients, &job.data).await {
+            return done(connection, replies, &job);
+        }
+    }
+    let targets = match resolver.targets(&hop, settings.mx_port).await {
+        Ok(targets) => targets,
+        Err(e) => {
+            let outcome = if e.is_permanent() { Outcome::Failed(e.to_string()) } else { Outcome::Deferred(e.to_string()) };
+            let results = all(&job.recipients, outcome);
+            return JobOutcome { report: DeliveryReport { id: job.id, relay: hop.to_string(), results }, connection: None, connect_failed: false };
+        }
+    };
+    let lmtp = matches!(hop, NextHop::Lmtp { .. });
+    let mut last_error = None;
+    for target in &targets {
+        match SmtpConnection::connect(&target.host, target.addr, &settings.helo_name, lmtp, settings.timeouts).await {
+            Ok(mut connection) => {
+                return match connection.send(&job.sender, &job.recipients, &job.data).await {
+                    Ok(replies) => done(connection, replies, &job),
+                    Err(e) => JobOutcome {
+                        report: DeliveryReport { id: job.id, relay: connection.peer().to_string(), results: all(&job.recipients, Outcome::Deferred(e.to_string())) },
+                        connection: None,
+                        connect_failed: false,
+                    },
+                };
+            }
+            Err(e) => {
+                tracing::debug!(next_hop = %hop, target = %target.addr, error = %e, "connection attempt failed");
+                last_error = Some(e);
+            }
+        }
+    }
+    let outcome = match &last_error {
+        Some(e) => client_error_outcome(e),
+        None => Outcome::Deferred(format!("4.4.4 no address to deliver to for {hop}")),
+    };
+    let connect_failed = !matches!(outcome, Outcome::Failed(_));
+    JobOutcome { report: DeliveryReport { id: job.id, relay: hop.to_string(), results: all(&job.recipients, outcome) }, connection: None, connect_failed }
+}

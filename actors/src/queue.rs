@@ -1,0 +1,511 @@
+//! The Queue actor: owns the spool, the schedule of retries and the registry of Delivery
+//! actors. A Session's [`Enqueue`] is answered only after the message is flushed to disk
+//! (group commit through the [`Committer`]); then the message is routed per recipient
+//! domain and handed to one Delivery actor per next hop. [`DeliveryReport`]s come back;
+//! each recipient is then delivered, deferred with back-off, or failed, and a message
+//! whose recipients are all final is bounced (if needed) and removed.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use bytes::Bytes;
+
+use crate::delivery::{Deliver, DeliveryReport, Outcome};
+use crate::dsn::{self, BounceRequest, FailedRecipient};
+use crate::queue_id::{QueueId, QueueIdGenerator};
+use crate::routing::{NextHop, Router};
+use crate::smtp::server::AcceptedMessage;
+use crate::spool::{Committer, Envelope, RecipientState, RecipientStatus, Spool, SpoolError};
+
+/// Store a message durably; answered with its id once it is on disk.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<QueueId, SpoolError>")]
+pub struct Enqueue {
+    /// The message as the protocol accepted it.
+    pub message: AcceptedMessage,
+    /// The client that sent it.
+    pub client: IpAddr,
+}
+
+/// Ask for the queue's counters (admin API, tests, drain).
+#[derive(Message, Debug)]
+#[rtype(result = "QueueStats")]
+pub struct GetStats;
+
+/// Retry every deferred recipient now (`hermod queue flush`).
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub struct FlushDeferred;
+
+/// What is in the queue.
+#[derive(Debug, Clone, Default, MessageResponse, serde::Serialize)]
+pub struct QueueStats {
+    /// Messages in the spool.
+    pub messages: usize,
+    /// Recipients waiting for their first attempt or due now.
+    pub pending: usize,
+    /// Recipients waiting for a retry.
+    pub deferred: usize,
+    /// Messages with a delivery under way.
+    pub in_flight: usize,
+}
+
+/// How the Queue retries and expires, from `[queue]`.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// Our host name, for bounces.
+    pub hostname: String,
+    /// Delay before the first retry.
+    pub retry_interval: Duration,
+    /// Longest delay between retries.
+    pub max_retry_interval: Duration,
+    /// Age at which an undelivered message is bounced.
+    pub max_lifetime: Duration,
+    /// Attempts before a recipient is bounced (0: no limit).
+    pub max_attempts: u32,
+    /// How often the schedule is checked.
+    pub scan_interval: Duration,
+    /// Messages handed to Delivery actors at once; the rest wait in the queue, so a large
+    /// backlog never sits in memory.
+    pub max_in_flight: usize,
+}
+
+impl QueueSettings {
+    /// The delay before attempt `attempts + 1`: doubling from the first retry interval,
+    /// capped at the maximum.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.retry_interval.saturating_mul(factor).min(self.max_retry_interval)
+    }
+}
+
+/// Makes the Delivery actor for a next hop; the Queue calls it the first time a hop is
+/// needed. A function, so tests and the binary decide where the actor runs.
+pub type DeliveryFactory = Box<dyn Fn(&NextHop, Recipient<DeliveryReport>) -> Recipient<Deliver>>;
+
+struct QueuedMessage {
+    envelope: Envelope,
+    /// Per recipient: a Delivery actor has it now.
+    in_flight: Vec<bool>,
+    /// Deliver jobs not yet reported.
+    jobs: usize,
+}
+
+/// The queue actor.
+pub struct Queue {
+    settings: QueueSettings,
+    spool: Arc<dyn Spool>,
+    committer: Committer,
+    ids: Arc<QueueIdGenerator>,
+    router: Router,
+    factory: DeliveryFactory,
+    deliveries: HashMap<NextHop, Recipient<Deliver>>,
+    messages: HashMap<QueueId, QueuedMessage>,
+    /// Due time (unix seconds) and id of messages waiting for a retry.
+    schedule: BTreeSet<(u64, QueueId)>,
+    /// Messages due now, waiting for room in flight.
+    ready: VecDeque<QueueId>,
+    in_flight: usize,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Queue {
+    /// A queue over `spool`; call [`Queue::recover`] before starting it.
+    pub fn new(
+        settings: QueueSettings,
+        spool: Arc<dyn Spool>,
+        committer: Committer,
+        ids: Arc<QueueIdGenerator>,
+        router: Router,
+        factory: DeliveryFactory,
+    ) -> Self {
+        Queue {
+            settings,
+            spool,
+            committer,
+            ids,
+            router,
+            factory,
+            deliveries: HashMap::new(),
+            messages: HashMap::new(),
+            schedule: BTreeSet::new(),
+            ready: VecDeque::new(),
+            in_flight: 0,
+        }
+    }
+
+    /// Loads every message left in the spool: due recipients are tried at once,
+    /// deferred ones at their time. Returns how many messages were recovered.
+    pub fn recover(&mut self) -> Result<usize, SpoolError> {
+        let recovered = self.spool.recover()?;
+        let count = recovered.len();
+        let now = unix_now();
+        for (id, envelope) in recovered {
+            let due = next_due(&envelope);
+            let n = envelope.recipients.len();
+            self.messages.insert(id, QueuedMessage { envelope, in_flight: vec![false; n], jobs: 0 });
+            match due {
+                Some(at) if at > now => {
+                    self.schedule.insert((at, id));
+                }
+                Some(_) => self.ready.push_back(id),
+                None => self.finalize(id),
+            }
+        }
+        Ok(count)
+    }
+
+    fn delivery_for(&mut self, hop: &NextHop, ctx: &mut Context<Self>) -> Recipient<Deliver> {
+        if let Some(existing) = self.deliveries.get(hop) {
+            return existing.clone();
+        }
+        let delivery = (self.factory)(hop, ctx.address().recipient());
+        self.deliveries.insert(hop.clone(), delivery.clone());
+        delivery
+    }
+
+    /// Hands due recipients of ready messages to Delivery actors while there is room.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while self.in_flight < self.settings.max_in_flight {
+            let Some(id) = self.ready.pop_front() else { return };
+            self.dispatch(id, None, ctx);
+        }
+    }
+
+    fn dispatch(&mut self, id: QueueId, data: Option<Bytes>, ctx: &mut Context<Self>) {
+        let now = unix_now();
+        let Some(message) = self.messages.get(&id) else { return };
+        if message.jobs > 0 {
+            return;
+        }
+        let due: Vec<usize> = (0..message.envelope.recipients.len())
+            .filter(|&i| !message.in_flight[i] && is_due(&message.envelope.recipients[i].status, now))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let data = match data {
+            Some(data) => data,
+            None => match self.spool.data(id) {
+                Ok(Some(data)) => Bytes::from(data),
+                Ok(None) => {
+                    tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
+                    self.messages.remove(&id);
+                    let _ = self.spool.remove(id);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(queue_id = %id, error = %e, "cannot read message from spool; retrying later");
+                    self.schedule.insert((now + self.settings.retry_interval.as_secs().max(1), id));
+                    return;
+                }
+            },
+        };
+        let mut by_hop: HashMap<NextHop, Vec<usize>> = HashMap::new();
+        for i in due {
+            let hop = self.router.route(&message.envelope.recipients[i].domain);
+            by_hop.entry(hop).or_default().push(i);
+        }
+        let sender = message.envelope.sender.clone();
+        let jobs: Vec<(NextHop, Vec<usize>)> = by_hop.into_iter().collect();
+        let mut sends = Vec::with_capacity(jobs.len());
+        for (hop, indexes) in jobs {
+            let delivery = self.delivery_for(&hop, ctx);
+            sends.push((delivery, indexes));
+        }
+        let Some(message) = self.messages.get_mut(&id) else { return };
+        for (delivery, indexes) in sends {
+            let recipients = indexes.iter().map(|&i| message.envelope.recipients[i].address.clone()).collect();
+            for &i in &indexes {
+                message.in_flight[i] = true;
+            }
+            message.jobs += 1;
+            let job = Deliver { id, sender: sender.clone(), recipients, data: data.clone() };
+            // Delivery actors keep their own unbounded pending list, so this never blocks
+            // the queue; `max_in_flight` bounds what is outstanding.
+            delivery.do_send(job);
+        }
+        self.in_flight += 1;
+    }
+
+    fn apply_report(&mut self, report: DeliveryReport) {
+        let now = unix_now();
+        let settings = self.settings.clone();
+        let Some(message) = self.messages.get_mut(&report.id) else { return };
+        let arrival = message.envelope.arrival;
+        for (address, outcome) in report.results {
+            let Some(i) = (0..message.envelope.recipients.len())
+                .find(|&i| message.in_flight[i] && message.envelope.recipients[i].address == address)
+            else {
+                continue;
+            };
+            message.in_flight[i] = false;
+            let rcpt = &mut message.envelope.recipients[i];
+            rcpt.attempts += 1;
+            let delay = now.saturating_sub(arrival);
+            let (status, new_state) = match outcome {
+                Outcome::Delivered(reply) => ("sent", (RecipientStatus::Delivered, reply)),
+                Outcome::Failed(reply) => ("bounced", (RecipientStatus::Failed { reply: reply.clone() }, reply)),
+                Outcome::Deferred(reply) => {
+                    let expired = delay >= settings.max_lifetime.as_secs();
+                    let exhausted = settings.max_attempts > 0 && rcpt.attempts >= settings.max_attempts;
+                    if expired || exhausted {
+                        let why = if expired { "message expired in queue" } else { "too many delivery attempts" };
+                        let reply = format!("4.4.7 {why}; last reply: {reply}");
+                        ("bounced", (RecipientStatus::Failed { reply: reply.clone() }, reply))
+                    } else {
+                        let next_attempt = now + settings.backoff(rcpt.attempts).as_secs().max(1);
+                        ("deferred", (RecipientStatus::Deferred { next_attempt, last_reply: reply.clone() }, reply))
+                    }
+                }
+            };
+            tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay, delay_s = delay,
+                attempts = rcpt.attempts, status, reply = %new_state.1, "delivery attempt");
+            metrics::counter!("delivery_attempts_total", "status" => status).increment(1);
+            rcpt.status = new_state.0;
+        }
+        message.jobs = message.jobs.saturating_sub(1);
+        if message.jobs > 0 {
+            return;
+        }
+        self.in_flight = self.in_flight.saturating_sub(1);
+        match next_due(&message.envelope) {
+            None => self.finalize(report.id),
+            Some(at) => {
+                if let Err(e) = self.spool.update(report.id, &message.envelope) {
+                    tracing::error!(queue_id = %report.id, error = %e, "cannot record delivery state");
+                }
+                if at <= now {
+                    self.ready.push_back(report.id);
+                } else {
+                    self.schedule.insert((at, report.id));
+                }
+            }
+        }
+    }
+
+    /// Every recipient is final: bounce the failed ones to the sender, remove the message.
+    fn finalize(&mut self, id: QueueId) {
+        let Some(message) = self.messages.remove(&id) else { return };
+        let failed: Vec<FailedRecipient> = message
+            .envelope
+            .recipients
+            .iter()
+            .filter_map(|r| match &r.status {
+                RecipientStatus::Failed { reply } => Some(FailedRecipient { address: r.address.clone(), diagnostic: reply.clone() }),
+                _ => None,
+            })
+            .collect();
+        if !failed.is_empty() {
+            if message.envelope.sender.is_empty() {
+                tracing::info!(queue_id = %id, "not bouncing a message from the null sender");
+            } else if let Err(e) = self.bounce(id, &message.envelope, &failed) {
+                tracing::error!(queue_id = %id, error = %e, "cannot create bounce; message kept for retry");
+                self.messages.insert(id, message);
+                self.schedule.insert((unix_now() + self.settings.retry_interval.as_secs().max(1), id));
+                return;
+            }
+        }
+        if let Err(e) = self.spool.remove(id) {
+            tracing::error!(queue_id = %id, error = %e, "cannot remove finished message from spool");
+        }
+        tracing::info!(queue_id = %id, "removed");
+        metrics::counter!("queue_messages_removed_total").increment(1);
+    }
+
+    fn bounce(&mut self, id: QueueId, envelope: &Envelope, failed: &[FailedRecipient]) -> Result<(), SpoolError> {
+        let original = self.spool.data(id)?.unwrap_or_default();
+        let bounce_id = self.ids.next_id();
+        let request = BounceRequest {
+            reporting_mta: &self.settings.hostname,
+            original_id: id,
+            original_sender: &envelope.sender,
+            arrival: UNIX_EPOCH + Duration::from_secs(envelope.arrival),
+            failed,
+            original: &original,
+        };
+        let data = dsn::build_bounce(&request, bounce_id, SystemTime::now());
+        let domain = envelope.sender.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+        let bounce = Envelope {
+            sender: String::new(),
+            recipients: vec![RecipientState { address: envelope.sender.clone(), domain, status: RecipientStatus::Pending, attempts: 0 }],
+            arrival: unix_now(),
+            size: data.len(),
+            client: "127.0.0.1".into(),
+        };
+        self.spool.insert(bounce_id, &bounce, &data)?;
+        tracing::info!(queue_id = %id, bounce_id = %bounce_id, to = %envelope.sender, "sender non-delivery notification");
+        metrics::counter!("queue_bounces_total").increment(1);
+        self.messages.insert(bounce_id, QueuedMessage { envelope: bounce, in_flight: vec![false], jobs: 0 });
+        self.ready.push_back(bounce_id);
+        let committer = self.committer.clone();
+        actix::spawn(async move {
+            if let Err(e) = committer.commit().await {
+                tracing::error!(error = %e, "flushing bounce failed");
+            }
+        });
+        Ok(())
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let now = unix_now();
+        while let Some(&(at, id)) = self.schedule.first() {
+            if at > now {
+                break;
+            }
+            self.schedule.pop_first();
+            self.ready.push_back(id);
+        }
+        self.pump(ctx);
+        metrics::gauge!("queue_messages").set(self.messages.len() as f64);
+    }
+}
+
+fn is_due(status: &RecipientStatus, now: u64) -> bool {
+    match status {
+        RecipientStatus::Pending => true,
+        RecipientStatus::Deferred { next_attempt, .. } => *next_attempt <= now,
+        RecipientStatus::Delivered | RecipientStatus::Failed { .. } => false,
+    }
+}
+
+/// The earliest time any recipient needs an attempt, or `None` when all are final.
+fn next_due(envelope: &Envelope) -> Option<u64> {
+    envelope
+        .recipients
+        .iter()
+        .filter_map(|r| match &r.status {
+            RecipientStatus::Pending => Some(0),
+            RecipientStatus::Deferred { next_attempt, .. } => Some(*next_attempt),
+            _ => None,
+        })
+        .min()
+}
+
+impl Actor for Queue {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(65536);
+        ctx.run_interval(self.settings.scan_interval, |act, ctx| act.tick(ctx));
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Enqueue> for Queue {
+    type Result = ResponseActFuture<Self, Result<QueueId, SpoolError>>;
+
+    fn handle(&mut self, msg: Enqueue, _ctx: &mut Context<Self>) -> Self::Result {
+        let AcceptedMessage { id, sender, recipients, data } = msg.message;
+        let envelope = Envelope {
+            sender: sender.to_string(),
+            recipients: recipients
+                .iter()
+                .map(|m| RecipientState { address: m.to_string(), domain: m.domain.clone(), status: RecipientStatus::Pending, attempts: 0 })
+                .collect(),
+            arrival: unix_now(),
+            size: data.len(),
+            client: msg.client.to_string(),
+        };
+        if let Err(e) = self.spool.insert(id, &envelope, &data) {
+            metrics::counter!("queue_enqueue_errors_total").increment(1);
+            tracing::error!(queue_id = %id, error = %e, "cannot write message to spool");
+            return Box::pin(fut::ready(Err(e)));
+        }
+        let committer = self.committer.clone();
+        let data = Bytes::from(data);
+        Box::pin(async move { committer.commit().await }.into_actor(self).map(move |result, act, ctx| {
+            if let Err(e) = result {
+                metrics::counter!("queue_enqueue_errors_total").increment(1);
+                let _ = act.spool.remove(id);
+                return Err(e);
+            }
+            tracing::info!(queue_id = %id, client = %envelope.client, from = %envelope.sender, size = envelope.size,
+                nrcpt = envelope.recipients.len(), "message accepted");
+            metrics::counter!("smtp_messages_received_total").increment(1);
+            let n = envelope.recipients.len();
+            act.messages.insert(id, QueuedMessage { envelope, in_flight: vec![false; n], jobs: 0 });
+            if act.in_flight < act.settings.max_in_flight {
+                act.dispatch(id, Some(data), ctx);
+            } else {
+                act.ready.push_back(id);
+            }
+            Ok(id)
+        }))
+    }
+}
+
+impl Handler<DeliveryReport> for Queue {
+    type Result = ();
+
+    fn handle(&mut self, report: DeliveryReport, ctx: &mut Context<Self>) {
+        self.apply_report(report);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<GetStats> for Queue {
+    type Result = QueueStats;
+
+    fn handle(&mut self, _: GetStats, _ctx: &mut Context<Self>) -> QueueStats {
+        let mut stats = QueueStats { messages: self.messages.len(), in_flight: self.in_flight, ..Default::default() };
+        for message in self.messages.values() {
+            for r in &message.envelope.recipients {
+                match r.status {
+                    RecipientStatus::Pending => stats.pending += 1,
+                    RecipientStatus::Deferred { .. } => stats.deferred += 1,
+                    _ => {}
+                }
+            }
+        }
+        stats
+    }
+}
+
+impl Handler<FlushDeferred> for Queue {
+    type Result = usize;
+
+    fn handle(&mut self, _: FlushDeferred, ctx: &mut Context<Self>) -> usize {
+        let now = unix_now();
+        let mut count = 0;
+        for message in self.messages.values_mut() {
+            for r in &mut message.envelope.recipients {
+                if let RecipientStatus::Deferred { next_attempt, .. } = &mut r.status {
+                    *next_attempt = now;
+                    count += 1;
+                }
+            }
+        }
+        let due: Vec<QueueId> = std::mem::take(&mut self.schedule).into_iter().map(|(_, id)| id).collect();
+        self.ready.extend(due);
+        self.pump(ctx);
+        count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let settings = QueueSettings {
+            hostname: "h".into(),
+            retry_interval: Duration::from_secs(300),
+            max_retry_interval: Duration::from_secs(3600),
+            max_lifetime: Duration::from_secs(5 * 86400),
+            max_attempts: 0,
+            scan_interval: Duration::from_secs(1),
+            max_in_flight: 10,
+        };
+        let delays: Vec<u64> = (1..=6).map(|a| settings.backoff(a).as_secs()).collect();
+        assert_eq!(delays, vec![300, 600, 1200, 2400, 3600, 3600]);
+        assert_eq!(settings.backoff(100).as_secs(), 3600);
+    }
+}
