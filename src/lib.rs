@@ -1,1 +1,12 @@
+//! The `hermod` binary's library half: configuration loading, logging and the wiring of
+//! a running server. The engine itself is the `hermod-actors` crate.
+//!
+//! # Layout
+//!
+//! - [`settings`]: the TOML file, environment overrides and validation.
+//! - [`logging`]: text or JSON logs.
+//! - [`server`]: starts the spool, the actors and the arbiters; drains on shutdown.
 
+pub mod logging;
+pub mod server;
+pub mod settings;

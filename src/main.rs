@@ -1,1 +1,70 @@
-fn main() {}
+//! `hermod`: the command line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hermod::{logging, server, settings};
+
+/// hermod, a mail transfer agent built as a system of actors.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the mail server.
+    Serve {
+        /// Configuration file (default: ./config/hermod.toml if it exists, else built-in
+        /// defaults). Environment variables override it.
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Check the configuration, print a summary and exit (0 valid, 1 invalid).
+        #[arg(long)]
+        validate_only: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            validate_only,
+        } => {
+            let env: BTreeMap<String, String> = std::env::vars().collect();
+            let (config, source) = match settings::load(config.as_deref(), &env) {
+                Ok(loaded) => loaded,
+                Err(issues) => {
+                    eprintln!(
+                        "configuration invalid ({} problem{}):",
+                        issues.len(),
+                        if issues.len() == 1 { "" } else { "s" }
+                    );
+                    for issue in issues {
+                        eprintln!("  {issue}");
+                    }
+                    return ExitCode::from(1);
+                }
+            };
+            if validate_only {
+                print!("{}", settings::summary(&config, &source));
+                return ExitCode::SUCCESS;
+            }
+            logging::init(&config.log);
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "hermod starting");
+            match server::run(config, server::shutdown_signal()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "hermod failed");
+                    eprintln!("hermod: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

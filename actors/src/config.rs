@@ -97,7 +97,10 @@ impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             domains: Vec::new(),
-            networks: vec!["127.0.0.0/8".parse().expect("literal"), "::1/128".parse().expect("literal")],
+            networks: vec![
+                "127.0.0.0/8".parse().expect("literal"),
+                "::1/128".parse().expect("literal"),
+            ],
         }
     }
 }
@@ -214,23 +217,34 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { json: false, level: "info".into() }
+        LogConfig {
+            json: false,
+            level: "info".into(),
+        }
     }
 }
 
 /// Parses `"30s"`, `"5m"`, `"1h"`, `"5d"`, `"250ms"` or `"300"` (seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| format!("expected a duration such as 30s, 5m, 1h or 5d, got {text:?}"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration such as 30s, 5m, 1h or 5d, got {text:?}"))?;
     let seconds = match unit.trim() {
         "" | "s" => n,
         "ms" => return Ok(Duration::from_millis(n)),
         "m" => n * 60,
         "h" => n * 3600,
         "d" => n * 86400,
-        other => return Err(format!("unknown duration unit {other:?} in {text:?} (use ms, s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {text:?} (use ms, s, m, h or d)"
+            ));
+        }
     };
     Ok(Duration::from_secs(seconds))
 }
@@ -240,11 +254,11 @@ pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
     if d.subsec_millis() != 0 || s == 0 {
         format!("{}ms", d.as_millis())
-    } else if s % 86400 == 0 {
+    } else if s.is_multiple_of(86400) {
         format!("{}d", s / 86400)
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

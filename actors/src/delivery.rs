@@ -127,8 +127,14 @@ pub struct Delivery {
 
 impl Delivery {
     /// A Delivery actor for `hop`, reporting to `report_to`.
-    pub fn new(hop: NextHop, settings: Arc<DeliverySettings>, resolver: Arc<MxResolver>, report_to: Recipient<DeliveryReport>) -> Self {
-        let limiter = NonZeroU32::new(settings.rate_per_second).map(|rate| RateLimiter::direct(Quota::per_second(rate)));
+    pub fn new(
+        hop: NextHop,
+        settings: Arc<DeliverySettings>,
+        resolver: Arc<MxResolver>,
+        report_to: Recipient<DeliveryReport>,
+    ) -> Self {
+        let limiter = NonZeroU32::new(settings.rate_per_second)
+            .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
         Delivery {
             hop,
             settings,
@@ -166,8 +172,19 @@ impl Delivery {
                         until.saturating_duration_since(Instant::now()).as_secs()
                     );
                     for job in std::mem::take(&mut self.pending) {
-                        let results = job.recipients.iter().map(|r| (r.clone(), Outcome::Deferred(reason.clone()))).collect();
-                        self.report(DeliveryReport { id: job.id, relay: self.hop.to_string(), results }, ctx);
+                        let results = job
+                            .recipients
+                            .iter()
+                            .map(|r| (r.clone(), Outcome::Deferred(reason.clone())))
+                            .collect();
+                        self.report(
+                            DeliveryReport {
+                                id: job.id,
+                                relay: self.hop.to_string(),
+                                results,
+                            },
+                            ctx,
+                        );
                     }
                     return;
                 }
@@ -183,10 +200,18 @@ impl Delivery {
                 self.wake_after(wait, ctx);
                 return;
             }
-            let Some(job) = self.pending.pop_front() else { return };
+            let Some(job) = self.pending.pop_front() else {
+                return;
+            };
             let connection = self.idle.pop().map(|(c, _)| c);
             self.active += 1;
-            let work = run_job(connection, job, self.hop.clone(), self.settings.clone(), self.resolver.clone());
+            let work = run_job(
+                connection,
+                job,
+                self.hop.clone(),
+                self.settings.clone(),
+                self.resolver.clone(),
+            );
             ctx.spawn(work.into_actor(self).map(|outcome, act, ctx| {
                 act.active -= 1;
                 act.finish(outcome, ctx);
@@ -208,7 +233,9 @@ impl Delivery {
             self.consecutive_failures = 0;
         }
         if let Some(connection) = outcome.connection {
-            if connection.transactions < self.settings.max_messages_per_connection && !connection.has_unread_input() {
+            if connection.transactions < self.settings.max_messages_per_connection
+                && !connection.has_unread_input()
+            {
                 self.idle.push((connection, Instant::now()));
             } else {
                 actix::spawn(connection.quit());
@@ -222,7 +249,9 @@ impl Delivery {
         ctx.spawn(
             async move {
                 if to.send(report).await.is_err() {
-                    tracing::error!("queue is gone; delivery report dropped (message stays queued)");
+                    tracing::error!(
+                        "queue is gone; delivery report dropped (message stays queued)"
+                    );
                 }
             }
             .into_actor(self),
@@ -231,7 +260,9 @@ impl Delivery {
 
     fn close_idle(&mut self) {
         let limit = self.settings.idle_timeout;
-        let (stale, fresh): (Vec<_>, Vec<_>) = std::mem::take(&mut self.idle).into_iter().partition(|(_, since)| since.elapsed() >= limit);
+        let (stale, fresh): (Vec<_>, Vec<_>) = std::mem::take(&mut self.idle)
+            .into_iter()
+            .partition(|(_, since)| since.elapsed() >= limit);
         self.idle = fresh;
         for (connection, _) in stale {
             actix::spawn(connection.quit());
@@ -258,7 +289,10 @@ impl Handler<Deliver> for Delivery {
             self.pending.push_back(job);
         } else {
             for chunk in job.recipients.chunks(max) {
-                self.pending.push_back(Deliver { recipients: chunk.to_vec(), ..job.clone() });
+                self.pending.push_back(Deliver {
+                    recipients: chunk.to_vec(),
+                    ..job.clone()
+                });
             }
         }
         self.pump(ctx);
@@ -266,13 +300,23 @@ impl Handler<Deliver> for Delivery {
 }
 
 fn all(recipients: &[String], outcome: Outcome) -> Vec<(String, Outcome)> {
-    recipients.iter().map(|r| (r.clone(), outcome.clone())).collect()
+    recipients
+        .iter()
+        .map(|r| (r.clone(), outcome.clone()))
+        .collect()
 }
 
 fn client_error_outcome(error: &ClientError) -> Outcome {
     match error {
-        ClientError::Refused { reply, .. } if reply.code >= 500 => Outcome::Failed(error.to_string()),
-        _ => Outcome::Deferred(error.to_string()),
+        ClientError::Refused { reply, .. } if reply.code >= 500 => {
+            Outcome::Failed(error.to_string())
+        }
+        ClientError::Refused { .. } => Outcome::Deferred(error.to_string()),
+        ClientError::Connect { .. } => Outcome::Deferred(format!("4.4.1 {error}")),
+        ClientError::Timeout { .. } => Outcome::Deferred(format!("4.4.2 {error}")),
+        ClientError::Io { .. } | ClientError::Protocol { .. } => {
+            Outcome::Deferred(format!("4.4.2 {error}"))
+        }
     }
 }
 
@@ -289,7 +333,12 @@ async fn run_job(
         report: DeliveryReport {
             id: job.id,
             relay: connection.peer().to_string(),
-            results: job.recipients.iter().cloned().zip(replies.iter().map(Outcome::from_reply)).collect(),
+            results: job
+                .recipients
+                .iter()
+                .cloned()
+                .zip(replies.iter().map(Outcome::from_reply))
+                .collect(),
         },
         connection: Some(connection),
         connect_failed: false,
@@ -297,27 +346,57 @@ async fn run_job(
     if let Some(mut connection) = connection {
         // A pooled connection may have been closed by the server meanwhile; then open a
         // fresh one rather than defer the message.
-        if let Ok(replies) = connection.send(&job.sender, &job.recipients, &job.data).await {
+        if let Ok(replies) = connection
+            .send(&job.sender, &job.recipients, &job.data)
+            .await
+        {
             return done(connection, replies, &job);
         }
     }
     let targets = match resolver.targets(&hop, settings.mx_port).await {
         Ok(targets) => targets,
         Err(e) => {
-            let outcome = if e.is_permanent() { Outcome::Failed(e.to_string()) } else { Outcome::Deferred(e.to_string()) };
+            let outcome = if e.is_permanent() {
+                Outcome::Failed(e.to_string())
+            } else {
+                Outcome::Deferred(e.to_string())
+            };
             let results = all(&job.recipients, outcome);
-            return JobOutcome { report: DeliveryReport { id: job.id, relay: hop.to_string(), results }, connection: None, connect_failed: false };
+            return JobOutcome {
+                report: DeliveryReport {
+                    id: job.id,
+                    relay: hop.to_string(),
+                    results,
+                },
+                connection: None,
+                connect_failed: false,
+            };
         }
     };
     let lmtp = matches!(hop, NextHop::Lmtp { .. });
     let mut last_error = None;
     for target in &targets {
-        match SmtpConnection::connect(&target.host, target.addr, &settings.helo_name, lmtp, settings.timeouts).await {
+        match SmtpConnection::connect(
+            &target.host,
+            target.addr,
+            &settings.helo_name,
+            lmtp,
+            settings.timeouts,
+        )
+        .await
+        {
             Ok(mut connection) => {
-                return match connection.send(&job.sender, &job.recipients, &job.data).await {
+                return match connection
+                    .send(&job.sender, &job.recipients, &job.data)
+                    .await
+                {
                     Ok(replies) => done(connection, replies, &job),
                     Err(e) => JobOutcome {
-                        report: DeliveryReport { id: job.id, relay: connection.peer().to_string(), results: all(&job.recipients, Outcome::Deferred(e.to_string())) },
+                        report: DeliveryReport {
+                            id: job.id,
+                            relay: connection.peer().to_string(),
+                            results: all(&job.recipients, client_error_outcome(&e)),
+                        },
                         connection: None,
                         connect_failed: false,
                     },
@@ -334,5 +413,13 @@ async fn run_job(
         None => Outcome::Deferred(format!("4.4.4 no address to deliver to for {hop}")),
     };
     let connect_failed = !matches!(outcome, Outcome::Failed(_));
-    JobOutcome { report: DeliveryReport { id: job.id, relay: hop.to_string(), results: all(&job.recipients, outcome) }, connection: None, connect_failed }
+    JobOutcome {
+        report: DeliveryReport {
+            id: job.id,
+            relay: hop.to_string(),
+            results: all(&job.recipients, outcome),
+        },
+        connection: None,
+        connect_failed,
+    }
 }

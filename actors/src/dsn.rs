@@ -38,7 +38,9 @@ pub fn build_bounce(request: &BounceRequest<'_>, bounce_id: QueueId, now: System
     let boundary = format!("{bounce_id}/{}", request.reporting_mta);
     let mta = request.reporting_mta;
     let mut out = String::with_capacity(2048);
-    out.push_str(&format!("From: Mail Delivery System <MAILER-DAEMON@{mta}>\r\n"));
+    out.push_str(&format!(
+        "From: Mail Delivery System <MAILER-DAEMON@{mta}>\r\n"
+    ));
     out.push_str(&format!("To: <{}>\r\n", request.original_sender));
     out.push_str("Subject: Undelivered Mail Returned to Sender\r\n");
     out.push_str(&format!("Date: {}\r\n", datetime::rfc5322(now)));
@@ -54,20 +56,30 @@ pub fn build_bounce(request: &BounceRequest<'_>, bounce_id: QueueId, now: System
         request.original_id
     ));
     for failed in request.failed {
-        out.push_str(&format!("<{}>: {}\r\n", failed.address, one_line(&failed.diagnostic)));
+        out.push_str(&format!(
+            "<{}>: {}\r\n",
+            failed.address,
+            one_line(&failed.diagnostic)
+        ));
     }
     out.push_str("\r\n");
 
     out.push_str(&format!("--{boundary}\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n"));
     out.push_str(&format!("Reporting-MTA: dns; {mta}\r\n"));
     out.push_str(&format!("X-Hermod-Queue-ID: {}\r\n", request.original_id));
-    out.push_str(&format!("Arrival-Date: {}\r\n", datetime::rfc5322(request.arrival)));
+    out.push_str(&format!(
+        "Arrival-Date: {}\r\n",
+        datetime::rfc5322(request.arrival)
+    ));
     for failed in request.failed {
         out.push_str("\r\n");
         out.push_str(&format!("Final-Recipient: rfc822; {}\r\n", failed.address));
         out.push_str("Action: failed\r\n");
         out.push_str(&format!("Status: {}\r\n", status_code(&failed.diagnostic)));
-        out.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", one_line(&failed.diagnostic)));
+        out.push_str(&format!(
+            "Diagnostic-Code: smtp; {}\r\n",
+            one_line(&failed.diagnostic)
+        ));
     }
     out.push_str("\r\n");
 
@@ -96,7 +108,11 @@ fn status_code(diagnostic: &str) -> String {
         .take(3)
         .find(|word| {
             let parts: Vec<&str> = word.split('.').collect();
-            parts.len() == 3 && matches!(parts[0], "4" | "5") && parts[1..].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+            parts.len() == 3
+                && matches!(parts[0], "4" | "5")
+                && parts[1..]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
         })
         .map_or_else(|| "5.0.0".to_string(), |code| format!("5{}", &code[1..]))
 }
@@ -111,7 +127,10 @@ mod tests {
 
     #[test]
     fn bounce_carries_remote_reply_and_headers() {
-        let failed = [FailedRecipient { address: "bob@far.test".into(), diagnostic: "550 5.1.1 <bob@far.test>: User unknown".into() }];
+        let failed = [FailedRecipient {
+            address: "bob@far.test".into(),
+            diagnostic: "550 5.1.1 <bob@far.test>: User unknown".into(),
+        }];
         let request = BounceRequest {
             reporting_mta: "mx.test",
             original_id: QueueId(1),
@@ -120,7 +139,8 @@ mod tests {
             failed: &failed,
             original: b"Subject: hello\r\nFrom: alice@near.test\r\n\r\nbody\r\n",
         };
-        let text = String::from_utf8(build_bounce(&request, QueueId(2), SystemTime::UNIX_EPOCH)).unwrap();
+        let text =
+            String::from_utf8(build_bounce(&request, QueueId(2), SystemTime::UNIX_EPOCH)).unwrap();
         assert!(text.contains("Content-Type: multipart/report; report-type=delivery-status"));
         assert!(text.contains("Status: 5.1.1\r\n"));
         assert!(text.contains("Diagnostic-Code: smtp; 550 5.1.1 <bob@far.test>: User unknown"));

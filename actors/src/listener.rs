@@ -74,7 +74,12 @@ impl Listener {
     /// A listener over already-bound sockets (bound by the caller so that errors such as
     /// "address in use" surface before anything starts), spreading sessions over
     /// `arbiters`.
-    pub fn new(sockets: Vec<TcpListener>, limits: ConnectionLimits, arbiters: Vec<ArbiterHandle>, session: SessionContextTemplate) -> Self {
+    pub fn new(
+        sockets: Vec<TcpListener>,
+        limits: ConnectionLimits,
+        arbiters: Vec<ArbiterHandle>,
+        session: SessionContextTemplate,
+    ) -> Self {
         let (draining, _) = watch::channel(false);
         Listener {
             sockets,
@@ -124,7 +129,8 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Listener {
         let ip = peer.ip();
         let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
         if self.active >= self.limits.max_connections {
-            metrics::counter!("smtp_connections_rejected_total", "reason" => "max_connections").increment(1);
+            metrics::counter!("smtp_connections_rejected_total", "reason" => "max_connections")
+                .increment(1);
             tracing::warn!(client = %peer, active = self.active, limit = self.limits.max_connections, "too many connections");
             return Self::refuse(stream, Reply::too_many_connections());
         }
@@ -161,7 +167,8 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Listener {
         let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
         self.next_arbiter = self.next_arbiter.wrapping_add(1);
         Session::start_in_arbiter(arbiter, move |_| {
-            let stream = TcpStream::from_std(std_stream).expect("registering a socket on its session arbiter");
+            let stream = TcpStream::from_std(std_stream)
+                .expect("registering a socket on its session arbiter");
             Session::new(stream, peer, context)
         });
     }

@@ -77,8 +77,12 @@ impl QueueSettings {
     /// The delay before attempt `attempts + 1`: doubling from the first retry interval,
     /// capped at the maximum.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.retry_interval.saturating_mul(factor).min(self.max_retry_interval)
+        let factor = 1u32
+            .checked_shl(attempts.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.retry_interval
+            .saturating_mul(factor)
+            .min(self.max_retry_interval)
     }
 }
 
@@ -112,7 +116,9 @@ pub struct Queue {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Queue {
@@ -149,7 +155,14 @@ impl Queue {
         for (id, envelope) in recovered {
             let due = next_due(&envelope);
             let n = envelope.recipients.len();
-            self.messages.insert(id, QueuedMessage { envelope, in_flight: vec![false; n], jobs: 0 });
+            self.messages.insert(
+                id,
+                QueuedMessage {
+                    envelope,
+                    in_flight: vec![false; n],
+                    jobs: 0,
+                },
+            );
             match due {
                 Some(at) if at > now => {
                     self.schedule.insert((at, id));
@@ -173,19 +186,25 @@ impl Queue {
     /// Hands due recipients of ready messages to Delivery actors while there is room.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         while self.in_flight < self.settings.max_in_flight {
-            let Some(id) = self.ready.pop_front() else { return };
+            let Some(id) = self.ready.pop_front() else {
+                return;
+            };
             self.dispatch(id, None, ctx);
         }
     }
 
     fn dispatch(&mut self, id: QueueId, data: Option<Bytes>, ctx: &mut Context<Self>) {
         let now = unix_now();
-        let Some(message) = self.messages.get(&id) else { return };
+        let Some(message) = self.messages.get(&id) else {
+            return;
+        };
         if message.jobs > 0 {
             return;
         }
         let due: Vec<usize> = (0..message.envelope.recipients.len())
-            .filter(|&i| !message.in_flight[i] && is_due(&message.envelope.recipients[i].status, now))
+            .filter(|&i| {
+                !message.in_flight[i] && is_due(&message.envelope.recipients[i].status, now)
+            })
             .collect();
         if due.is_empty() {
             return;
@@ -202,7 +221,8 @@ impl Queue {
                 }
                 Err(e) => {
                     tracing::error!(queue_id = %id, error = %e, "cannot read message from spool; retrying later");
-                    self.schedule.insert((now + self.settings.retry_interval.as_secs().max(1), id));
+                    self.schedule
+                        .insert((now + self.settings.retry_interval.as_secs().max(1), id));
                     return;
                 }
             },
@@ -219,14 +239,24 @@ impl Queue {
             let delivery = self.delivery_for(&hop, ctx);
             sends.push((delivery, indexes));
         }
-        let Some(message) = self.messages.get_mut(&id) else { return };
+        let Some(message) = self.messages.get_mut(&id) else {
+            return;
+        };
         for (delivery, indexes) in sends {
-            let recipients = indexes.iter().map(|&i| message.envelope.recipients[i].address.clone()).collect();
+            let recipients = indexes
+                .iter()
+                .map(|&i| message.envelope.recipients[i].address.clone())
+                .collect();
             for &i in &indexes {
                 message.in_flight[i] = true;
             }
             message.jobs += 1;
-            let job = Deliver { id, sender: sender.clone(), recipients, data: data.clone() };
+            let job = Deliver {
+                id,
+                sender: sender.clone(),
+                recipients,
+                data: data.clone(),
+            };
             // Delivery actors keep their own unbounded pending list, so this never blocks
             // the queue; `max_in_flight` bounds what is outstanding.
             delivery.do_send(job);
@@ -237,12 +267,14 @@ impl Queue {
     fn apply_report(&mut self, report: DeliveryReport) {
         let now = unix_now();
         let settings = self.settings.clone();
-        let Some(message) = self.messages.get_mut(&report.id) else { return };
+        let Some(message) = self.messages.get_mut(&report.id) else {
+            return;
+        };
         let arrival = message.envelope.arrival;
         for (address, outcome) in report.results {
-            let Some(i) = (0..message.envelope.recipients.len())
-                .find(|&i| message.in_flight[i] && message.envelope.recipients[i].address == address)
-            else {
+            let Some(i) = (0..message.envelope.recipients.len()).find(|&i| {
+                message.in_flight[i] && message.envelope.recipients[i].address == address
+            }) else {
                 continue;
             };
             message.in_flight[i] = false;
@@ -251,17 +283,47 @@ impl Queue {
             let delay = now.saturating_sub(arrival);
             let (status, new_state) = match outcome {
                 Outcome::Delivered(reply) => ("sent", (RecipientStatus::Delivered, reply)),
-                Outcome::Failed(reply) => ("bounced", (RecipientStatus::Failed { reply: reply.clone() }, reply)),
+                Outcome::Failed(reply) => (
+                    "bounced",
+                    (
+                        RecipientStatus::Failed {
+                            reply: reply.clone(),
+                        },
+                        reply,
+                    ),
+                ),
                 Outcome::Deferred(reply) => {
                     let expired = delay >= settings.max_lifetime.as_secs();
-                    let exhausted = settings.max_attempts > 0 && rcpt.attempts >= settings.max_attempts;
+                    let exhausted =
+                        settings.max_attempts > 0 && rcpt.attempts >= settings.max_attempts;
                     if expired || exhausted {
-                        let why = if expired { "message expired in queue" } else { "too many delivery attempts" };
+                        let why = if expired {
+                            "message expired in queue"
+                        } else {
+                            "too many delivery attempts"
+                        };
                         let reply = format!("4.4.7 {why}; last reply: {reply}");
-                        ("bounced", (RecipientStatus::Failed { reply: reply.clone() }, reply))
+                        (
+                            "bounced",
+                            (
+                                RecipientStatus::Failed {
+                                    reply: reply.clone(),
+                                },
+                                reply,
+                            ),
+                        )
                     } else {
                         let next_attempt = now + settings.backoff(rcpt.attempts).as_secs().max(1);
-                        ("deferred", (RecipientStatus::Deferred { next_attempt, last_reply: reply.clone() }, reply))
+                        (
+                            "deferred",
+                            (
+                                RecipientStatus::Deferred {
+                                    next_attempt,
+                                    last_reply: reply.clone(),
+                                },
+                                reply,
+                            ),
+                        )
                     }
                 }
             };
@@ -292,13 +354,18 @@ impl Queue {
 
     /// Every recipient is final: bounce the failed ones to the sender, remove the message.
     fn finalize(&mut self, id: QueueId) {
-        let Some(message) = self.messages.remove(&id) else { return };
+        let Some(message) = self.messages.remove(&id) else {
+            return;
+        };
         let failed: Vec<FailedRecipient> = message
             .envelope
             .recipients
             .iter()
             .filter_map(|r| match &r.status {
-                RecipientStatus::Failed { reply } => Some(FailedRecipient { address: r.address.clone(), diagnostic: reply.clone() }),
+                RecipientStatus::Failed { reply } => Some(FailedRecipient {
+                    address: r.address.clone(),
+                    diagnostic: reply.clone(),
+                }),
                 _ => None,
             })
             .collect();
@@ -308,7 +375,10 @@ impl Queue {
             } else if let Err(e) = self.bounce(id, &message.envelope, &failed) {
                 tracing::error!(queue_id = %id, error = %e, "cannot create bounce; message kept for retry");
                 self.messages.insert(id, message);
-                self.schedule.insert((unix_now() + self.settings.retry_interval.as_secs().max(1), id));
+                self.schedule.insert((
+                    unix_now() + self.settings.retry_interval.as_secs().max(1),
+                    id,
+                ));
                 return;
             }
         }
@@ -319,7 +389,12 @@ impl Queue {
         metrics::counter!("queue_messages_removed_total").increment(1);
     }
 
-    fn bounce(&mut self, id: QueueId, envelope: &Envelope, failed: &[FailedRecipient]) -> Result<(), SpoolError> {
+    fn bounce(
+        &mut self,
+        id: QueueId,
+        envelope: &Envelope,
+        failed: &[FailedRecipient],
+    ) -> Result<(), SpoolError> {
         let original = self.spool.data(id)?.unwrap_or_default();
         let bounce_id = self.ids.next_id();
         let request = BounceRequest {
@@ -331,10 +406,19 @@ impl Queue {
             original: &original,
         };
         let data = dsn::build_bounce(&request, bounce_id, SystemTime::now());
-        let domain = envelope.sender.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+        let domain = envelope
+            .sender
+            .rsplit_once('@')
+            .map_or("", |(_, d)| d)
+            .to_ascii_lowercase();
         let bounce = Envelope {
             sender: String::new(),
-            recipients: vec![RecipientState { address: envelope.sender.clone(), domain, status: RecipientStatus::Pending, attempts: 0 }],
+            recipients: vec![RecipientState {
+                address: envelope.sender.clone(),
+                domain,
+                status: RecipientStatus::Pending,
+                attempts: 0,
+            }],
             arrival: unix_now(),
             size: data.len(),
             client: "127.0.0.1".into(),
@@ -342,7 +426,14 @@ impl Queue {
         self.spool.insert(bounce_id, &bounce, &data)?;
         tracing::info!(queue_id = %id, bounce_id = %bounce_id, to = %envelope.sender, "sender non-delivery notification");
         metrics::counter!("queue_bounces_total").increment(1);
-        self.messages.insert(bounce_id, QueuedMessage { envelope: bounce, in_flight: vec![false], jobs: 0 });
+        self.messages.insert(
+            bounce_id,
+            QueuedMessage {
+                envelope: bounce,
+                in_flight: vec![false],
+                jobs: 0,
+            },
+        );
         self.ready.push_back(bounce_id);
         let committer = self.committer.clone();
         actix::spawn(async move {
@@ -402,12 +493,22 @@ impl Handler<Enqueue> for Queue {
     type Result = ResponseActFuture<Self, Result<QueueId, SpoolError>>;
 
     fn handle(&mut self, msg: Enqueue, _ctx: &mut Context<Self>) -> Self::Result {
-        let AcceptedMessage { id, sender, recipients, data } = msg.message;
+        let AcceptedMessage {
+            id,
+            sender,
+            recipients,
+            data,
+        } = msg.message;
         let envelope = Envelope {
             sender: sender.to_string(),
             recipients: recipients
                 .iter()
-                .map(|m| RecipientState { address: m.to_string(), domain: m.domain.clone(), status: RecipientStatus::Pending, attempts: 0 })
+                .map(|m| RecipientState {
+                    address: m.to_string(),
+                    domain: m.domain.clone(),
+                    status: RecipientStatus::Pending,
+                    attempts: 0,
+                })
                 .collect(),
             arrival: unix_now(),
             size: data.len(),
@@ -454,7 +555,11 @@ impl Handler<GetStats> for Queue {
     type Result = QueueStats;
 
     fn handle(&mut self, _: GetStats, _ctx: &mut Context<Self>) -> QueueStats {
-        let mut stats = QueueStats { messages: self.messages.len(), in_flight: self.in_flight, ..Default::default() };
+        let mut stats = QueueStats {
+            messages: self.messages.len(),
+            in_flight: self.in_flight,
+            ..Default::default()
+        };
         for message in self.messages.values() {
             for r in &message.envelope.recipients {
                 match r.status {
@@ -482,7 +587,10 @@ impl Handler<FlushDeferred> for Queue {
                 }
             }
         }
-        let due: Vec<QueueId> = std::mem::take(&mut self.schedule).into_iter().map(|(_, id)| id).collect();
+        let due: Vec<QueueId> = std::mem::take(&mut self.schedule)
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
         self.ready.extend(due);
         self.pump(ctx);
         count

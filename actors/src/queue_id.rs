@@ -45,8 +45,12 @@ pub struct QueueIdGenerator {
 impl QueueIdGenerator {
     /// Starts at the current time.
     pub fn new() -> Self {
-        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-        QueueIdGenerator { next: AtomicU64::new(micros) }
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        QueueIdGenerator {
+            next: AtomicU64::new(micros),
+        }
     }
 
     /// A fresh id.

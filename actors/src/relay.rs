@@ -21,8 +21,14 @@ pub struct RelayPolicy {
 impl RelayPolicy {
     /// Builds the policy; domains are compared case-insensitively without trailing dots.
     pub fn new(domains: &[String], networks: &[IpNet]) -> Self {
-        let domains = domains.iter().map(|d| d.trim_end_matches('.').to_ascii_lowercase()).collect();
-        RelayPolicy { domains, networks: networks.to_vec() }
+        let domains = domains
+            .iter()
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+        RelayPolicy {
+            domains,
+            networks: networks.to_vec(),
+        }
     }
 
     /// Whether `client` is inside the networks allowed to relay anywhere.
@@ -72,7 +78,10 @@ mod tests {
     use crate::smtp::address::parse_forward_path;
 
     fn policy() -> RelayPolicy {
-        RelayPolicy::new(&["relay.test".into(), ".sub.test".into()], &["192.0.2.0/24".parse().unwrap()])
+        RelayPolicy::new(
+            &["relay.test".into(), ".sub.test".into()],
+            &["192.0.2.0/24".parse().unwrap()],
+        )
     }
 
     #[test]
@@ -96,7 +105,11 @@ mod tests {
         ];
         for (rcpt, expected) in table {
             let (mailbox, _) = parse_forward_path(rcpt, "mx.test").unwrap();
-            assert_eq!(policy().allows(outsider, &mailbox), expected, "{rcpt} from outsider");
+            assert_eq!(
+                policy().allows(outsider, &mailbox),
+                expected,
+                "{rcpt} from outsider"
+            );
             assert!(policy().allows(insider, &mailbox), "{rcpt} from insider");
         }
     }

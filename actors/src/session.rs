@@ -66,7 +66,11 @@ pub struct Session {
 impl Session {
     /// A session for an accepted connection.
     pub fn new(stream: TcpStream, peer: SocketAddr, context: SessionContext) -> Self {
-        Session { stream: Some(stream), peer, context }
+        Session {
+            stream: Some(stream),
+            peer,
+            context,
+        }
     }
 }
 
@@ -83,7 +87,9 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.context.listener.do_send(SessionEnded { peer: self.peer });
+        self.context
+            .listener
+            .do_send(SessionEnded { peer: self.peer });
     }
 }
 
@@ -121,7 +127,10 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
         match protocol.feed(&mut input, &mut output, SystemTime::now()) {
             Some(Event::Enqueue(message)) => {
                 let id = message.id;
-                let request = Enqueue { message, client: peer.ip() };
+                let request = Enqueue {
+                    message,
+                    client: peer.ip(),
+                };
                 let reply = match timeout(cx.timeouts.enqueue, cx.queue.send(request)).await {
                     Ok(Ok(Ok(_))) => Reply::queued(&id.to_string()),
                     Ok(Ok(Err(e))) => Reply::queue_unavailable(&e.to_string()),
@@ -129,7 +138,8 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
                     Err(_) => Reply::queue_unavailable("timed out waiting for the queue"),
                 };
                 if reply.is_failure() {
-                    metrics::counter!("smtp_messages_rejected_total", "reason" => reply.reason).increment(1);
+                    metrics::counter!("smtp_messages_rejected_total", "reason" => reply.reason)
+                        .increment(1);
                     tracing::warn!(client = %peer, queue_id = %id, reply = %reply, "message not queued");
                 }
                 reply.write_to(&mut output);
@@ -137,7 +147,11 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
             }
             Some(Event::Close) => {
                 let _ = stream.write_all(&output).await;
-                return if output.ends_with(Reply::bye().to_wire().as_bytes()) { End::Quit } else { End::Protocol };
+                return if output.ends_with(Reply::bye().to_wire().as_bytes()) {
+                    End::Quit
+                } else {
+                    End::Protocol
+                };
             }
             Some(Event::StartTls) => {
                 // STARTTLS is offered only when TLS is configured; until then refuse.

@@ -134,8 +134,18 @@ impl SmtpConnection {
     ) -> Result<Self, ClientError> {
         let stream = match timeout(timeouts.connect, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(ClientError::Connect { addr, reason: e.to_string() }),
-            Err(_) => return Err(ClientError::Connect { addr, reason: "timed out".into() }),
+            Ok(Err(e)) => {
+                return Err(ClientError::Connect {
+                    addr,
+                    reason: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(ClientError::Connect {
+                    addr,
+                    reason: "timed out".into(),
+                });
+            }
         };
         let _ = stream.set_nodelay(true);
         let mut conn = SmtpConnection {
@@ -152,12 +162,14 @@ impl SmtpConnection {
             return Err(conn.refused("greeting", greeting));
         }
         let verb = if lmtp { "LHLO" } else { "EHLO" };
-        conn.write(format!("{verb} {helo_name}\r\n").as_bytes(), "EHLO").await?;
+        conn.write(format!("{verb} {helo_name}\r\n").as_bytes(), "EHLO")
+            .await?;
         let ehlo = conn.read_reply_lines("EHLO").await?;
         if ehlo.0.is_positive() {
             conn.caps = parse_capabilities(&ehlo.1);
         } else if !lmtp && ehlo.0.code >= 500 {
-            conn.write(format!("HELO {helo_name}\r\n").as_bytes(), "HELO").await?;
+            conn.write(format!("HELO {helo_name}\r\n").as_bytes(), "HELO")
+                .await?;
             let helo = conn.read_reply("HELO").await?;
             if !helo.is_positive() {
                 return Err(conn.refused("HELO", helo));
@@ -174,12 +186,21 @@ impl SmtpConnection {
     }
 
     fn refused(&self, stage: &'static str, reply: ServerReply) -> ClientError {
-        ClientError::Refused { stage, peer: self.peer.clone(), reply }
+        ClientError::Refused {
+            stage,
+            peer: self.peer.clone(),
+            reply,
+        }
     }
 
     /// Sends one message to `recipients` and returns one reply per recipient (in order).
     /// `data` has CRLF line ends and is not dot-stuffed.
-    pub async fn send(&mut self, sender: &str, recipients: &[String], data: &[u8]) -> Result<Vec<ServerReply>, ClientError> {
+    pub async fn send(
+        &mut self,
+        sender: &str,
+        recipients: &[String],
+        data: &[u8],
+    ) -> Result<Vec<ServerReply>, ClientError> {
         if self.transactions > 0 {
             self.write(b"RSET\r\n", "RSET").await?;
             let rset = self.read_reply("RSET").await?;
@@ -193,7 +214,10 @@ impl SmtpConnection {
             envelope.push_str(&format!(" SIZE={}", data.len()));
         }
         envelope.push_str("\r\n");
-        let rcpt_lines: Vec<String> = recipients.iter().map(|r| format!("RCPT TO:<{r}>\r\n")).collect();
+        let rcpt_lines: Vec<String> = recipients
+            .iter()
+            .map(|r| format!("RCPT TO:<{r}>\r\n"))
+            .collect();
 
         let (mail, rcpts, data_reply) = if self.caps.pipelining {
             for line in &rcpt_lines {
@@ -229,7 +253,9 @@ impl SmtpConnection {
             }
             return Ok(vec![mail; recipients.len()]);
         }
-        let accepted: Vec<usize> = (0..rcpts.len()).filter(|&i| rcpts[i].is_positive()).collect();
+        let accepted: Vec<usize> = (0..rcpts.len())
+            .filter(|&i| rcpts[i].is_positive())
+            .collect();
         let mut results = rcpts.clone();
         if accepted.is_empty() {
             if let Some(reply) = data_reply.filter(|r| r.code == 354) {
@@ -279,8 +305,15 @@ impl SmtpConnection {
     async fn write(&mut self, bytes: &[u8], stage: &'static str) -> Result<(), ClientError> {
         match timeout(self.timeouts.command, self.stream.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ClientError::Io { stage, peer: self.peer.clone(), reason: e.to_string() }),
-            Err(_) => Err(ClientError::Timeout { stage, peer: self.peer.clone() }),
+            Ok(Err(e)) => Err(ClientError::Io {
+                stage,
+                peer: self.peer.clone(),
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(ClientError::Timeout {
+                stage,
+                peer: self.peer.clone(),
+            }),
         }
     }
 
@@ -289,11 +322,18 @@ impl SmtpConnection {
     }
 
     /// Reads one (possibly multi-line) reply; also returns the text of each line.
-    async fn read_reply_lines(&mut self, stage: &'static str) -> Result<(ServerReply, Vec<String>), ClientError> {
+    async fn read_reply_lines(
+        &mut self,
+        stage: &'static str,
+    ) -> Result<(ServerReply, Vec<String>), ClientError> {
         let mut lines = Vec::new();
         loop {
             let line = self.read_line(stage).await?;
-            let protocol = |detail: String| ClientError::Protocol { stage, peer: self.peer.clone(), detail };
+            let protocol = |detail: String| ClientError::Protocol {
+                stage,
+                peer: self.peer.clone(),
+                detail,
+            };
             let code: u16 = line
                 .get(..3)
                 .and_then(|c| c.parse().ok())
@@ -315,20 +355,45 @@ impl SmtpConnection {
         loop {
             if let Some(lf) = self.buffer.iter().position(|&b| b == b'\n') {
                 let line = self.buffer.split_to(lf + 1);
-                let end = line.len() - 1 - usize::from(line.len() >= 2 && line[line.len() - 2] == b'\r');
+                let end =
+                    line.len() - 1 - usize::from(line.len() >= 2 && line[line.len() - 2] == b'\r');
                 return Ok(String::from_utf8_lossy(&line[..end]).into_owned());
             }
             if self.buffer.len() > MAX_REPLY_LINE {
-                return Err(ClientError::Protocol { stage, peer: self.peer.clone(), detail: "reply line too long".into() });
+                return Err(ClientError::Protocol {
+                    stage,
+                    peer: self.peer.clone(),
+                    detail: "reply line too long".into(),
+                });
             }
             self.buffer.reserve(4096);
-            match timeout(self.timeouts.command, self.stream.read_buf(&mut self.buffer)).await {
+            match timeout(
+                self.timeouts.command,
+                self.stream.read_buf(&mut self.buffer),
+            )
+            .await
+            {
                 Ok(Ok(0)) => {
-                    return Err(ClientError::Io { stage, peer: self.peer.clone(), reason: "connection closed by server".into() });
+                    return Err(ClientError::Io {
+                        stage,
+                        peer: self.peer.clone(),
+                        reason: "connection closed by server".into(),
+                    });
                 }
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(ClientError::Io { stage, peer: self.peer.clone(), reason: e.to_string() }),
-                Err(_) => return Err(ClientError::Timeout { stage, peer: self.peer.clone() }),
+                Ok(Err(e)) => {
+                    return Err(ClientError::Io {
+                        stage,
+                        peer: self.peer.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(_) => {
+                    return Err(ClientError::Timeout {
+                        stage,
+                        peer: self.peer.clone(),
+                    });
+                }
             }
         }
     }
@@ -353,7 +418,9 @@ fn parse_capabilities(lines: &[String]) -> Capabilities {
         let mut words = line.split_whitespace();
         match words.next().map(|w| w.to_ascii_uppercase()).as_deref() {
             Some("PIPELINING") => caps.pipelining = true,
-            Some("SIZE") => caps.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+            Some("SIZE") => {
+                caps.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0))
+            }
             _ => {}
         }
     }
@@ -391,7 +458,10 @@ mod tests {
 
     #[test]
     fn capabilities_are_read_from_ehlo_lines() {
-        let lines: Vec<String> = ["mx Hello", "PIPELINING", "SIZE 1000", "8BITMIME"].iter().map(|s| s.to_string()).collect();
+        let lines: Vec<String> = ["mx Hello", "PIPELINING", "SIZE 1000", "8BITMIME"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let caps = parse_capabilities(&lines);
         assert!(caps.pipelining);
         assert_eq!(caps.size, Some(1000));

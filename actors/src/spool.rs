@@ -107,7 +107,11 @@ impl SledSpool {
             .open()?;
         let envelopes = db.open_tree("envelopes")?;
         let data = db.open_tree("data")?;
-        Ok(SledSpool { db, envelopes, data })
+        Ok(SledSpool {
+            db,
+            envelopes,
+            data,
+        })
     }
 }
 
@@ -142,10 +146,14 @@ impl Spool for SledSpool {
         let mut out = Vec::new();
         for entry in self.envelopes.iter() {
             let (key, value) = entry?;
-            let Some(id) = QueueId::from_key(&key) else { continue };
+            let Some(id) = QueueId::from_key(&key) else {
+                continue;
+            };
             match serde_json::from_slice(&value) {
                 Ok(envelope) => out.push((id, envelope)),
-                Err(e) => tracing::error!(queue_id = %id, error = %e, "unreadable envelope left in spool"),
+                Err(e) => {
+                    tracing::error!(queue_id = %id, error = %e, "unreadable envelope left in spool")
+                }
             }
         }
         Ok(out)
@@ -200,8 +208,11 @@ impl Committer {
     /// Resolves once every write made before this call is on disk.
     pub async fn commit(&self) -> Result<(), SpoolError> {
         let (tx, rx) = oneshot::channel();
-        self.requests.send(tx).map_err(|_| SpoolError("commit thread stopped".into()))?;
-        rx.await.map_err(|_| SpoolError("commit thread stopped".into()))?
+        self.requests
+            .send(tx)
+            .map_err(|_| SpoolError("commit thread stopped".into()))?;
+        rx.await
+            .map_err(|_| SpoolError("commit thread stopped".into()))?
     }
 }
 
@@ -237,7 +248,10 @@ mod tests {
         let spool = SledSpool::open(dir.path()).unwrap();
         let recovered = spool.recover().unwrap();
         assert_eq!(recovered, vec![(QueueId(7), envelope())]);
-        assert_eq!(spool.data(QueueId(7)).unwrap().as_deref(), Some(&b"abc"[..]));
+        assert_eq!(
+            spool.data(QueueId(7)).unwrap().as_deref(),
+            Some(&b"abc"[..])
+        );
     }
 
     #[tokio::test]

@@ -88,13 +88,22 @@ pub fn parse_reverse_path(arg: &str) -> Result<(ReversePath, &str), AddressError
 /// Parses `<path>` as the argument of RCPT TO; returns the mailbox and the rest (params).
 /// `<postmaster>` without a domain is accepted as RFC 5321 §4.5.1 requires, with `domain`
 /// set to `default_domain`.
-pub fn parse_forward_path<'a>(arg: &'a str, default_domain: &str) -> Result<(Mailbox, &'a str), AddressError> {
+pub fn parse_forward_path<'a>(
+    arg: &'a str,
+    default_domain: &str,
+) -> Result<(Mailbox, &'a str), AddressError> {
     let (inner, rest) = bracketed(arg)?;
     if inner.is_empty() {
         return Err(AddressError::NullNotAllowed);
     }
     if inner.eq_ignore_ascii_case("postmaster") {
-        return Ok((Mailbox { local: "postmaster".into(), domain: default_domain.to_ascii_lowercase() }, rest));
+        return Ok((
+            Mailbox {
+                local: "postmaster".into(),
+                domain: default_domain.to_ascii_lowercase(),
+            },
+            rest,
+        ));
     }
     Ok((parse_mailbox(inner)?, rest))
 }
@@ -130,7 +139,10 @@ fn bracketed(arg: &str) -> Result<(&str, &str), AddressError> {
 /// RFC 5321 §4.1.1.3 says, so routing decisions use the final mailbox only.
 fn parse_mailbox(inner: &str) -> Result<Mailbox, AddressError> {
     let inner = match inner.strip_prefix('@') {
-        Some(route) => route.split_once(':').map(|(_, m)| m).ok_or(AddressError::MissingDomain)?,
+        Some(route) => route
+            .split_once(':')
+            .map(|(_, m)| m)
+            .ok_or(AddressError::MissingDomain)?,
         None => inner,
     };
     let at = last_unquoted_at(inner).ok_or(AddressError::MissingDomain)?;
@@ -143,7 +155,10 @@ fn parse_mailbox(inner: &str) -> Result<Mailbox, AddressError> {
     }
     validate_local(local)?;
     validate_domain(domain)?;
-    Ok(Mailbox { local: local.to_string(), domain: domain.to_ascii_lowercase() })
+    Ok(Mailbox {
+        local: local.to_string(),
+        domain: domain.to_ascii_lowercase(),
+    })
 }
 
 fn last_unquoted_at(s: &str) -> Option<usize> {
@@ -173,26 +188,44 @@ fn validate_local(local: &str) -> Result<(), AddressError> {
             Err(AddressError::BadLocalPart)
         };
     }
-    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii();
-    let ok = local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(atext));
-    if ok { Ok(()) } else { Err(AddressError::BadLocalPart) }
+    let atext =
+        |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii();
+    let ok = local
+        .split('.')
+        .all(|atom| !atom.is_empty() && atom.chars().all(atext));
+    if ok {
+        Ok(())
+    } else {
+        Err(AddressError::BadLocalPart)
+    }
 }
 
 fn validate_domain(domain: &str) -> Result<(), AddressError> {
     let bad = || AddressError::BadDomain(domain.to_string());
     if let Some(literal) = domain.strip_prefix('[') {
         let literal = literal.strip_suffix(']').ok_or_else(bad)?;
-        let ip = literal.strip_prefix("IPv6:").or_else(|| literal.strip_prefix("ipv6:")).unwrap_or(literal);
-        return ip.parse::<std::net::IpAddr>().map(|_| ()).map_err(|_| bad());
+        let ip = literal
+            .strip_prefix("IPv6:")
+            .or_else(|| literal.strip_prefix("ipv6:"))
+            .unwrap_or(literal);
+        return ip
+            .parse::<std::net::IpAddr>()
+            .map(|_| ())
+            .map_err(|_| bad());
     }
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
     };
-    if domain.split('.').all(label_ok) { Ok(()) } else { Err(bad()) }
+    if domain.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(bad())
+    }
 }
 
 #[cfg(test)]
@@ -209,7 +242,10 @@ mod tests {
     #[test]
     fn null_sender() {
         assert_eq!(parse_reverse_path("<>").unwrap().0, ReversePath::Null);
-        assert_eq!(parse_forward_path("<>", "h").unwrap_err(), AddressError::NullNotAllowed);
+        assert_eq!(
+            parse_forward_path("<>", "h").unwrap_err(),
+            AddressError::NullNotAllowed
+        );
     }
 
     #[test]
@@ -227,8 +263,21 @@ mod tests {
 
     #[test]
     fn malformed_addresses_are_refused() {
-        for bad in ["user@example.com", "<user>", "<user@>", "<@example.com>", "<us er@example.com>", "<user@exa mple.com>", "<user@[1.2.3]>", "<a..b@example.com>", "<user@example.com"] {
-            assert!(parse_forward_path(bad, "h").is_err(), "{bad} should be refused");
+        for bad in [
+            "user@example.com",
+            "<user>",
+            "<user@>",
+            "<@example.com>",
+            "<us er@example.com>",
+            "<user@exa mple.com>",
+            "<user@[1.2.3]>",
+            "<a..b@example.com>",
+            "<user@example.com",
+        ] {
+            assert!(
+                parse_forward_path(bad, "h").is_err(),
+                "{bad} should be refused"
+            );
         }
     }
 

@@ -78,7 +78,8 @@ const EHLO_SYNTAX: &str = "EHLO domain";
 
 /// Parses one command line. `default_domain` completes `RCPT TO:<postmaster>`.
 pub fn parse(line: &[u8], default_domain: &str) -> Result<Command, CommandError> {
-    let line = std::str::from_utf8(line).map_err(|_| CommandError::Syntax("commands must be UTF-8 text"))?;
+    let line = std::str::from_utf8(line)
+        .map_err(|_| CommandError::Syntax("commands must be UTF-8 text"))?;
     let (verb, arg) = match line.find(' ') {
         Some(i) => (&line[..i], line[i + 1..].trim()),
         None => (line, ""),
@@ -103,30 +104,52 @@ pub fn parse(line: &[u8], default_domain: &str) -> Result<Command, CommandError>
 }
 
 fn no_arg(arg: &str, cmd: Command, syntax: &'static str) -> Result<Command, CommandError> {
-    if arg.is_empty() { Ok(cmd) } else { Err(CommandError::Syntax(syntax)) }
+    if arg.is_empty() {
+        Ok(cmd)
+    } else {
+        Err(CommandError::Syntax(syntax))
+    }
 }
 
 fn domain_arg(arg: &str, syntax: &'static str) -> Result<String, CommandError> {
-    let domain = arg.split_whitespace().next().ok_or(CommandError::Syntax(syntax))?;
+    let domain = arg
+        .split_whitespace()
+        .next()
+        .ok_or(CommandError::Syntax(syntax))?;
     Ok(domain.to_string())
 }
 
 fn strip_keyword<'a>(arg: &'a str, keyword: &str) -> Option<&'a str> {
     let head = arg.get(..keyword.len())?;
-    head.eq_ignore_ascii_case(keyword).then(|| &arg[keyword.len()..])
+    head.eq_ignore_ascii_case(keyword)
+        .then(|| &arg[keyword.len()..])
 }
 
 fn parse_mail(arg: &str) -> Result<MailFrom, CommandError> {
     let rest = strip_keyword(arg, "FROM:").ok_or(CommandError::Syntax(MAIL_SYNTAX))?;
     let (sender, params) = address::parse_reverse_path(rest).map_err(|error| match error {
         AddressError::MissingBrackets => CommandError::Syntax(MAIL_SYNTAX),
-        error => CommandError::Address { which: "sender", error },
+        error => CommandError::Address {
+            which: "sender",
+            error,
+        },
     })?;
-    let mut mail = MailFrom { sender, size: None, eight_bit: false, smtputf8: false };
+    let mut mail = MailFrom {
+        sender,
+        size: None,
+        eight_bit: false,
+        smtputf8: false,
+    };
     for param in params.split_whitespace() {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
         match key.to_ascii_uppercase().as_str() {
-            "SIZE" => mail.size = Some(value.parse().map_err(|_| CommandError::Syntax(MAIL_SYNTAX))?),
+            "SIZE" => {
+                mail.size = Some(
+                    value
+                        .parse()
+                        .map_err(|_| CommandError::Syntax(MAIL_SYNTAX))?,
+                )
+            }
             "BODY" => match value.to_ascii_uppercase().as_str() {
                 "8BITMIME" => mail.eight_bit = true,
                 "7BIT" => {}
@@ -141,10 +164,14 @@ fn parse_mail(arg: &str) -> Result<MailFrom, CommandError> {
 
 fn parse_rcpt(arg: &str, default_domain: &str) -> Result<Mailbox, CommandError> {
     let rest = strip_keyword(arg, "TO:").ok_or(CommandError::Syntax(RCPT_SYNTAX))?;
-    let (mailbox, params) = address::parse_forward_path(rest, default_domain).map_err(|error| match error {
-        AddressError::MissingBrackets => CommandError::Syntax(RCPT_SYNTAX),
-        error => CommandError::Address { which: "recipient", error },
-    })?;
+    let (mailbox, params) =
+        address::parse_forward_path(rest, default_domain).map_err(|error| match error {
+            AddressError::MissingBrackets => CommandError::Syntax(RCPT_SYNTAX),
+            error => CommandError::Address {
+                which: "recipient",
+                error,
+            },
+        })?;
     if let Some(param) = params.split_whitespace().next() {
         let key = param.split_once('=').map_or(param, |(k, _)| k);
         return Err(CommandError::UnsupportedParameter(key.to_string()));
@@ -154,7 +181,10 @@ fn parse_rcpt(arg: &str, default_domain: &str) -> Result<Mailbox, CommandError> 
 
 fn parse_bdat(arg: &str) -> Result<Command, CommandError> {
     let mut parts = arg.split_whitespace();
-    let size = parts.next().and_then(|s| s.parse().ok()).ok_or(CommandError::Syntax(BDAT_SYNTAX))?;
+    let size = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or(CommandError::Syntax(BDAT_SYNTAX))?;
     let last = match parts.next() {
         None => false,
         Some(word) if word.eq_ignore_ascii_case("LAST") => true,
@@ -172,7 +202,11 @@ mod tests {
 
     #[test]
     fn mail_with_params() {
-        let Command::Mail(m) = parse(b"mail from:<a@b.test> SIZE=1000 BODY=8BITMIME SMTPUTF8", "h").unwrap() else {
+        let Command::Mail(m) = parse(
+            b"mail from:<a@b.test> SIZE=1000 BODY=8BITMIME SMTPUTF8",
+            "h",
+        )
+        .unwrap() else {
             panic!("not MAIL")
         };
         assert_eq!((m.size, m.eight_bit, m.smtputf8), (Some(1000), true, true));
@@ -180,13 +214,28 @@ mod tests {
 
     #[test]
     fn mail_without_colon_names_grammar() {
-        assert_eq!(parse(b"MAIL <a@b.test>", "h"), Err(CommandError::Syntax(MAIL_SYNTAX)));
+        assert_eq!(
+            parse(b"MAIL <a@b.test>", "h"),
+            Err(CommandError::Syntax(MAIL_SYNTAX))
+        );
     }
 
     #[test]
     fn bdat_forms() {
-        assert_eq!(parse(b"BDAT 10 LAST", "h"), Ok(Command::Bdat { size: 10, last: true }));
-        assert_eq!(parse(b"BDAT 10", "h"), Ok(Command::Bdat { size: 10, last: false }));
+        assert_eq!(
+            parse(b"BDAT 10 LAST", "h"),
+            Ok(Command::Bdat {
+                size: 10,
+                last: true
+            })
+        );
+        assert_eq!(
+            parse(b"BDAT 10", "h"),
+            Ok(Command::Bdat {
+                size: 10,
+                last: false
+            })
+        );
         assert!(parse(b"BDAT x", "h").is_err());
     }
 
@@ -197,6 +246,9 @@ mod tests {
 
     #[test]
     fn rcpt_unknown_param() {
-        assert_eq!(parse(b"RCPT TO:<a@b.test> NOTIFY=NEVER", "h"), Err(CommandError::UnsupportedParameter("NOTIFY".into())));
+        assert_eq!(
+            parse(b"RCPT TO:<a@b.test> NOTIFY=NEVER", "h"),
+            Err(CommandError::UnsupportedParameter("NOTIFY".into()))
+        );
     }
 }

@@ -141,7 +141,12 @@ pub struct BdatReceiver {
 impl BdatReceiver {
     /// Starts a BDAT message.
     pub fn new(limits: BodyLimits) -> Self {
-        BdatReceiver { limits, body: Vec::new(), too_big: false, remaining: 0 }
+        BdatReceiver {
+            limits,
+            body: Vec::new(),
+            too_big: false,
+            remaining: 0,
+        }
     }
 
     /// Begins a chunk of `size` octets.
@@ -209,14 +214,21 @@ fn check_lines(body: &[u8], max_line: usize) -> Result<(), BodyProblem> {
         }
     }
     too_long |= body.len() - line_start > max_line;
-    if too_long { Err(BodyProblem::LineTooLong) } else { Ok(()) }
+    if too_long {
+        Err(BodyProblem::LineTooLong)
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LIMITS: BodyLimits = BodyLimits { max_size: 1 << 20, max_line: 1000 };
+    const LIMITS: BodyLimits = BodyLimits {
+        max_size: 1 << 20,
+        max_line: 1000,
+    };
 
     fn run(input: &[u8]) -> (Option<BodyResult>, Vec<u8>) {
         let mut rx = DataReceiver::new(LIMITS, 0);
@@ -228,20 +240,39 @@ mod tests {
     #[test]
     fn ends_on_crlf_dot_crlf_and_unstuffs() {
         let (result, rest) = run(b"Subject: x\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n");
-        assert_eq!(result, Some(Ok(b"Subject: x\r\n\r\n.leading dot\r\n".to_vec())));
+        assert_eq!(
+            result,
+            Some(Ok(b"Subject: x\r\n\r\n.leading dot\r\n".to_vec()))
+        );
         assert_eq!(rest, b"QUIT\r\n");
     }
 
     #[test]
     fn smuggling_sequences_never_end_the_message() {
-        for seq in [&b"a\n.\nb\r\n"[..], b"a\r.\rb\r\n", b"a\n.\r\nb\r\n", b"a\r\n.\nb\r\n", b"a\r\n.\rb\r\n"] {
+        for seq in [
+            &b"a\n.\nb\r\n"[..],
+            b"a\r.\rb\r\n",
+            b"a\n.\r\nb\r\n",
+            b"a\r\n.\nb\r\n",
+            b"a\r\n.\rb\r\n",
+        ] {
             let mut input = seq.to_vec();
             input.extend_from_slice(b"MAIL FROM:<x@y.test>\r\n");
             let (result, _) = run(&input);
-            assert_eq!(result, None, "{:?} ended the message", String::from_utf8_lossy(seq));
+            assert_eq!(
+                result,
+                None,
+                "{:?} ended the message",
+                String::from_utf8_lossy(seq)
+            );
             input.extend_from_slice(b".\r\n");
             let (result, _) = run(&input);
-            assert_eq!(result, Some(Err(BodyProblem::BareLineEnding)), "{:?}", String::from_utf8_lossy(seq));
+            assert_eq!(
+                result,
+                Some(Err(BodyProblem::BareLineEnding)),
+                "{:?}",
+                String::from_utf8_lossy(seq)
+            );
         }
     }
 
@@ -262,14 +293,26 @@ mod tests {
 
     #[test]
     fn oversize_is_refused_at_the_end() {
-        let mut rx = DataReceiver::new(BodyLimits { max_size: 10, max_line: 1000 }, 0);
+        let mut rx = DataReceiver::new(
+            BodyLimits {
+                max_size: 10,
+                max_line: 1000,
+            },
+            0,
+        );
         let mut buf = BytesMut::from(&b"0123456789\r\nabc\r\n.\r\n"[..]);
         assert_eq!(rx.feed(&mut buf), Some(Err(BodyProblem::TooBig)));
     }
 
     #[test]
     fn long_line_is_refused_even_split_across_reads() {
-        let mut rx = DataReceiver::new(BodyLimits { max_size: 1 << 20, max_line: 10 }, 0);
+        let mut rx = DataReceiver::new(
+            BodyLimits {
+                max_size: 1 << 20,
+                max_line: 10,
+            },
+            0,
+        );
         let mut buf = BytesMut::from(&[b'x'; 50][..]);
         assert_eq!(rx.feed(&mut buf), None);
         assert!(buf.len() <= 1);

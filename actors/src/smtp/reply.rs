@@ -19,7 +19,12 @@ pub struct Reply {
 
 impl Reply {
     fn new(code: u16, status: &'static str, reason: &'static str, text: impl Into<String>) -> Self {
-        Reply { code, status, lines: vec![text.into()], reason }
+        Reply {
+            code,
+            status,
+            lines: vec![text.into()],
+            reason,
+        }
     }
 
     /// Whether the client may try again later (4xx).
@@ -57,31 +62,66 @@ impl Reply {
 
     /// The banner.
     pub fn greeting(hostname: &str) -> Self {
-        Reply { code: 220, status: "", lines: vec![format!("{hostname} ESMTP hermod")], reason: "greeting" }
+        Reply {
+            code: 220,
+            status: "",
+            lines: vec![format!("{hostname} ESMTP hermod")],
+            reason: "greeting",
+        }
     }
     /// Past the total connection limit.
     pub fn too_many_connections() -> Self {
-        Self::new(421, "4.7.0", "too_many_connections", "Too many connections, try again later")
+        Self::new(
+            421,
+            "4.7.0",
+            "too_many_connections",
+            "Too many connections, try again later",
+        )
     }
     /// Past the per-client-IP connection limit.
     pub fn too_many_connections_from_ip() -> Self {
-        Self::new(421, "4.7.0", "too_many_connections_per_ip", "Too many connections from your IP address, try again later")
+        Self::new(
+            421,
+            "4.7.0",
+            "too_many_connections_per_ip",
+            "Too many connections from your IP address, try again later",
+        )
     }
     /// The server is draining (SIGTERM) or in maintenance.
     pub fn shutting_down(hostname: &str) -> Self {
-        Self::new(421, "4.3.2", "shutting_down", format!("{hostname} Service shutting down, try again later"))
+        Self::new(
+            421,
+            "4.3.2",
+            "shutting_down",
+            format!("{hostname} Service shutting down, try again later"),
+        )
     }
     /// No command within the command timeout.
     pub fn command_timeout() -> Self {
-        Self::new(421, "4.4.2", "command_timeout", "Command timeout, closing connection")
+        Self::new(
+            421,
+            "4.4.2",
+            "command_timeout",
+            "Command timeout, closing connection",
+        )
     }
     /// No data within the data timeout.
     pub fn data_timeout() -> Self {
-        Self::new(421, "4.4.2", "data_timeout", "Data timeout, closing connection")
+        Self::new(
+            421,
+            "4.4.2",
+            "data_timeout",
+            "Data timeout, closing connection",
+        )
     }
     /// The client sent nothing at all before the greeting timeout.
     pub fn greeting_timeout() -> Self {
-        Self::new(421, "4.4.2", "greeting_timeout", "Greeting timeout, closing connection")
+        Self::new(
+            421,
+            "4.4.2",
+            "greeting_timeout",
+            "Greeting timeout, closing connection",
+        )
     }
     /// Goodbye.
     pub fn bye() -> Self {
@@ -89,7 +129,12 @@ impl Reply {
     }
     /// Too many protocol errors: the client is not speaking SMTP.
     pub fn too_many_errors() -> Self {
-        Self::new(421, "4.7.0", "too_many_errors", "Too many errors, closing connection")
+        Self::new(
+            421,
+            "4.7.0",
+            "too_many_errors",
+            "Too many errors, closing connection",
+        )
     }
 
     // ---- command level ----
@@ -122,15 +167,30 @@ impl Reply {
     pub fn ehlo(hostname: &str, client: &str, extensions: Vec<String>) -> Self {
         let mut lines = vec![format!("{hostname} Hello {client}")];
         lines.extend(extensions);
-        Reply { code: 250, status: "", lines, reason: "ok" }
+        Reply {
+            code: 250,
+            status: "",
+            lines,
+            reason: "ok",
+        }
     }
     /// VRFY is answered without disclosing anything (RFC 5321 §3.5.3).
     pub fn vrfy() -> Self {
-        Self::new(252, "2.5.2", "vrfy", "Cannot VRFY user, but will accept message and attempt delivery")
+        Self::new(
+            252,
+            "2.5.2",
+            "vrfy",
+            "Cannot VRFY user, but will accept message and attempt delivery",
+        )
     }
     /// HELP.
     pub fn help() -> Self {
-        Self::new(214, "2.0.0", "help", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP")
+        Self::new(
+            214,
+            "2.0.0",
+            "help",
+            "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP",
+        )
     }
     /// DATA accepted; the body follows.
     pub fn start_data() -> Self {
@@ -153,11 +213,21 @@ impl Reply {
     }
     /// A bare LF or CR in a command.
     pub fn bare_line_ending_command() -> Self {
-        Self::new(500, "5.5.2", "bare_lf_or_cr", "Command must end with CRLF; bare LF or CR is not allowed")
+        Self::new(
+            500,
+            "5.5.2",
+            "bare_lf_or_cr",
+            "Command must end with CRLF; bare LF or CR is not allowed",
+        )
     }
     /// A bare LF or CR in message data (SMTP smuggling defence).
     pub fn bare_line_ending_data() -> Self {
-        Self::new(550, "5.6.11", "bare_lf_or_cr", "Message contains bare LF or CR; lines must end with CRLF")
+        Self::new(
+            550,
+            "5.6.11",
+            "bare_lf_or_cr",
+            "Message contains bare LF or CR; lines must end with CRLF",
+        )
     }
     /// Not a command we know.
     pub fn unknown_command() -> Self {
@@ -170,27 +240,57 @@ impl Reply {
     /// A malformed address.
     pub fn bad_address(which: &'static str, detail: &str) -> Self {
         let status = if which == "sender" { "5.1.7" } else { "5.1.3" };
-        Self::new(501, status, "bad_address", format!("Bad {which} address syntax: {detail}"))
+        Self::new(
+            501,
+            status,
+            "bad_address",
+            format!("Bad {which} address syntax: {detail}"),
+        )
     }
     /// An unknown MAIL/RCPT parameter.
     pub fn unsupported_parameter(name: &str) -> Self {
-        Self::new(555, "5.5.4", "unsupported_parameter", format!("Unsupported parameter {name}"))
+        Self::new(
+            555,
+            "5.5.4",
+            "unsupported_parameter",
+            format!("Unsupported parameter {name}"),
+        )
     }
     /// Commands in the wrong order.
     pub fn bad_sequence(detail: &'static str) -> Self {
-        Self::new(503, "5.5.1", "bad_sequence", format!("Bad sequence of commands: {detail}"))
+        Self::new(
+            503,
+            "5.5.1",
+            "bad_sequence",
+            format!("Bad sequence of commands: {detail}"),
+        )
     }
     /// The message is bigger than the configured limit.
     pub fn message_too_big(limit: usize) -> Self {
-        Self::new(552, "5.3.4", "message_too_big", format!("Message size exceeds fixed maximum message size of {limit} bytes"))
+        Self::new(
+            552,
+            "5.3.4",
+            "message_too_big",
+            format!("Message size exceeds fixed maximum message size of {limit} bytes"),
+        )
     }
     /// Too many recipients in one transaction.
     pub fn too_many_recipients(limit: usize) -> Self {
-        Self::new(452, "4.5.3", "too_many_recipients", format!("Too many recipients (maximum {limit})"))
+        Self::new(
+            452,
+            "4.5.3",
+            "too_many_recipients",
+            format!("Too many recipients (maximum {limit})"),
+        )
     }
     /// A recipient the client may not relay to.
     pub fn relay_denied(rcpt: &str) -> Self {
-        Self::new(554, "5.7.1", "relay_denied", format!("<{rcpt}>: Relay access denied"))
+        Self::new(
+            554,
+            "5.7.1",
+            "relay_denied",
+            format!("<{rcpt}>: Relay access denied"),
+        )
     }
     /// DATA without any accepted recipient.
     pub fn no_valid_recipients() -> Self {
@@ -198,15 +298,30 @@ impl Reply {
     }
     /// A command the server does not offer (e.g. STARTTLS without TLS configured).
     pub fn not_implemented(what: &'static str) -> Self {
-        Self::new(502, "5.5.1", "not_implemented", format!("{what} not implemented"))
+        Self::new(
+            502,
+            "5.5.1",
+            "not_implemented",
+            format!("{what} not implemented"),
+        )
     }
     /// The queue could not store the message (disk full, storage error, timeout).
     pub fn queue_unavailable(detail: &str) -> Self {
-        Self::new(451, "4.3.0", "queue_error", format!("Temporary queue failure, try again later: {detail}"))
+        Self::new(
+            451,
+            "4.3.0",
+            "queue_error",
+            format!("Temporary queue failure, try again later: {detail}"),
+        )
     }
     /// The 8-bit/UTF-8 parameter combination we do not accept.
     pub fn bad_body_type(value: &str) -> Self {
-        Self::new(501, "5.5.4", "syntax", format!("Unsupported BODY type {value}"))
+        Self::new(
+            501,
+            "5.5.4",
+            "syntax",
+            format!("Unsupported BODY type {value}"),
+        )
     }
 }
 
@@ -223,12 +338,22 @@ mod tests {
 
     #[test]
     fn single_line_has_enhanced_code() {
-        assert_eq!(Reply::too_many_recipients(100).to_wire(), "452 4.5.3 Too many recipients (maximum 100)\r\n");
+        assert_eq!(
+            Reply::too_many_recipients(100).to_wire(),
+            "452 4.5.3 Too many recipients (maximum 100)\r\n"
+        );
     }
 
     #[test]
     fn ehlo_is_multi_line() {
-        let r = Reply::ehlo("mx.test", "client", vec!["PIPELINING".into(), "SIZE 10".into()]);
-        assert_eq!(r.to_wire(), "250-mx.test Hello client\r\n250-PIPELINING\r\n250 SIZE 10\r\n");
+        let r = Reply::ehlo(
+            "mx.test",
+            "client",
+            vec!["PIPELINING".into(), "SIZE 10".into()],
+        );
+        assert_eq!(
+            r.to_wire(),
+            "250-mx.test Hello client\r\n250-PIPELINING\r\n250 SIZE 10\r\n"
+        );
     }
 }

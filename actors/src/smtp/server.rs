@@ -69,9 +69,14 @@ enum Phase {
     SkipLine,
     Data(DataReceiver),
     /// Reading a BDAT chunk into the transaction's receiver.
-    Bdat { last: bool },
+    Bdat {
+        last: bool,
+    },
     /// Reading and dropping a BDAT chunk that will be refused with `reply`.
-    BdatDiscard { remaining: usize, reply: Reply },
+    BdatDiscard {
+        remaining: usize,
+        reply: Reply,
+    },
 }
 
 struct Transaction {
@@ -114,7 +119,10 @@ impl ServerSession {
 
     /// Whether the client is sending message content (the data timeout applies).
     pub fn in_data(&self) -> bool {
-        matches!(self.phase, Phase::Data(_) | Phase::Bdat { .. } | Phase::BdatDiscard { .. })
+        matches!(
+            self.phase,
+            Phase::Data(_) | Phase::Bdat { .. } | Phase::BdatDiscard { .. }
+        )
     }
 
     /// Whether a MAIL transaction is open (used to decide if a close loses work).
@@ -133,7 +141,12 @@ impl ServerSession {
 
     /// Consumes what it can from `input`, appending replies to `out`. Returns an event
     /// when the driver must act before more input is fed, `None` when it needs more bytes.
-    pub fn feed(&mut self, input: &mut BytesMut, out: &mut Vec<u8>, now: SystemTime) -> Option<Event> {
+    pub fn feed(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut Vec<u8>,
+        now: SystemTime,
+    ) -> Option<Event> {
         loop {
             if self.errors >= self.settings.max_errors {
                 Reply::too_many_errors().write_to(out);
@@ -183,7 +196,11 @@ impl ServerSession {
                             return Some(event);
                         }
                     } else {
-                        let size = self.transaction.as_ref().and_then(|t| t.bdat.as_ref()).map_or(0, |r| r.len());
+                        let size = self
+                            .transaction
+                            .as_ref()
+                            .and_then(|t| t.bdat.as_ref())
+                            .map_or(0, |r| r.len());
                         Reply::chunk_ok(size).write_to(out);
                     }
                 }
@@ -207,7 +224,13 @@ impl ServerSession {
         reply.write_to(out);
     }
 
-    fn command_line(&mut self, line: &[u8], input: &mut BytesMut, out: &mut Vec<u8>, now: SystemTime) -> Option<Event> {
+    fn command_line(
+        &mut self,
+        line: &[u8],
+        input: &mut BytesMut,
+        out: &mut Vec<u8>,
+        now: SystemTime,
+    ) -> Option<Event> {
         let crlf = line.len() >= 2 && line[line.len() - 2] == b'\r';
         let content = &line[..line.len() - if crlf { 2 } else { 1 }];
         if !crlf || content.contains(&b'\r') {
@@ -229,7 +252,13 @@ impl ServerSession {
         self.command(command, input, out, now)
     }
 
-    fn command(&mut self, command: Command, input: &mut BytesMut, out: &mut Vec<u8>, now: SystemTime) -> Option<Event> {
+    fn command(
+        &mut self,
+        command: Command,
+        input: &mut BytesMut,
+        out: &mut Vec<u8>,
+        now: SystemTime,
+    ) -> Option<Event> {
         match command {
             Command::Ehlo(domain) => {
                 self.transaction = None;
@@ -291,10 +320,17 @@ impl ServerSession {
         if self.transaction.is_some() {
             return self.error(out, Reply::bad_sequence("nested MAIL command"));
         }
-        if mail.size.is_some_and(|size| size > self.settings.max_message_size) {
+        if mail
+            .size
+            .is_some_and(|size| size > self.settings.max_message_size)
+        {
             return self.error(out, Reply::message_too_big(self.settings.max_message_size));
         }
-        self.transaction = Some(Transaction { mail, recipients: Vec::new(), bdat: None });
+        self.transaction = Some(Transaction {
+            mail,
+            recipients: Vec::new(),
+            bdat: None,
+        });
         Reply::sender_ok().write_to(out);
     }
 
@@ -315,7 +351,10 @@ impl ServerSession {
     }
 
     fn limits(&self) -> BodyLimits {
-        BodyLimits { max_size: self.settings.max_message_size, max_line: self.settings.max_line_length }
+        BodyLimits {
+            max_size: self.settings.max_message_size,
+            max_line: self.settings.max_line_length,
+        }
     }
 
     fn data(&mut self, out: &mut Vec<u8>) {
@@ -339,7 +378,9 @@ impl ServerSession {
             None => Some(Reply::bad_sequence("need MAIL before BDAT")),
             Some(t) if t.recipients.is_empty() => Some(Reply::no_valid_recipients()),
             Some(t) => {
-                t.bdat.get_or_insert_with(|| BdatReceiver::new(limits)).begin_chunk(size);
+                t.bdat
+                    .get_or_insert_with(|| BdatReceiver::new(limits))
+                    .begin_chunk(size);
                 None
             }
         };
@@ -348,13 +389,21 @@ impl ServerSession {
                 if last {
                     self.transaction = None;
                 }
-                Phase::BdatDiscard { remaining: size, reply }
+                Phase::BdatDiscard {
+                    remaining: size,
+                    reply,
+                }
             }
             None => Phase::Bdat { last },
         };
     }
 
-    fn finish_message(&mut self, result: BodyResult, out: &mut Vec<u8>, now: SystemTime) -> Option<Event> {
+    fn finish_message(
+        &mut self,
+        result: BodyResult,
+        out: &mut Vec<u8>,
+        now: SystemTime,
+    ) -> Option<Event> {
         let transaction = self.transaction.take()?;
         let body = match result {
             Ok(body) => body,

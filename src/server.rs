@@ -1,0 +1,220 @@
+//! Wiring of a running hermod: the spool and its commit thread, the Queue and Listener
+//! on the main arbiter, one session arbiter per core (Sessions and Delivery actors
+//! spread over them), and the drain on shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use anyhow::Context as _;
+use hermod_actors::config::Config;
+use hermod_actors::delivery::{Delivery, DeliverySettings};
+use hermod_actors::listener::{
+    ActiveSessions, ConnectionLimits, Drain, Listener, SessionContextTemplate,
+};
+use hermod_actors::mx::MxResolver;
+use hermod_actors::queue::{Queue, QueueSettings};
+use hermod_actors::queue_id::QueueIdGenerator;
+use hermod_actors::relay::RelayPolicy;
+use hermod_actors::routing::{Router, TransportMap, parse_target};
+use hermod_actors::session::SessionTimeouts;
+use hermod_actors::smtp::ServerSettings;
+use hermod_actors::smtp_client::ClientTimeouts;
+use hermod_actors::spool::{Committer, SledSpool, Spool};
+
+/// Runs hermod until `shutdown` resolves, then drains: stops accepting, lets sessions in
+/// flight finish (bounded by `smtp.drain_timeout`), flushes the spool and returns.
+pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.queue.data_dir).with_context(|| {
+        format!(
+            "creating queue.data_dir {}",
+            config.queue.data_dir.display()
+        )
+    })?;
+    let spool: Arc<dyn Spool> =
+        Arc::new(SledSpool::open(&config.queue.data_dir).with_context(|| {
+            format!(
+                "opening the spool in {} (is another hermod using it?)",
+                config.queue.data_dir.display()
+            )
+        })?);
+    let std_listeners = config
+        .smtp
+        .listen
+        .iter()
+        .map(|addr| {
+            let socket = std::net::TcpListener::bind(addr).with_context(|| {
+                format!("cannot listen on {addr} (address in use, or a privileged port?)")
+            })?;
+            socket.set_nonblocking(true)?;
+            Ok(socket)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let system = System::new();
+    let spool_for_run = spool.clone();
+    let started =
+        system.block_on(async move { start(config, spool_for_run, std_listeners, shutdown) });
+    started?;
+    system.run().context("actor system failed")?;
+    spool.flush().context("final spool flush")?;
+    tracing::info!("hermod stopped; spool flushed");
+    Ok(())
+}
+
+fn start(
+    config: Config,
+    spool: Arc<dyn Spool>,
+    std_listeners: Vec<std::net::TcpListener>,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> anyhow::Result<()> {
+    let workers = match config.smtp.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let arbiters: Vec<ArbiterHandle> = (0..workers).map(|_| Arbiter::new().handle()).collect();
+    let ids = Arc::new(QueueIdGenerator::new());
+    let committer = Committer::start(spool.clone());
+
+    let mut transport = TransportMap::new();
+    for (pattern, target) in &config.delivery.transport {
+        transport.insert(pattern, parse_target(target, config.delivery.mx_port)?);
+    }
+    let relayhost = match config.delivery.relayhost.trim() {
+        "" => None,
+        target => Some(parse_target(target, 25)?),
+    };
+    let router = Router {
+        transport,
+        relayhost,
+    };
+    let resolver = Arc::new(MxResolver::new(
+        &config.delivery.dns_servers,
+        config.delivery.dns_timeout,
+    )?);
+    let helo_name = if config.delivery.helo_name.is_empty() {
+        config.smtp.hostname.clone()
+    } else {
+        config.delivery.helo_name.clone()
+    };
+    let delivery_settings = Arc::new(DeliverySettings {
+        helo_name,
+        mx_port: config.delivery.mx_port,
+        max_connections: config.delivery.max_connections_per_destination,
+        max_messages_per_connection: config.delivery.max_messages_per_connection,
+        rate_per_second: config.delivery.rate_per_destination,
+        max_recipients_per_transaction: config.delivery.max_recipients_per_transaction,
+        timeouts: ClientTimeouts {
+            connect: config.delivery.connect_timeout,
+            command: config.delivery.command_timeout,
+        },
+        idle_timeout: config.delivery.idle_timeout,
+        dead_host_failures: config.delivery.dead_host_failures.max(1),
+        dead_host_backoff: config.delivery.dead_host_backoff,
+    });
+    let delivery_arbiters = arbiters.clone();
+    let next = std::cell::Cell::new(0usize);
+    let factory = Box::new(move |hop: &hermod_actors::routing::NextHop, report_to| {
+        let arbiter = &delivery_arbiters[next.get() % delivery_arbiters.len()];
+        next.set(next.get().wrapping_add(1));
+        let (hop, settings, resolver) = (hop.clone(), delivery_settings.clone(), resolver.clone());
+        tracing::debug!(next_hop = %hop, "starting delivery actor");
+        Delivery::start_in_arbiter(arbiter, move |_| {
+            Delivery::new(hop, settings, resolver, report_to)
+        })
+        .recipient()
+    });
+
+    let queue_settings = QueueSettings {
+        hostname: config.smtp.hostname.clone(),
+        retry_interval: config.queue.retry_interval,
+        max_retry_interval: config.queue.max_retry_interval,
+        max_lifetime: config.queue.max_lifetime,
+        max_attempts: config.queue.max_attempts,
+        scan_interval: config.queue.scan_interval,
+        max_in_flight: 10_000,
+    };
+    let mut queue = Queue::new(
+        queue_settings,
+        spool,
+        committer,
+        ids.clone(),
+        router,
+        factory,
+    );
+    let recovered = queue.recover()?;
+    if recovered > 0 {
+        tracing::info!(messages = recovered, "recovered messages from the spool");
+    }
+    let queue = queue.start();
+
+    let server_settings = Arc::new(ServerSettings {
+        hostname: config.smtp.hostname.clone(),
+        max_message_size: config.smtp.max_message_size,
+        max_recipients: config.smtp.max_recipients,
+        max_line_length: config.smtp.max_line_length,
+        max_errors: config.smtp.max_errors,
+        relay: RelayPolicy::new(&config.relay.domains, &config.relay.networks),
+        ids,
+        starttls: false,
+    });
+    let timeouts = SessionTimeouts {
+        greeting: config.smtp.greeting_timeout,
+        command: config.smtp.command_timeout,
+        data: config.smtp.data_timeout,
+        enqueue: Duration::from_secs(60),
+    };
+    let sockets = std_listeners
+        .into_iter()
+        .map(tokio::net::TcpListener::from_std)
+        .collect::<std::io::Result<Vec<_>>>()?;
+    for socket in &sockets {
+        tracing::info!(smtp_addr = %socket.local_addr()?, workers, "listening");
+    }
+    let limits = ConnectionLimits {
+        max_connections: config.smtp.max_connections,
+        max_per_ip: config.smtp.max_connections_per_ip,
+    };
+    let template = SessionContextTemplate {
+        settings: server_settings,
+        timeouts,
+        queue: queue.clone().recipient(),
+    };
+    let listener = Listener::new(sockets, limits, arbiters.clone(), template).start();
+
+    let drain_timeout = config.smtp.drain_timeout;
+    actix::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; draining sessions");
+        let deadline = Instant::now() + drain_timeout;
+        let mut open = listener.send(Drain).await.unwrap_or(0);
+        while open > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            open = listener.send(ActiveSessions).await.unwrap_or(0);
+        }
+        if open > 0 {
+            tracing::warn!(
+                sessions = open,
+                "drain timeout: closing sessions still open"
+            );
+        }
+        for arbiter in &arbiters {
+            arbiter.stop();
+        }
+        drop(queue);
+        System::current().stop();
+    });
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
