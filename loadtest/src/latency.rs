@@ -4,13 +4,21 @@
 //! digits), so a percentile is exact to 0.1% whatever the spread, and merging the
 //! histograms of many connections costs nothing per message.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// Highest latency recorded exactly (one hour); larger values are clamped to it.
 const MAX_MICROS: u64 = 3_600_000_000;
+
+/// Nanoseconds since the Unix epoch: the clock `X-Blaster-Sent` is written in, so the
+/// sender and the sink (on the same machine) measure end-to-end latency on one clock.
+pub fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
 
 /// A latency histogram in microseconds.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -18,20 +18,13 @@ use super::replies;
 use super::session::{Session, Step};
 use super::shared::Shared;
 use super::store;
+use crate::latency::unix_ns;
 
 /// Read buffer size; a pipelined batch of small messages fits in one read.
 const READ_CHUNK: usize = 32 * 1024;
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Nanoseconds since the Unix epoch: the clock `X-Blaster-Sent` is written in.
-pub(crate) fn unix_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 /// Resolves once the sink is told to stop (at once if it already was).
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {

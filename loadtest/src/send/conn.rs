@@ -1,0 +1,238 @@
+//! One client connection: buffered replies, and the opening exchange (greeting,
+//! EHLO/LHLO, STARTTLS, AUTH) that every message on it depends on.
+
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::ctx::Ctx;
+use super::outcome::ErrorKind;
+use super::report::Tally;
+use super::stream::Stream;
+use crate::{base64, reply, tls};
+
+/// What the server offered in its EHLO/LHLO reply.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Caps {
+    pub(crate) pipelining: bool,
+    pub(crate) chunking: bool,
+    pub(crate) starttls: bool,
+    pub(crate) auth_plain: bool,
+    pub(crate) auth_login: bool,
+}
+
+impl Caps {
+    /// Reads the keywords of an EHLO reply.
+    fn parse(reply: &[u8]) -> Self {
+        let mut caps = Self::default();
+        for line in reply::lines(reply).skip(1) {
+            let mut words = line.split_whitespace();
+            let keyword = words.next().unwrap_or_default().to_ascii_uppercase();
+            match keyword.as_str() {
+                "PIPELINING" => caps.pipelining = true,
+                "CHUNKING" => caps.chunking = true,
+                "STARTTLS" => caps.starttls = true,
+                "AUTH" => {
+                    for mech in words {
+                        caps.auth_plain |= mech.eq_ignore_ascii_case("PLAIN");
+                        caps.auth_login |= mech.eq_ignore_ascii_case("LOGIN");
+                    }
+                }
+                _ => {}
+            }
+        }
+        caps
+    }
+}
+
+/// An open, greeted connection.
+pub(crate) struct Conn {
+    stream: Stream,
+    rbuf: BytesMut,
+    /// Commands waiting to go out; flushed in one write before the next blocking read.
+    pub(crate) wbuf: Vec<u8>,
+    timeout: Duration,
+    /// The server's extensions.
+    pub(crate) caps: Caps,
+}
+
+impl Conn {
+    /// Connects and runs the opening exchange.
+    pub(crate) async fn open(ctx: &Ctx, tally: &mut Tally) -> Result<Self, ErrorKind> {
+        let config = &ctx.config;
+        let connect =
+            tokio::time::timeout(config.connect_timeout, TcpStream::connect(config.server));
+        let tcp = match connect.await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return Err(ErrorKind::ConnectRefused);
+            }
+            Ok(Err(_)) => return Err(ErrorKind::ConnectFailed),
+            Err(_) => return Err(ErrorKind::ConnectTimeout),
+        };
+        let _ = tcp.set_nodelay(true);
+        tally.connections += 1;
+        let stream = if config.tls {
+            handshake(ctx, tcp).await?
+        } else {
+            Stream::Plain(tcp)
+        };
+        let mut conn = Conn {
+            stream,
+            rbuf: BytesMut::with_capacity(16 * 1024),
+            wbuf: Vec::with_capacity(16 * 1024),
+            timeout: config.command_timeout,
+            caps: Caps::default(),
+        };
+        if conn.reply(tally).await? != 220 {
+            return Err(ErrorKind::GreetingRejected);
+        }
+        conn.hello(ctx, tally).await?;
+        if config.starttls && !config.tls {
+            conn = conn.starttls(ctx, tally).await?;
+        }
+        if let Some((user, pass)) = &config.auth {
+            conn.auth(user, pass, tally).await?;
+        }
+        Ok(conn)
+    }
+
+    /// EHLO (or LHLO), falling back to HELO for an old SMTP server.
+    async fn hello(&mut self, ctx: &Ctx, tally: &mut Tally) -> Result<(), ErrorKind> {
+        let verb = if ctx.config.lmtp { "LHLO" } else { "EHLO" };
+        self.command(&format!("{verb} {}", ctx.config.helo));
+        let (code, text) = self.reply_text(tally).await?;
+        if (200..300).contains(&code) {
+            self.caps = Caps::parse(&text);
+            return Ok(());
+        }
+        if ctx.config.lmtp {
+            return Err(ErrorKind::HelloRejected);
+        }
+        self.command(&format!("HELO {}", ctx.config.helo));
+        match self.reply(tally).await? {
+            200..=299 => Ok(()),
+            _ => Err(ErrorKind::HelloRejected),
+        }
+    }
+
+    /// STARTTLS, the handshake, and EHLO again.
+    async fn starttls(mut self, ctx: &Ctx, tally: &mut Tally) -> Result<Self, ErrorKind> {
+        if !self.caps.starttls {
+            return Err(ErrorKind::StarttlsUnavailable);
+        }
+        self.command("STARTTLS");
+        if self.reply(tally).await? != 220 {
+            return Err(ErrorKind::StarttlsUnavailable);
+        }
+        let Stream::Plain(tcp) = self.stream else {
+            return Err(ErrorKind::StarttlsUnavailable);
+        };
+        self.stream = handshake(ctx, tcp).await?;
+        self.rbuf.clear();
+        self.hello(ctx, tally).await?;
+        Ok(self)
+    }
+
+    /// AUTH PLAIN (preferred) or LOGIN.
+    async fn auth(&mut self, user: &str, pass: &str, tally: &mut Tally) -> Result<(), ErrorKind> {
+        if self.caps.auth_plain {
+            let token = base64::encode(format!("\0{user}\0{pass}").as_bytes());
+            self.command(&format!("AUTH PLAIN {token}"));
+        } else if self.caps.auth_login {
+            self.command("AUTH LOGIN");
+            if self.reply(tally).await? != 334 {
+                return Err(ErrorKind::AuthFailed);
+            }
+            self.command(&base64::encode(user.as_bytes()));
+            if self.reply(tally).await? != 334 {
+                return Err(ErrorKind::AuthFailed);
+            }
+            self.command(&base64::encode(pass.as_bytes()));
+        } else {
+            return Err(ErrorKind::AuthUnavailable);
+        }
+        match self.reply(tally).await? {
+            235 => Ok(()),
+            _ => Err(ErrorKind::AuthFailed),
+        }
+    }
+
+    /// Queues one command line.
+    pub(crate) fn command(&mut self, line: &str) {
+        self.wbuf.extend_from_slice(line.as_bytes());
+        self.wbuf.extend_from_slice(b"\r\n");
+    }
+
+    /// The next reply's code, flushing queued commands first if it is not here yet.
+    pub(crate) async fn reply(&mut self, tally: &mut Tally) -> Result<u16, ErrorKind> {
+        let found = self.next_reply().await?;
+        self.rbuf.advance(found.len);
+        tally.code(found.code);
+        Ok(found.code)
+    }
+
+    /// The next reply with its text (for EHLO).
+    async fn reply_text(&mut self, tally: &mut Tally) -> Result<(u16, Vec<u8>), ErrorKind> {
+        let found = self.next_reply().await?;
+        let text = self.rbuf.split_to(found.len).to_vec();
+        tally.code(found.code);
+        Ok((found.code, text))
+    }
+
+    /// Finds a complete reply in the buffer, reading (after a flush) as needed.
+    async fn next_reply(&mut self) -> Result<reply::Found, ErrorKind> {
+        loop {
+            match reply::parse(&self.rbuf) {
+                Ok(Some(found)) => return Ok(found),
+                Ok(None) => {}
+                Err(_) => return Err(ErrorKind::MalformedReply),
+            }
+            self.flush().await?;
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                self.rbuf.reserve(16 * 1024);
+            }
+            let read = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.rbuf));
+            match read.await {
+                Ok(Ok(0)) => return Err(ErrorKind::Closed),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(ErrorKind::from_io(&e)),
+                Err(_) => return Err(ErrorKind::Timeout),
+            }
+        }
+    }
+
+    /// Writes everything queued in one write.
+    pub(crate) async fn flush(&mut self) -> Result<(), ErrorKind> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let write = tokio::time::timeout(self.timeout, self.stream.write_all(&self.wbuf));
+        let result = match write.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ErrorKind::from_io(&e)),
+            Err(_) => Err(ErrorKind::Timeout),
+        };
+        self.wbuf.clear();
+        result
+    }
+
+    /// Closes the socket (after QUIT was answered or the exchange broke).
+    pub(crate) async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
+    }
+}
+
+/// The client side of a TLS handshake.
+async fn handshake(ctx: &Ctx, tcp: TcpStream) -> Result<Stream, ErrorKind> {
+    let connector = ctx.tls.clone().ok_or(ErrorKind::TlsHandshake)?;
+    let name = tls::server_name(&ctx.config.tls_name).map_err(|_| ErrorKind::TlsHandshake)?;
+    let handshake = tokio::time::timeout(ctx.config.connect_timeout, connector.connect(name, tcp));
+    match handshake.await {
+        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Ok(Err(_)) => Err(ErrorKind::TlsHandshake),
+        Err(_) => Err(ErrorKind::ConnectTimeout),
+    }
+}

@@ -1,0 +1,56 @@
+//! A closed-loop run against the sink: every message sent is accepted and received,
+//! and the sender's accepted log matches the sink's received log line for line.
+
+use std::collections::BTreeSet;
+
+use smtp_blaster::send::{self, SendConfig};
+use smtp_blaster::sink::{self, SinkConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_and_sink_counts_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let received_log = dir.path().join("received.log");
+    let accepted_log = dir.path().join("accepted.log");
+    let sink = sink::start(SinkConfig {
+        received_log: Some(received_log.clone()),
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap();
+    let config = SendConfig {
+        server: sink.local_addrs()[0],
+        connections: 8,
+        messages: Some(2_000),
+        per_connection: 50,
+        recipients: 2,
+        accepted_log: Some(accepted_log.clone()),
+        ..SendConfig::default()
+    };
+    let report = send::run(config).await.unwrap();
+    let summary = sink.shutdown().await;
+
+    assert_eq!(
+        (report.sent, report.accepted, report.errors),
+        (2_000, 2_000, 0),
+        "{report}"
+    );
+    assert_eq!(summary.stats.received, 2_000);
+    assert_eq!(summary.stats.recipients, 4_000);
+    assert_eq!(summary.stats.e2e_latency_ms.count, 2_000);
+    // 50 messages per connection, but the last connection of each slot may carry fewer.
+    assert!(
+        (40..=48).contains(&report.connections),
+        "{}",
+        report.connections
+    );
+    let read = |p| {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect::<BTreeSet<_>>()
+    };
+    let (accepted, received) = (read(&accepted_log), read(&received_log));
+    assert_eq!(accepted.len(), 2_000);
+    assert_eq!(accepted, received);
+}
