@@ -356,10 +356,11 @@ async fn run_job(
     let targets = match resolver.targets(&hop, settings.mx_port).await {
         Ok(targets) => targets,
         Err(e) => {
+            let text = format!("{} {e}", e.enhanced_status());
             let outcome = if e.is_permanent() {
-                Outcome::Failed(e.to_string())
+                Outcome::Failed(text)
             } else {
-                Outcome::Deferred(e.to_string())
+                Outcome::Deferred(text)
             };
             let results = all(&job.recipients, outcome);
             return JobOutcome {

@@ -1,0 +1,160 @@
+//! A real hermod process for end-to-end tests: the binary cargo built, started with a
+//! config file and environment overrides, its log lines kept for assertions.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running hermod.
+pub struct Hermod {
+    child: Child,
+    /// Where it listens for SMTP.
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+    config_path: PathBuf,
+    data_dir: PathBuf,
+}
+
+impl Hermod {
+    /// Starts hermod with `config` (TOML) in `dir`; the spool goes to `dir/data`, the
+    /// listener to a free loopback port (through SMTP_HOST / SMTP_PORT / SMTP_DB_PATH).
+    pub async fn start(dir: &Path, config: &str) -> Hermod {
+        let config_path = dir.join("hermod.toml");
+        std::fs::write(&config_path, config).expect("writing test config");
+        Self::start_with(config_path, dir.join("data"), &[]).await
+    }
+
+    /// Starts hermod with extra environment variables.
+    pub async fn start_with(
+        config_path: PathBuf,
+        data_dir: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Hermod {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hermod"));
+        command
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("SMTP_HOST", "127.0.0.1")
+            .env("SMTP_PORT", "0")
+            .env("SMTP_DB_PATH", &data_dir)
+            .env("SMTP_LOG_LEVEL", "info")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("starting hermod");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut hermod = Hermod {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            logs,
+            config_path,
+            data_dir,
+        };
+        let line = hermod.wait_log("listening", Duration::from_secs(30)).await;
+        let line = line
+            .unwrap_or_else(|| panic!("hermod did not start; log:\n{}", hermod.logs().join("\n")));
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("smtp_addr="))
+            .expect("smtp_addr in the listening line");
+        hermod.addr = addr.parse().expect("listening address");
+        hermod
+    }
+
+    /// Starts again on the same config and spool (after [`Hermod::kill`] or [`Hermod::stop`]).
+    pub async fn restart(&mut self) {
+        let next = Self::start_with(self.config_path.clone(), self.data_dir.clone(), &[]).await;
+        *self = next;
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line contains `needle`; returns it.
+    pub async fn wait_log(&self, needle: &str, limit: Duration) -> Option<String> {
+        self.wait_log_matching(|l| l.contains(needle), limit).await
+    }
+
+    /// Waits until a log line satisfies `pred`.
+    pub async fn wait_log_matching(
+        &self,
+        pred: impl Fn(&str) -> bool,
+        limit: Duration,
+    ) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self.logs.lock().unwrap().iter().find(|l| pred(l)) {
+                return Some(line.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status code.
+    pub async fn stop(&mut self) -> Option<i32> {
+        signal(self.child.id(), "-TERM");
+        self.wait_exit(Duration::from_secs(30)).await
+    }
+
+    /// Sends SIGKILL: no drain, no final flush.
+    pub async fn kill(&mut self) {
+        signal(self.child.id(), "-KILL");
+        self.wait_exit(Duration::from_secs(10)).await;
+    }
+
+    async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").arg(sig).arg(pid.to_string()).status();
+}
+
+impl Drop for Hermod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,81 @@
+//! smtp-blaster's sink as the downstream server of end-to-end tests, and a reader for
+//! the messages it stored.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use smtp_blaster::sink::{self, SinkConfig, SinkHandle};
+
+/// A stored message: its envelope and bytes.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// MAIL FROM as the sink got it.
+    pub mail_from: String,
+    /// Accepted RCPT TOs.
+    pub rcpt_to: Vec<String>,
+    /// The message bytes as received (unstuffed).
+    pub data: Vec<u8>,
+}
+
+/// Starts a sink on a free loopback port that keeps every message in `dir`.
+pub async fn start(dir: &Path) -> SinkHandle {
+    start_with(SinkConfig {
+        store: Some(dir.to_path_buf()),
+        starttls: false,
+        ..SinkConfig::default()
+    })
+    .await
+}
+
+/// Starts a sink with a given config.
+pub async fn start_with(config: SinkConfig) -> SinkHandle {
+    std::fs::create_dir_all(config.store.as_ref().expect("tests keep messages")).expect("sink dir");
+    sink::start(config).await.expect("starting sink")
+}
+
+/// The messages stored in `dir`, in arrival order.
+pub fn stored(dir: &Path) -> Vec<Stored> {
+    let mut seqs: Vec<u64> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    seqs.sort_unstable();
+    seqs.into_iter()
+        .map(|seq| {
+            let envelope: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join(format!("{seq}.json"))).unwrap())
+                    .unwrap();
+            Stored {
+                mail_from: envelope["mail_from"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                rcpt_to: envelope["rcpt_to"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                data: std::fs::read(dir.join(format!("{seq}.eml"))).unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// Waits until `dir` holds at least `n` messages; returns them.
+pub async fn wait_stored(dir: &Path, n: usize, limit: Duration) -> Vec<Stored> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let messages = stored(dir);
+        if messages.len() >= n || Instant::now() > deadline {
+            return messages;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
