@@ -1,1 +1,68 @@
-fn main() {}
+//! The queue's commit path: writing a message to sled and waiting for the group-commit
+//! flush, alone and with many writers sharing flushes.
+//! Run: `cargo bench --bench queue_commit`.
+
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hermod_actors::queue_id::QueueIdGenerator;
+use hermod_actors::spool::{Committer, Envelope, RecipientState, RecipientStatus, SledSpool, Spool};
+
+fn envelope() -> Envelope {
+    Envelope {
+        sender: "a@b.test".into(),
+        recipients: vec![RecipientState {
+            address: "u@c.test".into(),
+            domain: "c.test".into(),
+            status: RecipientStatus::Pending,
+            attempts: 0,
+        }],
+        arrival: 0,
+        size: 1024,
+        client: "127.0.0.1".into(),
+    }
+}
+
+fn bench_commit(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let spool: Arc<dyn Spool> = Arc::new(SledSpool::open(dir.path()).unwrap());
+    let committer = Committer::start(spool.clone());
+    let ids = QueueIdGenerator::new();
+    let data = vec![b'x'; 1024];
+    let envelope = envelope();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+
+    let mut group = c.benchmark_group("queue_commit");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("insert_and_flush_alone", |b| {
+        b.iter(|| {
+            let id = ids.next_id();
+            spool.insert(id, &envelope, &data).unwrap();
+            runtime.block_on(committer.commit()).unwrap();
+            spool.remove(id).unwrap();
+        })
+    });
+    const WRITERS: u64 = 50;
+    group.throughput(Throughput::Elements(WRITERS));
+    group.bench_function("insert_and_flush_50_concurrent", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut tasks = Vec::new();
+                for _ in 0..WRITERS {
+                    let id = ids.next_id();
+                    spool.insert(id, &envelope, &data).unwrap();
+                    let committer = committer.clone();
+                    tasks.push(tokio::spawn(async move { committer.commit().await.map(|_| id) }));
+                }
+                for task in tasks {
+                    let id = task.await.unwrap().unwrap();
+                    spool.remove(id).unwrap();
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_commit);
+criterion_main!(benches);
