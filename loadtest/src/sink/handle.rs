@@ -64,6 +64,12 @@ impl SinkHandle {
         self.shared.stats()
     }
 
+    /// A cheap function returning live stats, for a display task that outlives a borrow.
+    pub fn stats_source(&self) -> impl Fn() -> SinkStats + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        move || shared.stats()
+    }
+
     /// Resolves once `expect` messages arrived or `idle_exit` passed without traffic;
     /// never, if neither is configured.
     pub async fn done(&self) {

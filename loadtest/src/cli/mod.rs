@@ -1,0 +1,86 @@
+//! Command-line arguments: one subcommand per role.
+
+/// `println!` that ignores a closed stdout (`| head`) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod send;
+mod sink;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// SMTP/LMTP load generator and sink that measures any mail server.
+#[derive(Debug, Parser)]
+#[command(name = "smtp-blaster", version, about)]
+pub(crate) struct Cli {
+    /// Runtime worker threads (default: one per core).
+    #[arg(long, global = true)]
+    pub(crate) threads: Option<usize>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// What to run.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Send messages to a server and report rates, latency and reply codes.
+    Send(Box<send::SendArgs>),
+    /// Accept messages as fast as possible, inject failures, measure end-to-end latency.
+    Sink(Box<sink::SinkArgs>),
+}
+
+/// Runs the chosen subcommand.
+pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Send(args) => send::run(*args).await,
+        Command::Sink(args) => sink::run(*args).await,
+    }
+}
+
+/// Parses `USER:PASS`.
+fn user_pass(s: &str) -> Result<(String, String), String> {
+    s.split_once(':')
+        .map(|(u, p)| (u.to_string(), p.to_string()))
+        .ok_or_else(|| format!("expected USER:PASS, got {s:?}"))
+}
+
+/// Parses a probability in 0..=1.
+fn odds(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .parse()
+        .map_err(|e| format!("bad probability {s:?}: {e}"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("probability {s} is not within 0..=1"))
+    }
+}
+
+/// Resolves when the process gets SIGINT or SIGTERM.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
