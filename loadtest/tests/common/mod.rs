@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod postfix;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

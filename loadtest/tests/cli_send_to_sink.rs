@@ -1,0 +1,131 @@
+//! The binary end to end: `sink --expect` exits by itself once the messages from
+//! `send` arrived, both write their JSON, the logs agree and the plot is an SVG.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_smtp-blaster");
+
+#[test]
+fn cli_send_to_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let mut sink = Command::new(BIN)
+        .args([
+            "sink",
+            "--listen",
+            "127.0.0.1:0",
+            "--expect",
+            "300",
+            "--idle-exit",
+            "30s",
+        ])
+        .args([
+            "--json",
+            &path("sink.json"),
+            "--received-log",
+            &path("received.log"),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(sink.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("address line")
+        .to_string();
+
+    let send = Command::new(BIN)
+        .args([
+            "send",
+            &addr,
+            "-c",
+            "4",
+            "-m",
+            "300",
+            "-k",
+            "30",
+            "--pipelining",
+            "--size",
+            "1k:3,4k:1",
+        ])
+        .args([
+            "--json",
+            &path("send.json"),
+            "--accepted-log",
+            &path("accepted.log"),
+        ])
+        .args(["--plot", &path("plot.svg"), "--header", "X-Test: yes"])
+        .output()
+        .unwrap();
+    assert!(
+        send.status.success(),
+        "{}",
+        String::from_utf8_lossy(&send.stderr)
+    );
+    assert!(String::from_utf8_lossy(&send.stdout).contains("accepted 300"));
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = sink.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = sink.kill();
+            panic!("sink did not exit after --expect");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+
+    let json = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path(name)).unwrap()).unwrap()
+    };
+    let (send_json, sink_json) = (json("send.json"), json("sink.json"));
+    for key in [
+        "sent",
+        "accepted",
+        "temp_failed",
+        "perm_failed",
+        "errors",
+        "elapsed_s",
+        "rate_per_s",
+    ] {
+        assert!(send_json.get(key).is_some(), "send.json lacks {key}");
+    }
+    for key in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(
+            send_json["latency_ms"].get(key).is_some(),
+            "latency_ms lacks {key}"
+        );
+        assert!(
+            sink_json["e2e_latency_ms"].get(key).is_some(),
+            "e2e_latency_ms lacks {key}"
+        );
+    }
+    assert_eq!(send_json["accepted"], 300);
+    assert_eq!(send_json["reply_codes"]["354"], 300);
+    assert_eq!(sink_json["received"], 300);
+    assert_eq!(sink_json["e2e_latency_ms"]["count"], 300);
+    let lines = |name: &str| {
+        let mut v: Vec<String> = std::fs::read_to_string(path(name))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(lines("accepted.log").len(), 300);
+    assert_eq!(lines("accepted.log"), lines("received.log"));
+    assert!(
+        std::fs::read_to_string(path("plot.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+}
