@@ -56,13 +56,14 @@ run_shape() {
   t1=$(date +%s.%N)
   kill -TERM $hermod_pid; wait $hermod_pid || true
   kill $sampler 2>/dev/null || true
-  local peak_kb accepted
+  local peak_kb accepted spool_kb
   peak_kb=$(sort -n "$work/rss" | tail -1)
+  spool_kb=$(du -sk "$work/spool" | cut -f1)
   accepted=$(grep -c "message accepted" "$work/hermod.log" || true)
-  python3 - "$shape" "$N" "$t0" "$t_sent" "$t1" "${peak_kb:-0}" "$accepted" <<'PY'
+  python3 - "$shape" "$N" "$t0" "$t_sent" "$t1" "${peak_kb:-0}" "$accepted" "$spool_kb" <<'PY'
 import sys
-shape, n, t0, ts, t1, kb, acc = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6]), int(sys.argv[6]), int(sys.argv[7])
-print(f"{shape:12s} messages={n} accepted={acc} submit={n/(ts-t0):8.0f}/s end-to-end={n/(t1-t0):8.0f}/s elapsed={t1-t0:6.2f}s hermod_peak_rss={kb/1024:6.1f}MB")
+shape, n, t0, ts, t1, kb, acc, spool = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+print(f"{shape:12s} messages={n} accepted={acc} submit={n/(ts-t0):8.0f}/s end-to-end={n/(t1-t0):8.0f}/s elapsed={t1-t0:6.2f}s hermod_peak_rss={kb/1024:6.1f}MB spool_after={spool/1024:6.1f}MB")
 PY
 }
 

@@ -201,15 +201,18 @@ impl SmtpConnection {
         recipients: &[String],
         data: &[u8],
     ) -> Result<Vec<ServerReply>, ClientError> {
-        if self.transactions > 0 {
-            self.write(b"RSET\r\n", "RSET").await?;
-            let rset = self.read_reply("RSET").await?;
-            if !rset.is_positive() {
-                return Err(self.refused("RSET", rset));
-            }
+        // A reused connection is reset first; with PIPELINING the RSET rides in the same
+        // write as the envelope, so reuse costs no extra round trip.
+        let reset = self.transactions > 0;
+        if reset && !self.caps.pipelining {
+            self.expect_rset(b"RSET\r\n").await?;
         }
         self.transactions += 1;
-        let mut envelope = format!("MAIL FROM:<{sender}>");
+        let mut envelope = String::with_capacity(64 + recipients.len() * 40);
+        if reset && self.caps.pipelining {
+            envelope.push_str("RSET\r\n");
+        }
+        envelope.push_str(&format!("MAIL FROM:<{sender}>"));
         if self.caps.size.is_some() {
             envelope.push_str(&format!(" SIZE={}", data.len()));
         }
@@ -224,7 +227,11 @@ impl SmtpConnection {
                 envelope.push_str(line);
             }
             envelope.push_str("DATA\r\n");
-            self.write(envelope.as_bytes(), "MAIL").await?;
+            if reset {
+                self.expect_rset(envelope.as_bytes()).await?;
+            } else {
+                self.write(envelope.as_bytes(), "MAIL").await?;
+            }
             let mail = self.read_reply("MAIL").await?;
             let mut rcpts = Vec::with_capacity(recipients.len());
             for _ in recipients {
@@ -293,6 +300,17 @@ impl SmtpConnection {
             }
         }
         Ok(results)
+    }
+
+    /// Writes `bytes` (which start with RSET) and checks the RSET reply.
+    async fn expect_rset(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.write(bytes, "RSET").await?;
+        let rset = self.read_reply("RSET").await?;
+        if rset.is_positive() {
+            Ok(())
+        } else {
+            Err(self.refused("RSET", rset))
+        }
     }
 
     /// Says QUIT and closes, without waiting long for the answer.
