@@ -7,7 +7,10 @@
 #   - smtp-source -s 50 -m 20000 -l 1024 -d    (many messages per connection)
 #   - smtp-blaster send -c 50 -m 20000 -k 1    (one per connection, PIPELINING)
 #   - smtp-blaster send -c 50 -m 20000 -k 100  (100 per connection, PIPELINING)
-# and, when Postfix is installed (bench_postfix_relay.sh), Postfix relaying the same way.
+#   - postfix-1 / postfix-d: the same two smtp-source shapes against the machine's
+#     Postfix, set up the same way (loopback, durable queue, relayhost = the sink).
+#     This rewrites /etc/postfix/main.cf and master.cf and starts/stops Postfix: run it
+#     only on a scratch machine (CI does not run benchmarks).
 #
 # hermod runs with its embedded defaults (sled spool, fsync before every 250, info logs
 # to a file) and relays everything to the sink through SMTP_RELAYHOST.
@@ -17,7 +20,7 @@ cd "$(dirname "$0")/.."
 N=${N:-20000}
 C=${C:-50}
 SIZE=${SIZE:-1024}
-SHAPES=${SHAPES:-"source-1 source-d blaster-1 blaster-100"}
+SHAPES=${SHAPES:-"postfix-1 source-1 postfix-d source-d blaster-1 blaster-100"}
 BIN=target/release
 
 cargo build --release -q -p hermod -p smtp-blaster
@@ -34,19 +37,30 @@ run_shape() {
   rm -rf "$work/spool" "$work/sink.json"
   "$BIN/smtp-blaster" sink --listen "127.0.0.1:$sink_port" --no-starttls --expect "$N" --json "$work/sink.json" -q &
   local sink_pid=$!
-  SMTP_HOST=127.0.0.1 SMTP_PORT=$hermod_port SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
-    SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 \
-    "$BIN/hermod" serve --config config/hermod.toml > "$work/hermod.log" 2>&1 &
-  local hermod_pid=$!
+  local hermod_pid
+  case $shape in
+    postfix-*) start_postfix "$hermod_port" "$sink_port"; hermod_pid=$(cat /var/spool/postfix/pid/master.pid | xargs) ;;
+    *)
+      SMTP_HOST=127.0.0.1 SMTP_PORT=$hermod_port SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
+        SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 \
+        "$BIN/hermod" serve --config config/hermod.toml > "$work/hermod.log" 2>&1 &
+      hermod_pid=$! ;;
+  esac
   wait_port "$sink_port"; wait_port "$hermod_port"
   : > "$work/rss"
-  ( while kill -0 $hermod_pid 2>/dev/null; do ps -o rss= -p $hermod_pid >> "$work/rss" 2>/dev/null || true; sleep 0.2; done ) &
+  # RSS of the server under test: for Postfix, the sum over all its processes.
+  ( while kill -0 $hermod_pid 2>/dev/null; do
+      case $shape in
+        postfix-*) (ps -o rss= -U postfix; ps -o rss= -p "$hermod_pid") | awk '{s+=$1} END {print s}' >> "$work/rss" ;;
+        *) ps -o rss= -p $hermod_pid >> "$work/rss" 2>/dev/null || true ;;
+      esac
+      sleep 0.2; done ) &
   local sampler=$!
   local t0 t1
   t0=$(date +%s.%N)
   case $shape in
-    source-1) /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
-    source-d) /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
+    source-1|postfix-1) /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
+    source-d|postfix-d) /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     blaster-1) "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
     blaster-100) "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 100 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
   esac
@@ -54,12 +68,16 @@ run_shape() {
   t_sent=$(date +%s.%N)
   if ! timeout 300 tail --pid=$sink_pid -f /dev/null; then echo "sink did not receive $N messages" >&2; fi
   t1=$(date +%s.%N)
-  kill -TERM $hermod_pid; wait $hermod_pid || true
-  kill $sampler 2>/dev/null || true
+  case $shape in
+    postfix-*) kill $sampler 2>/dev/null || true; postfix stop >/dev/null 2>&1 || true ;;
+    *) kill -TERM $hermod_pid; wait $hermod_pid || true; kill $sampler 2>/dev/null || true ;;
+  esac
   local peak_kb accepted spool_kb
   peak_kb=$(sort -n "$work/rss" | tail -1)
-  spool_kb=$(du -sk "$work/spool" | cut -f1)
-  accepted=$(grep -c "message accepted" "$work/hermod.log" || true)
+  case $shape in
+    postfix-*) accepted=$(grep -c "status=sent" /var/log/postfix-bench.log 2>/dev/null || true); spool_kb=$(du -sk /var/spool/postfix | cut -f1) ;;
+    *) accepted=$(grep -c "message accepted" "$work/hermod.log" || true); spool_kb=$(du -sk "$work/spool" | cut -f1) ;;
+  esac
   python3 - "$shape" "$N" "$t0" "$t_sent" "$t1" "${peak_kb:-0}" "$accepted" "$spool_kb" <<'PY'
 import sys
 shape, n, t0, ts, t1, kb, acc, spool = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
@@ -67,5 +85,24 @@ print(f"{shape:12s} messages={n} accepted={acc} submit={n/(ts-t0):8.0f}/s end-to
 PY
 }
 
+# Postfix as a loopback relay to the sink: durable queue (its default), relayhost = sink,
+# smtpd on 127.0.0.1:$1, relaying allowed from 127.0.0.0/8, logging to a file.
+start_postfix() {
+  local port=$1 sink=$2
+  postfix stop >/dev/null 2>&1 || true
+  [ -f /etc/postfix/main.cf ] || cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf
+  postconf -e "inet_interfaces = 127.0.0.1" "inet_protocols = ipv4" "mynetworks = 127.0.0.0/8" \
+    "relayhost = [127.0.0.1]:$sink" "mydestination =" "myhostname = bench.localdomain" \
+    "smtpd_recipient_restrictions = permit_mynetworks, reject" "maillog_file = /var/log/postfix-bench.log" \
+    "smtpd_client_connection_count_limit = 0" "default_process_limit = 200" "compatibility_level = 3.6"
+  postconf -X "smtp/inet" 2>/dev/null || true
+  postconf -M "127.0.0.1:$port/inet=127.0.0.1:$port inet n - n - - smtpd"
+  postconf -M "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd"
+  : > /var/log/postfix-bench.log
+  postfix check >/dev/null 2>&1 || true
+  postfix start >/dev/null 2>&1 || { echo "postfix did not start; see /var/log/postfix-bench.log" >&2; return 1; }
+}
+
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
-for shape in $SHAPES; do run_shape "$shape"; done
+# Between shapes: let the previous server's processes exit and the disk settle.
+for shape in $SHAPES; do sync; sleep 3; run_shape "$shape"; done

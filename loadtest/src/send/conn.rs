@@ -13,6 +13,9 @@ use super::report::Tally;
 use super::stream::Stream;
 use crate::{base64, reply, tls};
 
+/// How long closing may wait for the server's side of the close.
+const CLOSE_WAIT: Duration = Duration::from_millis(200);
+
 /// What the server offered in its EHLO/LHLO reply.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Caps {
@@ -219,9 +222,16 @@ impl Conn {
         result
     }
 
-    /// Closes the socket (after QUIT was answered or the exchange broke).
-    pub(crate) async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
+    /// Closes the socket. After a completed QUIT, waits (briefly) for the server to
+    /// close first: the side that closes first keeps the TIME_WAIT state, and a
+    /// connection-per-message run would otherwise run out of ephemeral ports on our
+    /// side and measure its own port search instead of the server.
+    pub(crate) async fn close(mut self, quit_answered: bool) {
+        if quit_answered {
+            let mut scratch = [0u8; 256];
+            let _ = tokio::time::timeout(CLOSE_WAIT, self.stream.read(&mut scratch)).await;
+        }
+        let _ = tokio::time::timeout(CLOSE_WAIT, self.stream.shutdown()).await;
     }
 }
 

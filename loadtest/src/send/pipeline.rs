@@ -110,16 +110,20 @@ impl<'a> Pipeline<'a> {
     /// Sends until this connection's share is done; returns a message claimed but not
     /// sent, for the next connection.
     pub(crate) async fn run(mut self) -> Option<Claim> {
-        if let Err(kind) = self.exchange().await {
-            self.abort(Outcome::Error(kind));
-        }
+        let quit_answered = match self.exchange().await {
+            Ok(quit_answered) => quit_answered,
+            Err(kind) => {
+                self.abort(Outcome::Error(kind));
+                false
+            }
+        };
         let held = self.held.take();
-        self.conn.close().await;
+        self.conn.close(quit_answered).await;
         held
     }
 
-    /// The reply loop.
-    async fn exchange(&mut self) -> Result<(), ErrorKind> {
+    /// The reply loop; true when it ended with QUIT answered.
+    async fn exchange(&mut self) -> Result<bool, ErrorKind> {
         loop {
             self.fill();
             self.pump();
@@ -130,21 +134,21 @@ impl<'a> Pipeline<'a> {
                         tokio::time::sleep_until(claim.due.into()).await;
                         continue;
                     }
-                    None => return Ok(()),
+                    None => return Ok(false),
                 }
             };
             let code = match self.conn.reply(self.tally).await {
                 Ok(code) => code,
                 // The server may hang up right after (or instead of) answering QUIT.
-                Err(_) if expect == Expect::Quit && self.msgs.is_empty() => return Ok(()),
+                Err(_) if expect == Expect::Quit && self.msgs.is_empty() => return Ok(false),
                 Err(kind) => return Err(kind),
             };
             if code == 421 {
                 self.abort(Outcome::TempFailed);
-                return Ok(());
+                return Ok(false);
             }
             if expect == Expect::Quit {
-                return Ok(());
+                return Ok(true);
             }
             self.on_reply(expect, code)?;
         }

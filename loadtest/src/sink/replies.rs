@@ -79,8 +79,6 @@ pub(crate) const AUTH_USERNAME: &[u8] = b"334 VXNlcm5hbWU6\r\n";
 pub(crate) const AUTH_PASSWORD: &[u8] = b"334 UGFzc3dvcmQ6\r\n";
 /// Refused past `max_connections`.
 pub(crate) const TOO_MANY_CONNECTIONS: &[u8] = b"421 4.7.0 Too many connections, try later\r\n";
-/// The sink is stopping.
-pub(crate) const SHUTTING_DOWN: &[u8] = b"421 4.3.2 Shutting down\r\n";
 /// The client was silent past the command timeout.
 pub(crate) const TIMEOUT: &[u8] = b"421 4.4.2 Timeout, closing connection\r\n";
 

@@ -43,8 +43,7 @@ pub(crate) async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
-                    let (shared, stop) = (Arc::clone(&shared), stop.clone());
-                    connections.spawn(connection(tcp, shared, stop, implicit_tls));
+                    connections.spawn(connection(tcp, Arc::clone(&shared), implicit_tls));
                 }
                 // Out of file descriptors or similar: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -54,31 +53,31 @@ pub(crate) async fn accept_loop(
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
-    let grace = shared.config.shutdown_grace;
-    let drain = async { while connections.join_next().await.is_some() {} };
-    let _ = tokio::time::timeout(grace, drain).await;
+    // Connections blocked reading have flushed every reply; wait (within the grace)
+    // until all are, so no answered-but-unsent message is cut off, then close them.
+    let deadline = tokio::time::Instant::now() + shared.config.shutdown_grace;
+    while shared.busy.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     connections.shutdown().await;
 }
 
-/// Decrements the open-connection count however the connection ends.
+/// Decrements the open and busy connection counts however the connection ends.
 struct ActiveGuard(Arc<Shared>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// One connection, from greeting to close.
-async fn connection(
-    tcp: TcpStream,
-    shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
-    implicit_tls: bool,
-) {
+async fn connection(tcp: TcpStream, shared: Arc<Shared>, implicit_tls: bool) {
     let _ = tcp.set_nodelay(true);
     shared.touch();
     let active = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
+    shared.busy.fetch_add(1, Ordering::AcqRel);
     let _guard = ActiveGuard(Arc::clone(&shared));
     if shared
         .config
@@ -97,7 +96,6 @@ async fn connection(
         input: BytesMut::with_capacity(READ_CHUNK),
         out: Vec::with_capacity(4096),
         shared,
-        stop,
     };
     let _ = conn.run(tcp, implicit_tls).await;
 }
@@ -114,7 +112,6 @@ struct Connection {
     input: BytesMut,
     out: Vec<u8>,
     shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
 }
 
 impl Connection {
@@ -207,7 +204,7 @@ impl Connection {
         Ok(())
     }
 
-    /// Reads more input; false when the client is gone, timed out or the sink stops.
+    /// Reads more input; false when the client is gone or timed out.
     async fn read<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         stream: &mut S,
@@ -216,13 +213,10 @@ impl Connection {
             self.input.reserve(READ_CHUNK);
         }
         let timeout = self.shared.config.command_timeout;
-        let read = tokio::select! {
-            read = tokio::time::timeout(timeout, stream.read_buf(&mut self.input)) => read,
-            () = stopped(&mut self.stop) => {
-                let _ = stream.write_all(replies::SHUTTING_DOWN).await;
-                return Ok(false);
-            }
-        };
+        // Idle (everything answered and flushed) while blocked here: shutdown may cut us.
+        self.shared.busy.fetch_sub(1, Ordering::AcqRel);
+        let read = tokio::time::timeout(timeout, stream.read_buf(&mut self.input)).await;
+        self.shared.busy.fetch_add(1, Ordering::AcqRel);
         match read {
             Ok(Ok(0)) => Ok(false),
             Ok(Ok(_)) => {

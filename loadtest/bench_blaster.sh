@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: smtp-blaster and its sink against Postfix's smtp-source and
+# smtp-sink, 1 KiB messages over 50 connections, with one message per connection and
+# with connection reuse (blaster: 100 per connection; smtp-source: -d).
+#
+#   loadtest/bench_blaster.sh            # MSGS=20000 RUNS=3 SOAK_SECONDS=30 by default
+#
+# Every pairing is timed the same way: wall clock around the client process, so a
+# client's own report cannot flatter it. Each figure is the median of RUNS runs. Before
+# each run the script waits until no rustc is running (builds on a 2-core machine
+# would distort it). Traffic goes to 127.0.0.1 only.
+set -euo pipefail
+
+MSGS=${MSGS:-20000}
+RUNS=${RUNS:-3}
+SOAK_SECONDS=${SOAK_SECONDS:-30}
+SESSIONS=50
+SIZE=1024
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+SMTP_SINK=/usr/sbin/smtp-sink
+SMTP_SOURCE=/usr/sbin/smtp-source
+
+for tool in "$SMTP_SINK" "$SMTP_SOURCE"; do
+  [ -x "$tool" ] || { echo "missing $tool: apt-get install postfix" >&2; exit 1; }
+done
+
+echo "building smtp-blaster (release)..." >&2
+(cd "$ROOT" && cargo build --release -p smtp-blaster >&2)
+BLASTER="$ROOT/target/release/smtp-blaster"
+
+SINK_USER=()
+[ "$(id -u)" = 0 ] && SINK_USER=(-u nobody)
+
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_quiet() {
+  while pgrep -x rustc >/dev/null || pgrep -f 'rustc ' >/dev/null; do sleep 2; done
+}
+
+wait_listening() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on port $1" >&2; exit 1
+}
+
+# start_server KIND PORT: "postfix" or "blaster"; prints the PID.
+start_server() {
+  case $1 in
+    postfix) "$SMTP_SINK" "${SINK_USER[@]}" "127.0.0.1:$2" 1024 >/dev/null 2>&1 & ;;
+    blaster) "$BLASTER" sink --listen "127.0.0.1:$2" --quiet >/dev/null 2>&1 & ;;
+  esac
+  echo $!
+}
+
+# run_client KIND PORT REUSE: prints messages per second (wall clock).
+run_client() {
+  local kind=$1 port=$2 reuse=$3 start end
+  start=$(date +%s%N)
+  case $kind in
+    postfix)
+      if [ "$reuse" = 1 ]; then
+        "$SMTP_SOURCE" -d -s $SESSIONS -m "$MSGS" -l $SIZE "127.0.0.1:$port"
+      else
+        "$SMTP_SOURCE" -s $SESSIONS -m "$MSGS" -l $SIZE "127.0.0.1:$port"
+      fi ;;
+    blaster)
+      local k=1
+      [ "$reuse" = 1 ] && k=100
+      "$BLASTER" send "127.0.0.1:$port" -c $SESSIONS -m "$MSGS" -k $k --size $SIZE --pipelining --quiet ;;
+  esac
+  end=$(date +%s%N)
+  awk -v n="$MSGS" -v ns=$((end - start)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }'
+}
+
+median() { tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# measure CLIENT SERVER REUSE: median rate over RUNS runs, a fresh server each run.
+PORT=40025
+measure() {
+  local rates=() pid
+  for _ in $(seq 1 "$RUNS"); do
+    PORT=$((PORT + 1))
+    wait_quiet
+    pid=$(start_server "$2" $PORT); PIDS+=("$pid")
+    wait_listening $PORT
+    rates+=("$(run_client "$1" $PORT "$3")")
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  done
+  echo "${rates[*]}" | median
+}
+
+declare -A R
+for reuse in 0 1; do
+  for pair in "postfix postfix" "blaster blaster" "blaster postfix" "postfix blaster"; do
+    set -- $pair
+    R[$1-$2-$reuse]=$(measure "$1" "$2" "$reuse")
+    echo "  $1 -> $2, reuse=$reuse: ${R[$1-$2-$reuse]} msg/s" >&2
+  done
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t ? "ok" : "BELOW") }'; }
+
+echo
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "messages: $MSGS x ${SIZE} B, $SESSIONS connections, median of $RUNS runs"
+echo
+printf '| %-36s | %16s | %8s | %18s | %8s |\n' "pairing" "1 msg/conn msg/s" "vs base" "reuse msg/s" "vs base"
+printf '|%s|%s|%s|%s|%s|\n' "--------------------------------------" "------------------" "----------" "--------------------" "----------"
+for pair in "postfix postfix smtp-source -> smtp-sink (base)" \
+            "blaster blaster smtp-blaster -> blaster sink (>= 1.5x)" \
+            "blaster postfix smtp-blaster -> smtp-sink (>= 1.2x)" \
+            "postfix blaster smtp-source -> blaster sink (>= 1.2x)"; do
+  set -- $pair
+  c=$1 s=$2; shift 2
+  a=${R[$c-$s-0]} b=${R[$c-$s-1]}
+  ra=$(ratio "$a" "${R[postfix-postfix-0]}") rb=$(ratio "$b" "${R[postfix-postfix-1]}")
+  printf '| %-36s | %16s | %7sx | %18s | %7sx |\n' "$*" "$a" "$ra" "$b" "$rb"
+done
+echo
+for pair in "blaster blaster 1.5" "blaster postfix 1.2" "postfix blaster 1.2"; do
+  set -- $pair
+  for reuse in 0 1; do
+    r=$(ratio "${R[$1-$2-$reuse]}" "${R[postfix-postfix-$reuse]}")
+    echo "$1 -> $2 reuse=$reuse: ${r}x (needs $3x): $(verdict "$r" "$3")"
+  done
+done
+
+if [ "$SOAK_SECONDS" -gt 0 ]; then
+  echo
+  echo "sink memory over a ${SOAK_SECONDS}s run (blaster -> blaster sink, 100 per connection):"
+  PORT=$((PORT + 1))
+  wait_quiet
+  pid=$(start_server blaster $PORT); PIDS+=("$pid")
+  wait_listening $PORT
+  "$BLASTER" send "127.0.0.1:$PORT" -c $SESSIONS --duration "${SOAK_SECONDS}s" -k 100 --size $SIZE --pipelining --quiet &
+  client=$!
+  step=$(( SOAK_SECONDS / 6 > 0 ? SOAK_SECONDS / 6 : 1 ))
+  for t in $(seq "$step" "$step" "$SOAK_SECONDS"); do
+    sleep "$step"
+    echo "  t=${t}s sink RSS $(awk '/VmRSS/ { print $2, $3 }' "/proc/$pid/status")"
+  done
+  wait "$client" || true
+  echo "  peak RSS $(awk '/VmHWM/ { print $2, $3 }' "/proc/$pid/status")"
+  kill "$pid" 2>/dev/null || true
+fi
