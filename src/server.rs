@@ -110,6 +110,7 @@ fn start(
             command: config.delivery.command_timeout,
         },
         idle_timeout: config.delivery.idle_timeout,
+        chunking: config.delivery.chunking,
         dead_host_failures: config.delivery.dead_host_failures.max(1),
         dead_host_backoff: config.delivery.dead_host_backoff,
     });

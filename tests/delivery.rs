@@ -53,17 +53,38 @@ fn free_port() -> u16 {
 }
 
 async fn setup(dir: &Path) -> (TestDns, smtp_blaster::sink::SinkHandle, Hermod) {
+    setup_with(dir, "").await
+}
+
+/// `delivery_extra` is appended to the `[delivery]` section.
+async fn setup_with(
+    dir: &Path,
+    delivery_extra: &str,
+) -> (TestDns, smtp_blaster::sink::SinkHandle, Hermod) {
     let dns = TestDns::start(zones()).await;
     let sink = sink::start(&dir.join("sink")).await;
     let port = sink.local_addrs()[0].port();
-    let hermod = Hermod::start(dir, &config(dns.addr, port)).await;
+    let hermod = Hermod::start(
+        dir,
+        &format!("{}{delivery_extra}\n", config(dns.addr, port)),
+    )
+    .await;
     (dns, sink, hermod)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delivers_byte_for_byte_with_dots_and_8bit() {
+async fn delivers_byte_for_byte_with_dots_and_8bit_over_bdat() {
+    byte_for_byte("chunking = true").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_byte_for_byte_with_dots_and_8bit_over_data() {
+    byte_for_byte("chunking = false").await;
+}
+
+async fn byte_for_byte(delivery_extra: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (_dns, _sink, hermod) = setup(dir.path()).await;
+    let (_dns, _sink, hermod) = setup_with(dir.path(), delivery_extra).await;
     let original: &[u8] = b"From: a@sender.test\r\nTo: u@a.test\r\nSubject: caf\xc3\xa9\r\n\r\n.leading dot\r\n..two dots\r\n.\xe9t\xe9 latin-1\r\nend\r\n";
     let mut stuffed = Vec::new();
     for line in original.split_inclusive(|&b| b == b'\n') {

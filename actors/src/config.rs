@@ -173,6 +173,9 @@ pub struct DeliveryConfig {
     /// Time an open connection may wait for the next message.
     #[serde(with = "duration")]
     pub idle_timeout: Duration,
+    /// Send with BDAT (RFC 3030) when the next hop offers CHUNKING and PIPELINING: one
+    /// write and one read per message instead of two round trips.
+    pub chunking: bool,
     /// Consecutive connection failures after which a next hop is considered down.
     pub dead_host_failures: u32,
     /// How long a next hop considered down is left alone.
@@ -198,6 +201,7 @@ impl Default for DeliveryConfig {
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(5),
+            chunking: true,
             dead_host_failures: 5,
             dead_host_backoff: Duration::from_secs(60),
             dns_timeout: Duration::from_secs(5),

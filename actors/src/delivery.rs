@@ -96,6 +96,8 @@ pub struct DeliverySettings {
     pub timeouts: ClientTimeouts,
     /// How long an idle connection is kept for reuse.
     pub idle_timeout: Duration,
+    /// Use BDAT (CHUNKING) when the next hop offers it.
+    pub chunking: bool,
     /// Consecutive connection failures before the hop is considered down.
     pub dead_host_failures: u32,
     /// How long a hop that is down is left alone.
@@ -387,6 +389,7 @@ async fn run_job(
         .await
         {
             Ok(mut connection) => {
+                connection.prefer_chunking(settings.chunking);
                 return match connection
                     .send(&job.sender, &job.recipients, &job.data)
                     .await

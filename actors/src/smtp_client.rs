@@ -109,6 +109,8 @@ pub struct Capabilities {
     pub pipelining: bool,
     /// SIZE limit, if announced.
     pub size: Option<usize>,
+    /// CHUNKING (BDAT, RFC 3030).
+    pub chunking: bool,
 }
 
 /// One open connection to a next hop.
@@ -121,6 +123,8 @@ pub struct SmtpConnection {
     timeouts: ClientTimeouts,
     /// Transactions completed on this connection.
     pub transactions: u32,
+    /// Send with BDAT when the server offers CHUNKING and PIPELINING.
+    use_chunking: bool,
 }
 
 impl SmtpConnection {
@@ -156,6 +160,7 @@ impl SmtpConnection {
             peer: format!("{host}[{}]:{}", addr.ip(), addr.port()),
             timeouts,
             transactions: 0,
+            use_chunking: false,
         };
         let greeting = conn.read_reply("greeting").await?;
         if !greeting.is_positive() {
@@ -178,6 +183,13 @@ impl SmtpConnection {
             return Err(conn.refused("EHLO", ehlo.0));
         }
         Ok(conn)
+    }
+
+    /// Sends messages with `BDAT n LAST` when the server offers CHUNKING and PIPELINING:
+    /// the whole transaction then goes out in one write and comes back in one read, and
+    /// the body needs no dot-stuffing.
+    pub fn prefer_chunking(&mut self, on: bool) {
+        self.use_chunking = on;
     }
 
     /// `host[ip]:port`, as logs show the relay.
@@ -222,6 +234,9 @@ impl SmtpConnection {
             .map(|r| format!("RCPT TO:<{r}>\r\n"))
             .collect();
 
+        if self.use_chunking && self.caps.chunking && self.caps.pipelining {
+            return self.send_bdat(envelope, &rcpt_lines, reset, data).await;
+        }
         let (mail, rcpts, data_reply) = if self.caps.pipelining {
             for line in &rcpt_lines {
                 envelope.push_str(line);
@@ -295,6 +310,50 @@ impl SmtpConnection {
             }
         } else {
             let reply = self.read_reply("end of data").await?;
+            for &i in &accepted {
+                results[i] = reply.clone();
+            }
+        }
+        Ok(results)
+    }
+
+    /// One transaction in one write: [RSET] MAIL, RCPTs, `BDAT n LAST` and the data.
+    async fn send_bdat(
+        &mut self,
+        mut envelope: String,
+        rcpt_lines: &[String],
+        reset: bool,
+        data: &[u8],
+    ) -> Result<Vec<ServerReply>, ClientError> {
+        for line in rcpt_lines {
+            envelope.push_str(line);
+        }
+        envelope.push_str(&format!("BDAT {} LAST\r\n", data.len()));
+        let mut wire = envelope.into_bytes();
+        wire.extend_from_slice(data);
+        if reset {
+            self.expect_rset(&wire).await?;
+        } else {
+            self.write(&wire, "MAIL").await?;
+        }
+        let mail = self.read_reply("MAIL").await?;
+        let mut results = Vec::with_capacity(rcpt_lines.len());
+        for _ in rcpt_lines {
+            results.push(self.read_reply("RCPT").await?);
+        }
+        let accepted: Vec<usize> = (0..results.len())
+            .filter(|&i| results[i].is_positive())
+            .collect();
+        if !mail.is_positive() {
+            self.read_reply("BDAT").await?;
+            return Ok(vec![mail; rcpt_lines.len()]);
+        }
+        if self.lmtp && !accepted.is_empty() {
+            for &i in &accepted {
+                results[i] = self.read_reply("BDAT").await?;
+            }
+        } else {
+            let reply = self.read_reply("BDAT").await?;
             for &i in &accepted {
                 results[i] = reply.clone();
             }
@@ -436,6 +495,7 @@ fn parse_capabilities(lines: &[String]) -> Capabilities {
         let mut words = line.split_whitespace();
         match words.next().map(|w| w.to_ascii_uppercase()).as_deref() {
             Some("PIPELINING") => caps.pipelining = true,
+            Some("CHUNKING") => caps.chunking = true,
             Some("SIZE") => {
                 caps.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0))
             }
