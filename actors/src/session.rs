@@ -146,6 +146,7 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
                 continue;
             }
             Some(Event::Close) => {
+                log_refusals(&mut protocol, peer);
                 let _ = stream.write_all(&output).await;
                 return if output.ends_with(Reply::bye().to_wire().as_bytes()) {
                     End::Quit
@@ -160,7 +161,7 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
             }
             None => {}
         }
-        count_rejections(&output);
+        log_refusals(&mut protocol, peer);
         if !output.is_empty() {
             if let Err(e) = stream.write_all(&output).await {
                 return End::Io(e);
@@ -197,15 +198,11 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
     }
 }
 
-/// Counts refusals written in this batch of replies, by reply code.
-fn count_rejections(output: &[u8]) {
-    for line in output.split(|&b| b == b'\n') {
-        if let Some(code) = line.get(..3)
-            && (line.first() == Some(&b'4') || line.first() == Some(&b'5'))
-            && line.get(3) == Some(&b' ')
-        {
-            let code = String::from_utf8_lossy(code).into_owned();
-            metrics::counter!("smtp_replies_failed_total", "code" => code).increment(1);
-        }
+/// Logs each refusal the protocol wrote, with the client, and counts it by reason, so
+/// "Relay access denied" or "Message size exceeds" can be found in the log by client.
+fn log_refusals(protocol: &mut ServerSession, peer: SocketAddr) {
+    for reply in protocol.take_refusals() {
+        metrics::counter!("smtp_messages_rejected_total", "reason" => reply.reason).increment(1);
+        tracing::info!(client = %peer, reason = reply.reason, reply = %reply, "rejected");
     }
 }

@@ -95,6 +95,7 @@ pub struct ServerSession {
     transaction: Option<Transaction>,
     phase: Phase,
     errors: u32,
+    refusals: Vec<Reply>,
 }
 
 impl ServerSession {
@@ -109,6 +110,7 @@ impl ServerSession {
             transaction: None,
             phase: Phase::Command,
             errors: 0,
+            refusals: Vec::new(),
         }
     }
 
@@ -149,7 +151,7 @@ impl ServerSession {
     ) -> Option<Event> {
         loop {
             if self.errors >= self.settings.max_errors {
-                Reply::too_many_errors().write_to(out);
+                self.refuse(out, Reply::too_many_errors());
                 return Some(Event::Close);
             }
             match &mut self.phase {
@@ -219,9 +221,22 @@ impl ServerSession {
         }
     }
 
+    /// Writes a refusal that counts toward `max_errors` and records it for the log.
     fn error(&mut self, out: &mut Vec<u8>, reply: Reply) {
         self.errors += 1;
+        self.refuse(out, reply);
+    }
+
+    /// Writes a refusal and records it for the log.
+    fn refuse(&mut self, out: &mut Vec<u8>, reply: Reply) {
         reply.write_to(out);
+        self.refusals.push(reply);
+    }
+
+    /// The refusals written since the last call, so the driver can log each with the
+    /// client's address and count it by reason.
+    pub fn take_refusals(&mut self) -> Vec<Reply> {
+        std::mem::take(&mut self.refusals)
     }
 
     fn command_line(
@@ -340,7 +355,7 @@ impl ServerSession {
             return self.error(out, Reply::bad_sequence("need MAIL before RCPT"));
         };
         if transaction.recipients.len() >= max {
-            return Reply::too_many_recipients(max).write_to(out);
+            return self.refuse(out, Reply::too_many_recipients(max));
         }
         if !self.settings.relay.allows(self.client_ip, &rcpt) {
             let reply = Reply::relay_denied(&rcpt.to_string());
