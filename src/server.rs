@@ -79,7 +79,7 @@ fn start(
 
     let mut transport = TransportMap::new();
     for (pattern, target) in &config.delivery.transport {
-        transport.insert(pattern, parse_target(target, config.delivery.mx_port)?);
+        transport.insert(pattern, parse_target(target, 25)?);
     }
     let relayhost = match config.delivery.relayhost.trim() {
         "" => None,

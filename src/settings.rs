@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use hermod_actors::config::{Config, parse_duration};
+use hermod_actors::config::Config;
 use hermod_actors::routing::{TransportMap, parse_target};
 use ipnet::IpNet;
 
@@ -147,9 +147,8 @@ fn apply_env(
             rest.strip_prefix(&format!("{s}_"))
                 .map(|k| (*s, k.to_string()))
         }) else {
-            if !matches!(name.as_str(), "HERMOD_CONFIG") {
-                issues.push(issue(name, format!("unknown setting; expected HERMOD_<SECTION>_<KEY> with SECTION one of {SECTIONS:?}")));
-            }
+            // Not ours (HERMOD_CONFIG, or variables a platform injects, such as
+            // Kubernetes' HERMOD_PORT for a Service named hermod): ignore.
             continue;
         };
         set(table, section, &key, value, name, issues);
@@ -377,13 +376,12 @@ pub fn validate(config: &Config) -> Vec<ConfigIssue> {
         issues.push(issue("delivery.relayhost", e.to_string()));
     }
     for (pattern, target) in &config.delivery.transport {
-        let mut map = TransportMap::new();
-        match parse_target(target, 25) {
-            Ok(hop) => map.insert(pattern, hop),
-            Err(e) => issues.push(issue(
+        // The strict parser checks the pattern's syntax as well as the target's.
+        if let Err(e) = TransportMap::parse(&format!("{pattern}={target}"), 25) {
+            issues.push(issue(
                 format!("delivery.transport.{pattern}"),
                 e.to_string(),
-            )),
+            ));
         }
     }
     for domain in &config.relay.domains {
@@ -397,7 +395,6 @@ pub fn validate(config: &Config) -> Vec<ConfigIssue> {
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
         issues.push(issue("log.level", e.to_string()));
     }
-    let _ = parse_duration;
     issues
 }
 
@@ -533,6 +530,35 @@ mod tests {
         let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
         assert!(keys.contains(&"SMTP_PORT"), "{issues:?}");
         assert!(keys.contains(&"SMTP_MAX_RECIPIENTS"), "{issues:?}");
+    }
+
+    #[test]
+    fn bad_transport_pattern_is_named() {
+        let issues = load_text(
+            "[delivery.transport]\n\"exa mple.com\" = \"smtp:[127.0.0.1]:25\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            issues[0].key, "delivery.transport.exa mple.com",
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn platform_variables_are_ignored_but_typos_in_ours_are_not() {
+        assert!(
+            load_text(
+                "",
+                &[
+                    ("HERMOD_PORT", "tcp://10.0.0.1:25"),
+                    ("HERMOD_SERVICE_HOST", "10.0.0.1")
+                ]
+            )
+            .is_ok()
+        );
+        let issues = load_text("", &[("HERMOD_SMTP_MAX_CONECTIONS", "5")]).unwrap_err();
+        assert_eq!(issues[0].key, "HERMOD_SMTP_MAX_CONECTIONS", "{issues:?}");
     }
 
     #[test]

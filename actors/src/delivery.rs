@@ -41,6 +41,9 @@ pub enum Outcome {
     Delivered(String),
     /// Temporary failure: retry later.
     Deferred(String),
+    /// Not tried: the next hop is backing off after repeated connection failures. Retry
+    /// later without counting an attempt.
+    Postponed(String),
     /// Permanent failure: bounce.
     Failed(String),
 }
@@ -60,7 +63,10 @@ impl Outcome {
     /// The reply or reason text.
     pub fn text(&self) -> &str {
         match self {
-            Outcome::Delivered(t) | Outcome::Deferred(t) | Outcome::Failed(t) => t,
+            Outcome::Delivered(t)
+            | Outcome::Deferred(t)
+            | Outcome::Postponed(t)
+            | Outcome::Failed(t) => t,
         }
     }
 }
@@ -177,7 +183,7 @@ impl Delivery {
                         let results = job
                             .recipients
                             .iter()
-                            .map(|r| (r.clone(), Outcome::Deferred(reason.clone())))
+                            .map(|r| (r.clone(), Outcome::Postponed(reason.clone())))
                             .collect();
                         self.report(
                             DeliveryReport {

@@ -279,7 +279,10 @@ impl Queue {
             };
             message.in_flight[i] = false;
             let rcpt = &mut message.envelope.recipients[i];
-            rcpt.attempts += 1;
+            let postponed = matches!(outcome, Outcome::Postponed(_));
+            if !postponed {
+                rcpt.attempts += 1;
+            }
             let delay = now.saturating_sub(arrival);
             let (status, new_state) = match outcome {
                 Outcome::Delivered(reply) => ("sent", (RecipientStatus::Delivered, reply)),
@@ -292,7 +295,7 @@ impl Queue {
                         reply,
                     ),
                 ),
-                Outcome::Deferred(reply) => {
+                Outcome::Deferred(reply) | Outcome::Postponed(reply) => {
                     let expired = delay >= settings.max_lifetime.as_secs();
                     let exhausted =
                         settings.max_attempts > 0 && rcpt.attempts >= settings.max_attempts;
@@ -313,7 +316,8 @@ impl Queue {
                             ),
                         )
                     } else {
-                        let next_attempt = now + settings.backoff(rcpt.attempts).as_secs().max(1);
+                        let next_attempt =
+                            now + settings.backoff(rcpt.attempts.max(1)).as_secs().max(1);
                         (
                             "deferred",
                             (
