@@ -79,10 +79,14 @@ impl Hermod {
         let line = hermod.wait_log("listening", Duration::from_secs(30)).await;
         let line = line
             .unwrap_or_else(|| panic!("hermod did not start; log:\n{}", hermod.logs().join("\n")));
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("smtp_addr="))
-            .expect("smtp_addr in the listening line");
+        let addr = match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(json) => json["smtp_addr"].as_str().map(String::from),
+            Err(_) => line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("smtp_addr="))
+                .map(String::from),
+        };
+        let addr = addr.expect("smtp_addr in the listening line");
         hermod.addr = addr.parse().expect("listening address");
         hermod
     }

@@ -1,0 +1,116 @@
+//! The command line an operator runs: --version, --validate-only, JSON logs.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::client::{Client, queue_id};
+use common::hermod::Hermod;
+
+fn hermod() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hermod"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let out = hermod().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("hermod {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn validate_only_summarises_a_good_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hermod.toml");
+    std::fs::write(&path, "[relay]\ndomains = [\"mx.test\"]\n[delivery.transport]\n\"mx.test\" = \"lmtp:[127.0.0.1]:24\"\n").unwrap();
+    let out = hermod()
+        .args(["serve", "--validate-only", "--config"])
+        .arg(&path)
+        .env("SMTP_PORT", "2600")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.starts_with("configuration OK"), "{stdout}");
+    assert!(stdout.contains("listen=127.0.0.1:2600"), "{stdout}");
+    assert!(stdout.contains("mx.test=lmtp:[127.0.0.1]:24"), "{stdout}");
+}
+
+#[test]
+fn validate_only_names_every_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hermod.toml");
+    std::fs::write(
+        &path,
+        "[smtp]\nmax_recipients = 0\n[delivery]\nrelayhost = \"smtp:[\"\n",
+    )
+    .unwrap();
+    let out = hermod()
+        .args(["serve", "--validate-only", "--config"])
+        .arg(&path)
+        .env("SMTP_MAX_CONNECTIONS", "lots")
+        .env("RETRY_INTERVAL", "soon")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("SMTP_MAX_CONNECTIONS: expected a whole number"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("RETRY_INTERVAL") || stderr.contains("retry_interval"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_config_file_is_an_error() {
+    let out = hermod()
+        .args([
+            "serve",
+            "--validate-only",
+            "--config",
+            "/nonexistent/hermod.toml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hermod.toml");
+    std::fs::write(
+        &config,
+        "[delivery]\nrelayhost = \"[127.0.0.1]:1\"\n[queue]\nretry_interval = \"1h\"\n",
+    )
+    .unwrap();
+    let h = Hermod::start_with(
+        config,
+        dir.path().join("data"),
+        &[("SMTP_ENABLE_JSON_LOGGING", "true")],
+    )
+    .await;
+    let mut c = Client::connect(h.addr).await;
+    let id = queue_id(
+        &c.send_message("a@b.test", &["u@c.test"], b"Subject: x\r\n\r\nx\r\n")
+            .await,
+    );
+    let line = h
+        .wait_log_matching(|l| l.contains("message accepted"), Duration::from_secs(10))
+        .await
+        .expect("accepted line");
+    let value: serde_json::Value = serde_json::from_str(&line).expect("a JSON object");
+    assert_eq!(value["queue_id"], id.as_str());
+    assert_eq!(value["from"], "a@b.test");
+    assert_eq!(value["nrcpt"], 1);
+}
