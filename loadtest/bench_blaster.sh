@@ -71,7 +71,7 @@ run_client() {
     blaster)
       local k=1
       [ "$reuse" = 1 ] && k=100
-      "$BLASTER" send "127.0.0.1:$port" -c $SESSIONS -m "$MSGS" -k $k --size $SIZE --pipelining --quiet ;;
+      "$BLASTER" send "127.0.0.1:$port" -c $SESSIONS -m "$MSGS" -k $k --size $SIZE --pipelining --chunking --quiet ;;
   esac
   end=$(date +%s%N)
   awk -v n="$MSGS" -v ns=$((end - start)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }'
@@ -79,28 +79,35 @@ run_client() {
 
 median() { tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-# measure CLIENT SERVER REUSE: median rate over RUNS runs, a fresh server each run.
+# measure CLIENT SERVER REUSE: one run against a fresh server on a fresh port.
 PORT=40025
 measure() {
-  local rates=() pid
-  for _ in $(seq 1 "$RUNS"); do
-    PORT=$((PORT + 1))
-    wait_quiet
-    pid=$(start_server "$2" $PORT); PIDS+=("$pid")
-    wait_listening $PORT
-    rates+=("$(run_client "$1" $PORT "$3")")
-    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-  done
-  echo "${rates[*]}" | median
+  local pid rate
+  PORT=$((PORT + 1))
+  wait_quiet
+  pid=$(start_server "$2" $PORT); PIDS+=("$pid")
+  wait_listening $PORT
+  rate=$(run_client "$1" $PORT "$3")
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  echo "$rate"
 }
 
-declare -A R
-for reuse in 0 1; do
-  for pair in "postfix postfix" "blaster blaster" "blaster postfix" "postfix blaster"; do
-    set -- $pair
-    R[$1-$2-$reuse]=$(measure "$1" "$2" "$reuse")
-    echo "  $1 -> $2, reuse=$reuse: ${R[$1-$2-$reuse]} msg/s" >&2
+# Runs are interleaved (run 1 of every pairing, then run 2 ...), so every pairing sees
+# the same machine state (TIME_WAIT sockets, other load); the median is reported.
+PAIRS=("postfix postfix" "blaster blaster" "blaster postfix" "postfix blaster")
+declare -A ALL R
+for run in $(seq 1 "$RUNS"); do
+  for reuse in 0 1; do
+    for pair in "${PAIRS[@]}"; do
+      set -- $pair
+      rate=$(measure "$1" "$2" "$reuse")
+      ALL[$1-$2-$reuse]="${ALL[$1-$2-$reuse]:-} $rate"
+      echo "  run $run: $1 -> $2, reuse=$reuse: $rate msg/s" >&2
+    done
   done
+done
+for key in "${!ALL[@]}"; do
+  R[$key]=$(echo ${ALL[$key]} | median)
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -108,7 +115,9 @@ verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t ? "ok" : "BELOW") }';
 
 echo
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "messages: $MSGS x ${SIZE} B, $SESSIONS connections, median of $RUNS runs"
+echo "messages: $MSGS x ${SIZE} B, $SESSIONS connections, median of $RUNS interleaved runs"
+echo "smtp-blaster send: --pipelining --chunking (each used only when offered), -k 1 or -k 100;"
+echo "smtp-blaster sink: defaults (one event loop); smtp-source: -s $SESSIONS -l $SIZE [-d]"
 echo
 printf '| %-36s | %16s | %8s | %18s | %8s |\n' "pairing" "1 msg/conn msg/s" "vs base" "reuse msg/s" "vs base"
 printf '|%s|%s|%s|%s|%s|\n' "--------------------------------------" "------------------" "----------" "--------------------" "----------"

@@ -14,7 +14,7 @@ const RIGHT: f64 = 20.0;
 
 /// The whole chart for a report.
 pub fn report_svg(report: &Report, title: &str) -> String {
-    let height = 2.0 * PANEL_H + 120.0;
+    let height = 2.0 * PANEL_H + 150.0;
     let mut svg = String::new();
     let _ = write!(
         svg,

@@ -19,7 +19,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "smtp-blaster", version, about)]
 pub(crate) struct Cli {
-    /// Runtime worker threads (default: one per core).
+    /// Runtime worker threads; 1 = a single event loop (default: one per core for
+    /// send, 1 for sink).
     #[arg(long, global = true)]
     pub(crate) threads: Option<usize>,
     #[command(subcommand)]
