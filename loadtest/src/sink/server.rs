@@ -170,6 +170,12 @@ impl Connection {
         loop {
             match self.session.feed(&mut self.input, unix_ns(), &mut self.out) {
                 Step::NeedInput => {
+                    if !self.out.is_empty() {
+                        // Let the other ready connections run first, so replies go out
+                        // in a burst and a client waiting on many sessions wakes once
+                        // for several of them instead of once per reply.
+                        tokio::task::yield_now().await;
+                    }
                     self.flush(stream).await?;
                     if !self.read(stream).await? {
                         return Ok(Exit::Closed);
