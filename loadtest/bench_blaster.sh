@@ -37,12 +37,14 @@ PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-# No compiler running, and (before a connection-per-message run) the TIME_WAIT sockets
+# No compiler (nor hermod's own benchmark) running, and (before a connection-per-message run) the TIME_WAIT sockets
 # of earlier runs drained, so every pairing starts from the same state: thousands of
 # TIME_WAIT sockets make each connect() search longer for a free port.
 wait_quiet() {
   local reuse=$1 waited=0
-  while pgrep -x rustc >/dev/null || pgrep -f 'rustc ' >/dev/null; do sleep 2; done
+  while pgrep -x rustc >/dev/null || pgrep -f 'rustc ' >/dev/null || pgrep -f bench_hermod >/dev/null; do
+    sleep 2
+  done
   [ "$reuse" = 1 ] && return 0
   while [ "$(ss -tan state time-wait | wc -l)" -gt "$TW_LIMIT" ] && [ $waited -lt 75 ]; do
     sleep 1; waited=$((waited + 1))
