@@ -26,10 +26,15 @@ fn settings() -> Arc<ServerSettings> {
 
 /// One pipelined transaction with a 1 KiB body, as a load generator sends it.
 fn transaction() -> Vec<u8> {
-    let mut t = b"EHLO client.test\r\nMAIL FROM:<a@b.test> SIZE=1100\r\nRCPT TO:<u@c.test>\r\nDATA\r\n".to_vec();
+    let mut t =
+        b"EHLO client.test\r\nMAIL FROM:<a@b.test> SIZE=1100\r\nRCPT TO:<u@c.test>\r\nDATA\r\n"
+            .to_vec();
     t.extend_from_slice(b"Subject: bench\r\nMessage-ID: <1@b.test>\r\n\r\n");
     for i in 0..14 {
-        t.extend_from_slice(format!("{i:02} .................................................................\r\n").as_bytes());
+        t.extend_from_slice(
+            format!("{i:02} .................................................................\r\n")
+                .as_bytes(),
+        );
     }
     t.extend_from_slice(b".\r\nQUIT\r\n");
     t
@@ -53,7 +58,9 @@ fn bench_protocol(c: &mut Criterion) {
     let input = transaction();
     let mut group = c.benchmark_group("protocol");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("session_1k_message", |b| b.iter(|| run_session(black_box(&input), &settings)));
+    group.bench_function("session_1k_message", |b| {
+        b.iter(|| run_session(black_box(&input), &settings))
+    });
     let big: Vec<u8> = {
         let mut t = b"EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@c.test>\r\nDATA\r\n".to_vec();
         for _ in 0..(1 << 20) / 78 {
@@ -63,7 +70,9 @@ fn bench_protocol(c: &mut Criterion) {
         t
     };
     group.throughput(Throughput::Bytes(big.len() as u64));
-    group.bench_function("data_1mib_dot_stuffed", |b| b.iter(|| run_session(black_box(&big), &settings)));
+    group.bench_function("data_1mib_dot_stuffed", |b| {
+        b.iter(|| run_session(black_box(&big), &settings))
+    });
     group.finish();
 }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hermod_actors::queue_id::QueueIdGenerator;
-use hermod_actors::spool::{Committer, Envelope, RecipientState, RecipientStatus, SledSpool, Spool};
+use hermod_actors::spool::{
+    Committer, Envelope, RecipientState, RecipientStatus, SledSpool, Spool,
+};
 
 fn envelope() -> Envelope {
     Envelope {
@@ -30,7 +32,11 @@ fn bench_commit(c: &mut Criterion) {
     let ids = QueueIdGenerator::new();
     let data = vec![b'x'; 1024];
     let envelope = envelope();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
 
     let mut group = c.benchmark_group("queue_commit");
     group.throughput(Throughput::Elements(1));
@@ -52,7 +58,9 @@ fn bench_commit(c: &mut Criterion) {
                     let id = ids.next_id();
                     spool.insert(id, &envelope, &data).unwrap();
                     let committer = committer.clone();
-                    tasks.push(tokio::spawn(async move { committer.commit().await.map(|_| id) }));
+                    tasks.push(tokio::spawn(
+                        async move { committer.commit().await.map(|_| id) },
+                    ));
                 }
                 for task in tasks {
                     let id = task.await.unwrap().unwrap();

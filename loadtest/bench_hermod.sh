@@ -56,7 +56,8 @@ run_shape() {
       esac
       sleep 0.2; done ) &
   local sampler=$!
-  local t0 t1
+  local t0 t1 cpu0 cpu1
+  cpu0=$(server_cpu_ticks "$shape" "$hermod_pid")
   t0=$(date +%s.%N)
   case $shape in
     source-1|postfix-1) /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
@@ -68,6 +69,7 @@ run_shape() {
   t_sent=$(date +%s.%N)
   if ! timeout 300 tail --pid=$sink_pid -f /dev/null; then echo "sink did not receive $N messages" >&2; fi
   t1=$(date +%s.%N)
+  cpu1=$(server_cpu_ticks "$shape" "$hermod_pid")
   case $shape in
     postfix-*) kill $sampler 2>/dev/null || true; postfix stop >/dev/null 2>&1 || true ;;
     *) kill -TERM $hermod_pid; wait $hermod_pid || true; kill $sampler 2>/dev/null || true ;;
@@ -78,11 +80,29 @@ run_shape() {
     postfix-*) accepted=$(grep -c "status=sent" /var/log/postfix-bench.log 2>/dev/null || true); spool_kb=$(du -sk /var/spool/postfix | cut -f1) ;;
     *) accepted=$(grep -c "message accepted" "$work/hermod.log" || true); spool_kb=$(du -sk "$work/spool" | cut -f1) ;;
   esac
-  python3 - "$shape" "$N" "$t0" "$t_sent" "$t1" "${peak_kb:-0}" "$accepted" "$spool_kb" <<'PY'
+  python3 - "$shape" "$N" "$t0" "$t_sent" "$t1" "${peak_kb:-0}" "$accepted" "$spool_kb" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" <<'PY'
 import sys
-shape, n, t0, ts, t1, kb, acc, spool = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
-print(f"{shape:12s} messages={n} accepted={acc} submit={n/(ts-t0):8.0f}/s end-to-end={n/(t1-t0):8.0f}/s elapsed={t1-t0:6.2f}s hermod_peak_rss={kb/1024:6.1f}MB spool_after={spool/1024:6.1f}MB")
+shape, n, t0, ts, t1, kb, acc, spool, ticks, hz = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9]), int(sys.argv[10])
+cpu = ticks / hz
+print(f"{shape:12s} messages={n} accepted={acc} submit={n/(ts-t0):7.0f}/s end-to-end={n/(t1-t0):7.0f}/s elapsed={t1-t0:6.2f}s "
+      f"server_cpu={cpu:5.1f}s ({cpu*1e6/n:4.0f}us/msg) server_peak_rss={kb/1024:6.1f}MB spool_after={spool/1024:6.1f}MB")
 PY
+}
+
+# CPU time (user+system, in clock ticks) of the server under test: hermod's process, or
+# every process of Postfix (master and the postfix user's).
+server_cpu_ticks() {
+  local pids
+  case $1 in
+    postfix-*) pids="$(pgrep -u postfix | xargs) $2" ;;
+    *) pids=$2 ;;
+  esac
+  local total=0 p
+  for p in $pids; do
+    [ -r /proc/$p/stat ] || continue
+    total=$((total + $(awk '{print $14 + $15 + $16 + $17}' /proc/$p/stat)))
+  done
+  echo $total
 }
 
 # Postfix as a loopback relay to the sink: durable queue (its default), relayhost = sink,
@@ -105,4 +125,14 @@ start_postfix() {
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
 # Between shapes: let the previous server's processes exit and the disk settle.
-for shape in $SHAPES; do sync; sleep 3; run_shape "$shape"; done
+# Also wait for the previous run's TIME_WAIT sockets (one per connection) to expire, so
+# every shape starts from the same socket table.
+settle() {
+  sync
+  for _ in $(seq 1 90); do
+    [ "$(ss -tan state time-wait | wc -l)" -lt 500 ] && break
+    sleep 1
+  done
+  sleep 2
+}
+for shape in $SHAPES; do settle; run_shape "$shape"; done

@@ -55,7 +55,7 @@ fn main() -> ExitCode {
                 print!("{}", settings::summary(&config, &source));
                 return ExitCode::SUCCESS;
             }
-            logging::init(&config.log);
+            let _log_guard = logging::init(&config.log);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "hermod starting");
             match server::run(config, server::shutdown_signal()) {
                 Ok(()) => ExitCode::SUCCESS,
