@@ -14,7 +14,8 @@
 #
 # hermod runs with its embedded defaults (sled spool, fsync before every 250, info logs
 # to a file) and relays everything to the sink through SMTP_RELAYHOST.
-# Usage: loadtest/bench_hermod.sh            N=20000 C=50 SIZE=1024 by default
+# Usage: loadtest/bench_hermod.sh            N=20000 C=50 SIZE=1024 REPEAT=1 by default
+#        SHAPES="postfix-1 source-1" REPEAT=3 loadtest/bench_hermod.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}
@@ -48,10 +49,12 @@ run_shape() {
   esac
   wait_port "$sink_port"; wait_port "$hermod_port"
   : > "$work/rss"
-  # RSS of the server under test: for Postfix, the sum over all its processes.
+  # Memory of the server under test: hermod's RSS; for Postfix, the PSS summed over all
+# its processes.
   ( while kill -0 $hermod_pid 2>/dev/null; do
       case $shape in
-        postfix-*) (ps -o rss= -U postfix; ps -o rss= -p "$hermod_pid") | awk '{s+=$1} END {print s}' >> "$work/rss" ;;
+        # Postfix is many processes sharing pages: sum their PSS, not their RSS.
+        postfix-*) for p in $(pgrep -u postfix) $hermod_pid; do awk '/^Pss:/{print $2}' /proc/$p/smaps_rollup 2>/dev/null; done | awk '{s+=$1} END {print s}' >> "$work/rss" ;;
         *) ps -o rss= -p $hermod_pid >> "$work/rss" 2>/dev/null || true ;;
       esac
       sleep 0.2; done ) &
@@ -85,7 +88,7 @@ import sys
 shape, n, t0, ts, t1, kb, acc, spool, ticks, hz = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9]), int(sys.argv[10])
 cpu = ticks / hz
 print(f"{shape:12s} messages={n} accepted={acc} submit={n/(ts-t0):7.0f}/s end-to-end={n/(t1-t0):7.0f}/s elapsed={t1-t0:6.2f}s "
-      f"server_cpu={cpu:5.1f}s ({cpu*1e6/n:4.0f}us/msg) server_peak_rss={kb/1024:6.1f}MB spool_after={spool/1024:6.1f}MB")
+      f"server_cpu={cpu:5.1f}s ({cpu*1e6/n:4.0f}us/msg) server_peak_mem={kb/1024:6.1f}MB spool_after={spool/1024:6.1f}MB")
 PY
 }
 
@@ -135,4 +138,8 @@ settle() {
   done
   sleep 2
 }
-for shape in $SHAPES; do settle; run_shape "$shape"; done
+REPEAT=${REPEAT:-1}
+for round in $(seq 1 "$REPEAT"); do
+  [ "$REPEAT" -gt 1 ] && echo "round $round"
+  for shape in $SHAPES; do settle; run_shape "$shape"; done
+done
