@@ -112,12 +112,7 @@ async fn byte_for_byte(delivery_extra: &str) {
     assert_eq!(&data[received_end..], original);
     assert_eq!(got[0].mail_from, "a@sender.test");
     assert_eq!(got[0].rcpt_to, vec!["u@a.test"]);
-    assert!(
-        hermod
-            .wait_log_matching(|l| l.contains(&id) && l.contains("status=\"sent\""), WAIT)
-            .await
-            .is_some()
-    );
+    assert!(hermod.wait_status(&id, "sent", WAIT).await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,31 +185,15 @@ async fn tempfail_is_retried_until_delivered() {
             )
             .await,
     );
-    let deferred = hermod
-        .wait_log_matching(
-            |l| l.contains(&id) && l.contains("status=\"deferred\""),
-            WAIT,
-        )
-        .await;
+    let deferred = hermod.wait_status(&id, "deferred", WAIT).await;
     assert!(
         deferred.expect("a deferral first").contains("4.4.1"),
         "the reason names the connection failure"
     );
-    let mut config = smtp_blaster::sink::SinkConfig {
-        store: Some(dir.path().join("sink")),
-        starttls: false,
-        ..Default::default()
-    };
-    config.listen = vec![SocketAddr::from(([127, 0, 0, 1], port))];
-    let _sink = sink::start_with(config).await;
+    let _sink = sink::start_on(&dir.path().join("sink"), port).await;
     let got = sink::wait_stored(&dir.path().join("sink"), 1, WAIT).await;
     assert_eq!(got.len(), 1, "log:\n{}", hermod.logs().join("\n"));
-    assert!(
-        hermod
-            .wait_log_matching(|l| l.contains(&id) && l.contains("status=\"sent\""), WAIT)
-            .await
-            .is_some()
-    );
+    assert!(hermod.wait_status(&id, "sent", WAIT).await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,15 +224,7 @@ async fn permanent_failure_bounces_to_the_sender() {
     assert!(text.contains("Diagnostic-Code: smtp; 550"), "{text}");
     assert!(text.contains("Subject: doomed"), "{text}");
     assert!(text.contains(&id), "{text}");
-    assert!(
-        hermod
-            .wait_log_matching(
-                |l| l.contains(&id) && l.contains("status=\"bounced\""),
-                WAIT
-            )
-            .await
-            .is_some()
-    );
+    assert!(hermod.wait_status(&id, "bounced", WAIT).await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,13 +266,7 @@ async fn message_survives_a_crash_after_250() {
             .await,
     );
     hermod.kill().await;
-    let mut config = smtp_blaster::sink::SinkConfig {
-        store: Some(dir.path().join("sink")),
-        starttls: false,
-        ..Default::default()
-    };
-    config.listen = vec![SocketAddr::from(([127, 0, 0, 1], port))];
-    let _sink = sink::start_with(config).await;
+    let _sink = sink::start_on(&dir.path().join("sink"), port).await;
     hermod.restart().await;
     let got = sink::wait_stored(&dir.path().join("sink"), 1, WAIT).await;
     assert_eq!(got.len(), 1, "log:\n{}", hermod.logs().join("\n"));

@@ -3,12 +3,13 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::client::{Client, queue_id};
 use common::hermod::Hermod;
 use common::sink;
-use smtp_blaster::sink::{FailAt, SinkConfig};
+use smtp_blaster::sink::{FailAt, SinkConfig, SinkHandle};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -76,30 +77,34 @@ async fn lmtp_transport_gets_one_reply_per_recipient() {
     );
 }
 
+/// A sink as the smarthost, and hermod relaying everything to it with `delivery_extra`.
+async fn via_smarthost(dir: &Path, delivery_extra: &str) -> (SinkHandle, PathBuf, Hermod) {
+    let store = dir.join("sink");
+    let smarthost = sink::start(&store).await;
+    let port = smarthost.local_addrs()[0].port();
+    let relay = format!("relayhost = \"[127.0.0.1]:{port}\"\n{delivery_extra}");
+    let hermod = Hermod::start(dir, &config(&relay)).await;
+    (smarthost, store, hermod)
+}
+
+/// Submits `n` messages over one connection, each to a recipient in its own domain.
+async fn submit(hermod: &Hermod, n: usize) {
+    let mut c = Client::connect(hermod.addr).await;
+    for i in 0..n {
+        let rcpt = format!("u{i}@domain{i}.test");
+        queue_id(
+            &c.send_message("a@b.test", &[&rcpt], b"Subject: x\r\n\r\nx\r\n")
+                .await,
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayhost_takes_every_domain_and_reuses_one_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("sink");
-    let smarthost = sink::start(&store).await;
-    let port = smarthost.local_addrs()[0].port();
-    let h = Hermod::start(
-        dir.path(),
-        &config(&format!(
-            "relayhost = \"[127.0.0.1]:{port}\"\nmax_connections_per_destination = 1"
-        )),
-    )
-    .await;
-    let mut c = Client::connect(h.addr).await;
-    for i in 0..5 {
-        queue_id(
-            &c.send_message(
-                "a@b.test",
-                &[&format!("u{i}@domain{i}.test")],
-                b"Subject: smarthost\r\n\r\nx\r\n",
-            )
-            .await,
-        );
-    }
+    let (smarthost, store, h) =
+        via_smarthost(dir.path(), "max_connections_per_destination = 1").await;
+    submit(&h, 5).await;
     let got = sink::wait_stored(&store, 5, WAIT).await;
     assert_eq!(got.len(), 5);
     assert_eq!(
@@ -112,28 +117,9 @@ async fn relayhost_takes_every_domain_and_reuses_one_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_per_destination_paces_delivery() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("sink");
-    let smarthost = sink::start(&store).await;
-    let port = smarthost.local_addrs()[0].port();
-    let h = Hermod::start(
-        dir.path(),
-        &config(&format!(
-            "relayhost = \"[127.0.0.1]:{port}\"\nrate_per_destination = 2"
-        )),
-    )
-    .await;
-    let mut c = Client::connect(h.addr).await;
+    let (_smarthost, store, h) = via_smarthost(dir.path(), "rate_per_destination = 2").await;
     let started = Instant::now();
-    for i in 0..6 {
-        queue_id(
-            &c.send_message(
-                "a@b.test",
-                &[&format!("u{i}@x.test")],
-                b"Subject: paced\r\n\r\nx\r\n",
-            )
-            .await,
-        );
-    }
+    submit(&h, 6).await;
     let got = sink::wait_stored(&store, 6, WAIT).await;
     assert_eq!(got.len(), 6);
     // 2 per second with a burst of 2: the sixth message cannot arrive before 2 seconds.

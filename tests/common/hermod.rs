@@ -125,6 +125,13 @@ impl Hermod {
         }
     }
 
+    /// Waits for the `delivery attempt` line of message `id` with `status="<status>"`.
+    pub async fn wait_status(&self, id: &str, status: &str, limit: Duration) -> Option<String> {
+        let status = format!("status=\"{status}\"");
+        self.wait_log_matching(|l| l.contains(id) && l.contains(&status), limit)
+            .await
+    }
+
     /// Sends SIGTERM and waits for the exit status code.
     pub async fn stop(&mut self) -> Option<i32> {
         signal(self.child.id(), "-TERM");

@@ -27,6 +27,17 @@ pub async fn start(dir: &Path) -> SinkHandle {
     .await
 }
 
+/// Starts a sink on a given loopback port (for a next hop that was down until now).
+pub async fn start_on(dir: &Path, port: u16) -> SinkHandle {
+    start_with(SinkConfig {
+        listen: vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))],
+        store: Some(dir.to_path_buf()),
+        starttls: false,
+        ..SinkConfig::default()
+    })
+    .await
+}
+
 /// Starts a sink with a given config.
 pub async fn start_with(config: SinkConfig) -> SinkHandle {
     std::fs::create_dir_all(config.store.as_ref().expect("tests keep messages")).expect("sink dir");

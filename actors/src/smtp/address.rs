@@ -112,27 +112,34 @@ pub fn parse_forward_path<'a>(
 fn bracketed(arg: &str) -> Result<(&str, &str), AddressError> {
     let arg = arg.trim_start();
     let body = arg.strip_prefix('<').ok_or(AddressError::MissingBrackets)?;
+    let close = unquoted(body, '>')
+        .next()
+        .ok_or(AddressError::MissingBrackets)?;
+    let inner = &body[..close];
+    if inner.len() > 256 {
+        return Err(AddressError::TooLong);
+    }
+    Ok((inner, body[close + 1..].trim_start()))
+}
+
+/// Byte positions of `target` in `s` outside quoted strings (RFC 5321 quoted-string,
+/// with backslash escapes inside quotes).
+fn unquoted(s: &str, target: char) -> impl Iterator<Item = usize> + '_ {
     let mut in_quotes = false;
     let mut escaped = false;
-    for (i, c) in body.char_indices() {
+    s.char_indices().filter_map(move |(i, c)| {
         if escaped {
             escaped = false;
-            continue;
+            return None;
         }
         match c {
             '\\' if in_quotes => escaped = true,
             '"' => in_quotes = !in_quotes,
-            '>' if !in_quotes => {
-                let inner = &body[..i];
-                if inner.len() > 256 {
-                    return Err(AddressError::TooLong);
-                }
-                return Ok((inner, body[i + 1..].trim_start()));
-            }
+            c if c == target && !in_quotes => return Some(i),
             _ => {}
         }
-    }
-    Err(AddressError::MissingBrackets)
+        None
+    })
 }
 
 /// Parses `[@route,@route:]local@domain`. A source route is accepted and ignored as
@@ -162,22 +169,7 @@ fn parse_mailbox(inner: &str) -> Result<Mailbox, AddressError> {
 }
 
 fn last_unquoted_at(s: &str) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    let mut found = None;
-    for (i, c) in s.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            '@' if !in_quotes => found = Some(i),
-            _ => {}
-        }
-    }
-    found
+    unquoted(s, '@').last()
 }
 
 fn validate_local(local: &str) -> Result<(), AddressError> {
@@ -279,6 +271,15 @@ mod tests {
                 "{bad} should be refused"
             );
         }
+    }
+
+    #[test]
+    fn quoted_angle_bracket_does_not_end_the_path() {
+        let (m, rest) = parse_forward_path("<\"a>b\"@c.test> X=1", "h").unwrap();
+        assert_eq!(
+            (m.local.as_str(), m.domain.as_str(), rest),
+            ("\"a>b\"", "c.test", "X=1")
+        );
     }
 
     #[test]
