@@ -180,3 +180,38 @@ async fn dead_next_hop_is_backed_off_not_hammered() {
         "connections after the back-off started: {connects}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_recipients_go_in_several_transactions_of_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_smarthost, store, h) =
+        via_smarthost(dir.path(), "max_recipients_per_transaction = 2").await;
+    let mut c = Client::connect(h.addr).await;
+    let rcpts = [
+        "r1@x.test",
+        "r2@x.test",
+        "r3@x.test",
+        "r4@x.test",
+        "r5@x.test",
+    ];
+    let id = queue_id(
+        &c.send_message("a@b.test", &rcpts, b"Subject: many\r\n\r\nx\r\n")
+            .await,
+    );
+    let got = sink::wait_stored(&store, 3, WAIT).await;
+    let mut envelopes: Vec<usize> = got.iter().map(|m| m.rcpt_to.len()).collect();
+    envelopes.sort_unstable();
+    assert_eq!(envelopes, vec![1, 2, 2]);
+    let removed = format!("queue_id={id}");
+    assert!(
+        h.wait_log_matching(|l| l.contains(&removed) && l.contains("removed"), WAIT)
+            .await
+            .is_some()
+    );
+    let sent = h
+        .logs()
+        .iter()
+        .filter(|l| l.contains(&removed) && l.contains("status=\"sent\""))
+        .count();
+    assert_eq!(sent, 5, "{}", h.logs().join("\n"));
+}

@@ -110,6 +110,17 @@ pub struct DeliverySettings {
     pub dead_host_backoff: Duration,
 }
 
+impl DeliverySettings {
+    /// The most time one job may take: DNS and connecting, then a few replies per
+    /// transaction, each bounded by the reply timeout.
+    fn job_budget(&self, recipients: usize) -> std::time::Duration {
+        let transactions = recipients
+            .div_ceil(self.max_recipients_per_transaction.max(1))
+            .max(1) as u32;
+        self.timeouts.connect * 2 + self.timeouts.command * (2 + 2 * transactions)
+    }
+}
+
 struct JobOutcome {
     report: DeliveryReport,
     connection: Option<SmtpConnection>,
@@ -213,6 +224,8 @@ impl Delivery {
             };
             let connection = self.idle.pop().map(|(c, _)| c);
             self.active += 1;
+            let (id, recipients, relay) = (job.id, job.recipients.clone(), self.hop.to_string());
+            let budget = self.settings.job_budget(recipients.len());
             let work = run_job(
                 connection,
                 job,
@@ -220,7 +233,28 @@ impl Delivery {
                 self.settings.clone(),
                 self.resolver.clone(),
             );
-            ctx.spawn(work.into_actor(self).map(|outcome, act, ctx| {
+            // Each read and write has its own timeout; this bounds the whole job, so a next
+            // hop that trickles bytes cannot hold a message (and its queue slot) forever.
+            let bounded = async move {
+                tokio::time::timeout(budget, work)
+                    .await
+                    .unwrap_or_else(|_| {
+                        let reason = format!(
+                            "4.4.2 delivery to {relay} took longer than {}s",
+                            budget.as_secs()
+                        );
+                        JobOutcome {
+                            report: DeliveryReport {
+                                id,
+                                relay,
+                                results: all(&recipients, Outcome::Deferred(reason)),
+                            },
+                            connection: None,
+                            connect_failed: false,
+                        }
+                    })
+            };
+            ctx.spawn(bounded.into_actor(self).map(|outcome, act, ctx| {
                 act.active -= 1;
                 act.finish(outcome, ctx);
                 act.pump(ctx);
@@ -239,6 +273,7 @@ impl Delivery {
             }
         } else {
             self.consecutive_failures = 0;
+            self.down_until = None;
         }
         if let Some(connection) = outcome.connection {
             if connection.transactions < self.settings.max_messages_per_connection
@@ -292,17 +327,9 @@ impl Handler<Deliver> for Delivery {
     type Result = ();
 
     fn handle(&mut self, job: Deliver, ctx: &mut Context<Self>) {
-        let max = self.settings.max_recipients_per_transaction.max(1);
-        if job.recipients.len() <= max {
-            self.pending.push_back(job);
-        } else {
-            for chunk in job.recipients.chunks(max) {
-                self.pending.push_back(Deliver {
-                    recipients: chunk.to_vec(),
-                    ..job.clone()
-                });
-            }
-        }
+        // One job, one report, however many transactions its recipients need: the Queue
+        // counts reports per job.
+        self.pending.push_back(job);
         self.pump(ctx);
     }
 }
@@ -337,28 +364,26 @@ async fn run_job(
     settings: Arc<DeliverySettings>,
     resolver: Arc<MxResolver>,
 ) -> JobOutcome {
-    let done = |connection: SmtpConnection, replies: Vec<ServerReply>, job: &Deliver| JobOutcome {
-        report: DeliveryReport {
-            id: job.id,
-            relay: connection.peer().to_string(),
-            results: job
-                .recipients
-                .iter()
-                .cloned()
-                .zip(replies.iter().map(Outcome::from_reply))
-                .collect(),
-        },
-        connection: Some(connection),
-        connect_failed: false,
+    let max = settings.max_recipients_per_transaction.max(1);
+    let report = |relay: &str, results| DeliveryReport {
+        id: job.id,
+        relay: relay.to_string(),
+        results,
     };
     if let Some(mut connection) = connection {
-        // A pooled connection may have been closed by the server meanwhile; then open a
-        // fresh one rather than defer the message.
-        if let Ok(replies) = connection
-            .send(&job.sender, &job.recipients, &job.data)
-            .await
-        {
-            return done(connection, replies, &job);
+        match transact(&mut connection, &job, max).await {
+            Ok(replies) => return finished(connection, &job, replies),
+            // The server closed the pooled connection while it was idle: nothing of this
+            // message reached it, so a fresh connection may carry it.
+            Err((done, e)) if done.is_empty() && e.is_stale_connection() => {}
+            Err((done, e)) => {
+                let results = partial_results(&job.recipients, &done, &e);
+                return JobOutcome {
+                    report: report(connection.peer(), results),
+                    connection: None,
+                    connect_failed: false,
+                };
+            }
         }
     }
     let targets = match resolver.targets(&hop, settings.mx_port).await {
@@ -372,11 +397,7 @@ async fn run_job(
             };
             let results = all(&job.recipients, outcome);
             return JobOutcome {
-                report: DeliveryReport {
-                    id: job.id,
-                    relay: hop.to_string(),
-                    results,
-                },
+                report: report(&hop.to_string(), results),
                 connection: None,
                 connect_failed: false,
             };
@@ -396,20 +417,16 @@ async fn run_job(
         {
             Ok(mut connection) => {
                 connection.prefer_chunking(settings.chunking);
-                return match connection
-                    .send(&job.sender, &job.recipients, &job.data)
-                    .await
-                {
-                    Ok(replies) => done(connection, replies, &job),
-                    Err(e) => JobOutcome {
-                        report: DeliveryReport {
-                            id: job.id,
-                            relay: connection.peer().to_string(),
-                            results: all(&job.recipients, client_error_outcome(&e)),
-                        },
-                        connection: None,
-                        connect_failed: false,
-                    },
+                return match transact(&mut connection, &job, max).await {
+                    Ok(replies) => finished(connection, &job, replies),
+                    Err((done, e)) => {
+                        let results = partial_results(&job.recipients, &done, &e);
+                        JobOutcome {
+                            report: report(connection.peer(), results),
+                            connection: None,
+                            connect_failed: false,
+                        }
+                    }
                 };
             }
             Err(e) => {
@@ -424,12 +441,64 @@ async fn run_job(
     };
     let connect_failed = !matches!(outcome, Outcome::Failed(_));
     JobOutcome {
-        report: DeliveryReport {
-            id: job.id,
-            relay: hop.to_string(),
-            results: all(&job.recipients, outcome),
-        },
+        report: report(&hop.to_string(), all(&job.recipients, outcome)),
         connection: None,
         connect_failed,
     }
+}
+
+/// Sends the job over `connection`, `max` recipients per transaction. On failure, also
+/// returns the replies of the transactions that completed before it.
+async fn transact(
+    connection: &mut SmtpConnection,
+    job: &Deliver,
+    max: usize,
+) -> Result<Vec<ServerReply>, (Vec<ServerReply>, ClientError)> {
+    let mut replies = Vec::with_capacity(job.recipients.len());
+    for chunk in job.recipients.chunks(max) {
+        match connection.send(&job.sender, chunk, &job.data).await {
+            Ok(chunk_replies) => replies.extend(chunk_replies),
+            Err(e) => return Err((replies, e)),
+        }
+    }
+    Ok(replies)
+}
+
+/// The outcome of a job whose transactions all completed.
+fn finished(connection: SmtpConnection, job: &Deliver, replies: Vec<ServerReply>) -> JobOutcome {
+    let results = job
+        .recipients
+        .iter()
+        .cloned()
+        .zip(replies.iter().map(Outcome::from_reply))
+        .collect();
+    JobOutcome {
+        report: DeliveryReport {
+            id: job.id,
+            relay: connection.peer().to_string(),
+            results,
+        },
+        connection: Some(connection),
+        connect_failed: false,
+    }
+}
+
+/// Replies for the recipients done before `error`; the rest get the error.
+fn partial_results(
+    recipients: &[String],
+    done: &[ServerReply],
+    error: &ClientError,
+) -> Vec<(String, Outcome)> {
+    let failed = client_error_outcome(error);
+    recipients
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                r.clone(),
+                done.get(i)
+                    .map_or_else(|| failed.clone(), Outcome::from_reply),
+            )
+        })
+        .collect()
 }

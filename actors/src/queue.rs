@@ -207,6 +207,11 @@ impl Queue {
             })
             .collect();
         if due.is_empty() {
+            if next_due(&message.envelope).is_none() {
+                // Every recipient is final, but finishing failed earlier (the bounce could
+                // not be written): try again now.
+                self.finalize(id);
+            }
             return;
         }
         let data = match data {

@@ -147,7 +147,7 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
             }
             Some(Event::Close) => {
                 log_refusals(&mut protocol, peer);
-                let _ = stream.write_all(&output).await;
+                let _ = send(stream, &output, cx).await;
                 return if output.ends_with(Reply::bye().to_wire().as_bytes()) {
                     End::Quit
                 } else {
@@ -156,14 +156,14 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
             }
             Some(Event::StartTls) => {
                 // STARTTLS is offered only when TLS is configured; until then refuse.
-                let _ = stream.write_all(&output).await;
+                let _ = send(stream, &output, cx).await;
                 return End::Protocol;
             }
             None => {}
         }
         log_refusals(&mut protocol, peer);
         if !output.is_empty() {
-            if let Err(e) = stream.write_all(&output).await {
+            if let Err(e) = send(stream, &output, cx).await {
                 return End::Io(e);
             }
             output.clear();
@@ -185,15 +185,30 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
                 Ok(Err(e)) => return End::Io(e),
                 Err(_) => {
                     metrics::counter!("smtp_timeouts_total", "stage" => which).increment(1);
-                    let _ = stream.write_all(reply.to_wire().as_bytes()).await;
+                    let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
                     return End::Timeout(which);
                 }
             },
             _ = draining.wait_for(|d| *d), if !protocol.in_data() && !protocol.in_transaction() => {
                 let reply = Reply::shutting_down(&cx.settings.hostname);
-                let _ = stream.write_all(reply.to_wire().as_bytes()).await;
+                let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
                 return End::Draining;
             }
+        }
+    }
+}
+
+/// Writes replies, bounded by the command timeout: a client that pipelines commands but
+/// never reads its replies fills the socket buffer, and must not hold its slot forever.
+async fn send(stream: &mut TcpStream, bytes: &[u8], cx: &SessionContext) -> std::io::Result<()> {
+    match timeout(cx.timeouts.command, stream.write_all(bytes)).await {
+        Ok(result) => result,
+        Err(_) => {
+            metrics::counter!("smtp_timeouts_total", "stage" => "write").increment(1);
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client does not read its replies",
+            ))
         }
     }
 }

@@ -93,6 +93,18 @@ pub enum ClientError {
     },
 }
 
+impl ClientError {
+    /// Whether the connection failed before the server saw any of the transaction: a
+    /// pooled connection the server closed while idle fails at the first reply, that of
+    /// the RSET which starts every reused transaction.
+    pub fn is_stale_connection(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Io { stage: "RSET", .. } | ClientError::Protocol { stage: "RSET", .. }
+        )
+    }
+}
+
 /// Timeouts for one connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientTimeouts {

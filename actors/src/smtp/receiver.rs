@@ -10,6 +10,9 @@ use bytes::{Buf, BytesMut};
 
 use super::reply::Reply;
 
+/// The most a receiver allocates ahead of bytes actually received.
+pub const MAX_PREALLOCATION: usize = 64 * 1024;
+
 /// What went wrong with a message body; the first problem found is the one reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyProblem {
@@ -59,11 +62,12 @@ pub type BodyResult = Result<Vec<u8>, BodyProblem>;
 
 impl DataReceiver {
     /// Starts a body with the given limits; `capacity_hint` (the client's SIZE=) sizes the
-    /// buffer up front, bounded by the limit.
+    /// buffer up front, but never past [`MAX_PREALLOCATION`]: a client's word is not
+    /// memory it has sent.
     pub fn new(limits: BodyLimits, capacity_hint: usize) -> Self {
         DataReceiver {
             limits,
-            body: Vec::with_capacity(capacity_hint.min(limits.max_size).max(1024)),
+            body: Vec::with_capacity(capacity_hint.clamp(1024, MAX_PREALLOCATION)),
             problem: None,
             after_crlf: true,
             skipping_long_line: false,
@@ -152,11 +156,11 @@ impl BdatReceiver {
     /// Begins a chunk of `size` octets.
     pub fn begin_chunk(&mut self, size: usize) {
         self.remaining = size;
-        if self.body.len() + size > self.limits.max_size {
+        if self.body.len().saturating_add(size) > self.limits.max_size {
             self.too_big = true;
             self.body = Vec::new();
         } else {
-            self.body.reserve(size);
+            self.body.reserve(size.min(MAX_PREALLOCATION));
         }
     }
 
@@ -318,6 +322,16 @@ mod tests {
         assert!(buf.len() <= 1);
         buf.extend_from_slice(b"xx\r\n.\r\n");
         assert_eq!(rx.feed(&mut buf), Some(Err(BodyProblem::LineTooLong)));
+    }
+
+    #[test]
+    fn bdat_huge_chunk_size_is_too_big_not_a_panic() {
+        let mut rx = BdatReceiver::new(LIMITS);
+        rx.begin_chunk(10);
+        assert!(rx.feed(&mut BytesMut::from(&b"0123456789"[..])));
+        rx.begin_chunk(usize::MAX);
+        assert!(!rx.feed(&mut BytesMut::from(&b"abc"[..])));
+        assert_eq!(rx.finish(), Err(BodyProblem::TooBig));
     }
 
     #[test]
