@@ -18,6 +18,7 @@ fn settings() -> Arc<ServerSettings> {
         max_recipients: 100,
         max_line_length: 1000,
         max_errors: 10,
+        max_received_headers: 50,
         relay: RelayPolicy::new(&[], &["127.0.0.0/8".parse().unwrap()]),
         ids: Arc::new(QueueIdGenerator::new()),
         starttls: false,

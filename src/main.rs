@@ -36,7 +36,10 @@ fn main() -> ExitCode {
             config,
             validate_only,
         } => {
-            let env: BTreeMap<String, String> = std::env::vars().collect();
+            // Variables that are not UTF-8 cannot be settings; skip them rather than panic.
+            let env: BTreeMap<String, String> = std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect();
             let (config, source) = match settings::load(config.as_deref(), &env) {
                 Ok(loaded) => loaded,
                 Err(issues) => {

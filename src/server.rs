@@ -156,6 +156,7 @@ fn start(
         max_recipients: config.smtp.max_recipients,
         max_line_length: config.smtp.max_line_length,
         max_errors: config.smtp.max_errors,
+        max_received_headers: config.smtp.max_received_headers,
         relay: RelayPolicy::new(&config.relay.domains, &config.relay.networks),
         ids,
         starttls: false,

@@ -151,6 +151,11 @@ fn apply_env(
             // Kubernetes' HERMOD_PORT for a Service named hermod): ignore.
             continue;
         };
+        if is_service_link(&key) {
+            // Kubernetes injects HERMOD_SMTP_SERVICE_HOST, HERMOD_SMTP_PORT_25_TCP, ... for a
+            // Service named hermod-smtp: not settings, and no reason to refuse to start.
+            continue;
+        }
         set(table, section, &key, value, name, issues);
     }
     for (name, section, key) in NAMED_OVERRIDES {
@@ -159,6 +164,17 @@ fn apply_env(
         }
     }
     apply_listen_env(table, env, issues);
+}
+
+/// Whether `key` (after `HERMOD_<SECTION>_`) has the shape of a Kubernetes service link
+/// variable (`SERVICE_HOST`, `SERVICE_PORT[_NAME]`, `PORT`, `PORT_<n>_<PROTO>[_...]`).
+fn is_service_link(key: &str) -> bool {
+    key == "port"
+        || key.starts_with("service_host")
+        || key.starts_with("service_port")
+        || key
+            .strip_prefix("port_")
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// SMTP_HOST and SMTP_PORT together replace `smtp.listen` with one address.
@@ -335,6 +351,17 @@ pub fn validate(config: &Config) -> Vec<ConfigIssue> {
             issues.push(issue(key, "must be at least 1"));
         }
     }
+    for (key, value) in [
+        ("smtp.max_errors", u64::from(smtp.max_errors)),
+        (
+            "delivery.max_messages_per_connection",
+            u64::from(config.delivery.max_messages_per_connection),
+        ),
+    ] {
+        if value == 0 {
+            issues.push(issue(key, "must be at least 1"));
+        }
+    }
     if smtp.max_line_length < 512 {
         issues.push(issue(
             "smtp.max_line_length",
@@ -356,6 +383,8 @@ pub fn validate(config: &Config) -> Vec<ConfigIssue> {
         ("queue.scan_interval", config.queue.scan_interval),
         ("delivery.connect_timeout", config.delivery.connect_timeout),
         ("delivery.command_timeout", config.delivery.command_timeout),
+        ("delivery.dns_timeout", config.delivery.dns_timeout),
+        ("queue.max_lifetime", config.queue.max_lifetime),
     ] {
         if value.is_zero() {
             issues.push(issue(key, "must be longer than zero"));
@@ -557,6 +586,13 @@ mod tests {
             )
             .is_ok()
         );
+        let service_links = [
+            ("HERMOD_SMTP_SERVICE_HOST", "10.0.0.1"),
+            ("HERMOD_SMTP_SERVICE_PORT", "25"),
+            ("HERMOD_SMTP_PORT", "tcp://10.0.0.1:25"),
+            ("HERMOD_SMTP_PORT_25_TCP_ADDR", "10.0.0.1"),
+        ];
+        assert!(load_text("", &service_links).is_ok());
         let issues = load_text("", &[("HERMOD_SMTP_MAX_CONECTIONS", "5")]).unwrap_err();
         assert_eq!(issues[0].key, "HERMOD_SMTP_MAX_CONECTIONS", "{issues:?}");
     }

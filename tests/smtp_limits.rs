@@ -345,3 +345,25 @@ async fn smuggling_sequences_never_end_data_or_start_a_message() {
         "nothing was queued"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_loop_is_refused_by_received_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = hermod(dir.path(), "max_received_headers = 5", "").await;
+    let mut c = Client::connect(h.addr).await;
+    let looped = "Received: from a by b; Mon, 23 Nov 2026 00:00:00 +0000\r\n".repeat(6)
+        + "Subject: loop\r\n\r\nx\r\n";
+    let reply = c
+        .send_message("a@b.test", &["u@c.test"], looped.as_bytes())
+        .await;
+    assert_eq!(
+        reply,
+        "554 5.4.6 Too many Received: headers (6): mail forwarding loop"
+    );
+    let fine = "Received: from a by b; Mon, 23 Nov 2026 00:00:00 +0000\r\n".repeat(5)
+        + "Subject: ok\r\n\r\nReceived: in the body does not count\r\n";
+    queue_id(
+        &c.send_message("a@b.test", &["u@c.test"], fine.as_bytes())
+            .await,
+    );
+}

@@ -46,6 +46,8 @@ pub struct SmtpConfig {
     pub max_line_length: usize,
     /// Protocol errors tolerated on one connection before it is closed.
     pub max_errors: u32,
+    /// Received: headers past which a message is refused as a loop (554 5.4.6).
+    pub max_received_headers: usize,
     /// Time from the banner until the client's first command.
     #[serde(with = "duration")]
     pub greeting_timeout: Duration,
@@ -73,6 +75,7 @@ impl Default for SmtpConfig {
             max_recipients: 100,
             max_line_length: 1000,
             max_errors: 10,
+            max_received_headers: 50,
             greeting_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),

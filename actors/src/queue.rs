@@ -151,6 +151,9 @@ impl Queue {
     pub fn recover(&mut self) -> Result<usize, SpoolError> {
         let recovered = self.spool.recover()?;
         let count = recovered.len();
+        if let Some((newest, _)) = recovered.iter().max_by_key(|(id, _)| *id) {
+            self.ids.advance_past(*newest);
+        }
         let now = unix_now();
         for (id, envelope) in recovered {
             let due = next_due(&envelope);

@@ -53,6 +53,13 @@ impl QueueIdGenerator {
         }
     }
 
+    /// Makes every later id larger than `id`: called with the largest id found in the
+    /// spool, so a clock that went backwards cannot reissue a queued message's id.
+    pub fn advance_past(&self, id: QueueId) {
+        self.next
+            .fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
+    }
+
     /// A fresh id.
     pub fn next_id(&self) -> QueueId {
         QueueId(self.next.fetch_add(1, Ordering::Relaxed))
@@ -76,5 +83,13 @@ mod tests {
         assert!(a < b);
         assert_eq!(a.to_string().parse::<QueueId>().unwrap(), a);
         assert_eq!(QueueId::from_key(&b.to_key()), Some(b));
+    }
+
+    #[test]
+    fn ids_stay_above_those_already_queued() {
+        let ids = QueueIdGenerator::new();
+        let far_future = QueueId(ids.next_id().0 + 1_000_000_000);
+        ids.advance_past(far_future);
+        assert!(ids.next_id() > far_future);
     }
 }

@@ -274,6 +274,15 @@ impl Reply {
             format!("Message size exceeds fixed maximum message size of {limit} bytes"),
         )
     }
+    /// More Received: headers than a message needs: it is going round in circles.
+    pub fn mail_loop(count: usize) -> Self {
+        Self::new(
+            554,
+            "5.4.6",
+            "mail_loop",
+            format!("Too many Received: headers ({count}): mail forwarding loop"),
+        )
+    }
     /// Too many recipients in one transaction.
     pub fn too_many_recipients(limit: usize) -> Self {
         Self::new(

@@ -30,6 +30,8 @@ pub struct ServerSettings {
     pub max_line_length: usize,
     /// Protocol errors tolerated before the connection is closed.
     pub max_errors: u32,
+    /// Received: headers above which a message is refused as a mail loop.
+    pub max_received_headers: usize,
     /// Who may send where.
     pub relay: RelayPolicy,
     /// Where queue ids come from.
@@ -427,6 +429,11 @@ impl ServerSession {
                 return None;
             }
         };
+        let hops = count_received_headers(&body);
+        if hops > self.settings.max_received_headers {
+            self.refuse(out, Reply::mail_loop(hops));
+            return None;
+        }
         let id = self.settings.ids.next_id();
         let mut data = self.received_header(id, &transaction, now).into_bytes();
         data.extend_from_slice(&body);
@@ -462,6 +469,15 @@ impl ServerSession {
             datetime::rfc5322(now)
         )
     }
+}
+
+/// Received: headers in the header section (up to the first empty line).
+fn count_received_headers(message: &[u8]) -> usize {
+    message
+        .split(|&b| b == b'\n')
+        .take_while(|line| *line != b"\r" && !line.is_empty())
+        .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
 }
 
 fn command_error_reply(error: CommandError) -> Reply {
