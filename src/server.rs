@@ -73,7 +73,12 @@ fn start(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let arbiters: Vec<ArbiterHandle> = (0..workers).map(|_| Arbiter::new().handle()).collect();
+    // The main arbiter (Queue, Listener) takes sessions and deliveries too; each further
+    // worker is one more arbiter thread.
+    let extra: Vec<ArbiterHandle> = (1..workers).map(|_| Arbiter::new().handle()).collect();
+    let arbiters: Vec<ArbiterHandle> = std::iter::once(Arbiter::current())
+        .chain(extra.iter().cloned())
+        .collect();
     let ids = Arc::new(QueueIdGenerator::new());
     let committer = Committer::start(spool.clone());
 
@@ -201,7 +206,7 @@ fn start(
                 "drain timeout: closing sessions still open"
             );
         }
-        for arbiter in &arbiters {
+        for arbiter in &extra {
             arbiter.stop();
         }
         drop(queue);

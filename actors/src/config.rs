@@ -60,7 +60,8 @@ pub struct SmtpConfig {
     /// Time sessions get to finish on SIGTERM before they are cut.
     #[serde(with = "duration")]
     pub drain_timeout: Duration,
-    /// Session arbiters (threads); 0 means one per core.
+    /// Arbiters (threads) that run sessions and deliveries, the main one included; 0 means
+    /// one per core.
     pub workers: usize,
 }
 
