@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use hermod_actors::config::Config;
 use hermod_actors::delivery::{Delivery, DeliverySettings};
 use hermod_actors::listener::{
-    ActiveSessions, ConnectionLimits, Drain, Listener, SessionContextTemplate,
+    self as listener, Admission, ConnectionLimits, Drain, Listener, SessionContextTemplate,
 };
 use hermod_actors::mx::MxResolver;
 use hermod_actors::queue::{Queue, QueueSettings};
@@ -22,6 +22,7 @@ use hermod_actors::session::SessionTimeouts;
 use hermod_actors::smtp::ServerSettings;
 use hermod_actors::smtp_client::ClientTimeouts;
 use hermod_actors::spool::{Committer, SledSpool, Spool};
+use tokio::sync::watch;
 
 /// Runs hermod until `shutdown` resolves, then drains: stops accepting, lets sessions in
 /// flight finish (bounded by `smtp.drain_timeout`), flushes the spool and returns.
@@ -39,23 +40,32 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> anyh
                 config.queue.data_dir.display()
             )
         })?);
-    let std_listeners = config
-        .smtp
-        .listen
-        .iter()
-        .map(|addr| {
-            let socket = std::net::TcpListener::bind(addr).with_context(|| {
-                format!("cannot listen on {addr} (address in use, or a privileged port?)")
-            })?;
-            socket.set_nonblocking(true)?;
-            Ok(socket)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let workers = match config.smtp.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    // One socket per address and arbiter (SO_REUSEPORT): bound now, so that an address in
+    // use stops the start with a clear error.
+    let mut sockets: Vec<Vec<tokio::net::TcpSocket>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut bound = Vec::new();
+    for addr in &config.smtp.listen {
+        let context = || format!("cannot listen on {addr} (address in use, or a privileged port?)");
+        let first = listener::bind(*addr).with_context(context)?;
+        let actual = first.local_addr()?;
+        sockets[0].push(first);
+        for per_arbiter in sockets.iter_mut().skip(1) {
+            per_arbiter.push(listener::bind(actual).with_context(context)?);
+        }
+        bound.push(actual);
+    }
 
     let system = System::new();
     let spool_for_run = spool.clone();
     let started =
-        system.block_on(async move { start(config, spool_for_run, std_listeners, shutdown) });
+        system.block_on(async move { start(config, workers, spool_for_run, sockets, shutdown) });
+    for addr in &bound {
+        tracing::info!(smtp_addr = %addr, workers, "listening");
+    }
     started?;
     system.run().context("actor system failed")?;
     spool.flush().context("final spool flush")?;
@@ -65,14 +75,11 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> anyh
 
 fn start(
     config: Config,
+    workers: usize,
     spool: Arc<dyn Spool>,
-    std_listeners: Vec<std::net::TcpListener>,
+    sockets: Vec<Vec<tokio::net::TcpSocket>>,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> anyhow::Result<()> {
-    let workers = match config.smtp.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
     // The main arbiter (Queue, Listener) takes sessions and deliveries too; each further
     // worker is one more arbiter thread.
     let extra: Vec<ArbiterHandle> = (1..workers).map(|_| Arbiter::new().handle()).collect();
@@ -172,33 +179,42 @@ fn start(
         data: config.smtp.data_timeout,
         enqueue: Duration::from_secs(60),
     };
-    let sockets = std_listeners
-        .into_iter()
-        .map(tokio::net::TcpListener::from_std)
-        .collect::<std::io::Result<Vec<_>>>()?;
-    for socket in &sockets {
-        tracing::info!(smtp_addr = %socket.local_addr()?, workers, "listening");
-    }
     let limits = ConnectionLimits {
         max_connections: config.smtp.max_connections,
         max_per_ip: config.smtp.max_connections_per_ip,
     };
+    let admission = Admission::new(limits);
+    let (draining, draining_rx) = watch::channel(false);
     let template = SessionContextTemplate {
         settings: server_settings,
         timeouts,
         queue: queue.clone().recipient(),
+        draining: draining_rx,
     };
-    let listener = Listener::new(sockets, limits, arbiters.clone(), template).start();
+    let listeners: Vec<Addr<Listener>> = arbiters
+        .iter()
+        .zip(sockets)
+        .map(|(arbiter, sockets)| {
+            let (admission, template) = (admission.clone(), template.clone());
+            Listener::start_in_arbiter(arbiter, move |_| {
+                Listener::new(sockets, admission, template)
+            })
+        })
+        .collect();
 
     let drain_timeout = config.smtp.drain_timeout;
     actix::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; draining sessions");
         let deadline = Instant::now() + drain_timeout;
-        let mut open = listener.send(Drain).await.unwrap_or(0);
+        for listener in &listeners {
+            let _ = listener.send(Drain).await;
+        }
+        let _ = draining.send(true);
+        let mut open = admission.active();
         while open > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            open = listener.send(ActiveSessions).await.unwrap_or(0);
+            open = admission.active();
         }
         if open > 0 {
             tracing::warn!(

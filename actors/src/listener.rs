@@ -1,28 +1,32 @@
-//! The Listener actor: owns the listening sockets and the connection counts (in total and
-//! per client IP). It refuses a connection past either limit with a 421, and otherwise
-//! starts a Session on one of the session arbiters (one per core), round robin.
+//! The Listener actor: one per arbiter, each owning its own listening socket for every
+//! SMTP address (`SO_REUSEPORT`, so the kernel spreads new connections over them). A
+//! Listener admits a connection against the counts shared by all Listeners
+//! ([`Admission`]: in total and per client IP), refuses it with a 421 past either limit,
+//! and otherwise starts its Session on its own arbiter: no socket crosses threads and no
+//! message crosses threads per connection.
 //!
-//! Receives [`SessionEnded`] from Sessions and [`Drain`] from the binary on SIGTERM.
+//! Receives [`SessionEnded`] from its Sessions and [`Drain`] from the binary on SIGTERM.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
 use actix::prelude::*;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
-use crate::session::{Session, SessionContext, SessionEnded};
-use crate::smtp::Reply;
+use crate::session::{Session, SessionContext, SessionEnded, SessionTimeouts};
+use crate::smtp::{Reply, ServerSettings};
 
-/// Stop accepting and ask idle sessions to close; answered with the sessions still open.
+/// Stop accepting; answered with the sessions still open (on every arbiter).
 #[derive(Message, Debug)]
 #[rtype(result = "usize")]
 pub struct Drain;
 
-/// How many sessions are open now.
+/// How many sessions are open now, on every arbiter.
 #[derive(Message, Debug)]
 #[rtype(result = "usize")]
 pub struct ActiveSessions;
@@ -36,6 +40,101 @@ pub struct ConnectionLimits {
     pub max_per_ip: usize,
 }
 
+/// The connection counts every Listener admits against. The lock is held for a counter
+/// update only, never across I/O.
+#[derive(Debug)]
+pub struct Admission {
+    limits: ConnectionLimits,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    active: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Admission {
+    /// Counts starting at zero.
+    pub fn new(limits: ConnectionLimits) -> Arc<Self> {
+        Arc::new(Admission {
+            limits,
+            counts: Mutex::default(),
+        })
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes a slot for `ip`, or says why not.
+    fn admit(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let mut counts = self.counts();
+        if counts.active >= self.limits.max_connections {
+            return Err(Refusal::Total(counts.active));
+        }
+        let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= self.limits.max_per_ip {
+            return Err(Refusal::PerIp(from_ip));
+        }
+        counts.active += 1;
+        *counts.per_ip.entry(ip).or_default() += 1;
+        Ok(())
+    }
+
+    /// Gives back the slot of a session from `ip`.
+    fn release(&self, ip: IpAddr) {
+        let mut counts = self.counts();
+        counts.active = counts.active.saturating_sub(1);
+        if let Some(count) = counts.per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Sessions open now.
+    pub fn active(&self) -> usize {
+        self.counts().active
+    }
+}
+
+enum Refusal {
+    Total(usize),
+    PerIp(usize),
+}
+
+/// Binds one listening socket for `addr` with `SO_REUSEPORT`, so that one per arbiter can
+/// share the port. Binding happens before the arbiters start, so "address in use" is
+/// reported at start-up; [`Listener`] calls `listen` on its own arbiter.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
+/// The parts of a [`SessionContext`] known before the Listener's own address.
+#[derive(Clone)]
+pub struct SessionContextTemplate {
+    /// Protocol settings.
+    pub settings: Arc<ServerSettings>,
+    /// Timeouts.
+    pub timeouts: SessionTimeouts,
+    /// The Queue.
+    pub queue: Recipient<crate::queue::Enqueue>,
+    /// Turns true when the server drains.
+    pub draining: watch::Receiver<bool>,
+}
+
 /// A stream of accepted connections, so the actor takes them as stream items.
 struct Incoming(TcpListener);
 
@@ -47,49 +146,26 @@ impl Stream for Incoming {
     }
 }
 
-/// The listener actor.
+/// The listener actor of one arbiter.
 pub struct Listener {
-    sockets: Vec<TcpListener>,
-    limits: ConnectionLimits,
-    arbiters: Vec<ArbiterHandle>,
-    next_arbiter: usize,
-    active: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    sockets: Vec<TcpSocket>,
+    admission: Arc<Admission>,
     session: SessionContextTemplate,
-    draining: watch::Sender<bool>,
     accept_handles: Vec<SpawnHandle>,
 }
 
-/// The parts of a [`SessionContext`] known before the Listener's own address.
-pub struct SessionContextTemplate {
-    /// Protocol settings.
-    pub settings: std::sync::Arc<crate::smtp::ServerSettings>,
-    /// Timeouts.
-    pub timeouts: crate::session::SessionTimeouts,
-    /// The Queue.
-    pub queue: Recipient<crate::queue::Enqueue>,
-}
-
 impl Listener {
-    /// A listener over already-bound sockets (bound by the caller so that errors such as
-    /// "address in use" surface before anything starts), spreading sessions over
-    /// `arbiters`.
+    /// A listener over sockets bound with [`bind`]; start it on the arbiter whose sessions
+    /// it should serve.
     pub fn new(
-        sockets: Vec<TcpListener>,
-        limits: ConnectionLimits,
-        arbiters: Vec<ArbiterHandle>,
+        sockets: Vec<TcpSocket>,
+        admission: Arc<Admission>,
         session: SessionContextTemplate,
     ) -> Self {
-        let (draining, _) = watch::channel(false);
         Listener {
             sockets,
-            limits,
-            arbiters,
-            next_arbiter: 0,
-            active: 0,
-            per_ip: HashMap::new(),
+            admission,
             session,
-            draining,
             accept_handles: Vec::new(),
         }
     }
@@ -109,8 +185,10 @@ impl Actor for Listener {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(65536);
         for socket in self.sockets.drain(..) {
-            let handle = ctx.add_stream(Incoming(socket));
-            self.accept_handles.push(handle);
+            match socket.listen(1024) {
+                Ok(listener) => self.accept_handles.push(ctx.add_stream(Incoming(listener))),
+                Err(e) => tracing::error!(error = %e, "cannot listen on a bound SMTP socket"),
+            }
         }
     }
 }
@@ -126,73 +204,40 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Listener {
                 return;
             }
         };
-        let ip = peer.ip();
-        let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
-        if self.active >= self.limits.max_connections {
-            metrics::counter!("smtp_connections_rejected_total", "reason" => "max_connections")
-                .increment(1);
-            tracing::warn!(client = %peer, active = self.active, limit = self.limits.max_connections, "too many connections");
-            return Self::refuse(stream, Reply::too_many_connections());
+        match self.admission.admit(peer.ip()) {
+            Ok(()) => {}
+            Err(Refusal::Total(active)) => {
+                metrics::counter!("smtp_connections_rejected_total", "reason" => "max_connections")
+                    .increment(1);
+                tracing::warn!(client = %peer, active, limit = self.admission.limits.max_connections, "too many connections");
+                return Self::refuse(stream, Reply::too_many_connections());
+            }
+            Err(Refusal::PerIp(from_ip)) => {
+                metrics::counter!("smtp_connections_rejected_total", "reason" => "max_connections_per_ip").increment(1);
+                tracing::warn!(client = %peer, from_ip, limit = self.admission.limits.max_per_ip, "too many connections from one IP");
+                return Self::refuse(stream, Reply::too_many_connections_from_ip());
+            }
         }
-        if from_ip >= self.limits.max_per_ip {
-            metrics::counter!("smtp_connections_rejected_total", "reason" => "max_connections_per_ip").increment(1);
-            tracing::warn!(client = %peer, from_ip, limit = self.limits.max_per_ip, "too many connections from one IP");
-            return Self::refuse(stream, Reply::too_many_connections_from_ip());
-        }
-        self.active += 1;
-        *self.per_ip.entry(ip).or_default() += 1;
         metrics::counter!("smtp_connections_total").increment(1);
+        let _ = stream.set_nodelay(true);
         let context = SessionContext {
             settings: self.session.settings.clone(),
             timeouts: self.session.timeouts,
             queue: self.session.queue.clone(),
             listener: ctx.address().recipient(),
-            draining: self.draining.subscribe(),
+            draining: self.session.draining.clone(),
         };
-        let _ = stream.set_nodelay(true);
-        if self.arbiters.is_empty() {
-            Session::new(stream, peer, context).start();
-            return;
-        }
-        // A tokio socket belongs to the runtime that accepted it: hand the std socket
-        // over and register it again on the session's arbiter.
-        let std_stream = match stream.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(client = %peer, error = %e, "cannot hand connection to a session arbiter");
-                self.release(ip);
-                return;
-            }
-        };
-        let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
-        self.next_arbiter = self.next_arbiter.wrapping_add(1);
-        Session::start_in_arbiter(arbiter, move |_| {
-            let stream = TcpStream::from_std(std_stream)
-                .expect("registering a socket on its session arbiter");
-            Session::new(stream, peer, context)
-        });
+        Session::new(stream, peer, context).start();
     }
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
-}
-
-impl Listener {
-    fn release(&mut self, ip: IpAddr) {
-        self.active = self.active.saturating_sub(1);
-        if let Some(count) = self.per_ip.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_ip.remove(&ip);
-            }
-        }
-    }
 }
 
 impl Handler<SessionEnded> for Listener {
     type Result = ();
 
     fn handle(&mut self, msg: SessionEnded, _ctx: &mut Context<Self>) {
-        self.release(msg.peer.ip());
+        self.admission.release(msg.peer.ip());
     }
 }
 
@@ -203,8 +248,7 @@ impl Handler<Drain> for Listener {
         for handle in self.accept_handles.drain(..) {
             ctx.cancel_future(handle);
         }
-        let _ = self.draining.send(true);
-        self.active
+        self.admission.active()
     }
 }
 
@@ -212,6 +256,28 @@ impl Handler<ActiveSessions> for Listener {
     type Result = usize;
 
     fn handle(&mut self, _: ActiveSessions, _ctx: &mut Context<Self>) -> usize {
-        self.active
+        self.admission.active()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_counts_in_total_and_per_ip() {
+        let admission = Admission::new(ConnectionLimits {
+            max_connections: 3,
+            max_per_ip: 2,
+        });
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        assert!(admission.admit(a).is_ok());
+        assert!(admission.admit(a).is_ok());
+        assert!(matches!(admission.admit(a), Err(Refusal::PerIp(2))));
+        assert!(admission.admit(b).is_ok());
+        assert!(matches!(admission.admit(b), Err(Refusal::Total(3))));
+        admission.release(a);
+        assert!(admission.admit(b).is_ok());
+        assert_eq!(admission.active(), 3);
     }
 }
