@@ -1,6 +1,7 @@
 //! Every reply hermod's SMTP server sends, in one place: code, enhanced status code
 //! (RFC 3463) and a text that names the cause. No other file writes reply literals.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// One SMTP reply line (or lines, for EHLO). Kept as parts so a caller can count, log and
@@ -11,18 +12,26 @@ pub struct Reply {
     pub code: u16,
     /// The enhanced status code, empty only for the greeting and multi-line EHLO.
     pub status: &'static str,
-    /// The human text; for multi-line replies one entry per line.
-    pub lines: Vec<String>,
+    /// The human text of the last (or only) line; fixed texts are not allocated.
+    pub text: Cow<'static, str>,
+    /// Lines before the last one, for multi-line replies (EHLO); empty otherwise.
+    pub leading: Vec<String>,
     /// A short stable name of the cause, for logs and metric labels.
     pub reason: &'static str,
 }
 
 impl Reply {
-    fn new(code: u16, status: &'static str, reason: &'static str, text: impl Into<String>) -> Self {
+    fn new(
+        code: u16,
+        status: &'static str,
+        reason: &'static str,
+        text: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Reply {
             code,
             status,
-            lines: vec![text.into()],
+            text: text.into(),
+            leading: Vec::new(),
             reason,
         }
     }
@@ -39,15 +48,26 @@ impl Reply {
 
     /// Appends the wire form (CRLF-terminated lines) to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        let last = self.lines.len().saturating_sub(1);
-        for (i, line) in self.lines.iter().enumerate() {
-            let sep = if i == last { ' ' } else { '-' };
-            let status = if self.status.is_empty() {
-                String::new()
-            } else {
-                format!("{} ", self.status)
-            };
-            out.extend_from_slice(format!("{}{sep}{status}{line}\r\n", self.code).as_bytes());
+        let code = [
+            b'0' + (self.code / 100 % 10) as u8,
+            b'0' + (self.code / 10 % 10) as u8,
+            b'0' + (self.code % 10) as u8,
+        ];
+        let lines = self
+            .leading
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(&*self.text));
+        let last = self.leading.len();
+        for (i, line) in lines.enumerate() {
+            out.extend_from_slice(&code);
+            out.push(if i == last { b' ' } else { b'-' });
+            if !self.status.is_empty() {
+                out.extend_from_slice(self.status.as_bytes());
+                out.push(b' ');
+            }
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
     }
 
@@ -62,12 +82,7 @@ impl Reply {
 
     /// The banner.
     pub fn greeting(hostname: &str) -> Self {
-        Reply {
-            code: 220,
-            status: "",
-            lines: vec![format!("{hostname} ESMTP hermod")],
-            reason: "greeting",
-        }
+        Self::new(220, "", "greeting", format!("{hostname} ESMTP hermod"))
     }
     /// Past the total connection limit.
     pub fn too_many_connections() -> Self {
@@ -164,13 +179,25 @@ impl Reply {
         Self::new(250, "", "ok", format!("{hostname} Hello {client}"))
     }
     /// EHLO with its extension list.
-    pub fn ehlo(hostname: &str, client: &str, extensions: Vec<String>) -> Self {
-        let mut lines = vec![format!("{hostname} Hello {client}")];
-        lines.extend(extensions);
+    pub fn ehlo(hostname: &str, client: &str, mut extensions: Vec<String>) -> Self {
+        let mut leading = vec![format!("{hostname} Hello {client}")];
+        let text = extensions.pop().map_or(Cow::Borrowed(""), Cow::Owned);
+        leading.extend(extensions);
+        if text.is_empty() {
+            let only = leading.pop().unwrap_or_default();
+            return Reply {
+                code: 250,
+                status: "",
+                text: only.into(),
+                leading,
+                reason: "ok",
+            };
+        }
         Reply {
             code: 250,
             status: "",
-            lines,
+            text,
+            leading,
             reason: "ok",
         }
     }
