@@ -516,7 +516,7 @@ mod tests {
             "[smtp]\nlisten = [\"127.0.0.1:2525\"]\n",
             &[
                 ("SMTP_PORT", "2600"),
-                ("RELAY_ALLOWED_IPS", "10.0.0.0/8, 192.0.2.7"),
+                ("RELAY_ALLOWED_IPS", "198.51.100.0/24, 192.0.2.7"),
                 ("RETRY_INTERVAL", "60"),
                 (
                     "SMTP_TRANSPORT",
@@ -580,17 +580,17 @@ mod tests {
             load_text(
                 "",
                 &[
-                    ("HERMOD_PORT", "tcp://10.0.0.1:25"),
-                    ("HERMOD_SERVICE_HOST", "10.0.0.1")
+                    ("HERMOD_PORT", "tcp://192.0.2.10:25"),
+                    ("HERMOD_SERVICE_HOST", "192.0.2.10")
                 ]
             )
             .is_ok()
         );
         let service_links = [
-            ("HERMOD_SMTP_SERVICE_HOST", "10.0.0.1"),
+            ("HERMOD_SMTP_SERVICE_HOST", "192.0.2.10"),
             ("HERMOD_SMTP_SERVICE_PORT", "25"),
-            ("HERMOD_SMTP_PORT", "tcp://10.0.0.1:25"),
-            ("HERMOD_SMTP_PORT_25_TCP_ADDR", "10.0.0.1"),
+            ("HERMOD_SMTP_PORT", "tcp://192.0.2.10:25"),
+            ("HERMOD_SMTP_PORT_25_TCP_ADDR", "192.0.2.10"),
         ];
         assert!(load_text("", &service_links).is_ok());
         let issues = load_text("", &[("HERMOD_SMTP_MAX_CONECTIONS", "5")]).unwrap_err();

@@ -89,7 +89,7 @@ pub enum RouteError {
         got: String,
     },
     /// A transport-map entry without `=`.
-    #[error("expected pattern=target (e.g. example.com=smtp:[10.0.0.1]:25), got {got:?}")]
+    #[error("expected pattern=target (e.g. example.com=smtp:[192.0.2.10]:25), got {got:?}")]
     Entry {
         /// The entry as written.
         got: String,
@@ -280,7 +280,7 @@ impl TransportMap {
         }
     }
 
-    /// Parses the configuration form `a.com=smtp:[10.0.0.1]:2525, .b.com=lmtp:[127.0.0.1]:24`:
+    /// Parses the configuration form `a.com=smtp:[192.0.2.10]:2525, .b.com=lmtp:[127.0.0.1]:24`:
     /// comma-separated `pattern=target` entries, whitespace around each part ignored,
     /// empty entries skipped. Targets use [`parse_target`] with `default_port`.
     ///
@@ -405,8 +405,8 @@ mod tests {
     #[test]
     fn parse_target_accepts_every_documented_form() {
         let cases: &[(&str, NextHop)] = &[
-            ("smtp:[10.0.0.1]:2525", smtp("10.0.0.1", 2525, false)),
-            ("smtp:[10.0.0.1]", smtp("10.0.0.1", 25, false)),
+            ("smtp:[192.0.2.10]:2525", smtp("192.0.2.10", 2525, false)),
+            ("smtp:[192.0.2.10]", smtp("192.0.2.10", 25, false)),
             (
                 "smtp:[Relay.Example.COM]:587",
                 smtp("relay.example.com", 587, false),
@@ -429,12 +429,12 @@ mod tests {
             ),
             ("smtp:[::1]:25", smtp("::1", 25, false)),
             ("smtp:[IPv6:2001:DB8::1]:25", smtp("2001:db8::1", 25, false)),
-            ("smtp:10.0.0.1:25", smtp("10.0.0.1", 25, false)),
+            ("smtp:192.0.2.10:25", smtp("192.0.2.10", 25, false)),
             ("lmtp:[127.0.0.1]:24", lmtp("127.0.0.1", 24)),
             ("lmtp:mailstore.internal:24", lmtp("mailstore.internal", 24)),
             ("lmtp:[mailstore.internal]", lmtp("mailstore.internal", 25)),
             ("lmtp:[::1]:24", lmtp("::1", 24)),
-            ("[10.0.0.1]:2525", smtp("10.0.0.1", 2525, false)),
+            ("[192.0.2.10]:2525", smtp("192.0.2.10", 2525, false)),
             ("[relay.example.com]", smtp("relay.example.com", 25, false)),
             (
                 "relay.example.com:587",
@@ -459,19 +459,19 @@ mod tests {
             ("", "missing host"),
             ("smtp:", "missing host"),
             ("smtp:[]:25", "missing host"),
-            ("smtp:[10.0.0.1:25", "missing ]"),
-            ("smtp:[10.0.0.1]25", "expected :port after ]"),
-            ("smtp:[10.0.0.1]:", "the port must be a number"),
-            ("smtp:[10.0.0.1]:smtp", "the port must be a number"),
-            ("smtp:[10.0.0.1]:-1", "the port must be a number"),
-            ("smtp:[10.0.0.1]:0", "between 1 and 65535"),
-            ("smtp:[10.0.0.1]:65536", "between 1 and 65535"),
+            ("smtp:[192.0.2.10:25", "missing ]"),
+            ("smtp:[192.0.2.10]25", "expected :port after ]"),
+            ("smtp:[192.0.2.10]:", "the port must be a number"),
+            ("smtp:[192.0.2.10]:smtp", "the port must be a number"),
+            ("smtp:[192.0.2.10]:-1", "the port must be a number"),
+            ("smtp:[192.0.2.10]:0", "between 1 and 65535"),
+            ("smtp:[192.0.2.10]:65536", "between 1 and 65535"),
             ("smtp:::1", "brackets"),
             ("::1", "brackets"),
             ("smtp:[fe80::zz]:25", "invalid IPv6 address"),
             ("smtp:relay..example.com", "empty label"),
             ("smtp:relay example.com", "invalid character"),
-            ("smtp:10.0.0.256", "numeric label"),
+            ("smtp:192.0.2.256", "numeric label"),
             ("lmtp:/var/run/lmtp.sock", "invalid character"),
             ("mx:", "missing host"),
         ];
@@ -489,7 +489,7 @@ mod tests {
     #[test]
     fn display_writes_the_config_syntax_back() {
         let cases: &[(NextHop, &str)] = &[
-            (smtp("10.0.0.1", 2525, false), "smtp:[10.0.0.1]:2525"),
+            (smtp("192.0.2.10", 2525, false), "smtp:[192.0.2.10]:2525"),
             (
                 smtp("relay.example.com", 587, true),
                 "smtp:relay.example.com:587",
@@ -507,20 +507,20 @@ mod tests {
     #[test]
     fn transport_map_lookup_precedence() {
         let map = TransportMap::parse(
-            "example.com=smtp:[10.0.0.1]:2525, .example.com=lmtp:[127.0.0.1]:24, \
-             .b.example.com=smtp:[10.0.0.2], *=smtp:relay.example.net:587",
+            "example.com=smtp:[192.0.2.10]:2525, .example.com=lmtp:[127.0.0.1]:24, \
+             .b.example.com=smtp:[192.0.2.20], *=smtp:relay.example.net:587",
             25,
         )
         .expect("valid map");
         assert_eq!(map.len(), 4);
         let cases: &[(&str, Option<NextHop>)] = &[
-            ("example.com", Some(smtp("10.0.0.1", 2525, false))),
-            ("EXAMPLE.com.", Some(smtp("10.0.0.1", 2525, false))),
+            ("example.com", Some(smtp("192.0.2.10", 2525, false))),
+            ("EXAMPLE.com.", Some(smtp("192.0.2.10", 2525, false))),
             ("a.example.com", Some(lmtp("127.0.0.1", 24))),
             ("x.y.example.com", Some(lmtp("127.0.0.1", 24))),
             ("b.example.com", Some(lmtp("127.0.0.1", 24))),
-            ("a.b.example.com", Some(smtp("10.0.0.2", 25, false))),
-            ("A.B.Example.Com.", Some(smtp("10.0.0.2", 25, false))),
+            ("a.b.example.com", Some(smtp("192.0.2.20", 25, false))),
+            ("A.B.Example.Com.", Some(smtp("192.0.2.20", 25, false))),
             ("example.org", Some(smtp("relay.example.net", 587, true))),
             ("notexample.com", Some(smtp("relay.example.net", 587, true))),
             ("[192.0.2.1]", Some(smtp("relay.example.net", 587, true))),
@@ -569,24 +569,24 @@ mod tests {
     fn transport_map_parse_errors() {
         let cases: &[(&str, &str)] = &[
             ("example.com", "expected pattern=target"),
-            ("example.com smtp:[10.0.0.1]", "expected pattern=target"),
-            ("=smtp:[10.0.0.1]", "expected a transport pattern"),
+            ("example.com smtp:[192.0.2.10]", "expected pattern=target"),
+            ("=smtp:[192.0.2.10]", "expected a transport pattern"),
             (
-                "*.example.com=smtp:[10.0.0.1]",
+                "*.example.com=smtp:[192.0.2.10]",
                 "expected a transport pattern",
             ),
             (
-                "..example.com=smtp:[10.0.0.1]",
+                "..example.com=smtp:[192.0.2.10]",
                 "expected a transport pattern",
             ),
             (
-                "[192.0.2.1]=smtp:[10.0.0.1]",
+                "[192.0.2.1]=smtp:[192.0.2.10]",
                 "expected a transport pattern",
             ),
             ("example.com=", "missing host"),
-            ("example.com=smtp:[10.0.0.1]:99999", "between 1 and 65535"),
+            ("example.com=smtp:[192.0.2.10]:99999", "between 1 and 65535"),
             (
-                "example.com=smtp:[10.0.0.1], Example.Com.=lmtp:[::1]:24",
+                "example.com=smtp:[192.0.2.10], Example.Com.=lmtp:[::1]:24",
                 "appears twice",
             ),
         ];
@@ -600,9 +600,9 @@ mod tests {
 
     #[test]
     fn transport_map_parse_tolerates_whitespace_and_empty_entries() {
-        let map = TransportMap::parse(" , a.test = smtp:[10.0.0.1] ,, ", 2525).expect("valid");
+        let map = TransportMap::parse(" , a.test = smtp:[192.0.2.10] ,, ", 2525).expect("valid");
         assert_eq!(map.len(), 1);
-        assert_eq!(map.lookup("a.test"), Some(&smtp("10.0.0.1", 2525, false)));
+        assert_eq!(map.lookup("a.test"), Some(&smtp("192.0.2.10", 2525, false)));
         assert!(TransportMap::parse("", 25).expect("empty").is_empty());
     }
 
