@@ -292,6 +292,21 @@ mod tests {
         }
     }
 
+    /// Opens the spool again in the same process: sled's background threads may hold the
+    /// directory lock for a moment after the previous handle is dropped.
+    fn reopen(dir: &std::path::Path) -> SledSpool {
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match SledSpool::open(dir) {
+                Ok(spool) => return spool,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopening the spool: {e}"),
+            }
+        }
+    }
+
     #[test]
     fn insert_flush_reopen_recover() {
         let dir = tempfile::tempdir().unwrap();
@@ -302,7 +317,7 @@ mod tests {
             spool.remove(QueueId(8)).unwrap();
             spool.flush().unwrap();
         }
-        let spool = SledSpool::open(dir.path()).unwrap();
+        let spool = reopen(dir.path());
         let recovered = spool.recover().unwrap();
         assert_eq!(recovered, vec![(QueueId(7), envelope())]);
         assert_eq!(
@@ -324,7 +339,7 @@ mod tests {
                 "sled put the message in a blob"
             );
         }
-        let spool = SledSpool::open(dir.path()).unwrap();
+        let spool = reopen(dir.path());
         assert_eq!(
             spool.data(QueueId(9)).unwrap().map(|d| d.len()),
             Some(big.len())
