@@ -131,6 +131,12 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 # Also wait for the previous run's TIME_WAIT sockets (one per connection) to expire, so
 # every shape starts from the same socket table.
 settle() {
+  # Postfix's processes exit over several seconds after `postfix stop`, and its queue
+  # files are still being written back: wait for both, or the next shape pays for them.
+  for _ in $(seq 1 60); do
+    pgrep -u postfix >/dev/null 2>&1 || break
+    sleep 1
+  done
   sync
   for _ in $(seq 1 90); do
     [ "$(ss -tan state time-wait | wc -l)" -lt 500 ] && break
