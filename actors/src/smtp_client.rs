@@ -279,12 +279,7 @@ impl SmtpConnection {
             (mail, rcpts, None)
         };
         if !mail.is_positive() {
-            if let Some(reply) = data_reply.filter(|r| r.code == 354) {
-                // The server took DATA although MAIL failed: end the empty transaction.
-                let _ = reply;
-                self.write(b".\r\n", "DATA").await?;
-                self.read_reply("DATA").await?;
-            }
+            self.end_unwanted_data(data_reply.as_ref()).await?;
             return Ok(vec![mail; recipients.len()]);
         }
         let accepted: Vec<usize> = (0..rcpts.len())
@@ -292,11 +287,7 @@ impl SmtpConnection {
             .collect();
         let mut results = rcpts.clone();
         if accepted.is_empty() {
-            if let Some(reply) = data_reply.filter(|r| r.code == 354) {
-                let _ = reply;
-                self.write(b".\r\n", "DATA").await?;
-                self.read_reply("DATA").await?;
-            }
+            self.end_unwanted_data(data_reply.as_ref()).await?;
             return Ok(results);
         }
         let data_reply = match data_reply {
@@ -371,6 +362,19 @@ impl SmtpConnection {
             }
         }
         Ok(results)
+    }
+
+    /// A pipelined DATA the server accepted (354) although no transaction is open for it
+    /// (MAIL or every RCPT failed): end it empty so the connection stays in step.
+    async fn end_unwanted_data(
+        &mut self,
+        data_reply: Option<&ServerReply>,
+    ) -> Result<(), ClientError> {
+        if data_reply.is_some_and(|r| r.code == 354) {
+            self.write(b".\r\n", "DATA").await?;
+            self.read_reply("DATA").await?;
+        }
+        Ok(())
     }
 
     /// Writes `bytes` (which start with RSET) and checks the RSET reply.

@@ -167,7 +167,7 @@ impl ServerSession {
                         return None;
                     };
                     let line = input.split_to(lf + 1);
-                    if let Some(event) = self.command_line(&line, input, out, now) {
+                    if let Some(event) = self.command_line(&line, input, out) {
                         return Some(event);
                     }
                 }
@@ -246,7 +246,6 @@ impl ServerSession {
         line: &[u8],
         input: &mut BytesMut,
         out: &mut Vec<u8>,
-        now: SystemTime,
     ) -> Option<Event> {
         let crlf = line.len() >= 2 && line[line.len() - 2] == b'\r';
         let content = &line[..line.len() - if crlf { 2 } else { 1 }];
@@ -266,7 +265,7 @@ impl ServerSession {
                 return None;
             }
         };
-        self.command(command, input, out, now)
+        self.command(command, input, out)
     }
 
     fn command(
@@ -274,7 +273,6 @@ impl ServerSession {
         command: Command,
         input: &mut BytesMut,
         out: &mut Vec<u8>,
-        now: SystemTime,
     ) -> Option<Event> {
         match command {
             Command::Ehlo(domain) => {
@@ -311,7 +309,6 @@ impl ServerSession {
             }
             Command::StartTls => self.error(out, Reply::not_implemented("STARTTLS")),
         }
-        let _ = now;
         None
     }
 
