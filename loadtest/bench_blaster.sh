@@ -68,10 +68,20 @@ start_server() {
   echo $!
 }
 
-# run_client KIND PORT REUSE: prints messages per second (wall clock).
+# run_client KIND PORT REUSE: prints "RATE BUSY": messages per second (wall clock) and
+# how busy the client kept the CPU (user+system time over wall time, in percent of one
+# core; a multi-threaded client can pass 100). A single-threaded client near 100% is
+# the bottleneck: no server can make it go faster.
 run_client() {
-  local kind=$1 port=$2 reuse=$3 start end
-  start=$(date +%s%N)
+  local kind=$1 port=$2 reuse=$3 times
+  local TIMEFORMAT='%R %U %S'
+  times=$( { time client "$kind" "$port" "$reuse" >/dev/null 2>&1; } 2>&1 )
+  set -- $times
+  awk -v n="$MSGS" -v r="$1" -v u="$2" -v s="$3" 'BEGIN { printf "%.0f %.0f", n / r, 100 * (u + s) / r }'
+}
+
+client() {
+  local kind=$1 port=$2 reuse=$3
   case $kind in
     postfix)
       if [ "$reuse" = 1 ]; then
@@ -84,8 +94,6 @@ run_client() {
       [ "$reuse" = 1 ] && k=100
       "$BLASTER" send "127.0.0.1:$port" -c $SESSIONS -m "$MSGS" -k $k --size $SIZE --pipelining --chunking --quiet ;;
   esac
-  end=$(date +%s%N)
-  awk -v n="$MSGS" -v ns=$((end - start)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }'
 }
 
 median() { tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
@@ -93,32 +101,34 @@ median() { tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1
 # measure CLIENT SERVER REUSE: one run against a fresh server on a fresh port.
 PORT=40025
 measure() {
-  local pid rate
+  local pid result
   PORT=$((PORT + 1))
   wait_quiet "$3"
   pid=$(start_server "$2" $PORT); PIDS+=("$pid")
   wait_listening $PORT
-  rate=$(run_client "$1" $PORT "$3")
+  result=$(run_client "$1" $PORT "$3")
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-  echo "$rate"
+  echo "$result"
 }
 
 # Runs are interleaved (run 1 of every pairing, then run 2 ...), so every pairing sees
 # the same machine state (TIME_WAIT sockets, other load); the median is reported.
 PAIRS=("postfix postfix" "blaster blaster" "blaster postfix" "postfix blaster")
-declare -A ALL R
+declare -A ALL BUSY R B
 for run in $(seq 1 "$RUNS"); do
   for reuse in 0 1; do
     for pair in "${PAIRS[@]}"; do
       set -- $pair
-      rate=$(measure "$1" "$2" "$reuse")
+      read -r rate busy < <(measure "$1" "$2" "$reuse")
       ALL[$1-$2-$reuse]="${ALL[$1-$2-$reuse]:-} $rate"
-      echo "  run $run: $1 -> $2, reuse=$reuse: $rate msg/s" >&2
+      BUSY[$1-$2-$reuse]="${BUSY[$1-$2-$reuse]:-} $busy"
+      echo "  run $run: $1 -> $2, reuse=$reuse: $rate msg/s, client CPU $busy%" >&2
     done
   done
 done
 for key in "${!ALL[@]}"; do
   R[$key]=$(echo ${ALL[$key]} | median)
+  B[$key]=$(echo ${BUSY[$key]} | median)
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -130,8 +140,8 @@ echo "messages: $MSGS x ${SIZE} B, $SESSIONS connections, median of $RUNS interl
 echo "smtp-blaster send: --pipelining --chunking (each used only when offered), -k 1 or -k 100;"
 echo "smtp-blaster sink: defaults (one event loop); smtp-source: -s $SESSIONS -l $SIZE [-d]"
 echo
-printf '| %-36s | %16s | %8s | %18s | %8s |\n' "pairing" "1 msg/conn msg/s" "vs base" "reuse msg/s" "vs base"
-printf '|%s|%s|%s|%s|%s|\n' "--------------------------------------" "------------------" "----------" "--------------------" "----------"
+printf '| %-40s | %16s | %8s | %10s | %11s | %8s | %10s |\n' "pairing" "1 msg/conn msg/s" "vs base" "client CPU" "reuse msg/s" "vs base" "client CPU"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' "------------------------------------------" "-----------------:" "---------:" "-----------:" "------------:" "---------:" "-----------:"
 for pair in "postfix postfix smtp-source -> smtp-sink (base)" \
             "blaster blaster smtp-blaster -> blaster sink (>= 1.5x)" \
             "blaster postfix smtp-blaster -> smtp-sink (>= 1.2x)" \
@@ -140,7 +150,7 @@ for pair in "postfix postfix smtp-source -> smtp-sink (base)" \
   c=$1 s=$2; shift 2
   a=${R[$c-$s-0]} b=${R[$c-$s-1]}
   ra=$(ratio "$a" "${R[postfix-postfix-0]}") rb=$(ratio "$b" "${R[postfix-postfix-1]}")
-  printf '| %-36s | %16s | %7sx | %18s | %7sx |\n' "$*" "$a" "$ra" "$b" "$rb"
+  printf '| %-40s | %16s | %7sx | %9s%% | %11s | %7sx | %9s%% |\n' "$*" "$a" "$ra" "${B[$c-$s-0]}" "$b" "$rb" "${B[$c-$s-1]}"
 done
 echo
 for pair in "blaster blaster 1.5" "blaster postfix 1.2" "postfix blaster 1.2"; do
@@ -149,6 +159,13 @@ for pair in "blaster blaster 1.5" "blaster postfix 1.2" "postfix blaster 1.2"; d
     r=$(ratio "${R[$1-$2-$reuse]}" "${R[postfix-postfix-$reuse]}")
     echo "$1 -> $2 reuse=$reuse: ${r}x (needs $3x): $(verdict "$r" "$3")"
   done
+done
+# smtp-source is one single-threaded process: the CPU share it already used against
+# smtp-sink caps what any server can add (assuming the same CPU cost per message).
+for reuse in 0 1; do
+  busy=${B[postfix-postfix-$reuse]}
+  echo "smtp-source ceiling reuse=$reuse: used ${busy}% of a core against smtp-sink," \
+    "so no server can take it past about $(awk -v b="$busy" 'BEGIN { printf "%.2f", 100 / b }')x"
 done
 
 if [ "$SOAK_SECONDS" -gt 0 ]; then

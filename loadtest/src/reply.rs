@@ -10,6 +10,10 @@ use thiserror::Error;
 /// Longest reply line accepted; RFC 5321 allows 512, servers are often sloppier.
 pub const MAX_LINE: usize = 8192;
 
+/// Largest whole (multi-line) reply accepted. A long EHLO reply is about 1 KiB; a
+/// server that sends continuation lines forever must end in an error, not fill memory.
+pub const MAX_REPLY: usize = 64 * 1024;
+
 /// Why bytes from the server were not a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum ReplyError {
@@ -22,6 +26,9 @@ pub enum ReplyError {
     /// A line grew past [`MAX_LINE`] without an end.
     #[error("reply line longer than {MAX_LINE} bytes")]
     TooLong,
+    /// A multi-line reply grew past [`MAX_REPLY`] without its last line.
+    #[error("multi-line reply longer than {MAX_REPLY} bytes")]
+    ReplyTooLong,
 }
 
 /// One complete reply found at the front of a buffer.
@@ -42,10 +49,15 @@ pub fn parse(buf: &[u8]) -> Result<Option<Found>, ReplyError> {
         let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
             return if rest.len() > MAX_LINE {
                 Err(ReplyError::TooLong)
+            } else if buf.len() > MAX_REPLY {
+                Err(ReplyError::ReplyTooLong)
             } else {
                 Ok(None)
             };
         };
+        if pos + nl >= MAX_REPLY {
+            return Err(ReplyError::ReplyTooLong);
+        }
         let line = &rest[..nl];
         let line_code = line_code(line)?;
         if *code.get_or_insert(line_code) != line_code {
@@ -118,6 +130,17 @@ mod tests {
         assert_eq!(parse(b"hello world\r\n"), Err(ReplyError::Malformed));
         assert_eq!(parse(b"250-a\r\n550 b\r\n"), Err(ReplyError::CodeMismatch));
         assert_eq!(parse(&[b'2'; MAX_LINE + 1]), Err(ReplyError::TooLong));
+    }
+
+    #[test]
+    fn endless_multi_line_reply_is_an_error() {
+        let endless = b"220-more\r\n".repeat(MAX_REPLY / 10 + 1);
+        assert_eq!(parse(&endless), Err(ReplyError::ReplyTooLong));
+        let partial = &endless[..endless.len() - 3];
+        assert_eq!(parse(partial), Err(ReplyError::ReplyTooLong));
+        let mut long_ok = b"250-x\r\n".repeat(1000);
+        long_ok.extend_from_slice(b"250 end\r\n");
+        assert!(matches!(parse(&long_ok), Ok(Some(_))));
     }
 
     #[test]

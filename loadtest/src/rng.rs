@@ -27,7 +27,9 @@ impl Rng {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         let n = SEEDS.fetch_add(1, Ordering::Relaxed);
-        Self(nanos ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        // The process id keeps two runs started in the same nanosecond apart.
+        let pid = u64::from(std::process::id()).rotate_left(40);
+        Self(nanos ^ pid ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
     /// The next 64 random bits.

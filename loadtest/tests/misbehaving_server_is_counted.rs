@@ -120,3 +120,31 @@ async fn nothing_listening_is_connect_refused() {
     let report = send::run(config).await.unwrap();
     only_error(&report, "connect_refused");
 }
+
+#[tokio::test]
+async fn endless_multi_line_reply_is_malformed_not_a_hang() {
+    // Continuation lines forever: no single line is too long and bytes keep coming, so
+    // neither the line limit nor a per-read timeout would ever end it.
+    let report = run_against(|mut tcp| {
+        Box::pin(async move { while tcp.write_all(b"220-more\r\n").await.is_ok() {} })
+    })
+    .await;
+    only_error(&report, "malformed_reply");
+}
+
+#[tokio::test]
+async fn trickling_server_is_timeout() {
+    // One byte every 50 ms: each read succeeds, but the reply never completes in time.
+    let report = run_against(|mut tcp| {
+        Box::pin(async move {
+            for _ in 0..200 {
+                if tcp.write_all(b"2").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    })
+    .await;
+    only_error(&report, "timeout");
+}

@@ -54,3 +54,48 @@ async fn send_and_sink_counts_agree() {
     assert_eq!(accepted.len(), 2_000);
     assert_eq!(accepted, received);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_runs_still_get_unique_message_ids_and_logs_start_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect::<BTreeSet<_>>()
+    };
+    let mut runs = Vec::new();
+    for run in 0..2 {
+        let received_log = dir.path().join("received.log");
+        let accepted_log = dir.path().join("accepted.log");
+        // Left over from an earlier run: both logs must start afresh.
+        std::fs::write(&received_log, "<stale@example.com>\n").unwrap();
+        std::fs::write(&accepted_log, "<stale@example.com>\n").unwrap();
+        let sink = sink::start(SinkConfig {
+            received_log: Some(received_log.clone()),
+            ..SinkConfig::default()
+        })
+        .await
+        .unwrap();
+        let config = SendConfig {
+            server: sink.local_addrs()[0],
+            connections: 2,
+            messages: Some(20),
+            seed: Some(5),
+            accepted_log: Some(accepted_log.clone()),
+            ..SendConfig::default()
+        };
+        let report = send::run(config).await.unwrap();
+        sink.shutdown().await;
+        assert_eq!(report.accepted, 20, "run {run}: {report}");
+        let (accepted, received) = (read(&accepted_log), read(&received_log));
+        assert_eq!(accepted.len(), 20, "run {run}");
+        assert_eq!(accepted, received, "run {run}");
+        runs.push(accepted);
+    }
+    assert!(
+        runs[0].is_disjoint(&runs[1]),
+        "the same seed repeated Message-IDs"
+    );
+}

@@ -120,7 +120,26 @@ fn header(s: &str) -> Result<(String, String), String> {
 /// Runs a send and writes its outputs; exits 1 if nothing was accepted.
 pub(crate) async fn run(args: SendArgs) -> Result<ExitCode> {
     let config = config(&args).await?;
-    let report = send::run_until(config, super::interrupted()).await?;
+    // The first SIGINT/SIGTERM stops new messages and lets those under way finish
+    // (each within --timeout); a second one exits at once.
+    let (signals_tx, mut signals) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            super::interrupted().await;
+            signals_tx.send_modify(|n| *n += 1);
+        }
+    });
+    let mut first = signals.clone();
+    let stop = async move {
+        let _ = first.wait_for(|&n| n >= 1).await;
+    };
+    let report = tokio::select! {
+        report = send::run_until(config, stop) => report?,
+        _ = signals.wait_for(|&n| n >= 2) => {
+            eprintln!("smtp-blaster: interrupted twice; not waiting for messages under way");
+            return Ok(ExitCode::from(130));
+        }
+    };
     if !args.quiet {
         say!("{report}");
     }

@@ -68,7 +68,8 @@ pub(crate) struct SinkArgs {
     /// Exit once this many messages have been received.
     #[arg(long)]
     expect: Option<u64>,
-    /// Exit after this many seconds without traffic.
+    /// Exit after this long without traffic (no new connection, no bytes), counted
+    /// from start-up; open but silent connections do not keep the sink up.
     #[arg(long, value_parser = parse_duration)]
     idle_exit: Option<Duration>,
     /// Close connections silent for this long.

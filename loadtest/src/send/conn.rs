@@ -6,9 +6,10 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::ctx::Ctx;
-use super::outcome::ErrorKind;
+use super::outcome::{ErrorKind, Outcome};
 use super::report::Tally;
 use super::stream::Stream;
 use crate::{base64, reply, tls};
@@ -62,8 +63,19 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Connects and runs the opening exchange.
-    pub(crate) async fn open(ctx: &Ctx, tally: &mut Tally) -> Result<Self, ErrorKind> {
+    /// Connects and runs the opening exchange. A server that refuses us with a 4xx or
+    /// 5xx (e.g. 421 past its connection limit) temp- or perm-fails the message, as it
+    /// would for a mail client; anything else that breaks the opening is an error.
+    pub(crate) async fn open(ctx: &Ctx, tally: &mut Tally) -> Result<Self, Outcome> {
+        Self::connect(ctx, tally)
+            .await
+            .map_err(Outcome::Error)?
+            .greeted(ctx, tally)
+            .await
+    }
+
+    /// The TCP connection and, for implicit TLS, the handshake.
+    async fn connect(ctx: &Ctx, tally: &mut Tally) -> Result<Self, ErrorKind> {
         let config = &ctx.config;
         let connect =
             tokio::time::timeout(config.connect_timeout, TcpStream::connect(config.server));
@@ -82,58 +94,66 @@ impl Conn {
         } else {
             Stream::Plain(tcp)
         };
-        let mut conn = Conn {
+        Ok(Conn {
             stream,
             rbuf: BytesMut::with_capacity(16 * 1024),
             wbuf: Vec::with_capacity(16 * 1024),
             timeout: config.command_timeout,
             caps: Caps::default(),
-        };
-        if conn.reply(tally).await? != 220 {
-            return Err(ErrorKind::GreetingRejected);
+        })
+    }
+
+    /// Greeting, EHLO, STARTTLS and AUTH as configured.
+    async fn greeted(mut self, ctx: &Ctx, tally: &mut Tally) -> Result<Self, Outcome> {
+        let config = &ctx.config;
+        let greeting = self.reply(tally).await.map_err(Outcome::Error)?;
+        if greeting != 220 {
+            return Err(refusal(greeting, ErrorKind::GreetingRejected));
         }
-        conn.hello(ctx, tally).await?;
+        self.hello(ctx, tally).await?;
         if config.starttls && !config.tls {
-            conn = conn.starttls(ctx, tally).await?;
+            self = self.starttls(ctx, tally).await?;
         }
         if let Some((user, pass)) = &config.auth {
-            conn.auth(user, pass, tally).await?;
+            self.auth(user, pass, tally).await.map_err(Outcome::Error)?;
         }
-        Ok(conn)
+        Ok(self)
     }
 
     /// EHLO (or LHLO), falling back to HELO for an old SMTP server.
-    async fn hello(&mut self, ctx: &Ctx, tally: &mut Tally) -> Result<(), ErrorKind> {
+    async fn hello(&mut self, ctx: &Ctx, tally: &mut Tally) -> Result<(), Outcome> {
         let verb = if ctx.config.lmtp { "LHLO" } else { "EHLO" };
         self.command(&format!("{verb} {}", ctx.config.helo));
-        let (code, text) = self.reply_text(tally).await?;
+        let (code, text) = self.reply_text(tally).await.map_err(Outcome::Error)?;
         if (200..300).contains(&code) {
             self.caps = Caps::parse(&text);
             return Ok(());
         }
-        if ctx.config.lmtp {
-            return Err(ErrorKind::HelloRejected);
+        // 421 closes the session; LMTP has no HELO to fall back to.
+        if ctx.config.lmtp || code == 421 {
+            return Err(hello_refusal(code));
         }
         self.command(&format!("HELO {}", ctx.config.helo));
-        match self.reply(tally).await? {
+        match self.reply(tally).await.map_err(Outcome::Error)? {
             200..=299 => Ok(()),
-            _ => Err(ErrorKind::HelloRejected),
+            code => Err(hello_refusal(code)),
         }
     }
 
     /// STARTTLS, the handshake, and EHLO again.
-    async fn starttls(mut self, ctx: &Ctx, tally: &mut Tally) -> Result<Self, ErrorKind> {
+    async fn starttls(mut self, ctx: &Ctx, tally: &mut Tally) -> Result<Self, Outcome> {
+        let unavailable = Outcome::Error(ErrorKind::StarttlsUnavailable);
         if !self.caps.starttls {
-            return Err(ErrorKind::StarttlsUnavailable);
+            return Err(unavailable);
         }
         self.command("STARTTLS");
-        if self.reply(tally).await? != 220 {
-            return Err(ErrorKind::StarttlsUnavailable);
+        if self.reply(tally).await.map_err(Outcome::Error)? != 220 {
+            return Err(unavailable);
         }
         let Stream::Plain(tcp) = self.stream else {
-            return Err(ErrorKind::StarttlsUnavailable);
+            return Err(unavailable);
         };
-        self.stream = handshake(ctx, tcp).await?;
+        self.stream = handshake(ctx, tcp).await.map_err(Outcome::Error)?;
         self.rbuf.clear();
         self.hello(ctx, tally).await?;
         Ok(self)
@@ -185,8 +205,10 @@ impl Conn {
         Ok((found.code, text))
     }
 
-    /// Finds a complete reply in the buffer, reading (after a flush) as needed.
+    /// Finds a complete reply in the buffer, reading (after a flush) as needed. The
+    /// timeout covers the whole reply, so a server that trickles bytes cannot stall us.
     async fn next_reply(&mut self) -> Result<reply::Found, ErrorKind> {
+        let mut deadline = None;
         loop {
             match reply::parse(&self.rbuf) {
                 Ok(Some(found)) => return Ok(found),
@@ -197,7 +219,8 @@ impl Conn {
             if self.rbuf.capacity() - self.rbuf.len() < 4096 {
                 self.rbuf.reserve(16 * 1024);
             }
-            let read = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.rbuf));
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.timeout);
+            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.rbuf));
             match read.await {
                 Ok(Ok(0)) => return Err(ErrorKind::Closed),
                 Ok(Ok(_)) => {}
@@ -232,6 +255,25 @@ impl Conn {
             let _ = tokio::time::timeout(CLOSE_WAIT, self.stream.read(&mut scratch)).await;
         }
         let _ = tokio::time::timeout(CLOSE_WAIT, self.stream.shutdown()).await;
+    }
+}
+
+/// What a refusal reply during the opening means for the message: 4xx temp-fails it,
+/// 5xx perm-fails it, any other code is the given error.
+fn refusal(code: u16, otherwise: ErrorKind) -> Outcome {
+    match code {
+        400..=499 => Outcome::TempFailed,
+        500..=599 => Outcome::PermFailed,
+        _ => Outcome::Error(otherwise),
+    }
+}
+
+/// A refused EHLO/HELO: a 4xx (421 busy) defers the message, but a 5xx means we speak
+/// the wrong protocol (SMTP to an LMTP server), which is an error to fix, not a refusal.
+fn hello_refusal(code: u16) -> Outcome {
+    match code {
+        400..=499 => Outcome::TempFailed,
+        _ => Outcome::Error(ErrorKind::HelloRejected),
     }
 }
 

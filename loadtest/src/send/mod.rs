@@ -71,7 +71,9 @@ pub async fn run_until(config: SendConfig, stop: impl Future<Output = ()>) -> Re
     let mut rng = config.seed.map_or_else(Rng::from_entropy, Rng::seeded);
     let start = Instant::now();
     let ctx = Arc::new(Ctx {
-        content: Content::new(&config, rng.next_u64()),
+        // Not from the seeded generator: Message-IDs must differ between runs even when
+        // --seed repeats the sizes and failures.
+        content: Content::new(&config, Rng::from_entropy().next_u64()),
         source: Source::new(config.messages, config.duration, config.rate, start),
         tls,
         accepted_log,

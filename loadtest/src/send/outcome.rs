@@ -39,9 +39,11 @@ pub enum ErrorKind {
     ConnectFailed,
     /// The TLS handshake failed (bad certificate, protocol error).
     TlsHandshake,
-    /// The server did not greet with 220.
+    /// The server greeted with a code that is neither 220 nor a refusal (4xx/5xx
+    /// greetings temp- or perm-fail the message instead).
     GreetingRejected,
-    /// EHLO/LHLO (and HELO) were refused.
+    /// EHLO/LHLO (and HELO) were refused with a 5xx: most likely the wrong protocol
+    /// (a 4xx there temp-fails the message instead).
     HelloRejected,
     /// STARTTLS was asked for but not offered or refused.
     StarttlsUnavailable,

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use super::conn::Conn;
 use super::ctx::Ctx;
-use super::outcome::Outcome;
 use super::pipeline::Pipeline;
 use super::report::Tally;
 use crate::rng::Rng;
@@ -28,11 +27,11 @@ pub(crate) async fn worker(ctx: Arc<Ctx>, mut rng: Rng) -> Tally {
                     .run()
                     .await
             }
-            Err(kind) => {
+            Err(outcome) => {
                 if ctx.source.open_loop() {
                     tally.started(claim.due, Instant::now());
                 }
-                tally.finish(Outcome::Error(kind), claim.due, Instant::now());
+                tally.finish(outcome, claim.due, Instant::now());
                 ctx.progress(false);
                 tokio::time::sleep(RETRY_PAUSE).await;
             }

@@ -134,7 +134,8 @@ fn summary(shared: &Shared) -> SinkSummary {
     }
 }
 
-/// Signals done after `idle` without traffic.
+/// Signals done after `idle` without traffic (no connection accepted, no bytes read),
+/// counted from start-up until the first traffic.
 pub(crate) async fn watch_idle(
     shared: Arc<Shared>,
     idle: Duration,
@@ -149,7 +150,9 @@ pub(crate) async fn watch_idle(
         }
         let now = shared.started.elapsed().as_millis() as u64;
         let last = shared.last_activity_ms.load(Ordering::Relaxed);
-        if shared.active.load(Ordering::Relaxed) == 0 && now.saturating_sub(last) >= idle_ms {
+        // Open but silent connections do not hold the sink up: a relay may keep idle
+        // connections in its pool for minutes.
+        if now.saturating_sub(last) >= idle_ms {
             shared.done.send_replace(true);
             return;
         }

@@ -28,7 +28,7 @@ mod session;
 mod shared;
 mod store;
 
-use std::fs::OpenOptions;
+use std::fs::File;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -51,7 +51,8 @@ pub async fn start(config: SinkConfig) -> std::io::Result<SinkHandle> {
         std::fs::create_dir_all(dir)?;
     }
     let received_log = match &config.received_log {
-        Some(path) => Some(OpenOptions::new().create(true).append(true).open(path)?),
+        // Truncated like send's --accepted-log, so the two lists of one run compare.
+        Some(path) => Some(File::create(path)?),
         None => None,
     };
     let tls_wanted = config.starttls || !config.listen_tls.is_empty();

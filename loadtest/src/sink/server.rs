@@ -53,22 +53,22 @@ pub(crate) async fn accept_loop(
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
-    // Connections blocked reading have flushed every reply; wait (within the grace)
-    // until all are, so no answered-but-unsent message is cut off, then close them.
+    // Let clients finish and QUIT on their own (within the grace): one cut off after
+    // its last 250 but before its QUIT reports a lost connection (smtp-source exits
+    // with an error). Connections still open after the grace are closed.
     let deadline = tokio::time::Instant::now() + shared.config.shutdown_grace;
-    while shared.busy.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+    while shared.active.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     connections.shutdown().await;
 }
 
-/// Decrements the open and busy connection counts however the connection ends.
+/// Decrements the open connection count however the connection ends.
 struct ActiveGuard(Arc<Shared>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
-        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -76,8 +76,7 @@ impl Drop for ActiveGuard {
 async fn connection(tcp: TcpStream, shared: Arc<Shared>, implicit_tls: bool) {
     let _ = tcp.set_nodelay(true);
     shared.touch();
-    let active = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
-    shared.busy.fetch_add(1, Ordering::AcqRel);
+    let active = shared.active.fetch_add(1, Ordering::AcqRel) + 1;
     let _guard = ActiveGuard(Arc::clone(&shared));
     if shared
         .config
@@ -219,10 +218,7 @@ impl Connection {
             self.input.reserve(READ_CHUNK);
         }
         let timeout = self.shared.config.command_timeout;
-        // Idle (everything answered and flushed) while blocked here: shutdown may cut us.
-        self.shared.busy.fetch_sub(1, Ordering::AcqRel);
         let read = tokio::time::timeout(timeout, stream.read_buf(&mut self.input)).await;
-        self.shared.busy.fetch_add(1, Ordering::AcqRel);
         match read {
             Ok(Ok(0)) => Ok(false),
             Ok(Ok(_)) => {

@@ -33,9 +33,6 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// Connections open now.
     pub(crate) active: AtomicU64,
-    /// Connections not blocked reading (they may hold replies not yet flushed). A
-    /// counter instead of a shutdown signal in every read keeps reads cheap.
-    pub(crate) busy: AtomicU64,
     /// End-to-end latency. A std mutex: held for one record, never across an await.
     pub(crate) latency: Mutex<Latency>,
     /// Message-ID log; a std mutex for the same reason.
@@ -72,7 +69,6 @@ impl Shared {
             tls,
             counters: Counters::default(),
             active: AtomicU64::new(0),
-            busy: AtomicU64::new(0),
             latency: Mutex::new(Latency::new()),
             received_log: received_log.map(|f| Mutex::new(BufWriter::new(f))),
             seq: AtomicU64::new(0),

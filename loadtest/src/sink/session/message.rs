@@ -17,7 +17,10 @@ impl Session {
             return self.error(replies::NEED_MAIL, out);
         };
         if tx.rcpts.is_empty() {
-            return self.error(replies::NO_RECIPIENTS, out);
+            // Not the client's fault: a pipelining client sends DATA before it learns
+            // that every RCPT was refused (RFC 2920 section 3.1).
+            out.extend_from_slice(replies::NO_RECIPIENTS);
+            return;
         }
         self.body.reset();
         self.state = State::Data(DataReceiver::new());
@@ -54,7 +57,12 @@ impl Session {
         out: &mut Vec<u8>,
     ) -> Option<Step> {
         if let Some(reply) = refuse {
-            self.error(reply, out);
+            // As for DATA, a chunk after every RCPT was refused is not a client error.
+            if reply == replies::NO_RECIPIENTS {
+                out.extend_from_slice(reply);
+            } else {
+                self.error(reply, out);
+            }
             return None;
         }
         if !last {

@@ -127,3 +127,21 @@ fn garbage_gets_500_and_counts() {
     assert_eq!(got, "500 5.5.2 Command not recognized\r\n");
     assert_eq!(shared.stats().protocol_errors, 1);
 }
+
+#[test]
+fn pipelined_data_after_refused_recipients_is_not_a_client_error() {
+    let (mut s, shared) = session(SinkConfig::default());
+    let got = run(
+        &mut s,
+        b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<permfail@y>\r\nDATA\r\nBDAT 2 LAST\r\nhi",
+    );
+    assert!(got.contains("550 5.1.1"), "{got}");
+    assert!(
+        got.ends_with("554 5.5.1 No valid recipients\r\n554 5.5.1 No valid recipients\r\n"),
+        "{got}"
+    );
+    assert_eq!(shared.stats().protocol_errors, 0);
+    let got = run(&mut s, b"RSET\r\nDATA\r\n");
+    assert!(got.ends_with("503 5.5.1 MAIL first\r\n"), "{got}");
+    assert_eq!(shared.stats().protocol_errors, 1);
+}
