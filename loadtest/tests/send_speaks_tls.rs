@@ -1,8 +1,10 @@
 //! The sender talks TLS to the sink's self-made (rcgen) certificate: STARTTLS on the
-//! plain port and implicit TLS on the TLS port.
+//! plain port and implicit TLS on the TLS port; and a certificate given as files,
+//! verified against its CA.
 
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use smtp_blaster::send::{self, SendConfig};
-use smtp_blaster::sink::{self, SinkConfig};
+use smtp_blaster::sink::{self, SinkConfig, TlsFiles};
 use smtp_blaster::tls::Verify;
 
 fn config(server: std::net::SocketAddr) -> SendConfig {
@@ -71,4 +73,43 @@ async fn send_refuses_unverified_certificate_by_default() {
         Some(&3),
         "{report}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_serves_a_given_certificate_that_send_verifies_with_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let (cert, key, ca_file) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let sink = sink::start(SinkConfig {
+        tls: Some(TlsFiles { cert, key }),
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap();
+    let report = send::run(SendConfig {
+        starttls: true,
+        verify: Verify::CaFile(ca_file),
+        ..config(sink.local_addrs()[0])
+    })
+    .await
+    .unwrap();
+    let summary = sink.shutdown().await;
+    assert_eq!((report.accepted, report.errors), (200, 0), "{report}");
+    assert_eq!(summary.stats.tls_handshakes, report.connections);
 }
