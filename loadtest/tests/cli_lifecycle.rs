@@ -6,65 +6,11 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::cli::{BIN, Running};
 use common::postfix::{SMTP_SOURCE, require};
-
-const BIN: &str = env!("CARGO_BIN_EXE_smtp-blaster");
-
-/// A running `smtp-blaster` process, killed if the test ends early.
-struct Running(Child);
-
-impl Running {
-    /// Starts `smtp-blaster sink --listen 127.0.0.1:0 ARGS` and returns it with its address.
-    fn sink(args: &[&str]) -> (Self, String) {
-        let mut child = Command::new(BIN)
-            .args(["sink", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let addr = first
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("address line")
-            .to_string();
-        (Self(child), addr)
-    }
-
-    /// Waits up to `limit` for the process to exit.
-    fn exit_within(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(sig)
-            .arg(self.0.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn sink_expect_lets_smtp_source_quit() {

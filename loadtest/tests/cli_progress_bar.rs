@@ -1,33 +1,14 @@
 //! `send` draws a progress bar on a terminal and nothing extra when its output is not a
 //! terminal. The terminal is a real pseudo-terminal from util-linux `script`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_smtp-blaster");
+use std::process::Command;
+
+use common::cli::{BIN, Running};
 
 /// The bar's message (`N sent, M accepted, R/s`); the summary never says " sent, ".
 const BAR_MARK: &str = " sent, ";
-
-/// A sink that holds every message 20 ms, so a run lasts long enough to draw the bar.
-fn slow_sink() -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["sink", "--listen", "127.0.0.1:0", "--quiet"])
-        .args(["--delay", "dot:20"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    (child, addr)
-}
 
 fn send_args(addr: &str) -> Vec<String> {
     ["send", addr, "-c", "1", "-m", "40"]
@@ -37,7 +18,8 @@ fn send_args(addr: &str) -> Vec<String> {
 
 #[test]
 fn progress_bar_shows_on_a_terminal_only() {
-    let (mut sink, addr) = slow_sink();
+    // Every message held 20 ms, so the run lasts long enough to draw the bar.
+    let (_sink, addr) = Running::sink(&["--quiet", "--delay", "dot:20"]);
 
     let command_line = std::iter::once(BIN.to_string())
         .chain(send_args(&addr))
@@ -66,7 +48,4 @@ fn progress_bar_shows_on_a_terminal_only() {
         "{out}{err}"
     );
     assert!(err.is_empty(), "nothing extra on stderr: {err}");
-
-    let _ = sink.kill();
-    let _ = sink.wait();
 }

@@ -1,44 +1,28 @@
 //! The binary end to end: `sink --expect` exits by itself once the messages from
 //! `send` arrived, both write their JSON, the logs agree and the plot is an SVG.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_smtp-blaster");
+use std::process::Command;
+use std::time::Duration;
+
+use common::cli::{BIN, Running};
 
 #[test]
 fn cli_send_to_sink() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let mut sink = Command::new(BIN)
-        .args([
-            "sink",
-            "--listen",
-            "127.0.0.1:0",
-            "--expect",
-            "300",
-            "--idle-exit",
-            "30s",
-        ])
-        .args([
-            "--json",
-            &path("sink.json"),
-            "--received-log",
-            &path("received.log"),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(sink.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("address line")
-        .to_string();
+    let (sink_json, received_log) = (path("sink.json"), path("received.log"));
+    let (mut sink, addr) = Running::sink(&[
+        "--expect",
+        "300",
+        "--idle-exit",
+        "30s",
+        "--json",
+        &sink_json,
+        "--received-log",
+        &received_log,
+    ]);
 
     let send = Command::new(BIN)
         .args([
@@ -70,17 +54,9 @@ fn cli_send_to_sink() {
     );
     assert!(String::from_utf8_lossy(&send.stdout).contains("accepted 300"));
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = sink.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = sink.kill();
-            panic!("sink did not exit after --expect");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = sink
+        .exit_within(Duration::from_secs(20))
+        .expect("sink did not exit after --expect");
     assert!(status.success());
 
     let json = |name: &str| -> serde_json::Value {

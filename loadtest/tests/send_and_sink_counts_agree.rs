@@ -2,21 +2,36 @@
 //! and the sender's accepted log matches the sink's received log line for line.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use smtp_blaster::send::{self, SendConfig};
-use smtp_blaster::sink::{self, SinkConfig};
+use smtp_blaster::sink::{self, SinkConfig, SinkHandle};
+
+/// A sink that lists every Message-ID it receives in `log`.
+async fn logging_sink(log: &Path) -> SinkHandle {
+    sink::start(SinkConfig {
+        received_log: Some(log.to_path_buf()),
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The lines of a Message-ID log, as a set.
+fn read(log: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_and_sink_counts_agree() {
     let dir = tempfile::tempdir().unwrap();
     let received_log = dir.path().join("received.log");
     let accepted_log = dir.path().join("accepted.log");
-    let sink = sink::start(SinkConfig {
-        received_log: Some(received_log.clone()),
-        ..SinkConfig::default()
-    })
-    .await
-    .unwrap();
+    let sink = logging_sink(&received_log).await;
     let config = SendConfig {
         server: sink.local_addrs()[0],
         connections: 8,
@@ -43,13 +58,6 @@ async fn send_and_sink_counts_agree() {
         "{}",
         report.connections
     );
-    let read = |p| {
-        std::fs::read_to_string(p)
-            .unwrap()
-            .lines()
-            .map(String::from)
-            .collect::<BTreeSet<_>>()
-    };
     let (accepted, received) = (read(&accepted_log), read(&received_log));
     assert_eq!(accepted.len(), 2_000);
     assert_eq!(accepted, received);
@@ -58,13 +66,6 @@ async fn send_and_sink_counts_agree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeded_runs_still_get_unique_message_ids_and_logs_start_empty() {
     let dir = tempfile::tempdir().unwrap();
-    let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p)
-            .unwrap()
-            .lines()
-            .map(String::from)
-            .collect::<BTreeSet<_>>()
-    };
     let mut runs = Vec::new();
     for run in 0..2 {
         let received_log = dir.path().join("received.log");
@@ -72,12 +73,7 @@ async fn seeded_runs_still_get_unique_message_ids_and_logs_start_empty() {
         // Left over from an earlier run: both logs must start afresh.
         std::fs::write(&received_log, "<stale@example.com>\n").unwrap();
         std::fs::write(&accepted_log, "<stale@example.com>\n").unwrap();
-        let sink = sink::start(SinkConfig {
-            received_log: Some(received_log.clone()),
-            ..SinkConfig::default()
-        })
-        .await
-        .unwrap();
+        let sink = logging_sink(&received_log).await;
         let config = SendConfig {
             server: sink.local_addrs()[0],
             connections: 2,

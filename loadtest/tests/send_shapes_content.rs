@@ -3,20 +3,35 @@
 //! shows in the latency.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use smtp_blaster::send::{self, SendConfig};
-use smtp_blaster::sink::{self, Delay, DelayPoint, SinkConfig};
+use smtp_blaster::sink::{self, Delay, DelayPoint, SinkConfig, SinkHandle};
+
+/// A sink that keeps every message in `dir`.
+async fn storing_sink(dir: &Path) -> SinkHandle {
+    sink::start(SinkConfig {
+        store: Some(dir.to_path_buf()),
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The files the sink stored with this extension (`eml` messages, `json` envelopes).
+fn stored(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == extension))
+        .collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn size_spread_gives_the_asked_for_mix() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = sink::start(SinkConfig {
-        store: Some(dir.path().to_path_buf()),
-        ..SinkConfig::default()
-    })
-    .await
-    .unwrap();
+    let sink = storing_sink(dir.path()).await;
     let report = send::run(SendConfig {
         server: sink.local_addrs()[0],
         connections: 4,
@@ -30,18 +45,15 @@ async fn size_spread_gives_the_asked_for_mix() {
     sink.shutdown().await;
     assert_eq!(report.accepted, 400, "{report}");
     let mut big = 0;
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "eml") {
-            let len = std::fs::metadata(&path).unwrap().len();
-            // Headers add a few hundred bytes to the body size asked for.
-            assert!(
-                (1024..3_000).contains(&len) || (16_384..18_500).contains(&len),
-                "{len}"
-            );
-            if len > 16_000 {
-                big += 1;
-            }
+    for path in stored(dir.path(), "eml") {
+        let len = std::fs::metadata(&path).unwrap().len();
+        // Headers add a few hundred bytes to the body size asked for.
+        assert!(
+            (1024..3_000).contains(&len) || (16_384..18_500).contains(&len),
+            "{len}"
+        );
+        if len > 16_000 {
+            big += 1;
         }
     }
     // 25% of 400 is 100; a fair draw stays well within 60..140.
@@ -51,12 +63,7 @@ async fn size_spread_gives_the_asked_for_mix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipients_spread_over_domains() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = sink::start(SinkConfig {
-        store: Some(dir.path().to_path_buf()),
-        ..SinkConfig::default()
-    })
-    .await
-    .unwrap();
+    let sink = storing_sink(dir.path()).await;
     let report = send::run(SendConfig {
         server: sink.local_addrs()[0],
         connections: 2,
@@ -71,16 +78,13 @@ async fn recipients_spread_over_domains() {
     sink.shutdown().await;
     assert_eq!(report.accepted, 30, "{report}");
     let mut per_domain = BTreeMap::<String, u32>::new();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let envelope: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            for rcpt in envelope["rcpt_to"].as_array().unwrap() {
-                let (local, domain) = rcpt.as_str().unwrap().split_once('@').unwrap();
-                assert!(local.starts_with("user"), "{rcpt}");
-                *per_domain.entry(domain.to_string()).or_default() += 1;
-            }
+    for path in stored(dir.path(), "json") {
+        let envelope: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for rcpt in envelope["rcpt_to"].as_array().unwrap() {
+            let (local, domain) = rcpt.as_str().unwrap().split_once('@').unwrap();
+            assert!(local.starts_with("user"), "{rcpt}");
+            *per_domain.entry(domain.to_string()).or_default() += 1;
         }
     }
     let domains: Vec<&str> = per_domain.keys().map(String::as_str).collect();

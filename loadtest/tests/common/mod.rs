@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests: a raw SMTP client that asserts exact
-//! reply lines, with every read bounded in time.
+//! reply lines, with every read bounded in time; the binary as a child process (`cli`);
+//! Postfix's tools (`postfix`).
 
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod postfix;
 
 use std::net::SocketAddr;
