@@ -20,7 +20,7 @@ impl Rng {
         Self(seed)
     }
 
-    /// A generator seeded from the clock and a process-wide counter.
+    /// A generator seeded from the clock, the process id and a process-wide counter.
     pub fn from_entropy() -> Self {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

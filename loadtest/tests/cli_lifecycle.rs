@@ -99,19 +99,49 @@ fn sigterm_ends_a_sink_cleanly_with_its_summary() {
 
 #[test]
 fn second_signal_ends_send_without_waiting() {
-    // Every message waits 60 s for its reply: the first SIGTERM only stops new ones.
-    let (_sink, addr) = Running::sink(&["--delay", "dot:60000", "--quiet"]);
+    // A server that takes a whole message and then never answers it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (data_in, message_sent) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut write = tcp.try_clone().unwrap();
+        let _ = write.write_all(b"220 stalls after the data\r\n");
+        let mut lines = BufReader::new(tcp);
+        let mut in_data = false;
+        let mut line = String::new();
+        while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+            let reply: &[u8] = match (in_data, line.trim_end()) {
+                (true, ".") => {
+                    let _ = data_in.send(());
+                    // Hold the connection open, unanswered, until the test ends.
+                    std::thread::sleep(Duration::from_secs(60));
+                    return;
+                }
+                (true, _) => b"",
+                (false, "DATA") => {
+                    in_data = true;
+                    b"354 go\r\n"
+                }
+                _ => b"250 ok\r\n",
+            };
+            let _ = write.write_all(reply);
+            line.clear();
+        }
+    });
     let mut send = Running(
         Command::new(BIN)
-            .args(["send", &addr, "-c", "2", "-m", "10", "--quiet"])
+            .args(["send", &addr, "-c", "1", "-m", "10", "--quiet"])
             .spawn()
             .unwrap(),
     );
-    std::thread::sleep(Duration::from_millis(500));
+    message_sent
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the message reached the server");
     send.signal("-TERM");
     assert!(
         send.exit_within(Duration::from_millis(700)).is_none(),
-        "the first signal must wait for messages under way"
+        "the first signal must wait for the message under way"
     );
     send.signal("-TERM");
     let status = send

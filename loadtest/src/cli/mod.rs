@@ -9,6 +9,7 @@ macro_rules! say {
 }
 
 mod send;
+mod signals;
 mod sink;
 
 use std::process::ExitCode;
@@ -60,28 +61,5 @@ fn odds(s: &str) -> Result<f64, String> {
         Ok(p)
     } else {
         Err(format!("probability {s} is not within 0..=1"))
-    }
-}
-
-/// Resolves when the process gets SIGINT or SIGTERM.
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -1,5 +1,6 @@
 //! `smtp-blaster send`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,6 +9,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use smtp_blaster::send::{self, SendConfig, SizeSpread, parse_duration};
 use smtp_blaster::tls::Verify;
+
+use super::signals;
 
 /// Arguments of `send`.
 #[derive(Debug, Args)]
@@ -87,7 +90,7 @@ pub(crate) struct SendArgs {
     /// Longest wait for a connection and TLS handshake.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     connect_timeout: Duration,
-    /// Longest wait for any reply.
+    /// Longest wait for each whole reply (a server that trickles bytes counts as a timeout).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     timeout: Duration,
     /// Write the report as JSON to this file.
@@ -119,24 +122,18 @@ fn header(s: &str) -> Result<(String, String), String> {
 
 /// Runs a send and writes its outputs; exits 1 if nothing was accepted.
 pub(crate) async fn run(args: SendArgs) -> Result<ExitCode> {
-    let config = config(&args).await?;
     // The first SIGINT/SIGTERM stops new messages and lets those under way finish
     // (each within --timeout); a second one exits at once.
-    let (signals_tx, mut signals) = tokio::sync::watch::channel(0u32);
-    tokio::spawn(async move {
-        loop {
-            super::interrupted().await;
-            signals_tx.send_modify(|n| *n += 1);
-        }
-    });
+    let mut signals = signals::install();
+    let config = config(&args).await?;
     let mut first = signals.clone();
-    let stop = async move {
-        let _ = first.wait_for(|&n| n >= 1).await;
-    };
+    let stop = async move { signals::received(&mut first, 1).await };
     let report = tokio::select! {
         report = send::run_until(config, stop) => report?,
-        _ = signals.wait_for(|&n| n >= 2) => {
-            eprintln!("smtp-blaster: interrupted twice; not waiting for messages under way");
+        () = signals::received(&mut signals, 2) => {
+            // Off the progress bar's line, if one is drawn.
+            let newline = if std::io::stderr().is_terminal() { "\n" } else { "" };
+            eprintln!("{newline}smtp-blaster: interrupted twice; not waiting for messages under way");
             return Ok(ExitCode::from(130));
         }
     };

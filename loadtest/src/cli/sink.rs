@@ -11,6 +11,8 @@ use clap::Args;
 use smtp_blaster::send::{parse_bytes, parse_duration};
 use smtp_blaster::sink::{self, Delay, FailAt, SinkConfig, SinkHandle, SinkSummary, TlsFiles};
 
+use super::signals;
+
 /// Arguments of `sink`.
 #[derive(Debug, Args)]
 pub(crate) struct SinkArgs {
@@ -65,7 +67,7 @@ pub(crate) struct SinkArgs {
     /// Keep each accepted message as DIR/<n>.eml with its envelope in DIR/<n>.json.
     #[arg(long)]
     store: Option<PathBuf>,
-    /// Exit once this many messages have been received.
+    /// Exit once this many messages have been received (clients get up to 2 s to QUIT).
     #[arg(long)]
     expect: Option<u64>,
     /// Exit after this long without traffic (no new connection, no bytes), counted
@@ -88,6 +90,8 @@ pub(crate) struct SinkArgs {
 
 /// Runs a sink until --expect, --idle-exit, SIGINT or SIGTERM.
 pub(crate) async fn run(args: SinkArgs) -> Result<ExitCode> {
+    // Before "listening on" is printed: a script may signal as soon as it reads it.
+    let mut signals = signals::install();
     let config = SinkConfig {
         listen: args.listen.clone(),
         listen_tls: args.listen_tls.clone(),
@@ -125,7 +129,7 @@ pub(crate) async fn run(args: SinkArgs) -> Result<ExitCode> {
     let ticker = (!args.quiet && std::io::stderr().is_terminal()).then(|| live(&sink));
     tokio::select! {
         () = sink.done() => {}
-        () = super::interrupted() => {}
+        () = signals::received(&mut signals, 1) => {}
     }
     if let Some(bar) = ticker {
         bar.finish_and_clear();

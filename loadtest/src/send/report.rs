@@ -33,7 +33,7 @@ pub(crate) struct Tally {
 
 /// Lateness past which a scheduled message counts as late. Well above the timer's
 /// 1 ms tick, so only a sender that truly fell behind (all connections busy) counts.
-pub(crate) const LATE: Duration = Duration::from_millis(10);
+const LATE: Duration = Duration::from_millis(10);
 
 impl Tally {
     /// An empty tally for a run that started at `start`.

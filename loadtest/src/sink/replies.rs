@@ -81,6 +81,8 @@ pub(crate) const AUTH_PASSWORD: &[u8] = b"334 UGFzc3dvcmQ6\r\n";
 pub(crate) const TOO_MANY_CONNECTIONS: &[u8] = b"421 4.7.0 Too many connections, try later\r\n";
 /// The client was silent past the command timeout.
 pub(crate) const TIMEOUT: &[u8] = b"421 4.4.2 Timeout, closing connection\r\n";
+/// The sink is stopping and the client did not finish within the grace period.
+pub(crate) const SHUTTING_DOWN: &[u8] = b"421 4.3.2 Sink shutting down\r\n";
 
 /// The greeting for `hostname`.
 pub(crate) fn greeting(hostname: &str, lmtp: bool) -> Vec<u8> {

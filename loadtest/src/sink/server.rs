@@ -26,6 +26,9 @@ const READ_CHUNK: usize = 32 * 1024;
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// After the shutdown grace, how long connections get to flush, say 421 and close.
+const CLOSING_TIME: Duration = Duration::from_millis(500);
+
 /// Resolves once the sink is told to stop (at once if it already was).
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -53,14 +56,23 @@ pub(crate) async fn accept_loop(
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
-    // Let clients finish and QUIT on their own (within the grace): one cut off after
-    // its last 250 but before its QUIT reports a lost connection (smtp-source exits
-    // with an error). Connections still open after the grace are closed.
-    let deadline = tokio::time::Instant::now() + shared.config.shutdown_grace;
+    // Let clients finish and QUIT on their own within the grace: one cut off after its
+    // last 250 but before its QUIT reports a lost connection (smtp-source exits with an
+    // error). Then every connection flushes what it owes, answers 421 at its next read
+    // and closes, so no counted message goes without its reply; whatever is still open
+    // after that (a client that stopped reading) is cut.
+    wait_for_no_connections(&shared, shared.config.shutdown_grace).await;
+    shared.closing.send_replace(true);
+    wait_for_no_connections(&shared, CLOSING_TIME).await;
+    connections.shutdown().await;
+}
+
+/// Waits until no connection is open, for at most `limit`.
+async fn wait_for_no_connections(shared: &Shared, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
     while shared.active.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    connections.shutdown().await;
 }
 
 /// Decrements the open connection count however the connection ends.
@@ -94,6 +106,7 @@ async fn connection(tcp: TcpStream, shared: Arc<Shared>, implicit_tls: bool) {
         session: Session::new(Arc::clone(&shared)),
         input: BytesMut::with_capacity(READ_CHUNK),
         out: Vec::with_capacity(4096),
+        closing: shared.closing.subscribe(),
         shared,
     };
     let _ = conn.run(tcp, implicit_tls).await;
@@ -110,6 +123,8 @@ struct Connection {
     session: Session,
     input: BytesMut,
     out: Vec<u8>,
+    /// Set once the shutdown grace is over.
+    closing: watch::Receiver<bool>,
     shared: Arc<Shared>,
 }
 
@@ -180,7 +195,11 @@ impl Connection {
                         return Ok(Exit::Closed);
                     }
                 }
-                Step::Pause(pause) => tokio::time::sleep(pause).await,
+                Step::Pause(pause) => {
+                    tokio::time::sleep(pause).await;
+                    // A held reply is traffic too: --idle-exit must not fire during it.
+                    self.shared.touch();
+                }
                 Step::Deliver(delivery) => {
                     let stored = store::deliver(&self.shared, delivery).await;
                     self.session.delivered(stored, unix_ns(), &mut self.out);
@@ -218,7 +237,16 @@ impl Connection {
             self.input.reserve(READ_CHUNK);
         }
         let timeout = self.shared.config.command_timeout;
-        let read = tokio::time::timeout(timeout, stream.read_buf(&mut self.input)).await;
+        let read = tokio::select! {
+            biased;
+            _ = self.closing.wait_for(|closing| *closing) => None,
+            read = tokio::time::timeout(timeout, stream.read_buf(&mut self.input)) => Some(read),
+        };
+        let Some(read) = read else {
+            // Everything answered so far is flushed; the client had its grace.
+            let _ = stream.write_all(replies::SHUTTING_DOWN).await;
+            return Ok(false);
+        };
         match read {
             Ok(Ok(0)) => Ok(false),
             Ok(Ok(_)) => {

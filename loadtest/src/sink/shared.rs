@@ -49,6 +49,9 @@ pub(crate) struct Shared {
     pub(crate) last_activity_ms: AtomicU64,
     /// Flips to true when `expect` or `idle_exit` says the run is over.
     pub(crate) done: watch::Sender<bool>,
+    /// Flips to true when the shutdown grace is over: connections still waiting for a
+    /// command answer 421 and close instead of waiting for the client's QUIT.
+    pub(crate) closing: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -77,6 +80,7 @@ impl Shared {
             last_message_ns: AtomicU64::new(0),
             last_activity_ms: AtomicU64::new(0),
             done: watch::Sender::new(false),
+            closing: watch::Sender::new(false),
             config,
         }
     }

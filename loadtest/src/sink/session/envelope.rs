@@ -26,6 +26,7 @@ impl Session {
             from: from.to_string(),
             rcpts: Vec::new(),
             chunking: false,
+            rcpts_refused: false,
         });
         out.extend_from_slice(replies::MAIL_OK);
         self.maybe_delay(DelayPoint::Mail);
@@ -44,8 +45,12 @@ impl Session {
             return self.error(replies::NEED_MAIL, out);
         };
         if tx.rcpts.len() >= MAX_RECIPIENTS {
+            tx.rcpts_refused = true;
             out.extend_from_slice(replies::TOO_MANY_RECIPIENTS);
             return;
+        }
+        if verdict != Verdict::Accept {
+            tx.rcpts_refused = true;
         }
         let counters = &self.shared.counters;
         match verdict {

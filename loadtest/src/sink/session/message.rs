@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Delivery, Pending, Session, State, Step, Verdict};
+use super::{Delivery, Pending, Refusal, Session, State, Step, Transaction, Verdict};
 use crate::sink::config::{DelayPoint, FailAt};
 use crate::sink::counters::bump;
 use crate::sink::data::DataReceiver;
@@ -16,11 +16,8 @@ impl Session {
         let Some(tx) = &self.tx else {
             return self.error(replies::NEED_MAIL, out);
         };
-        if tx.rcpts.is_empty() {
-            // Not the client's fault: a pipelining client sends DATA before it learns
-            // that every RCPT was refused (RFC 2920 section 3.1).
-            out.extend_from_slice(replies::NO_RECIPIENTS);
-            return;
+        if let Some(refusal) = no_recipients(tx) {
+            return self.refuse(refusal, out);
         }
         self.body.reset();
         self.state = State::Data(DataReceiver::new());
@@ -28,11 +25,23 @@ impl Session {
         self.maybe_delay(DelayPoint::Data);
     }
 
+    /// Answers a DATA or BDAT that has nothing to deliver.
+    fn refuse(&self, refusal: Refusal, out: &mut Vec<u8>) {
+        if refusal.client_error {
+            self.error(refusal.reply, out);
+        } else {
+            out.extend_from_slice(refusal.reply);
+        }
+    }
+
     /// BDAT: the chunk is always read (to stay in sync), and refused if out of place.
     pub(super) fn bdat(&mut self, size: usize, last: bool) {
         let refuse = match self.tx.as_mut() {
-            None => Some(replies::NEED_MAIL),
-            Some(tx) if tx.rcpts.is_empty() => Some(replies::NO_RECIPIENTS),
+            None => Some(Refusal {
+                reply: replies::NEED_MAIL,
+                client_error: true,
+            }),
+            Some(tx) if tx.rcpts.is_empty() => no_recipients(tx),
             Some(tx) => {
                 if !tx.chunking {
                     tx.chunking = true;
@@ -52,17 +61,12 @@ impl Session {
     pub(super) fn chunk_done(
         &mut self,
         last: bool,
-        refuse: Option<&'static [u8]>,
+        refuse: Option<Refusal>,
         now_ns: u64,
         out: &mut Vec<u8>,
     ) -> Option<Step> {
-        if let Some(reply) = refuse {
-            // As for DATA, a chunk after every RCPT was refused is not a client error.
-            if reply == replies::NO_RECIPIENTS {
-                out.extend_from_slice(reply);
-            } else {
-                self.error(reply, out);
-            }
+        if let Some(refusal) = refuse {
+            self.refuse(refusal, out);
             return None;
         }
         if !last {
@@ -181,4 +185,12 @@ impl Session {
         }
         self.maybe_delay(DelayPoint::Dot);
     }
+}
+
+/// The refusal for DATA/BDAT when no recipient was accepted (none if one was).
+fn no_recipients(tx: &Transaction) -> Option<Refusal> {
+    tx.rcpts.is_empty().then_some(Refusal {
+        reply: replies::NO_RECIPIENTS,
+        client_error: !tx.rcpts_refused,
+    })
 }

@@ -73,11 +73,11 @@ enum State {
     Command,
     /// DATA content up to CRLF.CRLF.
     Data(DataReceiver),
-    /// A BDAT chunk; `refuse` is the reply for a chunk swallowed only to stay in sync.
+    /// A BDAT chunk; `refuse` is the answer for a chunk swallowed only to stay in sync.
     Bdat {
         remaining: usize,
         last: bool,
-        refuse: Option<&'static [u8]>,
+        refuse: Option<Refusal>,
     },
     /// The AUTH PLAIN response line.
     AuthPlain,
@@ -87,6 +87,15 @@ enum State {
     AuthLoginPass(Vec<u8>),
     /// The session is over.
     Closed,
+}
+
+/// The answer to a DATA or BDAT that has nothing to deliver.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    reply: &'static [u8],
+    /// Counted as a client protocol error; not when a pipelining client sent the
+    /// command before it learned that every RCPT was refused (RFC 2920 section 3.1).
+    client_error: bool,
 }
 
 /// Why a recipient (or message) is refused.
@@ -112,6 +121,8 @@ struct Transaction {
     rcpts: Vec<Rcpt>,
     /// BDAT chunks have started arriving.
     chunking: bool,
+    /// Some RCPT was refused (so an empty `rcpts` is not the client's mistake).
+    rcpts_refused: bool,
 }
 
 /// Replies waiting for a store result.

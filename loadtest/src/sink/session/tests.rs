@@ -144,4 +144,8 @@ fn pipelined_data_after_refused_recipients_is_not_a_client_error() {
     let got = run(&mut s, b"RSET\r\nDATA\r\n");
     assert!(got.ends_with("503 5.5.1 MAIL first\r\n"), "{got}");
     assert_eq!(shared.stats().protocol_errors, 1);
+    // DATA with no RCPT tried at all is the client's mistake.
+    let got = run(&mut s, b"MAIL FROM:<a@b>\r\nDATA\r\n");
+    assert!(got.ends_with("554 5.5.1 No valid recipients\r\n"), "{got}");
+    assert_eq!(shared.stats().protocol_errors, 2);
 }
