@@ -125,16 +125,17 @@ fn start(
         chunking: config.delivery.chunking,
         dead_host_failures: config.delivery.dead_host_failures.max(1),
         dead_host_backoff: config.delivery.dead_host_backoff,
+        retire_idle_after: config.delivery.retire_idle_after,
     });
     let delivery_arbiters = arbiters.clone();
     let next = std::cell::Cell::new(0usize);
-    let factory = Box::new(move |hop: &hermod_actors::routing::NextHop, report_to| {
+    let factory = Box::new(move |hop: &hermod_actors::routing::NextHop, link| {
         let arbiter = &delivery_arbiters[next.get() % delivery_arbiters.len()];
         next.set(next.get().wrapping_add(1));
         let (hop, settings, resolver) = (hop.clone(), delivery_settings.clone(), resolver.clone());
         tracing::debug!(next_hop = %hop, "starting delivery actor");
         Delivery::start_in_arbiter(arbiter, move |_| {
-            Delivery::new(hop, settings, resolver, report_to)
+            Delivery::new(hop, settings, resolver, link)
         })
         .recipient()
     });

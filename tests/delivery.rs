@@ -295,3 +295,45 @@ async fn sigterm_drains_and_exits_zero() {
         "idle sessions are told the server is going away"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_delivery_actor_retires_and_comes_back_for_new_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = TestDns::start(zones()).await;
+    let _sink = sink::start(&dir.path().join("sink")).await;
+    let port = _sink.local_addrs()[0].port();
+    let config_path = dir.path().join("hermod.toml");
+    let config = format!(
+        "{}idle_timeout = \"200ms\"\nretire_idle_after = \"1s\"\n",
+        config(dns.addr, port)
+    );
+    std::fs::write(&config_path, config).unwrap();
+    let log_filter = "info,hermod::server=debug,hermod_actors::delivery=debug";
+    let hermod = Hermod::start_with(
+        config_path,
+        dir.path().join("data"),
+        &[("RUST_LOG", log_filter)],
+    )
+    .await;
+    let count = |needle: &str| hermod.logs().iter().filter(|l| l.contains(needle)).count();
+    for round in 1..=2 {
+        let mut client = Client::connect(hermod.addr).await;
+        let reply = client
+            .send_message("a@sender.test", &["u@a.test"], b"Subject: r\r\n\r\nhi\r\n")
+            .await;
+        let id = queue_id(&reply);
+        assert!(
+            hermod.wait_status(&id, "sent", WAIT).await.is_some(),
+            "round {round}: log:\n{}",
+            hermod.logs().join("\n")
+        );
+        // Nothing more for the hop: after `retire_idle_after` its actor stops.
+        let deadline = std::time::Instant::now() + WAIT;
+        while count("delivery actor retired") < round && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(count("delivery actor retired"), round, "round {round}");
+    }
+    // The second message found no actor and started a new one.
+    assert_eq!(count("starting delivery actor"), 2);
+}

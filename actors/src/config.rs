@@ -185,6 +185,10 @@ pub struct DeliveryConfig {
     /// How long a next hop considered down is left alone.
     #[serde(with = "duration")]
     pub dead_host_backoff: Duration,
+    /// How long a next hop's Delivery actor lives on with nothing to do (it is started
+    /// again when mail for the hop comes).
+    #[serde(with = "duration")]
+    pub retire_idle_after: Duration,
     /// DNS lookup timeout.
     #[serde(with = "duration")]
     pub dns_timeout: Duration,
@@ -208,6 +212,7 @@ impl Default for DeliveryConfig {
             chunking: true,
             dead_host_failures: 5,
             dead_host_backoff: Duration::from_secs(60),
+            retire_idle_after: Duration::from_secs(300),
             dns_timeout: Duration::from_secs(5),
         }
     }

@@ -3,7 +3,10 @@
 //! with RSET between messages), its message-rate limit, and its back-off: after repeated
 //! connection failures the hop is left alone for a while instead of being hammered.
 //!
-//! Receives [`Deliver`] from the Queue; sends one [`DeliveryReport`] per job back.
+//! Receives [`Deliver`] from the Queue; sends one [`DeliveryReport`] per job back. After
+//! a long idle spell it offers to retire ([`DeliveryIdle`]), and stops once the Queue,
+//! having forgotten it, says [`Retire`]: a relay that has mailed a million domains must
+//! not keep a million idle actors.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -33,6 +36,35 @@ pub struct Deliver {
     /// The message, CRLF line ends, not dot-stuffed.
     pub data: Bytes,
 }
+
+/// How a Delivery actor talks back to the Queue that started it.
+#[derive(Clone)]
+pub struct QueueLink {
+    /// Where job reports go.
+    pub reports: Recipient<DeliveryReport>,
+    /// Where the offer to retire goes.
+    pub idle: Recipient<DeliveryIdle>,
+    /// Which actor for the hop this is, so a late offer from an older one is told apart.
+    pub serial: u64,
+}
+
+/// A Delivery actor has had nothing to do for `retire_idle_after` and may stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeliveryIdle {
+    /// Its next hop.
+    pub hop: NextHop,
+    /// Its serial from [`QueueLink`].
+    pub serial: u64,
+    /// Where to send [`Retire`] once the Queue sends it nothing more.
+    pub retire: Recipient<Retire>,
+}
+
+/// From the Queue, after it dropped the actor from its registry: stop if still idle.
+/// Sent after every job the Queue gave it, so it arrives behind them in the mailbox.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Retire;
 
 /// The result of one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +140,8 @@ pub struct DeliverySettings {
     pub dead_host_failures: u32,
     /// How long a hop that is down is left alone.
     pub dead_host_backoff: Duration,
+    /// How long an actor with no work, no connection and no back-off lives on.
+    pub retire_idle_after: Duration,
 }
 
 impl DeliverySettings {
@@ -132,7 +166,7 @@ pub struct Delivery {
     hop: NextHop,
     settings: Arc<DeliverySettings>,
     resolver: Arc<MxResolver>,
-    report_to: Recipient<DeliveryReport>,
+    link: QueueLink,
     pending: VecDeque<Deliver>,
     /// Open connections waiting for the next message, with the time they became idle.
     idle: Vec<(SmtpConnection, Instant)>,
@@ -142,15 +176,21 @@ pub struct Delivery {
     down_until: Option<Instant>,
     limiter: Option<DefaultDirectRateLimiter>,
     wake_scheduled: bool,
+    /// Reports handed to the Queue but not yet received by it.
+    reports_in_flight: usize,
+    /// When the actor last had a job or finished one.
+    last_work: Instant,
+    /// An offer to retire is out and unanswered.
+    offered_to_retire: bool,
 }
 
 impl Delivery {
-    /// A Delivery actor for `hop`, reporting to `report_to`.
+    /// A Delivery actor for `hop`, reporting to the Queue through `link`.
     pub fn new(
         hop: NextHop,
         settings: Arc<DeliverySettings>,
         resolver: Arc<MxResolver>,
-        report_to: Recipient<DeliveryReport>,
+        link: QueueLink,
     ) -> Self {
         let limiter = NonZeroU32::new(settings.rate_per_second)
             .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
@@ -158,7 +198,7 @@ impl Delivery {
             hop,
             settings,
             resolver,
-            report_to,
+            link,
             pending: VecDeque::new(),
             idle: Vec::new(),
             active: 0,
@@ -166,6 +206,9 @@ impl Delivery {
             down_until: None,
             limiter,
             wake_scheduled: false,
+            reports_in_flight: 0,
+            last_work: Instant::now(),
+            offered_to_retire: false,
         }
     }
 
@@ -263,6 +306,7 @@ impl Delivery {
     }
 
     fn finish(&mut self, outcome: JobOutcome, ctx: &mut Context<Self>) {
+        self.last_work = Instant::now();
         if outcome.connect_failed {
             self.consecutive_failures += 1;
             if self.consecutive_failures >= self.settings.dead_host_failures {
@@ -287,8 +331,9 @@ impl Delivery {
         self.report(outcome.report, ctx);
     }
 
-    fn report(&self, report: DeliveryReport, ctx: &mut Context<Self>) {
-        let to = self.report_to.clone();
+    fn report(&mut self, report: DeliveryReport, ctx: &mut Context<Self>) {
+        let to = self.link.reports.clone();
+        self.reports_in_flight += 1;
         ctx.spawn(
             async move {
                 if to.send(report).await.is_err() {
@@ -297,8 +342,36 @@ impl Delivery {
                     );
                 }
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(|(), act, _| act.reports_in_flight -= 1),
         );
+    }
+
+    /// Nothing to do, nothing open, nothing owed to the Queue, and no back-off to
+    /// remember: stopping loses nothing.
+    fn retirable(&self) -> bool {
+        self.pending.is_empty()
+            && self.active == 0
+            && self.idle.is_empty()
+            && self.reports_in_flight == 0
+            && !self.wake_scheduled
+            && self.down_until.is_none_or(|until| Instant::now() >= until)
+    }
+
+    /// Offers the Queue to retire after a long enough idle spell.
+    fn offer_to_retire(&mut self, ctx: &mut Context<Self>) {
+        if self.offered_to_retire
+            || !self.retirable()
+            || self.last_work.elapsed() < self.settings.retire_idle_after
+        {
+            return;
+        }
+        self.offered_to_retire = true;
+        self.link.idle.do_send(DeliveryIdle {
+            hop: self.hop.clone(),
+            serial: self.link.serial,
+            retire: ctx.address().recipient(),
+        });
     }
 
     fn close_idle(&mut self) {
@@ -318,8 +391,27 @@ impl Actor for Delivery {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        let sweep = (self.settings.idle_timeout / 2).max(Duration::from_millis(100));
-        ctx.run_interval(sweep, |act, _| act.close_idle());
+        let sweep = (self.settings.idle_timeout / 2)
+            .min(self.settings.retire_idle_after / 2)
+            .max(Duration::from_millis(100));
+        ctx.run_interval(sweep, |act, ctx| {
+            act.close_idle();
+            act.offer_to_retire(ctx);
+        });
+    }
+}
+
+impl Handler<Retire> for Delivery {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        self.offered_to_retire = false;
+        // A job that came in before the Queue forgot us keeps us going; we offer again
+        // after the next idle spell.
+        if self.retirable() {
+            tracing::debug!(next_hop = %self.hop, "delivery actor retired");
+            ctx.stop();
+        }
     }
 }
 
@@ -329,6 +421,7 @@ impl Handler<Deliver> for Delivery {
     fn handle(&mut self, job: Deliver, ctx: &mut Context<Self>) {
         // One job, one report, however many transactions its recipients need: the Queue
         // counts reports per job.
+        self.last_work = Instant::now();
         self.pending.push_back(job);
         self.pump(ctx);
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use bytes::Bytes;
 
-use crate::delivery::{Deliver, DeliveryReport, Outcome};
+use crate::delivery::{Deliver, DeliveryIdle, DeliveryReport, Outcome, QueueLink, Retire};
 use crate::dsn::{self, BounceRequest, FailedRecipient};
 use crate::queue_id::{QueueId, QueueIdGenerator};
 use crate::routing::{NextHop, Router};
@@ -51,6 +51,8 @@ pub struct QueueStats {
     pub deferred: usize,
     /// Messages with a delivery under way.
     pub in_flight: usize,
+    /// Delivery actors alive (one per next hop in recent use).
+    pub delivery_actors: usize,
 }
 
 /// How the Queue retries and expires, from `[queue]`.
@@ -87,8 +89,9 @@ impl QueueSettings {
 }
 
 /// Makes the Delivery actor for a next hop; the Queue calls it the first time a hop is
-/// needed. A function, so tests and the binary decide where the actor runs.
-pub type DeliveryFactory = Box<dyn Fn(&NextHop, Recipient<DeliveryReport>) -> Recipient<Deliver>>;
+/// needed (and again after an idle actor retired). A function, so tests and the binary
+/// decide where the actor runs.
+pub type DeliveryFactory = Box<dyn Fn(&NextHop, QueueLink) -> Recipient<Deliver>>;
 
 struct QueuedMessage {
     envelope: Envelope,
@@ -106,7 +109,10 @@ pub struct Queue {
     ids: Arc<QueueIdGenerator>,
     router: Router,
     factory: DeliveryFactory,
-    deliveries: HashMap<NextHop, Recipient<Deliver>>,
+    /// The live Delivery actor of each next hop, with its serial.
+    deliveries: HashMap<NextHop, (u64, Recipient<Deliver>)>,
+    /// Serial of the last Delivery actor started.
+    delivery_serial: u64,
     messages: HashMap<QueueId, QueuedMessage>,
     /// Due time (unix seconds) and id of messages waiting for a retry.
     schedule: BTreeSet<(u64, QueueId)>,
@@ -139,6 +145,7 @@ impl Queue {
             router,
             factory,
             deliveries: HashMap::new(),
+            delivery_serial: 0,
             messages: HashMap::new(),
             schedule: BTreeSet::new(),
             ready: VecDeque::new(),
@@ -178,11 +185,18 @@ impl Queue {
     }
 
     fn delivery_for(&mut self, hop: &NextHop, ctx: &mut Context<Self>) -> Recipient<Deliver> {
-        if let Some(existing) = self.deliveries.get(hop) {
+        if let Some((_, existing)) = self.deliveries.get(hop) {
             return existing.clone();
         }
-        let delivery = (self.factory)(hop, ctx.address().recipient());
-        self.deliveries.insert(hop.clone(), delivery.clone());
+        self.delivery_serial += 1;
+        let link = QueueLink {
+            reports: ctx.address().recipient(),
+            idle: ctx.address().recipient(),
+            serial: self.delivery_serial,
+        };
+        let delivery = (self.factory)(hop, link);
+        self.deliveries
+            .insert(hop.clone(), (self.delivery_serial, delivery.clone()));
         delivery
     }
 
@@ -563,6 +577,23 @@ impl Handler<DeliveryReport> for Queue {
     }
 }
 
+impl Handler<DeliveryIdle> for Queue {
+    type Result = ();
+
+    /// Forgets an idle Delivery actor (unless a newer one serves the hop by now), then
+    /// lets it go: [`Retire`] lands behind every job already sent to it.
+    fn handle(&mut self, idle: DeliveryIdle, _ctx: &mut Context<Self>) {
+        if self
+            .deliveries
+            .get(&idle.hop)
+            .is_some_and(|(serial, _)| *serial == idle.serial)
+        {
+            self.deliveries.remove(&idle.hop);
+        }
+        idle.retire.do_send(Retire);
+    }
+}
+
 impl Handler<GetStats> for Queue {
     type Result = QueueStats;
 
@@ -570,6 +601,7 @@ impl Handler<GetStats> for Queue {
         let mut stats = QueueStats {
             messages: self.messages.len(),
             in_flight: self.in_flight,
+            delivery_actors: self.deliveries.len(),
             ..Default::default()
         };
         for message in self.messages.values() {
