@@ -51,7 +51,8 @@ pub struct QueueStats {
     pub deferred: usize,
     /// Messages with a delivery under way.
     pub in_flight: usize,
-    /// Delivery actors alive (one per next hop in recent use).
+    /// Delivery actors registered (one per next hop in recent use; an actor finishing
+    /// its last job after it offered to retire is no longer counted).
     pub delivery_actors: usize,
 }
 
