@@ -12,7 +12,7 @@ use smtp_blaster::sink::{self, SinkConfig};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_still_connected_after_the_grace_gets_421() {
     let sink = sink::start(SinkConfig {
-        shutdown_grace: Duration::from_millis(300),
+        shutdown_grace: Duration::from_secs(1),
         ..SinkConfig::default()
     })
     .await
