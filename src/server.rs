@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use anyhow::Context as _;
 use hermod_actors::config::Config;
+use hermod_actors::deadline::PhaseLimits;
 use hermod_actors::delivery::{Delivery, DeliverySettings};
 use hermod_actors::listener::{
     self as listener, Admission, ConnectionLimits, Drain, Listener, SessionContextTemplate,
@@ -175,10 +176,14 @@ fn start(
         starttls: false,
     });
     let timeouts = SessionTimeouts {
-        greeting: config.smtp.greeting_timeout,
-        command: config.smtp.command_timeout,
-        data: config.smtp.data_timeout,
+        phases: PhaseLimits {
+            greeting: config.smtp.greeting_timeout,
+            command: config.smtp.command_timeout,
+            data: config.smtp.data_timeout,
+            min_data_rate: config.smtp.min_data_rate,
+        },
         enqueue: Duration::from_secs(60),
+        write: config.smtp.command_timeout,
     };
     let limits = ConnectionLimits {
         max_connections: config.smtp.max_connections,

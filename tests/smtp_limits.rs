@@ -182,15 +182,16 @@ async fn overlong_data_line_refuses_the_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bare_lf_command_is_refused() {
+async fn bare_cr_in_a_command_is_one_refused_line() {
     let dir = tempfile::tempdir().unwrap();
     let h = hermod(dir.path(), "", "").await;
     let mut c = Client::connect(h.addr).await;
-    c.send(b"NOOP\n").await;
+    c.send(b"NOOP\rRSET\r\n").await;
     assert_eq!(
         c.reply().await,
         "500 5.5.2 Command must end with CRLF; bare LF or CR is not allowed"
     );
+    assert_eq!(c.cmd("NOOP").await, "250 2.0.0 Ok");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,15 +48,20 @@ pub struct SmtpConfig {
     pub max_errors: u32,
     /// Received: headers past which a message is refused as a loop (554 5.4.6).
     pub max_received_headers: usize,
-    /// Time from the banner until the client's first command.
+    /// Time from the banner until the client's first complete command line.
     #[serde(with = "duration")]
     pub greeting_timeout: Duration,
-    /// Time to wait for each further command.
+    /// Time for each further complete command line (a deadline, not a per-read wait: a
+    /// client trickling bytes does not restart it).
     #[serde(with = "duration")]
     pub command_timeout: Duration,
-    /// Time to wait for each piece of message data.
+    /// Time for the whole message content of one DATA or BDAT chunk, unless the client
+    /// keeps `min_data_rate`.
     #[serde(with = "duration")]
     pub data_timeout: Duration,
+    /// Average bytes per second that earns a large message more than `data_timeout`
+    /// (Postfix's `smtpd_min_data_rate`); 0 disables the extension.
+    pub min_data_rate: u64,
     /// Time sessions get to finish on SIGTERM before they are cut.
     #[serde(with = "duration")]
     pub drain_timeout: Duration,
@@ -80,6 +85,7 @@ impl Default for SmtpConfig {
             greeting_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
+            min_data_rate: 500,
             drain_timeout: Duration::from_secs(30),
             workers: 0,
         }

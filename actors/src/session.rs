@@ -8,15 +8,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at};
 
+use crate::deadline::{PhaseDeadline, PhaseLimits, Stage};
 use crate::queue::Enqueue;
 use crate::smtp::{Event, Reply, ServerSession, ServerSettings};
 
@@ -31,14 +32,12 @@ pub struct SessionEnded {
 /// Timeouts of one session, from `[smtp]`.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionTimeouts {
-    /// Until the first command.
-    pub greeting: Duration,
-    /// Each further command.
-    pub command: Duration,
-    /// Each read of message data.
-    pub data: Duration,
+    /// Whole-phase deadlines for the client's input.
+    pub phases: PhaseLimits,
     /// Waiting for the Queue to store a message.
     pub enqueue: Duration,
+    /// Writing replies to a client that does not read them.
+    pub write: Duration,
 }
 
 /// Everything a session needs besides its socket, shared by all sessions.
@@ -117,11 +116,26 @@ async fn drive(mut stream: TcpStream, peer: SocketAddr, cx: SessionContext) {
 }
 
 async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext) -> End {
+    let mut refusals = RefusalLog::default();
+    let end = exchange(stream, peer, cx, &mut refusals).await;
+    refusals.finish(peer);
+    end
+}
+
+async fn exchange(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    cx: &SessionContext,
+    refusals: &mut RefusalLog,
+) -> End {
     let mut protocol = ServerSession::new(cx.settings.clone(), peer.ip());
     let mut input = BytesMut::with_capacity(8192);
     let mut output = Vec::with_capacity(1024);
     let mut draining = cx.draining.clone();
-    let mut greeted = false;
+    let mut phase = PhaseDeadline::new(Instant::now());
+    // Input left unconsumed after the last read: less of it later means a command line
+    // was consumed.
+    let mut unread = 0;
     protocol.greeting().write_to(&mut output);
     loop {
         match protocol.feed(&mut input, &mut output, SystemTime::now()) {
@@ -146,7 +160,7 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
                 continue;
             }
             Some(Event::Close) => {
-                log_refusals(&mut protocol, peer);
+                refusals.record(&mut protocol, peer);
                 let _ = send(stream, &output, cx).await;
                 return if output.ends_with(Reply::bye().to_wire().as_bytes()) {
                     End::Quit
@@ -161,32 +175,37 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
             }
             None => {}
         }
-        log_refusals(&mut protocol, peer);
+        refusals.record(&mut protocol, peer);
         if !output.is_empty() {
             if let Err(e) = send(stream, &output, cx).await {
                 return End::Io(e);
             }
             output.clear();
         }
-        let (limit, which, reply) = if protocol.in_data() {
-            (cx.timeouts.data, "data", Reply::data_timeout())
-        } else if !greeted {
-            (cx.timeouts.greeting, "greeting", Reply::greeting_timeout())
-        } else {
-            (cx.timeouts.command, "command", Reply::command_timeout())
-        };
+        let command_done = input.len() < unread && !protocol.in_data();
+        phase.observe(protocol.in_data(), command_done, Instant::now());
+        let deadline = phase.deadline(&cx.timeouts.phases);
         if input.capacity() - input.len() < 4096 {
             input.reserve(8192);
         }
         tokio::select! {
-            read = timeout(limit, stream.read_buf(&mut input)) => match read {
+            read = timeout_at(deadline.into(), stream.read_buf(&mut input)) => match read {
                 Ok(Ok(0)) => return End::ClientClosed,
-                Ok(Ok(_)) => greeted = true,
+                Ok(Ok(n)) => {
+                    phase.received(n);
+                    unread = input.len();
+                }
                 Ok(Err(e)) => return End::Io(e),
                 Err(_) => {
-                    metrics::counter!("smtp_timeouts_total", "stage" => which).increment(1);
+                    let stage = phase.stage();
+                    metrics::counter!("smtp_timeouts_total", "stage" => stage.name()).increment(1);
+                    let reply = match stage {
+                        Stage::Greeting => Reply::greeting_timeout(),
+                        Stage::Command => Reply::command_timeout(),
+                        Stage::Data => Reply::data_timeout(),
+                    };
                     let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
-                    return End::Timeout(which);
+                    return End::Timeout(stage.name());
                 }
             },
             _ = draining.wait_for(|d| *d), if !protocol.in_data() && !protocol.in_transaction() => {
@@ -201,7 +220,7 @@ async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext)
 /// Writes replies, bounded by the command timeout: a client that pipelines commands but
 /// never reads its replies fills the socket buffer, and must not hold its slot forever.
 async fn send(stream: &mut TcpStream, bytes: &[u8], cx: &SessionContext) -> std::io::Result<()> {
-    match timeout(cx.timeouts.command, stream.write_all(bytes)).await {
+    match timeout(cx.timeouts.write, stream.write_all(bytes)).await {
         Ok(result) => result,
         Err(_) => {
             metrics::counter!("smtp_timeouts_total", "stage" => "write").increment(1);
@@ -213,11 +232,35 @@ async fn send(stream: &mut TcpStream, bytes: &[u8], cx: &SessionContext) -> std:
     }
 }
 
-/// Logs each refusal the protocol wrote, with the client, and counts it by reason, so
-/// "Relay access denied" or "Message size exceeds" can be found in the log by client.
-fn log_refusals(protocol: &mut ServerSession, peer: SocketAddr) {
-    for reply in protocol.take_refusals() {
-        metrics::counter!("smtp_messages_rejected_total", "reason" => reply.reason).increment(1);
-        tracing::info!(client = %peer, reason = reply.reason, reply = %reply, "rejected");
+/// The refusals of one session, for the log: the first of each reason is logged at once
+/// (so "Relay access denied" can be found by client), repeats only counted and logged
+/// once with their count when the session ends, so a client cannot write the log full.
+#[derive(Default)]
+struct RefusalLog {
+    /// Per reason: how many, and the first reply.
+    seen: Vec<(&'static str, u64, Reply)>,
+}
+
+impl RefusalLog {
+    /// Logs and counts the refusals the protocol wrote since the last call.
+    fn record(&mut self, protocol: &mut ServerSession, peer: SocketAddr) {
+        for reply in protocol.take_refusals() {
+            metrics::counter!("smtp_messages_rejected_total", "reason" => reply.reason)
+                .increment(1);
+            match self.seen.iter_mut().find(|(r, _, _)| *r == reply.reason) {
+                Some((_, count, _)) => *count += 1,
+                None => {
+                    tracing::info!(client = %peer, reason = reply.reason, reply = %reply, "rejected");
+                    self.seen.push((reply.reason, 1, reply));
+                }
+            }
+        }
+    }
+
+    /// One line per reason that repeated, with its count.
+    fn finish(&self, peer: SocketAddr) {
+        for (reason, count, reply) in self.seen.iter().filter(|(_, n, _)| *n > 1) {
+            tracing::info!(client = %peer, reason, count, reply = %reply, "rejected repeatedly in one session");
+        }
     }
 }

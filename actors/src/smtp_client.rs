@@ -414,8 +414,23 @@ impl SmtpConnection {
         Ok(self.read_reply_lines(stage).await?.0)
     }
 
-    /// Reads one (possibly multi-line) reply; also returns the text of each line.
+    /// Reads one (possibly multi-line) reply; also returns the text of each line. The
+    /// command timeout bounds the whole reply, not each read: a server that trickles a
+    /// byte at a time cannot hold a delivery past it.
     async fn read_reply_lines(
+        &mut self,
+        stage: &'static str,
+    ) -> Result<(ServerReply, Vec<String>), ClientError> {
+        match timeout(self.timeouts.command, self.read_whole_reply(stage)).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout {
+                stage,
+                peer: self.peer.clone(),
+            }),
+        }
+    }
+
+    async fn read_whole_reply(
         &mut self,
         stage: &'static str,
     ) -> Result<(ServerReply, Vec<String>), ClientError> {
@@ -460,31 +475,20 @@ impl SmtpConnection {
                 });
             }
             self.buffer.reserve(4096);
-            match timeout(
-                self.timeouts.command,
-                self.stream.read_buf(&mut self.buffer),
-            )
-            .await
-            {
-                Ok(Ok(0)) => {
+            match self.stream.read_buf(&mut self.buffer).await {
+                Ok(0) => {
                     return Err(ClientError::Io {
                         stage,
                         peer: self.peer.clone(),
                         reason: "connection closed by server".into(),
                     });
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
+                Ok(_) => {}
+                Err(e) => {
                     return Err(ClientError::Io {
                         stage,
                         peer: self.peer.clone(),
                         reason: e.to_string(),
-                    });
-                }
-                Err(_) => {
-                    return Err(ClientError::Timeout {
-                        stage,
-                        peer: self.peer.clone(),
                     });
                 }
             }

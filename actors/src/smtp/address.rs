@@ -154,6 +154,9 @@ fn parse_mailbox(inner: &str) -> Result<Mailbox, AddressError> {
     };
     let at = last_unquoted_at(inner).ok_or(AddressError::MissingDomain)?;
     let (local, domain) = (&inner[..at], &inner[at + 1..]);
+    // `user@example.com.` is the same mailbox written as an absolute name; Postfix
+    // accepts it and drops the dot, and so do we (one dot only: `..` stays an error).
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
     if local.is_empty() {
         return Err(AddressError::EmptyLocalPart);
     }
@@ -229,6 +232,14 @@ mod tests {
         let (p, rest) = parse_reverse_path("<Alice@Example.COM> SIZE=100").unwrap();
         assert_eq!(p.to_string(), "Alice@example.com");
         assert_eq!(rest, "SIZE=100");
+    }
+
+    #[test]
+    fn trailing_dot_in_domain_is_dropped() {
+        let (m, _) = parse_forward_path("<user@Example.COM.>", "h").unwrap();
+        assert_eq!(m.to_string(), "user@example.com");
+        assert!(parse_forward_path("<user@example.com..>", "h").is_err());
+        assert!(parse_forward_path("<user@.>", "h").is_err());
     }
 
     #[test]

@@ -68,11 +68,16 @@ pub enum CommandError {
     UnsupportedParameter(String),
     /// A BODY= value we do not offer.
     BadBody(String),
+    /// A BDAT whose chunk size cannot be read: where its payload ends is unknowable, so
+    /// the connection must close rather than read the payload as commands.
+    BadChunkSize,
+    /// A HELO/EHLO name longer than a domain can be (255 octets, RFC 5321 §4.5.3.1.2);
+    /// copied into a Received: header it would break the 998-octet line limit.
+    DomainTooLong,
 }
 
 const MAIL_SYNTAX: &str = "MAIL FROM:<reverse-path> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]";
 const RCPT_SYNTAX: &str = "RCPT TO:<forward-path>";
-const BDAT_SYNTAX: &str = "BDAT chunk-size [LAST]";
 const HELO_SYNTAX: &str = "HELO domain";
 const EHLO_SYNTAX: &str = "EHLO domain";
 
@@ -111,11 +116,17 @@ fn no_arg(arg: &str, cmd: Command, syntax: &'static str) -> Result<Command, Comm
     }
 }
 
+/// Longest HELO/EHLO name accepted, in octets: the longest a domain can be.
+pub const MAX_HELO_NAME: usize = 255;
+
 fn domain_arg(arg: &str, syntax: &'static str) -> Result<String, CommandError> {
     let domain = arg
         .split_whitespace()
         .next()
         .ok_or(CommandError::Syntax(syntax))?;
+    if domain.len() > MAX_HELO_NAME {
+        return Err(CommandError::DomainTooLong);
+    }
     Ok(domain.to_string())
 }
 
@@ -140,9 +151,17 @@ fn parse_mail(arg: &str) -> Result<MailFrom, CommandError> {
         eight_bit: false,
         smtputf8: false,
     };
+    let mut seen: Vec<String> = Vec::new();
     for param in params.split_whitespace() {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
-        match key.to_ascii_uppercase().as_str() {
+        let upper = key.to_ascii_uppercase();
+        // A parameter given twice is ambiguous (which SIZE counts?): RFC 5321 §4.1.2
+        // allows each keyword once.
+        if seen.contains(&upper) {
+            return Err(CommandError::Syntax(MAIL_SYNTAX));
+        }
+        seen.push(upper.clone());
+        match upper.as_str() {
             "SIZE" => {
                 mail.size = Some(
                     value
@@ -179,19 +198,22 @@ fn parse_rcpt(arg: &str, default_domain: &str) -> Result<Mailbox, CommandError> 
     Ok(mailbox)
 }
 
+/// Any BDAT that does not parse is [`CommandError::BadChunkSize`]: its payload follows
+/// whatever the grammar error, and only a close keeps it from being read as commands.
 fn parse_bdat(arg: &str) -> Result<Command, CommandError> {
     let mut parts = arg.split_whitespace();
     let size = parts
         .next()
+        .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|s| s.parse().ok())
-        .ok_or(CommandError::Syntax(BDAT_SYNTAX))?;
+        .ok_or(CommandError::BadChunkSize)?;
     let last = match parts.next() {
         None => false,
         Some(word) if word.eq_ignore_ascii_case("LAST") => true,
-        Some(_) => return Err(CommandError::Syntax(BDAT_SYNTAX)),
+        Some(_) => return Err(CommandError::BadChunkSize),
     };
     if parts.next().is_some() {
-        return Err(CommandError::Syntax(BDAT_SYNTAX));
+        return Err(CommandError::BadChunkSize);
     }
     Ok(Command::Bdat { size, last })
 }
@@ -236,7 +258,49 @@ mod tests {
                 last: false
             })
         );
-        assert!(parse(b"BDAT x", "h").is_err());
+        assert_eq!(parse(b"BDAT x", "h"), Err(CommandError::BadChunkSize));
+    }
+
+    #[test]
+    fn bdat_unreadable_sizes_are_bad_chunk_sizes() {
+        for line in [
+            &b"BDAT 99999999999999999999999 LAST"[..],
+            b"BDAT -5",
+            b"BDAT +5",
+            b"BDAT 5 LAST x",
+            b"BDAT 5 FIRST",
+            b"BDAT",
+        ] {
+            assert_eq!(
+                parse(line, "h"),
+                Err(CommandError::BadChunkSize),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_mail_parameter_is_a_syntax_error() {
+        assert_eq!(
+            parse(b"MAIL FROM:<a@b.test> SIZE=10 size=20", "h"),
+            Err(CommandError::Syntax(MAIL_SYNTAX))
+        );
+        assert_eq!(
+            parse(b"MAIL FROM:<a@b.test> BODY=8BITMIME BODY=7BIT", "h"),
+            Err(CommandError::Syntax(MAIL_SYNTAX))
+        );
+    }
+
+    #[test]
+    fn helo_name_longer_than_a_domain_is_refused() {
+        let long = format!("EHLO {}", "a".repeat(MAX_HELO_NAME + 1));
+        assert_eq!(
+            parse(long.as_bytes(), "h"),
+            Err(CommandError::DomainTooLong)
+        );
+        let ok = format!("EHLO {}", "a".repeat(MAX_HELO_NAME));
+        assert!(parse(ok.as_bytes(), "h").is_ok());
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub const MAX_PREALLOCATION: usize = 64 * 1024;
 pub enum BodyProblem {
     /// A bare LF or CR.
     BareLineEnding,
+    /// A NUL octet: never legal in mail (RFC 5322 §2.3), and a classic way to make two
+    /// programs read one message differently.
+    Nul,
     /// A line longer than the limit.
     LineTooLong,
     /// More bytes than the size limit.
@@ -29,6 +32,7 @@ impl BodyProblem {
     pub fn reply(self, max_size: usize) -> Reply {
         match self {
             BodyProblem::BareLineEnding => Reply::bare_line_ending_data(),
+            BodyProblem::Nul => Reply::nul_in_data(),
             BodyProblem::LineTooLong => Reply::line_too_long(),
             BodyProblem::TooBig => Reply::message_too_big(max_size),
         }
@@ -113,6 +117,9 @@ impl DataReceiver {
             }
             if !crlf || line[..content_len].contains(&b'\r') {
                 self.flag(BodyProblem::BareLineEnding);
+            }
+            if line[..content_len].contains(&0) {
+                self.flag(BodyProblem::Nul);
             }
             if content_len > self.limits.max_line {
                 self.flag(BodyProblem::LineTooLong);
@@ -214,6 +221,7 @@ fn check_lines(body: &[u8], max_line: usize) -> Result<(), BodyProblem> {
                 line_start = i + 1;
             }
             b'\r' if body.get(i + 1) != Some(&b'\n') => return Err(BodyProblem::BareLineEnding),
+            0 => return Err(BodyProblem::Nul),
             _ => {}
         }
     }
@@ -278,6 +286,17 @@ mod tests {
                 String::from_utf8_lossy(seq)
             );
         }
+    }
+
+    #[test]
+    fn nul_in_data_is_refused_at_the_end() {
+        let (result, rest) = run(b"Subject: x\r\n\r\na\0b\r\n.\r\nQUIT\r\n");
+        assert_eq!(result, Some(Err(BodyProblem::Nul)));
+        assert_eq!(rest, b"QUIT\r\n");
+        let mut rx = BdatReceiver::new(LIMITS);
+        rx.begin_chunk(5);
+        assert!(rx.feed(&mut BytesMut::from(&b"a\0b\r\n"[..])));
+        assert_eq!(rx.finish(), Err(BodyProblem::Nul));
     }
 
     #[test]

@@ -238,13 +238,51 @@ impl Reply {
     pub fn line_too_long() -> Self {
         Self::new(500, "5.5.2", "line_too_long", "Line too long")
     }
-    /// A bare LF or CR in a command.
+    /// A bare CR inside a command line.
     pub fn bare_line_ending_command() -> Self {
         Self::new(
             500,
             "5.5.2",
             "bare_lf_or_cr",
             "Command must end with CRLF; bare LF or CR is not allowed",
+        )
+    }
+    /// A bare LF in a command: where the command ends is ambiguous (one line to us, two
+    /// to a lenient parser downstream), so the connection closes, as Postfix's
+    /// `smtpd_forbid_bare_newline = reject` does.
+    pub fn bare_lf_command_closing() -> Self {
+        Self::new(
+            500,
+            "5.5.2",
+            "bare_lf_command",
+            "Bare LF in command; lines must end with CRLF, closing connection",
+        )
+    }
+    /// A BDAT whose chunk size cannot be read: its payload cannot be skipped.
+    pub fn bad_chunk_size() -> Self {
+        Self::new(
+            501,
+            "5.5.4",
+            "bad_chunk_size",
+            "Syntax: BDAT chunk-size [LAST]; unreadable chunk size, closing connection",
+        )
+    }
+    /// A HELO/EHLO name over 255 octets.
+    pub fn helo_name_too_long() -> Self {
+        Self::new(
+            501,
+            "5.5.4",
+            "helo_name_too_long",
+            "Syntax: EHLO domain; domain longer than 255 octets",
+        )
+    }
+    /// A NUL octet in message data.
+    pub fn nul_in_data() -> Self {
+        Self::new(
+            550,
+            "5.6.0",
+            "nul_in_data",
+            "Message contains NUL characters",
         )
     }
     /// A bare LF or CR in message data (SMTP smuggling defence).

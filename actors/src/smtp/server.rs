@@ -249,7 +249,13 @@ impl ServerSession {
     ) -> Option<Event> {
         let crlf = line.len() >= 2 && line[line.len() - 2] == b'\r';
         let content = &line[..line.len() - if crlf { 2 } else { 1 }];
-        if !crlf || content.contains(&b'\r') {
+        if !crlf {
+            // What follows the bare LF may be a second command to a lenient reader, or
+            // the rest of this one: neither may run.
+            self.refuse(out, Reply::bare_lf_command_closing());
+            return Some(Event::Close);
+        }
+        if content.contains(&b'\r') {
             self.error(out, Reply::bare_line_ending_command());
             return None;
         }
@@ -259,6 +265,12 @@ impl ServerSession {
         }
         let command = match command::parse(content, &self.settings.hostname) {
             Ok(command) => command,
+            Err(CommandError::BadChunkSize) => {
+                // The chunk's payload follows and cannot be skipped: closing is the only
+                // way it is never read as commands.
+                self.refuse(out, Reply::bad_chunk_size());
+                return Some(Event::Close);
+            }
             Err(e) => {
                 let reply = command_error_reply(e);
                 self.error(out, reply);
@@ -353,8 +365,14 @@ impl ServerSession {
         let Some(transaction) = self.transaction.as_mut() else {
             return self.error(out, Reply::bad_sequence("need MAIL before RCPT"));
         };
+        if transaction.recipients.contains(&rcpt) {
+            // A duplicate gets the same answer as the first, but one delivery.
+            return Reply::recipient_ok().write_to(out);
+        }
         if transaction.recipients.len() >= max {
-            return self.refuse(out, Reply::too_many_recipients(max));
+            // Counts as an error (Postfix's hard error limit does the same): a client
+            // that keeps sending RCPT past the limit is cut off, not answered forever.
+            return self.error(out, Reply::too_many_recipients(max));
         }
         if !self.settings.relay.allows(self.client_ip, &rcpt) {
             let reply = Reply::relay_denied(&rcpt.to_string());
@@ -484,5 +502,11 @@ fn command_error_reply(error: CommandError) -> Reply {
         CommandError::Address { which, error } => Reply::bad_address(which, &error.to_string()),
         CommandError::UnsupportedParameter(name) => Reply::unsupported_parameter(&name),
         CommandError::BadBody(value) => Reply::bad_body_type(&value),
+        CommandError::BadChunkSize => Reply::bad_chunk_size(),
+        CommandError::DomainTooLong => Reply::helo_name_too_long(),
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

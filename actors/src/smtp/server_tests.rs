@@ -1,0 +1,172 @@
+//! The sans-IO session command by command: bytes in, exact replies and events out, with
+//! a fixed clock.
+
+use super::*;
+
+fn settings(max_recipients: usize, max_errors: u32) -> Arc<ServerSettings> {
+    Arc::new(ServerSettings {
+        hostname: "mx.hermod.test".into(),
+        max_message_size: 1 << 20,
+        max_recipients,
+        max_line_length: 1000,
+        max_errors,
+        max_received_headers: 30,
+        relay: RelayPolicy::new(&["relay.test".to_string()], &[]),
+        ids: Arc::new(QueueIdGenerator::new()),
+        starttls: false,
+    })
+}
+
+/// Feeds `input` until the session wants more bytes or acts; returns what it wrote,
+/// the events it raised, and what is left unread.
+fn drive(session: &mut ServerSession, input: &[u8]) -> (String, Vec<Event>, Vec<u8>) {
+    let mut buffer = BytesMut::from(input);
+    let mut out = Vec::new();
+    let mut events = Vec::new();
+    loop {
+        match session.feed(&mut buffer, &mut out, SystemTime::UNIX_EPOCH) {
+            Some(Event::Close) => {
+                events.push(Event::Close);
+                break;
+            }
+            Some(event) => events.push(event),
+            None => break,
+        }
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        events,
+        buffer.to_vec(),
+    )
+}
+
+fn session() -> ServerSession {
+    ServerSession::new(settings(100, 10), "192.0.2.7".parse().unwrap())
+}
+
+fn replies(out: &str) -> Vec<&str> {
+    out.split("\r\n").filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn bare_lf_in_a_command_is_one_refused_line_and_a_close() {
+    let mut s = session();
+    let (out, events, _) = drive(
+        &mut s,
+        b"HELO c.test\r\nNOOP\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@relay.test>\r\n",
+    );
+    assert_eq!(
+        replies(&out),
+        [
+            "250 mx.hermod.test Hello c.test",
+            "500 5.5.2 Bare LF in command; lines must end with CRLF, closing connection"
+        ]
+    );
+    assert!(matches!(events.as_slice(), [Event::Close]));
+    assert!(!s.in_transaction());
+}
+
+#[test]
+fn bdat_with_an_unreadable_size_closes_before_its_payload_is_read() {
+    for bdat in ["BDAT 99999999999999999999999 LAST", "BDAT -5"] {
+        let mut s = session();
+        let input = format!(
+            "EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@relay.test>\r\n{bdat}\r\nRCPT TO:<evil@relay.test>\r\n"
+        );
+        let (out, events, _) = drive(&mut s, input.as_bytes());
+        let lines = replies(&out);
+        assert_eq!(
+            lines.last().copied(),
+            Some(
+                "501 5.5.4 Syntax: BDAT chunk-size [LAST]; unreadable chunk size, closing connection"
+            ),
+            "{bdat}"
+        );
+        assert!(!out.contains("2.1.5 Recipient ok\r\n250 2.1.5"), "{out}");
+        assert!(matches!(events.as_slice(), [Event::Close]), "{bdat}");
+    }
+}
+
+#[test]
+fn refusals_past_the_recipient_limit_count_as_errors() {
+    let mut s = ServerSession::new(settings(2, 5), "192.0.2.7".parse().unwrap());
+    let mut input = b"HELO c.test\r\nMAIL FROM:<a@b.test>\r\n".to_vec();
+    for i in 0..50 {
+        input.extend_from_slice(format!("RCPT TO:<u{i}@relay.test>\r\n").as_bytes());
+    }
+    let (out, events, _) = drive(&mut s, &input);
+    let lines = replies(&out);
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("452 4.5.3")).count(),
+        5
+    );
+    assert_eq!(
+        lines.last().copied(),
+        Some("421 4.7.0 Too many errors, closing connection")
+    );
+    assert!(matches!(events.as_slice(), [Event::Close]));
+}
+
+#[test]
+fn duplicate_recipients_are_merged() {
+    let mut s = session();
+    let (out, events, _) = drive(
+        &mut s,
+        b"HELO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@relay.test>\r\nRCPT TO:<u@RELAY.test.>\r\nDATA\r\nx\r\n.\r\n",
+    );
+    assert_eq!(out.matches("250 2.1.5").count(), 2, "{out}");
+    let [Event::Enqueue(message)] = events.as_slice() else {
+        panic!("no message: {out}");
+    };
+    assert_eq!(message.recipients.len(), 1);
+}
+
+#[test]
+fn nul_in_data_is_refused() {
+    let mut s = session();
+    let (out, events, _) = drive(
+        &mut s,
+        b"HELO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@relay.test>\r\nDATA\r\na\0b\r\n.\r\n",
+    );
+    assert_eq!(
+        replies(&out).last().copied(),
+        Some("550 5.6.0 Message contains NUL characters")
+    );
+    assert!(events.is_empty());
+}
+
+#[test]
+fn received_header_lines_fit_998_octets() {
+    let mut s = session();
+    let helo = "h".repeat(990);
+    let input = format!("EHLO {helo}\r\nHELO {}\r\n", "c".repeat(255));
+    let (out, _, _) = drive(&mut s, input.as_bytes());
+    assert!(
+        out.starts_with("501 5.5.4 Syntax: EHLO domain; domain longer than 255 octets"),
+        "{out}"
+    );
+    let (out, events, _) = drive(
+        &mut s,
+        b"MAIL FROM:<a@b.test>\r\nRCPT TO:<u@relay.test>\r\nDATA\r\nx\r\n.\r\n",
+    );
+    let [Event::Enqueue(message)] = events.as_slice() else {
+        panic!("no message: {out}");
+    };
+    for line in message.data.split(|&b| b == b'\n') {
+        assert!(line.len() <= 999, "line of {} octets", line.len());
+    }
+}
+
+#[test]
+fn repeated_mail_parameter_is_refused() {
+    let mut s = session();
+    let (out, _, _) = drive(
+        &mut s,
+        b"HELO c.test\r\nMAIL FROM:<a@b.test> SIZE=1 SIZE=2\r\n",
+    );
+    assert!(
+        replies(&out)[1].starts_with("501 5.5.4 Syntax: MAIL FROM:"),
+        "{out}"
+    );
+    assert!(!s.in_transaction());
+}
