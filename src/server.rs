@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use hermod_actors::config::Config;
 use hermod_actors::deadline::PhaseLimits;
 use hermod_actors::delivery::{Delivery, DeliverySettings};
+use hermod_actors::hop_health::HopPolicy;
 use hermod_actors::listener::{
     self as listener, Admission, ConnectionLimits, Drain, Listener, SessionContextTemplate,
 };
@@ -149,6 +150,12 @@ fn start(
         max_attempts: config.queue.max_attempts,
         scan_interval: config.queue.scan_interval,
         max_in_flight: 10_000,
+        state_flush_interval: config.queue.state_flush_interval,
+        hops: HopPolicy {
+            down_after: config.delivery.dead_host_failures.max(1),
+            first_backoff: config.delivery.dead_host_backoff,
+            max_backoff: config.queue.max_retry_interval,
+        },
     };
     let mut queue = Queue::new(
         queue_settings,

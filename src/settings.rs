@@ -381,6 +381,10 @@ pub fn validate(config: &Config) -> Vec<ConfigIssue> {
         ("queue.retry_interval", config.queue.retry_interval),
         ("queue.max_retry_interval", config.queue.max_retry_interval),
         ("queue.scan_interval", config.queue.scan_interval),
+        (
+            "queue.state_flush_interval",
+            config.queue.state_flush_interval,
+        ),
         ("delivery.connect_timeout", config.delivery.connect_timeout),
         ("delivery.command_timeout", config.delivery.command_timeout),
         ("delivery.dns_timeout", config.delivery.dns_timeout),

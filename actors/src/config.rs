@@ -135,6 +135,11 @@ pub struct QueueConfig {
     /// How often the schedule is checked for due retries.
     #[serde(with = "duration")]
     pub scan_interval: Duration,
+    /// Longest time a change of delivery state (a recipient delivered, a message removed)
+    /// stays unflushed when no new message arrives to carry it to disk: after a crash,
+    /// what was delivered in this window is delivered again.
+    #[serde(with = "duration")]
+    pub state_flush_interval: Duration,
 }
 
 impl Default for QueueConfig {
@@ -146,6 +151,7 @@ impl Default for QueueConfig {
             max_lifetime: Duration::from_secs(5 * 86400),
             max_attempts: 0,
             scan_interval: Duration::from_secs(1),
+            state_flush_interval: Duration::from_millis(200),
         }
     }
 }

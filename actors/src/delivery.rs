@@ -71,11 +71,8 @@ pub struct Retire;
 pub enum Outcome {
     /// Accepted by the next hop, with its reply.
     Delivered(String),
-    /// Temporary failure: retry later.
+    /// Temporary failure: retry later (counts as an attempt, so back-off doubles).
     Deferred(String),
-    /// Not tried: the next hop is backing off after repeated connection failures. Retry
-    /// later without counting an attempt.
-    Postponed(String),
     /// Permanent failure: bounce.
     Failed(String),
 }
@@ -95,10 +92,7 @@ impl Outcome {
     /// The reply or reason text.
     pub fn text(&self) -> &str {
         match self {
-            Outcome::Delivered(t)
-            | Outcome::Deferred(t)
-            | Outcome::Postponed(t)
-            | Outcome::Failed(t) => t,
+            Outcome::Delivered(t) | Outcome::Deferred(t) | Outcome::Failed(t) => t,
         }
     }
 }
@@ -113,6 +107,10 @@ pub struct DeliveryReport {
     pub relay: String,
     /// One entry per recipient of the job.
     pub results: Vec<(String, Outcome)>,
+    /// The job never reached a server of the hop (no connection at any address, or the
+    /// hop is backing off): the Queue counts these to decide the hop is down and holds
+    /// its mail until a probe gets through.
+    pub unreachable: bool,
 }
 
 /// Settings shared by all Delivery actors, resolved once from `[delivery]`.
@@ -234,16 +232,13 @@ impl Delivery {
                         until.saturating_duration_since(Instant::now()).as_secs()
                     );
                     for job in std::mem::take(&mut self.pending) {
-                        let results = job
-                            .recipients
-                            .iter()
-                            .map(|r| (r.clone(), Outcome::Postponed(reason.clone())))
-                            .collect();
+                        let results = all(&job.recipients, Outcome::Deferred(reason.clone()));
                         self.report(
                             DeliveryReport {
                                 id: job.id,
                                 relay: self.hop.to_string(),
                                 results,
+                                unreachable: true,
                             },
                             ctx,
                         );
@@ -291,6 +286,7 @@ impl Delivery {
                                 id,
                                 relay,
                                 results: all(&recipients, Outcome::Deferred(reason)),
+                                unreachable: false,
                             },
                             connection: None,
                             connect_failed: false,
@@ -462,6 +458,7 @@ async fn run_job(
         id: job.id,
         relay: relay.to_string(),
         results,
+        unreachable: false,
     };
     if let Some(mut connection) = connection {
         match transact(&mut connection, &job, max).await {
@@ -533,8 +530,10 @@ async fn run_job(
         None => Outcome::Deferred(format!("4.4.4 no address to deliver to for {hop}")),
     };
     let connect_failed = !matches!(outcome, Outcome::Failed(_));
+    let mut unreached = report(&hop.to_string(), all(&job.recipients, outcome));
+    unreached.unreachable = connect_failed;
     JobOutcome {
-        report: report(&hop.to_string(), all(&job.recipients, outcome)),
+        report: unreached,
         connection: None,
         connect_failed,
     }
@@ -570,6 +569,7 @@ fn finished(connection: SmtpConnection, job: &Deliver, replies: Vec<ServerReply>
             id: job.id,
             relay: connection.peer().to_string(),
             results,
+            unreachable: false,
         },
         connection: Some(connection),
         connect_failed: false,

@@ -16,6 +16,8 @@
 //!   `DeliveryReport`, retries, bounces.
 //! - [`spool`]: the storage trait and its sled implementation, plus the committer thread
 //!   that turns many writes into one flush.
+//! - [`hop_health`]: whether a next hop answers; the waiting list of a hop that is down
+//!   (pure, unix seconds in).
 //! - [`delivery`]: the Delivery actor — one per next hop: connection pool, rate limit,
 //!   back-off; reports one result per recipient.
 //! - [`smtp_client`]: the SMTP/LMTP client a Delivery actor speaks to the next hop.
@@ -38,6 +40,7 @@ pub mod datetime;
 pub mod deadline;
 pub mod delivery;
 pub mod dsn;
+pub mod hop_health;
 pub mod listener;
 pub mod mx;
 pub mod queue;

@@ -13,8 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use bytes::Bytes;
 
+mod hops;
+
 use crate::delivery::{Deliver, DeliveryIdle, DeliveryReport, Outcome, QueueLink, Retire};
 use crate::dsn::{self, BounceRequest, FailedRecipient};
+use crate::hop_health::{HopHealth, HopPolicy};
 use crate::queue_id::{QueueId, QueueIdGenerator};
 use crate::routing::{NextHop, Router};
 use crate::smtp::server::AcceptedMessage;
@@ -74,6 +77,10 @@ pub struct QueueSettings {
     /// Messages handed to Delivery actors at once; the rest wait in the queue, so a large
     /// backlog never sits in memory.
     pub max_in_flight: usize,
+    /// When a next hop counts as down and how often it is probed while it is.
+    pub hops: HopPolicy,
+    /// Longest time a delivery-state change waits for a flush when nothing else commits.
+    pub state_flush_interval: Duration,
 }
 
 impl QueueSettings {
@@ -120,6 +127,10 @@ pub struct Queue {
     /// Messages due now, waiting for room in flight.
     ready: VecDeque<QueueId>,
     in_flight: usize,
+    /// Next hops that failed to answer, and the mail waiting for those that are down.
+    hops: HashMap<NextHop, HopHealth>,
+    /// Delivery state was written to the spool since the last commit.
+    unflushed: bool,
 }
 
 fn unix_now() -> u64 {
@@ -151,6 +162,8 @@ impl Queue {
             schedule: BTreeSet::new(),
             ready: VecDeque::new(),
             in_flight: 0,
+            hops: HashMap::new(),
+            unflushed: false,
         }
     }
 
@@ -232,59 +245,95 @@ impl Queue {
             }
             return;
         }
-        let data = match data {
-            Some(data) => data,
-            None => match self.spool.data(id) {
-                Ok(Some(data)) => Bytes::from(data),
-                Ok(None) => {
-                    tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
-                    self.messages.remove(&id);
-                    let _ = self.spool.remove(id);
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(queue_id = %id, error = %e, "cannot read message from spool; retrying later");
-                    self.schedule
-                        .insert((now + self.settings.retry_interval.as_secs().max(1), id));
-                    return;
-                }
-            },
-        };
         let mut by_hop: HashMap<NextHop, Vec<usize>> = HashMap::new();
         for i in due {
             let hop = self.router.route(&message.envelope.recipients[i].domain);
             by_hop.entry(hop).or_default().push(i);
         }
-        let sender = message.envelope.sender.clone();
-        let jobs: Vec<(NextHop, Vec<usize>)> = by_hop.into_iter().collect();
-        let mut sends = Vec::with_capacity(jobs.len());
-        for (hop, indexes) in jobs {
-            let delivery = self.delivery_for(&hop, ctx);
-            sends.push((delivery, indexes));
+        // Mail for a hop that is down waits in its list: no spool read, no job, no log.
+        let mut jobs: Vec<(NextHop, Vec<usize>)> = Vec::with_capacity(by_hop.len());
+        let mut parked = Vec::new();
+        for (hop, indexes) in by_hop {
+            match self.hops.get_mut(&hop) {
+                Some(health) if health.is_down() => {
+                    parked.extend_from_slice(&indexes);
+                    health.park((id, indexes));
+                }
+                _ => jobs.push((hop, indexes)),
+            }
         }
+        if let Some(message) = self.messages.get_mut(&id) {
+            for i in parked {
+                message.in_flight[i] = true;
+            }
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        let Some(data) = self.message_data(id, data, now) else {
+            return;
+        };
+        for (hop, indexes) in jobs {
+            self.send_job(id, hop, indexes, data.clone(), ctx);
+        }
+    }
+
+    /// The message's data: as given, or read from the spool. `None` when it cannot be
+    /// read (the message is dropped if its data is gone, retried later on an error).
+    fn message_data(&mut self, id: QueueId, data: Option<Bytes>, now: u64) -> Option<Bytes> {
+        if data.is_some() {
+            return data;
+        }
+        match self.spool.data(id) {
+            Ok(Some(data)) => Some(Bytes::from(data)),
+            Ok(None) => {
+                tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
+                self.messages.remove(&id);
+                let _ = self.spool.remove(id);
+                None
+            }
+            Err(e) => {
+                tracing::error!(queue_id = %id, error = %e, "cannot read message from spool; retrying later");
+                self.schedule
+                    .insert((now + self.settings.retry_interval.as_secs().max(1), id));
+                None
+            }
+        }
+    }
+
+    /// Hands recipients `indexes` of message `id` to the Delivery actor of `hop`.
+    fn send_job(
+        &mut self,
+        id: QueueId,
+        hop: NextHop,
+        indexes: Vec<usize>,
+        data: Bytes,
+        ctx: &mut Context<Self>,
+    ) {
+        let delivery = self.delivery_for(&hop, ctx);
         let Some(message) = self.messages.get_mut(&id) else {
             return;
         };
-        for (delivery, indexes) in sends {
-            let recipients = indexes
-                .iter()
-                .map(|&i| message.envelope.recipients[i].address.clone())
-                .collect();
-            for &i in &indexes {
-                message.in_flight[i] = true;
-            }
-            message.jobs += 1;
-            let job = Deliver {
-                id,
-                sender: sender.clone(),
-                recipients,
-                data: data.clone(),
-            };
-            // Delivery actors keep their own unbounded pending list, so this never blocks
-            // the queue; `max_in_flight` bounds what is outstanding.
-            delivery.do_send(job);
+        let recipients = indexes
+            .iter()
+            .map(|&i| message.envelope.recipients[i].address.clone())
+            .collect();
+        for &i in &indexes {
+            message.in_flight[i] = true;
         }
-        self.in_flight += 1;
+        if message.jobs == 0 {
+            self.in_flight += 1;
+        }
+        message.jobs += 1;
+        let job = Deliver {
+            id,
+            sender: message.envelope.sender.clone(),
+            recipients,
+            data,
+        };
+        // Delivery actors keep their own unbounded pending list, so this never blocks
+        // the queue; `max_in_flight` bounds what is outstanding.
+        delivery.do_send(job);
     }
 
     fn apply_report(&mut self, report: DeliveryReport) {
@@ -302,10 +351,7 @@ impl Queue {
             };
             message.in_flight[i] = false;
             let rcpt = &mut message.envelope.recipients[i];
-            let postponed = matches!(outcome, Outcome::Postponed(_));
-            if !postponed {
-                rcpt.attempts += 1;
-            }
+            rcpt.attempts += 1;
             let delay = now.saturating_sub(arrival);
             let (status, new_state) = match outcome {
                 Outcome::Delivered(reply) => ("sent", (RecipientStatus::Delivered, reply)),
@@ -318,7 +364,7 @@ impl Queue {
                         reply,
                     ),
                 ),
-                Outcome::Deferred(reply) | Outcome::Postponed(reply) => {
+                Outcome::Deferred(reply) => {
                     let expired = delay >= settings.max_lifetime.as_secs();
                     let exhausted =
                         settings.max_attempts > 0 && rcpt.attempts >= settings.max_attempts;
@@ -367,6 +413,7 @@ impl Queue {
         match next_due(&message.envelope) {
             None => self.finalize(report.id),
             Some(at) => {
+                self.unflushed = true;
                 if let Err(e) = self.spool.update(report.id, &message.envelope) {
                     tracing::error!(queue_id = %report.id, error = %e, "cannot record delivery state");
                 }
@@ -409,6 +456,7 @@ impl Queue {
                 return;
             }
         }
+        self.unflushed = true;
         if let Err(e) = self.spool.remove(id) {
             tracing::error!(queue_id = %id, error = %e, "cannot remove finished message from spool");
         }
@@ -471,6 +519,20 @@ impl Queue {
         Ok(())
     }
 
+    /// Commits delivery-state changes that no accepted message has carried to disk yet,
+    /// so a crash of an idle server does not deliver them again.
+    fn flush_state(&mut self) {
+        if !std::mem::take(&mut self.unflushed) {
+            return;
+        }
+        let committer = self.committer.clone();
+        actix::spawn(async move {
+            if let Err(e) = committer.commit().await {
+                tracing::error!(error = %e, "flushing delivery state failed");
+            }
+        });
+    }
+
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = unix_now();
         while let Some(&(at, id)) = self.schedule.first() {
@@ -480,6 +542,7 @@ impl Queue {
             self.schedule.pop_first();
             self.ready.push_back(id);
         }
+        self.probe_down_hops(now, ctx);
         self.pump(ctx);
         metrics::gauge!("queue_messages").set(self.messages.len() as f64);
     }
@@ -512,6 +575,9 @@ impl Actor for Queue {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(65536);
         ctx.run_interval(self.settings.scan_interval, |act, ctx| act.tick(ctx));
+        ctx.run_interval(self.settings.state_flush_interval, |act, _| {
+            act.flush_state()
+        });
         self.pump(ctx);
     }
 }
@@ -573,6 +639,7 @@ impl Handler<DeliveryReport> for Queue {
     type Result = ();
 
     fn handle(&mut self, report: DeliveryReport, ctx: &mut Context<Self>) {
+        self.note_hop_health(&report);
         self.apply_report(report);
         self.pump(ctx);
     }
@@ -656,6 +723,12 @@ mod tests {
             max_attempts: 0,
             scan_interval: Duration::from_secs(1),
             max_in_flight: 10,
+            hops: HopPolicy {
+                down_after: 5,
+                first_backoff: Duration::from_secs(60),
+                max_backoff: Duration::from_secs(3600),
+            },
+            state_flush_interval: Duration::from_millis(200),
         };
         let delays: Vec<u64> = (1..=6).map(|a| settings.backoff(a).as_secs()).collect();
         assert_eq!(delays, vec![300, 600, 1200, 2400, 3600, 3600]);

@@ -1,0 +1,233 @@
+//! Whether a next hop is reachable, as the Queue sees it, and the mail that waits for it
+//! while it is not. A hop that stops answering is marked down after
+//! `delivery.dead_host_failures` consecutive unreachable reports; from then on its mail
+//! waits here in one list instead of being dispatched message by message (no spool
+//! rewrite, no log line, no Delivery job per retry), and one message at a time probes
+//! the hop, once per back-off step, doubling from `delivery.dead_host_backoff` up to
+//! `queue.max_retry_interval`. The first report that reaches the hop releases the whole
+//! list. Pure: time comes in as unix seconds.
+
+use std::time::Duration;
+
+use crate::queue_id::QueueId;
+
+/// Recipients (by index into the envelope) of one message that wait for a hop.
+pub type Parked = (QueueId, Vec<usize>);
+
+/// When a hop counts as down and how often it is probed.
+#[derive(Debug, Clone, Copy)]
+pub struct HopPolicy {
+    /// Consecutive unreachable reports after which the hop is down.
+    pub down_after: u32,
+    /// Wait before the first probe.
+    pub first_backoff: Duration,
+    /// Longest wait between probes.
+    pub max_backoff: Duration,
+}
+
+impl HopPolicy {
+    /// The wait before probe number `step + 1`.
+    pub fn backoff(&self, step: u32) -> Duration {
+        let factor = 1u32.checked_shl(step).unwrap_or(u32::MAX);
+        self.first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff.max(self.first_backoff))
+    }
+}
+
+/// What an unreachable report changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Not down (yet).
+    StillUp,
+    /// The hop just went down; the next probe is due at `probe_at`.
+    WentDown {
+        /// Unix seconds.
+        probe_at: u64,
+    },
+    /// The probe failed: the hop stays down; the next probe is due at `probe_at`.
+    ProbeFailed {
+        /// Unix seconds.
+        probe_at: u64,
+        /// Messages waiting.
+        waiting: usize,
+    },
+    /// A job sent before the hop went down failed too: nothing changes.
+    AlreadyDown,
+}
+
+/// The Queue's view of one next hop.
+#[derive(Debug, Default)]
+pub struct HopHealth {
+    failures: u32,
+    down_until: Option<u64>,
+    step: u32,
+    waiting: Vec<Parked>,
+    probe: Option<QueueId>,
+}
+
+impl HopHealth {
+    /// Whether the hop is down: its mail is parked, not dispatched.
+    pub fn is_down(&self) -> bool {
+        self.down_until.is_some()
+    }
+
+    /// Messages waiting for the hop.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether nothing is remembered (the entry can be dropped).
+    pub fn is_idle(&self) -> bool {
+        self.failures == 0 && !self.is_down() && self.waiting.is_empty()
+    }
+
+    /// Parks recipients of a message until the hop is up again.
+    pub fn park(&mut self, parked: Parked) {
+        self.waiting.push(parked);
+    }
+
+    /// The message to send as a probe, when one is due at `now` and none is out. A down
+    /// hop with nothing waiting is simply forgotten: the next message tries it.
+    pub fn due_probe(&mut self, now: u64) -> Option<Parked> {
+        let until = self.down_until?;
+        if self.probe.is_some() || until > now {
+            return None;
+        }
+        match self.waiting.pop() {
+            Some(parked) => {
+                self.probe = Some(parked.0);
+                Some(parked)
+            }
+            None => {
+                self.down_until = None;
+                None
+            }
+        }
+    }
+
+    /// A report reached the hop (any reply, even a refusal): it is up. Returns the
+    /// waiting mail to release.
+    pub fn reached(&mut self) -> Vec<Parked> {
+        self.failures = 0;
+        self.down_until = None;
+        self.step = 0;
+        self.probe = None;
+        std::mem::take(&mut self.waiting)
+    }
+
+    /// A report for message `id` could not reach the hop.
+    pub fn unreachable(&mut self, id: QueueId, now: u64, policy: &HopPolicy) -> Change {
+        if self.is_down() {
+            if self.probe != Some(id) {
+                return Change::AlreadyDown;
+            }
+            self.probe = None;
+            self.step = self.step.saturating_add(1);
+            let probe_at = now + policy.backoff(self.step).as_secs().max(1);
+            self.down_until = Some(probe_at);
+            return Change::ProbeFailed {
+                probe_at,
+                waiting: self.waiting.len(),
+            };
+        }
+        self.failures = self.failures.saturating_add(1);
+        if self.failures < policy.down_after.max(1) {
+            return Change::StillUp;
+        }
+        self.step = 0;
+        let probe_at = now + policy.backoff(0).as_secs().max(1);
+        self.down_until = Some(probe_at);
+        Change::WentDown { probe_at }
+    }
+
+    /// Takes the waiting entries `expired` says are past their lifetime.
+    pub fn take_expired(&mut self, expired: impl Fn(QueueId) -> bool) -> Vec<Parked> {
+        let (gone, keep) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(id, _)| expired(*id));
+        self.waiting = keep;
+        gone
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: HopPolicy = HopPolicy {
+        down_after: 2,
+        first_backoff: Duration::from_secs(60),
+        max_backoff: Duration::from_secs(3600),
+    };
+
+    #[test]
+    fn goes_down_after_the_threshold_and_parks_mail() {
+        let mut h = HopHealth::default();
+        assert_eq!(h.unreachable(QueueId(1), 1000, &POLICY), Change::StillUp);
+        assert!(!h.is_down());
+        assert_eq!(
+            h.unreachable(QueueId(2), 1000, &POLICY),
+            Change::WentDown { probe_at: 1060 }
+        );
+        assert!(h.is_down());
+        h.park((QueueId(3), vec![0]));
+        h.park((QueueId(4), vec![0, 1]));
+        assert_eq!(h.waiting(), 2);
+        // A job that was already out fails too: no change.
+        assert_eq!(
+            h.unreachable(QueueId(9), 1001, &POLICY),
+            Change::AlreadyDown
+        );
+    }
+
+    #[test]
+    fn one_probe_per_backoff_step_doubling_to_the_cap() {
+        let mut h = HopHealth::default();
+        h.unreachable(QueueId(1), 0, &POLICY);
+        h.unreachable(QueueId(1), 0, &POLICY);
+        for i in 0..10 {
+            h.park((QueueId(100 + i), vec![0]));
+        }
+        assert_eq!(h.due_probe(59), None);
+        let mut now = 60;
+        let mut gaps = Vec::new();
+        for _ in 0..8 {
+            let (probe, _) = h.due_probe(now).expect("a probe is due");
+            assert_eq!(h.due_probe(now), None, "one probe at a time");
+            let Change::ProbeFailed { probe_at, .. } = h.unreachable(probe, now, &POLICY) else {
+                panic!("probe failure not seen");
+            };
+            gaps.push(probe_at - now);
+            h.park((probe, vec![0]));
+            now = probe_at;
+        }
+        assert_eq!(gaps, [120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        assert_eq!(h.waiting(), 10);
+    }
+
+    #[test]
+    fn reaching_the_hop_releases_everything() {
+        let mut h = HopHealth::default();
+        h.unreachable(QueueId(1), 0, &POLICY);
+        h.unreachable(QueueId(1), 0, &POLICY);
+        h.park((QueueId(5), vec![0]));
+        h.park((QueueId(6), vec![1]));
+        let probe = h.due_probe(60).unwrap();
+        let mut released = h.reached();
+        released.push(probe);
+        assert_eq!(released.len(), 2);
+        assert!(!h.is_down());
+        assert!(h.is_idle());
+    }
+
+    #[test]
+    fn expired_mail_leaves_the_waiting_list() {
+        let mut h = HopHealth::default();
+        h.park((QueueId(1), vec![0]));
+        h.park((QueueId(2), vec![0]));
+        let gone = h.take_expired(|id| id == QueueId(1));
+        assert_eq!(gone, vec![(QueueId(1), vec![0])]);
+        assert_eq!(h.waiting(), 1);
+    }
+}

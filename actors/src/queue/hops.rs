@@ -1,0 +1,139 @@
+//! The Queue's side of next-hop health ([`HopHealth`]): it learns from each
+//! [`DeliveryReport`] whether the hop answered, parks the mail of a hop that is down,
+//! sends one probe per back-off step, and releases the mail when a probe gets through.
+
+use actix::prelude::*;
+
+use super::{Queue, unix_now};
+use crate::delivery::DeliveryReport;
+use crate::hop_health::{Change, Parked};
+use crate::queue_id::QueueId;
+use crate::routing::NextHop;
+use crate::spool::RecipientStatus;
+
+impl Queue {
+    /// Updates the health of the report's next hop before the report is applied.
+    pub(super) fn note_hop_health(&mut self, report: &DeliveryReport) {
+        if !report.unreachable && self.hops.is_empty() {
+            return;
+        }
+        let Some(hop) = self.report_hop(report) else {
+            return;
+        };
+        let now = unix_now();
+        if !report.unreachable {
+            let Some(health) = self.hops.remove(&hop) else {
+                return;
+            };
+            let was_down = health.is_down();
+            let mut health = health;
+            let released = health.reached();
+            if was_down {
+                tracing::info!(next_hop = %hop, released = released.len(), "next hop is up again; releasing held mail");
+                metrics::gauge!("queue_hops_down").decrement(1.0);
+            }
+            self.release(released);
+            return;
+        }
+        let policy = self.settings.hops;
+        let change = self
+            .hops
+            .entry(hop.clone())
+            .or_default()
+            .unreachable(report.id, now, &policy);
+        let reason = report.results.first().map_or("", |(_, o)| o.text());
+        match change {
+            Change::WentDown { probe_at } => {
+                tracing::warn!(next_hop = %hop, next_probe_in_s = probe_at.saturating_sub(now), reason,
+                    "next hop is down; holding its mail and probing it once per back-off step");
+                metrics::counter!("queue_hop_down_total").increment(1);
+                metrics::gauge!("queue_hops_down").increment(1.0);
+            }
+            Change::ProbeFailed { probe_at, waiting } => {
+                tracing::info!(next_hop = %hop, waiting, next_probe_in_s = probe_at.saturating_sub(now), reason,
+                    "next hop still down after probe");
+                self.expire_waiting(&hop, now, reason);
+            }
+            Change::StillUp | Change::AlreadyDown => {}
+        }
+    }
+
+    /// The hop a report's job went to: the route of its first recipient's domain.
+    fn report_hop(&self, report: &DeliveryReport) -> Option<NextHop> {
+        let (address, _) = report.results.first()?;
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        Some(self.router.route(&domain.to_ascii_lowercase()))
+    }
+
+    /// Sends a probe to every down hop whose back-off step has passed.
+    pub(super) fn probe_down_hops(&mut self, now: u64, ctx: &mut Context<Self>) {
+        if self.hops.is_empty() {
+            return;
+        }
+        let mut probes = Vec::new();
+        self.hops.retain(|hop, health| {
+            let was_down = health.is_down();
+            if let Some(parked) = health.due_probe(now) {
+                probes.push((hop.clone(), parked));
+            } else if was_down && !health.is_down() {
+                metrics::gauge!("queue_hops_down").decrement(1.0);
+            }
+            !health.is_idle() || health.is_down()
+        });
+        for (hop, (id, indexes)) in probes {
+            tracing::debug!(next_hop = %hop, queue_id = %id, "probing next hop");
+            let Some(data) = self.message_data(id, None, now) else {
+                continue;
+            };
+            self.send_job(id, hop, indexes, data, ctx);
+        }
+    }
+
+    /// Makes parked recipients dispatchable again.
+    fn release(&mut self, released: Vec<Parked>) {
+        for (id, indexes) in released {
+            let Some(message) = self.messages.get_mut(&id) else {
+                continue;
+            };
+            for i in indexes {
+                message.in_flight[i] = false;
+            }
+            self.ready.push_back(id);
+        }
+    }
+
+    /// Fails the waiting recipients of messages past their lifetime (they would
+    /// otherwise wait as long as the hop is down).
+    fn expire_waiting(&mut self, hop: &NextHop, now: u64, reason: &str) {
+        let lifetime = self.settings.max_lifetime.as_secs();
+        let messages = &self.messages;
+        let expired = |id: QueueId| {
+            messages
+                .get(&id)
+                .is_none_or(|m| now.saturating_sub(m.envelope.arrival) >= lifetime)
+        };
+        let Some(health) = self.hops.get_mut(hop) else {
+            return;
+        };
+        let gone = health.take_expired(expired);
+        for (id, indexes) in gone {
+            let Some(message) = self.messages.get_mut(&id) else {
+                continue;
+            };
+            let reply = format!("4.4.7 message expired in queue; last reply: {reason}");
+            for i in indexes {
+                message.in_flight[i] = false;
+                let rcpt = &mut message.envelope.recipients[i];
+                tracing::info!(queue_id = %id, to = %rcpt.address, relay = %hop, attempts = rcpt.attempts,
+                    status = "bounced", reply = %reply, "delivery attempt");
+                metrics::counter!("delivery_attempts_total", "status" => "bounced").increment(1);
+                rcpt.status = RecipientStatus::Failed {
+                    reply: reply.clone(),
+                };
+            }
+            if message.jobs == 0 {
+                self.ready.push_back(id);
+            }
+        }
+    }
+}
