@@ -22,6 +22,7 @@ fn settings() -> Arc<ServerSettings> {
         relay: RelayPolicy::new(&[], &["127.0.0.0/8".parse().unwrap()]),
         ids: Arc::new(QueueIdGenerator::new()),
         starttls: false,
+        postmaster: None,
     })
 }
 

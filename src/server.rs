@@ -142,6 +142,8 @@ fn start(
         .recipient()
     });
 
+    // Validated before start; an unparsable address cannot reach here.
+    let postmaster = config.queue.postmaster_mailbox().ok().flatten();
     let queue_settings = QueueSettings {
         hostname: config.smtp.hostname.clone(),
         retry_interval: config.queue.retry_interval,
@@ -151,6 +153,7 @@ fn start(
         scan_interval: config.queue.scan_interval,
         max_in_flight: 10_000,
         state_flush_interval: config.queue.state_flush_interval,
+        postmaster: postmaster.as_ref().map(ToString::to_string),
         hops: HopPolicy {
             down_after: config.delivery.dead_host_failures.max(1),
             first_backoff: config.delivery.dead_host_backoff,
@@ -181,6 +184,7 @@ fn start(
         relay: RelayPolicy::new(&config.relay.domains, &config.relay.networks),
         ids,
         starttls: false,
+        postmaster: postmaster.clone(),
     });
     let timeouts = SessionTimeouts {
         phases: PhaseLimits {

@@ -425,6 +425,12 @@ pub fn validate(config: &Config) -> Vec<ConfigIssue> {
             ));
         }
     }
+    if let Err(e) = config.queue.postmaster_mailbox() {
+        issues.push(issue(
+            "queue.postmaster",
+            format!("{:?} is not a mail address: {e}", config.queue.postmaster),
+        ));
+    }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
         issues.push(issue("log.level", e.to_string()));
     }

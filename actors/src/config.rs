@@ -92,6 +92,20 @@ impl Default for SmtpConfig {
     }
 }
 
+impl QueueConfig {
+    /// `postmaster` parsed as a mailbox; `None` when it is empty.
+    pub fn postmaster_mailbox(
+        &self,
+    ) -> Result<Option<crate::smtp::address::Mailbox>, crate::smtp::address::AddressError> {
+        let address = self.postmaster.trim();
+        if address.is_empty() {
+            return Ok(None);
+        }
+        crate::smtp::address::parse_forward_path(&format!("<{address}>"), "invalid")
+            .map(|(mailbox, _)| Some(mailbox))
+    }
+}
+
 /// `[relay]`: the relay policy.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -140,6 +154,10 @@ pub struct QueueConfig {
     /// what was delivered in this window is delivered again.
     #[serde(with = "duration")]
     pub state_flush_interval: Duration,
+    /// The postmaster's address (Postfix's `notify_classes`/`2bounce_notice_recipient`):
+    /// a bounce that cannot be delivered is reported here, and `RCPT TO:<postmaster>` is
+    /// delivered here. Empty: such a bounce stays queued with an error log line.
+    pub postmaster: String,
 }
 
 impl Default for QueueConfig {
@@ -152,6 +170,7 @@ impl Default for QueueConfig {
             max_attempts: 0,
             scan_interval: Duration::from_secs(1),
             state_flush_interval: Duration::from_millis(200),
+            postmaster: String::new(),
         }
     }
 }

@@ -23,8 +23,11 @@ pub struct BounceRequest<'a> {
     pub reporting_mta: &'a str,
     /// The original message's queue id.
     pub original_id: QueueId,
-    /// The original MAIL FROM, who receives the bounce.
+    /// The original MAIL FROM (empty when a bounce itself could not be delivered).
     pub original_sender: &'a str,
+    /// Who receives this report: the original sender, or the postmaster for a bounce
+    /// that could not be delivered.
+    pub notify: &'a str,
     /// When the original message arrived.
     pub arrival: SystemTime,
     /// The recipients that failed.
@@ -41,7 +44,7 @@ pub fn build_bounce(request: &BounceRequest<'_>, bounce_id: QueueId, now: System
     out.push_str(&format!(
         "From: Mail Delivery System <MAILER-DAEMON@{mta}>\r\n"
     ));
-    out.push_str(&format!("To: <{}>\r\n", request.original_sender));
+    out.push_str(&format!("To: <{}>\r\n", request.notify));
     out.push_str("Subject: Undelivered Mail Returned to Sender\r\n");
     out.push_str(&format!("Date: {}\r\n", datetime::rfc5322(now)));
     out.push_str(&format!("Message-ID: <{bounce_id}@{mta}>\r\n"));
@@ -56,11 +59,11 @@ pub fn build_bounce(request: &BounceRequest<'_>, bounce_id: QueueId, now: System
         request.original_id
     ));
     for failed in request.failed {
-        out.push_str(&format!(
-            "<{}>: {}\r\n",
+        out.push_str(&folded(&format!(
+            "<{}>: {}",
             failed.address,
             one_line(&failed.diagnostic)
-        ));
+        )));
     }
     out.push_str("\r\n");
 
@@ -76,16 +79,24 @@ pub fn build_bounce(request: &BounceRequest<'_>, bounce_id: QueueId, now: System
         out.push_str(&format!("Final-Recipient: rfc822; {}\r\n", failed.address));
         out.push_str("Action: failed\r\n");
         out.push_str(&format!("Status: {}\r\n", status_code(&failed.diagnostic)));
-        out.push_str(&format!(
-            "Diagnostic-Code: smtp; {}\r\n",
+        out.push_str(&folded(&format!(
+            "Diagnostic-Code: smtp; {}",
             one_line(&failed.diagnostic)
-        ));
+        )));
     }
     out.push_str("\r\n");
 
     out.push_str(&format!("--{boundary}\r\nContent-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\n\r\n"));
     let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(header_section(request.original));
+    for line in header_section(request.original).split_inclusive(|&b| b == b'\n') {
+        // A header line the next hop refused as too long must not sink the bounce too.
+        if line.len() > MAX_LINE + 2 {
+            bytes.extend_from_slice(&line[..MAX_LINE]);
+            bytes.extend_from_slice(b"\r\n");
+        } else {
+            bytes.extend_from_slice(line);
+        }
+    }
     if !bytes.ends_with(b"\r\n") {
         bytes.extend_from_slice(b"\r\n");
     }
@@ -121,6 +132,42 @@ fn one_line(text: &str) -> String {
     text.replace(['\r', '\n'], " ")
 }
 
+/// The longest line hermod writes into a message, without CRLF (RFC 5322 §2.1.1).
+pub const MAX_LINE: usize = 998;
+
+/// Width at which report lines are folded (RFC 5322's recommended 78).
+const FOLD_AT: usize = 78;
+
+/// `line` folded at spaces into lines of at most [`FOLD_AT`] characters where it can
+/// be, continuation lines starting with a space (header folding, and harmless in text),
+/// a word too long to fit cut at [`MAX_LINE`]; CRLF-terminated.
+fn folded(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() + 8);
+    let mut width = 0;
+    for word in line.split(' ').filter(|w| !w.is_empty()) {
+        let mut word = word;
+        while word.len() > MAX_LINE - 1 {
+            let mut cut = MAX_LINE - 1;
+            while !word.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            word = &word[..cut];
+        }
+        if width > 0 && width + 1 + word.len() > FOLD_AT {
+            out.push_str("\r\n");
+            width = 0;
+        }
+        if width > 0 || !out.is_empty() {
+            out.push(' ');
+            width += 1;
+        }
+        out.push_str(word);
+        width += word.len();
+    }
+    out.push_str("\r\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +182,7 @@ mod tests {
             reporting_mta: "mx.test",
             original_id: QueueId(1),
             original_sender: "alice@near.test",
+            notify: "alice@near.test",
             arrival: SystemTime::UNIX_EPOCH,
             failed: &failed,
             original: b"Subject: hello\r\nFrom: alice@near.test\r\n\r\nbody\r\n",
@@ -144,8 +192,40 @@ mod tests {
         assert!(text.contains("Content-Type: multipart/report; report-type=delivery-status"));
         assert!(text.contains("Status: 5.1.1\r\n"));
         assert!(text.contains("Diagnostic-Code: smtp; 550 5.1.1 <bob@far.test>: User unknown"));
+        assert!(text.contains("To: <alice@near.test>\r\n"));
         assert!(text.contains("Subject: hello\r\n"));
         assert!(!text.contains("body\r\n"));
+    }
+
+    #[test]
+    fn no_line_of_a_bounce_exceeds_998_octets() {
+        let long_reply = format!("550 5.5.2 {}", "word ".repeat(400));
+        let failed = [FailedRecipient {
+            address: "bob@far.test".into(),
+            diagnostic: format!("{long_reply} {}", "x".repeat(2000)),
+        }];
+        let received = format!("Received: from {} (x)\r\n", "h".repeat(1500));
+        let original = format!("{received}Subject: hi\r\n\r\nbody\r\n");
+        let request = BounceRequest {
+            reporting_mta: "mx.test",
+            original_id: QueueId(1),
+            original_sender: "",
+            notify: "postmaster@mx.test",
+            arrival: SystemTime::UNIX_EPOCH,
+            failed: &failed,
+            original: original.as_bytes(),
+        };
+        let bytes = build_bounce(&request, QueueId(2), SystemTime::UNIX_EPOCH);
+        for line in bytes.split(|&b| b == b'\n') {
+            assert!(line.len() <= MAX_LINE + 1, "line of {} octets", line.len());
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            text.contains("\r\n word word"),
+            "folded with a leading space"
+        );
+        assert!(text.contains("Subject: hi\r\n"));
+        assert!(text.contains("To: <postmaster@mx.test>\r\n"));
     }
 
     #[test]

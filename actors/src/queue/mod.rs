@@ -13,10 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use bytes::Bytes;
 
+mod bounce;
 mod hops;
 
 use crate::delivery::{Deliver, DeliveryIdle, DeliveryReport, Outcome, QueueLink, Retire};
-use crate::dsn::{self, BounceRequest, FailedRecipient};
 use crate::hop_health::{HopHealth, HopPolicy};
 use crate::queue_id::{QueueId, QueueIdGenerator};
 use crate::routing::{NextHop, Router};
@@ -81,6 +81,8 @@ pub struct QueueSettings {
     pub hops: HopPolicy,
     /// Longest time a delivery-state change waits for a flush when nothing else commits.
     pub state_flush_interval: Duration,
+    /// Where a bounce that cannot be delivered is reported (`None`: it stays queued).
+    pub postmaster: Option<String>,
 }
 
 impl QueueSettings {
@@ -426,99 +428,6 @@ impl Queue {
         }
     }
 
-    /// Every recipient is final: bounce the failed ones to the sender, remove the message.
-    fn finalize(&mut self, id: QueueId) {
-        let Some(message) = self.messages.remove(&id) else {
-            return;
-        };
-        let failed: Vec<FailedRecipient> = message
-            .envelope
-            .recipients
-            .iter()
-            .filter_map(|r| match &r.status {
-                RecipientStatus::Failed { reply } => Some(FailedRecipient {
-                    address: r.address.clone(),
-                    diagnostic: reply.clone(),
-                }),
-                _ => None,
-            })
-            .collect();
-        if !failed.is_empty() {
-            if message.envelope.sender.is_empty() {
-                tracing::info!(queue_id = %id, "not bouncing a message from the null sender");
-            } else if let Err(e) = self.bounce(id, &message.envelope, &failed) {
-                tracing::error!(queue_id = %id, error = %e, "cannot create bounce; message kept for retry");
-                self.messages.insert(id, message);
-                self.schedule.insert((
-                    unix_now() + self.settings.retry_interval.as_secs().max(1),
-                    id,
-                ));
-                return;
-            }
-        }
-        self.unflushed = true;
-        if let Err(e) = self.spool.remove(id) {
-            tracing::error!(queue_id = %id, error = %e, "cannot remove finished message from spool");
-        }
-        tracing::info!(queue_id = %id, "removed");
-        metrics::counter!("queue_messages_removed_total").increment(1);
-    }
-
-    fn bounce(
-        &mut self,
-        id: QueueId,
-        envelope: &Envelope,
-        failed: &[FailedRecipient],
-    ) -> Result<(), SpoolError> {
-        let original = self.spool.data(id)?.unwrap_or_default();
-        let bounce_id = self.ids.next_id();
-        let request = BounceRequest {
-            reporting_mta: &self.settings.hostname,
-            original_id: id,
-            original_sender: &envelope.sender,
-            arrival: UNIX_EPOCH + Duration::from_secs(envelope.arrival),
-            failed,
-            original: &original,
-        };
-        let data = dsn::build_bounce(&request, bounce_id, SystemTime::now());
-        let domain = envelope
-            .sender
-            .rsplit_once('@')
-            .map_or("", |(_, d)| d)
-            .to_ascii_lowercase();
-        let bounce = Envelope {
-            sender: String::new(),
-            recipients: vec![RecipientState {
-                address: envelope.sender.clone(),
-                domain,
-                status: RecipientStatus::Pending,
-                attempts: 0,
-            }],
-            arrival: unix_now(),
-            size: data.len(),
-            client: "127.0.0.1".into(),
-        };
-        self.spool.insert(bounce_id, &bounce, &data)?;
-        tracing::info!(queue_id = %id, bounce_id = %bounce_id, to = %envelope.sender, "sender non-delivery notification");
-        metrics::counter!("queue_bounces_total").increment(1);
-        self.messages.insert(
-            bounce_id,
-            QueuedMessage {
-                envelope: bounce,
-                in_flight: vec![false],
-                jobs: 0,
-            },
-        );
-        self.ready.push_back(bounce_id);
-        let committer = self.committer.clone();
-        actix::spawn(async move {
-            if let Err(e) = committer.commit().await {
-                tracing::error!(error = %e, "flushing bounce failed");
-            }
-        });
-        Ok(())
-    }
-
     /// Commits delivery-state changes that no accepted message has carried to disk yet,
     /// so a crash of an idle server does not deliver them again.
     fn flush_state(&mut self) {
@@ -729,6 +638,7 @@ mod tests {
                 max_backoff: Duration::from_secs(3600),
             },
             state_flush_interval: Duration::from_millis(200),
+            postmaster: None,
         };
         let delays: Vec<u64> = (1..=6).map(|a| settings.backoff(a).as_secs()).collect();
         assert_eq!(delays, vec![300, 600, 1200, 2400, 3600, 3600]);

@@ -38,6 +38,10 @@ pub struct ServerSettings {
     pub ids: Arc<QueueIdGenerator>,
     /// Whether STARTTLS is offered.
     pub starttls: bool,
+    /// Where `RCPT TO:<postmaster>` (and `postmaster@` our hostname) goes: accepted from
+    /// anyone as RFC 5321 §4.5.1 requires, whatever the relay policy. `None`: it is an
+    /// ordinary address.
+    pub postmaster: Option<Mailbox>,
 }
 
 /// A message the client has finished sending and the protocol has accepted; the Session
@@ -362,6 +366,8 @@ impl ServerSession {
 
     fn rcpt(&mut self, rcpt: Mailbox, out: &mut Vec<u8>) {
         let max = self.settings.max_recipients;
+        let postmaster = self.postmaster_for(&rcpt);
+        let rcpt = postmaster.clone().unwrap_or(rcpt);
         let Some(transaction) = self.transaction.as_mut() else {
             return self.error(out, Reply::bad_sequence("need MAIL before RCPT"));
         };
@@ -374,12 +380,20 @@ impl ServerSession {
             // that keeps sending RCPT past the limit is cut off, not answered forever.
             return self.error(out, Reply::too_many_recipients(max));
         }
-        if !self.settings.relay.allows(self.client_ip, &rcpt) {
+        if postmaster.is_none() && !self.settings.relay.allows(self.client_ip, &rcpt) {
             let reply = Reply::relay_denied(&rcpt.to_string());
             return self.error(out, reply);
         }
         transaction.recipients.push(rcpt);
         Reply::recipient_ok().write_to(out);
+    }
+
+    /// The configured postmaster, when `rcpt` is our postmaster address.
+    fn postmaster_for(&self, rcpt: &Mailbox) -> Option<Mailbox> {
+        let postmaster = self.settings.postmaster.as_ref()?;
+        (rcpt.local.eq_ignore_ascii_case("postmaster")
+            && rcpt.domain.eq_ignore_ascii_case(&self.settings.hostname))
+        .then(|| postmaster.clone())
     }
 
     fn limits(&self) -> BodyLimits {

@@ -14,6 +14,10 @@ fn settings(max_recipients: usize, max_errors: u32) -> Arc<ServerSettings> {
         relay: RelayPolicy::new(&["relay.test".to_string()], &[]),
         ids: Arc::new(QueueIdGenerator::new()),
         starttls: false,
+        postmaster: Some(Mailbox {
+            local: "hostmaster".into(),
+            domain: "ops.test".into(),
+        }),
     })
 }
 
@@ -119,6 +123,24 @@ fn duplicate_recipients_are_merged() {
         panic!("no message: {out}");
     };
     assert_eq!(message.recipients.len(), 1);
+}
+
+#[test]
+fn postmaster_is_accepted_from_anyone_and_goes_to_the_configured_address() {
+    let mut s = session();
+    let (out, events, _) = drive(
+        &mut s,
+        b"HELO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<Postmaster>\r\nRCPT TO:<postmaster@MX.hermod.test>\r\nRCPT TO:<postmaster@elsewhere.test>\r\nDATA\r\nx\r\n.\r\n",
+    );
+    let lines = replies(&out);
+    assert_eq!(lines[2], "250 2.1.5 Recipient ok");
+    assert_eq!(lines[3], "250 2.1.5 Recipient ok");
+    assert!(lines[4].starts_with("554 5.7.1"), "{out}");
+    let [Event::Enqueue(message)] = events.as_slice() else {
+        panic!("no message: {out}");
+    };
+    assert_eq!(message.recipients.len(), 1);
+    assert_eq!(message.recipients[0].to_string(), "hostmaster@ops.test");
 }
 
 #[test]

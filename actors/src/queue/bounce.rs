@@ -1,0 +1,161 @@
+//! The end of a message: when every recipient is final, the failed ones are reported to
+//! the sender (RFC 3464) and the message leaves the spool. A report that itself cannot
+//! be delivered (its sender is the null sender) is never dropped: it goes to the
+//! configured postmaster, or stays queued with a log line until an operator acts.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Queue, QueuedMessage, unix_now};
+use crate::dsn::{self, BounceRequest, FailedRecipient};
+use crate::queue_id::QueueId;
+use crate::spool::{Envelope, RecipientState, RecipientStatus, SpoolError};
+
+impl Queue {
+    /// Every recipient is final: report the failed ones, remove the message.
+    pub(super) fn finalize(&mut self, id: QueueId) {
+        let Some(mut message) = self.messages.remove(&id) else {
+            return;
+        };
+        let failed: Vec<FailedRecipient> = message
+            .envelope
+            .recipients
+            .iter()
+            .filter_map(|r| match &r.status {
+                RecipientStatus::Failed { reply } => Some(FailedRecipient {
+                    address: r.address.clone(),
+                    diagnostic: reply.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        if !failed.is_empty() {
+            let notify = if message.envelope.sender.is_empty() {
+                self.postmaster_for(&failed)
+            } else {
+                Some(message.envelope.sender.clone())
+            };
+            let Some(notify) = notify else {
+                self.keep_undeliverable_bounce(id, &mut message, &failed);
+                self.messages.insert(id, message);
+                return;
+            };
+            if let Err(e) = self.bounce(id, &message.envelope, &failed, &notify) {
+                tracing::error!(queue_id = %id, error = %e, "cannot create bounce; message kept for retry");
+                self.messages.insert(id, message);
+                self.schedule.insert((
+                    unix_now() + self.settings.retry_interval.as_secs().max(1),
+                    id,
+                ));
+                return;
+            }
+        }
+        self.unflushed = true;
+        if let Err(e) = self.spool.remove(id) {
+            tracing::error!(queue_id = %id, error = %e, "cannot remove finished message from spool");
+        }
+        tracing::info!(queue_id = %id, "removed");
+        metrics::counter!("queue_messages_removed_total").increment(1);
+    }
+
+    /// The postmaster, for a null-sender message that failed, unless it was the
+    /// postmaster that failed (then nobody is left to tell).
+    fn postmaster_for(&self, failed: &[FailedRecipient]) -> Option<String> {
+        let postmaster = self.settings.postmaster.clone()?;
+        let to_postmaster = failed
+            .iter()
+            .all(|f| f.address.eq_ignore_ascii_case(&postmaster));
+        (!to_postmaster).then_some(postmaster)
+    }
+
+    /// A bounce nobody can receive stays in the queue, retried at the longest interval,
+    /// so an operator can still find it (and its original's headers) instead of losing
+    /// the only notice of a failed message.
+    fn keep_undeliverable_bounce(
+        &mut self,
+        id: QueueId,
+        message: &mut QueuedMessage,
+        failed: &[FailedRecipient],
+    ) {
+        let next_attempt = unix_now() + self.settings.max_retry_interval.as_secs().max(1);
+        for rcpt in &mut message.envelope.recipients {
+            if let RecipientStatus::Failed { reply } = &rcpt.status {
+                rcpt.status = RecipientStatus::Deferred {
+                    next_attempt,
+                    last_reply: reply.clone(),
+                };
+            }
+        }
+        let to: Vec<&str> = failed.iter().map(|f| f.address.as_str()).collect();
+        tracing::error!(queue_id = %id, to = ?to, reply = %failed[0].diagnostic,
+            retry_in_s = self.settings.max_retry_interval.as_secs(),
+            "undeliverable bounce kept in queue; set queue.postmaster to have it reported");
+        metrics::counter!("queue_undeliverable_bounces_total").increment(1);
+        self.unflushed = true;
+        if let Err(e) = self.spool.update(id, &message.envelope) {
+            tracing::error!(queue_id = %id, error = %e, "cannot record delivery state");
+        }
+        self.schedule.insert((next_attempt, id));
+    }
+
+    /// Queues a delivery status notification about `failed` recipients of message `id`,
+    /// addressed to `notify`, from the null sender.
+    fn bounce(
+        &mut self,
+        id: QueueId,
+        envelope: &Envelope,
+        failed: &[FailedRecipient],
+        notify: &str,
+    ) -> Result<(), SpoolError> {
+        let original = self.spool.data(id)?.unwrap_or_default();
+        let bounce_id = self.ids.next_id();
+        let request = BounceRequest {
+            reporting_mta: &self.settings.hostname,
+            original_id: id,
+            original_sender: &envelope.sender,
+            notify,
+            arrival: UNIX_EPOCH + Duration::from_secs(envelope.arrival),
+            failed,
+            original: &original,
+        };
+        let data = dsn::build_bounce(&request, bounce_id, SystemTime::now());
+        let domain = notify
+            .rsplit_once('@')
+            .map_or("", |(_, d)| d)
+            .to_ascii_lowercase();
+        let bounce = Envelope {
+            sender: String::new(),
+            recipients: vec![RecipientState {
+                address: notify.to_string(),
+                domain,
+                status: RecipientStatus::Pending,
+                attempts: 0,
+            }],
+            arrival: unix_now(),
+            size: data.len(),
+            client: "127.0.0.1".into(),
+        };
+        self.spool.insert(bounce_id, &bounce, &data)?;
+        if envelope.sender.is_empty() {
+            tracing::warn!(queue_id = %id, bounce_id = %bounce_id, to = %notify, "undeliverable bounce reported to the postmaster");
+        } else {
+            tracing::info!(queue_id = %id, bounce_id = %bounce_id, to = %notify, "sender non-delivery notification");
+        }
+        metrics::counter!("queue_bounces_total").increment(1);
+        self.messages.insert(
+            bounce_id,
+            QueuedMessage {
+                envelope: bounce,
+                in_flight: vec![false],
+                jobs: 0,
+            },
+        );
+        self.ready.push_back(bounce_id);
+        let committer = self.committer.clone();
+        actix::spawn(async move {
+            if let Err(e) = committer.commit().await {
+                tracing::error!(error = %e, "flushing bounce failed");
+            }
+        });
+        Ok(())
+    }
+}

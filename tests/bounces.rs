@@ -1,0 +1,83 @@
+//! A bounce that cannot be delivered is never dropped: it is reported to the configured
+//! postmaster, or stays queued with an error line when there is none.
+
+mod common;
+
+use std::time::Duration;
+
+use common::client::{Client, queue_id};
+use common::hermod::Hermod;
+use common::sink;
+
+async fn setup(
+    dir: &std::path::Path,
+    postmaster: &str,
+) -> (smtp_blaster::sink::SinkHandle, Hermod) {
+    let sink = sink::start(&dir.join("sink")).await;
+    let port = sink.local_addrs()[0].port();
+    let config = format!(
+        "[smtp]\nhostname = \"mx.hermod.test\"\n[queue]\nscan_interval = \"100ms\"\npostmaster = \"{postmaster}\"\n[delivery]\nrelayhost = \"[127.0.0.1]:{port}\"\n"
+    );
+    let h = Hermod::start(dir, &config).await;
+    (sink, h)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeliverable_bounce_goes_to_the_postmaster() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sink, h) = setup(dir.path(), "hostmaster@ops.test").await;
+    let mut c = Client::connect(h.addr).await;
+    // The sink refuses every permfail@ recipient: the message and then its bounce.
+    let id = queue_id(
+        &c.send_message(
+            "permfail@sender.test",
+            &["permfail@dest.test"],
+            b"Subject: doomed\r\n\r\nx\r\n",
+        )
+        .await,
+    );
+    let stored = sink::wait_stored(&dir.path().join("sink"), 1, Duration::from_secs(20)).await;
+    assert_eq!(stored.len(), 1, "{}", h.logs().join("\n"));
+    let report = &stored[0];
+    assert_eq!(report.mail_from, "");
+    assert_eq!(report.rcpt_to, ["hostmaster@ops.test"]);
+    let text = String::from_utf8_lossy(&report.data);
+    assert!(text.contains("To: <hostmaster@ops.test>"), "{text}");
+    assert!(
+        h.wait_log(
+            "undeliverable bounce reported to the postmaster",
+            Duration::ZERO
+        )
+        .await
+        .is_some()
+    );
+    assert!(h.logs().iter().any(|l| l.contains(&id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeliverable_bounce_without_a_postmaster_stays_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sink, h) = setup(dir.path(), "").await;
+    let mut c = Client::connect(h.addr).await;
+    queue_id(
+        &c.send_message(
+            "permfail@sender.test",
+            &["permfail@dest.test"],
+            b"Subject: doomed\r\n\r\nx\r\n",
+        )
+        .await,
+    );
+    let line = h
+        .wait_log(
+            "undeliverable bounce kept in queue",
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap_or_else(|| panic!("{}", h.logs().join("\n")));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(
+        !h.logs()
+            .iter()
+            .any(|l| l.contains("not bouncing a message from the null sender")),
+    );
+}
