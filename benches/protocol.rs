@@ -23,6 +23,7 @@ fn settings() -> Arc<ServerSettings> {
         ids: Arc::new(QueueIdGenerator::new()),
         starttls: false,
         postmaster: None,
+        disk: Default::default(),
     })
 }
 

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use hermod_actors::config::Config;
 use hermod_actors::deadline::PhaseLimits;
 use hermod_actors::delivery::{Delivery, DeliverySettings};
+use hermod_actors::disk_space::DiskSpace;
 use hermod_actors::hop_health::HopPolicy;
 use hermod_actors::listener::{
     self as listener, Admission, ConnectionLimits, Drain, Listener, SessionContextTemplate,
@@ -142,6 +143,12 @@ fn start(
         .recipient()
     });
 
+    let disk = Arc::new(DiskSpace::default());
+    disk.watch(
+        config.queue.data_dir.clone(),
+        config.queue.min_free_space,
+        Duration::from_secs(1),
+    );
     // Validated before start; an unparsable address cannot reach here.
     let postmaster = config.queue.postmaster_mailbox().ok().flatten();
     let queue_settings = QueueSettings {
@@ -185,6 +192,7 @@ fn start(
         ids,
         starttls: false,
         postmaster: postmaster.clone(),
+        disk: disk.clone(),
     });
     let timeouts = SessionTimeouts {
         phases: PhaseLimits {

@@ -158,6 +158,9 @@ pub struct QueueConfig {
     /// a bounce that cannot be delivered is reported here, and `RCPT TO:<postmaster>` is
     /// delivered here. Empty: such a bounce stays queued with an error log line.
     pub postmaster: String,
+    /// Free bytes the spool's file system must keep (Postfix's `queue_minfree`): below
+    /// it, MAIL FROM gets `452 4.3.1 Insufficient system storage`; 0 turns it off.
+    pub min_free_space: u64,
 }
 
 impl Default for QueueConfig {
@@ -171,6 +174,7 @@ impl Default for QueueConfig {
             scan_interval: Duration::from_secs(1),
             state_flush_interval: Duration::from_millis(200),
             postmaster: String::new(),
+            min_free_space: 100 * 1024 * 1024,
         }
     }
 }

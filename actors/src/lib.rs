@@ -8,6 +8,7 @@
 //! - [`config`]: one settings section per actor, with the defaults an operator expects.
 //! - [`listener`]: the Listener actor — accepts connections, enforces connection limits,
 //!   starts one Session per connection on one of the session arbiters.
+//! - [`disk_space`]: the spool's free-space reserve, watched off the session path.
 //! - [`deadline`]: session timeouts as whole-phase deadlines (pure, injected time).
 //! - [`session`]: the Session actor — owns one client socket, drives the protocol, sends
 //!   `Enqueue` to the Queue and writes the reply the Queue gives.
@@ -39,6 +40,7 @@ pub mod config;
 pub mod datetime;
 pub mod deadline;
 pub mod delivery;
+pub mod disk_space;
 pub mod dsn;
 pub mod hop_health;
 pub mod listener;

@@ -388,6 +388,15 @@ impl Reply {
             format!("Temporary queue failure, try again later: {detail}"),
         )
     }
+    /// The spool's free space is below `queue.min_free_space`.
+    pub fn insufficient_storage() -> Self {
+        Self::new(
+            452,
+            "4.3.1",
+            "insufficient_storage",
+            "Insufficient system storage",
+        )
+    }
     /// The 8-bit/UTF-8 parameter combination we do not accept.
     pub fn bad_body_type(value: &str) -> Self {
         Self::new(

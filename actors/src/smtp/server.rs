@@ -14,6 +14,7 @@ use super::command::{self, Command, CommandError, MailFrom};
 use super::receiver::{BdatReceiver, BodyLimits, BodyResult, DataReceiver};
 use super::reply::Reply;
 use crate::datetime;
+use crate::disk_space::DiskSpace;
 use crate::queue_id::{QueueId, QueueIdGenerator};
 use crate::relay::RelayPolicy;
 
@@ -42,6 +43,8 @@ pub struct ServerSettings {
     /// anyone as RFC 5321 §4.5.1 requires, whatever the relay policy. `None`: it is an
     /// ordinary address.
     pub postmaster: Option<Mailbox>,
+    /// The spool's free space: below the reserve, MAIL is refused before any data.
+    pub disk: Arc<DiskSpace>,
 }
 
 /// A message the client has finished sending and the protocol has accepted; the Session
@@ -355,6 +358,10 @@ impl ServerSession {
             .is_some_and(|size| size > self.settings.max_message_size)
         {
             return self.error(out, Reply::message_too_big(self.settings.max_message_size));
+        }
+        if self.settings.disk.is_low() {
+            // Refused before the client spends the data; not the client's error.
+            return self.refuse(out, Reply::insufficient_storage());
         }
         self.transaction = Some(Transaction {
             mail,

@@ -18,6 +18,7 @@ fn settings(max_recipients: usize, max_errors: u32) -> Arc<ServerSettings> {
             local: "hostmaster".into(),
             domain: "ops.test".into(),
         }),
+        disk: Arc::new(DiskSpace::default()),
     })
 }
 
