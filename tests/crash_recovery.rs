@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::client::{Client, queue_id};
+use common::client::Client;
 use common::hermod::Hermod;
 use common::sink;
 
@@ -22,16 +22,7 @@ async fn delivered_mail_is_not_delivered_again_after_kill_of_an_idle_server() {
     let mut h = Hermod::start(dir.path(), &config).await;
     let mut c = Client::connect(h.addr).await;
     let n = 30;
-    for i in 0..n {
-        queue_id(
-            &c.send_message(
-                "a@sender.test",
-                &[&format!("u{i}@dest.test")],
-                b"Subject: x\r\n\r\nx\r\n",
-            )
-            .await,
-        );
-    }
+    c.send_numbered(n, "a@sender.test", "dest.test").await;
     drop(c);
     assert_eq!(
         sink::wait_stored(&sink_dir, n, Duration::from_secs(20))

@@ -43,15 +43,6 @@ dead_host_failures = 1000
     )
 }
 
-/// A port on which nothing listens (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn setup(dir: &Path) -> (TestDns, smtp_blaster::sink::SinkHandle, Hermod) {
     setup_with(dir, "").await
 }
@@ -173,7 +164,7 @@ async fn pipelining_client_gets_replies_in_order() {
 async fn tempfail_is_retried_until_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let dns = TestDns::start(zones()).await;
-    let port = free_port();
+    let port = common::free_port();
     let hermod = Hermod::start(dir.path(), &config(dns.addr, port)).await;
     let mut client = Client::connect(hermod.addr).await;
     let id = queue_id(
@@ -253,7 +244,7 @@ async fn null_mx_bounces_without_trying() {
 async fn message_survives_a_crash_after_250() {
     let dir = tempfile::tempdir().unwrap();
     let dns = TestDns::start(zones()).await;
-    let port = free_port();
+    let port = common::free_port();
     let mut hermod = Hermod::start(dir.path(), &config(dns.addr, port)).await;
     let mut client = Client::connect(hermod.addr).await;
     let id = queue_id(

@@ -6,19 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::client::{Client, queue_id};
+use common::client::Client;
 use common::hermod::Hermod;
 use common::sink;
 
 const MESSAGES: usize = 100;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn attempt_lines(h: &Hermod) -> usize {
     h.logs()
@@ -30,7 +22,7 @@ fn attempt_lines(h: &Hermod) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_hop_holds_its_mail_and_probes_instead_of_a_retry_storm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let config = format!(
         r#"
 [smtp]
@@ -48,16 +40,8 @@ dead_host_backoff = "1s"
     );
     let h = Hermod::start(dir.path(), &config).await;
     let mut c = Client::connect(h.addr).await;
-    for i in 0..MESSAGES {
-        queue_id(
-            &c.send_message(
-                "a@sender.test",
-                &[&format!("u{i}@dest.test")],
-                b"Subject: x\r\n\r\nx\r\n",
-            )
-            .await,
-        );
-    }
+    c.send_numbered(MESSAGES, "a@sender.test", "dest.test")
+        .await;
     h.wait_log("next hop is down", Duration::from_secs(10))
         .await
         .expect("the hop is marked down");

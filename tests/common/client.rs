@@ -108,6 +108,24 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Sends `n` one-recipient messages from `from`, to `u0@domain`, `u1@domain`, ...;
+    /// each must be queued.
+    pub async fn send_numbered(&mut self, n: usize, from: &str, domain: &str) {
+        for i in 0..n {
+            queue_id(
+                &self
+                    .send_message(
+                        from,
+                        &[&format!("u{i}@{domain}")],
+                        b"Subject: x\r\n\r\nx\r\n",
+                    )
+                    .await,
+            );
+        }
+    }
+}
+
 /// The queue id in a `250 2.0.0 Ok: queued as ID` reply.
 pub fn queue_id(reply: &str) -> String {
     assert!(

@@ -6,3 +6,13 @@ pub mod client;
 pub mod dns;
 pub mod hermod;
 pub mod sink;
+
+/// A loopback port on which nothing listens (yet): a next hop that is down until the
+/// test starts a server there.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
