@@ -427,9 +427,22 @@ impl ServerSession {
 
     fn bdat(&mut self, size: usize, last: bool) {
         let limits = self.limits();
+        let max_size = self.settings.max_message_size;
         let refusal = match self.transaction.as_mut() {
             None => Some(Reply::bad_sequence("need MAIL before BDAT")),
             Some(t) if t.recipients.is_empty() => Some(Reply::no_valid_recipients()),
+            // Refused at the chunk that passes the limit, not after the client has sent
+            // every chunk; the message is over, as RFC 3030 §2 says of a failed BDAT.
+            Some(t)
+                if t.bdat
+                    .as_ref()
+                    .map_or(0, BdatReceiver::len)
+                    .saturating_add(size)
+                    > max_size =>
+            {
+                self.transaction = None;
+                Some(Reply::message_too_big(max_size))
+            }
             Some(t) => {
                 t.bdat
                     .get_or_insert_with(|| BdatReceiver::new(limits))

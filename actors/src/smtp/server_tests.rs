@@ -145,6 +145,27 @@ fn postmaster_is_accepted_from_anyone_and_goes_to_the_configured_address() {
 }
 
 #[test]
+fn bdat_chunk_past_the_size_limit_is_refused_at_that_chunk() {
+    let mut s = session();
+    let max = 1 << 20;
+    let input = format!(
+        "EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@relay.test>\r\nBDAT 10\r\n0123456789BDAT {max}\r\n"
+    );
+    let (out, events, _) = drive(&mut s, input.as_bytes());
+    assert!(events.is_empty());
+    assert!(out.ends_with("250 2.0.0 10 octets received\r\n"), "{out}");
+    // The refusal comes once the chunk's payload is read, before any later chunk.
+    let (out, _, _) = drive(&mut s, &vec![b'x'; max]);
+    assert_eq!(
+        out,
+        format!("552 5.3.4 Message size exceeds fixed maximum message size of {max} bytes\r\n")
+    );
+    assert!(!s.in_transaction());
+    let (out, _, _) = drive(&mut s, b"BDAT 1 LAST\r\nx");
+    assert!(out.starts_with("503 5.5.1"), "{out}");
+}
+
+#[test]
 fn nul_in_data_is_refused() {
     let mut s = session();
     let (out, events, _) = drive(
