@@ -22,11 +22,10 @@ impl Queue {
         };
         let now = unix_now();
         if !report.unreachable {
-            let Some(health) = self.hops.remove(&hop) else {
+            let Some(mut health) = self.hops.remove(&hop) else {
                 return;
             };
             let was_down = health.is_down();
-            let mut health = health;
             let released = health.reached();
             if was_down {
                 tracing::info!(next_hop = %hop, released = released.len(), "next hop is up again; releasing held mail");
@@ -78,7 +77,7 @@ impl Queue {
             } else if was_down && !health.is_down() {
                 metrics::gauge!("queue_hops_down").decrement(1.0);
             }
-            !health.is_idle() || health.is_down()
+            !health.is_idle()
         });
         for (hop, (id, indexes)) in probes {
             tracing::debug!(next_hop = %hop, queue_id = %id, "probing next hop");
