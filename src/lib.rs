@@ -5,8 +5,11 @@
 //!
 //! - [`settings`]: the TOML file, environment overrides and validation.
 //! - [`logging`]: text or JSON logs.
-//! - [`server`]: starts the spool, the actors and the arbiters; drains on shutdown.
+//! - [`server`]: starts the spool, the actors and the arbiters; drains on shutdown and
+//!   reloads on SIGHUP.
+//! - [`reload`]: which keys a reload applies and which wait for a restart.
 
 pub mod logging;
+pub mod reload;
 pub mod server;
 pub mod settings;

@@ -40,7 +40,8 @@ fn main() -> ExitCode {
             let env: BTreeMap<String, String> = std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect();
-            let (config, source) = match settings::load(config.as_deref(), &env) {
+            let path = config;
+            let (config, source) = match settings::load(path.as_deref(), &env) {
                 Ok(loaded) => loaded,
                 Err(issues) => {
                     eprintln!(
@@ -60,7 +61,9 @@ fn main() -> ExitCode {
             }
             let _log_guard = logging::init(&config.log);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "hermod starting");
-            match server::run(config, server::shutdown_signal()) {
+            // A reload reads the same file and environment, validated the same way.
+            let reload = Box::new(move || settings::load(path.as_deref(), &env).map(|(c, _)| c));
+            match server::run(config, server::shutdown_signal(), reload) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "hermod failed");

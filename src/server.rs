@@ -17,19 +17,32 @@ use hermod_actors::listener::{
     self as listener, Admission, ConnectionLimits, Drain, Listener, SessionContextTemplate,
 };
 use hermod_actors::mx::MxResolver;
-use hermod_actors::queue::{Queue, QueueSettings};
+use hermod_actors::queue::{self, Queue, QueueSettings};
 use hermod_actors::queue_id::QueueIdGenerator;
 use hermod_actors::relay::RelayPolicy;
 use hermod_actors::routing::{Router, TransportMap, parse_target};
 use hermod_actors::session::SessionTimeouts;
 use hermod_actors::smtp::ServerSettings;
+use hermod_actors::smtp::address::Mailbox;
 use hermod_actors::smtp_client::ClientTimeouts;
 use hermod_actors::spool::{Committer, SledSpool, Spool};
 use tokio::sync::watch;
 
+use crate::reload;
+use crate::settings::ConfigIssue;
+
+/// Reads the configuration again, for a reload: the same file and environment as at
+/// start, validated the same way.
+pub type Reloader = Box<dyn Fn() -> Result<Config, Vec<ConfigIssue>>>;
+
 /// Runs hermod until `shutdown` resolves, then drains: stops accepting, lets sessions in
-/// flight finish (bounded by `smtp.drain_timeout`), flushes the spool and returns.
-pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> anyhow::Result<()> {
+/// flight finish (bounded by `smtp.drain_timeout`), flushes the spool and returns. On
+/// SIGHUP it applies what `reload` reads (see [`crate::reload`]).
+pub fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + 'static,
+    reload: Reloader,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.queue.data_dir).with_context(|| {
         format!(
             "creating queue.data_dir {}",
@@ -64,8 +77,8 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> anyh
 
     let system = System::new();
     let spool_for_run = spool.clone();
-    let started =
-        system.block_on(async move { start(config, workers, spool_for_run, sockets, shutdown) });
+    let started = system
+        .block_on(async move { start(config, workers, spool_for_run, sockets, shutdown, reload) });
     for addr in &bound {
         tracing::info!(smtp_addr = %addr, workers, "listening");
     }
@@ -82,7 +95,11 @@ fn start(
     spool: Arc<dyn Spool>,
     sockets: Vec<Vec<tokio::net::TcpSocket>>,
     shutdown: impl Future<Output = ()> + 'static,
+    reload: Reloader,
 ) -> anyhow::Result<()> {
+    // Installed first: SIGHUP's default action would end the process.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     // The main arbiter (Queue, Listener) takes sessions and deliveries too; each further
     // worker is one more arbiter thread.
     let extra: Vec<ArbiterHandle> = (1..workers).map(|_| Arbiter::new().handle()).collect();
@@ -92,18 +109,7 @@ fn start(
     let ids = Arc::new(QueueIdGenerator::new());
     let committer = Committer::start(spool.clone());
 
-    let mut transport = TransportMap::new();
-    for (pattern, target) in &config.delivery.transport {
-        transport.insert(pattern, parse_target(target, 25)?);
-    }
-    let relayhost = match config.delivery.relayhost.trim() {
-        "" => None,
-        target => Some(parse_target(target, 25)?),
-    };
-    let router = Router {
-        transport,
-        relayhost,
-    };
+    let router = router(&config)?;
     let resolver = Arc::new(MxResolver::new(
         &config.delivery.dns_servers,
         config.delivery.dns_timeout,
@@ -149,24 +155,7 @@ fn start(
         config.queue.min_free_space,
         Duration::from_secs(1),
     );
-    // Validated before start; an unparsable address cannot reach here.
-    let postmaster = config.queue.postmaster_mailbox().ok().flatten();
-    let queue_settings = QueueSettings {
-        hostname: config.smtp.hostname.clone(),
-        retry_interval: config.queue.retry_interval,
-        max_retry_interval: config.queue.max_retry_interval,
-        max_lifetime: config.queue.max_lifetime,
-        max_attempts: config.queue.max_attempts,
-        scan_interval: config.queue.scan_interval,
-        max_in_flight: 10_000,
-        state_flush_interval: config.queue.state_flush_interval,
-        postmaster: postmaster.as_ref().map(ToString::to_string),
-        hops: HopPolicy {
-            down_after: config.delivery.dead_host_failures.max(1),
-            first_backoff: config.delivery.dead_host_backoff,
-            max_backoff: config.queue.max_retry_interval,
-        },
-    };
+    let queue_settings = queue_settings(&config);
     let mut queue = Queue::new(
         queue_settings,
         spool,
@@ -181,38 +170,12 @@ fn start(
     }
     let queue = queue.start();
 
-    let server_settings = Arc::new(ServerSettings {
-        hostname: config.smtp.hostname.clone(),
-        max_message_size: config.smtp.max_message_size,
-        max_recipients: config.smtp.max_recipients,
-        max_line_length: config.smtp.max_line_length,
-        max_errors: config.smtp.max_errors,
-        max_received_headers: config.smtp.max_received_headers,
-        relay: RelayPolicy::new(&config.relay.domains, &config.relay.networks),
-        ids,
-        starttls: false,
-        postmaster: postmaster.clone(),
-        disk: disk.clone(),
-    });
-    let timeouts = SessionTimeouts {
-        phases: PhaseLimits {
-            greeting: config.smtp.greeting_timeout,
-            command: config.smtp.command_timeout,
-            data: config.smtp.data_timeout,
-            min_data_rate: config.smtp.min_data_rate,
-        },
-        enqueue: Duration::from_secs(60),
-        write: config.smtp.command_timeout,
-    };
-    let limits = ConnectionLimits {
-        max_connections: config.smtp.max_connections,
-        max_per_ip: config.smtp.max_connections_per_ip,
-    };
-    let admission = Admission::new(limits);
+    let admission = Admission::new(connection_limits(&config));
     let (draining, draining_rx) = watch::channel(false);
+    let sessions = session_settings(&config, &ids, &disk);
     let template = SessionContextTemplate {
-        settings: server_settings,
-        timeouts,
+        settings: sessions.settings,
+        timeouts: sessions.timeouts,
         queue: queue.clone().recipient(),
         draining: draining_rx,
     };
@@ -227,7 +190,16 @@ fn start(
         })
         .collect();
 
-    let drain_timeout = config.smtp.drain_timeout;
+    let running = Running {
+        config,
+        ids,
+        disk,
+        queue: queue.clone(),
+        listeners: listeners.clone(),
+        admission: admission.clone(),
+    };
+    let drain_timeout = running.config.smtp.drain_timeout;
+    actix::spawn(running.reload_on_hangup(hangups, reload));
     actix::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; draining sessions");
@@ -254,6 +226,159 @@ fn start(
         System::current().stop();
     });
     Ok(())
+}
+
+/// The transport map and relay host of `config`.
+fn router(config: &Config) -> anyhow::Result<Router> {
+    let mut transport = TransportMap::new();
+    for (pattern, target) in &config.delivery.transport {
+        transport.insert(pattern, parse_target(target, 25)?);
+    }
+    let relayhost = match config.delivery.relayhost.trim() {
+        "" => None,
+        target => Some(parse_target(target, 25)?),
+    };
+    Ok(Router {
+        transport,
+        relayhost,
+    })
+}
+
+/// The Queue's settings from `[queue]` (and the hop policy from `[delivery]`).
+fn queue_settings(config: &Config) -> QueueSettings {
+    QueueSettings {
+        hostname: config.smtp.hostname.clone(),
+        retry_interval: config.queue.retry_interval,
+        max_retry_interval: config.queue.max_retry_interval,
+        max_lifetime: config.queue.max_lifetime,
+        max_attempts: config.queue.max_attempts,
+        scan_interval: config.queue.scan_interval,
+        max_in_flight: 10_000,
+        state_flush_interval: config.queue.state_flush_interval,
+        postmaster: postmaster(config).map(|p| p.to_string()),
+        hops: HopPolicy {
+            down_after: config.delivery.dead_host_failures.max(1),
+            first_backoff: config.delivery.dead_host_backoff,
+            max_backoff: config.queue.max_retry_interval,
+        },
+    }
+}
+
+/// `queue.postmaster` parsed. Validated before start and before a reload is applied, so
+/// an unparsable address cannot reach here.
+fn postmaster(config: &Config) -> Option<Mailbox> {
+    config.queue.postmaster_mailbox().ok().flatten()
+}
+
+fn connection_limits(config: &Config) -> ConnectionLimits {
+    ConnectionLimits {
+        max_connections: config.smtp.max_connections,
+        max_per_ip: config.smtp.max_connections_per_ip,
+    }
+}
+
+/// What a Session is started with, from `[smtp]`, `[relay]` and `queue.postmaster`.
+fn session_settings(
+    config: &Config,
+    ids: &Arc<QueueIdGenerator>,
+    disk: &Arc<DiskSpace>,
+) -> listener::Reconfigure {
+    let settings = Arc::new(ServerSettings {
+        hostname: config.smtp.hostname.clone(),
+        max_message_size: config.smtp.max_message_size,
+        max_recipients: config.smtp.max_recipients,
+        max_line_length: config.smtp.max_line_length,
+        max_errors: config.smtp.max_errors,
+        max_received_headers: config.smtp.max_received_headers,
+        relay: RelayPolicy::new(&config.relay.domains, &config.relay.networks),
+        ids: ids.clone(),
+        starttls: false,
+        postmaster: postmaster(config),
+        disk: disk.clone(),
+    });
+    let timeouts = SessionTimeouts {
+        phases: PhaseLimits {
+            greeting: config.smtp.greeting_timeout,
+            command: config.smtp.command_timeout,
+            data: config.smtp.data_timeout,
+            min_data_rate: config.smtp.min_data_rate,
+        },
+        enqueue: Duration::from_secs(60),
+        write: config.smtp.command_timeout,
+    };
+    listener::Reconfigure { settings, timeouts }
+}
+
+/// The running configuration and the actors a reload reaches.
+struct Running {
+    config: Config,
+    ids: Arc<QueueIdGenerator>,
+    disk: Arc<DiskSpace>,
+    queue: Addr<Queue>,
+    listeners: Vec<Addr<Listener>>,
+    admission: Arc<Admission>,
+}
+
+impl Running {
+    /// Applies the configuration `reload` reads on every SIGHUP, for as long as hermod
+    /// runs. A file that does not load or validate changes nothing.
+    async fn reload_on_hangup(
+        mut self,
+        mut hangups: tokio::signal::unix::Signal,
+        reload: Reloader,
+    ) {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            match reload() {
+                Ok(config) => self.apply(config),
+                Err(issues) => {
+                    metrics::counter!("config_reloads_total", "result" => "failed").increment(1);
+                    let problems: Vec<String> = issues.iter().map(ToString::to_string).collect();
+                    tracing::error!(
+                        problems = problems.join("; "),
+                        "configuration reload failed; the running configuration is kept"
+                    );
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, config: Config) {
+        let router = match router(&config) {
+            Ok(router) => router,
+            Err(e) => {
+                metrics::counter!("config_reloads_total", "result" => "failed").increment(1);
+                tracing::error!(
+                    problems = format!("{e:#}"),
+                    "configuration reload failed; the running configuration is kept"
+                );
+                return;
+            }
+        };
+        let changed = reload::changed_keys(&self.config, &config);
+        let (restart, live): (Vec<String>, Vec<String>) =
+            changed.into_iter().partition(|k| reload::needs_restart(k));
+        if !restart.is_empty() {
+            tracing::warn!(
+                keys = restart.join(","),
+                "configuration changed where a reload cannot apply it; these keep their running values until a restart"
+            );
+        }
+        let sessions = session_settings(&config, &self.ids, &self.disk);
+        for listener in &self.listeners {
+            listener.do_send(sessions.clone());
+        }
+        self.admission.set_limits(connection_limits(&config));
+        self.queue.do_send(queue::Reconfigure {
+            settings: queue_settings(&config),
+            router,
+        });
+        metrics::counter!("config_reloads_total", "result" => "applied").increment(1);
+        tracing::info!(changed = live.join(","), "configuration reloaded");
+        // Keys that need a restart keep their running values, so the next reload
+        // compares against what really runs.
+        self.config = reload::keep_running_values(&self.config, config, &restart);
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -35,6 +35,9 @@
 //!    ^                   |                   ^                      |
 //!    +---SessionEnded----+                   +----DeliveryReport----+
 //! ```
+//!
+//! On SIGHUP the binary sends `listener::Reconfigure` to every Listener (settings for new
+//! sessions) and `queue::Reconfigure` to the Queue (retry settings and routes).
 
 pub mod config;
 pub mod datetime;

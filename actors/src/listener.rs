@@ -5,7 +5,8 @@
 //! and otherwise starts its Session on its own arbiter: no socket crosses threads and no
 //! message crosses threads per connection.
 //!
-//! Receives [`SessionEnded`] from its Sessions and [`Drain`] from the binary on SIGTERM.
+//! Receives [`SessionEnded`] from its Sessions, [`Drain`] from the binary on SIGTERM and
+//! [`Reconfigure`] on SIGHUP (new sessions take the new settings; open ones keep theirs).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,13 +27,24 @@ use crate::smtp::{Reply, ServerSettings};
 #[rtype(result = "usize")]
 pub struct Drain;
 
+/// Settings for the sessions accepted from now on (a configuration reload). Sessions
+/// already open keep the settings they started with, so no connection is dropped.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    /// Protocol settings.
+    pub settings: Arc<ServerSettings>,
+    /// Timeouts.
+    pub timeouts: SessionTimeouts,
+}
+
 /// How many sessions are open now, on every arbiter.
 #[derive(Message, Debug)]
 #[rtype(result = "usize")]
 pub struct ActiveSessions;
 
 /// Connection limits, from `[smtp]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ConnectionLimits {
     /// Sessions at once in total.
     pub max_connections: usize,
@@ -44,12 +56,12 @@ pub struct ConnectionLimits {
 /// update only, never across I/O.
 #[derive(Debug)]
 pub struct Admission {
-    limits: ConnectionLimits,
     counts: Mutex<Counts>,
 }
 
 #[derive(Debug, Default)]
 struct Counts {
+    limits: ConnectionLimits,
     active: usize,
     per_ip: HashMap<IpAddr, usize>,
 }
@@ -58,9 +70,18 @@ impl Admission {
     /// Counts starting at zero.
     pub fn new(limits: ConnectionLimits) -> Arc<Self> {
         Arc::new(Admission {
-            limits,
-            counts: Mutex::default(),
+            counts: Mutex::new(Counts {
+                limits,
+                ..Counts::default()
+            }),
         })
+    }
+
+    /// New limits for connections admitted from now on (a configuration reload). Open
+    /// sessions are never closed for it: past a lowered limit, new ones are refused until
+    /// enough have ended.
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        self.counts().limits = limits;
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -72,12 +93,12 @@ impl Admission {
     /// Takes a slot for `ip`, or says why not.
     fn admit(&self, ip: IpAddr) -> Result<(), Refusal> {
         let mut counts = self.counts();
-        if counts.active >= self.limits.max_connections {
-            return Err(Refusal::Total(counts.active));
+        if counts.active >= counts.limits.max_connections {
+            return Err(Refusal::Total(counts.active, counts.limits.max_connections));
         }
         let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
-        if from_ip >= self.limits.max_per_ip {
-            return Err(Refusal::PerIp(from_ip));
+        if from_ip >= counts.limits.max_per_ip {
+            return Err(Refusal::PerIp(from_ip, counts.limits.max_per_ip));
         }
         counts.active += 1;
         *counts.per_ip.entry(ip).or_default() += 1;
@@ -102,9 +123,10 @@ impl Admission {
     }
 }
 
+/// Why a connection was not admitted: the count and the limit it reached.
 enum Refusal {
-    Total(usize),
-    PerIp(usize),
+    Total(usize, usize),
+    PerIp(usize, usize),
 }
 
 /// Binds one listening socket for `addr` with `SO_REUSEPORT`, so that one per arbiter can
@@ -206,15 +228,15 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Listener {
         };
         match self.admission.admit(peer.ip()) {
             Ok(()) => {}
-            Err(Refusal::Total(active)) => {
+            Err(Refusal::Total(active, limit)) => {
                 metrics::counter!("smtp_connections_rejected_total", "reason" => "max_connections")
                     .increment(1);
-                tracing::warn!(client = %peer, active, limit = self.admission.limits.max_connections, "too many connections");
+                tracing::warn!(client = %peer, active, limit, "too many connections");
                 return Self::refuse(stream, Reply::too_many_connections());
             }
-            Err(Refusal::PerIp(from_ip)) => {
+            Err(Refusal::PerIp(from_ip, limit)) => {
                 metrics::counter!("smtp_connections_rejected_total", "reason" => "max_connections_per_ip").increment(1);
-                tracing::warn!(client = %peer, from_ip, limit = self.admission.limits.max_per_ip, "too many connections from one IP");
+                tracing::warn!(client = %peer, from_ip, limit, "too many connections from one IP");
                 return Self::refuse(stream, Reply::too_many_connections_from_ip());
             }
         }
@@ -252,6 +274,15 @@ impl Handler<Drain> for Listener {
     }
 }
 
+impl Handler<Reconfigure> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, _ctx: &mut Context<Self>) {
+        self.session.settings = msg.settings;
+        self.session.timeouts = msg.timeouts;
+    }
+}
+
 impl Handler<ActiveSessions> for Listener {
     type Result = usize;
 
@@ -273,11 +304,32 @@ mod tests {
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         assert!(admission.admit(a).is_ok());
         assert!(admission.admit(a).is_ok());
-        assert!(matches!(admission.admit(a), Err(Refusal::PerIp(2))));
+        assert!(matches!(admission.admit(a), Err(Refusal::PerIp(2, 2))));
         assert!(admission.admit(b).is_ok());
-        assert!(matches!(admission.admit(b), Err(Refusal::Total(3))));
+        assert!(matches!(admission.admit(b), Err(Refusal::Total(3, 3))));
         admission.release(a);
         assert!(admission.admit(b).is_ok());
         assert_eq!(admission.active(), 3);
+    }
+
+    #[test]
+    fn lowered_limits_refuse_new_connections_and_keep_open_ones() {
+        let admission = Admission::new(ConnectionLimits {
+            max_connections: 10,
+            max_per_ip: 10,
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(admission.admit(a).is_ok());
+        }
+        admission.set_limits(ConnectionLimits {
+            max_connections: 2,
+            max_per_ip: 10,
+        });
+        assert_eq!(admission.active(), 3);
+        assert!(matches!(admission.admit(a), Err(Refusal::Total(3, 2))));
+        admission.release(a);
+        admission.release(a);
+        assert!(admission.admit(a).is_ok());
     }
 }

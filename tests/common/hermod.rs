@@ -138,6 +138,21 @@ impl Hermod {
         self.wait_exit(Duration::from_secs(30)).await
     }
 
+    /// Replaces the config file (for a reload).
+    pub fn rewrite_config(&self, config: &str) {
+        std::fs::write(&self.config_path, config).expect("rewriting test config");
+    }
+
+    /// Sends SIGHUP (reload the configuration).
+    pub fn hangup(&self) {
+        signal(self.child.id(), "-HUP");
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends SIGKILL: no drain, no final flush.
     pub async fn kill(&mut self) {
         signal(self.child.id(), "-KILL");

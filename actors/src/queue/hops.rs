@@ -89,7 +89,7 @@ impl Queue {
     }
 
     /// Makes parked recipients dispatchable again.
-    fn release(&mut self, released: Vec<Parked>) {
+    pub(super) fn release(&mut self, released: Vec<Parked>) {
         for (id, indexes) in released {
             let Some(message) = self.messages.get_mut(&id) else {
                 continue;

@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 mod bounce;
 mod hops;
+mod reconfigure;
 
 use crate::delivery::{Deliver, DeliveryIdle, DeliveryReport, Outcome, QueueLink, Retire};
 use crate::hop_health::{HopHealth, HopPolicy};
@@ -22,6 +23,7 @@ use crate::queue_id::{QueueId, QueueIdGenerator};
 use crate::routing::{NextHop, Router};
 use crate::smtp::server::AcceptedMessage;
 use crate::spool::{Committer, Envelope, RecipientState, RecipientStatus, Spool, SpoolError};
+pub use reconfigure::Reconfigure;
 
 /// Store a message durably; answered with its id once it is on disk.
 #[derive(Message, Debug)]
