@@ -202,23 +202,7 @@ fn start(
     actix::spawn(running.reload_on_hangup(hangups, reload));
     actix::spawn(async move {
         shutdown.await;
-        tracing::info!("shutting down: no new connections; draining sessions");
-        let deadline = Instant::now() + drain_timeout;
-        for listener in &listeners {
-            let _ = listener.send(Drain).await;
-        }
-        let _ = draining.send(true);
-        let mut open = admission.active();
-        while open > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            open = admission.active();
-        }
-        if open > 0 {
-            tracing::warn!(
-                sessions = open,
-                "drain timeout: closing sessions still open"
-            );
-        }
+        drain(&listeners, &draining, &admission, &queue, drain_timeout).await;
         for arbiter in &extra {
             arbiter.stop();
         }
@@ -226,6 +210,43 @@ fn start(
         System::current().stop();
     });
     Ok(())
+}
+
+/// A clean stop, bounded by `drain_timeout`: no new connections and no new deliveries;
+/// open sessions finish (then get `421 4.3.2`), and deliveries under way finish and are
+/// recorded, so the next start sends nothing twice.
+async fn drain(
+    listeners: &[Addr<Listener>],
+    draining: &watch::Sender<bool>,
+    admission: &Admission,
+    queue: &Addr<Queue>,
+    drain_timeout: Duration,
+) {
+    tracing::info!("shutting down: no new connections; draining sessions");
+    let deadline = Instant::now() + drain_timeout;
+    for listener in listeners {
+        let _ = listener.send(Drain).await;
+    }
+    let _ = draining.send(true);
+    let mut deliveries = queue.send(queue::StopDispatch).await.unwrap_or(0);
+    let mut sessions = admission.active();
+    while (sessions > 0 || deliveries > 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sessions = admission.active();
+        deliveries = queue
+            .send(queue::GetStats)
+            .await
+            .map_or(0, |stats| stats.in_flight);
+    }
+    if sessions > 0 {
+        tracing::warn!(sessions, "drain timeout: closing sessions still open");
+    }
+    if deliveries > 0 {
+        tracing::warn!(
+            messages = deliveries,
+            "drain timeout: cutting deliveries still under way; they are retried at the next start, so their next hop may get them twice"
+        );
+    }
 }
 
 /// The transport map and relay host of `config`.

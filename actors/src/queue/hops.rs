@@ -66,7 +66,7 @@ impl Queue {
 
     /// Sends a probe to every down hop whose back-off step has passed.
     pub(super) fn probe_down_hops(&mut self, now: u64, ctx: &mut Context<Self>) {
-        if self.hops.is_empty() {
+        if self.hops.is_empty() || self.stopping {
             return;
         }
         let mut probes = Vec::new();

@@ -14,6 +14,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 mod bounce;
+mod drain;
 mod hops;
 mod reconfigure;
 
@@ -23,6 +24,7 @@ use crate::queue_id::{QueueId, QueueIdGenerator};
 use crate::routing::{NextHop, Router};
 use crate::smtp::server::AcceptedMessage;
 use crate::spool::{Committer, Envelope, RecipientState, RecipientStatus, Spool, SpoolError};
+pub use drain::StopDispatch;
 pub use reconfigure::Reconfigure;
 
 /// Store a message durably; answered with its id once it is on disk.
@@ -135,6 +137,8 @@ pub struct Queue {
     hops: HashMap<NextHop, HopHealth>,
     /// Delivery state was written to the spool since the last commit.
     unflushed: bool,
+    /// hermod is stopping: no new delivery starts.
+    stopping: bool,
 }
 
 fn unix_now() -> u64 {
@@ -168,6 +172,7 @@ impl Queue {
             in_flight: 0,
             hops: HashMap::new(),
             unflushed: false,
+            stopping: false,
         }
     }
 
@@ -220,7 +225,7 @@ impl Queue {
 
     /// Hands due recipients of ready messages to Delivery actors while there is room.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        while self.in_flight < self.settings.max_in_flight {
+        while self.in_flight < self.settings.max_in_flight && !self.stopping {
             let Some(id) = self.ready.pop_front() else {
                 return;
             };
@@ -233,6 +238,10 @@ impl Queue {
         let Some(message) = self.messages.get(&id) else {
             return;
         };
+        if self.stopping {
+            // Stays in the spool; the next start dispatches it.
+            return;
+        }
         if message.jobs > 0 {
             return;
         }
