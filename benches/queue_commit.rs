@@ -12,6 +12,7 @@ use hermod_actors::spool::{
 
 fn envelope() -> Envelope {
     Envelope {
+        options: Default::default(),
         sender: "a@b.test".into(),
         recipients: vec![RecipientState {
             address: "u@c.test".into(),

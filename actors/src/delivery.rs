@@ -21,6 +21,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use crate::mx::MxResolver;
 use crate::queue_id::QueueId;
 use crate::routing::NextHop;
+use crate::smtp::command::MailOptions;
 use crate::smtp_client::{ClientError, ClientTimeouts, ServerReply, SmtpConnection};
 
 /// Deliver one message to some of its recipients, all routed to this actor's next hop.
@@ -33,6 +34,8 @@ pub struct Deliver {
     pub sender: String,
     /// RCPT TOs.
     pub recipients: Vec<String>,
+    /// BODY=8BITMIME and SMTPUTF8 as the sender declared them.
+    pub options: MailOptions,
     /// The message, CRLF line ends, not dot-stuffed.
     pub data: Bytes,
 }
@@ -436,6 +439,7 @@ fn client_error_outcome(error: &ClientError) -> Outcome {
             Outcome::Failed(error.to_string())
         }
         ClientError::Refused { .. } => Outcome::Deferred(error.to_string()),
+        ClientError::Unsupported { .. } => Outcome::Failed(error.to_string()),
         ClientError::Connect { .. } => Outcome::Deferred(format!("4.4.1 {error}")),
         ClientError::Timeout { .. } => Outcome::Deferred(format!("4.4.2 {error}")),
         ClientError::Io { .. } | ClientError::Protocol { .. } => {
@@ -468,9 +472,10 @@ async fn run_job(
             Err((done, e)) if done.is_empty() && e.is_stale_connection() => {}
             Err((done, e)) => {
                 let results = partial_results(&job.recipients, &done, &e);
+                let report = report(connection.peer(), results);
                 return JobOutcome {
-                    report: report(connection.peer(), results),
-                    connection: None,
+                    report,
+                    connection: e.leaves_connection_usable().then_some(connection),
                     connect_failed: false,
                 };
             }
@@ -511,9 +516,10 @@ async fn run_job(
                     Ok(replies) => finished(connection, &job, replies),
                     Err((done, e)) => {
                         let results = partial_results(&job.recipients, &done, &e);
+                        let report = report(connection.peer(), results);
                         JobOutcome {
-                            report: report(connection.peer(), results),
-                            connection: None,
+                            report,
+                            connection: e.leaves_connection_usable().then_some(connection),
                             connect_failed: false,
                         }
                     }
@@ -548,7 +554,10 @@ async fn transact(
 ) -> Result<Vec<ServerReply>, (Vec<ServerReply>, ClientError)> {
     let mut replies = Vec::with_capacity(job.recipients.len());
     for chunk in job.recipients.chunks(max) {
-        match connection.send(&job.sender, chunk, &job.data).await {
+        match connection
+            .send(&job.sender, chunk, job.options, &job.data)
+            .await
+        {
             Ok(chunk_replies) => replies.extend(chunk_replies),
             Err(e) => return Err((replies, e)),
         }

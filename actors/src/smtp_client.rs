@@ -11,6 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::smtp::command::MailOptions;
+
 /// The longest reply line we read, and the most lines in one reply: a server that sends
 /// more is broken, not slow.
 const MAX_REPLY_LINE: usize = 4096;
@@ -81,6 +83,19 @@ pub enum ClientError {
         /// What was wrong.
         detail: String,
     },
+    /// The message needs an extension the server does not offer; nothing was sent. A
+    /// permanent failure: another attempt at the same server cannot succeed.
+    #[error("{status} {peer} does not offer {extension}, which this message needs ({why})")]
+    Unsupported {
+        /// The enhanced status code of the failure.
+        status: &'static str,
+        /// The extension.
+        extension: &'static str,
+        /// The server.
+        peer: String,
+        /// What in the message needs it.
+        why: &'static str,
+    },
     /// The greeting or EHLO was refused: the whole session failed with this reply.
     #[error("{peer} refused the session at {stage}: {reply}")]
     Refused {
@@ -103,6 +118,12 @@ impl ClientError {
             ClientError::Io { stage: "RSET", .. } | ClientError::Protocol { stage: "RSET", .. }
         )
     }
+
+    /// Whether the connection is as good as before the failed message: nothing of it
+    /// was sent, so the connection can carry the next one.
+    pub fn leaves_connection_usable(&self) -> bool {
+        matches!(self, ClientError::Unsupported { .. })
+    }
 }
 
 /// Timeouts for one connection.
@@ -123,6 +144,10 @@ pub struct Capabilities {
     pub size: Option<usize>,
     /// CHUNKING (BDAT, RFC 3030).
     pub chunking: bool,
+    /// 8BITMIME (RFC 6152).
+    pub eight_bit_mime: bool,
+    /// SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
 }
 
 /// One open connection to a next hop.
@@ -209,6 +234,47 @@ impl SmtpConnection {
         &self.peer
     }
 
+    /// The MAIL FROM parameters for this server (with a leading space each): SIZE when
+    /// offered, BODY=8BITMIME and SMTPUTF8 when the sender declared them and the server
+    /// offers them. Without the extension, a message that really needs it fails with
+    /// 5.6.3 (8-bit data, RFC 6152 §3) or 5.6.7 (UTF-8 addresses or headers, RFC 6531
+    /// §3.2); one that was declared but is plain ASCII goes as it is.
+    fn mail_parameters(
+        &self,
+        sender: &str,
+        recipients: &[String],
+        options: MailOptions,
+        data: &[u8],
+    ) -> Result<String, ClientError> {
+        let unsupported = |status, extension, why| ClientError::Unsupported {
+            status,
+            extension,
+            peer: self.peer.clone(),
+            why,
+        };
+        let mut params = String::new();
+        if self.caps.size.is_some() {
+            params.push_str(&format!(" SIZE={}", data.len()));
+        }
+        if options.eight_bit_mime {
+            if self.caps.eight_bit_mime {
+                params.push_str(" BODY=8BITMIME");
+            } else if !data.is_ascii() {
+                return Err(unsupported("5.6.3", "8BITMIME", "8-bit data"));
+            }
+        }
+        if options.smtputf8 {
+            if self.caps.smtputf8 {
+                params.push_str(" SMTPUTF8");
+            } else if !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii()) {
+                return Err(unsupported("5.6.7", "SMTPUTF8", "a UTF-8 address"));
+            } else if !header_section(data).is_ascii() {
+                return Err(unsupported("5.6.7", "SMTPUTF8", "UTF-8 headers"));
+            }
+        }
+        Ok(params)
+    }
+
     fn refused(&self, stage: &'static str, reply: ServerReply) -> ClientError {
         ClientError::Refused {
             stage,
@@ -218,13 +284,17 @@ impl SmtpConnection {
     }
 
     /// Sends one message to `recipients` and returns one reply per recipient (in order).
-    /// `data` has CRLF line ends and is not dot-stuffed.
+    /// `data` has CRLF line ends and is not dot-stuffed. `options` are passed on when the
+    /// server offers them; a message that needs one the server lacks is not sent
+    /// ([`ClientError::Unsupported`]).
     pub async fn send(
         &mut self,
         sender: &str,
         recipients: &[String],
+        options: MailOptions,
         data: &[u8],
     ) -> Result<Vec<ServerReply>, ClientError> {
+        let mail_params = self.mail_parameters(sender, recipients, options, data)?;
         // A reused connection is reset first; with PIPELINING the RSET rides in the same
         // write as the envelope, so reuse costs no extra round trip.
         let reset = self.transactions > 0;
@@ -236,11 +306,7 @@ impl SmtpConnection {
         if reset && self.caps.pipelining {
             envelope.push_str("RSET\r\n");
         }
-        envelope.push_str(&format!("MAIL FROM:<{sender}>"));
-        if self.caps.size.is_some() {
-            envelope.push_str(&format!(" SIZE={}", data.len()));
-        }
-        envelope.push_str("\r\n");
+        envelope.push_str(&format!("MAIL FROM:<{sender}>{mail_params}\r\n"));
         let rcpt_lines: Vec<String> = recipients
             .iter()
             .map(|r| format!("RCPT TO:<{r}>\r\n"))
@@ -516,6 +582,8 @@ fn parse_capabilities(lines: &[String]) -> Capabilities {
         match words.next().map(|w| w.to_ascii_uppercase()).as_deref() {
             Some("PIPELINING") => caps.pipelining = true,
             Some("CHUNKING") => caps.chunking = true,
+            Some("8BITMIME") => caps.eight_bit_mime = true,
+            Some("SMTPUTF8") => caps.smtputf8 = true,
             Some("SIZE") => {
                 caps.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0))
             }
@@ -523,6 +591,14 @@ fn parse_capabilities(lines: &[String]) -> Capabilities {
         }
     }
     caps
+}
+
+/// The header section of a message: up to and including the empty line that ends it
+/// (all of it when there is none).
+fn header_section(data: &[u8]) -> &[u8] {
+    data.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(data, |at| &data[..at + 4])
 }
 
 /// Appends `data` to `out` with a dot doubled at the start of every line (RFC 5321 §4.5.2).

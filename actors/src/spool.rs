@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::queue_id::QueueId;
+pub use crate::smtp::command::MailOptions;
 
 /// Why the spool could not do what was asked; it always becomes a 4xx for the client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -69,6 +70,10 @@ pub struct Envelope {
     pub size: usize,
     /// The client's IP, for logs and bounces.
     pub client: String,
+    /// BODY and SMTPUTF8 as the sender declared them (absent in spools written before
+    /// they were kept: plain).
+    #[serde(default, skip_serializing_if = "MailOptions::is_plain")]
+    pub options: MailOptions,
 }
 
 /// A store for queued messages. `insert`, `update` and `remove` need not be durable on
@@ -289,6 +294,7 @@ mod tests {
             arrival: 1,
             size: 3,
             client: "127.0.0.1".into(),
+            options: MailOptions::default(),
         }
     }
 

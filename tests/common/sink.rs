@@ -11,6 +11,8 @@ use smtp_blaster::sink::{self, SinkConfig, SinkHandle};
 pub struct Stored {
     /// MAIL FROM as the sink got it.
     pub mail_from: String,
+    /// MAIL FROM parameters as hermod sent them.
+    pub mail_params: String,
     /// Accepted RCPT TOs.
     pub rcpt_to: Vec<String>,
     /// The message bytes as received (unstuffed).
@@ -62,6 +64,10 @@ pub fn stored(dir: &Path) -> Vec<Stored> {
                     .unwrap();
             Stored {
                 mail_from: envelope["mail_from"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                mail_params: envelope["mail_params"]
                     .as_str()
                     .unwrap_or_default()
                     .to_string(),

@@ -133,6 +133,8 @@ impl Queue {
             arrival: unix_now(),
             size: data.len(),
             client: "127.0.0.1".into(),
+            // The bounce quotes the original's headers: it needs what the original needed.
+            options: envelope.options,
         };
         self.spool.insert(bounce_id, &bounce, &data)?;
         if envelope.sender.is_empty() {

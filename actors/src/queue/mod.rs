@@ -340,6 +340,7 @@ impl Queue {
         message.jobs += 1;
         let job = Deliver {
             id,
+            options: message.envelope.options,
             sender: message.envelope.sender.clone(),
             recipients,
             data,
@@ -510,6 +511,7 @@ impl Handler<Enqueue> for Queue {
             id,
             sender,
             recipients,
+            options,
             data,
         } = msg.message;
         let envelope = Envelope {
@@ -526,6 +528,7 @@ impl Handler<Enqueue> for Queue {
             arrival: unix_now(),
             size: data.len(),
             client: msg.client.to_string(),
+            options,
         };
         if let Err(e) = self.spool.insert(id, &envelope, &data) {
             metrics::counter!("queue_enqueue_errors_total").increment(1);

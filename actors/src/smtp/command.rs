@@ -50,6 +50,29 @@ pub struct MailFrom {
     pub smtputf8: bool,
 }
 
+/// What the sender declared in MAIL FROM about the message, kept with it so that each
+/// next hop is told the same: `BODY=8BITMIME` (RFC 6152) and `SMTPUTF8` (RFC 6531).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MailOptions {
+    /// `BODY=8BITMIME`: the body may hold octets above 127.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub eight_bit_mime: bool,
+    /// `SMTPUTF8`: addresses and headers may be UTF-8.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub smtputf8: bool,
+}
+
+impl MailOptions {
+    /// Neither option: plain 7-bit ASCII mail.
+    pub fn is_plain(&self) -> bool {
+        !self.eight_bit_mime && !self.smtputf8
+    }
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
 /// Why a command line was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandError {

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use bytes::{Buf, BytesMut};
 
 use super::address::{Mailbox, ReversePath};
-use super::command::{self, Command, CommandError, MailFrom};
+use super::command::{self, Command, CommandError, MailFrom, MailOptions};
 use super::receiver::{BdatReceiver, BodyLimits, BodyResult, DataReceiver};
 use super::reply::Reply;
 use crate::datetime;
@@ -57,6 +57,8 @@ pub struct AcceptedMessage {
     pub sender: ReversePath,
     /// Accepted RCPT TOs, in order.
     pub recipients: Vec<Mailbox>,
+    /// BODY=8BITMIME and SMTPUTF8 from MAIL FROM, to be passed on.
+    pub options: MailOptions,
     /// The message with our Received: header in front, CRLF line ends, not dot-stuffed.
     pub data: Vec<u8>,
 }
@@ -488,6 +490,10 @@ impl ServerSession {
         data.extend_from_slice(&body);
         Some(Event::Enqueue(AcceptedMessage {
             id,
+            options: MailOptions {
+                eight_bit_mime: transaction.mail.eight_bit,
+                smtputf8: transaction.mail.smtputf8,
+            },
             sender: transaction.mail.sender,
             recipients: transaction.recipients,
             data,

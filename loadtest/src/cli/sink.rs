@@ -37,6 +37,10 @@ pub(crate) struct SinkArgs {
     /// Do not offer STARTTLS.
     #[arg(long)]
     no_starttls: bool,
+    /// Leave these extensions out of the EHLO reply, to play an older server
+    /// (e.g. `--without 8BITMIME,SMTPUTF8`).
+    #[arg(long, value_delimiter = ',')]
+    without: Vec<String>,
     /// Require AUTH PLAIN or LOGIN with USER:PASS before MAIL.
     #[arg(long, value_parser = super::user_pass)]
     auth: Option<(String, String)>,
@@ -111,6 +115,7 @@ pub(crate) async fn run(args: SinkArgs) -> Result<ExitCode> {
             .zip(args.tls_key.clone())
             .map(|(cert, key)| TlsFiles { cert, key }),
         starttls: !args.no_starttls,
+        without: args.without.clone(),
         auth: args.auth.clone(),
         max_message_size: args.max_size,
         expect: args.expect,

@@ -10,7 +10,11 @@ pub(crate) enum Command<'a> {
     /// LHLO (LMTP) with the client's name.
     Lhlo(&'a str),
     /// MAIL FROM with its path (without brackets) and the SIZE parameter if given.
-    Mail { from: &'a str, size: Option<usize> },
+    Mail {
+        from: &'a str,
+        size: Option<usize>,
+        params: &'a str,
+    },
     /// RCPT TO with its path (without brackets).
     Rcpt { to: &'a str },
     /// DATA.
@@ -110,7 +114,11 @@ fn mail(args: &str) -> Command<'_> {
             }
         }
     }
-    Command::Mail { from, size }
+    Command::Mail {
+        from,
+        size,
+        params: params.trim(),
+    }
 }
 
 /// `TO:<path> [params]`.
@@ -167,14 +175,16 @@ mod tests {
             parse(b"MAIL FROM:<a@b> SIZE=100 BODY=8BITMIME"),
             Command::Mail {
                 from: "a@b",
-                size: Some(100)
+                size: Some(100),
+                params: "SIZE=100 BODY=8BITMIME"
             }
         );
         assert_eq!(
             parse(b"MAIL FROM:<>"),
             Command::Mail {
                 from: "",
-                size: None
+                size: None,
+                params: ""
             }
         );
         assert_eq!(parse(b"rcpt to: <x@y>"), Command::Rcpt { to: "x@y" });

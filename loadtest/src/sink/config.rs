@@ -39,6 +39,9 @@ pub struct SinkConfig {
     pub tls: Option<TlsFiles>,
     /// Offer STARTTLS on plain listeners.
     pub starttls: bool,
+    /// Extensions left out of the EHLO reply (`8BITMIME`, `SMTPUTF8`, `CHUNKING`, ...),
+    /// to play an older server.
+    pub without: Vec<String>,
     /// Require AUTH PLAIN or LOGIN with this user and password before MAIL.
     pub auth: Option<(String, String)>,
     /// Largest message accepted (advertised with SIZE); larger ones get 552.
@@ -72,6 +75,7 @@ impl Default for SinkConfig {
             max_connections: None,
             tls: None,
             starttls: true,
+            without: Vec::new(),
             auth: None,
             max_message_size: 100 * 1024 * 1024,
             expect: None,

@@ -95,8 +95,15 @@ pub(crate) fn helo(hostname: &str) -> Vec<u8> {
     format!("250 {hostname}\r\n").into_bytes()
 }
 
-/// The EHLO/LHLO reply, listing what the sink offers in this state.
-pub(crate) fn ehlo(hostname: &str, max_size: usize, starttls: bool, auth: bool) -> Vec<u8> {
+/// The EHLO/LHLO reply, listing what the sink offers in this state, less the
+/// extensions named in `without`.
+pub(crate) fn ehlo(
+    hostname: &str,
+    max_size: usize,
+    starttls: bool,
+    auth: bool,
+    without: &[String],
+) -> Vec<u8> {
     let size = format!("SIZE {max_size}");
     let mut lines = vec![hostname, "PIPELINING", "8BITMIME", &size, "CHUNKING"];
     if starttls {
@@ -106,6 +113,10 @@ pub(crate) fn ehlo(hostname: &str, max_size: usize, starttls: bool, auth: bool) 
     if auth {
         lines.push("AUTH PLAIN LOGIN");
     }
+    lines.retain(|line| {
+        let keyword = line.split_whitespace().next().unwrap_or_default();
+        *line == hostname || !without.iter().any(|w| w.eq_ignore_ascii_case(keyword))
+    });
     let mut out = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let sep = if i + 1 == lines.len() { ' ' } else { '-' };
@@ -116,3 +127,21 @@ pub(crate) fn ehlo(hostname: &str, max_size: usize, starttls: bool, auth: bool) 
 
 /// RCPT past the per-message recipient limit.
 pub(crate) const TOO_MANY_RECIPIENTS: &[u8] = b"452 4.5.3 Too many recipients\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ehlo_leaves_out_the_extensions_asked_for() {
+        let without = ["smtputf8".to_string(), "8BITMIME".to_string()];
+        let reply = String::from_utf8(ehlo("sink.test", 100, false, false, &without)).unwrap();
+        assert!(reply.starts_with("250-sink.test\r\n"), "{reply}");
+        assert!(reply.contains("250-SIZE 100\r\n"), "{reply}");
+        assert!(
+            !reply.contains("8BITMIME") && !reply.contains("SMTPUTF8"),
+            "{reply}"
+        );
+        assert!(reply.ends_with("250 ENHANCEDSTATUSCODES\r\n"), "{reply}");
+    }
+}

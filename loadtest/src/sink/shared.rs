@@ -67,8 +67,14 @@ impl Shared {
         Self {
             greeting: replies::greeting(host, config.lmtp),
             helo: replies::helo(host),
-            ehlo_plain: replies::ehlo(host, config.max_message_size, offer_tls, auth),
-            ehlo_tls: replies::ehlo(host, config.max_message_size, false, auth),
+            ehlo_plain: replies::ehlo(
+                host,
+                config.max_message_size,
+                offer_tls,
+                auth,
+                &config.without,
+            ),
+            ehlo_tls: replies::ehlo(host, config.max_message_size, false, auth, &config.without),
             tls,
             counters: Counters::default(),
             active: AtomicU64::new(0),

@@ -43,6 +43,7 @@ fn write_files(dir: &Path, seq: u64, d: &Delivery) -> std::io::Result<()> {
     std::fs::write(dir.join(format!("{seq}.eml")), &d.message)?;
     let envelope = serde_json::json!({
         "mail_from": d.mail_from,
+        "mail_params": d.mail_params,
         "rcpt_to": d.rcpt_to,
         "helo": d.helo,
         "lmtp": d.lmtp,

@@ -10,7 +10,13 @@ const MAX_RECIPIENTS: usize = 10_000;
 
 impl Session {
     /// MAIL FROM.
-    pub(super) fn mail(&mut self, from: &str, size: Option<usize>, out: &mut Vec<u8>) {
+    pub(super) fn mail(
+        &mut self,
+        from: &str,
+        size: Option<usize>,
+        params: &str,
+        out: &mut Vec<u8>,
+    ) {
         if self.shared.config.auth.is_some() && !self.authenticated {
             return self.error(replies::AUTH_REQUIRED, out);
         }
@@ -24,6 +30,7 @@ impl Session {
         }
         self.tx = Some(Transaction {
             from: from.to_string(),
+            params: params.to_string(),
             rcpts: Vec::new(),
             chunking: false,
             rcpts_refused: false,

@@ -143,6 +143,7 @@ impl Session {
         };
         Some(Step::Deliver(Delivery {
             mail_from: tx.from,
+            mail_params: tx.params,
             rcpt_to,
             helo: self.helo.clone().unwrap_or_default(),
             lmtp: config.lmtp,

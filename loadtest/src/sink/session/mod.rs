@@ -52,6 +52,8 @@ pub(crate) enum Step {
 pub(crate) struct Delivery {
     /// The MAIL FROM path.
     pub(crate) mail_from: String,
+    /// The MAIL FROM parameters as the client sent them (`SIZE=… BODY=8BITMIME`).
+    pub(crate) mail_params: String,
     /// Recipients accepted for this message.
     pub(crate) rcpt_to: Vec<String>,
     /// The client's EHLO/HELO/LHLO name.
@@ -118,6 +120,7 @@ struct Rcpt {
 #[derive(Debug)]
 struct Transaction {
     from: String,
+    params: String,
     rcpts: Vec<Rcpt>,
     /// BDAT chunks have started arriving.
     chunking: bool,
@@ -251,7 +254,7 @@ impl Session {
             Command::Ehlo(name) => self.hello(name, true, false, out),
             Command::Helo(name) => self.hello(name, false, false, out),
             Command::Lhlo(name) => self.hello(name, true, true, out),
-            Command::Mail { from, size } => self.mail(from, size, out),
+            Command::Mail { from, size, params } => self.mail(from, size, params, out),
             Command::Rcpt { to } => self.rcpt(to, out),
             Command::Data => self.data(out),
             Command::Bdat { size, last } => self.bdat(size, last),
