@@ -12,11 +12,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::smtp::command::MailOptions;
-
-/// The longest reply line we read, and the most lines in one reply: a server that sends
-/// more is broken, not slow.
-const MAX_REPLY_LINE: usize = 4096;
-const MAX_REPLY_LINES: usize = 100;
+use crate::smtp::reply_reader::{ParsedReply, ReplyReader};
 
 /// A reply from the remote server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +150,8 @@ pub struct Capabilities {
 pub struct SmtpConnection {
     stream: TcpStream,
     buffer: BytesMut,
+    /// The reply being read (its lines so far), across reads.
+    reader: ReplyReader,
     caps: Capabilities,
     lmtp: bool,
     peer: String,
@@ -192,6 +190,7 @@ impl SmtpConnection {
         let mut conn = SmtpConnection {
             stream,
             buffer: BytesMut::with_capacity(4096),
+            reader: ReplyReader::default(),
             caps: Capabilities::default(),
             lmtp,
             peer: format!("{host}[{}]:{}", addr.ip(), addr.port()),
@@ -500,45 +499,20 @@ impl SmtpConnection {
         &mut self,
         stage: &'static str,
     ) -> Result<(ServerReply, Vec<String>), ClientError> {
-        let mut lines = Vec::new();
         loop {
-            let line = self.read_line(stage).await?;
-            let protocol = |detail: String| ClientError::Protocol {
-                stage,
-                peer: self.peer.clone(),
-                detail,
-            };
-            let code: u16 = line
-                .get(..3)
-                .and_then(|c| c.parse().ok())
-                .filter(|c| (200..600).contains(c))
-                .ok_or_else(|| protocol(format!("not an SMTP reply: {:?}", truncate(&line))))?;
-            let more = line.as_bytes().get(3) == Some(&b'-');
-            lines.push(line.get(4..).unwrap_or("").to_string());
-            if lines.len() > MAX_REPLY_LINES {
-                return Err(protocol("reply has too many lines".into()));
-            }
-            if !more {
-                let text = lines.join(" ");
-                return Ok((ServerReply { code, text }, lines));
-            }
-        }
-    }
-
-    async fn read_line(&mut self, stage: &'static str) -> Result<String, ClientError> {
-        loop {
-            if let Some(lf) = self.buffer.iter().position(|&b| b == b'\n') {
-                let line = self.buffer.split_to(lf + 1);
-                let end =
-                    line.len() - 1 - usize::from(line.len() >= 2 && line[line.len() - 2] == b'\r');
-                return Ok(String::from_utf8_lossy(&line[..end]).into_owned());
-            }
-            if self.buffer.len() > MAX_REPLY_LINE {
-                return Err(ClientError::Protocol {
-                    stage,
-                    peer: self.peer.clone(),
-                    detail: "reply line too long".into(),
-                });
+            match self.reader.next_reply(&mut self.buffer) {
+                Ok(Some(ParsedReply { code, lines })) => {
+                    let text = lines.join(" ");
+                    return Ok((ServerReply { code, text }, lines));
+                }
+                Ok(None) => {}
+                Err(detail) => {
+                    return Err(ClientError::Protocol {
+                        stage,
+                        peer: self.peer.clone(),
+                        detail,
+                    });
+                }
             }
             self.buffer.reserve(4096);
             match self.stream.read_buf(&mut self.buffer).await {
@@ -565,14 +539,6 @@ impl SmtpConnection {
     pub fn has_unread_input(&self) -> bool {
         self.buffer.has_remaining()
     }
-}
-
-fn truncate(line: &str) -> &str {
-    let mut end = line.len().min(80);
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    &line[..end]
 }
 
 fn parse_capabilities(lines: &[String]) -> Capabilities {

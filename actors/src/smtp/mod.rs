@@ -1,11 +1,13 @@
 //! The SMTP protocol without I/O and without a clock: bytes and `now` go in, replies and
-//! actions come out. The Session actor drives it over a socket; tests, fuzzers and
+//! actions come out (and, for the delivery client, replies are read out of bytes by
+//! [`reply_reader`]). The Session actor drives it over a socket; tests, fuzzers and
 //! benchmarks drive it over a buffer.
 
 pub mod address;
 pub mod command;
 pub mod receiver;
 pub mod reply;
+pub mod reply_reader;
 pub mod server;
 
 pub use reply::Reply;

@@ -175,6 +175,13 @@ impl ServerSession {
                         }
                         return None;
                     };
+                    if lf > self.settings.max_line_length + 2 {
+                        // The same verdict as when the line arrives in pieces and its
+                        // start alone is too long: whatever the line holds.
+                        self.error(out, Reply::line_too_long());
+                        input.advance(lf + 1);
+                        continue;
+                    }
                     let line = input.split_to(lf + 1);
                     if let Some(event) = self.command_line(&line, input, out) {
                         return Some(event);

@@ -214,3 +214,20 @@ fn repeated_mail_parameter_is_refused() {
     );
     assert!(!s.in_transaction());
 }
+
+#[test]
+fn an_overlong_line_gets_the_same_refusal_whole_or_in_pieces() {
+    // Found by the fuzzer: a bare CR in an overlong line was reported as a bare CR when
+    // the line arrived whole, and as too long when its start arrived first.
+    let mut line = b"\rW".to_vec();
+    line.extend(std::iter::repeat_n(b'a', 1010));
+    line.extend_from_slice(b"\r\nNOOP\r\n");
+    let (whole, _, _) = drive(&mut session(), &line);
+    let mut s = session();
+    let (first, _, rest) = drive(&mut s, &line[..1005]);
+    let mut remaining = rest;
+    remaining.extend_from_slice(&line[1005..]);
+    let (second, _, _) = drive(&mut s, &remaining);
+    assert_eq!(whole, format!("{first}{second}"));
+    assert_eq!(replies(&whole), ["500 5.5.2 Line too long", "250 2.0.0 Ok"]);
+}

@@ -1,0 +1,135 @@
+//! Reading a server's replies out of received bytes, without I/O: the delivery client's
+//! half of the protocol. Bytes go in; whole (possibly multi-line) replies come out, or a
+//! reason the peer is not speaking SMTP. Kept apart from the socket so that it can be
+//! fuzzed on buffers.
+
+use bytes::{Buf, BytesMut};
+
+/// The longest reply line accepted, and the most lines in one reply: a server that sends
+/// more is broken, not slow.
+pub const MAX_REPLY_LINE: usize = 4096;
+/// See [`MAX_REPLY_LINE`].
+pub const MAX_REPLY_LINES: usize = 100;
+
+/// One whole reply: its code and the text of each line (without code and separator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedReply {
+    /// The reply code, 200 to 599 (that of the last line).
+    pub code: u16,
+    /// Each line's text.
+    pub lines: Vec<String>,
+}
+
+/// Collects the lines of the reply being read, across reads.
+#[derive(Debug, Default)]
+pub struct ReplyReader {
+    lines: Vec<String>,
+}
+
+impl ReplyReader {
+    /// Takes the next whole reply from the front of `buffer`, consuming its bytes.
+    /// `Ok(None)`: more bytes are needed (lines of a reply read so far are kept here).
+    /// `Err`: what is wrong with the peer's bytes; the connection cannot be trusted.
+    pub fn next_reply(&mut self, buffer: &mut BytesMut) -> Result<Option<ParsedReply>, String> {
+        loop {
+            let Some(lf) = buffer.iter().position(|&b| b == b'\n') else {
+                if buffer.len() > MAX_REPLY_LINE {
+                    return Err("reply line too long".into());
+                }
+                return Ok(None);
+            };
+            if lf > MAX_REPLY_LINE {
+                return Err("reply line too long".into());
+            }
+            let end = lf - usize::from(lf >= 1 && buffer[lf - 1] == b'\r');
+            let line = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            buffer.advance(lf + 1);
+            let code: u16 = line
+                .get(..3)
+                .and_then(|c| c.parse().ok())
+                .filter(|c| (200..600).contains(c))
+                .ok_or_else(|| format!("not an SMTP reply: {:?}", truncate(&line)))?;
+            let more = line.as_bytes().get(3) == Some(&b'-');
+            self.lines.push(line.get(4..).unwrap_or("").to_string());
+            if self.lines.len() > MAX_REPLY_LINES {
+                return Err("reply has too many lines".into());
+            }
+            if !more {
+                let lines = std::mem::take(&mut self.lines);
+                return Ok(Some(ParsedReply { code, lines }));
+            }
+        }
+    }
+}
+
+/// At most 80 bytes of `line`, cut at a character boundary, for error texts.
+fn truncate(line: &str) -> &str {
+    let mut end = line.len().min(80);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(bytes: &[u8]) -> (Vec<ParsedReply>, Option<String>, usize) {
+        let mut buffer = BytesMut::from(bytes);
+        let mut reader = ReplyReader::default();
+        let mut replies = Vec::new();
+        loop {
+            match reader.next_reply(&mut buffer) {
+                Ok(Some(reply)) => replies.push(reply),
+                Ok(None) => return (replies, None, buffer.len()),
+                Err(e) => return (replies, Some(e), buffer.len()),
+            }
+        }
+    }
+
+    #[test]
+    fn multi_line_reply_is_one_reply() {
+        let (replies, error, left) =
+            read_all(b"250-mx.test Hello\r\n250-PIPELINING\r\n250 SIZE 100\r\n354 go\r\n");
+        assert_eq!(error, None);
+        assert_eq!(left, 0);
+        assert_eq!(replies.len(), 2);
+        assert_eq!(replies[0].code, 250);
+        assert_eq!(
+            replies[0].lines,
+            ["mx.test Hello", "PIPELINING", "SIZE 100"]
+        );
+        assert_eq!(replies[1].code, 354);
+    }
+
+    #[test]
+    fn a_partial_reply_waits_for_more_bytes() {
+        let mut buffer = BytesMut::from(&b"250-first\r\n250 sec"[..]);
+        let mut reader = ReplyReader::default();
+        assert_eq!(reader.next_reply(&mut buffer), Ok(None));
+        buffer.extend_from_slice(b"ond\n");
+        let reply = reader.next_reply(&mut buffer).unwrap().unwrap();
+        assert_eq!(reply.lines, ["first", "second"]);
+    }
+
+    #[test]
+    fn garbage_and_floods_are_errors() {
+        assert!(
+            read_all(b"hello\r\n")
+                .1
+                .unwrap()
+                .starts_with("not an SMTP reply")
+        );
+        assert!(read_all(b"600 no\r\n").1.is_some());
+        assert_eq!(
+            read_all(&vec![b'2'; MAX_REPLY_LINE + 1]).1.as_deref(),
+            Some("reply line too long")
+        );
+        let many = "250-x\r\n".repeat(MAX_REPLY_LINES + 1);
+        assert_eq!(
+            read_all(many.as_bytes()).1.as_deref(),
+            Some("reply has too many lines")
+        );
+    }
+}
