@@ -21,6 +21,10 @@ use crate::deadline::{PhaseDeadline, PhaseLimits, Stage};
 use crate::queue::Enqueue;
 use crate::smtp::{Event, Reply, ServerSession, ServerSettings};
 
+/// How long past the enqueue deadline a Session still waits for the Queue's answer. The
+/// Queue answers by the deadline itself; this covers only a Queue that is not running.
+const ENQUEUE_GRACE: Duration = Duration::from_secs(5);
+
 /// Sent to the Listener when a session ends, so it can release the connection slot.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -144,8 +148,12 @@ async fn exchange(
                 let request = Enqueue {
                     message,
                     client: peer.ip(),
+                    deadline: Instant::now() + cx.timeouts.enqueue,
                 };
-                let reply = match timeout(cx.timeouts.enqueue, cx.queue.send(request)).await {
+                // The Queue answers by the deadline; the grace only covers a Queue that
+                // is not running at all.
+                let wait = cx.timeouts.enqueue + ENQUEUE_GRACE;
+                let reply = match timeout(wait, cx.queue.send(request)).await {
                     Ok(Ok(Ok(_))) => Reply::queued(&id.to_string()),
                     Ok(Ok(Err(e))) => Reply::queue_unavailable(&e.to_string()),
                     Ok(Err(_)) => Reply::queue_unavailable("queue not running"),

@@ -28,6 +28,10 @@ pub use drain::StopDispatch;
 pub use reconfigure::Reconfigure;
 
 /// Store a message durably; answered with its id once it is on disk.
+///
+/// The answer comes by `deadline`, when the Session gives up and tells the client 451:
+/// a message that is not on disk by then is taken out of the spool and never
+/// delivered, so the client's retry cannot make a duplicate.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<QueueId, SpoolError>")]
 pub struct Enqueue {
@@ -35,6 +39,8 @@ pub struct Enqueue {
     pub message: AcceptedMessage,
     /// The client that sent it.
     pub client: IpAddr,
+    /// When the Session stops waiting.
+    pub deadline: std::time::Instant,
 }
 
 /// Ask for the queue's counters (admin API, tests, drain).
@@ -139,6 +145,14 @@ pub struct Queue {
     unflushed: bool,
     /// hermod is stopping: no new delivery starts.
     stopping: bool,
+}
+
+/// The refusal of a message the Queue could not make durable before the Session's
+/// deadline; logged and counted here, answered with 451 by the Session.
+fn not_in_time(id: QueueId, when: &str) -> SpoolError {
+    metrics::counter!("queue_enqueue_timeouts_total").increment(1);
+    tracing::warn!(queue_id = %id, when, "message not queued: the queue could not store it in time; it is removed and will not be delivered");
+    SpoolError("the queue could not store the message in time".into())
 }
 
 fn unix_now() -> u64 {
@@ -507,6 +521,13 @@ impl Handler<Enqueue> for Queue {
     type Result = ResponseActFuture<Self, Result<QueueId, SpoolError>>;
 
     fn handle(&mut self, msg: Enqueue, _ctx: &mut Context<Self>) -> Self::Result {
+        let deadline = msg.deadline;
+        if std::time::Instant::now() >= deadline {
+            return Box::pin(fut::ready(Err(not_in_time(
+                msg.message.id,
+                "before it was written",
+            ))));
+        }
         let AcceptedMessage {
             id,
             sender,
@@ -537,7 +558,12 @@ impl Handler<Enqueue> for Queue {
         }
         let committer = self.committer.clone();
         let data = Bytes::from(data);
-        Box::pin(async move { committer.commit().await }.into_actor(self).map(move |result, act, ctx| {
+        let commit = async move {
+            tokio::time::timeout_at(deadline.into(), committer.commit())
+                .await
+                .unwrap_or_else(|_| Err(not_in_time(id, "before it reached the disk")))
+        };
+        Box::pin(commit.into_actor(self).map(move |result, act, ctx| {
             if let Err(e) = result {
                 metrics::counter!("queue_enqueue_errors_total").increment(1);
                 let _ = act.spool.remove(id);

@@ -99,6 +99,12 @@ impl DataReceiver {
             let line = &input[..=lf];
             let crlf = lf > 0 && line[lf - 1] == b'\r';
             let content_len = if crlf { lf - 1 } else { lf };
+            if lf > self.limits.max_line + 2 {
+                // The verdict a line gets when its start alone is too long (it arrived in
+                // pieces): too long, whatever else it holds.
+                self.flag(BodyProblem::LineTooLong);
+                self.skipping_long_line = true;
+            }
             if self.skipping_long_line {
                 self.skipping_long_line = false;
                 if !crlf {

@@ -231,3 +231,26 @@ fn an_overlong_line_gets_the_same_refusal_whole_or_in_pieces() {
     assert_eq!(whole, format!("{first}{second}"));
     assert_eq!(replies(&whole), ["500 5.5.2 Line too long", "250 2.0.0 Ok"]);
 }
+
+#[test]
+fn an_overlong_data_line_gets_the_same_refusal_whole_or_in_pieces() {
+    // Found by the fuzzer: in DATA, a bare CR in an overlong line was reported as a
+    // bare CR when the line arrived whole, and as too long when its start came first.
+    let mut input =
+        b"EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<b@relay.test>\r\nDATA\r\n".to_vec();
+    let cut = input.len() + 1005;
+    input.extend_from_slice(b"bare cr\r");
+    input.extend(std::iter::repeat_n(b'a', 1010));
+    input.extend_from_slice(b"\r\n.\r\nNOOP\r\n");
+    let (whole, _, _) = drive(&mut session(), &input);
+    let mut s = session();
+    let (first, _, rest) = drive(&mut s, &input[..cut]);
+    let mut remaining = rest;
+    remaining.extend_from_slice(&input[cut..]);
+    let (second, _, _) = drive(&mut s, &remaining);
+    assert_eq!(whole, format!("{first}{second}"));
+    assert!(
+        whole.contains("500 5.5.2 Line too long\r\n250 2.0.0 Ok\r\n"),
+        "{whole}"
+    );
+}

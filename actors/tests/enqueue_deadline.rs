@@ -1,0 +1,183 @@
+//! A message the Queue cannot make durable before the Session's deadline is refused,
+//! taken out of the real sled spool, and never handed to a Delivery actor: the client
+//! that got 451 will send it again, so delivering this copy would be a duplicate.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use hermod_actors::delivery::Deliver;
+use hermod_actors::hop_health::HopPolicy;
+use hermod_actors::queue::{Enqueue, Queue, QueueSettings};
+use hermod_actors::queue_id::QueueId;
+use hermod_actors::queue_id::QueueIdGenerator;
+use hermod_actors::routing::Router;
+use hermod_actors::smtp::address::{Mailbox, ReversePath};
+use hermod_actors::smtp::command::MailOptions;
+use hermod_actors::smtp::server::AcceptedMessage;
+use hermod_actors::spool::{Committer, Envelope, SledSpool, Spool, SpoolError};
+
+/// The real sled spool, with every flush held back by `delay`: a disk that has become
+/// slow (a failing device, a saturated volume).
+struct SlowDisk {
+    spool: SledSpool,
+    delay: Duration,
+}
+
+impl Spool for SlowDisk {
+    fn insert(&self, id: QueueId, envelope: &Envelope, data: &[u8]) -> Result<(), SpoolError> {
+        self.spool.insert(id, envelope, data)
+    }
+    fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), SpoolError> {
+        self.spool.update(id, envelope)
+    }
+    fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
+        self.spool.remove(id)
+    }
+    fn data(&self, id: QueueId) -> Result<Option<Vec<u8>>, SpoolError> {
+        self.spool.data(id)
+    }
+    fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError> {
+        self.spool.recover()
+    }
+    fn flush(&self) -> Result<(), SpoolError> {
+        std::thread::sleep(self.delay);
+        self.spool.flush()
+    }
+    fn size_on_disk(&self) -> Result<u64, SpoolError> {
+        self.spool.size_on_disk()
+    }
+}
+
+/// Stands where a Delivery actor would: keeps every job it is given.
+struct JobLog(Arc<Mutex<Vec<QueueId>>>);
+
+impl Actor for JobLog {
+    type Context = Context<Self>;
+}
+
+impl Handler<Deliver> for JobLog {
+    type Result = ();
+    fn handle(&mut self, job: Deliver, _: &mut Context<Self>) {
+        self.0.lock().unwrap().push(job.id);
+    }
+}
+
+fn settings() -> QueueSettings {
+    QueueSettings {
+        hostname: "mx.hermod.test".into(),
+        retry_interval: Duration::from_secs(60),
+        max_retry_interval: Duration::from_secs(600),
+        max_lifetime: Duration::from_secs(86400),
+        max_attempts: 0,
+        scan_interval: Duration::from_millis(50),
+        max_in_flight: 100,
+        hops: HopPolicy {
+            down_after: 5,
+            first_backoff: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(600),
+        },
+        state_flush_interval: Duration::from_millis(50),
+        postmaster: None,
+    }
+}
+
+fn message(ids: &QueueIdGenerator) -> AcceptedMessage {
+    AcceptedMessage {
+        id: ids.next_id(),
+        sender: ReversePath::Mailbox(Mailbox {
+            local: "a".into(),
+            domain: "sender.test".into(),
+        }),
+        recipients: vec![Mailbox {
+            local: "b".into(),
+            domain: "dest.test".into(),
+        }],
+        options: MailOptions::default(),
+        data: b"Subject: t\r\n\r\nx\r\n".to_vec(),
+    }
+}
+
+/// The ids of the jobs handed to Delivery actors.
+type Jobs = Arc<Mutex<Vec<QueueId>>>;
+
+/// Starts a Queue over a sled spool in `dir` whose flushes take `delay`; returns it,
+/// the spool, the id generator and the jobs handed out.
+fn start(
+    dir: &std::path::Path,
+    delay: Duration,
+) -> (Addr<Queue>, Arc<SlowDisk>, Arc<QueueIdGenerator>, Jobs) {
+    let spool = Arc::new(SlowDisk {
+        spool: SledSpool::open(dir).unwrap(),
+        delay,
+    });
+    let ids = Arc::new(QueueIdGenerator::new());
+    let jobs = Arc::new(Mutex::new(Vec::new()));
+    let log = jobs.clone();
+    let factory = Box::new(move |_: &_, _| JobLog(log.clone()).start().recipient());
+    let queue = Queue::new(
+        settings(),
+        spool.clone(),
+        Committer::start(spool.clone()),
+        ids.clone(),
+        Router::default(),
+        factory,
+    )
+    .start();
+    (queue, spool, ids, jobs)
+}
+
+#[actix::test]
+async fn a_commit_past_the_deadline_is_refused_removed_and_never_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, spool, ids, jobs) = start(dir.path(), Duration::from_millis(500));
+    let started = Instant::now();
+    let answer = queue
+        .send(Enqueue {
+            message: message(&ids),
+            client: "192.0.2.1".parse().unwrap(),
+            deadline: Instant::now() + Duration::from_millis(100),
+        })
+        .await
+        .unwrap();
+    let error = answer.expect_err("a commit slower than the deadline must be refused");
+    assert!(error.0.contains("in time"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "answered at the deadline, not when the disk was done"
+    );
+    // Once the slow flush is over, nothing of the message is left or dispatched.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    spool.flush().unwrap();
+    assert!(spool.recover().unwrap().is_empty());
+    assert!(jobs.lock().unwrap().is_empty());
+}
+
+#[actix::test]
+async fn a_message_arriving_after_its_deadline_is_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, spool, ids, jobs) = start(dir.path(), Duration::ZERO);
+    let answer = queue
+        .send(Enqueue {
+            message: message(&ids),
+            client: "192.0.2.1".parse().unwrap(),
+            deadline: Instant::now(),
+        })
+        .await
+        .unwrap();
+    assert!(answer.is_err());
+    assert!(spool.recover().unwrap().is_empty());
+    // A message with time to spare is queued and dispatched as usual.
+    let id = queue
+        .send(Enqueue {
+            message: message(&ids),
+            client: "192.0.2.1".parse().unwrap(),
+            deadline: Instant::now() + Duration::from_secs(10),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(*jobs.lock().unwrap(), [id]);
+    assert_eq!(spool.recover().unwrap().len(), 1);
+}
