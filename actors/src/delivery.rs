@@ -114,6 +114,9 @@ pub struct DeliveryReport {
     /// hop is backing off): the Queue counts these to decide the hop is down and holds
     /// its mail until a probe gets through.
     pub unreachable: bool,
+    /// The Delivery actor that ran the job (its [`QueueLink`] serial), so the Queue can
+    /// tell which jobs an actor still holds.
+    pub serial: u64,
 }
 
 /// Settings shared by all Delivery actors, resolved once from `[delivery]`.
@@ -242,6 +245,7 @@ impl Delivery {
                                 relay: self.hop.to_string(),
                                 results,
                                 unreachable: true,
+                                serial: 0,
                             },
                             ctx,
                         );
@@ -290,6 +294,7 @@ impl Delivery {
                                 relay,
                                 results: all(&recipients, Outcome::Deferred(reason)),
                                 unreachable: false,
+                                serial: 0,
                             },
                             connection: None,
                             connect_failed: false,
@@ -330,7 +335,8 @@ impl Delivery {
         self.report(outcome.report, ctx);
     }
 
-    fn report(&mut self, report: DeliveryReport, ctx: &mut Context<Self>) {
+    fn report(&mut self, mut report: DeliveryReport, ctx: &mut Context<Self>) {
+        report.serial = self.link.serial;
         let to = self.link.reports.clone();
         self.reports_in_flight += 1;
         ctx.spawn(
@@ -463,6 +469,7 @@ async fn run_job(
         relay: relay.to_string(),
         results,
         unreachable: false,
+        serial: 0,
     };
     if let Some(mut connection) = connection {
         match transact(&mut connection, &job, max).await {
@@ -579,6 +586,7 @@ fn finished(connection: SmtpConnection, job: &Deliver, replies: Vec<ServerReply>
             relay: connection.peer().to_string(),
             results,
             unreachable: false,
+            serial: 0,
         },
         connection: Some(connection),
         connect_failed: false,

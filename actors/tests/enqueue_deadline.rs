@@ -2,19 +2,16 @@
 //! taken out of the real sled spool, and never handed to a Delivery actor: the client
 //! that got 451 will send it again, so delivering this copy would be a duplicate.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use hermod_actors::delivery::Deliver;
-use hermod_actors::hop_health::HopPolicy;
-use hermod_actors::queue::{Enqueue, Queue, QueueSettings};
-use hermod_actors::queue_id::QueueId;
-use hermod_actors::queue_id::QueueIdGenerator;
+use common::{JobLog, message, settings};
+use hermod_actors::queue::{Enqueue, Queue};
+use hermod_actors::queue_id::{QueueId, QueueIdGenerator};
 use hermod_actors::routing::Router;
-use hermod_actors::smtp::address::{Mailbox, ReversePath};
-use hermod_actors::smtp::command::MailOptions;
-use hermod_actors::smtp::server::AcceptedMessage;
 use hermod_actors::spool::{Committer, Envelope, SledSpool, Spool, SpoolError};
 
 /// The real sled spool, with every flush held back by `delay`: a disk that has become
@@ -46,55 +43,6 @@ impl Spool for SlowDisk {
     }
     fn size_on_disk(&self) -> Result<u64, SpoolError> {
         self.spool.size_on_disk()
-    }
-}
-
-/// Stands where a Delivery actor would: keeps every job it is given.
-struct JobLog(Arc<Mutex<Vec<QueueId>>>);
-
-impl Actor for JobLog {
-    type Context = Context<Self>;
-}
-
-impl Handler<Deliver> for JobLog {
-    type Result = ();
-    fn handle(&mut self, job: Deliver, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push(job.id);
-    }
-}
-
-fn settings() -> QueueSettings {
-    QueueSettings {
-        hostname: "mx.hermod.test".into(),
-        retry_interval: Duration::from_secs(60),
-        max_retry_interval: Duration::from_secs(600),
-        max_lifetime: Duration::from_secs(86400),
-        max_attempts: 0,
-        scan_interval: Duration::from_millis(50),
-        max_in_flight: 100,
-        hops: HopPolicy {
-            down_after: 5,
-            first_backoff: Duration::from_secs(60),
-            max_backoff: Duration::from_secs(600),
-        },
-        state_flush_interval: Duration::from_millis(50),
-        postmaster: None,
-    }
-}
-
-fn message(ids: &QueueIdGenerator) -> AcceptedMessage {
-    AcceptedMessage {
-        id: ids.next_id(),
-        sender: ReversePath::Mailbox(Mailbox {
-            local: "a".into(),
-            domain: "sender.test".into(),
-        }),
-        recipients: vec![Mailbox {
-            local: "b".into(),
-            domain: "dest.test".into(),
-        }],
-        options: MailOptions::default(),
-        data: b"Subject: t\r\n\r\nx\r\n".to_vec(),
     }
 }
 

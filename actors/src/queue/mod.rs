@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 mod bounce;
 mod drain;
+mod held_jobs;
 mod hops;
 mod reconfigure;
 
@@ -145,6 +146,8 @@ pub struct Queue {
     unflushed: bool,
     /// hermod is stopping: no new delivery starts.
     stopping: bool,
+    /// Jobs each Delivery actor (by serial) holds and has not reported.
+    held: HashMap<u64, held_jobs::HeldJobs>,
 }
 
 /// The refusal of a message the Queue could not make durable before the Session's
@@ -187,6 +190,7 @@ impl Queue {
             hops: HashMap::new(),
             unflushed: false,
             stopping: false,
+            held: HashMap::new(),
         }
     }
 
@@ -221,9 +225,13 @@ impl Queue {
         Ok(count)
     }
 
-    fn delivery_for(&mut self, hop: &NextHop, ctx: &mut Context<Self>) -> Recipient<Deliver> {
-        if let Some((_, existing)) = self.deliveries.get(hop) {
-            return existing.clone();
+    fn delivery_for(
+        &mut self,
+        hop: &NextHop,
+        ctx: &mut Context<Self>,
+    ) -> (u64, Recipient<Deliver>) {
+        if let Some((serial, existing)) = self.deliveries.get(hop) {
+            return (*serial, existing.clone());
         }
         self.delivery_serial += 1;
         let link = QueueLink {
@@ -234,7 +242,7 @@ impl Queue {
         let delivery = (self.factory)(hop, link);
         self.deliveries
             .insert(hop.clone(), (self.delivery_serial, delivery.clone()));
-        delivery
+        (self.delivery_serial, delivery)
     }
 
     /// Hands due recipients of ready messages to Delivery actors while there is room.
@@ -337,7 +345,11 @@ impl Queue {
         data: Bytes,
         ctx: &mut Context<Self>,
     ) {
-        let delivery = self.delivery_for(&hop, ctx);
+        let (serial, delivery) = self.delivery_for(&hop, ctx);
+        if !self.messages.contains_key(&id) {
+            return;
+        }
+        self.hold_job(serial, &hop, &delivery, id, &indexes);
         let Some(message) = self.messages.get_mut(&id) else {
             return;
         };
@@ -477,6 +489,7 @@ impl Queue {
             self.schedule.pop_first();
             self.ready.push_back(id);
         }
+        self.reclaim_jobs_of_stopped_deliveries();
         self.probe_down_hops(now, ctx);
         self.pump(ctx);
         metrics::gauge!("queue_messages").set(self.messages.len() as f64);
@@ -588,6 +601,7 @@ impl Handler<DeliveryReport> for Queue {
     type Result = ();
 
     fn handle(&mut self, report: DeliveryReport, ctx: &mut Context<Self>) {
+        self.release_job(&report);
         self.note_hop_health(&report);
         self.apply_report(report);
         self.pump(ctx);

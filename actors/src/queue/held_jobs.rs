@@ -1,0 +1,100 @@
+//! Which jobs each Delivery actor holds. A Delivery actor that stops or panics before
+//! it reports would otherwise keep its messages "in flight" for ever (never retried, and
+//! holding queue slots); the Queue checks on every tick and gives such jobs back as
+//! deferred, so they are retried like any other failed attempt.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+
+use super::Queue;
+use crate::delivery::{Deliver, DeliveryReport, Outcome};
+use crate::queue_id::QueueId;
+use crate::routing::NextHop;
+
+/// The jobs one Delivery actor has been given and has not reported.
+pub(super) struct HeldJobs {
+    hop: NextHop,
+    delivery: Recipient<Deliver>,
+    /// Per message, the recipient indexes of its job.
+    jobs: HashMap<QueueId, Vec<usize>>,
+}
+
+impl Queue {
+    /// Records a job handed to the Delivery actor `serial`.
+    pub(super) fn hold_job(
+        &mut self,
+        serial: u64,
+        hop: &NextHop,
+        delivery: &Recipient<Deliver>,
+        id: QueueId,
+        indexes: &[usize],
+    ) {
+        self.held
+            .entry(serial)
+            .or_insert_with(|| HeldJobs {
+                hop: hop.clone(),
+                delivery: delivery.clone(),
+                jobs: HashMap::new(),
+            })
+            .jobs
+            .insert(id, indexes.to_vec());
+    }
+
+    /// Forgets the job a report answers.
+    pub(super) fn release_job(&mut self, report: &DeliveryReport) {
+        if let Some(held) = self.held.get_mut(&report.serial) {
+            held.jobs.remove(&report.id);
+            if held.jobs.is_empty() {
+                self.held.remove(&report.serial);
+            }
+        }
+    }
+
+    /// Gives back, as deferred, the jobs of every Delivery actor that has stopped
+    /// without reporting them.
+    pub(super) fn reclaim_jobs_of_stopped_deliveries(&mut self) {
+        let stopped: Vec<u64> = self
+            .held
+            .iter()
+            .filter(|(_, held)| !held.delivery.connected())
+            .map(|(serial, _)| *serial)
+            .collect();
+        for serial in stopped {
+            let Some(held) = self.held.remove(&serial) else {
+                continue;
+            };
+            if self
+                .deliveries
+                .get(&held.hop)
+                .is_some_and(|(live, _)| *live == serial)
+            {
+                self.deliveries.remove(&held.hop);
+            }
+            metrics::counter!("delivery_actor_failures_total").increment(1);
+            tracing::error!(next_hop = %held.hop, jobs = held.jobs.len(),
+                "delivery actor stopped before reporting its jobs; they are deferred and retried");
+            let reply = format!(
+                "4.3.0 delivery to {} stopped before it reported; retrying",
+                held.hop
+            );
+            for (id, indexes) in held.jobs {
+                let Some(message) = self.messages.get(&id) else {
+                    continue;
+                };
+                let results = indexes
+                    .iter()
+                    .filter_map(|&i| message.envelope.recipients.get(i))
+                    .map(|r| (r.address.clone(), Outcome::Deferred(reply.clone())))
+                    .collect();
+                self.apply_report(DeliveryReport {
+                    id,
+                    relay: held.hop.to_string(),
+                    results,
+                    unreachable: false,
+                    serial,
+                });
+            }
+        }
+    }
+}
