@@ -24,6 +24,7 @@ fn settings() -> Arc<ServerSettings> {
         starttls: false,
         postmaster: None,
         disk: Default::default(),
+        spill: None,
     })
 }
 

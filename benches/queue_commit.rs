@@ -13,6 +13,7 @@ use hermod_actors::spool::{
 fn envelope() -> Envelope {
     Envelope {
         options: Default::default(),
+        body_file: false,
         sender: "a@b.test".into(),
         recipients: vec![RecipientState {
             address: "u@c.test".into(),

@@ -28,6 +28,7 @@ pub const LIVE_KEYS: &[&str] = &[
     "queue.max_lifetime",
     "queue.max_attempts",
     "queue.postmaster",
+    "queue.large_message_threshold",
     "delivery.relayhost",
     "delivery.transport",
 ];

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use anyhow::Context as _;
+use hermod_actors::body_file::BodyFiles;
 use hermod_actors::config::Config;
 use hermod_actors::deadline::PhaseLimits;
 use hermod_actors::delivery::{Delivery, DeliverySettings};
@@ -24,6 +25,7 @@ use hermod_actors::routing::{Router, TransportMap, parse_target};
 use hermod_actors::session::SessionTimeouts;
 use hermod_actors::smtp::ServerSettings;
 use hermod_actors::smtp::address::Mailbox;
+use hermod_actors::smtp::receiver::Spill;
 use hermod_actors::smtp_client::ClientTimeouts;
 use hermod_actors::spool::{Committer, SledSpool, Spool};
 use tokio::sync::watch;
@@ -49,13 +51,14 @@ pub fn run(
             config.queue.data_dir.display()
         )
     })?;
-    let spool: Arc<dyn Spool> =
-        Arc::new(SledSpool::open(&config.queue.data_dir).with_context(|| {
-            format!(
-                "opening the spool in {} (is another hermod using it?)",
-                config.queue.data_dir.display()
-            )
-        })?);
+    let sled = SledSpool::open(&config.queue.data_dir).with_context(|| {
+        format!(
+            "opening the spool in {} (is another hermod using it?)",
+            config.queue.data_dir.display()
+        )
+    })?;
+    let body_files = sled.body_files();
+    let spool: Arc<dyn Spool> = Arc::new(sled);
     let workers = match config.smtp.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -77,8 +80,17 @@ pub fn run(
 
     let system = System::new();
     let spool_for_run = spool.clone();
-    let started = system
-        .block_on(async move { start(config, workers, spool_for_run, sockets, shutdown, reload) });
+    let started = system.block_on(async move {
+        start(
+            config,
+            workers,
+            spool_for_run,
+            body_files,
+            sockets,
+            shutdown,
+            reload,
+        )
+    });
     for addr in &bound {
         tracing::info!(smtp_addr = %addr, workers, "listening");
     }
@@ -93,6 +105,7 @@ fn start(
     config: Config,
     workers: usize,
     spool: Arc<dyn Spool>,
+    body_files: Arc<BodyFiles>,
     sockets: Vec<Vec<tokio::net::TcpSocket>>,
     shutdown: impl Future<Output = ()> + 'static,
     reload: Reloader,
@@ -172,7 +185,7 @@ fn start(
 
     let admission = Admission::new(connection_limits(&config));
     let (draining, draining_rx) = watch::channel(false);
-    let sessions = session_settings(&config, &ids, &disk);
+    let sessions = session_settings(&config, &ids, &disk, &body_files);
     let template = SessionContextTemplate {
         settings: sessions.settings,
         timeouts: sessions.timeouts,
@@ -194,6 +207,7 @@ fn start(
         config,
         ids,
         disk,
+        body_files,
         queue: queue.clone(),
         listeners: listeners.clone(),
         admission: admission.clone(),
@@ -303,6 +317,7 @@ fn session_settings(
     config: &Config,
     ids: &Arc<QueueIdGenerator>,
     disk: &Arc<DiskSpace>,
+    body_files: &Arc<BodyFiles>,
 ) -> listener::Reconfigure {
     let settings = Arc::new(ServerSettings {
         hostname: config.smtp.hostname.clone(),
@@ -316,6 +331,10 @@ fn session_settings(
         starttls: false,
         postmaster: postmaster(config),
         disk: disk.clone(),
+        spill: Some(Spill {
+            files: body_files.clone(),
+            threshold: config.queue.large_message_threshold,
+        }),
     });
     let timeouts = SessionTimeouts {
         phases: PhaseLimits {
@@ -335,6 +354,7 @@ struct Running {
     config: Config,
     ids: Arc<QueueIdGenerator>,
     disk: Arc<DiskSpace>,
+    body_files: Arc<BodyFiles>,
     queue: Addr<Queue>,
     listeners: Vec<Addr<Listener>>,
     admission: Arc<Admission>,
@@ -385,7 +405,7 @@ impl Running {
                 "configuration changed where a reload cannot apply it; these keep their running values until a restart"
             );
         }
-        let sessions = session_settings(&config, &self.ids, &self.disk);
+        let sessions = session_settings(&config, &self.ids, &self.disk, &self.body_files);
         for listener in &self.listeners {
             listener.do_send(sessions.clone());
         }

@@ -362,6 +362,12 @@ pub fn validate(config: &Config) -> Vec<ConfigIssue> {
             issues.push(issue(key, "must be at least 1"));
         }
     }
+    if config.queue.large_message_threshold < 4096 {
+        issues.push(issue(
+            "queue.large_message_threshold",
+            "must be at least 4096 (smaller bodies are cheaper kept in the spool database)",
+        ));
+    }
     if smtp.max_line_length < 512 {
         issues.push(issue(
             "smtp.max_line_length",

@@ -161,6 +161,10 @@ pub struct QueueConfig {
     /// Free bytes the spool's file system must keep (Postfix's `queue_minfree`): below
     /// it, MAIL FROM gets `452 4.3.1 Insufficient system storage`; 0 turns it off.
     pub min_free_space: u64,
+    /// Bodies larger than this many octets are written to a file beside sled while they
+    /// arrive (and deleted with the message), instead of being held in memory: the
+    /// memory one message can take, and the size past which a body never enters sled.
+    pub large_message_threshold: usize,
 }
 
 impl Default for QueueConfig {
@@ -175,6 +179,7 @@ impl Default for QueueConfig {
             state_flush_interval: Duration::from_millis(200),
             postmaster: String::new(),
             min_free_space: 100 * 1024 * 1024,
+            large_message_threshold: 256 * 1024,
         }
     }
 }

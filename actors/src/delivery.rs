@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use bytes::Bytes;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use crate::message_data::MessageData;
 use crate::mx::MxResolver;
 use crate::queue_id::QueueId;
 use crate::routing::NextHop;
@@ -37,7 +37,7 @@ pub struct Deliver {
     /// BODY=8BITMIME and SMTPUTF8 as the sender declared them.
     pub options: MailOptions,
     /// The message, CRLF line ends, not dot-stuffed.
-    pub data: Bytes,
+    pub data: MessageData,
 }
 
 /// How a Delivery actor talks back to the Queue that started it.

@@ -104,6 +104,10 @@ pub fn build_bounce(request: &BounceRequest<'_>, bounce_id: QueueId, now: System
     bytes
 }
 
+/// How much of the original message a bounce reads: its header section is what is
+/// returned, and no sane header section is longer.
+pub const ORIGINAL_PREFIX: usize = 256 * 1024;
+
 /// The header section of a message (up to the first empty line).
 fn header_section(message: &[u8]) -> &[u8] {
     match message.windows(4).position(|w| w == b"\r\n\r\n") {

@@ -15,6 +15,7 @@
 //! - [`queue`]: the Queue actor — owns the spool and the schedule; acknowledges an
 //!   `Enqueue` only after group commit, sends `Deliver` to Delivery actors, takes their
 //!   `DeliveryReport`, retries, bounces.
+//! - [`body_file`]: large bodies as files beside sled, written while they arrive.
 //! - [`spool`]: the storage trait and its sled implementation, plus the committer thread
 //!   that turns many writes into one flush.
 //! - [`hop_health`]: whether a next hop answers; the waiting list of a hop that is down
@@ -25,6 +26,8 @@
 //! - [`relay`]: the relay policy — relay domains and trusted client networks.
 //! - [`routing`]: the transport map and smarthost that choose a next hop for a domain.
 //! - [`mx`]: MX / A / AAAA resolution with hickory-resolver (RFC 5321 §5, RFC 7505).
+//! - [`message_data`]: a queued message's bytes, in memory or as a body file read in
+//!   pieces while it is sent.
 //! - [`dsn`]: delivery status notifications (RFC 3464) for bounces.
 //! - [`datetime`]: RFC 5322 dates for Received: and Date: headers.
 //!
@@ -39,6 +42,7 @@
 //! On SIGHUP the binary sends `listener::Reconfigure` to every Listener (settings for new
 //! sessions) and `queue::Reconfigure` to the Queue (retry settings and routes).
 
+pub mod body_file;
 pub mod config;
 pub mod datetime;
 pub mod deadline;
@@ -47,6 +51,7 @@ pub mod disk_space;
 pub mod dsn;
 pub mod hop_health;
 pub mod listener;
+pub mod message_data;
 pub mod mx;
 pub mod queue;
 pub mod queue_id;

@@ -19,6 +19,7 @@ use tokio::time::{timeout, timeout_at};
 
 use crate::deadline::{PhaseDeadline, PhaseLimits, Stage};
 use crate::queue::Enqueue;
+use crate::smtp::server::AcceptedMessage;
 use crate::smtp::{Event, Reply, ServerSession, ServerSettings};
 
 /// How long past the enqueue deadline a Session still waits for the Queue's answer. The
@@ -145,19 +146,25 @@ async fn exchange(
         match protocol.feed(&mut input, &mut output, SystemTime::now()) {
             Some(Event::Enqueue(message)) => {
                 let id = message.id;
-                let request = Enqueue {
-                    message,
-                    client: peer.ip(),
-                    deadline: Instant::now() + cx.timeouts.enqueue,
-                };
-                // The Queue answers by the deadline; the grace only covers a Queue that
-                // is not running at all.
-                let wait = cx.timeouts.enqueue + ENQUEUE_GRACE;
-                let reply = match timeout(wait, cx.queue.send(request)).await {
-                    Ok(Ok(Ok(_))) => Reply::queued(&id.to_string()),
-                    Ok(Ok(Err(e))) => Reply::queue_unavailable(&e.to_string()),
-                    Ok(Err(_)) => Reply::queue_unavailable("queue not running"),
-                    Err(_) => Reply::queue_unavailable("timed out waiting for the queue"),
+                let deadline = Instant::now() + cx.timeouts.enqueue;
+                let reply = match sync_body_file(message).await {
+                    Ok(message) => {
+                        let request = Enqueue {
+                            message,
+                            client: peer.ip(),
+                            deadline,
+                        };
+                        // The Queue answers by the deadline; the grace only covers a
+                        // Queue that is not running at all.
+                        let wait = cx.timeouts.enqueue + ENQUEUE_GRACE;
+                        match timeout(wait, cx.queue.send(request)).await {
+                            Ok(Ok(Ok(_))) => Reply::queued(&id.to_string()),
+                            Ok(Ok(Err(e))) => Reply::queue_unavailable(&e.to_string()),
+                            Ok(Err(_)) => Reply::queue_unavailable("queue not running"),
+                            Err(_) => Reply::queue_unavailable("timed out waiting for the queue"),
+                        }
+                    }
+                    Err(reply) => reply,
                 };
                 if reply.is_failure() {
                     metrics::counter!("smtp_messages_rejected_total", "reason" => reply.reason)
@@ -270,5 +277,29 @@ impl RefusalLog {
         for (reason, count, reply) in self.seen.iter().filter(|(_, n, _)| *n > 1) {
             tracing::info!(client = %peer, reason, count, reply = %reply, "rejected repeatedly in one session");
         }
+    }
+}
+
+/// Makes a large message's body file durable before the message goes to the Queue
+/// (fsync, off the arbiter thread: it can take a while). A failure refuses the message.
+async fn sync_body_file(mut message: AcceptedMessage) -> Result<AcceptedMessage, Reply> {
+    let Some(mut file) = message.body_file.take() else {
+        return Ok(message);
+    };
+    let synced = tokio::task::spawn_blocking(move || file.sync().map(|()| file)).await;
+    match synced {
+        Ok(Ok(file)) => {
+            message.body_file = Some(file);
+            Ok(message)
+        }
+        Ok(Err(e)) => {
+            tracing::error!(queue_id = %message.id, error = %e, "cannot fsync the body file of a large message");
+            Err(Reply::queue_unavailable(&format!(
+                "fsync of the body file: {e}"
+            )))
+        }
+        Err(e) => Err(Reply::queue_unavailable(&format!(
+            "fsync of the body file: {e}"
+        ))),
     }
 }

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::message_data::MessageData;
 use crate::smtp::command::MailOptions;
 use crate::smtp::reply_reader::{ParsedReply, ReplyReader};
 
@@ -238,13 +239,14 @@ impl SmtpConnection {
     /// offers them. Without the extension, a message that really needs it fails with
     /// 5.6.3 (8-bit data, RFC 6152 §3) or 5.6.7 (UTF-8 addresses or headers, RFC 6531
     /// §3.2); one that was declared but is plain ASCII goes as it is.
-    fn mail_parameters(
+    async fn mail_parameters(
         &self,
         sender: &str,
         recipients: &[String],
         options: MailOptions,
-        data: &[u8],
+        data: &MessageData,
     ) -> Result<String, ClientError> {
+        let unreadable = |e: std::io::Error| self.spool_read_error(e);
         let unsupported = |status, extension, why| ClientError::Unsupported {
             status,
             extension,
@@ -258,7 +260,7 @@ impl SmtpConnection {
         if options.eight_bit_mime {
             if self.caps.eight_bit_mime {
                 params.push_str(" BODY=8BITMIME");
-            } else if !data.is_ascii() {
+            } else if !data.is_ascii().await.map_err(unreadable)? {
                 return Err(unsupported("5.6.3", "8BITMIME", "8-bit data"));
             }
         }
@@ -267,11 +269,40 @@ impl SmtpConnection {
                 params.push_str(" SMTPUTF8");
             } else if !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii()) {
                 return Err(unsupported("5.6.7", "SMTPUTF8", "a UTF-8 address"));
-            } else if !header_section(data).is_ascii() {
+            } else if !data.header_section_is_ascii().await.map_err(unreadable)? {
                 return Err(unsupported("5.6.7", "SMTPUTF8", "UTF-8 headers"));
             }
         }
         Ok(params)
+    }
+
+    /// The queued message could not be read (a body file vanished or a disk error).
+    fn spool_read_error(&self, e: std::io::Error) -> ClientError {
+        ClientError::Io {
+            stage: "reading the message from the spool",
+            peer: self.peer.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Sends `data` dot-stuffed and ended with `CRLF.CRLF`, a piece at a time.
+    async fn write_stuffed(&mut self, data: &MessageData) -> Result<(), ClientError> {
+        let mut stuffer = DotStuffer::default();
+        let mut chunks = data.chunks();
+        let mut out = Vec::with_capacity(crate::message_data::CHUNK + 1024);
+        loop {
+            let chunk = chunks.next().await.map_err(|e| self.spool_read_error(e))?;
+            out.clear();
+            match chunk {
+                Some(chunk) => stuffer.stuff(&chunk, &mut out),
+                None => {
+                    stuffer.finish(&mut out);
+                    self.write(&out, "end of data").await?;
+                    return Ok(());
+                }
+            }
+            self.write(&out, "DATA").await?;
+        }
     }
 
     fn refused(&self, stage: &'static str, reply: ServerReply) -> ClientError {
@@ -291,9 +322,11 @@ impl SmtpConnection {
         sender: &str,
         recipients: &[String],
         options: MailOptions,
-        data: &[u8],
+        data: &MessageData,
     ) -> Result<Vec<ServerReply>, ClientError> {
-        let mail_params = self.mail_parameters(sender, recipients, options, data)?;
+        let mail_params = self
+            .mail_parameters(sender, recipients, options, data)
+            .await?;
         // A reused connection is reset first; with PIPELINING the RSET rides in the same
         // write as the envelope, so reuse costs no extra round trip.
         let reset = self.transactions > 0;
@@ -368,10 +401,7 @@ impl SmtpConnection {
             }
             return Ok(results);
         }
-        let mut stuffed = Vec::with_capacity(data.len() + data.len() / 64 + 5);
-        dot_stuff(data, &mut stuffed);
-        stuffed.extend_from_slice(b".\r\n");
-        self.write(&stuffed, "end of data").await?;
+        self.write_stuffed(data).await?;
         if self.lmtp {
             for &i in &accepted {
                 results[i] = self.read_reply("end of data").await?;
@@ -391,18 +421,29 @@ impl SmtpConnection {
         mut envelope: String,
         rcpt_lines: &[String],
         reset: bool,
-        data: &[u8],
+        data: &MessageData,
     ) -> Result<Vec<ServerReply>, ClientError> {
         for line in rcpt_lines {
             envelope.push_str(line);
         }
         envelope.push_str(&format!("BDAT {} LAST\r\n", data.len()));
+        // The envelope and the first piece of data go in one write; a small message is
+        // one write in all.
+        let mut chunks = data.chunks();
         let mut wire = envelope.into_bytes();
-        wire.extend_from_slice(data);
+        if let Some(first) = chunks.next().await.map_err(|e| self.spool_read_error(e))? {
+            wire.extend_from_slice(&first);
+        }
         if reset {
+            // A pooled connection the server closed while idle fails here, before any
+            // more of the message is sent.
             self.expect_rset(&wire).await?;
         } else {
             self.write(&wire, "MAIL").await?;
+        }
+        drop(wire);
+        while let Some(chunk) = chunks.next().await.map_err(|e| self.spool_read_error(e))? {
+            self.write(&chunk, "BDAT").await?;
         }
         let mail = self.read_reply("MAIL").await?;
         let mut results = Vec::with_capacity(rcpt_lines.len());
@@ -559,29 +600,49 @@ fn parse_capabilities(lines: &[String]) -> Capabilities {
     caps
 }
 
-/// The header section of a message: up to and including the empty line that ends it
-/// (all of it when there is none).
-fn header_section(data: &[u8]) -> &[u8] {
-    data.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(data, |at| &data[..at + 4])
+/// Doubles a dot at the start of every line (RFC 5321 §4.5.2) across pieces of a
+/// message, and ends it with `CRLF.CRLF`.
+#[derive(Debug)]
+pub struct DotStuffer {
+    at_line_start: bool,
+    /// The last two octets seen, to know whether the message ended with CRLF.
+    tail: [u8; 2],
+    seen: bool,
 }
 
-/// Appends `data` to `out` with a dot doubled at the start of every line (RFC 5321 §4.5.2).
-pub fn dot_stuff(data: &[u8], out: &mut Vec<u8>) {
-    let mut at_line_start = true;
-    let mut start = 0;
-    for (i, &b) in data.iter().enumerate() {
-        if at_line_start && b == b'.' {
-            out.extend_from_slice(&data[start..i]);
-            out.push(b'.');
-            start = i;
+impl Default for DotStuffer {
+    fn default() -> Self {
+        DotStuffer {
+            at_line_start: true,
+            tail: [0; 2],
+            seen: false,
         }
-        at_line_start = b == b'\n';
     }
-    out.extend_from_slice(&data[start..]);
-    if !data.is_empty() && !data.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
+}
+
+impl DotStuffer {
+    /// Appends `data`, stuffed, to `out`.
+    pub fn stuff(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let mut start = 0;
+        for (i, &b) in data.iter().enumerate() {
+            if self.at_line_start && b == b'.' {
+                out.extend_from_slice(&data[start..i]);
+                out.push(b'.');
+                start = i;
+            }
+            self.at_line_start = b == b'\n';
+            self.tail = [self.tail[1], b];
+        }
+        self.seen |= !data.is_empty();
+        out.extend_from_slice(&data[start..]);
+    }
+
+    /// Appends the end of data: a CRLF first if the message did not end with one.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.seen && self.tail != *b"\r\n" {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
     }
 }
 
@@ -592,8 +653,21 @@ mod tests {
     #[test]
     fn dot_stuffing_doubles_leading_dots_only() {
         let mut out = Vec::new();
-        dot_stuff(b".a\r\nb.c\r\n..\r\n", &mut out);
-        assert_eq!(out, b"..a\r\nb.c\r\n...\r\n");
+        let mut stuffer = DotStuffer::default();
+        stuffer.stuff(b".a\r\nb.c\r\n..\r\n", &mut out);
+        stuffer.finish(&mut out);
+        assert_eq!(out, b"..a\r\nb.c\r\n...\r\n.\r\n");
+    }
+
+    #[test]
+    fn dot_stuffing_carries_line_starts_across_pieces() {
+        let mut out = Vec::new();
+        let mut stuffer = DotStuffer::default();
+        for piece in [&b"a\r"[..], b"\n", b".b\r\n.", b".\r\nend"] {
+            stuffer.stuff(piece, &mut out);
+        }
+        stuffer.finish(&mut out);
+        assert_eq!(out, b"a\r\n..b\r\n...\r\nend\r\n.\r\n");
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::body_file::{BodyFiles, IncomingBody};
+use crate::message_data::{FileBody, MessageData};
 use crate::queue_id::QueueId;
 pub use crate::smtp::command::MailOptions;
 
@@ -74,6 +76,13 @@ pub struct Envelope {
     /// they were kept: plain).
     #[serde(default, skip_serializing_if = "MailOptions::is_plain")]
     pub options: MailOptions,
+    /// The body is a file in `bodies/` (a large message); sled holds only the head.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub body_file: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// A store for queued messages. `insert`, `update` and `remove` need not be durable on
@@ -81,12 +90,21 @@ pub struct Envelope {
 pub trait Spool: Send + Sync + 'static {
     /// Stores a new message.
     fn insert(&self, id: QueueId, envelope: &Envelope, data: &[u8]) -> Result<(), SpoolError>;
+    /// Stores a new message whose body was received into a file (already fsynced):
+    /// `head` goes before it. Sets `envelope.body_file`.
+    fn insert_with_file(
+        &self,
+        id: QueueId,
+        envelope: &mut Envelope,
+        head: &[u8],
+        body: IncomingBody,
+    ) -> Result<(), SpoolError>;
     /// Replaces a message's envelope (recipient states changed).
     fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), SpoolError>;
     /// Deletes a message.
     fn remove(&self, id: QueueId) -> Result<(), SpoolError>;
-    /// A message's data.
-    fn data(&self, id: QueueId) -> Result<Option<Vec<u8>>, SpoolError>;
+    /// A message's data (a large body stays in its file, to be read while it is sent).
+    fn data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError>;
     /// Every message still in the spool, oldest first (start-up recovery).
     fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError>;
     /// Makes every earlier write durable.
@@ -109,6 +127,11 @@ pub struct SledSpool {
     synced_blobs: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
     /// The spool directory.
     dir: std::path::PathBuf,
+    /// Large bodies, as files beside sled.
+    bodies: Arc<BodyFiles>,
+    /// A body file was renamed into `bodies/` since the last flush: its directory entry
+    /// must be made durable.
+    bodies_changed: std::sync::atomic::AtomicBool,
 }
 
 impl SledSpool {
@@ -121,6 +144,9 @@ impl SledSpool {
             .open()?;
         let envelopes = db.open_tree("envelopes")?;
         let data = db.open_tree("data")?;
+        let bodies = Arc::new(BodyFiles::open(dir).map_err(|e| {
+            SpoolError(format!("opening the body files in {}: {e}", dir.display()))
+        })?);
         let log_path = dir.join("db");
         let log_file = std::fs::File::open(&log_path)
             .map_err(|e| SpoolError(format!("opening {} for fsync: {e}", log_path.display())))?;
@@ -131,7 +157,28 @@ impl SledSpool {
             log_file,
             synced_blobs: Default::default(),
             dir: dir.to_path_buf(),
+            bodies,
+            bodies_changed: Default::default(),
         })
+    }
+
+    /// Where Sessions write bodies too large for memory.
+    pub fn body_files(&self) -> Arc<BodyFiles> {
+        self.bodies.clone()
+    }
+
+    /// Deletes body files that no queued message refers to (left by a crash between the
+    /// rename of a body and the write of its envelope, or before a removal was flushed).
+    fn remove_orphan_bodies(&self, queued: &std::collections::HashSet<QueueId>) {
+        let Ok(files) = self.bodies.queued_ids() else {
+            return;
+        };
+        for (id, path) in files {
+            if !queued.contains(&id) {
+                tracing::info!(queue_id = %id, "removing a body file no queued message refers to");
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 
     /// Fsyncs blob files sled created since the last flush, and then their directory. The
@@ -188,14 +235,63 @@ impl Spool for SledSpool {
         Ok(())
     }
 
-    fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
-        self.envelopes.remove(id.to_key())?;
-        self.data.remove(id.to_key())?;
+    fn insert_with_file(
+        &self,
+        id: QueueId,
+        envelope: &mut Envelope,
+        head: &[u8],
+        body: IncomingBody,
+    ) -> Result<(), SpoolError> {
+        envelope.body_file = true;
+        // The body first, then what points at it: an envelope never lacks its body.
+        body.persist(&self.bodies.path_of(id))
+            .map_err(|e| SpoolError(format!("moving the body file into the spool: {e}")))?;
+        self.bodies_changed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.data.insert(id.to_key(), head)?;
+        self.envelopes.insert(id.to_key(), encode(envelope)?)?;
         Ok(())
     }
 
-    fn data(&self, id: QueueId) -> Result<Option<Vec<u8>>, SpoolError> {
-        Ok(self.data.get(id.to_key())?.map(|v| v.to_vec()))
+    fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
+        let envelope = self.envelopes.remove(id.to_key())?;
+        self.data.remove(id.to_key())?;
+        let in_file = envelope
+            .and_then(|raw| serde_json::from_slice::<Envelope>(&raw).ok())
+            .is_some_and(|e| e.body_file);
+        if in_file {
+            match std::fs::remove_file(self.bodies.path_of(id)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::error!(queue_id = %id, error = %e, "cannot delete the body file of a removed message");
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError> {
+        let Some(head) = self.data.get(id.to_key())? else {
+            return Ok(None);
+        };
+        let in_file = self
+            .envelopes
+            .get(id.to_key())?
+            .and_then(|raw| serde_json::from_slice::<Envelope>(&raw).ok())
+            .is_some_and(|e| e.body_file);
+        if !in_file {
+            return Ok(Some(MessageData::Inline(bytes::Bytes::from(head.to_vec()))));
+        }
+        let path = self.bodies.path_of(id);
+        match std::fs::metadata(&path) {
+            Ok(meta) => Ok(Some(MessageData::File(Arc::new(FileBody {
+                head: bytes::Bytes::from(head.to_vec()),
+                path,
+                body_len: meta.len(),
+            })))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SpoolError(format!("reading the body file: {e}"))),
+        }
     }
 
     fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError> {
@@ -212,13 +308,24 @@ impl Spool for SledSpool {
                 }
             }
         }
+        let queued = out.iter().map(|(id, _)| *id).collect();
+        self.remove_orphan_bodies(&queued);
         Ok(out)
     }
 
     fn flush(&self) -> Result<(), SpoolError> {
-        // Blobs first: once the log that points at them is durable, they must be too.
+        // Blobs and body files first: once the log that points at them is durable, they
+        // must be too. (Body files were fsynced by their Session; their names are here.)
         self.sync_new_blobs()
             .map_err(|e| SpoolError(format!("fsync of spool blobs: {e}")))?;
+        if self
+            .bodies_changed
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            std::fs::File::open(self.bodies.bodies_dir())
+                .and_then(|dir| dir.sync_all())
+                .map_err(|e| SpoolError(format!("fsync of the body file directory: {e}")))?;
+        }
         self.db.flush()?;
         self.log_file
             .sync_data()
@@ -295,6 +402,7 @@ mod tests {
             size: 3,
             client: "127.0.0.1".into(),
             options: MailOptions::default(),
+            body_file: false,
         }
     }
 
@@ -326,10 +434,10 @@ mod tests {
         let spool = reopen(dir.path());
         let recovered = spool.recover().unwrap();
         assert_eq!(recovered, vec![(QueueId(7), envelope())]);
-        assert_eq!(
-            spool.data(QueueId(7)).unwrap().as_deref(),
-            Some(&b"abc"[..])
-        );
+        let Some(MessageData::Inline(data)) = spool.data(QueueId(7)).unwrap() else {
+            panic!("small data is inline");
+        };
+        assert_eq!(&data[..], b"abc");
     }
 
     #[test]
@@ -348,8 +456,50 @@ mod tests {
         let spool = reopen(dir.path());
         assert_eq!(
             spool.data(QueueId(9)).unwrap().map(|d| d.len()),
-            Some(big.len())
+            Some(big.len() as u64)
         );
+    }
+
+    #[test]
+    fn a_body_file_is_kept_beside_sled_and_deleted_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = SledSpool::open(dir.path()).unwrap();
+        let mut body = spool.body_files().create().unwrap();
+        body.write(&vec![b'y'; 100_000]).unwrap();
+        body.sync().unwrap();
+        let mut envelope = envelope();
+        spool
+            .insert_with_file(QueueId(5), &mut envelope, b"Received: x\r\n", body)
+            .unwrap();
+        assert!(envelope.body_file);
+        spool.flush().unwrap();
+        let path = spool.body_files().path_of(QueueId(5));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 100_000);
+        let Some(MessageData::File(file)) = spool.data(QueueId(5)).unwrap() else {
+            panic!("a large body stays in its file");
+        };
+        assert_eq!(
+            (&file.head[..], file.body_len),
+            (&b"Received: x\r\n"[..], 100_000)
+        );
+        spool.remove(QueueId(5)).unwrap();
+        assert!(!path.exists(), "the body file goes with its message");
+    }
+
+    #[test]
+    fn recovery_deletes_body_files_no_message_refers_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let orphan = {
+            let spool = SledSpool::open(dir.path()).unwrap();
+            let mut body = spool.body_files().create().unwrap();
+            body.write(b"left by a crash").unwrap();
+            let path = spool.body_files().path_of(QueueId(6));
+            body.persist(&path).unwrap();
+            path
+        };
+        let spool = reopen(dir.path());
+        assert!(spool.recover().unwrap().is_empty());
+        assert!(!orphan.exists());
     }
 
     #[tokio::test]

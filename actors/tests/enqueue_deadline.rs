@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use common::{JobLog, message, settings};
+use hermod_actors::body_file::IncomingBody;
+use hermod_actors::message_data::MessageData;
 use hermod_actors::queue::{Enqueue, Queue};
 use hermod_actors::queue_id::{QueueId, QueueIdGenerator};
 use hermod_actors::routing::Router;
@@ -25,13 +27,22 @@ impl Spool for SlowDisk {
     fn insert(&self, id: QueueId, envelope: &Envelope, data: &[u8]) -> Result<(), SpoolError> {
         self.spool.insert(id, envelope, data)
     }
+    fn insert_with_file(
+        &self,
+        id: QueueId,
+        envelope: &mut Envelope,
+        head: &[u8],
+        body: IncomingBody,
+    ) -> Result<(), SpoolError> {
+        self.spool.insert_with_file(id, envelope, head, body)
+    }
     fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), SpoolError> {
         self.spool.update(id, envelope)
     }
     fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
         self.spool.remove(id)
     }
-    fn data(&self, id: QueueId) -> Result<Option<Vec<u8>>, SpoolError> {
+    fn data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError> {
         self.spool.data(id)
     }
     fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError> {

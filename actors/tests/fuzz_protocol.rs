@@ -77,6 +77,7 @@ fn settings(max_errors: u32) -> Arc<ServerSettings> {
             domain: "ops.test".into(),
         }),
         disk: Arc::new(DiskSpace::default()),
+        spill: None,
     })
 }
 

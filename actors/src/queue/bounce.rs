@@ -106,7 +106,13 @@ impl Queue {
         failed: &[FailedRecipient],
         notify: &str,
     ) -> Result<(), SpoolError> {
-        let original = self.spool.data(id)?.unwrap_or_default();
+        // Only the header section is returned; a large body file is not read through.
+        let original = match self.spool.data(id)? {
+            Some(data) => data
+                .prefix(dsn::ORIGINAL_PREFIX)
+                .map_err(|e| SpoolError(format!("reading the original message: {e}")))?,
+            None => Vec::new(),
+        };
         let bounce_id = self.ids.next_id();
         let request = BounceRequest {
             reporting_mta: &self.settings.hostname,
@@ -135,6 +141,7 @@ impl Queue {
             client: "127.0.0.1".into(),
             // The bounce quotes the original's headers: it needs what the original needed.
             options: envelope.options,
+            body_file: false,
         };
         self.spool.insert(bounce_id, &bounce, &data)?;
         if envelope.sender.is_empty() {

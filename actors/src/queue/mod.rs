@@ -21,6 +21,7 @@ mod reconfigure;
 
 use crate::delivery::{Deliver, DeliveryIdle, DeliveryReport, Outcome, QueueLink, Retire};
 use crate::hop_health::{HopHealth, HopPolicy};
+use crate::message_data::MessageData;
 use crate::queue_id::{QueueId, QueueIdGenerator};
 use crate::routing::{NextHop, Router};
 use crate::smtp::server::AcceptedMessage;
@@ -255,7 +256,7 @@ impl Queue {
         }
     }
 
-    fn dispatch(&mut self, id: QueueId, data: Option<Bytes>, ctx: &mut Context<Self>) {
+    fn dispatch(&mut self, id: QueueId, data: Option<MessageData>, ctx: &mut Context<Self>) {
         let now = unix_now();
         let Some(message) = self.messages.get(&id) else {
             return;
@@ -315,12 +316,17 @@ impl Queue {
 
     /// The message's data: as given, or read from the spool. `None` when it cannot be
     /// read (the message is dropped if its data is gone, retried later on an error).
-    fn message_data(&mut self, id: QueueId, data: Option<Bytes>, now: u64) -> Option<Bytes> {
+    fn message_data(
+        &mut self,
+        id: QueueId,
+        data: Option<MessageData>,
+        now: u64,
+    ) -> Option<MessageData> {
         if data.is_some() {
             return data;
         }
         match self.spool.data(id) {
-            Ok(Some(data)) => Some(Bytes::from(data)),
+            Ok(Some(data)) => Some(data),
             Ok(None) => {
                 tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
                 self.messages.remove(&id);
@@ -342,7 +348,7 @@ impl Queue {
         id: QueueId,
         hop: NextHop,
         indexes: Vec<usize>,
-        data: Bytes,
+        data: MessageData,
         ctx: &mut Context<Self>,
     ) {
         let (serial, delivery) = self.delivery_for(&hop, ctx);
@@ -547,8 +553,10 @@ impl Handler<Enqueue> for Queue {
             recipients,
             options,
             data,
+            body_file,
         } = msg.message;
-        let envelope = Envelope {
+        let size = data.len() + body_file.as_ref().map_or(0, |f| f.len() as usize);
+        let mut envelope = Envelope {
             sender: sender.to_string(),
             recipients: recipients
                 .iter()
@@ -560,17 +568,23 @@ impl Handler<Enqueue> for Queue {
                 })
                 .collect(),
             arrival: unix_now(),
-            size: data.len(),
+            size,
             client: msg.client.to_string(),
             options,
+            body_file: false,
         };
-        if let Err(e) = self.spool.insert(id, &envelope, &data) {
+        let stored = match body_file {
+            None => self.spool.insert(id, &envelope, &data),
+            Some(file) => self.spool.insert_with_file(id, &mut envelope, &data, file),
+        };
+        if let Err(e) = stored {
             metrics::counter!("queue_enqueue_errors_total").increment(1);
             tracing::error!(queue_id = %id, error = %e, "cannot write message to spool");
             return Box::pin(fut::ready(Err(e)));
         }
         let committer = self.committer.clone();
-        let data = Bytes::from(data);
+        // A body file is read from the spool when it is sent.
+        let data = (!envelope.body_file).then(|| MessageData::Inline(Bytes::from(data)));
         let commit = async move {
             tokio::time::timeout_at(deadline.into(), committer.commit())
                 .await
@@ -588,7 +602,7 @@ impl Handler<Enqueue> for Queue {
             let n = envelope.recipients.len();
             act.messages.insert(id, QueuedMessage { envelope, in_flight: vec![false; n], jobs: 0 });
             if act.in_flight < act.settings.max_in_flight {
-                act.dispatch(id, Some(data), ctx);
+                act.dispatch(id, data, ctx);
             } else {
                 act.ready.push_back(id);
             }

@@ -6,9 +6,12 @@
 //! refused whole when it ends (the receiver keeps reading to the real end so the
 //! connection stays in step with the client).
 
+use std::sync::Arc;
+
 use bytes::{Buf, BytesMut};
 
 use super::reply::Reply;
+use crate::body_file::{BodyFiles, IncomingBody};
 
 /// The most a receiver allocates ahead of bytes actually received.
 pub const MAX_PREALLOCATION: usize = 64 * 1024;
@@ -25,6 +28,8 @@ pub enum BodyProblem {
     LineTooLong,
     /// More bytes than the size limit.
     TooBig,
+    /// The body file could not be written (a full disk): nothing of the message is kept.
+    Storage,
 }
 
 impl BodyProblem {
@@ -35,24 +40,158 @@ impl BodyProblem {
             BodyProblem::Nul => Reply::nul_in_data(),
             BodyProblem::LineTooLong => Reply::line_too_long(),
             BodyProblem::TooBig => Reply::message_too_big(max_size),
+            BodyProblem::Storage => Reply::insufficient_storage(),
         }
     }
 }
 
-/// Limits a receiver enforces.
-#[derive(Debug, Clone, Copy)]
+/// Limits a receiver enforces, and where a large body goes.
+#[derive(Debug, Clone)]
 pub struct BodyLimits {
     /// Maximum message size in octets (after dot-unstuffing).
     pub max_size: usize,
     /// Maximum line length in octets, without the CRLF.
     pub max_line: usize,
+    /// Where a body past a size goes instead of memory (`None`: memory only).
+    pub spill: Option<Spill>,
+}
+
+/// Bodies past `threshold` octets are written to a file while they arrive, so one
+/// message holds at most about `threshold` octets of memory however large it is.
+#[derive(Debug, Clone)]
+pub struct Spill {
+    /// Where the files go.
+    pub files: Arc<BodyFiles>,
+    /// Octets kept in memory before the body moves to a file.
+    pub threshold: usize,
+}
+
+/// Octets of a spilled body kept in memory: its start, where the header section is
+/// (for counting Received: headers).
+const SAMPLE: usize = 64 * 1024;
+
+/// A body as received: in memory, or in a file (not yet fsynced) with its first octets.
+#[derive(Debug)]
+pub enum ReceivedBody {
+    /// The whole body.
+    Memory(Vec<u8>),
+    /// The body in a file; `start` holds its first octets (up to 64 KiB).
+    File {
+        /// The start of the body.
+        start: Vec<u8>,
+        /// The file.
+        file: IncomingBody,
+    },
+}
+
+impl ReceivedBody {
+    /// The start of the body: all of it in memory, or the first 64 KiB of a file.
+    pub fn start(&self) -> &[u8] {
+        match self {
+            ReceivedBody::Memory(body) => body,
+            ReceivedBody::File { start, .. } => start,
+        }
+    }
+}
+
+impl PartialEq for ReceivedBody {
+    /// Bodies in memory compare by content; a file body equals nothing (tests compare
+    /// bodies in memory only).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ReceivedBody::Memory(a), ReceivedBody::Memory(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Where a body's octets go while it arrives: memory, then past the spill threshold a
+/// file (memory keeps only the start).
+#[derive(Debug)]
+struct BodyBuffer {
+    memory: Vec<u8>,
+    file: Option<IncomingBody>,
+    spill: Option<Spill>,
+    len: usize,
+    /// The last two octets, to know whether the body ends with CRLF.
+    tail: [u8; 2],
+}
+
+impl BodyBuffer {
+    fn new(spill: Option<Spill>, capacity: usize) -> Self {
+        BodyBuffer {
+            memory: Vec::with_capacity(capacity),
+            file: None,
+            spill,
+            len: 0,
+            tail: [0; 2],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn ends_with_crlf(&self) -> bool {
+        self.len >= 2 && self.tail == *b"\r\n"
+    }
+
+    /// Appends `bytes`; a write error of the body file is [`BodyProblem::Storage`].
+    fn extend(&mut self, bytes: &[u8]) -> Result<(), BodyProblem> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.len += bytes.len();
+        self.tail = match bytes {
+            [.., a, b] => [*a, *b],
+            [b] => [self.tail[1], *b],
+            [] => self.tail,
+        };
+        if let Some(file) = &mut self.file {
+            return file.write(bytes).map_err(|_| BodyProblem::Storage);
+        }
+        match &self.spill {
+            Some(spill) if self.memory.len() + bytes.len() > spill.threshold => {
+                let mut file = spill.files.create().map_err(|_| BodyProblem::Storage)?;
+                file.write(&self.memory).map_err(|_| BodyProblem::Storage)?;
+                file.write(bytes).map_err(|_| BodyProblem::Storage)?;
+                self.file = Some(file);
+                // Keep only the start, and give the rest of the buffer back.
+                let keep = SAMPLE.saturating_sub(self.memory.len()).min(bytes.len());
+                self.memory.extend_from_slice(&bytes[..keep]);
+                self.memory.truncate(SAMPLE);
+                self.memory.shrink_to_fit();
+                Ok(())
+            }
+            _ => {
+                self.memory.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// Drops what was received (a refused message); a body file is deleted.
+    fn discard(&mut self) {
+        self.memory = Vec::new();
+        self.file = None;
+    }
+
+    fn finish(self) -> ReceivedBody {
+        match self.file {
+            Some(file) => ReceivedBody::File {
+                start: self.memory,
+                file,
+            },
+            None => ReceivedBody::Memory(self.memory),
+        }
+    }
 }
 
 /// Receives a DATA body.
 #[derive(Debug)]
 pub struct DataReceiver {
     limits: BodyLimits,
-    body: Vec<u8>,
+    body: BodyBuffer,
     problem: Option<BodyProblem>,
     /// Whether the previous line ended in a proper CRLF (the DATA command's own CRLF
     /// counts): only then can a "." line end the message.
@@ -62,16 +201,17 @@ pub struct DataReceiver {
 }
 
 /// The outcome of a finished body.
-pub type BodyResult = Result<Vec<u8>, BodyProblem>;
+pub type BodyResult = Result<ReceivedBody, BodyProblem>;
 
 impl DataReceiver {
     /// Starts a body with the given limits; `capacity_hint` (the client's SIZE=) sizes the
     /// buffer up front, but never past [`MAX_PREALLOCATION`]: a client's word is not
     /// memory it has sent.
     pub fn new(limits: BodyLimits, capacity_hint: usize) -> Self {
+        let capacity = capacity_hint.clamp(1024, MAX_PREALLOCATION);
         DataReceiver {
+            body: BodyBuffer::new(limits.spill.clone(), capacity),
             limits,
-            body: Vec::with_capacity(capacity_hint.clamp(1024, MAX_PREALLOCATION)),
             problem: None,
             after_crlf: true,
             skipping_long_line: false,
@@ -116,9 +256,10 @@ impl DataReceiver {
             }
             if self.after_crlf && crlf && content_len == 1 && line[0] == b'.' {
                 input.advance(lf + 1);
+                let body = std::mem::replace(&mut self.body, BodyBuffer::new(None, 0));
                 return Some(match self.problem {
                     Some(problem) => Err(problem),
-                    None => Ok(std::mem::take(&mut self.body)),
+                    None => Ok(body.finish()),
                 });
             }
             if !crlf || line[..content_len].contains(&b'\r') {
@@ -135,10 +276,13 @@ impl DataReceiver {
             if self.problem.is_none() {
                 if self.body.len() + (lf + 1 - start) > self.limits.max_size {
                     self.flag(BodyProblem::TooBig);
-                    self.body = Vec::new();
-                } else {
-                    self.body.extend_from_slice(&line[start..]);
+                    self.body.discard();
+                } else if let Err(problem) = self.body.extend(&line[start..]) {
+                    self.flag(problem);
+                    self.body.discard();
                 }
+            } else {
+                self.body.discard();
             }
             input.advance(lf + 1);
         }
@@ -146,23 +290,27 @@ impl DataReceiver {
 }
 
 /// Receives a message sent in BDAT chunks; each chunk is an exact number of octets.
+/// Line endings and lengths are checked as the octets arrive (a CR may end one chunk and
+/// its LF start the next), so a body written to a file is never read back to check it.
 #[derive(Debug)]
 pub struct BdatReceiver {
     limits: BodyLimits,
-    body: Vec<u8>,
-    too_big: bool,
+    body: BodyBuffer,
+    problem: Option<BodyProblem>,
     /// Octets of the current chunk still to read.
     remaining: usize,
+    lines: LineCheck,
 }
 
 impl BdatReceiver {
     /// Starts a BDAT message.
     pub fn new(limits: BodyLimits) -> Self {
         BdatReceiver {
+            body: BodyBuffer::new(limits.spill.clone(), 0),
             limits,
-            body: Vec::new(),
-            too_big: false,
+            problem: None,
             remaining: 0,
+            lines: LineCheck::default(),
         }
     }
 
@@ -170,10 +318,13 @@ impl BdatReceiver {
     pub fn begin_chunk(&mut self, size: usize) {
         self.remaining = size;
         if self.body.len().saturating_add(size) > self.limits.max_size {
-            self.too_big = true;
-            self.body = Vec::new();
-        } else {
-            self.body.reserve(size.min(MAX_PREALLOCATION));
+            self.problem.get_or_insert(BodyProblem::TooBig);
+            self.body.discard();
+        } else if self.body.file.is_none() {
+            let room = self.body.memory.capacity() - self.body.memory.len();
+            self.body
+                .memory
+                .reserve(size.min(MAX_PREALLOCATION).saturating_sub(room));
         }
     }
 
@@ -184,57 +335,91 @@ impl BdatReceiver {
 
     /// Whether nothing has been received yet.
     pub fn is_empty(&self) -> bool {
-        self.body.is_empty()
+        self.body.len() == 0
     }
 
     /// Consumes chunk bytes; returns true when the current chunk is complete.
     pub fn feed(&mut self, input: &mut BytesMut) -> bool {
         let n = self.remaining.min(input.len());
-        if !self.too_big {
-            self.body.extend_from_slice(&input[..n]);
+        let bytes = &input[..n];
+        if self.problem.is_none() {
+            self.lines.check(bytes, self.limits.max_line);
+            if let Err(problem) = self.body.extend(bytes) {
+                self.problem = Some(problem);
+                self.body.discard();
+            }
         }
         input.advance(n);
         self.remaining -= n;
         self.remaining == 0
     }
 
-    /// Ends the message after the LAST chunk, checking line endings and line lengths of
-    /// the whole body (a CR may end one chunk and its LF start the next).
-    pub fn finish(self) -> BodyResult {
-        if self.too_big {
-            return Err(BodyProblem::TooBig);
+    /// Ends the message after the LAST chunk.
+    pub fn finish(mut self) -> BodyResult {
+        if let Some(problem) = self.problem {
+            return Err(problem);
         }
-        check_lines(&self.body, self.limits.max_line)?;
-        let mut body = self.body;
-        if !body.is_empty() && !body.ends_with(b"\r\n") {
-            body.extend_from_slice(b"\r\n");
+        self.lines.finish(self.limits.max_line)?;
+        if self.body.len() > 0 && !self.body.ends_with_crlf() {
+            self.body.extend(b"\r\n")?;
         }
-        Ok(body)
+        Ok(self.body.finish())
     }
 }
 
-/// Checks that every line of `body` ends in CRLF, has no bare CR, and fits `max_line`.
-fn check_lines(body: &[u8], max_line: usize) -> Result<(), BodyProblem> {
-    let mut line_start = 0;
-    let mut too_long = false;
-    for (i, &b) in body.iter().enumerate() {
-        match b {
-            b'\n' => {
-                if i == 0 || body[i - 1] != b'\r' {
-                    return Err(BodyProblem::BareLineEnding);
-                }
-                too_long |= i - 1 - line_start > max_line;
-                line_start = i + 1;
+/// Line rules checked octet by octet across chunks: every line ends in CRLF, no bare
+/// CR, no NUL, none longer than the limit. The first problem is kept, except that a
+/// line too long is reported only if nothing worse is found.
+#[derive(Debug, Default)]
+struct LineCheck {
+    /// Octets of the current line so far (without CR).
+    line_len: usize,
+    /// The previous octet was a CR.
+    after_cr: bool,
+    too_long: bool,
+    problem: Option<BodyProblem>,
+}
+
+impl LineCheck {
+    fn check(&mut self, bytes: &[u8], max_line: usize) {
+        if self.problem.is_some() {
+            return;
+        }
+        for &b in bytes {
+            if self.after_cr && b != b'\n' {
+                self.problem = Some(BodyProblem::BareLineEnding);
+                return;
             }
-            b'\r' if body.get(i + 1) != Some(&b'\n') => return Err(BodyProblem::BareLineEnding),
-            0 => return Err(BodyProblem::Nul),
-            _ => {}
+            match b {
+                b'\n' => {
+                    if !self.after_cr {
+                        self.problem = Some(BodyProblem::BareLineEnding);
+                        return;
+                    }
+                    self.too_long |= self.line_len > max_line;
+                    self.line_len = 0;
+                    self.after_cr = false;
+                }
+                b'\r' => self.after_cr = true,
+                0 => {
+                    self.problem = Some(BodyProblem::Nul);
+                    return;
+                }
+                _ => self.line_len += 1,
+            }
         }
     }
-    too_long |= body.len() - line_start > max_line;
-    if too_long {
-        Err(BodyProblem::LineTooLong)
-    } else {
+
+    fn finish(&self, max_line: usize) -> Result<(), BodyProblem> {
+        if let Some(problem) = self.problem {
+            return Err(problem);
+        }
+        if self.after_cr {
+            return Err(BodyProblem::BareLineEnding);
+        }
+        if self.too_long || self.line_len > max_line {
+            return Err(BodyProblem::LineTooLong);
+        }
         Ok(())
     }
 }
@@ -246,6 +431,7 @@ mod tests {
     const LIMITS: BodyLimits = BodyLimits {
         max_size: 1 << 20,
         max_line: 1000,
+        spill: None,
     };
 
     fn run(input: &[u8]) -> (Option<BodyResult>, Vec<u8>) {
@@ -260,7 +446,9 @@ mod tests {
         let (result, rest) = run(b"Subject: x\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n");
         assert_eq!(
             result,
-            Some(Ok(b"Subject: x\r\n\r\n.leading dot\r\n".to_vec()))
+            Some(Ok(ReceivedBody::Memory(
+                b"Subject: x\r\n\r\n.leading dot\r\n".to_vec()
+            )))
         );
         assert_eq!(rest, b"QUIT\r\n");
     }
@@ -317,7 +505,10 @@ mod tests {
                 result = Some(r);
             }
         }
-        assert_eq!(result, Some(Ok(b"a\r\n.b\r\n\r\nc\r\n".to_vec())));
+        assert_eq!(
+            result,
+            Some(Ok(ReceivedBody::Memory(b"a\r\n.b\r\n\r\nc\r\n".to_vec())))
+        );
     }
 
     #[test]
@@ -326,6 +517,7 @@ mod tests {
             BodyLimits {
                 max_size: 10,
                 max_line: 1000,
+                spill: None,
             },
             0,
         );
@@ -339,6 +531,7 @@ mod tests {
             BodyLimits {
                 max_size: 1 << 20,
                 max_line: 10,
+                spill: None,
             },
             0,
         );

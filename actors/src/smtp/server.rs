@@ -11,8 +11,9 @@ use bytes::{Buf, BytesMut};
 
 use super::address::{Mailbox, ReversePath};
 use super::command::{self, Command, CommandError, MailFrom, MailOptions};
-use super::receiver::{BdatReceiver, BodyLimits, BodyResult, DataReceiver};
+use super::receiver::{BdatReceiver, BodyLimits, BodyResult, DataReceiver, ReceivedBody, Spill};
 use super::reply::Reply;
+use crate::body_file::IncomingBody;
 use crate::datetime;
 use crate::disk_space::DiskSpace;
 use crate::queue_id::{QueueId, QueueIdGenerator};
@@ -45,6 +46,9 @@ pub struct ServerSettings {
     pub postmaster: Option<Mailbox>,
     /// The spool's free space: below the reserve, MAIL is refused before any data.
     pub disk: Arc<DiskSpace>,
+    /// Where bodies too large for memory are written while they arrive (`None`: all in
+    /// memory).
+    pub spill: Option<Spill>,
 }
 
 /// A message the client has finished sending and the protocol has accepted; the Session
@@ -59,8 +63,12 @@ pub struct AcceptedMessage {
     pub recipients: Vec<Mailbox>,
     /// BODY=8BITMIME and SMTPUTF8 from MAIL FROM, to be passed on.
     pub options: MailOptions,
-    /// The message with our Received: header in front, CRLF line ends, not dot-stuffed.
+    /// The message with our Received: header in front, CRLF line ends, not dot-stuffed;
+    /// only the header when the body is in `body_file`.
     pub data: Vec<u8>,
+    /// A large body, in a file not yet fsynced: the Session syncs it before the message
+    /// goes to the Queue.
+    pub body_file: Option<IncomingBody>,
 }
 
 /// What the driver must do before feeding more bytes.
@@ -416,6 +424,7 @@ impl ServerSession {
         BodyLimits {
             max_size: self.settings.max_message_size,
             max_line: self.settings.max_line_length,
+            spill: self.settings.spill.clone(),
         }
     }
 
@@ -487,14 +496,20 @@ impl ServerSession {
                 return None;
             }
         };
-        let hops = count_received_headers(&body);
+        let hops = count_received_headers(body.start());
         if hops > self.settings.max_received_headers {
             self.refuse(out, Reply::mail_loop(hops));
             return None;
         }
         let id = self.settings.ids.next_id();
         let mut data = self.received_header(id, &transaction, now).into_bytes();
-        data.extend_from_slice(&body);
+        let body_file = match body {
+            ReceivedBody::Memory(body) => {
+                data.extend_from_slice(&body);
+                None
+            }
+            ReceivedBody::File { file, .. } => Some(file),
+        };
         Some(Event::Enqueue(AcceptedMessage {
             id,
             options: MailOptions {
@@ -504,6 +519,7 @@ impl ServerSession {
             sender: transaction.mail.sender,
             recipients: transaction.recipients,
             data,
+            body_file,
         }))
     }
 

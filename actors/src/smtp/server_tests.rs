@@ -19,6 +19,7 @@ fn settings(max_recipients: usize, max_errors: u32) -> Arc<ServerSettings> {
             domain: "ops.test".into(),
         }),
         disk: Arc::new(DiskSpace::default()),
+        spill: None,
     })
 }
 
