@@ -12,7 +12,7 @@ use hermod_actors::body_file::BodyFiles;
 use hermod_actors::config::Config;
 use hermod_actors::deadline::PhaseLimits;
 use hermod_actors::delivery::{Delivery, DeliverySettings};
-use hermod_actors::disk_space::DiskSpace;
+use hermod_actors::disk_space::{Ballast, DiskSpace};
 use hermod_actors::hop_health::HopPolicy;
 use hermod_actors::listener::{
     self as listener, Admission, ConnectionLimits, Drain, Listener, SessionContextTemplate,
@@ -51,9 +51,20 @@ pub fn run(
             config.queue.data_dir.display()
         )
     })?;
-    let sled = SledSpool::open(&config.queue.data_dir).with_context(|| {
+    let ballast = Ballast::new(&config.queue.data_dir);
+    let sled = match SledSpool::open(&config.queue.data_dir) {
+        Err(e) if e.is_disk_full() && ballast.release() => {
+            tracing::warn!(
+                dir = %config.queue.data_dir.display(),
+                "spool disk full at start-up: released the ballast to open the spool; delivering queued mail, new mail refused until space returns"
+            );
+            SledSpool::open(&config.queue.data_dir)
+        }
+        opened => opened,
+    }
+    .with_context(|| {
         format!(
-            "opening the spool in {} (is another hermod using it?)",
+            "opening the spool in {} (is another hermod using it? is its disk full?)",
             config.queue.data_dir.display()
         )
     })?;
@@ -96,7 +107,13 @@ pub fn run(
     }
     started?;
     system.run().context("actor system failed")?;
-    spool.flush().context("final spool flush")?;
+    match spool.flush() {
+        Err(e) if e.is_disk_full() && ballast.release() => {
+            tracing::warn!("spool disk full at shutdown: released the ballast for the final flush");
+            spool.flush().context("final spool flush")?;
+        }
+        flushed => flushed.context("final spool flush")?,
+    }
     tracing::info!("hermod stopped; spool flushed");
     Ok(())
 }
@@ -167,6 +184,7 @@ fn start(
         config.queue.data_dir.clone(),
         config.queue.min_free_space,
         Duration::from_secs(1),
+        Ballast::new(&config.queue.data_dir),
     );
     let queue_settings = queue_settings(&config);
     let mut queue = Queue::new(

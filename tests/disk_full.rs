@@ -1,7 +1,8 @@
 //! The spool's free-space reserve on a real small file system (a size-limited tmpfs the
 //! test mounts; CI runs as root): below `queue.min_free_space` MAIL FROM is refused with
 //! 452 4.3.1 before any data is sent, and mail is taken again by itself once space
-//! returns.
+//! returns; and hermod started on a disk that is full delivers its queue and refuses
+//! new mail instead of not starting.
 
 mod common;
 
@@ -9,8 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::client::Client;
+use common::client::{Client, queue_id};
 use common::hermod::Hermod;
+use common::sink;
+
+/// The tests here run one at a time: each starts and stops servers on loopback ports
+/// picked while the other runs (a port one test frees can be handed to the other).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -54,6 +60,7 @@ async fn mail_reply_until(c: &mut Client, want: &str, limit: Duration) -> String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn low_disk_refuses_mail_before_data_and_recovers_by_itself() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let fs = Tmpfs::mount(&dir.path().join("spoolfs"), "64m");
     let config_path = dir.path().join("hermod.toml");
@@ -96,4 +103,73 @@ async fn low_disk_refuses_mail_before_data_and_recovers_by_itself() {
     );
     drop(c);
     drop(h);
+}
+
+/// Fills the file system holding `dir` to the last block.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while file.write_all(&block).is_ok() {}
+    let small = [0u8; 512];
+    while file.write_all(&small).is_ok() {}
+    let _ = file.sync_all();
+    filler
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_on_a_full_disk_delivers_the_queue_and_refuses_new_mail() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&dir.path().join("spoolfs"), "48m");
+    let port = common::free_port();
+    let config_path = dir.path().join("hermod.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[smtp]\nhostname = \"mx.hermod.test\"\n[queue]\nretry_interval = \"1s\"\nscan_interval = \"100ms\"\nmin_free_space = 4194304\n[delivery]\nrelayhost = \"[127.0.0.1]:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut h = Hermod::start_with(config_path, fs.0.join("data"), &[]).await;
+    assert!(
+        fs.0.join("data").join("ballast").exists(),
+        "ballast written at start"
+    );
+    // A message waits for its next hop, which is down.
+    let mut c = Client::connect(h.addr).await;
+    let id = queue_id(
+        &c.send_message(
+            "a@sender.test",
+            &["b@dest.test"],
+            b"Subject: waiting\r\n\r\nx\r\n",
+        )
+        .await,
+    );
+    drop(c);
+    h.wait_status(&id, "deferred", Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("{}", h.logs().join("\n")));
+    assert_eq!(h.stop().await, Some(0));
+
+    // The disk fills up while hermod is stopped; the hop comes back.
+    fill(&fs.0);
+    let _sink = sink::start_on(&dir.path().join("sink"), port).await;
+    h.restart().await;
+    assert!(
+        h.wait_log("spool disk full at start-up", Duration::ZERO)
+            .await
+            .is_some(),
+        "{}",
+        h.logs().join("\n")
+    );
+    let mut c = Client::connect(h.addr).await;
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@sender.test>").await,
+        "452 4.3.1 Insufficient system storage"
+    );
+    let stored = sink::wait_stored(&dir.path().join("sink"), 1, Duration::from_secs(20)).await;
+    assert_eq!(stored.len(), 1, "{}", h.logs().join("\n"));
+    assert_eq!(stored[0].rcpt_to, ["b@dest.test"]);
 }

@@ -95,7 +95,12 @@ async fn relay_large_messages(chunking: bool) {
     let stored = sink::wait_stored(&dir.path().join("sink"), 6, Duration::from_secs(60)).await;
     assert_eq!(stored.len(), 6, "{}", h.logs().join("\n"));
     for copy in &stored {
-        let i: usize = copy.rcpt_to[0][1..].split('@').next().unwrap().parse().unwrap();
+        let i: usize = copy.rcpt_to[0][1..]
+            .split('@')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(
             after_received_header(&copy.data) == messages[i].as_slice(),
             "message {i} arrived changed ({} octets, sent {})",

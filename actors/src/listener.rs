@@ -141,8 +141,15 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpSocket> {
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
+    // Listening already, so that a client connecting as soon as hermod says "listening"
+    // is queued, not refused while the Listener's arbiter is still starting (that
+    // arbiter calls listen again, which only registers the socket with its reactor).
+    rustix::net::listen(&socket, LISTEN_BACKLOG)?;
     Ok(socket)
 }
+
+/// Connections the kernel queues per listening socket before they are accepted.
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// The parts of a [`SessionContext`] known before the Listener's own address.
 #[derive(Clone)]
@@ -207,7 +214,7 @@ impl Actor for Listener {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(65536);
         for socket in self.sockets.drain(..) {
-            match socket.listen(1024) {
+            match socket.listen(LISTEN_BACKLOG as u32) {
                 Ok(listener) => self.accept_handles.push(ctx.add_stream(Incoming(listener))),
                 Err(e) => tracing::error!(error = %e, "cannot listen on a bound SMTP socket"),
             }

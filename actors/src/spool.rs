@@ -19,6 +19,13 @@ pub use crate::smtp::command::MailOptions;
 #[error("spool: {0}")]
 pub struct SpoolError(pub String);
 
+impl SpoolError {
+    /// Whether the cause is a full file system (ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        self.0.contains("No space left on device")
+    }
+}
+
 impl From<sled::Error> for SpoolError {
     fn from(e: sled::Error) -> Self {
         SpoolError(e.to_string())
