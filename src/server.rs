@@ -69,6 +69,20 @@ pub fn run(
         )
     })?;
     let body_files = sled.body_files();
+    // A full disk that sled has seen stops hermod like SIGTERM does (see
+    // `SledSpool::stuck_on_full_disk`); the exit code then says so.
+    let mut stuck = sled.stuck_on_full_disk();
+    let stopped_by_full_disk = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let full_disk = stopped_by_full_disk.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown => {}
+            Ok(_) = stuck.wait_for(|stuck| *stuck) => {
+                full_disk.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!("stopping: the spool's disk is full; start hermod again once space is freed (a service manager does it by itself: it opens a full disk by releasing its ballast, and delivers)");
+            }
+        }
+    };
     let spool: Arc<dyn Spool> = Arc::new(sled);
     let workers = match config.smtp.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -107,13 +121,14 @@ pub fn run(
     }
     started?;
     system.run().context("actor system failed")?;
-    match spool.flush() {
-        Err(e) if e.is_disk_full() && ballast.release() => {
-            tracing::warn!("spool disk full at shutdown: released the ballast for the final flush");
-            spool.flush().context("final spool flush")?;
-        }
-        flushed => flushed.context("final spool flush")?,
+    if stopped_by_full_disk.load(std::sync::atomic::Ordering::Relaxed) {
+        // Every acknowledged message was flushed before its 250; what this flush would
+        // have added is delivery state, which a restart redoes.
+        anyhow::bail!(
+            "stopped because the spool's disk is full (sled cannot write again in this process): free space and start hermod again"
+        );
     }
+    spool.flush().context("final spool flush")?;
     tracing::info!("hermod stopped; spool flushed");
     Ok(())
 }

@@ -173,3 +173,78 @@ async fn start_up_on_a_full_disk_delivers_the_queue_and_refuses_new_mail() {
     assert_eq!(stored.len(), 1, "{}", h.logs().join("\n"));
     assert_eq!(stored[0].rcpt_to, ["b@dest.test"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_inside_the_spool_refuses_mail_stops_hermod_and_loses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&dir.path().join("spoolfs"), "24m");
+    let config_path = dir.path().join("hermod.toml");
+    // No reserve: the disk really fills under sled.
+    std::fs::write(
+        &config_path,
+        format!(
+            "[smtp]\nhostname = \"mx.hermod.test\"\n[queue]\nretry_interval = \"1h\"\nmin_free_space = 0\n[delivery]\nrelayhost = \"[127.0.0.1]:{}\"\n",
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    let mut h = Hermod::start_with(config_path, fs.0.join("data"), &[]).await;
+    let mut c = Client::connect(h.addr).await;
+    let mut acknowledged = Vec::new();
+    for _ in 0..3 {
+        acknowledged.push(queue_id(
+            &c.send_message(
+                "a@sender.test",
+                &["b@dest.test"],
+                b"Subject: kept\r\n\r\nx\r\n",
+            )
+            .await,
+        ));
+    }
+    let filler = fill(&fs.0);
+    // Messages go on being answered at once: 250 while sled still has room in the files
+    // it has, then 451 for the one that finds the disk full.
+    let mut refused = None;
+    for _ in 0..5000 {
+        let reply = c
+            .send_message(
+                "a@sender.test",
+                &["b@dest.test"],
+                b"Subject: more\r\n\r\nx\r\n",
+            )
+            .await;
+        if reply.starts_with("250") {
+            acknowledged.push(queue_id(&reply));
+        } else {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("the disk filled up");
+    assert!(refused.starts_with("451 4.3.0"), "{refused}");
+    // hermod stops by itself, with a failure exit code for its service manager.
+    let code = h.wait_exit(Duration::from_secs(40)).await;
+    assert!(matches!(code, Some(c) if c != 0), "exit code {code:?}");
+    assert!(
+        h.logs()
+            .iter()
+            .any(|l| l.contains("stopping: the spool's disk is full")),
+        "{}",
+        h.logs().join("\n")
+    );
+    // Space is freed; started again, it has every acknowledged message and takes mail.
+    std::fs::remove_file(&filler).unwrap();
+    h.restart().await;
+    let recovered = h
+        .wait_log("recovered messages from the spool", Duration::ZERO)
+        .await
+        .unwrap_or_else(|| panic!("{}", h.logs().join("\n")));
+    assert!(
+        recovered.contains(&format!("messages={}", acknowledged.len())),
+        "{} acknowledged: {recovered}",
+        acknowledged.len()
+    );
+    let mut c = Client::connect(h.addr).await;
+    assert!(c.cmd("MAIL FROM:<a@sender.test>").await.starts_with("250"));
+}

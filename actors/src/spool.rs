@@ -139,6 +139,8 @@ pub struct SledSpool {
     /// A body file was renamed into `bodies/` since the last flush: its directory entry
     /// must be made durable.
     bodies_changed: std::sync::atomic::AtomicBool,
+    /// Set on the first full-disk error (see [`SledSpool::stuck_on_full_disk`]).
+    stuck: tokio::sync::watch::Sender<bool>,
 }
 
 impl SledSpool {
@@ -166,7 +168,27 @@ impl SledSpool {
             dir: dir.to_path_buf(),
             bodies,
             bodies_changed: Default::default(),
+            stuck: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Turns true when a write hit a full disk. sled keeps such an error: no later
+    /// write or flush of this process can succeed, even once space is freed, so the
+    /// binary stops (draining) and lets its service manager start it again.
+    pub fn stuck_on_full_disk(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stuck.subscribe()
+    }
+
+    /// Passes `result` through, noting the first full-disk error.
+    fn watch_for_full_disk<T>(&self, result: Result<T, SpoolError>) -> Result<T, SpoolError> {
+        if let Err(e) = &result
+            && e.is_disk_full()
+            && !self.stuck.send_replace(true)
+        {
+            metrics::counter!("queue_spool_disk_full_total").increment(1);
+            tracing::error!(error = %e, "the spool hit a full disk; sled cannot write again in this process, so hermod stops to be restarted");
+        }
+        result
     }
 
     /// Where Sessions write bodies too large for memory.
@@ -229,20 +251,21 @@ fn encode(envelope: &Envelope) -> Result<Vec<u8>, SpoolError> {
     serde_json::to_vec(envelope).map_err(|e| SpoolError(e.to_string()))
 }
 
-impl Spool for SledSpool {
-    fn insert(&self, id: QueueId, envelope: &Envelope, data: &[u8]) -> Result<(), SpoolError> {
+/// The operations, before [`SledSpool::watch_for_full_disk`] sees their errors.
+impl SledSpool {
+    fn raw_insert(&self, id: QueueId, envelope: &Envelope, data: &[u8]) -> Result<(), SpoolError> {
         // Data first: recovery starts from envelopes, so an envelope never lacks its data.
         self.data.insert(id.to_key(), data)?;
         self.envelopes.insert(id.to_key(), encode(envelope)?)?;
         Ok(())
     }
 
-    fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), SpoolError> {
+    fn raw_update(&self, id: QueueId, envelope: &Envelope) -> Result<(), SpoolError> {
         self.envelopes.insert(id.to_key(), encode(envelope)?)?;
         Ok(())
     }
 
-    fn insert_with_file(
+    fn raw_insert_with_file(
         &self,
         id: QueueId,
         envelope: &mut Envelope,
@@ -260,7 +283,7 @@ impl Spool for SledSpool {
         Ok(())
     }
 
-    fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
+    fn raw_remove(&self, id: QueueId) -> Result<(), SpoolError> {
         let envelope = self.envelopes.remove(id.to_key())?;
         self.data.remove(id.to_key())?;
         let in_file = envelope
@@ -277,7 +300,7 @@ impl Spool for SledSpool {
         Ok(())
     }
 
-    fn data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError> {
+    fn raw_data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError> {
         let Some(head) = self.data.get(id.to_key())? else {
             return Ok(None);
         };
@@ -301,7 +324,7 @@ impl Spool for SledSpool {
         }
     }
 
-    fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError> {
+    fn raw_recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError> {
         let mut out = Vec::new();
         for entry in self.envelopes.iter() {
             let (key, value) = entry?;
@@ -320,7 +343,7 @@ impl Spool for SledSpool {
         Ok(out)
     }
 
-    fn flush(&self) -> Result<(), SpoolError> {
+    fn raw_flush(&self) -> Result<(), SpoolError> {
         // Blobs and body files first: once the log that points at them is durable, they
         // must be too. (Body files were fsynced by their Session; their names are here.)
         self.sync_new_blobs()
@@ -340,8 +363,48 @@ impl Spool for SledSpool {
         Ok(())
     }
 
-    fn size_on_disk(&self) -> Result<u64, SpoolError> {
+    fn raw_size_on_disk(&self) -> Result<u64, SpoolError> {
         Ok(self.db.size_on_disk()?)
+    }
+}
+
+impl Spool for SledSpool {
+    fn insert(&self, id: QueueId, envelope: &Envelope, data: &[u8]) -> Result<(), SpoolError> {
+        self.watch_for_full_disk(self.raw_insert(id, envelope, data))
+    }
+
+    fn insert_with_file(
+        &self,
+        id: QueueId,
+        envelope: &mut Envelope,
+        head: &[u8],
+        body: IncomingBody,
+    ) -> Result<(), SpoolError> {
+        self.watch_for_full_disk(self.raw_insert_with_file(id, envelope, head, body))
+    }
+
+    fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), SpoolError> {
+        self.watch_for_full_disk(self.raw_update(id, envelope))
+    }
+
+    fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
+        self.watch_for_full_disk(self.raw_remove(id))
+    }
+
+    fn data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError> {
+        self.raw_data(id)
+    }
+
+    fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError> {
+        self.raw_recover()
+    }
+
+    fn flush(&self) -> Result<(), SpoolError> {
+        self.watch_for_full_disk(self.raw_flush())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, SpoolError> {
+        self.raw_size_on_disk()
     }
 }
 

@@ -159,7 +159,9 @@ impl Hermod {
         self.wait_exit(Duration::from_secs(10)).await;
     }
 
-    async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+    /// Waits for the process to exit by itself; its exit code (`None` if it had to be
+    /// killed after `limit`).
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
