@@ -10,6 +10,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use hermod_actors::body_file::BodyFiles;
 use hermod_actors::config::Config;
+use hermod_actors::connection_budget::ConnectionBudget;
 use hermod_actors::deadline::PhaseLimits;
 use hermod_actors::delivery::{Delivery, DeliverySettings};
 use hermod_actors::disk_space::{Ballast, DiskSpace};
@@ -180,6 +181,7 @@ fn start(
         dead_host_failures: config.delivery.dead_host_failures.max(1),
         dead_host_backoff: config.delivery.dead_host_backoff,
         retire_idle_after: config.delivery.retire_idle_after,
+        budget: connection_budget(&config),
     });
     let delivery_arbiters = arbiters.clone();
     let next = std::cell::Cell::new(0usize);
@@ -294,6 +296,34 @@ async fn drain(
             "drain timeout: cutting deliveries still under way; they are retried at the next start, so their next hop may get them twice"
         );
     }
+}
+
+/// Descriptors kept out of the outbound budget for the spool (sled's files, body files
+/// being written and synced), logs, listeners and the resolver.
+const DESCRIPTOR_RESERVE: usize = 256;
+
+/// The outbound connection budget: `delivery.max_connections_total`, or what the
+/// open-files limit leaves after inbound sessions and the reserve. Raises the soft
+/// open-files limit to the hard one first, as a mail server that keeps many connections
+/// open should.
+fn connection_budget(config: &Config) -> Arc<ConnectionBudget> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+            tracing::warn!(error = %e, "cannot raise the open-files limit to its hard limit");
+        }
+    }
+    let open_files = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let size = ConnectionBudget::sized(
+        config.delivery.max_connections_total,
+        open_files,
+        config.smtp.max_connections,
+        DESCRIPTOR_RESERVE,
+    );
+    tracing::info!(limit = size, open_files, "outbound connection budget");
+    ConnectionBudget::new(size)
 }
 
 /// The transport map and relay host of `config`.

@@ -232,6 +232,10 @@ pub struct DeliveryConfig {
     /// DNS lookup timeout.
     #[serde(with = "duration")]
     pub dns_timeout: Duration,
+    /// Outbound connections open at once over all next hops, each a file descriptor;
+    /// when the budget is full, idle connections are closed first to make room. 0: the
+    /// open-files limit less `smtp.max_connections` and a reserve for the spool.
+    pub max_connections_total: usize,
 }
 
 impl Default for DeliveryConfig {
@@ -254,6 +258,7 @@ impl Default for DeliveryConfig {
             dead_host_backoff: Duration::from_secs(60),
             retire_idle_after: Duration::from_secs(300),
             dns_timeout: Duration::from_secs(5),
+            max_connections_total: 0,
         }
     }
 }

@@ -17,6 +17,7 @@ use actix::prelude::*;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use crate::connection_budget::{ConnectionBudget, Permit};
 use crate::message_data::MessageData;
 use crate::mx::MxResolver;
 use crate::queue_id::QueueId;
@@ -119,6 +120,9 @@ pub struct DeliveryReport {
     pub serial: u64,
 }
 
+/// How soon an actor that found the connection budget full tries again.
+const BUDGET_RETRY: Duration = Duration::from_millis(50);
+
 /// Settings shared by all Delivery actors, resolved once from `[delivery]`.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -146,6 +150,8 @@ pub struct DeliverySettings {
     pub dead_host_backoff: Duration,
     /// How long an actor with no work, no connection and no back-off lives on.
     pub retire_idle_after: Duration,
+    /// Outbound connections at once, over all next hops.
+    pub budget: Arc<ConnectionBudget>,
 }
 
 impl DeliverySettings {
@@ -267,12 +273,27 @@ impl Delivery {
             let Some(job) = self.pending.pop_front() else {
                 return;
             };
-            let connection = self.idle.pop().map(|(c, _)| c);
+            // A pooled connection, else a new one if the budget has room for it; if not,
+            // ask idle connections elsewhere to make room and try again shortly.
+            let (connection, permit) = match self.idle.pop() {
+                Some((connection, _)) => (Some(connection), None),
+                None => match self.settings.budget.try_take() {
+                    Some(permit) => (None, Some(permit)),
+                    None => {
+                        self.pending.push_front(job);
+                        self.settings.budget.ask_for_room();
+                        metrics::counter!("delivery_connection_budget_waits_total").increment(1);
+                        self.wake_after(BUDGET_RETRY, ctx);
+                        return;
+                    }
+                },
+            };
             self.active += 1;
             let (id, recipients, relay) = (job.id, job.recipients.clone(), self.hop.to_string());
             let budget = self.settings.job_budget(recipients.len());
             let work = run_job(
                 connection,
+                permit,
                 job,
                 self.hop.clone(),
                 self.settings.clone(),
@@ -379,6 +400,15 @@ impl Delivery {
         });
     }
 
+    /// Closes idle connections, oldest first, while the budget asks for room.
+    fn make_room(&mut self) {
+        while !self.idle.is_empty() && self.settings.budget.claim_close() {
+            let (connection, _) = self.idle.remove(0);
+            tracing::debug!(next_hop = %self.hop, "closing an idle connection to make room in the outbound connection budget");
+            actix::spawn(connection.quit());
+        }
+    }
+
     fn close_idle(&mut self) {
         let limit = self.settings.idle_timeout;
         let (stale, fresh): (Vec<_>, Vec<_>) = std::mem::take(&mut self.idle)
@@ -396,10 +426,13 @@ impl Actor for Delivery {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
+        // At least once a second: a request for room in the connection budget is
+        // answered within it.
         let sweep = (self.settings.idle_timeout / 2)
             .min(self.settings.retire_idle_after / 2)
-            .max(Duration::from_millis(100));
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
         ctx.run_interval(sweep, |act, ctx| {
+            act.make_room();
             act.close_idle();
             act.offer_to_retire(ctx);
         });
@@ -458,6 +491,7 @@ fn client_error_outcome(error: &ClientError) -> Outcome {
 /// else over a new connection to the first target (in MX order) that answers.
 async fn run_job(
     connection: Option<SmtpConnection>,
+    mut permit: Option<Permit>,
     job: Deliver,
     hop: NextHop,
     settings: Arc<DeliverySettings>,
@@ -475,8 +509,10 @@ async fn run_job(
         match transact(&mut connection, &job, max).await {
             Ok(replies) => return finished(connection, &job, replies),
             // The server closed the pooled connection while it was idle: nothing of this
-            // message reached it, so a fresh connection may carry it.
-            Err((done, e)) if done.is_empty() && e.is_stale_connection() => {}
+            // message reached it, so a fresh connection may carry it, in its place.
+            Err((done, e)) if done.is_empty() && e.is_stale_connection() => {
+                permit = connection.release_permit();
+            }
             Err((done, e)) => {
                 let results = partial_results(&job.recipients, &done, &e);
                 let report = report(connection.peer(), results);
@@ -518,6 +554,7 @@ async fn run_job(
         .await
         {
             Ok(mut connection) => {
+                connection.hold(permit.take());
                 connection.prefer_chunking(settings.chunking);
                 return match transact(&mut connection, &job, max).await {
                     Ok(replies) => finished(connection, &job, replies),

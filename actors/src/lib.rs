@@ -22,6 +22,8 @@
 //!   (pure, unix seconds in).
 //! - [`delivery`]: the Delivery actor — one per next hop: connection pool, rate limit,
 //!   back-off; reports one result per recipient.
+//! - [`connection_budget`]: one budget of outbound connections (file descriptors) for
+//!   all Delivery actors; idle connections make room first.
 //! - [`smtp_client`]: the SMTP/LMTP client a Delivery actor speaks to the next hop.
 //! - [`relay`]: the relay policy — relay domains and trusted client networks.
 //! - [`routing`]: the transport map and smarthost that choose a next hop for a domain.
@@ -44,6 +46,7 @@
 
 pub mod body_file;
 pub mod config;
+pub mod connection_budget;
 pub mod datetime;
 pub mod deadline;
 pub mod delivery;

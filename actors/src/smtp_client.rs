@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::connection_budget::Permit;
 use crate::message_data::MessageData;
 use crate::smtp::command::MailOptions;
 use crate::smtp::reply_reader::{ParsedReply, ReplyReader};
@@ -161,6 +162,8 @@ pub struct SmtpConnection {
     pub transactions: u32,
     /// Send with BDAT when the server offers CHUNKING and PIPELINING.
     use_chunking: bool,
+    /// Its place in the outbound connection budget, given back when it is dropped.
+    permit: Option<Permit>,
 }
 
 impl SmtpConnection {
@@ -198,6 +201,7 @@ impl SmtpConnection {
             timeouts,
             transactions: 0,
             use_chunking: false,
+            permit: None,
         };
         let greeting = conn.read_reply("greeting").await?;
         if !greeting.is_positive() {
@@ -220,6 +224,18 @@ impl SmtpConnection {
             return Err(conn.refused("EHLO", ehlo.0));
         }
         Ok(conn)
+    }
+
+    /// Keeps `permit` for as long as the connection lives (a new connection's place in
+    /// the outbound budget).
+    pub fn hold(&mut self, permit: Option<Permit>) {
+        self.permit = permit;
+    }
+
+    /// Takes the connection's budget permit back (before dropping a connection whose
+    /// place a new one will take).
+    pub fn release_permit(&mut self) -> Option<Permit> {
+        self.permit.take()
     }
 
     /// Sends messages with `BDAT n LAST` when the server offers CHUNKING and PIPELINING:

@@ -1,0 +1,144 @@
+//! One budget of outbound connections for all Delivery actors. Each open connection
+//! costs a file descriptor; with thousands of destinations, idle connections kept for
+//! reuse once used up the open-files limit, and then the spool could not open its files
+//! (`451 … fsync of spool blobs: Too many open files`). A connection may be opened only
+//! with a [`Permit`] from the budget, which stays below the limit with room for the
+//! spool and the inbound sessions; when it is short, the actor that needs one asks, and
+//! Delivery actors close idle connections first to give theirs back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The budget: how many outbound connections may be open at once, how many are, and
+/// how many idle connections actors are asked to close.
+#[derive(Debug)]
+pub struct ConnectionBudget {
+    limit: usize,
+    open: AtomicUsize,
+    /// Idle connections still wanted closed, to make room for a new one.
+    wanted: AtomicUsize,
+}
+
+impl ConnectionBudget {
+    /// A budget of `limit` connections (at least 1).
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(ConnectionBudget {
+            limit: limit.max(1),
+            open: AtomicUsize::new(0),
+            wanted: AtomicUsize::new(0),
+        })
+    }
+
+    /// The budget for this process: `configured` if not 0, else the open-files limit
+    /// less what inbound sessions (`inbound`) and the spool, logs and listeners
+    /// (`reserve`) may need.
+    pub fn sized(configured: usize, open_files: u64, inbound: usize, reserve: usize) -> usize {
+        if configured > 0 {
+            return configured;
+        }
+        let open_files = usize::try_from(open_files).unwrap_or(usize::MAX);
+        open_files
+            .saturating_sub(inbound)
+            .saturating_sub(reserve)
+            .max(16)
+    }
+
+    /// The most connections at once.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// A permit for one more connection, if the budget has room.
+    pub fn try_take(self: &Arc<Self>) -> Option<Permit> {
+        let mut open = self.open.load(Ordering::Relaxed);
+        loop {
+            if open >= self.limit {
+                return None;
+            }
+            match self.open.compare_exchange_weak(
+                open,
+                open + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    metrics::gauge!("delivery_connections_open").increment(1.0);
+                    return Some(Permit(self.clone()));
+                }
+                Err(now) => open = now,
+            }
+        }
+    }
+
+    /// Asks that one idle connection somewhere be closed (the caller found no room).
+    /// Requests do not pile up past the connections that could answer them.
+    pub fn ask_for_room(&self) {
+        let _ = self
+            .wanted
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |wanted| {
+                (wanted < self.limit).then_some(wanted + 1)
+            });
+    }
+
+    /// Takes one close request, if any is open: the caller then closes an idle
+    /// connection.
+    pub fn claim_close(&self) -> bool {
+        self.wanted
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |wanted| {
+                wanted.checked_sub(1)
+            })
+            .is_ok()
+    }
+}
+
+/// The right to hold one outbound connection; given back when dropped (with the
+/// connection that holds it).
+#[derive(Debug)]
+pub struct Permit(Arc<ConnectionBudget>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("delivery_connections_open").decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permits_stop_at_the_limit_and_come_back_when_dropped() {
+        let budget = ConnectionBudget::new(2);
+        let a = budget.try_take().unwrap();
+        let _b = budget.try_take().unwrap();
+        assert!(budget.try_take().is_none());
+        assert_eq!(budget.open(), 2);
+        drop(a);
+        assert!(budget.try_take().is_some());
+    }
+
+    #[test]
+    fn close_requests_are_claimed_once_each_and_capped() {
+        let budget = ConnectionBudget::new(2);
+        assert!(!budget.claim_close());
+        for _ in 0..5 {
+            budget.ask_for_room();
+        }
+        assert!(budget.claim_close());
+        assert!(budget.claim_close());
+        assert!(!budget.claim_close(), "at most `limit` requests wait");
+    }
+
+    #[test]
+    fn the_automatic_size_leaves_room_for_sessions_and_the_spool() {
+        assert_eq!(ConnectionBudget::sized(0, 65536, 1000, 256), 64280);
+        assert_eq!(ConnectionBudget::sized(0, 1024, 1000, 256), 16);
+        assert_eq!(ConnectionBudget::sized(50, 1024, 1000, 256), 50);
+    }
+}
