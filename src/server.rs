@@ -311,7 +311,7 @@ fn connection_budget(config: &Config) -> Arc<ConnectionBudget> {
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {
         limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
             tracing::warn!(error = %e, "cannot raise the open-files limit to its hard limit");
         }
     }
