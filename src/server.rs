@@ -95,6 +95,7 @@ pub fn run(
     let mut bound = Vec::new();
     for addr in &config.smtp.listen {
         let context = || format!("cannot listen on {addr} (address in use, or a privileged port?)");
+        listener::ensure_free(*addr).with_context(context)?;
         let first = listener::bind(*addr).with_context(context)?;
         let actual = first.local_addr()?;
         sockets[0].push(first);

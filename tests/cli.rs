@@ -114,3 +114,37 @@ async fn json_logs_are_one_object_per_line() {
     assert_eq!(value["from"], "a@b.test");
     assert_eq!(value["nrcpt"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_hermod_on_the_same_address_fails_instead_of_sharing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Hermod::start(dir.path(), "[smtp]\nhostname = \"mx.hermod.test\"\n").await;
+    let port = first.addr.port().to_string();
+    let mut second = hermod()
+        .args(["serve", "--config"])
+        .arg(dir.path().join("hermod.toml"))
+        .env("SMTP_HOST", "127.0.0.1")
+        .env("SMTP_PORT", &port)
+        .env("SMTP_DB_PATH", dir.path().join("second-spool"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It must give up at once; one that joined the first one's port would run on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while second.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("the second hermod started on a port in use");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = second.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("address in use"), "{stderr}");
+    assert!(stderr.contains("Address already in use"), "{stderr}");
+    // The first one still has its port to itself.
+    let mut c = Client::connect(first.addr).await;
+    assert!(c.cmd("NOOP").await.starts_with("250"));
+}

@@ -148,6 +148,17 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpSocket> {
     Ok(socket)
 }
 
+/// Fails with "address in use" if anything listens on `addr` already. The sockets of
+/// [`bind`] share their port through `SO_REUSEPORT`, which would also let a second
+/// hermod (same user) join the first one's group and take part of its connections; a
+/// probe without `SO_REUSEPORT` is refused by any listener there. Port 0 needs no probe.
+pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind(addr).map(drop)
+}
+
 /// Connections the kernel queues per listening socket before they are accepted.
 const LISTEN_BACKLOG: i32 = 1024;
 
