@@ -148,3 +148,19 @@ async fn a_second_hermod_on_the_same_address_fails_instead_of_sharing_it() {
     let mut c = Client::connect(first.addr).await;
     assert!(c.cmd("NOOP").await.starts_with("250"));
 }
+
+#[test]
+fn a_log_level_that_would_hide_every_line_is_refused() {
+    let out = hermod()
+        .args(["serve", "--validate-only"])
+        .env("SMTP_LOG_LEVEL", "verbose")
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("log.level: \"verbose\" is not a level"),
+        "{stderr}"
+    );
+}
