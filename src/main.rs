@@ -55,12 +55,22 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
+            let ignored = settings::unrecognized_env(&env);
             if validate_only {
                 print!("{}", settings::summary(&config, &source));
+                for name in &ignored {
+                    println!("warning: {name} is not a hermod setting; it is ignored");
+                }
                 return ExitCode::SUCCESS;
             }
             let _log_guard = logging::init(&config.log);
-            tracing::info!(version = env!("CARGO_PKG_VERSION"), "hermod starting");
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %source, "hermod starting");
+            for name in &ignored {
+                tracing::warn!(
+                    variable = %name,
+                    "environment variable looks like a hermod setting but is not one; it is ignored"
+                );
+            }
             // A reload reads the same file and environment, validated the same way.
             let reload = Box::new(move || settings::load(path.as_deref(), &env).map(|(c, _)| c));
             match server::run(config, server::shutdown_signal(), reload) {

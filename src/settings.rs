@@ -45,6 +45,15 @@ pub enum Source {
     Defaults,
 }
 
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Defaults => f.write_str("built-in defaults"),
+        }
+    }
+}
+
 /// The default file read when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/hermod.toml";
 
@@ -131,6 +140,31 @@ const NAMED_OVERRIDES: &[(&str, &str, &str)] = &[
 ];
 
 const SECTIONS: &[&str] = &["smtp", "relay", "queue", "delivery", "log"];
+
+/// Variables that look like hermod's (`SMTP_*`, `HERMOD_*`) but set nothing: names from
+/// the seeds' env files for features hermod does not have (`SMTP_ENABLE_TLS`,
+/// `SMTP_RATE_LIMIT_PER_IP`, ...) or misspelt. hermod ignores them and says so, so that
+/// nobody believes a feature is on because its variable is set. Kubernetes service
+/// links and `HERMOD_CONFIG` are not named.
+pub fn unrecognized_env(env: &BTreeMap<String, String>) -> Vec<String> {
+    env.keys()
+        .filter(|name| {
+            if let Some(rest) = name.strip_prefix("SMTP_") {
+                let named = NAMED_OVERRIDES.iter().any(|(n, _, _)| n == &name.as_str())
+                    || ["SMTP_HOST", "SMTP_PORT"].contains(&name.as_str());
+                return !named && !is_service_link(&rest.to_ascii_lowercase());
+            }
+            if let Some(rest) = name.strip_prefix("HERMOD_") {
+                let rest = rest.to_ascii_lowercase();
+                // A known section: its keys are checked (an unknown one is an error).
+                let section = SECTIONS.iter().any(|s| rest.starts_with(&format!("{s}_")));
+                return !section && rest != "config" && !is_service_link(&rest);
+            }
+            false
+        })
+        .cloned()
+        .collect()
+}
 
 fn apply_env(
     table: &mut toml::Table,
@@ -500,10 +534,6 @@ pub fn summary(config: &Config, source: &Source) -> String {
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    let source = match source {
-        Source::File(path) => path.display().to_string(),
-        Source::Defaults => "built-in defaults".to_string(),
-    };
     let d = hermod_actors::config::format_duration;
     format!(
         "configuration OK ({source})\n\
@@ -553,6 +583,29 @@ pub fn summary(config: &Config, source: &Source) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_that_look_like_settings_but_are_not_are_named() {
+        let env = env(&[
+            ("SMTP_ENABLE_TLS", "true"),
+            ("SMTP_RATE_LIMIT_PER_IP", "10"),
+            ("SMTP_HOSTNAME", "mx.test"),
+            ("SMTP_PORT", "25"),
+            ("SMTP_SERVICE_HOST", "10.0.0.1"),
+            ("HERMOD_CONFIG", "/etc/hermod.toml"),
+            ("HERMOD_SMPT_HOSTNAME", "typo"),
+            ("HERMOD_PORT", "tcp://10.0.0.1:25"),
+            ("PATH", "/usr/bin"),
+        ]);
+        assert_eq!(
+            unrecognized_env(&env),
+            [
+                "HERMOD_SMPT_HOSTNAME",
+                "SMTP_ENABLE_TLS",
+                "SMTP_RATE_LIMIT_PER_IP"
+            ]
+        );
+    }
 
     #[test]
     fn a_log_level_that_hides_hermod_is_refused() {

@@ -164,3 +164,44 @@ fn a_log_level_that_would_hide_every_line_is_refused() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variables_that_set_nothing_are_named_at_start_and_by_validate_only() {
+    let out = hermod()
+        .args(["serve", "--validate-only"])
+        .env("SMTP_ENABLE_TLS", "true")
+        .env("SMTP_RATE_LIMIT_PER_IP", "10")
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("warning: SMTP_ENABLE_TLS is not a hermod setting; it is ignored"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("SMTP_RATE_LIMIT_PER_IP"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hermod.toml");
+    std::fs::write(&config, "[smtp]\nhostname = \"mx.hermod.test\"\n").unwrap();
+    let h = Hermod::start_with(
+        config.clone(),
+        dir.path().join("data"),
+        &[("SMTP_ENABLE_GREYLIST", "true")],
+    )
+    .await;
+    let starting = h.wait_log("hermod starting", Duration::ZERO).await.unwrap();
+    assert!(
+        starting.contains(&config.display().to_string()),
+        "{starting}"
+    );
+    let warning = h
+        .wait_log("SMTP_ENABLE_GREYLIST", Duration::ZERO)
+        .await
+        .unwrap_or_else(|| panic!("{}", h.logs().join("\n")));
+    assert!(
+        warning.contains("WARN") && warning.contains("not one; it is ignored"),
+        "{warning}"
+    );
+}
