@@ -95,3 +95,24 @@ async fn seeded_runs_still_get_unique_message_ids_and_logs_start_empty() {
         "the same seed repeated Message-IDs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_received_log_is_complete_while_the_sink_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let received_log = dir.path().join("received.log");
+    let accepted_log = dir.path().join("accepted.log");
+    let sink = logging_sink(&received_log).await;
+    let config = SendConfig {
+        server: sink.local_addrs()[0],
+        connections: 4,
+        messages: Some(300),
+        accepted_log: Some(accepted_log.clone()),
+        ..SendConfig::default()
+    };
+    send::run(config).await.unwrap();
+    // Read before shutdown: every acknowledged message is in the log already.
+    let (accepted, received) = (read(&accepted_log), read(&received_log));
+    assert_eq!(accepted.len(), 300);
+    assert_eq!(accepted, received);
+    sink.shutdown().await;
+}

@@ -26,13 +26,14 @@ pub(crate) async fn deliver(shared: &Arc<Shared>, delivery: Delivery) -> bool {
     log_id(shared, delivery.message_id.as_deref())
 }
 
-/// Appends a Message-ID to the received log (buffered; flushed at shutdown).
+/// Appends a Message-ID to the received log, written out before the message's 250: a
+/// comparison with the sender's log while the sink runs is truthful.
 fn log_id(shared: &Shared, id: Option<&str>) -> bool {
     let (Some(log), Some(id)) = (&shared.received_log, id) else {
         return true;
     };
     match log.lock() {
-        Ok(mut w) => writeln!(w, "{id}").is_ok(),
+        Ok(mut w) => writeln!(w, "{id}").and_then(|()| w.flush()).is_ok(),
         Err(_) => false,
     }
 }
