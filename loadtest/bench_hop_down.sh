@@ -17,14 +17,7 @@ C=${C:-50}
 DURATION=${DURATION:-20s}
 ROUNDS=${ROUNDS:-2}
 OUTAGE=${OUTAGE:-120}
-BIN=target/release
-
-cargo build --release -q -p hermod -p smtp-blaster
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+source loadtest/lib.sh
 rss() { awk '/^VmRSS:/{print $2}' /proc/$1/status; }
 
 run() {

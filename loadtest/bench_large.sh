@@ -11,14 +11,7 @@ cd "$(dirname "$0")/.."
 C=${C:-30}
 SIZE=${SIZE:-24m}
 ROUNDS=${ROUNDS:-2}
-BIN=target/release
-
-cargo build --release -q -p hermod -p smtp-blaster
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+source loadtest/lib.sh
 kib() { awk -v k="$1" '/^'"$1"':/{print $2}' /proc/$2/status; }
 
 sink_port=$(free_port); hermod_port=$(free_port)
