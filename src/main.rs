@@ -27,19 +27,64 @@ enum Command {
         #[arg(long)]
         validate_only: bool,
     },
+    /// Show the next hop mail for DOMAIN takes and why (transport map, relay host, or
+    /// MX records), with the addresses it would try.
+    Route {
+        /// The recipient domain.
+        domain: String,
+        /// Configuration file, as for `serve`.
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// The environment as text; variables that are not UTF-8 cannot be settings.
+fn environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Route { domain, config } => {
+            let config = match settings::load(config.as_deref(), &environment()) {
+                Ok((config, _)) => config,
+                Err(issues) => {
+                    eprintln!("configuration invalid:");
+                    for issue in issues {
+                        eprintln!("  {issue}");
+                    }
+                    return ExitCode::from(1);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("hermod: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(hermod::route::explain(&config, &domain)) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("{e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Serve {
             config,
             validate_only,
         } => {
-            // Variables that are not UTF-8 cannot be settings; skip them rather than panic.
-            let env: BTreeMap<String, String> = std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect();
+            let env = environment();
             let path = config;
             let (config, source) = match settings::load(path.as_deref(), &env) {
                 Ok(loaded) => loaded,

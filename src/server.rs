@@ -328,7 +328,7 @@ fn connection_budget(config: &Config) -> Arc<ConnectionBudget> {
 }
 
 /// The transport map and relay host of `config`.
-fn router(config: &Config) -> anyhow::Result<Router> {
+pub fn router(config: &Config) -> anyhow::Result<Router> {
     let mut transport = TransportMap::new();
     for (pattern, target) in &config.delivery.transport {
         transport.insert(pattern, parse_target(target, 25)?);

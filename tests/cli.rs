@@ -205,3 +205,66 @@ async fn variables_that_set_nothing_are_named_at_start_and_by_validate_only() {
         "{warning}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_names_the_next_hop_and_why() {
+    use common::dns::{TestDns, TestZone};
+    use std::net::Ipv4Addr;
+    let dns = TestDns::start(vec![
+        TestZone::new("example.test")
+            .mx("@", 20, "mx2.example.test")
+            .mx("@", 10, "mx1.example.test")
+            .a("mx1.example.test", Ipv4Addr::new(127, 0, 0, 11))
+            .a("mx2.example.test", Ipv4Addr::new(127, 0, 0, 12))
+            .null_mx("nullmx.example.test"),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hermod.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[delivery]\ndns_servers = [\"{}\"]\n[delivery.transport]\n\"internal.test\" = \"lmtp:[127.0.0.1]:24\"\n",
+            dns.addr
+        ),
+    )
+    .unwrap();
+    let route = |domain: &str| {
+        let out = hermod()
+            .args(["route", domain, "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = route("Example.Test.");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.starts_with("example.test: MX records of the domain"),
+        "{text}"
+    );
+    let mx1 = text.find("mx1.example.test").expect("mx1 listed");
+    let mx2 = text.find("mx2.example.test").expect("mx2 listed");
+    assert!(mx1 < mx2, "by preference: {text}");
+    assert!(
+        text.contains("127.0.0.11:25") && text.contains("preference 10"),
+        "{text}"
+    );
+
+    let (code, text) = route("internal.test");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("transport map") && text.contains("lmtp:[127.0.0.1]:24"),
+        "{text}"
+    );
+
+    let (code, text) = route("nullmx.example.test");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("no address") && text.contains("bounces"),
+        "{text}"
+    );
+}
