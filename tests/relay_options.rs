@@ -183,9 +183,12 @@ async fn options_survive_a_restart() {
         "Subject: grüße\r\n\r\nä\r\n".as_bytes(),
     )
     .await;
-    h.wait_status(&id, "deferred", Duration::from_secs(10))
+    let deferred = h
+        .wait_status(&id, "deferred", Duration::from_secs(10))
         .await
         .unwrap_or_else(|| panic!("{}", h.logs().join("\n")));
+    // A deferral says when the next attempt comes (retry_interval = 1s).
+    assert!(deferred.contains("next_attempt_in_s=1 "), "{deferred}");
     assert_eq!(h.stop().await, Some(0));
     let _sink = sink::start_on(&dir.path().join("sink"), port).await;
     h.restart().await;

@@ -446,8 +446,17 @@ impl Queue {
                     }
                 }
             };
-            tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay, delay_s = delay,
-                attempts = rcpt.attempts, status, reply = %new_state.1, "delivery attempt");
+            match new_state.0 {
+                RecipientStatus::Deferred { next_attempt, .. } => {
+                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay, delay_s = delay,
+                        attempts = rcpt.attempts, status, next_attempt_in_s = next_attempt.saturating_sub(now),
+                        reply = %new_state.1, "delivery attempt");
+                }
+                _ => {
+                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay, delay_s = delay,
+                        attempts = rcpt.attempts, status, reply = %new_state.1, "delivery attempt");
+                }
+            }
             metrics::counter!("delivery_attempts_total", "status" => status).increment(1);
             rcpt.status = new_state.0;
         }
