@@ -1,0 +1,93 @@
+//! The operator's documents say what the code does: every metric the code records is in
+//! TROUBLESHOOTING.md's reference (and nothing else is), and every configuration key is
+//! in CONFIG.md and in the commented default file config/hermod.toml.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+/// The names in `counter!("…"`, `gauge!("…"` and `histogram!("…"` calls.
+fn recorded_metrics() -> BTreeSet<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut texts = Vec::new();
+    sources(&root.join("src"), &mut texts);
+    sources(&root.join("actors/src"), &mut texts);
+    let mut names = BTreeSet::new();
+    for text in texts {
+        for macro_name in ["counter!(", "gauge!(", "histogram!("] {
+            for (at, _) in text.match_indices(macro_name) {
+                let rest = text[at + macro_name.len()..].trim_start();
+                if let Some(rest) = rest.strip_prefix('"') {
+                    let name: String = rest.chars().take_while(|c| *c != '"').collect();
+                    names.insert(name);
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The metric names listed in TROUBLESHOOTING.md's metrics reference.
+fn documented_metrics() -> BTreeSet<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/TROUBLESHOOTING.md")).unwrap();
+    let section = doc
+        .split("## Reference: metrics")
+        .nth(1)
+        .expect("a metrics reference section");
+    let section = section.split("\n## ").next().unwrap();
+    section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|code| code.split('{').next().unwrap().to_string())
+        .filter(|name| name.contains('_') && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .collect()
+}
+
+#[test]
+fn every_recorded_metric_is_documented_and_no_other() {
+    let recorded = recorded_metrics();
+    let documented = documented_metrics();
+    assert!(recorded.len() > 20, "found {recorded:?}");
+    let missing: Vec<_> = recorded.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&recorded).collect();
+    assert!(missing.is_empty(), "recorded but not in TROUBLESHOOTING.md: {missing:?}");
+    assert!(stale.is_empty(), "in TROUBLESHOOTING.md but never recorded: {stale:?}");
+}
+
+#[test]
+fn every_configuration_key_is_in_config_md_and_the_default_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config_md = std::fs::read_to_string(root.join("docs/CONFIG.md")).unwrap();
+    let default_file = std::fs::read_to_string(root.join("config/hermod.toml")).unwrap();
+    let defaults = toml::Table::try_from(hermod_actors::config::Config::default()).unwrap();
+    let mut missing = Vec::new();
+    for (section, keys) in &defaults {
+        for key in keys.as_table().unwrap().keys() {
+            if !config_md.contains(&format!("| `{key}`")) {
+                missing.push(format!("CONFIG.md: {section}.{key}"));
+            }
+            let in_file = default_file.lines().any(|line| {
+                let line = line.trim_start_matches(['#', ' ']);
+                line.starts_with(&format!("{key} ="))
+                    || line.starts_with(&format!("[{section}.{key}]"))
+            });
+            if !in_file {
+                missing.push(format!("config/hermod.toml: {section}.{key}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented keys: {missing:#?}");
+}
