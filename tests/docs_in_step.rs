@@ -52,7 +52,9 @@ fn documented_metrics() -> BTreeSet<String> {
         .skip(1)
         .step_by(2)
         .map(|code| code.split('{').next().unwrap().to_string())
-        .filter(|name| name.contains('_') && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .filter(|name| {
+            name.contains('_') && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
         .collect()
 }
 
@@ -63,8 +65,14 @@ fn every_recorded_metric_is_documented_and_no_other() {
     assert!(recorded.len() > 20, "found {recorded:?}");
     let missing: Vec<_> = recorded.difference(&documented).collect();
     let stale: Vec<_> = documented.difference(&recorded).collect();
-    assert!(missing.is_empty(), "recorded but not in TROUBLESHOOTING.md: {missing:?}");
-    assert!(stale.is_empty(), "in TROUBLESHOOTING.md but never recorded: {stale:?}");
+    assert!(
+        missing.is_empty(),
+        "recorded but not in TROUBLESHOOTING.md: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "in TROUBLESHOOTING.md but never recorded: {stale:?}"
+    );
 }
 
 #[test]

@@ -112,8 +112,18 @@ pub trait Spool: Send + Sync + 'static {
     fn remove(&self, id: QueueId) -> Result<(), SpoolError>;
     /// A message's data (a large body stays in its file, to be read while it is sent).
     fn data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError>;
-    /// Every message still in the spool, oldest first (start-up recovery).
-    fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError>;
+    /// Hands every message still in the spool to `each`, oldest first, one at a time
+    /// (start-up recovery streams: a large spool is never all in memory at once).
+    /// Returns how many there were.
+    fn recover_each(&self, each: &mut dyn FnMut(QueueId, Envelope)) -> Result<usize, SpoolError>;
+    /// Every message still in the spool, oldest first, in one list (tests, tools).
+    fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError> {
+        let mut out = Vec::new();
+        self.recover_each(&mut |id, envelope| out.push((id, envelope)))?;
+        Ok(out)
+    }
+    /// One message's envelope, as last written.
+    fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, SpoolError>;
     /// Makes every earlier write durable.
     fn flush(&self) -> Result<(), SpoolError>;
     /// Bytes the store occupies on disk.
@@ -198,12 +208,12 @@ impl SledSpool {
 
     /// Deletes body files that no queued message refers to (left by a crash between the
     /// rename of a body and the write of its envelope, or before a removal was flushed).
-    fn remove_orphan_bodies(&self, queued: &std::collections::HashSet<QueueId>) {
+    fn remove_orphan_bodies(&self) {
         let Ok(files) = self.bodies.queued_ids() else {
             return;
         };
         for (id, path) in files {
-            if !queued.contains(&id) {
+            if !self.envelopes.contains_key(id.to_key()).unwrap_or(true) {
                 tracing::info!(queue_id = %id, "removing a body file no queued message refers to");
                 let _ = std::fs::remove_file(path);
             }
@@ -324,23 +334,37 @@ impl SledSpool {
         }
     }
 
-    fn raw_recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError> {
-        let mut out = Vec::new();
+    fn raw_recover_each(
+        &self,
+        each: &mut dyn FnMut(QueueId, Envelope),
+    ) -> Result<usize, SpoolError> {
+        let mut count = 0;
         for entry in self.envelopes.iter() {
             let (key, value) = entry?;
             let Some(id) = QueueId::from_key(&key) else {
                 continue;
             };
             match serde_json::from_slice(&value) {
-                Ok(envelope) => out.push((id, envelope)),
+                Ok(envelope) => {
+                    count += 1;
+                    each(id, envelope);
+                }
                 Err(e) => {
                     tracing::error!(queue_id = %id, error = %e, "unreadable envelope left in spool")
                 }
             }
         }
-        let queued = out.iter().map(|(id, _)| *id).collect();
-        self.remove_orphan_bodies(&queued);
-        Ok(out)
+        self.remove_orphan_bodies();
+        Ok(count)
+    }
+
+    fn raw_envelope(&self, id: QueueId) -> Result<Option<Envelope>, SpoolError> {
+        let Some(raw) = self.envelopes.get(id.to_key())? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| SpoolError(format!("unreadable envelope of {id}: {e}")))
     }
 
     fn raw_flush(&self) -> Result<(), SpoolError> {
@@ -395,8 +419,12 @@ impl Spool for SledSpool {
         self.raw_data(id)
     }
 
-    fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError> {
-        self.raw_recover()
+    fn recover_each(&self, each: &mut dyn FnMut(QueueId, Envelope)) -> Result<usize, SpoolError> {
+        self.raw_recover_each(each)
+    }
+
+    fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, SpoolError> {
+        self.raw_envelope(id)
     }
 
     fn flush(&self) -> Result<(), SpoolError> {

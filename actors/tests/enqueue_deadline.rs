@@ -45,8 +45,11 @@ impl Spool for SlowDisk {
     fn data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError> {
         self.spool.data(id)
     }
-    fn recover(&self) -> Result<Vec<(QueueId, Envelope)>, SpoolError> {
-        self.spool.recover()
+    fn recover_each(&self, each: &mut dyn FnMut(QueueId, Envelope)) -> Result<usize, SpoolError> {
+        self.spool.recover_each(each)
+    }
+    fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, SpoolError> {
+        self.spool.envelope(id)
     }
     fn flush(&self) -> Result<(), SpoolError> {
         std::thread::sleep(self.delay);

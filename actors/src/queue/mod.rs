@@ -18,6 +18,7 @@ mod drain;
 mod held_jobs;
 mod hops;
 mod reconfigure;
+mod resident;
 
 use crate::delivery::{Deliver, DeliveryIdle, DeliveryReport, Outcome, QueueLink, Retire};
 use crate::hop_health::{HopHealth, HopPolicy};
@@ -60,9 +61,14 @@ pub struct FlushDeferred;
 pub struct QueueStats {
     /// Messages in the spool.
     pub messages: usize,
+    /// Of those, messages held in memory: being delivered, due now, or waiting for a
+    /// down next hop. The others wait for a retry with only their schedule entry in
+    /// memory.
+    pub in_memory: usize,
     /// Recipients waiting for their first attempt or due now.
     pub pending: usize,
-    /// Recipients waiting for a retry.
+    /// Recipients waiting for a retry; a message put away until its retry (not held in
+    /// memory) counts as one.
     pub deferred: usize,
     /// Messages with a delivery under way.
     pub in_flight: usize,
@@ -149,6 +155,9 @@ pub struct Queue {
     stopping: bool,
     /// Jobs each Delivery actor (by serial) holds and has not reported.
     held: HashMap<u64, held_jobs::HeldJobs>,
+    /// Queued messages not held in memory (waiting in the schedule or the ready list,
+    /// their envelopes in the spool).
+    evicted: usize,
 }
 
 /// The refusal of a message the Queue could not make durable before the Session's
@@ -192,38 +201,8 @@ impl Queue {
             unflushed: false,
             stopping: false,
             held: HashMap::new(),
+            evicted: 0,
         }
-    }
-
-    /// Loads every message left in the spool: due recipients are tried at once,
-    /// deferred ones at their time. Returns how many messages were recovered.
-    pub fn recover(&mut self) -> Result<usize, SpoolError> {
-        let recovered = self.spool.recover()?;
-        let count = recovered.len();
-        if let Some((newest, _)) = recovered.iter().max_by_key(|(id, _)| *id) {
-            self.ids.advance_past(*newest);
-        }
-        let now = unix_now();
-        for (id, envelope) in recovered {
-            let due = next_due(&envelope);
-            let n = envelope.recipients.len();
-            self.messages.insert(
-                id,
-                QueuedMessage {
-                    envelope,
-                    in_flight: vec![false; n],
-                    jobs: 0,
-                },
-            );
-            match due {
-                Some(at) if at > now => {
-                    self.schedule.insert((at, id));
-                }
-                Some(_) => self.ready.push_back(id),
-                None => self.finalize(id),
-            }
-        }
-        Ok(count)
     }
 
     fn delivery_for(
@@ -258,6 +237,9 @@ impl Queue {
 
     fn dispatch(&mut self, id: QueueId, data: Option<MessageData>, ctx: &mut Context<Self>) {
         let now = unix_now();
+        if !self.resident(id) {
+            return;
+        }
         let Some(message) = self.messages.get(&id) else {
             return;
         };
@@ -476,6 +458,7 @@ impl Queue {
                     self.ready.push_back(report.id);
                 } else {
                     self.schedule.insert((at, report.id));
+                    self.evict(report.id);
                 }
             }
         }
@@ -507,7 +490,7 @@ impl Queue {
         self.reclaim_jobs_of_stopped_deliveries();
         self.probe_down_hops(now, ctx);
         self.pump(ctx);
-        metrics::gauge!("queue_messages").set(self.messages.len() as f64);
+        metrics::gauge!("queue_messages").set((self.messages.len() + self.evicted) as f64);
     }
 }
 
@@ -653,7 +636,10 @@ impl Handler<GetStats> for Queue {
 
     fn handle(&mut self, _: GetStats, _ctx: &mut Context<Self>) -> QueueStats {
         let mut stats = QueueStats {
-            messages: self.messages.len(),
+            messages: self.messages.len() + self.evicted,
+            in_memory: self.messages.len(),
+            // Messages put away until their next retry count once each.
+            deferred: self.evicted,
             in_flight: self.in_flight,
             delivery_actors: self.deliveries.len(),
             ..Default::default()
@@ -677,6 +663,11 @@ impl Handler<FlushDeferred> for Queue {
     fn handle(&mut self, _: FlushDeferred, ctx: &mut Context<Self>) -> usize {
         let now = unix_now();
         let mut count = 0;
+        // Messages put away until their retry are read back, to be retried now too.
+        let scheduled: Vec<QueueId> = self.schedule.iter().map(|(_, id)| *id).collect();
+        for id in scheduled {
+            self.resident(id);
+        }
         for message in self.messages.values_mut() {
             for r in &mut message.envelope.recipients {
                 if let RecipientStatus::Deferred { next_attempt, .. } = &mut r.status {

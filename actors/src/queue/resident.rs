@@ -1,0 +1,97 @@
+//! Which queued messages the Queue holds in memory. Memory follows the mail being worked
+//! on, not the size of the queue: a message waiting for a retry at a later time is only
+//! its entry in the schedule (its envelope is in the spool), and it is read back when
+//! it is due. Recovery streams the spool the same way, so a large backlog neither fills
+//! memory nor holds up the start.
+
+use super::{Queue, QueuedMessage, next_due, unix_now};
+use crate::queue_id::QueueId;
+use crate::spool::{Envelope, SpoolError};
+
+impl Queue {
+    /// Makes message `id` resident (reading its envelope from the spool if it was put
+    /// away); false if it no longer exists.
+    pub(super) fn resident(&mut self, id: QueueId) -> bool {
+        if self.messages.contains_key(&id) {
+            return true;
+        }
+        self.evicted = self.evicted.saturating_sub(1);
+        match self.spool.envelope(id) {
+            Ok(Some(envelope)) => {
+                self.keep(id, envelope);
+                true
+            }
+            Ok(None) => {
+                tracing::error!(queue_id = %id, "a scheduled message is gone from the spool");
+                false
+            }
+            Err(e) => {
+                // Still in the spool: try again at the next retry step.
+                tracing::error!(queue_id = %id, error = %e, "cannot read a message's envelope from the spool; retrying later");
+                self.evicted += 1;
+                let at = unix_now() + self.settings.retry_interval.as_secs().max(1);
+                self.schedule.insert((at, id));
+                false
+            }
+        }
+    }
+
+    /// Holds `envelope` in memory as message `id`, nothing of it in flight.
+    pub(super) fn keep(&mut self, id: QueueId, envelope: Envelope) {
+        let n = envelope.recipients.len();
+        self.messages.insert(
+            id,
+            QueuedMessage {
+                envelope,
+                in_flight: vec![false; n],
+                jobs: 0,
+            },
+        );
+    }
+
+    /// Puts message `id` away until it is due again, if nothing of it is in flight or
+    /// waiting for a down hop (its state is in the spool already).
+    pub(super) fn evict(&mut self, id: QueueId) {
+        let idle = self
+            .messages
+            .get(&id)
+            .is_some_and(|m| m.jobs == 0 && !m.in_flight.iter().any(|&f| f));
+        if idle {
+            self.messages.remove(&id);
+            self.evicted += 1;
+        }
+    }
+
+    /// Loads every message left in the spool, streaming: one due later becomes a
+    /// schedule entry, one due now a ready entry (its envelope is read again when it is
+    /// dispatched); only messages whose recipients are all final are held, to be
+    /// finished. Returns how many messages were recovered.
+    pub fn recover(&mut self) -> Result<usize, SpoolError> {
+        let now = unix_now();
+        let mut newest = None;
+        let mut finished = Vec::new();
+        let spool = self.spool.clone();
+        let count = spool.recover_each(&mut |id, envelope| {
+            newest = newest.max(Some(id));
+            match next_due(&envelope) {
+                Some(at) if at > now => {
+                    self.schedule.insert((at, id));
+                    self.evicted += 1;
+                }
+                Some(_) => {
+                    self.ready.push_back(id);
+                    self.evicted += 1;
+                }
+                None => finished.push((id, envelope)),
+            }
+        })?;
+        if let Some(newest) = newest {
+            self.ids.advance_past(newest);
+        }
+        for (id, envelope) in finished {
+            self.keep(id, envelope);
+            self.finalize(id);
+        }
+        Ok(count)
+    }
+}

@@ -1,0 +1,176 @@
+//! The Queue holds in memory the mail it is working on, not the whole queue: a message
+//! waiting for a later retry is put away (its state is in the spool) and read back when
+//! due; recovery of a spool streams and loads nothing it does not need yet.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use common::{JobLog, message, settings};
+use hermod_actors::delivery::{Deliver, DeliveryReport, Outcome, QueueLink};
+use hermod_actors::queue::{Enqueue, GetStats, Queue, QueueStats};
+use hermod_actors::queue_id::{QueueId, QueueIdGenerator};
+use hermod_actors::routing::Router;
+use hermod_actors::spool::{
+    Committer, Envelope, RecipientState, RecipientStatus, SledSpool, Spool,
+};
+
+/// Stands where a Delivery actor would: defers the first attempt of every message,
+/// delivers the next, and keeps the ids of the jobs it got.
+struct DeferOnce {
+    link: QueueLink,
+    jobs: Arc<Mutex<Vec<QueueId>>>,
+}
+
+impl Actor for DeferOnce {
+    type Context = Context<Self>;
+}
+
+impl Handler<Deliver> for DeferOnce {
+    type Result = ();
+    fn handle(&mut self, job: Deliver, _: &mut Context<Self>) {
+        let mut jobs = self.jobs.lock().unwrap();
+        let again = jobs.contains(&job.id);
+        jobs.push(job.id);
+        let outcome = if again {
+            Outcome::Delivered("250 2.0.0 ok".into())
+        } else {
+            Outcome::Deferred("451 4.3.0 try later".into())
+        };
+        self.link.reports.do_send(DeliveryReport {
+            id: job.id,
+            relay: "test".into(),
+            results: job
+                .recipients
+                .iter()
+                .map(|r| (r.clone(), outcome.clone()))
+                .collect(),
+            unreachable: false,
+            serial: self.link.serial,
+        });
+    }
+}
+
+async fn stats_until(queue: &Addr<Queue>, done: impl Fn(&QueueStats) -> bool) -> QueueStats {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = queue.send(GetStats).await.unwrap();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stats never got there: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix::test]
+async fn a_message_waiting_for_its_retry_is_put_away_and_read_back_when_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool: Arc<dyn Spool> = Arc::new(SledSpool::open(dir.path()).unwrap());
+    let ids = Arc::new(QueueIdGenerator::new());
+    let jobs = Arc::new(Mutex::new(Vec::new()));
+    let log = jobs.clone();
+    let factory = Box::new(move |_: &_, link| {
+        DeferOnce {
+            link,
+            jobs: log.clone(),
+        }
+        .start()
+        .recipient()
+    });
+    let mut queue_settings = settings();
+    queue_settings.retry_interval = Duration::from_secs(2);
+    let queue = Queue::new(
+        queue_settings,
+        spool.clone(),
+        Committer::start(spool.clone()),
+        ids.clone(),
+        Router::default(),
+        factory,
+    )
+    .start();
+    let id = queue
+        .send(Enqueue {
+            message: message(&ids),
+            client: "192.0.2.1".parse().unwrap(),
+            deadline: Instant::now() + Duration::from_secs(10),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    // Deferred: still queued, no longer in memory.
+    let waiting = stats_until(&queue, |s| s.deferred == 1 && s.in_flight == 0).await;
+    assert_eq!((waiting.messages, waiting.in_memory), (1, 0), "{waiting:?}");
+    // Due again: read back from the spool, retried, delivered, gone.
+    let done = stats_until(&queue, |s| s.messages == 0).await;
+    assert_eq!(done.in_memory, 0);
+    assert_eq!(*jobs.lock().unwrap(), [id, id]);
+    assert!(spool.recover().unwrap().is_empty());
+}
+
+fn envelope(status: RecipientStatus) -> Envelope {
+    Envelope {
+        sender: "a@sender.test".into(),
+        recipients: vec![RecipientState {
+            address: "b@dest.test".into(),
+            domain: "dest.test".into(),
+            status,
+            attempts: 1,
+        }],
+        arrival: 1,
+        size: 3,
+        client: "192.0.2.1".into(),
+        options: Default::default(),
+        body_file: false,
+    }
+}
+
+#[actix::test]
+async fn recovery_holds_only_what_is_due_and_finishes_what_is_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool: Arc<dyn Spool> = Arc::new(SledSpool::open(dir.path()).unwrap());
+    let later = RecipientStatus::Deferred {
+        next_attempt: u64::MAX / 2,
+        last_reply: "451 later".into(),
+    };
+    for (n, status) in [
+        (1, RecipientStatus::Pending),
+        (2, later.clone()),
+        (3, later),
+        (4, RecipientStatus::Delivered),
+    ] {
+        spool
+            .insert(QueueId(n), &envelope(status), b"x\r\n")
+            .unwrap();
+    }
+    spool.flush().unwrap();
+    let ids = Arc::new(QueueIdGenerator::new());
+    let jobs = Arc::new(Mutex::new(Vec::new()));
+    let log = jobs.clone();
+    let factory = Box::new(move |_: &_, _| JobLog(log.clone()).start().recipient());
+    let mut queue = Queue::new(
+        settings(),
+        spool.clone(),
+        Committer::start(spool.clone()),
+        ids,
+        Router::default(),
+        factory,
+    );
+    assert_eq!(queue.recover().unwrap(), 4);
+    let queue = queue.start();
+    // The pending one is dispatched; the two deferred ones wait on disk only; the
+    // delivered one is finished and removed.
+    let stats = stats_until(&queue, |s| s.in_flight == 1).await;
+    assert_eq!(
+        (stats.messages, stats.in_memory, stats.deferred),
+        (3, 1, 2),
+        "{stats:?}"
+    );
+    assert_eq!(*jobs.lock().unwrap(), [QueueId(1)]);
+    assert_eq!(spool.recover().unwrap().len(), 3);
+}
