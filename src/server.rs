@@ -353,6 +353,7 @@ fn queue_settings(config: &Config) -> QueueSettings {
         max_attempts: config.queue.max_attempts,
         scan_interval: config.queue.scan_interval,
         max_in_flight: 10_000,
+        max_bytes_in_flight: 256 * 1024 * 1024,
         state_flush_interval: config.queue.state_flush_interval,
         postmaster: postmaster(config).map(|p| p.to_string()),
         hops: HopPolicy {

@@ -42,6 +42,15 @@ impl MessageData {
         }
     }
 
+    /// Memory the data holds while it is sent: all of it in memory, or the head and one
+    /// read buffer for a body file.
+    pub fn memory_cost(&self) -> u64 {
+        match self {
+            MessageData::Inline(bytes) => bytes.len() as u64,
+            MessageData::File(file) => (file.head.len() + CHUNK) as u64,
+        }
+    }
+
     /// Whether there are no octets at all.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -174,3 +174,42 @@ async fn recovery_holds_only_what_is_due_and_finishes_what_is_final() {
     assert_eq!(*jobs.lock().unwrap(), [QueueId(1)]);
     assert_eq!(spool.recover().unwrap().len(), 3);
 }
+
+#[actix::test]
+async fn message_data_in_flight_is_bounded_in_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool: Arc<dyn Spool> = Arc::new(SledSpool::open(dir.path()).unwrap());
+    let ids = Arc::new(QueueIdGenerator::new());
+    let jobs = Arc::new(Mutex::new(Vec::new()));
+    let log = jobs.clone();
+    // Delivery that never finishes: whatever is handed over stays in flight.
+    let factory = Box::new(move |_: &_, _| JobLog(log.clone()).start().recipient());
+    let mut queue_settings = settings();
+    queue_settings.max_bytes_in_flight = 30;
+    let queue = Queue::new(
+        queue_settings,
+        spool.clone(),
+        Committer::start(spool),
+        ids.clone(),
+        Router::default(),
+        factory,
+    )
+    .start();
+    for _ in 0..3 {
+        queue
+            .send(Enqueue {
+                message: message(&ids),
+                client: "192.0.2.1".parse().unwrap(),
+                deadline: Instant::now() + Duration::from_secs(10),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // Each message is 17 octets. A message goes while the total is under the limit (so
+    // one larger than the limit still goes alone): 0 and 17 are, 34 is not.
+    let stats = stats_until(&queue, |s| s.messages == 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(jobs.lock().unwrap().len(), 2, "{stats:?}");
+    assert_eq!(queue.send(GetStats).await.unwrap().in_flight, 2);
+}

@@ -150,14 +150,7 @@ impl Queue {
             tracing::info!(queue_id = %id, bounce_id = %bounce_id, to = %notify, "sender non-delivery notification");
         }
         metrics::counter!("queue_bounces_total").increment(1);
-        self.messages.insert(
-            bounce_id,
-            QueuedMessage {
-                envelope: bounce,
-                in_flight: vec![false],
-                jobs: 0,
-            },
-        );
+        self.keep(bounce_id, bounce);
         self.ready.push_back(bounce_id);
         let committer = self.committer.clone();
         actix::spawn(async move {

@@ -95,6 +95,9 @@ pub struct QueueSettings {
     /// Messages handed to Delivery actors at once; the rest wait in the queue, so a large
     /// backlog never sits in memory.
     pub max_in_flight: usize,
+    /// Octets of message data handed to Delivery actors at once (a body file counts its
+    /// read buffer): with `max_in_flight`, what bounds the Queue's memory.
+    pub max_bytes_in_flight: u64,
     /// When a next hop counts as down and how often it is probed while it is.
     pub hops: HopPolicy,
     /// Longest time a delivery-state change waits for a flush when nothing else commits.
@@ -127,6 +130,8 @@ struct QueuedMessage {
     in_flight: Vec<bool>,
     /// Deliver jobs not yet reported.
     jobs: usize,
+    /// Octets of its data held while its jobs run (see `max_bytes_in_flight`).
+    cost: u64,
 }
 
 /// The queue actor.
@@ -147,6 +152,8 @@ pub struct Queue {
     /// Messages due now, waiting for room in flight.
     ready: VecDeque<QueueId>,
     in_flight: usize,
+    /// Octets of message data held by jobs under way.
+    bytes_in_flight: u64,
     /// Next hops that failed to answer, and the mail waiting for those that are down.
     hops: HashMap<NextHop, HopHealth>,
     /// Delivery state was written to the spool since the last commit.
@@ -197,6 +204,7 @@ impl Queue {
             schedule: BTreeSet::new(),
             ready: VecDeque::new(),
             in_flight: 0,
+            bytes_in_flight: 0,
             hops: HashMap::new(),
             unflushed: false,
             stopping: false,
@@ -227,12 +235,18 @@ impl Queue {
 
     /// Hands due recipients of ready messages to Delivery actors while there is room.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        while self.in_flight < self.settings.max_in_flight && !self.stopping {
+        while self.has_room() && !self.stopping {
             let Some(id) = self.ready.pop_front() else {
                 return;
             };
             self.dispatch(id, None, ctx);
         }
+    }
+
+    /// Whether another message may be handed to Delivery actors.
+    fn has_room(&self) -> bool {
+        self.in_flight < self.settings.max_in_flight
+            && self.bytes_in_flight < self.settings.max_bytes_in_flight
     }
 
     fn dispatch(&mut self, id: QueueId, data: Option<MessageData>, ctx: &mut Context<Self>) {
@@ -350,6 +364,8 @@ impl Queue {
         }
         if message.jobs == 0 {
             self.in_flight += 1;
+            message.cost = data.memory_cost();
+            self.bytes_in_flight += message.cost;
         }
         message.jobs += 1;
         let job = Deliver {
@@ -447,6 +463,9 @@ impl Queue {
             return;
         }
         self.in_flight = self.in_flight.saturating_sub(1);
+        self.bytes_in_flight = self
+            .bytes_in_flight
+            .saturating_sub(std::mem::take(&mut message.cost));
         match next_due(&message.envelope) {
             None => self.finalize(report.id),
             Some(at) => {
@@ -591,9 +610,8 @@ impl Handler<Enqueue> for Queue {
             tracing::info!(queue_id = %id, client = %envelope.client, from = %envelope.sender, size = envelope.size,
                 nrcpt = envelope.recipients.len(), "message accepted");
             metrics::counter!("smtp_messages_received_total").increment(1);
-            let n = envelope.recipients.len();
-            act.messages.insert(id, QueuedMessage { envelope, in_flight: vec![false; n], jobs: 0 });
-            if act.in_flight < act.settings.max_in_flight {
+            act.keep(id, envelope);
+            if act.has_room() {
                 act.dispatch(id, data, ctx);
             } else {
                 act.ready.push_back(id);
@@ -700,6 +718,7 @@ mod tests {
             max_attempts: 0,
             scan_interval: Duration::from_secs(1),
             max_in_flight: 10,
+            max_bytes_in_flight: 1 << 20,
             hops: HopPolicy {
                 down_after: 5,
                 first_backoff: Duration::from_secs(60),

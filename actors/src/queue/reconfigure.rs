@@ -27,6 +27,7 @@ impl Handler<Reconfigure> for Queue {
             scan_interval: old.scan_interval,
             state_flush_interval: old.state_flush_interval,
             max_in_flight: old.max_in_flight,
+            max_bytes_in_flight: old.max_bytes_in_flight,
             hops: old.hops,
             ..msg.settings
         };

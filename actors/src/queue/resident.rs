@@ -45,6 +45,7 @@ impl Queue {
                 envelope,
                 in_flight: vec![false; n],
                 jobs: 0,
+                cost: 0,
             },
         );
     }
