@@ -9,12 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use common::{JobLog, message, settings};
+use common::{JobLog, enqueue, queue, settings};
 use hermod_actors::delivery::Deliver;
-use hermod_actors::queue::{Enqueue, FlushDeferred, GetStats, Queue};
+use hermod_actors::queue::{FlushDeferred, GetStats};
 use hermod_actors::queue_id::QueueIdGenerator;
-use hermod_actors::routing::Router;
-use hermod_actors::spool::{Committer, SledSpool, Spool};
+use hermod_actors::spool::{SledSpool, Spool};
 
 /// Stands where the first Delivery actor would, and panics on its first job: a bug in
 /// delivery code.
@@ -47,23 +46,9 @@ async fn a_delivery_actor_that_panics_gives_its_jobs_back() {
             JobLog(log.clone()).start().recipient()
         }
     });
-    let queue = Queue::new(
-        settings(),
-        spool.clone(),
-        Committer::start(spool),
-        ids.clone(),
-        Router::default(),
-        factory,
-    )
-    .start();
-    let id = queue
-        .send(Enqueue {
-            message: message(&ids),
-            client: "192.0.2.1".parse().unwrap(),
-            deadline: Instant::now() + Duration::from_secs(10),
-        })
+    let queue = queue(settings(), spool.clone(), ids.clone(), factory).start();
+    let id = enqueue(&queue, &ids, Duration::from_secs(10))
         .await
-        .unwrap()
         .unwrap();
 
     // Within a few ticks the job is deferred, not left in flight.

@@ -8,13 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use common::{JobLog, message, settings};
+use common::{JobLog, enqueue, queue, settings};
 use hermod_actors::body_file::IncomingBody;
 use hermod_actors::message_data::MessageData;
-use hermod_actors::queue::{Enqueue, Queue};
+use hermod_actors::queue::Queue;
 use hermod_actors::queue_id::{QueueId, QueueIdGenerator};
-use hermod_actors::routing::Router;
-use hermod_actors::spool::{Committer, Envelope, SledSpool, Spool, SpoolError};
+use hermod_actors::spool::{Envelope, SledSpool, Spool, SpoolError};
 
 /// The real sled spool, with every flush held back by `delay`: a disk that has become
 /// slow (a failing device, a saturated volume).
@@ -77,15 +76,7 @@ fn start(
     let jobs = Arc::new(Mutex::new(Vec::new()));
     let log = jobs.clone();
     let factory = Box::new(move |_: &_, _| JobLog(log.clone()).start().recipient());
-    let queue = Queue::new(
-        settings(),
-        spool.clone(),
-        Committer::start(spool.clone()),
-        ids.clone(),
-        Router::default(),
-        factory,
-    )
-    .start();
+    let queue = queue(settings(), spool.clone(), ids.clone(), factory).start();
     (queue, spool, ids, jobs)
 }
 
@@ -94,14 +85,7 @@ async fn a_commit_past_the_deadline_is_refused_removed_and_never_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let (queue, spool, ids, jobs) = start(dir.path(), Duration::from_millis(500));
     let started = Instant::now();
-    let answer = queue
-        .send(Enqueue {
-            message: message(&ids),
-            client: "192.0.2.1".parse().unwrap(),
-            deadline: Instant::now() + Duration::from_millis(100),
-        })
-        .await
-        .unwrap();
+    let answer = enqueue(&queue, &ids, Duration::from_millis(100)).await;
     let error = answer.expect_err("a commit slower than the deadline must be refused");
     assert!(error.0.contains("in time"), "{error}");
     assert!(
@@ -119,25 +103,12 @@ async fn a_commit_past_the_deadline_is_refused_removed_and_never_delivered() {
 async fn a_message_arriving_after_its_deadline_is_not_written() {
     let dir = tempfile::tempdir().unwrap();
     let (queue, spool, ids, jobs) = start(dir.path(), Duration::ZERO);
-    let answer = queue
-        .send(Enqueue {
-            message: message(&ids),
-            client: "192.0.2.1".parse().unwrap(),
-            deadline: Instant::now(),
-        })
-        .await
-        .unwrap();
+    let answer = enqueue(&queue, &ids, Duration::ZERO).await;
     assert!(answer.is_err());
     assert!(spool.recover().unwrap().is_empty());
     // A message with time to spare is queued and dispatched as usual.
-    let id = queue
-        .send(Enqueue {
-            message: message(&ids),
-            client: "192.0.2.1".parse().unwrap(),
-            deadline: Instant::now() + Duration::from_secs(10),
-        })
+    let id = enqueue(&queue, &ids, Duration::from_secs(10))
         .await
-        .unwrap()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(*jobs.lock().unwrap(), [id]);

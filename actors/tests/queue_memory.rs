@@ -8,14 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use common::{JobLog, message, settings};
+use common::{JobLog, enqueue, queue, settings};
 use hermod_actors::delivery::{Deliver, DeliveryReport, Outcome, QueueLink};
-use hermod_actors::queue::{Enqueue, GetStats, Queue, QueueStats};
+use hermod_actors::queue::{GetStats, Queue, QueueStats};
 use hermod_actors::queue_id::{QueueId, QueueIdGenerator};
-use hermod_actors::routing::Router;
-use hermod_actors::spool::{
-    Committer, Envelope, RecipientState, RecipientStatus, SledSpool, Spool,
-};
+use hermod_actors::spool::{Envelope, RecipientState, RecipientStatus, SledSpool, Spool};
 
 /// Stands where a Delivery actor would: defers the first attempt of every message,
 /// delivers the next, and keeps the ids of the jobs it got.
@@ -85,23 +82,9 @@ async fn a_message_waiting_for_its_retry_is_put_away_and_read_back_when_due() {
     });
     let mut queue_settings = settings();
     queue_settings.retry_interval = Duration::from_secs(2);
-    let queue = Queue::new(
-        queue_settings,
-        spool.clone(),
-        Committer::start(spool.clone()),
-        ids.clone(),
-        Router::default(),
-        factory,
-    )
-    .start();
-    let id = queue
-        .send(Enqueue {
-            message: message(&ids),
-            client: "192.0.2.1".parse().unwrap(),
-            deadline: Instant::now() + Duration::from_secs(10),
-        })
+    let queue = queue(queue_settings, spool.clone(), ids.clone(), factory).start();
+    let id = enqueue(&queue, &ids, Duration::from_secs(10))
         .await
-        .unwrap()
         .unwrap();
     // Deferred: still queued, no longer in memory.
     let waiting = stats_until(&queue, |s| s.deferred == 1 && s.in_flight == 0).await;
@@ -153,14 +136,7 @@ async fn recovery_holds_only_what_is_due_and_finishes_what_is_final() {
     let jobs = Arc::new(Mutex::new(Vec::new()));
     let log = jobs.clone();
     let factory = Box::new(move |_: &_, _| JobLog(log.clone()).start().recipient());
-    let mut queue = Queue::new(
-        settings(),
-        spool.clone(),
-        Committer::start(spool.clone()),
-        ids,
-        Router::default(),
-        factory,
-    );
+    let mut queue = queue(settings(), spool.clone(), ids, factory);
     assert_eq!(queue.recover().unwrap(), 4);
     let queue = queue.start();
     // The pending one is dispatched; the two deferred ones wait on disk only; the
@@ -186,24 +162,10 @@ async fn message_data_in_flight_is_bounded_in_bytes() {
     let factory = Box::new(move |_: &_, _| JobLog(log.clone()).start().recipient());
     let mut queue_settings = settings();
     queue_settings.max_bytes_in_flight = 30;
-    let queue = Queue::new(
-        queue_settings,
-        spool.clone(),
-        Committer::start(spool),
-        ids.clone(),
-        Router::default(),
-        factory,
-    )
-    .start();
+    let queue = queue(queue_settings, spool.clone(), ids.clone(), factory).start();
     for _ in 0..3 {
-        queue
-            .send(Enqueue {
-                message: message(&ids),
-                client: "192.0.2.1".parse().unwrap(),
-                deadline: Instant::now() + Duration::from_secs(10),
-            })
+        enqueue(&queue, &ids, Duration::from_secs(10))
             .await
-            .unwrap()
             .unwrap();
     }
     // Each message is 17 octets. A message goes while the total is under the limit (so

@@ -9,11 +9,13 @@ use std::time::Duration;
 use actix::prelude::*;
 use hermod_actors::delivery::Deliver;
 use hermod_actors::hop_health::HopPolicy;
-use hermod_actors::queue::QueueSettings;
+use hermod_actors::queue::{DeliveryFactory, Enqueue, Queue, QueueSettings};
 use hermod_actors::queue_id::{QueueId, QueueIdGenerator};
+use hermod_actors::routing::Router;
 use hermod_actors::smtp::address::{Mailbox, ReversePath};
 use hermod_actors::smtp::command::MailOptions;
 use hermod_actors::smtp::server::AcceptedMessage;
+use hermod_actors::spool::{Committer, Spool, SpoolError};
 
 /// Stands where a Delivery actor would: keeps every job it is given.
 pub struct JobLog(pub Arc<Mutex<Vec<QueueId>>>);
@@ -64,4 +66,39 @@ pub fn message(ids: &QueueIdGenerator) -> AcceptedMessage {
         data: b"Subject: t\r\n\r\nx\r\n".to_vec(),
         body_file: None,
     }
+}
+
+/// A Queue over `spool` with its own commit thread and no routes (every domain by MX,
+/// which the factory's stand-in never resolves); not started, so recovery can run first.
+pub fn queue(
+    settings: QueueSettings,
+    spool: Arc<dyn Spool>,
+    ids: Arc<QueueIdGenerator>,
+    factory: DeliveryFactory,
+) -> Queue {
+    Queue::new(
+        settings,
+        spool.clone(),
+        Committer::start(spool),
+        ids,
+        Router::default(),
+        factory,
+    )
+}
+
+/// Asks `queue` to store a new message, as a Session does, giving it `within` before
+/// the Session would give up; the Queue's answer.
+pub async fn enqueue(
+    queue: &Addr<Queue>,
+    ids: &QueueIdGenerator,
+    within: Duration,
+) -> Result<QueueId, SpoolError> {
+    queue
+        .send(Enqueue {
+            message: message(ids),
+            client: "192.0.2.1".parse().unwrap(),
+            deadline: std::time::Instant::now() + within,
+        })
+        .await
+        .expect("the queue is running")
 }
