@@ -81,3 +81,41 @@ async fn undeliverable_bounce_without_a_postmaster_stays_queued() {
             .any(|l| l.contains("not bouncing a message from the null sender")),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn giving_up_bounces_with_a_status_that_matches_its_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink::start(&dir.path().join("sink")).await;
+    let config = format!(
+        "[smtp]\nhostname = \"mx.hermod.test\"\n[queue]\nscan_interval = \"100ms\"\nmax_attempts = 1\n\
+         [delivery.transport]\n\"dest.test\" = \"[127.0.0.1]:{}\"\n\"origin.test\" = \"[127.0.0.1]:{}\"\n",
+        common::free_port(),
+        sink.local_addrs()[0].port()
+    );
+    let h = Hermod::start(dir.path(), &config).await;
+    let mut c = Client::connect(h.addr).await;
+    let id = queue_id(
+        &c.send_message(
+            "a@origin.test",
+            &["b@dest.test"],
+            b"Subject: doomed\r\n\r\nx\r\n",
+        )
+        .await,
+    );
+    let bounced = h
+        .wait_status(&id, "bounced", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("{}", h.logs().join("\n")));
+    assert!(
+        bounced.contains("5.4.7 too many delivery attempts; last reply: 4.4.1"),
+        "{bounced}"
+    );
+    let stored = sink::wait_stored(&dir.path().join("sink"), 1, Duration::from_secs(20)).await;
+    assert_eq!(stored.len(), 1, "{}", h.logs().join("\n"));
+    let text = String::from_utf8_lossy(&stored[0].data);
+    assert!(text.contains("Status: 5.4.7\r\n"), "{text}");
+    assert!(
+        text.contains("Diagnostic-Code: smtp; 5.4.7 too many delivery attempts"),
+        "{text}"
+    );
+}

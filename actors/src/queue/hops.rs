@@ -119,7 +119,7 @@ impl Queue {
             let Some(message) = self.messages.get_mut(&id) else {
                 continue;
             };
-            let reply = format!("4.4.7 message expired in queue; last reply: {reason}");
+            let reply = super::gave_up("message expired in queue", reason);
             for i in indexes {
                 message.in_flight[i] = false;
                 let rcpt = &mut message.envelope.recipients[i];

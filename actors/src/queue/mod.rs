@@ -175,6 +175,13 @@ fn not_in_time(id: QueueId, when: &str) -> SpoolError {
     SpoolError("the queue could not store the message in time".into())
 }
 
+/// The permanent failure hermod gives a recipient it stops trying (RFC 3463 X.4.7,
+/// delivery time expired): the bounce's `Status:` and its diagnostic then agree, and the
+/// last reply from the next hop says why.
+fn gave_up(why: &str, last_reply: &str) -> String {
+    format!("5.4.7 {why}; last reply: {last_reply}")
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -418,7 +425,7 @@ impl Queue {
                         } else {
                             "too many delivery attempts"
                         };
-                        let reply = format!("4.4.7 {why}; last reply: {reply}");
+                        let reply = gave_up(why, &reply);
                         (
                             "bounced",
                             (
