@@ -29,6 +29,7 @@ pub const LIVE_KEYS: &[&str] = &[
     "queue.max_attempts",
     "queue.postmaster",
     "queue.large_message_threshold",
+    "queue.soft_bounce",
     "delivery.relayhost",
     "delivery.transport",
 ];

@@ -356,6 +356,7 @@ fn queue_settings(config: &Config) -> QueueSettings {
         max_bytes_in_flight: 256 * 1024 * 1024,
         state_flush_interval: config.queue.state_flush_interval,
         postmaster: postmaster(config).map(|p| p.to_string()),
+        soft_bounce: config.queue.soft_bounce,
         hops: HopPolicy {
             down_after: config.delivery.dead_host_failures.max(1),
             first_backoff: config.delivery.dead_host_backoff,

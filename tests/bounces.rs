@@ -119,3 +119,55 @@ async fn giving_up_bounces_with_a_status_that_matches_its_diagnostic() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_bounce_keeps_mail_that_would_bounce_until_it_is_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink::start(&dir.path().join("sink")).await;
+    let config = |soft_bounce: bool| {
+        format!(
+            "[smtp]\nhostname = \"mx.hermod.test\"\n[queue]\nscan_interval = \"100ms\"\nretry_interval = \"1s\"\nsoft_bounce = {soft_bounce}\n\
+             [delivery]\nrelayhost = \"[127.0.0.1]:{}\"\n",
+            sink.local_addrs()[0].port()
+        )
+    };
+    let h = Hermod::start(dir.path(), &config(true)).await;
+    let mut c = Client::connect(h.addr).await;
+    // The sink refuses permfail@ recipients with a 5xx.
+    let id = queue_id(
+        &c.send_message(
+            "a@sender.test",
+            &["permfail@dest.test"],
+            b"Subject: kept\r\n\r\nx\r\n",
+        )
+        .await,
+    );
+    let kept = h
+        .wait_status(&id, "deferred", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("{}", h.logs().join("\n")));
+    assert!(kept.contains("(kept by queue.soft_bounce)"), "{kept}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        sink::stored(&dir.path().join("sink")).is_empty(),
+        "nothing bounced"
+    );
+    assert!(
+        h.wait_status(&id, "bounced", Duration::ZERO)
+            .await
+            .is_none()
+    );
+
+    // Turned off: the next retry bounces it to the sender.
+    h.rewrite_config(&config(false));
+    h.hangup();
+    h.wait_log("configuration reloaded", Duration::from_secs(10))
+        .await
+        .expect("reloaded");
+    h.wait_status(&id, "bounced", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("{}", h.logs().join("\n")));
+    let stored = sink::wait_stored(&dir.path().join("sink"), 1, Duration::from_secs(20)).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].rcpt_to, ["a@sender.test"]);
+}

@@ -165,6 +165,10 @@ pub struct QueueConfig {
     /// arrive (and deleted with the message), instead of being held in memory: the
     /// memory one message can take, and the size past which a body never enters sled.
     pub large_message_threshold: usize,
+    /// Postfix's `soft_bounce`: a safety net while a configuration is being fixed. Mail
+    /// that would bounce stays queued: permanent failures from next hops (and hermod's
+    /// own) are deferred instead, and no recipient expires.
+    pub soft_bounce: bool,
 }
 
 impl Default for QueueConfig {
@@ -180,6 +184,7 @@ impl Default for QueueConfig {
             postmaster: String::new(),
             min_free_space: 100 * 1024 * 1024,
             large_message_threshold: 256 * 1024,
+            soft_bounce: false,
         }
     }
 }

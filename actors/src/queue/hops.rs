@@ -104,6 +104,9 @@ impl Queue {
     /// Fails the waiting recipients of messages past their lifetime (they would
     /// otherwise wait as long as the hop is down).
     fn expire_waiting(&mut self, hop: &NextHop, now: u64, reason: &str) {
+        if self.settings.soft_bounce {
+            return;
+        }
         let lifetime = self.settings.max_lifetime.as_secs();
         let messages = &self.messages;
         let expired = |id: QueueId| {

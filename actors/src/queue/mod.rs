@@ -104,6 +104,9 @@ pub struct QueueSettings {
     pub state_flush_interval: Duration,
     /// Where a bounce that cannot be delivered is reported (`None`: it stays queued).
     pub postmaster: Option<String>,
+    /// Keep mail that would bounce queued instead (permanent failures become
+    /// deferrals; no recipient is given up on).
+    pub soft_bounce: bool,
 }
 
 impl QueueSettings {
@@ -404,6 +407,14 @@ impl Queue {
             let rcpt = &mut message.envelope.recipients[i];
             rcpt.attempts += 1;
             let delay = now.saturating_sub(arrival);
+            // soft_bounce: a permanent failure is kept as a deferral (and hermod gives up on
+            // nobody) while an operator fixes a configuration, as Postfix's soft_bounce.
+            let outcome = match outcome {
+                Outcome::Failed(reply) if settings.soft_bounce => {
+                    Outcome::Deferred(format!("{reply} (kept by queue.soft_bounce)"))
+                }
+                outcome => outcome,
+            };
             let (status, new_state) = match outcome {
                 Outcome::Delivered(reply) => ("sent", (RecipientStatus::Delivered, reply)),
                 Outcome::Failed(reply) => (
@@ -419,7 +430,7 @@ impl Queue {
                     let expired = delay >= settings.max_lifetime.as_secs();
                     let exhausted =
                         settings.max_attempts > 0 && rcpt.attempts >= settings.max_attempts;
-                    if expired || exhausted {
+                    if (expired || exhausted) && !settings.soft_bounce {
                         let why = if expired {
                             "message expired in queue"
                         } else {
@@ -726,6 +737,7 @@ mod tests {
             scan_interval: Duration::from_secs(1),
             max_in_flight: 10,
             max_bytes_in_flight: 1 << 20,
+            soft_bounce: false,
             hops: HopPolicy {
                 down_after: 5,
                 first_backoff: Duration::from_secs(60),

@@ -41,6 +41,7 @@ pub fn settings() -> QueueSettings {
         scan_interval: Duration::from_millis(50),
         max_in_flight: 100,
         max_bytes_in_flight: 64 * 1024 * 1024,
+        soft_bounce: false,
         hops: HopPolicy {
             down_after: 5,
             first_backoff: Duration::from_secs(60),
