@@ -92,10 +92,16 @@ pub fn load(
     };
     let mut issues = Vec::new();
     apply_env(&mut table, env, &mut issues);
-    let config: Config = match Config::deserialize(toml::Value::Table(table)) {
+    let config: Config = match Config::deserialize(toml::Value::Table(table.clone())) {
         Ok(config) => config,
         Err(e) => {
-            issues.push(issue("config", e.to_string()));
+            // Say what is wrong with every key, not only the first serde stopped at.
+            let each = key_by_key_issues(&table);
+            if each.is_empty() {
+                issues.push(issue("config", e.to_string()));
+            } else {
+                issues.extend(each);
+            }
             return Err(issues);
         }
     };
@@ -479,6 +485,40 @@ pub fn validate(config: &Config) -> Vec<ConfigIssue> {
     issues
 }
 
+/// Deserializes each key of `table` alone over the defaults, so that every bad key is
+/// named with its value (serde stops at the first). Unknown sections and keys are named
+/// too.
+fn key_by_key_issues(table: &toml::Table) -> Vec<ConfigIssue> {
+    let mut issues = Vec::new();
+    for (section, keys) in table {
+        let Some(keys) = keys.as_table() else {
+            issues.push(issue(section.clone(), "must be a table ([section])"));
+            continue;
+        };
+        if !SECTIONS.contains(&section.as_str()) {
+            issues.push(issue(
+                section.clone(),
+                format!("no such section (known: {})", SECTIONS.join(", ")),
+            ));
+            continue;
+        }
+        for (key, value) in keys {
+            let mut one = toml::Table::new();
+            let mut inner = toml::Table::new();
+            inner.insert(key.clone(), value.clone());
+            one.insert(section.clone(), toml::Value::Table(inner));
+            if let Err(e) = Config::deserialize(toml::Value::Table(one)) {
+                let reason = e.message().trim().to_string();
+                issues.push(issue(
+                    format!("{section}.{key}"),
+                    format!("{reason} (got {value})"),
+                ));
+            }
+        }
+    }
+    issues
+}
+
 /// The log levels a filter directive may name.
 const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 
@@ -517,6 +557,29 @@ fn log_level_problem(filter: &str) -> Option<String> {
     }
     (!enables_ours && !filter.trim().eq_ignore_ascii_case("off"))
         .then(|| format!("{filter:?} enables none of hermod's log lines"))
+}
+
+/// Every setting that differs from the built-in defaults, one `section.key = value` a
+/// line, as `postconf -n` lists Postfix's.
+fn non_defaults(config: &Config) -> String {
+    let defaults = Config::default();
+    let changed = crate::reload::changed_keys(&defaults, config);
+    let Ok(values) = toml::Table::try_from(config) else {
+        return String::new();
+    };
+    let mut out = String::from("differs from the built-in defaults:\n");
+    if changed.is_empty() {
+        out.push_str("  (nothing)\n");
+    }
+    for key in changed {
+        let Some((section, name)) = key.split_once('.') else {
+            continue;
+        };
+        if let Some(value) = values.get(section).and_then(|s| s.get(name)) {
+            out.push_str(&format!("  {key} = {value}\n"));
+        }
+    }
+    out
 }
 
 /// A one-screen summary of the effective configuration.
@@ -577,7 +640,7 @@ pub fn summary(config: &Config, source: &Source) -> String {
         config.delivery.rate_per_destination,
         config.log.json,
         config.log.level,
-    )
+    ) + &non_defaults(config)
 }
 
 #[cfg(test)]

@@ -40,6 +40,21 @@ fn validate_only_summarises_a_good_config() {
     assert!(stdout.starts_with("configuration OK"), "{stdout}");
     assert!(stdout.contains("listen=127.0.0.1:2600"), "{stdout}");
     assert!(stdout.contains("mx.test=lmtp:[127.0.0.1]:24"), "{stdout}");
+    // Like `postconf -n`: what differs from the defaults, every key.
+    let differs = stdout
+        .split("differs from the built-in defaults:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        differs.contains("  relay.domains = [\"mx.test\"]\n"),
+        "{stdout}"
+    );
+    assert!(
+        differs.contains("  smtp.listen = [\"127.0.0.1:2600\"]\n"),
+        "{stdout}"
+    );
+    assert!(differs.contains("  delivery.transport = "), "{stdout}");
+    assert!(!differs.contains("smtp.hostname"), "{stdout}");
 }
 
 #[test]
@@ -267,4 +282,34 @@ async fn route_names_the_next_hop_and_why() {
         text.contains("no address") && text.contains("bounces"),
         "{text}"
     );
+}
+
+#[test]
+fn validate_only_names_every_bad_key_with_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hermod.toml");
+    std::fs::write(
+        &path,
+        "[smtp]\nmax_conections = 5\nmax_recipients = \"ten\"\n[relay]\nnetworks = [\"10.0.0.0/33\"]\n[queue]\nretry_interval = \"5 min\"\n",
+    )
+    .unwrap();
+    let out = hermod()
+        .args(["serve", "--validate-only", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("(4 problems)"), "{stderr}");
+    for expected in [
+        "smtp.max_conections: unknown field `max_conections`",
+        "smtp.max_recipients: invalid type: string \"ten\"",
+        "relay.networks: invalid IP address syntax (got [\"10.0.0.0/33\"])",
+        "queue.retry_interval: unknown duration unit \"min\"",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected} missing in:\n{stderr}"
+        );
+    }
 }
