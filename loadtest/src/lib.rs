@@ -13,10 +13,8 @@
 //! - [`tls`]: rustls configurations for both sides, including a self-made certificate.
 //! - [`latency`]: latency histograms and the percentiles every report carries.
 //! - [`plot`]: a hand-written SVG chart of latency and rate over time.
-//! - [`base64`]: the little base64 SMTP AUTH needs.
 //! - [`rng`]: a small seeded random generator for failure odds and size spreads.
 
-pub mod base64;
 pub mod latency;
 pub mod plot;
 pub mod reply;

@@ -12,7 +12,10 @@ use super::ctx::Ctx;
 use super::outcome::{ErrorKind, Outcome};
 use super::report::Tally;
 use super::stream::Stream;
-use crate::{base64, reply, tls};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::{reply, tls};
 
 /// How long closing may wait for the server's side of the close.
 const CLOSE_WAIT: Duration = Duration::from_millis(200);
@@ -162,18 +165,18 @@ impl Conn {
     /// AUTH PLAIN (preferred) or LOGIN.
     async fn auth(&mut self, user: &str, pass: &str, tally: &mut Tally) -> Result<(), ErrorKind> {
         if self.caps.auth_plain {
-            let token = base64::encode(format!("\0{user}\0{pass}").as_bytes());
+            let token = BASE64.encode(format!("\0{user}\0{pass}").as_bytes());
             self.command(&format!("AUTH PLAIN {token}"));
         } else if self.caps.auth_login {
             self.command("AUTH LOGIN");
             if self.reply(tally).await? != 334 {
                 return Err(ErrorKind::AuthFailed);
             }
-            self.command(&base64::encode(user.as_bytes()));
+            self.command(&BASE64.encode(user.as_bytes()));
             if self.reply(tally).await? != 334 {
                 return Err(ErrorKind::AuthFailed);
             }
-            self.command(&base64::encode(pass.as_bytes()));
+            self.command(&BASE64.encode(pass.as_bytes()));
         } else {
             return Err(ErrorKind::AuthUnavailable);
         }

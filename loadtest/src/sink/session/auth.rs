@@ -1,9 +1,10 @@
 //! AUTH PLAIN and AUTH LOGIN against the one configured user.
 
 use super::{Session, State, Step};
-use crate::base64;
 use crate::sink::counters::bump;
 use crate::sink::replies;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 impl Session {
     /// AUTH with a mechanism and optional initial response.
@@ -76,7 +77,7 @@ impl Session {
         let decoded = if line == b"*" {
             None
         } else {
-            base64::decode(line.trim_ascii())
+            BASE64.decode(line.trim_ascii()).ok()
         };
         if decoded.is_none() {
             bump(&self.shared.counters.auth_failures);
