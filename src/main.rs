@@ -7,26 +7,34 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hermod::{logging, server, settings};
 
-/// hermod, a mail transfer agent built as a system of actors.
+/// hermod, a mail transfer agent built as a system of actors. Without a command it
+/// serves, as `hermod serve` does (so `hermod --validate-only` works as the operators'
+/// runbooks write it).
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// How to serve.
+#[derive(clap::Args, Clone)]
+struct ServeArgs {
+    /// Configuration file (default: ./config/hermod.toml if it exists, else built-in
+    /// defaults). Environment variables override it.
+    #[arg(long, env = "HERMOD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Check the configuration, print a summary and exit (0 valid, 1 invalid).
+    #[arg(long)]
+    validate_only: bool,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the mail server.
-    Serve {
-        /// Configuration file (default: ./config/hermod.toml if it exists, else built-in
-        /// defaults). Environment variables override it.
-        #[arg(long, env = "HERMOD_CONFIG")]
-        config: Option<PathBuf>,
-        /// Check the configuration, print a summary and exit (0 valid, 1 invalid).
-        #[arg(long)]
-        validate_only: bool,
-    },
+    Serve(ServeArgs),
     /// Show the next hop mail for DOMAIN takes and why (transport map, relay host, or
     /// MX records), with the addresses it would try.
     Route {
@@ -47,7 +55,7 @@ fn environment() -> BTreeMap<String, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Route { domain, config } => {
             let config = match settings::load(config.as_deref(), &environment()) {
                 Ok((config, _)) => config,
@@ -80,10 +88,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve {
+        Command::Serve(ServeArgs {
             config,
             validate_only,
-        } => {
+        }) => {
             let env = environment();
             let path = config;
             let (config, source) = match settings::load(path.as_deref(), &env) {

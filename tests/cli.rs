@@ -313,3 +313,18 @@ fn validate_only_names_every_bad_key_with_its_value() {
         );
     }
 }
+
+#[test]
+fn validate_only_works_without_the_serve_command_as_runbooks_write_it() {
+    let out = hermod()
+        .arg("--validate-only")
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.starts_with("configuration OK (built-in defaults)"),
+        "{stdout}"
+    );
+}
