@@ -111,7 +111,8 @@ pub trait Spool: Send + Sync + 'static {
     /// Deletes a message.
     fn remove(&self, id: QueueId) -> Result<(), SpoolError>;
     /// A message's data (a large body stays in its file, to be read while it is sent).
-    fn data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError>;
+    /// `body_file` is the envelope's flag, which every caller holds already.
+    fn data(&self, id: QueueId, body_file: bool) -> Result<Option<MessageData>, SpoolError>;
     /// Hands every message still in the spool to `each`, oldest first, one at a time
     /// (start-up recovery streams: a large spool is never all in memory at once).
     /// Returns how many there were.
@@ -310,16 +311,11 @@ impl SledSpool {
         Ok(())
     }
 
-    fn raw_data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError> {
+    fn raw_data(&self, id: QueueId, body_file: bool) -> Result<Option<MessageData>, SpoolError> {
         let Some(head) = self.data.get(id.to_key())? else {
             return Ok(None);
         };
-        let in_file = self
-            .envelopes
-            .get(id.to_key())?
-            .and_then(|raw| serde_json::from_slice::<Envelope>(&raw).ok())
-            .is_some_and(|e| e.body_file);
-        if !in_file {
+        if !body_file {
             return Ok(Some(MessageData::Inline(bytes::Bytes::from(head.to_vec()))));
         }
         let path = self.bodies.path_of(id);
@@ -415,8 +411,8 @@ impl Spool for SledSpool {
         self.watch_for_full_disk(self.raw_remove(id))
     }
 
-    fn data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError> {
-        self.raw_data(id)
+    fn data(&self, id: QueueId, body_file: bool) -> Result<Option<MessageData>, SpoolError> {
+        self.raw_data(id, body_file)
     }
 
     fn recover_each(&self, each: &mut dyn FnMut(QueueId, Envelope)) -> Result<usize, SpoolError> {
@@ -532,7 +528,7 @@ mod tests {
         let spool = reopen(dir.path());
         let recovered = spool.recover().unwrap();
         assert_eq!(recovered, vec![(QueueId(7), envelope())]);
-        let Some(MessageData::Inline(data)) = spool.data(QueueId(7)).unwrap() else {
+        let Some(MessageData::Inline(data)) = spool.data(QueueId(7), false).unwrap() else {
             panic!("small data is inline");
         };
         assert_eq!(&data[..], b"abc");
@@ -553,7 +549,7 @@ mod tests {
         }
         let spool = reopen(dir.path());
         assert_eq!(
-            spool.data(QueueId(9)).unwrap().map(|d| d.len()),
+            spool.data(QueueId(9), false).unwrap().map(|d| d.len()),
             Some(big.len() as u64)
         );
     }
@@ -573,7 +569,8 @@ mod tests {
         spool.flush().unwrap();
         let path = spool.body_files().path_of(QueueId(5));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 100_000);
-        let Some(MessageData::File(file)) = spool.data(QueueId(5)).unwrap() else {
+        let Some(MessageData::File(file)) = spool.data(QueueId(5), envelope.body_file).unwrap()
+        else {
             panic!("a large body stays in its file");
         };
         assert_eq!(

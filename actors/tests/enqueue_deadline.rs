@@ -41,8 +41,8 @@ impl Spool for SlowDisk {
     fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
         self.spool.remove(id)
     }
-    fn data(&self, id: QueueId) -> Result<Option<MessageData>, SpoolError> {
-        self.spool.data(id)
+    fn data(&self, id: QueueId, body_file: bool) -> Result<Option<MessageData>, SpoolError> {
+        self.spool.data(id, body_file)
     }
     fn recover_each(&self, each: &mut dyn FnMut(QueueId, Envelope)) -> Result<usize, SpoolError> {
         self.spool.recover_each(each)

@@ -107,7 +107,7 @@ impl Queue {
         notify: &str,
     ) -> Result<(), SpoolError> {
         // Only the header section is returned; a large body file is not read through.
-        let original = match self.spool.data(id)? {
+        let original = match self.spool.data(id, envelope.body_file)? {
             Some(data) => data
                 .prefix(dsn::ORIGINAL_PREFIX)
                 .map_err(|e| SpoolError(format!("reading the original message: {e}")))?,

@@ -331,7 +331,8 @@ impl Queue {
         if data.is_some() {
             return data;
         }
-        match self.spool.data(id) {
+        let body_file = self.messages.get(&id).is_some_and(|m| m.envelope.body_file);
+        match self.spool.data(id, body_file) {
             Ok(Some(data)) => Some(data),
             Ok(None) => {
                 tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
