@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hermod_actors::queue_id::QueueIdGenerator;
-use hermod_actors::spool::{
+use hermod_actors::queue::id::QueueIdGenerator;
+use hermod_actors::store::spool::{
     Committer, Envelope, RecipientState, RecipientStatus, SledSpool, Spool,
 };
 

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use hermod_actors::config::Config;
-use hermod_actors::mx::MxResolver;
-use hermod_actors::routing::NextHop;
+use hermod_actors::outbound::mx::MxResolver;
+use hermod_actors::outbound::routing::NextHop;
 
 use crate::server;
 

@@ -8,27 +8,27 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use anyhow::Context as _;
-use hermod_actors::body_file::BodyFiles;
 use hermod_actors::config::Config;
-use hermod_actors::connection_budget::ConnectionBudget;
-use hermod_actors::deadline::PhaseLimits;
-use hermod_actors::delivery::{Delivery, DeliverySettings};
-use hermod_actors::disk_space::{Ballast, DiskSpace};
-use hermod_actors::hop_health::HopPolicy;
-use hermod_actors::listener::{
+use hermod_actors::inbound::listener::{
     self as listener, Admission, ConnectionLimits, Drain, Listener, SessionContextTemplate,
 };
-use hermod_actors::mx::MxResolver;
+use hermod_actors::inbound::session::SessionTimeouts;
+use hermod_actors::outbound::connection_budget::ConnectionBudget;
+use hermod_actors::outbound::delivery::{Delivery, DeliverySettings};
+use hermod_actors::outbound::hop_health::HopPolicy;
+use hermod_actors::outbound::mx::MxResolver;
+use hermod_actors::outbound::routing::{Router, TransportMap, parse_target};
+use hermod_actors::outbound::smtp_client::ClientTimeouts;
+use hermod_actors::policy::relay::RelayPolicy;
+use hermod_actors::protocol::ServerSettings;
+use hermod_actors::protocol::address::Mailbox;
+use hermod_actors::protocol::deadline::PhaseLimits;
+use hermod_actors::protocol::receiver::Spill;
+use hermod_actors::queue::id::QueueIdGenerator;
 use hermod_actors::queue::{self, Queue, QueueSettings};
-use hermod_actors::queue_id::QueueIdGenerator;
-use hermod_actors::relay::RelayPolicy;
-use hermod_actors::routing::{Router, TransportMap, parse_target};
-use hermod_actors::session::SessionTimeouts;
-use hermod_actors::smtp::ServerSettings;
-use hermod_actors::smtp::address::Mailbox;
-use hermod_actors::smtp::receiver::Spill;
-use hermod_actors::smtp_client::ClientTimeouts;
-use hermod_actors::spool::{Committer, SledSpool, Spool};
+use hermod_actors::store::body_file::BodyFiles;
+use hermod_actors::store::disk_space::{Ballast, DiskSpace};
+use hermod_actors::store::spool::{Committer, SledSpool, Spool};
 use tokio::sync::watch;
 
 use crate::reload;
@@ -186,16 +186,19 @@ fn start(
     });
     let delivery_arbiters = arbiters.clone();
     let next = std::cell::Cell::new(0usize);
-    let factory = Box::new(move |hop: &hermod_actors::routing::NextHop, link| {
-        let arbiter = &delivery_arbiters[next.get() % delivery_arbiters.len()];
-        next.set(next.get().wrapping_add(1));
-        let (hop, settings, resolver) = (hop.clone(), delivery_settings.clone(), resolver.clone());
-        tracing::debug!(next_hop = %hop, "starting delivery actor");
-        Delivery::start_in_arbiter(arbiter, move |_| {
-            Delivery::new(hop, settings, resolver, link)
-        })
-        .recipient()
-    });
+    let factory = Box::new(
+        move |hop: &hermod_actors::outbound::routing::NextHop, link| {
+            let arbiter = &delivery_arbiters[next.get() % delivery_arbiters.len()];
+            next.set(next.get().wrapping_add(1));
+            let (hop, settings, resolver) =
+                (hop.clone(), delivery_settings.clone(), resolver.clone());
+            tracing::debug!(next_hop = %hop, "starting delivery actor");
+            Delivery::start_in_arbiter(arbiter, move |_| {
+                Delivery::new(hop, settings, resolver, link)
+            })
+            .recipient()
+        },
+    );
 
     let disk = Arc::new(DiskSpace::default());
     disk.watch(

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use hermod_actors::config::Config;
-use hermod_actors::routing::{TransportMap, parse_target};
+use hermod_actors::outbound::routing::{TransportMap, parse_target};
 use ipnet::IpNet;
 
 /// One problem with the configuration: which key, and why.
@@ -675,7 +675,7 @@ mod tests {
         assert!(log_level_problem("info").is_none());
         assert!(log_level_problem("info,hermod_actors=debug").is_none());
         assert!(log_level_problem("warn,sled=off").is_none());
-        assert!(log_level_problem("hermod_actors::delivery=debug").is_none());
+        assert!(log_level_problem("hermod_actors::outbound::delivery=debug").is_none());
         assert!(log_level_problem("off").is_none());
         assert!(
             log_level_problem("verbose")

@@ -1,4 +1,4 @@
-//! MX resolution over real DNS: `hermod_actors::mx::MxResolver` against an in-process
+//! MX resolution over real DNS: `hermod_actors::outbound::mx::MxResolver` against an in-process
 //! authoritative server, one behaviour per test (RFC 5321 §5.1, RFC 7505).
 
 mod common;
@@ -7,8 +7,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use common::dns::{TestDns, TestZone};
-use hermod_actors::mx::{MxError, MxResolver, Target};
-use hermod_actors::routing::{NextHop, parse_target};
+use hermod_actors::outbound::mx::{MxError, MxResolver, Target};
+use hermod_actors::outbound::routing::{NextHop, parse_target};
 
 /// The zones every test serves; each test asks for the part it is about.
 fn zones() -> Vec<TestZone> {

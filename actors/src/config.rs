@@ -96,12 +96,13 @@ impl QueueConfig {
     /// `postmaster` parsed as a mailbox; `None` when it is empty.
     pub fn postmaster_mailbox(
         &self,
-    ) -> Result<Option<crate::smtp::address::Mailbox>, crate::smtp::address::AddressError> {
+    ) -> Result<Option<crate::protocol::address::Mailbox>, crate::protocol::address::AddressError>
+    {
         let address = self.postmaster.trim();
         if address.is_empty() {
             return Ok(None);
         }
-        crate::smtp::address::parse_forward_path(&format!("<{address}>"), "invalid")
+        crate::protocol::address::parse_forward_path(&format!("<{address}>"), "invalid")
             .map(|(mailbox, _)| Some(mailbox))
     }
 }

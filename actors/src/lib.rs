@@ -3,35 +3,27 @@
 //!
 //! # Layout
 //!
-//! - [`smtp`]: the SMTP protocol without I/O or clock — command parsing, DATA/BDAT
-//!   receivers, reply texts, the server state machine one Session drives.
-//! - [`config`]: one settings section per actor, with the defaults an operator expects.
-//! - [`listener`]: the Listener actor — accepts connections, enforces connection limits,
-//!   starts one Session per connection on one of the session arbiters.
-//! - [`disk_space`]: the spool's free-space reserve, watched off the session path.
-//! - [`deadline`]: session timeouts as whole-phase deadlines (pure, injected time).
-//! - [`session`]: the Session actor — owns one client socket, drives the protocol, sends
-//!   `Enqueue` to the Queue and writes the reply the Queue gives.
+//! The modules follow the path of a message, stage by stage:
+//!
+//! - [`protocol`]: the SMTP protocol without I/O or clock — command and address
+//!   parsing, DATA/BDAT receivers, reply texts, the server state machine one Session
+//!   drives, session deadlines, header dates, the reply reader the client uses.
+//! - [`inbound`]: the Listener actor (accepts connections, enforces connection limits,
+//!   starts one Session per connection on one of the session arbiters) and the Session
+//!   actor (owns one client socket, drives the protocol, sends `Enqueue` to the Queue and
+//!   writes the reply the Queue gives).
+//! - [`policy`]: decisions about a transaction — the relay policy (relay domains and
+//!   trusted client networks).
 //! - [`queue`]: the Queue actor — owns the spool and the schedule; acknowledges an
 //!   `Enqueue` only after group commit, sends `Deliver` to Delivery actors, takes their
-//!   `DeliveryReport`, retries, bounces.
-//! - [`body_file`]: large bodies as files beside sled, written while they arrive.
-//! - [`spool`]: the storage trait and its sled implementation, plus the committer thread
-//!   that turns many writes into one flush.
-//! - [`hop_health`]: whether a next hop answers; the waiting list of a hop that is down
-//!   (pure, unix seconds in).
-//! - [`delivery`]: the Delivery actor — one per next hop: connection pool, rate limit,
-//!   back-off; reports one result per recipient.
-//! - [`connection_budget`]: one budget of outbound connections (file descriptors) for
-//!   all Delivery actors; idle connections make room first.
-//! - [`smtp_client`]: the SMTP/LMTP client a Delivery actor speaks to the next hop.
-//! - [`relay`]: the relay policy — relay domains and trusted client networks.
-//! - [`routing`]: the transport map and smarthost that choose a next hop for a domain.
-//! - [`mx`]: MX / A / AAAA resolution with hickory-resolver (RFC 5321 §5, RFC 7505).
-//! - [`message_data`]: a queued message's bytes, in memory or as a body file read in
-//!   pieces while it is sent.
-//! - [`dsn`]: delivery status notifications (RFC 3464) for bounces.
-//! - [`datetime`]: RFC 5322 dates for Received: and Date: headers.
+//!   `DeliveryReport`, retries, bounces (with RFC 3464 DSNs); queue ids.
+//! - [`store`]: the storage trait and its sled implementation with the committer thread
+//!   that turns many writes into one flush; large bodies as files; a queued message's
+//!   bytes; the free-space reserve.
+//! - [`outbound`]: the Delivery actor (one per next hop: connection pool, rate limit,
+//!   back-off; one result per recipient), the SMTP/LMTP client, routing (transport map,
+//!   relayhost, MX), MX resolution, next-hop health and the outbound connection budget.
+//! - [`config`]: one settings section per actor, with the defaults an operator expects.
 //!
 //! # Who sends what to whom
 //!
@@ -44,23 +36,10 @@
 //! On SIGHUP the binary sends `listener::Reconfigure` to every Listener (settings for new
 //! sessions) and `queue::Reconfigure` to the Queue (retry settings and routes).
 
-pub mod body_file;
 pub mod config;
-pub mod connection_budget;
-pub mod datetime;
-pub mod deadline;
-pub mod delivery;
-pub mod disk_space;
-pub mod dsn;
-pub mod hop_health;
-pub mod listener;
-pub mod message_data;
-pub mod mx;
+pub mod inbound;
+pub mod outbound;
+pub mod policy;
+pub mod protocol;
 pub mod queue;
-pub mod queue_id;
-pub mod relay;
-pub mod routing;
-pub mod session;
-pub mod smtp;
-pub mod smtp_client;
-pub mod spool;
+pub mod store;

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use common::{JobLog, enqueue, queue, settings};
-use hermod_actors::delivery::Deliver;
+use hermod_actors::outbound::delivery::Deliver;
+use hermod_actors::queue::id::QueueIdGenerator;
 use hermod_actors::queue::{FlushDeferred, GetStats};
-use hermod_actors::queue_id::QueueIdGenerator;
-use hermod_actors::spool::{SledSpool, Spool};
+use hermod_actors::store::spool::{SledSpool, Spool};
 
 /// Stands where the first Delivery actor would, and panics on its first job: a bug in
 /// delivery code.

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use common::{JobLog, enqueue, queue, settings};
-use hermod_actors::body_file::IncomingBody;
-use hermod_actors::message_data::MessageData;
 use hermod_actors::queue::Queue;
-use hermod_actors::queue_id::{QueueId, QueueIdGenerator};
-use hermod_actors::spool::{Envelope, SledSpool, Spool, SpoolError};
+use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
+use hermod_actors::store::body_file::IncomingBody;
+use hermod_actors::store::message_data::MessageData;
+use hermod_actors::store::spool::{Envelope, SledSpool, Spool, SpoolError};
 
 /// The real sled spool, with every flush held back by `delay`: a disk that has become
 /// slow (a failing device, a saturated volume).

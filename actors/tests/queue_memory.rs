@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use common::{JobLog, enqueue, queue, settings};
-use hermod_actors::delivery::{Deliver, DeliveryReport, Outcome, QueueLink};
+use hermod_actors::outbound::delivery::{Deliver, DeliveryReport, Outcome, QueueLink};
+use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
 use hermod_actors::queue::{GetStats, Queue, QueueStats};
-use hermod_actors::queue_id::{QueueId, QueueIdGenerator};
-use hermod_actors::spool::{Envelope, RecipientState, RecipientStatus, SledSpool, Spool};
+use hermod_actors::store::spool::{Envelope, RecipientState, RecipientStatus, SledSpool, Spool};
 
 /// Stands where a Delivery actor would: defers the first attempt of every message,
 /// delivers the next, and keeps the ids of the jobs it got.

@@ -6,9 +6,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Queue, QueuedMessage, unix_now};
-use crate::dsn::{self, BounceRequest, FailedRecipient};
-use crate::queue_id::QueueId;
-use crate::spool::{Envelope, RecipientState, RecipientStatus, SpoolError};
+use crate::queue::dsn::{self, BounceRequest, FailedRecipient};
+use crate::queue::id::QueueId;
+use crate::store::spool::{Envelope, RecipientState, RecipientStatus, SpoolError};
 
 impl Queue {
     /// Every recipient is final: report the failed ones, remove the message.

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use actix::prelude::*;
 
 use super::Queue;
-use crate::delivery::{Deliver, DeliveryReport, Outcome};
-use crate::queue_id::QueueId;
-use crate::routing::NextHop;
+use crate::outbound::delivery::{Deliver, DeliveryReport, Outcome};
+use crate::outbound::routing::NextHop;
+use crate::queue::id::QueueId;
 
 /// The jobs one Delivery actor has been given and has not reported.
 pub(super) struct HeldJobs {

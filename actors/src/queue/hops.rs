@@ -5,11 +5,11 @@
 use actix::prelude::*;
 
 use super::{Queue, unix_now};
-use crate::delivery::DeliveryReport;
-use crate::hop_health::{Change, Parked};
-use crate::queue_id::QueueId;
-use crate::routing::NextHop;
-use crate::spool::RecipientStatus;
+use crate::outbound::delivery::DeliveryReport;
+use crate::outbound::hop_health::{Change, Parked};
+use crate::outbound::routing::NextHop;
+use crate::queue::id::QueueId;
+use crate::store::spool::RecipientStatus;
 
 impl Queue {
     /// Updates the health of the report's next hop before the report is applied.

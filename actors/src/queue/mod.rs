@@ -15,18 +15,24 @@ use bytes::Bytes;
 
 mod bounce;
 mod drain;
+pub mod dsn;
 mod held_jobs;
 mod hops;
+pub mod id;
 mod reconfigure;
 mod resident;
 
-use crate::delivery::{Deliver, DeliveryIdle, DeliveryReport, Outcome, QueueLink, Retire};
-use crate::hop_health::{HopHealth, HopPolicy};
-use crate::message_data::MessageData;
-use crate::queue_id::{QueueId, QueueIdGenerator};
-use crate::routing::{NextHop, Router};
-use crate::smtp::server::AcceptedMessage;
-use crate::spool::{Committer, Envelope, RecipientState, RecipientStatus, Spool, SpoolError};
+use crate::outbound::delivery::{
+    Deliver, DeliveryIdle, DeliveryReport, Outcome, QueueLink, Retire,
+};
+use crate::outbound::hop_health::{HopHealth, HopPolicy};
+use crate::outbound::routing::{NextHop, Router};
+use crate::protocol::session::AcceptedMessage;
+use crate::queue::id::{QueueId, QueueIdGenerator};
+use crate::store::message_data::MessageData;
+use crate::store::spool::{
+    Committer, Envelope, RecipientState, RecipientStatus, Spool, SpoolError,
+};
 pub use drain::StopDispatch;
 pub use reconfigure::Reconfigure;
 

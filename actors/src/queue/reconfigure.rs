@@ -4,7 +4,7 @@
 use actix::prelude::*;
 
 use super::{Queue, QueueSettings};
-use crate::routing::Router;
+use crate::outbound::routing::Router;
 
 /// New settings for the Queue (SIGHUP). The timers (`scan_interval`,
 /// `state_flush_interval`), the in-flight limit and the next-hop policy keep their

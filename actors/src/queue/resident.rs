@@ -5,8 +5,8 @@
 //! memory nor holds up the start.
 
 use super::{Queue, QueuedMessage, next_due, unix_now};
-use crate::queue_id::QueueId;
-use crate::spool::{Envelope, SpoolError};
+use crate::queue::id::QueueId;
+use crate::store::spool::{Envelope, SpoolError};
 
 impl Queue {
     /// Makes message `id` resident (reading its envelope from the spool if it was put

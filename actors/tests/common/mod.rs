@@ -7,15 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use hermod_actors::delivery::Deliver;
-use hermod_actors::hop_health::HopPolicy;
+use hermod_actors::outbound::delivery::Deliver;
+use hermod_actors::outbound::hop_health::HopPolicy;
+use hermod_actors::outbound::routing::Router;
+use hermod_actors::protocol::address::{Mailbox, ReversePath};
+use hermod_actors::protocol::command::MailOptions;
+use hermod_actors::protocol::session::AcceptedMessage;
+use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
 use hermod_actors::queue::{DeliveryFactory, Enqueue, Queue, QueueSettings};
-use hermod_actors::queue_id::{QueueId, QueueIdGenerator};
-use hermod_actors::routing::Router;
-use hermod_actors::smtp::address::{Mailbox, ReversePath};
-use hermod_actors::smtp::command::MailOptions;
-use hermod_actors::smtp::server::AcceptedMessage;
-use hermod_actors::spool::{Committer, Spool, SpoolError};
+use hermod_actors::store::spool::{Committer, Spool, SpoolError};
 
 /// Stands where a Delivery actor would: keeps every job it is given.
 pub struct JobLog(pub Arc<Mutex<Vec<QueueId>>>);

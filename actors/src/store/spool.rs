@@ -9,10 +9,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::body_file::{BodyFiles, IncomingBody};
-use crate::message_data::{FileBody, MessageData};
-use crate::queue_id::QueueId;
-pub use crate::smtp::command::MailOptions;
+pub use crate::protocol::command::MailOptions;
+use crate::queue::id::QueueId;
+use crate::store::body_file::{BodyFiles, IncomingBody};
+use crate::store::message_data::{FileBody, MessageData};
 
 /// Why the spool could not do what was asked; it always becomes a 4xx for the client.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -17,10 +17,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at};
 
-use crate::deadline::{PhaseDeadline, PhaseLimits, Stage};
+use crate::protocol::deadline::{PhaseDeadline, PhaseLimits, Stage};
+use crate::protocol::session::AcceptedMessage;
+use crate::protocol::{Event, Reply, ServerSession, ServerSettings};
 use crate::queue::Enqueue;
-use crate::smtp::server::AcceptedMessage;
-use crate::smtp::{Event, Reply, ServerSession, ServerSettings};
 
 /// How long past the enqueue deadline a Session still waits for the Queue's answer. The
 /// Queue answers by the deadline itself; this covers only a Queue that is not running.

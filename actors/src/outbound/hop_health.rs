@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::queue_id::QueueId;
+use crate::queue::id::QueueId;
 
 /// Recipients (by index into the envelope) of one message that wait for a hop.
 pub type Parked = (QueueId, Vec<usize>);

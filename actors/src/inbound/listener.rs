@@ -19,8 +19,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
-use crate::session::{Session, SessionContext, SessionEnded, SessionTimeouts};
-use crate::smtp::{Reply, ServerSettings};
+use crate::inbound::session::{Session, SessionContext, SessionEnded, SessionTimeouts};
+use crate::protocol::{Reply, ServerSettings};
 
 /// Stop accepting; answered with the sessions still open (on every arbiter).
 #[derive(Message, Debug)]

@@ -1,14 +1,16 @@
 //! The SMTP protocol without I/O and without a clock: bytes and `now` go in, replies and
 //! actions come out (and, for the delivery client, replies are read out of bytes by
 //! [`reply_reader`]). The Session actor drives it over a socket; tests, fuzzers and
-//! benchmarks drive it over a buffer.
+//! benchmarks drive it over a buffer. Nothing here imports tokio or actix.
 
 pub mod address;
 pub mod command;
+pub mod datetime;
+pub mod deadline;
 pub mod receiver;
 pub mod reply;
 pub mod reply_reader;
-pub mod server;
+pub mod session;
 
 pub use reply::Reply;
-pub use server::{Event, ServerSession, ServerSettings};
+pub use session::{Event, ServerSession, ServerSettings};

@@ -4,8 +4,8 @@
 
 use std::time::SystemTime;
 
-use crate::datetime;
-use crate::queue_id::QueueId;
+use crate::protocol::datetime;
+use crate::queue::id::QueueId;
 
 /// One failed recipient as the report lists it.
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData};
 use tokio::task::JoinSet;
 
-use crate::routing::NextHop;
+use crate::outbound::routing::NextHop;
 
 /// At most this many MX hosts of one domain are resolved. Why: the MX list comes from a
 /// domain the peer chose, and each entry costs two lookups; real domains have a handful,

@@ -5,7 +5,7 @@
 //!
 //! Everything here is pure: the config strings are parsed once into [`NextHop`] values,
 //! and [`Router::route`] is a map lookup. Resolving a next hop to addresses is the job of
-//! [`crate::mx`].
+//! [`crate::outbound::mx`].
 
 use std::collections::HashMap;
 use std::fmt;

@@ -17,13 +17,13 @@ use actix::prelude::*;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::connection_budget::{ConnectionBudget, Permit};
-use crate::message_data::MessageData;
-use crate::mx::MxResolver;
-use crate::queue_id::QueueId;
-use crate::routing::NextHop;
-use crate::smtp::command::MailOptions;
-use crate::smtp_client::{ClientError, ClientTimeouts, ServerReply, SmtpConnection};
+use crate::outbound::connection_budget::{ConnectionBudget, Permit};
+use crate::outbound::mx::MxResolver;
+use crate::outbound::routing::NextHop;
+use crate::outbound::smtp_client::{ClientError, ClientTimeouts, ServerReply, SmtpConnection};
+use crate::protocol::command::MailOptions;
+use crate::queue::id::QueueId;
+use crate::store::message_data::MessageData;
 
 /// Deliver one message to some of its recipients, all routed to this actor's next hop.
 #[derive(Message, Debug, Clone)]

@@ -13,11 +13,11 @@ use super::address::{Mailbox, ReversePath};
 use super::command::{self, Command, CommandError, MailFrom, MailOptions};
 use super::receiver::{BdatReceiver, BodyLimits, BodyResult, DataReceiver, ReceivedBody, Spill};
 use super::reply::Reply;
-use crate::body_file::IncomingBody;
-use crate::datetime;
-use crate::disk_space::DiskSpace;
-use crate::queue_id::{QueueId, QueueIdGenerator};
-use crate::relay::RelayPolicy;
+use crate::policy::relay::RelayPolicy;
+use crate::protocol::datetime;
+use crate::queue::id::{QueueId, QueueIdGenerator};
+use crate::store::body_file::IncomingBody;
+use crate::store::disk_space::DiskSpace;
 
 /// Settings resolved once from configuration and shared by every session.
 #[derive(Debug)]
@@ -571,5 +571,5 @@ fn command_error_reply(error: CommandError) -> Reply {
 }
 
 #[cfg(test)]
-#[path = "server_tests.rs"]
+#[path = "session_tests.rs"]
 mod tests;

@@ -11,10 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::connection_budget::Permit;
-use crate::message_data::MessageData;
-use crate::smtp::command::MailOptions;
-use crate::smtp::reply_reader::{ParsedReply, ReplyReader};
+use crate::outbound::connection_budget::Permit;
+use crate::protocol::command::MailOptions;
+use crate::protocol::reply_reader::{ParsedReply, ReplyReader};
+use crate::store::message_data::MessageData;
 
 /// A reply from the remote server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,7 +305,7 @@ impl SmtpConnection {
     async fn write_stuffed(&mut self, data: &MessageData) -> Result<(), ClientError> {
         let mut stuffer = DotStuffer::default();
         let mut chunks = data.chunks();
-        let mut out = Vec::with_capacity(crate::message_data::CHUNK + 1024);
+        let mut out = Vec::with_capacity(crate::store::message_data::CHUNK + 1024);
         loop {
             let chunk = chunks.next().await.map_err(|e| self.spool_read_error(e))?;
             out.clear();

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::smtp::address::Mailbox;
+use crate::protocol::address::Mailbox;
 
 /// The relay decision's inputs, resolved once from configuration.
 #[derive(Debug, Clone, Default)]
@@ -75,7 +75,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::address::parse_forward_path;
+    use crate::protocol::address::parse_forward_path;
 
     fn policy() -> RelayPolicy {
         RelayPolicy::new(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 
 use super::reply::Reply;
-use crate::body_file::{BodyFiles, IncomingBody};
+use crate::store::body_file::{BodyFiles, IncomingBody};
 
 /// The most a receiver allocates ahead of bytes actually received.
 pub const MAX_PREALLOCATION: usize = 64 * 1024;

@@ -1,0 +1,10 @@
+//! Mail going out: the Delivery actor (one per next hop), the SMTP/LMTP client it
+//! speaks, the routing and MX resolution that pick the hop, whether a hop answers, and
+//! the one budget of outbound connections.
+
+pub mod connection_budget;
+pub mod delivery;
+pub mod hop_health;
+pub mod mx;
+pub mod routing;
+pub mod smtp_client;

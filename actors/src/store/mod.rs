@@ -1,0 +1,7 @@
+//! What is on disk: the sled spool and its committer thread, large bodies as files
+//! beside it, a message's bytes as delivery reads them, and the free-space reserve.
+
+pub mod body_file;
+pub mod disk_space;
+pub mod message_data;
+pub mod spool;
