@@ -3,15 +3,17 @@
 //!
 //! # Layout
 //!
-//! - [`settings`]: the TOML file, environment overrides and validation.
+//! - [`cli`]: the commands (`serve`, `route`), one file each.
+//! - [`config`]: one file per section: each setting declared once (key, default,
+//!   environment name, checks), and the settings each actor is built from; loading,
+//!   environment overrides and validation.
 //! - [`logging`]: text or JSON logs.
-//! - [`server`]: starts the spool, the actors and the arbiters; drains on shutdown and
+//! - [`wiring`]: starts the spool, the actors and the arbiters; drains on shutdown and
 //!   reloads on SIGHUP.
 //! - [`reload`]: which keys a reload applies and which wait for a restart.
-//! - [`route`]: `hermod route DOMAIN`, the next hop a domain takes and why.
 
+pub mod cli;
+pub mod config;
 pub mod logging;
 pub mod reload;
-pub mod route;
-pub mod server;
-pub mod settings;
+pub mod wiring;

@@ -7,7 +7,7 @@
 
 use std::io::{BufWriter, IsTerminal};
 
-use hermod_actors::config::LogConfig;
+use crate::config::LogConfig;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 

@@ -1,38 +1,21 @@
 //! What a configuration reload (SIGHUP) may change while hermod runs, and what waits for
-//! a restart. The wiring ([`crate::server`]) reads the file again, compares it with the
+//! a restart. The wiring ([`crate::wiring`]) reads the file again, compares it with the
 //! running configuration key by key, applies the live keys and names the others in a
 //! warning, so an operator is never left guessing which change took effect.
 
-use hermod_actors::config::Config;
+use crate::config::{Config, sections};
 use serde::Deserialize as _;
 
-/// Keys applied without a restart: relay policy, transport map and relay host, session
-/// limits and timeouts (for sessions opened after the reload), connection limits, and
-/// the Queue's retry, lifetime and postmaster settings.
-pub const LIVE_KEYS: &[&str] = &[
-    "smtp.max_connections",
-    "smtp.max_connections_per_ip",
-    "smtp.max_message_size",
-    "smtp.max_recipients",
-    "smtp.max_line_length",
-    "smtp.max_errors",
-    "smtp.max_received_headers",
-    "smtp.greeting_timeout",
-    "smtp.command_timeout",
-    "smtp.data_timeout",
-    "smtp.min_data_rate",
-    "relay.domains",
-    "relay.networks",
-    "queue.retry_interval",
-    "queue.max_retry_interval",
-    "queue.max_lifetime",
-    "queue.max_attempts",
-    "queue.postmaster",
-    "queue.large_message_threshold",
-    "queue.soft_bounce",
-    "delivery.relayhost",
-    "delivery.transport",
-];
+/// Keys applied without a restart, as `section.key`: each section declares its own
+/// ([`crate::config::Section::LIVE`]). Today: relay policy, transport map and relay
+/// host, session limits and timeouts (for sessions opened after the reload), connection
+/// limits, and the Queue's retry, lifetime, bounce and postmaster settings.
+pub fn live_keys() -> Vec<String> {
+    sections()
+        .iter()
+        .flat_map(|s| s.live.iter().map(move |key| format!("{}.{key}", s.name)))
+        .collect()
+}
 
 /// The `section.key` names whose values differ between `old` and `new`, sorted.
 pub fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
@@ -58,7 +41,7 @@ pub fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
 
 /// Whether a changed key takes effect only after a restart.
 pub fn needs_restart(key: &str) -> bool {
-    !LIVE_KEYS.contains(&key)
+    !live_keys().iter().any(|live| live == key)
 }
 
 /// `new` with the running value kept for each key in `restart`: what really runs after
@@ -138,7 +121,7 @@ mod tests {
     #[test]
     fn every_live_key_is_a_real_key() {
         let defaults = toml::Table::try_from(Config::default()).unwrap();
-        for key in LIVE_KEYS {
+        for key in live_keys() {
             let (section, name) = key.split_once('.').unwrap();
             assert!(defaults[section].get(name).is_some(), "{key} is not a key");
         }

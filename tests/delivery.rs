@@ -299,7 +299,7 @@ async fn idle_delivery_actor_retires_and_comes_back_for_new_mail() {
         config(dns.addr, port)
     );
     std::fs::write(&config_path, config).unwrap();
-    let log_filter = "info,hermod::server=debug,hermod_actors::outbound::delivery=debug";
+    let log_filter = "info,hermod::wiring=debug,hermod_actors::outbound::delivery=debug";
     let hermod = Hermod::start_with(
         config_path,
         dir.path().join("data"),

@@ -80,7 +80,7 @@ fn every_configuration_key_is_in_config_md_and_the_default_file() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config_md = std::fs::read_to_string(root.join("docs/CONFIG.md")).unwrap();
     let default_file = std::fs::read_to_string(root.join("config/hermod.toml")).unwrap();
-    let defaults = toml::Table::try_from(hermod_actors::config::Config::default()).unwrap();
+    let defaults = toml::Table::try_from(hermod::config::Config::default()).unwrap();
     let mut missing = Vec::new();
     for (section, keys) in &defaults {
         for key in keys.as_table().unwrap().keys() {
@@ -98,4 +98,22 @@ fn every_configuration_key_is_in_config_md_and_the_default_file() {
         }
     }
     assert!(missing.is_empty(), "undocumented keys: {missing:#?}");
+}
+
+#[test]
+fn every_seed_variable_is_named_in_the_row_of_the_key_it_sets() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config_md = std::fs::read_to_string(root.join("docs/CONFIG.md")).unwrap();
+    let mut missing = Vec::new();
+    for section in hermod::config::sections() {
+        for (name, key) in section.seed_env {
+            let named = config_md.lines().any(|row| {
+                row.starts_with(&format!("| `{key}`")) && row.contains(&format!("`{name}`"))
+            });
+            if !named {
+                missing.push(format!("{name} ({}.{key})", section.name));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in CONFIG.md's rows: {missing:?}");
 }

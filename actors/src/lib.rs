@@ -23,7 +23,6 @@
 //! - [`outbound`]: the Delivery actor (one per next hop: connection pool, rate limit,
 //!   back-off; one result per recipient), the SMTP/LMTP client, routing (transport map,
 //!   relayhost, MX), MX resolution, next-hop health and the outbound connection budget.
-//! - [`config`]: one settings section per actor, with the defaults an operator expects.
 //!
 //! # Who sends what to whom
 //!
@@ -36,7 +35,6 @@
 //! On SIGHUP the binary sends `listener::Reconfigure` to every Listener (settings for new
 //! sessions) and `queue::Reconfigure` to the Queue (retry settings and routes).
 
-pub mod config;
 pub mod inbound;
 pub mod outbound;
 pub mod policy;

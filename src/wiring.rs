@@ -8,31 +8,21 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use anyhow::Context as _;
-use hermod_actors::config::Config;
 use hermod_actors::inbound::listener::{
-    self as listener, Admission, ConnectionLimits, Drain, Listener, SessionContextTemplate,
+    self as listener, Admission, Drain, Listener, SessionContextTemplate,
 };
-use hermod_actors::inbound::session::SessionTimeouts;
 use hermod_actors::outbound::connection_budget::ConnectionBudget;
-use hermod_actors::outbound::delivery::{Delivery, DeliverySettings};
-use hermod_actors::outbound::hop_health::HopPolicy;
-use hermod_actors::outbound::mx::MxResolver;
-use hermod_actors::outbound::routing::{Router, TransportMap, parse_target};
-use hermod_actors::outbound::smtp_client::ClientTimeouts;
-use hermod_actors::policy::relay::RelayPolicy;
-use hermod_actors::protocol::ServerSettings;
-use hermod_actors::protocol::address::Mailbox;
-use hermod_actors::protocol::deadline::PhaseLimits;
-use hermod_actors::protocol::receiver::Spill;
+use hermod_actors::outbound::delivery::Delivery;
 use hermod_actors::queue::id::QueueIdGenerator;
-use hermod_actors::queue::{self, Queue, QueueSettings};
+use hermod_actors::queue::{self, Queue};
 use hermod_actors::store::body_file::BodyFiles;
 use hermod_actors::store::disk_space::{Ballast, DiskSpace};
 use hermod_actors::store::spool::{Committer, SledSpool, Spool};
 use tokio::sync::watch;
 
+use crate::config::smtp::SessionShared;
+use crate::config::{Config, ConfigIssue};
 use crate::reload;
-use crate::settings::ConfigIssue;
 
 /// Reads the configuration again, for a reload: the same file and environment as at
 /// start, validated the same way.
@@ -85,10 +75,7 @@ pub fn run(
         }
     };
     let spool: Arc<dyn Spool> = Arc::new(sled);
-    let workers = match config.smtp.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
+    let workers = config.smtp.arbiters();
     // One socket per address and arbiter (SO_REUSEPORT): bound now, so that an address in
     // use stops the start with a clear error.
     let mut sockets: Vec<Vec<tokio::net::TcpSocket>> = (0..workers).map(|_| Vec::new()).collect();
@@ -156,34 +143,13 @@ fn start(
     let ids = Arc::new(QueueIdGenerator::new());
     let committer = Committer::start(spool.clone());
 
-    let router = router(&config)?;
-    let resolver = Arc::new(MxResolver::new(
-        &config.delivery.dns_servers,
-        config.delivery.dns_timeout,
-    )?);
-    let helo_name = if config.delivery.helo_name.is_empty() {
-        config.smtp.hostname.clone()
-    } else {
-        config.delivery.helo_name.clone()
-    };
-    let delivery_settings = Arc::new(DeliverySettings {
-        helo_name,
-        mx_port: config.delivery.mx_port,
-        max_connections: config.delivery.max_connections_per_destination,
-        max_messages_per_connection: config.delivery.max_messages_per_connection,
-        rate_per_second: config.delivery.rate_per_destination,
-        max_recipients_per_transaction: config.delivery.max_recipients_per_transaction,
-        timeouts: ClientTimeouts {
-            connect: config.delivery.connect_timeout,
-            command: config.delivery.command_timeout,
-        },
-        idle_timeout: config.delivery.idle_timeout,
-        chunking: config.delivery.chunking,
-        dead_host_failures: config.delivery.dead_host_failures.max(1),
-        dead_host_backoff: config.delivery.dead_host_backoff,
-        retire_idle_after: config.delivery.retire_idle_after,
-        budget: connection_budget(&config),
-    });
+    let router = config.delivery.router()?;
+    let resolver = Arc::new(config.delivery.resolver()?);
+    let delivery_settings = Arc::new(
+        config
+            .delivery
+            .delivery_settings(&config.smtp.hostname, connection_budget(&config)),
+    );
     let delivery_arbiters = arbiters.clone();
     let next = std::cell::Cell::new(0usize);
     let factory = Box::new(
@@ -207,7 +173,10 @@ fn start(
         Duration::from_secs(1),
         Ballast::new(&config.queue.data_dir),
     );
-    let queue_settings = queue_settings(&config);
+    let queue_settings = config.queue.queue_settings(
+        &config.smtp.hostname,
+        config.delivery.hop_policy(config.queue.max_retry_interval),
+    );
     let mut queue = Queue::new(
         queue_settings,
         spool,
@@ -222,7 +191,7 @@ fn start(
     }
     let queue = queue.start();
 
-    let admission = Admission::new(connection_limits(&config));
+    let admission = Admission::new(config.smtp.connection_limits());
     let (draining, draining_rx) = watch::channel(false);
     let sessions = session_settings(&config, &ids, &disk, &body_files);
     let template = SessionContextTemplate {
@@ -330,92 +299,23 @@ fn connection_budget(config: &Config) -> Arc<ConnectionBudget> {
     ConnectionBudget::new(size)
 }
 
-/// The transport map and relay host of `config`.
-pub fn router(config: &Config) -> anyhow::Result<Router> {
-    let mut transport = TransportMap::new();
-    for (pattern, target) in &config.delivery.transport {
-        transport.insert(pattern, parse_target(target, 25)?);
-    }
-    let relayhost = match config.delivery.relayhost.trim() {
-        "" => None,
-        target => Some(parse_target(target, 25)?),
-    };
-    Ok(Router {
-        transport,
-        relayhost,
-    })
-}
-
-/// The Queue's settings from `[queue]` (and the hop policy from `[delivery]`).
-fn queue_settings(config: &Config) -> QueueSettings {
-    QueueSettings {
-        hostname: config.smtp.hostname.clone(),
-        retry_interval: config.queue.retry_interval,
-        max_retry_interval: config.queue.max_retry_interval,
-        max_lifetime: config.queue.max_lifetime,
-        max_attempts: config.queue.max_attempts,
-        scan_interval: config.queue.scan_interval,
-        max_in_flight: 10_000,
-        max_bytes_in_flight: 256 * 1024 * 1024,
-        state_flush_interval: config.queue.state_flush_interval,
-        postmaster: postmaster(config).map(|p| p.to_string()),
-        soft_bounce: config.queue.soft_bounce,
-        hops: HopPolicy {
-            down_after: config.delivery.dead_host_failures.max(1),
-            first_backoff: config.delivery.dead_host_backoff,
-            max_backoff: config.queue.max_retry_interval,
-        },
-    }
-}
-
-/// `queue.postmaster` parsed. Validated before start and before a reload is applied, so
-/// an unparsable address cannot reach here.
-fn postmaster(config: &Config) -> Option<Mailbox> {
-    config.queue.postmaster_mailbox().ok().flatten()
-}
-
-fn connection_limits(config: &Config) -> ConnectionLimits {
-    ConnectionLimits {
-        max_connections: config.smtp.max_connections,
-        max_per_ip: config.smtp.max_connections_per_ip,
-    }
-}
-
-/// What a Session is started with, from `[smtp]`, `[relay]` and `queue.postmaster`.
+/// What a Session is started with: `[smtp]` builds it, with the relay policy, the
+/// postmaster and the large-body threshold from their own sections.
 fn session_settings(
     config: &Config,
     ids: &Arc<QueueIdGenerator>,
     disk: &Arc<DiskSpace>,
     body_files: &Arc<BodyFiles>,
 ) -> listener::Reconfigure {
-    let settings = Arc::new(ServerSettings {
-        hostname: config.smtp.hostname.clone(),
-        max_message_size: config.smtp.max_message_size,
-        max_recipients: config.smtp.max_recipients,
-        max_line_length: config.smtp.max_line_length,
-        max_errors: config.smtp.max_errors,
-        max_received_headers: config.smtp.max_received_headers,
-        relay: RelayPolicy::new(&config.relay.domains, &config.relay.networks),
-        ids: ids.clone(),
-        starttls: false,
-        postmaster: postmaster(config),
-        disk: disk.clone(),
-        spill: Some(Spill {
-            files: body_files.clone(),
-            threshold: config.queue.large_message_threshold,
-        }),
-    });
-    let timeouts = SessionTimeouts {
-        phases: PhaseLimits {
-            greeting: config.smtp.greeting_timeout,
-            command: config.smtp.command_timeout,
-            data: config.smtp.data_timeout,
-            min_data_rate: config.smtp.min_data_rate,
+    config.smtp.sessions(
+        config.relay.policy(),
+        config.queue.postmaster(),
+        config.queue.spill(body_files),
+        &SessionShared {
+            ids: ids.clone(),
+            disk: disk.clone(),
         },
-        enqueue: Duration::from_secs(60),
-        write: config.smtp.command_timeout,
-    };
-    listener::Reconfigure { settings, timeouts }
+    )
 }
 
 /// The running configuration and the actors a reload reaches.
@@ -454,7 +354,7 @@ impl Running {
     }
 
     fn apply(&mut self, config: Config) {
-        let router = match router(&config) {
+        let router = match config.delivery.router() {
             Ok(router) => router,
             Err(e) => {
                 metrics::counter!("config_reloads_total", "result" => "failed").increment(1);
@@ -478,9 +378,12 @@ impl Running {
         for listener in &self.listeners {
             listener.do_send(sessions.clone());
         }
-        self.admission.set_limits(connection_limits(&config));
+        self.admission.set_limits(config.smtp.connection_limits());
         self.queue.do_send(queue::Reconfigure {
-            settings: queue_settings(&config),
+            settings: config.queue.queue_settings(
+                &config.smtp.hostname,
+                config.delivery.hop_policy(config.queue.max_retry_interval),
+            ),
             router,
         });
         metrics::counter!("config_reloads_total", "result" => "applied").increment(1);

@@ -3,17 +3,46 @@
 //! the domain's MX records with their preferences and addresses.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-use hermod_actors::config::Config;
-use hermod_actors::outbound::mx::MxResolver;
 use hermod_actors::outbound::routing::NextHop;
 
-use crate::server;
+use crate::config::Config;
+
+/// Prints the explanation; exits 1 when the configuration is invalid or mail for the
+/// domain could not be delivered now.
+pub fn run(config: Option<PathBuf>, domain: &str) -> ExitCode {
+    let config = match super::load(config.as_deref()) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hermod: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(explain(&config, domain)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
 
 /// The routing decision for `domain` under `config`, as text; `Err` when mail for it
 /// could not be delivered now (no address, or DNS says never), with the reason.
 pub async fn explain(config: &Config, domain: &str) -> anyhow::Result<String> {
-    let router = server::router(config)?;
+    let router = config.delivery.router()?;
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     let hop = router.route(&domain);
     let mut out = String::new();
@@ -26,7 +55,7 @@ pub async fn explain(config: &Config, domain: &str) -> anyhow::Result<String> {
     };
     writeln!(out, "{domain}: {why}")?;
     writeln!(out, "  next hop: {hop}")?;
-    let resolver = MxResolver::new(&config.delivery.dns_servers, config.delivery.dns_timeout)?;
+    let resolver = config.delivery.resolver()?;
     let targets = match resolver.targets(&hop, config.delivery.mx_port).await {
         Ok(targets) => targets,
         Err(e) => {

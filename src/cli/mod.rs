@@ -1,0 +1,95 @@
+//! The command line: `hermod [serve]` runs the server (or checks its configuration with
+//! `--validate-only`), `hermod route DOMAIN` explains where mail for a domain goes. Each
+//! command is a file; `main` only parses and dispatches.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigIssue};
+
+pub mod route;
+pub mod serve;
+
+/// hermod, a mail transfer agent built as a system of actors. Without a command it
+/// serves, as `hermod serve` does (so `hermod --validate-only` works as the operators'
+/// runbooks write it).
+#[derive(Parser)]
+#[command(
+    name = "hermod",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// How to serve.
+#[derive(clap::Args, Clone)]
+pub struct ServeArgs {
+    /// Configuration file (default: ./config/hermod.toml if it exists, else built-in
+    /// defaults). Environment variables override it.
+    #[arg(long, env = "HERMOD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Check the configuration, print a summary and exit (0 valid, 1 invalid).
+    #[arg(long)]
+    pub validate_only: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the mail server.
+    Serve(ServeArgs),
+    /// Show the next hop mail for DOMAIN takes and why (transport map, relay host, or
+    /// MX records), with the addresses it would try.
+    Route {
+        /// The recipient domain.
+        domain: String,
+        /// Configuration file, as for `serve`.
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+impl Cli {
+    /// Runs the command the arguments name.
+    pub fn run(self) -> ExitCode {
+        match self.command.unwrap_or(Command::Serve(self.serve)) {
+            Command::Serve(args) => serve::run(args),
+            Command::Route { domain, config } => route::run(config, &domain),
+        }
+    }
+}
+
+/// The environment as text; variables that are not UTF-8 cannot be settings.
+fn environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Prints every problem of an invalid configuration to stderr; the exit code says so.
+fn invalid(issues: Vec<ConfigIssue>) -> ExitCode {
+    eprintln!(
+        "configuration invalid ({} problem{}):",
+        issues.len(),
+        if issues.len() == 1 { "" } else { "s" }
+    );
+    for issue in issues {
+        eprintln!("  {issue}");
+    }
+    ExitCode::from(1)
+}
+
+/// Loads the configuration for a command that needs nothing else from it.
+fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    config::load(path, &environment())
+        .map(|(config, _)| config)
+        .map_err(invalid)
+}

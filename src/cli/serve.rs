@@ -1,0 +1,44 @@
+//! `hermod serve` (and `hermod` alone): load and check the configuration, then run the
+//! server until SIGTERM; with `--validate-only`, print the summary and stop.
+
+use std::process::ExitCode;
+
+use super::{ServeArgs, environment, invalid};
+use crate::config::{self, env};
+use crate::{logging, wiring};
+
+/// Serves, or validates only.
+pub fn run(args: ServeArgs) -> ExitCode {
+    let env = environment();
+    let path = args.config;
+    let (config, source) = match config::load(path.as_deref(), &env) {
+        Ok(loaded) => loaded,
+        Err(issues) => return invalid(issues),
+    };
+    let ignored = env::unrecognized_env(&env);
+    if args.validate_only {
+        print!("{}", config::summary(&config, &source));
+        for name in &ignored {
+            println!("warning: {name} is not a hermod setting; it is ignored");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let _log_guard = logging::init(&config.log);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %source, "hermod starting");
+    for name in &ignored {
+        tracing::warn!(
+            variable = %name,
+            "environment variable looks like a hermod setting but is not one; it is ignored"
+        );
+    }
+    // A reload reads the same file and environment, validated the same way.
+    let reload = Box::new(move || config::load(path.as_deref(), &env).map(|(c, _)| c));
+    match wiring::run(config, wiring::shutdown_signal(), reload) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "hermod failed");
+            eprintln!("hermod: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

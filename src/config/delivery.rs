@@ -1,0 +1,216 @@
+//! `[delivery]`: routing (transport map, relay host, MX) and the Delivery actors — how
+//! many connections and messages each next hop gets, the client's timeouts, and when a
+//! hop counts as down.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hermod_actors::outbound::connection_budget::ConnectionBudget;
+use hermod_actors::outbound::delivery::DeliverySettings;
+use hermod_actors::outbound::hop_health::HopPolicy;
+use hermod_actors::outbound::mx::MxResolver;
+use hermod_actors::outbound::routing::{Router, TransportMap, parse_target};
+use hermod_actors::outbound::smtp_client::ClientTimeouts;
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigIssue, Section, at_least_one, longer_than_zero};
+
+/// `[delivery]`: routing and the Delivery actors.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Smarthost for every domain not in the transport map: `[host]:port` (no MX lookup)
+    /// or `host:port` (MX lookup of host). Empty: deliver by MX.
+    pub relayhost: String,
+    /// Transport map: domain pattern (`example.com`, `.example.com`, `*`) to target
+    /// (`smtp:[host]:port`, `smtp:host:port`, `lmtp:[host]:port`).
+    pub transport: BTreeMap<String, String>,
+    /// DNS servers (`ip:port`) for MX and address lookups; empty: the system resolver.
+    pub dns_servers: Vec<SocketAddr>,
+    /// Port used for delivery to MX hosts.
+    pub mx_port: u16,
+    /// Name we give in EHLO; empty: `smtp.hostname`.
+    pub helo_name: String,
+    /// Connections open at once to one next hop.
+    pub max_connections_per_destination: usize,
+    /// Messages sent over one connection before it is closed.
+    pub max_messages_per_connection: u32,
+    /// Messages per second to one next hop; 0 means no limit.
+    pub rate_per_destination: u32,
+    /// Recipients per transaction to one next hop.
+    pub max_recipients_per_transaction: usize,
+    /// Time to establish a TCP connection.
+    #[serde(with = "super::duration")]
+    pub connect_timeout: Duration,
+    /// Time to wait for each reply from the next hop.
+    #[serde(with = "super::duration")]
+    pub command_timeout: Duration,
+    /// Time an open connection may wait for the next message.
+    #[serde(with = "super::duration")]
+    pub idle_timeout: Duration,
+    /// Send with BDAT (RFC 3030) when the next hop offers CHUNKING and PIPELINING: one
+    /// write and one read per message instead of two round trips.
+    pub chunking: bool,
+    /// Consecutive connection failures after which a next hop is considered down.
+    pub dead_host_failures: u32,
+    /// How long a next hop considered down is left alone.
+    #[serde(with = "super::duration")]
+    pub dead_host_backoff: Duration,
+    /// How long a next hop's Delivery actor lives on with nothing to do (it is started
+    /// again when mail for the hop comes).
+    #[serde(with = "super::duration")]
+    pub retire_idle_after: Duration,
+    /// DNS lookup timeout.
+    #[serde(with = "super::duration")]
+    pub dns_timeout: Duration,
+    /// Outbound connections open at once over all next hops, each a file descriptor;
+    /// when the budget is full, idle connections are closed first to make room. 0: the
+    /// open-files limit less `smtp.max_connections` and a reserve for the spool.
+    pub max_connections_total: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            relayhost: String::new(),
+            transport: BTreeMap::new(),
+            dns_servers: Vec::new(),
+            mx_port: 25,
+            helo_name: String::new(),
+            max_connections_per_destination: 20,
+            max_messages_per_connection: 1000,
+            rate_per_destination: 0,
+            max_recipients_per_transaction: 100,
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(5),
+            chunking: true,
+            dead_host_failures: 5,
+            dead_host_backoff: Duration::from_secs(60),
+            retire_idle_after: Duration::from_secs(300),
+            dns_timeout: Duration::from_secs(5),
+            max_connections_total: 0,
+        }
+    }
+}
+
+impl Section for DeliveryConfig {
+    const NAME: &'static str = "delivery";
+    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
+        ("SMTP_RELAYHOST", "relayhost"),
+        ("SMTP_TRANSPORT", "transport"),
+        ("SMTP_DNS_SERVERS", "dns_servers"),
+        ("SMTP_DELIVERY_PORT", "mx_port"),
+    ];
+    /// Routes change for mail dispatched after the reload; running Delivery actors keep
+    /// their connection settings until a restart.
+    const LIVE: &'static [&'static str] = &["relayhost", "transport"];
+
+    fn check(&self, issues: &mut Vec<ConfigIssue>) {
+        at_least_one(
+            issues,
+            &[
+                (
+                    "delivery.max_connections_per_destination",
+                    self.max_connections_per_destination as u64,
+                ),
+                (
+                    "delivery.max_recipients_per_transaction",
+                    self.max_recipients_per_transaction as u64,
+                ),
+                (
+                    "delivery.max_messages_per_connection",
+                    u64::from(self.max_messages_per_connection),
+                ),
+            ],
+        );
+        longer_than_zero(
+            issues,
+            &[
+                ("delivery.connect_timeout", self.connect_timeout),
+                ("delivery.command_timeout", self.command_timeout),
+                ("delivery.dns_timeout", self.dns_timeout),
+            ],
+        );
+        if !self.relayhost.trim().is_empty()
+            && let Err(e) = parse_target(self.relayhost.trim(), 25)
+        {
+            issues.push(ConfigIssue::new("delivery.relayhost", e.to_string()));
+        }
+        for (pattern, target) in &self.transport {
+            // The strict parser checks the pattern's syntax as well as the target's.
+            if let Err(e) = TransportMap::parse(&format!("{pattern}={target}"), 25) {
+                issues.push(ConfigIssue::new(
+                    format!("delivery.transport.{pattern}"),
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The transport map and relay host.
+    pub fn router(&self) -> anyhow::Result<Router> {
+        let mut transport = TransportMap::new();
+        for (pattern, target) in &self.transport {
+            transport.insert(pattern, parse_target(target, 25)?);
+        }
+        let relayhost = match self.relayhost.trim() {
+            "" => None,
+            target => Some(parse_target(target, 25)?),
+        };
+        Ok(Router {
+            transport,
+            relayhost,
+        })
+    }
+
+    /// The resolver for MX and address lookups.
+    pub fn resolver(&self) -> anyhow::Result<MxResolver> {
+        Ok(MxResolver::new(&self.dns_servers, self.dns_timeout)?)
+    }
+
+    /// When the Queue holds a next hop's mail as down; `max_backoff` is the queue's
+    /// longest retry interval.
+    pub fn hop_policy(&self, max_backoff: Duration) -> HopPolicy {
+        HopPolicy {
+            down_after: self.dead_host_failures.max(1),
+            first_backoff: self.dead_host_backoff,
+            max_backoff,
+        }
+    }
+
+    /// What every Delivery actor is started with. `hostname` is `smtp.hostname`, the
+    /// EHLO name when `helo_name` is empty.
+    pub fn delivery_settings(
+        &self,
+        hostname: &str,
+        budget: Arc<ConnectionBudget>,
+    ) -> DeliverySettings {
+        let helo_name = match self.helo_name.as_str() {
+            "" => hostname.to_string(),
+            name => name.to_string(),
+        };
+        DeliverySettings {
+            helo_name,
+            mx_port: self.mx_port,
+            max_connections: self.max_connections_per_destination,
+            max_messages_per_connection: self.max_messages_per_connection,
+            rate_per_second: self.rate_per_destination,
+            max_recipients_per_transaction: self.max_recipients_per_transaction,
+            timeouts: ClientTimeouts {
+                connect: self.connect_timeout,
+                command: self.command_timeout,
+            },
+            idle_timeout: self.idle_timeout,
+            chunking: self.chunking,
+            dead_host_failures: self.dead_host_failures.max(1),
+            dead_host_backoff: self.dead_host_backoff,
+            retire_idle_after: self.retire_idle_after,
+            budget,
+        }
+    }
+}

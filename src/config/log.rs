@@ -1,0 +1,105 @@
+//! `[log]`: text or JSON log lines, and the filter that chooses them.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigIssue, Section};
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// One JSON object per line instead of text.
+    pub json: bool,
+    /// A tracing filter such as `info` or `hermod=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            json: false,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Section for LogConfig {
+    const NAME: &'static str = "log";
+    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
+        ("SMTP_ENABLE_JSON_LOGGING", "json"),
+        ("SMTP_LOG_LEVEL", "level"),
+    ];
+
+    fn check(&self, issues: &mut Vec<ConfigIssue>) {
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.level) {
+            issues.push(ConfigIssue::new("log.level", e.to_string()));
+        } else if let Some(problem) = level_problem(&self.level) {
+            issues.push(ConfigIssue::new("log.level", problem));
+        }
+    }
+}
+
+/// The log levels a filter directive may name.
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// Why a log filter that parses would still hide hermod's own lines: a bare word that is
+/// neither a level nor one of hermod's modules (`verbose` is read as a module name, so
+/// nothing of hermod's would be logged at all).
+fn level_problem(filter: &str) -> Option<String> {
+    let ours = |target: &str| {
+        ["hermod", "hermod_actors", "smtp_blaster"]
+            .iter()
+            .any(|crate_name| {
+                target == *crate_name || target.starts_with(&format!("{crate_name}::"))
+            })
+    };
+    let mut enables_ours = false;
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        match directive.split_once('=') {
+            Some((target, level)) => {
+                if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+                    return Some(format!(
+                        "{level:?} in {directive:?} is not a level (use off, error, warn, info, debug or trace)"
+                    ));
+                }
+                enables_ours |= ours(target) && !level.eq_ignore_ascii_case("off");
+            }
+            None if LEVELS.contains(&directive.to_ascii_lowercase().as_str()) => {
+                enables_ours |= !directive.eq_ignore_ascii_case("off");
+            }
+            None if ours(directive) => enables_ours = true,
+            None => {
+                return Some(format!(
+                    "{directive:?} is not a level (use off, error, warn, info, debug or trace, or target=level)"
+                ));
+            }
+        }
+    }
+    (!enables_ours && !filter.trim().eq_ignore_ascii_case("off"))
+        .then(|| format!("{filter:?} enables none of hermod's log lines"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_level_that_hides_hermod_is_refused() {
+        assert!(level_problem("info").is_none());
+        assert!(level_problem("info,hermod_actors=debug").is_none());
+        assert!(level_problem("warn,sled=off").is_none());
+        assert!(level_problem("hermod_actors::outbound::delivery=debug").is_none());
+        assert!(level_problem("off").is_none());
+        assert!(level_problem("verbose").unwrap().contains("not a level"));
+        assert!(
+            level_problem("info,hermod=loud")
+                .unwrap()
+                .contains("not a level")
+        );
+        assert!(
+            level_problem("sled=debug")
+                .unwrap()
+                .contains("enables none")
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The configuration: one file per section, each section named like the actor it
+//! configures. A section's file declares each of its settings once: the field (its TOML
+//! key) with a doc comment saying why, its default, the seeds' environment name that
+//! sets it, whether a reload applies it, the checks serde cannot make, and the settings
+//! its actor is built from. Nothing outside a section copies its fields one by one.
+//!
+//! Loading is the TOML file, then environment overrides ([`env`]), then validation that
+//! names the key and the reason for every problem ([`load`]); `--validate-only` prints a
+//! summary ([`summary`]).
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub mod delivery;
+pub mod duration;
+pub mod env;
+mod load;
+pub mod log;
+pub mod queue;
+pub mod relay;
+pub mod smtp;
+mod summary;
+
+pub use delivery::DeliveryConfig;
+pub use load::{DEFAULT_CONFIG_PATH, Source, load};
+pub use log::LogConfig;
+pub use queue::QueueConfig;
+pub use relay::RelayConfig;
+pub use smtp::SmtpConfig;
+pub use summary::{non_defaults, summary};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The SMTP listener and sessions.
+    pub smtp: SmtpConfig,
+    /// Who may relay where.
+    pub relay: RelayConfig,
+    /// The durable queue and its retry schedule.
+    pub queue: QueueConfig,
+    /// Outbound delivery.
+    pub delivery: DeliveryConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Checks what serde cannot (relations, ranges, syntax inside strings), section by
+    /// section; every problem is named by its `section.key`.
+    pub fn check(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        self.smtp.check(&mut issues);
+        self.relay.check(&mut issues);
+        self.queue.check(&mut issues);
+        self.delivery.check(&mut issues);
+        self.log.check(&mut issues);
+        issues
+    }
+}
+
+/// What a section declares about its keys, beside them in its own file.
+pub trait Section: Default + Serialize + DeserializeOwned {
+    /// The table's name in the file and in `HERMOD_<SECTION>_<KEY>`.
+    const NAME: &'static str;
+    /// The names operators know from the seeds' runbooks, and the key each one sets.
+    const SEED_ENV: &'static [(&'static str, &'static str)] = &[];
+    /// Keys a reload (SIGHUP) applies while hermod runs; the others wait for a restart.
+    const LIVE: &'static [&'static str] = &[];
+    /// Adds to `issues` what serde cannot check.
+    fn check(&self, issues: &mut Vec<ConfigIssue>);
+}
+
+/// A section's declarations without its type, so the loader can go over all of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Declared {
+    /// See [`Section::NAME`].
+    pub name: &'static str,
+    /// See [`Section::SEED_ENV`].
+    pub seed_env: &'static [(&'static str, &'static str)],
+    /// See [`Section::LIVE`].
+    pub live: &'static [&'static str],
+}
+
+impl Declared {
+    fn of<S: Section>() -> Declared {
+        Declared {
+            name: S::NAME,
+            seed_env: S::SEED_ENV,
+            live: S::LIVE,
+        }
+    }
+}
+
+/// Every section, in the order of the file.
+pub fn sections() -> [Declared; 5] {
+    [
+        Declared::of::<SmtpConfig>(),
+        Declared::of::<RelayConfig>(),
+        Declared::of::<QueueConfig>(),
+        Declared::of::<DeliveryConfig>(),
+        Declared::of::<LogConfig>(),
+    ]
+}
+
+/// One problem with the configuration: which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// `section.key`, or the environment variable that set it.
+    pub key: String,
+    /// What is wrong and what would be right.
+    pub reason: String,
+}
+
+impl ConfigIssue {
+    /// A problem with `key`.
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> ConfigIssue {
+        ConfigIssue {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+/// Adds "must be at least 1" for each `(key, value)` that is zero.
+fn at_least_one(issues: &mut Vec<ConfigIssue>, keys: &[(&str, u64)]) {
+    for (key, value) in keys {
+        if *value == 0 {
+            issues.push(ConfigIssue::new(*key, "must be at least 1"));
+        }
+    }
+}
+
+/// Adds "must be longer than zero" for each `(key, duration)` that is zero.
+fn longer_than_zero(issues: &mut Vec<ConfigIssue>, keys: &[(&str, std::time::Duration)]) {
+    for (key, value) in keys {
+        if value.is_zero() {
+            issues.push(ConfigIssue::new(*key, "must be longer than zero"));
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! `[queue]`: the spool on disk and the Queue actor's retry schedule — where messages
+//! are kept, how often and how long they are retried, what bounces go where, and the
+//! disk reserves.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hermod_actors::outbound::hop_health::HopPolicy;
+use hermod_actors::protocol::address::{self, AddressError, Mailbox};
+use hermod_actors::protocol::receiver::Spill;
+use hermod_actors::queue::QueueSettings;
+use hermod_actors::store::body_file::BodyFiles;
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigIssue, Section, longer_than_zero};
+
+/// `[queue]`: the spool and the retry schedule.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Where the sled spool lives.
+    pub data_dir: PathBuf,
+    /// Delay before the first retry of a deferred recipient.
+    #[serde(with = "super::duration")]
+    pub retry_interval: Duration,
+    /// Longest delay between retries (the delay doubles up to this).
+    #[serde(with = "super::duration")]
+    pub max_retry_interval: Duration,
+    /// Age after which a message still undelivered is bounced.
+    #[serde(with = "super::duration")]
+    pub max_lifetime: Duration,
+    /// Delivery attempts per recipient before it is bounced; 0 means no limit.
+    pub max_attempts: u32,
+    /// How often the schedule is checked for due retries.
+    #[serde(with = "super::duration")]
+    pub scan_interval: Duration,
+    /// Longest time a change of delivery state (a recipient delivered, a message removed)
+    /// stays unflushed when no new message arrives to carry it to disk: after a crash,
+    /// what was delivered in this window is delivered again.
+    #[serde(with = "super::duration")]
+    pub state_flush_interval: Duration,
+    /// The postmaster's address (Postfix's `notify_classes`/`2bounce_notice_recipient`):
+    /// a bounce that cannot be delivered is reported here, and `RCPT TO:<postmaster>` is
+    /// delivered here. Empty: such a bounce stays queued with an error log line.
+    pub postmaster: String,
+    /// Free bytes the spool's file system must keep (Postfix's `queue_minfree`): below
+    /// it, MAIL FROM gets `452 4.3.1 Insufficient system storage`; 0 turns it off.
+    pub min_free_space: u64,
+    /// Bodies larger than this many octets are written to a file beside sled while they
+    /// arrive (and deleted with the message), instead of being held in memory: the
+    /// memory one message can take, and the size past which a body never enters sled.
+    pub large_message_threshold: usize,
+    /// Postfix's `soft_bounce`: a safety net while a configuration is being fixed. Mail
+    /// that would bounce stays queued: permanent failures from next hops (and hermod's
+    /// own) are deferred instead, and no recipient expires.
+    pub soft_bounce: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            data_dir: PathBuf::from("./data"),
+            retry_interval: Duration::from_secs(300),
+            max_retry_interval: Duration::from_secs(3600),
+            max_lifetime: Duration::from_secs(5 * 86400),
+            max_attempts: 0,
+            scan_interval: Duration::from_secs(1),
+            state_flush_interval: Duration::from_millis(200),
+            postmaster: String::new(),
+            min_free_space: 100 * 1024 * 1024,
+            large_message_threshold: 256 * 1024,
+            soft_bounce: false,
+        }
+    }
+}
+
+impl Section for QueueConfig {
+    const NAME: &'static str = "queue";
+    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
+        ("SMTP_DB_PATH", "data_dir"),
+        ("MAX_RETRY_ATTEMPTS", "max_attempts"),
+        ("RETRY_INTERVAL", "retry_interval"),
+    ];
+    /// The schedule and bounce settings; the spool's place and the scan and flush
+    /// periods stay until a restart.
+    const LIVE: &'static [&'static str] = &[
+        "retry_interval",
+        "max_retry_interval",
+        "max_lifetime",
+        "max_attempts",
+        "postmaster",
+        "large_message_threshold",
+        "soft_bounce",
+    ];
+
+    fn check(&self, issues: &mut Vec<ConfigIssue>) {
+        if self.large_message_threshold < 4096 {
+            issues.push(ConfigIssue::new(
+                "queue.large_message_threshold",
+                "must be at least 4096 (smaller bodies are cheaper kept in the spool database)",
+            ));
+        }
+        longer_than_zero(
+            issues,
+            &[
+                ("queue.retry_interval", self.retry_interval),
+                ("queue.max_retry_interval", self.max_retry_interval),
+                ("queue.scan_interval", self.scan_interval),
+                ("queue.state_flush_interval", self.state_flush_interval),
+                ("queue.max_lifetime", self.max_lifetime),
+            ],
+        );
+        if self.max_retry_interval < self.retry_interval {
+            issues.push(ConfigIssue::new(
+                "queue.max_retry_interval",
+                "is shorter than queue.retry_interval",
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            issues.push(ConfigIssue::new("queue.data_dir", "must name a directory"));
+        }
+        if let Err(e) = self.postmaster_mailbox() {
+            issues.push(ConfigIssue::new(
+                "queue.postmaster",
+                format!("{:?} is not a mail address: {e}", self.postmaster),
+            ));
+        }
+    }
+}
+
+impl QueueConfig {
+    /// `postmaster` parsed as a mailbox; `None` when it is empty.
+    pub fn postmaster_mailbox(&self) -> Result<Option<Mailbox>, AddressError> {
+        let address = self.postmaster.trim();
+        if address.is_empty() {
+            return Ok(None);
+        }
+        address::parse_forward_path(&format!("<{address}>"), "invalid")
+            .map(|(mailbox, _)| Some(mailbox))
+    }
+
+    /// The postmaster for the actors. Validated before start and before a reload is
+    /// applied, so an unparsable address cannot reach here.
+    pub fn postmaster(&self) -> Option<Mailbox> {
+        self.postmaster_mailbox().ok().flatten()
+    }
+
+    /// Where Sessions write bodies past `large_message_threshold`.
+    pub fn spill(&self, files: &Arc<BodyFiles>) -> Option<Spill> {
+        Some(Spill {
+            files: files.clone(),
+            threshold: self.large_message_threshold,
+        })
+    }
+
+    /// The Queue actor's settings. `hostname` names hermod in bounces; `hops` is the
+    /// next-hop health policy from `[delivery]`.
+    pub fn queue_settings(&self, hostname: &str, hops: HopPolicy) -> QueueSettings {
+        QueueSettings {
+            hostname: hostname.to_string(),
+            retry_interval: self.retry_interval,
+            max_retry_interval: self.max_retry_interval,
+            max_lifetime: self.max_lifetime,
+            max_attempts: self.max_attempts,
+            scan_interval: self.scan_interval,
+            max_in_flight: 10_000,
+            max_bytes_in_flight: 256 * 1024 * 1024,
+            state_flush_interval: self.state_flush_interval,
+            postmaster: self.postmaster().map(|p| p.to_string()),
+            soft_bounce: self.soft_bounce,
+            hops,
+        }
+    }
+}

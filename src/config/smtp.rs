@@ -1,0 +1,227 @@
+//! `[smtp]`: the Listener and Session actors — where hermod listens, the limits of one
+//! session and of all of them, and the session timeouts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hermod_actors::inbound::listener::{ConnectionLimits, Reconfigure};
+use hermod_actors::inbound::session::SessionTimeouts;
+use hermod_actors::policy::relay::RelayPolicy;
+use hermod_actors::protocol::ServerSettings;
+use hermod_actors::protocol::address::Mailbox;
+use hermod_actors::protocol::deadline::PhaseLimits;
+use hermod_actors::protocol::receiver::Spill;
+use hermod_actors::queue::id::QueueIdGenerator;
+use hermod_actors::store::disk_space::DiskSpace;
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigIssue, Section, at_least_one, longer_than_zero};
+
+/// `[smtp]`: the Listener and Session actors.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Addresses to listen on for SMTP (`SMTP_HOST` and `SMTP_PORT` together set one).
+    pub listen: Vec<SocketAddr>,
+    /// Our host name in the banner, EHLO and Received: headers.
+    pub hostname: String,
+    /// Connections open at once, in total (421 4.7.0 past it).
+    pub max_connections: usize,
+    /// Connections open at once from one client IP.
+    pub max_connections_per_ip: usize,
+    /// Largest message accepted, in bytes (552 5.3.4 past it).
+    pub max_message_size: usize,
+    /// Recipients per message (452 4.5.3 past it).
+    pub max_recipients: usize,
+    /// Longest command or message line in bytes without CRLF (500 5.5.2 past it).
+    pub max_line_length: usize,
+    /// Protocol errors tolerated on one connection before it is closed.
+    pub max_errors: u32,
+    /// Received: headers past which a message is refused as a loop (554 5.4.6).
+    pub max_received_headers: usize,
+    /// Time from the banner until the client's first complete command line.
+    #[serde(with = "super::duration")]
+    pub greeting_timeout: Duration,
+    /// Time for each further complete command line (a deadline, not a per-read wait: a
+    /// client trickling bytes does not restart it).
+    #[serde(with = "super::duration")]
+    pub command_timeout: Duration,
+    /// Time for the whole message content of one DATA or BDAT chunk, unless the client
+    /// keeps `min_data_rate`.
+    #[serde(with = "super::duration")]
+    pub data_timeout: Duration,
+    /// Average bytes per second that earns a large message more than `data_timeout`
+    /// (Postfix's `smtpd_min_data_rate`); 0 disables the extension.
+    pub min_data_rate: u64,
+    /// Time sessions get to finish on SIGTERM before they are cut.
+    #[serde(with = "super::duration")]
+    pub drain_timeout: Duration,
+    /// Arbiters (threads) that run sessions and deliveries, the main one included; 0 means
+    /// one per core.
+    pub workers: usize,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
+            hostname: "localhost".into(),
+            max_connections: 1000,
+            max_connections_per_ip: 100,
+            max_message_size: 26_214_400,
+            max_recipients: 100,
+            max_line_length: 1000,
+            max_errors: 10,
+            max_received_headers: 50,
+            greeting_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(600),
+            min_data_rate: 500,
+            drain_timeout: Duration::from_secs(30),
+            workers: 0,
+        }
+    }
+}
+
+impl Section for SmtpConfig {
+    const NAME: &'static str = "smtp";
+    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
+        ("SMTP_HOSTNAME", "hostname"),
+        ("SMTP_MAX_CONNECTIONS", "max_connections"),
+        ("SMTP_MAX_CONNECTIONS_PER_IP", "max_connections_per_ip"),
+        ("SMTP_MAX_MESSAGE_SIZE", "max_message_size"),
+        ("SMTP_MAX_RECIPIENTS", "max_recipients"),
+        ("SMTP_MAX_LINE_LENGTH", "max_line_length"),
+        ("SMTP_TIMEOUT_SECONDS", "command_timeout"),
+        ("SMTP_COMMAND_TIMEOUT_SECONDS", "command_timeout"),
+        ("SMTP_DATA_TIMEOUT_SECONDS", "data_timeout"),
+        ("SMTP_GREETING_TIMEOUT_SECONDS", "greeting_timeout"),
+        ("SMTP_WORKER_THREADS", "workers"),
+    ];
+    /// Limits and timeouts reach sessions opened after the reload; the listening
+    /// sockets, the host name and the arbiters stay until a restart.
+    const LIVE: &'static [&'static str] = &[
+        "max_connections",
+        "max_connections_per_ip",
+        "max_message_size",
+        "max_recipients",
+        "max_line_length",
+        "max_errors",
+        "max_received_headers",
+        "greeting_timeout",
+        "command_timeout",
+        "data_timeout",
+        "min_data_rate",
+    ];
+
+    fn check(&self, issues: &mut Vec<ConfigIssue>) {
+        if self.listen.is_empty() {
+            issues.push(ConfigIssue::new(
+                "smtp.listen",
+                "at least one address to listen on is needed",
+            ));
+        }
+        if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
+            issues.push(ConfigIssue::new(
+                "smtp.hostname",
+                format!("must be a host name, got {:?}", self.hostname),
+            ));
+        }
+        at_least_one(
+            issues,
+            &[
+                ("smtp.max_connections", self.max_connections as u64),
+                (
+                    "smtp.max_connections_per_ip",
+                    self.max_connections_per_ip as u64,
+                ),
+                ("smtp.max_message_size", self.max_message_size as u64),
+                ("smtp.max_recipients", self.max_recipients as u64),
+                ("smtp.max_errors", u64::from(self.max_errors)),
+            ],
+        );
+        if self.max_line_length < 512 {
+            issues.push(ConfigIssue::new(
+                "smtp.max_line_length",
+                "must be at least 512 (RFC 5321 §4.5.3.1.4 allows command lines of 512 octets)",
+            ));
+        }
+        if self.max_connections_per_ip > self.max_connections {
+            issues.push(ConfigIssue::new(
+                "smtp.max_connections_per_ip",
+                "is larger than smtp.max_connections",
+            ));
+        }
+        longer_than_zero(
+            issues,
+            &[
+                ("smtp.greeting_timeout", self.greeting_timeout),
+                ("smtp.command_timeout", self.command_timeout),
+                ("smtp.data_timeout", self.data_timeout),
+            ],
+        );
+    }
+}
+
+/// What sessions share that is not configuration: made once by the wiring.
+pub struct SessionShared {
+    /// Queue ids, unique across the process.
+    pub ids: Arc<QueueIdGenerator>,
+    /// The spool's free-space reserve.
+    pub disk: Arc<DiskSpace>,
+}
+
+impl SmtpConfig {
+    /// How many connections the Listeners admit.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            max_per_ip: self.max_connections_per_ip,
+        }
+    }
+
+    /// What a Session is started with. The relay policy, the postmaster and where large
+    /// bodies go come from their own sections.
+    pub fn sessions(
+        &self,
+        relay: RelayPolicy,
+        postmaster: Option<Mailbox>,
+        spill: Option<Spill>,
+        shared: &SessionShared,
+    ) -> Reconfigure {
+        let settings = Arc::new(ServerSettings {
+            hostname: self.hostname.clone(),
+            max_message_size: self.max_message_size,
+            max_recipients: self.max_recipients,
+            max_line_length: self.max_line_length,
+            max_errors: self.max_errors,
+            max_received_headers: self.max_received_headers,
+            relay,
+            ids: shared.ids.clone(),
+            starttls: false,
+            postmaster,
+            disk: shared.disk.clone(),
+            spill,
+        });
+        let timeouts = SessionTimeouts {
+            phases: PhaseLimits {
+                greeting: self.greeting_timeout,
+                command: self.command_timeout,
+                data: self.data_timeout,
+                min_data_rate: self.min_data_rate,
+            },
+            enqueue: Duration::from_secs(60),
+            write: self.command_timeout,
+        };
+        Reconfigure { settings, timeouts }
+    }
+
+    /// Arbiters to run: `workers`, or one per core.
+    pub fn arbiters(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+}
