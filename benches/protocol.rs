@@ -20,6 +20,7 @@ fn settings() -> Arc<ServerSettings> {
         max_errors: 10,
         max_received_headers: 50,
         relay: RelayPolicy::new(&[], &["127.0.0.0/8".parse().unwrap()]),
+        loops: Default::default(),
         ids: Arc::new(QueueIdGenerator::new()),
         starttls: false,
         postmaster: None,

@@ -3,6 +3,7 @@
 //! spread over them), and the drain on shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,9 @@ use hermod_actors::inbound::listener::{
 };
 use hermod_actors::outbound::connection_budget::ConnectionBudget;
 use hermod_actors::outbound::delivery::Delivery;
+use hermod_actors::outbound::mx::MxResolver;
+use hermod_actors::outbound::routing::Router;
+use hermod_actors::policy::mail_loop::{self, LoopCheck, LoopInputs, LoopingDomains};
 use hermod_actors::queue::id::QueueIdGenerator;
 use hermod_actors::queue::{self, Queue};
 use hermod_actors::store::body_file::BodyFiles;
@@ -94,17 +98,19 @@ pub fn run(
 
     let system = System::new();
     let spool_for_run = spool.clone();
-    let started = system.block_on(async move {
-        start(
-            config,
-            workers,
-            spool_for_run,
-            body_files,
-            sockets,
-            shutdown,
-            reload,
-        )
-    });
+    let listening = Listening {
+        sockets,
+        addrs: bound.clone(),
+    };
+    let started = system.block_on(start(
+        config,
+        workers,
+        spool_for_run,
+        body_files,
+        listening,
+        shutdown,
+        reload,
+    ));
     for addr in &bound {
         tracing::info!(smtp_addr = %addr, workers, "listening");
     }
@@ -122,12 +128,20 @@ pub fn run(
     Ok(())
 }
 
-fn start(
+/// The listening sockets, bound before the actor system starts.
+struct Listening {
+    /// One socket per address for each arbiter (`SO_REUSEPORT`).
+    sockets: Vec<Vec<tokio::net::TcpSocket>>,
+    /// The bound addresses (a configured port 0 is the real port here).
+    addrs: Vec<SocketAddr>,
+}
+
+async fn start(
     config: Config,
     workers: usize,
     spool: Arc<dyn Spool>,
     body_files: Arc<BodyFiles>,
-    sockets: Vec<Vec<tokio::net::TcpSocket>>,
+    listening: Listening,
     shutdown: impl Future<Output = ()> + 'static,
     reload: Reloader,
 ) -> anyhow::Result<()> {
@@ -145,6 +159,8 @@ fn start(
 
     let router = config.delivery.router()?;
     let resolver = Arc::new(config.delivery.resolver()?);
+    let (loops, loop_inputs) =
+        check_loops(&config, &router, &resolver, listening.addrs.clone()).await;
     let delivery_settings = Arc::new(
         config
             .delivery
@@ -193,7 +209,8 @@ fn start(
 
     let admission = Admission::new(config.smtp.connection_limits());
     let (draining, draining_rx) = watch::channel(false);
-    let sessions = session_settings(&config, &ids, &disk, &body_files);
+    let shared = SessionShared { ids, disk, loops };
+    let sessions = session_settings(&config, &shared, &body_files);
     let template = SessionContextTemplate {
         settings: sessions.settings,
         timeouts: sessions.timeouts,
@@ -202,7 +219,7 @@ fn start(
     };
     let listeners: Vec<Addr<Listener>> = arbiters
         .iter()
-        .zip(sockets)
+        .zip(listening.sockets)
         .map(|(arbiter, sockets)| {
             let (admission, template) = (admission.clone(), template.clone());
             Listener::start_in_arbiter(arbiter, move |_| {
@@ -213,8 +230,8 @@ fn start(
 
     let running = Running {
         config,
-        ids,
-        disk,
+        shared,
+        loop_inputs,
         body_files,
         queue: queue.clone(),
         listeners: listeners.clone(),
@@ -303,26 +320,54 @@ fn connection_budget(config: &Config) -> Arc<ConnectionBudget> {
 /// postmaster and the large-body threshold from their own sections.
 fn session_settings(
     config: &Config,
-    ids: &Arc<QueueIdGenerator>,
-    disk: &Arc<DiskSpace>,
+    shared: &SessionShared,
     body_files: &Arc<BodyFiles>,
 ) -> listener::Reconfigure {
     config.smtp.sessions(
         config.relay.policy(),
         config.queue.postmaster(),
         config.queue.spill(body_files),
-        &SessionShared {
-            ids: ids.clone(),
-            disk: disk.clone(),
-        },
+        shared,
     )
+}
+
+/// Finds the relay domains whose mail would loop back to us before the first
+/// connection is taken (within the DNS timeout; past it the check goes on in the
+/// background), then keeps checking; a reload sends new inputs.
+async fn check_loops(
+    config: &Config,
+    router: &Router,
+    resolver: &Arc<MxResolver>,
+    listen: Vec<SocketAddr>,
+) -> (Arc<LoopingDomains>, watch::Sender<LoopInputs>) {
+    let loops = Arc::new(LoopingDomains::default());
+    let first = mail_loop::find_loops(LoopCheck {
+        domains: &config.relay.domains,
+        router,
+        resolver,
+        mx_port: config.delivery.mx_port,
+        listen: &listen,
+    });
+    let (inputs, inputs_rx) = watch::channel((config.relay.domains.clone(), router.clone()));
+    match tokio::time::timeout(config.delivery.dns_timeout * 2, first).await {
+        Ok(found) => loops.replace(found),
+        Err(_) => inputs.send_modify(|_| {}),
+    }
+    actix::spawn(mail_loop::keep_checking(
+        inputs_rx,
+        resolver.clone(),
+        config.delivery.mx_port,
+        listen,
+        loops.clone(),
+    ));
+    (loops, inputs)
 }
 
 /// The running configuration and the actors a reload reaches.
 struct Running {
     config: Config,
-    ids: Arc<QueueIdGenerator>,
-    disk: Arc<DiskSpace>,
+    shared: SessionShared,
+    loop_inputs: watch::Sender<LoopInputs>,
     body_files: Arc<BodyFiles>,
     queue: Addr<Queue>,
     listeners: Vec<Addr<Listener>>,
@@ -374,11 +419,14 @@ impl Running {
                 "configuration changed where a reload cannot apply it; these keep their running values until a restart"
             );
         }
-        let sessions = session_settings(&config, &self.ids, &self.disk, &self.body_files);
+        let sessions = session_settings(&config, &self.shared, &self.body_files);
         for listener in &self.listeners {
             listener.do_send(sessions.clone());
         }
         self.admission.set_limits(config.smtp.connection_limits());
+        let _ = self
+            .loop_inputs
+            .send((config.relay.domains.clone(), router.clone()));
         self.queue.do_send(queue::Reconfigure {
             settings: config.queue.queue_settings(
                 &config.smtp.hostname,

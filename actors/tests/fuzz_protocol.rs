@@ -70,6 +70,7 @@ fn settings(max_errors: u32) -> Arc<ServerSettings> {
         max_errors,
         max_received_headers: 5,
         relay: RelayPolicy::new(&["relay.test".to_string()], &[]),
+        loops: Default::default(),
         ids: Arc::new(QueueIdGenerator::new()),
         starttls: false,
         postmaster: Some(Mailbox {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hermod_actors::inbound::listener::{ConnectionLimits, Reconfigure};
 use hermod_actors::inbound::session::SessionTimeouts;
+use hermod_actors::policy::mail_loop::LoopingDomains;
 use hermod_actors::policy::relay::RelayPolicy;
 use hermod_actors::protocol::ServerSettings;
 use hermod_actors::protocol::address::Mailbox;
@@ -170,6 +171,8 @@ pub struct SessionShared {
     pub ids: Arc<QueueIdGenerator>,
     /// The spool's free-space reserve.
     pub disk: Arc<DiskSpace>,
+    /// Relay domains found to loop back to hermod.
+    pub loops: Arc<LoopingDomains>,
 }
 
 impl SmtpConfig {
@@ -198,6 +201,7 @@ impl SmtpConfig {
             max_errors: self.max_errors,
             max_received_headers: self.max_received_headers,
             relay,
+            loops: shared.loops.clone(),
             ids: shared.ids.clone(),
             starttls: false,
             postmaster,

@@ -357,6 +357,16 @@ impl Reply {
             format!("Too many recipients (maximum {limit})"),
         )
     }
+    /// A recipient in a relay domain whose next hop is this server: delivering it would
+    /// start a mail loop.
+    pub fn loops_back(rcpt: &str, domain: &str) -> Self {
+        Self::new(
+            550,
+            "5.4.6",
+            "loops_back",
+            format!("<{rcpt}>: mail for {domain} loops back to myself"),
+        )
+    }
     /// A recipient the client may not relay to.
     pub fn relay_denied(rcpt: &str) -> Self {
         Self::new(

@@ -13,6 +13,7 @@ use super::address::{Mailbox, ReversePath};
 use super::command::{self, Command, CommandError, MailFrom, MailOptions};
 use super::receiver::{BdatReceiver, BodyLimits, BodyResult, DataReceiver, ReceivedBody, Spill};
 use super::reply::Reply;
+use crate::policy::mail_loop::LoopingDomains;
 use crate::policy::relay::RelayPolicy;
 use crate::protocol::datetime;
 use crate::queue::id::{QueueId, QueueIdGenerator};
@@ -36,6 +37,8 @@ pub struct ServerSettings {
     pub max_received_headers: usize,
     /// Who may send where.
     pub relay: RelayPolicy,
+    /// Relay domains whose mail would come back to us (refused at RCPT with 5.4.6).
+    pub loops: Arc<LoopingDomains>,
     /// Where queue ids come from.
     pub ids: Arc<QueueIdGenerator>,
     /// Whether STARTTLS is offered.
@@ -406,6 +409,10 @@ impl ServerSession {
         }
         if postmaster.is_none() && !self.settings.relay.allows(self.client_ip, &rcpt) {
             let reply = Reply::relay_denied(&rcpt.to_string());
+            return self.error(out, reply);
+        }
+        if self.settings.loops.loops(&rcpt.domain) {
+            let reply = Reply::loops_back(&rcpt.to_string(), &rcpt.domain);
             return self.error(out, reply);
         }
         transaction.recipients.push(rcpt);
