@@ -13,7 +13,7 @@
 //! - [`tls`]: rustls configurations for both sides, including a self-made certificate.
 //! - [`latency`]: latency histograms and the percentiles every report carries.
 //! - [`plot`]: a hand-written SVG chart of latency and rate over time.
-//! - [`rng`]: a small seeded random generator for failure odds and size spreads.
+//! - [`rng`]: rand's seedable SmallRng for failure odds, size spreads and classes.
 
 pub mod latency;
 pub mod plot;

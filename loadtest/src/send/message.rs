@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::config::SendConfig;
 use crate::rng::Rng;
+use rand::RngExt as _;
 
 /// Digits of the message index inside the Message-ID.
 const INDEX_DIGITS: usize = 20;
@@ -95,7 +96,7 @@ impl Content {
         if self.classes.len() == 1 {
             return &self.classes[0];
         }
-        let mut roll = rng.next_u64() % self.total_weight;
+        let mut roll = rng.random_range(0..self.total_weight);
         for class in &self.classes {
             if roll < u64::from(class.weight) {
                 return class;
@@ -268,7 +269,7 @@ mod tests {
             ..SendConfig::default()
         };
         let content = Content::new(&config, 0xabc);
-        let class = content.pick(&mut Rng::seeded(1));
+        let class = content.pick(&mut crate::rng::seeded(1));
         assert_eq!(class.raw.bytes.len(), 1024);
         let mut out = Vec::new();
         class.raw.render(42, 1_700_000_000_123_456_789, &mut out);
@@ -289,7 +290,7 @@ mod tests {
             ..SendConfig::default()
         };
         let content = Content::new(&config, 1);
-        let class = content.pick(&mut Rng::seeded(1));
+        let class = content.pick(&mut crate::rng::seeded(1));
         let raw = String::from_utf8(class.raw.bytes.clone()).unwrap();
         assert!(!raw.contains("<old@x>"), "{raw}");
         assert!(

@@ -38,9 +38,10 @@ pub use config::{SendConfig, SizeSpread, parse_bytes, parse_duration};
 pub use outcome::{ErrorKind, Outcome};
 pub use report::{Report, Schedule, Second};
 
-use crate::rng::Rng;
+use crate::rng;
 use ctx::Ctx;
 use message::Content;
+use rand::RngExt as _;
 use report::Tally;
 use source::Source;
 
@@ -68,12 +69,12 @@ pub async fn run_until(config: SendConfig, stop: impl Future<Output = ()>) -> Re
         }
         None => None,
     };
-    let mut rng = config.seed.map_or_else(Rng::from_entropy, Rng::seeded);
+    let mut rng = config.seed.map_or_else(rng::from_entropy, rng::seeded);
     let start = Instant::now();
     let ctx = Arc::new(Ctx {
         // Not from the seeded generator: Message-IDs must differ between runs even when
         // --seed repeats the sizes and failures.
-        content: Content::new(&config, Rng::from_entropy().next_u64()),
+        content: Content::new(&config, rng::from_entropy().random()),
         source: Source::new(config.messages, config.duration, config.rate, start),
         tls,
         accepted_log,
@@ -84,12 +85,7 @@ pub async fn run_until(config: SendConfig, stop: impl Future<Output = ()>) -> Re
     });
     let bar = progress::start(&ctx);
     let workers: Vec<_> = (0..ctx.config.connections)
-        .map(|_| {
-            tokio::spawn(worker::worker(
-                Arc::clone(&ctx),
-                Rng::seeded(rng.next_u64()),
-            ))
-        })
+        .map(|_| tokio::spawn(worker::worker(Arc::clone(&ctx), rng::seeded(rng.random()))))
         .collect();
     let all = async {
         let mut total = Tally::new(start);

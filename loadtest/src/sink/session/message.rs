@@ -87,7 +87,7 @@ impl Session {
             (0..replies_needed).for_each(|_| out.extend_from_slice(replies::TOO_BIG));
             return None;
         }
-        if self.rng.chance(config.disconnect) {
+        if crate::rng::chance(&mut self.rng, config.disconnect) {
             bump(&self.shared.counters.disconnects);
             self.state = State::Closed;
             return Some(Step::Drop);

@@ -22,7 +22,8 @@ use super::counters::bump;
 use super::data::DataReceiver;
 use super::replies;
 use super::shared::Shared;
-use crate::rng::Rng;
+use crate::rng::{self, Rng};
+use rand::RngExt as _;
 
 /// Longest command line accepted; longer ones close the connection.
 const MAX_COMMAND_LINE: usize = 4096;
@@ -155,13 +156,13 @@ impl Session {
     /// A session for a new connection.
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         let rng = match shared.config.seed {
-            Some(seed) => Rng::seeded(
+            Some(seed) => rng::seeded(
                 seed ^ shared
                     .counters
                     .connections
                     .load(std::sync::atomic::Ordering::Relaxed),
             ),
-            None => Rng::from_entropy(),
+            None => rng::from_entropy(),
         };
         let keep = if shared.config.store.is_some() {
             usize::MAX
@@ -284,7 +285,7 @@ impl Session {
     /// Rolls the configured delays for `point`.
     fn maybe_delay(&mut self, point: DelayPoint) {
         for delay in &self.shared.config.delays {
-            if delay.point == point && self.rng.chance(delay.odds) {
+            if delay.point == point && rng::chance(&mut self.rng, delay.odds) {
                 bump(&self.shared.counters.delays);
                 *self.pause.get_or_insert(Duration::ZERO) += delay.duration;
             }
@@ -297,7 +298,7 @@ impl Session {
         if temp <= 0.0 && perm <= 0.0 {
             return Verdict::Accept;
         }
-        let r = self.rng.next_f64();
+        let r: f64 = self.rng.random();
         if r < perm {
             Verdict::Perm
         } else if r < perm + temp {
