@@ -108,7 +108,7 @@ async fn null_mx_is_a_permanent_error() {
         }
     );
     assert!(err.is_permanent());
-    assert_eq!(err.enhanced_status(), "5.1.10");
+    assert_eq!(err.enhanced_status().to_string(), "5.1.10");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use common::{JobLog, enqueue, queue, settings};
 use hermod_actors::outbound::delivery::{Deliver, DeliveryReport, Outcome, QueueLink};
+use hermod_actors::protocol::status::Status;
 use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
 use hermod_actors::queue::{GetStats, Queue, QueueStats};
 use hermod_actors::store::spool::{Envelope, RecipientState, RecipientStatus, SledSpool, Spool};
@@ -32,9 +33,9 @@ impl Handler<Deliver> for DeferOnce {
         let again = jobs.contains(&job.id);
         jobs.push(job.id);
         let outcome = if again {
-            Outcome::Delivered("250 2.0.0 ok".into())
+            Outcome::Delivered(Status::from_reply(250, "2.0.0 ok"))
         } else {
-            Outcome::Deferred("451 4.3.0 try later".into())
+            Outcome::Deferred(Status::from_reply(451, "4.3.0 try later"))
         };
         self.link.reports.do_send(DeliveryReport {
             id: job.id,
@@ -42,7 +43,7 @@ impl Handler<Deliver> for DeferOnce {
             results: job
                 .recipients
                 .iter()
-                .map(|r| (r.clone(), outcome.clone()))
+                .map(|r| (r.index, outcome.clone()))
                 .collect(),
             unreachable: false,
             serial: self.link.serial,

@@ -17,12 +17,15 @@ use actix::prelude::*;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::outbound::connection_budget::{ConnectionBudget, Permit};
+use crate::outbound::connection_budget::ConnectionBudget;
+use crate::outbound::delivery_job::{CONNECTION_DROPPED, JobOutcome, NO_ANSWER, all, run_job};
 use crate::outbound::mx::MxResolver;
 use crate::outbound::routing::NextHop;
-use crate::outbound::smtp_client::{ClientError, ClientTimeouts, ServerReply, SmtpConnection};
+use crate::outbound::smtp_client::{ClientTimeouts, ServerReply, SmtpConnection};
 use crate::protocol::command::MailOptions;
+use crate::protocol::status::Status;
 use crate::queue::id::QueueId;
+use crate::store::envelope::RecipientIndex;
 use crate::store::message_data::MessageData;
 
 /// Deliver one message to some of its recipients, all routed to this actor's next hop.
@@ -33,12 +36,27 @@ pub struct Deliver {
     pub id: QueueId,
     /// MAIL FROM (empty for the null sender).
     pub sender: String,
-    /// RCPT TOs.
-    pub recipients: Vec<String>,
+    /// RCPT TOs, each with its place in the message's envelope.
+    pub recipients: Vec<JobRecipient>,
     /// BODY=8BITMIME and SMTPUTF8 as the sender declared them.
     pub options: MailOptions,
     /// The message, CRLF line ends, not dot-stuffed.
     pub data: MessageData,
+}
+
+/// One recipient of a [`Deliver`] job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecipient {
+    /// Its place in the message's envelope, by which the report names it.
+    pub index: RecipientIndex,
+    /// `local@domain`, as sent in RCPT TO.
+    pub address: String,
+}
+
+impl AsRef<str> for JobRecipient {
+    fn as_ref(&self) -> &str {
+        &self.address
+    }
 }
 
 /// How a Delivery actor talks back to the Queue that started it.
@@ -74,30 +92,35 @@ pub struct Retire;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Accepted by the next hop, with its reply.
-    Delivered(String),
+    Delivered(Status),
     /// Temporary failure: retry later (counts as an attempt, so back-off doubles).
-    Deferred(String),
+    Deferred(Status),
     /// Permanent failure: bounce.
-    Failed(String),
+    Failed(Status),
 }
 
 impl Outcome {
-    fn from_reply(reply: &ServerReply) -> Self {
-        let text = reply.to_string();
+    pub(crate) fn from_reply(reply: &ServerReply) -> Self {
+        let status = Status::from_reply(reply.code, &reply.text);
         if reply.is_positive() {
-            Outcome::Delivered(text)
+            Outcome::Delivered(status)
         } else if reply.is_transient() {
-            Outcome::Deferred(text)
+            Outcome::Deferred(status)
         } else {
-            Outcome::Failed(text)
+            Outcome::Failed(status)
+        }
+    }
+
+    /// The status: code and text.
+    pub fn status(&self) -> &Status {
+        match self {
+            Outcome::Delivered(s) | Outcome::Deferred(s) | Outcome::Failed(s) => s,
         }
     }
 
     /// The reply or reason text.
     pub fn text(&self) -> &str {
-        match self {
-            Outcome::Delivered(t) | Outcome::Deferred(t) | Outcome::Failed(t) => t,
-        }
+        &self.status().text
     }
 }
 
@@ -109,8 +132,8 @@ pub struct DeliveryReport {
     pub id: QueueId,
     /// `host[ip]:port` of the server that answered, or the next hop if none did.
     pub relay: String,
-    /// One entry per recipient of the job.
-    pub results: Vec<(String, Outcome)>,
+    /// One entry per recipient of the job, named by its index in the envelope.
+    pub results: Vec<(RecipientIndex, Outcome)>,
     /// The job never reached a server of the hop (no connection at any address, or the
     /// hop is backing off): the Queue counts these to decide the hop is down and holds
     /// its mail until a probe gets through.
@@ -163,12 +186,6 @@ impl DeliverySettings {
             .max(1) as u32;
         self.timeouts.connect * 2 + self.timeouts.command * (2 + 2 * transactions)
     }
-}
-
-struct JobOutcome {
-    report: DeliveryReport,
-    connection: Option<SmtpConnection>,
-    connect_failed: bool,
 }
 
 /// The per-next-hop delivery actor.
@@ -237,11 +254,14 @@ impl Delivery {
         while !self.pending.is_empty() {
             if let Some(until) = self.down_until {
                 if Instant::now() < until {
-                    let reason = format!(
-                        "4.4.1 next hop {} is down after {} connection failures; not retrying before {}s",
-                        self.hop,
-                        self.consecutive_failures,
-                        until.saturating_duration_since(Instant::now()).as_secs()
+                    let reason = Status::local(
+                        NO_ANSWER,
+                        format!(
+                            "next hop {} is down after {} connection failures; not retrying before {}s",
+                            self.hop,
+                            self.consecutive_failures,
+                            until.saturating_duration_since(Instant::now()).as_secs()
+                        ),
                     );
                     for job in std::mem::take(&mut self.pending) {
                         let results = all(&job.recipients, Outcome::Deferred(reason.clone()));
@@ -305,9 +325,9 @@ impl Delivery {
                 tokio::time::timeout(budget, work)
                     .await
                     .unwrap_or_else(|_| {
-                        let reason = format!(
-                            "4.4.2 delivery to {relay} took longer than {}s",
-                            budget.as_secs()
+                        let reason = Status::local(
+                            CONNECTION_DROPPED,
+                            format!("delivery to {relay} took longer than {}s", budget.as_secs()),
                         );
                         JobOutcome {
                             report: DeliveryReport {
@@ -463,189 +483,4 @@ impl Handler<Deliver> for Delivery {
         self.pending.push_back(job);
         self.pump(ctx);
     }
-}
-
-fn all(recipients: &[String], outcome: Outcome) -> Vec<(String, Outcome)> {
-    recipients
-        .iter()
-        .map(|r| (r.clone(), outcome.clone()))
-        .collect()
-}
-
-fn client_error_outcome(error: &ClientError) -> Outcome {
-    match error {
-        ClientError::Refused { reply, .. } if reply.code >= 500 => {
-            Outcome::Failed(error.to_string())
-        }
-        ClientError::Refused { .. } => Outcome::Deferred(error.to_string()),
-        ClientError::Unsupported { .. } => Outcome::Failed(error.to_string()),
-        ClientError::Connect { .. } => Outcome::Deferred(format!("4.4.1 {error}")),
-        ClientError::Timeout { .. } => Outcome::Deferred(format!("4.4.2 {error}")),
-        ClientError::Io { .. } | ClientError::Protocol { .. } => {
-            Outcome::Deferred(format!("4.4.2 {error}"))
-        }
-    }
-}
-
-/// Delivers one job: over the reused connection if there is one and it still works,
-/// else over a new connection to the first target (in MX order) that answers.
-async fn run_job(
-    connection: Option<SmtpConnection>,
-    mut permit: Option<Permit>,
-    job: Deliver,
-    hop: NextHop,
-    settings: Arc<DeliverySettings>,
-    resolver: Arc<MxResolver>,
-) -> JobOutcome {
-    let max = settings.max_recipients_per_transaction.max(1);
-    let report = |relay: &str, results| DeliveryReport {
-        id: job.id,
-        relay: relay.to_string(),
-        results,
-        unreachable: false,
-        serial: 0,
-    };
-    if let Some(mut connection) = connection {
-        match transact(&mut connection, &job, max).await {
-            Ok(replies) => return finished(connection, &job, replies),
-            // The server closed the pooled connection while it was idle: nothing of this
-            // message reached it, so a fresh connection may carry it, in its place.
-            Err((done, e)) if done.is_empty() && e.is_stale_connection() => {
-                permit = connection.release_permit();
-            }
-            Err((done, e)) => {
-                let results = partial_results(&job.recipients, &done, &e);
-                let report = report(connection.peer(), results);
-                return JobOutcome {
-                    report,
-                    connection: e.leaves_connection_usable().then_some(connection),
-                    connect_failed: false,
-                };
-            }
-        }
-    }
-    let targets = match resolver.targets(&hop, settings.mx_port).await {
-        Ok(targets) => targets,
-        Err(e) => {
-            let text = format!("{} {e}", e.enhanced_status());
-            let outcome = if e.is_permanent() {
-                Outcome::Failed(text)
-            } else {
-                Outcome::Deferred(text)
-            };
-            let results = all(&job.recipients, outcome);
-            return JobOutcome {
-                report: report(&hop.to_string(), results),
-                connection: None,
-                connect_failed: false,
-            };
-        }
-    };
-    let lmtp = matches!(hop, NextHop::Lmtp { .. });
-    let mut last_error = None;
-    for target in &targets {
-        match SmtpConnection::connect(
-            &target.host,
-            target.addr,
-            &settings.helo_name,
-            lmtp,
-            settings.timeouts,
-        )
-        .await
-        {
-            Ok(mut connection) => {
-                connection.hold(permit.take());
-                connection.prefer_chunking(settings.chunking);
-                return match transact(&mut connection, &job, max).await {
-                    Ok(replies) => finished(connection, &job, replies),
-                    Err((done, e)) => {
-                        let results = partial_results(&job.recipients, &done, &e);
-                        let report = report(connection.peer(), results);
-                        JobOutcome {
-                            report,
-                            connection: e.leaves_connection_usable().then_some(connection),
-                            connect_failed: false,
-                        }
-                    }
-                };
-            }
-            Err(e) => {
-                tracing::debug!(next_hop = %hop, target = %target.addr, error = %e, "connection attempt failed");
-                last_error = Some(e);
-            }
-        }
-    }
-    let outcome = match &last_error {
-        Some(e) => client_error_outcome(e),
-        None => Outcome::Deferred(format!("4.4.4 no address to deliver to for {hop}")),
-    };
-    let connect_failed = !matches!(outcome, Outcome::Failed(_));
-    let mut unreached = report(&hop.to_string(), all(&job.recipients, outcome));
-    unreached.unreachable = connect_failed;
-    JobOutcome {
-        report: unreached,
-        connection: None,
-        connect_failed,
-    }
-}
-
-/// Sends the job over `connection`, `max` recipients per transaction. On failure, also
-/// returns the replies of the transactions that completed before it.
-async fn transact(
-    connection: &mut SmtpConnection,
-    job: &Deliver,
-    max: usize,
-) -> Result<Vec<ServerReply>, (Vec<ServerReply>, ClientError)> {
-    let mut replies = Vec::with_capacity(job.recipients.len());
-    for chunk in job.recipients.chunks(max) {
-        match connection
-            .send(&job.sender, chunk, job.options, &job.data)
-            .await
-        {
-            Ok(chunk_replies) => replies.extend(chunk_replies),
-            Err(e) => return Err((replies, e)),
-        }
-    }
-    Ok(replies)
-}
-
-/// The outcome of a job whose transactions all completed.
-fn finished(connection: SmtpConnection, job: &Deliver, replies: Vec<ServerReply>) -> JobOutcome {
-    let results = job
-        .recipients
-        .iter()
-        .cloned()
-        .zip(replies.iter().map(Outcome::from_reply))
-        .collect();
-    JobOutcome {
-        report: DeliveryReport {
-            id: job.id,
-            relay: connection.peer().to_string(),
-            results,
-            unreachable: false,
-            serial: 0,
-        },
-        connection: Some(connection),
-        connect_failed: false,
-    }
-}
-
-/// Replies for the recipients done before `error`; the rest get the error.
-fn partial_results(
-    recipients: &[String],
-    done: &[ServerReply],
-    error: &ClientError,
-) -> Vec<(String, Outcome)> {
-    let failed = client_error_outcome(error);
-    recipients
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            (
-                r.clone(),
-                done.get(i)
-                    .map_or_else(|| failed.clone(), Outcome::from_reply),
-            )
-        })
-        .collect()
 }

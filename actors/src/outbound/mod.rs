@@ -4,6 +4,7 @@
 
 pub mod connection_budget;
 pub mod delivery;
+mod delivery_job;
 pub mod hop_health;
 pub mod mx;
 pub mod routing;

@@ -25,6 +25,7 @@ use hickory_resolver::proto::rr::{Name, RData};
 use tokio::task::JoinSet;
 
 use crate::outbound::routing::NextHop;
+use crate::protocol::status::EnhancedCode;
 
 /// At most this many MX hosts of one domain are resolved. Why: the MX list comes from a
 /// domain the peer chose, and each entry costs two lookups; real domains have a handful,
@@ -107,11 +108,11 @@ impl MxError {
     /// from DNS outcome to status belongs with the outcomes (5.1.10 is RFC 7505's code for
     /// a null MX; 5.1.2 "bad destination system address"; 4.4.3 "directory server
     /// failure" for DNS trouble, as Postfix reports it).
-    pub fn enhanced_status(&self) -> &'static str {
+    pub fn enhanced_status(&self) -> EnhancedCode {
         match self {
-            Self::NullMx { .. } => "5.1.10",
-            Self::NoSuchDomain { .. } => "5.1.2",
-            Self::NoAddress { .. } | Self::Dns { .. } => "4.4.3",
+            Self::NullMx { .. } => EnhancedCode::new(5, 1, 10),
+            Self::NoSuchDomain { .. } => EnhancedCode::new(5, 1, 2),
+            Self::NoAddress { .. } | Self::Dns { .. } => EnhancedCode::new(4, 4, 3),
         }
     }
 }
@@ -451,7 +452,7 @@ mod tests {
         ];
         for (err, permanent, status) in cases {
             assert_eq!(err.is_permanent(), permanent, "{err}");
-            assert_eq!(err.enhanced_status(), status, "{err}");
+            assert_eq!(err.enhanced_status().to_string(), status, "{err}");
         }
     }
 

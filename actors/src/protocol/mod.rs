@@ -7,10 +7,12 @@ pub mod address;
 pub mod command;
 pub mod datetime;
 pub mod deadline;
+pub mod dot_stuffer;
 pub mod receiver;
 pub mod reply;
 pub mod reply_reader;
 pub mod session;
+pub mod status;
 
 pub use reply::Reply;
 pub use session::{Event, ServerSession, ServerSettings};

@@ -21,8 +21,9 @@ impl Queue {
             .recipients
             .iter()
             .filter_map(|r| match &r.status {
-                RecipientStatus::Failed { reply } => Some(FailedRecipient {
+                RecipientStatus::Failed { reply, code } => Some(FailedRecipient {
                     address: r.address.clone(),
+                    status: *code,
                     diagnostic: reply.clone(),
                 }),
                 _ => None,
@@ -78,7 +79,7 @@ impl Queue {
     ) {
         let next_attempt = unix_now() + self.settings.max_retry_interval.as_secs().max(1);
         for rcpt in &mut message.envelope.recipients {
-            if let RecipientStatus::Failed { reply } = &rcpt.status {
+            if let RecipientStatus::Failed { reply, .. } = &rcpt.status {
                 rcpt.status = RecipientStatus::Deferred {
                     next_attempt,
                     last_reply: reply.clone(),

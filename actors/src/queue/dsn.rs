@@ -5,6 +5,7 @@
 use std::time::SystemTime;
 
 use crate::protocol::datetime;
+use crate::protocol::status::EnhancedCode;
 use crate::queue::id::QueueId;
 
 /// One failed recipient as the report lists it.
@@ -12,6 +13,8 @@ use crate::queue::id::QueueId;
 pub struct FailedRecipient {
     /// The address as it was given in RCPT TO.
     pub address: String,
+    /// The enhanced status code the report gives (`Status:`).
+    pub status: EnhancedCode,
     /// The remote server's reply, or our own reason (expiry, DNS).
     pub diagnostic: String,
 }
@@ -78,7 +81,7 @@ pub fn build_bounce(request: &BounceRequest<'_>, bounce_id: QueueId, now: System
         out.push_str("\r\n");
         out.push_str(&format!("Final-Recipient: rfc822; {}\r\n", failed.address));
         out.push_str("Action: failed\r\n");
-        out.push_str(&format!("Status: {}\r\n", status_code(&failed.diagnostic)));
+        out.push_str(&format!("Status: {}\r\n", failed.status.permanent()));
         out.push_str(&folded(&format!(
             "Diagnostic-Code: smtp; {}",
             one_line(&failed.diagnostic)
@@ -114,22 +117,6 @@ fn header_section(message: &[u8]) -> &[u8] {
         Some(end) => &message[..end + 2],
         None => message,
     }
-}
-
-/// The enhanced status code found in a reply text, or a generic permanent failure.
-fn status_code(diagnostic: &str) -> String {
-    diagnostic
-        .split_whitespace()
-        .take(3)
-        .find(|word| {
-            let parts: Vec<&str> = word.split('.').collect();
-            parts.len() == 3
-                && matches!(parts[0], "4" | "5")
-                && parts[1..]
-                    .iter()
-                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-        })
-        .map_or_else(|| "5.0.0".to_string(), |code| format!("5{}", &code[1..]))
 }
 
 fn one_line(text: &str) -> String {
@@ -180,6 +167,7 @@ mod tests {
     fn bounce_carries_remote_reply_and_headers() {
         let failed = [FailedRecipient {
             address: "bob@far.test".into(),
+            status: EnhancedCode::new(5, 1, 1),
             diagnostic: "550 5.1.1 <bob@far.test>: User unknown".into(),
         }];
         let request = BounceRequest {
@@ -206,6 +194,7 @@ mod tests {
         let long_reply = format!("550 5.5.2 {}", "word ".repeat(400));
         let failed = [FailedRecipient {
             address: "bob@far.test".into(),
+            status: EnhancedCode::new(5, 5, 2),
             diagnostic: format!("{long_reply} {}", "x".repeat(2000)),
         }];
         let received = format!("Received: from {} (x)\r\n", "h".repeat(1500));
@@ -230,11 +219,5 @@ mod tests {
         );
         assert!(text.contains("Subject: hi\r\n"));
         assert!(text.contains("To: <postmaster@mx.test>\r\n"));
-    }
-
-    #[test]
-    fn expiry_of_a_temporary_failure_reports_a_permanent_status() {
-        assert_eq!(status_code("451 4.4.1 connection refused"), "5.4.1");
-        assert_eq!(status_code("connection refused"), "5.0.0");
     }
 }

@@ -10,7 +10,12 @@ use actix::prelude::*;
 use super::Queue;
 use crate::outbound::delivery::{Deliver, DeliveryReport, Outcome};
 use crate::outbound::routing::NextHop;
+use crate::protocol::status::{EnhancedCode, Status};
 use crate::queue::id::QueueId;
+use crate::store::envelope::RecipientIndex;
+
+/// RFC 3463 4.3.0: other or undefined mail system status.
+const MAIL_SYSTEM_ERROR: EnhancedCode = EnhancedCode::new(4, 3, 0);
 
 /// The jobs one Delivery actor has been given and has not reported.
 pub(super) struct HeldJobs {
@@ -74,9 +79,12 @@ impl Queue {
             metrics::counter!("delivery_actor_failures_total").increment(1);
             tracing::error!(next_hop = %held.hop, jobs = held.jobs.len(),
                 "delivery actor stopped before reporting its jobs; they are deferred and retried");
-            let reply = format!(
-                "4.3.0 delivery to {} stopped before it reported; retrying",
-                held.hop
+            let reply = Status::local(
+                MAIL_SYSTEM_ERROR,
+                format!(
+                    "delivery to {} stopped before it reported; retrying",
+                    held.hop
+                ),
             );
             for (id, indexes) in held.jobs {
                 let Some(message) = self.messages.get(&id) else {
@@ -84,8 +92,8 @@ impl Queue {
                 };
                 let results = indexes
                     .iter()
-                    .filter_map(|&i| message.envelope.recipients.get(i))
-                    .map(|r| (r.address.clone(), Outcome::Deferred(reply.clone())))
+                    .filter(|&&i| i < message.envelope.recipients.len())
+                    .map(|&i| (RecipientIndex(i), Outcome::Deferred(reply.clone())))
                     .collect();
                 self.apply_report(DeliveryReport {
                     id,

@@ -4,12 +4,12 @@
 
 use actix::prelude::*;
 
-use super::{Queue, unix_now};
+use super::{Queue, schedule, unix_now};
 use crate::outbound::delivery::DeliveryReport;
 use crate::outbound::hop_health::{Change, Parked};
 use crate::outbound::routing::NextHop;
 use crate::queue::id::QueueId;
-use crate::store::spool::RecipientStatus;
+use crate::store::envelope::RecipientIndex;
 
 impl Queue {
     /// Updates the health of the report's next hop before the report is applied.
@@ -59,9 +59,12 @@ impl Queue {
 
     /// The hop a report's job went to: the route of its first recipient's domain.
     fn report_hop(&self, report: &DeliveryReport) -> Option<NextHop> {
-        let (address, _) = report.results.first()?;
-        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
-        Some(self.router.route(&domain.to_ascii_lowercase()))
+        let (RecipientIndex(i), _) = report.results.first()?;
+        let message = self.messages.get(&report.id)?;
+        Some(
+            self.router
+                .route(&message.envelope.recipients.get(*i)?.domain),
+        )
     }
 
     /// Sends a probe to every down hop whose back-off step has passed.
@@ -107,12 +110,11 @@ impl Queue {
         if self.settings.soft_bounce {
             return;
         }
-        let lifetime = self.settings.max_lifetime.as_secs();
-        let messages = &self.messages;
+        let (messages, settings) = (&self.messages, &self.settings);
         let expired = |id: QueueId| {
             messages
                 .get(&id)
-                .is_none_or(|m| now.saturating_sub(m.envelope.arrival) >= lifetime)
+                .is_none_or(|m| schedule::expired(settings, m.envelope.arrival, now))
         };
         let Some(health) = self.hops.get_mut(hop) else {
             return;
@@ -122,16 +124,14 @@ impl Queue {
             let Some(message) = self.messages.get_mut(&id) else {
                 continue;
             };
-            let reply = super::gave_up("message expired in queue", reason);
+            let reply = schedule::gave_up("message expired in queue", reason);
             for i in indexes {
                 message.in_flight[i] = false;
                 let rcpt = &mut message.envelope.recipients[i];
                 tracing::info!(queue_id = %id, to = %rcpt.address, relay = %hop, attempts = rcpt.attempts,
                     status = "bounced", reply = %reply, "delivery attempt");
                 metrics::counter!("delivery_attempts_total", "status" => "bounced").increment(1);
-                rcpt.status = RecipientStatus::Failed {
-                    reply: reply.clone(),
-                };
+                rcpt.status = schedule::failed(&reply);
             }
             if message.jobs == 0 {
                 self.ready.push_back(id);

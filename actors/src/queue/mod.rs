@@ -6,82 +6,35 @@
 //! whose recipients are all final is bounced (if needed) and removed.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use bytes::Bytes;
 
+mod admin;
 mod bounce;
 mod drain;
 pub mod dsn;
+mod enqueue;
 mod held_jobs;
 mod hops;
 pub mod id;
 mod reconfigure;
 mod resident;
+pub mod schedule;
 
 use crate::outbound::delivery::{
-    Deliver, DeliveryIdle, DeliveryReport, Outcome, QueueLink, Retire,
+    Deliver, DeliveryIdle, DeliveryReport, JobRecipient, QueueLink, Retire,
 };
 use crate::outbound::hop_health::{HopHealth, HopPolicy};
 use crate::outbound::routing::{NextHop, Router};
-use crate::protocol::session::AcceptedMessage;
 use crate::queue::id::{QueueId, QueueIdGenerator};
 use crate::store::message_data::MessageData;
-use crate::store::spool::{
-    Committer, Envelope, RecipientState, RecipientStatus, Spool, SpoolError,
-};
+use crate::store::spool::{Committer, Envelope, RecipientIndex, RecipientStatus, Spool};
+pub use admin::{FlushDeferred, GetStats, QueueStats};
 pub use drain::StopDispatch;
+pub use enqueue::Enqueue;
 pub use reconfigure::Reconfigure;
-
-/// Store a message durably; answered with its id once it is on disk.
-///
-/// The answer comes by `deadline`, when the Session gives up and tells the client 451:
-/// a message that is not on disk by then is taken out of the spool and never
-/// delivered, so the client's retry cannot make a duplicate.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<QueueId, SpoolError>")]
-pub struct Enqueue {
-    /// The message as the protocol accepted it.
-    pub message: AcceptedMessage,
-    /// The client that sent it.
-    pub client: IpAddr,
-    /// When the Session stops waiting.
-    pub deadline: std::time::Instant,
-}
-
-/// Ask for the queue's counters (admin API, tests, drain).
-#[derive(Message, Debug)]
-#[rtype(result = "QueueStats")]
-pub struct GetStats;
-
-/// Retry every deferred recipient now (`hermod queue flush`).
-#[derive(Message, Debug)]
-#[rtype(result = "usize")]
-pub struct FlushDeferred;
-
-/// What is in the queue.
-#[derive(Debug, Clone, Default, MessageResponse, serde::Serialize)]
-pub struct QueueStats {
-    /// Messages in the spool.
-    pub messages: usize,
-    /// Of those, messages held in memory: being delivered, due now, or waiting for a
-    /// down next hop. The others wait for a retry with only their schedule entry in
-    /// memory.
-    pub in_memory: usize,
-    /// Recipients waiting for their first attempt or due now.
-    pub pending: usize,
-    /// Recipients waiting for a retry; a message put away until its retry (not held in
-    /// memory) counts as one.
-    pub deferred: usize,
-    /// Messages with a delivery under way.
-    pub in_flight: usize,
-    /// Delivery actors registered (one per next hop in recent use; an actor finishing
-    /// its last job after it offered to retire is no longer counted).
-    pub delivery_actors: usize,
-}
 
 /// How the Queue retries and expires, from `[queue]`.
 #[derive(Debug, Clone)]
@@ -113,19 +66,6 @@ pub struct QueueSettings {
     /// Keep mail that would bounce queued instead (permanent failures become
     /// deferrals; no recipient is given up on).
     pub soft_bounce: bool,
-}
-
-impl QueueSettings {
-    /// The delay before attempt `attempts + 1`: doubling from the first retry interval,
-    /// capped at the maximum.
-    pub fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempts.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.retry_interval
-            .saturating_mul(factor)
-            .min(self.max_retry_interval)
-    }
 }
 
 /// Makes the Delivery actor for a next hop; the Queue calls it the first time a hop is
@@ -174,21 +114,6 @@ pub struct Queue {
     /// Queued messages not held in memory (waiting in the schedule or the ready list,
     /// their envelopes in the spool).
     evicted: usize,
-}
-
-/// The refusal of a message the Queue could not make durable before the Session's
-/// deadline; logged and counted here, answered with 451 by the Session.
-fn not_in_time(id: QueueId, when: &str) -> SpoolError {
-    metrics::counter!("queue_enqueue_timeouts_total").increment(1);
-    tracing::warn!(queue_id = %id, when, "message not queued: the queue could not store it in time; it is removed and will not be delivered");
-    SpoolError("the queue could not store the message in time".into())
-}
-
-/// The permanent failure hermod gives a recipient it stops trying (RFC 3463 X.4.7,
-/// delivery time expired): the bounce's `Status:` and its diagnostic then agree, and the
-/// last reply from the next hop says why.
-fn gave_up(why: &str, last_reply: &str) -> String {
-    format!("5.4.7 {why}; last reply: {last_reply}")
 }
 
 fn unix_now() -> u64 {
@@ -282,11 +207,12 @@ impl Queue {
         }
         let due: Vec<usize> = (0..message.envelope.recipients.len())
             .filter(|&i| {
-                !message.in_flight[i] && is_due(&message.envelope.recipients[i].status, now)
+                !message.in_flight[i]
+                    && schedule::is_due(&message.envelope.recipients[i].status, now)
             })
             .collect();
         if due.is_empty() {
-            if next_due(&message.envelope).is_none() {
+            if schedule::next_due(&message.envelope).is_none() {
                 // Every recipient is final, but finishing failed earlier (the bounce could
                 // not be written): try again now.
                 self.finalize(id);
@@ -374,7 +300,10 @@ impl Queue {
         };
         let recipients = indexes
             .iter()
-            .map(|&i| message.envelope.recipients[i].address.clone())
+            .map(|&i| JobRecipient {
+                index: RecipientIndex(i),
+                address: message.envelope.recipients[i].address.clone(),
+            })
             .collect();
         for &i in &indexes {
             message.in_flight[i] = true;
@@ -399,89 +328,34 @@ impl Queue {
 
     fn apply_report(&mut self, report: DeliveryReport) {
         let now = unix_now();
-        let settings = self.settings.clone();
+        let settings = &self.settings;
         let Some(message) = self.messages.get_mut(&report.id) else {
             return;
         };
         let arrival = message.envelope.arrival;
-        for (address, outcome) in report.results {
-            let Some(i) = (0..message.envelope.recipients.len()).find(|&i| {
-                message.in_flight[i] && message.envelope.recipients[i].address == address
-            }) else {
+        for (RecipientIndex(i), outcome) in report.results {
+            // Only a recipient this job holds: a late report of a job the Queue already
+            // gave up on must not overwrite a newer result.
+            if !message.in_flight.get(i).copied().unwrap_or(false) {
                 continue;
-            };
+            }
             message.in_flight[i] = false;
             let rcpt = &mut message.envelope.recipients[i];
-            rcpt.attempts += 1;
-            let delay = now.saturating_sub(arrival);
-            // soft_bounce: a permanent failure is kept as a deferral (and hermod gives up on
-            // nobody) while an operator fixes a configuration, as Postfix's soft_bounce.
-            let outcome = match outcome {
-                Outcome::Failed(reply) if settings.soft_bounce => {
-                    Outcome::Deferred(format!("{reply} (kept by queue.soft_bounce)"))
-                }
-                outcome => outcome,
-            };
-            let (status, new_state) = match outcome {
-                Outcome::Delivered(reply) => ("sent", (RecipientStatus::Delivered, reply)),
-                Outcome::Failed(reply) => (
-                    "bounced",
-                    (
-                        RecipientStatus::Failed {
-                            reply: reply.clone(),
-                        },
-                        reply,
-                    ),
-                ),
-                Outcome::Deferred(reply) => {
-                    let expired = delay >= settings.max_lifetime.as_secs();
-                    let exhausted =
-                        settings.max_attempts > 0 && rcpt.attempts >= settings.max_attempts;
-                    if (expired || exhausted) && !settings.soft_bounce {
-                        let why = if expired {
-                            "message expired in queue"
-                        } else {
-                            "too many delivery attempts"
-                        };
-                        let reply = gave_up(why, &reply);
-                        (
-                            "bounced",
-                            (
-                                RecipientStatus::Failed {
-                                    reply: reply.clone(),
-                                },
-                                reply,
-                            ),
-                        )
-                    } else {
-                        let next_attempt =
-                            now + settings.backoff(rcpt.attempts.max(1)).as_secs().max(1);
-                        (
-                            "deferred",
-                            (
-                                RecipientStatus::Deferred {
-                                    next_attempt,
-                                    last_reply: reply.clone(),
-                                },
-                                reply,
-                            ),
-                        )
-                    }
-                }
-            };
-            match new_state.0 {
+            let attempt = schedule::after_attempt(settings, rcpt, outcome, arrival, now);
+            let delay_s = now.saturating_sub(arrival);
+            let status = attempt.label;
+            match rcpt.status {
                 RecipientStatus::Deferred { next_attempt, .. } => {
-                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay, delay_s = delay,
+                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay, delay_s,
                         attempts = rcpt.attempts, status, next_attempt_in_s = next_attempt.saturating_sub(now),
-                        reply = %new_state.1, "delivery attempt");
+                        reply = %attempt.reply, "delivery attempt");
                 }
                 _ => {
-                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay, delay_s = delay,
-                        attempts = rcpt.attempts, status, reply = %new_state.1, "delivery attempt");
+                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay, delay_s,
+                        attempts = rcpt.attempts, status, reply = %attempt.reply, "delivery attempt");
                 }
             }
             metrics::counter!("delivery_attempts_total", "status" => status).increment(1);
-            rcpt.status = new_state.0;
         }
         message.jobs = message.jobs.saturating_sub(1);
         if message.jobs > 0 {
@@ -491,7 +365,7 @@ impl Queue {
         self.bytes_in_flight = self
             .bytes_in_flight
             .saturating_sub(std::mem::take(&mut message.cost));
-        match next_due(&message.envelope) {
+        match schedule::next_due(&message.envelope) {
             None => self.finalize(report.id),
             Some(at) => {
                 self.unflushed = true;
@@ -538,27 +412,6 @@ impl Queue {
     }
 }
 
-fn is_due(status: &RecipientStatus, now: u64) -> bool {
-    match status {
-        RecipientStatus::Pending => true,
-        RecipientStatus::Deferred { next_attempt, .. } => *next_attempt <= now,
-        RecipientStatus::Delivered | RecipientStatus::Failed { .. } => false,
-    }
-}
-
-/// The earliest time any recipient needs an attempt, or `None` when all are final.
-fn next_due(envelope: &Envelope) -> Option<u64> {
-    envelope
-        .recipients
-        .iter()
-        .filter_map(|r| match &r.status {
-            RecipientStatus::Pending => Some(0),
-            RecipientStatus::Deferred { next_attempt, .. } => Some(*next_attempt),
-            _ => None,
-        })
-        .min()
-}
-
 impl Actor for Queue {
     type Context = Context<Self>;
 
@@ -569,80 +422,6 @@ impl Actor for Queue {
             act.flush_state()
         });
         self.pump(ctx);
-    }
-}
-
-impl Handler<Enqueue> for Queue {
-    type Result = ResponseActFuture<Self, Result<QueueId, SpoolError>>;
-
-    fn handle(&mut self, msg: Enqueue, _ctx: &mut Context<Self>) -> Self::Result {
-        let deadline = msg.deadline;
-        if std::time::Instant::now() >= deadline {
-            return Box::pin(fut::ready(Err(not_in_time(
-                msg.message.id,
-                "before it was written",
-            ))));
-        }
-        let AcceptedMessage {
-            id,
-            sender,
-            recipients,
-            options,
-            data,
-            body_file,
-        } = msg.message;
-        let size = data.len() + body_file.as_ref().map_or(0, |f| f.len() as usize);
-        let mut envelope = Envelope {
-            sender: sender.to_string(),
-            recipients: recipients
-                .iter()
-                .map(|m| RecipientState {
-                    address: m.to_string(),
-                    domain: m.domain.clone(),
-                    status: RecipientStatus::Pending,
-                    attempts: 0,
-                })
-                .collect(),
-            arrival: unix_now(),
-            size,
-            client: msg.client.to_string(),
-            options,
-            body_file: false,
-        };
-        let stored = match body_file {
-            None => self.spool.insert(id, &envelope, &data),
-            Some(file) => self.spool.insert_with_file(id, &mut envelope, &data, file),
-        };
-        if let Err(e) = stored {
-            metrics::counter!("queue_enqueue_errors_total").increment(1);
-            tracing::error!(queue_id = %id, error = %e, "cannot write message to spool");
-            return Box::pin(fut::ready(Err(e)));
-        }
-        let committer = self.committer.clone();
-        // A body file is read from the spool when it is sent.
-        let data = (!envelope.body_file).then(|| MessageData::Inline(Bytes::from(data)));
-        let commit = async move {
-            tokio::time::timeout_at(deadline.into(), committer.commit())
-                .await
-                .unwrap_or_else(|_| Err(not_in_time(id, "before it reached the disk")))
-        };
-        Box::pin(commit.into_actor(self).map(move |result, act, ctx| {
-            if let Err(e) = result {
-                metrics::counter!("queue_enqueue_errors_total").increment(1);
-                let _ = act.spool.remove(id);
-                return Err(e);
-            }
-            tracing::info!(queue_id = %id, client = %envelope.client, from = %envelope.sender, size = envelope.size,
-                nrcpt = envelope.recipients.len(), "message accepted");
-            metrics::counter!("smtp_messages_received_total").increment(1);
-            act.keep(id, envelope);
-            if act.has_room() {
-                act.dispatch(id, data, ctx);
-            } else {
-                act.ready.push_back(id);
-            }
-            Ok(id)
-        }))
     }
 }
 
@@ -671,61 +450,6 @@ impl Handler<DeliveryIdle> for Queue {
             self.deliveries.remove(&idle.hop);
         }
         idle.retire.do_send(Retire);
-    }
-}
-
-impl Handler<GetStats> for Queue {
-    type Result = QueueStats;
-
-    fn handle(&mut self, _: GetStats, _ctx: &mut Context<Self>) -> QueueStats {
-        let mut stats = QueueStats {
-            messages: self.messages.len() + self.evicted,
-            in_memory: self.messages.len(),
-            // Messages put away until their next retry count once each.
-            deferred: self.evicted,
-            in_flight: self.in_flight,
-            delivery_actors: self.deliveries.len(),
-            ..Default::default()
-        };
-        for message in self.messages.values() {
-            for r in &message.envelope.recipients {
-                match r.status {
-                    RecipientStatus::Pending => stats.pending += 1,
-                    RecipientStatus::Deferred { .. } => stats.deferred += 1,
-                    _ => {}
-                }
-            }
-        }
-        stats
-    }
-}
-
-impl Handler<FlushDeferred> for Queue {
-    type Result = usize;
-
-    fn handle(&mut self, _: FlushDeferred, ctx: &mut Context<Self>) -> usize {
-        let now = unix_now();
-        let mut count = 0;
-        // Messages put away until their retry are read back, to be retried now too.
-        let scheduled: Vec<QueueId> = self.schedule.iter().map(|(_, id)| *id).collect();
-        for id in scheduled {
-            self.resident(id);
-        }
-        for message in self.messages.values_mut() {
-            for r in &mut message.envelope.recipients {
-                if let RecipientStatus::Deferred { next_attempt, .. } = &mut r.status {
-                    *next_attempt = now;
-                    count += 1;
-                }
-            }
-        }
-        let due: Vec<QueueId> = std::mem::take(&mut self.schedule)
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect();
-        self.ready.extend(due);
-        self.pump(ctx);
-        count
     }
 }
 

@@ -4,7 +4,8 @@
 //! it is due. Recovery streams the spool the same way, so a large backlog neither fills
 //! memory nor holds up the start.
 
-use super::{Queue, QueuedMessage, next_due, unix_now};
+use super::schedule::next_due;
+use super::{Queue, QueuedMessage, unix_now};
 use crate::queue::id::QueueId;
 use crate::store::spool::{Envelope, SpoolError};
 

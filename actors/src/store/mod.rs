@@ -3,5 +3,6 @@
 
 pub mod body_file;
 pub mod disk_space;
+pub mod envelope;
 pub mod message_data;
 pub mod spool;

@@ -6,12 +6,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-pub use crate::protocol::command::MailOptions;
 use crate::queue::id::QueueId;
 use crate::store::body_file::{BodyFiles, IncomingBody};
+pub use crate::store::envelope::{
+    Envelope, MailOptions, RecipientIndex, RecipientState, RecipientStatus,
+};
 use crate::store::message_data::{FileBody, MessageData};
 
 /// Why the spool could not do what was asked; it always becomes a 4xx for the client.
@@ -30,66 +31,6 @@ impl From<sled::Error> for SpoolError {
     fn from(e: sled::Error) -> Self {
         SpoolError(e.to_string())
     }
-}
-
-/// Where one recipient stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RecipientStatus {
-    /// Not tried yet, or due now.
-    Pending,
-    /// Tried and deferred; next try at `next_attempt` (unix seconds).
-    Deferred {
-        /// Unix seconds of the next attempt.
-        next_attempt: u64,
-        /// The reply of the last attempt.
-        last_reply: String,
-    },
-    /// Accepted by the next hop.
-    Delivered,
-    /// Bounced (permanent failure or expiry).
-    Failed {
-        /// The reply that made it fail.
-        reply: String,
-    },
-}
-
-/// One recipient and its state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecipientState {
-    /// `local@domain`.
-    pub address: String,
-    /// Lower-cased domain, for routing.
-    pub domain: String,
-    /// Where it stands.
-    pub status: RecipientStatus,
-    /// Delivery attempts made so far.
-    pub attempts: u32,
-}
-
-/// Everything about a queued message except its data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Envelope {
-    /// MAIL FROM; empty for the null sender.
-    pub sender: String,
-    /// The recipients and their states.
-    pub recipients: Vec<RecipientState>,
-    /// Unix seconds when it was accepted.
-    pub arrival: u64,
-    /// Size of the data in bytes.
-    pub size: usize,
-    /// The client's IP, for logs and bounces.
-    pub client: String,
-    /// BODY and SMTPUTF8 as the sender declared them (absent in spools written before
-    /// they were kept: plain).
-    #[serde(default, skip_serializing_if = "MailOptions::is_plain")]
-    pub options: MailOptions,
-    /// The body is a file in `bodies/` (a large message); sled holds only the head.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub body_file: bool,
-}
-
-fn is_false(value: &bool) -> bool {
-    !value
 }
 
 /// A store for queued messages. `insert`, `update` and `remove` need not be durable on

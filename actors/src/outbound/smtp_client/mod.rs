@@ -2,7 +2,6 @@
 //! connection, many transactions (RSET between), pipelined when the server offers it.
 //! Results are per recipient, as the Queue needs them.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -13,116 +12,19 @@ use tokio::time::timeout;
 
 use crate::outbound::connection_budget::Permit;
 use crate::protocol::command::MailOptions;
+use crate::protocol::dot_stuffer::DotStuffer;
 use crate::protocol::reply_reader::{ParsedReply, ReplyReader};
+use crate::protocol::status::EnhancedCode;
 use crate::store::message_data::MessageData;
 
-/// A reply from the remote server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerReply {
-    /// The reply code.
-    pub code: u16,
-    /// The text of all lines joined by a space (enhanced code included).
-    pub text: String,
-}
+mod error;
 
-impl ServerReply {
-    /// 2xx.
-    pub fn is_positive(&self) -> bool {
-        (200..300).contains(&self.code)
-    }
-    /// 4xx.
-    pub fn is_transient(&self) -> bool {
-        (400..500).contains(&self.code)
-    }
-}
+pub use error::{ClientError, ServerReply};
 
-impl fmt::Display for ServerReply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.code, self.text)
-    }
-}
-
-/// A failure of the connection itself: every recipient of the transaction is deferred.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClientError {
-    /// TCP connect failed or timed out.
-    #[error("connect to {addr}: {reason}")]
-    Connect {
-        /// The address tried.
-        addr: SocketAddr,
-        /// Why.
-        reason: String,
-    },
-    /// No reply in time.
-    #[error("timeout waiting for reply to {stage} from {peer}")]
-    Timeout {
-        /// The command we were waiting on.
-        stage: &'static str,
-        /// The server.
-        peer: String,
-    },
-    /// The connection broke.
-    #[error("connection to {peer} lost during {stage}: {reason}")]
-    Io {
-        /// The command in progress.
-        stage: &'static str,
-        /// The server.
-        peer: String,
-        /// Why.
-        reason: String,
-    },
-    /// The server sent something that is not an SMTP reply.
-    #[error("protocol error from {peer} during {stage}: {detail}")]
-    Protocol {
-        /// The command in progress.
-        stage: &'static str,
-        /// The server.
-        peer: String,
-        /// What was wrong.
-        detail: String,
-    },
-    /// The message needs an extension the server does not offer; nothing was sent. A
-    /// permanent failure: another attempt at the same server cannot succeed.
-    #[error("{status} {peer} does not offer {extension}, which this message needs ({why})")]
-    Unsupported {
-        /// The enhanced status code of the failure.
-        status: &'static str,
-        /// The extension.
-        extension: &'static str,
-        /// The server.
-        peer: String,
-        /// What in the message needs it.
-        why: &'static str,
-    },
-    /// The greeting or EHLO was refused: the whole session failed with this reply.
-    #[error("{peer} refused the session at {stage}: {reply}")]
-    Refused {
-        /// The command that was refused.
-        stage: &'static str,
-        /// The server.
-        peer: String,
-        /// Its reply.
-        reply: ServerReply,
-    },
-}
-
-impl ClientError {
-    /// Whether the connection failed before the server saw any of the transaction: a
-    /// pooled connection the server closed while idle fails at the first reply, that of
-    /// the RSET which starts every reused transaction.
-    pub fn is_stale_connection(&self) -> bool {
-        matches!(
-            self,
-            ClientError::Io { stage: "RSET", .. } | ClientError::Protocol { stage: "RSET", .. }
-        )
-    }
-
-    /// Whether the connection is as good as before the failed message: nothing of it
-    /// was sent, so the connection can carry the next one.
-    pub fn leaves_connection_usable(&self) -> bool {
-        matches!(self, ClientError::Unsupported { .. })
-    }
-}
+/// 8-bit data for a next hop without 8BITMIME (RFC 6152 §3).
+const MESSAGE_NEEDS_8BIT: EnhancedCode = EnhancedCode::new(5, 6, 3);
+/// UTF-8 addresses or headers for a next hop without SMTPUTF8 (RFC 6531 §3.2).
+const MESSAGE_NEEDS_UTF8: EnhancedCode = EnhancedCode::new(5, 6, 7);
 
 /// Timeouts for one connection.
 #[derive(Debug, Clone, Copy)]
@@ -258,7 +160,7 @@ impl SmtpConnection {
     async fn mail_parameters(
         &self,
         sender: &str,
-        recipients: &[String],
+        recipients: &[impl AsRef<str>],
         options: MailOptions,
         data: &MessageData,
     ) -> Result<String, ClientError> {
@@ -277,16 +179,20 @@ impl SmtpConnection {
             if self.caps.eight_bit_mime {
                 params.push_str(" BODY=8BITMIME");
             } else if !data.is_ascii().await.map_err(unreadable)? {
-                return Err(unsupported("5.6.3", "8BITMIME", "8-bit data"));
+                return Err(unsupported(MESSAGE_NEEDS_8BIT, "8BITMIME", "8-bit data"));
             }
         }
         if options.smtputf8 {
             if self.caps.smtputf8 {
                 params.push_str(" SMTPUTF8");
-            } else if !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii()) {
-                return Err(unsupported("5.6.7", "SMTPUTF8", "a UTF-8 address"));
+            } else if !sender.is_ascii() || recipients.iter().any(|r| !r.as_ref().is_ascii()) {
+                return Err(unsupported(
+                    MESSAGE_NEEDS_UTF8,
+                    "SMTPUTF8",
+                    "a UTF-8 address",
+                ));
             } else if !data.header_section_is_ascii().await.map_err(unreadable)? {
-                return Err(unsupported("5.6.7", "SMTPUTF8", "UTF-8 headers"));
+                return Err(unsupported(MESSAGE_NEEDS_UTF8, "SMTPUTF8", "UTF-8 headers"));
             }
         }
         Ok(params)
@@ -336,7 +242,7 @@ impl SmtpConnection {
     pub async fn send(
         &mut self,
         sender: &str,
-        recipients: &[String],
+        recipients: &[impl AsRef<str>],
         options: MailOptions,
         data: &MessageData,
     ) -> Result<Vec<ServerReply>, ClientError> {
@@ -357,7 +263,7 @@ impl SmtpConnection {
         envelope.push_str(&format!("MAIL FROM:<{sender}>{mail_params}\r\n"));
         let rcpt_lines: Vec<String> = recipients
             .iter()
-            .map(|r| format!("RCPT TO:<{r}>\r\n"))
+            .map(|r| format!("RCPT TO:<{}>\r\n", r.as_ref()))
             .collect();
 
         if self.use_chunking && self.caps.chunking && self.caps.pipelining {
@@ -616,75 +522,9 @@ fn parse_capabilities(lines: &[String]) -> Capabilities {
     caps
 }
 
-/// Doubles a dot at the start of every line (RFC 5321 §4.5.2) across pieces of a
-/// message, and ends it with `CRLF.CRLF`.
-#[derive(Debug)]
-pub struct DotStuffer {
-    at_line_start: bool,
-    /// The last two octets seen, to know whether the message ended with CRLF.
-    tail: [u8; 2],
-    seen: bool,
-}
-
-impl Default for DotStuffer {
-    fn default() -> Self {
-        DotStuffer {
-            at_line_start: true,
-            tail: [0; 2],
-            seen: false,
-        }
-    }
-}
-
-impl DotStuffer {
-    /// Appends `data`, stuffed, to `out`.
-    pub fn stuff(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        let mut start = 0;
-        for (i, &b) in data.iter().enumerate() {
-            if self.at_line_start && b == b'.' {
-                out.extend_from_slice(&data[start..i]);
-                out.push(b'.');
-                start = i;
-            }
-            self.at_line_start = b == b'\n';
-            self.tail = [self.tail[1], b];
-        }
-        self.seen |= !data.is_empty();
-        out.extend_from_slice(&data[start..]);
-    }
-
-    /// Appends the end of data: a CRLF first if the message did not end with one.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.seen && self.tail != *b"\r\n" {
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b".\r\n");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dot_stuffing_doubles_leading_dots_only() {
-        let mut out = Vec::new();
-        let mut stuffer = DotStuffer::default();
-        stuffer.stuff(b".a\r\nb.c\r\n..\r\n", &mut out);
-        stuffer.finish(&mut out);
-        assert_eq!(out, b"..a\r\nb.c\r\n...\r\n.\r\n");
-    }
-
-    #[test]
-    fn dot_stuffing_carries_line_starts_across_pieces() {
-        let mut out = Vec::new();
-        let mut stuffer = DotStuffer::default();
-        for piece in [&b"a\r"[..], b"\n", b".b\r\n.", b".\r\nend"] {
-            stuffer.stuff(piece, &mut out);
-        }
-        stuffer.finish(&mut out);
-        assert_eq!(out, b"a\r\n..b\r\n...\r\nend\r\n.\r\n");
-    }
 
     #[test]
     fn capabilities_are_read_from_ehlo_lines() {

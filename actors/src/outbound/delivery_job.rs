@@ -1,0 +1,225 @@
+//! One delivery job, from connection to per-recipient results: over the pooled
+//! connection when there is one, else to the hop's targets in MX order; each failure
+//! turned into a status whose enhanced code is chosen where the failure is known.
+
+use std::sync::Arc;
+
+use crate::outbound::connection_budget::Permit;
+use crate::outbound::delivery::{Deliver, DeliveryReport, DeliverySettings, JobRecipient, Outcome};
+use crate::outbound::mx::MxResolver;
+use crate::outbound::routing::NextHop;
+use crate::outbound::smtp_client::{ClientError, ServerReply, SmtpConnection};
+use crate::protocol::status::{EnhancedCode, Status};
+use crate::store::envelope::RecipientIndex;
+
+/// What one job left behind: its report, the connection if it can carry the next job,
+/// and whether the hop could not be reached at all.
+pub(crate) struct JobOutcome {
+    pub(crate) report: DeliveryReport,
+    pub(crate) connection: Option<SmtpConnection>,
+    pub(crate) connect_failed: bool,
+}
+
+/// RFC 3463 4.4.1: no answer from host.
+pub(crate) const NO_ANSWER: EnhancedCode = EnhancedCode::new(4, 4, 1);
+/// RFC 3463 4.4.2: bad connection (lost, timed out, or not speaking SMTP).
+pub(crate) const CONNECTION_DROPPED: EnhancedCode = EnhancedCode::new(4, 4, 2);
+/// RFC 3463 4.4.4: unable to route (the hop has no address).
+const UNABLE_TO_ROUTE: EnhancedCode = EnhancedCode::new(4, 4, 4);
+
+pub(crate) fn all(recipients: &[JobRecipient], outcome: Outcome) -> Vec<(RecipientIndex, Outcome)> {
+    recipients
+        .iter()
+        .map(|r| (r.index, outcome.clone()))
+        .collect()
+}
+
+fn client_error_outcome(error: &ClientError) -> Outcome {
+    match error {
+        ClientError::Refused { reply, .. } => {
+            let status = Status {
+                code: EnhancedCode::of_reply(reply.code, &reply.text),
+                text: error.to_string(),
+            };
+            if reply.code >= 500 {
+                Outcome::Failed(status)
+            } else {
+                Outcome::Deferred(status)
+            }
+        }
+        ClientError::Unsupported { status, .. } => Outcome::Failed(Status {
+            code: *status,
+            text: error.to_string(),
+        }),
+        ClientError::Connect { .. } => Outcome::Deferred(Status::local(NO_ANSWER, error)),
+        ClientError::Timeout { .. } | ClientError::Io { .. } | ClientError::Protocol { .. } => {
+            Outcome::Deferred(Status::local(CONNECTION_DROPPED, error))
+        }
+    }
+}
+
+/// Delivers one job: over the reused connection if there is one and it still works,
+/// else over a new connection to the first target (in MX order) that answers.
+pub(crate) async fn run_job(
+    connection: Option<SmtpConnection>,
+    mut permit: Option<Permit>,
+    job: Deliver,
+    hop: NextHop,
+    settings: Arc<DeliverySettings>,
+    resolver: Arc<MxResolver>,
+) -> JobOutcome {
+    let max = settings.max_recipients_per_transaction.max(1);
+    let report = |relay: &str, results| DeliveryReport {
+        id: job.id,
+        relay: relay.to_string(),
+        results,
+        unreachable: false,
+        serial: 0,
+    };
+    if let Some(mut connection) = connection {
+        match transact(&mut connection, &job, max).await {
+            Ok(replies) => return finished(connection, &job, replies),
+            // The server closed the pooled connection while it was idle: nothing of this
+            // message reached it, so a fresh connection may carry it, in its place.
+            Err((done, e)) if done.is_empty() && e.is_stale_connection() => {
+                permit = connection.release_permit();
+            }
+            Err((done, e)) => {
+                let results = partial_results(&job.recipients, &done, &e);
+                let report = report(connection.peer(), results);
+                return JobOutcome {
+                    report,
+                    connection: e.leaves_connection_usable().then_some(connection),
+                    connect_failed: false,
+                };
+            }
+        }
+    }
+    let targets = match resolver.targets(&hop, settings.mx_port).await {
+        Ok(targets) => targets,
+        Err(e) => {
+            let status = Status::local(e.enhanced_status(), &e);
+            let outcome = if e.is_permanent() {
+                Outcome::Failed(status)
+            } else {
+                Outcome::Deferred(status)
+            };
+            let results = all(&job.recipients, outcome);
+            return JobOutcome {
+                report: report(&hop.to_string(), results),
+                connection: None,
+                connect_failed: false,
+            };
+        }
+    };
+    let lmtp = matches!(hop, NextHop::Lmtp { .. });
+    let mut last_error = None;
+    for target in &targets {
+        match SmtpConnection::connect(
+            &target.host,
+            target.addr,
+            &settings.helo_name,
+            lmtp,
+            settings.timeouts,
+        )
+        .await
+        {
+            Ok(mut connection) => {
+                connection.hold(permit.take());
+                connection.prefer_chunking(settings.chunking);
+                return match transact(&mut connection, &job, max).await {
+                    Ok(replies) => finished(connection, &job, replies),
+                    Err((done, e)) => {
+                        let results = partial_results(&job.recipients, &done, &e);
+                        let report = report(connection.peer(), results);
+                        JobOutcome {
+                            report,
+                            connection: e.leaves_connection_usable().then_some(connection),
+                            connect_failed: false,
+                        }
+                    }
+                };
+            }
+            Err(e) => {
+                tracing::debug!(next_hop = %hop, target = %target.addr, error = %e, "connection attempt failed");
+                last_error = Some(e);
+            }
+        }
+    }
+    let outcome = match &last_error {
+        Some(e) => client_error_outcome(e),
+        None => Outcome::Deferred(Status::local(
+            UNABLE_TO_ROUTE,
+            format!("no address to deliver to for {hop}"),
+        )),
+    };
+    let connect_failed = !matches!(outcome, Outcome::Failed(_));
+    let mut unreached = report(&hop.to_string(), all(&job.recipients, outcome));
+    unreached.unreachable = connect_failed;
+    JobOutcome {
+        report: unreached,
+        connection: None,
+        connect_failed,
+    }
+}
+
+/// Sends the job over `connection`, `max` recipients per transaction. On failure, also
+/// returns the replies of the transactions that completed before it.
+async fn transact(
+    connection: &mut SmtpConnection,
+    job: &Deliver,
+    max: usize,
+) -> Result<Vec<ServerReply>, (Vec<ServerReply>, ClientError)> {
+    let mut replies = Vec::with_capacity(job.recipients.len());
+    for chunk in job.recipients.chunks(max) {
+        match connection
+            .send(&job.sender, chunk, job.options, &job.data)
+            .await
+        {
+            Ok(chunk_replies) => replies.extend(chunk_replies),
+            Err(e) => return Err((replies, e)),
+        }
+    }
+    Ok(replies)
+}
+
+/// The outcome of a job whose transactions all completed.
+fn finished(connection: SmtpConnection, job: &Deliver, replies: Vec<ServerReply>) -> JobOutcome {
+    let results = job
+        .recipients
+        .iter()
+        .map(|r| r.index)
+        .zip(replies.iter().map(Outcome::from_reply))
+        .collect();
+    JobOutcome {
+        report: DeliveryReport {
+            id: job.id,
+            relay: connection.peer().to_string(),
+            results,
+            unreachable: false,
+            serial: 0,
+        },
+        connection: Some(connection),
+        connect_failed: false,
+    }
+}
+
+/// Replies for the recipients done before `error`; the rest get the error.
+fn partial_results(
+    recipients: &[JobRecipient],
+    done: &[ServerReply],
+    error: &ClientError,
+) -> Vec<(RecipientIndex, Outcome)> {
+    let failed = client_error_outcome(error);
+    recipients
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                r.index,
+                done.get(i)
+                    .map_or_else(|| failed.clone(), Outcome::from_reply),
+            )
+        })
+        .collect()
+}

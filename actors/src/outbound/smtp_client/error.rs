@@ -1,0 +1,115 @@
+//! What the next hop said ([`ServerReply`]) and how a connection can fail
+//! ([`ClientError`]); the Delivery actor turns each into a per-recipient status.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::protocol::status::EnhancedCode;
+
+/// A reply from the remote server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerReply {
+    /// The reply code.
+    pub code: u16,
+    /// The text of all lines joined by a space (enhanced code included).
+    pub text: String,
+}
+
+impl ServerReply {
+    /// 2xx.
+    pub fn is_positive(&self) -> bool {
+        (200..300).contains(&self.code)
+    }
+    /// 4xx.
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+}
+
+impl fmt::Display for ServerReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code, self.text)
+    }
+}
+
+/// A failure of the connection itself: every recipient of the transaction is deferred.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// TCP connect failed or timed out.
+    #[error("connect to {addr}: {reason}")]
+    Connect {
+        /// The address tried.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// No reply in time.
+    #[error("timeout waiting for reply to {stage} from {peer}")]
+    Timeout {
+        /// The command we were waiting on.
+        stage: &'static str,
+        /// The server.
+        peer: String,
+    },
+    /// The connection broke.
+    #[error("connection to {peer} lost during {stage}: {reason}")]
+    Io {
+        /// The command in progress.
+        stage: &'static str,
+        /// The server.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server sent something that is not an SMTP reply.
+    #[error("protocol error from {peer} during {stage}: {detail}")]
+    Protocol {
+        /// The command in progress.
+        stage: &'static str,
+        /// The server.
+        peer: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The message needs an extension the server does not offer; nothing was sent. A
+    /// permanent failure: another attempt at the same server cannot succeed.
+    #[error("{status} {peer} does not offer {extension}, which this message needs ({why})")]
+    Unsupported {
+        /// The enhanced status code of the failure.
+        status: EnhancedCode,
+        /// The extension.
+        extension: &'static str,
+        /// The server.
+        peer: String,
+        /// What in the message needs it.
+        why: &'static str,
+    },
+    /// The greeting or EHLO was refused: the whole session failed with this reply.
+    #[error("{peer} refused the session at {stage}: {reply}")]
+    Refused {
+        /// The command that was refused.
+        stage: &'static str,
+        /// The server.
+        peer: String,
+        /// Its reply.
+        reply: ServerReply,
+    },
+}
+
+impl ClientError {
+    /// Whether the connection failed before the server saw any of the transaction: a
+    /// pooled connection the server closed while idle fails at the first reply, that of
+    /// the RSET which starts every reused transaction.
+    pub fn is_stale_connection(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Io { stage: "RSET", .. } | ClientError::Protocol { stage: "RSET", .. }
+        )
+    }
+
+    /// Whether the connection is as good as before the failed message: nothing of it
+    /// was sent, so the connection can carry the next one.
+    pub fn leaves_connection_usable(&self) -> bool {
+        matches!(self, ClientError::Unsupported { .. })
+    }
+}

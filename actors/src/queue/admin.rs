@@ -1,0 +1,90 @@
+//! What operators ask the Queue: its counters ([`GetStats`], for the admin API, tests
+//! and the drain) and a retry of everything deferred ([`FlushDeferred`], `hermod queue
+//! flush`).
+
+use actix::prelude::*;
+
+use super::{Queue, schedule, unix_now};
+use crate::queue::id::QueueId;
+use crate::store::spool::RecipientStatus;
+
+/// Ask for the queue's counters (admin API, tests, drain).
+#[derive(Message, Debug)]
+#[rtype(result = "QueueStats")]
+pub struct GetStats;
+
+/// Retry every deferred recipient now (`hermod queue flush`).
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub struct FlushDeferred;
+
+/// What is in the queue.
+#[derive(Debug, Clone, Default, MessageResponse, serde::Serialize)]
+pub struct QueueStats {
+    /// Messages in the spool.
+    pub messages: usize,
+    /// Of those, messages held in memory: being delivered, due now, or waiting for a
+    /// down next hop. The others wait for a retry with only their schedule entry in
+    /// memory.
+    pub in_memory: usize,
+    /// Recipients waiting for their first attempt or due now.
+    pub pending: usize,
+    /// Recipients waiting for a retry; a message put away until its retry (not held in
+    /// memory) counts as one.
+    pub deferred: usize,
+    /// Messages with a delivery under way.
+    pub in_flight: usize,
+    /// Delivery actors registered (one per next hop in recent use; an actor finishing
+    /// its last job after it offered to retire is no longer counted).
+    pub delivery_actors: usize,
+}
+
+impl Handler<GetStats> for Queue {
+    type Result = QueueStats;
+
+    fn handle(&mut self, _: GetStats, _ctx: &mut Context<Self>) -> QueueStats {
+        let mut stats = QueueStats {
+            messages: self.messages.len() + self.evicted,
+            in_memory: self.messages.len(),
+            // Messages put away until their next retry count once each.
+            deferred: self.evicted,
+            in_flight: self.in_flight,
+            delivery_actors: self.deliveries.len(),
+            ..Default::default()
+        };
+        for message in self.messages.values() {
+            for r in &message.envelope.recipients {
+                match r.status {
+                    RecipientStatus::Pending => stats.pending += 1,
+                    RecipientStatus::Deferred { .. } => stats.deferred += 1,
+                    _ => {}
+                }
+            }
+        }
+        stats
+    }
+}
+
+impl Handler<FlushDeferred> for Queue {
+    type Result = usize;
+
+    fn handle(&mut self, _: FlushDeferred, ctx: &mut Context<Self>) -> usize {
+        let now = unix_now();
+        let mut count = 0;
+        // Messages put away until their retry are read back, to be retried now too.
+        let scheduled: Vec<QueueId> = self.schedule.iter().map(|(_, id)| *id).collect();
+        for id in scheduled {
+            self.resident(id);
+        }
+        for message in self.messages.values_mut() {
+            count += schedule::flush(&mut message.envelope, now);
+        }
+        let due: Vec<QueueId> = std::mem::take(&mut self.schedule)
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        self.ready.extend(due);
+        self.pump(ctx);
+        count
+    }
+}
