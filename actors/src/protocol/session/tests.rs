@@ -256,3 +256,155 @@ fn an_overlong_data_line_gets_the_same_refusal_whole_or_in_pieces() {
         "{whole}"
     );
 }
+
+/// The reply lines of `input` sent after EHLO, one command per line.
+fn after_ehlo(s: &mut ServerSession, input: &str) -> Vec<String> {
+    let (out, _, _) = drive(s, format!("EHLO client.test\r\n{input}").as_bytes());
+    // The EHLO reply is every "250-" line and the "250 " line that ends it.
+    let lines = replies(&out);
+    let ehlo = lines.iter().take_while(|l| l.starts_with("250-")).count() + 1;
+    lines[ehlo..].iter().map(|l| l.to_string()).collect()
+}
+
+#[test]
+fn ehlo_names_the_client_and_lists_the_extensions() {
+    let (out, events, _) = drive(&mut session(), b"EHLO client.test\r\n");
+    assert!(events.is_empty());
+    assert_eq!(
+        replies(&out),
+        [
+            "250-mx.hermod.test Hello client.test",
+            "250-PIPELINING",
+            "250-SIZE 1048576",
+            "250-8BITMIME",
+            "250-ENHANCEDSTATUSCODES",
+            "250-SMTPUTF8",
+            "250 CHUNKING"
+        ]
+    );
+}
+
+#[test]
+fn helo_greets_without_extensions() {
+    let (out, _, _) = drive(&mut session(), b"HELO client.test\r\n");
+    assert_eq!(replies(&out), ["250 mx.hermod.test Hello client.test"]);
+}
+
+#[test]
+fn mail_needs_a_greeting_first() {
+    let (out, _, _) = drive(&mut session(), b"MAIL FROM:<a@b.test>\r\n");
+    assert_eq!(
+        replies(&out),
+        ["503 5.5.1 Bad sequence of commands: send EHLO or HELO first"]
+    );
+}
+
+#[test]
+fn mail_opens_a_transaction_and_a_second_mail_is_refused() {
+    let mut s = session();
+    let lines = after_ehlo(&mut s, "MAIL FROM:<a@b.test>\r\nMAIL FROM:<c@d.test>\r\n");
+    assert!(lines[0].starts_with("250 2.1.0"), "{lines:?}");
+    assert!(lines[1].starts_with("503 5.5.1"), "{lines:?}");
+    assert!(s.in_transaction());
+}
+
+#[test]
+fn rcpt_needs_mail_first() {
+    let lines = after_ehlo(&mut session(), "RCPT TO:<x@relay.test>\r\n");
+    assert_eq!(
+        lines,
+        ["503 5.5.1 Bad sequence of commands: need MAIL before RCPT"]
+    );
+}
+
+#[test]
+fn rcpt_outside_the_relay_domains_is_denied_to_an_untrusted_client() {
+    let lines = after_ehlo(
+        &mut session(),
+        "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@elsewhere.test>\r\nRCPT TO:<x@relay.test>\r\n",
+    );
+    assert_eq!(
+        lines[1],
+        "554 5.7.1 <x@elsewhere.test>: Relay access denied"
+    );
+    assert!(lines[2].starts_with("250 2.1.5"), "{lines:?}");
+}
+
+#[test]
+fn rcpt_for_a_domain_that_loops_back_is_refused_with_5_4_6() {
+    use crate::policy::mail_loop::Loop;
+    let settings = settings(100, 10);
+    settings.loops.replace(vec![Loop {
+        domain: "relay.test".into(),
+        next_hop: "mx:relay.test".into(),
+        target: "127.0.0.1:25".parse().unwrap(),
+    }]);
+    let mut s = ServerSession::new(settings, "192.0.2.7".parse().unwrap());
+    let lines = after_ehlo(&mut s, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@Relay.Test>\r\n");
+    assert_eq!(
+        lines[1],
+        "550 5.4.6 <x@relay.test>: mail for relay.test loops back to myself"
+    );
+}
+
+#[test]
+fn data_needs_a_recipient() {
+    let lines = after_ehlo(&mut session(), "MAIL FROM:<a@b.test>\r\nDATA\r\n");
+    assert_eq!(lines[1], "554 5.5.1 No valid recipients");
+}
+
+#[test]
+fn data_ends_in_an_enqueue_with_our_received_header_in_front() {
+    let mut s = session();
+    let (out, events, _) = drive(
+        &mut s,
+        b"EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<x@relay.test>\r\nDATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\n",
+    );
+    assert!(replies(&out).last().unwrap().starts_with("354"), "{out}");
+    let [Event::Enqueue(message)] = events.as_slice() else {
+        panic!("expected one Enqueue, got {events:?}");
+    };
+    assert_eq!(message.sender.to_string(), "a@b.test");
+    assert_eq!(message.recipients.len(), 1);
+    let text = String::from_utf8_lossy(&message.data);
+    assert!(
+        text.starts_with("Received: from client.test ([192.0.2.7])"),
+        "{text}"
+    );
+    assert!(text.ends_with("Subject: hi\r\n\r\nbody\r\n"), "{text}");
+}
+
+#[test]
+fn rset_ends_the_transaction() {
+    let mut s = session();
+    let lines = after_ehlo(
+        &mut s,
+        "MAIL FROM:<a@b.test>\r\nRSET\r\nRCPT TO:<x@relay.test>\r\n",
+    );
+    assert_eq!(lines[1], "250 2.0.0 Reset state");
+    assert!(lines[2].starts_with("503 5.5.1"), "{lines:?}");
+    assert!(!s.in_transaction());
+}
+
+#[test]
+fn noop_vrfy_and_help_answer_without_changing_state() {
+    let mut s = session();
+    let lines = after_ehlo(&mut s, "NOOP\r\nVRFY x\r\nHELP\r\n");
+    assert_eq!(lines[0], "250 2.0.0 Ok");
+    assert!(lines[1].starts_with("252 "), "{lines:?}");
+    assert!(lines[2].starts_with("214 "), "{lines:?}");
+    assert!(!s.in_transaction());
+}
+
+#[test]
+fn starttls_without_tls_configured_is_not_implemented() {
+    let lines = after_ehlo(&mut session(), "STARTTLS\r\n");
+    assert_eq!(lines, ["502 5.5.1 STARTTLS not implemented"]);
+}
+
+#[test]
+fn quit_says_bye_and_closes() {
+    let (out, events, _) = drive(&mut session(), b"QUIT\r\nNOOP\r\n");
+    assert_eq!(replies(&out), ["221 2.0.0 Bye"]);
+    assert!(matches!(events.as_slice(), [Event::Close]));
+}

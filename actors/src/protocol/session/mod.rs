@@ -11,14 +11,18 @@ use bytes::{Buf, BytesMut};
 
 use super::address::{Mailbox, ReversePath};
 use super::command::{self, Command, CommandError, MailFrom, MailOptions};
-use super::receiver::{BdatReceiver, BodyLimits, BodyResult, DataReceiver, ReceivedBody, Spill};
+use super::receiver::{BdatReceiver, DataReceiver, Spill};
 use super::reply::Reply;
 use crate::policy::mail_loop::LoopingDomains;
 use crate::policy::relay::RelayPolicy;
-use crate::protocol::datetime;
 use crate::queue::id::{QueueId, QueueIdGenerator};
 use crate::store::body_file::IncomingBody;
 use crate::store::disk_space::DiskSpace;
+
+mod data;
+mod hello;
+mod mail;
+mod rcpt;
 
 /// Settings resolved once from configuration and shared by every session.
 #[derive(Debug)]
@@ -314,18 +318,8 @@ impl ServerSession {
         out: &mut Vec<u8>,
     ) -> Option<Event> {
         match command {
-            Command::Ehlo(domain) => {
-                self.transaction = None;
-                Reply::ehlo(&self.settings.hostname, &domain, self.extensions()).write_to(out);
-                self.helo = Some(domain);
-                self.esmtp = true;
-            }
-            Command::Helo(domain) => {
-                self.transaction = None;
-                Reply::helo(&self.settings.hostname, &domain).write_to(out);
-                self.helo = Some(domain);
-                self.esmtp = false;
-            }
+            Command::Ehlo(domain) => self.ehlo(domain, out),
+            Command::Helo(domain) => self.helo(domain, out),
             Command::Mail(mail) => self.mail(mail, out),
             Command::Rcpt(rcpt) => self.rcpt(rcpt, out),
             Command::Data => self.data(out),
@@ -350,219 +344,6 @@ impl ServerSession {
         }
         None
     }
-
-    fn extensions(&self) -> Vec<String> {
-        let mut ext = vec![
-            "PIPELINING".to_string(),
-            format!("SIZE {}", self.settings.max_message_size),
-            "8BITMIME".to_string(),
-            "ENHANCEDSTATUSCODES".to_string(),
-            "SMTPUTF8".to_string(),
-            "CHUNKING".to_string(),
-        ];
-        if self.settings.starttls && !self.tls {
-            ext.push("STARTTLS".to_string());
-        }
-        ext
-    }
-
-    fn mail(&mut self, mail: MailFrom, out: &mut Vec<u8>) {
-        if self.helo.is_none() {
-            return self.error(out, Reply::bad_sequence("send EHLO or HELO first"));
-        }
-        if self.transaction.is_some() {
-            return self.error(out, Reply::bad_sequence("nested MAIL command"));
-        }
-        if mail
-            .size
-            .is_some_and(|size| size > self.settings.max_message_size)
-        {
-            return self.error(out, Reply::message_too_big(self.settings.max_message_size));
-        }
-        if self.settings.disk.is_low() {
-            // Refused before the client spends the data; not the client's error.
-            return self.refuse(out, Reply::insufficient_storage());
-        }
-        self.transaction = Some(Transaction {
-            mail,
-            recipients: Vec::new(),
-            bdat: None,
-        });
-        Reply::sender_ok().write_to(out);
-    }
-
-    fn rcpt(&mut self, rcpt: Mailbox, out: &mut Vec<u8>) {
-        let max = self.settings.max_recipients;
-        let postmaster = self.postmaster_for(&rcpt);
-        let rcpt = postmaster.clone().unwrap_or(rcpt);
-        let Some(transaction) = self.transaction.as_mut() else {
-            return self.error(out, Reply::bad_sequence("need MAIL before RCPT"));
-        };
-        if transaction.recipients.contains(&rcpt) {
-            // A duplicate gets the same answer as the first, but one delivery.
-            return Reply::recipient_ok().write_to(out);
-        }
-        if transaction.recipients.len() >= max {
-            // Counts as an error (Postfix's hard error limit does the same): a client
-            // that keeps sending RCPT past the limit is cut off, not answered forever.
-            return self.error(out, Reply::too_many_recipients(max));
-        }
-        if postmaster.is_none() && !self.settings.relay.allows(self.client_ip, &rcpt) {
-            let reply = Reply::relay_denied(&rcpt.to_string());
-            return self.error(out, reply);
-        }
-        if self.settings.loops.loops(&rcpt.domain) {
-            let reply = Reply::loops_back(&rcpt.to_string(), &rcpt.domain);
-            return self.error(out, reply);
-        }
-        transaction.recipients.push(rcpt);
-        Reply::recipient_ok().write_to(out);
-    }
-
-    /// The configured postmaster, when `rcpt` is our postmaster address.
-    fn postmaster_for(&self, rcpt: &Mailbox) -> Option<Mailbox> {
-        let postmaster = self.settings.postmaster.as_ref()?;
-        (rcpt.local.eq_ignore_ascii_case("postmaster")
-            && rcpt.domain.eq_ignore_ascii_case(&self.settings.hostname))
-        .then(|| postmaster.clone())
-    }
-
-    fn limits(&self) -> BodyLimits {
-        BodyLimits {
-            max_size: self.settings.max_message_size,
-            max_line: self.settings.max_line_length,
-            spill: self.settings.spill.clone(),
-        }
-    }
-
-    fn data(&mut self, out: &mut Vec<u8>) {
-        let Some(transaction) = self.transaction.as_ref() else {
-            return self.error(out, Reply::bad_sequence("need MAIL before DATA"));
-        };
-        if transaction.bdat.is_some() {
-            return self.error(out, Reply::bad_sequence("DATA after BDAT"));
-        }
-        if transaction.recipients.is_empty() {
-            return self.error(out, Reply::no_valid_recipients());
-        }
-        let hint = transaction.mail.size.unwrap_or(0);
-        self.phase = Phase::Data(DataReceiver::new(self.limits(), hint));
-        Reply::start_data().write_to(out);
-    }
-
-    fn bdat(&mut self, size: usize, last: bool) {
-        let limits = self.limits();
-        let max_size = self.settings.max_message_size;
-        let refusal = match self.transaction.as_mut() {
-            None => Some(Reply::bad_sequence("need MAIL before BDAT")),
-            Some(t) if t.recipients.is_empty() => Some(Reply::no_valid_recipients()),
-            // Refused at the chunk that passes the limit, not after the client has sent
-            // every chunk; the message is over, as RFC 3030 §2 says of a failed BDAT.
-            Some(t)
-                if t.bdat
-                    .as_ref()
-                    .map_or(0, BdatReceiver::len)
-                    .saturating_add(size)
-                    > max_size =>
-            {
-                self.transaction = None;
-                Some(Reply::message_too_big(max_size))
-            }
-            Some(t) => {
-                t.bdat
-                    .get_or_insert_with(|| BdatReceiver::new(limits))
-                    .begin_chunk(size);
-                None
-            }
-        };
-        self.phase = match refusal {
-            Some(reply) => {
-                if last {
-                    self.transaction = None;
-                }
-                Phase::BdatDiscard {
-                    remaining: size,
-                    reply,
-                }
-            }
-            None => Phase::Bdat { last },
-        };
-    }
-
-    fn finish_message(
-        &mut self,
-        result: BodyResult,
-        out: &mut Vec<u8>,
-        now: SystemTime,
-    ) -> Option<Event> {
-        let transaction = self.transaction.take()?;
-        let body = match result {
-            Ok(body) => body,
-            Err(problem) => {
-                self.error(out, problem.reply(self.settings.max_message_size));
-                return None;
-            }
-        };
-        let hops = count_received_headers(body.start());
-        if hops > self.settings.max_received_headers {
-            self.refuse(out, Reply::mail_loop(hops));
-            return None;
-        }
-        let id = self.settings.ids.next_id();
-        let mut data = self.received_header(id, &transaction, now).into_bytes();
-        let body_file = match body {
-            ReceivedBody::Memory(body) => {
-                data.extend_from_slice(&body);
-                None
-            }
-            ReceivedBody::File { file, .. } => Some(file),
-        };
-        Some(Event::Enqueue(AcceptedMessage {
-            id,
-            options: MailOptions {
-                eight_bit_mime: transaction.mail.eight_bit,
-                smtputf8: transaction.mail.smtputf8,
-            },
-            sender: transaction.mail.sender,
-            recipients: transaction.recipients,
-            data,
-            body_file,
-        }))
-    }
-
-    fn received_header(&self, id: QueueId, transaction: &Transaction, now: SystemTime) -> String {
-        let protocol = match (transaction.mail.smtputf8, self.esmtp, self.tls) {
-            (true, _, true) => "UTF8SMTPS",
-            (true, _, false) => "UTF8SMTP",
-            (false, true, true) => "ESMTPS",
-            (false, true, false) => "ESMTP",
-            (false, false, true) => "SMTPS",
-            (false, false, false) => "SMTP",
-        };
-        let helo = self.helo.as_deref().unwrap_or("unknown");
-        let ip = match self.client_ip {
-            IpAddr::V4(v4) => format!("[{v4}]"),
-            IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
-        };
-        let for_clause = match transaction.recipients.as_slice() {
-            [only] => format!("\r\n\tfor <{only}>"),
-            _ => String::new(),
-        };
-        format!(
-            "Received: from {helo} ({ip})\r\n\tby {} (hermod) with {protocol} id {id}{for_clause};\r\n\t{}\r\n",
-            self.settings.hostname,
-            datetime::rfc5322(now)
-        )
-    }
-}
-
-/// Received: headers in the header section (up to the first empty line).
-fn count_received_headers(message: &[u8]) -> usize {
-    message
-        .split(|&b| b == b'\n')
-        .take_while(|line| *line != b"\r" && !line.is_empty())
-        .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
-        .count()
 }
 
 fn command_error_reply(error: CommandError) -> Reply {
@@ -578,5 +359,4 @@ fn command_error_reply(error: CommandError) -> Reply {
 }
 
 #[cfg(test)]
-#[path = "session_tests.rs"]
 mod tests;

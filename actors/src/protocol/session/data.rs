@@ -1,0 +1,151 @@
+//! DATA and BDAT: receiving the message content, checking it (size, loops by Received:
+//! count), and handing it on with hermod's Received: header in front.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use super::{AcceptedMessage, Event, Phase, ServerSession, Transaction};
+use crate::protocol::command::MailOptions;
+use crate::protocol::datetime;
+use crate::protocol::receiver::{BdatReceiver, BodyLimits, BodyResult, DataReceiver, ReceivedBody};
+use crate::protocol::reply::Reply;
+use crate::queue::id::QueueId;
+
+impl ServerSession {
+    pub(super) fn limits(&self) -> BodyLimits {
+        BodyLimits {
+            max_size: self.settings.max_message_size,
+            max_line: self.settings.max_line_length,
+            spill: self.settings.spill.clone(),
+        }
+    }
+
+    pub(super) fn data(&mut self, out: &mut Vec<u8>) {
+        let Some(transaction) = self.transaction.as_ref() else {
+            return self.error(out, Reply::bad_sequence("need MAIL before DATA"));
+        };
+        if transaction.bdat.is_some() {
+            return self.error(out, Reply::bad_sequence("DATA after BDAT"));
+        }
+        if transaction.recipients.is_empty() {
+            return self.error(out, Reply::no_valid_recipients());
+        }
+        let hint = transaction.mail.size.unwrap_or(0);
+        self.phase = Phase::Data(DataReceiver::new(self.limits(), hint));
+        Reply::start_data().write_to(out);
+    }
+
+    pub(super) fn bdat(&mut self, size: usize, last: bool) {
+        let limits = self.limits();
+        let max_size = self.settings.max_message_size;
+        let refusal = match self.transaction.as_mut() {
+            None => Some(Reply::bad_sequence("need MAIL before BDAT")),
+            Some(t) if t.recipients.is_empty() => Some(Reply::no_valid_recipients()),
+            // Refused at the chunk that passes the limit, not after the client has sent
+            // every chunk; the message is over, as RFC 3030 §2 says of a failed BDAT.
+            Some(t)
+                if t.bdat
+                    .as_ref()
+                    .map_or(0, BdatReceiver::len)
+                    .saturating_add(size)
+                    > max_size =>
+            {
+                self.transaction = None;
+                Some(Reply::message_too_big(max_size))
+            }
+            Some(t) => {
+                t.bdat
+                    .get_or_insert_with(|| BdatReceiver::new(limits))
+                    .begin_chunk(size);
+                None
+            }
+        };
+        self.phase = match refusal {
+            Some(reply) => {
+                if last {
+                    self.transaction = None;
+                }
+                Phase::BdatDiscard {
+                    remaining: size,
+                    reply,
+                }
+            }
+            None => Phase::Bdat { last },
+        };
+    }
+
+    pub(super) fn finish_message(
+        &mut self,
+        result: BodyResult,
+        out: &mut Vec<u8>,
+        now: SystemTime,
+    ) -> Option<Event> {
+        let transaction = self.transaction.take()?;
+        let body = match result {
+            Ok(body) => body,
+            Err(problem) => {
+                self.error(out, problem.reply(self.settings.max_message_size));
+                return None;
+            }
+        };
+        let hops = count_received_headers(body.start());
+        if hops > self.settings.max_received_headers {
+            self.refuse(out, Reply::mail_loop(hops));
+            return None;
+        }
+        let id = self.settings.ids.next_id();
+        let mut data = self.received_header(id, &transaction, now).into_bytes();
+        let body_file = match body {
+            ReceivedBody::Memory(body) => {
+                data.extend_from_slice(&body);
+                None
+            }
+            ReceivedBody::File { file, .. } => Some(file),
+        };
+        Some(Event::Enqueue(AcceptedMessage {
+            id,
+            options: MailOptions {
+                eight_bit_mime: transaction.mail.eight_bit,
+                smtputf8: transaction.mail.smtputf8,
+            },
+            sender: transaction.mail.sender,
+            recipients: transaction.recipients,
+            data,
+            body_file,
+        }))
+    }
+
+    fn received_header(&self, id: QueueId, transaction: &Transaction, now: SystemTime) -> String {
+        let protocol = match (transaction.mail.smtputf8, self.esmtp, self.tls) {
+            (true, _, true) => "UTF8SMTPS",
+            (true, _, false) => "UTF8SMTP",
+            (false, true, true) => "ESMTPS",
+            (false, true, false) => "ESMTP",
+            (false, false, true) => "SMTPS",
+            (false, false, false) => "SMTP",
+        };
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let ip = match self.client_ip {
+            IpAddr::V4(v4) => format!("[{v4}]"),
+            IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
+        };
+        let for_clause = match transaction.recipients.as_slice() {
+            [only] => format!("\r\n\tfor <{only}>"),
+            _ => String::new(),
+        };
+        format!(
+            "Received: from {helo} ({ip})\r\n\tby {} (hermod) with {protocol} id {id}{for_clause};\r\n\t{}\r\n",
+            self.settings.hostname,
+            datetime::rfc5322(now)
+        )
+    }
+}
+
+/// Received: headers in the header section (up to the first empty line).
+fn count_received_headers(message: &[u8]) -> usize {
+    message
+        .split(|&b| b == b'\n')
+        .take_while(|line| *line != b"\r" && !line.is_empty())
+        .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
+}
