@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hermod_actors::queue::id::QueueIdGenerator;
-use hermod_actors::store::spool::{
-    Committer, Envelope, RecipientState, RecipientStatus, SledSpool, Spool,
-};
+use hermod_actors::store::committer::Committer;
+use hermod_actors::store::spool::{Envelope, RecipientState, RecipientStatus, SledSpool, Spool};
 
 fn envelope() -> Envelope {
     Envelope {
@@ -32,7 +31,8 @@ fn bench_commit(c: &mut Criterion) {
     let spool: Arc<dyn Spool> = Arc::new(SledSpool::open(dir.path()).unwrap());
     let committer = Committer::start(spool.clone());
     let ids = QueueIdGenerator::new();
-    let data = vec![b'x'; 1024];
+    let data = bytes::Bytes::from(vec![b'x'; 1024]);
+    let deadline = || std::time::Instant::now() + std::time::Duration::from_secs(60);
     let envelope = envelope();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -45,8 +45,8 @@ fn bench_commit(c: &mut Criterion) {
     group.bench_function("insert_and_flush_alone", |b| {
         b.iter(|| {
             let id = ids.next_id();
-            spool.insert(id, &envelope, &data).unwrap();
-            runtime.block_on(committer.commit()).unwrap();
+            let store = committer.store(id, envelope.clone(), data.clone(), None, deadline());
+            runtime.block_on(store).unwrap();
             spool.remove(id).unwrap();
         })
     });
@@ -58,11 +58,15 @@ fn bench_commit(c: &mut Criterion) {
                 let mut tasks = Vec::new();
                 for _ in 0..WRITERS {
                     let id = ids.next_id();
-                    spool.insert(id, &envelope, &data).unwrap();
-                    let committer = committer.clone();
-                    tasks.push(tokio::spawn(
-                        async move { committer.commit().await.map(|_| id) },
-                    ));
+                    let (c, e, d, at) = (
+                        committer.clone(),
+                        envelope.clone(),
+                        data.clone(),
+                        deadline(),
+                    );
+                    tasks.push(tokio::spawn(async move {
+                        c.store(id, e, d, None, at).await.map(|_| id)
+                    }));
                 }
                 for task in tasks {
                     let id = task.await.unwrap().unwrap();

@@ -20,8 +20,9 @@ use hermod_actors::policy::mail_loop::{self, LoopCheck, LoopInputs, LoopingDomai
 use hermod_actors::queue::id::QueueIdGenerator;
 use hermod_actors::queue::{self, Queue};
 use hermod_actors::store::body_file::BodyFiles;
+use hermod_actors::store::committer::Committer;
 use hermod_actors::store::disk_space::{Ballast, DiskSpace};
-use hermod_actors::store::spool::{Committer, SledSpool, Spool};
+use hermod_actors::store::spool::{SledSpool, Spool};
 use tokio::sync::watch;
 
 use crate::config::smtp::SessionShared;
@@ -196,7 +197,7 @@ async fn start(
     let mut queue = Queue::new(
         queue_settings,
         spool,
-        committer,
+        committer.clone(),
         ids.clone(),
         router,
         factory,
@@ -214,7 +215,7 @@ async fn start(
     let template = SessionContextTemplate {
         settings: sessions.settings,
         timeouts: sessions.timeouts,
-        queue: queue.clone().recipient(),
+        intake: queue::Intake::new(committer, queue.clone().recipient()),
         draining: draining_rx,
     };
     let listeners: Vec<Addr<Listener>> = arbiters

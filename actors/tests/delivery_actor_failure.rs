@@ -46,8 +46,8 @@ async fn a_delivery_actor_that_panics_gives_its_jobs_back() {
             JobLog(log.clone()).start().recipient()
         }
     });
-    let queue = queue(settings(), spool.clone(), ids.clone(), factory).start();
-    let id = enqueue(&queue, &ids, Duration::from_secs(10))
+    let (queue, intake) = common::started(queue(settings(), spool.clone(), ids.clone(), factory));
+    let id = enqueue(&intake, &ids, Duration::from_secs(10))
         .await
         .unwrap();
 

@@ -1,4 +1,4 @@
-//! A message the Queue cannot make durable before the Session's deadline is refused,
+//! A message the intake cannot make durable before the Session's deadline is refused,
 //! taken out of the real sled spool, and never handed to a Delivery actor: the client
 //! that got 451 will send it again, so delivering this copy would be a duplicate.
 
@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use common::{JobLog, enqueue, queue, settings};
-use hermod_actors::queue::Queue;
+use common::{JobLog, enqueue, queue, settings, started};
 use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
+use hermod_actors::queue::{Intake, Queue};
 use hermod_actors::store::body_file::IncomingBody;
 use hermod_actors::store::message_data::MessageData;
 use hermod_actors::store::spool::{Envelope, SledSpool, Spool, SpoolError};
@@ -63,11 +63,17 @@ impl Spool for SlowDisk {
 type Jobs = Arc<Mutex<Vec<QueueId>>>;
 
 /// Starts a Queue over a sled spool in `dir` whose flushes take `delay`; returns it,
-/// the spool, the id generator and the jobs handed out.
+/// its intake, the spool, the id generator and the jobs handed out.
 fn start(
     dir: &std::path::Path,
     delay: Duration,
-) -> (Addr<Queue>, Arc<SlowDisk>, Arc<QueueIdGenerator>, Jobs) {
+) -> (
+    Addr<Queue>,
+    Intake,
+    Arc<SlowDisk>,
+    Arc<QueueIdGenerator>,
+    Jobs,
+) {
     let spool = Arc::new(SlowDisk {
         spool: SledSpool::open(dir).unwrap(),
         delay,
@@ -76,16 +82,16 @@ fn start(
     let jobs = Arc::new(Mutex::new(Vec::new()));
     let log = jobs.clone();
     let factory = Box::new(move |_: &_, _| JobLog(log.clone()).start().recipient());
-    let queue = queue(settings(), spool.clone(), ids.clone(), factory).start();
-    (queue, spool, ids, jobs)
+    let (queue, intake) = started(queue(settings(), spool.clone(), ids.clone(), factory));
+    (queue, intake, spool, ids, jobs)
 }
 
 #[actix::test]
 async fn a_commit_past_the_deadline_is_refused_removed_and_never_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let (queue, spool, ids, jobs) = start(dir.path(), Duration::from_millis(500));
+    let (_queue, intake, spool, ids, jobs) = start(dir.path(), Duration::from_millis(500));
     let started = Instant::now();
-    let answer = enqueue(&queue, &ids, Duration::from_millis(100)).await;
+    let answer = enqueue(&intake, &ids, Duration::from_millis(100)).await;
     let error = answer.expect_err("a commit slower than the deadline must be refused");
     assert!(error.0.contains("in time"), "{error}");
     assert!(
@@ -102,12 +108,12 @@ async fn a_commit_past_the_deadline_is_refused_removed_and_never_delivered() {
 #[actix::test]
 async fn a_message_arriving_after_its_deadline_is_not_written() {
     let dir = tempfile::tempdir().unwrap();
-    let (queue, spool, ids, jobs) = start(dir.path(), Duration::ZERO);
-    let answer = enqueue(&queue, &ids, Duration::ZERO).await;
+    let (_queue, intake, spool, ids, jobs) = start(dir.path(), Duration::ZERO);
+    let answer = enqueue(&intake, &ids, Duration::ZERO).await;
     assert!(answer.is_err());
     assert!(spool.recover().unwrap().is_empty());
     // A message with time to spare is queued and dispatched as usual.
-    let id = enqueue(&queue, &ids, Duration::from_secs(10))
+    let id = enqueue(&intake, &ids, Duration::from_secs(10))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;

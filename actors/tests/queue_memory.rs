@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use common::{JobLog, enqueue, queue, settings};
+use common::{JobLog, enqueue, queue, settings, started};
 use hermod_actors::outbound::delivery::{Deliver, DeliveryReport, Outcome, QueueLink};
 use hermod_actors::protocol::status::Status;
 use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
@@ -83,8 +83,8 @@ async fn a_message_waiting_for_its_retry_is_put_away_and_read_back_when_due() {
     });
     let mut queue_settings = settings();
     queue_settings.retry_interval = Duration::from_secs(2);
-    let queue = queue(queue_settings, spool.clone(), ids.clone(), factory).start();
-    let id = enqueue(&queue, &ids, Duration::from_secs(10))
+    let (queue, intake) = started(queue(queue_settings, spool.clone(), ids.clone(), factory));
+    let id = enqueue(&intake, &ids, Duration::from_secs(10))
         .await
         .unwrap();
     // Deferred: still queued, no longer in memory.
@@ -137,7 +137,7 @@ async fn recovery_holds_only_what_is_due_and_finishes_what_is_final() {
     let jobs = Arc::new(Mutex::new(Vec::new()));
     let log = jobs.clone();
     let factory = Box::new(move |_: &_, _| JobLog(log.clone()).start().recipient());
-    let mut queue = queue(settings(), spool.clone(), ids, factory);
+    let (mut queue, _committer) = queue(settings(), spool.clone(), ids, factory);
     assert_eq!(queue.recover().unwrap(), 4);
     let queue = queue.start();
     // The pending one is dispatched; the two deferred ones wait on disk only; the
@@ -163,9 +163,9 @@ async fn message_data_in_flight_is_bounded_in_bytes() {
     let factory = Box::new(move |_: &_, _| JobLog(log.clone()).start().recipient());
     let mut queue_settings = settings();
     queue_settings.max_bytes_in_flight = 30;
-    let queue = queue(queue_settings, spool.clone(), ids.clone(), factory).start();
+    let (queue, intake) = started(queue(queue_settings, spool.clone(), ids.clone(), factory));
     for _ in 0..3 {
-        enqueue(&queue, &ids, Duration::from_secs(10))
+        enqueue(&intake, &ids, Duration::from_secs(10))
             .await
             .unwrap();
     }

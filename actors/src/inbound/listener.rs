@@ -169,8 +169,8 @@ pub struct SessionContextTemplate {
     pub settings: Arc<ServerSettings>,
     /// Timeouts.
     pub timeouts: SessionTimeouts,
-    /// The Queue.
-    pub queue: Recipient<crate::queue::Enqueue>,
+    /// The way into the queue.
+    pub intake: crate::queue::Intake,
     /// Turns true when the server drains.
     pub draining: watch::Receiver<bool>,
 }
@@ -263,7 +263,7 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Listener {
         let context = SessionContext {
             settings: self.session.settings.clone(),
             timeouts: self.session.timeouts,
-            queue: self.session.queue.clone(),
+            intake: self.session.intake.clone(),
             listener: ctx.address().recipient(),
             draining: self.session.draining.clone(),
         };

@@ -1,6 +1,7 @@
 //! The Session actor: owns one client connection — its socket and its timers — and drives
-//! the sans-IO protocol ([`ServerSession`]) over it. It sends [`Enqueue`] to the Queue
-//! and writes the Queue's answer; it tells the Listener when it ends.
+//! the sans-IO protocol ([`ServerSession`]) over it. It hands each accepted message to
+//! the [`Intake`] (the commit thread makes it durable, then the Queue is told) and
+//! answers 250 once it is on disk; it tells the Listener when it ends.
 //!
 //! Reading is buffered and the protocol consumes complete lines only, so bytes that were
 //! pipelined behind a command stay in the buffer; STARTTLS (when offered) drops them, as
@@ -20,11 +21,7 @@ use tokio::time::{timeout, timeout_at};
 use crate::protocol::deadline::{PhaseDeadline, PhaseLimits, Stage};
 use crate::protocol::session::AcceptedMessage;
 use crate::protocol::{Event, Reply, ServerSession, ServerSettings};
-use crate::queue::Enqueue;
-
-/// How long past the enqueue deadline a Session still waits for the Queue's answer. The
-/// Queue answers by the deadline itself; this covers only a Queue that is not running.
-const ENQUEUE_GRACE: Duration = Duration::from_secs(5);
+use crate::queue::Intake;
 
 /// Sent to the Listener when a session ends, so it can release the connection slot.
 #[derive(Message, Debug)]
@@ -53,7 +50,7 @@ pub struct SessionContext {
     /// Timeouts.
     pub timeouts: SessionTimeouts,
     /// Where accepted messages go.
-    pub queue: Recipient<Enqueue>,
+    pub intake: Intake,
     /// Who is told when the session ends.
     pub listener: Recipient<SessionEnded>,
     /// Turns true when the server drains (SIGTERM): idle sessions say 421 and close.
@@ -148,22 +145,11 @@ async fn exchange(
                 let id = message.id;
                 let deadline = Instant::now() + cx.timeouts.enqueue;
                 let reply = match sync_body_file(message).await {
-                    Ok(message) => {
-                        let request = Enqueue {
-                            message,
-                            client: peer.ip(),
-                            deadline,
-                        };
-                        // The Queue answers by the deadline; the grace only covers a
-                        // Queue that is not running at all.
-                        let wait = cx.timeouts.enqueue + ENQUEUE_GRACE;
-                        match timeout(wait, cx.queue.send(request)).await {
-                            Ok(Ok(Ok(_))) => Reply::queued(&id.to_string()),
-                            Ok(Ok(Err(e))) => Reply::queue_unavailable(&e.to_string()),
-                            Ok(Err(_)) => Reply::queue_unavailable("queue not running"),
-                            Err(_) => Reply::queue_unavailable("timed out waiting for the queue"),
-                        }
-                    }
+                    // The intake answers by the deadline, one way or the other.
+                    Ok(message) => match cx.intake.enqueue(message, peer.ip(), deadline).await {
+                        Ok(_) => Reply::queued(&id.to_string()),
+                        Err(e) => Reply::queue_unavailable(&e.to_string()),
+                    },
                     Err(reply) => reply,
                 };
                 if reply.is_failure() {

@@ -1,112 +1,156 @@
-//! How a message enters the queue: the Session's [`Enqueue`], written to the spool and
-//! answered only after the committer's flush put it on disk (or refused when that does
-//! not happen by the Session's deadline).
+//! How a message enters the queue. A Session hands its accepted message to the
+//! [`Intake`]: the commit thread writes it and flushes (group commit), and only then
+//! does the Session answer 250; the Queue is told afterwards ([`Stored`]) and schedules
+//! the delivery. The Queue actor is not on the path of the 250, and no sled work runs on
+//! the arbiter that serves sessions.
+//!
+//! A message that is not on disk by the Session's deadline is refused with 451 and
+//! taken out of the spool: the client's retry is the copy that will be delivered.
 
 use std::net::IpAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use actix::dev::SendError;
 use actix::prelude::*;
 use bytes::Bytes;
 
-use super::{Queue, unix_now};
+use super::Queue;
 use crate::protocol::session::AcceptedMessage;
 use crate::queue::id::QueueId;
+use crate::store::committer::Committer;
 use crate::store::message_data::MessageData;
 use crate::store::spool::{Envelope, RecipientState, RecipientStatus, SpoolError};
 
-/// Store a message durably; answered with its id once it is on disk.
-///
-/// The answer comes by `deadline`, when the Session gives up and tells the client 451:
-/// a message that is not on disk by then is taken out of the spool and never
-/// delivered, so the client's retry cannot make a duplicate.
+/// A message now on disk: the Queue keeps it and schedules its delivery.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<QueueId, SpoolError>")]
-pub struct Enqueue {
-    /// The message as the protocol accepted it.
-    pub message: AcceptedMessage,
-    /// The client that sent it.
-    pub client: IpAddr,
-    /// When the Session stops waiting.
-    pub deadline: std::time::Instant,
+#[rtype(result = "()")]
+pub struct Stored {
+    /// Its queue id.
+    pub id: QueueId,
+    /// Its envelope as stored.
+    pub envelope: Envelope,
+    /// Its data in memory, so the first attempt needs no read from the spool; `None`
+    /// for a large message, whose body is read from its file when it is sent.
+    pub data: Option<MessageData>,
 }
 
-/// The refusal of a message the Queue could not make durable before the Session's
-/// deadline; logged and counted here, answered with 451 by the Session.
-fn not_in_time(id: QueueId, when: &str) -> SpoolError {
-    metrics::counter!("queue_enqueue_timeouts_total").increment(1);
-    tracing::warn!(queue_id = %id, when, "message not queued: the queue could not store it in time; it is removed and will not be delivered");
-    SpoolError("the queue could not store the message in time".into())
+/// The way into the queue for Sessions; clones share the commit thread and the Queue.
+#[derive(Clone)]
+pub struct Intake {
+    committer: Committer,
+    queue: Recipient<Stored>,
 }
 
-impl Handler<Enqueue> for Queue {
-    type Result = ResponseActFuture<Self, Result<QueueId, SpoolError>>;
+impl Intake {
+    /// Messages go to disk through `committer`, then to `queue`.
+    pub fn new(committer: Committer, queue: Recipient<Stored>) -> Self {
+        Intake { committer, queue }
+    }
 
-    fn handle(&mut self, msg: Enqueue, _ctx: &mut Context<Self>) -> Self::Result {
-        let deadline = msg.deadline;
-        if std::time::Instant::now() >= deadline {
-            return Box::pin(fut::ready(Err(not_in_time(
-                msg.message.id,
-                "before it was written",
-            ))));
+    /// Makes `message` durable and hands it to the Queue; `Ok` means the client may
+    /// get its 250. By `deadline` the answer is given, one way or the other.
+    pub async fn enqueue(
+        &self,
+        message: AcceptedMessage,
+        client: IpAddr,
+        deadline: Instant,
+    ) -> Result<QueueId, SpoolError> {
+        if !self.queue.connected() {
+            return Err(SpoolError("queue not running".into()));
         }
-        let AcceptedMessage {
-            id,
-            sender,
-            recipients,
-            options,
-            data,
-            body_file,
-        } = msg.message;
-        let size = data.len() + body_file.as_ref().map_or(0, |f| f.len() as usize);
-        let mut envelope = Envelope {
-            sender: sender.to_string(),
-            recipients: recipients
-                .iter()
-                .map(|m| RecipientState {
-                    address: m.to_string(),
-                    domain: m.domain.clone(),
-                    status: RecipientStatus::Pending,
-                    attempts: 0,
-                })
-                .collect(),
-            arrival: unix_now(),
-            size,
-            client: msg.client.to_string(),
-            options,
-            body_file: false,
+        let id = message.id;
+        let (envelope, data, body_file) = envelope_of(message, client);
+        let stored = self
+            .committer
+            .store(id, envelope, data.clone(), body_file, deadline);
+        let envelope = match tokio::time::timeout_at(deadline.into(), stored).await {
+            Ok(Ok(envelope)) => envelope,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                // Written or not, it must not stay: the client is told 451.
+                self.committer.withdraw(id);
+                return Err(SpoolError::not_in_time(id, "before it reached the disk"));
+            }
         };
-        let stored = match body_file {
-            None => self.spool.insert(id, &envelope, &data),
-            Some(file) => self.spool.insert_with_file(id, &mut envelope, &data, file),
-        };
-        if let Err(e) = stored {
-            metrics::counter!("queue_enqueue_errors_total").increment(1);
-            tracing::error!(queue_id = %id, error = %e, "cannot write message to spool");
-            return Box::pin(fut::ready(Err(e)));
+        let data = (!envelope.body_file).then(|| MessageData::Inline(data));
+        self.tell_queue(Stored { id, envelope, data });
+        Ok(id)
+    }
+
+    /// Hands a stored message to the Queue without waiting for it (the client's 250
+    /// does not depend on it), but respecting its mailbox's capacity. If the Queue is
+    /// gone, the message waits in the spool for the next start.
+    fn tell_queue(&self, stored: Stored) {
+        match self.queue.try_send(stored) {
+            Ok(()) => {}
+            Err(SendError::Full(stored)) => {
+                let queue = self.queue.clone();
+                actix::spawn(async move {
+                    let _ = queue.send(stored).await;
+                });
+            }
+            Err(SendError::Closed(stored)) => {
+                tracing::error!(queue_id = %stored.id, "queue not running; the message stays in the spool until the next start");
+            }
         }
-        let committer = self.committer.clone();
-        // A body file is read from the spool when it is sent.
-        let data = (!envelope.body_file).then(|| MessageData::Inline(Bytes::from(data)));
-        let commit = async move {
-            tokio::time::timeout_at(deadline.into(), committer.commit())
-                .await
-                .unwrap_or_else(|_| Err(not_in_time(id, "before it reached the disk")))
-        };
-        Box::pin(commit.into_actor(self).map(move |result, act, ctx| {
-            if let Err(e) = result {
-                metrics::counter!("queue_enqueue_errors_total").increment(1);
-                let _ = act.spool.remove(id);
-                return Err(e);
-            }
-            tracing::info!(queue_id = %id, client = %envelope.client, from = %envelope.sender, size = envelope.size,
-                nrcpt = envelope.recipients.len(), "message accepted");
-            metrics::counter!("smtp_messages_received_total").increment(1);
-            act.keep(id, envelope);
-            if act.has_room() {
-                act.dispatch(id, data, ctx);
-            } else {
-                act.ready.push_back(id);
-            }
-            Ok(id)
-        }))
+    }
+}
+
+/// The envelope of a new message, its data (the head only for a large message) and its
+/// body file.
+fn envelope_of(
+    message: AcceptedMessage,
+    client: IpAddr,
+) -> (
+    Envelope,
+    Bytes,
+    Option<crate::store::body_file::IncomingBody>,
+) {
+    let AcceptedMessage {
+        sender,
+        recipients,
+        options,
+        data,
+        body_file,
+        ..
+    } = message;
+    let size = data.len() + body_file.as_ref().map_or(0, |f| f.len() as usize);
+    let arrival = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let envelope = Envelope {
+        sender: sender.to_string(),
+        recipients: recipients
+            .iter()
+            .map(|m| RecipientState {
+                address: m.to_string(),
+                domain: m.domain.clone(),
+                status: RecipientStatus::Pending,
+                attempts: 0,
+            })
+            .collect(),
+        arrival,
+        size,
+        client: client.to_string(),
+        options,
+        body_file: false,
+    };
+    (envelope, Bytes::from(data), body_file)
+}
+
+impl Handler<Stored> for Queue {
+    type Result = ();
+
+    fn handle(&mut self, stored: Stored, ctx: &mut Context<Self>) {
+        let Stored { id, envelope, data } = stored;
+        tracing::info!(queue_id = %id, client = %envelope.client, from = %envelope.sender, size = envelope.size,
+            nrcpt = envelope.recipients.len(), "message accepted");
+        metrics::counter!("smtp_messages_received_total").increment(1);
+        self.keep(id, envelope);
+        if self.has_room() {
+            self.dispatch(id, data, ctx);
+        } else {
+            self.ready.push_back(id);
+        }
     }
 }

@@ -29,11 +29,12 @@ use crate::outbound::delivery::{
 use crate::outbound::hop_health::{HopHealth, HopPolicy};
 use crate::outbound::routing::{NextHop, Router};
 use crate::queue::id::{QueueId, QueueIdGenerator};
+use crate::store::committer::Committer;
 use crate::store::message_data::MessageData;
-use crate::store::spool::{Committer, Envelope, RecipientIndex, RecipientStatus, Spool};
+use crate::store::spool::{Envelope, RecipientIndex, RecipientStatus, Spool};
 pub use admin::{FlushDeferred, GetStats, QueueStats};
 pub use drain::StopDispatch;
-pub use enqueue::Enqueue;
+pub use enqueue::{Intake, Stored};
 pub use reconfigure::Reconfigure;
 
 /// How the Queue retries and expires, from `[queue]`.

@@ -2,6 +2,7 @@
 //! beside it, a message's bytes as delivery reads them, and the free-space reserve.
 
 pub mod body_file;
+pub mod committer;
 pub mod disk_space;
 pub mod envelope;
 pub mod message_data;

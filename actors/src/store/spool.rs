@@ -1,12 +1,8 @@
 //! The durable spool: envelopes and message data on disk, behind the small [`Spool`]
-//! trait so another embedded store could stand in for sled. The [`Committer`] thread
-//! turns many writes into one flush (group commit): the Queue actor keeps taking new
-//! messages while a flush is in flight, and the next flush acknowledges all of them.
+//! trait so another embedded store could stand in for sled. Writes become durable
+//! through the committer thread ([`crate::store::committer`]), many to one flush.
 
 use std::sync::Arc;
-use std::time::Instant;
-
-use tokio::sync::oneshot;
 
 use crate::queue::id::QueueId;
 use crate::store::body_file::{BodyFiles, IncomingBody};
@@ -21,6 +17,15 @@ use crate::store::message_data::{FileBody, MessageData};
 pub struct SpoolError(pub String);
 
 impl SpoolError {
+    /// The refusal of message `id`, not on disk by its Session's deadline (`when` says
+    /// how far it got); logged and counted here, answered with 451 by the Session. The
+    /// message is not delivered: the client's retry is the copy that counts.
+    pub fn not_in_time(id: QueueId, when: &str) -> SpoolError {
+        metrics::counter!("queue_enqueue_timeouts_total").increment(1);
+        tracing::warn!(queue_id = %id, when, "message not queued: the queue could not store it in time; it is removed and will not be delivered");
+        SpoolError("the queue could not store the message in time".into())
+    }
+
     /// Whether the cause is a full file system (ENOSPC).
     pub fn is_disk_full(&self) -> bool {
         self.0.contains("No space left on device")
@@ -373,53 +378,6 @@ impl Spool for SledSpool {
     }
 }
 
-/// A waiter for the next flush.
-type FlushWaiter = oneshot::Sender<Result<(), SpoolError>>;
-
-/// The group-commit thread. Callers write first, then ask for a commit; the thread takes
-/// every request that arrived while it was flushing and answers them with one flush.
-#[derive(Clone)]
-pub struct Committer {
-    requests: crossbeam::channel::Sender<FlushWaiter>,
-}
-
-impl Committer {
-    /// Starts the flush thread for `spool`; it ends when every `Committer` clone is dropped.
-    pub fn start(spool: Arc<dyn Spool>) -> Self {
-        let (requests, incoming) = crossbeam::channel::unbounded::<FlushWaiter>();
-        std::thread::Builder::new()
-            .name("hermod-commit".into())
-            .spawn(move || {
-                while let Ok(first) = incoming.recv() {
-                    let mut waiters = vec![first];
-                    waiters.extend(incoming.try_iter());
-                    let started = Instant::now();
-                    let result = spool.flush();
-                    metrics::histogram!("queue_flush_seconds").record(started.elapsed().as_secs_f64());
-                    metrics::histogram!("queue_flush_group_size").record(waiters.len() as f64);
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "spool flush failed; messages in this group get 451");
-                    }
-                    for waiter in waiters {
-                        let _ = waiter.send(result.clone());
-                    }
-                }
-            })
-            .expect("spawning the commit thread");
-        Committer { requests }
-    }
-
-    /// Resolves once every write made before this call is on disk.
-    pub async fn commit(&self) -> Result<(), SpoolError> {
-        let (tx, rx) = oneshot::channel();
-        self.requests
-            .send(tx)
-            .map_err(|_| SpoolError("commit thread stopped".into()))?;
-        rx.await
-            .map_err(|_| SpoolError("commit thread stopped".into()))?
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,11 +402,11 @@ mod tests {
     /// Opens the spool again in the same process: sled's background threads may hold the
     /// directory lock for a moment after the previous handle is dropped.
     fn reopen(dir: &std::path::Path) -> SledSpool {
-        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match SledSpool::open(dir) {
                 Ok(spool) => return spool,
-                Err(_) if Instant::now() < deadline => {
+                Err(_) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 Err(e) => panic!("reopening the spool: {e}"),
@@ -536,21 +494,5 @@ mod tests {
         let spool = reopen(dir.path());
         assert!(spool.recover().unwrap().is_empty());
         assert!(!orphan.exists());
-    }
-
-    #[tokio::test]
-    async fn many_commits_share_flushes() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool: Arc<dyn Spool> = Arc::new(SledSpool::open(dir.path()).unwrap());
-        let committer = Committer::start(spool.clone());
-        let mut tasks = Vec::new();
-        for i in 0..200 {
-            spool.insert(QueueId(i), &envelope(), b"x").unwrap();
-            let c = committer.clone();
-            tasks.push(tokio::spawn(async move { c.commit().await }));
-        }
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
     }
 }

@@ -14,8 +14,9 @@ use hermod_actors::protocol::address::{Mailbox, ReversePath};
 use hermod_actors::protocol::command::MailOptions;
 use hermod_actors::protocol::session::AcceptedMessage;
 use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
-use hermod_actors::queue::{DeliveryFactory, Enqueue, Queue, QueueSettings};
-use hermod_actors::store::spool::{Committer, Spool, SpoolError};
+use hermod_actors::queue::{DeliveryFactory, Intake, Queue, QueueSettings};
+use hermod_actors::store::committer::Committer;
+use hermod_actors::store::spool::{Spool, SpoolError};
 
 /// Stands where a Delivery actor would: keeps every job it is given.
 pub struct JobLog(pub Arc<Mutex<Vec<QueueId>>>);
@@ -70,36 +71,45 @@ pub fn message(ids: &QueueIdGenerator) -> AcceptedMessage {
 }
 
 /// A Queue over `spool` with its own commit thread and no routes (every domain by MX,
-/// which the factory's stand-in never resolves); not started, so recovery can run first.
+/// which the factory's stand-in never resolves); not started, so recovery can run
+/// first. Returns the commit thread too, for the [`Intake`].
 pub fn queue(
     settings: QueueSettings,
     spool: Arc<dyn Spool>,
     ids: Arc<QueueIdGenerator>,
     factory: DeliveryFactory,
-) -> Queue {
-    Queue::new(
+) -> (Queue, Committer) {
+    let committer = Committer::start(spool.clone());
+    let queue = Queue::new(
         settings,
-        spool.clone(),
-        Committer::start(spool),
+        spool,
+        committer.clone(),
         ids,
         Router::default(),
         factory,
-    )
+    );
+    (queue, committer)
 }
 
-/// Asks `queue` to store a new message, as a Session does, giving it `within` before
-/// the Session would give up; the Queue's answer.
+/// Stores a new message through `intake`, as a Session does, giving it `within` before
+/// the Session would give up.
 pub async fn enqueue(
-    queue: &Addr<Queue>,
+    intake: &Intake,
     ids: &QueueIdGenerator,
     within: Duration,
 ) -> Result<QueueId, SpoolError> {
-    queue
-        .send(Enqueue {
-            message: message(ids),
-            client: "192.0.2.1".parse().unwrap(),
-            deadline: std::time::Instant::now() + within,
-        })
+    intake
+        .enqueue(
+            message(ids),
+            "192.0.2.1".parse().unwrap(),
+            std::time::Instant::now() + within,
+        )
         .await
-        .expect("the queue is running")
+}
+
+/// Starts a Queue made by [`queue`]; returns it and the intake Sessions would use.
+pub fn started((queue, committer): (Queue, Committer)) -> (Addr<Queue>, Intake) {
+    let queue = queue.start();
+    let intake = Intake::new(committer, queue.clone().recipient());
+    (queue, intake)
 }

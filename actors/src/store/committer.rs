@@ -1,0 +1,256 @@
+//! The commit thread: the one place where messages are written to the spool and made
+//! durable. A Session hands it a new message ([`Committer::store`]); the thread writes
+//! every message that arrived while the last flush ran, flushes once for all of them
+//! (group commit), and answers each. The Queue asks it to carry its delivery-state
+//! writes to disk ([`Committer::commit`]). sled work thus never runs on an arbiter
+//! thread that serves sessions, and a message needs no round trip through the Queue
+//! before its 250.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::queue::id::QueueId;
+use crate::store::body_file::IncomingBody;
+use crate::store::spool::{Envelope, Spool, SpoolError};
+
+/// A new message to write and flush.
+struct StoreRequest {
+    id: QueueId,
+    envelope: Envelope,
+    /// The message, or only its head when the body is in `body_file`.
+    data: Bytes,
+    body_file: Option<IncomingBody>,
+    /// Past this the requester has answered 451: the message must not be written.
+    deadline: Instant,
+    /// The envelope as stored (a body file sets its flag), once it is on disk.
+    reply: oneshot::Sender<Result<Envelope, SpoolError>>,
+}
+
+/// What the commit thread is asked.
+enum Request {
+    /// Write a new message; answer after the flush that carries it.
+    Store(Box<StoreRequest>),
+    /// Answer after the next flush (the Queue's delivery state).
+    Flush(oneshot::Sender<Result<(), SpoolError>>),
+    /// Take out a message its requester gave up on (written or not).
+    Withdraw(QueueId),
+}
+
+/// The handle to the commit thread; clones share it. The thread ends when every clone is
+/// dropped.
+#[derive(Clone)]
+pub struct Committer {
+    requests: crossbeam::channel::Sender<Request>,
+}
+
+impl Committer {
+    /// Starts the commit thread for `spool`.
+    pub fn start(spool: Arc<dyn Spool>) -> Self {
+        let (requests, incoming) = crossbeam::channel::unbounded::<Request>();
+        std::thread::Builder::new()
+            .name("hermod-commit".into())
+            .spawn(move || {
+                while let Ok(first) = incoming.recv() {
+                    let batch: Vec<Request> =
+                        std::iter::once(first).chain(incoming.try_iter()).collect();
+                    write_and_flush(spool.as_ref(), batch);
+                }
+            })
+            .expect("spawning the commit thread");
+        Committer { requests }
+    }
+
+    /// Writes a new message and resolves once it is on disk, with its envelope as
+    /// stored. A message whose `deadline` passes before the thread reaches it is not
+    /// written.
+    pub async fn store(
+        &self,
+        id: QueueId,
+        envelope: Envelope,
+        data: Bytes,
+        body_file: Option<IncomingBody>,
+        deadline: Instant,
+    ) -> Result<Envelope, SpoolError> {
+        let (reply, answer) = oneshot::channel();
+        let request = StoreRequest {
+            id,
+            envelope,
+            data,
+            body_file,
+            deadline,
+            reply,
+        };
+        self.requests
+            .send(Request::Store(Box::new(request)))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Resolves once every write made before this call is on disk.
+    pub async fn commit(&self) -> Result<(), SpoolError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Flush(tx))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Takes message `id` out of the spool, after any store of it already asked for.
+    pub fn withdraw(&self, id: QueueId) {
+        let _ = self.requests.send(Request::Withdraw(id));
+    }
+}
+
+fn stopped() -> SpoolError {
+    SpoolError("commit thread stopped".into())
+}
+
+/// One round of the commit thread: every write asked for, then one flush for all.
+fn write_and_flush(spool: &dyn Spool, batch: Vec<Request>) {
+    let mut stored = Vec::new();
+    let mut waiters = Vec::new();
+    for request in batch {
+        match request {
+            Request::Store(store) => match write(spool, *store) {
+                Some(done) => stored.push(done),
+                None => continue,
+            },
+            Request::Flush(waiter) => waiters.push(waiter),
+            Request::Withdraw(id) => {
+                if let Err(e) = spool.remove(id) {
+                    tracing::error!(queue_id = %id, error = %e, "cannot take a withdrawn message out of the spool");
+                }
+            }
+        }
+    }
+    if stored.is_empty() && waiters.is_empty() {
+        // Only withdrawals: the next flush carries them.
+        return;
+    }
+    let started = Instant::now();
+    let result = spool.flush();
+    metrics::histogram!("queue_flush_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("queue_flush_group_size").record((stored.len() + waiters.len()) as f64);
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "spool flush failed; messages in this group get 451");
+    }
+    for (reply, envelope) in stored {
+        let _ = reply.send(result.clone().map(|()| envelope));
+    }
+    for waiter in waiters {
+        let _ = waiter.send(result.clone());
+    }
+}
+
+/// A written message waiting for the flush: where to answer, and its envelope.
+type Written = (oneshot::Sender<Result<Envelope, SpoolError>>, Envelope);
+
+/// Writes one new message; answers at once (and returns `None`) when it cannot.
+fn write(spool: &dyn Spool, request: StoreRequest) -> Option<Written> {
+    let StoreRequest {
+        id,
+        mut envelope,
+        data,
+        body_file,
+        deadline,
+        reply,
+    } = request;
+    if Instant::now() >= deadline {
+        let _ = reply.send(Err(SpoolError::not_in_time(id, "before it was written")));
+        return None;
+    }
+    let written = match body_file {
+        None => spool.insert(id, &envelope, &data),
+        Some(file) => spool.insert_with_file(id, &mut envelope, &data, file),
+    };
+    match written {
+        Ok(()) => Some((reply, envelope)),
+        Err(e) => {
+            metrics::counter!("queue_enqueue_errors_total").increment(1);
+            tracing::error!(queue_id = %id, error = %e, "cannot write message to spool");
+            let _ = reply.send(Err(e));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::spool::{RecipientState, RecipientStatus, SledSpool};
+
+    fn envelope() -> Envelope {
+        Envelope {
+            sender: "a@b.test".into(),
+            recipients: vec![RecipientState {
+                address: "c@d.test".into(),
+                domain: "d.test".into(),
+                status: RecipientStatus::Pending,
+                attempts: 0,
+            }],
+            arrival: 1,
+            size: 1,
+            client: "127.0.0.1".into(),
+            options: Default::default(),
+            body_file: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn many_stores_share_flushes_and_all_reach_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool: Arc<dyn Spool> = Arc::new(SledSpool::open(dir.path()).unwrap());
+        let committer = Committer::start(spool.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let c = committer.clone();
+            let data = Bytes::from_static(b"x");
+            tasks.push(tokio::spawn(async move {
+                c.store(QueueId(i), envelope(), data, None, deadline).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        committer.commit().await.unwrap();
+        let mut found = 0;
+        spool.recover_each(&mut |_, _| found += 1).unwrap();
+        assert_eq!(found, 200);
+    }
+
+    #[tokio::test]
+    async fn a_store_past_its_deadline_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool: Arc<dyn Spool> = Arc::new(SledSpool::open(dir.path()).unwrap());
+        let committer = Committer::start(spool.clone());
+        let data = Bytes::from_static(b"x");
+        let late = Instant::now() - Duration::from_secs(1);
+        let refused = committer
+            .store(QueueId(1), envelope(), data, None, late)
+            .await;
+        assert!(refused.unwrap_err().to_string().contains("in time"));
+        assert!(spool.envelope(QueueId(1)).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_message_is_taken_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool: Arc<dyn Spool> = Arc::new(SledSpool::open(dir.path()).unwrap());
+        let committer = Committer::start(spool.clone());
+        let data = Bytes::from_static(b"x");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        committer
+            .store(QueueId(7), envelope(), data, None, deadline)
+            .await
+            .unwrap();
+        committer.withdraw(QueueId(7));
+        committer.commit().await.unwrap();
+        assert!(spool.envelope(QueueId(7)).unwrap().is_none());
+    }
+}
