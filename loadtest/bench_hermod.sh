@@ -14,6 +14,8 @@
 #
 # hermod runs with its embedded defaults (sled spool, fsync before every 250, info logs
 # to a file) and relays everything to the sink through SMTP_RELAYHOST.
+#   - old-1: source-1 against another hermod binary, $OLD_HERMOD (say, a release build
+#     of an earlier commit), to compare two versions in one run.
 # Usage: loadtest/bench_hermod.sh            N=20000 C=50 SIZE=1024 REPEAT=1 by default
 #        SHAPES="postfix-1 source-1" REPEAT=3 loadtest/bench_hermod.sh
 set -euo pipefail
@@ -23,6 +25,14 @@ C=${C:-50}
 SIZE=${SIZE:-1024}
 SHAPES=${SHAPES:-"postfix-1 source-1 postfix-d source-d blaster-1 blaster-100"}
 source loadtest/lib.sh
+
+# The hermod a shape runs: $OLD_HERMOD for old-*, else this tree's release build.
+hermod_binary() {
+  case $1 in
+    old-*) echo "${OLD_HERMOD:?set OLD_HERMOD to the hermod binary to compare}" ;;
+    *) echo "$BIN/hermod" ;;
+  esac
+}
 
 run_shape() {
   local shape=$1
@@ -37,7 +47,7 @@ run_shape() {
     *)
       SMTP_HOST=127.0.0.1 SMTP_PORT=$hermod_port SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
         SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 \
-        "$BIN/hermod" serve --config config/hermod.toml > "$work/hermod.log" 2>&1 &
+        "$(hermod_binary "$shape")" serve --config config/hermod.toml > "$work/hermod.log" 2>&1 &
       hermod_pid=$! ;;
   esac
   wait_port "$sink_port"; wait_port "$hermod_port"
@@ -56,7 +66,7 @@ run_shape() {
   cpu0=$(server_cpu_ticks "$shape" "$hermod_pid")
   t0=$(date +%s.%N)
   case $shape in
-    source-1|postfix-1) /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
+    source-1|postfix-1|old-1) /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     source-d|postfix-d) /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     blaster-1) "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
     blaster-100) "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 100 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;

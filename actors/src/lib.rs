@@ -10,13 +10,14 @@
 //!   drives, session deadlines, header dates, the reply reader the client uses.
 //! - [`inbound`]: the Listener actor (accepts connections, enforces connection limits,
 //!   starts one Session per connection on one of the session arbiters) and the Session
-//!   actor (owns one client socket, drives the protocol, sends `Enqueue` to the Queue and
-//!   writes the reply the Queue gives).
+//!   actor (owns one client socket, drives the protocol, hands each message to the queue's
+//!   intake and answers 250 once the commit thread has it on disk).
 //! - [`policy`]: decisions about a transaction — the relay policy (relay domains and
-//!   trusted client networks).
-//! - [`queue`]: the Queue actor — owns the spool and the schedule; acknowledges an
-//!   `Enqueue` only after group commit, sends `Deliver` to Delivery actors, takes their
-//!   `DeliveryReport`, retries, bounces (with RFC 3464 DSNs); queue ids.
+//!   trusted client networks) and the relay domains that would loop back to us.
+//! - [`queue`]: the intake Sessions store messages through, and the Queue actor — owns
+//!   the schedule; keeps each message the intake stored (`Stored`), sends `Deliver` to
+//!   Delivery actors, takes their `DeliveryReport`, retries, bounces (with RFC 3464
+//!   DSNs); queue ids.
 //! - [`store`]: the storage trait and its sled implementation with the committer thread
 //!   that turns many writes into one flush; large bodies as files; a queued message's
 //!   bytes; the free-space reserve.
@@ -27,9 +28,11 @@
 //! # Who sends what to whom
 //!
 //! ```text
-//! Listener --start--> Session --Enqueue--> Queue --Deliver--> Delivery[next hop]
-//!    ^                   |                   ^                      |
-//!    +---SessionEnded----+                   +----DeliveryReport----+
+//! Listener --start--> Session --store (Intake)--> commit thread --on disk--> Session: 250
+//!    ^                   |
+//!    |                   +--Stored--> Queue --Deliver--> Delivery[next hop]
+//!    |                   |              ^                      |
+//!    +---SessionEnded----+              +----DeliveryReport----+
 //! ```
 //!
 //! On SIGHUP the binary sends `listener::Reconfigure` to every Listener (settings for new

@@ -1,7 +1,7 @@
-//! The commit thread: the one place where messages are written to the spool and made
-//! durable. A Session hands it a new message ([`Committer::store`]); the thread writes
-//! every message that arrived while the last flush ran, flushes once for all of them
-//! (group commit), and answers each. The Queue asks it to carry its delivery-state
+//! The commit threads: the one place where new messages are written to the spool and
+//! made durable. A Session hands a new message to [`Committer::store`]: the writer
+//! thread writes it at once, and the flusher flushes once for every message written
+//! while its last flush ran (group commit) and answers each. The Queue asks it to carry its delivery-state
 //! writes to disk ([`Committer::commit`]). sled work thus never runs on an arbiter
 //! thread that serves sessions, and a message needs no round trip through the Queue
 //! before its 250.
@@ -47,16 +47,41 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the commit thread for `spool`.
+    /// Starts the commit threads for `spool`: a writer that writes each new message as
+    /// it comes, and a flusher that flushes once for everything written while its last
+    /// flush ran. Two threads, so that writing the next group never waits for the
+    /// current flush.
     pub fn start(spool: Arc<dyn Spool>) -> Self {
         let (requests, incoming) = crossbeam::channel::unbounded::<Request>();
+        let (written, to_flush) = crossbeam::channel::unbounded::<Waiter>();
+        let writer_spool = spool.clone();
+        std::thread::Builder::new()
+            .name("hermod-spool-write".into())
+            .spawn(move || {
+                for request in incoming {
+                    let waiter = match request {
+                        Request::Store(store) => write(writer_spool.as_ref(), *store),
+                        Request::Flush(waiter) => Some(Waiter::Flush(waiter)),
+                        Request::Withdraw(id) => {
+                            withdraw(writer_spool.as_ref(), id);
+                            None
+                        }
+                    };
+                    if let Some(waiter) = waiter
+                        && written.send(waiter).is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+            .expect("spawning the spool writer thread");
         std::thread::Builder::new()
             .name("hermod-commit".into())
             .spawn(move || {
-                while let Ok(first) = incoming.recv() {
-                    let batch: Vec<Request> =
-                        std::iter::once(first).chain(incoming.try_iter()).collect();
-                    write_and_flush(spool.as_ref(), batch);
+                while let Ok(first) = to_flush.recv() {
+                    let group: Vec<Waiter> =
+                        std::iter::once(first).chain(to_flush.try_iter()).collect();
+                    flush(spool.as_ref(), group);
                 }
             })
             .expect("spawning the commit thread");
@@ -108,48 +133,43 @@ fn stopped() -> SpoolError {
     SpoolError("commit thread stopped".into())
 }
 
-/// One round of the commit thread: every write asked for, then one flush for all.
-fn write_and_flush(spool: &dyn Spool, batch: Vec<Request>) {
-    let mut stored = Vec::new();
-    let mut waiters = Vec::new();
-    for request in batch {
-        match request {
-            Request::Store(store) => match write(spool, *store) {
-                Some(done) => stored.push(done),
-                None => continue,
-            },
-            Request::Flush(waiter) => waiters.push(waiter),
-            Request::Withdraw(id) => {
-                if let Err(e) = spool.remove(id) {
-                    tracing::error!(queue_id = %id, error = %e, "cannot take a withdrawn message out of the spool");
-                }
-            }
-        }
-    }
-    if stored.is_empty() && waiters.is_empty() {
-        // Only withdrawals: the next flush carries them.
-        return;
-    }
+/// Someone waiting for the next flush.
+enum Waiter {
+    /// A new message, written: answered with its envelope.
+    Stored(oneshot::Sender<Result<Envelope, SpoolError>>, Envelope),
+    /// The Queue's delivery state.
+    Flush(oneshot::Sender<Result<(), SpoolError>>),
+}
+
+/// One flush for a group of waiters, then every one answered.
+fn flush(spool: &dyn Spool, group: Vec<Waiter>) {
     let started = Instant::now();
     let result = spool.flush();
     metrics::histogram!("queue_flush_seconds").record(started.elapsed().as_secs_f64());
-    metrics::histogram!("queue_flush_group_size").record((stored.len() + waiters.len()) as f64);
+    metrics::histogram!("queue_flush_group_size").record(group.len() as f64);
     if let Err(e) = &result {
         tracing::error!(error = %e, "spool flush failed; messages in this group get 451");
     }
-    for (reply, envelope) in stored {
-        let _ = reply.send(result.clone().map(|()| envelope));
-    }
-    for waiter in waiters {
-        let _ = waiter.send(result.clone());
+    for waiter in group {
+        match waiter {
+            Waiter::Stored(reply, envelope) => {
+                let _ = reply.send(result.clone().map(|()| envelope));
+            }
+            Waiter::Flush(reply) => {
+                let _ = reply.send(result.clone());
+            }
+        }
     }
 }
 
-/// A written message waiting for the flush: where to answer, and its envelope.
-type Written = (oneshot::Sender<Result<Envelope, SpoolError>>, Envelope);
+fn withdraw(spool: &dyn Spool, id: QueueId) {
+    if let Err(e) = spool.remove(id) {
+        tracing::error!(queue_id = %id, error = %e, "cannot take a withdrawn message out of the spool");
+    }
+}
 
 /// Writes one new message; answers at once (and returns `None`) when it cannot.
-fn write(spool: &dyn Spool, request: StoreRequest) -> Option<Written> {
+fn write(spool: &dyn Spool, request: StoreRequest) -> Option<Waiter> {
     let StoreRequest {
         id,
         mut envelope,
@@ -167,7 +187,7 @@ fn write(spool: &dyn Spool, request: StoreRequest) -> Option<Written> {
         Some(file) => spool.insert_with_file(id, &mut envelope, &data, file),
     };
     match written {
-        Ok(()) => Some((reply, envelope)),
+        Ok(()) => Some(Waiter::Stored(reply, envelope)),
         Err(e) => {
             metrics::counter!("queue_enqueue_errors_total").increment(1);
             tracing::error!(queue_id = %id, error = %e, "cannot write message to spool");
