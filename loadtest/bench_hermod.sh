@@ -15,7 +15,8 @@
 # hermod runs with its embedded defaults (sled spool, fsync before every 250, info logs
 # to a file) and relays everything to the sink through SMTP_RELAYHOST.
 #   - old-1: source-1 against another hermod binary, $OLD_HERMOD (say, a release build
-#     of an earlier commit), to compare two versions in one run.
+#     of an earlier commit) with $OLD_CONFIG (that tree's config/hermod.toml), to compare
+#     two versions in one run.
 # Usage: loadtest/bench_hermod.sh            N=20000 C=50 SIZE=1024 REPEAT=1 by default
 #        SHAPES="postfix-1 source-1" REPEAT=3 loadtest/bench_hermod.sh
 set -euo pipefail
@@ -34,6 +35,14 @@ hermod_binary() {
   esac
 }
 
+# Its configuration: $OLD_CONFIG (the older tree's config/hermod.toml) for old-*.
+hermod_config() {
+  case $1 in
+    old-*) echo "${OLD_CONFIG:-config/hermod.toml}" ;;
+    *) echo config/hermod.toml ;;
+  esac
+}
+
 run_shape() {
   local shape=$1
   local sink_port hermod_port
@@ -47,7 +56,7 @@ run_shape() {
     *)
       SMTP_HOST=127.0.0.1 SMTP_PORT=$hermod_port SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
         SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 \
-        "$(hermod_binary "$shape")" serve --config config/hermod.toml > "$work/hermod.log" 2>&1 &
+        "$(hermod_binary "$shape")" serve --config "$(hermod_config "$shape")" > "$work/hermod.log" 2>&1 &
       hermod_pid=$! ;;
   esac
   wait_port "$sink_port"; wait_port "$hermod_port"
