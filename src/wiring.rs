@@ -149,11 +149,12 @@ async fn start(
     // Installed first: SIGHUP's default action would end the process.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
-    // The main arbiter runs the Queue (and the reload and drain tasks) alone, so that its
-    // spool reads and writes never hold up a session; sessions and Delivery actors run on
-    // `workers` arbiters of their own.
-    let arbiters: Vec<ArbiterHandle> = (0..workers).map(|_| Arbiter::new().handle()).collect();
-    let extra = arbiters.clone();
+    // The main arbiter (Queue, Listener) takes sessions and deliveries too; each further
+    // worker is one more arbiter thread.
+    let extra: Vec<ArbiterHandle> = (1..workers).map(|_| Arbiter::new().handle()).collect();
+    let arbiters: Vec<ArbiterHandle> = std::iter::once(Arbiter::current())
+        .chain(extra.iter().cloned())
+        .collect();
     let ids = Arc::new(QueueIdGenerator::new());
     let committer = Committer::start(spool.clone());
 

@@ -58,8 +58,8 @@ pub struct SmtpConfig {
     /// Time sessions get to finish on SIGTERM before they are cut.
     #[serde(with = "super::duration")]
     pub drain_timeout: Duration,
-    /// Arbiters (threads) that run sessions and deliveries; the Queue has its own besides.
-    /// 0 means one per core.
+    /// Arbiters (threads) that run sessions and deliveries, the main one included; 0 means
+    /// one per core.
     pub workers: usize,
 }
 
