@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //!
+//! - [`admin`]: the admin HTTP server: health, statistics, Prometheus metrics,
+//!   maintenance mode.
 //! - [`cli`]: the commands (`serve`, `route`), one file each.
 //! - [`config`]: one file per section: each setting declared once (key, default,
 //!   environment name, checks), and the settings each actor is built from; loading,
@@ -12,6 +14,7 @@
 //!   reloads on SIGHUP.
 //! - [`reload`]: which keys a reload applies and which wait for a restart.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod logging;

@@ -23,8 +23,10 @@ use hermod_actors::store::body_file::BodyFiles;
 use hermod_actors::store::committer::Committer;
 use hermod_actors::store::disk_space::{Ballast, DiskSpace};
 use hermod_actors::store::spool::{SledSpool, Spool};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
+use crate::admin::AdminState;
 use crate::config::smtp::SessionShared;
 use crate::config::{Config, ConfigIssue};
 use crate::reload;
@@ -67,6 +69,7 @@ pub fn run(
     let body_files = sled.body_files();
     // A full disk that sled has seen stops hermod like SIGTERM does (see
     // `SledSpool::stuck_on_full_disk`); the exit code then says so.
+    let spool_stuck = sled.stuck_on_full_disk();
     let mut stuck = sled.stuck_on_full_disk();
     let stopped_by_full_disk = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let full_disk = stopped_by_full_disk.clone();
@@ -97,20 +100,23 @@ pub fn run(
         bound.push(actual);
     }
 
+    // Installed before any actor records a metric.
+    let prometheus = match config.admin.metrics {
+        true => Some(crate::admin::metrics::install().context("installing the metrics recorder")?),
+        false => None,
+    };
     let system = System::new();
-    let spool_for_run = spool.clone();
+    let spooled = Spooled {
+        spool: spool.clone(),
+        body_files,
+        stuck: spool_stuck,
+    };
     let listening = Listening {
         sockets,
         addrs: bound.clone(),
     };
     let started = system.block_on(start(
-        config,
-        workers,
-        spool_for_run,
-        body_files,
-        listening,
-        shutdown,
-        reload,
+        config, workers, spooled, listening, shutdown, reload, prometheus,
     ));
     for addr in &bound {
         tracing::info!(smtp_addr = %addr, workers, "listening");
@@ -137,15 +143,28 @@ struct Listening {
     addrs: Vec<SocketAddr>,
 }
 
+/// The opened spool and what goes with it.
+struct Spooled {
+    spool: Arc<dyn Spool>,
+    body_files: Arc<BodyFiles>,
+    /// Turns true when sled has failed with a full disk.
+    stuck: watch::Receiver<bool>,
+}
+
 async fn start(
     config: Config,
     workers: usize,
-    spool: Arc<dyn Spool>,
-    body_files: Arc<BodyFiles>,
+    spooled: Spooled,
     listening: Listening,
     shutdown: impl Future<Output = ()> + 'static,
     reload: Reloader,
+    prometheus: Option<PrometheusHandle>,
 ) -> anyhow::Result<()> {
+    let Spooled {
+        spool,
+        body_files,
+        stuck: spool_stuck,
+    } = spooled;
     // Installed first: SIGHUP's default action would end the process.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
@@ -210,7 +229,16 @@ async fn start(
 
     let admission = Admission::new(config.smtp.connection_limits());
     let (draining, draining_rx) = watch::channel(false);
-    let shared = SessionShared { ids, disk, loops };
+    let maintenance_file = config.queue.data_dir.join("maintenance");
+    if maintenance_file.exists() {
+        admission.set_maintenance(true);
+        tracing::warn!(file = %maintenance_file.display(), "maintenance mode on at start, as it was kept before the restart; new SMTP connections are refused with 421 4.3.2 until 'hermod maintenance off'");
+    }
+    let shared = SessionShared {
+        ids,
+        disk: disk.clone(),
+        loops,
+    };
     let sessions = session_settings(&config, &shared, &body_files);
     let template = SessionContextTemplate {
         settings: sessions.settings,
@@ -238,6 +266,21 @@ async fn start(
         listeners: listeners.clone(),
         admission: admission.clone(),
     };
+    start_admin(
+        &running.config,
+        AdminState {
+            queue: queue.clone(),
+            admission: admission.clone(),
+            disk,
+            spool_stuck,
+            draining: draining.subscribe(),
+            started: Instant::now(),
+            prometheus,
+            token: running.config.admin.read_token()?,
+            token_for_reads: false,
+            maintenance_file,
+        },
+    )?;
     let drain_timeout = running.config.smtp.drain_timeout;
     actix::spawn(running.reload_on_hangup(hangups, reload));
     actix::spawn(async move {
@@ -249,6 +292,31 @@ async fn start(
         drop(queue);
         System::current().stop();
     });
+    Ok(())
+}
+
+/// Starts the admin HTTP server when `admin.listen` is set, and the upkeep of the
+/// metrics recorder.
+fn start_admin(config: &Config, mut state: AdminState) -> anyhow::Result<()> {
+    if let Some(handle) = state.prometheus.clone() {
+        actix::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                handle.run_upkeep();
+            }
+        });
+    }
+    let Some(listen) = config.admin.listen_addr().map_err(anyhow::Error::msg)? else {
+        return Ok(());
+    };
+    state.token_for_reads = !listen.ip().is_loopback();
+    let metrics_listen = match config.admin.metrics_port {
+        0 => None,
+        port => Some(SocketAddr::new(listen.ip(), port)),
+    };
+    for addr in crate::admin::start(state, listen, metrics_listen)? {
+        tracing::info!(admin_addr = %addr, "admin listening");
+    }
     Ok(())
 }
 
@@ -452,4 +520,12 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "config_reloads_total",
+        "Configuration reloads (SIGHUP), by result (applied, failed)."
+    );
 }

@@ -117,3 +117,34 @@ fn every_seed_variable_is_named_in_the_row_of_the_key_it_sets() {
     }
     assert!(missing.is_empty(), "not in CONFIG.md's rows: {missing:?}");
 }
+
+#[test]
+fn every_recorded_metric_has_a_help_text() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut texts = Vec::new();
+    sources(&root.join("src"), &mut texts);
+    sources(&root.join("actors/src"), &mut texts);
+    let all = texts.concat();
+    let undescribed: Vec<String> = recorded_metrics()
+        .into_iter()
+        .filter(|name| {
+            ![
+                "describe_counter!(",
+                "describe_gauge!(",
+                "describe_histogram!(",
+            ]
+            .iter()
+            .any(|m| {
+                all.match_indices(m).any(|(at, _)| {
+                    all[at + m.len()..]
+                        .trim_start()
+                        .starts_with(&format!("\"{name}\""))
+                })
+            })
+        })
+        .collect();
+    assert!(
+        undescribed.is_empty(),
+        "no help text (metrics::describe_*!): {undescribed:?}"
+    );
+}

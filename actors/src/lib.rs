@@ -44,3 +44,16 @@ pub mod policy;
 pub mod protocol;
 pub mod queue;
 pub mod store;
+
+/// Gives every metric the engine records its help text (each file declares its own,
+/// beside the code that records it). Call once, after installing a recorder.
+pub fn describe_metrics() {
+    crate::inbound::listener::describe_metrics();
+    crate::inbound::session::describe_metrics();
+    crate::outbound::connection_budget::describe_metrics();
+    crate::outbound::delivery::describe_metrics();
+    crate::queue::describe_metrics();
+    crate::store::committer::describe_metrics();
+    crate::store::disk_space::describe_metrics();
+    crate::store::spool::describe_metrics();
+}

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigIssue};
 
+pub mod maintenance;
 pub mod route;
 pub mod serve;
 
@@ -55,6 +56,18 @@ enum Command {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Turn maintenance mode on or off in the running hermod: while on, new SMTP
+    /// connections get 421 4.3.2 and deliveries go on.
+    Maintenance {
+        /// `on` or `off`.
+        state: maintenance::State,
+        /// Keep maintenance mode on across restarts (until `off`).
+        #[arg(long)]
+        persist: bool,
+        /// Configuration file, as for `serve` (for the admin address and token).
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -63,6 +76,11 @@ impl Cli {
         match self.command.unwrap_or(Command::Serve(self.serve)) {
             Command::Serve(args) => serve::run(args),
             Command::Route { domain, config } => route::run(config, &domain),
+            Command::Maintenance {
+                state,
+                persist,
+                config,
+            } => maintenance::run(config, state, persist),
         }
     }
 }

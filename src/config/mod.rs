@@ -13,6 +13,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub mod admin;
 pub mod delivery;
 pub mod duration;
 pub mod env;
@@ -23,6 +24,7 @@ pub mod relay;
 pub mod smtp;
 mod summary;
 
+pub use admin::AdminConfig;
 pub use delivery::DeliveryConfig;
 pub use load::{DEFAULT_CONFIG_PATH, Source, load};
 pub use log::LogConfig;
@@ -45,6 +47,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The admin HTTP server.
+    pub admin: AdminConfig,
 }
 
 impl Config {
@@ -57,6 +61,7 @@ impl Config {
         self.queue.check(&mut issues);
         self.delivery.check(&mut issues);
         self.log.check(&mut issues);
+        self.admin.check(&mut issues);
         issues
     }
 }
@@ -95,13 +100,14 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 5] {
+pub fn sections() -> [Declared; 6] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<RelayConfig>(),
         Declared::of::<QueueConfig>(),
         Declared::of::<DeliveryConfig>(),
         Declared::of::<LogConfig>(),
+        Declared::of::<AdminConfig>(),
     ]
 }
 

@@ -13,6 +13,8 @@ pub struct Hermod {
     child: Child,
     /// Where it listens for SMTP.
     pub addr: SocketAddr,
+    /// Where its admin HTTP server listens (a free loopback port), if it has one.
+    pub admin: Option<SocketAddr>,
     logs: Arc<Mutex<Vec<String>>>,
     config_path: PathBuf,
     data_dir: PathBuf,
@@ -41,6 +43,7 @@ impl Hermod {
             .env("SMTP_PORT", "0")
             .env("SMTP_DB_PATH", &data_dir)
             .env("SMTP_LOG_LEVEL", "info")
+            .env("HERMOD_ADMIN_LISTEN", "127.0.0.1:0")
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -72,22 +75,29 @@ impl Hermod {
         let mut hermod = Hermod {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin: None,
             logs,
             config_path,
             data_dir,
         };
-        let line = hermod.wait_log("listening", Duration::from_secs(30)).await;
+        let line = hermod
+            .wait_log_matching(
+                |l| l.contains("listening") && l.contains("smtp_addr"),
+                Duration::from_secs(30),
+            )
+            .await;
         let line = line
             .unwrap_or_else(|| panic!("hermod did not start; log:\n{}", hermod.logs().join("\n")));
-        let addr = match serde_json::from_str::<serde_json::Value>(&line) {
-            Ok(json) => json["smtp_addr"].as_str().map(String::from),
-            Err(_) => line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("smtp_addr="))
-                .map(String::from),
-        };
+        let addr = field(&line, "smtp_addr");
         let addr = addr.expect("smtp_addr in the listening line");
         hermod.addr = addr.parse().expect("listening address");
+        // Logged before the SMTP "listening" line.
+        hermod.admin = hermod
+            .logs()
+            .iter()
+            .find(|l| l.contains("admin listening"))
+            .and_then(|l| field(l, "admin_addr"))
+            .and_then(|a| a.parse().ok());
         hermod
     }
 
@@ -184,5 +194,16 @@ impl Drop for Hermod {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The value of `name` in a log line, text (`name=value`) or JSON.
+fn field(line: &str, name: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(json) => json[name].as_str().map(String::from),
+        Err(_) => line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .map(String::from),
     }
 }

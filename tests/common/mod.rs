@@ -5,6 +5,7 @@
 pub mod client;
 pub mod dns;
 pub mod hermod;
+pub mod http;
 pub mod sink;
 
 /// A loopback port on which nothing listens (yet): a next hop that is down until the

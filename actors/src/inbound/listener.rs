@@ -64,6 +64,8 @@ struct Counts {
     limits: ConnectionLimits,
     active: usize,
     per_ip: HashMap<IpAddr, usize>,
+    /// Maintenance mode: every new connection is refused with 421 4.3.2.
+    maintenance: bool,
 }
 
 impl Admission {
@@ -90,9 +92,23 @@ impl Admission {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Maintenance mode on or off: while on, new connections get `421 4.3.2`; open
+    /// sessions and deliveries go on.
+    pub fn set_maintenance(&self, on: bool) {
+        self.counts().maintenance = on;
+    }
+
+    /// Whether maintenance mode is on.
+    pub fn maintenance(&self) -> bool {
+        self.counts().maintenance
+    }
+
     /// Takes a slot for `ip`, or says why not.
     fn admit(&self, ip: IpAddr) -> Result<(), Refusal> {
         let mut counts = self.counts();
+        if counts.maintenance {
+            return Err(Refusal::Maintenance);
+        }
         if counts.active >= counts.limits.max_connections {
             return Err(Refusal::Total(counts.active, counts.limits.max_connections));
         }
@@ -125,6 +141,7 @@ impl Admission {
 
 /// Why a connection was not admitted: the count and the limit it reached.
 enum Refusal {
+    Maintenance,
     Total(usize, usize),
     PerIp(usize, usize),
 }
@@ -246,6 +263,12 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Listener {
         };
         match self.admission.admit(peer.ip()) {
             Ok(()) => {}
+            Err(Refusal::Maintenance) => {
+                metrics::counter!("smtp_connections_rejected_total", "reason" => "maintenance")
+                    .increment(1);
+                tracing::debug!(client = %peer, "connection refused: maintenance mode");
+                return Self::refuse(stream, Reply::maintenance());
+            }
             Err(Refusal::Total(active, limit)) => {
                 metrics::counter!("smtp_connections_rejected_total", "reason" => "max_connections")
                     .increment(1);
@@ -307,6 +330,19 @@ impl Handler<ActiveSessions> for Listener {
     fn handle(&mut self, _: ActiveSessions, _ctx: &mut Context<Self>) -> usize {
         self.admission.active()
     }
+}
+
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "smtp_accept_errors_total",
+        "Connections the listening socket failed to accept (descriptor or memory exhaustion)."
+    );
+    metrics::describe_counter!(
+        "smtp_connections_rejected_total",
+        "Connections refused with 421 at connect, by reason (max_connections, max_connections_per_ip, maintenance)."
+    );
+    metrics::describe_counter!("smtp_connections_total", "SMTP connections accepted.");
 }
 
 #[cfg(test)]

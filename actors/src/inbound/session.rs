@@ -289,3 +289,16 @@ async fn sync_body_file(mut message: AcceptedMessage) -> Result<AcceptedMessage,
         ))),
     }
 }
+
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_gauge!("smtp_connections_active", "SMTP sessions open now.");
+    metrics::describe_counter!(
+        "smtp_messages_rejected_total",
+        "SMTP commands and messages refused, by reason (the reply table of TROUBLESHOOTING.md)."
+    );
+    metrics::describe_counter!(
+        "smtp_timeouts_total",
+        "Sessions closed because the client was too slow, by stage (greeting, command, data, write)."
+    );
+}

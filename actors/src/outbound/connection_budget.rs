@@ -108,6 +108,14 @@ impl Drop for Permit {
     }
 }
 
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_gauge!(
+        "delivery_connections_open",
+        "Outbound connections open now, over all next hops."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

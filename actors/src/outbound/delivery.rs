@@ -484,3 +484,15 @@ impl Handler<Deliver> for Delivery {
         self.pump(ctx);
     }
 }
+
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "delivery_connection_budget_waits_total",
+        "Times a delivery waited because the outbound connection budget was full."
+    );
+    metrics::describe_counter!(
+        "delivery_host_backoff_total",
+        "Times a next hop was left alone after repeated connection failures."
+    );
+}

@@ -84,6 +84,15 @@ impl Reply {
     pub fn greeting(hostname: &str) -> Self {
         Self::new(220, "", "greeting", format!("{hostname} ESMTP hermod"))
     }
+    /// Maintenance mode: the operator closed the door for a while.
+    pub fn maintenance() -> Self {
+        Self::new(
+            421,
+            "4.3.2",
+            "maintenance",
+            "Service temporarily unavailable, maintenance in progress",
+        )
+    }
     /// Past the total connection limit.
     pub fn too_many_connections() -> Self {
         Self::new(

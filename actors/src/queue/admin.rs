@@ -37,6 +37,33 @@ pub struct QueueStats {
     /// Delivery actors registered (one per next hop in recent use; an actor finishing
     /// its last job after it offered to retire is no longer counted).
     pub delivery_actors: usize,
+    /// What the Queue has seen since it started.
+    pub totals: Totals,
+}
+
+/// Counts since the Queue started: messages received, and delivery attempts per
+/// recipient by what became of them.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Totals {
+    /// Messages accepted and stored.
+    pub received: u64,
+    /// Recipients delivered.
+    pub delivered: u64,
+    /// Attempts deferred (a recipient deferred three times counts three).
+    pub deferred: u64,
+    /// Recipients bounced.
+    pub bounced: u64,
+}
+
+impl Totals {
+    /// Counts one attempt by its log label (`sent`, `deferred`, `bounced`).
+    pub(super) fn count(&mut self, label: &str) {
+        match label {
+            "sent" => self.delivered += 1,
+            "deferred" => self.deferred += 1,
+            _ => self.bounced += 1,
+        }
+    }
 }
 
 impl Handler<GetStats> for Queue {
@@ -50,6 +77,7 @@ impl Handler<GetStats> for Queue {
             deferred: self.evicted,
             in_flight: self.in_flight,
             delivery_actors: self.deliveries.len(),
+            totals: self.totals,
             ..Default::default()
         };
         for message in self.messages.values() {

@@ -162,3 +162,19 @@ impl Queue {
         Ok(())
     }
 }
+
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "queue_messages_removed_total",
+        "Messages removed from the queue with every recipient final."
+    );
+    metrics::describe_counter!(
+        "queue_undeliverable_bounces_total",
+        "Bounces that could not be delivered and had no postmaster to go to."
+    );
+    metrics::describe_counter!(
+        "queue_bounces_total",
+        "Bounces (delivery status notifications) created."
+    );
+}

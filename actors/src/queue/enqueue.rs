@@ -146,6 +146,7 @@ impl Handler<Stored> for Queue {
         tracing::info!(queue_id = %id, client = %envelope.client, from = %envelope.sender, size = envelope.size,
             nrcpt = envelope.recipients.len(), "message accepted");
         metrics::counter!("smtp_messages_received_total").increment(1);
+        self.totals.received += 1;
         self.keep(id, envelope);
         if self.has_room() {
             self.dispatch(id, data, ctx);
@@ -153,4 +154,12 @@ impl Handler<Stored> for Queue {
             self.ready.push_back(id);
         }
     }
+}
+
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "smtp_messages_received_total",
+        "Messages accepted (250 after DATA) and on disk."
+    );
 }

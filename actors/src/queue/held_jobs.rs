@@ -106,3 +106,11 @@ impl Queue {
         }
     }
 }
+
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "delivery_actor_failures_total",
+        "Delivery actors that stopped before reporting their jobs (the jobs are retried)."
+    );
+}

@@ -131,6 +131,7 @@ impl Queue {
                 tracing::info!(queue_id = %id, to = %rcpt.address, relay = %hop, attempts = rcpt.attempts,
                     status = "bounced", reply = %reply, "delivery attempt");
                 metrics::counter!("delivery_attempts_total", "status" => "bounced").increment(1);
+                self.totals.bounced += 1;
                 rcpt.status = schedule::failed(&reply);
             }
             if message.jobs == 0 {
@@ -138,4 +139,13 @@ impl Queue {
             }
         }
     }
+}
+
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_gauge!(
+        "queue_hops_down",
+        "Next hops considered down now (their mail is held, one probe per back-off step)."
+    );
+    metrics::describe_counter!("queue_hop_down_total", "Times a next hop was found down.");
 }

@@ -32,7 +32,7 @@ use crate::queue::id::{QueueId, QueueIdGenerator};
 use crate::store::committer::Committer;
 use crate::store::message_data::MessageData;
 use crate::store::spool::{Envelope, RecipientIndex, RecipientStatus, Spool};
-pub use admin::{FlushDeferred, GetStats, QueueStats};
+pub use admin::{FlushDeferred, GetStats, QueueStats, Totals};
 pub use drain::StopDispatch;
 pub use enqueue::{Intake, Stored};
 pub use reconfigure::Reconfigure;
@@ -115,6 +115,8 @@ pub struct Queue {
     /// Queued messages not held in memory (waiting in the schedule or the ready list,
     /// their envelopes in the spool).
     evicted: usize,
+    /// Counts since start, for the admin API.
+    totals: admin::Totals,
 }
 
 fn unix_now() -> u64 {
@@ -152,6 +154,7 @@ impl Queue {
             stopping: false,
             held: HashMap::new(),
             evicted: 0,
+            totals: admin::Totals::default(),
         }
     }
 
@@ -357,6 +360,7 @@ impl Queue {
                 }
             }
             metrics::counter!("delivery_attempts_total", "status" => status).increment(1);
+            self.totals.count(status);
         }
         message.jobs = message.jobs.saturating_sub(1);
         if message.jobs > 0 {
@@ -452,6 +456,23 @@ impl Handler<DeliveryIdle> for Queue {
         }
         idle.retire.do_send(Retire);
     }
+}
+
+/// Help texts of the metrics recorded in this file and the Queue's others, for the
+/// Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    bounce::describe_metrics();
+    enqueue::describe_metrics();
+    held_jobs::describe_metrics();
+    hops::describe_metrics();
+    metrics::describe_counter!(
+        "delivery_attempts_total",
+        "Delivery attempts per recipient, by status (sent, deferred, bounced)."
+    );
+    metrics::describe_gauge!(
+        "queue_messages",
+        "Messages in the queue, in memory or waiting on disk for their retry."
+    );
 }
 
 #[cfg(test)]

@@ -197,6 +197,23 @@ fn write(spool: &dyn Spool, request: StoreRequest) -> Option<Waiter> {
     }
 }
 
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_histogram!(
+        "queue_flush_seconds",
+        metrics::Unit::Seconds,
+        "Time one spool flush (fsync) took."
+    );
+    metrics::describe_histogram!(
+        "queue_flush_group_size",
+        "Messages and state commits answered by one flush (group commit)."
+    );
+    metrics::describe_counter!(
+        "queue_enqueue_errors_total",
+        "Messages that could not be written to the spool (answered 451)."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -161,6 +161,19 @@ impl Ballast {
     }
 }
 
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_gauge!(
+        "queue_spool_free_bytes",
+        metrics::Unit::Bytes,
+        "Free bytes on the spool's file system at the last check."
+    );
+    metrics::describe_counter!(
+        "queue_low_space_total",
+        "Times free space fell below queue.min_free_space (MAIL refused with 452 4.3.1)."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -378,6 +378,18 @@ impl Spool for SledSpool {
     }
 }
 
+/// Help texts of the metrics recorded in this file, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "queue_enqueue_timeouts_total",
+        "Messages not on disk by the session's deadline (answered 451, not delivered)."
+    );
+    metrics::describe_counter!(
+        "queue_spool_disk_full_total",
+        "Spool writes that failed because the disk was full."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

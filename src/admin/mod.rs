@@ -1,0 +1,114 @@
+//! The admin HTTP server (actix-web, on the actor system's own runtime): what an
+//! operator and a monitoring system ask a running hermod. Each route is a file:
+//! [`health`] (`/health`), [`stats`] (`/stats`, `/api/queue/stats`), [`metrics`]
+//! (`/metrics`), [`maintenance`] (`/api/maintenance`). Requests reach the actors as
+//! messages with a deadline ([`ASK_TIMEOUT`]): a busy Queue gives a 503 with the reason,
+//! never a request that hangs. [`auth`] checks the bearer token.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context as _;
+use hermod_actors::inbound::listener::Admission;
+use hermod_actors::queue::{GetStats, Queue, QueueStats};
+use hermod_actors::store::disk_space::DiskSpace;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
+
+pub mod auth;
+pub mod health;
+pub mod maintenance;
+pub mod metrics;
+pub mod stats;
+
+/// How long a request waits for an actor's answer before it is a 503.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the routes read and reach; shared by every admin worker.
+pub struct AdminState {
+    /// The Queue, for its counters.
+    pub queue: Addr<Queue>,
+    /// Connection counts and maintenance mode.
+    pub admission: Arc<Admission>,
+    /// The spool's free space and reserve.
+    pub disk: Arc<DiskSpace>,
+    /// True once sled has failed with a full disk (hermod is stopping).
+    pub spool_stuck: watch::Receiver<bool>,
+    /// True while hermod drains (SIGTERM).
+    pub draining: watch::Receiver<bool>,
+    /// When hermod started.
+    pub started: Instant,
+    /// The Prometheus recorder's handle; `None` when `admin.metrics` is off.
+    pub prometheus: Option<PrometheusHandle>,
+    /// The bearer token; `None`: none configured (loopback only).
+    pub token: Option<String>,
+    /// Every request needs the token (the admin listener is not on loopback).
+    pub token_for_reads: bool,
+    /// Where maintenance mode is remembered across restarts when asked.
+    pub maintenance_file: PathBuf,
+}
+
+impl AdminState {
+    /// Asks the Queue for its counters, within [`ASK_TIMEOUT`]; `Err` says why not.
+    pub async fn queue_stats(&self) -> Result<QueueStats, String> {
+        match tokio::time::timeout(ASK_TIMEOUT, self.queue.send(GetStats)).await {
+            Ok(Ok(stats)) => Ok(stats),
+            Ok(Err(_)) => Err("the queue is not running".into()),
+            Err(_) => Err(format!(
+                "the queue did not answer within {}s (busy)",
+                ASK_TIMEOUT.as_secs()
+            )),
+        }
+    }
+}
+
+/// A 503 with its reason, as JSON.
+pub fn unavailable(reason: &str) -> HttpResponse {
+    HttpResponse::ServiceUnavailable().json(serde_json::json!({ "error": reason }))
+}
+
+/// Starts the admin server on `listen` (and `/metrics` alone on `metrics_listen`) in the
+/// running actor system; returns the bound addresses.
+pub fn start(
+    state: AdminState,
+    listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
+) -> anyhow::Result<Vec<SocketAddr>> {
+    let state = web::Data::new(state);
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .route("/health", web::get().to(health::get))
+            .route("/stats", web::get().to(stats::get))
+            .route("/api/queue/stats", web::get().to(stats::get))
+            .route("/metrics", web::get().to(metrics::get))
+            .route("/api/maintenance", web::get().to(maintenance::get))
+            .route("/api/maintenance", web::put().to(maintenance::put))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(listen)
+    .with_context(|| format!("cannot listen on admin.listen {listen} (address in use?)"))?;
+    let mut bound = server.addrs();
+    actix::spawn(server.run());
+    if let Some(addr) = metrics_listen {
+        let metrics_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(metrics_state.clone())
+                .route("/metrics", web::get().to(metrics::get))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(addr)
+        .with_context(|| format!("cannot listen for /metrics on {addr} (admin.metrics_port)"))?;
+        bound.extend(server.addrs());
+        actix::spawn(server.run());
+    }
+    Ok(bound)
+}

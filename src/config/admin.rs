@@ -1,0 +1,111 @@
+//! `[admin]`: the admin HTTP server — health, statistics and Prometheus metrics for
+//! monitoring, and the operator's controls (maintenance mode) behind a bearer token.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigIssue, Section};
+
+/// `[admin]`: the admin HTTP server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where the admin HTTP server listens (`/health`, `/stats`, `/metrics`, `/api/...`);
+    /// empty turns it off.
+    pub listen: String,
+    /// Also serve `/metrics` on this port, at the admin listener's address (the seeds'
+    /// `METRICS_PORT`, usually 9090); 0: `/metrics` on the admin listener only.
+    pub metrics_port: u16,
+    /// Serve `/metrics` at all (the seeds' `METRICS_ENABLED`).
+    pub metrics: bool,
+    /// The bearer token every request that changes something must carry (and every
+    /// request when the admin listener is not on loopback). Empty: read `token_file`.
+    pub token: String,
+    /// A file whose first line is the token (kept out of the configuration file).
+    pub token_file: PathBuf,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:8080".into(),
+            metrics_port: 0,
+            metrics: true,
+            token: String::new(),
+            token_file: PathBuf::new(),
+        }
+    }
+}
+
+impl Section for AdminConfig {
+    const NAME: &'static str = "admin";
+    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
+        ("METRICS_PORT", "metrics_port"),
+        ("METRICS_ENABLED", "metrics"),
+    ];
+
+    fn check(&self, issues: &mut Vec<ConfigIssue>) {
+        if let Err(e) = self.listen_addr() {
+            issues.push(ConfigIssue::new("admin.listen", e));
+        }
+        if self.listen.trim().is_empty() && self.metrics_port != 0 {
+            issues.push(ConfigIssue::new(
+                "admin.metrics_port",
+                "needs admin.listen (the metrics port is opened on its address)",
+            ));
+        }
+        if !self.token.is_empty() && !self.token_file.as_os_str().is_empty() {
+            issues.push(ConfigIssue::new(
+                "admin.token_file",
+                "set admin.token or admin.token_file, not both",
+            ));
+        }
+        if let Ok(Some(addr)) = self.listen_addr()
+            && !addr.ip().is_loopback()
+            && self.token.is_empty()
+            && self.token_file.as_os_str().is_empty()
+        {
+            issues.push(ConfigIssue::new(
+                "admin.listen",
+                format!(
+                    "{addr} is not a loopback address: set admin.token or admin.token_file, which every request must then carry"
+                ),
+            ));
+        }
+    }
+}
+
+impl AdminConfig {
+    /// `listen` parsed; `None` when the admin server is off.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        match self.listen.trim() {
+            "" => Ok(None),
+            text => text
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("expected ip:port (such as 127.0.0.1:8080), got {text:?}")),
+        }
+    }
+
+    /// The token: `token`, or the first line of `token_file`; `None` when neither is set.
+    pub fn read_token(&self) -> anyhow::Result<Option<String>> {
+        if !self.token.is_empty() {
+            return Ok(Some(self.token.clone()));
+        }
+        if self.token_file.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&self.token_file).map_err(|e| {
+            anyhow::anyhow!(
+                "reading admin.token_file {}: {e}",
+                self.token_file.display()
+            )
+        })?;
+        match text.lines().next().map(str::trim) {
+            Some(token) if !token.is_empty() => Ok(Some(token.to_string())),
+            _ => anyhow::bail!("admin.token_file {} is empty", self.token_file.display()),
+        }
+    }
+}
