@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use anyhow::Context as _;
 use hermod_actors::inbound::listener::{
-    self as listener, Admission, Drain, Listener, SessionContextTemplate,
+    self as listener, Admission, Drain, ListenSocket, Listener, SessionContextTemplate,
 };
 use hermod_actors::outbound::connection_budget::ConnectionBudget;
 use hermod_actors::outbound::delivery::Delivery;
@@ -84,21 +84,7 @@ pub fn run(
     };
     let spool: Arc<dyn Spool> = Arc::new(sled);
     let workers = config.smtp.arbiters();
-    // One socket per address and arbiter (SO_REUSEPORT): bound now, so that an address in
-    // use stops the start with a clear error.
-    let mut sockets: Vec<Vec<tokio::net::TcpSocket>> = (0..workers).map(|_| Vec::new()).collect();
-    let mut bound = Vec::new();
-    for addr in &config.smtp.listen {
-        let context = || format!("cannot listen on {addr} (address in use, or a privileged port?)");
-        listener::ensure_free(*addr).with_context(context)?;
-        let first = listener::bind(*addr).with_context(context)?;
-        let actual = first.local_addr()?;
-        sockets[0].push(first);
-        for per_arbiter in sockets.iter_mut().skip(1) {
-            per_arbiter.push(listener::bind(actual).with_context(context)?);
-        }
-        bound.push(actual);
-    }
+    let (sockets, bound) = listening_sockets(&config, workers)?;
 
     // Installed before any actor records a metric.
     let prometheus = match config.admin.metrics {
@@ -122,6 +108,11 @@ pub fn run(
         tracing::info!(smtp_addr = %addr, workers, "listening");
     }
     started?;
+    // For a service manager that waits (systemd's Type=notify); nothing without one.
+    notify_service_manager(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("accepting mail"),
+    ]);
     system.run().context("actor system failed")?;
     if stopped_by_full_disk.load(std::sync::atomic::Ordering::Relaxed) {
         // Every acknowledged message was flushed before its 250; what this flush would
@@ -135,10 +126,57 @@ pub fn run(
     Ok(())
 }
 
+/// The SMTP sockets for each arbiter, and their addresses. Sockets handed over by the
+/// service manager (systemd socket activation: `LISTEN_FDS`, `LISTEN_PID`) take the place
+/// of `smtp.listen`, so port 25 needs no privilege; each arbiter accepts on a duplicate.
+/// Otherwise one socket per address and arbiter (`SO_REUSEPORT`), bound now, so that an
+/// address in use stops the start with a clear error.
+fn listening_sockets(
+    config: &Config,
+    workers: usize,
+) -> anyhow::Result<(Vec<Vec<ListenSocket>>, Vec<SocketAddr>)> {
+    let mut sockets: Vec<Vec<ListenSocket>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut bound = Vec::new();
+    let mut activation = listenfd::ListenFd::from_env();
+    for i in 0..activation.len() {
+        let inherited = activation.take_tcp_listener(i).with_context(|| {
+            format!("socket {i} from the service manager is not a TCP listener")
+        })?;
+        let Some(inherited) = inherited else {
+            continue;
+        };
+        for per_arbiter in sockets.iter_mut() {
+            per_arbiter.push(ListenSocket::Inherited(inherited.try_clone()?));
+        }
+        bound.push(inherited.local_addr()?);
+    }
+    if !bound.is_empty() {
+        tracing::info!(
+            sockets = bound.len(),
+            "serving SMTP on the sockets the service manager passed (socket activation); smtp.listen is not used"
+        );
+        return Ok((sockets, bound));
+    }
+    for addr in &config.smtp.listen {
+        let context = || format!("cannot listen on {addr} (address in use, or a privileged port?)");
+        listener::ensure_free(*addr).with_context(context)?;
+        let first = listener::bind(*addr).with_context(context)?;
+        let actual = first.local_addr()?;
+        sockets[0].push(ListenSocket::Bound(first));
+        for per_arbiter in sockets.iter_mut().skip(1) {
+            per_arbiter.push(ListenSocket::Bound(
+                listener::bind(actual).with_context(context)?,
+            ));
+        }
+        bound.push(actual);
+    }
+    Ok((sockets, bound))
+}
+
 /// The listening sockets, bound before the actor system starts.
 struct Listening {
-    /// One socket per address for each arbiter (`SO_REUSEPORT`).
-    sockets: Vec<Vec<tokio::net::TcpSocket>>,
+    /// One socket per address for each arbiter.
+    sockets: Vec<Vec<ListenSocket>>,
     /// The bound addresses (a configured port 0 is the real port here).
     addrs: Vec<SocketAddr>,
 }
@@ -331,6 +369,10 @@ async fn drain(
     drain_timeout: Duration,
 ) {
     tracing::info!("shutting down: no new connections; draining sessions");
+    notify_service_manager(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("draining"),
+    ]);
     let deadline = Instant::now() + drain_timeout;
     for listener in listeners {
         let _ = listener.send(Drain).await;
@@ -508,6 +550,14 @@ impl Running {
         // Keys that need a restart keep their running values, so the next reload
         // compares against what really runs.
         self.config = reload::keep_running_values(&self.config, config, &restart);
+    }
+}
+
+/// Tells systemd (through `NOTIFY_SOCKET`) how hermod is doing; without a service
+/// manager there is no socket and nothing to do.
+fn notify_service_manager(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!(error = %e, "cannot notify the service manager (NOTIFY_SOCKET)");
     }
 }
 

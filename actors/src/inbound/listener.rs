@@ -176,6 +176,29 @@ pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
     std::net::TcpListener::bind(addr).map(drop)
 }
 
+/// A socket a Listener accepts on.
+#[derive(Debug)]
+pub enum ListenSocket {
+    /// Bound by hermod with [`bind`]: one `SO_REUSEPORT` socket per arbiter.
+    Bound(TcpSocket),
+    /// Already listening, handed over by the service manager (systemd socket activation);
+    /// every arbiter accepts on a duplicate of it.
+    Inherited(std::net::TcpListener),
+}
+
+impl ListenSocket {
+    /// Listening, on the current arbiter's reactor.
+    fn listen(self) -> std::io::Result<TcpListener> {
+        match self {
+            ListenSocket::Bound(socket) => socket.listen(LISTEN_BACKLOG as u32),
+            ListenSocket::Inherited(listener) => {
+                listener.set_nonblocking(true)?;
+                TcpListener::from_std(listener)
+            }
+        }
+    }
+}
+
 /// Connections the kernel queues per listening socket before they are accepted.
 const LISTEN_BACKLOG: i32 = 1024;
 
@@ -205,17 +228,17 @@ impl Stream for Incoming {
 
 /// The listener actor of one arbiter.
 pub struct Listener {
-    sockets: Vec<TcpSocket>,
+    sockets: Vec<ListenSocket>,
     admission: Arc<Admission>,
     session: SessionContextTemplate,
     accept_handles: Vec<SpawnHandle>,
 }
 
 impl Listener {
-    /// A listener over sockets bound with [`bind`]; start it on the arbiter whose sessions
-    /// it should serve.
+    /// A listener over sockets bound with [`bind`] or handed over by the service manager;
+    /// start it on the arbiter whose sessions it should serve.
     pub fn new(
-        sockets: Vec<TcpSocket>,
+        sockets: Vec<ListenSocket>,
         admission: Arc<Admission>,
         session: SessionContextTemplate,
     ) -> Self {
@@ -242,7 +265,7 @@ impl Actor for Listener {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(65536);
         for socket in self.sockets.drain(..) {
-            match socket.listen(LISTEN_BACKLOG as u32) {
+            match socket.listen() {
                 Ok(listener) => self.accept_handles.push(ctx.add_stream(Incoming(listener))),
                 Err(e) => tracing::error!(error = %e, "cannot listen on a bound SMTP socket"),
             }
