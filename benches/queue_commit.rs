@@ -13,6 +13,7 @@ fn envelope() -> Envelope {
     Envelope {
         options: Default::default(),
         body_file: false,
+        held: false,
         sender: "a@b.test".into(),
         recipients: vec![RecipientState {
             address: "u@c.test".into(),

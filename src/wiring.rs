@@ -251,6 +251,7 @@ async fn start(
         &config.smtp.hostname,
         config.delivery.hop_policy(config.queue.max_retry_interval),
     );
+    let admin_spool = spool.clone();
     let mut queue = Queue::new(
         queue_settings,
         spool,
@@ -308,6 +309,7 @@ async fn start(
         &running.config,
         AdminState {
             queue: queue.clone(),
+            spool: admin_spool,
             admission: admission.clone(),
             disk,
             spool_stuck,

@@ -50,6 +50,13 @@ impl Spool for SlowDisk {
     fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, SpoolError> {
         self.spool.envelope(id)
     }
+    fn scan(
+        &self,
+        after: Option<QueueId>,
+        each: &mut dyn FnMut(QueueId, Envelope) -> bool,
+    ) -> Result<(), SpoolError> {
+        self.spool.scan(after, each)
+    }
     fn flush(&self) -> Result<(), SpoolError> {
         std::thread::sleep(self.delay);
         self.spool.flush()

@@ -111,6 +111,7 @@ fn envelope(status: RecipientStatus) -> Envelope {
         client: "192.0.2.1".into(),
         options: Default::default(),
         body_file: false,
+        held: false,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The admin HTTP server (actix-web, on the actor system's own runtime): what an
 //! operator and a monitoring system ask a running hermod. Each route is a file:
 //! [`health`] (`/health`), [`stats`] (`/stats`, `/api/queue/stats`), [`metrics`]
-//! (`/metrics`), [`maintenance`] (`/api/maintenance`). Requests reach the actors as
+//! (`/metrics`), [`maintenance`] (`/api/maintenance`), [`queue`] (`/api/queue`: list,
+//! show, flush, hold, release, delete, bounce). Requests reach the actors as
 //! messages with a deadline ([`ASK_TIMEOUT`]): a busy Queue gives a 503 with the reason,
 //! never a request that hangs. [`auth`] checks the bearer token.
 
@@ -16,6 +17,7 @@ use anyhow::Context as _;
 use hermod_actors::inbound::listener::Admission;
 use hermod_actors::queue::{GetStats, Queue, QueueStats};
 use hermod_actors::store::disk_space::DiskSpace;
+use hermod_actors::store::spool::Spool;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
@@ -23,6 +25,7 @@ pub mod auth;
 pub mod health;
 pub mod maintenance;
 pub mod metrics;
+pub mod queue;
 pub mod stats;
 
 /// How long a request waits for an actor's answer before it is a 503.
@@ -30,8 +33,10 @@ pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the routes read and reach; shared by every admin worker.
 pub struct AdminState {
-    /// The Queue, for its counters.
+    /// The Queue, for its counters and the operator's actions.
     pub queue: Addr<Queue>,
+    /// The spool, read directly for listings (sled reads are thread-safe).
+    pub spool: Arc<dyn Spool>,
     /// Connection counts and maintenance mode.
     pub admission: Arc<Admission>,
     /// The spool's free space and reserve.
@@ -86,6 +91,17 @@ pub fn start(
             .route("/health", web::get().to(health::get))
             .route("/stats", web::get().to(stats::get))
             .route("/api/queue/stats", web::get().to(stats::get))
+            .route("/api/queue", web::get().to(queue::list))
+            .route("/api/queue/{id}", web::get().to(queue::show))
+            .route("/api/queue/{id}", web::delete().to(queue::delete))
+            .route(
+                "/api/queue/{id}/{action}",
+                web::post().to(queue::act_on_one),
+            )
+            .route(
+                "/api/queue/{action}",
+                web::post().to(queue::act_on_matching),
+            )
             .route("/metrics", web::get().to(metrics::get))
             .route("/api/maintenance", web::get().to(maintenance::get))
             .route("/api/maintenance", web::put().to(maintenance::put))

@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigIssue};
 
+pub mod admin_client;
 pub mod maintenance;
+pub mod queue;
 pub mod route;
 pub mod serve;
 
@@ -56,6 +58,9 @@ enum Command {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The running hermod's queue: list, show, stats, flush, hold, release, delete,
+    /// bounce (through its admin API).
+    Queue(queue::QueueArgs),
     /// Turn maintenance mode on or off in the running hermod: while on, new SMTP
     /// connections get 421 4.3.2 and deliveries go on.
     Maintenance {
@@ -76,6 +81,7 @@ impl Cli {
         match self.command.unwrap_or(Command::Serve(self.serve)) {
             Command::Serve(args) => serve::run(args),
             Command::Route { domain, config } => route::run(config, &domain),
+            Command::Queue(args) => queue::run(args),
             Command::Maintenance {
                 state,
                 persist,

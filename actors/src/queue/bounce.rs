@@ -143,6 +143,7 @@ impl Queue {
             // The bounce quotes the original's headers: it needs what the original needed.
             options: envelope.options,
             body_file: false,
+            held: false,
         };
         self.spool.insert(bounce_id, &bounce, &data)?;
         if envelope.sender.is_empty() {

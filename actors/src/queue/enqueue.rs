@@ -134,6 +134,7 @@ fn envelope_of(
         client: client.to_string(),
         options,
         body_file: false,
+        held: false,
     };
     (envelope, Bytes::from(data), body_file)
 }

@@ -19,6 +19,7 @@ mod enqueue;
 mod held_jobs;
 mod hops;
 pub mod id;
+mod operate;
 mod reconfigure;
 mod resident;
 pub mod schedule;
@@ -35,6 +36,7 @@ use crate::store::spool::{Envelope, RecipientIndex, RecipientStatus, Spool};
 pub use admin::{FlushDeferred, GetStats, QueueStats, Totals};
 pub use drain::StopDispatch;
 pub use enqueue::{Intake, Stored};
+pub use operate::{Action, Operate, Operated};
 pub use reconfigure::Reconfigure;
 
 /// How the Queue retries and expires, from `[queue]`.
@@ -202,6 +204,11 @@ impl Queue {
         let Some(message) = self.messages.get(&id) else {
             return;
         };
+        if message.envelope.held {
+            // Held by the operator: waits on disk until released.
+            self.evict(id);
+            return;
+        }
         if self.stopping {
             // Stays in the spool; the next start dispatches it.
             return;
@@ -465,6 +472,7 @@ pub(crate) fn describe_metrics() {
     enqueue::describe_metrics();
     held_jobs::describe_metrics();
     hops::describe_metrics();
+    operate::describe_metrics();
     metrics::describe_counter!(
         "delivery_attempts_total",
         "Delivery attempts per recipient, by status (sent, deferred, bounced)."

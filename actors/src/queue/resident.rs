@@ -75,6 +75,11 @@ impl Queue {
         let spool = self.spool.clone();
         let count = spool.recover_each(&mut |id, envelope| {
             newest = newest.max(Some(id));
+            if envelope.held {
+                // Waits on disk until the operator releases it.
+                self.evicted += 1;
+                return;
+            }
             match next_due(&envelope) {
                 Some(at) if at > now => {
                     self.schedule.insert((at, id));

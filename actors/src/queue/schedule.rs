@@ -192,6 +192,7 @@ mod tests {
             client: "127.0.0.1".into(),
             options: Default::default(),
             body_file: false,
+            held: false,
         }
     }
 

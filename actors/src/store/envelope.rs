@@ -71,6 +71,9 @@ pub struct Envelope {
     /// The body is a file in `bodies/` (a large message); sled holds only the head.
     #[serde(default, skip_serializing_if = "is_false")]
     pub body_file: bool,
+    /// Held by the operator (`hermod queue hold`): never attempted until released.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub held: bool,
 }
 
 fn is_false(value: &bool) -> bool {

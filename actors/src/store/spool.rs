@@ -71,6 +71,14 @@ pub trait Spool: Send + Sync + 'static {
     }
     /// One message's envelope, as last written.
     fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, SpoolError>;
+    /// Hands envelopes to `each` in id (arrival) order, starting after `after`, until
+    /// `each` returns false: a page of the queue for the operator's tools, read without
+    /// holding the queue in memory.
+    fn scan(
+        &self,
+        after: Option<QueueId>,
+        each: &mut dyn FnMut(QueueId, Envelope) -> bool,
+    ) -> Result<(), SpoolError>;
     /// Makes every earlier write durable.
     fn flush(&self) -> Result<(), SpoolError>;
     /// Bytes the store occupies on disk.
@@ -300,6 +308,33 @@ impl SledSpool {
         Ok(count)
     }
 
+    fn raw_scan(
+        &self,
+        after: Option<QueueId>,
+        each: &mut dyn FnMut(QueueId, Envelope) -> bool,
+    ) -> Result<(), SpoolError> {
+        let entries = match after {
+            Some(after) => self.envelopes.range((
+                std::ops::Bound::Excluded(after.to_key().to_vec()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.envelopes.iter(),
+        };
+        for entry in entries {
+            let (key, value) = entry?;
+            let Some(id) = QueueId::from_key(&key) else {
+                continue;
+            };
+            let Ok(envelope) = serde_json::from_slice(&value) else {
+                continue;
+            };
+            if !each(id, envelope) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn raw_envelope(&self, id: QueueId) -> Result<Option<Envelope>, SpoolError> {
         let Some(raw) = self.envelopes.get(id.to_key())? else {
             return Ok(None);
@@ -365,6 +400,14 @@ impl Spool for SledSpool {
         self.raw_recover_each(each)
     }
 
+    fn scan(
+        &self,
+        after: Option<QueueId>,
+        each: &mut dyn FnMut(QueueId, Envelope) -> bool,
+    ) -> Result<(), SpoolError> {
+        self.raw_scan(after, each)
+    }
+
     fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, SpoolError> {
         self.raw_envelope(id)
     }
@@ -408,6 +451,7 @@ mod tests {
             client: "127.0.0.1".into(),
             options: MailOptions::default(),
             body_file: false,
+            held: false,
         }
     }
 
