@@ -319,6 +319,7 @@ async fn start(
             token: running.config.admin.read_token()?,
             token_for_reads: false,
             maintenance_file,
+            destinations: Default::default(),
         },
     )?;
     let drain_timeout = running.config.smtp.drain_timeout;

@@ -211,3 +211,32 @@ fn maintenance_says_when_hermod_is_not_running() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("hermod is not running"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_the_queue_by_destination_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hermod = with_one_queued_message(dir.path()).await;
+    let stats = http::get(hermod.admin.unwrap(), "/stats").await.json();
+    assert_eq!(stats["destinations"][0]["domain"], "c.test", "{stats}");
+    // Debian's chromium runs the page's scripts, then prints the page as they left it.
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("http://{}/", hermod.admin.unwrap()))
+        .output()
+        .expect("chromium (see .ci/run)");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let table = dom
+        .split("id=\"destinations\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</tbody>").next())
+        .unwrap_or_else(|| panic!("no destinations table in:\n{dom}"));
+    assert!(table.contains("<td>c.test</td>"), "{table}");
+    assert!(dom.contains("class=\"good\">healthy<"), "{dom}");
+    hermod.stop().await;
+}

@@ -1,5 +1,6 @@
 //! The admin HTTP server (actix-web, on the actor system's own runtime): what an
 //! operator and a monitoring system ask a running hermod. Each route is a file:
+//! [`status_page`] (`/`, the live status page),
 //! [`health`] (`/health`), [`stats`] (`/stats`, `/api/queue/stats`), [`metrics`]
 //! (`/metrics`), [`maintenance`] (`/api/maintenance`), [`queue`] (`/api/queue`: list,
 //! show, flush, hold, release, delete, bounce). Requests reach the actors as
@@ -22,11 +23,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
 pub mod auth;
+pub mod destinations;
 pub mod health;
 pub mod maintenance;
 pub mod metrics;
 pub mod queue;
 pub mod stats;
+pub mod status_page;
 
 /// How long a request waits for an actor's answer before it is a 503.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,6 +58,8 @@ pub struct AdminState {
     pub token_for_reads: bool,
     /// Where maintenance mode is remembered across restarts when asked.
     pub maintenance_file: PathBuf,
+    /// The last count of the queue by destination.
+    pub destinations: destinations::Cache,
 }
 
 impl AdminState {
@@ -88,6 +93,7 @@ pub fn start(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
+            .route("/", web::get().to(status_page::get))
             .route("/health", web::get().to(health::get))
             .route("/stats", web::get().to(stats::get))
             .route("/api/queue/stats", web::get().to(stats::get))

@@ -1,5 +1,6 @@
 //! `GET /stats` and `GET /api/queue/stats`: connections and the queue as JSON — what is
-//! queued, due, deferred and under way, and what happened since the start.
+//! queued, due, deferred and under way, what happened since the start, and the queue by
+//! destination.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -14,6 +15,12 @@ pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResp
         Ok(stats) => stats,
         Err(reason) => return unavailable(&reason),
     };
+    let counting = state.clone();
+    let destinations = match web::block(move || counting.destinations.get(&counting.spool)).await {
+        Ok(Ok(destinations)) => destinations,
+        Ok(Err(reason)) => return unavailable(&reason),
+        Err(e) => return unavailable(&e.to_string()),
+    };
     HttpResponse::Ok().json(serde_json::json!({
         "active_connections": state.admission.active(),
         "queue_size": stats.messages,
@@ -23,6 +30,7 @@ pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResp
         "messages_deferred": stats.totals.deferred,
         "messages_bounced": stats.totals.bounced,
         "maintenance": state.admission.maintenance(),
+        "destinations": destinations,
         "uptime_s": state.started.elapsed().as_secs(),
     }))
 }
