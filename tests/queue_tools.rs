@@ -210,3 +210,95 @@ async fn bounce_sends_the_sender_a_report_and_actions_need_the_token() {
     assert_eq!(again.status, 404, "{}", again.body);
     hermod.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_destination_waits_until_it_is_resumed_or_its_time_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hermod, _sink) = setup(dir.path()).await;
+    // origin.test goes to the sink: suspended, its mail waits.
+    let out = queue(
+        dir.path(),
+        &hermod,
+        &[
+            "suspend",
+            "origin.test",
+            "--for",
+            "2h",
+            "--reason",
+            "migrating the mailbox hosts",
+        ],
+    );
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        listed["suspensions"][0]["domain"], "origin.test",
+        "{listed}"
+    );
+    assert_eq!(
+        listed["suspensions"][0]["reason"],
+        "migrating the mailbox hosts"
+    );
+
+    let mut client = Client::connect(hermod.addr).await;
+    let id = queue_id(
+        &client
+            .send_message(
+                "x@else.test",
+                &["b@origin.test"],
+                b"Subject: s\r\n\r\nx\r\n",
+            )
+            .await,
+    );
+    client.cmd("QUIT").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let sink_dir = dir.path().join("sink");
+    assert!(
+        sink::stored(&sink_dir).is_empty(),
+        "delivered while suspended"
+    );
+    assert!(
+        !hermod
+            .logs()
+            .iter()
+            .any(|l| l.contains("delivery attempt") && l.contains(&id))
+    );
+    let stats = http::get(hermod.admin.unwrap(), "/stats").await.json();
+    let row = stats["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["domain"] == "origin.test")
+        .cloned();
+    assert_eq!(
+        row.as_ref().map(|r| r["suspension_reason"].clone()),
+        Some("migrating the mailbox hosts".into()),
+        "{stats}"
+    );
+
+    stdout(&queue(dir.path(), &hermod, &["resume", "origin.test"]));
+    let stored = sink::wait_stored(&sink_dir, 1, Duration::from_secs(10)).await;
+    assert_eq!(stored.len(), 1, "{}", hermod.logs().join("\n"));
+
+    // A suspension also ends by itself.
+    stdout(&queue(
+        dir.path(),
+        &hermod,
+        &["suspend", "origin.test", "--for", "2s"],
+    ));
+    let mut client = Client::connect(hermod.addr).await;
+    client
+        .send_message(
+            "x@else.test",
+            &["c@origin.test"],
+            b"Subject: t\r\n\r\nx\r\n",
+        )
+        .await;
+    client.cmd("QUIT").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink::stored(&sink_dir).len(), 1);
+    let stored = sink::wait_stored(&sink_dir, 2, Duration::from_secs(10)).await;
+    assert_eq!(stored.len(), 2, "{}", hermod.logs().join("\n"));
+    let none: serde_json::Value =
+        serde_json::from_str(&stdout(&queue(dir.path(), &hermod, &["suspensions"]))).unwrap();
+    assert_eq!(none["suspensions"].as_array().unwrap().len(), 0, "{none}");
+    hermod.stop().await;
+}

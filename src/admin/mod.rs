@@ -3,7 +3,7 @@
 //! [`status_page`] (`/`, the live status page),
 //! [`health`] (`/health`), [`stats`] (`/stats`, `/api/queue/stats`), [`metrics`]
 //! (`/metrics`), [`maintenance`] (`/api/maintenance`), [`queue`] (`/api/queue`: list,
-//! show, flush, hold, release, delete, bounce). Requests reach the actors as
+//! show, flush, hold, release, delete, bounce), [`suspensions`] (`/api/suspensions`). Requests reach the actors as
 //! messages with a deadline ([`ASK_TIMEOUT`]): a busy Queue gives a 503 with the reason,
 //! never a request that hangs. [`auth`] checks the bearer token.
 
@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod queue;
 pub mod stats;
 pub mod status_page;
+pub mod suspensions;
 
 /// How long a request waits for an actor's answer before it is a 503.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -97,6 +98,12 @@ pub fn start(
             .route("/health", web::get().to(health::get))
             .route("/stats", web::get().to(stats::get))
             .route("/api/queue/stats", web::get().to(stats::get))
+            .route("/api/suspensions", web::get().to(suspensions::list))
+            .route("/api/suspensions", web::post().to(suspensions::suspend))
+            .route(
+                "/api/suspensions/{domain}",
+                web::delete().to(suspensions::resume),
+            )
             .route("/api/queue", web::get().to(queue::list))
             .route("/api/queue/{id}", web::get().to(queue::show))
             .route("/api/queue/{id}", web::delete().to(queue::delete))

@@ -16,11 +16,25 @@ pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResp
         Err(reason) => return unavailable(&reason),
     };
     let counting = state.clone();
-    let destinations = match web::block(move || counting.destinations.get(&counting.spool)).await {
-        Ok(Ok(destinations)) => destinations,
-        Ok(Err(reason)) => return unavailable(&reason),
-        Err(e) => return unavailable(&e.to_string()),
+    let mut destinations =
+        match web::block(move || counting.destinations.get(&counting.spool)).await {
+            Ok(Ok(destinations)) => destinations,
+            Ok(Err(reason)) => return unavailable(&reason),
+            Err(e) => return unavailable(&e.to_string()),
+        };
+    let suspended = match super::suspensions::current(&state).await {
+        Ok(list) => list,
+        Err(reason) => return unavailable(&reason),
     };
+    for row in destinations.as_array_mut().into_iter().flatten() {
+        if let Some(s) = suspended
+            .iter()
+            .find(|s| row["domain"] == s.domain.as_str())
+        {
+            row["suspended_until"] = s.until.into();
+            row["suspension_reason"] = s.reason.clone().into();
+        }
+    }
     HttpResponse::Ok().json(serde_json::json!({
         "active_connections": state.admission.active(),
         "queue_size": stats.messages,
@@ -31,6 +45,7 @@ pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResp
         "messages_bounced": stats.totals.bounced,
         "maintenance": state.admission.maintenance(),
         "destinations": destinations,
+        "suspended": suspended,
         "uptime_s": state.started.elapsed().as_secs(),
     }))
 }

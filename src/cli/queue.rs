@@ -1,6 +1,7 @@
 //! `hermod queue`: the running hermod's queue, through its admin API — `list` (like
-//! `mailq`), `show ID`, `stats`, and `flush`, `hold`, `release`, `delete`, `bounce` of one
-//! message (by id) or of every message a filter matches.
+//! `mailq`), `show ID`, `stats`, `flush`, `hold`, `release`, `delete`, `bounce` of one
+//! message (by id) or of every message a filter matches, and `suspend`, `resume`,
+//! `suspensions` of destinations.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,24 @@ enum QueueCommand {
     Delete(Target),
     /// Fail every recipient not yet delivered, with a bounce to the sender.
     Bounce(Target),
+    /// Stop delivery to a destination for a while; its mail waits.
+    Suspend {
+        /// The recipient domain.
+        domain: String,
+        /// How long (30m, 2h, 1d).
+        #[arg(long = "for")]
+        duration: String,
+        /// Why (shown in the listing, the status page and the log).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// End a suspension now; the destination's mail is tried at once.
+    Resume {
+        /// The recipient domain.
+        domain: String,
+    },
+    /// The suspended destinations.
+    Suspensions,
 }
 
 /// One message by id, or those a filter matches.
@@ -125,7 +144,22 @@ pub fn run(args: QueueArgs) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
+    let mut body = None;
     let (method, path, json) = match &args.command {
+        QueueCommand::Suspend {
+            domain,
+            duration,
+            reason,
+        } => {
+            body = Some(serde_json::json!({ "domain": domain, "for": duration, "reason": reason }));
+            (Method::POST, "/api/suspensions".to_string(), true)
+        }
+        QueueCommand::Resume { domain } => (
+            Method::DELETE,
+            format!("/api/suspensions/{}", encode(domain)),
+            true,
+        ),
+        QueueCommand::Suspensions => (Method::GET, "/api/suspensions".to_string(), true),
         QueueCommand::List { filter, json } => {
             (Method::GET, format!("/api/queue{}", filter.query()), *json)
         }
@@ -140,7 +174,7 @@ pub fn run(args: QueueArgs) -> ExitCode {
             None => (Method::POST, action_path("delete", t), true),
         },
     };
-    let call = super::admin_client::call(&config, method, &path, None);
+    let call = super::admin_client::call(&config, method, &path, body);
     match actix::System::new().block_on(call) {
         Ok(text) if json => {
             println!("{text}");

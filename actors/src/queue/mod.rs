@@ -23,6 +23,7 @@ mod operate;
 mod reconfigure;
 mod resident;
 pub mod schedule;
+mod suspend;
 
 use crate::outbound::delivery::{
     Deliver, DeliveryIdle, DeliveryReport, JobRecipient, QueueLink, Retire,
@@ -38,6 +39,7 @@ pub use drain::StopDispatch;
 pub use enqueue::{Intake, Stored};
 pub use operate::{Action, Operate, Operated};
 pub use reconfigure::Reconfigure;
+pub use suspend::{ListSuspensions, Resume, Suspend, Suspension};
 
 /// How the Queue retries and expires, from `[queue]`.
 #[derive(Debug, Clone)]
@@ -119,6 +121,8 @@ pub struct Queue {
     evicted: usize,
     /// Counts since start, for the admin API.
     totals: admin::Totals,
+    /// Destinations the operator suspended.
+    suspensions: suspend::Suspensions,
 }
 
 fn unix_now() -> u64 {
@@ -157,6 +161,7 @@ impl Queue {
             held: HashMap::new(),
             evicted: 0,
             totals: admin::Totals::default(),
+            suspensions: Default::default(),
         }
     }
 
@@ -216,12 +221,32 @@ impl Queue {
         if message.jobs > 0 {
             return;
         }
+        // Recipients of a suspended destination wait for its end.
+        let mut resumes: Option<u64> = None;
         let due: Vec<usize> = (0..message.envelope.recipients.len())
             .filter(|&i| {
-                !message.in_flight[i]
-                    && schedule::is_due(&message.envelope.recipients[i].status, now)
+                let rcpt = &message.envelope.recipients[i];
+                if message.in_flight[i] || !schedule::is_due(&rcpt.status, now) {
+                    return false;
+                }
+                match self.suspensions.until(&rcpt.domain, now) {
+                    Some(until) => {
+                        resumes = Some(resumes.map_or(until, |r| r.min(until)));
+                        false
+                    }
+                    None => true,
+                }
             })
             .collect();
+        if due.is_empty()
+            && let Some(until) = resumes
+        {
+            if message.jobs == 0 && !message.in_flight.iter().any(|&f| f) {
+                self.schedule.insert((until, id));
+                self.evict(id);
+            }
+            return;
+        }
         if due.is_empty() {
             if schedule::next_due(&message.envelope).is_none() {
                 // Every recipient is final, but finishing failed earlier (the bounce could

@@ -170,6 +170,6 @@ impl Queue {
 pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         "queue_operator_actions_total",
-        "Queue actions by the operator, by action (flush, hold, release, delete, bounce)."
+        "Queue actions by the operator, by action (flush, hold, release, delete, bounce, suspend, resume)."
     );
 }

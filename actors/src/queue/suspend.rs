@@ -1,0 +1,121 @@
+//! Suspended destinations: the operator stops delivery to a recipient domain for a
+//! while, with a reason (`hermod queue suspend example.com --for 2h --reason "…"`).
+//! Mail for it waits in the schedule until the suspension ends, instead of being tried
+//! (or even looked at) every tick; other recipients of the same message go on. A
+//! suspension ends by itself at its time, or when it is resumed; a restart ends it too.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+
+use super::{Queue, unix_now};
+
+/// Stop delivery to `domain` until `until` (unix seconds).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Suspend {
+    /// The recipient domain (any case).
+    pub domain: String,
+    /// When delivery resumes by itself, unix seconds.
+    pub until: u64,
+    /// Why, for the listing and the log.
+    pub reason: String,
+}
+
+/// End a suspension now; its mail is due at once. Answers whether there was one.
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub struct Resume {
+    /// The recipient domain.
+    pub domain: String,
+}
+
+/// The suspensions in force.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<Suspension>")]
+pub struct ListSuspensions;
+
+/// One suspended destination.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Suspension {
+    /// The recipient domain.
+    pub domain: String,
+    /// When delivery resumes by itself, unix seconds.
+    pub until: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The suspensions, by lowercase domain.
+#[derive(Debug, Default)]
+pub(super) struct Suspensions(HashMap<String, Suspension>);
+
+impl Suspensions {
+    /// When delivery to `domain` resumes, if it is suspended at `now`.
+    pub(super) fn until(&self, domain: &str, now: u64) -> Option<u64> {
+        if self.0.is_empty() {
+            return None;
+        }
+        self.0
+            .get(domain)
+            .map(|s| s.until)
+            .filter(|&until| until > now)
+    }
+}
+
+impl Handler<Suspend> for Queue {
+    type Result = ();
+
+    fn handle(&mut self, msg: Suspend, _ctx: &mut Context<Self>) {
+        let domain = msg.domain.trim_end_matches('.').to_ascii_lowercase();
+        tracing::warn!(domain = %domain, resumes_in_s = msg.until.saturating_sub(unix_now()), reason = %msg.reason,
+            "destination suspended by the operator; its mail waits");
+        metrics::counter!("queue_operator_actions_total", "action" => "suspend").increment(1);
+        self.suspensions.0.insert(
+            domain.clone(),
+            Suspension {
+                domain,
+                until: msg.until,
+                reason: msg.reason,
+            },
+        );
+    }
+}
+
+impl Handler<Resume> for Queue {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Resume, ctx: &mut Context<Self>) -> bool {
+        let domain = msg.domain.trim_end_matches('.').to_ascii_lowercase();
+        let Some(ended) = self.suspensions.0.remove(&domain) else {
+            return false;
+        };
+        tracing::info!(domain = %domain, "destination resumed by the operator");
+        metrics::counter!("queue_operator_actions_total", "action" => "resume").increment(1);
+        // Its mail was scheduled for the suspension's end: that is now.
+        let waiting: Vec<_> = self
+            .schedule
+            .iter()
+            .filter(|(at, _)| *at == ended.until)
+            .copied()
+            .collect();
+        for entry in waiting {
+            self.schedule.remove(&entry);
+            self.ready.push_back(entry.1);
+        }
+        self.pump(ctx);
+        true
+    }
+}
+
+impl Handler<ListSuspensions> for Queue {
+    type Result = MessageResult<ListSuspensions>;
+
+    fn handle(&mut self, _: ListSuspensions, _ctx: &mut Context<Self>) -> Self::Result {
+        let now = unix_now();
+        self.suspensions.0.retain(|_, s| s.until > now);
+        let mut list: Vec<Suspension> = self.suspensions.0.values().cloned().collect();
+        list.sort_by(|a, b| a.domain.cmp(&b.domain));
+        MessageResult(list)
+    }
+}

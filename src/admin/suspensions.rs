@@ -1,0 +1,125 @@
+//! `/api/suspensions`: suspend a destination for a while with a reason (its mail waits,
+//! it is not retried every tick), list the suspensions, and resume one.
+//! `POST /api/suspensions {"domain":"example.com","for":"2h","reason":"…"}`,
+//! `GET /api/suspensions`, `DELETE /api/suspensions/{domain}`; changes need the token.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use hermod_actors::queue::{ListSuspensions, Resume, Suspend, Suspension};
+use serde::Deserialize;
+
+use super::{ASK_TIMEOUT, AdminState, auth, unavailable};
+
+/// The body of a `POST`.
+#[derive(Debug, Deserialize)]
+pub struct Request {
+    /// The recipient domain.
+    pub domain: String,
+    /// How long (`30m`, `2h`, `1d`).
+    #[serde(rename = "for")]
+    pub duration: String,
+    /// Why; shown in the listing and the log.
+    #[serde(default)]
+    pub reason: String,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The suspensions in force, as JSON rows (also merged into `/stats`).
+pub async fn current(state: &AdminState) -> Result<Vec<Suspension>, String> {
+    match tokio::time::timeout(ASK_TIMEOUT, state.queue.send(ListSuspensions)).await {
+        Ok(Ok(list)) => Ok(list),
+        Ok(Err(_)) => Err("the queue is not running".into()),
+        Err(_) => Err(format!(
+            "the queue did not answer within {}s (busy)",
+            ASK_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+fn rows(list: &[Suspension]) -> serde_json::Value {
+    let now = now();
+    list.iter()
+        .map(|s| {
+            serde_json::json!({
+                "domain": s.domain,
+                "until": hermod_actors::protocol::datetime::rfc3339(
+                    UNIX_EPOCH + std::time::Duration::from_secs(s.until)
+                ),
+                "resumes_in_s": s.until.saturating_sub(now),
+                "reason": s.reason,
+            })
+        })
+        .collect()
+}
+
+/// `GET /api/suspensions`.
+pub async fn list(state: web::Data<AdminState>, request: HttpRequest) -> HttpResponse {
+    if let Some(refused) = auth::refusal(&state, &request, false) {
+        return refused;
+    }
+    match current(&state).await {
+        Ok(list) => HttpResponse::Ok().json(serde_json::json!({ "suspensions": rows(&list) })),
+        Err(reason) => unavailable(&reason),
+    }
+}
+
+/// `POST /api/suspensions`.
+pub async fn suspend(
+    state: web::Data<AdminState>,
+    request: HttpRequest,
+    body: web::Json<Request>,
+) -> HttpResponse {
+    if let Some(refused) = auth::refusal(&state, &request, true) {
+        return refused;
+    }
+    let duration = match crate::config::duration::parse(&body.duration) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => return bad_request("for: must be longer than zero"),
+        Err(e) => return bad_request(&format!("for: {e}")),
+    };
+    let domain = body.domain.trim();
+    if domain.is_empty() || domain.contains(['@', ' ', ',']) {
+        return bad_request(&format!("domain: {domain:?} is not a domain"));
+    }
+    let suspend = Suspend {
+        domain: domain.to_string(),
+        until: now() + duration.as_secs(),
+        reason: body.reason.clone(),
+    };
+    match tokio::time::timeout(ASK_TIMEOUT, state.queue.send(suspend)).await {
+        Ok(Ok(())) => list(state, request).await,
+        Ok(Err(_)) => unavailable("the queue is not running"),
+        Err(_) => unavailable("the queue did not answer in time (busy)"),
+    }
+}
+
+/// `DELETE /api/suspensions/{domain}`.
+pub async fn resume(
+    state: web::Data<AdminState>,
+    request: HttpRequest,
+    domain: web::Path<String>,
+) -> HttpResponse {
+    if let Some(refused) = auth::refusal(&state, &request, true) {
+        return refused;
+    }
+    let resume = Resume {
+        domain: domain.into_inner(),
+    };
+    match tokio::time::timeout(ASK_TIMEOUT, state.queue.send(resume)).await {
+        Ok(Ok(true)) => list(state, request).await,
+        Ok(Ok(false)) => HttpResponse::NotFound()
+            .json(serde_json::json!({ "error": "that destination is not suspended" })),
+        Ok(Err(_)) => unavailable("the queue is not running"),
+        Err(_) => unavailable("the queue did not answer in time (busy)"),
+    }
+}
+
+fn bad_request(reason: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(serde_json::json!({ "error": reason }))
+}
