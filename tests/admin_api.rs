@@ -69,6 +69,9 @@ async fn metrics_are_prometheus_text_that_promtool_accepts() {
         "# HELP delivery_attempts_total",
         "delivery_attempts_total{status=\"deferred\"} 1",
         "# HELP queue_flush_seconds",
+        "# HELP delivery_attempt_seconds",
+        "queue_destination_recipients{destination=\"c.test\"} 1",
+        "# HELP queue_destination_oldest_age_seconds",
     ] {
         assert!(
             scrape.body.contains(line),

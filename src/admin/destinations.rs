@@ -5,7 +5,7 @@
 //! rescan a large queue each time; the largest [`TOP`] domains are named, the rest sum
 //! up as `"(other)"`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,9 +16,13 @@ pub const FRESH_FOR: Duration = Duration::from_secs(5);
 /// Domains listed by name.
 pub const TOP: usize = 20;
 
-/// The last count, and when it was made.
+/// The last count, and when it was made; and the destinations the per-destination
+/// gauges were last published for.
 #[derive(Default)]
-pub struct Cache(Mutex<Option<(Instant, serde_json::Value)>>);
+pub struct Cache(
+    Mutex<Option<(Instant, serde_json::Value)>>,
+    Mutex<HashSet<String>>,
+);
 
 #[derive(Default)]
 struct Destination {
@@ -42,6 +46,47 @@ impl Cache {
         *cached = Some((Instant::now(), value.clone()));
         Ok(value)
     }
+}
+
+impl Cache {
+    /// Sets the per-destination gauges from a count (`rows` from [`Cache::get`]); a
+    /// destination that left the count is set to zero, so no stale value lingers. The
+    /// labels are bounded: the [`TOP`] largest domains and `(other)`.
+    pub fn publish_gauges(&self, rows: &serde_json::Value) {
+        let mut published = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now_published = HashSet::new();
+        for row in rows.as_array().into_iter().flatten() {
+            let Some(domain) = row["domain"].as_str() else {
+                continue;
+            };
+            let recipients = row["recipients"].as_f64().unwrap_or(0.0);
+            let oldest = row["oldest_age_s"].as_f64().unwrap_or(0.0);
+            metrics::gauge!("queue_destination_recipients", "destination" => domain.to_string())
+                .set(recipients);
+            metrics::gauge!("queue_destination_oldest_age_seconds", "destination" => domain.to_string())
+                .set(oldest);
+            now_published.insert(domain.to_string());
+        }
+        for gone in published.difference(&now_published) {
+            metrics::gauge!("queue_destination_recipients", "destination" => gone.clone()).set(0.0);
+            metrics::gauge!("queue_destination_oldest_age_seconds", "destination" => gone.clone())
+                .set(0.0);
+        }
+        *published = now_published;
+    }
+}
+
+/// Help texts of the metrics published here, for the Prometheus exporter.
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        "queue_destination_recipients",
+        "Recipients waiting per destination domain (the 20 largest, the rest as (other)), counted at scrape time."
+    );
+    metrics::describe_gauge!(
+        "queue_destination_oldest_age_seconds",
+        metrics::Unit::Seconds,
+        "Age of the oldest message waiting per destination domain (the 20 largest, the rest as (other))."
+    );
 }
 
 fn count(spool: &dyn Spool) -> Result<serde_json::Value, String> {

@@ -11,6 +11,19 @@ pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResp
     if let Some(refused) = auth::refusal(&state, &request, false) {
         return refused;
     }
+    if state.prometheus.is_some() {
+        // The per-destination gauges are counted at scrape time (at most every 5 s).
+        let counting = state.clone();
+        let counted = web::block(move || {
+            let rows = counting.destinations.get(&counting.spool)?;
+            counting.destinations.publish_gauges(&rows);
+            Ok::<(), String>(())
+        })
+        .await;
+        if let Ok(Err(reason)) | Err(reason) = counted.map_err(|e| e.to_string()) {
+            tracing::warn!(reason = %reason, "cannot count the queue by destination for /metrics");
+        }
+    }
     match &state.prometheus {
         Some(handle) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
@@ -26,6 +39,7 @@ pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResp
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new().install_recorder()?;
     hermod_actors::describe_metrics();
+    super::destinations::describe_metrics();
     crate::wiring::describe_metrics();
     Ok(handle)
 }

@@ -321,8 +321,9 @@ impl Delivery {
             );
             // Each read and write has its own timeout; this bounds the whole job, so a next
             // hop that trickles bytes cannot hold a message (and its queue slot) forever.
+            let started = Instant::now();
             let bounded = async move {
-                tokio::time::timeout(budget, work)
+                let outcome = tokio::time::timeout(budget, work)
                     .await
                     .unwrap_or_else(|_| {
                         let reason = Status::local(
@@ -340,7 +341,10 @@ impl Delivery {
                             connection: None,
                             connect_failed: false,
                         }
-                    })
+                    });
+                metrics::histogram!("delivery_attempt_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                outcome
             };
             ctx.spawn(bounded.into_actor(self).map(|outcome, act, ctx| {
                 act.active -= 1;
@@ -487,6 +491,11 @@ impl Handler<Deliver> for Delivery {
 
 /// Help texts of the metrics recorded in this file, for the Prometheus exporter.
 pub(crate) fn describe_metrics() {
+    metrics::describe_histogram!(
+        "delivery_attempt_seconds",
+        metrics::Unit::Seconds,
+        "Time one delivery job took, from taking a connection to the next hop's last reply."
+    );
     metrics::describe_counter!(
         "delivery_connection_budget_waits_total",
         "Times a delivery waited because the outbound connection budget was full."

@@ -392,6 +392,9 @@ impl Queue {
                 }
             }
             metrics::counter!("delivery_attempts_total", "status" => status).increment(1);
+            if status == "sent" {
+                metrics::histogram!("delivery_time_in_queue_seconds").record(delay_s as f64);
+            }
             self.totals.count(status);
         }
         message.jobs = message.jobs.saturating_sub(1);
@@ -493,6 +496,11 @@ impl Handler<DeliveryIdle> for Queue {
 /// Help texts of the metrics recorded in this file and the Queue's others, for the
 /// Prometheus exporter.
 pub(crate) fn describe_metrics() {
+    metrics::describe_histogram!(
+        "delivery_time_in_queue_seconds",
+        metrics::Unit::Seconds,
+        "Time from a message's arrival to a recipient's delivery (whole seconds)."
+    );
     bounce::describe_metrics();
     enqueue::describe_metrics();
     held_jobs::describe_metrics();
