@@ -107,15 +107,9 @@ async fn metrics_are_prometheus_text_that_promtool_accepts() {
 
 /// `hermod maintenance STATE` against `hermod`'s admin server, with its config file.
 fn maintenance(dir: &std::path::Path, hermod: &Hermod, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hermod"))
-        .arg("maintenance")
-        .args(args)
-        .arg("--config")
-        .arg(dir.join("hermod.toml"))
-        .env("HERMOD_ADMIN_LISTEN", hermod.admin.unwrap().to_string())
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    let mut all = vec!["maintenance"];
+    all.extend_from_slice(args);
+    hermod.command(dir, &all)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::client::{Client, queue_id};
@@ -47,15 +47,9 @@ async fn send(hermod: &Hermod, to: &str, subject: &str) -> String {
 
 /// `hermod queue ARGS` against `hermod`.
 fn queue(dir: &Path, hermod: &Hermod, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hermod"))
-        .arg("queue")
-        .args(args)
-        .arg("--config")
-        .arg(dir.join("hermod.toml"))
-        .env("HERMOD_ADMIN_LISTEN", hermod.admin.unwrap().to_string())
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    let mut all = vec!["queue"];
+    all.extend_from_slice(args);
+    hermod.command(dir, &all)
 }
 
 fn stdout(out: &Output) -> String {

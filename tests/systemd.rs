@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::client::Client;
@@ -61,27 +59,7 @@ async fn hermod_serves_on_the_socket_systemd_passes() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("systemd-socket-activate (Debian's systemd package, see .ci/run)");
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    for pipe in [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let logs = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                logs.lock().unwrap().push(line);
-            }
-        });
-    }
+    let logs = common::hermod::collect_output(&mut child);
     // systemd-socket-activate says when it listens; the first connection then starts
     // hermod, and waits in the socket's backlog meanwhile.
     let deadline = Instant::now() + Duration::from_secs(10);

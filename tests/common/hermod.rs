@@ -51,27 +51,7 @@ impl Hermod {
             command.env(k, v);
         }
         let mut child = command.spawn().expect("starting hermod");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    logs.lock().unwrap().push(line);
-                }
-            });
-        }
+        let logs = collect_output(&mut child);
         let mut hermod = Hermod {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -205,5 +185,45 @@ fn field(line: &str, name: &str) -> Option<String> {
             .split_whitespace()
             .find_map(|w| w.strip_prefix(&format!("{name}=")))
             .map(String::from),
+    }
+}
+
+/// The lines `child` writes to its stdout and stderr (both piped), gathered as they come.
+pub fn collect_output(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    for pipe in [stdout, stderr].into_iter().flatten() {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                logs.lock().unwrap().push(line);
+            }
+        });
+    }
+    logs
+}
+
+impl Hermod {
+    /// Runs `hermod ARGS --config DIR/hermod.toml` (a command that talks to this
+    /// server's admin API, such as `queue` or `maintenance`) and returns its output.
+    pub fn command(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_hermod"))
+            .args(args)
+            .arg("--config")
+            .arg(dir.join("hermod.toml"))
+            .env(
+                "HERMOD_ADMIN_LISTEN",
+                self.admin.expect("an admin server").to_string(),
+            )
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("running hermod")
     }
 }
