@@ -15,7 +15,7 @@
 # hermod runs with its embedded defaults (sled spool, fsync before every 250, info logs
 # to a file) and relays everything to the sink through SMTP_RELAYHOST.
 #   - nometrics-1: source-1 with metrics off (METRICS_ENABLED=false), to measure what
-#     recording them costs.
+#     recording them costs; noadmin-1: also without the admin server.
 #   - old-1: source-1 against another hermod binary, $OLD_HERMOD (say, a release build
 #     of an earlier commit) with $OLD_CONFIG (that tree's config/hermod.toml), to compare
 #     two versions in one run.
@@ -40,7 +40,7 @@ hermod_binary() {
 # Whether the shape records metrics: nometrics-* runs source-1 with the recorder off.
 metrics_enabled() {
   case $1 in
-    nometrics-*) echo false ;;
+    nometrics-*|noadmin-*) echo false ;;
     *) echo true ;;
   esac
 }
@@ -66,6 +66,7 @@ run_shape() {
     *)
       SMTP_HOST=127.0.0.1 SMTP_PORT=$hermod_port SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
         SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 METRICS_ENABLED="$(metrics_enabled "$shape")" \
+        HERMOD_ADMIN_LISTEN="$(case $shape in noadmin-*) ;; *) echo 127.0.0.1:0 ;; esac)" \
         "$(hermod_binary "$shape")" serve --config "$(hermod_config "$shape")" > "$work/hermod.log" 2>&1 &
       hermod_pid=$! ;;
   esac
@@ -85,7 +86,7 @@ run_shape() {
   cpu0=$(server_cpu_ticks "$shape" "$hermod_pid")
   t0=$(date +%s.%N)
   case $shape in
-    source-1|postfix-1|old-1|nometrics-1) /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
+    source-1|postfix-1|old-1|nometrics-1|noadmin-1) /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     source-d|postfix-d) /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     blaster-1) "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
     blaster-100) "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 100 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
