@@ -221,6 +221,8 @@ async fn the_status_page_shows_the_queue_by_destination_in_a_real_browser() {
             "--headless",
             "--disable-gpu",
             "--no-sandbox",
+            // A container's /dev/shm is small.
+            "--disable-dev-shm-usage",
             "--virtual-time-budget=10000",
             "--dump-dom",
         ])
