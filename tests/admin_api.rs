@@ -239,3 +239,42 @@ async fn the_status_page_shows_the_queue_by_destination_in_a_real_browser() {
     assert!(dom.contains("class=\"good\">healthy<"), "{dom}");
     hermod.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_every_request_needs_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hermod.toml"),
+        "[admin]\ntoken = \"s3cret\"\n",
+    )
+    .unwrap();
+    // A wildcard address is not loopback; the test still talks to it over 127.0.0.1.
+    let mut hermod = Hermod::start_with(
+        dir.path().join("hermod.toml"),
+        dir.path().join("data"),
+        &[("HERMOD_ADMIN_LISTEN", "0.0.0.0:0")],
+    )
+    .await;
+    let port = hermod.admin.expect("an admin server").port();
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(http::get(admin, "/health").await.status, 401);
+    assert_eq!(http::get(admin, "/metrics").await.status, 401);
+    let allowed = http::request(admin, "GET", "/health", Some("s3cret"), None).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    hermod.stop().await;
+}
+
+#[test]
+fn off_loopback_without_a_token_is_a_configuration_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["serve", "--validate-only", "--config", "/dev/null"])
+        .env("HERMOD_ADMIN_LISTEN", "0.0.0.0:8080")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("admin.listen: 0.0.0.0:8080 is not a loopback address"),
+        "{stderr}"
+    );
+}
