@@ -296,3 +296,37 @@ async fn a_suspended_destination_waits_until_it_is_resumed_or_its_time_is_up() {
     assert_eq!(none["suspensions"].as_array().unwrap().len(), 0, "{none}");
     hermod.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_match_only_recipients_still_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hermod, _sink) = setup(dir.path()).await;
+    let mut client = Client::connect(hermod.addr).await;
+    let id = queue_id(
+        &client
+            .send_message(
+                "x@else.test",
+                &["u@dest.test", "b@origin.test"],
+                b"Subject: two\r\n\r\nx\r\n",
+            )
+            .await,
+    );
+    client.cmd("QUIT").await;
+    hermod
+        .wait_status(&id, "sent", Duration::from_secs(10))
+        .await
+        .expect("origin.test delivered");
+    hermod
+        .wait_status(&id, "deferred", Duration::from_secs(10))
+        .await
+        .expect("dest.test deferred");
+    assert_eq!(
+        listed(dir.path(), &hermod, &["--domain", "dest.test"]),
+        [id.as_str()]
+    );
+    // Its origin.test recipient is delivered: a bulk action by that domain must not
+    // reach the message (and bounce its other recipient).
+    assert!(listed(dir.path(), &hermod, &["--domain", "origin.test"]).is_empty());
+    assert!(listed(dir.path(), &hermod, &["--recipient", "b@origin.test"]).is_empty());
+    hermod.stop().await;
+}

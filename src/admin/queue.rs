@@ -81,18 +81,24 @@ impl Parsed {
     fn matches(&self, envelope: &Envelope, now: u64) -> bool {
         let f = &self.filter;
         let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-        f.domain.as_deref().is_none_or(|d| {
-            envelope
-                .recipients
-                .iter()
-                .any(|r| same(&r.domain, d.trim_end_matches('.')))
-        }) && f
-            .sender
+        // Only recipients still waiting count: a delivered or failed one is done.
+        let waiting = || {
+            envelope.recipients.iter().filter(|r| {
+                matches!(
+                    r.status,
+                    RecipientStatus::Pending | RecipientStatus::Deferred { .. }
+                )
+            })
+        };
+        f.domain
             .as_deref()
-            .is_none_or(|s| same(&envelope.sender, s))
+            .is_none_or(|d| waiting().any(|r| same(&r.domain, d.trim_end_matches('.'))))
+            && f.sender
+                .as_deref()
+                .is_none_or(|s| same(&envelope.sender, s))
             && f.recipient
                 .as_deref()
-                .is_none_or(|a| envelope.recipients.iter().any(|r| same(&r.address, a)))
+                .is_none_or(|a| waiting().any(|r| same(&r.address, a)))
             && f.state.as_deref().is_none_or(|state| match state {
                 "held" => envelope.held,
                 "pending" => envelope

@@ -65,7 +65,12 @@ impl Intake {
             .store(id, envelope, data.clone(), body_file, deadline);
         let envelope = match tokio::time::timeout_at(deadline.into(), stored).await {
             Ok(Ok(envelope)) => envelope,
-            Ok(Err(e)) => return Err(e),
+            Ok(Err(e)) => {
+                // Written, maybe, but its flush failed: the client is told 451, so a
+                // later flush must not make it durable.
+                self.committer.withdraw(id);
+                return Err(e);
+            }
             Err(_) => {
                 // Written or not, it must not stay: the client is told 451.
                 self.committer.withdraw(id);

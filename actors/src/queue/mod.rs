@@ -222,36 +222,44 @@ impl Queue {
             return;
         }
         // Recipients of a suspended destination wait for its end.
-        let mut resumes: Option<u64> = None;
         let due: Vec<usize> = (0..message.envelope.recipients.len())
             .filter(|&i| {
                 let rcpt = &message.envelope.recipients[i];
-                if message.in_flight[i] || !schedule::is_due(&rcpt.status, now) {
-                    return false;
-                }
-                match self.suspensions.until(&rcpt.domain, now) {
-                    Some(until) => {
-                        resumes = Some(resumes.map_or(until, |r| r.min(until)));
-                        false
-                    }
-                    None => true,
-                }
+                !message.in_flight[i]
+                    && schedule::is_due(&rcpt.status, now)
+                    && self.suspensions.until(&rcpt.domain, now).is_none()
             })
             .collect();
-        if due.is_empty()
-            && let Some(until) = resumes
-        {
-            if message.jobs == 0 && !message.in_flight.iter().any(|&f| f) {
-                self.schedule.insert((until, id));
-                self.evict(id);
-            }
-            return;
-        }
         if due.is_empty() {
-            if schedule::next_due(&message.envelope).is_none() {
+            let idle = message.jobs == 0 && !message.in_flight.iter().any(|&f| f);
+            // The next time something of it can be tried: each waiting recipient's next
+            // attempt, or the end of the suspension that holds it if later.
+            let next = message
+                .envelope
+                .recipients
+                .iter()
+                .filter_map(|r| {
+                    let at = match &r.status {
+                        RecipientStatus::Pending => now,
+                        RecipientStatus::Deferred { next_attempt, .. } => *next_attempt,
+                        _ => return None,
+                    };
+                    Some(match self.suspensions.until(&r.domain, now) {
+                        Some(until) => at.max(until),
+                        None => at,
+                    })
+                })
+                .min();
+            match (schedule::next_due(&message.envelope), next) {
                 // Every recipient is final, but finishing failed earlier (the bounce could
                 // not be written): try again now.
-                self.finalize(id);
+                (None, _) => self.finalize(id),
+                // Not due yet and nothing under way: wait in the schedule, not in memory.
+                (Some(_), Some(at)) if idle => {
+                    self.schedule.insert((at.max(now + 1), id));
+                    self.evict(id);
+                }
+                _ => {}
             }
             return;
         }

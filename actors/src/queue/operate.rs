@@ -59,12 +59,26 @@ impl Handler<Operate> for Queue {
 
     fn handle(&mut self, operate: Operate, ctx: &mut Context<Self>) -> Operated {
         let ids: HashSet<QueueId> = operate.ids.iter().copied().collect();
-        // Their schedule and ready entries go; what stays queued is put back below.
-        self.schedule.retain(|(_, id)| !ids.contains(id));
-        self.ready.retain(|id| !ids.contains(id));
+        // Their schedule and ready entries go (what stays queued is put back below); an
+        // id found there is a message the Queue knows, put away until due.
+        let mut waiting = HashSet::new();
+        self.schedule.retain(|(_, id)| {
+            let ours = ids.contains(id);
+            if ours {
+                waiting.insert(*id);
+            }
+            !ours
+        });
+        self.ready.retain(|id| {
+            let ours = ids.contains(id);
+            if ours {
+                waiting.insert(*id);
+            }
+            !ours
+        });
         let mut operated = Operated::default();
         for id in operate.ids {
-            let list = match self.operate(id, operate.action) {
+            let list = match self.operate(id, operate.action, waiting.contains(&id)) {
                 Some(true) => &mut operated.done,
                 Some(false) => &mut operated.busy,
                 None => &mut operated.missing,
@@ -78,19 +92,39 @@ impl Handler<Operate> for Queue {
 }
 
 impl Queue {
-    /// Applies `action` to message `id`: `Some(true)` done, `Some(false)` busy, `None`
-    /// not queued.
-    fn operate(&mut self, id: QueueId, action: Action) -> Option<bool> {
+    /// Applies `action` to message `id` (`waiting`: it had a schedule or ready entry):
+    /// `Some(true)` done, `Some(false)` busy, `None` not queued.
+    fn operate(&mut self, id: QueueId, action: Action, waiting: bool) -> Option<bool> {
         if !self.messages.contains_key(&id) {
-            // Put away until its retry (or held): read it back.
-            let envelope = self.spool.envelope(id).ok().flatten()?;
+            // Put away until its retry, or held on disk: read it back.
+            let envelope = match self.spool.envelope(id) {
+                Ok(Some(envelope)) => envelope,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::error!(queue_id = %id, error = %e, "cannot read a message's envelope from the spool");
+                    if waiting {
+                        self.ready.push_back(id);
+                    }
+                    return Some(false);
+                }
+            };
+            if !waiting && !envelope.held {
+                // On disk but not handed to the Queue yet (its Session is still being
+                // answered): ask again in a moment.
+                return Some(false);
+            }
             self.evicted = self.evicted.saturating_sub(1);
             self.keep(id, envelope);
         }
         let now = unix_now();
         let message = self.messages.get_mut(&id)?;
-        let busy = message.jobs > 0 || message.in_flight.iter().any(|&f| f);
+        let under_way = message.jobs > 0;
+        let parked = !under_way && message.in_flight.iter().any(|&f| f);
+        let busy = under_way || parked;
         match action {
+            // Mail waiting for a down next hop goes out with its probe: it cannot be
+            // held there.
+            Action::Hold if parked => return Some(false),
             Action::Flush => {
                 schedule::flush(&mut message.envelope, now);
             }

@@ -71,7 +71,7 @@ impl Handler<Suspend> for Queue {
         tracing::warn!(domain = %domain, resumes_in_s = msg.until.saturating_sub(unix_now()), reason = %msg.reason,
             "destination suspended by the operator; its mail waits");
         metrics::counter!("queue_operator_actions_total", "action" => "suspend").increment(1);
-        self.suspensions.0.insert(
+        let replaced = self.suspensions.0.insert(
             domain.clone(),
             Suspension {
                 domain,
@@ -79,6 +79,10 @@ impl Handler<Suspend> for Queue {
                 reason: msg.reason,
             },
         );
+        // Mail waiting for the old end is looked at again (and waits for the new one).
+        if let Some(old) = replaced {
+            self.wake_scheduled_at(old.until);
+        }
     }
 }
 
@@ -92,19 +96,27 @@ impl Handler<Resume> for Queue {
         };
         tracing::info!(domain = %domain, "destination resumed by the operator");
         metrics::counter!("queue_operator_actions_total", "action" => "resume").increment(1);
-        // Its mail was scheduled for the suspension's end: that is now.
+        // Its mail was scheduled for the suspension's end: that is now. (Other mail due
+        // at the same second is looked at early and goes back to wait.)
+        self.wake_scheduled_at(ended.until);
+        self.pump(ctx);
+        true
+    }
+}
+
+impl Queue {
+    /// Moves the messages scheduled for `at` to the ready list.
+    fn wake_scheduled_at(&mut self, at: u64) {
         let waiting: Vec<_> = self
             .schedule
-            .iter()
-            .filter(|(at, _)| *at == ended.until)
+            .range((at, crate::queue::id::QueueId(0))..)
+            .take_while(|(due, _)| *due == at)
             .copied()
             .collect();
         for entry in waiting {
             self.schedule.remove(&entry);
             self.ready.push_back(entry.1);
         }
-        self.pump(ctx);
-        true
     }
 }
 

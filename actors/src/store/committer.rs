@@ -123,9 +123,12 @@ impl Committer {
         rx.await.map_err(|_| stopped())?
     }
 
-    /// Takes message `id` out of the spool, after any store of it already asked for.
+    /// Takes message `id` out of the spool, after any store of it already asked for,
+    /// and has a flush carry that to disk soon (nobody waits for it).
     pub fn withdraw(&self, id: QueueId) {
         let _ = self.requests.send(Request::Withdraw(id));
+        let (flushed, _) = oneshot::channel();
+        let _ = self.requests.send(Request::Flush(flushed));
     }
 }
 
