@@ -222,24 +222,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::store::spool::{RecipientState, RecipientStatus, SledSpool};
+    use crate::store::spool::SledSpool;
 
     fn envelope() -> Envelope {
-        Envelope {
-            sender: "a@b.test".into(),
-            recipients: vec![RecipientState {
-                address: "c@d.test".into(),
-                domain: "d.test".into(),
-                status: RecipientStatus::Pending,
-                attempts: 0,
-            }],
-            arrival: 1,
-            size: 1,
-            client: "127.0.0.1".into(),
-            options: Default::default(),
-            body_file: false,
-            held: false,
-        }
+        crate::store::envelope::sample(1)
     }
 
     #[tokio::test]

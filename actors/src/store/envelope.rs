@@ -83,3 +83,23 @@ fn is_false(value: &bool) -> bool {
 fn undefined_failure() -> EnhancedCode {
     EnhancedCode::new(5, 0, 0)
 }
+
+/// A one-recipient envelope for the store's unit tests.
+#[cfg(test)]
+pub(crate) fn sample(size: usize) -> Envelope {
+    Envelope {
+        sender: "a@b.test".into(),
+        recipients: vec![RecipientState {
+            address: "c@d.test".into(),
+            domain: "d.test".into(),
+            status: RecipientStatus::Pending,
+            attempts: 0,
+        }],
+        arrival: 1,
+        size,
+        client: "127.0.0.1".into(),
+        options: MailOptions::default(),
+        body_file: false,
+        held: false,
+    }
+}

@@ -438,21 +438,7 @@ mod tests {
     use super::*;
 
     fn envelope() -> Envelope {
-        Envelope {
-            sender: "a@b.test".into(),
-            recipients: vec![RecipientState {
-                address: "c@d.test".into(),
-                domain: "d.test".into(),
-                status: RecipientStatus::Pending,
-                attempts: 0,
-            }],
-            arrival: 1,
-            size: 3,
-            client: "127.0.0.1".into(),
-            options: MailOptions::default(),
-            body_file: false,
-            held: false,
-        }
+        crate::store::envelope::sample(3)
     }
 
     /// Opens the spool again in the same process: sled's background threads may hold the
