@@ -55,9 +55,11 @@ pub struct Operated {
 const BOUNCED_BY_OPERATOR: EnhancedCode = EnhancedCode::new(5, 0, 0);
 
 impl Handler<Operate> for Queue {
-    type Result = Operated;
+    type Result = ResponseActFuture<Self, Operated>;
 
-    fn handle(&mut self, operate: Operate, ctx: &mut Context<Self>) -> Operated {
+    /// Answers once the changes are on disk: a hold that is acknowledged survives a
+    /// crash.
+    fn handle(&mut self, operate: Operate, ctx: &mut Context<Self>) -> Self::Result {
         let ids: HashSet<QueueId> = operate.ids.iter().copied().collect();
         // Their schedule and ready entries go (what stays queued is put back below); an
         // id found there is a message the Queue knows, put away until due.
@@ -85,9 +87,17 @@ impl Handler<Operate> for Queue {
             };
             list.push(id.to_string());
         }
-        self.unflushed = true;
         self.pump(ctx);
-        operated
+        let committer = self.committer.clone();
+        Box::pin(
+            async move {
+                if let Err(e) = committer.commit().await {
+                    tracing::error!(error = %e, "flushing the operator's queue changes failed");
+                }
+                operated
+            }
+            .into_actor(self),
+        )
     }
 }
 
