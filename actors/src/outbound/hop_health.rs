@@ -87,6 +87,18 @@ impl HopHealth {
         self.waiting.push(parked);
     }
 
+    /// Takes back a probe that was not sent (its message is suspended, or could not be
+    /// read): no probe is out, and the message waits behind the others.
+    pub fn probe_not_sent(&mut self, parked: Parked) {
+        self.probe = None;
+        self.waiting.insert(0, parked);
+    }
+
+    /// Forgets a probe whose message is gone from the queue.
+    pub fn probe_gone(&mut self) {
+        self.probe = None;
+    }
+
     /// The message to send as a probe, when one is due at `now` and none is out. A down
     /// hop with nothing waiting is simply forgotten: the next message tries it.
     pub fn due_probe(&mut self, now: u64) -> Option<Parked> {
@@ -179,6 +191,23 @@ mod tests {
             h.unreachable(QueueId(9), 1001, &POLICY),
             Change::AlreadyDown
         );
+    }
+
+    #[test]
+    fn a_probe_not_sent_lets_another_message_probe_at_once() {
+        let mut h = HopHealth::default();
+        h.unreachable(QueueId(1), 0, &POLICY);
+        h.unreachable(QueueId(1), 0, &POLICY);
+        h.park((QueueId(10), vec![0]));
+        h.park((QueueId(11), vec![0]));
+        let skipped = h.due_probe(60).expect("a probe is due");
+        assert_eq!(skipped.0, QueueId(11));
+        // Its destination is suspended: it goes back behind the others.
+        h.probe_not_sent(skipped);
+        assert_eq!(h.due_probe(60).map(|p| p.0), Some(QueueId(10)));
+        // A probe whose message is gone is forgotten, and the next one may go.
+        h.probe_gone();
+        assert_eq!(h.due_probe(60).map(|p| p.0), Some(QueueId(11)));
     }
 
     #[test]

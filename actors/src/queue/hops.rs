@@ -83,10 +83,32 @@ impl Queue {
             !health.is_idle()
         });
         for (hop, (id, indexes)) in probes {
-            tracing::debug!(next_hop = %hop, queue_id = %id, "probing next hop");
-            let Some(data) = self.message_data(id, None, now) else {
+            // A suspended destination is not probed: its mail waits for the end.
+            let suspended = self.messages.get(&id).is_none_or(|m| {
+                indexes.iter().all(|&i| {
+                    m.envelope
+                        .recipients
+                        .get(i)
+                        .is_none_or(|r| self.suspensions.until(&r.domain, now).is_some())
+                })
+            });
+            let data = if suspended {
+                None
+            } else {
+                self.message_data(id, None, now)
+            };
+            let Some(data) = data else {
+                let known = self.messages.contains_key(&id);
+                if let Some(health) = self.hops.get_mut(&hop) {
+                    if known {
+                        health.probe_not_sent((id, indexes));
+                    } else {
+                        health.probe_gone();
+                    }
+                }
                 continue;
             };
+            tracing::debug!(next_hop = %hop, queue_id = %id, "probing next hop");
             self.send_job(id, hop, indexes, data, ctx);
         }
     }
