@@ -70,6 +70,7 @@ async fn metrics_are_prometheus_text_that_promtool_accepts() {
         "delivery_attempts_total{status=\"deferred\"} 1",
         "# HELP queue_flush_seconds",
         "# HELP delivery_attempt_seconds",
+        "queue_handling_seconds{message=\"stored\",quantile=\"0.5\"}",
         "queue_destination_recipients{destination=\"c.test\"} 1",
         "# HELP queue_destination_oldest_age_seconds",
     ] {

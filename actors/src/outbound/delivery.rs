@@ -263,7 +263,9 @@ impl Delivery {
                             until.saturating_duration_since(Instant::now()).as_secs()
                         ),
                     );
-                    for job in std::mem::take(&mut self.pending) {
+                    let jobs = std::mem::take(&mut self.pending);
+                    metrics::gauge!("delivery_pending_jobs").decrement(jobs.len() as f64);
+                    for job in jobs {
                         let results = all(&job.recipients, Outcome::Deferred(reason.clone()));
                         self.report(
                             DeliveryReport {
@@ -293,6 +295,7 @@ impl Delivery {
             let Some(job) = self.pending.pop_front() else {
                 return;
             };
+            metrics::gauge!("delivery_pending_jobs").decrement(1.0);
             // A pooled connection, else a new one if the budget has room for it; if not,
             // ask idle connections elsewhere to make room and try again shortly.
             let (connection, permit) = match self.idle.pop() {
@@ -301,6 +304,7 @@ impl Delivery {
                     Some(permit) => (None, Some(permit)),
                     None => {
                         self.pending.push_front(job);
+                        metrics::gauge!("delivery_pending_jobs").increment(1.0);
                         self.settings.budget.ask_for_room();
                         metrics::counter!("delivery_connection_budget_waits_total").increment(1);
                         self.wake_after(BUDGET_RETRY, ctx);
@@ -445,6 +449,13 @@ impl Delivery {
     }
 }
 
+/// Jobs an actor still held when it went away leave the pending count with it.
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        metrics::gauge!("delivery_pending_jobs").decrement(self.pending.len() as f64);
+    }
+}
+
 impl Actor for Delivery {
     type Context = Context<Self>;
 
@@ -485,12 +496,17 @@ impl Handler<Deliver> for Delivery {
         // counts reports per job.
         self.last_work = Instant::now();
         self.pending.push_back(job);
+        metrics::gauge!("delivery_pending_jobs").increment(1.0);
         self.pump(ctx);
     }
 }
 
 /// Help texts of the metrics recorded in this file, for the Prometheus exporter.
 pub(crate) fn describe_metrics() {
+    metrics::describe_gauge!(
+        "delivery_pending_jobs",
+        "Jobs waiting in Delivery actors for a connection (over all next hops): the Delivery side's backlog."
+    );
     metrics::describe_histogram!(
         "delivery_attempt_seconds",
         metrics::Unit::Seconds,

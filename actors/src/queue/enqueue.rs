@@ -148,6 +148,7 @@ impl Handler<Stored> for Queue {
     type Result = ();
 
     fn handle(&mut self, stored: Stored, ctx: &mut Context<Self>) {
+        let started = std::time::Instant::now();
         let Stored { id, envelope, data } = stored;
         tracing::info!(queue_id = %id, client = %envelope.client, from = %envelope.sender, size = envelope.size,
             nrcpt = envelope.recipients.len(), "message accepted");
@@ -159,6 +160,7 @@ impl Handler<Stored> for Queue {
         } else {
             self.ready.push_back(id);
         }
+        super::handled("stored", started);
     }
 }
 

@@ -457,6 +457,8 @@ impl Queue {
         self.probe_down_hops(now, ctx);
         self.pump(ctx);
         metrics::gauge!("queue_messages").set((self.messages.len() + self.evicted) as f64);
+        metrics::gauge!("queue_ready_messages").set(self.ready.len() as f64);
+        metrics::gauge!("queue_in_flight_messages").set(self.in_flight as f64);
     }
 }
 
@@ -477,10 +479,12 @@ impl Handler<DeliveryReport> for Queue {
     type Result = ();
 
     fn handle(&mut self, report: DeliveryReport, ctx: &mut Context<Self>) {
+        let started = std::time::Instant::now();
         self.release_job(&report);
         self.note_hop_health(&report);
         self.apply_report(report);
         self.pump(ctx);
+        handled("delivery_report", started);
     }
 }
 
@@ -501,9 +505,30 @@ impl Handler<DeliveryIdle> for Queue {
     }
 }
 
+/// Records how long the Queue took to handle one message of kind `message`: the
+/// Queue is the one actor every message passes, so its handling time is the first sign
+/// of backpressure.
+pub(crate) fn handled(message: &'static str, started: std::time::Instant) {
+    metrics::histogram!("queue_handling_seconds", "message" => message)
+        .record(started.elapsed().as_secs_f64());
+}
+
 /// Help texts of the metrics recorded in this file and the Queue's others, for the
 /// Prometheus exporter.
 pub(crate) fn describe_metrics() {
+    metrics::describe_histogram!(
+        "queue_handling_seconds",
+        metrics::Unit::Seconds,
+        "Time the Queue actor took to handle one message, by kind (stored, delivery_report, operate)."
+    );
+    metrics::describe_gauge!(
+        "queue_ready_messages",
+        "Messages due now, waiting for room among those in flight (max_in_flight)."
+    );
+    metrics::describe_gauge!(
+        "queue_in_flight_messages",
+        "Messages handed to Delivery actors and not reported yet."
+    );
     metrics::describe_histogram!(
         "delivery_time_in_queue_seconds",
         metrics::Unit::Seconds,

@@ -78,6 +78,7 @@ impl Handler<Operate> for Queue {
             }
             !ours
         });
+        let started = std::time::Instant::now();
         let mut operated = Operated::default();
         for id in operate.ids {
             let list = match self.operate(id, operate.action, waiting.contains(&id)) {
@@ -88,6 +89,7 @@ impl Handler<Operate> for Queue {
             list.push(id.to_string());
         }
         self.pump(ctx);
+        super::handled("operate", started);
         let committer = self.committer.clone();
         Box::pin(
             async move {
