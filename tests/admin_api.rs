@@ -52,6 +52,9 @@ async fn health_and_stats_report_the_queue() {
         assert_eq!(stats["messages_deferred"], 1, "{stats}");
         assert_eq!(stats["messages_delivered"], 0, "{stats}");
         assert!(stats["active_connections"].is_u64(), "{stats}");
+        assert_eq!(stats["destinations"][0]["domain"], "c.test", "{stats}");
+        assert_eq!(stats["destinations"][0]["recipients"], 1, "{stats}");
+        assert!(stats["destinations"][0]["in_flight"].is_u64(), "{stats}");
     }
     hermod.stop().await;
 }

@@ -3,6 +3,7 @@
 //! destination.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use hermod_actors::queue::GetInFlight;
 
 use super::{AdminState, auth, unavailable};
 
@@ -26,7 +27,17 @@ pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResp
         Ok(list) => list,
         Err(reason) => return unavailable(&reason),
     };
+    let in_flight =
+        match tokio::time::timeout(super::ASK_TIMEOUT, state.queue.send(GetInFlight)).await {
+            Ok(Ok(in_flight)) => in_flight.0,
+            _ => return unavailable("the queue did not answer in time (busy)"),
+        };
     for row in destinations.as_array_mut().into_iter().flatten() {
+        let counted = row["domain"]
+            .as_str()
+            .and_then(|d| in_flight.get(d))
+            .copied();
+        row["in_flight"] = counted.unwrap_or(0).into();
         if let Some(s) = suspended
             .iter()
             .find(|s| row["domain"] == s.domain.as_str())

@@ -13,6 +13,33 @@ use crate::store::spool::RecipientStatus;
 #[rtype(result = "QueueStats")]
 pub struct GetStats;
 
+/// Recipients under way (handed to a Delivery actor, or waiting for a down next hop),
+/// by recipient domain.
+#[derive(Message, Debug)]
+#[rtype(result = "InFlight")]
+pub struct GetInFlight;
+
+/// The answer to [`GetInFlight`].
+#[derive(Debug, Default, Clone, MessageResponse)]
+pub struct InFlight(pub std::collections::HashMap<String, usize>);
+
+impl Handler<GetInFlight> for Queue {
+    type Result = InFlight;
+
+    fn handle(&mut self, _: GetInFlight, _ctx: &mut Context<Self>) -> InFlight {
+        let mut by_domain = std::collections::HashMap::new();
+        // Only messages in memory can be under way.
+        for message in self.messages.values() {
+            for (rcpt, &under_way) in message.envelope.recipients.iter().zip(&message.in_flight) {
+                if under_way {
+                    *by_domain.entry(rcpt.domain.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        InFlight(by_domain)
+    }
+}
+
 /// Retry every deferred recipient now (`hermod queue flush`).
 #[derive(Message, Debug)]
 #[rtype(result = "usize")]

@@ -34,7 +34,7 @@ use crate::queue::id::{QueueId, QueueIdGenerator};
 use crate::store::committer::Committer;
 use crate::store::message_data::MessageData;
 use crate::store::spool::{Envelope, RecipientIndex, RecipientStatus, Spool};
-pub use admin::{FlushDeferred, GetStats, QueueStats, Totals};
+pub use admin::{FlushDeferred, GetInFlight, GetStats, InFlight, QueueStats, Totals};
 pub use drain::StopDispatch;
 pub use enqueue::{Intake, Stored};
 pub use operate::{Action, Operate, Operated};
