@@ -260,6 +260,12 @@ async fn start(
         router,
         factory,
     );
+    // Destinations suspended before the restart stay suspended until their end; in
+    // force before the Queue dispatches anything it recovered.
+    let suspensions_file = config.queue.data_dir.join("suspensions.json");
+    for suspend in crate::admin::suspensions::restore(&suspensions_file) {
+        queue.suspend(suspend);
+    }
     let recovered = queue.recover()?;
     if recovered > 0 {
         tracing::info!(messages = recovered, "recovered messages from the spool");
@@ -319,6 +325,7 @@ async fn start(
             token: running.config.admin.read_token()?,
             token_for_reads: false,
             maintenance_file,
+            suspensions_file,
             destinations: Default::default(),
         },
     )?;

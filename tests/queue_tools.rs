@@ -330,3 +330,55 @@ async fn filters_match_only_recipients_still_waiting() {
     assert!(listed(dir.path(), &hermod, &["--recipient", "b@origin.test"]).is_empty());
     hermod.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_survives_a_restart_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hermod, _sink) = setup(dir.path()).await;
+    stdout(&queue(
+        dir.path(),
+        &hermod,
+        &[
+            "suspend",
+            "origin.test",
+            "--for",
+            "2h",
+            "--reason",
+            "moving",
+        ],
+    ));
+    hermod.stop().await;
+    hermod.restart().await;
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&queue(dir.path(), &hermod, &["suspensions"]))).unwrap();
+    assert_eq!(
+        listed["suspensions"][0]["domain"], "origin.test",
+        "{listed}"
+    );
+    assert_eq!(listed["suspensions"][0]["reason"], "moving", "{listed}");
+    // Mail for it waits, as before the restart.
+    let mut client = Client::connect(hermod.addr).await;
+    client
+        .send_message(
+            "x@else.test",
+            &["b@origin.test"],
+            b"Subject: s\r\n\r\nx\r\n",
+        )
+        .await;
+    client.cmd("QUIT").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(sink::stored(&dir.path().join("sink")).is_empty());
+    // Resumed, it is forgotten for good.
+    stdout(&queue(dir.path(), &hermod, &["resume", "origin.test"]));
+    sink::wait_stored(&dir.path().join("sink"), 1, Duration::from_secs(10)).await;
+    hermod.stop().await;
+    hermod.restart().await;
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&queue(dir.path(), &hermod, &["suspensions"]))).unwrap();
+    assert_eq!(
+        listed["suspensions"].as_array().unwrap().len(),
+        0,
+        "{listed}"
+    );
+    hermod.stop().await;
+}

@@ -59,6 +59,8 @@ pub struct AdminState {
     pub token_for_reads: bool,
     /// Where maintenance mode is remembered across restarts when asked.
     pub maintenance_file: PathBuf,
+    /// Where the suspensions in force are kept for the next start.
+    pub suspensions_file: PathBuf,
     /// The last count of the queue by destination.
     pub destinations: destinations::Cache,
 }

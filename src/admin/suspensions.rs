@@ -2,6 +2,8 @@
 //! it is not retried every tick), list the suspensions, and resume one.
 //! `POST /api/suspensions {"domain":"example.com","for":"2h","reason":"…"}`,
 //! `GET /api/suspensions`, `DELETE /api/suspensions/{domain}`; changes need the token.
+//! The suspensions in force are kept in `data_dir/suspensions.json` after each change,
+//! and [`restore`] gives them back to the Queue at the next start.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -58,6 +60,50 @@ fn rows(list: &[Suspension]) -> serde_json::Value {
         .collect()
 }
 
+/// Writes the suspensions in force to the file the next start reads.
+async fn remember(state: &AdminState) {
+    let Ok(list) = current(state).await else {
+        return;
+    };
+    let saved: Vec<serde_json::Value> = list
+        .iter()
+        .map(|s| serde_json::json!({ "domain": s.domain, "until": s.until, "reason": s.reason }))
+        .collect();
+    let text = serde_json::Value::Array(saved).to_string();
+    if let Err(e) = std::fs::write(&state.suspensions_file, text) {
+        tracing::error!(file = %state.suspensions_file.display(), error = %e, "cannot record the suspensions for the next start");
+    }
+}
+
+/// The suspensions kept by the last run that have not ended, to send to the Queue at
+/// start. A missing file is no suspension; an unreadable one is logged and skipped.
+pub fn restore(file: &std::path::Path) -> Vec<Suspend> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::error!(file = %file.display(), error = %e, "cannot read the suspensions kept before the restart");
+            return Vec::new();
+        }
+    };
+    let Ok(serde_json::Value::Array(saved)) = serde_json::from_str::<serde_json::Value>(&text)
+    else {
+        tracing::error!(file = %file.display(), "the suspensions kept before the restart are unreadable; none is restored");
+        return Vec::new();
+    };
+    let now = now();
+    saved
+        .iter()
+        .filter_map(|s| {
+            Some(Suspend {
+                domain: s["domain"].as_str()?.to_string(),
+                until: s["until"].as_u64().filter(|&until| until > now)?,
+                reason: s["reason"].as_str().unwrap_or_default().to_string(),
+            })
+        })
+        .collect()
+}
+
 /// `GET /api/suspensions`.
 pub async fn list(state: web::Data<AdminState>, request: HttpRequest) -> HttpResponse {
     if let Some(refused) = auth::refusal(&state, &request, false) {
@@ -93,7 +139,10 @@ pub async fn suspend(
         reason: body.reason.clone(),
     };
     match tokio::time::timeout(ASK_TIMEOUT, state.queue.send(suspend)).await {
-        Ok(Ok(())) => list(state, request).await,
+        Ok(Ok(())) => {
+            remember(&state).await;
+            list(state, request).await
+        }
         Ok(Err(_)) => unavailable("the queue is not running"),
         Err(_) => unavailable("the queue did not answer in time (busy)"),
     }
@@ -112,7 +161,10 @@ pub async fn resume(
         domain: domain.into_inner(),
     };
     match tokio::time::timeout(ASK_TIMEOUT, state.queue.send(resume)).await {
-        Ok(Ok(true)) => list(state, request).await,
+        Ok(Ok(true)) => {
+            remember(&state).await;
+            list(state, request).await
+        }
         Ok(Ok(false)) => HttpResponse::NotFound()
             .json(serde_json::json!({ "error": "that destination is not suspended" })),
         Ok(Err(_)) => unavailable("the queue is not running"),

@@ -2,7 +2,8 @@
 //! while, with a reason (`hermod queue suspend example.com --for 2h --reason "…"`).
 //! Mail for it waits in the schedule until the suspension ends, instead of being tried
 //! (or even looked at) every tick; other recipients of the same message go on. A
-//! suspension ends by itself at its time, or when it is resumed; a restart ends it too.
+//! suspension ends by itself at its time, or when it is resumed; the binary keeps the
+//! suspensions across restarts and gives them back with [`Queue::suspend`].
 
 use std::collections::HashMap;
 
@@ -67,6 +68,14 @@ impl Handler<Suspend> for Queue {
     type Result = ();
 
     fn handle(&mut self, msg: Suspend, _ctx: &mut Context<Self>) {
+        self.suspend(msg);
+    }
+}
+
+impl Queue {
+    /// Suspends a destination (also before the Queue starts: the suspensions kept by
+    /// the last run).
+    pub fn suspend(&mut self, msg: Suspend) {
         let domain = msg.domain.trim_end_matches('.').to_ascii_lowercase();
         tracing::warn!(domain = %domain, resumes_in_s = msg.until.saturating_sub(unix_now()), reason = %msg.reason,
             "destination suspended by the operator; its mail waits");
