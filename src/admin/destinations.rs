@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hermod_actors::store::spool::{RecipientStatus, Spool};
 
@@ -90,9 +90,7 @@ pub fn describe_metrics() {
 }
 
 fn count(spool: &dyn Spool) -> Result<serde_json::Value, String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = super::unix_now();
     let mut by_domain: HashMap<String, Destination> = HashMap::new();
     spool
         .scan(None, &mut |_, envelope| {

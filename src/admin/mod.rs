@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -66,10 +66,16 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    /// Asks the Queue for its counters, within [`ASK_TIMEOUT`]; `Err` says why not.
-    pub async fn queue_stats(&self) -> Result<QueueStats, String> {
-        match tokio::time::timeout(ASK_TIMEOUT, self.queue.send(GetStats)).await {
-            Ok(Ok(stats)) => Ok(stats),
+    /// Sends `message` to the Queue and waits at most [`ASK_TIMEOUT`] for its answer;
+    /// `Err` says why there is none (the text of the 503).
+    pub async fn ask<M>(&self, message: M) -> Result<M::Result, String>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        Queue: Handler<M>,
+    {
+        match tokio::time::timeout(ASK_TIMEOUT, self.queue.send(message)).await {
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err("the queue is not running".into()),
             Err(_) => Err(format!(
                 "the queue did not answer within {}s (busy)",
@@ -77,11 +83,28 @@ impl AdminState {
             )),
         }
     }
+
+    /// The Queue's counters, within [`ASK_TIMEOUT`].
+    pub async fn queue_stats(&self) -> Result<QueueStats, String> {
+        self.ask(GetStats).await
+    }
 }
 
 /// A 503 with its reason, as JSON.
 pub fn unavailable(reason: &str) -> HttpResponse {
     HttpResponse::ServiceUnavailable().json(serde_json::json!({ "error": reason }))
+}
+
+/// A 400 naming what was wrong with the request, as JSON.
+pub fn bad_request(reason: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(serde_json::json!({ "error": reason }))
+}
+
+/// Unix seconds now, the unit of the spool's times.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Starts the admin server on `listen` (and `/metrics` alone on `metrics_listen`) in the

@@ -6,7 +6,7 @@
 //! act on the queue through the Queue actor. Actions need the token.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use hermod_actors::protocol::datetime;
@@ -16,7 +16,7 @@ use hermod_actors::queue::{Action, Operate, Operated};
 use hermod_actors::store::spool::{Envelope, RecipientStatus, Spool};
 use serde::Deserialize;
 
-use super::{ASK_TIMEOUT, AdminState, auth, unavailable};
+use super::{AdminState, auth, bad_request, unavailable, unix_now};
 
 /// Most messages on one page.
 const MAX_PAGE: usize = 1000;
@@ -116,12 +116,6 @@ impl Parsed {
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// One message as the listing shows it.
 fn summary(id: QueueId, envelope: &Envelope, now: u64) -> serde_json::Value {
     let recipients: Vec<serde_json::Value> = envelope
@@ -162,10 +156,6 @@ fn summary(id: QueueId, envelope: &Envelope, now: u64) -> serde_json::Value {
     })
 }
 
-fn bad_request(reason: &str) -> HttpResponse {
-    HttpResponse::BadRequest().json(serde_json::json!({ "error": reason }))
-}
-
 /// `GET /api/queue`: one page of messages, oldest first.
 pub async fn list(
     state: web::Data<AdminState>,
@@ -182,7 +172,7 @@ pub async fn list(
     let limit = filter.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let spool = state.spool.clone();
     let page = web::block(move || {
-        let now = now();
+        let now = unix_now();
         let mut messages = Vec::new();
         let mut last = None;
         let mut more = false;
@@ -228,7 +218,7 @@ pub async fn show(
         let Some(envelope) = spool.envelope(id).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
-        let mut shown = summary(id, &envelope, now());
+        let mut shown = summary(id, &envelope, unix_now());
         let head = spool
             .data(id, envelope.body_file)
             .map_err(|e| e.to_string())?
@@ -319,7 +309,7 @@ pub async fn act_on_matching(
     };
     let spool: Arc<dyn Spool> = state.spool.clone();
     let ids = web::block(move || {
-        let now = now();
+        let now = unix_now();
         let mut ids = Vec::new();
         spool
             .scan(parsed.after, &mut |id, envelope| {
@@ -366,12 +356,5 @@ async fn operate(
     ids: Vec<QueueId>,
     action: Action,
 ) -> Result<Operated, String> {
-    match tokio::time::timeout(ASK_TIMEOUT, state.queue.send(Operate { ids, action })).await {
-        Ok(Ok(operated)) => Ok(operated),
-        Ok(Err(_)) => Err("the queue is not running".into()),
-        Err(_) => Err(format!(
-            "the queue did not answer within {}s (busy)",
-            ASK_TIMEOUT.as_secs()
-        )),
-    }
+    state.ask(Operate { ids, action }).await
 }

@@ -27,11 +27,10 @@ pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResp
         Ok(list) => list,
         Err(reason) => return unavailable(&reason),
     };
-    let in_flight =
-        match tokio::time::timeout(super::ASK_TIMEOUT, state.queue.send(GetInFlight)).await {
-            Ok(Ok(in_flight)) => in_flight.0,
-            _ => return unavailable("the queue did not answer in time (busy)"),
-        };
+    let in_flight = match state.ask(GetInFlight).await {
+        Ok(in_flight) => in_flight.0,
+        Err(reason) => return unavailable(&reason),
+    };
     for row in destinations.as_array_mut().into_iter().flatten() {
         let counted = row["domain"]
             .as_str()

@@ -5,13 +5,13 @@
 //! The suspensions in force are kept in `data_dir/suspensions.json` after each change,
 //! and [`restore`] gives them back to the Queue at the next start.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use hermod_actors::queue::{ListSuspensions, Resume, Suspend, Suspension};
 use serde::Deserialize;
 
-use super::{ASK_TIMEOUT, AdminState, auth, unavailable};
+use super::{AdminState, auth, bad_request, unavailable, unix_now};
 
 /// The body of a `POST`.
 #[derive(Debug, Deserialize)]
@@ -26,26 +26,13 @@ pub struct Request {
     pub reason: String,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The suspensions in force, as JSON rows (also merged into `/stats`).
 pub async fn current(state: &AdminState) -> Result<Vec<Suspension>, String> {
-    match tokio::time::timeout(ASK_TIMEOUT, state.queue.send(ListSuspensions)).await {
-        Ok(Ok(list)) => Ok(list),
-        Ok(Err(_)) => Err("the queue is not running".into()),
-        Err(_) => Err(format!(
-            "the queue did not answer within {}s (busy)",
-            ASK_TIMEOUT.as_secs()
-        )),
-    }
+    state.ask(ListSuspensions).await
 }
 
 fn rows(list: &[Suspension]) -> serde_json::Value {
-    let now = now();
+    let now = unix_now();
     list.iter()
         .map(|s| {
             serde_json::json!({
@@ -91,7 +78,7 @@ pub fn restore(file: &std::path::Path) -> Vec<Suspend> {
         tracing::error!(file = %file.display(), "the suspensions kept before the restart are unreadable; none is restored");
         return Vec::new();
     };
-    let now = now();
+    let now = unix_now();
     saved
         .iter()
         .filter_map(|s| {
@@ -135,16 +122,15 @@ pub async fn suspend(
     }
     let suspend = Suspend {
         domain: domain.to_string(),
-        until: now() + duration.as_secs(),
+        until: unix_now() + duration.as_secs(),
         reason: body.reason.clone(),
     };
-    match tokio::time::timeout(ASK_TIMEOUT, state.queue.send(suspend)).await {
-        Ok(Ok(())) => {
+    match state.ask(suspend).await {
+        Ok(()) => {
             remember(&state).await;
             list(state, request).await
         }
-        Ok(Err(_)) => unavailable("the queue is not running"),
-        Err(_) => unavailable("the queue did not answer in time (busy)"),
+        Err(reason) => unavailable(&reason),
     }
 }
 
@@ -160,18 +146,13 @@ pub async fn resume(
     let resume = Resume {
         domain: domain.into_inner(),
     };
-    match tokio::time::timeout(ASK_TIMEOUT, state.queue.send(resume)).await {
-        Ok(Ok(true)) => {
+    match state.ask(resume).await {
+        Ok(true) => {
             remember(&state).await;
             list(state, request).await
         }
-        Ok(Ok(false)) => HttpResponse::NotFound()
+        Ok(false) => HttpResponse::NotFound()
             .json(serde_json::json!({ "error": "that destination is not suspended" })),
-        Ok(Err(_)) => unavailable("the queue is not running"),
-        Err(_) => unavailable("the queue did not answer in time (busy)"),
+        Err(reason) => unavailable(&reason),
     }
-}
-
-fn bad_request(reason: &str) -> HttpResponse {
-    HttpResponse::BadRequest().json(serde_json::json!({ "error": reason }))
 }

@@ -8,7 +8,7 @@
 //! taken out of the spool: the client's retry is the copy that will be delivered.
 
 use std::net::IpAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use actix::dev::SendError;
 use actix::prelude::*;
@@ -120,9 +120,7 @@ fn envelope_of(
         ..
     } = message;
     let size = data.len() + body_file.as_ref().map_or(0, |f| f.len() as usize);
-    let arrival = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let arrival = super::unix_now();
     let envelope = Envelope {
         sender: sender.to_string(),
         recipients: recipients
