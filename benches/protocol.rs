@@ -22,7 +22,7 @@ fn settings() -> Arc<ServerSettings> {
         relay: RelayPolicy::new(&[], &["127.0.0.0/8".parse().unwrap()]),
         loops: Default::default(),
         ids: Arc::new(QueueIdGenerator::new()),
-        starttls: false,
+        security: Default::default(),
         postmaster: None,
         disk: Default::default(),
         spill: None,
@@ -53,7 +53,9 @@ fn run_session(input: &[u8], settings: &Arc<ServerSettings>) -> usize {
     loop {
         match session.feed(&mut buffer, &mut out, SystemTime::UNIX_EPOCH) {
             Some(Event::Enqueue(message)) => accepted += message.data.len(),
-            Some(Event::Close) | Some(Event::StartTls) | None => return accepted + out.len(),
+            Some(Event::Close | Event::StartTls | Event::Authenticate(_)) | None => {
+                return accepted + out.len();
+            }
         }
     }
 }

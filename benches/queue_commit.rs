@@ -14,6 +14,7 @@ fn envelope() -> Envelope {
         options: Default::default(),
         body_file: false,
         held: false,
+        user: None,
         sender: "a@b.test".into(),
         recipients: vec![RecipientState {
             address: "u@c.test".into(),

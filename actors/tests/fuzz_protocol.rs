@@ -20,6 +20,8 @@ use bytes::BytesMut;
 use hermod_actors::policy::relay::RelayPolicy;
 use hermod_actors::protocol::address::Mailbox;
 use hermod_actors::protocol::reply_reader::{MAX_REPLY_LINE, ParsedReply, ReplyReader};
+use hermod_actors::protocol::security::TlsInfo;
+use hermod_actors::protocol::session::AuthVerdict;
 use hermod_actors::protocol::{Event, ServerSession, ServerSettings};
 use hermod_actors::queue::id::QueueIdGenerator;
 use hermod_actors::store::disk_space::DiskSpace;
@@ -72,7 +74,7 @@ fn settings(max_errors: u32) -> Arc<ServerSettings> {
         relay: RelayPolicy::new(&["relay.test".to_string()], &[]),
         loops: Default::default(),
         ids: Arc::new(QueueIdGenerator::new()),
-        starttls: false,
+        security: Default::default(),
         postmaster: Some(Mailbox {
             local: "hostmaster".into(),
             domain: "ops.test".into(),
@@ -136,7 +138,18 @@ fn run_session(input: &[u8], cuts: &[usize], max_errors: u32) -> Run {
                     ));
                     run.out.extend_from_slice(b"250 2.0.0 Ok: queued as ID\r\n");
                 }
-                Some(Event::StartTls) => session.tls_started(),
+                Some(Event::StartTls) => session.tls_started(TlsInfo {
+                    version: "TLSv1.3".into(),
+                    cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                }),
+                Some(Event::Authenticate(_)) => {
+                    if let Some(Event::Close) =
+                        session.auth_verdict(AuthVerdict::Rejected, &mut run.out)
+                    {
+                        run.closed = true;
+                        return run;
+                    }
+                }
                 Some(Event::Close) => {
                     run.closed = true;
                     return run;

@@ -112,6 +112,7 @@ fn envelope(status: RecipientStatus) -> Envelope {
         options: Default::default(),
         body_file: false,
         held: false,
+        user: None,
     }
 }
 

@@ -31,6 +31,7 @@ pub mod queue;
 pub mod stats;
 pub mod status_page;
 pub mod suspensions;
+pub mod users;
 
 /// How long a request waits for an actor's answer before it is a 503.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,6 +64,8 @@ pub struct AdminState {
     pub suspensions_file: PathBuf,
     /// The last count of the queue by destination.
     pub destinations: destinations::Cache,
+    /// The AUTH users (`hermod user` while hermod runs).
+    pub users: hermod_actors::store::users::UserStore,
 }
 
 impl AdminState {
@@ -143,6 +146,10 @@ pub fn start(
             .route("/metrics", web::get().to(metrics::get))
             .route("/api/maintenance", web::get().to(maintenance::get))
             .route("/api/maintenance", web::put().to(maintenance::put))
+            .route("/api/users", web::get().to(users::list))
+            .route("/api/users", web::post().to(users::add))
+            .route("/api/users/{name}", web::patch().to(users::change))
+            .route("/api/users/{name}", web::delete().to(users::delete))
     })
     .workers(1)
     .disable_signals()

@@ -15,6 +15,7 @@ pub mod maintenance;
 pub mod queue;
 pub mod route;
 pub mod serve;
+pub mod user;
 
 /// hermod, a mail transfer agent built as a system of actors. Without a command it
 /// serves, as `hermod serve` does (so `hermod --validate-only` works as the operators'
@@ -61,6 +62,9 @@ enum Command {
     /// The running hermod's queue: list, show, stats, flush, hold, release, delete,
     /// bounce (through its admin API).
     Queue(queue::QueueArgs),
+    /// The AUTH users: add, passwd, del, list, disable, enable, senders (in the data
+    /// directory, or through the running hermod's admin API).
+    User(user::UserArgs),
     /// Turn maintenance mode on or off in the running hermod: while on, new SMTP
     /// connections get 421 4.3.2 and deliveries go on.
     Maintenance {
@@ -82,6 +86,7 @@ impl Cli {
             Command::Serve(args) => serve::run(args),
             Command::Route { domain, config } => route::run(config, &domain),
             Command::Queue(args) => queue::run(args),
+            Command::User(args) => user::run(args),
             Command::Maintenance {
                 state,
                 persist,

@@ -116,7 +116,7 @@ fn apply_listen_env(
         .and_then(|a| a.first())
         .and_then(|v| v.as_str())
         .and_then(|s| s.parse::<SocketAddr>().ok())
-        .unwrap_or_else(|| SmtpConfig::default().listen[0]);
+        .unwrap_or_else(|| SmtpConfig::default().listen[0].address);
     let ip = match host {
         Some(h) => match h.parse::<IpAddr>() {
             Ok(ip) => ip,

@@ -161,7 +161,12 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(config.smtp.listen, vec!["127.0.0.1:2600".parse().unwrap()]);
+        assert_eq!(
+            config.smtp.listen,
+            vec![crate::config::smtp::ListenEntry::smtp(
+                "127.0.0.1:2600".parse().unwrap()
+            )]
+        );
         assert_eq!(config.relay.networks.len(), 2);
         assert_eq!(config.queue.retry_interval.as_secs(), 60);
         assert_eq!(config.delivery.transport.len(), 2);

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub mod admin;
+pub mod auth;
 pub mod delivery;
 pub mod duration;
 pub mod env;
@@ -23,8 +24,10 @@ pub mod queue;
 pub mod relay;
 pub mod smtp;
 mod summary;
+pub mod tls;
 
 pub use admin::AdminConfig;
+pub use auth::AuthConfig;
 pub use delivery::DeliveryConfig;
 pub use load::{DEFAULT_CONFIG_PATH, Source, load};
 pub use log::LogConfig;
@@ -32,6 +35,7 @@ pub use queue::QueueConfig;
 pub use relay::RelayConfig;
 pub use smtp::SmtpConfig;
 pub use summary::{non_defaults, summary};
+pub use tls::TlsConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -39,6 +43,10 @@ pub use summary::{non_defaults, summary};
 pub struct Config {
     /// The SMTP listener and sessions.
     pub smtp: SmtpConfig,
+    /// The server's certificate and what TLS is required for.
+    pub tls: TlsConfig,
+    /// AUTH for submission.
+    pub auth: AuthConfig,
     /// Who may relay where.
     pub relay: RelayConfig,
     /// The durable queue and its retry schedule.
@@ -57,12 +65,45 @@ impl Config {
     pub fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         self.smtp.check(&mut issues);
+        self.tls.check(&mut issues);
+        self.auth.check(&mut issues);
         self.relay.check(&mut issues);
         self.queue.check(&mut issues);
         self.delivery.check(&mut issues);
         self.log.check(&mut issues);
         self.admin.check(&mut issues);
+        self.check_listeners(&mut issues);
         issues
+    }
+
+    /// What each listener's kind needs from `[tls]` and `[auth]`.
+    fn check_listeners(&self, issues: &mut Vec<ConfigIssue>) {
+        use hermod_actors::protocol::security::ListenerKind;
+        for entry in &self.smtp.listen {
+            let endpoint = entry.endpoint;
+            if endpoint.kind == ListenerKind::Submissions && !self.tls.offered() {
+                issues.push(ConfigIssue::new(
+                    "smtp.listen",
+                    format!("{entry}: TLS from the first byte needs tls.cert and tls.key (and tls.enabled)"),
+                ));
+            }
+            if endpoint.require_auth && !self.auth.enabled {
+                issues.push(ConfigIssue::new(
+                    "smtp.listen",
+                    format!("{entry}: requires AUTH, but auth.enabled is off (SMTP_ENABLE_AUTH=true), so nobody could send; or set require_auth = false"),
+                ));
+            }
+        }
+    }
+
+    /// What TLS and AUTH offer and require, for the Sessions.
+    pub fn security(&self) -> hermod_actors::protocol::security::Security {
+        hermod_actors::protocol::security::Security {
+            tls: self.tls.offered(),
+            require_tls: self.tls.require,
+            auth: self.auth.enabled,
+            require_auth_for_relay: self.auth.require_auth_for_relay,
+        }
     }
 }
 
@@ -100,9 +141,11 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 6] {
+pub fn sections() -> [Declared; 8] {
     [
         Declared::of::<SmtpConfig>(),
+        Declared::of::<TlsConfig>(),
+        Declared::of::<AuthConfig>(),
         Declared::of::<RelayConfig>(),
         Declared::of::<QueueConfig>(),
         Declared::of::<DeliveryConfig>(),

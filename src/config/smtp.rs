@@ -13,6 +13,7 @@ use hermod_actors::protocol::ServerSettings;
 use hermod_actors::protocol::address::Mailbox;
 use hermod_actors::protocol::deadline::PhaseLimits;
 use hermod_actors::protocol::receiver::Spill;
+use hermod_actors::protocol::security::{Endpoint, ListenerKind, Security};
 use hermod_actors::queue::id::QueueIdGenerator;
 use hermod_actors::store::disk_space::DiskSpace;
 use serde::{Deserialize, Serialize};
@@ -23,8 +24,10 @@ use super::{ConfigIssue, Section, at_least_one, longer_than_zero};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
-    /// Addresses to listen on for SMTP (`SMTP_HOST` and `SMTP_PORT` together set one).
-    pub listen: Vec<SocketAddr>,
+    /// Addresses to listen on, each `"ip:port"` (kind `smtp`) or a table `{ address,
+    /// kind = "smtp" | "submission" | "submissions", require_auth, plaintext_auth }`
+    /// (`SMTP_HOST` and `SMTP_PORT` together set one of kind `smtp`).
+    pub listen: Vec<ListenEntry>,
     /// Our host name in the banner, EHLO and Received: headers.
     pub hostname: String,
     /// Connections open at once, in total (421 4.7.0 past it).
@@ -66,7 +69,7 @@ pub struct SmtpConfig {
 impl Default for SmtpConfig {
     fn default() -> Self {
         SmtpConfig {
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
+            listen: vec![ListenEntry::smtp(SocketAddr::from(([127, 0, 0, 1], 2525)))],
             hostname: "localhost".into(),
             max_connections: 1000,
             max_connections_per_ip: 100,
@@ -165,6 +168,92 @@ impl Section for SmtpConfig {
     }
 }
 
+/// One listening address and its kind: `"127.0.0.1:25"`, or a table for a submission
+/// port (`{ address = "0.0.0.0:587", kind = "submission" }`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(from = "ListenForm", into = "ListenForm")]
+pub struct ListenEntry {
+    /// Where to listen.
+    pub address: SocketAddr,
+    /// Its kind and rules.
+    pub endpoint: Endpoint,
+}
+
+impl ListenEntry {
+    /// A port 25 style listener.
+    pub fn smtp(address: SocketAddr) -> Self {
+        ListenEntry {
+            address,
+            endpoint: Endpoint::of_kind(ListenerKind::Smtp),
+        }
+    }
+}
+
+impl std::fmt::Display for ListenEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.address, self.endpoint.kind.name())?;
+        if self.endpoint.require_auth {
+            write!(f, ", AUTH required")?;
+        }
+        if self.endpoint.plaintext_auth {
+            write!(f, ", AUTH allowed without TLS")?;
+        }
+        Ok(())
+    }
+}
+
+/// The two ways to write a listen entry in the file.
+#[derive(Deserialize, Serialize)]
+#[serde(untagged)]
+enum ListenForm {
+    Address(SocketAddr),
+    Table {
+        address: SocketAddr,
+        #[serde(default)]
+        kind: ListenerKind,
+        /// Default: required on submission kinds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        require_auth: Option<bool>,
+        #[serde(default)]
+        plaintext_auth: bool,
+    },
+}
+
+impl From<ListenForm> for ListenEntry {
+    fn from(form: ListenForm) -> Self {
+        match form {
+            ListenForm::Address(address) => ListenEntry::smtp(address),
+            ListenForm::Table {
+                address,
+                kind,
+                require_auth,
+                plaintext_auth,
+            } => ListenEntry {
+                address,
+                endpoint: Endpoint {
+                    kind,
+                    require_auth: require_auth.unwrap_or(kind.is_submission()),
+                    plaintext_auth,
+                },
+            },
+        }
+    }
+}
+
+impl From<ListenEntry> for ListenForm {
+    fn from(entry: ListenEntry) -> Self {
+        if entry.endpoint == Endpoint::of_kind(ListenerKind::Smtp) {
+            return ListenForm::Address(entry.address);
+        }
+        ListenForm::Table {
+            address: entry.address,
+            kind: entry.endpoint.kind,
+            require_auth: Some(entry.endpoint.require_auth),
+            plaintext_auth: entry.endpoint.plaintext_auth,
+        }
+    }
+}
+
 /// What sessions share that is not configuration: made once by the wiring.
 pub struct SessionShared {
     /// Queue ids, unique across the process.
@@ -184,13 +273,14 @@ impl SmtpConfig {
         }
     }
 
-    /// What a Session is started with. The relay policy, the postmaster and where large
-    /// bodies go come from their own sections.
+    /// What a Session is started with. The relay policy, the postmaster, where large
+    /// bodies go and what TLS and AUTH offer come from their own sections.
     pub fn sessions(
         &self,
         relay: RelayPolicy,
         postmaster: Option<Mailbox>,
         spill: Option<Spill>,
+        security: Security,
         shared: &SessionShared,
     ) -> Reconfigure {
         let settings = Arc::new(ServerSettings {
@@ -203,7 +293,7 @@ impl SmtpConfig {
             relay,
             loops: shared.loops.clone(),
             ids: shared.ids.clone(),
-            starttls: false,
+            security,
             postmaster,
             disk: shared.disk.clone(),
             spill,

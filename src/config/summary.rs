@@ -85,5 +85,68 @@ pub fn summary(config: &Config, source: &Source) -> String {
         config.delivery.rate_per_destination,
         config.log.json,
         config.log.level,
-    ) + &non_defaults(config)
+    ) + &tls_lines(config)
+        + &auth_line(config)
+        + &non_defaults(config)
+}
+
+/// What the certificate says: names, whether they cover `smtp.hostname`, and when it
+/// expires.
+fn tls_lines(config: &Config) -> String {
+    let Some(files) = config.tls.files().filter(|_| config.tls.enabled) else {
+        return format!(
+            "tls       off ({})\n",
+            if config.tls.enabled {
+                "no tls.cert and tls.key: STARTTLS is not offered"
+            } else {
+                "tls.enabled = false"
+            }
+        );
+    };
+    let summary = match hermod_actors::inbound::tls::inspect(&files) {
+        Ok(summary) => summary,
+        Err(reason) => return format!("tls       certificate problem: {reason}\n"),
+    };
+    let left = summary.seconds_left(std::time::SystemTime::now());
+    let expiry = time::OffsetDateTime::from_unix_timestamp(summary.not_after)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| summary.not_after.to_string());
+    let expires = if left < 0 {
+        format!("EXPIRED on {expiry} ({} days ago)", -left / 86_400)
+    } else {
+        format!("expires {expiry} (in {} days)", left / 86_400)
+    };
+    let covers = if summary.covers(&config.smtp.hostname) {
+        format!("covers smtp.hostname {}", config.smtp.hostname)
+    } else {
+        format!(
+            "WARNING: does not cover smtp.hostname {}: clients that verify names will refuse it",
+            config.smtp.hostname
+        )
+    };
+    format!(
+        "tls       cert={} names=[{}] chain={} {expires}; {covers}; require={}\n",
+        files.cert.display(),
+        summary.names.join(","),
+        summary.chain_length,
+        config.tls.require,
+    )
+}
+
+fn auth_line(config: &Config) -> String {
+    let auth = &config.auth;
+    format!(
+        "auth      enabled={} require_auth_for_relay={} lockout={} failures/{} argon2id m={}KiB t={} p={}\n",
+        auth.enabled,
+        auth.require_auth_for_relay,
+        auth.max_failures,
+        duration::format(auth.failure_window),
+        auth.argon2_memory_kib,
+        auth.argon2_iterations,
+        auth.argon2_parallelism,
+    )
 }

@@ -19,7 +19,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
+use crate::inbound::auth::Authenticator;
 use crate::inbound::session::{Session, SessionContext, SessionEnded, SessionTimeouts};
+use crate::inbound::tls::ServerTls;
+use crate::protocol::security::Endpoint;
 use crate::protocol::{Reply, ServerSettings};
 
 /// Stop accepting; answered with the sessions still open (on every arbiter).
@@ -213,22 +216,33 @@ pub struct SessionContextTemplate {
     pub intake: crate::queue::Intake,
     /// Turns true when the server drains.
     pub draining: watch::Receiver<bool>,
+    /// The server's certificate, when TLS is configured (it reloads itself).
+    pub tls: Option<Arc<ServerTls>>,
+    /// The user store and lock-out, when AUTH is on.
+    pub auth: Option<Arc<Authenticator>>,
 }
 
+/// One accepted connection (or the error accepting it) and the rules of the address it
+/// came in on.
+type Accepted = (std::io::Result<(TcpStream, SocketAddr)>, Endpoint);
+
 /// A stream of accepted connections, so the actor takes them as stream items.
-struct Incoming(TcpListener);
+struct Incoming(TcpListener, Endpoint);
 
 impl Stream for Incoming {
-    type Item = std::io::Result<(TcpStream, SocketAddr)>;
+    type Item = Accepted;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_accept(cx).map(Some)
+        let endpoint = self.1;
+        self.0
+            .poll_accept(cx)
+            .map(|accepted| Some((accepted, endpoint)))
     }
 }
 
 /// The listener actor of one arbiter.
 pub struct Listener {
-    sockets: Vec<ListenSocket>,
+    sockets: Vec<(ListenSocket, Endpoint)>,
     admission: Arc<Admission>,
     session: SessionContextTemplate,
     accept_handles: Vec<SpawnHandle>,
@@ -238,7 +252,7 @@ impl Listener {
     /// A listener over sockets bound with [`bind`] or handed over by the service manager;
     /// start it on the arbiter whose sessions it should serve.
     pub fn new(
-        sockets: Vec<ListenSocket>,
+        sockets: Vec<(ListenSocket, Endpoint)>,
         admission: Arc<Admission>,
         session: SessionContextTemplate,
     ) -> Self {
@@ -264,17 +278,19 @@ impl Actor for Listener {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(65536);
-        for socket in self.sockets.drain(..) {
+        for (socket, endpoint) in self.sockets.drain(..) {
             match socket.listen() {
-                Ok(listener) => self.accept_handles.push(ctx.add_stream(Incoming(listener))),
+                Ok(listener) => self
+                    .accept_handles
+                    .push(ctx.add_stream(Incoming(listener, endpoint))),
                 Err(e) => tracing::error!(error = %e, "cannot listen on a bound SMTP socket"),
             }
         }
     }
 }
 
-impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Listener {
-    fn handle(&mut self, item: std::io::Result<(TcpStream, SocketAddr)>, ctx: &mut Context<Self>) {
+impl StreamHandler<Accepted> for Listener {
+    fn handle(&mut self, (item, endpoint): Accepted, ctx: &mut Context<Self>) {
         let (stream, peer) = match item {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -312,6 +328,9 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Listener {
             intake: self.session.intake.clone(),
             listener: ctx.address().recipient(),
             draining: self.session.draining.clone(),
+            endpoint,
+            tls: self.session.tls.clone(),
+            auth: self.session.auth.clone(),
         };
         Session::new(stream, peer, context).start();
     }

@@ -1,5 +1,8 @@
-//! Mail coming in: the Listener actor that accepts connections and the Session actor
-//! that drives the sans-IO protocol over one of them.
+//! Mail coming in: the Listener actor that accepts connections, the Session actor that
+//! drives the sans-IO protocol over one of them, the server's TLS (certificate and its
+//! reload) and AUTH (credentials checked against the user store, lock-out).
 
+pub mod auth;
 pub mod listener;
 pub mod session;
+pub mod tls;

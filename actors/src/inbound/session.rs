@@ -4,8 +4,10 @@
 //! answers 250 once it is on disk; it tells the Listener when it ends.
 //!
 //! Reading is buffered and the protocol consumes complete lines only, so bytes that were
-//! pipelined behind a command stay in the buffer; STARTTLS (when offered) drops them, as
-//! RFC 3207 requires, before the handshake.
+//! pipelined behind a command stay in the buffer; STARTTLS drops them, as RFC 3207
+//! requires, before the handshake, and the conversation goes on over TLS with the
+//! protocol's state reset. On an implicit-TLS listener (465) the handshake comes first.
+//! AUTH credentials are checked by the [`Authenticator`] off the arbiter.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,13 +15,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at};
+use tokio_rustls::server::TlsStream;
 
+use crate::inbound::auth::Authenticator;
+use crate::inbound::tls::{self, ServerTls};
 use crate::protocol::deadline::{PhaseDeadline, PhaseLimits, Stage};
-use crate::protocol::session::AcceptedMessage;
+use crate::protocol::sasl::Credentials;
+use crate::protocol::security::{Endpoint, TlsInfo};
+use crate::protocol::session::{AcceptedMessage, AuthVerdict};
 use crate::protocol::{Event, Reply, ServerSession, ServerSettings};
 use crate::queue::Intake;
 
@@ -55,6 +62,12 @@ pub struct SessionContext {
     pub listener: Recipient<SessionEnded>,
     /// Turns true when the server drains (SIGTERM): idle sessions say 421 and close.
     pub draining: watch::Receiver<bool>,
+    /// The listening address's kind and rules.
+    pub endpoint: Endpoint,
+    /// The server's certificate, when TLS is configured.
+    pub tls: Option<Arc<ServerTls>>,
+    /// The user store and lock-out, when AUTH is on.
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 /// The per-connection actor.
@@ -103,44 +116,173 @@ enum End {
     Draining,
     Io(std::io::Error),
     Protocol,
+    /// The 220 to STARTTLS is out: the handshake comes next.
+    StartTls,
+    /// The TLS handshake failed (logged where it failed).
+    Handshake,
 }
 
-async fn drive(mut stream: TcpStream, peer: SocketAddr, cx: SessionContext) {
+async fn drive(stream: TcpStream, peer: SocketAddr, cx: SessionContext) {
     metrics::gauge!("smtp_connections_active").increment(1.0);
-    let end = converse(&mut stream, peer, &cx).await;
+    let end = converse(stream, peer, &cx).await;
     metrics::gauge!("smtp_connections_active").decrement(1.0);
     match &end {
         End::Io(e) => tracing::debug!(client = %peer, error = %e, "connection lost"),
         End::Timeout(which) => tracing::info!(client = %peer, timeout = which, "session timed out"),
         other => tracing::debug!(client = %peer, end = ?other, "session ended"),
     }
-    let _ = stream.shutdown().await;
 }
 
-async fn converse(stream: &mut TcpStream, peer: SocketAddr, cx: &SessionContext) -> End {
+/// One connection from the first byte to the last: in clear, then over TLS after
+/// STARTTLS; or over TLS from the start on an implicit-TLS listener.
+async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) -> End {
     let mut refusals = RefusalLog::default();
-    let end = exchange(stream, peer, cx, &mut refusals).await;
+    let mut protocol =
+        ServerSession::new(cx.settings.clone(), peer.ip()).with_endpoint(cx.endpoint);
+    let mut input = BytesMut::with_capacity(8192);
+    let starts_in_tls = protocol.implicit_tls();
+    let end = if starts_in_tls {
+        End::StartTls
+    } else {
+        let end = exchange(
+            &mut stream,
+            peer,
+            cx,
+            &mut protocol,
+            &mut input,
+            &mut refusals,
+            true,
+        )
+        .await;
+        if !matches!(end, End::StartTls) {
+            let _ = stream.shutdown().await;
+        }
+        end
+    };
+    let end = match end {
+        End::StartTls => match handshake(stream, peer, cx).await {
+            Some((mut tls, info)) => {
+                protocol.tls_started(info);
+                input.clear();
+                let end = exchange(
+                    &mut tls,
+                    peer,
+                    cx,
+                    &mut protocol,
+                    &mut input,
+                    &mut refusals,
+                    starts_in_tls,
+                )
+                .await;
+                let _ = tls.shutdown().await;
+                end
+            }
+            None => End::Handshake,
+        },
+        other => other,
+    };
     refusals.finish(peer);
     end
 }
 
-async fn exchange(
-    stream: &mut TcpStream,
+/// The TLS handshake, bounded by its own timeout. A failure is one log line naming the
+/// client and the reason, and a count by reason.
+async fn handshake(
+    stream: TcpStream,
     peer: SocketAddr,
     cx: &SessionContext,
+) -> Option<(TlsStream<TcpStream>, TlsInfo)> {
+    let Some(server) = cx.tls.as_ref() else {
+        tracing::error!(client = %peer, "TLS asked for but no certificate is loaded");
+        return None;
+    };
+    let result = match timeout(server.handshake_timeout, server.acceptor().accept(stream)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "handshake timed out",
+        )),
+    };
+    match result {
+        Ok(stream) => {
+            let (_, conn) = stream.get_ref();
+            let info = tls::negotiated(conn);
+            let resumed = matches!(conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+            metrics::counter!("smtp_tls_handshakes_total", "version" => info.version.clone(), "resumed" => if resumed { "yes" } else { "no" })
+                .increment(1);
+            tracing::debug!(client = %peer, version = %info.version, cipher = %info.cipher, resumed, "TLS established");
+            Some((stream, info))
+        }
+        Err(e) => {
+            let (reason, detail) = tls::failure(&e);
+            metrics::counter!("smtp_tls_handshake_failures_total", "reason" => reason).increment(1);
+            tracing::info!(client = %peer, reason, detail = %detail, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// Checks a client's credentials and logs a failure ("Authentication failed", with the
+/// user and the client, never the password).
+async fn authenticate(
+    credentials: Credentials,
+    peer: SocketAddr,
+    cx: &SessionContext,
+) -> AuthVerdict {
+    let Some(auth) = cx.auth.as_ref() else {
+        return AuthVerdict::Unavailable("no user store is open".into());
+    };
+    let user = credentials.user.clone();
+    let outcome = auth.check(peer.ip(), credentials).await;
+    let result = match &outcome.verdict {
+        AuthVerdict::Accepted(_) => {
+            tracing::info!(client = %peer, user = %user, "authenticated");
+            "success"
+        }
+        AuthVerdict::Rejected => {
+            tracing::warn!(client = %peer, user = %user, reason = %outcome.why, "Authentication failed");
+            "failure"
+        }
+        AuthVerdict::LockedOut => {
+            tracing::warn!(client = %peer, user = %user, reason = %outcome.why, "Authentication failed; client locked out for too many failures");
+            "locked_out"
+        }
+        AuthVerdict::Unavailable(_) => {
+            tracing::error!(client = %peer, user = %user, error = %outcome.why, "Authentication not possible: the user store failed");
+            "unavailable"
+        }
+    };
+    metrics::counter!("smtp_auth_attempts_total", "result" => result).increment(1);
+    if matches!(
+        outcome.verdict,
+        AuthVerdict::Rejected | AuthVerdict::LockedOut
+    ) {
+        metrics::counter!("smtp_auth_failures_total").increment(1);
+    }
+    outcome.verdict
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    peer: SocketAddr,
+    cx: &SessionContext,
+    protocol: &mut ServerSession,
+    input: &mut BytesMut,
     refusals: &mut RefusalLog,
+    greet: bool,
 ) -> End {
-    let mut protocol = ServerSession::new(cx.settings.clone(), peer.ip());
-    let mut input = BytesMut::with_capacity(8192);
     let mut output = Vec::with_capacity(1024);
     let mut draining = cx.draining.clone();
     let mut phase = PhaseDeadline::new(Instant::now());
     // Input left unconsumed after the last read: less of it later means a command line
     // was consumed.
     let mut unread = 0;
-    protocol.greeting().write_to(&mut output);
+    if greet {
+        protocol.greeting().write_to(&mut output);
+    }
     loop {
-        match protocol.feed(&mut input, &mut output, SystemTime::now()) {
+        match protocol.feed(input, &mut output, SystemTime::now()) {
             Some(Event::Enqueue(message)) => {
                 let id = message.id;
                 let deadline = Instant::now() + cx.timeouts.enqueue;
@@ -160,8 +302,17 @@ async fn exchange(
                 reply.write_to(&mut output);
                 continue;
             }
+            Some(Event::Authenticate(credentials)) => {
+                let verdict = authenticate(credentials, peer, cx).await;
+                if let Some(Event::Close) = protocol.auth_verdict(verdict, &mut output) {
+                    refusals.record(protocol, peer);
+                    let _ = send(stream, &output, cx).await;
+                    return End::Protocol;
+                }
+                continue;
+            }
             Some(Event::Close) => {
-                refusals.record(&mut protocol, peer);
+                refusals.record(protocol, peer);
                 let _ = send(stream, &output, cx).await;
                 return if output.ends_with(Reply::bye().to_wire().as_bytes()) {
                     End::Quit
@@ -170,13 +321,15 @@ async fn exchange(
                 };
             }
             Some(Event::StartTls) => {
-                // STARTTLS is offered only when TLS is configured; until then refuse.
-                let _ = send(stream, &output, cx).await;
-                return End::Protocol;
+                refusals.record(protocol, peer);
+                return match send(stream, &output, cx).await {
+                    Ok(()) => End::StartTls,
+                    Err(e) => End::Io(e),
+                };
             }
             None => {}
         }
-        refusals.record(&mut protocol, peer);
+        refusals.record(protocol, peer);
         if !output.is_empty() {
             if let Err(e) = send(stream, &output, cx).await {
                 return End::Io(e);
@@ -190,7 +343,7 @@ async fn exchange(
             input.reserve(8192);
         }
         tokio::select! {
-            read = timeout_at(deadline.into(), stream.read_buf(&mut input)) => match read {
+            read = timeout_at(deadline.into(), stream.read_buf(input)) => match read {
                 Ok(Ok(0)) => return End::ClientClosed,
                 Ok(Ok(n)) => {
                     phase.received(n);
@@ -220,7 +373,11 @@ async fn exchange(
 
 /// Writes replies, bounded by the command timeout: a client that pipelines commands but
 /// never reads its replies fills the socket buffer, and must not hold its slot forever.
-async fn send(stream: &mut TcpStream, bytes: &[u8], cx: &SessionContext) -> std::io::Result<()> {
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    cx: &SessionContext,
+) -> std::io::Result<()> {
     match timeout(cx.timeouts.write, stream.write_all(bytes)).await {
         Ok(result) => result,
         Err(_) => {
@@ -297,6 +454,8 @@ pub(crate) fn describe_metrics() {
         "smtp_messages_rejected_total",
         "SMTP commands and messages refused, by reason (the reply table of TROUBLESHOOTING.md)."
     );
+    crate::inbound::tls::describe_metrics();
+    crate::inbound::auth::describe_metrics();
     metrics::describe_counter!(
         "smtp_timeouts_total",
         "Sessions closed because the client was too slow, by stage (greeting, command, data, write)."

@@ -56,9 +56,12 @@ impl RelayPolicy {
     /// domain, and only with a plain local part: `%`, `!` and quoted `@` are routing
     /// tricks that the next hop might honour, turning us into an open relay.
     pub fn allows(&self, client: IpAddr, rcpt: &Mailbox) -> bool {
-        if self.is_trusted_client(client) {
-            return true;
-        }
+        self.is_trusted_client(client) || self.accepts_from_anyone(rcpt)
+    }
+
+    /// Whether anyone, trusted or not, may send to `rcpt`: a relay domain with a plain
+    /// local part.
+    pub fn accepts_from_anyone(&self, rcpt: &Mailbox) -> bool {
         self.is_relay_domain(&rcpt.domain) && !rcpt.has_routing_in_local_part()
     }
 }

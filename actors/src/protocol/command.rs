@@ -35,6 +35,13 @@ pub enum Command {
     Help,
     /// `STARTTLS`
     StartTls,
+    /// `AUTH mechanism [initial-response]` (RFC 4954).
+    Auth {
+        /// The SASL mechanism's name, as sent.
+        mechanism: String,
+        /// The base64 initial response, if given (`=` is an empty one).
+        initial: Option<String>,
+    },
 }
 
 /// The MAIL FROM command with the ESMTP parameters hermod understands.
@@ -101,6 +108,7 @@ pub enum CommandError {
 
 const MAIL_SYNTAX: &str = "MAIL FROM:<reverse-path> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]";
 const RCPT_SYNTAX: &str = "RCPT TO:<forward-path>";
+const AUTH_SYNTAX: &str = "AUTH mechanism [initial-response]";
 const HELO_SYNTAX: &str = "HELO domain";
 const EHLO_SYNTAX: &str = "EHLO domain";
 
@@ -127,6 +135,7 @@ pub fn parse(line: &[u8], default_domain: &str) -> Result<Command, CommandError>
         "VRFY" => Err(CommandError::Syntax("VRFY string")),
         "HELP" => Ok(Command::Help),
         "STARTTLS" => no_arg(arg, Command::StartTls, "STARTTLS"),
+        "AUTH" => parse_auth(arg),
         _ => Err(CommandError::Unknown),
     }
 }
@@ -198,10 +207,24 @@ fn parse_mail(arg: &str) -> Result<MailFrom, CommandError> {
                 _ => return Err(CommandError::BadBody(value.to_string())),
             },
             "SMTPUTF8" if value.is_empty() => mail.smtputf8 = true,
+            // RFC 4954 §5: who submitted the message, as the previous hop says; an
+            // authenticated session's own user is what hermod records.
+            "AUTH" if !value.is_empty() => {}
             _ => return Err(CommandError::UnsupportedParameter(key.to_string())),
         }
     }
     Ok(mail)
+}
+
+fn parse_auth(arg: &str) -> Result<Command, CommandError> {
+    let mut words = arg.split_whitespace();
+    let (Some(mechanism), initial, None) = (words.next(), words.next(), words.next()) else {
+        return Err(CommandError::Syntax(AUTH_SYNTAX));
+    };
+    Ok(Command::Auth {
+        mechanism: mechanism.to_string(),
+        initial: initial.map(str::to_string),
+    })
 }
 
 fn parse_rcpt(arg: &str, default_domain: &str) -> Result<Mailbox, CommandError> {
@@ -337,5 +360,32 @@ mod tests {
             parse(b"RCPT TO:<a@b.test> NOTIFY=NEVER", "h"),
             Err(CommandError::UnsupportedParameter("NOTIFY".into()))
         );
+    }
+
+    #[test]
+    fn auth_forms() {
+        assert_eq!(
+            parse(b"AUTH PLAIN AGEAYg==", "h"),
+            Ok(Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: Some("AGEAYg==".into())
+            })
+        );
+        assert_eq!(
+            parse(b"auth login", "h"),
+            Ok(Command::Auth {
+                mechanism: "login".into(),
+                initial: None
+            })
+        );
+        assert_eq!(parse(b"AUTH", "h"), Err(CommandError::Syntax(AUTH_SYNTAX)));
+        assert_eq!(
+            parse(b"AUTH PLAIN a b", "h"),
+            Err(CommandError::Syntax(AUTH_SYNTAX))
+        );
+        let Ok(Command::Mail(mail)) = parse(b"MAIL FROM:<a@b.test> AUTH=<>", "h") else {
+            panic!("MAIL with AUTH=<> refused");
+        };
+        assert_eq!(mail.sender.to_string(), "a@b.test");
     }
 }

@@ -11,6 +11,8 @@ pub mod dot_stuffer;
 pub mod receiver;
 pub mod reply;
 pub mod reply_reader;
+pub mod sasl;
+pub mod security;
 pub mod session;
 pub mod status;
 

@@ -144,6 +144,7 @@ impl Queue {
             options: envelope.options,
             body_file: false,
             held: false,
+            user: None,
         };
         self.spool.insert(bounce_id, &bounce, &data)?;
         if envelope.sender.is_empty() {

@@ -117,6 +117,7 @@ fn envelope_of(
         options,
         data,
         body_file,
+        user,
         ..
     } = message;
     let size = data.len() + body_file.as_ref().map_or(0, |f| f.len() as usize);
@@ -138,6 +139,7 @@ fn envelope_of(
         options,
         body_file: false,
         held: false,
+        user,
     };
     (envelope, Bytes::from(data), body_file)
 }
@@ -148,8 +150,8 @@ impl Handler<Stored> for Queue {
     fn handle(&mut self, stored: Stored, ctx: &mut Context<Self>) {
         let started = std::time::Instant::now();
         let Stored { id, envelope, data } = stored;
-        tracing::info!(queue_id = %id, client = %envelope.client, from = %envelope.sender, size = envelope.size,
-            nrcpt = envelope.recipients.len(), "message accepted");
+        tracing::info!(queue_id = %id, client = %envelope.client, user = envelope.user.as_deref(),
+            from = %envelope.sender, size = envelope.size, nrcpt = envelope.recipients.len(), "message accepted");
         metrics::counter!("smtp_messages_received_total").increment(1);
         self.totals.received += 1;
         self.keep(id, envelope);

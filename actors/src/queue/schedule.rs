@@ -193,6 +193,7 @@ mod tests {
             options: Default::default(),
             body_file: false,
             held: false,
+            user: None,
         }
     }
 

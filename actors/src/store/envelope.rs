@@ -74,6 +74,10 @@ pub struct Envelope {
     /// Held by the operator (`hermod queue hold`): never attempted until released.
     #[serde(default, skip_serializing_if = "is_false")]
     pub held: bool,
+    /// The user the submitting client authenticated as (AUTH), for the log, per-user
+    /// rate limits and DKIM signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -101,5 +105,6 @@ pub(crate) fn sample(size: usize) -> Envelope {
         options: MailOptions::default(),
         body_file: false,
         held: false,
+        user: None,
     }
 }

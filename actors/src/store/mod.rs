@@ -1,5 +1,6 @@
 //! What is on disk: the sled spool and its committer thread, large bodies as files
-//! beside it, a message's bytes as delivery reads them, and the free-space reserve.
+//! beside it, a message's bytes as delivery reads them, the free-space reserve, and the
+//! AUTH user store.
 
 pub mod body_file;
 pub mod committer;
@@ -7,3 +8,4 @@ pub mod disk_space;
 pub mod envelope;
 pub mod message_data;
 pub mod spool;
+pub mod users;

@@ -156,6 +156,12 @@ impl SledSpool {
         result
     }
 
+    /// The database, for the other trees in it (the AUTH users): sled is opened once per
+    /// process.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Where Sessions write bodies too large for memory.
     pub fn body_files(&self) -> Arc<BodyFiles> {
         self.bodies.clone()

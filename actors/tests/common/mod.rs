@@ -67,6 +67,7 @@ pub fn message(ids: &QueueIdGenerator) -> AcceptedMessage {
         options: MailOptions::default(),
         data: b"Subject: t\r\n\r\nx\r\n".to_vec(),
         body_file: None,
+        user: None,
     }
 }
 

@@ -112,17 +112,25 @@ impl ServerSession {
             recipients: transaction.recipients,
             data,
             body_file,
+            user: self.user.as_ref().map(|u| u.name.clone()),
         }))
     }
 
     fn received_header(&self, id: QueueId, transaction: &Transaction, now: SystemTime) -> String {
-        let protocol = match (transaction.mail.smtputf8, self.esmtp, self.tls) {
-            (true, _, true) => "UTF8SMTPS",
-            (true, _, false) => "UTF8SMTP",
-            (false, true, true) => "ESMTPS",
-            (false, true, false) => "ESMTP",
-            (false, false, true) => "SMTPS",
-            (false, false, false) => "SMTP",
+        // RFC 3848 and RFC 6531 §3.7.3: S for TLS, A for an authenticated client.
+        let base = match (transaction.mail.smtputf8, self.esmtp) {
+            (true, _) => "UTF8SMTP",
+            (false, true) => "ESMTP",
+            (false, false) => "SMTP",
+        };
+        let protocol = format!(
+            "{base}{}{}",
+            if self.tls.is_some() { "S" } else { "" },
+            if self.user.is_some() { "A" } else { "" }
+        );
+        let tls = match &self.tls {
+            Some(tls) => format!("\r\n\t(using {} with cipher {})", tls.version, tls.cipher),
+            None => String::new(),
         };
         let helo = self.helo.as_deref().unwrap_or("unknown");
         let ip = match self.client_ip {
@@ -134,7 +142,7 @@ impl ServerSession {
             _ => String::new(),
         };
         format!(
-            "Received: from {helo} ({ip})\r\n\tby {} (hermod) with {protocol} id {id}{for_clause};\r\n\t{}\r\n",
+            "Received: from {helo} ({ip}){tls}\r\n\tby {} (hermod) with {protocol} id {id}{for_clause};\r\n\t{}\r\n",
             self.settings.hostname,
             datetime::rfc5322(now)
         )

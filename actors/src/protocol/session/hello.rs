@@ -28,8 +28,11 @@ impl ServerSession {
             "SMTPUTF8".to_string(),
             "CHUNKING".to_string(),
         ];
-        if self.settings.starttls && !self.tls {
+        if self.starttls_offered() {
             ext.push("STARTTLS".to_string());
+        }
+        if self.auth_offered() {
+            ext.push(format!("AUTH {}", crate::protocol::sasl::MECHANISMS));
         }
         ext
     }

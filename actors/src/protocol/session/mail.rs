@@ -1,5 +1,6 @@
-//! MAIL FROM: a transaction starts, if the session greeted, the sender parses, the
-//! declared size fits and the spool has room.
+//! MAIL FROM: a transaction starts, if the session greeted, TLS and AUTH are in place
+//! where required, the user owns the sender, the declared size fits and the spool has
+//! room.
 
 use super::{ServerSession, Transaction};
 use crate::protocol::command::MailFrom;
@@ -12,6 +13,19 @@ impl ServerSession {
         }
         if self.transaction.is_some() {
             return self.error(out, Reply::bad_sequence("nested MAIL command"));
+        }
+        if self.settings.security.require_tls && self.tls.is_none() {
+            return self.error(out, Reply::must_start_tls());
+        }
+        if self.endpoint.require_auth && self.user.is_none() {
+            return self.error(out, Reply::auth_required());
+        }
+        if let Some(user) = &self.user {
+            let sender = mail.sender.to_string();
+            if !user.may_send_as(&sender) {
+                let reply = Reply::sender_not_owned(&sender, &user.name);
+                return self.error(out, reply);
+            }
         }
         if mail
             .size

@@ -13,16 +13,22 @@ use super::address::{Mailbox, ReversePath};
 use super::command::{self, Command, CommandError, MailFrom, MailOptions};
 use super::receiver::{BdatReceiver, DataReceiver, Spill};
 use super::reply::Reply;
+use super::sasl::Credentials;
+use super::security::{AuthenticatedUser, Endpoint, ListenerKind, Security, TlsInfo};
 use crate::policy::mail_loop::LoopingDomains;
 use crate::policy::relay::RelayPolicy;
 use crate::queue::id::{QueueId, QueueIdGenerator};
 use crate::store::body_file::IncomingBody;
 use crate::store::disk_space::DiskSpace;
 
+mod auth;
 mod data;
 mod hello;
 mod mail;
 mod rcpt;
+mod starttls;
+
+pub use auth::AuthVerdict;
 
 /// Settings resolved once from configuration and shared by every session.
 #[derive(Debug)]
@@ -45,8 +51,8 @@ pub struct ServerSettings {
     pub loops: Arc<LoopingDomains>,
     /// Where queue ids come from.
     pub ids: Arc<QueueIdGenerator>,
-    /// Whether STARTTLS is offered.
-    pub starttls: bool,
+    /// TLS and AUTH: what is offered and what is required.
+    pub security: Security,
     /// Where `RCPT TO:<postmaster>` (and `postmaster@` our hostname) goes: accepted from
     /// anyone as RFC 5321 §4.5.1 requires, whatever the relay policy. `None`: it is an
     /// ordinary address.
@@ -76,6 +82,8 @@ pub struct AcceptedMessage {
     /// A large body, in a file not yet fsynced: the Session syncs it before the message
     /// goes to the Queue.
     pub body_file: Option<IncomingBody>,
+    /// The user the client authenticated as, kept with the message.
+    pub user: Option<String>,
 }
 
 /// What the driver must do before feeding more bytes.
@@ -85,6 +93,9 @@ pub enum Event {
     Enqueue(AcceptedMessage),
     /// Write the pending replies, then start TLS; bytes already buffered must be dropped.
     StartTls,
+    /// Check these credentials, then hand the verdict to [`ServerSession::auth_verdict`]
+    /// before feeding more input.
+    Authenticate(Credentials),
     /// Write the pending replies, then close the connection.
     Close,
 }
@@ -103,6 +114,8 @@ enum Phase {
         remaining: usize,
         reply: Reply,
     },
+    /// Waiting for the client's answer to an AUTH challenge.
+    Auth(auth::AuthStep),
 }
 
 struct Transaction {
@@ -115,9 +128,11 @@ struct Transaction {
 pub struct ServerSession {
     settings: Arc<ServerSettings>,
     client_ip: IpAddr,
+    endpoint: Endpoint,
     helo: Option<String>,
     esmtp: bool,
-    tls: bool,
+    tls: Option<TlsInfo>,
+    user: Option<AuthenticatedUser>,
     transaction: Option<Transaction>,
     phase: Phase,
     errors: u32,
@@ -130,14 +145,33 @@ impl ServerSession {
         ServerSession {
             settings,
             client_ip,
+            endpoint: Endpoint::default(),
             helo: None,
             esmtp: false,
-            tls: false,
+            tls: None,
+            user: None,
             transaction: None,
             phase: Phase::Command,
             errors: 0,
             refusals: Vec::new(),
         }
+    }
+
+    /// The session of a connection that came in on `endpoint` (the default is a port 25
+    /// style listener).
+    pub fn with_endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
+    /// Whether the connection starts with a TLS handshake (port 465 style).
+    pub fn implicit_tls(&self) -> bool {
+        self.endpoint.kind == ListenerKind::Submissions
+    }
+
+    /// The user the client authenticated as, if it did.
+    pub fn user(&self) -> Option<&AuthenticatedUser> {
+        self.user.as_ref()
     }
 
     /// The 220 banner.
@@ -158,11 +192,13 @@ impl ServerSession {
         self.transaction.is_some()
     }
 
-    /// Records that TLS is now active: the state resets as RFC 3207 requires.
-    pub fn tls_started(&mut self) {
-        self.tls = true;
+    /// Records that TLS is now active: the state resets as RFC 3207 requires (what the
+    /// client said before, including a user it authenticated as, is forgotten).
+    pub fn tls_started(&mut self, info: TlsInfo) {
+        self.tls = Some(info);
         self.helo = None;
         self.esmtp = false;
+        self.user = None;
         self.transaction = None;
         self.phase = Phase::Command;
     }
@@ -250,6 +286,20 @@ impl ServerSession {
                     self.phase = Phase::Command;
                     self.error(out, reply);
                 }
+                Phase::Auth(_) => {
+                    let Some(lf) = input.iter().position(|&b| b == b'\n') else {
+                        if input.len() > self.settings.max_line_length + 2 {
+                            self.phase = Phase::SkipLine;
+                            self.error(out, Reply::line_too_long());
+                            input.clear();
+                        }
+                        return None;
+                    };
+                    let line = input.split_to(lf + 1);
+                    if let Some(event) = self.auth_response(&line, out) {
+                        return Some(event);
+                    }
+                }
             }
         }
     }
@@ -335,12 +385,10 @@ impl ServerSession {
             }
             Command::Vrfy => Reply::vrfy().write_to(out),
             Command::Help => Reply::help().write_to(out),
-            Command::StartTls if self.settings.starttls && !self.tls => {
-                Reply::ready_to_start_tls().write_to(out);
-                input.clear();
-                return Some(Event::StartTls);
+            Command::StartTls => return self.starttls(input, out),
+            Command::Auth { mechanism, initial } => {
+                return self.auth(&mechanism, initial.as_deref(), out);
             }
-            Command::StartTls => self.error(out, Reply::not_implemented("STARTTLS")),
         }
         None
     }
@@ -358,5 +406,7 @@ fn command_error_reply(error: CommandError) -> Reply {
     }
 }
 
+#[cfg(test)]
+mod security_tests;
 #[cfg(test)]
 mod tests;

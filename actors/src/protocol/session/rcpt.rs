@@ -1,5 +1,6 @@
 //! RCPT TO: one recipient joins the transaction, unless the limit, the relay policy or a
-//! mail loop refuses it; the postmaster is accepted from anyone.
+//! mail loop refuses it; the postmaster is accepted from anyone, and an authenticated
+//! user may relay anywhere.
 
 use super::ServerSession;
 use crate::protocol::address::Mailbox;
@@ -22,7 +23,13 @@ impl ServerSession {
             // that keeps sending RCPT past the limit is cut off, not answered forever.
             return self.error(out, Reply::too_many_recipients(max));
         }
-        if postmaster.is_none() && !self.settings.relay.allows(self.client_ip, &rcpt) {
+        // On submission listeners with `require_auth_for_relay`, only AUTH earns relaying.
+        let trust_network =
+            !(self.endpoint.kind.is_submission() && self.settings.security.require_auth_for_relay);
+        let may_relay = self.user.is_some()
+            || (trust_network && self.settings.relay.is_trusted_client(self.client_ip))
+            || self.settings.relay.accepts_from_anyone(&rcpt);
+        if postmaster.is_none() && !may_relay {
             let reply = Reply::relay_denied(&rcpt.to_string());
             return self.error(out, reply);
         }

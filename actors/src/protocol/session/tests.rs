@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn settings(max_recipients: usize, max_errors: u32) -> Arc<ServerSettings> {
+pub(super) fn settings(max_recipients: usize, max_errors: u32) -> Arc<ServerSettings> {
     Arc::new(ServerSettings {
         hostname: "mx.hermod.test".into(),
         max_message_size: 1 << 20,
@@ -14,7 +14,7 @@ fn settings(max_recipients: usize, max_errors: u32) -> Arc<ServerSettings> {
         relay: RelayPolicy::new(&["relay.test".to_string()], &[]),
         loops: Default::default(),
         ids: Arc::new(QueueIdGenerator::new()),
-        starttls: false,
+        security: Default::default(),
         postmaster: Some(Mailbox {
             local: "hostmaster".into(),
             domain: "ops.test".into(),
@@ -26,7 +26,7 @@ fn settings(max_recipients: usize, max_errors: u32) -> Arc<ServerSettings> {
 
 /// Feeds `input` until the session wants more bytes or acts; returns what it wrote,
 /// the events it raised, and what is left unread.
-fn drive(session: &mut ServerSession, input: &[u8]) -> (String, Vec<Event>, Vec<u8>) {
+pub(super) fn drive(session: &mut ServerSession, input: &[u8]) -> (String, Vec<Event>, Vec<u8>) {
     let mut buffer = BytesMut::from(input);
     let mut out = Vec::new();
     let mut events = Vec::new();
@@ -51,7 +51,7 @@ fn session() -> ServerSession {
     ServerSession::new(settings(100, 10), "192.0.2.7".parse().unwrap())
 }
 
-fn replies(out: &str) -> Vec<&str> {
+pub(super) fn replies(out: &str) -> Vec<&str> {
     out.split("\r\n").filter(|l| !l.is_empty()).collect()
 }
 
@@ -397,9 +397,12 @@ fn noop_vrfy_and_help_answer_without_changing_state() {
 }
 
 #[test]
-fn starttls_without_tls_configured_is_not_implemented() {
+fn starttls_without_tls_configured_is_not_available() {
     let lines = after_ehlo(&mut session(), "STARTTLS\r\n");
-    assert_eq!(lines, ["502 5.5.1 STARTTLS not implemented"]);
+    assert_eq!(
+        lines,
+        ["454 4.7.0 TLS not available due to temporary reason: no certificate is configured"]
+    );
 }
 
 #[test]

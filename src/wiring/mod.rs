@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use anyhow::Context as _;
 use hermod_actors::inbound::listener::{
-    self as listener, Admission, Drain, ListenSocket, Listener, SessionContextTemplate,
+    self as listener, Admission, Drain, Listener, SessionContextTemplate,
 };
 use hermod_actors::outbound::connection_budget::ConnectionBudget;
 use hermod_actors::outbound::delivery::Delivery;
@@ -30,6 +30,11 @@ use crate::admin::AdminState;
 use crate::config::smtp::SessionShared;
 use crate::config::{Config, ConfigIssue};
 use crate::reload;
+
+mod listening;
+mod security;
+
+use listening::{Listening, listening_sockets};
 
 /// Reads the configuration again, for a reload: the same file and environment as at
 /// start, validated the same way.
@@ -82,6 +87,7 @@ pub fn run(
             }
         }
     };
+    let secured = security::open(&config, &sled)?;
     let spool: Arc<dyn Spool> = Arc::new(sled);
     let workers = config.smtp.arbiters();
     let (sockets, bound) = listening_sockets(&config, workers)?;
@@ -102,7 +108,7 @@ pub fn run(
         addrs: bound.clone(),
     };
     let started = system.block_on(start(
-        config, workers, spooled, listening, shutdown, reload, prometheus,
+        config, workers, spooled, secured, listening, shutdown, reload, prometheus,
     ));
     for addr in &bound {
         tracing::info!(smtp_addr = %addr, workers, "listening");
@@ -126,61 +132,6 @@ pub fn run(
     Ok(())
 }
 
-/// The SMTP sockets for each arbiter, and their addresses. Sockets handed over by the
-/// service manager (systemd socket activation: `LISTEN_FDS`, `LISTEN_PID`) take the place
-/// of `smtp.listen`, so port 25 needs no privilege; each arbiter accepts on a duplicate.
-/// Otherwise one socket per address and arbiter (`SO_REUSEPORT`), bound now, so that an
-/// address in use stops the start with a clear error.
-fn listening_sockets(
-    config: &Config,
-    workers: usize,
-) -> anyhow::Result<(Vec<Vec<ListenSocket>>, Vec<SocketAddr>)> {
-    let mut sockets: Vec<Vec<ListenSocket>> = (0..workers).map(|_| Vec::new()).collect();
-    let mut bound = Vec::new();
-    let mut activation = listenfd::ListenFd::from_env();
-    for i in 0..activation.len() {
-        let inherited = activation.take_tcp_listener(i).with_context(|| {
-            format!("socket {i} from the service manager is not a TCP listener")
-        })?;
-        let Some(inherited) = inherited else {
-            continue;
-        };
-        for per_arbiter in sockets.iter_mut() {
-            per_arbiter.push(ListenSocket::Inherited(inherited.try_clone()?));
-        }
-        bound.push(inherited.local_addr()?);
-    }
-    if !bound.is_empty() {
-        tracing::info!(
-            sockets = bound.len(),
-            "serving SMTP on the sockets the service manager passed (socket activation); smtp.listen is not used"
-        );
-        return Ok((sockets, bound));
-    }
-    for addr in &config.smtp.listen {
-        let context = || format!("cannot listen on {addr} (address in use, or a privileged port?)");
-        listener::ensure_free(*addr).with_context(context)?;
-        let first = listener::bind(*addr).with_context(context)?;
-        let actual = first.local_addr()?;
-        sockets[0].push(ListenSocket::Bound(first));
-        for per_arbiter in sockets.iter_mut().skip(1) {
-            per_arbiter.push(ListenSocket::Bound(
-                listener::bind(actual).with_context(context)?,
-            ));
-        }
-        bound.push(actual);
-    }
-    Ok((sockets, bound))
-}
-
-/// The listening sockets, bound before the actor system starts.
-struct Listening {
-    /// One socket per address for each arbiter.
-    sockets: Vec<Vec<ListenSocket>>,
-    /// The bound addresses (a configured port 0 is the real port here).
-    addrs: Vec<SocketAddr>,
-}
-
 /// The opened spool and what goes with it.
 struct Spooled {
     spool: Arc<dyn Spool>,
@@ -189,10 +140,12 @@ struct Spooled {
     stuck: watch::Receiver<bool>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn start(
     config: Config,
     workers: usize,
     spooled: Spooled,
+    secured: security::Secured,
     listening: Listening,
     shutdown: impl Future<Output = ()> + 'static,
     reload: Reloader,
@@ -290,7 +243,15 @@ async fn start(
         timeouts: sessions.timeouts,
         intake: queue::Intake::new(committer, queue.clone().recipient()),
         draining: draining_rx,
+        tls: secured.tls.clone(),
+        auth: secured.auth,
     };
+    if let Some(tls) = &secured.tls {
+        actix::spawn(security::watch_certificate(
+            tls.clone(),
+            config.tls.reload_check_interval,
+        ));
+    }
     let listeners: Vec<Addr<Listener>> = arbiters
         .iter()
         .zip(listening.sockets)
@@ -304,6 +265,7 @@ async fn start(
 
     let running = Running {
         config,
+        tls: secured.tls,
         shared,
         loop_inputs,
         body_files,
@@ -327,6 +289,7 @@ async fn start(
             maintenance_file,
             suspensions_file,
             destinations: Default::default(),
+            users: secured.users,
         },
     )?;
     let drain_timeout = running.config.smtp.drain_timeout;
@@ -448,6 +411,7 @@ fn session_settings(
         config.relay.policy(),
         config.queue.postmaster(),
         config.queue.spill(body_files),
+        config.security(),
         shared,
     )
 }
@@ -487,6 +451,8 @@ async fn check_loops(
 /// The running configuration and the actors a reload reaches.
 struct Running {
     config: Config,
+    /// The server's certificate, read again on every reload.
+    tls: Option<Arc<hermod_actors::inbound::tls::ServerTls>>,
     shared: SessionShared,
     loop_inputs: watch::Sender<LoopInputs>,
     body_files: Arc<BodyFiles>,
@@ -505,6 +471,10 @@ impl Running {
     ) {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the configuration");
+            if let Some(tls) = &self.tls {
+                // A broken new pair keeps the old one; the reason is logged.
+                let _ = tls.reload();
+            }
             match reload() {
                 Ok(config) => self.apply(config),
                 Err(issues) => {

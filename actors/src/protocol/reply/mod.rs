@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+mod security;
+
 /// One SMTP reply line (or lines, for EHLO). Kept as parts so a caller can count, log and
 /// label metrics by code without parsing text back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,15 +390,6 @@ impl Reply {
     /// DATA without any accepted recipient.
     pub fn no_valid_recipients() -> Self {
         Self::new(554, "5.5.1", "no_valid_recipients", "No valid recipients")
-    }
-    /// A command the server does not offer (e.g. STARTTLS without TLS configured).
-    pub fn not_implemented(what: &'static str) -> Self {
-        Self::new(
-            502,
-            "5.5.1",
-            "not_implemented",
-            format!("{what} not implemented"),
-        )
     }
     /// The queue could not store the message (disk full, storage error, timeout).
     pub fn queue_unavailable(detail: &str) -> Self {

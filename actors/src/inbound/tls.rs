@@ -1,0 +1,454 @@
+//! The server side of TLS: the certificate and key from PEM files, made into a rustls
+//! configuration that every Session's handshake reads, swapped on SIGHUP and when the
+//! files change (a broken new pair keeps the old one and says why), with one session
+//! cache and ticket key shared across swaps so that clients resume their sessions.
+//!
+//! It also names why a handshake failed, for the one log line and the metric label each
+//! failure gets, and inspects a certificate for `--validate-only` (names, expiry).
+
+use std::io::ErrorKind;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustls::crypto::{CryptoProvider, aws_lc_rs};
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
+use rustls::{AlertDescription, PeerIncompatible, ServerConfig, ServerConnection};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+use crate::protocol::security::TlsInfo;
+
+/// The certificate chain and key files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Sessions kept for resumption by session id (TLS 1.2); TLS 1.3 resumes by ticket.
+const SESSION_CACHE_SIZE: usize = 20_000;
+
+/// What a certificate says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSummary {
+    /// DNS names (subjectAltName, or the common name when there is none).
+    pub names: Vec<String>,
+    /// The end of its validity (Unix seconds).
+    pub not_after: i64,
+    /// Certificates in the chain, the leaf included.
+    pub chain_length: usize,
+}
+
+impl CertificateSummary {
+    /// Whether one of its names covers `host` (a `*.` name covers one label).
+    pub fn covers(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.names.iter().any(|name| {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            match name.strip_prefix("*.") {
+                Some(parent) => host
+                    .split_once('.')
+                    .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+                None => name == host,
+            }
+        })
+    }
+
+    /// Seconds until it expires (negative once expired).
+    pub fn seconds_left(&self, now: SystemTime) -> i64 {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.not_after - now
+    }
+}
+
+/// Reads and checks a certificate pair: the chain parses, the key parses and matches
+/// the leaf. Returns the rustls configuration's parts and what the leaf says.
+fn load_pair(
+    files: &TlsFiles,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+        CertificateSummary,
+    ),
+    String,
+> {
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| format!("cannot read {}: {e}", files.cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot parse {}: {e}", files.cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no PEM certificate", files.cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        format!(
+            "cannot read a private key from {}: {e}",
+            files.key.display()
+        )
+    })?;
+    let summary = summarize(&chain)?;
+    let provider = provider();
+    rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(
+        |e| {
+            format!(
+                "{} and {} do not go together: {e}",
+                files.cert.display(),
+                files.key.display()
+            )
+        },
+    )?;
+    Ok((chain, key, summary))
+}
+
+fn summarize(chain: &[CertificateDer<'static>]) -> Result<CertificateSummary, String> {
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0])
+        .map_err(|e| format!("the first certificate does not parse: {e}"))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = leaf.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(dns) = name {
+                names.push(dns.to_string());
+            }
+        }
+    }
+    if names.is_empty() {
+        names.extend(
+            leaf.subject()
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok().map(str::to_string)),
+        );
+    }
+    Ok(CertificateSummary {
+        names,
+        not_after: leaf.validity().not_after.timestamp(),
+        chain_length: chain.len(),
+    })
+}
+
+/// Checks the pair for `--validate-only`: it loads, and what the leaf says.
+pub fn inspect(files: &TlsFiles) -> Result<CertificateSummary, String> {
+    load_pair(files).map(|(_, _, summary)| summary)
+}
+
+/// One crypto backend for the whole process.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(aws_lc_rs::default_provider())
+}
+
+/// The size and modification time of both files, to see that they changed.
+type FileStamp = Vec<Option<(u64, SystemTime)>>;
+
+fn stamp(files: &TlsFiles) -> FileStamp {
+    [&files.cert, &files.key]
+        .iter()
+        .map(|path| {
+            std::fs::metadata(path)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
+        .collect()
+}
+
+/// The server's TLS: the configuration in use, and how to renew it.
+pub struct ServerTls {
+    files: TlsFiles,
+    current: RwLock<Arc<ServerConfig>>,
+    summary: Mutex<CertificateSummary>,
+    stamp: Mutex<FileStamp>,
+    sessions: Arc<dyn StoresServerSessions>,
+    tickets: Arc<dyn ProducesTickets>,
+    /// How long a client has to finish its handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl ServerTls {
+    /// Loads the pair; fails with a sentence naming the file and the problem.
+    pub fn load(files: TlsFiles, handshake_timeout: Duration) -> Result<Arc<Self>, String> {
+        let sessions: Arc<dyn StoresServerSessions> =
+            ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+        let tickets = aws_lc_rs::Ticketer::new()
+            .map_err(|e| format!("cannot make the TLS session ticket key: {e}"))?;
+        let stamp_now = stamp(&files);
+        let (config, summary) = build(&files, &sessions, &tickets)?;
+        record_certificate(&summary);
+        Ok(Arc::new(ServerTls {
+            files,
+            current: RwLock::new(config),
+            summary: Mutex::new(summary),
+            stamp: Mutex::new(stamp_now),
+            sessions,
+            tickets,
+            handshake_timeout,
+        }))
+    }
+
+    /// An acceptor with the configuration in use now.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let config = self
+            .current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        TlsAcceptor::from(config)
+    }
+
+    /// The certificate in use now.
+    pub fn summary(&self) -> CertificateSummary {
+        self.summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The files it reads.
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+
+    /// Loads the files again (SIGHUP). A pair that does not load leaves the one in use
+    /// and is logged with the reason; open connections are never touched.
+    pub fn reload(&self) -> Result<CertificateSummary, String> {
+        let stamp_now = stamp(&self.files);
+        match build(&self.files, &self.sessions, &self.tickets) {
+            Ok((config, summary)) => {
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = config;
+                *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summary.clone();
+                *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = stamp_now;
+                record_certificate(&summary);
+                metrics::counter!("smtp_tls_certificate_reloads_total", "result" => "loaded")
+                    .increment(1);
+                tracing::info!(
+                    cert = %self.files.cert.display(),
+                    names = ?summary.names,
+                    expires_in_days = summary.seconds_left(SystemTime::now()) / 86_400,
+                    "TLS certificate loaded"
+                );
+                Ok(summary)
+            }
+            Err(reason) => {
+                // Not tried again until the files change once more.
+                *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = stamp_now;
+                metrics::counter!("smtp_tls_certificate_reloads_total", "result" => "failed")
+                    .increment(1);
+                tracing::error!(
+                    cert = %self.files.cert.display(),
+                    reason = %reason,
+                    "TLS certificate not reloaded; still using the previous one"
+                );
+                Err(reason)
+            }
+        }
+    }
+
+    /// Reloads when either file changed since the last load (called every few seconds).
+    pub fn reload_if_changed(&self) {
+        let changed = *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) != stamp(&self.files);
+        if changed {
+            let _ = self.reload();
+        }
+    }
+}
+
+fn build(
+    files: &TlsFiles,
+    sessions: &Arc<dyn StoresServerSessions>,
+    tickets: &Arc<dyn ProducesTickets>,
+) -> Result<(Arc<ServerConfig>, CertificateSummary), String> {
+    let (chain, key, summary) = load_pair(files)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("certificate and key: {e}"))?;
+    config.session_storage = sessions.clone();
+    config.ticketer = tickets.clone();
+    Ok((Arc::new(config), summary))
+}
+
+fn record_certificate(summary: &CertificateSummary) {
+    metrics::gauge!("smtp_tls_certificate_expiry_timestamp_seconds").set(summary.not_after as f64);
+}
+
+/// The version and cipher a finished handshake agreed on.
+pub fn negotiated(conn: &ServerConnection) -> TlsInfo {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(other) => format!("{other:?}"),
+        None => "unknown".to_string(),
+    };
+    let cipher = conn.negotiated_cipher_suite().map_or_else(
+        || "unknown".to_string(),
+        |suite| {
+            let suite = suite.suite();
+            suite
+                .as_str()
+                .map_or_else(|| format!("{suite:?}"), str::to_string)
+        },
+    );
+    TlsInfo { version, cipher }
+}
+
+/// Why a handshake failed: a short label for the metric and a sentence for the log.
+pub fn failure(error: &std::io::Error) -> (&'static str, String) {
+    if let Some(tls) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return classify(tls);
+    }
+    match error.kind() {
+        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => (
+            "closed",
+            "the client closed the connection during the handshake".to_string(),
+        ),
+        ErrorKind::TimedOut => (
+            "timeout",
+            "the client did not finish the handshake in time".to_string(),
+        ),
+        _ => ("other", error.to_string()),
+    }
+}
+
+fn classify(error: &rustls::Error) -> (&'static str, String) {
+    use rustls::Error;
+    match error {
+        Error::PeerIncompatible(PeerIncompatible::NoCipherSuitesInCommon) => (
+            "no_shared_cipher",
+            "no cipher suite in common with the client".to_string(),
+        ),
+        Error::PeerIncompatible(
+            PeerIncompatible::Tls12NotOffered
+            | PeerIncompatible::Tls13RequiredForQuic
+            | PeerIncompatible::SupportedVersionsExtensionRequired,
+        ) => (
+            "no_shared_version",
+            format!(
+                "no TLS version in common with the client ({error}); hermod speaks TLS 1.2 and 1.3"
+            ),
+        ),
+        Error::PeerIncompatible(_) => (
+            "incompatible",
+            format!("the client is incompatible: {error}"),
+        ),
+        Error::AlertReceived(
+            AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::AccessDenied,
+        ) => (
+            "certificate_rejected",
+            format!("the client rejected our certificate ({error}): check the chain and its names"),
+        ),
+        Error::AlertReceived(
+            AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity,
+        ) => (
+            "no_shared_cipher",
+            format!("the client found no acceptable parameters ({error})"),
+        ),
+        Error::AlertReceived(AlertDescription::ProtocolVersion) => (
+            "no_shared_version",
+            format!("the client does not speak TLS 1.2 or 1.3 ({error})"),
+        ),
+        Error::InvalidMessage(_) => ("not_tls", format!("the client did not speak TLS ({error})")),
+        other => ("other", other.to_string()),
+    }
+}
+
+/// Help texts of the metrics recorded for TLS.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "smtp_tls_handshakes_total",
+        "TLS handshakes completed by SMTP clients, by version and whether the session was resumed."
+    );
+    metrics::describe_counter!(
+        "smtp_tls_handshake_failures_total",
+        "TLS handshakes with SMTP clients that failed, by reason (no_shared_cipher, no_shared_version, certificate_rejected, not_tls, timeout, closed, other)."
+    );
+    metrics::describe_counter!(
+        "smtp_tls_certificate_reloads_total",
+        "Loads of the TLS certificate after start (SIGHUP or changed files), by result (loaded, failed)."
+    );
+    metrics::describe_gauge!(
+        "smtp_tls_certificate_expiry_timestamp_seconds",
+        "When the TLS certificate in use expires (Unix seconds)."
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn write_pair(dir: &Path, names: &[&str]) -> TlsFiles {
+        let certified = rcgen::generate_simple_self_signed(
+            names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let files = TlsFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&files.cert, certified.cert.pem()).unwrap();
+        std::fs::write(&files.key, certified.signing_key.serialize_pem()).unwrap();
+        files
+    }
+
+    #[test]
+    fn names_cover_hosts_with_one_wildcard_label() {
+        let summary = CertificateSummary {
+            names: vec!["mx.example.test".into(), "*.relay.test".into()],
+            not_after: 0,
+            chain_length: 1,
+        };
+        assert!(summary.covers("MX.example.test."));
+        assert!(summary.covers("a.relay.test"));
+        assert!(!summary.covers("relay.test"));
+        assert!(!summary.covers("a.b.relay.test"));
+        assert!(!summary.covers("other.test"));
+    }
+
+    #[test]
+    fn a_broken_new_pair_keeps_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_pair(dir.path(), &["mx.test"]);
+        let tls = ServerTls::load(files.clone(), Duration::from_secs(5)).unwrap();
+        assert!(tls.summary().covers("mx.test"));
+        // A key that belongs to another certificate.
+        let other = rcgen::generate_simple_self_signed(vec!["x.test".to_string()]).unwrap();
+        std::fs::write(&files.key, other.signing_key.serialize_pem()).unwrap();
+        let err = tls.reload().unwrap_err();
+        assert!(err.contains("do not go together"), "{err}");
+        assert!(tls.summary().covers("mx.test"));
+        // A good new pair replaces it.
+        write_pair(dir.path(), &["new.test"]);
+        assert!(tls.reload().unwrap().covers("new.test"));
+        assert!(tls.summary().covers("new.test"));
+    }
+
+    #[test]
+    fn missing_and_empty_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("none.pem"),
+            key: dir.path().join("none.key"),
+        };
+        assert!(inspect(&files).unwrap_err().contains("none.pem"));
+        std::fs::write(&files.cert, "").unwrap();
+        assert!(
+            inspect(&files)
+                .unwrap_err()
+                .contains("holds no PEM certificate")
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! `[auth]`: AUTH PLAIN and LOGIN for submission — whether it is offered, what it earns
+//! (relaying), the lock-out of clients that guess passwords, and the Argon2id cost of new
+//! password hashes. The users themselves live in the data directory (`hermod user`).
+
+use std::time::Duration;
+
+use hermod_actors::inbound::auth::AuthLimits;
+use hermod_actors::store::users::HashCost;
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigIssue, Section, at_least_one, longer_than_zero};
+
+/// `[auth]`: AUTH for submission.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Offer AUTH PLAIN and LOGIN after STARTTLS (`SMTP_ENABLE_AUTH`).
+    pub enabled: bool,
+    /// On submission listeners, a client in `relay.networks` must still authenticate to
+    /// relay (`SMTP_REQUIRE_AUTH_FOR_RELAY`).
+    pub require_auth_for_relay: bool,
+    /// Failed AUTH attempts from one client address within `failure_window` before it
+    /// is refused with `421 4.7.0` and disconnected.
+    pub max_failures: u32,
+    /// How long a failed attempt counts toward `max_failures`.
+    #[serde(with = "super::duration")]
+    pub failure_window: Duration,
+    /// Memory of a new password hash in KiB (Argon2id `m`; default 19456, OWASP's).
+    pub argon2_memory_kib: u32,
+    /// Passes of a new password hash (Argon2id `t`).
+    pub argon2_iterations: u32,
+    /// Lanes of a new password hash (Argon2id `p`).
+    pub argon2_parallelism: u32,
+    /// Password checks at once (each takes the hash's memory and a core for tens of
+    /// milliseconds); 0: one per core.
+    pub verify_concurrency: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let cost = HashCost::default();
+        AuthConfig {
+            enabled: false,
+            require_auth_for_relay: false,
+            max_failures: 5,
+            failure_window: Duration::from_secs(600),
+            argon2_memory_kib: cost.memory_kib,
+            argon2_iterations: cost.iterations,
+            argon2_parallelism: cost.parallelism,
+            verify_concurrency: 0,
+        }
+    }
+}
+
+impl Section for AuthConfig {
+    const NAME: &'static str = "auth";
+    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
+        ("SMTP_ENABLE_AUTH", "enabled"),
+        ("SMTP_REQUIRE_AUTH_FOR_RELAY", "require_auth_for_relay"),
+    ];
+    const LIVE: &'static [&'static str] = &["require_auth_for_relay"];
+
+    fn check(&self, issues: &mut Vec<ConfigIssue>) {
+        at_least_one(
+            issues,
+            &[("auth.max_failures", u64::from(self.max_failures))],
+        );
+        longer_than_zero(issues, &[("auth.failure_window", self.failure_window)]);
+        if let Err(e) = self.hash_cost().check() {
+            issues.push(ConfigIssue::new("auth.argon2_memory_kib", e));
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The cost of new password hashes.
+    pub fn hash_cost(&self) -> HashCost {
+        HashCost {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        }
+    }
+
+    /// The lock-out and the verification pool.
+    pub fn limits(&self) -> AuthLimits {
+        AuthLimits {
+            max_failures: self.max_failures,
+            failure_window: self.failure_window,
+            verify_concurrency: match self.verify_concurrency {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            },
+        }
+    }
+}

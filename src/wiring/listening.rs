@@ -1,0 +1,89 @@
+//! The SMTP listening sockets, bound before the actor system starts: from `smtp.listen`
+//! (one `SO_REUSEPORT` socket per address and arbiter) or handed over by the service
+//! manager, each with its listener kind.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use hermod_actors::inbound::listener::{self as listener, ListenSocket};
+use hermod_actors::protocol::security::{Endpoint, ListenerKind};
+
+use crate::config::Config;
+
+/// One arbiter's sockets, each with its listener's rules.
+pub(super) type PerArbiter = Vec<(ListenSocket, Endpoint)>;
+
+/// The SMTP sockets for each arbiter, and their addresses. Sockets handed over by the
+/// service manager (systemd socket activation: `LISTEN_FDS`, `LISTEN_PID`) take the place
+/// of `smtp.listen`, so port 25 needs no privilege; each arbiter accepts on a duplicate.
+/// Otherwise one socket per address and arbiter (`SO_REUSEPORT`), bound now, so that an
+/// address in use stops the start with a clear error.
+pub(super) fn listening_sockets(
+    config: &Config,
+    workers: usize,
+) -> anyhow::Result<(Vec<PerArbiter>, Vec<SocketAddr>)> {
+    let mut sockets: Vec<PerArbiter> = (0..workers).map(|_| Vec::new()).collect();
+    let mut bound = Vec::new();
+    let mut activation = listenfd::ListenFd::from_env();
+    for i in 0..activation.len() {
+        let inherited = activation.take_tcp_listener(i).with_context(|| {
+            format!("socket {i} from the service manager is not a TCP listener")
+        })?;
+        let Some(inherited) = inherited else {
+            continue;
+        };
+        let addr = inherited.local_addr()?;
+        let endpoint = inherited_endpoint(config, addr);
+        tracing::info!(smtp_addr = %addr, kind = endpoint.kind.name(), "socket from the service manager");
+        for per_arbiter in sockets.iter_mut() {
+            per_arbiter.push((ListenSocket::Inherited(inherited.try_clone()?), endpoint));
+        }
+        bound.push(addr);
+    }
+    if !bound.is_empty() {
+        tracing::info!(
+            sockets = bound.len(),
+            "serving SMTP on the sockets the service manager passed (socket activation); smtp.listen is not used"
+        );
+        return Ok((sockets, bound));
+    }
+    for entry in &config.smtp.listen {
+        let addr = entry.address;
+        let context = || format!("cannot listen on {addr} (address in use, or a privileged port?)");
+        listener::ensure_free(addr).with_context(context)?;
+        let first = listener::bind(addr).with_context(context)?;
+        let actual = first.local_addr()?;
+        sockets[0].push((ListenSocket::Bound(first), entry.endpoint));
+        for per_arbiter in sockets.iter_mut().skip(1) {
+            per_arbiter.push((
+                ListenSocket::Bound(listener::bind(actual).with_context(context)?),
+                entry.endpoint,
+            ));
+        }
+        bound.push(actual);
+    }
+    Ok((sockets, bound))
+}
+
+/// The rules of a socket the service manager passed: those of the `smtp.listen` entry
+/// with its port, else the kind its well-known port has (465: submissions, 587:
+/// submission, anything else: smtp).
+fn inherited_endpoint(config: &Config, addr: SocketAddr) -> Endpoint {
+    config
+        .smtp
+        .listen
+        .iter()
+        .find(|entry| entry.address.port() == addr.port())
+        .map_or_else(
+            || Endpoint::of_kind(ListenerKind::for_port(addr.port())),
+            |entry| entry.endpoint,
+        )
+}
+
+/// The listening sockets, bound before the actor system starts.
+pub(super) struct Listening {
+    /// One socket per address for each arbiter, with its listener's rules.
+    pub(super) sockets: Vec<PerArbiter>,
+    /// The bound addresses (a configured port 0 is the real port here).
+    pub(super) addrs: Vec<SocketAddr>,
+}
