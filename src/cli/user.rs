@@ -99,7 +99,14 @@ pub fn run(args: UserArgs) -> ExitCode {
 
 fn execute(action: Action, config: Config) -> anyhow::Result<String> {
     let cost = config.auth.hash_cost();
-    let store = match UserStore::open_dir(&config.queue.data_dir, cost) {
+    let data_dir = &config.queue.data_dir;
+    if !matches!(action, Action::Add { .. }) && !data_dir.join("db").exists() {
+        anyhow::bail!(
+            "no hermod data in {} (is queue.data_dir, or SMTP_DB_PATH, right?)",
+            data_dir.display()
+        );
+    }
+    let store = match UserStore::open_dir(data_dir, cost) {
         Ok(store) => Store::Direct(store),
         Err(UserError::Store(e)) if e.contains("lock") || e.contains("WouldBlock") => {
             Store::Running(Box::new(config))

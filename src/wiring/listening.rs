@@ -13,6 +13,9 @@ use crate::config::Config;
 /// One arbiter's sockets, each with its listener's rules.
 pub(super) type PerArbiter = Vec<(ListenSocket, Endpoint)>;
 
+/// A bound address (a configured port 0 is the real port here) and its listener's kind.
+pub(super) type BoundAddr = (SocketAddr, ListenerKind);
+
 /// The SMTP sockets for each arbiter, and their addresses. Sockets handed over by the
 /// service manager (systemd socket activation: `LISTEN_FDS`, `LISTEN_PID`) take the place
 /// of `smtp.listen`, so port 25 needs no privilege; each arbiter accepts on a duplicate.
@@ -21,7 +24,7 @@ pub(super) type PerArbiter = Vec<(ListenSocket, Endpoint)>;
 pub(super) fn listening_sockets(
     config: &Config,
     workers: usize,
-) -> anyhow::Result<(Vec<PerArbiter>, Vec<SocketAddr>)> {
+) -> anyhow::Result<(Vec<PerArbiter>, Vec<BoundAddr>)> {
     let mut sockets: Vec<PerArbiter> = (0..workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     let mut activation = listenfd::ListenFd::from_env();
@@ -38,7 +41,7 @@ pub(super) fn listening_sockets(
         for per_arbiter in sockets.iter_mut() {
             per_arbiter.push((ListenSocket::Inherited(inherited.try_clone()?), endpoint));
         }
-        bound.push(addr);
+        bound.push((addr, endpoint.kind));
     }
     if !bound.is_empty() {
         tracing::info!(
@@ -60,7 +63,7 @@ pub(super) fn listening_sockets(
                 entry.endpoint,
             ));
         }
-        bound.push(actual);
+        bound.push((actual, entry.endpoint.kind));
     }
     Ok((sockets, bound))
 }

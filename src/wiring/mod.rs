@@ -105,13 +105,13 @@ pub fn run(
     };
     let listening = Listening {
         sockets,
-        addrs: bound.clone(),
+        addrs: bound.iter().map(|(addr, _)| *addr).collect(),
     };
     let started = system.block_on(start(
         config, workers, spooled, secured, listening, shutdown, reload, prometheus,
     ));
-    for addr in &bound {
-        tracing::info!(smtp_addr = %addr, workers, "listening");
+    for (addr, kind) in &bound {
+        tracing::info!(smtp_addr = %addr, kind = kind.name(), workers, "listening");
     }
     started?;
     // For a service manager that waits (systemd's Type=notify); nothing without one.

@@ -15,6 +15,8 @@ pub struct Hermod {
     pub addr: SocketAddr,
     /// Where its admin HTTP server listens (a free loopback port), if it has one.
     pub admin: Option<SocketAddr>,
+    /// Every SMTP listener: its kind and address.
+    pub listeners: Vec<(String, SocketAddr)>,
     logs: Arc<Mutex<Vec<String>>>,
     config_path: PathBuf,
     data_dir: PathBuf,
@@ -35,12 +37,39 @@ impl Hermod {
         data_dir: PathBuf,
         env: &[(&str, &str)],
     ) -> Hermod {
+        Self::spawn(config_path, data_dir, env, true).await
+    }
+
+    /// Starts hermod on the listeners `config` names itself (`smtp.listen`, with kinds,
+    /// on port 0), not on one SMTP_HOST / SMTP_PORT address.
+    pub async fn start_listening(dir: &Path, config: &str, env: &[(&str, &str)]) -> Hermod {
+        let config_path = dir.join("hermod.toml");
+        std::fs::write(&config_path, config).expect("writing test config");
+        Self::spawn(config_path, dir.join("data"), env, false).await
+    }
+
+    /// The address of the listener of `kind` (smtp, submission, submissions).
+    pub fn listener(&self, kind: &str) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, addr)| *addr)
+            .unwrap_or_else(|| panic!("no {kind} listener in {:?}", self.listeners))
+    }
+
+    async fn spawn(
+        config_path: PathBuf,
+        data_dir: PathBuf,
+        env: &[(&str, &str)],
+        one_listener: bool,
+    ) -> Hermod {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hermod"));
+        if one_listener {
+            command.env("SMTP_HOST", "127.0.0.1").env("SMTP_PORT", "0");
+        }
         command
             .args(["serve", "--config"])
             .arg(&config_path)
-            .env("SMTP_HOST", "127.0.0.1")
-            .env("SMTP_PORT", "0")
             .env("SMTP_DB_PATH", &data_dir)
             .env("SMTP_LOG_LEVEL", "info")
             .env("HERMOD_ADMIN_LISTEN", "127.0.0.1:0")
@@ -56,6 +85,7 @@ impl Hermod {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: None,
+            listeners: Vec::new(),
             logs,
             config_path,
             data_dir,
@@ -71,6 +101,18 @@ impl Hermod {
         let addr = field(&line, "smtp_addr");
         let addr = addr.expect("smtp_addr in the listening line");
         hermod.addr = addr.parse().expect("listening address");
+        // The listening lines are logged one after the other.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        hermod.listeners = hermod
+            .logs()
+            .iter()
+            .filter(|l| l.contains("listening") && l.contains("smtp_addr"))
+            .filter_map(|l| {
+                let kind = field(l, "kind")
+                    .map_or_else(|| "smtp".into(), |k| k.trim_matches('"').to_string());
+                Some((kind, field(l, "smtp_addr")?.parse().ok()?))
+            })
+            .collect();
         // Logged before the SMTP "listening" line.
         hermod.admin = hermod
             .logs()
@@ -222,6 +264,7 @@ impl Hermod {
                 "HERMOD_ADMIN_LISTEN",
                 self.admin.expect("an admin server").to_string(),
             )
+            .env("SMTP_DB_PATH", &self.data_dir)
             .env_remove("RUST_LOG")
             .output()
             .expect("running hermod")

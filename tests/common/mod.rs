@@ -2,6 +2,7 @@
 //! `mod common;`. Not every test file uses every helper.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod client;
 pub mod dns;
 pub mod hermod;

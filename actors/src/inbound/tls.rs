@@ -325,7 +325,8 @@ fn classify(error: &rustls::Error) -> (&'static str, String) {
             "no cipher suite in common with the client".to_string(),
         ),
         Error::PeerIncompatible(
-            PeerIncompatible::Tls12NotOffered
+            PeerIncompatible::SignatureAlgorithmsExtensionRequired
+            | PeerIncompatible::Tls12NotOffered
             | PeerIncompatible::Tls13RequiredForQuic
             | PeerIncompatible::SupportedVersionsExtensionRequired,
         ) => (
