@@ -40,6 +40,7 @@ impl Handler<Deliver> for DeferOnce {
         self.link.reports.do_send(DeliveryReport {
             id: job.id,
             relay: "test".into(),
+            tls: None,
             results: job
                 .recipients
                 .iter()

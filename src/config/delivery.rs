@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use hermod_actors::outbound::hop_health::HopPolicy;
 use hermod_actors::outbound::mx::MxResolver;
 use hermod_actors::outbound::routing::{Router, TransportMap, parse_target};
 use hermod_actors::outbound::smtp_client::ClientTimeouts;
+use hermod_actors::outbound::tls::{OutboundSecurity, TlsMode};
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigIssue, Section, at_least_one, longer_than_zero};
@@ -69,6 +71,41 @@ pub struct DeliveryConfig {
     /// when the budget is full, idle connections are closed first to make room. 0: the
     /// open-files limit less `smtp.max_connections` and a reserve for the spool.
     pub max_connections_total: usize,
+    /// TLS towards next hops: `none`, `opportunistic` (STARTTLS when offered, any
+    /// certificate, plaintext retry after a failed handshake), `required` (TLS, any
+    /// certificate) or `verify` (TLS, chain and name checked).
+    pub tls: TlsMode,
+    /// CA certificates (PEM) that `verify` trusts; empty: the Mozilla roots built in.
+    pub tls_ca_file: PathBuf,
+    /// TLS policy per next hop, keyed by the target as written in `relayhost` or the
+    /// transport map (`"[smtp.example.com]:587" = "verify"`).
+    pub tls_policy: BTreeMap<String, TlsMode>,
+    /// AUTH credentials per next hop, keyed by the target as written
+    /// (`"[smtp.example.com]:587" = { username = "u", password_file = "/etc/hermod/pw" }`).
+    pub auth: BTreeMap<String, HopCredentials>,
+    /// AUTH user name for `relayhost` (`SMTP_RELAYHOST_USERNAME`).
+    pub relayhost_username: String,
+    /// AUTH password for `relayhost` (`SMTP_RELAYHOST_PASSWORD`); better kept in
+    /// `relayhost_password_file`.
+    pub relayhost_password: String,
+    /// A file, readable by hermod's user only, whose first line is the `relayhost`
+    /// password.
+    pub relayhost_password_file: PathBuf,
+    /// Send AUTH to a next hop without TLS (an operator's explicit choice; never by
+    /// default).
+    pub auth_in_clear: bool,
+}
+
+/// AUTH credentials for one next hop.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HopCredentials {
+    /// User name.
+    pub username: String,
+    /// Password (better kept in `password_file`).
+    pub password: String,
+    /// A file, readable by hermod's user only, whose first line is the password.
+    pub password_file: PathBuf,
 }
 
 impl Default for DeliveryConfig {
@@ -92,6 +129,14 @@ impl Default for DeliveryConfig {
             retire_idle_after: Duration::from_secs(300),
             dns_timeout: Duration::from_secs(5),
             max_connections_total: 0,
+            tls: TlsMode::Opportunistic,
+            tls_ca_file: PathBuf::new(),
+            tls_policy: BTreeMap::new(),
+            auth: BTreeMap::new(),
+            relayhost_username: String::new(),
+            relayhost_password: String::new(),
+            relayhost_password_file: PathBuf::new(),
+            auth_in_clear: false,
         }
     }
 }
@@ -103,6 +148,8 @@ impl Section for DeliveryConfig {
         ("SMTP_TRANSPORT", "transport"),
         ("SMTP_DNS_SERVERS", "dns_servers"),
         ("SMTP_DELIVERY_PORT", "mx_port"),
+        ("SMTP_RELAYHOST_USERNAME", "relayhost_username"),
+        ("SMTP_RELAYHOST_PASSWORD", "relayhost_password"),
     ];
     /// Routes change for mail dispatched after the reload; running Delivery actors keep
     /// their connection settings until a restart.
@@ -139,6 +186,7 @@ impl Section for DeliveryConfig {
         {
             issues.push(ConfigIssue::new("delivery.relayhost", e.to_string()));
         }
+        self.check_security(issues);
         for (pattern, target) in &self.transport {
             // The strict parser checks the pattern's syntax as well as the target's.
             if let Err(e) = TransportMap::parse(&format!("{pattern}={target}"), 25) {
@@ -189,6 +237,7 @@ impl DeliveryConfig {
         &self,
         hostname: &str,
         budget: Arc<ConnectionBudget>,
+        security: OutboundSecurity,
     ) -> DeliverySettings {
         let helo_name = match self.helo_name.as_str() {
             "" => hostname.to_string(),
@@ -211,6 +260,7 @@ impl DeliveryConfig {
             dead_host_backoff: self.dead_host_backoff,
             retire_idle_after: self.retire_idle_after,
             budget,
+            security,
         }
     }
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub mod admin;
 pub mod auth;
 pub mod delivery;
+mod delivery_security;
 pub mod duration;
 pub mod env;
 mod load;

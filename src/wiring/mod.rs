@@ -172,11 +172,11 @@ async fn start(
     let resolver = Arc::new(config.delivery.resolver()?);
     let (loops, loop_inputs) =
         check_loops(&config, &router, &resolver, listening.addrs.clone()).await;
-    let delivery_settings = Arc::new(
-        config
-            .delivery
-            .delivery_settings(&config.smtp.hostname, connection_budget(&config)),
-    );
+    let delivery_settings = Arc::new(config.delivery.delivery_settings(
+        &config.smtp.hostname,
+        connection_budget(&config),
+        config.delivery.security()?,
+    ));
     let delivery_arbiters = arbiters.clone();
     let next = std::cell::Cell::new(0usize);
     let factory = Box::new(

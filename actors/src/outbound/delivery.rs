@@ -132,6 +132,8 @@ pub struct DeliveryReport {
     pub id: QueueId,
     /// `host[ip]:port` of the server that answered, or the next hop if none did.
     pub relay: String,
+    /// The TLS of the connection that carried the job (`TLSv1.3 TLS13_...`), if any.
+    pub tls: Option<String>,
     /// One entry per recipient of the job, named by its index in the envelope.
     pub results: Vec<(RecipientIndex, Outcome)>,
     /// The job never reached a server of the hop (no connection at any address, or the
@@ -163,6 +165,8 @@ pub struct DeliverySettings {
     pub max_recipients_per_transaction: usize,
     /// Connect and reply timeouts.
     pub timeouts: ClientTimeouts,
+    /// TLS and AUTH towards each next hop.
+    pub security: crate::outbound::tls::OutboundSecurity,
     /// How long an idle connection is kept for reuse.
     pub idle_timeout: Duration,
     /// Use BDAT (CHUNKING) when the next hop offers it.
@@ -271,6 +275,7 @@ impl Delivery {
                             DeliveryReport {
                                 id: job.id,
                                 relay: self.hop.to_string(),
+                                tls: None,
                                 results,
                                 unreachable: true,
                                 serial: 0,
@@ -338,6 +343,7 @@ impl Delivery {
                             report: DeliveryReport {
                                 id,
                                 relay,
+                                tls: None,
                                 results: all(&recipients, Outcome::Deferred(reason)),
                                 unreachable: false,
                                 serial: 0,

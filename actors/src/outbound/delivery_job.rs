@@ -24,6 +24,9 @@ pub(crate) struct JobOutcome {
 pub(crate) const NO_ANSWER: EnhancedCode = EnhancedCode::new(4, 4, 1);
 /// RFC 3463 4.4.2: bad connection (lost, timed out, or not speaking SMTP).
 pub(crate) const CONNECTION_DROPPED: EnhancedCode = EnhancedCode::new(4, 4, 2);
+/// RFC 3463 4.7.0: the next hop refused our AUTH (or it could not be sent): deferred,
+/// since a corrected password makes the next attempt succeed.
+const AUTH_FAILED: EnhancedCode = EnhancedCode::new(4, 7, 0);
 /// RFC 3463 4.4.4: unable to route (the hop has no address).
 const UNABLE_TO_ROUTE: EnhancedCode = EnhancedCode::new(4, 4, 4);
 
@@ -52,6 +55,8 @@ fn client_error_outcome(error: &ClientError) -> Outcome {
             text: error.to_string(),
         }),
         ClientError::Connect { .. } => Outcome::Deferred(Status::local(NO_ANSWER, error)),
+        ClientError::Tls { status, .. } => Outcome::Deferred(Status::local(*status, error)),
+        ClientError::Auth { .. } => Outcome::Deferred(Status::local(AUTH_FAILED, error)),
         ClientError::Timeout { .. } | ClientError::Io { .. } | ClientError::Protocol { .. } => {
             Outcome::Deferred(Status::local(CONNECTION_DROPPED, error))
         }
@@ -72,6 +77,7 @@ pub(crate) async fn run_job(
     let report = |relay: &str, results| DeliveryReport {
         id: job.id,
         relay: relay.to_string(),
+        tls: None,
         results,
         unreachable: false,
         serial: 0,
@@ -113,14 +119,18 @@ pub(crate) async fn run_job(
         }
     };
     let lmtp = matches!(hop, NextHop::Lmtp { .. });
+    let implicit_tls = matches!(hop, NextHop::Smtps { .. });
+    let security = settings.security.for_hop(&hop);
     let mut last_error = None;
     for target in &targets {
-        match SmtpConnection::connect(
+        match SmtpConnection::open(
             &target.host,
             target.addr,
             &settings.helo_name,
             lmtp,
             settings.timeouts,
+            &security,
+            implicit_tls,
         )
         .await
         {
@@ -195,6 +205,9 @@ fn finished(connection: SmtpConnection, job: &Deliver, replies: Vec<ServerReply>
         report: DeliveryReport {
             id: job.id,
             relay: connection.peer().to_string(),
+            tls: connection
+                .tls()
+                .map(|t| format!("{} {}", t.version, t.cipher)),
             results,
             unreachable: false,
             serial: 0,

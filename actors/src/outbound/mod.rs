@@ -9,3 +9,4 @@ pub mod hop_health;
 pub mod mx;
 pub mod routing;
 pub mod smtp_client;
+pub mod tls;

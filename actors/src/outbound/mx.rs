@@ -181,12 +181,12 @@ impl MxResolver {
                 Ok(ip) => Ok(vec![direct(ip, *port)]),
                 Err(_) => self.mx_targets(host, *port).await,
             },
-            NextHop::Smtp { host, port, .. } | NextHop::Lmtp { host, port } => {
-                match address_literal(host) {
-                    Some(ip) => Ok(vec![direct(ip, *port)]),
-                    None => self.host_targets(host, *port).await,
-                }
-            }
+            NextHop::Smtp { host, port, .. }
+            | NextHop::Lmtp { host, port }
+            | NextHop::Smtps { host, port } => match address_literal(host) {
+                Some(ip) => Ok(vec![direct(ip, *port)]),
+                None => self.host_targets(host, *port).await,
+            },
         }
     }
 

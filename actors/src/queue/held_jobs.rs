@@ -98,6 +98,7 @@ impl Queue {
                 self.apply_report(DeliveryReport {
                     id,
                     relay: held.hop.to_string(),
+                    tls: None,
                     results,
                     unreachable: false,
                     serial,

@@ -390,12 +390,14 @@ impl Queue {
             let status = attempt.label;
             match rcpt.status {
                 RecipientStatus::Deferred { next_attempt, .. } => {
-                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay, delay_s,
+                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay,
+                        tls = report.tls.as_deref().unwrap_or("none"), delay_s,
                         attempts = rcpt.attempts, status, next_attempt_in_s = next_attempt.saturating_sub(now),
                         reply = %attempt.reply, "delivery attempt");
                 }
                 _ => {
-                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay, delay_s,
+                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay,
+                        tls = report.tls.as_deref().unwrap_or("none"), delay_s,
                         attempts = rcpt.attempts, status, reply = %attempt.reply, "delivery attempt");
                 }
             }

@@ -37,6 +37,9 @@ pub(crate) struct SinkArgs {
     /// Do not offer STARTTLS.
     #[arg(long)]
     no_starttls: bool,
+    /// Answer STARTTLS with 220, then send plain text and close (a broken TLS server).
+    #[arg(long)]
+    broken_tls: bool,
     /// Leave these extensions out of the EHLO reply, to play an older server
     /// (e.g. `--without 8BITMIME,SMTPUTF8`).
     #[arg(long, value_delimiter = ',')]
@@ -115,6 +118,7 @@ pub(crate) async fn run(args: SinkArgs) -> Result<ExitCode> {
             .zip(args.tls_key.clone())
             .map(|(cert, key)| TlsFiles { cert, key }),
         starttls: !args.no_starttls,
+        broken_tls: args.broken_tls,
         without: args.without.clone(),
         auth: args.auth.clone(),
         max_message_size: args.max_size,

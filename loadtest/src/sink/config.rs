@@ -39,6 +39,9 @@ pub struct SinkConfig {
     pub tls: Option<TlsFiles>,
     /// Offer STARTTLS on plain listeners.
     pub starttls: bool,
+    /// After the 220 to STARTTLS, send plain text and close instead of a handshake: a
+    /// server whose TLS is broken, for testing a client's fallback.
+    pub broken_tls: bool,
     /// Extensions left out of the EHLO reply (`8BITMIME`, `SMTPUTF8`, `CHUNKING`, ...),
     /// to play an older server.
     pub without: Vec<String>,
@@ -77,6 +80,7 @@ impl Default for SinkConfig {
             starttls: true,
             without: Vec::new(),
             auth: None,
+            broken_tls: false,
             max_message_size: 100 * 1024 * 1024,
             expect: None,
             idle_exit: None,

@@ -140,6 +140,10 @@ impl Connection {
         let mut tcp = tcp;
         self.session.greet(&mut self.out);
         if let Exit::StartTls = self.serve(&mut tcp).await? {
+            if self.shared.config.broken_tls {
+                tcp.write_all(b"this is not a TLS handshake\r\n").await?;
+                return Ok(());
+            }
             // Anything pipelined after STARTTLS is plain text an attacker could inject.
             self.input.clear();
             let mut tls = self.handshake(tcp).await?;

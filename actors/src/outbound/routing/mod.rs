@@ -49,6 +49,14 @@ pub enum NextHop {
         /// TCP port to connect to.
         port: u16,
     },
+    /// Deliver over SMTP with TLS from the first byte (RFC 8314), to a smarthost on port
+    /// 465. Written `smtps:[host]:port`; no MX lookup.
+    Smtps {
+        /// Host name (lowercase, no trailing dot) or IP address (no brackets).
+        host: String,
+        /// TCP port to connect to.
+        port: u16,
+    },
 }
 
 impl fmt::Display for NextHop {
@@ -66,6 +74,7 @@ impl fmt::Display for NextHop {
                 mx: true,
             } => write!(f, "smtp:{host}:{port}"),
             Self::Lmtp { host, port } => write!(f, "lmtp:[{host}]:{port}"),
+            Self::Smtps { host, port } => write!(f, "smtps:[{host}]:{port}"),
         }
     }
 }

@@ -42,7 +42,8 @@ pub enum RouteError {
     },
 }
 
-/// Parses a next hop: `smtp:[host]:port`, `smtp:host:port`, `lmtp:[host]:port`,
+/// Parses a next hop: `smtp:[host]:port`, `smtp:host:port`, `smtps:[host]:port` (TLS
+/// from the first byte), `lmtp:[host]:port`,
 /// `lmtp:host:port`, `mx:domain`, or the bare `[host]:port`, `host:port`, `[host]` and
 /// `host` of a relay-host setting (which mean `smtp:`).
 ///
@@ -59,6 +60,7 @@ pub fn parse_target(s: &str, default_port: u16) -> Result<NextHop, RouteError> {
     let (scheme, rest) = match s.split_once(':') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("smtp") => (Scheme::Smtp, rest),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("lmtp") => (Scheme::Lmtp, rest),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("smtps") => (Scheme::Smtps, rest),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("mx") => (Scheme::Mx, rest),
         _ => (Scheme::Smtp, s),
     };
@@ -69,6 +71,7 @@ pub fn parse_target(s: &str, default_port: u16) -> Result<NextHop, RouteError> {
     let (host, port, bracketed) = parse_host_port(rest, default_port).map_err(err)?;
     Ok(match scheme {
         Scheme::Lmtp => NextHop::Lmtp { host, port },
+        Scheme::Smtps => NextHop::Smtps { host, port },
         _ => {
             let is_ip = host.parse::<IpAddr>().is_ok();
             NextHop::Smtp {
@@ -84,6 +87,7 @@ pub fn parse_target(s: &str, default_port: u16) -> Result<NextHop, RouteError> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scheme {
     Smtp,
+    Smtps,
     Lmtp,
     Mx,
 }

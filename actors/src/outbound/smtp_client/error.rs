@@ -84,6 +84,28 @@ pub enum ClientError {
         /// What in the message needs it.
         why: &'static str,
     },
+    /// TLS could not be had: the handshake failed, or the policy requires TLS and the
+    /// next hop does not offer it. The recipients are deferred.
+    #[error("{peer}: {reason}")]
+    Tls {
+        /// The server.
+        peer: String,
+        /// Why.
+        reason: String,
+        /// An opportunistic handshake failed: a new connection in clear may carry it.
+        retry_in_clear: bool,
+        /// 4.7.4 (TLS not available) or 4.7.5 (handshake failed).
+        status: EnhancedCode,
+    },
+    /// AUTH to the next hop failed or could not be sent; the mail is deferred, with the
+    /// hop's own reply in the reason.
+    #[error("{peer}: {reason}")]
+    Auth {
+        /// The server.
+        peer: String,
+        /// Why, with the server's reply when it refused.
+        reason: String,
+    },
     /// The greeting or EHLO was refused: the whole session failed with this reply.
     #[error("{peer} refused the session at {stage}: {reply}")]
     Refused {

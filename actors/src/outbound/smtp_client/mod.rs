@@ -11,15 +11,20 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::outbound::connection_budget::Permit;
+use crate::outbound::tls::{HopSecurity, TlsMode, server_name};
 use crate::protocol::command::MailOptions;
 use crate::protocol::dot_stuffer::DotStuffer;
 use crate::protocol::reply_reader::{ParsedReply, ReplyReader};
+use crate::protocol::sasl;
+use crate::protocol::security::TlsInfo;
 use crate::protocol::status::EnhancedCode;
 use crate::store::message_data::MessageData;
 
 mod error;
+mod transport;
 
 pub use error::{ClientError, ServerReply};
+use transport::Transport;
 
 /// 8-bit data for a next hop without 8BITMIME (RFC 6152 §3).
 const MESSAGE_NEEDS_8BIT: EnhancedCode = EnhancedCode::new(5, 6, 3);
@@ -48,11 +53,17 @@ pub struct Capabilities {
     pub eight_bit_mime: bool,
     /// SMTPUTF8 (RFC 6531).
     pub smtputf8: bool,
+    /// STARTTLS (RFC 3207).
+    pub starttls: bool,
+    /// AUTH mechanisms offered (RFC 4954), uppercase.
+    pub auth: Vec<String>,
 }
 
 /// One open connection to a next hop.
 pub struct SmtpConnection {
-    stream: TcpStream,
+    stream: Transport,
+    /// The TLS in use, if any.
+    tls: Option<TlsInfo>,
     buffer: BytesMut,
     /// The reply being read (its lines so far), across reads.
     reader: ReplyReader,
@@ -69,13 +80,64 @@ pub struct SmtpConnection {
 }
 
 impl SmtpConnection {
-    /// Connects, reads the greeting and says EHLO (LHLO for LMTP; HELO if EHLO is refused).
+    /// Connects as `security` says: TLS from the first byte for `implicit_tls`, else
+    /// STARTTLS when offered (unless the mode is `none`); AUTH when the hop has
+    /// credentials. An opportunistic handshake that fails is retried in clear on a new
+    /// connection, logged and counted.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open(
+        host: &str,
+        addr: SocketAddr,
+        helo_name: &str,
+        lmtp: bool,
+        timeouts: ClientTimeouts,
+        security: &HopSecurity,
+        implicit_tls: bool,
+    ) -> Result<Self, ClientError> {
+        let first = Self::connect(
+            host,
+            addr,
+            helo_name,
+            lmtp,
+            timeouts,
+            security,
+            implicit_tls,
+        )
+        .await;
+        match first {
+            Err(ClientError::Tls {
+                retry_in_clear: true,
+                ref peer,
+                ref reason,
+                ..
+            }) => {
+                metrics::counter!("delivery_tls_failures_total", "reason" => "handshake", "then" => "plaintext_retry").increment(1);
+                tracing::warn!(relay = %peer, reason = %reason, "TLS handshake with the next hop failed; retrying in plaintext on a new connection (opportunistic TLS)");
+                Self::connect(
+                    host,
+                    addr,
+                    helo_name,
+                    lmtp,
+                    timeouts,
+                    &security.without_tls(),
+                    false,
+                )
+                .await
+            }
+            other => other,
+        }
+    }
+
+    /// Connects, reads the greeting and says EHLO (LHLO for LMTP; HELO if EHLO is
+    /// refused), then STARTTLS and AUTH as `security` says; no retry in clear.
     pub async fn connect(
         host: &str,
         addr: SocketAddr,
         helo_name: &str,
         lmtp: bool,
         timeouts: ClientTimeouts,
+        security: &HopSecurity,
+        implicit_tls: bool,
     ) -> Result<Self, ClientError> {
         let stream = match timeout(timeouts.connect, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
@@ -93,13 +155,21 @@ impl SmtpConnection {
             }
         };
         let _ = stream.set_nodelay(true);
+        let peer = format!("{host}[{}]:{}", addr.ip(), addr.port());
+        let (stream, tls) = if implicit_tls {
+            let (stream, info) = handshake(stream, host, &peer, security, timeouts, false).await?;
+            (stream, Some(info))
+        } else {
+            (Transport::Plain(stream), None)
+        };
         let mut conn = SmtpConnection {
             stream,
+            tls,
             buffer: BytesMut::with_capacity(4096),
             reader: ReplyReader::default(),
             caps: Capabilities::default(),
             lmtp,
-            peer: format!("{host}[{}]:{}", addr.ip(), addr.port()),
+            peer,
             timeouts,
             transactions: 0,
             use_chunking: false,
@@ -109,23 +179,155 @@ impl SmtpConnection {
         if !greeting.is_positive() {
             return Err(conn.refused("greeting", greeting));
         }
-        let verb = if lmtp { "LHLO" } else { "EHLO" };
-        conn.write(format!("{verb} {helo_name}\r\n").as_bytes(), "EHLO")
-            .await?;
-        let ehlo = conn.read_reply_lines("EHLO").await?;
-        if ehlo.0.is_positive() {
-            conn.caps = parse_capabilities(&ehlo.1);
-        } else if !lmtp && ehlo.0.code >= 500 {
-            conn.write(format!("HELO {helo_name}\r\n").as_bytes(), "HELO")
-                .await?;
-            let helo = conn.read_reply("HELO").await?;
-            if !helo.is_positive() {
-                return Err(conn.refused("HELO", helo));
-            }
+        conn.hello(helo_name).await?;
+        if conn.tls.is_none() && security.mode != TlsMode::None {
+            conn = conn.starttls(host, helo_name, security).await?;
+        }
+        let state = if conn.tls.is_some() {
+            "tls"
         } else {
-            return Err(conn.refused("EHLO", ehlo.0));
+            "plaintext"
+        };
+        metrics::counter!("delivery_tls_connections_total", "state" => state).increment(1);
+        if let Some(credentials) = &security.credentials {
+            conn.authenticate(credentials, security.auth_in_clear)
+                .await?;
         }
         Ok(conn)
+    }
+
+    /// EHLO (LHLO), falling back to HELO; records what the server offers.
+    async fn hello(&mut self, helo_name: &str) -> Result<(), ClientError> {
+        let verb = if self.lmtp { "LHLO" } else { "EHLO" };
+        self.write(format!("{verb} {helo_name}\r\n").as_bytes(), "EHLO")
+            .await?;
+        let ehlo = self.read_reply_lines("EHLO").await?;
+        if ehlo.0.is_positive() {
+            self.caps = parse_capabilities(&ehlo.1);
+        } else if !self.lmtp && ehlo.0.code >= 500 {
+            self.write(format!("HELO {helo_name}\r\n").as_bytes(), "HELO")
+                .await?;
+            let helo = self.read_reply("HELO").await?;
+            if !helo.is_positive() {
+                return Err(self.refused("HELO", helo));
+            }
+            self.caps = Capabilities::default();
+        } else {
+            return Err(self.refused("EHLO", ehlo.0));
+        }
+        Ok(())
+    }
+
+    /// STARTTLS when the server offers it; without it, or when the server refuses it,
+    /// the connection goes on in clear unless the mode requires TLS.
+    async fn starttls(
+        mut self,
+        host: &str,
+        helo_name: &str,
+        security: &HopSecurity,
+    ) -> Result<Self, ClientError> {
+        let not_secured = |conn: &Self, reason: String| ClientError::Tls {
+            peer: conn.peer.clone(),
+            reason,
+            retry_in_clear: false,
+            status: TLS_NOT_AVAILABLE,
+        };
+        if !self.caps.starttls {
+            if security.mode.requires_tls() {
+                metrics::counter!("delivery_tls_failures_total", "reason" => "not_offered", "then" => "deferred").increment(1);
+                let reason = format!(
+                    "the next hop does not offer STARTTLS, and the TLS policy is {}",
+                    security.mode.name()
+                );
+                return Err(not_secured(&self, reason));
+            }
+            return Ok(self);
+        }
+        self.write(b"STARTTLS\r\n", "STARTTLS").await?;
+        let reply = self.read_reply("STARTTLS").await?;
+        if reply.code != 220 {
+            if security.mode.requires_tls() {
+                metrics::counter!("delivery_tls_failures_total", "reason" => "refused", "then" => "deferred").increment(1);
+                let reason = format!("the next hop refused STARTTLS: {reply}");
+                return Err(not_secured(&self, reason));
+            }
+            tracing::info!(relay = %self.peer, reply = %reply, "the next hop refused STARTTLS; going on in plaintext");
+            return Ok(self);
+        }
+        // Whatever the server sent after its 220 came in clear: it must not be read as
+        // if it came over TLS.
+        self.buffer.clear();
+        self.reader = ReplyReader::default();
+        let Transport::Plain(tcp) = self.stream else {
+            return Ok(self);
+        };
+        let retry = security.mode == TlsMode::Opportunistic;
+        let (stream, info) =
+            handshake(tcp, host, &self.peer, security, self.timeouts, retry).await?;
+        self.stream = stream;
+        self.tls = Some(info);
+        self.hello(helo_name).await?;
+        Ok(self)
+    }
+
+    /// AUTH with the hop's credentials: PLAIN if offered, else LOGIN. Never in clear
+    /// unless `in_clear` allows it.
+    async fn authenticate(
+        &mut self,
+        credentials: &sasl::Credentials,
+        in_clear: bool,
+    ) -> Result<(), ClientError> {
+        let refuse = |conn: &Self, reason: String| {
+            metrics::counter!("delivery_auth_failures_total").increment(1);
+            ClientError::Auth {
+                peer: conn.peer.clone(),
+                reason,
+            }
+        };
+        if self.tls.is_none() && !in_clear {
+            return Err(refuse(self, "AUTH credentials are configured for this next hop, but the connection has no TLS; they are not sent in clear (set delivery.auth_in_clear to allow it)".into()));
+        }
+        let offered = |m: &str| self.caps.auth.iter().any(|a| a == m);
+        let reply = if offered("PLAIN") {
+            let token = sasl::encode(&format!("\0{}\0{}", credentials.user, credentials.password));
+            self.write(format!("AUTH PLAIN {token}\r\n").as_bytes(), "AUTH")
+                .await?;
+            self.read_reply("AUTH").await?
+        } else if offered("LOGIN") {
+            self.write(b"AUTH LOGIN\r\n", "AUTH").await?;
+            let mut reply = self.read_reply("AUTH").await?;
+            for answer in [&credentials.user, &credentials.password] {
+                if reply.code != 334 {
+                    break;
+                }
+                self.write(format!("{}\r\n", sasl::encode(answer)).as_bytes(), "AUTH")
+                    .await?;
+                reply = self.read_reply("AUTH").await?;
+            }
+            reply
+        } else {
+            let reason = if self.caps.auth.is_empty() {
+                "the next hop does not offer AUTH".to_string()
+            } else {
+                format!(
+                    "the next hop offers AUTH {} but not PLAIN or LOGIN",
+                    self.caps.auth.join(" ")
+                )
+            };
+            return Err(refuse(self, reason));
+        };
+        if reply.code == 235 {
+            return Ok(());
+        }
+        Err(refuse(
+            self,
+            format!("AUTH as {} refused: {reply}", credentials.user),
+        ))
+    }
+
+    /// The TLS in use on this connection, if any.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref()
     }
 
     /// Keeps `permit` for as long as the connection lives (a new connection's place in
@@ -504,6 +706,70 @@ impl SmtpConnection {
     }
 }
 
+/// RFC 3463 4.7.4: security features not supported (TLS required, not available).
+const TLS_NOT_AVAILABLE: EnhancedCode = EnhancedCode::new(4, 7, 4);
+/// RFC 3463 4.7.5: cryptographic failure (the handshake failed).
+const TLS_FAILED: EnhancedCode = EnhancedCode::new(4, 7, 5);
+
+/// The client side of a TLS handshake with the next hop, bounded by the command
+/// timeout. `retry_in_clear` marks a failure the caller may retry without TLS.
+async fn handshake(
+    tcp: TcpStream,
+    host: &str,
+    peer: &str,
+    security: &HopSecurity,
+    timeouts: ClientTimeouts,
+    retry_in_clear: bool,
+) -> Result<(Transport, TlsInfo), ClientError> {
+    let failed = |reason: String| ClientError::Tls {
+        peer: peer.to_string(),
+        reason,
+        retry_in_clear,
+        status: TLS_FAILED,
+    };
+    let Some(config) = security.client.clone() else {
+        return Err(failed(
+            "no TLS client configuration for this next hop".into(),
+        ));
+    };
+    let name =
+        server_name(host).ok_or_else(|| failed(format!("{host} is not a name TLS can check")))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match timeout(timeouts.command, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => {
+            let info = negotiated(tls.get_ref().1);
+            Ok((Transport::Tls(Box::new(tls)), info))
+        }
+        Ok(Err(e)) => {
+            if !retry_in_clear {
+                metrics::counter!("delivery_tls_failures_total", "reason" => "handshake", "then" => "deferred").increment(1);
+            }
+            Err(failed(format!("TLS handshake failed: {e}")))
+        }
+        Err(_) => Err(failed("TLS handshake timed out".into())),
+    }
+}
+
+/// The version and cipher of a client connection.
+fn negotiated(conn: &rustls::ClientConnection) -> TlsInfo {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(other) => format!("{other:?}"),
+        None => "unknown".to_string(),
+    };
+    let cipher = conn.negotiated_cipher_suite().map_or_else(
+        || "unknown".to_string(),
+        |suite| {
+            let suite = suite.suite();
+            suite
+                .as_str()
+                .map_or_else(|| format!("{suite:?}"), str::to_string)
+        },
+    );
+    TlsInfo { version, cipher }
+}
+
 fn parse_capabilities(lines: &[String]) -> Capabilities {
     let mut caps = Capabilities::default();
     for line in lines.iter().skip(1) {
@@ -513,6 +779,8 @@ fn parse_capabilities(lines: &[String]) -> Capabilities {
             Some("CHUNKING") => caps.chunking = true,
             Some("8BITMIME") => caps.eight_bit_mime = true,
             Some("SMTPUTF8") => caps.smtputf8 = true,
+            Some("STARTTLS") => caps.starttls = true,
+            Some("AUTH") => caps.auth = words.map(|w| w.to_ascii_uppercase()).collect(),
             Some("SIZE") => {
                 caps.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0))
             }

@@ -1,0 +1,253 @@
+//! TLS and AUTH towards the next hop: the policy each hop gets (`none`, `opportunistic`,
+//! `required`, `verify`), the rustls client configurations behind them (one that takes
+//! any certificate, as opportunistic SMTP does, and one that checks the chain and name),
+//! and the credentials a smarthost wants.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use serde::{Deserialize, Serialize};
+
+use crate::outbound::routing::NextHop;
+use crate::protocol::sasl::Credentials;
+
+/// How a next hop's connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Never STARTTLS.
+    None,
+    /// STARTTLS when offered, any certificate; a failed handshake is retried in clear on
+    /// a new connection (RFC 7435). The default.
+    #[default]
+    Opportunistic,
+    /// TLS or no delivery, any certificate.
+    Required,
+    /// TLS or no delivery; the chain must lead to a trusted root and the name match.
+    Verify,
+}
+
+impl TlsMode {
+    /// The mode's name in configuration and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsMode::None => "none",
+            TlsMode::Opportunistic => "opportunistic",
+            TlsMode::Required => "required",
+            TlsMode::Verify => "verify",
+        }
+    }
+
+    /// Whether the mode insists on TLS.
+    pub fn requires_tls(self) -> bool {
+        matches!(self, TlsMode::Required | TlsMode::Verify)
+    }
+}
+
+/// What one connection to a next hop does about TLS and AUTH.
+#[derive(Clone, Default)]
+pub struct HopSecurity {
+    /// STARTTLS policy (for `smtps:` targets: whether the certificate is verified).
+    pub mode: TlsMode,
+    /// The client configuration for `mode` (`None` with [`TlsMode::None`]).
+    pub client: Option<Arc<ClientConfig>>,
+    /// AUTH credentials for the hop.
+    pub credentials: Option<Credentials>,
+    /// AUTH may be sent without TLS (an operator's explicit choice).
+    pub auth_in_clear: bool,
+}
+
+impl HopSecurity {
+    /// The same hop without TLS, for the retry in clear after a failed opportunistic
+    /// handshake.
+    pub fn without_tls(&self) -> HopSecurity {
+        HopSecurity {
+            mode: TlsMode::None,
+            client: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// The outbound TLS and AUTH settings of every next hop, from `[delivery]`.
+#[derive(Clone)]
+pub struct OutboundSecurity {
+    default: TlsMode,
+    per_hop: HashMap<NextHop, TlsMode>,
+    credentials: HashMap<NextHop, Credentials>,
+    auth_in_clear: bool,
+    any_certificate: Arc<ClientConfig>,
+    verified: Arc<ClientConfig>,
+}
+
+impl OutboundSecurity {
+    /// Settings with `default` for hops that `per_hop` does not name; `ca_file` holds
+    /// the roots `verify` trusts (none: the Mozilla roots built in).
+    pub fn new(
+        default: TlsMode,
+        per_hop: HashMap<NextHop, TlsMode>,
+        credentials: HashMap<NextHop, Credentials>,
+        auth_in_clear: bool,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, String> {
+        Ok(OutboundSecurity {
+            default,
+            per_hop,
+            credentials,
+            auth_in_clear,
+            any_certificate: any_certificate_config()?,
+            verified: verified_config(ca_file)?,
+        })
+    }
+
+    /// What connections to `hop` do.
+    pub fn for_hop(&self, hop: &NextHop) -> HopSecurity {
+        let mode = self.per_hop.get(hop).copied().unwrap_or(self.default);
+        let client = match mode {
+            TlsMode::None if !matches!(hop, NextHop::Smtps { .. }) => None,
+            TlsMode::Verify => Some(self.verified.clone()),
+            _ => Some(self.any_certificate.clone()),
+        };
+        HopSecurity {
+            mode,
+            client,
+            credentials: self.credentials.get(hop).cloned(),
+            auth_in_clear: self.auth_in_clear,
+        }
+    }
+}
+
+impl std::fmt::Debug for OutboundSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundSecurity")
+            .field("default", &self.default)
+            .field("per_hop", &self.per_hop)
+            .field(
+                "credentials_for",
+                &self.credentials.keys().collect::<Vec<_>>(),
+            )
+            .field("auth_in_clear", &self.auth_in_clear)
+            .finish()
+    }
+}
+
+impl Default for OutboundSecurity {
+    /// Opportunistic TLS everywhere, no credentials.
+    fn default() -> Self {
+        OutboundSecurity::new(
+            TlsMode::Opportunistic,
+            HashMap::new(),
+            HashMap::new(),
+            false,
+            None,
+        )
+        .expect("the built-in roots load")
+    }
+}
+
+fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, String> {
+    ClientConfig::builder_with_provider(crate::inbound::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))
+}
+
+fn any_certificate_config() -> Result<Arc<ClientConfig>, String> {
+    let algorithms = crate::inbound::tls::provider().signature_verification_algorithms;
+    let config = builder()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(algorithms)))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn verified_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: not a CA certificate: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{} holds no certificate", path.display()));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let config = builder()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The name a next hop's certificate is checked against (and sent as SNI).
+pub fn server_name(host: &str) -> Option<ServerName<'static>> {
+    ServerName::try_from(host.to_string()).ok()
+}
+
+/// Opportunistic TLS: any certificate is taken (RFC 7435: encryption against passive
+/// eavesdroppers without authentication), but handshake signatures are still checked,
+/// so the session itself is sound.
+#[derive(Debug)]
+struct AnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// Help texts of the metrics recorded for outbound TLS and AUTH.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "delivery_tls_connections_total",
+        "Connections to next hops, by TLS state (tls, plaintext)."
+    );
+    metrics::describe_counter!(
+        "delivery_tls_failures_total",
+        "TLS failures towards next hops, by reason (handshake, not_offered, certificate) and what followed (plaintext_retry, deferred)."
+    );
+    metrics::describe_counter!(
+        "delivery_auth_failures_total",
+        "AUTH refused by a next hop (its 535 or other reply), or not sent because TLS was missing."
+    );
+}
