@@ -184,7 +184,7 @@ fn a_log_level_that_would_hide_every_line_is_refused() {
 async fn variables_that_set_nothing_are_named_at_start_and_by_validate_only() {
     let out = hermod()
         .args(["serve", "--validate-only"])
-        .env("SMTP_ENABLE_TLS", "true")
+        .env("SMTP_ENABLE_DNSBL", "true")
         .env("SMTP_RATE_LIMIT_PER_IP", "10")
         .current_dir(tempfile::tempdir().unwrap().path())
         .output()
@@ -192,7 +192,7 @@ async fn variables_that_set_nothing_are_named_at_start_and_by_validate_only() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.contains("warning: SMTP_ENABLE_TLS is not a hermod setting; it is ignored"),
+        stdout.contains("warning: SMTP_ENABLE_DNSBL is not a hermod setting; it is ignored"),
         "{stdout}"
     );
     assert!(stdout.contains("SMTP_RATE_LIMIT_PER_IP"), "{stdout}");

@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn variables_that_look_like_settings_but_are_not_are_named() {
         let env: BTreeMap<String, String> = [
-            ("SMTP_ENABLE_TLS", "true"),
+            ("SMTP_ENABLE_GREYLIST", "true"),
             ("SMTP_RATE_LIMIT_PER_IP", "10"),
             ("SMTP_HOSTNAME", "mx.test"),
             ("SMTP_PORT", "25"),
@@ -263,7 +263,7 @@ mod tests {
             unrecognized_env(&env),
             [
                 "HERMOD_SMPT_HOSTNAME",
-                "SMTP_ENABLE_TLS",
+                "SMTP_ENABLE_GREYLIST",
                 "SMTP_RATE_LIMIT_PER_IP"
             ]
         );

@@ -252,4 +252,28 @@ mod tests {
             "{issues:?}"
         );
     }
+
+    #[test]
+    fn the_shipped_example_configurations_parse() {
+        use hermod_actors::protocol::security::ListenerKind;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for file in ["config/hermod.toml", "config/submission.toml"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let config: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            if file.ends_with("submission.toml") {
+                let kinds: Vec<ListenerKind> =
+                    config.smtp.listen.iter().map(|l| l.endpoint.kind).collect();
+                assert_eq!(
+                    kinds,
+                    [
+                        ListenerKind::Smtp,
+                        ListenerKind::Submission,
+                        ListenerKind::Submissions
+                    ]
+                );
+                assert!(config.smtp.listen[1].endpoint.require_auth);
+                assert!(config.auth.enabled && config.auth.require_auth_for_relay);
+            }
+        }
+    }
 }
