@@ -118,7 +118,13 @@ async fn setup() -> Setup {
         false,
     );
     let sink_dir = dir.path().join("sink");
-    let sink = sink::start(&sink_dir).await;
+    // The downstream speaks TLS too: hermod's own client takes STARTTLS there.
+    let sink = sink::start_with(smtp_blaster::sink::SinkConfig {
+        store: Some(sink_dir.clone()),
+        starttls: true,
+        ..smtp_blaster::sink::SinkConfig::default()
+    })
+    .await;
     Setup {
         dir,
         ca,
@@ -220,6 +226,13 @@ print("done")
         logs.contains("message accepted") && logs.contains("user=\"app\""),
         "{logs}"
     );
+    // Both legs over TLS: the relay to the sink too.
+    let relayed = logs
+        .lines()
+        .filter(|l| l.contains("delivery attempt") && l.contains("status=\"sent\""))
+        .filter(|l| l.contains("tls=\"TLSv1.3"))
+        .count();
+    assert_eq!(relayed, 2, "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -269,6 +282,11 @@ async fn swaks_relays_with_tls_and_auth() {
     }
     let stored = sink::wait_stored(&s.sink_dir, 2, Duration::from_secs(20)).await;
     assert_eq!(stored.len(), 2);
+    let logs = hermod.logs().join("\n");
+    assert!(
+        logs.contains("tls=\"TLSv1.3"),
+        "the relay leg was not over TLS:\n{logs}"
+    );
 }
 
 /// `STARTTLS\r\nRSET\r\n` in one write: the RSET must never be answered (CVE-2011-0411).
@@ -299,6 +317,39 @@ async fn commands_injected_before_the_handshake_are_not_run() {
     let mut line = String::new();
     tls.read_line(&mut line).await.unwrap();
     assert_eq!(line, "250 2.0.0 Ok\r\n", "the injected RSET was answered");
+}
+
+/// A client that reconnects with the same configuration resumes its TLS session.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconnecting_clients_resume_their_tls_session() {
+    let s = setup().await;
+    let relay = s.sink.local_addrs()[0];
+    let hermod = Hermod::start_listening(s.dir.path(), &config(&s.server, relay, ""), &[]).await;
+    let connector = tls_client(&s.ca.cert_file);
+    for _ in 0..2 {
+        let stream = TcpStream::connect(hermod.listener("submissions"))
+            .await
+            .unwrap();
+        let mut tls = BufReader::new(
+            connector
+                .connect("localhost".try_into().unwrap(), stream)
+                .await
+                .unwrap(),
+        );
+        let mut line = String::new();
+        tls.read_line(&mut line).await.unwrap();
+        assert!(line.starts_with("220 "), "{line}");
+        tls.get_mut().write_all(b"QUIT\r\n").await.unwrap();
+        line.clear();
+        tls.read_line(&mut line).await.unwrap();
+    }
+    let metrics = common::http::get(hermod.admin.unwrap(), "/metrics")
+        .await
+        .body;
+    assert!(
+        metrics.contains("smtp_tls_handshakes_total{version=\"TLSv1.3\",resumed=\"yes\"} 1"),
+        "{metrics}"
+    );
 }
 
 fn tls_client(ca: &Path) -> tokio_rustls::TlsConnector {
@@ -410,7 +461,12 @@ async fn openssl_verifies_the_chain_and_failed_handshakes_are_named() {
 async fn a_renewed_certificate_is_taken_without_a_restart_and_a_broken_one_is_not() {
     let s = setup().await;
     let relay = s.sink.local_addrs()[0];
-    let hermod = Hermod::start_listening(s.dir.path(), &config(&s.server, relay, ""), &[]).await;
+    // Only SIGHUP reloads here; the file watch is tested in inbound::tls.
+    let config = config(&s.server, relay, "").replace(
+        "reload_check_interval = \"1s\"",
+        "reload_check_interval = \"1h\"",
+    );
+    let hermod = Hermod::start_listening(s.dir.path(), &config, &[]).await;
     let addr = hermod.listener("submissions");
     let subject = |out: &str| {
         out.lines()
@@ -434,6 +490,7 @@ async fn a_renewed_certificate_is_taken_without_a_restart_and_a_broken_one_is_no
     // A key that does not go with the certificate: kept out, with the reason.
     let stray = s.ca.issue(s.dir.path(), "stray", &["stray.test"], false);
     std::fs::copy(&stray.key, &s.server.key).unwrap();
+    hermod.hangup();
     let refused = hermod
         .wait_log("TLS certificate not reloaded", Duration::from_secs(10))
         .await;
@@ -455,6 +512,7 @@ async fn a_renewed_certificate_is_taken_without_a_restart_and_a_broken_one_is_no
     );
     std::fs::copy(&renewed.cert, &s.server.cert).unwrap();
     std::fs::copy(&renewed.key, &s.server.key).unwrap();
+    hermod.hangup();
     // The renewed leaf, as s_client -showcerts prints it.
     let leaf = std::fs::read_to_string(&renewed.cert).unwrap();
     let leaf = leaf

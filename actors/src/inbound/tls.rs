@@ -438,6 +438,19 @@ mod tests {
     }
 
     #[test]
+    fn changed_files_are_taken_without_being_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_pair(dir.path(), &["old.test"]);
+        let tls = ServerTls::load(files, Duration::from_secs(5)).unwrap();
+        tls.reload_if_changed();
+        assert!(tls.summary().covers("old.test"));
+        // Written within the same clock tick, the size tells the files apart.
+        write_pair(dir.path(), &["a-new-and-longer-name.test"]);
+        tls.reload_if_changed();
+        assert!(tls.summary().covers("a-new-and-longer-name.test"));
+    }
+
+    #[test]
     fn missing_and_empty_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let files = TlsFiles {
