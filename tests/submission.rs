@@ -403,7 +403,11 @@ fn s_client(addr: SocketAddr, ca: &Path, extra: &[&str], input: &str) -> String 
 async fn openssl_verifies_the_chain_and_failed_handshakes_are_named() {
     let s = setup().await;
     let relay = s.sink.local_addrs()[0];
-    let hermod = Hermod::start_listening(s.dir.path(), &config(&s.server, relay, ""), &[]).await;
+    let config = config(&s.server, relay, "").replace(
+        "reload_check_interval = \"1s\"",
+        "reload_check_interval = \"1s\"\nhandshake_timeout = \"1s\"",
+    );
+    let hermod = Hermod::start_listening(s.dir.path(), &config, &[]).await;
     let out = s_client(
         hermod.listener("smtp"),
         &s.ca.cert_file,
@@ -448,6 +452,28 @@ async fn openssl_verifies_the_chain_and_failed_handshakes_are_named() {
         )
         .await;
     assert!(line.is_some(), "{}", hermod.logs().join("\n"));
+    // A client that never starts its handshake is cut at tls.handshake_timeout.
+    let mut silent = TcpStream::connect(hermod.listener("submissions"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut nothing = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut nothing)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "not cut by the handshake timeout"
+    );
+    assert!(
+        hermod
+            .wait_log_matching(
+                |l| l.contains("TLS handshake failed") && l.contains("reason=\"timeout\""),
+                Duration::from_secs(5),
+            )
+            .await
+            .is_some(),
+        "{}",
+        hermod.logs().join("\n")
+    );
     let metrics = common::http::get(hermod.admin.unwrap(), "/metrics")
         .await
         .body;
@@ -681,6 +707,14 @@ async fn validate_only_reports_the_certificate() {
         "{text}"
     );
     assert!(text.contains("covers smtp.hostname localhost"), "{text}");
+    assert!(
+        !text.contains("test-admin-token"),
+        "a secret was printed:\n{text}"
+    );
+    assert!(
+        text.contains("admin.token = \"(set, not shown)\""),
+        "{text}"
+    );
 
     let wrong_name = s.ca.issue(s.dir.path(), "wrong", &["other.test"], false);
     let out = validate(&config(&wrong_name, relay, ""));

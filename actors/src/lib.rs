@@ -8,10 +8,12 @@
 //! - [`protocol`]: the SMTP protocol without I/O or clock — command and address
 //!   parsing, DATA/BDAT receivers, reply texts, the server state machine one Session
 //!   drives, session deadlines, header dates, the reply reader the client uses.
-//! - [`inbound`]: the Listener actor (accepts connections, enforces connection limits,
-//!   starts one Session per connection on one of the session arbiters) and the Session
-//!   actor (owns one client socket, drives the protocol, hands each message to the queue's
-//!   intake and answers 250 once the commit thread has it on disk).
+//! - [`inbound`]: the Listener actor (accepts connections on listeners of three kinds,
+//!   smtp, submission and submissions, enforces connection limits, starts one Session per
+//!   connection on one of the session arbiters), the Session actor (owns one client
+//!   socket, drives the protocol in clear and over TLS, hands each message to the queue's
+//!   intake and answers 250 once the commit thread has it on disk), the server's TLS
+//!   (certificate, reload) and AUTH (credentials checked off the arbiters, lock-out).
 //! - [`policy`]: decisions about a transaction — the relay policy (relay domains and
 //!   trusted client networks) and the relay domains that would loop back to us.
 //! - [`queue`]: the intake Sessions store messages through, and the Queue actor — owns
@@ -20,10 +22,11 @@
 //!   DSNs); queue ids.
 //! - [`store`]: the storage trait and its sled implementation with the committer thread
 //!   that turns many writes into one flush; large bodies as files; a queued message's
-//!   bytes; the free-space reserve.
+//!   bytes; the free-space reserve; the AUTH users (Argon2id hashes in a sled tree).
 //! - [`outbound`]: the Delivery actor (one per next hop: connection pool, rate limit,
-//!   back-off; one result per recipient), the SMTP/LMTP client, routing (transport map,
-//!   relayhost, MX), MX resolution, next-hop health and the outbound connection budget.
+//!   back-off; one result per recipient), the SMTP/LMTP client (STARTTLS, implicit TLS,
+//!   AUTH to smarthosts), each hop's TLS policy, routing (transport map, relayhost, MX),
+//!   MX resolution, next-hop health and the outbound connection budget.
 //!
 //! # Who sends what to whom
 //!

@@ -21,10 +21,19 @@ pub fn non_defaults(config: &Config) -> String {
             continue;
         };
         if let Some(value) = values.get(section).and_then(|s| s.get(name)) {
-            out.push_str(&format!("  {key} = {value}\n"));
+            if is_secret(name) {
+                out.push_str(&format!("  {key} = \"(set, not shown)\"\n"));
+            } else {
+                out.push_str(&format!("  {key} = {value}\n"));
+            }
         }
     }
     out
+}
+
+/// Keys whose values are secrets (the admin token, smarthost passwords): never printed.
+fn is_secret(name: &str) -> bool {
+    matches!(name, "token" | "relayhost_password" | "auth")
 }
 
 /// A one-screen summary of the effective configuration.

@@ -170,13 +170,7 @@ pub(crate) fn describe_metrics() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::users::HashCost;
-
-    const CHEAP: HashCost = HashCost {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    use crate::store::users::CHEAP;
 
     #[tokio::test]
     async fn locks_a_client_out_after_its_failures_and_not_others() {

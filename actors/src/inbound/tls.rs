@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::crypto::{CryptoProvider, aws_lc_rs};
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
-use rustls::{AlertDescription, PeerIncompatible, ServerConfig, ServerConnection};
+use rustls::{AlertDescription, PeerIncompatible, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
@@ -276,8 +276,8 @@ fn record_certificate(summary: &CertificateSummary) {
     metrics::gauge!("smtp_tls_certificate_expiry_timestamp_seconds").set(summary.not_after as f64);
 }
 
-/// The version and cipher a finished handshake agreed on.
-pub fn negotiated(conn: &ServerConnection) -> TlsInfo {
+/// The version and cipher a finished handshake agreed on (either side's connection).
+pub fn negotiated(conn: &rustls::CommonState) -> TlsInfo {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),

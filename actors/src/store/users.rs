@@ -297,16 +297,19 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Cheap parameters for tests, which check behaviour, not cost.
+#[cfg(test)]
+pub(crate) const CHEAP: HashCost = HashCost {
+    memory_kib: 64,
+    iterations: 1,
+    parallelism: 1,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Cheap parameters: the tests check behaviour, not cost.
-    const CHEAP: HashCost = HashCost {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    use super::CHEAP;
 
     fn store() -> (tempfile::TempDir, UserStore) {
         let dir = tempfile::tempdir().unwrap();

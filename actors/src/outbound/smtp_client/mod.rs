@@ -737,7 +737,7 @@ async fn handshake(
     let connector = tokio_rustls::TlsConnector::from(config);
     match timeout(timeouts.command, connector.connect(name, tcp)).await {
         Ok(Ok(tls)) => {
-            let info = negotiated(tls.get_ref().1);
+            let info = crate::inbound::tls::negotiated(tls.get_ref().1);
             Ok((Transport::Tls(Box::new(tls)), info))
         }
         Ok(Err(e)) => {
@@ -748,26 +748,6 @@ async fn handshake(
         }
         Err(_) => Err(failed("TLS handshake timed out".into())),
     }
-}
-
-/// The version and cipher of a client connection.
-fn negotiated(conn: &rustls::ClientConnection) -> TlsInfo {
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-        Some(other) => format!("{other:?}"),
-        None => "unknown".to_string(),
-    };
-    let cipher = conn.negotiated_cipher_suite().map_or_else(
-        || "unknown".to_string(),
-        |suite| {
-            let suite = suite.suite();
-            suite
-                .as_str()
-                .map_or_else(|| format!("{suite:?}"), str::to_string)
-        },
-    );
-    TlsInfo { version, cipher }
 }
 
 fn parse_capabilities(lines: &[String]) -> Capabilities {
