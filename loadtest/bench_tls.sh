@@ -12,6 +12,9 @@
 #                  may with the same certificate, smtp_tls_security_level = may, both TLS
 #                  session caches on. This rewrites /etc/postfix/main.cf and master.cf:
 #                  run it only on a scratch machine (CI does not run benchmarks).
+#                  Postfix then makes one outbound TLS handshake per message, where
+#                  hermod reuses its connections to the sink (smtp_tls_connection_reuse
+#                  through tlsproxy failed its handshakes here: "Cannot start TLS").
 #   - idle:        hermod's RSS per idle connection: IDLE connections opened and left
 #                  open in clear, then IDLE more that finished STARTTLS, RSS sampled
 #                  after each batch.
@@ -34,9 +37,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 chmod 644 "$work/cert.pem" "$work/key.pem"
 
 start_postfix_tls() {
-  local port=$1 sink=$2
+  local port=$1 sink=$2 reuse=$3
   postfix stop >/dev/null 2>&1 || true
   [ -f /etc/postfix/main.cf ] || cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf
+  postconf -e "smtp_tls_connection_reuse = $reuse"
   cp "$work/cert.pem" /etc/postfix/bench-cert.pem; cp "$work/key.pem" /etc/postfix/bench-key.pem
   postconf -e "inet_interfaces = 127.0.0.1" "inet_protocols = ipv4" "mynetworks = 127.0.0.0/8" \
     "relayhost = [127.0.0.1]:$sink" "mydestination =" "myhostname = bench.localdomain" \
@@ -69,6 +73,12 @@ server_cpu_ticks() {
   echo $total
 }
 
+# SIGTERM, then wait until the process is gone (it is not this shell's child).
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 1 300); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+}
+
 start_hermod() {
   local port=$1 sink=$2 tls=$3
   local tls_env=()
@@ -93,7 +103,7 @@ run_shape() {
   "$BIN/smtp-blaster" sink --listen "127.0.0.1:$sink_port" "${sink_tls[@]}" --expect "$N" --json "$work/sink.json" -q &
   local sink_pid=$!
   case $shape in
-    postfix-tls) start_postfix_tls "$relay_port" "$sink_port"; server_pid=$(xargs < /var/spool/postfix/pid/master.pid) ;;
+    postfix-tls) start_postfix_tls "$relay_port" "$sink_port" no; server_pid=$(xargs < /var/spool/postfix/pid/master.pid) ;;
     hermod-tls) server_pid=$(start_hermod "$relay_port" "$sink_port" yes) ;;
     hermod-plain) server_pid=$(start_hermod "$relay_port" "$sink_port" no) ;;
   esac
@@ -110,12 +120,12 @@ run_shape() {
   cpu1=$(server_cpu_ticks "$shape" "$server_pid")
   case $shape in
     postfix-*) postfix stop >/dev/null 2>&1 || true ;;
-    *) kill -TERM "$server_pid"; wait "$server_pid" || true ;;
+    *) stop_pid "$server_pid" ;;
   esac
   python3 - "$shape" "$N" "$t0" "$t1" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" "$work/sink.json" "$work/send.json" <<'PY'
 import json, sys
 shape, n, t0, t1, ticks, hz, sink, send = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7], sys.argv[8]
-stats = json.load(open(sink))["stats"]
+stats = json.load(open(sink))
 sent = json.load(open(send))
 cpu = ticks / hz
 print(f"{shape:13s} messages={n} end-to-end={n/(t1-t0):7.0f}/s elapsed={t1-t0:6.2f}s server_cpu={cpu:5.1f}s "
@@ -167,7 +177,7 @@ tls = rss()
 print(f"idle          connections={n} rss_base={base/1024:.1f}MB per_plain_connection={(plain-base)/n:.1f}KiB "
       f"per_tls_connection={(tls-plain)/n:.1f}KiB")
 PY
-  kill -TERM "$pid"; wait "$pid" || true
+  stop_pid "$pid"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
