@@ -23,6 +23,7 @@ fn settings() -> Arc<ServerSettings> {
         loops: Default::default(),
         ids: Arc::new(QueueIdGenerator::new()),
         security: Default::default(),
+        checks: Default::default(),
         postmaster: None,
         disk: Default::default(),
         spill: None,
@@ -53,7 +54,8 @@ fn run_session(input: &[u8], settings: &Arc<ServerSettings>) -> usize {
     loop {
         match session.feed(&mut buffer, &mut out, SystemTime::UNIX_EPOCH) {
             Some(Event::Enqueue(message)) => accepted += message.data.len(),
-            Some(Event::Close | Event::StartTls | Event::Authenticate(_)) | None => {
+            Some(Event::Close | Event::StartTls | Event::Authenticate(_) | Event::Check(_))
+            | None => {
                 return accepted + out.len();
             }
         }

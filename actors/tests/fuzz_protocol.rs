@@ -75,6 +75,7 @@ fn settings(max_errors: u32) -> Arc<ServerSettings> {
         loops: Default::default(),
         ids: Arc::new(QueueIdGenerator::new()),
         security: Default::default(),
+        checks: Default::default(),
         postmaster: Some(Mailbox {
             local: "hostmaster".into(),
             domain: "ops.test".into(),
@@ -142,6 +143,12 @@ fn run_session(input: &[u8], cuts: &[usize], max_errors: u32) -> Run {
                     version: "TLSv1.3".into(),
                     cipher: "TLS13_AES_128_GCM_SHA256".into(),
                 }),
+                Some(Event::Check(_)) => {
+                    let _ = session.check_verdict(
+                        hermod_actors::protocol::check::Verdict::accept(),
+                        &mut run.out,
+                    );
+                }
                 Some(Event::Authenticate(_)) => {
                     if let Some(Event::Close) =
                         session.auth_verdict(AuthVerdict::Rejected, &mut run.out)

@@ -22,6 +22,7 @@ pub mod env;
 mod load;
 pub mod log;
 pub mod queue;
+pub mod rate_limit;
 pub mod relay;
 pub mod smtp;
 mod summary;
@@ -33,6 +34,7 @@ pub use delivery::DeliveryConfig;
 pub use load::{DEFAULT_CONFIG_PATH, Source, load};
 pub use log::LogConfig;
 pub use queue::QueueConfig;
+pub use rate_limit::RateLimitConfig;
 pub use relay::RelayConfig;
 pub use smtp::SmtpConfig;
 pub use summary::{non_defaults, summary};
@@ -50,6 +52,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Who may relay where.
     pub relay: RelayConfig,
+    /// The RateLimiter actor.
+    pub rate_limit: RateLimitConfig,
     /// The durable queue and its retry schedule.
     pub queue: QueueConfig,
     /// Outbound delivery.
@@ -69,6 +73,7 @@ impl Config {
         self.tls.check(&mut issues);
         self.auth.check(&mut issues);
         self.relay.check(&mut issues);
+        self.rate_limit.check(&mut issues);
         self.queue.check(&mut issues);
         self.delivery.check(&mut issues);
         self.log.check(&mut issues);
@@ -142,12 +147,13 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 8] {
+pub fn sections() -> [Declared; 9] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<TlsConfig>(),
         Declared::of::<AuthConfig>(),
         Declared::of::<RelayConfig>(),
+        Declared::of::<RateLimitConfig>(),
         Declared::of::<QueueConfig>(),
         Declared::of::<DeliveryConfig>(),
         Declared::of::<LogConfig>(),

@@ -9,6 +9,7 @@ use hermod_actors::inbound::listener::{ConnectionLimits, Reconfigure};
 use hermod_actors::inbound::session::SessionTimeouts;
 use hermod_actors::policy::mail_loop::LoopingDomains;
 use hermod_actors::policy::relay::RelayPolicy;
+use hermod_actors::policy::set::PolicySet;
 use hermod_actors::protocol::ServerSettings;
 use hermod_actors::protocol::address::Mailbox;
 use hermod_actors::protocol::deadline::PhaseLimits;
@@ -262,6 +263,8 @@ pub struct SessionShared {
     pub disk: Arc<DiskSpace>,
     /// Relay domains found to loop back to hermod.
     pub loops: Arc<LoopingDomains>,
+    /// The policy actors, and so where sessions stop for them.
+    pub policies: PolicySet,
 }
 
 impl SmtpConfig {
@@ -294,6 +297,7 @@ impl SmtpConfig {
             loops: shared.loops.clone(),
             ids: shared.ids.clone(),
             security,
+            checks: shared.policies.stages(),
             postmaster,
             disk: shared.disk.clone(),
             spill,

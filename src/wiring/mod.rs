@@ -32,6 +32,7 @@ use crate::config::{Config, ConfigIssue};
 use crate::reload;
 
 mod listening;
+mod policies;
 mod security;
 
 use listening::{Listening, listening_sockets};
@@ -232,10 +233,12 @@ async fn start(
         admission.set_maintenance(true);
         tracing::warn!(file = %maintenance_file.display(), "maintenance mode on at start, as it was kept before the restart; new SMTP connections are refused with 421 4.3.2 until 'hermod maintenance off'");
     }
+    let (policies, policy_arbiter) = policies::start(&config);
     let shared = SessionShared {
         ids,
         disk: disk.clone(),
         loops,
+        policies: policies.clone(),
     };
     let sessions = session_settings(&config, &shared, &body_files);
     let template = SessionContextTemplate {
@@ -245,6 +248,7 @@ async fn start(
         draining: draining_rx,
         tls: secured.tls.clone(),
         auth: secured.auth,
+        policies,
     };
     if let Some(tls) = &secured.tls {
         actix::spawn(security::watch_certificate(
@@ -297,7 +301,7 @@ async fn start(
     actix::spawn(async move {
         shutdown.await;
         drain(&listeners, &draining, &admission, &queue, drain_timeout).await;
-        for arbiter in &extra {
+        for arbiter in extra.iter().chain(policy_arbiter.iter()) {
             arbiter.stop();
         }
         drop(queue);

@@ -220,6 +220,8 @@ pub struct SessionContextTemplate {
     pub tls: Option<Arc<ServerTls>>,
     /// The user store and lock-out, when AUTH is on.
     pub auth: Option<Arc<Authenticator>>,
+    /// The policy actors.
+    pub policies: crate::policy::set::PolicySet,
 }
 
 /// One accepted connection (or the error accepting it) and the rules of the address it
@@ -331,6 +333,7 @@ impl StreamHandler<Accepted> for Listener {
             endpoint,
             tls: self.session.tls.clone(),
             auth: self.session.auth.clone(),
+            policies: self.session.policies.clone(),
         };
         Session::new(stream, peer, context).start();
     }

@@ -23,6 +23,8 @@ use tokio_rustls::server::TlsStream;
 
 use crate::inbound::auth::Authenticator;
 use crate::inbound::tls::{self, ServerTls};
+use crate::policy::set::PolicySet;
+use crate::protocol::check::{CheckStage, Facts, Verdict};
 use crate::protocol::deadline::{PhaseDeadline, PhaseLimits, Stage};
 use crate::protocol::sasl::Credentials;
 use crate::protocol::security::{Endpoint, TlsInfo};
@@ -68,6 +70,8 @@ pub struct SessionContext {
     pub tls: Option<Arc<ServerTls>>,
     /// The user store and lock-out, when AUTH is on.
     pub auth: Option<Arc<Authenticator>>,
+    /// The policy actors to ask at each stage.
+    pub policies: PolicySet,
 }
 
 /// The per-connection actor.
@@ -140,6 +144,10 @@ async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) 
     let mut protocol =
         ServerSession::new(cx.settings.clone(), peer.ip()).with_endpoint(cx.endpoint);
     let mut input = BytesMut::with_capacity(8192);
+    if let Some(refusal) = connect_refusal(&mut stream, peer, cx).await {
+        let _ = stream.shutdown().await;
+        return refusal;
+    }
     let starts_in_tls = protocol.implicit_tls();
     let end = if starts_in_tls {
         End::StartTls
@@ -183,6 +191,25 @@ async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) 
     };
     refusals.finish(peer);
     end
+}
+
+/// Asks the policies that speak at connect; a refusal is said (in clear, before any
+/// TLS) and ends the session.
+async fn connect_refusal(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    cx: &SessionContext,
+) -> Option<End> {
+    if !cx.policies.stages().contains(CheckStage::Connect) {
+        return None;
+    }
+    let trusted = cx.settings.relay.is_trusted_client(peer.ip());
+    let verdict = cx.policies.check(Facts::connect(peer.ip(), trusted)).await;
+    let reply = verdict.refusal()?;
+    metrics::counter!("smtp_connections_rejected_total", "reason" => reply.reason).increment(1);
+    tracing::info!(client = %peer, reason = reply.reason, reply = %reply, "connection refused by policy");
+    let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
+    Some(End::Protocol)
 }
 
 /// The TLS handshake, bounded by its own timeout. A failure is one log line naming the
@@ -281,8 +308,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     if greet {
         protocol.greeting().write_to(&mut output);
     }
+    // An event a verdict raised (an accepted message at DATA), handled before more input.
+    let mut pending_event: Option<Event> = None;
     loop {
-        match protocol.feed(input, &mut output, SystemTime::now()) {
+        let event = match pending_event.take() {
+            Some(event) => Some(event),
+            None => protocol.feed(input, &mut output, SystemTime::now()),
+        };
+        match event {
             Some(Event::Enqueue(message)) => {
                 let id = message.id;
                 let deadline = Instant::now() + cx.timeouts.enqueue;
@@ -300,6 +333,22 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     tracing::warn!(client = %peer, queue_id = %id, reply = %reply, "message not queued");
                 }
                 reply.write_to(&mut output);
+                continue;
+            }
+            Some(Event::Check(facts)) => {
+                let verdict = cx.policies.check(facts).await;
+                if let Verdict::Defer(reply) | Verdict::Reject(reply) = &verdict
+                    && reply.code == 421
+                {
+                    // A 421 ends the session (RFC 5321 §3.8).
+                    protocol.check_verdict(verdict, &mut output);
+                    refusals.record(protocol, peer);
+                    let _ = send(stream, &output, cx).await;
+                    return End::Protocol;
+                }
+                if let Some(event) = protocol.check_verdict(verdict, &mut output) {
+                    pending_event = Some(event);
+                }
                 continue;
             }
             Some(Event::Authenticate(credentials)) => {

@@ -1,6 +1,8 @@
-//! Decisions about a transaction, one policy per file: who may relay where, and which
-//! relay domains would loop back to hermod; rate limits, greylisting, DNSBL and mail
-//! authentication join them as actors.
+//! Decisions about a transaction, one policy per file: who may relay where, which relay
+//! domains would loop back to hermod, and the policy actors the Sessions ask at each
+//! stage ([`set`]): rate limits, greylisting and DNS blocklists.
 
 pub mod mail_loop;
+pub mod rate_limiter;
 pub mod relay;
+pub mod set;

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+mod policy;
 mod security;
 
 /// One SMTP reply line (or lines, for EHLO). Kept as parts so a caller can count, log and

@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
+use super::policy::Pending;
 use super::{AcceptedMessage, Event, Phase, ServerSession, Transaction};
+use crate::protocol::check::CheckStage;
 use crate::protocol::command::MailOptions;
 use crate::protocol::datetime;
 use crate::protocol::receiver::{BdatReceiver, BodyLimits, BodyResult, DataReceiver, ReceivedBody};
@@ -102,7 +104,7 @@ impl ServerSession {
             }
             ReceivedBody::File { file, .. } => Some(file),
         };
-        Some(Event::Enqueue(AcceptedMessage {
+        let message = AcceptedMessage {
             id,
             options: MailOptions {
                 eight_bit_mime: transaction.mail.eight_bit,
@@ -113,7 +115,11 @@ impl ServerSession {
             data,
             body_file,
             user: self.user.as_ref().map(|u| u.name.clone()),
-        }))
+        };
+        if self.checks(CheckStage::Data) {
+            return self.stop_for_check(Pending::Data(Box::new(message)));
+        }
+        Some(Event::Enqueue(message))
     }
 
     fn received_header(&self, id: QueueId, transaction: &Transaction, now: SystemTime) -> String {

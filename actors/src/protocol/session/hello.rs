@@ -1,22 +1,38 @@
 //! EHLO and HELO: the greeting that starts (or restarts) a session, and the extensions
 //! hermod offers.
 
-use super::ServerSession;
+use super::policy::Pending;
+use super::{Event, ServerSession};
+use crate::protocol::check::CheckStage;
 use crate::protocol::reply::Reply;
 
 impl ServerSession {
-    pub(super) fn ehlo(&mut self, domain: String, out: &mut Vec<u8>) {
-        self.transaction = None;
-        Reply::ehlo(&self.settings.hostname, &domain, self.extensions()).write_to(out);
-        self.helo = Some(domain);
-        self.esmtp = true;
+    pub(super) fn ehlo(&mut self, domain: String, out: &mut Vec<u8>) -> Option<Event> {
+        self.hello(domain, true, out)
     }
 
-    pub(super) fn helo(&mut self, domain: String, out: &mut Vec<u8>) {
+    pub(super) fn helo(&mut self, domain: String, out: &mut Vec<u8>) -> Option<Event> {
+        self.hello(domain, false, out)
+    }
+
+    fn hello(&mut self, domain: String, esmtp: bool, out: &mut Vec<u8>) -> Option<Event> {
         self.transaction = None;
-        Reply::helo(&self.settings.hostname, &domain).write_to(out);
+        if self.checks(CheckStage::Helo) {
+            return self.stop_for_check(Pending::Helo { domain, esmtp });
+        }
+        self.greet(domain, esmtp, out);
+        None
+    }
+
+    /// Answers EHLO (`esmtp`) or HELO and remembers the name.
+    pub(super) fn greet(&mut self, domain: String, esmtp: bool, out: &mut Vec<u8>) {
+        if esmtp {
+            Reply::ehlo(&self.settings.hostname, &domain, self.extensions()).write_to(out);
+        } else {
+            Reply::helo(&self.settings.hostname, &domain).write_to(out);
+        }
         self.helo = Some(domain);
-        self.esmtp = false;
+        self.esmtp = esmtp;
     }
 
     fn extensions(&self) -> Vec<String> {

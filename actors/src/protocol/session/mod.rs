@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use bytes::{Buf, BytesMut};
 
 use super::address::{Mailbox, ReversePath};
+use super::check::{CheckStages, Facts};
 use super::command::{self, Command, CommandError, MailFrom, MailOptions};
 use super::receiver::{BdatReceiver, DataReceiver, Spill};
 use super::reply::Reply;
@@ -25,6 +26,7 @@ mod auth;
 mod data;
 mod hello;
 mod mail;
+mod policy;
 mod rcpt;
 mod starttls;
 
@@ -62,6 +64,8 @@ pub struct ServerSettings {
     /// Where bodies too large for memory are written while they arrive (`None`: all in
     /// memory).
     pub spill: Option<Spill>,
+    /// Where the session stops for its policies (none: it never does).
+    pub checks: CheckStages,
 }
 
 /// A message the client has finished sending and the protocol has accepted; the Session
@@ -96,6 +100,9 @@ pub enum Event {
     /// Check these credentials, then hand the verdict to [`ServerSession::auth_verdict`]
     /// before feeding more input.
     Authenticate(Credentials),
+    /// Ask the policies about these facts, then hand the verdict to
+    /// [`ServerSession::check_verdict`] before feeding more input.
+    Check(Facts),
     /// Write the pending replies, then close the connection.
     Close,
 }
@@ -134,6 +141,8 @@ pub struct ServerSession {
     tls: Option<TlsInfo>,
     user: Option<AuthenticatedUser>,
     transaction: Option<Transaction>,
+    /// A command waiting for its policy verdict.
+    pending: Option<policy::Pending>,
     phase: Phase,
     errors: u32,
     refusals: Vec<Reply>,
@@ -151,6 +160,7 @@ impl ServerSession {
             tls: None,
             user: None,
             transaction: None,
+            pending: None,
             phase: Phase::Command,
             errors: 0,
             refusals: Vec::new(),
@@ -368,10 +378,10 @@ impl ServerSession {
         out: &mut Vec<u8>,
     ) -> Option<Event> {
         match command {
-            Command::Ehlo(domain) => self.ehlo(domain, out),
-            Command::Helo(domain) => self.helo(domain, out),
-            Command::Mail(mail) => self.mail(mail, out),
-            Command::Rcpt(rcpt) => self.rcpt(rcpt, out),
+            Command::Ehlo(domain) => return self.ehlo(domain, out),
+            Command::Helo(domain) => return self.helo(domain, out),
+            Command::Mail(mail) => return self.mail(mail, out),
+            Command::Rcpt(rcpt) => return self.rcpt(rcpt, out),
             Command::Data => self.data(out),
             Command::Bdat { size, last } => self.bdat(size, last),
             Command::Rset => {
@@ -406,6 +416,8 @@ fn command_error_reply(error: CommandError) -> Reply {
     }
 }
 
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod security_tests;
 #[cfg(test)]

@@ -1,27 +1,46 @@
 //! RCPT TO: one recipient joins the transaction, unless the limit, the relay policy or a
-//! mail loop refuses it; the postmaster is accepted from anyone, and an authenticated
-//! user may relay anywhere.
+//! mail loop refuses it (nor the policies); the postmaster is accepted from anyone, and
+//! an authenticated user may relay anywhere.
 
-use super::ServerSession;
+use super::policy::Pending;
+use super::{Event, ServerSession};
 use crate::protocol::address::Mailbox;
+use crate::protocol::check::CheckStage;
 use crate::protocol::reply::Reply;
 
 impl ServerSession {
-    pub(super) fn rcpt(&mut self, rcpt: Mailbox, out: &mut Vec<u8>) {
+    pub(super) fn rcpt(&mut self, rcpt: Mailbox, out: &mut Vec<u8>) -> Option<Event> {
+        let rcpt = self.rcpt_allowed(rcpt, out)?;
+        if self.checks(CheckStage::Rcpt) {
+            return self.stop_for_check(Pending::Rcpt(rcpt));
+        }
+        if let Some(transaction) = self.transaction.as_mut() {
+            transaction.recipients.push(rcpt);
+        }
+        Reply::recipient_ok().write_to(out);
+        None
+    }
+
+    /// The recipient to add, or `None` when it was answered already (refused, or a
+    /// duplicate).
+    fn rcpt_allowed(&mut self, rcpt: Mailbox, out: &mut Vec<u8>) -> Option<Mailbox> {
         let max = self.settings.max_recipients;
         let postmaster = self.postmaster_for(&rcpt);
         let rcpt = postmaster.clone().unwrap_or(rcpt);
         let Some(transaction) = self.transaction.as_mut() else {
-            return self.error(out, Reply::bad_sequence("need MAIL before RCPT"));
+            self.error(out, Reply::bad_sequence("need MAIL before RCPT"));
+            return None;
         };
         if transaction.recipients.contains(&rcpt) {
             // A duplicate gets the same answer as the first, but one delivery.
-            return Reply::recipient_ok().write_to(out);
+            Reply::recipient_ok().write_to(out);
+            return None;
         }
         if transaction.recipients.len() >= max {
             // Counts as an error (Postfix's hard error limit does the same): a client
             // that keeps sending RCPT past the limit is cut off, not answered forever.
-            return self.error(out, Reply::too_many_recipients(max));
+            self.error(out, Reply::too_many_recipients(max));
+            return None;
         }
         // On submission listeners with `require_auth_for_relay`, only AUTH earns relaying.
         let trust_network =
@@ -31,14 +50,15 @@ impl ServerSession {
             || self.settings.relay.accepts_from_anyone(&rcpt);
         if postmaster.is_none() && !may_relay {
             let reply = Reply::relay_denied(&rcpt.to_string());
-            return self.error(out, reply);
+            self.error(out, reply);
+            return None;
         }
         if self.settings.loops.loops(&rcpt.domain) {
             let reply = Reply::loops_back(&rcpt.to_string(), &rcpt.domain);
-            return self.error(out, reply);
+            self.error(out, reply);
+            return None;
         }
-        transaction.recipients.push(rcpt);
-        Reply::recipient_ok().write_to(out);
+        Some(rcpt)
     }
 
     /// The configured postmaster, when `rcpt` is our postmaster address.

@@ -15,6 +15,7 @@ pub(super) fn settings(max_recipients: usize, max_errors: u32) -> Arc<ServerSett
         loops: Default::default(),
         ids: Arc::new(QueueIdGenerator::new()),
         security: Default::default(),
+        checks: Default::default(),
         postmaster: Some(Mailbox {
             local: "hostmaster".into(),
             domain: "ops.test".into(),

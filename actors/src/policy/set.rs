@@ -1,0 +1,231 @@
+//! The policies a Session asks: each a policy actor behind a [`Recipient<Ask>`], with
+//! the stages it speaks at, the time it gets to answer, and what its silence means. The
+//! Session asks every policy of a stage at once and combines their verdicts: a rejection
+//! wins over a deferral, a deferral over acceptance, and accepted headers add up.
+//!
+//! A policy that errs or does not answer by its deadline defers (4xx), never accepts and
+//! never hangs, unless it is configured to fail open; then it is logged and counted each
+//! time and the others decide.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::protocol::check::{CheckStage, CheckStages, Facts, Verdict};
+use crate::protocol::reply::Reply;
+
+/// A question to one policy actor.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Verdict")]
+pub struct Ask(pub Arc<Facts>);
+
+/// One policy as the Sessions see it.
+#[derive(Clone)]
+pub struct PolicyMember {
+    /// Its name in logs, metrics and replies (`rate_limit`, `greylist`, `dnsbl`).
+    pub name: &'static str,
+    /// The stages it speaks at.
+    pub stages: CheckStages,
+    /// Its actor.
+    pub ask: Recipient<Ask>,
+    /// How long it gets to answer.
+    pub deadline: Duration,
+    /// Its failure (or silence) lets the mail through instead of deferring it.
+    pub fail_open: bool,
+}
+
+/// Every policy, shared by all Sessions.
+#[derive(Clone, Default)]
+pub struct PolicySet {
+    members: Arc<Vec<PolicyMember>>,
+}
+
+impl PolicySet {
+    /// The set of these policies.
+    pub fn new(members: Vec<PolicyMember>) -> Self {
+        PolicySet {
+            members: Arc::new(members),
+        }
+    }
+
+    /// Where the Sessions must stop for some policy.
+    pub fn stages(&self) -> CheckStages {
+        self.members
+            .iter()
+            .fold(CheckStages::NONE, |all, m| all.union(m.stages))
+    }
+
+    /// Asks every policy of `facts.stage`, at once, and combines their verdicts.
+    pub async fn check(&self, facts: Facts) -> Verdict {
+        let stage = facts.stage;
+        let facts = Arc::new(facts);
+        let asks = self
+            .members
+            .iter()
+            .filter(|m| m.stages.contains(stage))
+            .map(|member| {
+                let question = Ask(facts.clone());
+                async move {
+                    let answer =
+                        tokio::time::timeout(member.deadline, member.ask.send(question)).await;
+                    (member, answer)
+                }
+            });
+        let answers = futures_util::future::join_all(asks).await;
+        let mut headers = Vec::new();
+        let mut deferral = None;
+        for (member, answer) in answers {
+            let verdict = match answer {
+                Ok(Ok(verdict)) => verdict,
+                Ok(Err(_)) => failed(member, stage, &facts, "its actor is gone"),
+                Err(_) => failed(member, stage, &facts, "no answer in time"),
+            };
+            match verdict {
+                Verdict::Reject(reply) => return Verdict::Reject(reply),
+                Verdict::Defer(reply) => {
+                    deferral.get_or_insert(reply);
+                }
+                Verdict::Accept { headers: more } => headers.extend(more),
+            }
+        }
+        match deferral {
+            Some(reply) => Verdict::Defer(reply),
+            None => Verdict::Accept { headers },
+        }
+    }
+}
+
+/// What a policy that failed says: nothing (fail open) or a deferral.
+fn failed(member: &PolicyMember, stage: CheckStage, facts: &Facts, why: &str) -> Verdict {
+    let outcome = if member.fail_open {
+        "fail_open"
+    } else {
+        "deferred"
+    };
+    metrics::counter!("policy_failures_total", "policy" => member.name, "outcome" => outcome)
+        .increment(1);
+    tracing::warn!(
+        policy = member.name,
+        stage = stage.name(),
+        client = %facts.client_ip,
+        why,
+        outcome,
+        "policy did not answer"
+    );
+    if member.fail_open {
+        Verdict::accept()
+    } else if stage == CheckStage::Connect {
+        Verdict::Defer(Reply::policy_unavailable_connect(member.name))
+    } else {
+        Verdict::Defer(Reply::policy_unavailable(member.name))
+    }
+}
+
+/// Help texts of the metrics recorded in this file.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "policy_failures_total",
+        "Policy checks that failed or did not answer by their deadline, by policy and outcome (fail_open: let through; deferred: 4xx)."
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A policy actor that answers with a fixed verdict after a pause.
+    struct Fixed(Verdict, Duration);
+
+    impl Actor for Fixed {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Ask> for Fixed {
+        type Result = ResponseFuture<Verdict>;
+
+        fn handle(&mut self, _: Ask, _: &mut Context<Self>) -> Self::Result {
+            let (verdict, pause) = (self.0.clone(), self.1);
+            Box::pin(async move {
+                tokio::time::sleep(pause).await;
+                verdict
+            })
+        }
+    }
+
+    fn member(
+        name: &'static str,
+        verdict: Verdict,
+        pause_ms: u64,
+        fail_open: bool,
+    ) -> PolicyMember {
+        PolicyMember {
+            name,
+            stages: CheckStages::of(&[CheckStage::Rcpt]),
+            ask: Fixed(verdict, Duration::from_millis(pause_ms))
+                .start()
+                .recipient(),
+            deadline: Duration::from_millis(200),
+            fail_open,
+        }
+    }
+
+    fn facts() -> Facts {
+        let mut facts = Facts::connect("192.0.2.1".parse().unwrap(), false);
+        facts.stage = CheckStage::Rcpt;
+        facts
+    }
+
+    #[actix_rt::test]
+    async fn rejection_beats_deferral_beats_acceptance() {
+        let header = Verdict::Accept {
+            headers: vec!["X-Checked: yes".into()],
+        };
+        let set = PolicySet::new(vec![
+            member("a", header.clone(), 0, false),
+            member("b", Verdict::Defer(Reply::greylisted(60)), 0, false),
+        ]);
+        assert_eq!(
+            set.check(facts()).await,
+            Verdict::Defer(Reply::greylisted(60))
+        );
+        let set = PolicySet::new(vec![
+            member("a", Verdict::Defer(Reply::greylisted(60)), 0, false),
+            member("b", Verdict::Reject(Reply::rate_limited(1)), 0, false),
+        ]);
+        assert_eq!(
+            set.check(facts()).await,
+            Verdict::Reject(Reply::rate_limited(1))
+        );
+        let set = PolicySet::new(vec![
+            member("a", header.clone(), 0, false),
+            member("b", header, 0, false),
+        ]);
+        let Verdict::Accept { headers } = set.check(facts()).await else {
+            panic!("not accepted");
+        };
+        assert_eq!(headers.len(), 2);
+        // A stage no member speaks at is accepted without asking.
+        let mut connect = facts();
+        connect.stage = CheckStage::Connect;
+        assert_eq!(set.check(connect).await, Verdict::accept());
+    }
+
+    #[actix_rt::test]
+    async fn a_silent_policy_defers_unless_it_fails_open() {
+        let slow = PolicySet::new(vec![member("slow", Verdict::accept(), 5_000, false)]);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            slow.check(facts()).await,
+            Verdict::Defer(Reply::policy_unavailable("slow"))
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let open = PolicySet::new(vec![member(
+            "slow",
+            Verdict::Reject(Reply::rate_limited(1)),
+            5_000,
+            true,
+        )]);
+        assert_eq!(open.check(facts()).await, Verdict::accept());
+    }
+}

@@ -1,0 +1,120 @@
+//! Stopping for the policies: at HELO, MAIL, RCPT and the end of DATA the session keeps
+//! what it was about to accept, raises [`Event::Check`] with the facts so far, and
+//! finishes the command with the verdict it is given ([`ServerSession::check_verdict`]).
+//! Nothing is fed in between, so pipelined commands keep their replies in order.
+
+use super::{AcceptedMessage, Event, ServerSession, Transaction};
+use crate::protocol::address::Mailbox;
+use crate::protocol::check::{CheckStage, Facts, Verdict};
+use crate::protocol::command::MailFrom;
+use crate::protocol::reply::Reply;
+
+/// A command waiting for its verdict.
+pub(super) enum Pending {
+    /// EHLO (`esmtp`) or HELO with this name.
+    Helo { domain: String, esmtp: bool },
+    /// MAIL FROM.
+    Mail(MailFrom),
+    /// RCPT TO.
+    Rcpt(Mailbox),
+    /// The whole message.
+    Data(Box<AcceptedMessage>),
+}
+
+impl ServerSession {
+    /// Whether the session stops for its policies at `stage`.
+    pub(super) fn checks(&self, stage: CheckStage) -> bool {
+        self.settings.checks.contains(stage)
+    }
+
+    /// Keeps `pending` and raises the check.
+    pub(super) fn stop_for_check(&mut self, pending: Pending) -> Option<Event> {
+        let stage = match &pending {
+            Pending::Helo { .. } => CheckStage::Helo,
+            Pending::Mail(_) => CheckStage::Mail,
+            Pending::Rcpt(_) => CheckStage::Rcpt,
+            Pending::Data(_) => CheckStage::Data,
+        };
+        let mut facts = Facts::connect(
+            self.client_ip,
+            self.settings.relay.is_trusted_client(self.client_ip),
+        );
+        facts.stage = stage;
+        facts.user = self.user.as_ref().map(|u| u.name.clone());
+        facts.helo = self.helo.clone();
+        if let Some(transaction) = &self.transaction {
+            facts.sender = Some(transaction.mail.sender.to_string());
+        }
+        match &pending {
+            Pending::Helo { domain, .. } => facts.helo = Some(domain.clone()),
+            Pending::Mail(mail) => facts.sender = Some(mail.sender.to_string()),
+            Pending::Rcpt(rcpt) => {
+                facts.recipients = vec![rcpt.to_string()];
+                facts.postmaster = rcpt.local.eq_ignore_ascii_case("postmaster");
+            }
+            Pending::Data(message) => {
+                facts.sender = Some(message.sender.to_string());
+                facts.recipients = message.recipients.iter().map(ToString::to_string).collect();
+                facts.size =
+                    message.data.len() + message.body_file.as_ref().map_or(0, |f| f.len() as usize);
+            }
+        }
+        self.pending = Some(pending);
+        Some(Event::Check(facts))
+    }
+
+    /// Finishes the command that raised the last [`Event::Check`]: accepted as it would
+    /// have been without policies, or refused with the verdict's reply. At DATA an
+    /// accepted message comes back as [`Event::Enqueue`] with the verdict's headers on
+    /// top.
+    pub fn check_verdict(&mut self, verdict: Verdict, out: &mut Vec<u8>) -> Option<Event> {
+        let pending = self.pending.take()?;
+        let headers = match verdict {
+            Verdict::Accept { headers } => headers,
+            Verdict::Defer(reply) | Verdict::Reject(reply) => {
+                // A refused message's spilled body file goes with `pending`.
+                self.refuse(out, reply);
+                return None;
+            }
+        };
+        match pending {
+            Pending::Helo { domain, esmtp } => {
+                self.greet(domain, esmtp, out);
+                None
+            }
+            Pending::Mail(mail) => {
+                self.open_transaction(mail, out);
+                None
+            }
+            Pending::Rcpt(rcpt) => {
+                if let Some(transaction) = self.transaction.as_mut() {
+                    transaction.recipients.push(rcpt);
+                }
+                Reply::recipient_ok().write_to(out);
+                None
+            }
+            Pending::Data(mut message) => {
+                if !headers.is_empty() {
+                    let mut data = Vec::with_capacity(message.data.len() + 256);
+                    for header in headers {
+                        data.extend_from_slice(header.as_bytes());
+                        data.extend_from_slice(b"\r\n");
+                    }
+                    data.extend_from_slice(&message.data);
+                    message.data = data;
+                }
+                Some(Event::Enqueue(*message))
+            }
+        }
+    }
+
+    /// A transaction starts with `mail`.
+    pub(super) fn open_transaction(&mut self, mail: MailFrom, out: &mut Vec<u8>) {
+        self.transaction = Some(Transaction {
+            mail,
+            recipients: Vec::new(),
+            bdat: None,
+        });
+        Reply::sender_ok().write_to(out);
+    }
+}
