@@ -58,6 +58,7 @@ pub fn describe_metrics() {
     crate::outbound::tls::describe_metrics();
     crate::policy::set::describe_metrics();
     crate::policy::rate_limiter::describe_metrics();
+    crate::policy::greylist::describe_metrics();
     crate::queue::describe_metrics();
     crate::store::committer::describe_metrics();
     crate::store::disk_space::describe_metrics();

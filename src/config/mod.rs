@@ -19,6 +19,7 @@ pub mod delivery;
 mod delivery_security;
 pub mod duration;
 pub mod env;
+pub mod greylist;
 mod load;
 pub mod log;
 pub mod queue;
@@ -31,6 +32,7 @@ pub mod tls;
 pub use admin::AdminConfig;
 pub use auth::AuthConfig;
 pub use delivery::DeliveryConfig;
+pub use greylist::GreylistConfig;
 pub use load::{DEFAULT_CONFIG_PATH, Source, load};
 pub use log::LogConfig;
 pub use queue::QueueConfig;
@@ -54,6 +56,8 @@ pub struct Config {
     pub relay: RelayConfig,
     /// The RateLimiter actor.
     pub rate_limit: RateLimitConfig,
+    /// The Greylist actor.
+    pub greylist: GreylistConfig,
     /// The durable queue and its retry schedule.
     pub queue: QueueConfig,
     /// Outbound delivery.
@@ -74,6 +78,7 @@ impl Config {
         self.auth.check(&mut issues);
         self.relay.check(&mut issues);
         self.rate_limit.check(&mut issues);
+        self.greylist.check(&mut issues);
         self.queue.check(&mut issues);
         self.delivery.check(&mut issues);
         self.log.check(&mut issues);
@@ -147,13 +152,14 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 9] {
+pub fn sections() -> [Declared; 10] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<TlsConfig>(),
         Declared::of::<AuthConfig>(),
         Declared::of::<RelayConfig>(),
         Declared::of::<RateLimitConfig>(),
+        Declared::of::<GreylistConfig>(),
         Declared::of::<QueueConfig>(),
         Declared::of::<DeliveryConfig>(),
         Declared::of::<LogConfig>(),

@@ -89,6 +89,7 @@ pub fn run(
         }
     };
     let secured = security::open(&config, &sled)?;
+    let db = sled.db().clone();
     let spool: Arc<dyn Spool> = Arc::new(sled);
     let workers = config.smtp.arbiters();
     let (sockets, bound) = listening_sockets(&config, workers)?;
@@ -103,6 +104,7 @@ pub fn run(
         spool: spool.clone(),
         body_files,
         stuck: spool_stuck,
+        db,
     };
     let listening = Listening {
         sockets,
@@ -139,6 +141,8 @@ struct Spooled {
     body_files: Arc<BodyFiles>,
     /// Turns true when sled has failed with a full disk.
     stuck: watch::Receiver<bool>,
+    /// The database, for the other trees in it (the greylist).
+    db: sled::Db,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -156,6 +160,7 @@ async fn start(
         spool,
         body_files,
         stuck: spool_stuck,
+        db,
     } = spooled;
     // Installed first: SIGHUP's default action would end the process.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -233,7 +238,7 @@ async fn start(
         admission.set_maintenance(true);
         tracing::warn!(file = %maintenance_file.display(), "maintenance mode on at start, as it was kept before the restart; new SMTP connections are refused with 421 4.3.2 until 'hermod maintenance off'");
     }
-    let (policies, policy_arbiter) = policies::start(&config);
+    let (policies, policy_arbiter) = policies::start(&config, &db)?;
     let shared = SessionShared {
         ids,
         disk: disk.clone(),

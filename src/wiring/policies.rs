@@ -5,8 +5,13 @@
 use std::time::Duration;
 
 use actix::prelude::*;
+use std::sync::Arc;
+
+use hermod_actors::policy::greylist::Greylist;
 use hermod_actors::policy::rate_limiter::RateLimiter;
 use hermod_actors::policy::set::{PolicyMember, PolicySet};
+use hermod_actors::protocol::check::{CheckStage, CheckStages};
+use hermod_actors::store::greylist::SledGreylist;
 
 use crate::config::Config;
 
@@ -15,7 +20,10 @@ use crate::config::Config;
 const RATE_LIMIT_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The policies, and the arbiter they run on (to stop at shutdown) if any runs.
-pub(super) fn start(config: &Config) -> (PolicySet, Option<ArbiterHandle>) {
+pub(super) fn start(
+    config: &Config,
+    db: &sled::Db,
+) -> anyhow::Result<(PolicySet, Option<ArbiterHandle>)> {
     let mut members = Vec::new();
     let arbiter = Arbiter::new().handle();
     if config.rate_limit.enabled() {
@@ -31,9 +39,22 @@ pub(super) fn start(config: &Config) -> (PolicySet, Option<ArbiterHandle>) {
         });
         tracing::info!(limits = ?config.rate_limit.limits(), "rate limits on");
     }
+    if config.greylist.enabled {
+        let backend = Arc::new(SledGreylist::new(db).map_err(anyhow::Error::msg)?);
+        let rules = config.greylist.rules();
+        let greylist = Greylist::start_in_arbiter(&arbiter, move |_| Greylist::new(rules, backend));
+        members.push(PolicyMember {
+            name: "greylist",
+            stages: CheckStages::of(&[CheckStage::Rcpt]),
+            ask: greylist.recipient(),
+            deadline: config.greylist.deadline,
+            fail_open: config.greylist.fail_open,
+        });
+        tracing::info!(delay_s = config.greylist.delay.as_secs(), "greylisting on");
+    }
     if members.is_empty() {
         arbiter.stop();
-        return (PolicySet::default(), None);
+        return Ok((PolicySet::default(), None));
     }
-    (PolicySet::new(members), Some(arbiter))
+    Ok((PolicySet::new(members), Some(arbiter)))
 }

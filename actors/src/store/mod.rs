@@ -1,11 +1,12 @@
 //! What is on disk: the sled spool and its committer thread, large bodies as files
-//! beside it, a message's bytes as delivery reads them, the free-space reserve, and the
-//! AUTH user store.
+//! beside it, a message's bytes as delivery reads them, the free-space reserve, the
+//! AUTH user store and the greylist's triplets.
 
 pub mod body_file;
 pub mod committer;
 pub mod disk_space;
 pub mod envelope;
+pub mod greylist;
 pub mod message_data;
 pub mod spool;
 pub mod users;

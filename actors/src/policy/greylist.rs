@@ -1,0 +1,384 @@
+//! The Greylist actor (RFC 6647): at RCPT, the triplet (client network /24 or /64,
+//! envelope sender, recipient) must have been seen at least `delay` ago, and no longer
+//! than `retry_window` ago, to pass; the first attempt gets `451 4.7.1 Greylisted, please
+//! try again in N seconds`, which any real MTA retries. A client network that passes
+//! `whitelist_after` times is let through without delay for `whitelist_period`.
+//! Authenticated clients, trusted networks, mail to the postmaster and the allow lists
+//! skip it.
+//!
+//! Every decision is one log line naming the triplet, so "where is my mail?" has an
+//! answer: `greylisted`, `greylist passed`, `client whitelisted`. The state sits behind
+//! [`GreylistBackend`]: sled in the spool's database by default.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::set::Ask;
+use crate::protocol::check::{Facts, Verdict};
+use crate::protocol::reply::Reply;
+
+/// One triplet as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TripletState {
+    /// When it was first seen (Unix seconds), or seen again after its window had passed.
+    pub first_seen: u64,
+    /// It passed once: later attempts go through at once.
+    pub passed: bool,
+    /// When it is forgotten (Unix seconds).
+    pub expires: u64,
+}
+
+/// One client network as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ClientState {
+    /// Triplets of this client that passed.
+    pub passes: u32,
+    /// Let through without delay until then (Unix seconds; 0: not whitelisted).
+    pub whitelisted_until: u64,
+    /// When it is forgotten (Unix seconds).
+    pub expires: u64,
+}
+
+/// Where the greylist keeps its state: sled on one node, Redis for a fleet.
+pub trait GreylistBackend: Send + Sync {
+    /// The triplet under `key`.
+    fn triplet(&self, key: &str) -> Result<Option<TripletState>, String>;
+    /// Stores the triplet under `key`.
+    fn set_triplet(&self, key: &str, state: &TripletState) -> Result<(), String>;
+    /// The client network under `key`.
+    fn client(&self, key: &str) -> Result<Option<ClientState>, String>;
+    /// Stores the client network under `key`.
+    fn set_client(&self, key: &str, state: &ClientState) -> Result<(), String>;
+    /// Forgets what expired by `now`; returns how many entries went.
+    fn sweep(&self, now: u64) -> usize;
+    /// Triplets stored.
+    fn len(&self) -> usize;
+    /// Whether no triplet is stored.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The greylist's rules, from `[greylist]`.
+#[derive(Debug, Clone)]
+pub struct GreylistRules {
+    /// How long a new triplet waits.
+    pub delay: Duration,
+    /// How long after its first sight a retry still passes (later: it starts over).
+    pub retry_window: Duration,
+    /// How long a triplet that passed is remembered.
+    pub pass_lifetime: Duration,
+    /// Passes after which a client network is whitelisted (0: never).
+    pub whitelist_after: u32,
+    /// How long a whitelisted client network stays so.
+    pub whitelist_period: Duration,
+    /// Client networks never greylisted.
+    pub allow_networks: Vec<IpNet>,
+    /// Envelope sender domains never greylisted.
+    pub allow_sender_domains: Vec<String>,
+    /// Recipient domains never greylisted.
+    pub allow_recipient_domains: Vec<String>,
+    /// How often expired state is swept.
+    pub sweep_interval: Duration,
+}
+
+/// The actor.
+pub struct Greylist {
+    rules: GreylistRules,
+    backend: Arc<dyn GreylistBackend>,
+}
+
+impl Greylist {
+    /// A greylist over `backend`.
+    pub fn new(rules: GreylistRules, backend: Arc<dyn GreylistBackend>) -> Self {
+        Greylist { rules, backend }
+    }
+
+    /// Decides about one RCPT at `now` (Unix seconds).
+    pub fn decide(&self, facts: &Facts, now: u64) -> Result<Verdict, String> {
+        let rules = &self.rules;
+        let (Some(sender), Some(rcpt)) = (facts.sender.as_deref(), facts.recipients.first()) else {
+            return Ok(Verdict::accept());
+        };
+        let sender_domain = domain_of(sender);
+        let rcpt_domain = domain_of(rcpt);
+        let skip = facts.user.is_some()
+            || facts.trusted
+            || facts.postmaster
+            || rules
+                .allow_networks
+                .iter()
+                .any(|n| n.contains(&facts.client_ip))
+            || rules
+                .allow_sender_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(sender_domain))
+            || rules
+                .allow_recipient_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(rcpt_domain));
+        if skip {
+            return Ok(Verdict::accept());
+        }
+        let client = client_network(facts.client_ip);
+        let mut client_state = self.backend.client(&client)?.unwrap_or_default();
+        if client_state.whitelisted_until > now {
+            metrics::counter!("greylist_decisions_total", "result" => "whitelisted").increment(1);
+            return Ok(Verdict::accept());
+        }
+        let key = format!(
+            "{client}|{}|{}",
+            sender.to_ascii_lowercase(),
+            rcpt.to_ascii_lowercase()
+        );
+        let delay = rules.delay.as_secs();
+        let state = self.backend.triplet(&key)?;
+        let first_seen = match state {
+            Some(state) if state.passed => {
+                let renewed = TripletState {
+                    expires: now + rules.pass_lifetime.as_secs(),
+                    ..state
+                };
+                self.backend.set_triplet(&key, &renewed)?;
+                metrics::counter!("greylist_decisions_total", "result" => "known").increment(1);
+                return Ok(Verdict::accept());
+            }
+            Some(state) if now.saturating_sub(state.first_seen) <= rules.retry_window.as_secs() => {
+                state.first_seen
+            }
+            // New, or its retry window passed: it starts over.
+            _ => {
+                let fresh = TripletState {
+                    first_seen: now,
+                    passed: false,
+                    expires: now + rules.retry_window.as_secs(),
+                };
+                self.backend.set_triplet(&key, &fresh)?;
+                now
+            }
+        };
+        let waited = now.saturating_sub(first_seen);
+        if waited < delay {
+            let wait_s = delay - waited;
+            metrics::counter!("greylist_decisions_total", "result" => "greylisted").increment(1);
+            tracing::info!(client = %facts.client_ip, triplet_client = %client, from = %sender, to = %rcpt,
+                first_seen_s_ago = waited, retry_in_s = wait_s, "greylisted");
+            return Ok(Verdict::Defer(Reply::greylisted(wait_s)));
+        }
+        let passed = TripletState {
+            first_seen,
+            passed: true,
+            expires: now + rules.pass_lifetime.as_secs(),
+        };
+        self.backend.set_triplet(&key, &passed)?;
+        client_state.passes += 1;
+        client_state.expires = now + rules.whitelist_period.max(rules.pass_lifetime).as_secs();
+        metrics::counter!("greylist_decisions_total", "result" => "passed").increment(1);
+        tracing::info!(client = %facts.client_ip, triplet_client = %client, from = %sender, to = %rcpt,
+            waited_s = waited, "greylist passed");
+        if rules.whitelist_after > 0 && client_state.passes >= rules.whitelist_after {
+            client_state.whitelisted_until = now + rules.whitelist_period.as_secs();
+            tracing::info!(triplet_client = %client, passes = client_state.passes,
+                for_s = rules.whitelist_period.as_secs(), "greylist: client whitelisted");
+        }
+        self.backend.set_client(&client, &client_state)?;
+        Ok(Verdict::accept())
+    }
+}
+
+fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+/// The network a client's retries may come from: its /24, or its /64.
+fn client_network(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => client_network(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Actor for Greylist {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(100_000);
+        ctx.run_interval(self.rules.sweep_interval, |this, _| {
+            let removed = this.backend.sweep(unix_now());
+            metrics::gauge!("greylist_triplets").set(this.backend.len() as f64);
+            if removed > 0 {
+                tracing::debug!(removed, "greylist: expired entries removed");
+            }
+        });
+    }
+}
+
+impl Handler<Ask> for Greylist {
+    type Result = MessageResult<Ask>;
+
+    fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
+        match self.decide(&facts, unix_now()) {
+            Ok(verdict) => MessageResult(verdict),
+            Err(e) => {
+                metrics::counter!("greylist_decisions_total", "result" => "error").increment(1);
+                tracing::error!(client = %facts.client_ip, error = %e, "greylist state unreadable; deferring");
+                MessageResult(Verdict::Defer(Reply::policy_unavailable("greylist")))
+            }
+        }
+    }
+}
+
+/// Help texts of the metrics recorded in this file.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "greylist_decisions_total",
+        "Greylist decisions at RCPT, by result (greylisted, passed, known, whitelisted, error)."
+    );
+    metrics::describe_gauge!(
+        "greylist_triplets",
+        "Greylist triplets remembered (after the last sweep)."
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::check::CheckStage;
+    use crate::store::greylist::SledGreylist;
+
+    fn rules() -> GreylistRules {
+        GreylistRules {
+            delay: Duration::from_secs(300),
+            retry_window: Duration::from_secs(4 * 3600),
+            pass_lifetime: Duration::from_secs(30 * 86400),
+            whitelist_after: 2,
+            whitelist_period: Duration::from_secs(30 * 86400),
+            allow_networks: vec!["10.0.0.0/8".parse().unwrap()],
+            allow_sender_domains: vec!["friend.test".into()],
+            allow_recipient_domains: vec![],
+            sweep_interval: Duration::from_secs(600),
+        }
+    }
+
+    fn greylist() -> (tempfile::TempDir, Greylist) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let backend = Arc::new(SledGreylist::new(&db).unwrap());
+        (dir, Greylist::new(rules(), backend))
+    }
+
+    fn rcpt(ip: &str, from: &str, to: &str) -> Facts {
+        let mut facts = Facts::connect(ip.parse().unwrap(), false);
+        facts.stage = CheckStage::Rcpt;
+        facts.sender = Some(from.into());
+        facts.recipients = vec![to.into()];
+        facts
+    }
+
+    #[test]
+    fn a_triplet_passes_after_the_delay_and_within_the_window() {
+        let (_dir, g) = greylist();
+        let t0 = 1_000_000;
+        let first = g
+            .decide(&rcpt("192.0.2.10", "a@s.test", "u@r.test"), t0)
+            .unwrap();
+        assert_eq!(first, Verdict::Defer(Reply::greylisted(300)));
+        // Too soon, from another host of the same /24.
+        let soon = g
+            .decide(&rcpt("192.0.2.77", "a@s.test", "u@r.test"), t0 + 100)
+            .unwrap();
+        assert_eq!(soon, Verdict::Defer(Reply::greylisted(200)));
+        assert_eq!(
+            g.decide(&rcpt("192.0.2.77", "a@s.test", "u@r.test"), t0 + 300)
+                .unwrap(),
+            Verdict::accept()
+        );
+        // Known from now on.
+        assert_eq!(
+            g.decide(&rcpt("192.0.2.10", "a@s.test", "u@r.test"), t0 + 9000)
+                .unwrap(),
+            Verdict::accept()
+        );
+        // Another recipient is another triplet.
+        assert!(matches!(
+            g.decide(&rcpt("192.0.2.10", "a@s.test", "v@r.test"), t0 + 9000)
+                .unwrap(),
+            Verdict::Defer(_)
+        ));
+    }
+
+    #[test]
+    fn a_retry_after_the_window_starts_over() {
+        let (_dir, g) = greylist();
+        let t0 = 1_000_000;
+        g.decide(&rcpt("198.51.100.1", "a@s.test", "u@r.test"), t0)
+            .unwrap();
+        let late = g
+            .decide(&rcpt("198.51.100.1", "a@s.test", "u@r.test"), t0 + 5 * 3600)
+            .unwrap();
+        assert_eq!(late, Verdict::Defer(Reply::greylisted(300)));
+    }
+
+    #[test]
+    fn passes_whitelist_the_client_and_allow_lists_skip() {
+        let (_dir, g) = greylist();
+        let t0 = 1_000_000;
+        for to in ["a@r.test", "b@r.test"] {
+            g.decide(&rcpt("203.0.113.5", "x@s.test", to), t0).unwrap();
+            assert_eq!(
+                g.decide(&rcpt("203.0.113.5", "x@s.test", to), t0 + 301)
+                    .unwrap(),
+                Verdict::accept()
+            );
+        }
+        // Whitelisted after two passes: a new triplet goes through at once.
+        assert_eq!(
+            g.decide(&rcpt("203.0.113.9", "new@s.test", "c@r.test"), t0 + 400)
+                .unwrap(),
+            Verdict::accept()
+        );
+        assert_eq!(
+            g.decide(&rcpt("10.1.1.1", "y@s.test", "u@r.test"), t0)
+                .unwrap(),
+            Verdict::accept()
+        );
+        assert_eq!(
+            g.decide(&rcpt("192.0.2.1", "y@FRIEND.test", "u@r.test"), t0)
+                .unwrap(),
+            Verdict::accept()
+        );
+        let mut authenticated = rcpt("192.0.2.1", "y@s.test", "u@r.test");
+        authenticated.user = Some("app".into());
+        assert_eq!(g.decide(&authenticated, t0).unwrap(), Verdict::accept());
+    }
+
+    #[test]
+    fn expired_triplets_are_swept() {
+        let (_dir, g) = greylist();
+        g.decide(&rcpt("192.0.2.10", "a@s.test", "u@r.test"), 1000)
+            .unwrap();
+        assert_eq!(g.backend.len(), 1);
+        assert_eq!(g.backend.sweep(1000 + 4 * 3600 + 1), 1);
+        assert!(g.backend.is_empty());
+    }
+}

@@ -1,0 +1,88 @@
+//! The greylist's state in sled (the embedded backend): triplets with their first-seen
+//! time, and client networks with their passes and whitelisting, each with an expiry
+//! that a periodic sweep enforces. Losing it in a crash costs only a second delay, so
+//! nothing here is flushed on purpose.
+
+use crate::policy::greylist::{ClientState, GreylistBackend, TripletState};
+
+/// Two trees of the spool's database: `greylist` (triplets) and `greylist_clients`.
+#[derive(Clone)]
+pub struct SledGreylist {
+    triplets: sled::Tree,
+    clients: sled::Tree,
+}
+
+impl SledGreylist {
+    /// The trees in an open database.
+    pub fn new(db: &sled::Db) -> Result<Self, String> {
+        let open = |name: &str| {
+            db.open_tree(name)
+                .map_err(|e| format!("opening the {name} tree: {e}"))
+        };
+        Ok(SledGreylist {
+            triplets: open("greylist")?,
+            clients: open("greylist_clients")?,
+        })
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(
+        tree: &sled::Tree,
+        key: &str,
+    ) -> Result<Option<T>, String> {
+        match tree.get(key.as_bytes()).map_err(|e| e.to_string())? {
+            None => Ok(None),
+            // A record that does not parse (an older format) counts as never seen.
+            Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        }
+    }
+
+    fn put<T: serde::Serialize>(tree: &sled::Tree, key: &str, value: &T) -> Result<(), String> {
+        let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+        tree.insert(key.as_bytes(), bytes)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn sweep_tree<T: serde::de::DeserializeOwned>(
+        tree: &sled::Tree,
+        now: u64,
+        expires: impl Fn(&T) -> u64,
+    ) -> usize {
+        let mut removed = 0;
+        for entry in tree.iter().flatten() {
+            let (key, value) = entry;
+            let expired = serde_json::from_slice::<T>(&value).map_or(true, |v| expires(&v) <= now);
+            if expired && tree.remove(key).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+impl GreylistBackend for SledGreylist {
+    fn triplet(&self, key: &str) -> Result<Option<TripletState>, String> {
+        Self::get(&self.triplets, key)
+    }
+
+    fn set_triplet(&self, key: &str, state: &TripletState) -> Result<(), String> {
+        Self::put(&self.triplets, key, state)
+    }
+
+    fn client(&self, key: &str) -> Result<Option<ClientState>, String> {
+        Self::get(&self.clients, key)
+    }
+
+    fn set_client(&self, key: &str, state: &ClientState) -> Result<(), String> {
+        Self::put(&self.clients, key, state)
+    }
+
+    fn sweep(&self, now: u64) -> usize {
+        Self::sweep_tree::<TripletState>(&self.triplets, now, |t| t.expires)
+            + Self::sweep_tree::<ClientState>(&self.clients, now, |c| c.expires)
+    }
+
+    fn len(&self) -> usize {
+        self.triplets.len()
+    }
+}
