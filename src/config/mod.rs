@@ -17,6 +17,7 @@ pub mod admin;
 pub mod auth;
 pub mod delivery;
 mod delivery_security;
+pub mod dnsbl;
 pub mod duration;
 pub mod env;
 pub mod greylist;
@@ -32,6 +33,7 @@ pub mod tls;
 pub use admin::AdminConfig;
 pub use auth::AuthConfig;
 pub use delivery::DeliveryConfig;
+pub use dnsbl::DnsblConfig;
 pub use greylist::GreylistConfig;
 pub use load::{DEFAULT_CONFIG_PATH, Source, load};
 pub use log::LogConfig;
@@ -58,6 +60,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// The Greylist actor.
     pub greylist: GreylistConfig,
+    /// The DNSBL actor.
+    pub dnsbl: DnsblConfig,
     /// The durable queue and its retry schedule.
     pub queue: QueueConfig,
     /// Outbound delivery.
@@ -79,6 +83,7 @@ impl Config {
         self.relay.check(&mut issues);
         self.rate_limit.check(&mut issues);
         self.greylist.check(&mut issues);
+        self.dnsbl.check(&mut issues);
         self.queue.check(&mut issues);
         self.delivery.check(&mut issues);
         self.log.check(&mut issues);
@@ -152,7 +157,7 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 10] {
+pub fn sections() -> [Declared; 11] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<TlsConfig>(),
@@ -160,6 +165,7 @@ pub fn sections() -> [Declared; 10] {
         Declared::of::<RelayConfig>(),
         Declared::of::<RateLimitConfig>(),
         Declared::of::<GreylistConfig>(),
+        Declared::of::<DnsblConfig>(),
         Declared::of::<QueueConfig>(),
         Declared::of::<DeliveryConfig>(),
         Declared::of::<LogConfig>(),

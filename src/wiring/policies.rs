@@ -7,6 +7,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use std::sync::Arc;
 
+use hermod_actors::outbound::mx::MxResolver;
+use hermod_actors::policy::dnsbl::Dnsbl;
 use hermod_actors::policy::greylist::Greylist;
 use hermod_actors::policy::rate_limiter::RateLimiter;
 use hermod_actors::policy::set::{PolicyMember, PolicySet};
@@ -51,6 +53,26 @@ pub(super) fn start(
             fail_open: config.greylist.fail_open,
         });
         tracing::info!(delay_s = config.greylist.delay.as_secs(), "greylisting on");
+    }
+    if config.dnsbl.enabled {
+        let servers = if config.dnsbl.dns_servers.is_empty() {
+            &config.delivery.dns_servers
+        } else {
+            &config.dnsbl.dns_servers
+        };
+        let resolver = Arc::new(MxResolver::new(servers, config.dnsbl.timeout)?);
+        let rules = config.dnsbl.rules();
+        let stage = config.dnsbl.stage().unwrap_or(CheckStage::Rcpt);
+        let dnsbl = Dnsbl::start_in_arbiter(&arbiter, move |_| Dnsbl::new(rules, resolver));
+        members.push(PolicyMember {
+            name: "dnsbl",
+            stages: CheckStages::of(&[stage]),
+            ask: dnsbl.recipient(),
+            deadline: config.dnsbl.deadline,
+            fail_open: config.dnsbl.fail_open,
+        });
+        let zones: Vec<&str> = config.dnsbl.zones.iter().map(|z| z.zone.as_str()).collect();
+        tracing::info!(zones = ?zones, threshold = config.dnsbl.threshold, at = stage.name(), "DNSBL on");
     }
     if members.is_empty() {
         arbiter.stop();

@@ -156,6 +156,12 @@ impl MxResolver {
         Ok(Self { resolver })
     }
 
+    /// The resolver itself, for other lookups through the same servers and cache (the
+    /// DNSBL's).
+    pub(crate) fn resolver(&self) -> &TokioResolver {
+        &self.resolver
+    }
+
     /// The addresses to try for `hop`, best first.
     ///
     /// - `Mx { domain }`: the domain's MX hosts by preference (stable for equal
@@ -333,6 +339,12 @@ enum Negative {
     NxDomain,
     /// RCODE NOERROR with no record of the type asked (RFC 2308 "NODATA").
     NoData,
+}
+
+/// Whether `e` is an answer that the name or the record does not exist (NXDOMAIN or
+/// NODATA), rather than a failure to get an answer.
+pub(crate) fn is_negative_answer(e: &NetError) -> bool {
+    negative(e).is_some()
 }
 
 /// Reads hickory's negative-answer shape (see the module doc). `NoRecordsFound` with any

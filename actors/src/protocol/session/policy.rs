@@ -15,8 +15,8 @@ pub(super) enum Pending {
     Helo { domain: String, esmtp: bool },
     /// MAIL FROM.
     Mail(MailFrom),
-    /// RCPT TO.
-    Rcpt(Mailbox),
+    /// RCPT TO, and whether it is the postmaster (whom everyone must reach).
+    Rcpt(Mailbox, bool),
     /// The whole message.
     Data(Box<AcceptedMessage>),
 }
@@ -32,7 +32,7 @@ impl ServerSession {
         let stage = match &pending {
             Pending::Helo { .. } => CheckStage::Helo,
             Pending::Mail(_) => CheckStage::Mail,
-            Pending::Rcpt(_) => CheckStage::Rcpt,
+            Pending::Rcpt(..) => CheckStage::Rcpt,
             Pending::Data(_) => CheckStage::Data,
         };
         let mut facts = Facts::connect(
@@ -48,9 +48,9 @@ impl ServerSession {
         match &pending {
             Pending::Helo { domain, .. } => facts.helo = Some(domain.clone()),
             Pending::Mail(mail) => facts.sender = Some(mail.sender.to_string()),
-            Pending::Rcpt(rcpt) => {
+            Pending::Rcpt(rcpt, postmaster) => {
                 facts.recipients = vec![rcpt.to_string()];
-                facts.postmaster = rcpt.local.eq_ignore_ascii_case("postmaster");
+                facts.postmaster = *postmaster;
             }
             Pending::Data(message) => {
                 facts.sender = Some(message.sender.to_string());
@@ -86,7 +86,7 @@ impl ServerSession {
                 self.open_transaction(mail, out);
                 None
             }
-            Pending::Rcpt(rcpt) => {
+            Pending::Rcpt(rcpt, _) => {
                 if let Some(transaction) = self.transaction.as_mut() {
                     transaction.recipients.push(rcpt);
                 }

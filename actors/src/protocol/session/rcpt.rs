@@ -10,9 +10,9 @@ use crate::protocol::reply::Reply;
 
 impl ServerSession {
     pub(super) fn rcpt(&mut self, rcpt: Mailbox, out: &mut Vec<u8>) -> Option<Event> {
-        let rcpt = self.rcpt_allowed(rcpt, out)?;
+        let (rcpt, postmaster) = self.rcpt_allowed(rcpt, out)?;
         if self.checks(CheckStage::Rcpt) {
-            return self.stop_for_check(Pending::Rcpt(rcpt));
+            return self.stop_for_check(Pending::Rcpt(rcpt, postmaster));
         }
         if let Some(transaction) = self.transaction.as_mut() {
             transaction.recipients.push(rcpt);
@@ -21,9 +21,9 @@ impl ServerSession {
         None
     }
 
-    /// The recipient to add, or `None` when it was answered already (refused, or a
-    /// duplicate).
-    fn rcpt_allowed(&mut self, rcpt: Mailbox, out: &mut Vec<u8>) -> Option<Mailbox> {
+    /// The recipient to add and whether it is the postmaster, or `None` when it was
+    /// answered already (refused, or a duplicate).
+    fn rcpt_allowed(&mut self, rcpt: Mailbox, out: &mut Vec<u8>) -> Option<(Mailbox, bool)> {
         let max = self.settings.max_recipients;
         let postmaster = self.postmaster_for(&rcpt);
         let rcpt = postmaster.clone().unwrap_or(rcpt);
@@ -58,7 +58,7 @@ impl ServerSession {
             self.error(out, reply);
             return None;
         }
-        Some(rcpt)
+        Some((rcpt, postmaster.is_some()))
     }
 
     /// The configured postmaster, when `rcpt` is our postmaster address.
