@@ -101,6 +101,7 @@ impl GreylistConfig {
             allow_sender_domains: self.allow_sender_domains.clone(),
             allow_recipient_domains: self.allow_recipient_domains.clone(),
             sweep_interval: Duration::from_secs(600),
+            fail_open: self.fail_open,
         }
     }
 }

@@ -25,6 +25,7 @@ mod load;
 pub mod log;
 pub mod queue;
 pub mod rate_limit;
+pub mod redis;
 pub mod relay;
 pub mod smtp;
 mod summary;
@@ -39,6 +40,7 @@ pub use load::{DEFAULT_CONFIG_PATH, Source, load};
 pub use log::LogConfig;
 pub use queue::QueueConfig;
 pub use rate_limit::RateLimitConfig;
+pub use redis::RedisConfig;
 pub use relay::RelayConfig;
 pub use smtp::SmtpConfig;
 pub use summary::{non_defaults, summary};
@@ -62,6 +64,8 @@ pub struct Config {
     pub greylist: GreylistConfig,
     /// The DNSBL actor.
     pub dnsbl: DnsblConfig,
+    /// The Redis server a fleet shares its policy state through.
+    pub redis: RedisConfig,
     /// The durable queue and its retry schedule.
     pub queue: QueueConfig,
     /// Outbound delivery.
@@ -84,6 +88,7 @@ impl Config {
         self.rate_limit.check(&mut issues);
         self.greylist.check(&mut issues);
         self.dnsbl.check(&mut issues);
+        self.redis.check(&mut issues);
         self.queue.check(&mut issues);
         self.delivery.check(&mut issues);
         self.log.check(&mut issues);
@@ -157,7 +162,7 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 11] {
+pub fn sections() -> [Declared; 12] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<TlsConfig>(),
@@ -166,6 +171,7 @@ pub fn sections() -> [Declared; 11] {
         Declared::of::<RateLimitConfig>(),
         Declared::of::<GreylistConfig>(),
         Declared::of::<DnsblConfig>(),
+        Declared::of::<RedisConfig>(),
         Declared::of::<QueueConfig>(),
         Declared::of::<DeliveryConfig>(),
         Declared::of::<LogConfig>(),

@@ -34,6 +34,9 @@ pub struct RateLimitConfig {
     /// (`SMTP_RATE_LIMIT_CLEANUP_INTERVAL`).
     #[serde(with = "super::duration")]
     pub cleanup_interval: Duration,
+    /// When Redis (`[redis]`) cannot be reached: let mail through (`true`) or defer it
+    /// with `451 4.3.0` (`false`).
+    pub fail_open: bool,
 }
 
 impl Default for RateLimitConfig {
@@ -47,6 +50,7 @@ impl Default for RateLimitConfig {
             window: Duration::from_secs(3600),
             exempt: Vec::new(),
             cleanup_interval: Duration::from_secs(60),
+            fail_open: false,
         }
     }
 }
@@ -110,6 +114,7 @@ impl RateLimitConfig {
             window: self.window,
             exempt: self.exempt.clone(),
             cleanup_interval: self.cleanup_interval,
+            fail_open: self.fail_open,
         }
     }
 }

@@ -21,6 +21,16 @@ use crate::config::Config;
 /// mailbox is flooded).
 const RATE_LIMIT_DEADLINE: Duration = Duration::from_secs(2);
 
+/// A Redis URL without its password, for the log.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// The policies, and the arbiter they run on (to stop at shutdown) if any runs.
 pub(super) fn start(
     config: &Config,
@@ -28,10 +38,22 @@ pub(super) fn start(
 ) -> anyhow::Result<(PolicySet, Option<ArbiterHandle>)> {
     let mut members = Vec::new();
     let arbiter = Arbiter::new().handle();
+    let redis = config.redis.backend()?;
+    if redis.is_some() {
+        tracing::info!(url = %redact(&config.redis.url), rate_limit = config.redis.rate_limit,
+            greylist = config.redis.greylist, "policy state shared through Redis");
+    }
     if config.rate_limit.enabled() {
         let limits = config.rate_limit.limits();
         let stages = limits.stages();
-        let limiter = RateLimiter::start_in_arbiter(&arbiter, move |_| RateLimiter::new(&limits));
+        let shared = redis.clone().filter(|_| config.redis.rate_limit);
+        let limiter = RateLimiter::start_in_arbiter(&arbiter, move |_| {
+            let limiter = RateLimiter::new(&limits);
+            match shared {
+                Some(redis) => limiter.shared(redis),
+                None => limiter,
+            }
+        });
         members.push(PolicyMember {
             name: "rate_limit",
             stages,
@@ -42,13 +64,23 @@ pub(super) fn start(
         tracing::info!(limits = ?config.rate_limit.limits(), "rate limits on");
     }
     if config.greylist.enabled {
-        let backend = Arc::new(SledGreylist::new(db).map_err(anyhow::Error::msg)?);
         let rules = config.greylist.rules();
-        let greylist = Greylist::start_in_arbiter(&arbiter, move |_| Greylist::new(rules, backend));
+        let ask = match redis.clone().filter(|_| config.redis.greylist) {
+            Some(redis) => {
+                let backend = Arc::new(redis);
+                Greylist::start_in_arbiter(&arbiter, move |_| Greylist::new(rules, backend))
+                    .recipient()
+            }
+            None => {
+                let backend = Arc::new(SledGreylist::new(db).map_err(anyhow::Error::msg)?);
+                Greylist::start_in_arbiter(&arbiter, move |_| Greylist::new(rules, backend))
+                    .recipient()
+            }
+        };
         members.push(PolicyMember {
             name: "greylist",
             stages: CheckStages::of(&[CheckStage::Rcpt]),
-            ask: greylist.recipient(),
+            ask,
             deadline: config.greylist.deadline,
             fail_open: config.greylist.fail_open,
         });

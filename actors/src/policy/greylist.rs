@@ -44,23 +44,37 @@ pub struct ClientState {
     pub expires: u64,
 }
 
-/// Where the greylist keeps its state: sled on one node, Redis for a fleet.
-pub trait GreylistBackend: Send + Sync {
+/// Where the greylist keeps its state: sled on one node, Redis for a fleet. Entries carry
+/// their expiry; a backend with TTLs (Redis) forgets them itself, the others are swept.
+pub trait GreylistBackend: Send + Sync + 'static {
     /// The triplet under `key`.
-    fn triplet(&self, key: &str) -> Result<Option<TripletState>, String>;
-    /// Stores the triplet under `key`.
-    fn set_triplet(&self, key: &str, state: &TripletState) -> Result<(), String>;
+    fn triplet(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<TripletState>, String>> + Send;
+    /// Stores the triplet under `key` until `state.expires`.
+    fn set_triplet(
+        &self,
+        key: &str,
+        state: &TripletState,
+    ) -> impl Future<Output = Result<(), String>> + Send;
     /// The client network under `key`.
-    fn client(&self, key: &str) -> Result<Option<ClientState>, String>;
-    /// Stores the client network under `key`.
-    fn set_client(&self, key: &str, state: &ClientState) -> Result<(), String>;
-    /// Forgets what expired by `now`; returns how many entries went.
-    fn sweep(&self, now: u64) -> usize;
-    /// Triplets stored.
-    fn len(&self) -> usize;
-    /// Whether no triplet is stored.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn client(&self, key: &str)
+    -> impl Future<Output = Result<Option<ClientState>, String>> + Send;
+    /// Stores the client network under `key` until `state.expires`.
+    fn set_client(
+        &self,
+        key: &str,
+        state: &ClientState,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    /// Forgets what expired by `now`; returns how many entries went (a backend with TTLs
+    /// has nothing to do).
+    fn sweep(&self, _now: u64) -> usize {
+        0
+    }
+    /// Triplets stored, when the backend can tell cheaply.
+    fn stored(&self) -> Option<usize> {
+        None
     }
 }
 
@@ -85,23 +99,34 @@ pub struct GreylistRules {
     pub allow_recipient_domains: Vec<String>,
     /// How often expired state is swept.
     pub sweep_interval: Duration,
+    /// When the state cannot be read (Redis down): let through instead of deferring.
+    pub fail_open: bool,
 }
 
-/// The actor.
-pub struct Greylist {
-    rules: GreylistRules,
-    backend: Arc<dyn GreylistBackend>,
+/// The actor, over the backend `B`.
+pub struct Greylist<B: GreylistBackend> {
+    rules: Arc<GreylistRules>,
+    backend: Arc<B>,
 }
 
-impl Greylist {
+impl<B: GreylistBackend> Greylist<B> {
     /// A greylist over `backend`.
-    pub fn new(rules: GreylistRules, backend: Arc<dyn GreylistBackend>) -> Self {
-        Greylist { rules, backend }
+    pub fn new(rules: GreylistRules, backend: Arc<B>) -> Self {
+        Greylist {
+            rules: Arc::new(rules),
+            backend,
+        }
     }
+}
 
-    /// Decides about one RCPT at `now` (Unix seconds).
-    pub fn decide(&self, facts: &Facts, now: u64) -> Result<Verdict, String> {
-        let rules = &self.rules;
+/// Decides about one RCPT at `now` (Unix seconds).
+pub async fn decide<B: GreylistBackend>(
+    rules: &GreylistRules,
+    backend: &B,
+    facts: &Facts,
+    now: u64,
+) -> Result<Verdict, String> {
+    {
         let (Some(sender), Some(rcpt)) = (facts.sender.as_deref(), facts.recipients.first()) else {
             return Ok(Verdict::accept());
         };
@@ -126,7 +151,7 @@ impl Greylist {
             return Ok(Verdict::accept());
         }
         let client = client_network(facts.client_ip);
-        let mut client_state = self.backend.client(&client)?.unwrap_or_default();
+        let mut client_state = backend.client(&client).await?.unwrap_or_default();
         if client_state.whitelisted_until > now {
             metrics::counter!("greylist_decisions_total", "result" => "whitelisted").increment(1);
             return Ok(Verdict::accept());
@@ -137,14 +162,14 @@ impl Greylist {
             rcpt.to_ascii_lowercase()
         );
         let delay = rules.delay.as_secs();
-        let state = self.backend.triplet(&key)?;
+        let state = backend.triplet(&key).await?;
         let first_seen = match state {
             Some(state) if state.passed => {
                 let renewed = TripletState {
                     expires: now + rules.pass_lifetime.as_secs(),
                     ..state
                 };
-                self.backend.set_triplet(&key, &renewed)?;
+                backend.set_triplet(&key, &renewed).await?;
                 metrics::counter!("greylist_decisions_total", "result" => "known").increment(1);
                 return Ok(Verdict::accept());
             }
@@ -158,7 +183,7 @@ impl Greylist {
                     passed: false,
                     expires: now + rules.retry_window.as_secs(),
                 };
-                self.backend.set_triplet(&key, &fresh)?;
+                backend.set_triplet(&key, &fresh).await?;
                 now
             }
         };
@@ -175,7 +200,7 @@ impl Greylist {
             passed: true,
             expires: now + rules.pass_lifetime.as_secs(),
         };
-        self.backend.set_triplet(&key, &passed)?;
+        backend.set_triplet(&key, &passed).await?;
         client_state.passes += 1;
         client_state.expires = now + rules.whitelist_period.max(rules.pass_lifetime).as_secs();
         metrics::counter!("greylist_decisions_total", "result" => "passed").increment(1);
@@ -186,7 +211,7 @@ impl Greylist {
             tracing::info!(triplet_client = %client, passes = client_state.passes,
                 for_s = rules.whitelist_period.as_secs(), "greylist: client whitelisted");
         }
-        self.backend.set_client(&client, &client_state)?;
+        backend.set_client(&client, &client_state).await?;
         Ok(Verdict::accept())
     }
 }
@@ -218,14 +243,16 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-impl Actor for Greylist {
+impl<B: GreylistBackend> Actor for Greylist<B> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(100_000);
         ctx.run_interval(self.rules.sweep_interval, |this, _| {
             let removed = this.backend.sweep(unix_now());
-            metrics::gauge!("greylist_triplets").set(this.backend.len() as f64);
+            if let Some(len) = this.backend.stored() {
+                metrics::gauge!("greylist_triplets").set(len as f64);
+            }
             if removed > 0 {
                 tracing::debug!(removed, "greylist: expired entries removed");
             }
@@ -233,18 +260,26 @@ impl Actor for Greylist {
     }
 }
 
-impl Handler<Ask> for Greylist {
-    type Result = MessageResult<Ask>;
+impl<B: GreylistBackend> Handler<Ask> for Greylist<B> {
+    type Result = ResponseFuture<Verdict>;
 
     fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
-        match self.decide(&facts, unix_now()) {
-            Ok(verdict) => MessageResult(verdict),
-            Err(e) => {
-                metrics::counter!("greylist_decisions_total", "result" => "error").increment(1);
-                tracing::error!(client = %facts.client_ip, error = %e, "greylist state unreadable; deferring");
-                MessageResult(Verdict::Defer(Reply::policy_unavailable("greylist")))
+        let (rules, backend) = (self.rules.clone(), self.backend.clone());
+        Box::pin(async move {
+            match decide(&rules, backend.as_ref(), &facts, unix_now()).await {
+                Ok(verdict) => verdict,
+                Err(e) => {
+                    metrics::counter!("greylist_decisions_total", "result" => "error").increment(1);
+                    tracing::error!(client = %facts.client_ip, error = %e, fail_open = rules.fail_open,
+                        "greylist state unreadable");
+                    if rules.fail_open {
+                        Verdict::accept()
+                    } else {
+                        Verdict::Defer(Reply::policy_unavailable("greylist"))
+                    }
+                }
             }
-        }
+        })
     }
 }
 
@@ -277,14 +312,28 @@ mod tests {
             allow_sender_domains: vec!["friend.test".into()],
             allow_recipient_domains: vec![],
             sweep_interval: Duration::from_secs(600),
+            fail_open: false,
         }
     }
 
-    fn greylist() -> (tempfile::TempDir, Greylist) {
+    /// The decision function over a sled backend, driven to completion (sled answers
+    /// at once).
+    struct G {
+        backend: SledGreylist,
+    }
+
+    impl G {
+        fn decide(&self, facts: &Facts, now: u64) -> Result<Verdict, String> {
+            futures_util::FutureExt::now_or_never(decide(&rules(), &self.backend, facts, now))
+                .expect("sled answers at once")
+        }
+    }
+
+    fn greylist() -> (tempfile::TempDir, G) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let backend = Arc::new(SledGreylist::new(&db).unwrap());
-        (dir, Greylist::new(rules(), backend))
+        let backend = SledGreylist::new(&db).unwrap();
+        (dir, G { backend })
     }
 
     fn rcpt(ip: &str, from: &str, to: &str) -> Facts {
@@ -377,8 +426,8 @@ mod tests {
         let (_dir, g) = greylist();
         g.decide(&rcpt("192.0.2.10", "a@s.test", "u@r.test"), 1000)
             .unwrap();
-        assert_eq!(g.backend.len(), 1);
+        assert_eq!(g.backend.stored(), Some(1));
         assert_eq!(g.backend.sweep(1000 + 4 * 3600 + 1), 1);
-        assert!(g.backend.is_empty());
+        assert_eq!(g.backend.stored(), Some(0));
     }
 }

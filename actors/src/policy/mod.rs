@@ -2,6 +2,7 @@
 //! domains would loop back to hermod, and the policy actors the Sessions ask at each
 //! stage ([`set`]): rate limits, greylisting and DNS blocklists.
 
+pub mod backend;
 pub mod dnsbl;
 pub mod greylist;
 pub mod mail_loop;

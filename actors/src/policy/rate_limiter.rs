@@ -6,10 +6,13 @@
 //! key and the limit, and `smtp_rate_limit_hits_total{scope}`.
 //!
 //! Keys whose budget is full again are dropped every `cleanup_interval`, so memory stays
-//! bounded under a flood of distinct addresses.
+//! bounded under a flood of distinct addresses. With the Redis backend every check is one
+//! atomic GCRA step in Redis instead, so the nodes of a fleet spend from one budget; while
+//! Redis is down the limiter defers (or, with `fail_open`, lets through).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -17,6 +20,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
 
+use super::backend::redis::RedisBackend;
 use super::set::Ask;
 use crate::protocol::check::{CheckStage, CheckStages, Facts, Verdict};
 use crate::protocol::reply::Reply;
@@ -40,6 +44,8 @@ pub struct RateLimits {
     pub exempt: Vec<IpNet>,
     /// How often idle keys are dropped.
     pub cleanup_interval: Duration,
+    /// When the shared backend (Redis) fails: let through instead of deferring.
+    pub fail_open: bool,
 }
 
 impl RateLimits {
@@ -95,6 +101,9 @@ impl Limit {
 /// The actor.
 pub struct RateLimiter {
     exempt: Vec<IpNet>,
+    /// The shared budget of a fleet; `None`: this process's own.
+    redis: Option<RedisBackend>,
+    fail_open: bool,
     window: Duration,
     cleanup_interval: Duration,
     connections: Option<Limit>,
@@ -110,6 +119,8 @@ impl RateLimiter {
         let window = limits.window;
         RateLimiter {
             exempt: limits.exempt.clone(),
+            redis: None,
+            fail_open: limits.fail_open,
             window,
             cleanup_interval: limits.cleanup_interval,
             connections: Limit::new("connections_per_ip", limits.connections_per_ip, window),
@@ -122,6 +133,12 @@ impl RateLimiter {
                 window,
             ),
         }
+    }
+
+    /// The same limits kept in Redis, shared with every node that uses it.
+    pub fn shared(mut self, redis: RedisBackend) -> Self {
+        self.redis = Some(redis);
+        self
     }
 
     fn limits(&self) -> impl Iterator<Item = &Limit> {
@@ -141,10 +158,11 @@ impl RateLimiter {
         self.limits().map(|l| l.limiter.len()).sum()
     }
 
-    /// Decides about `facts`: every limit of the stage spends from its key.
-    pub fn decide(&self, facts: &Facts) -> Verdict {
+    /// The limits of `facts.stage` and the key each spends from; empty for an exempt
+    /// client.
+    fn checks(&self, facts: &Facts) -> Vec<(&Limit, String)> {
         if self.exempt.iter().any(|net| net.contains(&facts.client_ip)) {
-            return Verdict::accept();
+            return Vec::new();
         }
         let ip = client_key(facts.client_ip);
         let mut checks: Vec<(&Limit, String)> = Vec::new();
@@ -171,25 +189,15 @@ impl RateLimiter {
             }
             CheckStage::Helo | CheckStage::Data => {}
         }
-        for (limit, key) in checks {
+        checks
+    }
+
+    /// Decides about `facts` from this process's own budget: every limit of the stage
+    /// spends from its key.
+    pub fn decide(&self, facts: &Facts) -> Verdict {
+        for (limit, key) in self.checks(facts) {
             if let Err(wait_s) = limit.spend(&key) {
-                metrics::counter!("smtp_rate_limit_hits_total", "scope" => limit.scope)
-                    .increment(1);
-                tracing::warn!(
-                    scope = limit.scope,
-                    key = %key,
-                    client = %facts.client_ip,
-                    limit = limit.count,
-                    window_s = self.window.as_secs(),
-                    retry_in_s = wait_s,
-                    "Rate limit exceeded"
-                );
-                let reply = if facts.stage == CheckStage::Connect {
-                    Reply::rate_limited_connect(wait_s)
-                } else {
-                    Reply::rate_limited(wait_s)
-                };
-                return Verdict::Defer(reply);
+                return refused(limit.scope, limit.count, &key, wait_s, self.window, facts);
             }
         }
         Verdict::accept()
@@ -203,6 +211,72 @@ impl RateLimiter {
         }
         metrics::gauge!("smtp_rate_limit_keys").set(self.tracked_keys() as f64);
     }
+}
+
+/// The refusal past a limit, logged and counted.
+fn refused(
+    scope: &'static str,
+    count: u32,
+    key: &str,
+    wait_s: u64,
+    window: Duration,
+    facts: &Facts,
+) -> Verdict {
+    metrics::counter!("smtp_rate_limit_hits_total", "scope" => scope).increment(1);
+    tracing::warn!(scope, key = %key, client = %facts.client_ip, limit = count,
+        window_s = window.as_secs(), retry_in_s = wait_s, "Rate limit exceeded");
+    let reply = if facts.stage == CheckStage::Connect {
+        Reply::rate_limited_connect(wait_s)
+    } else {
+        Reply::rate_limited(wait_s)
+    };
+    Verdict::Defer(reply)
+}
+
+/// The same decision from the fleet's budget in Redis.
+async fn decide_shared(
+    redis: RedisBackend,
+    checks: Vec<(&'static str, u32, String)>,
+    window: Duration,
+    fail_open: bool,
+    facts: Arc<Facts>,
+) -> Verdict {
+    for (scope, count, key) in checks {
+        let interval_ms = (window.as_millis() as u64 / u64::from(count)).max(1);
+        match redis
+            .gcra(
+                &redis.key("rate", &format!("{scope}:{key}")),
+                interval_ms,
+                count,
+            )
+            .await
+        {
+            Ok(0) => {}
+            Ok(wait_ms) => {
+                return refused(
+                    scope,
+                    count,
+                    &key,
+                    wait_ms.div_ceil(1000).max(1),
+                    window,
+                    &facts,
+                );
+            }
+            Err(_) if fail_open => {
+                metrics::counter!("policy_failures_total", "policy" => "rate_limit", "outcome" => "fail_open").increment(1);
+                return Verdict::accept();
+            }
+            Err(_) => {
+                metrics::counter!("policy_failures_total", "policy" => "rate_limit", "outcome" => "deferred").increment(1);
+                return Verdict::Defer(if facts.stage == CheckStage::Connect {
+                    Reply::policy_unavailable_connect("rate_limit")
+                } else {
+                    Reply::policy_unavailable("rate_limit")
+                });
+            }
+        }
+    }
+    Verdict::accept()
 }
 
 /// The key of a client address: IPv4 as it is, IPv6 by its /64 (one host's share).
@@ -229,10 +303,25 @@ impl Actor for RateLimiter {
 }
 
 impl Handler<Ask> for RateLimiter {
-    type Result = MessageResult<Ask>;
+    type Result = ResponseFuture<Verdict>;
 
     fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.decide(&facts))
+        let Some(redis) = self.redis.clone() else {
+            let verdict = self.decide(&facts);
+            return Box::pin(async move { verdict });
+        };
+        let checks = self
+            .checks(&facts)
+            .into_iter()
+            .map(|(limit, key)| (limit.scope, limit.count, key))
+            .collect();
+        Box::pin(decide_shared(
+            redis,
+            checks,
+            self.window,
+            self.fail_open,
+            facts,
+        ))
     }
 }
 
@@ -262,6 +351,7 @@ mod tests {
             window: Duration::from_secs(3600),
             exempt: vec!["10.0.0.0/8".parse().unwrap()],
             cleanup_interval: Duration::from_secs(60),
+            fail_open: false,
         }
     }
 

@@ -60,21 +60,36 @@ impl SledGreylist {
     }
 }
 
+/// sled answers from memory or its page cache at once: the futures are ready.
 impl GreylistBackend for SledGreylist {
-    fn triplet(&self, key: &str) -> Result<Option<TripletState>, String> {
-        Self::get(&self.triplets, key)
+    fn triplet(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<TripletState>, String>> + Send {
+        std::future::ready(Self::get(&self.triplets, key))
     }
 
-    fn set_triplet(&self, key: &str, state: &TripletState) -> Result<(), String> {
-        Self::put(&self.triplets, key, state)
+    fn set_triplet(
+        &self,
+        key: &str,
+        state: &TripletState,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        std::future::ready(Self::put(&self.triplets, key, state))
     }
 
-    fn client(&self, key: &str) -> Result<Option<ClientState>, String> {
-        Self::get(&self.clients, key)
+    fn client(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ClientState>, String>> + Send {
+        std::future::ready(Self::get(&self.clients, key))
     }
 
-    fn set_client(&self, key: &str, state: &ClientState) -> Result<(), String> {
-        Self::put(&self.clients, key, state)
+    fn set_client(
+        &self,
+        key: &str,
+        state: &ClientState,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        std::future::ready(Self::put(&self.clients, key, state))
     }
 
     fn sweep(&self, now: u64) -> usize {
@@ -82,7 +97,7 @@ impl GreylistBackend for SledGreylist {
             + Self::sweep_tree::<ClientState>(&self.clients, now, |c| c.expires)
     }
 
-    fn len(&self) -> usize {
-        self.triplets.len()
+    fn stored(&self) -> Option<usize> {
+        Some(self.triplets.len())
     }
 }

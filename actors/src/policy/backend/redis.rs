@@ -1,0 +1,191 @@
+//! The Redis backend: one connection manager (it reconnects by itself) for the policies
+//! of a node, with every command bounded by a response timeout, so that a dead Redis
+//! gives an error quickly, never a hang. An outage is logged once when it starts and once
+//! when it ends, and counted; each policy then does what its fail mode says.
+//!
+//! Rate limits are one atomic GCRA step per check, a Lua script that reads Redis's own
+//! clock, so that every node spends from one budget; greylist state is plain keys with
+//! their TTLs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use crate::policy::greylist::{ClientState, GreylistBackend, TripletState};
+
+/// One GCRA step: `KEYS[1]` holds the theoretical arrival time in milliseconds of Redis's
+/// clock; `ARGV[1]` is the emission interval (ms per unit), `ARGV[2]` the burst. Returns
+/// 0 when the unit is spent, else the milliseconds until it could be.
+const GCRA: &str = r#"
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allowed_at = new_tat - interval * burst
+if allowed_at > now then
+  return allowed_at - now
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now))
+return 0
+"#;
+
+/// A node's connection to Redis.
+#[derive(Clone)]
+pub struct RedisBackend {
+    manager: ConnectionManager,
+    prefix: String,
+    gcra: Arc<Script>,
+    down: Arc<AtomicBool>,
+    url: String,
+}
+
+impl RedisBackend {
+    /// A backend for `url` whose keys start with `prefix`; it connects at the first use
+    /// (so hermod starts while Redis is down) and reconnects by itself.
+    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("redis url {url:?}: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let manager = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("redis {url}: {e}"))?;
+        Ok(RedisBackend {
+            manager,
+            prefix: prefix.to_string(),
+            gcra: Arc::new(Script::new(GCRA)),
+            down: Arc::new(AtomicBool::new(false)),
+            url: url.to_string(),
+        })
+    }
+
+    /// The full key of `key`.
+    pub fn key(&self, kind: &str, key: &str) -> String {
+        format!("{}{kind}:{key}", self.prefix)
+    }
+
+    /// Notes the result of a command: the first error of an outage is logged, and the
+    /// first success after it.
+    fn observe<T>(&self, result: redis::RedisResult<T>) -> Result<T, String> {
+        match result {
+            Ok(value) => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!(url = %self.url, "Redis reachable again");
+                }
+                Ok(value)
+            }
+            Err(e) => {
+                metrics::counter!("redis_errors_total").increment(1);
+                if !self.down.swap(true, Ordering::Relaxed) {
+                    metrics::counter!("redis_outages_total").increment(1);
+                    tracing::error!(url = %self.url, error = %e,
+                        "Redis unreachable; the policies that use it follow their fail mode until it is back");
+                }
+                Err(format!("redis: {e}"))
+            }
+        }
+    }
+
+    /// One GCRA step on `key`: `Ok(0)` when spent, else the milliseconds to wait.
+    pub async fn gcra(&self, key: &str, interval_ms: u64, burst: u32) -> Result<u64, String> {
+        let mut connection = self.manager.clone();
+        let result = self
+            .gcra
+            .key(key)
+            .arg(interval_ms)
+            .arg(burst)
+            .invoke_async::<u64>(&mut connection)
+            .await;
+        self.observe(result)
+    }
+
+    /// The value of `key`, if any.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        let mut connection = self.manager.clone();
+        let result = connection.get::<_, Option<Vec<u8>>>(key).await;
+        self.observe(result)
+    }
+
+    /// Sets `key` to `value` for `ttl_s` seconds.
+    pub async fn set(&self, key: &str, value: Vec<u8>, ttl_s: u64) -> Result<(), String> {
+        let mut connection = self.manager.clone();
+        let result = connection
+            .set_ex::<_, _, ()>(key, value, ttl_s.max(1))
+            .await;
+        self.observe(result)
+    }
+}
+
+/// Seconds from now until `expires` (Unix seconds), at least one.
+fn ttl(expires: u64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    expires.saturating_sub(now).max(1)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: Option<Vec<u8>>) -> Option<T> {
+    bytes.and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// The greylist in Redis: `PREFIXgrey:TRIPLET` and `PREFIXgreyclient:NETWORK`, JSON with
+/// a TTL to their expiry, shared by every node.
+impl GreylistBackend for RedisBackend {
+    fn triplet(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<TripletState>, String>> + Send {
+        let key = self.key("grey", key);
+        async move { self.get(&key).await.map(decode) }
+    }
+
+    fn set_triplet(
+        &self,
+        key: &str,
+        state: &TripletState,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        let key = self.key("grey", key);
+        let (value, ttl_s) = (
+            serde_json::to_vec(state).unwrap_or_default(),
+            ttl(state.expires),
+        );
+        async move { self.set(&key, value, ttl_s).await }
+    }
+
+    fn client(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ClientState>, String>> + Send {
+        let key = self.key("greyclient", key);
+        async move { self.get(&key).await.map(decode) }
+    }
+
+    fn set_client(
+        &self,
+        key: &str,
+        state: &ClientState,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        let key = self.key("greyclient", key);
+        let (value, ttl_s) = (
+            serde_json::to_vec(state).unwrap_or_default(),
+            ttl(state.expires),
+        );
+        async move { self.set(&key, value, ttl_s).await }
+    }
+}
+
+/// Help texts of the metrics recorded in this file.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "redis_errors_total",
+        "Redis commands of the policies that failed (Redis down, slow or refusing)."
+    );
+    metrics::describe_counter!("redis_outages_total", "Times Redis became unreachable.");
+}

@@ -1,0 +1,70 @@
+//! `[redis]`: the Redis server a fleet of hermod nodes shares its rate limits and greylist
+//! through. Without a URL each node keeps its own (in memory and in its data directory).
+
+use std::time::Duration;
+
+use hermod_actors::policy::backend::redis::RedisBackend;
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigIssue, Section, longer_than_zero};
+
+/// `[redis]`: the shared policy state.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]` (`SMTP_REDIS_URL`); empty: no Redis.
+    pub url: String,
+    /// Prefix of every key hermod writes (several fleets can share one Redis).
+    pub prefix: String,
+    /// Time for connecting and for each command; past it the policy's fail mode applies.
+    #[serde(with = "super::duration")]
+    pub timeout: Duration,
+    /// Rate limits are counted in Redis (one budget for the fleet).
+    pub rate_limit: bool,
+    /// The greylist's triplets and whitelist live in Redis.
+    pub greylist: bool,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: String::new(),
+            prefix: "hermod:".into(),
+            timeout: Duration::from_millis(500),
+            rate_limit: true,
+            greylist: true,
+        }
+    }
+}
+
+impl Section for RedisConfig {
+    const NAME: &'static str = "redis";
+    const SEED_ENV: &'static [(&'static str, &'static str)] = &[("SMTP_REDIS_URL", "url")];
+
+    fn check(&self, issues: &mut Vec<ConfigIssue>) {
+        longer_than_zero(issues, &[("redis.timeout", self.timeout)]);
+        if !self.url.is_empty()
+            && let Err(e) = redis_url_parses(&self.url)
+        {
+            issues.push(ConfigIssue::new("redis.url", e));
+        }
+    }
+}
+
+fn redis_url_parses(url: &str) -> Result<(), String> {
+    redis::Client::open(url)
+        .map(drop)
+        .map_err(|e| format!("{url:?}: {e}"))
+}
+
+impl RedisConfig {
+    /// The backend, when a URL is set.
+    pub fn backend(&self) -> anyhow::Result<Option<RedisBackend>> {
+        if self.url.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            RedisBackend::new(&self.url, &self.prefix, self.timeout).map_err(anyhow::Error::msg)?,
+        ))
+    }
+}
