@@ -184,18 +184,18 @@ fn a_log_level_that_would_hide_every_line_is_refused() {
 async fn variables_that_set_nothing_are_named_at_start_and_by_validate_only() {
     let out = hermod()
         .args(["serve", "--validate-only"])
-        .env("SMTP_ENABLE_DNSBL", "true")
-        .env("SMTP_RATE_LIMIT_PER_IP", "10")
+        .env("SMTP_ENABLE_TRACING", "true")
+        .env("SMTP_WEBHOOK_URL", "http://hook.test/")
         .current_dir(tempfile::tempdir().unwrap().path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.contains("warning: SMTP_ENABLE_DNSBL is not a hermod setting; it is ignored"),
+        stdout.contains("warning: SMTP_ENABLE_TRACING is not a hermod setting; it is ignored"),
         "{stdout}"
     );
-    assert!(stdout.contains("SMTP_RATE_LIMIT_PER_IP"), "{stdout}");
+    assert!(stdout.contains("SMTP_WEBHOOK_URL"), "{stdout}");
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("hermod.toml");
@@ -203,7 +203,7 @@ async fn variables_that_set_nothing_are_named_at_start_and_by_validate_only() {
     let h = Hermod::start_with(
         config.clone(),
         dir.path().join("data"),
-        &[("SMTP_ENABLE_GREYLIST", "true")],
+        &[("SMTP_ENABLE_TRACING", "true")],
     )
     .await;
     let starting = h.wait_log("hermod starting", Duration::ZERO).await.unwrap();
@@ -212,7 +212,7 @@ async fn variables_that_set_nothing_are_named_at_start_and_by_validate_only() {
         "{starting}"
     );
     let warning = h
-        .wait_log("SMTP_ENABLE_GREYLIST", Duration::ZERO)
+        .wait_log("SMTP_ENABLE_TRACING", Duration::ZERO)
         .await
         .unwrap_or_else(|| panic!("{}", h.logs().join("\n")));
     assert!(

@@ -246,8 +246,8 @@ mod tests {
     #[test]
     fn variables_that_look_like_settings_but_are_not_are_named() {
         let env: BTreeMap<String, String> = [
-            ("SMTP_ENABLE_GREYLIST", "true"),
-            ("SMTP_RATE_LIMIT_PER_IP", "10"),
+            ("SMTP_ENABLE_TRACING", "true"),
+            ("SMTP_WEBHOOK_URL", "http://hook.test/"),
             ("SMTP_HOSTNAME", "mx.test"),
             ("SMTP_PORT", "25"),
             ("SMTP_SERVICE_HOST", "10.0.0.1"),
@@ -263,8 +263,8 @@ mod tests {
             unrecognized_env(&env),
             [
                 "HERMOD_SMPT_HOSTNAME",
-                "SMTP_ENABLE_GREYLIST",
-                "SMTP_RATE_LIMIT_PER_IP"
+                "SMTP_ENABLE_TRACING",
+                "SMTP_WEBHOOK_URL"
             ]
         );
     }

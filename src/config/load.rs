@@ -255,9 +255,14 @@ mod tests {
 
     #[test]
     fn the_shipped_example_configurations_parse() {
+        use crate::config::Section;
         use hermod_actors::protocol::security::ListenerKind;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        for file in ["config/hermod.toml", "config/submission.toml"] {
+        for file in [
+            "config/hermod.toml",
+            "config/submission.toml",
+            "config/mx-gateway.toml",
+        ] {
             let text = std::fs::read_to_string(root.join(file)).unwrap();
             let config: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
             if file.ends_with("submission.toml") {
@@ -273,6 +278,17 @@ mod tests {
                 );
                 assert!(config.smtp.listen[1].endpoint.require_auth);
                 assert!(config.auth.enabled && config.auth.require_auth_for_relay);
+            }
+            if file.ends_with("mx-gateway.toml") {
+                assert!(
+                    config.rate_limit.enabled() && config.greylist.enabled && config.dnsbl.enabled
+                );
+                assert_eq!(config.dnsbl.rules().zones[2].weight, -1.0);
+                let mut issues = Vec::new();
+                config.dnsbl.check(&mut issues);
+                config.greylist.check(&mut issues);
+                config.rate_limit.check(&mut issues);
+                assert!(issues.is_empty(), "{issues:?}");
             }
         }
     }

@@ -33,7 +33,7 @@ pub fn non_defaults(config: &Config) -> String {
 
 /// Keys whose values are secrets (the admin token, smarthost passwords): never printed.
 fn is_secret(name: &str) -> bool {
-    matches!(name, "token" | "relayhost_password" | "auth")
+    matches!(name, "token" | "relayhost_password" | "auth" | "url")
 }
 
 /// A one-screen summary of the effective configuration.
@@ -96,6 +96,7 @@ pub fn summary(config: &Config, source: &Source) -> String {
         config.log.level,
     ) + &tls_lines(config)
         + &auth_line(config)
+        + &policy_line(config)
         + &non_defaults(config)
 }
 
@@ -144,6 +145,54 @@ fn tls_lines(config: &Config) -> String {
         summary.chain_length,
         config.tls.require,
     )
+}
+
+/// Which policies are on, and where their state is.
+fn policy_line(config: &Config) -> String {
+    let rate = &config.rate_limit;
+    let rate = if rate.enabled() {
+        format!(
+            "rate_limit=[conn/ip={} msg/ip={} msg/user={} rcpt/user={} msg/domain={} per {}]",
+            rate.connections_per_ip,
+            rate.messages_per_ip,
+            rate.messages_per_user,
+            rate.recipients_per_user,
+            rate.messages_per_sender_domain,
+            duration::format(rate.window)
+        )
+    } else {
+        "rate_limit=off".into()
+    };
+    let grey = if config.greylist.enabled {
+        format!(
+            "greylist=[delay {}]",
+            duration::format(config.greylist.delay)
+        )
+    } else {
+        "greylist=off".into()
+    };
+    let dnsbl = if config.dnsbl.enabled {
+        let zones: Vec<String> = config
+            .dnsbl
+            .zones
+            .iter()
+            .map(|z| format!("{}:{}", z.zone, z.weight))
+            .collect();
+        format!(
+            "dnsbl=[{} threshold {} at {}]",
+            zones.join(","),
+            config.dnsbl.threshold,
+            config.dnsbl.check_at
+        )
+    } else {
+        "dnsbl=off".into()
+    };
+    let state = if config.redis.url.is_empty() {
+        "state=local"
+    } else {
+        "state=redis"
+    };
+    format!("policies  {rate} {grey} {dnsbl} {state}\n")
 }
 
 fn auth_line(config: &Config) -> String {
