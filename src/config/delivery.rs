@@ -75,7 +75,8 @@ pub struct DeliveryConfig {
     /// certificate, plaintext retry after a failed handshake), `required` (TLS, any
     /// certificate) or `verify` (TLS, chain and name checked).
     pub tls: TlsMode,
-    /// CA certificates (PEM) that `verify` trusts; empty: the Mozilla roots built in.
+    /// CA certificates (PEM) that `verify` trusts; empty: the system's roots
+    /// (/etc/ssl/certs), or Mozilla's built in when the system has none.
     pub tls_ca_file: PathBuf,
     /// TLS policy per next hop, keyed by the target as written in `relayhost` or the
     /// transport map (`"[smtp.example.com]:587" = "verify"`).

@@ -88,7 +88,7 @@ pub struct OutboundSecurity {
 
 impl OutboundSecurity {
     /// Settings with `default` for hops that `per_hop` does not name; `ca_file` holds
-    /// the roots `verify` trusts (none: the Mozilla roots built in).
+    /// the roots `verify` trusts (none: the system's, else the Mozilla roots built in).
     pub fn new(
         default: TlsMode,
         per_hop: HashMap<NextHop, TlsMode>,
@@ -182,7 +182,16 @@ fn verified_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> 
                 return Err(format!("{} holds no certificate", path.display()));
             }
         }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        None => {
+            // The system's store, as every other program on the machine trusts it (an
+            // operator's private CA added there included); Mozilla's roots built in when
+            // the system has none.
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(native.certs);
+            if added == 0 {
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+        }
     }
     let config = builder()?
         .with_root_certificates(roots)
@@ -250,4 +259,29 @@ pub(crate) fn describe_metrics() {
         "delivery_auth_failures_total",
         "AUTH refused by a next hop (its 535 or other reply), or not sent because TLS was missing."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_without_a_ca_file_trusts_roots_and_a_bad_ca_file_is_named() {
+        assert!(verified_config(None).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let err = verified_config(Some(&empty)).unwrap_err();
+        assert!(err.contains("holds no certificate"), "{err}");
+        let security = OutboundSecurity::default();
+        let hop = NextHop::Smtp {
+            host: "mx.test".into(),
+            port: 25,
+            mx: false,
+        };
+        let for_hop = security.for_hop(&hop);
+        assert_eq!(for_hop.mode, TlsMode::Opportunistic);
+        assert!(for_hop.client.is_some() && for_hop.credentials.is_none());
+        assert!(for_hop.without_tls().client.is_none());
+    }
 }
