@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config, ConfigIssue};
 
 pub mod admin_client;
+pub mod dkim;
 pub mod maintenance;
 pub mod queue;
 pub mod route;
@@ -65,6 +66,8 @@ enum Command {
     /// The AUTH users: add, passwd, del, list, disable, enable, senders (in the data
     /// directory, or through the running hermod's admin API).
     User(user::UserArgs),
+    /// DKIM keys: `keygen` makes one and prints the DNS record to publish.
+    Dkim(dkim::DkimArgs),
     /// Turn maintenance mode on or off in the running hermod: while on, new SMTP
     /// connections get 421 4.3.2 and deliveries go on.
     Maintenance {
@@ -87,6 +90,7 @@ impl Cli {
             Command::Route { domain, config } => route::run(config, &domain),
             Command::Queue(args) => queue::run(args),
             Command::User(args) => user::run(args),
+            Command::Dkim(args) => dkim::run(args),
             Command::Maintenance {
                 state,
                 persist,

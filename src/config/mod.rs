@@ -17,6 +17,7 @@ pub mod admin;
 pub mod auth;
 pub mod delivery;
 mod delivery_security;
+pub mod dkim;
 pub mod dnsbl;
 pub mod duration;
 pub mod env;
@@ -34,6 +35,7 @@ pub mod tls;
 pub use admin::AdminConfig;
 pub use auth::AuthConfig;
 pub use delivery::DeliveryConfig;
+pub use dkim::DkimConfig;
 pub use dnsbl::DnsblConfig;
 pub use greylist::GreylistConfig;
 pub use load::{DEFAULT_CONFIG_PATH, Source, load};
@@ -66,6 +68,8 @@ pub struct Config {
     pub dnsbl: DnsblConfig,
     /// The Redis server a fleet shares its policy state through.
     pub redis: RedisConfig,
+    /// DKIM signing.
+    pub dkim: DkimConfig,
     /// The durable queue and its retry schedule.
     pub queue: QueueConfig,
     /// Outbound delivery.
@@ -89,6 +93,7 @@ impl Config {
         self.greylist.check(&mut issues);
         self.dnsbl.check(&mut issues);
         self.redis.check(&mut issues);
+        self.dkim.check(&mut issues);
         self.queue.check(&mut issues);
         self.delivery.check(&mut issues);
         self.log.check(&mut issues);
@@ -162,7 +167,7 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 12] {
+pub fn sections() -> [Declared; 13] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<TlsConfig>(),
@@ -172,6 +177,7 @@ pub fn sections() -> [Declared; 12] {
         Declared::of::<GreylistConfig>(),
         Declared::of::<DnsblConfig>(),
         Declared::of::<RedisConfig>(),
+        Declared::of::<DkimConfig>(),
         Declared::of::<QueueConfig>(),
         Declared::of::<DeliveryConfig>(),
         Declared::of::<LogConfig>(),

@@ -8,6 +8,7 @@ use actix::prelude::*;
 use std::sync::Arc;
 
 use hermod_actors::outbound::mx::MxResolver;
+use hermod_actors::policy::dkim_sign::DkimSigner;
 use hermod_actors::policy::dnsbl::Dnsbl;
 use hermod_actors::policy::greylist::Greylist;
 use hermod_actors::policy::rate_limiter::RateLimiter;
@@ -20,6 +21,9 @@ use crate::config::Config;
 /// How long the in-process RateLimiter gets to answer (it answers at once unless its
 /// mailbox is flooded).
 const RATE_LIMIT_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long signing one message may take (RSA over a large message, on a busy machine).
+const DKIM_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A Redis URL without its password, for the log.
 fn redact(url: &str) -> String {
@@ -105,6 +109,19 @@ pub(super) fn start(
         });
         let zones: Vec<&str> = config.dnsbl.zones.iter().map(|z| z.zone.as_str()).collect();
         tracing::info!(zones = ?zones, threshold = config.dnsbl.threshold, at = stage.name(), "DNSBL on");
+    }
+    if config.dkim.enabled() {
+        let keys = config.dkim.signing_keys()?;
+        let domains: Vec<String> = keys.keys().cloned().collect();
+        let signer = DkimSigner::start_in_arbiter(&arbiter, move |_| DkimSigner::new(keys));
+        members.push(PolicyMember {
+            name: "dkim_sign",
+            stages: CheckStages::of(&[CheckStage::Data]),
+            ask: signer.recipient(),
+            deadline: DKIM_DEADLINE,
+            fail_open: false,
+        });
+        tracing::info!(domains = ?domains, "DKIM signing on");
     }
     if members.is_empty() {
         arbiter.stop();

@@ -84,6 +84,8 @@ pub struct Facts {
     pub postmaster: bool,
     /// The message's size in octets (DATA).
     pub size: usize,
+    /// The whole message (DATA), when it is in memory (not spilled to a file).
+    pub message: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 impl Facts {
@@ -99,6 +101,7 @@ impl Facts {
             trusted,
             postmaster: false,
             size: 0,
+            message: None,
         }
     }
 }

@@ -57,6 +57,9 @@ impl ServerSession {
                 facts.recipients = message.recipients.iter().map(ToString::to_string).collect();
                 facts.size =
                     message.data.len() + message.body_file.as_ref().map_or(0, |f| f.len() as usize);
+                if message.body_file.is_none() {
+                    facts.message = Some(std::sync::Arc::new(message.data.clone()));
+                }
             }
         }
         self.pending = Some(pending);

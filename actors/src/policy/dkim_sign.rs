@@ -1,0 +1,249 @@
+//! The DkimSigner actor: at the end of DATA, before the `250`, mail from authenticated
+//! users and trusted networks whose From: domain has a key is signed (RFC 6376,
+//! relaxed/relaxed), once per selector of the domain (two during a key rotation), and the
+//! `DKIM-Signature:` headers go on top of the message, so the spool holds it signed.
+//! From, To, Subject, Date and Message-ID are signed once more than they occur, so none
+//! can be added later without breaking the signature. Keys (RSA 2048 bits and up,
+//! Ed25519) are parsed once, at start; signing runs on tokio's blocking pool.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::DkimSigner as Signer;
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::set::Ask;
+use crate::protocol::check::{Facts, Verdict};
+use crate::protocol::reply::Reply;
+
+/// Headers signed: the set the large mailbox providers recommend. The over-signed ones
+/// are listed once more than a message has them (see [`headers_for`]).
+const SIGNED: &[&str] = &[
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+];
+
+/// Signed one more time than they occur, so that adding one breaks the signature.
+const OVER_SIGNED: &[&str] = &["From", "To", "Subject", "Date", "Message-ID"];
+
+/// One selector's key of a signing domain.
+pub struct SigningKey {
+    /// The selector (`s=`).
+    pub selector: String,
+    /// The parsed key.
+    pub key: Arc<DkimKey>,
+    /// `rsa` or `ed25519`, for the log.
+    pub algorithm: &'static str,
+}
+
+/// Reads a PEM private key (PKCS#8 RSA or Ed25519, or PKCS#1 RSA) and checks it is fit
+/// for DKIM: RSA of 2048 bits or more.
+pub fn load_key(pem: &str) -> Result<(DkimKey, &'static str), String> {
+    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| format!("not a PEM private key: {e}"))?;
+    if let PrivateKeyDer::Pkcs8(pkcs8) = &der
+        && let Ok(key) = Ed25519Key::from_pkcs8_der(pkcs8.secret_pkcs8_der())
+    {
+        return Ok((DkimKey::Ed25519(key), "ed25519"));
+    }
+    let rsa = RsaKey::<Sha256>::from_key_der(der)
+        .map_err(|e| format!("neither an Ed25519 nor an RSA key: {e}"))?;
+    let bits = rsa.public_key().len() * 8;
+    // The DER of a 2048-bit public key is about 270 octets; a 1024-bit one about 140.
+    if bits < 2048 {
+        return Err("RSA keys under 2048 bits are refused (RFC 8301)".into());
+    }
+    Ok((DkimKey::Rsa(rsa), "rsa"))
+}
+
+/// The actor.
+pub struct DkimSigner {
+    keys: Arc<HashMap<String, Vec<SigningKey>>>,
+}
+
+impl DkimSigner {
+    /// A signer with these keys, by lowercase domain.
+    pub fn new(keys: HashMap<String, Vec<SigningKey>>) -> Self {
+        DkimSigner {
+            keys: Arc::new(keys),
+        }
+    }
+}
+
+/// The domain of the first address in the From: header of `message`.
+fn from_domain(message: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::default().parse_headers(message)?;
+    let address = parsed.from()?.first()?.address()?.to_string();
+    Some(
+        address
+            .rsplit_once('@')?
+            .1
+            .trim_end_matches('.')
+            .to_ascii_lowercase(),
+    )
+}
+
+/// The headers to sign for `message`: those of [`SIGNED`] it has (as often as it has
+/// them), and the over-signed ones once more.
+fn headers_for(message: &[u8]) -> Vec<String> {
+    let head_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(message.len(), |p| p + 2);
+    let head = String::from_utf8_lossy(&message[..head_end]);
+    let mut headers = Vec::new();
+    for name in SIGNED {
+        let count = head
+            .split("\r\n")
+            .filter(|line| {
+                line.split_once(':')
+                    .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            })
+            .count();
+        let times = if OVER_SIGNED.contains(name) {
+            count + 1
+        } else {
+            count
+        };
+        headers.extend(std::iter::repeat_n(name.to_string(), times));
+    }
+    headers
+}
+
+/// Signs `message` for `domain` with each of `keys`; the header lines, without their
+/// final CRLF.
+pub fn sign(message: &[u8], domain: &str, keys: &[SigningKey]) -> Result<Vec<String>, String> {
+    let headers = headers_for(message);
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let signature = Signer::from_key(SharedKey(key.key.clone()))
+            .domain(domain)
+            .selector(key.selector.clone())
+            .headers(headers.clone())
+            .sign(message)
+            .map_err(|e| format!("signing for {domain} with selector {}: {e}", key.selector))?;
+        out.push(signature.to_header().trim_end_matches("\r\n").to_string());
+    }
+    Ok(out)
+}
+
+/// A shared parsed key, signing through the one it points to.
+struct SharedKey(Arc<DkimKey>);
+
+impl mail_auth::common::crypto::SigningKey for SharedKey {
+    type Hasher = <DkimKey as mail_auth::common::crypto::SigningKey>::Hasher;
+
+    fn sign(&self, input: impl mail_auth::common::headers::Writable) -> mail_auth::Result<Vec<u8>> {
+        self.0.sign(input)
+    }
+
+    fn algorithm(&self) -> mail_auth::common::crypto::Algorithm {
+        self.0.algorithm()
+    }
+}
+
+impl Actor for DkimSigner {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(100_000);
+    }
+}
+
+impl Handler<Ask> for DkimSigner {
+    type Result = ResponseFuture<Verdict>;
+
+    fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
+        let keys = self.keys.clone();
+        Box::pin(async move { decide(keys, facts).await })
+    }
+}
+
+async fn decide(keys: Arc<HashMap<String, Vec<SigningKey>>>, facts: Arc<Facts>) -> Verdict {
+    if facts.user.is_none() && !facts.trusted {
+        return Verdict::accept();
+    }
+    let Some(message) = facts.message.clone() else {
+        metrics::counter!("dkim_sign_total", "result" => "skipped_large").increment(1);
+        tracing::warn!(client = %facts.client_ip, size = facts.size,
+            "DKIM: message not signed: its body was spilled to disk (larger than queue.large_message_threshold)");
+        return Verdict::accept();
+    };
+    let Some(domain) = from_domain(&message) else {
+        metrics::counter!("dkim_sign_total", "result" => "no_from").increment(1);
+        return Verdict::accept();
+    };
+    if !keys.contains_key(&domain) {
+        metrics::counter!("dkim_sign_total", "result" => "no_key").increment(1);
+        tracing::debug!(domain = %domain, "DKIM: no key for the From: domain; not signed");
+        return Verdict::accept();
+    }
+    let started = Instant::now();
+    let signed = tokio::task::spawn_blocking(move || {
+        let keys = &keys[&domain];
+        sign(&message, &domain, keys).map(|headers| (domain, headers))
+    })
+    .await;
+    metrics::histogram!("dkim_sign_seconds").record(started.elapsed().as_secs_f64());
+    match signed {
+        Ok(Ok((domain, headers))) => {
+            metrics::counter!("dkim_sign_total", "result" => "signed").increment(1);
+            tracing::debug!(domain = %domain, signatures = headers.len(), "DKIM signed");
+            Verdict::Accept { headers }
+        }
+        Ok(Err(e)) => failed(&e),
+        Err(e) => failed(&e.to_string()),
+    }
+}
+
+fn failed(error: &str) -> Verdict {
+    metrics::counter!("dkim_sign_total", "result" => "error").increment(1);
+    tracing::error!(error = %error, "DKIM signing failed; the message is deferred");
+    Verdict::Defer(Reply::policy_unavailable("dkim_sign"))
+}
+
+/// Help texts of the metrics recorded in this file.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "dkim_sign_total",
+        "Messages from authenticated or trusted clients at the DKIM signer, by result (signed, no_key, no_from, skipped_large, error)."
+    );
+    metrics::describe_histogram!(
+        "dkim_sign_seconds",
+        "Time to DKIM-sign one message (all its selectors)."
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_signed_headers_appear_once_more_than_in_the_message() {
+        let message = b"From: a@shop.test\r\nTo: b@x.test\r\nTo: c@x.test\r\nSubject: s\r\nX-Other: 1\r\n\r\nbody\r\n";
+        let headers = headers_for(message);
+        assert_eq!(headers.iter().filter(|h| *h == "From").count(), 2);
+        assert_eq!(headers.iter().filter(|h| *h == "To").count(), 3);
+        assert_eq!(headers.iter().filter(|h| *h == "Date").count(), 1);
+        assert!(!headers.iter().any(|h| h == "Cc" || h == "X-Other"));
+        assert_eq!(from_domain(message).as_deref(), Some("shop.test"));
+    }
+}

@@ -1,0 +1,78 @@
+//! `[dkim]`: the DkimSigner actor — the signing keys, one per domain and selector (two
+//! selectors of a domain during a key rotation: mail is signed with both).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hermod_actors::policy::dkim_sign::{SigningKey, load_key};
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigIssue, Section};
+
+/// `[dkim]`: DKIM signing.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DkimConfig {
+    /// The keys: `{ domain = "example.com", selector = "s2026", key_file = "/etc/hermod/dkim/example.com.s2026.key" }`
+    /// (PEM, PKCS#8 RSA of 2048 bits or more, or Ed25519; `hermod dkim keygen` makes one).
+    /// Mail from authenticated users and `relay.networks` whose From: domain has a key is
+    /// signed, before the `250`.
+    pub keys: Vec<DkimKeyConfig>,
+}
+
+/// One signing key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimKeyConfig {
+    /// The signing domain (`d=`), matched against the From: header's domain.
+    pub domain: String,
+    /// The selector (`s=`): the public key is at `SELECTOR._domainkey.DOMAIN`.
+    pub selector: String,
+    /// The private key, PEM.
+    pub key_file: PathBuf,
+}
+
+impl Section for DkimConfig {
+    const NAME: &'static str = "dkim";
+
+    fn check(&self, issues: &mut Vec<ConfigIssue>) {
+        for key in &self.keys {
+            if let Err(reason) = read(key) {
+                issues.push(ConfigIssue::new("dkim.keys", reason));
+            }
+        }
+    }
+}
+
+fn read(key: &DkimKeyConfig) -> Result<SigningKey, String> {
+    let name = format!("{} (selector {})", key.domain, key.selector);
+    let pem = std::fs::read_to_string(&key.key_file)
+        .map_err(|e| format!("{name}: cannot read {}: {e}", key.key_file.display()))?;
+    let (parsed, algorithm) =
+        load_key(&pem).map_err(|e| format!("{name}: {}: {e}", key.key_file.display()))?;
+    Ok(SigningKey {
+        selector: key.selector.clone(),
+        key: Arc::new(parsed),
+        algorithm,
+    })
+}
+
+impl DkimConfig {
+    /// Whether any key is configured.
+    pub fn enabled(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The parsed keys by lowercase domain.
+    pub fn signing_keys(&self) -> anyhow::Result<HashMap<String, Vec<SigningKey>>> {
+        let mut keys: HashMap<String, Vec<SigningKey>> = HashMap::new();
+        for key in &self.keys {
+            let parsed = read(key).map_err(anyhow::Error::msg)?;
+            keys.entry(key.domain.trim_end_matches('.').to_ascii_lowercase())
+                .or_default()
+                .push(parsed);
+        }
+        Ok(keys)
+    }
+}

@@ -1,0 +1,141 @@
+//! DKIM signing end to end: keys made by `hermod dkim keygen` (RSA-2048 and Ed25519, two
+//! selectors of one domain as during a rotation), mail from a trusted client signed
+//! before the 250, relayed to the sink, and every signature verified there, byte for
+//! byte, by an implementation we did not write (dkimpy, Debian's python3-dkim).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::client::Client;
+use common::hermod::Hermod;
+
+fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// Makes a key with the CLI; returns its DNS TXT record's value.
+fn keygen(dir: &Path, selector: &str, algorithm: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args([
+            "dkim",
+            "keygen",
+            "--domain",
+            "shop.test",
+            "--selector",
+            selector,
+            "--algorithm",
+            algorithm,
+            "--out",
+        ])
+        .arg(dir.join(format!("{selector}.key")))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("._domainkey."))
+        .unwrap_or_else(|| panic!("no TXT record in:\n{text}"));
+    line.split_once("IN TXT \"")
+        .unwrap()
+        .1
+        .trim_end_matches('"')
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signatures_made_by_hermod_verify_with_dkimpy_after_relaying() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = keygen(dir.path(), "s1", "rsa2048");
+    let ed = keygen(dir.path(), "e1", "ed25519");
+    assert!(rsa.starts_with("v=DKIM1; k=rsa; p=MII"), "{rsa}");
+    assert!(ed.starts_with("v=DKIM1; k=ed25519; p="), "{ed}");
+    let sink_dir = dir.path().join("sink");
+    let sink = common::sink::start(&sink_dir).await;
+    let config = format!(
+        "[delivery]\nrelayhost = \"[127.0.0.1]:{}\"\n[[dkim.keys]]\ndomain = \"shop.test\"\nselector = \"s1\"\nkey_file = \"{}\"\n[[dkim.keys]]\ndomain = \"shop.test\"\nselector = \"e1\"\nkey_file = \"{}\"\n",
+        sink.local_addrs()[0].port(),
+        dir.path().join("s1.key").display(),
+        dir.path().join("e1.key").display()
+    );
+    let hermod = Hermod::start(dir.path(), &config).await;
+    let mut client = Client::connect(hermod.addr).await;
+    let body = "From: News <news@shop.test>\r\nTo: someone@remote.test\r\nSubject: Offers\r\nDate: Mon, 30 Nov 2026 04:00:00 +0000\r\nMessage-ID: <1@shop.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nHello,\r\n\r\n  spaced   line\r\n.. a dot line\r\n";
+    let reply = client
+        .send_message(
+            "bounces@shop.test",
+            &["someone@remote.test"],
+            body.as_bytes(),
+        )
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let stored = common::sink::wait_stored(&sink_dir, 1, Duration::from_secs(20)).await;
+    let message = dir.path().join("relayed.eml");
+    std::fs::write(&message, &stored[0].data).unwrap();
+    let text = String::from_utf8_lossy(&stored[0].data);
+    assert_eq!(text.matches("DKIM-Signature:").count(), 2, "{text}");
+    // Over-signed: From appears in h= once more than in the message.
+    let unfolded = text.replace("\r\n\t", "");
+    let h = unfolded
+        .split("h=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        h.split(':').filter(|name| *name == "From").count(),
+        2,
+        "{h}"
+    );
+
+    let script = format!(
+        r#"
+import dkim, sys
+records = {{b"s1._domainkey.shop.test.": {rsa:?}.encode(), b"e1._domainkey.shop.test.": {ed:?}.encode()}}
+def dns(name, timeout=5):
+    return records.get(name if name.endswith(b".") else name + b".")
+message = open({path:?}, "rb").read()
+d = dkim.DKIM(message)
+results = [d.verify(idx=i, dnsfunc=dns) for i in range(2)]
+print("verified", results)
+sys.exit(0 if all(results) else 1)
+"#,
+        path = message.display().to_string()
+    );
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dkimpy did not verify hermod's signatures: {stdout}{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("verified [True, True]"), "{stdout}");
+
+    // A key that does not parse stops --validate-only with the domain and the reason.
+    std::fs::write(dir.path().join("bad.key"), "not a key").unwrap();
+    let bad = config.replace("s1.key", "bad.key");
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["--validate-only", "--config"])
+        .arg(dir.path().join("bad.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dkim.keys: shop.test (selector s1)"), "{err}");
+}
