@@ -49,7 +49,7 @@ run_shape() {
   cpu1=$(awk '{print $14 + $15}' /proc/$hermod_pid/stat)
   kill -TERM $hermod_pid; wait $hermod_pid || true
   local signed
-  signed=$(grep -l "DKIM-Signature" "$work/sink-$shape"/*.eml 2>/dev/null | wc -l)
+  signed=$( (grep -rl "DKIM-Signature" "$work/sink-$shape" 2>/dev/null || true) | wc -l)
   rm -rf "$work/sink-$shape"
   python3 - "$shape" "$N" "$t0" "$t1" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" "$signed" <<'PY'
 import sys

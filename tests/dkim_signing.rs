@@ -12,14 +12,6 @@ use std::time::Duration;
 use common::client::Client;
 use common::hermod::Hermod;
 
-fn python() -> &'static str {
-    if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
-
 /// Makes a key with the CLI; returns its DNS TXT record's value.
 fn keygen(dir: &Path, selector: &str, algorithm: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
@@ -113,7 +105,7 @@ sys.exit(0 if all(results) else 1)
 "#,
         path = message.display().to_string()
     );
-    let out = Command::new(python())
+    let out = Command::new(common::python3())
         .arg("-c")
         .arg(&script)
         .output()

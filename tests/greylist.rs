@@ -9,14 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::hermod::Hermod;
 
-fn python() -> &'static str {
-    if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
-
 fn config(sink_port: u16, extra: &str) -> String {
     format!(
         "[relay]\ndomains = [\"relay.test\"]\nnetworks = []\n[delivery]\nrelayhost = \"[127.0.0.1]:{sink_port}\"\n[greylist]\nenabled = true\ndelay = \"2s\"\nretry_window = \"1m\"\n{extra}\n"
@@ -48,7 +40,7 @@ send()
 "#,
         port = hermod.addr.port()
     );
-    let out = Command::new(python())
+    let out = Command::new(common::python3())
         .arg("-c")
         .arg(&script)
         .output()

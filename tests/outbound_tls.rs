@@ -131,12 +131,7 @@ struct Aiosmtpd {
 impl Aiosmtpd {
     async fn start(cert: &Path, key: &Path, implicit: bool) -> Aiosmtpd {
         let port = common::free_port();
-        let python = if Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3"
-        } else {
-            "python3"
-        };
-        let mut command = Command::new(python);
+        let mut command = Command::new(common::python3());
         command
             .args(["-u", "-m", "aiosmtpd", "-n", "-d", "-l"])
             .arg(format!("127.0.0.1:{port}"));

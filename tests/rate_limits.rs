@@ -73,14 +73,6 @@ async fn messages_and_connections_per_client_address() {
     );
 }
 
-fn python() -> &'static str {
-    if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_and_recipients_per_authenticated_user() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +101,7 @@ async fn messages_and_recipients_per_authenticated_user() {
     }
     let hermod = Hermod::start_listening(dir.path(), &config, &[]).await;
     let port = hermod.listener("submission").port();
-    let out = Command::new(python())
+    let out = Command::new(common::python3())
         .arg("-c")
         .arg(format!(
             r#"

@@ -17,18 +17,9 @@ use common::sink;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-/// The Python with the standard library's smtplib (Debian's, where pyenv shadows it).
-fn python() -> &'static str {
-    if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
-
 /// Runs a Python script; returns its stdout, or panics with stderr.
 fn run_python(script: &str) -> String {
-    let out = Command::new(python())
+    let out = Command::new(common::python3())
         .arg("-c")
         .arg(script)
         .output()
@@ -327,20 +318,9 @@ async fn reconnecting_clients_resume_their_tls_session() {
     let hermod = Hermod::start_listening(s.dir.path(), &config(&s.server, relay, ""), &[]).await;
     let connector = tls_client(&s.ca.cert_file);
     for _ in 0..2 {
-        let stream = TcpStream::connect(hermod.listener("submissions"))
-            .await
-            .unwrap();
-        let mut tls = BufReader::new(
-            connector
-                .connect("localhost".try_into().unwrap(), stream)
-                .await
-                .unwrap(),
-        );
-        let mut line = String::new();
-        tls.read_line(&mut line).await.unwrap();
-        assert!(line.starts_with("220 "), "{line}");
+        let mut tls = tls_session(&connector, hermod.listener("submissions")).await;
         tls.get_mut().write_all(b"QUIT\r\n").await.unwrap();
-        line.clear();
+        let mut line = String::new();
         tls.read_line(&mut line).await.unwrap();
     }
     let metrics = common::http::get(hermod.admin.unwrap(), "/metrics")
@@ -350,6 +330,24 @@ async fn reconnecting_clients_resume_their_tls_session() {
         metrics.contains("smtp_tls_handshakes_total{version=\"TLSv1.3\",resumed=\"yes\"} 1"),
         "{metrics}"
     );
+}
+
+/// A TLS session to an implicit-TLS listener, its 220 greeting read.
+async fn tls_session(
+    connector: &tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+) -> BufReader<tokio_rustls::client::TlsStream<TcpStream>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut tls = BufReader::new(
+        connector
+            .connect("localhost".try_into().unwrap(), stream)
+            .await
+            .unwrap(),
+    );
+    let mut greeting = String::new();
+    tls.read_line(&mut greeting).await.unwrap();
+    assert!(greeting.starts_with("220 "), "{greeting}");
+    tls
 }
 
 fn tls_client(ca: &Path) -> tokio_rustls::TlsConnector {
@@ -503,16 +501,8 @@ async fn a_renewed_certificate_is_taken_without_a_restart_and_a_broken_one_is_no
     let before = s_client(addr, &s.ca.cert_file, &[], "QUIT\n");
     assert!(subject(&before).contains("localhost"), "{before}");
     // An open TLS session across the changes.
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let mut open = BufReader::new(
-        tls_client(&s.ca.cert_file)
-            .connect("localhost".try_into().unwrap(), stream)
-            .await
-            .unwrap(),
-    );
+    let mut open = tls_session(&tls_client(&s.ca.cert_file), addr).await;
     let mut line = String::new();
-    open.read_line(&mut line).await.unwrap();
-    assert!(line.starts_with("220 "), "{line}");
     // A key that does not go with the certificate: kept out, with the reason.
     let stray = s.ca.issue(s.dir.path(), "stray", &["stray.test"], false);
     std::fs::copy(&stray.key, &s.server.key).unwrap();
@@ -568,15 +558,8 @@ async fn a_renewed_certificate_is_taken_without_a_restart_and_a_broken_one_is_no
 /// Sends AUTH PLAIN on a fresh implicit-TLS connection; returns the reply and how long
 /// it took.
 async fn auth_once(addr: SocketAddr, ca: &Path, user: &str, password: &str) -> (String, Duration) {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let mut tls = BufReader::new(
-        tls_client(ca)
-            .connect("localhost".try_into().unwrap(), stream)
-            .await
-            .unwrap(),
-    );
+    let mut tls = tls_session(&tls_client(ca), addr).await;
     let mut reply = String::new();
-    tls.read_line(&mut reply).await.unwrap();
     tls.get_mut().write_all(b"EHLO c.test\r\n").await.unwrap();
     loop {
         reply.clear();

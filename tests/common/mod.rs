@@ -18,3 +18,13 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The Python with Debian's modules (smtplib, aiosmtpd, dkimpy): /usr/bin/python3 where a
+/// pyenv or virtualenv shadows it on the PATH.
+pub fn python3() -> &'static str {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
