@@ -8,7 +8,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use hermod_actors::policy::dkim_sign::{SigningKey, load_key, sign};
 
 fn key(algorithm: &'static rcgen::SignatureAlgorithm, selector: &str) -> SigningKey {
-    let pem = rcgen::KeyPair::generate_for(algorithm).unwrap().serialize_pem();
+    let pem = rcgen::KeyPair::generate_for(algorithm)
+        .unwrap()
+        .serialize_pem();
     let (key, name) = load_key(&pem).unwrap();
     SigningKey {
         selector: selector.into(),
@@ -19,7 +21,8 @@ fn key(algorithm: &'static rcgen::SignatureAlgorithm, selector: &str) -> Signing
 
 fn message(size: usize) -> Vec<u8> {
     let mut message = b"From: News <news@shop.test>\r\nTo: someone@remote.test\r\nSubject: Offers\r\nDate: Mon, 30 Nov 2026 04:00:00 +0000\r\nMessage-ID: <1@shop.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n".to_vec();
-    let line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n";
+    let line =
+        b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n";
     while message.len() < size {
         message.extend_from_slice(line);
     }

@@ -144,11 +144,13 @@ async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) 
     let mut protocol =
         ServerSession::new(cx.settings.clone(), peer.ip()).with_endpoint(cx.endpoint);
     let mut input = BytesMut::with_capacity(8192);
-    if let Some(refusal) = connect_refusal(&mut stream, peer, cx).await {
-        let _ = stream.shutdown().await;
+    let starts_in_tls = protocol.implicit_tls();
+    // On an implicit-TLS listener the refusal can only be read over TLS: it comes after
+    // the handshake.
+    if !starts_in_tls && let Some(refusal) = connect_refusal(&mut stream, peer, cx).await {
+        close(&mut stream, cx).await;
         return refusal;
     }
-    let starts_in_tls = protocol.implicit_tls();
     let end = if starts_in_tls {
         End::StartTls
     } else {
@@ -163,13 +165,17 @@ async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) 
         )
         .await;
         if !matches!(end, End::StartTls) {
-            let _ = stream.shutdown().await;
+            close(&mut stream, cx).await;
         }
         end
     };
     let end = match end {
         End::StartTls => match handshake(stream, peer, cx).await {
             Some((mut tls, info)) => {
+                if starts_in_tls && let Some(refusal) = connect_refusal(&mut tls, peer, cx).await {
+                    close(&mut tls, cx).await;
+                    return refusal;
+                }
                 protocol.tls_started(info);
                 input.clear();
                 let end = exchange(
@@ -182,7 +188,7 @@ async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) 
                     starts_in_tls,
                 )
                 .await;
-                let _ = tls.shutdown().await;
+                close(&mut tls, cx).await;
                 end
             }
             None => End::Handshake,
@@ -193,10 +199,15 @@ async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) 
     end
 }
 
-/// Asks the policies that speak at connect; a refusal is said (in clear, before any
-/// TLS) and ends the session.
-async fn connect_refusal(
-    stream: &mut TcpStream,
+/// Closes the write side, bounded like any write: a TLS close_notify to a client that
+/// does not read must not keep the session (and its connection slot) forever.
+async fn close<S: AsyncWrite + Unpin>(stream: &mut S, cx: &SessionContext) {
+    let _ = timeout(cx.timeouts.write, stream.shutdown()).await;
+}
+
+/// Asks the policies that speak at connect; a refusal is said and ends the session.
+async fn connect_refusal<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     peer: SocketAddr,
     cx: &SessionContext,
 ) -> Option<End> {
@@ -427,7 +438,12 @@ async fn send<S: AsyncWrite + Unpin>(
     bytes: &[u8],
     cx: &SessionContext,
 ) -> std::io::Result<()> {
-    match timeout(cx.timeouts.write, stream.write_all(bytes)).await {
+    // Flushed too: over TLS the last records may still sit in rustls after write_all.
+    let written = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match timeout(cx.timeouts.write, written).await {
         Ok(result) => result,
         Err(_) => {
             metrics::counter!("smtp_timeouts_total", "stage" => "write").increment(1);

@@ -626,7 +626,13 @@ impl SmtpConnection {
     }
 
     async fn write(&mut self, bytes: &[u8], stage: &'static str) -> Result<(), ClientError> {
-        match timeout(self.timeouts.command, self.stream.write_all(bytes)).await {
+        // Flushed too: over TLS the last records may still sit in rustls after write_all.
+        let stream = &mut self.stream;
+        let written = async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        };
+        match timeout(self.timeouts.command, written).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(ClientError::Io {
                 stage,

@@ -18,6 +18,8 @@ impl ServerSession {
     fn hello(&mut self, domain: String, esmtp: bool, out: &mut Vec<u8>) -> Option<Event> {
         self.transaction = None;
         if self.checks(CheckStage::Helo) {
+            // A refused EHLO leaves the session without a greeting, not with the last one.
+            self.helo = None;
             return self.stop_for_check(Pending::Helo { domain, esmtp });
         }
         self.greet(domain, esmtp, out);
