@@ -61,6 +61,10 @@ send()
         "{text}"
     );
     assert_eq!(lines[2], "accepted", "{text}");
+    hermod
+        .wait_log("greylist passed", Duration::from_secs(5))
+        .await
+        .expect("a greylist passed line");
     let logs = hermod.logs().join("\n");
     assert!(
         logs.contains("greylisted")

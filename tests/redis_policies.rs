@@ -126,7 +126,13 @@ async fn two_nodes_spend_one_budget_and_share_one_greylist() {
         on_b.cmd("RCPT TO:<user@relay.test>").await,
         "250 2.1.5 Recipient ok"
     );
-    assert!(b.logs().join("\n").contains("greylist passed"));
+    assert!(
+        b.wait_log("greylist passed", Duration::from_secs(5))
+            .await
+            .is_some(),
+        "{}",
+        b.logs().join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,6 +167,14 @@ async fn redis_down_follows_the_fail_mode_and_recovers() {
     );
     // One line per outage, however many checks fail.
     assert!(mail(&strict, "a@s.test").await.starts_with("451 4.3.0"));
+    // The log is read by another thread: wait for the line before counting.
+    assert!(
+        strict
+            .wait_log("Redis unreachable", Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let outage_lines = strict
         .logs()
         .iter()

@@ -217,13 +217,30 @@ print("done")
         logs.contains("message accepted") && logs.contains("user=\"app\""),
         "{logs}"
     );
-    // Both legs over TLS: the relay to the sink too.
-    let relayed = logs
-        .lines()
-        .filter(|l| l.contains("delivery attempt") && l.contains("status=\"sent\""))
-        .filter(|l| l.contains("tls=\"TLSv1.3"))
-        .count();
-    assert_eq!(relayed, 2, "{logs}");
+    // Both legs over TLS: the relay to the sink too (logged once the sink answered).
+    assert_eq!(
+        relayed_over_tls(&hermod, 2).await,
+        2,
+        "{}",
+        hermod.logs().join("\n")
+    );
+}
+
+/// Delivery lines with TLS, once `n` of them are in the log (or after 10 s).
+async fn relayed_over_tls(hermod: &Hermod, n: usize) -> usize {
+    let count = || {
+        hermod
+            .logs()
+            .iter()
+            .filter(|l| l.contains("delivery attempt") && l.contains("status=\"sent\""))
+            .filter(|l| l.contains("tls=\"TLSv1.3"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    count()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -273,10 +290,11 @@ async fn swaks_relays_with_tls_and_auth() {
     }
     let stored = sink::wait_stored(&s.sink_dir, 2, Duration::from_secs(20)).await;
     assert_eq!(stored.len(), 2);
-    let logs = hermod.logs().join("\n");
-    assert!(
-        logs.contains("tls=\"TLSv1.3"),
-        "the relay leg was not over TLS:\n{logs}"
+    assert_eq!(
+        relayed_over_tls(&hermod, 2).await,
+        2,
+        "the relay leg was not over TLS:\n{}",
+        hermod.logs().join("\n")
     );
 }
 
