@@ -204,6 +204,14 @@ print("done")
         assert!(text.contains("with ESMTPSA id"), "{text}");
         assert!(text.contains("(using TLSv1."), "{text}");
     }
+    // Both legs over TLS: the relay to the sink too (logged once the sink answered, so
+    // every earlier line is in by then).
+    assert_eq!(
+        relayed_over_tls(&hermod, 2).await,
+        2,
+        "{}",
+        hermod.logs().join("\n")
+    );
     let logs = hermod.logs().join("\n");
     assert!(
         logs.contains("Authentication failed") && logs.contains("user=app"),
@@ -216,13 +224,6 @@ print("done")
     assert!(
         logs.contains("message accepted") && logs.contains("user=\"app\""),
         "{logs}"
-    );
-    // Both legs over TLS: the relay to the sink too (logged once the sink answered).
-    assert_eq!(
-        relayed_over_tls(&hermod, 2).await,
-        2,
-        "{}",
-        hermod.logs().join("\n")
     );
 }
 
