@@ -151,6 +151,14 @@ o.quit()
         "{text}"
     );
     assert!(text.contains("other: sent"), "{text}");
+    // The log is read by another thread: wait for the last refusal's line.
+    hermod
+        .wait_log_matching(
+            |l| l.contains("Rate limit exceeded") && l.contains("messages_per_user"),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("a messages_per_user refusal line");
     let logs = hermod.logs().join("\n");
     assert!(
         logs.contains("scope=\"recipients_per_user\"") && logs.contains("key=app"),
