@@ -762,3 +762,33 @@ async fn validate_only_reports_the_certificate() {
         "{text}"
     );
 }
+
+/// A refusal at connect on port 465 comes over TLS, where the client can read it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connect_refusal_on_port_465_is_said_over_tls() {
+    let s = setup().await;
+    let relay = s.sink.local_addrs()[0];
+    let config = config(
+        &s.server,
+        relay,
+        "[rate_limit]\nconnections_per_ip = 1\nwindow = \"1h\"",
+    );
+    let hermod = Hermod::start_listening(s.dir.path(), &config, &[]).await;
+    let connector = tls_client(&s.ca.cert_file);
+    let _first = tls_session(&connector, hermod.listener("submissions")).await;
+    let stream = TcpStream::connect(hermod.listener("submissions"))
+        .await
+        .unwrap();
+    let mut second = BufReader::new(
+        connector
+            .connect("localhost".try_into().unwrap(), stream)
+            .await
+            .expect("the handshake comes before the refusal"),
+    );
+    let mut line = String::new();
+    second.read_line(&mut line).await.unwrap();
+    assert!(
+        line.starts_with("421 4.7.0 Rate limit exceeded, try again in "),
+        "{line}"
+    );
+}
