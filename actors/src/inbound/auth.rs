@@ -57,11 +57,6 @@ impl Authenticator {
         })
     }
 
-    /// The user store (for the admin API's user commands).
-    pub fn users(&self) -> &UserStore {
-        &self.users
-    }
-
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, VecDeque<Instant>>> {
         self.failures.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -6,6 +6,7 @@
 //! run it off the session arbiters, and an unknown or disabled user is checked against a
 //! dummy hash made with the same parameters, so the answer takes as long either way.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
@@ -130,18 +131,38 @@ pub enum Verified {
 #[derive(Clone)]
 pub struct UserStore {
     tree: sled::Tree,
-    /// Checked when the user is unknown or disabled, so that takes as long as a real check.
-    dummy_hash: String,
+    /// What new hashes cost, and so the dummy one.
+    cost: HashCost,
+    /// Checked when the user is unknown or disabled, so that takes as long as a real check;
+    /// made by [`UserStore::prepare`] (or the first such check), shared by every clone.
+    dummy_hash: Arc<OnceLock<String>>,
 }
 
 impl UserStore {
-    /// The users tree of an open database; `cost` is what the dummy hash is made with
-    /// (the cost new hashes have).
+    /// The users tree of an open database; `cost` is what new hashes (and the dummy
+    /// one) cost.
     pub fn new(db: &sled::Db, cost: HashCost) -> Result<Self, UserError> {
+        cost.check().map_err(UserError::Hash)?;
         Ok(UserStore {
             tree: db.open_tree("users")?,
-            dummy_hash: cost.hash("hermod-dummy-password")?,
+            cost,
+            dummy_hash: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Makes the dummy hash now, so that the first unknown user is not told apart by
+    /// the time its hash takes to make (for a store that will check passwords).
+    pub fn prepare(&self) -> Result<(), UserError> {
+        self.dummy_hash()?;
+        Ok(())
+    }
+
+    fn dummy_hash(&self) -> Result<&str, UserError> {
+        if let Some(hash) = self.dummy_hash.get() {
+            return Ok(hash);
+        }
+        let hash = self.cost.hash("hermod-dummy-password")?;
+        Ok(self.dummy_hash.get_or_init(|| hash))
     }
 
     /// Opens the database in `data_dir` for the user commands while hermod is stopped.
@@ -170,7 +191,10 @@ impl UserStore {
     /// Checks `password` for `user`. Slow: call it off the arbiters.
     pub fn verify(&self, user: &str, password: &str) -> Result<Verified, UserError> {
         let record = self.get(user)?;
-        let hash = record.as_ref().map_or(&self.dummy_hash, |r| &r.hash);
+        let hash = match &record {
+            Some(r) => r.hash.as_str(),
+            None => self.dummy_hash()?,
+        };
         let matches = PasswordHash::new(hash)
             .map_err(|e| UserError::Store(format!("user {user}: unreadable hash: {e}")))
             .map(|parsed| {

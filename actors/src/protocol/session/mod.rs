@@ -179,11 +179,6 @@ impl ServerSession {
         self.endpoint.kind == ListenerKind::Submissions
     }
 
-    /// The user the client authenticated as, if it did.
-    pub fn user(&self) -> Option<&AuthenticatedUser> {
-        self.user.as_ref()
-    }
-
     /// The 220 banner.
     pub fn greeting(&self) -> Reply {
         Reply::greeting(&self.settings.hostname)
