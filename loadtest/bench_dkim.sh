@@ -60,11 +60,6 @@ PY
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
-settle() {
-  sync
-  for _ in $(seq 1 90); do [ "$(ss -tan state time-wait | wc -l)" -lt 500 ] && break; sleep 1; done
-  sleep 2
-}
 REPEAT=${REPEAT:-1}
 for round in $(seq 1 "$REPEAT"); do
   [ "$REPEAT" -gt 1 ] && echo "round $round"

@@ -150,23 +150,6 @@ start_postfix() {
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
-# Between shapes: let the previous server's processes exit and the disk settle.
-# Also wait for the previous run's TIME_WAIT sockets (one per connection) to expire, so
-# every shape starts from the same socket table.
-settle() {
-  # Postfix's processes exit over several seconds after `postfix stop`, and its queue
-  # files are still being written back: wait for both, or the next shape pays for them.
-  for _ in $(seq 1 60); do
-    pgrep -u postfix >/dev/null 2>&1 || break
-    sleep 1
-  done
-  sync
-  for _ in $(seq 1 90); do
-    [ "$(ss -tan state time-wait | wc -l)" -lt 500 ] && break
-    sleep 1
-  done
-  sleep 2
-}
 REPEAT=${REPEAT:-1}
 for round in $(seq 1 "$REPEAT"); do
   [ "$REPEAT" -gt 1 ] && echo "round $round"

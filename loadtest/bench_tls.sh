@@ -181,12 +181,6 @@ PY
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
-settle() {
-  for _ in $(seq 1 60); do pgrep -u postfix >/dev/null 2>&1 || break; sleep 1; done
-  sync
-  for _ in $(seq 1 90); do [ "$(ss -tan state time-wait | wc -l)" -lt 500 ] && break; sleep 1; done
-  sleep 2
-}
 REPEAT=${REPEAT:-1}
 for round in $(seq 1 "$REPEAT"); do
   [ "$REPEAT" -gt 1 ] && echo "round $round"

@@ -10,3 +10,20 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Waits (up to 10 s) until something accepts connections on loopback port $1.
 wait_port() { for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+
+# Between shapes of a benchmark: let the previous server's processes exit (Postfix's exit
+# over several seconds after `postfix stop`, while its queue files are written back) and
+# the disk settle, and wait for the previous run's TIME_WAIT sockets (one per connection)
+# to expire, so that every shape starts from the same socket table.
+settle() {
+  for _ in $(seq 1 60); do
+    pgrep -u postfix >/dev/null 2>&1 || break
+    sleep 1
+  done
+  sync
+  for _ in $(seq 1 90); do
+    [ "$(ss -tan state time-wait | wc -l)" -lt 500 ] && break
+    sleep 1
+  done
+  sleep 2
+}
