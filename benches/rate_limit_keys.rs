@@ -1,5 +1,5 @@
 //! Memory of the RateLimiter under a flood of distinct client addresses: one million
-//! addresses each send one message, then the keys fall idle and the clean-up drops them.
+//! IPv6 hosts of 2001:db8::/32 (each its own /64, so each its own key) send one message, then the keys fall idle and the clean-up drops them.
 //! Prints the keys tracked and the process's RSS at each step (not a timing benchmark).
 //!
 //! `cargo bench --bench rate_limit_keys`
@@ -20,6 +20,15 @@ fn rss_mib() -> f64 {
     pages * 4096.0 / (1024.0 * 1024.0)
 }
 
+/// Host 1 of its own /64 in 2001:db8::/32: flood and `i` (below 2^20) in the two segments
+/// after the documentation prefix.
+fn host(flood: u16, i: u32) -> std::net::IpAddr {
+    let segment = flood * 16 + (i >> 16) as u16;
+    std::net::IpAddr::V6(std::net::Ipv6Addr::new(
+        0x2001, 0xdb8, segment, i as u16, 0, 0, 0, 1,
+    ))
+}
+
 fn main() {
     const KEYS: u32 = 1_000_000;
     let window = Duration::from_secs(2);
@@ -36,12 +45,11 @@ fn main() {
     });
     let base = rss_mib();
     let started = Instant::now();
-    let mut facts = Facts::connect("10.0.0.1".parse().unwrap(), false);
+    let mut facts = Facts::connect("2001:db8::1".parse().unwrap(), false);
     facts.stage = CheckStage::Mail;
     facts.sender = Some("a@b.test".into());
     for i in 0..KEYS {
-        let [_, b, c, d] = i.to_be_bytes();
-        facts.client_ip = std::net::IpAddr::from([10, b, c, d]);
+        facts.client_ip = host(0, i);
         limiter.decide(&facts);
     }
     let elapsed = started.elapsed();
@@ -62,8 +70,7 @@ fn main() {
     );
     // A second flood reuses that memory rather than adding to it.
     for i in 0..KEYS {
-        let [_, b, c, d] = i.to_be_bytes();
-        facts.client_ip = std::net::IpAddr::from([11, b, c, d]);
+        facts.client_ip = host(1, i);
         limiter.decide(&facts);
     }
     println!(

@@ -202,7 +202,7 @@ async fn rbldnsd_listings_weights_error_codes_ipv6_and_the_cache() {
 async fn odd_answers_and_time_outs() {
     // An answer outside 127.0.0.0/8 is not a listing.
     let dns = TestDns::start(vec![
-        TestZone::new("odd.test.").a("5.2.0.192.odd.test.", "10.0.0.1".parse().unwrap()),
+        TestZone::new("odd.test.").a("5.2.0.192.odd.test.", "192.0.2.10".parse().unwrap()),
     ])
     .await;
     let resolver = MxResolver::new(&[dns.addr], Duration::from_secs(1)).unwrap();

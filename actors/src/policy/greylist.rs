@@ -308,7 +308,7 @@ mod tests {
             pass_lifetime: Duration::from_secs(30 * 86400),
             whitelist_after: 2,
             whitelist_period: Duration::from_secs(30 * 86400),
-            allow_networks: vec!["10.0.0.0/8".parse().unwrap()],
+            allow_networks: vec!["198.18.0.0/15".parse().unwrap()],
             allow_sender_domains: vec!["friend.test".into()],
             allow_recipient_domains: vec![],
             sweep_interval: Duration::from_secs(600),
@@ -407,7 +407,7 @@ mod tests {
             Verdict::accept()
         );
         assert_eq!(
-            g.decide(&rcpt("10.1.1.1", "y@s.test", "u@r.test"), t0)
+            g.decide(&rcpt("198.18.1.1", "y@s.test", "u@r.test"), t0)
                 .unwrap(),
             Verdict::accept()
         );
