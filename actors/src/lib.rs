@@ -61,6 +61,7 @@ pub fn describe_metrics() {
     crate::policy::greylist::describe_metrics();
     crate::policy::dnsbl::describe_metrics();
     crate::policy::dkim_sign::describe_metrics();
+    crate::policy::mail_auth::describe_metrics();
     crate::policy::backend::redis::describe_metrics();
     crate::queue::describe_metrics();
     crate::store::committer::describe_metrics();

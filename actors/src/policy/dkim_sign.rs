@@ -207,7 +207,7 @@ async fn decide(keys: Arc<HashMap<String, Vec<SigningKey>>>, facts: Arc<Facts>) 
         Ok(Ok((domain, headers))) => {
             metrics::counter!("dkim_sign_total", "result" => "signed").increment(1);
             tracing::debug!(domain = %domain, signatures = headers.len(), "DKIM signed");
-            Verdict::Accept { headers }
+            Verdict::accept_with_headers(headers)
         }
         Ok(Err(e)) => failed(&e),
         Err(e) => failed(&e.to_string()),

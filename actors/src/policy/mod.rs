@@ -6,6 +6,7 @@ pub mod backend;
 pub mod dkim_sign;
 pub mod dnsbl;
 pub mod greylist;
+pub mod mail_auth;
 pub mod mail_loop;
 pub mod rate_limiter;
 pub mod relay;

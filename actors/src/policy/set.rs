@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::protocol::check::{CheckStage, CheckStages, Facts, Verdict};
+use crate::protocol::check::{Acceptance, CheckStage, CheckStages, Facts, Verdict};
 use crate::protocol::reply::Reply;
 
 /// A question to one policy actor.
@@ -73,7 +73,7 @@ impl PolicySet {
                 }
             });
         let answers = futures_util::future::join_all(asks).await;
-        let mut headers = Vec::new();
+        let mut accepted = Acceptance::default();
         let mut deferral = None;
         for (member, answer) in answers {
             let verdict = match answer {
@@ -86,12 +86,12 @@ impl PolicySet {
                 Verdict::Defer(reply) => {
                     deferral.get_or_insert(reply);
                 }
-                Verdict::Accept { headers: more } => headers.extend(more),
+                Verdict::Accept(more) => accepted.merge(more),
             }
         }
         match deferral {
             Some(reply) => Verdict::Defer(reply),
-            None => Verdict::Accept { headers },
+            None => Verdict::Accept(accepted),
         }
     }
 }
@@ -178,9 +178,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn rejection_beats_deferral_beats_acceptance() {
-        let header = Verdict::Accept {
-            headers: vec!["X-Checked: yes".into()],
-        };
+        let header = Verdict::accept_with_headers(vec!["X-Checked: yes".into()]);
         let set = PolicySet::new(vec![
             member("a", header.clone(), 0, false),
             member("b", Verdict::Defer(Reply::greylisted(60)), 0, false),
@@ -201,10 +199,10 @@ mod tests {
             member("a", header.clone(), 0, false),
             member("b", header, 0, false),
         ]);
-        let Verdict::Accept { headers } = set.check(facts()).await else {
+        let Verdict::Accept(accepted) = set.check(facts()).await else {
             panic!("not accepted");
         };
-        assert_eq!(headers.len(), 2);
+        assert_eq!(accepted.headers.len(), 2);
         // A stage no member speaks at is accepted without asking.
         let mut connect = facts();
         connect.stage = CheckStage::Connect;

@@ -4,8 +4,10 @@
 //! [`crate::policy`]; the protocol only stops and resumes.
 
 use std::net::IpAddr;
+use std::ops::Range;
 
 use super::reply::Reply;
+use crate::queue::id::QueueId;
 
 /// Where in a session a policy may speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,6 +88,10 @@ pub struct Facts {
     pub size: usize,
     /// The whole message (DATA), when it is in memory (not spilled to a file).
     pub message: Option<std::sync::Arc<Vec<u8>>>,
+    /// The queue id the message will have (DATA), for log lines.
+    pub queue_id: Option<QueueId>,
+    /// What earlier stages of this transaction found (the SPF result at DATA).
+    pub findings: Vec<Finding>,
 }
 
 impl Facts {
@@ -102,18 +108,112 @@ impl Facts {
             postmaster: false,
             size: 0,
             message: None,
+            queue_id: None,
+            findings: Vec::new(),
         }
+    }
+
+    /// The finding of `method`, if an earlier stage made one.
+    pub fn finding(&self, method: AuthMethod) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.method == method)
+    }
+}
+
+/// A mail authentication method, as RFC 8601 names it in `Authentication-Results:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// SPF of the MAIL FROM identity (or of the HELO name for the null sender).
+    Spf,
+    /// DKIM (the best result over every signature).
+    Dkim,
+    /// DMARC of the From: domain.
+    Dmarc,
+}
+
+impl AuthMethod {
+    /// Its name in headers, logs and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::Spf => "spf",
+            AuthMethod::Dkim => "dkim",
+            AuthMethod::Dmarc => "dmarc",
+        }
+    }
+}
+
+/// A result of one authentication method (RFC 8601 §2.7 and RFC 7208 §2.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthResult {
+    /// Authenticated.
+    Pass,
+    /// Definitely not authenticated.
+    Fail,
+    /// SPF `~all`: probably not authenticated.
+    SoftFail,
+    /// SPF `?all`, or a DKIM signature that could not be checked (RFC 8601 `neutral`).
+    Neutral,
+    /// Nothing to check (no record, no signature).
+    None,
+    /// A temporary failure (DNS): the answer may differ later.
+    TempError,
+    /// A permanent error (a broken record, too many lookups).
+    PermError,
+}
+
+impl AuthResult {
+    /// Its name in headers, logs and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthResult::Pass => "pass",
+            AuthResult::Fail => "fail",
+            AuthResult::SoftFail => "softfail",
+            AuthResult::Neutral => "neutral",
+            AuthResult::None => "none",
+            AuthResult::TempError => "temperror",
+            AuthResult::PermError => "permerror",
+        }
+    }
+}
+
+/// What one authentication method found, kept by the session for later stages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The method.
+    pub method: AuthMethod,
+    /// Its result.
+    pub result: AuthResult,
+    /// The domain it was about (SPF: the MAIL FROM or HELO domain).
+    pub domain: String,
+}
+
+/// What an accepting policy adds to or takes from the message, and what it found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acceptance {
+    /// Header lines (without CRLF) to go on top of the message (DATA).
+    pub headers: Vec<String>,
+    /// Byte ranges of [`Facts::message`] to take out (forged header fields), at DATA.
+    pub remove: Vec<Range<usize>>,
+    /// Findings the session keeps for the later stages of the transaction.
+    pub findings: Vec<Finding>,
+    /// Queue the message on hold (a DMARC quarantine), to be released by the operator.
+    pub hold: bool,
+}
+
+impl Acceptance {
+    /// Adds `other` to this one.
+    pub fn merge(&mut self, other: Acceptance) {
+        self.headers.extend(other.headers);
+        self.remove.extend(other.remove);
+        self.findings.extend(other.findings);
+        self.hold |= other.hold;
     }
 }
 
 /// What the policies decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Go on; at DATA, these header lines (without CRLF) go on top of the message.
-    Accept {
-        /// Header lines to add.
-        headers: Vec<String>,
-    },
+    /// Go on, with what the policy adds, takes out and found.
+    Accept(Acceptance),
     /// A temporary refusal (4xx): the client should try again later.
     Defer(Reply),
     /// A permanent refusal (5xx).
@@ -123,15 +223,21 @@ pub enum Verdict {
 impl Verdict {
     /// Go on, adding nothing.
     pub fn accept() -> Self {
-        Verdict::Accept {
-            headers: Vec::new(),
-        }
+        Verdict::Accept(Acceptance::default())
+    }
+
+    /// Go on, adding these header lines on top of the message (at DATA).
+    pub fn accept_with_headers(headers: Vec<String>) -> Self {
+        Verdict::Accept(Acceptance {
+            headers,
+            ..Acceptance::default()
+        })
     }
 
     /// The refusal, if it is one.
     pub fn refusal(&self) -> Option<&Reply> {
         match self {
-            Verdict::Accept { .. } => None,
+            Verdict::Accept(_) => None,
             Verdict::Defer(reply) | Verdict::Reject(reply) => Some(reply),
         }
     }

@@ -118,6 +118,7 @@ fn envelope_of(
         data,
         body_file,
         user,
+        hold,
         ..
     } = message;
     let size = data.len() + body_file.as_ref().map_or(0, |f| f.len() as usize);
@@ -138,7 +139,8 @@ fn envelope_of(
         client: client.to_string(),
         options,
         body_file: false,
-        held: false,
+        // A DMARC quarantine: on disk, waiting for `hermod queue release`.
+        held: hold,
         user,
     };
     (envelope, Bytes::from(data), body_file)

@@ -68,6 +68,7 @@ pub fn message(ids: &QueueIdGenerator) -> AcceptedMessage {
         data: b"Subject: t\r\n\r\nx\r\n".to_vec(),
         body_file: None,
         user: None,
+        hold: false,
     }
 }
 

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+mod mail_auth;
 mod policy;
 mod security;
 

@@ -115,9 +115,10 @@ impl ServerSession {
             data,
             body_file,
             user: self.user.as_ref().map(|u| u.name.clone()),
+            hold: false,
         };
         if self.checks(CheckStage::Data) {
-            return self.stop_for_check(Pending::Data(Box::new(message)));
+            return self.stop_for_check(Pending::Data(Box::new(message), transaction.findings));
         }
         Some(Event::Enqueue(message))
     }

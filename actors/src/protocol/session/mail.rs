@@ -21,7 +21,7 @@ impl ServerSession {
         if self.checks(CheckStage::Mail) {
             return self.stop_for_check(Pending::Mail(mail));
         }
-        self.open_transaction(mail, out);
+        self.open_transaction(mail, Vec::new(), out);
         None
     }
 

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use bytes::{Buf, BytesMut};
 
 use super::address::{Mailbox, ReversePath};
-use super::check::{CheckStages, Facts};
+use super::check::{CheckStages, Facts, Finding};
 use super::command::{self, Command, CommandError, MailFrom, MailOptions};
 use super::receiver::{BdatReceiver, DataReceiver, Spill};
 use super::reply::Reply;
@@ -88,6 +88,8 @@ pub struct AcceptedMessage {
     pub body_file: Option<IncomingBody>,
     /// The user the client authenticated as, kept with the message.
     pub user: Option<String>,
+    /// A policy asked for the message to be queued on hold (DMARC quarantine).
+    pub hold: bool,
 }
 
 /// What the driver must do before feeding more bytes.
@@ -129,6 +131,8 @@ struct Transaction {
     mail: MailFrom,
     recipients: Vec<Mailbox>,
     bdat: Option<BdatReceiver>,
+    /// What the policies found at MAIL (SPF), for the checks at DATA.
+    findings: Vec<Finding>,
 }
 
 /// The protocol state of one connection.

@@ -5,7 +5,7 @@
 
 use super::{AcceptedMessage, Event, ServerSession, Transaction};
 use crate::protocol::address::Mailbox;
-use crate::protocol::check::{CheckStage, Facts, Verdict};
+use crate::protocol::check::{Acceptance, CheckStage, Facts, Finding, Verdict};
 use crate::protocol::command::MailFrom;
 use crate::protocol::reply::Reply;
 
@@ -17,8 +17,8 @@ pub(super) enum Pending {
     Mail(MailFrom),
     /// RCPT TO, and whether it is the postmaster (whom everyone must reach).
     Rcpt(Mailbox, bool),
-    /// The whole message.
-    Data(Box<AcceptedMessage>),
+    /// The whole message, and what the checks at MAIL found.
+    Data(Box<AcceptedMessage>, Vec<Finding>),
 }
 
 impl ServerSession {
@@ -33,7 +33,7 @@ impl ServerSession {
             Pending::Helo { .. } => CheckStage::Helo,
             Pending::Mail(_) => CheckStage::Mail,
             Pending::Rcpt(..) => CheckStage::Rcpt,
-            Pending::Data(_) => CheckStage::Data,
+            Pending::Data(..) => CheckStage::Data,
         };
         let mut facts = Facts::connect(
             self.client_ip,
@@ -44,6 +44,7 @@ impl ServerSession {
         facts.helo = self.helo.clone();
         if let Some(transaction) = &self.transaction {
             facts.sender = Some(transaction.mail.sender.to_string());
+            facts.findings = transaction.findings.clone();
         }
         match &pending {
             Pending::Helo { domain, .. } => facts.helo = Some(domain.clone()),
@@ -52,7 +53,9 @@ impl ServerSession {
                 facts.recipients = vec![rcpt.to_string()];
                 facts.postmaster = *postmaster;
             }
-            Pending::Data(message) => {
+            Pending::Data(message, findings) => {
+                facts.queue_id = Some(message.id);
+                facts.findings = findings.clone();
                 facts.sender = Some(message.sender.to_string());
                 facts.recipients = message.recipients.iter().map(ToString::to_string).collect();
                 facts.size =
@@ -72,8 +75,8 @@ impl ServerSession {
     /// top.
     pub fn check_verdict(&mut self, verdict: Verdict, out: &mut Vec<u8>) -> Option<Event> {
         let pending = self.pending.take()?;
-        let headers = match verdict {
-            Verdict::Accept { headers } => headers,
+        let accepted = match verdict {
+            Verdict::Accept(accepted) => accepted,
             Verdict::Defer(reply) | Verdict::Reject(reply) => {
                 // A refused message's spilled body file goes with `pending`.
                 self.refuse(out, reply);
@@ -86,7 +89,7 @@ impl ServerSession {
                 None
             }
             Pending::Mail(mail) => {
-                self.open_transaction(mail, out);
+                self.open_transaction(mail, accepted.findings, out);
                 None
             }
             Pending::Rcpt(rcpt, _) => {
@@ -96,15 +99,10 @@ impl ServerSession {
                 Reply::recipient_ok().write_to(out);
                 None
             }
-            Pending::Data(mut message) => {
-                if !headers.is_empty() {
-                    let mut data = Vec::with_capacity(message.data.len() + 256);
-                    for header in headers {
-                        data.extend_from_slice(header.as_bytes());
-                        data.extend_from_slice(b"\r\n");
-                    }
-                    data.extend_from_slice(&message.data);
-                    message.data = data;
+            Pending::Data(mut message, _) => {
+                message.hold |= accepted.hold;
+                if !accepted.headers.is_empty() || !accepted.remove.is_empty() {
+                    message.data = edited(&message.data, accepted);
                 }
                 Some(Event::Enqueue(*message))
             }
@@ -112,12 +110,40 @@ impl ServerSession {
     }
 
     /// A transaction starts with `mail`.
-    pub(super) fn open_transaction(&mut self, mail: MailFrom, out: &mut Vec<u8>) {
+    pub(super) fn open_transaction(
+        &mut self,
+        mail: MailFrom,
+        findings: Vec<Finding>,
+        out: &mut Vec<u8>,
+    ) {
         self.transaction = Some(Transaction {
             mail,
             recipients: Vec::new(),
             bdat: None,
+            findings,
         });
         Reply::sender_ok().write_to(out);
     }
+}
+
+/// `data` with the accepted headers on top and the ranges to remove taken out (ranges
+/// out of bounds or overlapping an earlier one are skipped).
+fn edited(data: &[u8], accepted: Acceptance) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 256);
+    for header in &accepted.headers {
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let mut remove = accepted.remove;
+    remove.sort_by_key(|r| r.start);
+    let mut at = 0;
+    for range in remove {
+        if range.start < at || range.end > data.len() || range.start > range.end {
+            continue;
+        }
+        out.extend_from_slice(&data[at..range.start]);
+        at = range.end;
+    }
+    out.extend_from_slice(&data[at..]);
+    out
 }

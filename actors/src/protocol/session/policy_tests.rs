@@ -66,9 +66,7 @@ fn each_stage_stops_once_and_its_verdict_finishes_the_command() {
         String::from_utf8_lossy(&out),
         "250 2.1.0 Sender ok\r\n451 4.7.1 Greylisted, please try again in 300 seconds\r\n250 2.1.5 Recipient ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
     );
-    let verdict = Verdict::Accept {
-        headers: vec!["X-Policy: checked".into()],
-    };
+    let verdict = Verdict::accept_with_headers(vec!["X-Policy: checked".into()]);
     let Some(Event::Enqueue(message)) = s.check_verdict(verdict, &mut out) else {
         panic!("the accepted message was not handed on");
     };

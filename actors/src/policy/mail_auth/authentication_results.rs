@@ -1,0 +1,100 @@
+//! `Authentication-Results:` headers already in a message: those that claim our
+//! authserv-id were not written by us (we add ours only after removing them), so they
+//! are forgeries meant to make a later filter trust the message (RFC 8601 §5), and go.
+
+use std::ops::Range;
+
+/// The byte ranges (whole fields, continuation lines and CRLF included) of the
+/// `Authentication-Results:` fields in the header section of `message` whose authserv-id
+/// is `authserv_id` (compared without regard to case).
+pub fn forged(message: &[u8], authserv_id: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut fields = Fields { message, at: 0 };
+    while let Some(field) = fields.next() {
+        let bytes = &message[field.clone()];
+        let Some(colon) = bytes.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if !bytes[..colon]
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"authentication-results")
+        {
+            continue;
+        }
+        if authserv_id_of(&bytes[colon + 1..]).eq_ignore_ascii_case(authserv_id.as_bytes()) {
+            out.push(field);
+        }
+    }
+    out
+}
+
+/// The header fields of a message, each as the range of its lines; stops at the empty
+/// line that ends the header section.
+struct Fields<'a> {
+    message: &'a [u8],
+    at: usize,
+}
+
+impl Iterator for Fields<'_> {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        let message = self.message;
+        let start = self.at;
+        if start >= message.len() || message[start] == b'\r' || message[start] == b'\n' {
+            return None;
+        }
+        let mut end = start;
+        loop {
+            end = match message[end..].iter().position(|&b| b == b'\n') {
+                Some(nl) => end + nl + 1,
+                None => message.len(),
+            };
+            // A line starting with a space or tab continues the field.
+            if end >= message.len() || !matches!(message[end], b' ' | b'\t') {
+                break;
+            }
+        }
+        self.at = end;
+        Some(start..end)
+    }
+}
+
+/// The authserv-id at the start of a field's value: after white space and comments, up
+/// to `;`, white space or a comment.
+fn authserv_id_of(value: &[u8]) -> &[u8] {
+    let mut i = 0;
+    let mut depth = 0usize;
+    while i < value.len() {
+        match value[i] {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            _ if depth > 0 => {}
+            _ => break,
+        }
+        i += 1;
+    }
+    let start = i;
+    while i < value.len() && !matches!(value[i], b';' | b' ' | b'\t' | b'\r' | b'\n' | b'(') {
+        i += 1;
+    }
+    &value[start..i]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_fields_claiming_our_id_are_forged() {
+        let message = b"Received: from x\r\n\tby y\r\nAuthentication-Results: MX.Example.test;\r\n\tspf=pass smtp.mailfrom=a@b.test\r\nauthentication-results: (comment) mx.example.test; dkim=pass\r\nAuthentication-Results: other.test; dmarc=pass\r\nSubject: hi\r\n\r\nAuthentication-Results: mx.example.test; in the body\r\n";
+        let ranges = forged(message, "mx.example.test");
+        assert_eq!(ranges.len(), 2);
+        assert!(message[ranges[0].clone()].starts_with(b"Authentication-Results: MX.Example"));
+        assert!(message[ranges[0].clone()].ends_with(b"smtp.mailfrom=a@b.test\r\n"));
+        assert!(message[ranges[1].clone()].starts_with(b"authentication-results: (comment)"));
+        assert!(forged(message, "example.test").is_empty());
+        assert!(forged(b"Subject: x\r\n\r\n", "mx.example.test").is_empty());
+    }
+}

@@ -1,0 +1,139 @@
+//! The DkimVerifier actor: checks every `DKIM-Signature:` of a message (RFC 6376) and
+//! reports each result with its signature, for DMARC and the `Authentication-Results:`
+//! header. Parsing, body hashes and signature checks run on the [`VerifyPool`], not on
+//! the arbiter that asks, so sessions never wait behind the CPU work of a large message.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use mail_auth::dkim::Signature;
+use mail_auth::{AuthenticatedMessage, DkimOutput, DkimResult, MessageAuthenticator};
+
+use super::pool::VerifyPool;
+use crate::protocol::check::AuthResult;
+
+/// Check the signatures of this message (headers and body, CRLF line ends).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "DkimReport")]
+pub struct VerifyDkim(pub Arc<Vec<u8>>);
+
+/// What the signatures of one message say.
+#[derive(Debug, Clone, Default)]
+pub struct DkimReport {
+    /// Each signature's result, with the signature when it could be read.
+    pub signatures: Vec<(DkimResult, Option<Signature>)>,
+    /// The From: addresses, as DMARC reads them.
+    pub from: Vec<String>,
+}
+
+impl DkimReport {
+    /// mail-auth's outputs again, for DMARC and the header.
+    pub fn outputs(&self) -> Vec<DkimOutput<'_>> {
+        self.signatures
+            .iter()
+            .map(|(result, signature)| {
+                let output = match result.clone() {
+                    DkimResult::Pass => DkimOutput::pass(),
+                    DkimResult::Fail(e) => DkimOutput::fail(e),
+                    DkimResult::Neutral(e) => DkimOutput::neutral(e),
+                    DkimResult::PermError(e) => DkimOutput::perm_err(e),
+                    DkimResult::TempError(e) => DkimOutput::temp_err(e),
+                    DkimResult::None => DkimOutput::neutral(mail_auth::Error::NotAligned),
+                };
+                match signature {
+                    Some(signature) => output.with_signature(signature),
+                    None => output,
+                }
+            })
+            .collect()
+    }
+
+    /// The message's DKIM result in one word: `pass` if any signature passed, else the
+    /// most telling failure; `none` without signatures.
+    pub fn summary(&self) -> AuthResult {
+        let rank = |r: &DkimResult| match r {
+            DkimResult::Pass => (0, AuthResult::Pass),
+            DkimResult::Fail(_) => (1, AuthResult::Fail),
+            DkimResult::TempError(_) => (2, AuthResult::TempError),
+            DkimResult::PermError(_) => (3, AuthResult::PermError),
+            DkimResult::Neutral(_) => (4, AuthResult::Neutral),
+            DkimResult::None => (5, AuthResult::None),
+        };
+        self.signatures
+            .iter()
+            .map(|(r, _)| rank(r))
+            .min_by_key(|(n, _)| *n)
+            .map_or(AuthResult::None, |(_, r)| r)
+    }
+
+    /// `d=` of the first signature that did not pass, and why, for the log.
+    pub fn first_failure(&self) -> Option<String> {
+        self.signatures.iter().find_map(|(result, signature)| {
+            let why = match result {
+                DkimResult::Pass | DkimResult::None => return None,
+                DkimResult::Fail(e)
+                | DkimResult::Neutral(e)
+                | DkimResult::PermError(e)
+                | DkimResult::TempError(e) => e.to_string(),
+            };
+            let d = signature.as_ref().map_or("?", |s| s.d.as_str());
+            let selector = signature.as_ref().map_or("?", |s| s.s.as_str());
+            Some(format!("d={d} s={selector}: {why}"))
+        })
+    }
+}
+
+/// The actor.
+pub struct DkimVerifier {
+    auth: Arc<MessageAuthenticator>,
+    pool: Arc<VerifyPool>,
+}
+
+impl DkimVerifier {
+    /// A verifier looking keys up through `auth`, working on `pool`.
+    pub fn new(auth: MessageAuthenticator, pool: Arc<VerifyPool>) -> Self {
+        DkimVerifier {
+            auth: Arc::new(auth),
+            pool,
+        }
+    }
+}
+
+impl Actor for DkimVerifier {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(100_000);
+    }
+}
+
+impl Handler<VerifyDkim> for DkimVerifier {
+    type Result = ResponseFuture<DkimReport>;
+
+    fn handle(&mut self, VerifyDkim(message): VerifyDkim, _: &mut Context<Self>) -> Self::Result {
+        let (auth, pool) = (self.auth.clone(), self.pool.clone());
+        Box::pin(async move {
+            let started = Instant::now();
+            let report = pool.run(verify(auth, message)).await.unwrap_or_default();
+            metrics::histogram!("mail_auth_verify_seconds", "method" => "dkim")
+                .record(started.elapsed().as_secs_f64());
+            report
+        })
+    }
+}
+
+/// Checks every signature of `message`.
+pub async fn verify(auth: Arc<MessageAuthenticator>, message: Arc<Vec<u8>>) -> DkimReport {
+    let Some(parsed) = AuthenticatedMessage::parse(&message) else {
+        return DkimReport::default();
+    };
+    let outputs = auth.verify_dkim(&parsed).await;
+    DkimReport {
+        signatures: outputs
+            .iter()
+            .map(|o| (o.result().clone(), o.signature().cloned()))
+            .collect(),
+        from: parsed.from.clone(),
+    }
+}

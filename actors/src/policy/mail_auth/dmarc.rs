@@ -1,0 +1,300 @@
+//! The DmarcVerifier actor: at the end of DATA it has the DkimVerifier check every
+//! signature, evaluates DMARC (RFC 7489) for the From: domain with that and the SPF result
+//! the session kept from MAIL FROM, and writes the one `Authentication-Results:` header,
+//! after taking out any that claim our authserv-id. Then it acts as the domain asks and
+//! the operator allows: `p=reject` refused with `550 5.7.1`, `p=quarantine` marked or
+//! held, a DNS failure deferred or recorded. Every verdict is in one log line per message
+//! (`SPF/DKIM/DMARC verdict`) and in `mail_auth_results_total`.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dmarc::Policy;
+use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DmarcOutput, DmarcResult, MessageAuthenticator,
+    SpfOutput,
+};
+
+use super::authentication_results::forged;
+use super::dkim_verify::{DkimReport, DkimVerifier, VerifyDkim};
+use super::spf::{exempt, spf_result};
+use super::{AuthRules, DmarcRejectAction, QuarantineAction, TempErrorAction};
+use crate::policy::set::Ask;
+use crate::protocol::check::{Acceptance, AuthMethod, AuthResult, Facts, Verdict};
+use crate::protocol::reply::Reply;
+
+/// The actor.
+pub struct DmarcVerifier {
+    auth: Arc<MessageAuthenticator>,
+    dkim: Addr<DkimVerifier>,
+    rules: Arc<AuthRules>,
+}
+
+impl DmarcVerifier {
+    /// A verifier asking `dkim` for signatures and looking policies up through `auth`.
+    pub fn new(
+        auth: MessageAuthenticator,
+        dkim: Addr<DkimVerifier>,
+        rules: Arc<AuthRules>,
+    ) -> Self {
+        DmarcVerifier {
+            auth: Arc::new(auth),
+            dkim,
+            rules,
+        }
+    }
+}
+
+impl Actor for DmarcVerifier {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(100_000);
+    }
+}
+
+impl Handler<Ask> for DmarcVerifier {
+    type Result = ResponseFuture<Verdict>;
+
+    fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
+        let (auth, dkim, rules) = (self.auth.clone(), self.dkim.clone(), self.rules.clone());
+        Box::pin(async move { decide(&auth, &dkim, &rules, &facts).await })
+    }
+}
+
+/// What the verdict does to the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Accept,
+    Reject,
+    QuarantineHeader,
+    QuarantineHold,
+    Defer,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Accept => "accept",
+            Action::Reject => "reject",
+            Action::QuarantineHeader => "quarantine_header",
+            Action::QuarantineHold => "quarantine_hold",
+            Action::Defer => "defer",
+        }
+    }
+}
+
+fn dmarc_auth_result(result: &DmarcResult) -> AuthResult {
+    match result {
+        DmarcResult::Pass => AuthResult::Pass,
+        DmarcResult::Fail(_) => AuthResult::Fail,
+        DmarcResult::TempError(_) => AuthResult::TempError,
+        DmarcResult::PermError(_) => AuthResult::PermError,
+        DmarcResult::None => AuthResult::None,
+    }
+}
+
+fn policy_name(policy: Policy) -> &'static str {
+    match policy {
+        Policy::Reject => "reject",
+        Policy::Quarantine => "quarantine",
+        Policy::None | Policy::Unspecified => "none",
+    }
+}
+
+async fn decide(
+    auth: &MessageAuthenticator,
+    dkim: &Addr<DkimVerifier>,
+    rules: &AuthRules,
+    facts: &Facts,
+) -> Verdict {
+    if exempt(facts) {
+        return Verdict::accept();
+    }
+    let sender = facts.sender.as_deref().unwrap_or_default();
+    let helo = facts.helo.as_deref().unwrap_or_default();
+    let mail_from_domain = sender.rsplit_once('@').map_or(helo, |(_, d)| d);
+    let spf = match facts.finding(AuthMethod::Spf) {
+        Some(f) => SpfOutput::new(f.domain.clone()).with_result(spf_result(f.result)),
+        None => SpfOutput::new(mail_from_domain.to_string()),
+    };
+    let spf_name = facts
+        .finding(AuthMethod::Spf)
+        .map_or(AuthResult::None, |f| f.result)
+        .name();
+    let Some(message) = facts.message.clone() else {
+        // The body was spilled to disk (over queue.large_message_threshold): only SPF
+        // is known; DMARC is not applied, since a good signature could not be seen.
+        tracing::info!(queue_id = ?facts.queue_id, client = %facts.client_ip, from = sender,
+            spf = spf_name, dkim = "not_checked", dmarc = "not_checked", size = facts.size,
+            "SPF/DKIM/DMARC verdict: message too large to verify DKIM; DMARC not applied");
+        let header = AuthenticationResults::new(&rules.authserv_id)
+            .with_spf_mailfrom_result(&spf, facts.client_ip, sender, helo)
+            .to_header();
+        return Verdict::accept_with_headers(vec![header.trim_end().to_string()]);
+    };
+    let report: DkimReport = dkim
+        .send(VerifyDkim(message.clone()))
+        .await
+        .unwrap_or_default();
+    let dkim_outputs = report.outputs();
+    let dkim_result = report.summary();
+    let from_message = AuthenticatedMessage {
+        from: report.from.clone(),
+        ..AuthenticatedMessage::default()
+    };
+    let started = Instant::now();
+    let dmarc = auth
+        .verify_dmarc(DmarcParameters::new(
+            &from_message,
+            &dkim_outputs,
+            mail_from_domain,
+            &spf,
+        ))
+        .await;
+    let dmarc_result = dmarc_auth_result(&dmarc.result());
+    let header_from = dmarc.domain().to_string();
+    let (action, pct) = act(auth, rules, &dmarc, dmarc_result, facts).await;
+    metrics::histogram!("mail_auth_verify_seconds", "method" => "dmarc")
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("mail_auth_results_total", "method" => "dkim", "result" => dkim_result.name())
+        .increment(1);
+    metrics::counter!("mail_auth_results_total", "method" => "dmarc", "result" => dmarc_result.name())
+        .increment(1);
+    let header = AuthenticationResults::new(&rules.authserv_id)
+        .with_spf_mailfrom_result(&spf, facts.client_ip, sender, helo)
+        .with_dkim_results(&dkim_outputs, &header_from)
+        .with_dmarc_result(&dmarc)
+        .to_header();
+    tracing::info!(queue_id = ?facts.queue_id, client = %facts.client_ip, from = sender,
+        header_from = %header_from, spf = spf_name, dkim = dkim_result.name(),
+        dkim_failure = report.first_failure().as_deref(), dmarc = dmarc_result.name(),
+        policy = policy_name(dmarc.policy()), pct, action = action.name(), "SPF/DKIM/DMARC verdict");
+    if action != Action::Accept {
+        metrics::counter!("mail_auth_actions_total", "action" => match action {
+            Action::Reject => "dmarc_rejected",
+            Action::QuarantineHeader => "quarantined_header",
+            Action::QuarantineHold => "quarantined_hold",
+            _ => "deferred_temperror",
+        })
+        .increment(1);
+    }
+    let mut headers = vec![header.trim_end().to_string()];
+    match action {
+        Action::Reject => {
+            let why = format!(
+                "no SPF or DKIM pass aligned with the From: domain (spf={spf_name} smtp.mailfrom={mail_from_domain}, dkim={})",
+                dkim_result.name()
+            );
+            return Verdict::Reject(Reply::dmarc_rejected(&header_from, &why));
+        }
+        Action::Defer => return Verdict::Defer(Reply::dmarc_temporary_error(&header_from)),
+        Action::QuarantineHeader => headers.push(rules.quarantine_header.clone()),
+        Action::QuarantineHold | Action::Accept => {}
+    }
+    Verdict::Accept(Acceptance {
+        headers,
+        remove: forged(&message, &rules.authserv_id),
+        findings: Vec::new(),
+        hold: action == Action::QuarantineHold,
+    })
+}
+
+/// What to do about a message with this DMARC outcome, and the `pct` that applied.
+async fn act(
+    auth: &MessageAuthenticator,
+    rules: &AuthRules,
+    dmarc: &DmarcOutput,
+    result: AuthResult,
+    facts: &Facts,
+) -> (Action, Option<u8>) {
+    let quarantine = match rules.dmarc_quarantine {
+        QuarantineAction::Header => Action::QuarantineHeader,
+        QuarantineAction::Hold => Action::QuarantineHold,
+        QuarantineAction::Record => Action::Accept,
+    };
+    match result {
+        AuthResult::TempError if rules.temp_error == TempErrorAction::Defer => (Action::Defer, None),
+        AuthResult::Fail => {
+            let mut policy = dmarc.policy();
+            let pct = if matches!(policy, Policy::Reject | Policy::Quarantine) {
+                percent(auth, dmarc.domain()).await
+            } else {
+                None
+            };
+            // RFC 7489 §6.6.4: outside the `pct` sample, the next policy down applies.
+            if let Some(pct) = pct
+                && sample(facts) >= u64::from(pct)
+            {
+                policy = match policy {
+                    Policy::Reject => Policy::Quarantine,
+                    _ => Policy::None,
+                };
+            }
+            let action = match (policy, rules.dmarc_reject) {
+                (Policy::Reject, DmarcRejectAction::Reject) => Action::Reject,
+                (Policy::Reject, DmarcRejectAction::Quarantine) | (Policy::Quarantine, _) => {
+                    quarantine
+                }
+                _ => Action::Accept,
+            };
+            (action, pct)
+        }
+        _ => (Action::Accept, None),
+    }
+}
+
+/// A number in 0..100 for the `pct` sample, the same for one message.
+fn sample(facts: &Facts) -> u64 {
+    RandomState::new().hash_one(facts.queue_id) % 100
+}
+
+/// The `pct=` of the DMARC record that governs `domain` (its own, else that of a parent
+/// domain), when it is under 100. mail-auth follows the DMARC revision that dropped `pct`,
+/// so hermod reads it itself; the lookups are answered from the resolver's cache, since
+/// the DMARC check just made them.
+async fn percent(auth: &MessageAuthenticator, domain: &str) -> Option<u8> {
+    let mut name = domain.trim_end_matches('.');
+    loop {
+        if let Ok(record) = auth.txt_raw_lookup(format!("_dmarc.{name}.")).await {
+            let record = String::from_utf8_lossy(&record);
+            if record.trim_start().starts_with("v=DMARC1") {
+                return pct_of(&record);
+            }
+        }
+        // Up to the organizational domain: stop at two labels.
+        match name.split_once('.') {
+            Some((_, parent)) if parent.contains('.') => name = parent,
+            _ => return None,
+        }
+    }
+}
+
+/// The `pct` tag of a DMARC record, when it is under 100.
+fn pct_of(record: &str) -> Option<u8> {
+    record.split(';').find_map(|tag| {
+        let (name, value) = tag.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("pct") {
+            return None;
+        }
+        value.trim().parse::<u8>().ok().filter(|p| *p < 100)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pct_is_read_when_it_samples() {
+        assert_eq!(pct_of("v=DMARC1; p=reject; pct=25"), Some(25));
+        assert_eq!(pct_of("v=DMARC1; p=reject; PCT = 0 ;rua=mailto:x@y"), Some(0));
+        assert_eq!(pct_of("v=DMARC1; p=reject; pct=100"), None);
+        assert_eq!(pct_of("v=DMARC1; p=reject"), None);
+        assert_eq!(pct_of("v=DMARC1; pct=abc"), None);
+    }
+}

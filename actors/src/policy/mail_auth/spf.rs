@@ -1,0 +1,142 @@
+//! The SpfVerifier actor: at MAIL FROM, whether the client's address may send for the
+//! MAIL FROM domain (RFC 7208), or for the HELO name when the sender is null. mail-auth
+//! does the lookups and keeps RFC 7208's limits (10 DNS mechanisms, 20 s). A `fail` may
+//! be refused there, before any data is sent; every result is kept by the session for
+//! DMARC and the `Authentication-Results:` header at the end of DATA.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{MessageAuthenticator, SpfResult};
+
+use super::{AuthRules, SpfFailAction, TempErrorAction};
+use crate::policy::set::Ask;
+use crate::protocol::check::{Acceptance, AuthMethod, AuthResult, Facts, Finding, Verdict};
+use crate::protocol::reply::Reply;
+
+/// The actor.
+pub struct SpfVerifier {
+    auth: Arc<MessageAuthenticator>,
+    rules: Arc<AuthRules>,
+}
+
+impl SpfVerifier {
+    /// A verifier asking through `auth`, acting by `rules`.
+    pub fn new(auth: MessageAuthenticator, rules: Arc<AuthRules>) -> Self {
+        SpfVerifier {
+            auth: Arc::new(auth),
+            rules,
+        }
+    }
+}
+
+impl Actor for SpfVerifier {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(100_000);
+    }
+}
+
+impl Handler<Ask> for SpfVerifier {
+    type Result = ResponseFuture<Verdict>;
+
+    fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
+        let (auth, rules) = (self.auth.clone(), self.rules.clone());
+        Box::pin(async move { decide(&auth, &rules, &facts).await })
+    }
+}
+
+/// SPF's result as RFC 8601 names it.
+pub fn auth_result(result: SpfResult) -> AuthResult {
+    match result {
+        SpfResult::Pass => AuthResult::Pass,
+        SpfResult::Fail => AuthResult::Fail,
+        SpfResult::SoftFail => AuthResult::SoftFail,
+        SpfResult::Neutral => AuthResult::Neutral,
+        SpfResult::TempError => AuthResult::TempError,
+        SpfResult::PermError => AuthResult::PermError,
+        SpfResult::None => AuthResult::None,
+    }
+}
+
+/// mail-auth's SPF result from ours (for DMARC and the header at DATA).
+pub fn spf_result(result: AuthResult) -> SpfResult {
+    match result {
+        AuthResult::Pass => SpfResult::Pass,
+        AuthResult::Fail => SpfResult::Fail,
+        AuthResult::SoftFail => SpfResult::SoftFail,
+        AuthResult::Neutral => SpfResult::Neutral,
+        AuthResult::TempError => SpfResult::TempError,
+        AuthResult::PermError => SpfResult::PermError,
+        AuthResult::None => SpfResult::None,
+    }
+}
+
+/// Whether `facts` come from a client whose mail is not verified: a trusted network or
+/// an authenticated user (their mail is ours, and is signed instead).
+pub(super) fn exempt(facts: &Facts) -> bool {
+    facts.trusted || facts.user.is_some()
+}
+
+async fn decide(auth: &MessageAuthenticator, rules: &AuthRules, facts: &Facts) -> Verdict {
+    if exempt(facts) {
+        return Verdict::accept();
+    }
+    let helo = facts.helo.as_deref().unwrap_or_default();
+    let sender = facts.sender.as_deref().unwrap_or_default();
+    let started = Instant::now();
+    let output = if sender.is_empty() {
+        // The null sender (bounces): RFC 7208 §2.4 checks the HELO identity instead.
+        auth.verify_spf(SpfParameters::verify_ehlo(
+            facts.client_ip,
+            helo,
+            &rules.authserv_id,
+        ))
+        .await
+    } else {
+        auth.verify_spf(SpfParameters::verify_mail_from(
+            facts.client_ip,
+            helo,
+            &rules.authserv_id,
+            sender,
+        ))
+        .await
+    };
+    metrics::histogram!("mail_auth_verify_seconds", "method" => "spf")
+        .record(started.elapsed().as_secs_f64());
+    let result = auth_result(output.result());
+    let domain = output.domain().to_string();
+    metrics::counter!("mail_auth_results_total", "method" => "spf", "result" => result.name())
+        .increment(1);
+    let finding = Finding {
+        method: AuthMethod::Spf,
+        result,
+        domain,
+    };
+    match (result, rules.spf_fail, rules.temp_error) {
+        (AuthResult::Fail, SpfFailAction::Reject, _) => {
+            metrics::counter!("mail_auth_actions_total", "action" => "spf_rejected").increment(1);
+            tracing::info!(client = %facts.client_ip, from = sender, helo, domain = %finding.domain,
+                spf = "fail", "SPF fail: sender refused");
+            Verdict::Reject(Reply::spf_failed(
+                facts.client_ip,
+                &finding.domain,
+                output.explanation(),
+            ))
+        }
+        (AuthResult::TempError, _, TempErrorAction::Defer) => {
+            metrics::counter!("mail_auth_actions_total", "action" => "deferred_temperror")
+                .increment(1);
+            tracing::info!(client = %facts.client_ip, from = sender, helo, domain = %finding.domain,
+                spf = "temperror", "SPF temperror: sender deferred");
+            Verdict::Defer(Reply::spf_temporary_error(&finding.domain))
+        }
+        _ => Verdict::Accept(Acceptance {
+            findings: vec![finding],
+            ..Acceptance::default()
+        }),
+    }
+}
