@@ -5,52 +5,17 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::client::Client;
 use common::hermod::Hermod;
 
-/// Makes a key with the CLI; returns its DNS TXT record's value.
-fn keygen(dir: &Path, selector: &str, algorithm: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
-        .args([
-            "dkim",
-            "keygen",
-            "--domain",
-            "shop.test",
-            "--selector",
-            selector,
-            "--algorithm",
-            algorithm,
-            "--out",
-        ])
-        .arg(dir.join(format!("{selector}.key")))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = text
-        .lines()
-        .find(|l| l.contains("._domainkey."))
-        .unwrap_or_else(|| panic!("no TXT record in:\n{text}"));
-    line.split_once("IN TXT \"")
-        .unwrap()
-        .1
-        .trim_end_matches('"')
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn signatures_made_by_hermod_verify_with_dkimpy_after_relaying() {
     let dir = tempfile::tempdir().unwrap();
-    let rsa = keygen(dir.path(), "s1", "rsa2048");
-    let ed = keygen(dir.path(), "e1", "ed25519");
+    let rsa = common::dkim::keygen(dir.path(), "shop.test", "s1", "rsa2048");
+    let ed = common::dkim::keygen(dir.path(), "shop.test", "e1", "ed25519");
     assert!(rsa.starts_with("v=DKIM1; k=rsa; p=MII"), "{rsa}");
     assert!(ed.starts_with("v=DKIM1; k=ed25519; p="), "{ed}");
     let sink_dir = dir.path().join("sink");

@@ -24,6 +24,7 @@ pub mod env;
 pub mod greylist;
 mod load;
 pub mod log;
+pub mod mail_auth;
 pub mod queue;
 pub mod rate_limit;
 pub mod redis;
@@ -40,6 +41,7 @@ pub use dnsbl::DnsblConfig;
 pub use greylist::GreylistConfig;
 pub use load::{DEFAULT_CONFIG_PATH, Source, load};
 pub use log::LogConfig;
+pub use mail_auth::MailAuthConfig;
 pub use queue::QueueConfig;
 pub use rate_limit::RateLimitConfig;
 pub use redis::RedisConfig;
@@ -70,6 +72,8 @@ pub struct Config {
     pub redis: RedisConfig,
     /// DKIM signing.
     pub dkim: DkimConfig,
+    /// SPF, DKIM and DMARC verification.
+    pub mail_auth: MailAuthConfig,
     /// The durable queue and its retry schedule.
     pub queue: QueueConfig,
     /// Outbound delivery.
@@ -94,6 +98,7 @@ impl Config {
         self.dnsbl.check(&mut issues);
         self.redis.check(&mut issues);
         self.dkim.check(&mut issues);
+        self.mail_auth.check(&mut issues);
         self.queue.check(&mut issues);
         self.delivery.check(&mut issues);
         self.log.check(&mut issues);
@@ -167,7 +172,7 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 13] {
+pub fn sections() -> [Declared; 14] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<TlsConfig>(),
@@ -178,6 +183,7 @@ pub fn sections() -> [Declared; 13] {
         Declared::of::<DnsblConfig>(),
         Declared::of::<RedisConfig>(),
         Declared::of::<DkimConfig>(),
+        Declared::of::<MailAuthConfig>(),
         Declared::of::<QueueConfig>(),
         Declared::of::<DeliveryConfig>(),
         Declared::of::<LogConfig>(),

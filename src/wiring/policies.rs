@@ -11,6 +11,11 @@ use hermod_actors::outbound::mx::MxResolver;
 use hermod_actors::policy::dkim_sign::DkimSigner;
 use hermod_actors::policy::dnsbl::Dnsbl;
 use hermod_actors::policy::greylist::Greylist;
+use hermod_actors::policy::mail_auth::dkim_verify::DkimVerifier;
+use hermod_actors::policy::mail_auth::dmarc::DmarcVerifier;
+use hermod_actors::policy::mail_auth::pool::VerifyPool;
+use hermod_actors::policy::mail_auth::spf::SpfVerifier;
+use hermod_actors::policy::mail_auth::{self, AuthRules};
 use hermod_actors::policy::rate_limiter::RateLimiter;
 use hermod_actors::policy::set::{PolicyMember, PolicySet};
 use hermod_actors::protocol::check::{CheckStage, CheckStages};
@@ -123,9 +128,55 @@ pub(super) fn start(
         });
         tracing::info!(domains = ?domains, "DKIM signing on");
     }
+    if config.mail_auth.verify {
+        members.extend(verifiers(config, &arbiter)?);
+    }
     if members.is_empty() {
         arbiter.stop();
         return Ok((PolicySet::default(), None));
     }
     Ok((PolicySet::new(members), Some(arbiter)))
+}
+
+/// The SPF verifier (at MAIL FROM) and the DMARC verifier (at the end of DATA), which
+/// asks the DKIM verifier; the DKIM checks run on a [`VerifyPool`] of their own.
+fn verifiers(config: &Config, arbiter: &ArbiterHandle) -> anyhow::Result<Vec<PolicyMember>> {
+    let settings = &config.mail_auth;
+    let rules: Arc<AuthRules> = Arc::new(settings.rules(&config.smtp.hostname));
+    let servers = &config.delivery.dns_servers;
+    // Each verifier its own resolver: the DKIM one is used on the pool's runtime.
+    let spf_dns = MxResolver::new(servers, settings.dns_timeout)?;
+    let dkim_dns = MxResolver::new(servers, settings.dns_timeout)?;
+    let dmarc_dns = MxResolver::new(servers, settings.dns_timeout)?;
+    let pool = Arc::new(VerifyPool::new(settings.threads())?);
+    let dkim = DkimVerifier::start_in_arbiter(arbiter, move |_| {
+        DkimVerifier::new(mail_auth::authenticator(&dkim_dns), pool)
+    });
+    let spf_rules = rules.clone();
+    let spf = SpfVerifier::start_in_arbiter(arbiter, move |_| {
+        SpfVerifier::new(mail_auth::authenticator(&spf_dns), spf_rules)
+    });
+    let dmarc_rules = rules.clone();
+    let dmarc = DmarcVerifier::start_in_arbiter(arbiter, move |_| {
+        DmarcVerifier::new(mail_auth::authenticator(&dmarc_dns), dkim, dmarc_rules)
+    });
+    tracing::info!(authserv_id = %rules.authserv_id, spf_fail = ?rules.spf_fail,
+        dmarc_reject = ?rules.dmarc_reject, dmarc_quarantine = ?rules.dmarc_quarantine,
+        temp_error = ?rules.temp_error, threads = settings.threads(), "SPF/DKIM/DMARC verification on");
+    Ok(vec![
+        PolicyMember {
+            name: "spf",
+            stages: CheckStages::of(&[CheckStage::Mail]),
+            ask: spf.recipient(),
+            deadline: settings.deadline,
+            fail_open: false,
+        },
+        PolicyMember {
+            name: "dmarc",
+            stages: CheckStages::of(&[CheckStage::Data]),
+            ask: dmarc.recipient(),
+            deadline: settings.deadline,
+            fail_open: false,
+        },
+    ])
 }

@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod client;
+pub mod dkim;
 pub mod dns;
 pub mod hermod;
 pub mod http;

@@ -9,8 +9,7 @@ use std::ops::Range;
 /// is `authserv_id` (compared without regard to case).
 pub fn forged(message: &[u8], authserv_id: &str) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    let mut fields = Fields { message, at: 0 };
-    while let Some(field) = fields.next() {
+    for field in (Fields { message, at: 0 }) {
         let bytes = &message[field.clone()];
         let Some(colon) = bytes.iter().position(|&b| b == b':') else {
             continue;

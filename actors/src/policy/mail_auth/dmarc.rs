@@ -218,7 +218,9 @@ async fn act(
         QuarantineAction::Record => Action::Accept,
     };
     match result {
-        AuthResult::TempError if rules.temp_error == TempErrorAction::Defer => (Action::Defer, None),
+        AuthResult::TempError if rules.temp_error == TempErrorAction::Defer => {
+            (Action::Defer, None)
+        }
         AuthResult::Fail => {
             let mut policy = dmarc.policy();
             let pct = if matches!(policy, Policy::Reject | Policy::Quarantine) {
@@ -292,7 +294,10 @@ mod tests {
     #[test]
     fn pct_is_read_when_it_samples() {
         assert_eq!(pct_of("v=DMARC1; p=reject; pct=25"), Some(25));
-        assert_eq!(pct_of("v=DMARC1; p=reject; PCT = 0 ;rua=mailto:x@y"), Some(0));
+        assert_eq!(
+            pct_of("v=DMARC1; p=reject; PCT = 0 ;rua=mailto:x@y"),
+            Some(0)
+        );
         assert_eq!(pct_of("v=DMARC1; p=reject; pct=100"), None);
         assert_eq!(pct_of("v=DMARC1; p=reject"), None);
         assert_eq!(pct_of("v=DMARC1; pct=abc"), None);

@@ -17,7 +17,9 @@ impl Reply {
             550,
             "5.7.23",
             "spf_fail",
-            format!("SPF check failed: [{client}] is not allowed to send mail for {domain}{explanation}"),
+            format!(
+                "SPF check failed: [{client}] is not allowed to send mail for {domain}{explanation}"
+            ),
         )
     }
 

@@ -1,0 +1,123 @@
+//! `[mail_auth]`: the SPF, DKIM and DMARC verifier actors — whether mail from outside
+//! is verified, and what each failure does (refuse, mark, hold, or only record).
+
+use std::time::Duration;
+
+use hermod_actors::policy::mail_auth::{
+    AuthRules, DmarcRejectAction, QuarantineAction, SpfFailAction, TempErrorAction,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigIssue, Section, longer_than_zero};
+
+/// `[mail_auth]`: verification of mail from clients outside `relay.networks` that did
+/// not authenticate.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailAuthConfig {
+    /// Check SPF at MAIL FROM, DKIM and DMARC at the end of DATA, and add an
+    /// `Authentication-Results:` header.
+    pub verify: bool,
+    /// The authserv-id of that header (empty: `smtp.hostname`). Incoming
+    /// `Authentication-Results:` headers claiming it are removed as forged.
+    pub authserv_id: String,
+    /// SPF `fail`: `"reject"` (`550 5.7.23` at MAIL FROM) or `"record"` (DMARC decides).
+    pub spf_fail: SpfFailAction,
+    /// DMARC failure of a `p=reject` domain: `"reject"` (`550 5.7.1`), `"quarantine"` or
+    /// `"record"`.
+    pub dmarc_reject: DmarcRejectAction,
+    /// DMARC failure of a `p=quarantine` domain: `"header"` (add `quarantine_header`),
+    /// `"hold"` (queue on hold, for `hermod queue release`) or `"record"`.
+    pub dmarc_quarantine: QuarantineAction,
+    /// The header line `dmarc_quarantine = "header"` adds.
+    pub quarantine_header: String,
+    /// A DNS failure during SPF or DMARC (temperror): `"defer"` (`451 4.7.24` at MAIL
+    /// FROM, `451 4.7.1` after DATA) or `"accept"` (recorded).
+    pub temp_error: TempErrorAction,
+    /// Time for each DNS query (through `delivery.dns_servers`).
+    #[serde(with = "super::duration")]
+    pub dns_timeout: Duration,
+    /// Time a whole check gets (SPF may take 10 lookups); after it, `451 4.3.0`.
+    #[serde(with = "super::duration")]
+    pub deadline: Duration,
+    /// Threads that check DKIM signatures (hashing, RSA); 0: one per CPU.
+    pub threads: usize,
+}
+
+impl Default for MailAuthConfig {
+    fn default() -> Self {
+        MailAuthConfig {
+            verify: false,
+            authserv_id: String::new(),
+            spf_fail: SpfFailAction::Record,
+            dmarc_reject: DmarcRejectAction::Reject,
+            dmarc_quarantine: QuarantineAction::Header,
+            quarantine_header: "X-Hermod-Quarantine: DMARC".into(),
+            temp_error: TempErrorAction::Defer,
+            dns_timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(20),
+            threads: 0,
+        }
+    }
+}
+
+impl Section for MailAuthConfig {
+    const NAME: &'static str = "mail_auth";
+
+    fn check(&self, issues: &mut Vec<ConfigIssue>) {
+        longer_than_zero(
+            issues,
+            &[
+                ("mail_auth.dns_timeout", self.dns_timeout),
+                ("mail_auth.deadline", self.deadline),
+            ],
+        );
+        if self
+            .authserv_id
+            .contains(|c: char| c.is_whitespace() || c == ';')
+        {
+            issues.push(ConfigIssue::new(
+                "mail_auth.authserv_id",
+                format!("must be a host name, got {:?}", self.authserv_id),
+            ));
+        }
+        let header = &self.quarantine_header;
+        let valid = header.split_once(':').is_some_and(|(name, _)| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+        }) && !header.contains(['\r', '\n']);
+        if !valid {
+            issues.push(ConfigIssue::new(
+                "mail_auth.quarantine_header",
+                format!("must be one header line \"Name: value\", got {header:?}"),
+            ));
+        }
+    }
+}
+
+impl MailAuthConfig {
+    /// The verifiers' rules; `hostname` is the authserv-id unless one is set.
+    pub fn rules(&self, hostname: &str) -> AuthRules {
+        let authserv_id = if self.authserv_id.is_empty() {
+            hostname
+        } else {
+            &self.authserv_id
+        };
+        AuthRules {
+            authserv_id: authserv_id.to_string(),
+            spf_fail: self.spf_fail,
+            dmarc_reject: self.dmarc_reject,
+            dmarc_quarantine: self.dmarc_quarantine,
+            quarantine_header: self.quarantine_header.clone(),
+            temp_error: self.temp_error,
+        }
+    }
+
+    /// Threads for DKIM checks.
+    pub fn threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+}
