@@ -187,12 +187,22 @@ fn policy_line(config: &Config) -> String {
     } else {
         "dnsbl=off".into()
     };
+    let auth = &config.mail_auth;
+    let verify = if auth.verify {
+        format!(
+            "mail_auth=[spf_fail {:?} dmarc_reject {:?} quarantine {:?} temp_error {:?}]",
+            auth.spf_fail, auth.dmarc_reject, auth.dmarc_quarantine, auth.temp_error
+        )
+        .to_lowercase()
+    } else {
+        "mail_auth=off".into()
+    };
     let state = if config.redis.url.is_empty() {
         "state=local"
     } else {
         "state=redis"
     };
-    format!("policies  {rate} {grey} {dnsbl} {state}\n")
+    format!("policies  {rate} {grey} {dnsbl} {verify} {state}\n")
 }
 
 fn auth_line(config: &Config) -> String {

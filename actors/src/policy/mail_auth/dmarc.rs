@@ -117,6 +117,7 @@ async fn decide(
     }
     let sender = facts.sender.as_deref().unwrap_or_default();
     let helo = facts.helo.as_deref().unwrap_or_default();
+    let queue_id = facts.queue_id.map(|id| id.to_string()).unwrap_or_default();
     let mail_from_domain = sender.rsplit_once('@').map_or(helo, |(_, d)| d);
     let spf = match facts.finding(AuthMethod::Spf) {
         Some(f) => SpfOutput::new(f.domain.clone()).with_result(spf_result(f.result)),
@@ -129,7 +130,7 @@ async fn decide(
     let Some(message) = facts.message.clone() else {
         // The body was spilled to disk (over queue.large_message_threshold): only SPF
         // is known; DMARC is not applied, since a good signature could not be seen.
-        tracing::info!(queue_id = ?facts.queue_id, client = %facts.client_ip, from = sender,
+        tracing::info!(queue_id = %queue_id, client = %facts.client_ip, from = sender,
             spf = spf_name, dkim = "not_checked", dmarc = "not_checked", size = facts.size,
             "SPF/DKIM/DMARC verdict: message too large to verify DKIM; DMARC not applied");
         let header = AuthenticationResults::new(&rules.authserv_id)
@@ -170,7 +171,7 @@ async fn decide(
         .with_dkim_results(&dkim_outputs, &header_from)
         .with_dmarc_result(&dmarc)
         .to_header();
-    tracing::info!(queue_id = ?facts.queue_id, client = %facts.client_ip, from = sender,
+    tracing::info!(queue_id = %queue_id, client = %facts.client_ip, from = sender,
         header_from = %header_from, spf = spf_name, dkim = dkim_result.name(),
         dkim_failure = report.first_failure().as_deref(), dmarc = dmarc_result.name(),
         policy = policy_name(dmarc.policy()), pct, action = action.name(), "SPF/DKIM/DMARC verdict");
