@@ -66,12 +66,10 @@ pub fn run(args: DkimArgs) -> ExitCode {
     }
 }
 
-fn keygen(
-    domain: &str,
-    selector: &str,
-    algorithm: Algorithm,
-    out: Option<PathBuf>,
-) -> anyhow::Result<String> {
+/// A new key pair and the value of the DNS TXT record that publishes its public half
+/// (`v=DKIM1; k=…; p=…`: the SubjectPublicKeyInfo for RSA, the raw key for Ed25519, as
+/// RFC 6376 and RFC 8463 say). Also used by the verification benchmark.
+pub fn new_key(algorithm: Algorithm) -> anyhow::Result<(rcgen::KeyPair, String)> {
     let (key, k, public) = match algorithm {
         Algorithm::Rsa2048 => {
             let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)?;
@@ -84,6 +82,17 @@ fn keygen(
             (key, "ed25519", public)
         }
     };
+    let record = format!("v=DKIM1; k={k}; p={}", STANDARD.encode(public));
+    Ok((key, record))
+}
+
+fn keygen(
+    domain: &str,
+    selector: &str,
+    algorithm: Algorithm,
+    out: Option<PathBuf>,
+) -> anyhow::Result<String> {
+    let (key, record) = new_key(algorithm)?;
     let path = out.unwrap_or_else(|| PathBuf::from(format!("{domain}.{selector}.key")));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -97,7 +106,6 @@ fn keygen(
             )
         })?;
     file.write_all(key.serialize_pem().as_bytes())?;
-    let record = format!("v=DKIM1; k={k}; p={}", STANDARD.encode(public));
     Ok(format!(
         "wrote {path}\n\nPublish in DNS:\n{selector}._domainkey.{domain}. IN TXT \"{record}\"\n\nand add to the configuration:\n[[dkim.keys]]\ndomain = \"{domain}\"\nselector = \"{selector}\"\nkey_file = \"{path}\"\n",
         path = path.display()
