@@ -1,7 +1,8 @@
 //! DKIM signing end to end: keys made by `hermod dkim keygen` (RSA-2048 and Ed25519, two
 //! selectors of one domain as during a rotation), mail from a trusted client signed
 //! before the 250, relayed to the sink, and every signature verified there, byte for
-//! byte, by an implementation we did not write (dkimpy, Debian's python3-dkim).
+//! byte, by an implementation we did not write (dkimpy, Debian's python3-dkim). Then
+//! `--validate-only` checks the published key records.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::client::Client;
+use common::dns::{TestDns, TestZone};
 use common::hermod::Hermod;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -82,6 +84,47 @@ sys.exit(0 if all(results) else 1)
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("verified [True, True]"), "{stdout}");
+
+    // --validate-only looks the records up: the RSA one is published, the Ed25519
+    // selector has the RSA key's record (a wrong key), and without records, neither is.
+    let dns = TestDns::start(vec![
+        TestZone::new("shop.test.")
+            .txt("s1._domainkey.shop.test.", &rsa)
+            .txt("e1._domainkey.shop.test.", &rsa),
+    ])
+    .await;
+    let validate = |dns: &TestDns| {
+        let with_dns = config.replace(
+            "[delivery]\n",
+            &format!("[delivery]\ndns_servers = [\"{}\"]\n", dns.addr),
+        );
+        std::fs::write(dir.path().join("dns.toml"), with_dns).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
+            .args(["--validate-only", "--config"])
+            .arg(dir.path().join("dns.toml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = validate(&dns);
+    assert!(!out.contains("dkim.keys: shop.test (selector s1)"), "{out}");
+    assert!(
+        out.contains("warning: dkim.keys: shop.test (selector e1): the key published at e1._domainkey.shop.test is not this key"),
+        "{out}"
+    );
+    dns.shutdown().await;
+    let empty = TestDns::start(vec![TestZone::new("shop.test.")]).await;
+    let out = validate(&empty);
+    assert!(
+        out.contains("warning: dkim.keys: shop.test (selector s1): no key published at s1._domainkey.shop.test"),
+        "{out}"
+    );
+    empty.shutdown().await;
 
     // A key that does not parse stops --validate-only with the domain and the reason.
     std::fs::write(dir.path().join("bad.key"), "not a key").unwrap();

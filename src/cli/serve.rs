@@ -21,6 +21,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
         for name in &ignored {
             println!("warning: {name} is not a hermod setting; it is ignored");
         }
+        for problem in config
+            .dkim
+            .published_key_problems(&config.delivery.dns_servers)
+        {
+            println!("warning: {problem}");
+        }
         return ExitCode::SUCCESS;
     }
     let _log_guard = logging::init(&config.log);

@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use hermod_actors::policy::dkim_record;
 use hermod_actors::policy::dkim_sign::{SigningKey, load_key};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +62,44 @@ fn read(key: &DkimKeyConfig) -> Result<SigningKey, String> {
 }
 
 impl DkimConfig {
+    /// What is wrong with the published records of the keys, one line per key: looked
+    /// up through `dns_servers` (or the system's), each query waiting up to 3 s.
+    pub fn published_key_problems(&self, dns_servers: &[std::net::SocketAddr]) -> Vec<String> {
+        if self.keys.is_empty() {
+            return Vec::new();
+        }
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => return vec![format!("dkim.keys: cannot check the DNS records: {e}")],
+        };
+        runtime.block_on(async {
+            let resolver = match hermod_actors::outbound::mx::MxResolver::new(
+                dns_servers,
+                Duration::from_secs(3),
+            ) {
+                Ok(resolver) => resolver,
+                Err(e) => return vec![format!("dkim.keys: cannot check the DNS records: {e}")],
+            };
+            let auth = hermod_actors::policy::mail_auth::authenticator(&resolver);
+            let mut problems = Vec::new();
+            for key in &self.keys {
+                let Ok(parsed) = read(key) else { continue };
+                if let Err(problem) =
+                    dkim_record::check(&auth, &key.domain, &key.selector, &parsed.key).await
+                {
+                    problems.push(format!(
+                        "dkim.keys: {} (selector {}): {problem}",
+                        key.domain, key.selector
+                    ));
+                }
+            }
+            problems
+        })
+    }
+
     /// Whether any key is configured.
     pub fn enabled(&self) -> bool {
         !self.keys.is_empty()

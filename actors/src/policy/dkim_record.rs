@@ -1,0 +1,59 @@
+//! Whether a signing key's public half is published where receivers look for it
+//! (`SELECTOR._domainkey.DOMAIN`), for `--validate-only`: a key that is not published, or
+//! a record of another key, makes every signature fail at the receivers (`dkim=permerror`,
+//! `dkim=fail`) while hermod itself sees nothing wrong.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use mail_auth::common::crypto::DkimKey;
+use mail_auth::{DnsError, Error, MessageAuthenticator};
+
+/// The public key as DKIM publishes it: PKCS#1 `RSAPublicKey` for RSA (a record may also
+/// wrap it in a SubjectPublicKeyInfo), the raw 32 octets for Ed25519.
+pub fn public_key(key: &DkimKey) -> Vec<u8> {
+    match key {
+        DkimKey::Rsa(rsa) => rsa.public_key(),
+        DkimKey::Ed25519(ed) => ed.public_key(),
+    }
+}
+
+/// Looks up the record of `selector` at `domain` and says what is wrong with it, if
+/// anything.
+pub async fn check(
+    auth: &MessageAuthenticator,
+    domain: &str,
+    selector: &str,
+    key: &DkimKey,
+) -> Result<(), String> {
+    let name = format!("{selector}._domainkey.{domain}");
+    let record = match auth.txt_raw_lookup(format!("{name}.")).await {
+        Ok(record) => String::from_utf8_lossy(&record).into_owned(),
+        Err(Error::Dns(DnsError::RecordNotFound(_))) => {
+            return Err(format!(
+                "no key published at {name} (receivers will say dkim=permerror); publish the TXT record `hermod dkim keygen` printed"
+            ));
+        }
+        Err(e) => return Err(format!("cannot look up {name}: {e}")),
+    };
+    let published = record
+        .split(';')
+        .find_map(|tag| {
+            let (name, value) = tag.split_once('=')?;
+            (name.trim() == "p").then(|| value.split_whitespace().collect::<String>())
+        })
+        .ok_or_else(|| format!("the TXT record at {name} has no p= tag: {record:?}"))?;
+    if published.is_empty() {
+        return Err(format!("the key at {name} is revoked (empty p=)"));
+    }
+    let published = STANDARD
+        .decode(&published)
+        .map_err(|e| format!("the p= of {name} is not base64: {e}"))?;
+    let ours = public_key(key);
+    if published == ours || published.ends_with(&ours) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the key published at {name} is not this key (receivers will say dkim=fail); publish this key's record, or use the key file that matches"
+        ))
+    }
+}
