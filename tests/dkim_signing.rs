@@ -23,7 +23,7 @@ async fn signatures_made_by_hermod_verify_with_dkimpy_after_relaying() {
     let sink_dir = dir.path().join("sink");
     let sink = common::sink::start(&sink_dir).await;
     let config = format!(
-        "[delivery]\nrelayhost = \"[127.0.0.1]:{}\"\n[[dkim.keys]]\ndomain = \"shop.test\"\nselector = \"s1\"\nkey_file = \"{}\"\n[[dkim.keys]]\ndomain = \"shop.test\"\nselector = \"e1\"\nkey_file = \"{}\"\n",
+        "[queue]\nlarge_message_threshold = 4096\n[delivery]\nrelayhost = \"[127.0.0.1]:{}\"\n[[dkim.keys]]\ndomain = \"shop.test\"\nselector = \"s1\"\nkey_file = \"{}\"\n[[dkim.keys]]\ndomain = \"shop.test\"\nselector = \"e1\"\nkey_file = \"{}\"\n",
         sink.local_addrs()[0].port(),
         dir.path().join("s1.key").display(),
         dir.path().join("e1.key").display()
@@ -39,9 +39,23 @@ async fn signatures_made_by_hermod_verify_with_dkimpy_after_relaying() {
         )
         .await;
     assert!(reply.starts_with("250"), "{reply}");
-    let stored = common::sink::wait_stored(&sink_dir, 1, Duration::from_secs(20)).await;
-    let message = dir.path().join("relayed.eml");
-    std::fs::write(&message, &stored[0].data).unwrap();
+    // A large message: its body goes to a file (over queue.large_message_threshold) and
+    // is read back to be signed.
+    let large = format!(
+        "From: News <news@shop.test>\r\nTo: someone@remote.test\r\nSubject: Large\r\n\r\n{}",
+        "A line of a long newsletter, repeated until the message is large.\r\n".repeat(600)
+    );
+    let reply = client
+        .send_message(
+            "bounces@shop.test",
+            &["someone@remote.test"],
+            large.as_bytes(),
+        )
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let mut stored = common::sink::wait_stored(&sink_dir, 2, Duration::from_secs(20)).await;
+    stored.sort_by_key(|m| m.data.len());
+    assert!(stored[1].data.len() > 40_000);
     let text = String::from_utf8_lossy(&stored[0].data);
     assert_eq!(text.matches("DKIM-Signature:").count(), 2, "{text}");
     // Over-signed: From appears in h= once more than in the message.
@@ -58,8 +72,12 @@ async fn signatures_made_by_hermod_verify_with_dkimpy_after_relaying() {
         "{h}"
     );
 
-    let script = format!(
-        r#"
+    for (i, relayed) in stored.iter().enumerate() {
+        let message = dir.path().join(format!("relayed{i}.eml"));
+        std::fs::write(&message, &relayed.data).unwrap();
+        let text = String::from_utf8_lossy(&relayed.data);
+        let script = format!(
+            r#"
 import dkim, sys
 records = {{b"s1._domainkey.shop.test.": {rsa:?}.encode(), b"e1._domainkey.shop.test.": {ed:?}.encode()}}
 def dns(name, timeout=5):
@@ -70,20 +88,21 @@ results = [d.verify(idx=i, dnsfunc=dns) for i in range(2)]
 print("verified", results)
 sys.exit(0 if all(results) else 1)
 "#,
-        path = message.display().to_string()
-    );
-    let out = Command::new(common::python3())
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "dkimpy did not verify hermod's signatures: {stdout}{}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("verified [True, True]"), "{stdout}");
+            path = message.display().to_string()
+        );
+        let out = Command::new(common::python3())
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "dkimpy did not verify hermod's signatures: {stdout}{}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("verified [True, True]"), "{stdout}");
+    }
 
     // --validate-only looks the records up: the RSA one is published, the Ed25519
     // selector has the RSA key's record (a wrong key), and without records, neither is.

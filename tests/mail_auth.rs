@@ -304,19 +304,18 @@ async fn dmarc_policies_and_alignment() {
     dns.shutdown().await;
 }
 
-/// Signs each `(case, from, selector, tamper)` message with dkimpy (a tampered one has
+/// Signs each `(case, message, selector, tamper)` with dkimpy (a tampered one has
 /// its signed Subject: changed after signing): RSA keys come from
 /// `hermod dkim keygen`, the Ed25519 key from PyNaCl. Returns the signed messages by case
 /// and the Ed25519 public key's TXT record.
 fn dkimpy_sign(
     dir: &Path,
-    cases: &[(&str, &str, &str, bool)],
+    cases: &[(&str, String, &str, bool)],
 ) -> (HashMap<String, String>, String) {
     let mut script = String::from(
         "import dkim, base64, nacl.signing, sys\nsk = nacl.signing.SigningKey.generate()\nkeys = {'s1': (open(sys.argv[1], 'rb').read(), b'rsa-sha256'), 'e1': (base64.b64encode(bytes(sk)), b'ed25519-sha256')}\nprint('ed25519 v=DKIM1; k=ed25519; p=' + base64.b64encode(bytes(sk.verify_key)).decode())\n",
     );
-    for (case, from, selector, tamper) in cases {
-        let body = message(case, from);
+    for (case, body, selector, tamper) in cases {
         script.push_str(&format!(
             "m = {body:?}.encode()\nkey, alg = keys['{selector}']\ns = dkim.sign(m, b'{selector}', b'signed.test', key, signature_algorithm=alg, include_headers=[b'from', b'to', b'subject', b'date', b'message-id'])\nm = s + m\nif {tamper}: m = m.replace(b'Subject: tampered', b'Subject: Tampered')\nopen({path:?}, 'wb').write(m)\n",
             tamper = if *tamper { "True" } else { "False" },
@@ -354,10 +353,11 @@ fn dkimpy_sign(
 async fn mail_signed_by_dkimpy_verifies_in_hermod() {
     let dir = tempfile::tempdir().unwrap();
     let rsa = common::dkim::keygen(dir.path(), "signed.test", "s1", "rsa2048");
+    let from = "news@signed.test";
     let cases = [
-        ("rsa", "news@signed.test", "s1", false),
-        ("ed25519", "news@signed.test", "e1", false),
-        ("tampered", "news@signed.test", "s1", true),
+        ("rsa", message("rsa", from), "s1", false),
+        ("ed25519", message("ed25519", from), "e1", false),
+        ("tampered", message("tampered", from), "s1", true),
     ];
     let (signed, ed) = dkimpy_sign(dir.path(), &cases);
     let zone = zone()
@@ -469,5 +469,49 @@ async fn quarantine_on_hold_until_released_and_dns_failures_deferred() {
     let (results, _) = &stored["held"];
     assert!(results[0].contains("dmarc=fail"), "{results:?}");
     assert!(results[0].contains("policy.dmarc=reject"), "{results:?}");
+    dns.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_messages_are_verified_and_forged_headers_removed_from_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = common::dkim::keygen(dir.path(), "signed.test", "s1", "rsa2048");
+    // Over queue.large_message_threshold, so its body is received into a file; a forged
+    // header claiming our authserv-id on top.
+    let large = format!(
+        "Authentication-Results: {HOSTNAME}; dkim=pass header.d=bank.test\r\n{}{}",
+        message("large", "news@signed.test"),
+        "A line of a long newsletter, repeated until the message is large.\r\n".repeat(600)
+    );
+    let (signed, _) = dkimpy_sign(dir.path(), &[("large", large, "s1", false)]);
+    let zone = zone().txt("s1._domainkey.signed.test.", &rsa);
+    let dns = TestDns::start(vec![zone]).await;
+    let sink_dir = dir.path().join("sink");
+    let sink = common::sink::start(&sink_dir).await;
+    let port = sink.local_addrs()[0].port();
+    let config = config(port, &dns, "").replace(
+        "[delivery]",
+        "[queue]\nlarge_message_threshold = 4096\n[delivery]",
+    );
+    let hermod = Hermod::start(dir.path(), &config).await;
+    let mut client = Client::connect(hermod.addr).await;
+    assert!(client.cmd("EHLO client.test").await.starts_with("250"));
+    let reply = send(&mut client, "a@pass.test", &signed["large"]).await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let stored = at_sink(&sink_dir, 1).await;
+    let (results, text) = &stored["large"];
+    assert!(text.len() > 40_000);
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(
+        results[0].contains("dkim=pass header.i=@signed.test header.s=s1")
+            || results[0].contains("dkim=pass header.d=signed.test header.s=s1"),
+        "{results:?}"
+    );
+    assert!(!text.contains("bank.test"), "the forged header was kept");
+    // Nothing is left behind in incoming/.
+    let incoming: Vec<_> = std::fs::read_dir(dir.path().join("data/incoming"))
+        .unwrap()
+        .collect();
+    assert!(incoming.is_empty(), "{incoming:?}");
     dns.shutdown().await;
 }

@@ -4,7 +4,8 @@
 //! `DKIM-Signature:` headers go on top of the message, so the spool holds it signed.
 //! From, To, Subject, Date and Message-ID are signed once more than they occur, so none
 //! can be added later without breaking the signature. Keys (RSA 2048 bits and up,
-//! Ed25519) are parsed once, at start; signing runs on tokio's blocking pool.
+//! Ed25519) are parsed once, at start; signing runs on tokio's blocking pool. A large
+//! message is read back from its body file to be signed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -181,11 +182,10 @@ async fn decide(keys: Arc<HashMap<String, Vec<SigningKey>>>, facts: Arc<Facts>) 
     if facts.user.is_none() && !facts.trusted {
         return Verdict::accept();
     }
-    let Some(message) = facts.message.clone() else {
-        metrics::counter!("dkim_sign_total", "result" => "skipped_large").increment(1);
-        tracing::warn!(client = %facts.client_ip, size = facts.size,
-            "DKIM: message not signed: its body was spilled to disk (larger than queue.large_message_threshold)");
-        return Verdict::accept();
+    let message = match super::content::content(&facts).await {
+        Ok(Some(message)) => message,
+        Ok(None) => return Verdict::accept(),
+        Err(e) => return failed(&e),
     };
     let Some(domain) = from_domain(&message) else {
         metrics::counter!("dkim_sign_total", "result" => "no_from").increment(1);
@@ -224,7 +224,7 @@ fn failed(error: &str) -> Verdict {
 pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         "dkim_sign_total",
-        "Messages from authenticated or trusted clients at the DKIM signer, by result (signed, no_key, no_from, skipped_large, error)."
+        "Messages from authenticated or trusted clients at the DKIM signer, by result (signed, no_key, no_from, error)."
     );
     metrics::describe_histogram!(
         "dkim_sign_seconds",

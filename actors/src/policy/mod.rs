@@ -3,6 +3,7 @@
 //! stage ([`set`]): rate limits, greylisting and DNS blocklists.
 
 pub mod backend;
+pub mod content;
 pub mod dkim_record;
 pub mod dkim_sign;
 pub mod dnsbl;

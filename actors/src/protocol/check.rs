@@ -88,6 +88,9 @@ pub struct Facts {
     pub size: usize,
     /// The whole message (DATA), when it is in memory (not spilled to a file).
     pub message: Option<std::sync::Arc<Vec<u8>>>,
+    /// A large message (DATA) as the client sent it, in a file (written out, not yet
+    /// synced) instead of `message`; read it with [`crate::policy::content`].
+    pub body_file: Option<std::path::PathBuf>,
     /// The queue id the message will have (DATA), for log lines.
     pub queue_id: Option<QueueId>,
     /// What earlier stages of this transaction found (the SPF result at DATA).
@@ -108,6 +111,7 @@ impl Facts {
             postmaster: false,
             size: 0,
             message: None,
+            body_file: None,
             queue_id: None,
             findings: Vec::new(),
         }
@@ -193,6 +197,9 @@ pub struct Acceptance {
     pub headers: Vec<String>,
     /// Byte ranges of [`Facts::message`] to take out (forged header fields), at DATA.
     pub remove: Vec<Range<usize>>,
+    /// For a message in [`Facts::body_file`]: a file beside it holding the message to
+    /// queue instead (the same without forged header fields).
+    pub replace_body_file: Option<std::path::PathBuf>,
     /// Findings the session keeps for the later stages of the transaction.
     pub findings: Vec<Finding>,
     /// Queue the message on hold (a DMARC quarantine), to be released by the operator.
@@ -204,6 +211,9 @@ impl Acceptance {
     pub fn merge(&mut self, other: Acceptance) {
         self.headers.extend(other.headers);
         self.remove.extend(other.remove);
+        if other.replace_body_file.is_some() {
+            self.replace_body_file = other.replace_body_file;
+        }
         self.findings.extend(other.findings);
         self.hold |= other.hold;
     }

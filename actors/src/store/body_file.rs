@@ -113,6 +113,25 @@ impl IncomingBody {
         self.file.get_ref().sync_data()
     }
 
+    /// Writes out the buffer (without fsync), so that the policies can read the whole
+    /// file before the message is accepted.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+
+    /// Takes `path` (in the same directory, written and closed by a policy: the message
+    /// without its forged headers) in place of this file, which is deleted.
+    pub fn replace_with(&mut self, path: PathBuf) -> std::io::Result<()> {
+        let file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        let len = file.metadata()?.len();
+        self.file.flush()?;
+        let old = std::mem::replace(&mut self.path, path);
+        self.file = BufWriter::with_capacity(64 * 1024, file);
+        self.len = len;
+        let _ = std::fs::remove_file(old);
+        Ok(())
+    }
+
     /// Where the file is while it is received.
     pub fn path(&self) -> &Path {
         &self.path

@@ -23,6 +23,7 @@ use super::authentication_results::forged;
 use super::dkim_verify::{DkimReport, DkimVerifier, VerifyDkim};
 use super::spf::{exempt, spf_result};
 use super::{AuthRules, DmarcRejectAction, QuarantineAction, TempErrorAction};
+use crate::policy::content::{content, write_without};
 use crate::policy::set::Ask;
 use crate::protocol::check::{Acceptance, AuthMethod, AuthResult, Facts, Verdict};
 use crate::protocol::reply::Reply;
@@ -127,16 +128,13 @@ async fn decide(
         .finding(AuthMethod::Spf)
         .map_or(AuthResult::None, |f| f.result)
         .name();
-    let Some(message) = facts.message.clone() else {
-        // The body was spilled to disk (over queue.large_message_threshold): only SPF
-        // is known; DMARC is not applied, since a good signature could not be seen.
-        tracing::info!(queue_id = %queue_id, client = %facts.client_ip, from = sender,
-            spf = spf_name, dkim = "not_checked", dmarc = "not_checked", size = facts.size,
-            "SPF/DKIM/DMARC verdict: message too large to verify DKIM; DMARC not applied");
-        let header = AuthenticationResults::new(&rules.authserv_id)
-            .with_spf_mailfrom_result(&spf, facts.client_ip, sender, helo)
-            .to_header();
-        return Verdict::accept_with_headers(vec![header.trim_end().to_string()]);
+    let message = match content(facts).await {
+        Ok(Some(message)) => message,
+        Ok(None) => return Verdict::accept(),
+        Err(e) => {
+            tracing::error!(queue_id = %queue_id, error = %e, "SPF/DKIM/DMARC verdict: the message cannot be read; deferred");
+            return Verdict::Defer(Reply::policy_unavailable("dmarc"));
+        }
     };
     let report: DkimReport = dkim
         .send(VerifyDkim(message.clone()))
@@ -197,12 +195,25 @@ async fn decide(
         Action::QuarantineHeader => headers.push(rules.quarantine_header.clone()),
         Action::QuarantineHold | Action::Accept => {}
     }
-    Verdict::Accept(Acceptance {
+    let mut accepted = Acceptance {
         headers,
-        remove: forged(&message, &rules.authserv_id),
-        findings: Vec::new(),
         hold: action == Action::QuarantineHold,
-    })
+        ..Acceptance::default()
+    };
+    let forged = forged(&message, &rules.authserv_id);
+    match &facts.body_file {
+        None => accepted.remove = forged,
+        // A large message: the file is written again without them.
+        Some(path) if !forged.is_empty() => match write_without(path, message, forged).await {
+            Ok(clean) => accepted.replace_body_file = Some(clean),
+            Err(e) => {
+                tracing::error!(queue_id = %queue_id, error = %e, "cannot remove forged Authentication-Results headers; deferred");
+                return Verdict::Defer(Reply::policy_unavailable("dmarc"));
+            }
+        },
+        Some(_) => {}
+    }
+    Verdict::Accept(accepted)
 }
 
 /// What to do about a message with this DMARC outcome, and the `pct` that applied.

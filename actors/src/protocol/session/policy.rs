@@ -28,7 +28,7 @@ impl ServerSession {
     }
 
     /// Keeps `pending` and raises the check.
-    pub(super) fn stop_for_check(&mut self, pending: Pending) -> Option<Event> {
+    pub(super) fn stop_for_check(&mut self, mut pending: Pending) -> Option<Event> {
         let stage = match &pending {
             Pending::Helo { .. } => CheckStage::Helo,
             Pending::Mail(_) => CheckStage::Mail,
@@ -46,7 +46,7 @@ impl ServerSession {
             facts.sender = Some(transaction.mail.sender.to_string());
             facts.findings = transaction.findings.clone();
         }
-        match &pending {
+        match &mut pending {
             Pending::Helo { domain, .. } => facts.helo = Some(domain.clone()),
             Pending::Mail(mail) => facts.sender = Some(mail.sender.to_string()),
             Pending::Rcpt(rcpt, postmaster) => {
@@ -60,8 +60,15 @@ impl ServerSession {
                 facts.recipients = message.recipients.iter().map(ToString::to_string).collect();
                 facts.size =
                     message.data.len() + message.body_file.as_ref().map_or(0, |f| f.len() as usize);
-                if message.body_file.is_none() {
-                    facts.message = Some(std::sync::Arc::new(message.data.clone()));
+                match message.body_file.as_mut() {
+                    None => facts.message = Some(std::sync::Arc::new(message.data.clone())),
+                    // The policies read the file; if it cannot even be written out, they
+                    // see no content, and the fsync before queueing fails the same way.
+                    Some(file) => {
+                        if file.flush().is_ok() {
+                            facts.body_file = Some(file.path().to_path_buf());
+                        }
+                    }
                 }
             }
         }
@@ -75,7 +82,7 @@ impl ServerSession {
     /// top.
     pub fn check_verdict(&mut self, verdict: Verdict, out: &mut Vec<u8>) -> Option<Event> {
         let pending = self.pending.take()?;
-        let accepted = match verdict {
+        let mut accepted = match verdict {
             Verdict::Accept(accepted) => accepted,
             Verdict::Defer(reply) | Verdict::Reject(reply) => {
                 // A refused message's spilled body file goes with `pending`.
@@ -101,6 +108,17 @@ impl ServerSession {
             }
             Pending::Data(mut message, _) => {
                 message.hold |= accepted.hold;
+                if let (Some(file), Some(path)) = (
+                    message.body_file.as_mut(),
+                    accepted.replace_body_file.take(),
+                ) && let Err(e) = file.replace_with(path)
+                {
+                    self.refuse(
+                        out,
+                        Reply::queue_unavailable(&format!("replacing the body file: {e}")),
+                    );
+                    return None;
+                }
                 if !accepted.headers.is_empty() || !accepted.remove.is_empty() {
                     message.data = edited(&message.data, accepted);
                 }
@@ -129,6 +147,8 @@ impl ServerSession {
 /// `data` with the accepted headers on top and the ranges to remove taken out (ranges
 /// out of bounds or overlapping an earlier one are skipped).
 fn edited(data: &[u8], accepted: Acceptance) -> Vec<u8> {
+    // `remove` is about `data` only when the whole message is in memory; a policy
+    // replaces a body file instead.
     let mut out = Vec::with_capacity(data.len() + 256);
     for header in &accepted.headers {
         out.extend_from_slice(header.as_bytes());

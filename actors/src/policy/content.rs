@@ -1,0 +1,58 @@
+//! The message the policies at the end of DATA read (DKIM signing and verification): in
+//! memory, or, for a large message, read from its body file off the arbiter thread.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::protocol::check::Facts;
+
+/// The whole message of `facts`: `Ok(None)` before DATA; an error when its body file
+/// cannot be read.
+pub async fn content(facts: &Facts) -> Result<Option<Arc<Vec<u8>>>, String> {
+    if let Some(message) = &facts.message {
+        return Ok(Some(message.clone()));
+    }
+    let Some(path) = facts.body_file.clone() else {
+        return Ok(None);
+    };
+    let read = tokio::task::spawn_blocking(move || std::fs::read(&path)).await;
+    match read {
+        Ok(Ok(bytes)) => Ok(Some(Arc::new(bytes))),
+        Ok(Err(e)) => Err(format!("cannot read the body file: {e}")),
+        Err(e) => Err(format!("cannot read the body file: {e}")),
+    }
+}
+
+/// Writes `content` without the byte ranges `remove` to a new file beside `path` (in
+/// `incoming/`, emptied at start should it be left behind), off the arbiter thread; its
+/// path.
+pub async fn write_without(
+    path: &Path,
+    content: Arc<Vec<u8>>,
+    mut remove: Vec<Range<usize>>,
+) -> Result<PathBuf, String> {
+    let clean = path.with_extension("clean");
+    let target = clean.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        remove.sort_by_key(|r| r.start);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&target)?);
+        let mut at = 0;
+        for range in remove {
+            if range.start < at || range.end > content.len() {
+                continue;
+            }
+            file.write_all(&content[at..range.start])?;
+            at = range.end;
+        }
+        file.write_all(&content[at..])?;
+        file.flush()
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => Ok(clean),
+        Ok(Err(e)) => Err(format!("cannot write {}: {e}", clean.display())),
+        Err(e) => Err(format!("cannot write {}: {e}", clean.display())),
+    }
+}
