@@ -42,6 +42,12 @@ const SIGNED: &[&str] = &[
     "List-Unsubscribe-Post",
 ];
 
+/// Messages up to this size signed with Ed25519 keys only are signed on the actor's own
+/// thread: that takes about 20 µs for 1 KiB (190 µs for 100 KiB), less than the hand-off
+/// to the blocking pool and back. RSA (about 300 µs a signature) and larger messages go
+/// to the blocking pool.
+const INLINE_LIMIT: usize = 16 * 1024;
+
 /// Signed one more time than they occur, so that adding one breaks the signature.
 const OVER_SIGNED: &[&str] = &["From", "To", "Subject", "Date", "Message-ID"];
 
@@ -197,11 +203,20 @@ async fn decide(keys: Arc<HashMap<String, Vec<SigningKey>>>, facts: Arc<Facts>) 
         return Verdict::accept();
     }
     let started = Instant::now();
-    let signed = tokio::task::spawn_blocking(move || {
-        let keys = &keys[&domain];
-        sign(&message, &domain, keys).map(|headers| (domain, headers))
-    })
-    .await;
+    let cheap = message.len() <= INLINE_LIMIT
+        && keys[&domain]
+            .iter()
+            .all(|k| matches!(*k.key, DkimKey::Ed25519(_)));
+    let signed = if cheap {
+        let signed = sign(&message, &domain, &keys[&domain]);
+        Ok(signed.map(|headers| (domain, headers)))
+    } else {
+        tokio::task::spawn_blocking(move || {
+            let keys = &keys[&domain];
+            sign(&message, &domain, keys).map(|headers| (domain, headers))
+        })
+        .await
+    };
     metrics::histogram!("dkim_sign_seconds").record(started.elapsed().as_secs_f64());
     match signed {
         Ok(Ok((domain, headers))) => {
