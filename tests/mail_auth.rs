@@ -44,7 +44,8 @@ fn zone() -> TestZone {
         .txt("bounce.strict.test.", "v=spf1 ip4:127.0.0.1 -all")
         .txt("_dmarc.strict.test.", "v=DMARC1; p=reject; aspf=s")
         .txt("_dmarc.sampled.test.", "v=DMARC1; p=reject; pct=0")
-        .txt("_dmarc.signed.test.", "v=DMARC1; p=reject; adkim=s");
+        .txt("_dmarc.signed.test.", "v=DMARC1; p=reject; adkim=s")
+        .txt("_dmarc.malformed.test.", "v=DMARC1; p=sometimes");
     for i in 0..11 {
         zone = zone.txt(&format!("inc{i}.test."), "v=spf1 ip4:192.0.2.1 -all");
     }
@@ -242,6 +243,7 @@ async fn dmarc_policies_and_alignment() {
         ("a@pass.test", message("quarantine", "x@quarantine.test")),
         ("a@pass.test", message("monitor", "x@monitor.test")),
         ("a@pass.test", message("sampled", "x@sampled.test")),
+        ("a@pass.test", message("malformed", "x@malformed.test")),
     ];
     for (sender, body) in &accepted {
         let reply = send(&mut client, sender, body).await;
@@ -291,6 +293,10 @@ async fn dmarc_policies_and_alignment() {
     let monitor = ours("monitor");
     assert!(monitor.contains("dmarc=fail") && monitor.contains("policy.dmarc=none"));
     assert!(!stored["monitor"].1.contains("X-Hermod-Quarantine"));
+    // A record that does not parse is no policy: accepted, recorded.
+    let malformed = ours("malformed");
+    assert!(!malformed.contains("dmarc=pass"), "{malformed}");
+    assert!(!stored["malformed"].1.contains("X-Hermod-Quarantine"));
     // pct=0: a p=reject domain's failure is quarantined instead (RFC 7489 §6.6.4).
     assert!(stored["sampled"].1.contains("X-Hermod-Quarantine: DMARC"));
     let line = hermod
@@ -514,4 +520,48 @@ async fn large_messages_are_verified_and_forged_headers_removed_from_their_files
         .collect();
     assert!(incoming.is_empty(), "{incoming:?}");
     dns.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dns_server_that_never_answers_defers_or_is_recorded_never_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sink_dir = dir.path().join("sink");
+    let sink = common::sink::start(&sink_dir).await;
+    let port = sink.local_addrs()[0].port();
+    let config = |temp_error: &str| {
+        format!(
+            "[smtp]\nhostname = \"{HOSTNAME}\"\n[relay]\ndomains = [\"relay.test\"]\nnetworks = []\n[delivery]\nrelayhost = \"[127.0.0.1]:{port}\"\ndns_servers = [\"{}\"]\n[mail_auth]\nverify = true\ndns_timeout = \"300ms\"\ntemp_error = \"{temp_error}\"\n",
+            silent.local_addr().unwrap()
+        )
+    };
+    let mut hermod = Hermod::start(dir.path(), &config("defer")).await;
+    let mut client = Client::connect(hermod.addr).await;
+    assert!(client.cmd("EHLO client.test").await.starts_with("250"));
+    let started = std::time::Instant::now();
+    let reply = client.cmd("MAIL FROM:<a@pass.test>").await;
+    assert_eq!(
+        reply.trim_end(),
+        "451 4.7.24 SPF check of pass.test failed temporarily (DNS error), try again later"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    hermod.stop().await;
+
+    // Accepted and recorded instead.
+    let hermod = Hermod::start(dir.path(), &config("accept")).await;
+    let mut client = Client::connect(hermod.addr).await;
+    assert!(client.cmd("EHLO client.test").await.starts_with("250"));
+    let started = std::time::Instant::now();
+    let reply = send(
+        &mut client,
+        "a@pass.test",
+        &message("silent", "x@pass.test"),
+    )
+    .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let stored = at_sink(&sink_dir, 1).await;
+    let (results, _) = &stored["silent"];
+    assert!(results[0].contains("spf=temperror"), "{results:?}");
+    assert!(results[0].contains("dmarc=temperror"), "{results:?}");
 }

@@ -47,6 +47,7 @@ pub(super) fn start(
 ) -> anyhow::Result<(PolicySet, Option<ArbiterHandle>)> {
     let mut members = Vec::new();
     let arbiter = Arbiter::new().handle();
+    let mut pool = None;
     let redis = config.redis.backend()?;
     if redis.is_some() {
         tracing::info!(url = %redact(&config.redis.url), rate_limit = config.redis.rate_limit,
@@ -118,7 +119,8 @@ pub(super) fn start(
     if config.dkim.enabled() {
         let keys = config.dkim.signing_keys()?;
         let domains: Vec<String> = keys.keys().cloned().collect();
-        let signer = DkimSigner::start_in_arbiter(&arbiter, move |_| DkimSigner::new(keys));
+        let pool = crypto_pool(config, &mut pool)?;
+        let signer = DkimSigner::start_in_arbiter(&arbiter, move |_| DkimSigner::new(keys, pool));
         members.push(PolicyMember {
             name: "dkim_sign",
             stages: CheckStages::of(&[CheckStage::Data]),
@@ -129,7 +131,8 @@ pub(super) fn start(
         tracing::info!(domains = ?domains, "DKIM signing on");
     }
     if config.mail_auth.verify {
-        members.extend(verifiers(config, &arbiter)?);
+        let pool = crypto_pool(config, &mut pool)?;
+        members.extend(verifiers(config, &arbiter, pool)?);
     }
     if members.is_empty() {
         arbiter.stop();
@@ -140,7 +143,11 @@ pub(super) fn start(
 
 /// The SPF verifier (at MAIL FROM) and the DMARC verifier (at the end of DATA), which
 /// asks the DKIM verifier; the DKIM checks run on a [`VerifyPool`] of their own.
-fn verifiers(config: &Config, arbiter: &ArbiterHandle) -> anyhow::Result<Vec<PolicyMember>> {
+fn verifiers(
+    config: &Config,
+    arbiter: &ArbiterHandle,
+    pool: Arc<VerifyPool>,
+) -> anyhow::Result<Vec<PolicyMember>> {
     let settings = &config.mail_auth;
     let rules: Arc<AuthRules> = Arc::new(settings.rules(&config.smtp.hostname));
     let servers = &config.delivery.dns_servers;
@@ -148,7 +155,6 @@ fn verifiers(config: &Config, arbiter: &ArbiterHandle) -> anyhow::Result<Vec<Pol
     let spf_dns = MxResolver::new(servers, settings.dns_timeout)?;
     let dkim_dns = MxResolver::new(servers, settings.dns_timeout)?;
     let dmarc_dns = MxResolver::new(servers, settings.dns_timeout)?;
-    let pool = Arc::new(VerifyPool::new(settings.threads())?);
     let dkim = DkimVerifier::start_in_arbiter(arbiter, move |_| {
         DkimVerifier::new(mail_auth::authenticator(&dkim_dns), pool)
     });
@@ -179,4 +185,17 @@ fn verifiers(config: &Config, arbiter: &ArbiterHandle) -> anyhow::Result<Vec<Pol
             fail_open: false,
         },
     ])
+}
+
+/// The threads that sign and verify (one pool for both), made when the first needs it.
+fn crypto_pool(
+    config: &Config,
+    pool: &mut Option<Arc<VerifyPool>>,
+) -> anyhow::Result<Arc<VerifyPool>> {
+    if let Some(pool) = pool {
+        return Ok(pool.clone());
+    }
+    let made = Arc::new(VerifyPool::new(config.mail_auth.threads())?);
+    *pool = Some(made.clone());
+    Ok(made)
 }
