@@ -40,7 +40,8 @@ pub struct MailAuthConfig {
     /// Time a whole check gets (SPF may take 10 lookups); after it, `451 4.3.0`.
     #[serde(with = "super::duration")]
     pub deadline: Duration,
-    /// Threads that check DKIM signatures (hashing, RSA); 0: one per CPU.
+    /// Threads that make (`[dkim]`) and check DKIM signatures (hashing, RSA); 0: one
+    /// per CPU.
     pub threads: usize,
 }
 
