@@ -27,6 +27,7 @@ fn zone() -> TestZone {
         .join(" ");
     let mut zone = TestZone::new("test.")
         .txt("pass.test.", "v=spf1 ip4:127.0.0.1 -all")
+        .txt("client.test.", "v=spf1 ip4:127.0.0.1 -all")
         .txt("fail.test.", "v=spf1 ip4:192.0.2.1 -all")
         .txt("softfail.test.", "v=spf1 ip4:192.0.2.1 ~all")
         .txt("neutral.test.", "v=spf1 ?all")
@@ -147,7 +148,8 @@ async fn spf_results_at_mail_from() {
         ("none", "a@none.test", "spf=none"),
         ("permerror", "a@broken.test", "spf=permerror"),
         ("toomany", "a@toomany.test", "spf=permerror"),
-        ("bounce", "", "spf=none"),
+        // The null sender: the HELO name's record decides.
+        ("bounce", "", "spf=pass"),
     ];
     for (case, sender, _) in cases {
         let reply = send(&mut client, sender, &message(case, "x@monitor.test")).await;
@@ -162,7 +164,22 @@ async fn spf_results_at_mail_from() {
             header.starts_with(&format!("Authentication-Results: {HOSTNAME};")),
             "{header}"
         );
-        assert!(header.contains(expected), "{case}: {header}");
+        let part = |key: &str| {
+            header
+                .split(';')
+                .find(|p| p.contains(key))
+                .unwrap_or_default()
+                .trim()
+        };
+        assert!(
+            part("smtp.mailfrom=").starts_with(expected),
+            "{case}: {header}"
+        );
+        // The HELO name is checked beside MAIL FROM, and recorded.
+        assert!(
+            sender.is_empty() || part("smtp.helo=client.test").starts_with("spf=pass"),
+            "{case}: {header}"
+        );
         if !sender.is_empty() {
             assert!(
                 header.contains(&format!("smtp.mailfrom={sender}")),

@@ -128,6 +128,8 @@ impl Facts {
 pub enum AuthMethod {
     /// SPF of the MAIL FROM identity (or of the HELO name for the null sender).
     Spf,
+    /// SPF of the HELO identity, beside a non-null MAIL FROM (recorded, not enforced).
+    SpfHelo,
     /// DKIM (the best result over every signature).
     Dkim,
     /// DMARC of the From: domain.
@@ -139,6 +141,7 @@ impl AuthMethod {
     pub fn name(self) -> &'static str {
         match self {
             AuthMethod::Spf => "spf",
+            AuthMethod::SpfHelo => "spf_helo",
             AuthMethod::Dkim => "dkim",
             AuthMethod::Dmarc => "dmarc",
         }

@@ -164,7 +164,12 @@ async fn decide(
         .increment(1);
     metrics::counter!("mail_auth_results_total", "method" => "dmarc", "result" => dmarc_result.name())
         .increment(1);
-    let header = AuthenticationResults::new(&rules.authserv_id)
+    let mut results = AuthenticationResults::new(&rules.authserv_id);
+    if let Some(f) = facts.finding(AuthMethod::SpfHelo) {
+        let helo_spf = SpfOutput::new(f.domain.clone()).with_result(spf_result(f.result));
+        results = results.with_spf_ehlo_result(&helo_spf, facts.client_ip, helo);
+    }
+    let header = results
         .with_spf_mailfrom_result(&spf, facts.client_ip, sender, helo)
         .with_dkim_results(&dkim_outputs, &header_from)
         .with_dmarc_result(&dmarc)

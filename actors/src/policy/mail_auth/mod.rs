@@ -89,7 +89,7 @@ pub fn authenticator(resolver: &MxResolver) -> mail_auth::MessageAuthenticator {
 pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         "mail_auth_results_total",
-        "Mail authentication results of untrusted, unauthenticated mail, by method (spf, dkim, dmarc) and result (pass, fail, softfail, neutral, none, temperror, permerror)."
+        "Mail authentication results of untrusted, unauthenticated mail, by method (spf: MAIL FROM, or HELO for the null sender; spf_helo: the HELO name beside a MAIL FROM; dkim; dmarc) and result (pass, fail, softfail, neutral, none, temperror, permerror)."
     );
     metrics::describe_counter!(
         "mail_auth_actions_total",

@@ -1,5 +1,6 @@
 //! The SpfVerifier actor: at MAIL FROM, whether the client's address may send for the
-//! MAIL FROM domain (RFC 7208), or for the HELO name when the sender is null. mail-auth
+//! MAIL FROM domain (RFC 7208), or for the HELO name when the sender is null; the HELO
+//! name is checked beside MAIL FROM too, and recorded. mail-auth
 //! does the lookups and keeps RFC 7208's limits (10 DNS mechanisms, 20 s). A `fail` may
 //! be refused there, before any data is sent; every result is kept by the session for
 //! DMARC and the `Authentication-Results:` header at the end of DATA.
@@ -75,6 +76,12 @@ pub fn spf_result(result: AuthResult) -> SpfResult {
     }
 }
 
+/// Whether a HELO name can have an SPF record: a domain name with a dot, not an address
+/// literal (`[192.0.2.1]`) or a bare host name.
+fn is_domain_name(helo: &str) -> bool {
+    helo.contains('.') && !helo.starts_with('[') && helo.parse::<std::net::IpAddr>().is_err()
+}
+
 /// Whether `facts` come from a client whose mail is not verified: a trusted network or
 /// an authenticated user (their mail is ours, and is signed instead).
 pub(super) fn exempt(facts: &Facts) -> bool {
@@ -88,22 +95,43 @@ async fn decide(auth: &MessageAuthenticator, rules: &AuthRules, facts: &Facts) -
     let helo = facts.helo.as_deref().unwrap_or_default();
     let sender = facts.sender.as_deref().unwrap_or_default();
     let started = Instant::now();
-    let output = if sender.is_empty() {
-        // The null sender (bounces): RFC 7208 §2.4 checks the HELO identity instead.
+    let helo_check = async {
         auth.verify_spf(SpfParameters::verify_ehlo(
             facts.client_ip,
             helo,
             &rules.authserv_id,
         ))
         .await
-    } else {
-        auth.verify_spf(SpfParameters::verify_mail_from(
+    };
+    let (output, helo_finding) = if sender.is_empty() {
+        // The null sender (bounces): RFC 7208 §2.4 checks the HELO identity instead.
+        (helo_check.await, None)
+    } else if is_domain_name(helo) {
+        // Both identities (RFC 7208 §2.3), at once; only MAIL FROM's result is enforced.
+        let mail_from = auth.verify_spf(SpfParameters::verify_mail_from(
             facts.client_ip,
             helo,
             &rules.authserv_id,
             sender,
-        ))
-        .await
+        ));
+        let (mail_from, helo_output) = futures_util::future::join(mail_from, helo_check).await;
+        let result = auth_result(helo_output.result());
+        metrics::counter!("mail_auth_results_total", "method" => "spf_helo", "result" => result.name())
+            .increment(1);
+        let finding = Finding {
+            method: AuthMethod::SpfHelo,
+            result,
+            domain: helo.to_string(),
+        };
+        (mail_from, Some(finding))
+    } else {
+        let mail_from = auth.verify_spf(SpfParameters::verify_mail_from(
+            facts.client_ip,
+            helo,
+            &rules.authserv_id,
+            sender,
+        ));
+        (mail_from.await, None)
     };
     metrics::histogram!("mail_auth_verify_seconds", "method" => "spf")
         .record(started.elapsed().as_secs_f64());
@@ -135,7 +163,7 @@ async fn decide(auth: &MessageAuthenticator, rules: &AuthRules, facts: &Facts) -
             Verdict::Defer(Reply::spf_temporary_error(&finding.domain))
         }
         _ => Verdict::Accept(Acceptance {
-            findings: vec![finding],
+            findings: std::iter::once(finding).chain(helo_finding).collect(),
             ..Acceptance::default()
         }),
     }
