@@ -59,9 +59,4 @@ print(f"{shape:11s} messages={n} signed_at_sink={signed} end-to-end={n/(t1-t0):7
 PY
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
-REPEAT=${REPEAT:-1}
-for round in $(seq 1 "$REPEAT"); do
-  [ "$REPEAT" -gt 1 ] && echo "round $round"
-  for shape in $SHAPES; do settle; run_shape "$shape"; done
-done
+run_rounds

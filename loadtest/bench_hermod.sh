@@ -149,9 +149,4 @@ start_postfix() {
   postfix start >/dev/null 2>&1 || { echo "postfix did not start; see /var/log/postfix-bench.log" >&2; return 1; }
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
-REPEAT=${REPEAT:-1}
-for round in $(seq 1 "$REPEAT"); do
-  [ "$REPEAT" -gt 1 ] && echo "round $round"
-  for shape in $SHAPES; do settle; run_shape "$shape"; done
-done
+run_rounds

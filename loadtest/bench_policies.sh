@@ -106,9 +106,4 @@ print(f"{shape:13s} messages={n} end-to-end={n/(t1-t0):7.0f}/s elapsed={t1-t0:6.
 PY
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
-REPEAT=${REPEAT:-1}
-for round in $(seq 1 "$REPEAT"); do
-  [ "$REPEAT" -gt 1 ] && echo "round $round"
-  for shape in $SHAPES; do settle; run_shape "$shape"; done
-done
+run_rounds

@@ -5,7 +5,8 @@
 # records at 255 octets, too short for an RSA-2048 key), 50 connections, one message per
 # connection:
 #   - plain-1:  no verification.
-#   - verify-1: [mail_auth] verify = true: SPF at MAIL FROM, DKIM and DMARC (p=reject) at
+#   - verify-1: [mail_auth] verify = true: SPF at MAIL FROM (and of the HELO name
+#               blaster.test), DKIM and DMARC (p=reject) at
 #               the end of DATA, the records served by rbldnsd on loopback (answers cached
 #               by hermod's resolver after the first message).
 # Prints messages per second end to end, hermod's CPU per message, and how many messages
@@ -34,6 +35,7 @@ open(f"{work}/message.eml", "wb").write(signature + message)
 public = base64.b64encode(bytes(key.verify_key)).decode()
 open(f"{work}/test.zone", "w").write(
     'bench TXT "v=spf1 ip4:127.0.0.1 -all"\n'
+    'blaster TXT "v=spf1 ip4:127.0.0.1 -all"\n'
     f'e1._domainkey.bench TXT "v=DKIM1; k=ed25519; p={public}"\n'
     '_dmarc.bench TXT "v=DMARC1; p=reject"\n')
 PY
@@ -62,7 +64,7 @@ run_shape() {
   local t0 t1 cpu0 cpu1
   cpu0=$(awk '{print $14 + $15}' /proc/$hermod_pid/stat)
   t0=$(date +%s.%N)
-  "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --pipelining --eml "$work/message.eml" \
+  "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --pipelining --eml "$work/message.eml" --helo blaster.test \
     --from news@bench.test --to user@relay.test "127.0.0.1:$hermod_port"
   if ! timeout 300 tail --pid=$sink_pid -f /dev/null; then echo "sink did not receive $N messages" >&2; fi
   t1=$(date +%s.%N)
@@ -82,9 +84,4 @@ print(f"{shape:9s} messages={n} dkim_and_dmarc_pass_at_sink={passed} end-to-end=
 PY
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
-REPEAT=${REPEAT:-1}
-for round in $(seq 1 "$REPEAT"); do
-  [ "$REPEAT" -gt 1 ] && echo "round $round"
-  for shape in $SHAPES; do settle; run_shape "$shape"; done
-done
+run_rounds

@@ -27,3 +27,15 @@ settle() {
   done
   sleep 2
 }
+
+# Names the machine, then runs every shape of $SHAPES with the script's run_shape, after
+# settle, $REPEAT times (1 by default), round by round, so shapes are compared side by
+# side.
+run_rounds() {
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
+  REPEAT=${REPEAT:-1}
+  for round in $(seq 1 "$REPEAT"); do
+    [ "$REPEAT" -gt 1 ] && echo "round $round"
+    for shape in $SHAPES; do settle; run_shape "$shape"; done
+  done
+}

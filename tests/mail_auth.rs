@@ -60,6 +60,47 @@ fn config(sink_port: u16, dns: &TestDns, extra: &str) -> String {
     )
 }
 
+/// hermod as the MX gateway of a test: the DNS server with `zone`, a sink it relays to,
+/// `[mail_auth]` with `extra` lines (and any sections after them), and a client outside
+/// `relay.networks` that has said EHLO client.test.
+struct Gateway {
+    dns: TestDns,
+    sink_dir: std::path::PathBuf,
+    _sink: smtp_blaster::sink::SinkHandle,
+    hermod: Hermod,
+    client: Client,
+}
+
+impl Gateway {
+    async fn start(dir: &Path, zone: TestZone, extra: &str) -> Gateway {
+        let dns = TestDns::start(vec![zone]).await;
+        let sink_dir = dir.join("sink");
+        let sink = common::sink::start(&sink_dir).await;
+        let port = sink.local_addrs()[0].port();
+        let hermod = Hermod::start(dir, &config(port, &dns, extra)).await;
+        let mut client = Client::connect(hermod.addr).await;
+        assert!(client.cmd("EHLO client.test").await.starts_with("250"));
+        Gateway {
+            dns,
+            sink_dir,
+            _sink: sink,
+            hermod,
+            client,
+        }
+    }
+
+    /// The `SPF/DKIM/DMARC verdict` line that contains `needle`.
+    async fn verdict(&self, needle: &str) -> String {
+        self.hermod
+            .wait_log_matching(
+                |l| l.contains("SPF/DKIM/DMARC verdict") && l.contains(needle),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_or_else(|| panic!("no verdict line with {needle}"))
+    }
+}
+
 /// A message from `from` (the From: header) whose Subject: names the case.
 fn message(case: &str, from: &str) -> String {
     format!(
@@ -117,17 +158,13 @@ async fn at_sink(dir: &Path, n: usize) -> HashMap<String, (Vec<String>, String)>
 #[tokio::test(flavor = "multi_thread")]
 async fn spf_results_at_mail_from() {
     let dir = tempfile::tempdir().unwrap();
-    let dns = TestDns::start(vec![zone()]).await;
-    let sink_dir = dir.path().join("sink");
-    let sink = common::sink::start(&sink_dir).await;
-    let port = sink.local_addrs()[0].port();
-    let hermod = Hermod::start(
+    let mut g = Gateway::start(
         dir.path(),
-        &config(port, &dns, "spf_fail = \"reject\"\ntemp_error = \"defer\""),
+        zone(),
+        "spf_fail = \"reject\"\ntemp_error = \"defer\"",
     )
     .await;
-    let mut client = Client::connect(hermod.addr).await;
-    assert!(client.cmd("EHLO client.test").await.starts_with("250"));
+    let client = &mut g.client;
 
     // fail: refused at MAIL FROM, before any data, with RFC 7372's code.
     let reply = client.cmd("MAIL FROM:<a@fail.test>").await;
@@ -152,10 +189,10 @@ async fn spf_results_at_mail_from() {
         ("bounce", "", "spf=pass"),
     ];
     for (case, sender, _) in cases {
-        let reply = send(&mut client, sender, &message(case, "x@monitor.test")).await;
+        let reply = send(client, sender, &message(case, "x@monitor.test")).await;
         assert!(reply.starts_with("250"), "{case}: {reply}");
     }
-    let stored = at_sink(&sink_dir, cases.len()).await;
+    let stored = at_sink(&g.sink_dir, cases.len()).await;
     for (case, sender, expected) in cases {
         let (results, text) = &stored[case];
         assert_eq!(results.len(), 1, "{case}: {text}");
@@ -188,54 +225,38 @@ async fn spf_results_at_mail_from() {
         }
     }
     // Every verdict is in the log, in a line an operator greps for SPF, DKIM and DMARC.
-    let line = hermod
-        .wait_log_matching(
-            |l| l.contains("SPF/DKIM/DMARC verdict") && l.contains("a@toomany.test"),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("verdict line");
+    let line = g.verdict("a@toomany.test").await;
     assert!(line.contains("permerror"), "{line}");
     assert!(
-        hermod
+        g.hermod
             .wait_log("SPF fail: sender refused", Duration::from_secs(5))
             .await
             .is_some()
     );
-    dns.shutdown().await;
+    g.dns.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dmarc_policies_and_alignment() {
     let dir = tempfile::tempdir().unwrap();
-    let dns = TestDns::start(vec![zone()]).await;
-    let sink_dir = dir.path().join("sink");
-    let sink = common::sink::start(&sink_dir).await;
-    let port = sink.local_addrs()[0].port();
-    let hermod = Hermod::start(dir.path(), &config(port, &dns, "")).await;
-    let mut client = Client::connect(hermod.addr).await;
-    assert!(client.cmd("EHLO client.test").await.starts_with("250"));
+    let mut g = Gateway::start(dir.path(), zone(), "").await;
+    let client = &mut g.client;
 
     // p=reject, SPF passes for another domain (not aligned), no DKIM: refused after DATA.
-    let reply = send(
-        &mut client,
-        "a@pass.test",
-        &message("reject", "ceo@reject.test"),
-    )
-    .await;
+    let reply = send(client, "a@pass.test", &message("reject", "ceo@reject.test")).await;
     assert_eq!(
         reply.trim_end(),
         "550 5.7.1 DMARC policy of reject.test rejects this message: no SPF or DKIM pass aligned with the From: domain (spf=pass smtp.mailfrom=pass.test, dkim=none)"
     );
     // The subdomain policy (sp=reject) applies to sub.sp.test.
-    let reply = send(&mut client, "a@pass.test", &message("sp", "x@sub.sp.test")).await;
+    let reply = send(client, "a@pass.test", &message("sp", "x@sub.sp.test")).await;
     assert!(
         reply.starts_with("550 5.7.1 DMARC policy of sub.sp.test"),
         "{reply}"
     );
     // Strict SPF alignment: bounce.strict.test is not strict.test.
     let reply = send(
-        &mut client,
+        client,
         "a@bounce.strict.test",
         &message("strict", "x@strict.test"),
     )
@@ -263,10 +284,10 @@ async fn dmarc_policies_and_alignment() {
         ("a@pass.test", message("malformed", "x@malformed.test")),
     ];
     for (sender, body) in &accepted {
-        let reply = send(&mut client, sender, body).await;
+        let reply = send(client, sender, body).await;
         assert!(reply.starts_with("250"), "{body}: {reply}");
     }
-    let stored = at_sink(&sink_dir, accepted.len()).await;
+    let stored = at_sink(&g.sink_dir, accepted.len()).await;
     let ours = |case: &str| -> String {
         let (results, text) = &stored[case];
         let ours: Vec<&String> = results
@@ -316,15 +337,9 @@ async fn dmarc_policies_and_alignment() {
     assert!(!stored["malformed"].1.contains("X-Hermod-Quarantine"));
     // pct=0: a p=reject domain's failure is quarantined instead (RFC 7489 §6.6.4).
     assert!(stored["sampled"].1.contains("X-Hermod-Quarantine: DMARC"));
-    let line = hermod
-        .wait_log_matching(
-            |l| l.contains("SPF/DKIM/DMARC verdict") && l.contains("reject.test"),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("verdict line of the rejected message");
+    let line = g.verdict("reject.test").await;
     assert!(line.contains("reject"), "{line}");
-    dns.shutdown().await;
+    g.dns.shutdown().await;
 }
 
 /// Signs each `(case, message, selector, tamper)` with dkimpy (a tampered one has
@@ -386,27 +401,22 @@ async fn mail_signed_by_dkimpy_verifies_in_hermod() {
     let zone = zone()
         .txt("s1._domainkey.signed.test.", &rsa)
         .txt("e1._domainkey.signed.test.", &ed);
-    let dns = TestDns::start(vec![zone]).await;
-    let sink_dir = dir.path().join("sink");
-    let sink = common::sink::start(&sink_dir).await;
-    let port = sink.local_addrs()[0].port();
-    let hermod = Hermod::start(dir.path(), &config(port, &dns, "")).await;
-    let mut client = Client::connect(hermod.addr).await;
-    assert!(client.cmd("EHLO client.test").await.starts_with("250"));
+    let mut g = Gateway::start(dir.path(), zone, "").await;
+    let client = &mut g.client;
 
     // SPF passes for pass.test, which is not aligned with signed.test: DMARC rests on
     // DKIM alone (adkim=s, p=reject).
     for case in ["rsa", "ed25519"] {
-        let reply = send(&mut client, "a@pass.test", &signed[case]).await;
+        let reply = send(client, "a@pass.test", &signed[case]).await;
         assert!(reply.starts_with("250"), "{case}: {reply}");
     }
-    let reply = send(&mut client, "a@pass.test", &signed["tampered"]).await;
+    let reply = send(client, "a@pass.test", &signed["tampered"]).await;
     assert!(
         reply.starts_with("550 5.7.1 DMARC policy of signed.test rejects this message"),
         "{reply}"
     );
     assert!(reply.contains("dkim=fail"), "{reply}");
-    let stored = at_sink(&sink_dir, 2).await;
+    let stored = at_sink(&g.sink_dir, 2).await;
     for (case, algorithm) in [("rsa", "s1"), ("ed25519", "e1")] {
         let (results, text) = &stored[case];
         assert_eq!(results.len(), 1, "{text}");
@@ -424,75 +434,53 @@ async fn mail_signed_by_dkimpy_verifies_in_hermod() {
             "{header}"
         );
     }
-    let line = hermod
-        .wait_log_matching(
-            |l| l.contains("SPF/DKIM/DMARC verdict") && l.contains("dkim_failure"),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("verdict line of the tampered message");
+    let line = g.verdict("dkim_failure").await;
     assert!(line.contains("d=signed.test s=s1"), "{line}");
-    dns.shutdown().await;
+    g.dns.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quarantine_on_hold_until_released_and_dns_failures_deferred() {
     let dir = tempfile::tempdir().unwrap();
-    let dns = TestDns::start(vec![zone()]).await;
-    let sink_dir = dir.path().join("sink");
-    let sink = common::sink::start(&sink_dir).await;
-    let port = sink.local_addrs()[0].port();
-    let hermod = Hermod::start(
+    let mut g = Gateway::start(
         dir.path(),
-        &config(
-            port,
-            &dns,
-            "dmarc_quarantine = \"hold\"\ndmarc_reject = \"quarantine\"\n[admin]\ntoken = \"t0ken\"",
-        ),
+        zone(),
+        "dmarc_quarantine = \"hold\"\ndmarc_reject = \"quarantine\"\n[admin]\ntoken = \"t0ken\"",
     )
     .await;
-    let mut client = Client::connect(hermod.addr).await;
-    assert!(client.cmd("EHLO client.test").await.starts_with("250"));
+    let client = &mut g.client;
     // The From: domain's DMARC record cannot be looked up (no server serves it).
-    let reply = send(
-        &mut client,
-        "a@pass.test",
-        &message("dns", "x@nowhere.example"),
-    )
-    .await;
+    let reply = send(client, "a@pass.test", &message("dns", "x@nowhere.example")).await;
     assert_eq!(
         reply.trim_end(),
         "451 4.7.1 DMARC check of nowhere.example failed temporarily (DNS error), try again later"
     );
     // p=reject, but the operator quarantines instead; quarantine here means hold.
-    let reply = send(
-        &mut client,
-        "a@pass.test",
-        &message("held", "ceo@reject.test"),
-    )
-    .await;
+    let reply = send(client, "a@pass.test", &message("held", "ceo@reject.test")).await;
     let id = common::client::queue_id(&reply);
     let list = |state: &str| {
-        let out = hermod.command(dir.path(), &["queue", "list", "--json", "--state", state]);
+        let out = g
+            .hermod
+            .command(dir.path(), &["queue", "list", "--json", "--state", state]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(list("held").contains(&id), "{}", list("held"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        common::sink::stored(&sink_dir).is_empty(),
+        common::sink::stored(&g.sink_dir).is_empty(),
         "a held message was delivered"
     );
-    let out = hermod.command(dir.path(), &["queue", "release", &id]);
+    let out = g.hermod.command(dir.path(), &["queue", "release", &id]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stored = at_sink(&sink_dir, 1).await;
+    let stored = at_sink(&g.sink_dir, 1).await;
     let (results, _) = &stored["held"];
     assert!(results[0].contains("dmarc=fail"), "{results:?}");
     assert!(results[0].contains("policy.dmarc=reject"), "{results:?}");
-    dns.shutdown().await;
+    g.dns.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -508,20 +496,11 @@ async fn large_messages_are_verified_and_forged_headers_removed_from_their_files
     );
     let (signed, _) = dkimpy_sign(dir.path(), &[("large", large, "s1", false)]);
     let zone = zone().txt("s1._domainkey.signed.test.", &rsa);
-    let dns = TestDns::start(vec![zone]).await;
-    let sink_dir = dir.path().join("sink");
-    let sink = common::sink::start(&sink_dir).await;
-    let port = sink.local_addrs()[0].port();
-    let config = config(port, &dns, "").replace(
-        "[delivery]",
-        "[queue]\nlarge_message_threshold = 4096\n[delivery]",
-    );
-    let hermod = Hermod::start(dir.path(), &config).await;
-    let mut client = Client::connect(hermod.addr).await;
-    assert!(client.cmd("EHLO client.test").await.starts_with("250"));
-    let reply = send(&mut client, "a@pass.test", &signed["large"]).await;
+    let mut g = Gateway::start(dir.path(), zone, "[queue]\nlarge_message_threshold = 4096").await;
+    let client = &mut g.client;
+    let reply = send(client, "a@pass.test", &signed["large"]).await;
     assert!(reply.starts_with("250"), "{reply}");
-    let stored = at_sink(&sink_dir, 1).await;
+    let stored = at_sink(&g.sink_dir, 1).await;
     let (results, text) = &stored["large"];
     assert!(text.len() > 40_000);
     assert_eq!(results.len(), 1, "{results:?}");
@@ -536,7 +515,7 @@ async fn large_messages_are_verified_and_forged_headers_removed_from_their_files
         .unwrap()
         .collect();
     assert!(incoming.is_empty(), "{incoming:?}");
-    dns.shutdown().await;
+    g.dns.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
