@@ -51,25 +51,11 @@ shape_config() {
 }
 
 run_shape() {
-  local shape=$1 sink_port hermod_port hermod_pid
-  sink_port=$(free_port); hermod_port=$(free_port)
-  rm -rf "$work/spool"
-  "$BIN/smtp-blaster" sink --listen "127.0.0.1:$sink_port" --no-starttls --expect "$N" -q --store "$work/sink-$shape" &
-  local sink_pid=$!
-  SMTP_HOST=127.0.0.1 SMTP_PORT="$hermod_port" SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
-    SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 HERMOD_ADMIN_LISTEN= \
-    "$BIN/hermod" serve --config "$(shape_config "$shape")" > "$work/hermod.log" 2>&1 &
-  hermod_pid=$!
-  wait_port "$sink_port"; wait_port "$hermod_port"
-  local t0 t1 cpu0 cpu1
-  cpu0=$(awk '{print $14 + $15}' /proc/$hermod_pid/stat)
-  t0=$(date +%s.%N)
+  local shape=$1
+  start_sink_and_hermod "$shape" "$(shape_config "$shape")"
   "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --pipelining --eml "$work/message.eml" --helo blaster.test \
     --from news@bench.test --to user@relay.test "127.0.0.1:$hermod_port"
-  if ! timeout 300 tail --pid=$sink_pid -f /dev/null; then echo "sink did not receive $N messages" >&2; fi
-  t1=$(date +%s.%N)
-  cpu1=$(awk '{print $14 + $15}' /proc/$hermod_pid/stat)
-  kill -TERM $hermod_pid; wait $hermod_pid || true
+  wait_sink_and_stop_hermod
   local passed
   passed=$( (grep -rlZ "dkim=pass" "$work/sink-$shape" 2>/dev/null | xargs -0 -r grep -l "dmarc=pass" || true) | wc -l)
   if [ "$shape" != plain-1 ] && [ "$passed" -eq 0 ]; then

@@ -39,3 +39,31 @@ run_rounds() {
     for shape in $SHAPES; do settle; run_shape "$shape"; done
   done
 }
+
+# For run_shape: starts a sink that stores in $work/sink-$1 and expects $N messages, and
+# hermod with config file $2 relaying to it (spool in $work/spool, log in
+# $work/hermod.log); sets sink_pid, hermod_pid, hermod_port, and t0 and cpu0 (hermod's CPU
+# ticks) once both listen.
+start_sink_and_hermod() {
+  local sink_port
+  sink_port=$(free_port); hermod_port=$(free_port)
+  rm -rf "$work/spool"
+  "$BIN/smtp-blaster" sink --listen "127.0.0.1:$sink_port" --no-starttls --expect "$N" -q --store "$work/sink-$1" &
+  sink_pid=$!
+  SMTP_HOST=127.0.0.1 SMTP_PORT="$hermod_port" SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
+    SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 HERMOD_ADMIN_LISTEN= \
+    "$BIN/hermod" serve --config "$2" > "$work/hermod.log" 2>&1 &
+  hermod_pid=$!
+  wait_port "$sink_port"; wait_port "$hermod_port"
+  cpu0=$(awk '{print $14 + $15}' /proc/$hermod_pid/stat)
+  t0=$(date +%s.%N)
+}
+
+# For run_shape: waits (up to 300 s) for the sink to get its messages, sets t1 and cpu1,
+# and stops hermod.
+wait_sink_and_stop_hermod() {
+  if ! timeout 300 tail --pid=$sink_pid -f /dev/null; then echo "sink did not receive $N messages" >&2; fi
+  t1=$(date +%s.%N)
+  cpu1=$(awk '{print $14 + $15}' /proc/$hermod_pid/stat)
+  kill -TERM $hermod_pid; wait $hermod_pid || true
+}
