@@ -37,6 +37,7 @@ pub(super) fn listening_sockets(
         };
         let addr = inherited.local_addr()?;
         let endpoint = inherited_endpoint(config, addr);
+        usable(endpoint, config.tls.offered(), addr)?;
         tracing::info!(smtp_addr = %addr, kind = endpoint.kind.name(), "socket from the service manager");
         for per_arbiter in sockets.iter_mut() {
             per_arbiter.push((ListenSocket::Inherited(inherited.try_clone()?), endpoint));
@@ -83,10 +84,40 @@ fn inherited_endpoint(config: &Config, addr: SocketAddr) -> Endpoint {
         )
 }
 
+/// Whether hermod can serve a passed socket of this kind: implicit TLS needs a certificate.
+fn usable(endpoint: Endpoint, tls_offered: bool, addr: SocketAddr) -> anyhow::Result<()> {
+    if endpoint.kind == ListenerKind::Submissions && !tls_offered {
+        anyhow::bail!(
+            "the socket {addr} from the service manager is for implicit TLS (port {}), but tls.cert and tls.key are not set: set them, or remove ListenStream={} from hermod.socket",
+            addr.port(),
+            addr.port()
+        );
+    }
+    Ok(())
+}
+
 /// The listening sockets, bound before the actor system starts.
 pub(super) struct Listening {
     /// One socket per address for each arbiter, with its listener's rules.
     pub(super) sockets: Vec<PerArbiter>,
     /// The bound addresses (a configured port 0 is the real port here).
     pub(super) addrs: Vec<SocketAddr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_passed_implicit_tls_socket_needs_a_certificate() {
+        let addr: SocketAddr = "127.0.0.1:465".parse().unwrap();
+        let submissions = Endpoint::of_kind(ListenerKind::Submissions);
+        let err = usable(submissions, false, addr).unwrap_err().to_string();
+        assert!(
+            err.contains("remove ListenStream=465 from hermod.socket"),
+            "{err}"
+        );
+        assert!(usable(submissions, true, addr).is_ok());
+        assert!(usable(Endpoint::of_kind(ListenerKind::Smtp), false, addr).is_ok());
+    }
 }
