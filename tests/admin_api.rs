@@ -240,6 +240,16 @@ async fn the_status_page_shows_the_queue_by_destination_in_a_real_browser() {
         .and_then(|rest| rest.split("</tbody>").next())
         .unwrap_or_else(|| panic!("no destinations table in:\n{dom}"));
     assert!(table.contains("<td>c.test</td>"), "{table}");
+    // The first attempt (deferred: the hop is down) is in the recent deliveries.
+    let recent = dom
+        .split("id=\"recent\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</tbody>").next())
+        .unwrap_or_else(|| panic!("no recent deliveries in:\n{dom}"));
+    assert!(
+        recent.contains("<td>u@c.test</td>") && recent.contains(">deferred</td>"),
+        "{recent}"
+    );
     assert!(dom.contains("class=\"good\">healthy<"), "{dom}");
     hermod.stop().await;
 }

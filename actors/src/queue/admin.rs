@@ -66,6 +66,8 @@ pub struct QueueStats {
     pub delivery_actors: usize,
     /// What the Queue has seen since it started.
     pub totals: Totals,
+    /// The last delivery attempts, newest first.
+    pub recent_deliveries: Vec<super::recent::RecentDelivery>,
 }
 
 /// Counts since the Queue started: messages received, and delivery attempts per
@@ -105,6 +107,7 @@ impl Handler<GetStats> for Queue {
             in_flight: self.in_flight,
             delivery_actors: self.deliveries.len(),
             totals: self.totals,
+            recent_deliveries: self.recent.list(),
             ..Default::default()
         };
         for message in self.messages.values() {

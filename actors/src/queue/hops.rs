@@ -154,6 +154,14 @@ impl Queue {
                     status = "bounced", reply = %reply, "delivery attempt");
                 metrics::counter!("delivery_attempts_total", "status" => "bounced").increment(1);
                 self.totals.bounced += 1;
+                self.recent.push(super::recent::RecentDelivery {
+                    at: super::unix_now(),
+                    queue_id: id.to_string(),
+                    to: rcpt.address.clone(),
+                    relay: hop.to_string(),
+                    status: "bounced",
+                    reply: reply.to_string(),
+                });
                 rcpt.status = schedule::failed(&reply);
             }
             if message.jobs == 0 {

@@ -20,6 +20,7 @@ mod held_jobs;
 mod hops;
 pub mod id;
 mod operate;
+pub mod recent;
 mod reconfigure;
 mod resident;
 pub mod schedule;
@@ -121,6 +122,8 @@ pub struct Queue {
     evicted: usize,
     /// Counts since start, for the admin API.
     totals: admin::Totals,
+    /// The last delivery attempts, for the status page.
+    recent: recent::RecentDeliveries,
     /// Destinations the operator suspended.
     suspensions: suspend::Suspensions,
 }
@@ -161,6 +164,7 @@ impl Queue {
             held: HashMap::new(),
             evicted: 0,
             totals: admin::Totals::default(),
+            recent: recent::RecentDeliveries::default(),
             suspensions: Default::default(),
         }
     }
@@ -406,6 +410,14 @@ impl Queue {
                 metrics::histogram!("delivery_time_in_queue_seconds").record(delay_s as f64);
             }
             self.totals.count(status);
+            self.recent.push(recent::RecentDelivery {
+                at: now,
+                queue_id: report.id.to_string(),
+                to: rcpt.address.clone(),
+                relay: report.relay.to_string(),
+                status,
+                reply: attempt.reply.to_string(),
+            });
         }
         message.jobs = message.jobs.saturating_sub(1);
         if message.jobs > 0 {
