@@ -15,6 +15,7 @@ fn envelope() -> Envelope {
         body_file: false,
         held: false,
         user: None,
+        route: None,
         sender: "a@b.test".into(),
         recipients: vec![RecipientState {
             address: "u@c.test".into(),

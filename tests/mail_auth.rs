@@ -561,3 +561,40 @@ async fn a_dns_server_that_never_answers_defers_or_is_recorded_never_hangs() {
     assert!(results[0].contains("spf=temperror"), "{results:?}");
     assert!(results[0].contains("dmarc=temperror"), "{results:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quarantine_transport_and_several_from_domains() {
+    let dir = tempfile::tempdir().unwrap();
+    let quarantine_dir = dir.path().join("quarantine");
+    let quarantine = common::sink::start(&quarantine_dir).await;
+    let extra = format!(
+        "dmarc_quarantine = \"transport\"\nquarantine_transport = \"smtp:[127.0.0.1]:{}\"",
+        quarantine.local_addrs()[0].port()
+    );
+    let mut g = Gateway::start(dir.path(), zone(), &extra).await;
+    let client = &mut g.client;
+    let reply = send(
+        client,
+        "a@pass.test",
+        &message("quarantined", "x@quarantine.test"),
+    )
+    .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let reply = send(client, "a@pass.test", &message("passed", "x@pass.test")).await;
+    assert!(reply.starts_with("250"), "{reply}");
+    // Two From: domains, one of them with p=reject.
+    let two = message("two", "x@pass.test").replace(
+        "From: <x@pass.test>",
+        "From: <ceo@reject.test>, <x@pass.test>",
+    );
+    let reply = send(client, "a@pass.test", &two).await;
+    assert_eq!(
+        reply.trim_end(),
+        "550 5.7.1 Message refused: its From: header names several domains (pass.test,reject.test), which DMARC cannot check"
+    );
+    let held = at_sink(&quarantine_dir, 1).await;
+    assert!(held["quarantined"].0[0].contains("dmarc=fail"), "{held:?}");
+    let delivered = at_sink(&g.sink_dir, 1).await;
+    assert!(delivered.contains_key("passed"), "{delivered:?}");
+    g.dns.shutdown().await;
+}

@@ -114,6 +114,7 @@ fn envelope(status: RecipientStatus) -> Envelope {
         body_file: false,
         held: false,
         user: None,
+        route: None,
     }
 }
 

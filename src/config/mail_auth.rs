@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use hermod_actors::outbound::routing::parse_target;
 use hermod_actors::policy::mail_auth::{
     AuthRules, DmarcRejectAction, QuarantineAction, SpfFailAction, TempErrorAction,
 };
@@ -27,10 +28,14 @@ pub struct MailAuthConfig {
     /// `"record"`.
     pub dmarc_reject: DmarcRejectAction,
     /// DMARC failure of a `p=quarantine` domain: `"header"` (add `quarantine_header`),
-    /// `"hold"` (queue on hold, for `hermod queue release`) or `"record"`.
+    /// `"hold"` (queue on hold, for `hermod queue release`), `"transport"` (deliver every
+    /// recipient to `quarantine_transport`) or `"record"`.
     pub dmarc_quarantine: QuarantineAction,
     /// The header line `dmarc_quarantine = "header"` adds.
     pub quarantine_header: String,
+    /// Where `dmarc_quarantine = "transport"` sends the message, in the transport map's
+    /// syntax (`smtp:[quarantine.example.com]:25`, `lmtp:[127.0.0.1]:24`).
+    pub quarantine_transport: String,
     /// A DNS failure during SPF or DMARC (temperror): `"defer"` (`451 4.7.24` at MAIL
     /// FROM, `451 4.7.1` after DATA) or `"accept"` (recorded).
     pub temp_error: TempErrorAction,
@@ -54,6 +59,7 @@ impl Default for MailAuthConfig {
             dmarc_reject: DmarcRejectAction::Reject,
             dmarc_quarantine: QuarantineAction::Header,
             quarantine_header: "X-Hermod-Quarantine: DMARC".into(),
+            quarantine_transport: String::new(),
             temp_error: TempErrorAction::Defer,
             dns_timeout: Duration::from_secs(5),
             deadline: Duration::from_secs(20),
@@ -80,6 +86,14 @@ impl Section for MailAuthConfig {
             issues.push(ConfigIssue::new(
                 "mail_auth.authserv_id",
                 format!("must be a host name, got {:?}", self.authserv_id),
+            ));
+        }
+        if self.dmarc_quarantine == QuarantineAction::Transport
+            && let Err(e) = parse_target(self.quarantine_transport.trim(), 25)
+        {
+            issues.push(ConfigIssue::new(
+                "mail_auth.quarantine_transport",
+                format!("dmarc_quarantine = \"transport\" needs a next hop here: {e}"),
             ));
         }
         let header = &self.quarantine_header;
@@ -109,6 +123,7 @@ impl MailAuthConfig {
             dmarc_reject: self.dmarc_reject,
             dmarc_quarantine: self.dmarc_quarantine,
             quarantine_header: self.quarantine_header.clone(),
+            quarantine_transport: self.quarantine_transport.trim().to_string(),
             temp_error: self.temp_error,
         }
     }

@@ -207,6 +207,8 @@ pub struct Acceptance {
     pub findings: Vec<Finding>,
     /// Queue the message on hold (a DMARC quarantine), to be released by the operator.
     pub hold: bool,
+    /// Send every recipient to this next hop (a DMARC quarantine transport).
+    pub route: Option<String>,
 }
 
 impl Acceptance {
@@ -219,6 +221,9 @@ impl Acceptance {
         }
         self.findings.extend(other.findings);
         self.hold |= other.hold;
+        if other.route.is_some() {
+            self.route = other.route;
+        }
     }
 }
 

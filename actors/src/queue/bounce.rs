@@ -145,6 +145,7 @@ impl Queue {
             body_file: false,
             held: false,
             user: None,
+            route: None,
         };
         self.spool.insert(bounce_id, &bounce, &data)?;
         if envelope.sender.is_empty() {

@@ -119,6 +119,7 @@ fn envelope_of(
         body_file,
         user,
         hold,
+        route,
         ..
     } = message;
     let size = data.len() + body_file.as_ref().map_or(0, |f| f.len() as usize);
@@ -141,6 +142,7 @@ fn envelope_of(
         body_file: false,
         // A DMARC quarantine: on disk, waiting for `hermod queue release`.
         held: hold,
+        route,
         user,
     };
     (envelope, Bytes::from(data), body_file)

@@ -268,8 +268,18 @@ impl Queue {
             return;
         }
         let mut by_hop: HashMap<NextHop, Vec<usize>> = HashMap::new();
+        // A message routed as a whole (a DMARC quarantine transport) goes there; the
+        // target was checked when the configuration was loaded.
+        let route = message
+            .envelope
+            .route
+            .as_deref()
+            .and_then(|target| crate::outbound::routing::parse_target(target, 25).ok());
         for i in due {
-            let hop = self.router.route(&message.envelope.recipients[i].domain);
+            let hop = match &route {
+                Some(hop) => hop.clone(),
+                None => self.router.route(&message.envelope.recipients[i].domain),
+            };
             by_hop.entry(hop).or_default().push(i);
         }
         // Mail for a hop that is down waits in its list: no spool read, no job, no log.

@@ -194,6 +194,7 @@ mod tests {
             body_file: false,
             held: false,
             user: None,
+            route: None,
         }
     }
 

@@ -122,7 +122,13 @@ impl IncomingBody {
     /// Takes `path` (in the same directory, written and closed by a policy: the message
     /// without its forged headers) in place of this file, which is deleted.
     pub fn replace_with(&mut self, path: PathBuf) -> std::io::Result<()> {
-        let file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        let file = match std::fs::OpenOptions::new().append(true).open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
         let len = file.metadata()?.len();
         self.file.flush()?;
         let old = std::mem::replace(&mut self.path, path);
@@ -150,6 +156,8 @@ impl Drop for IncomingBody {
     fn drop(&mut self) {
         if !self.kept {
             let _ = std::fs::remove_file(&self.path);
+            // A cleaned copy a policy may have written (see `replace_with`).
+            let _ = std::fs::remove_file(self.path.with_extension("clean"));
         }
     }
 }

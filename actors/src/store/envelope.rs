@@ -78,6 +78,10 @@ pub struct Envelope {
     /// rate limits and DKIM signing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// A next hop for every recipient, in place of the routing by domain (`smtp:[host]:port`
+    /// syntax): a DMARC quarantine sent to the quarantine transport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -106,5 +110,6 @@ pub(crate) fn sample(size: usize) -> Envelope {
         body_file: false,
         held: false,
         user: None,
+        route: None,
     }
 }

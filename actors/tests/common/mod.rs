@@ -69,6 +69,7 @@ pub fn message(ids: &QueueIdGenerator) -> AcceptedMessage {
         body_file: None,
         user: None,
         hold: false,
+        route: None,
     }
 }
 

@@ -20,7 +20,8 @@ pub fn forged(message: &[u8], authserv_id: &str) -> Vec<Range<usize>> {
         {
             continue;
         }
-        if authserv_id_of(&bytes[colon + 1..]).eq_ignore_ascii_case(authserv_id.as_bytes()) {
+        let id = authserv_id_of(&bytes[colon + 1..]);
+        if id.is_empty() || id.eq_ignore_ascii_case(authserv_id.as_bytes()) {
             out.push(field);
         }
     }
@@ -59,13 +60,16 @@ impl Iterator for Fields<'_> {
     }
 }
 
-/// The authserv-id at the start of a field's value: after white space and comments, up
-/// to `;`, white space or a comment.
-fn authserv_id_of(value: &[u8]) -> &[u8] {
+/// The authserv-id at the start of a field's value (RFC 8601 §2.2): after white space
+/// and comments (nested, with `\` escapes), a token up to `;`, white space or a comment,
+/// or a quoted string without its quotes. Empty when none can be read: such a field is
+/// taken out too, since no filter could tell whose it is.
+fn authserv_id_of(value: &[u8]) -> Vec<u8> {
     let mut i = 0;
     let mut depth = 0usize;
     while i < value.len() {
         match value[i] {
+            b'\\' if depth > 0 => i += 1,
             b'(' => depth += 1,
             b')' => depth = depth.saturating_sub(1),
             b' ' | b'\t' | b'\r' | b'\n' => {}
@@ -74,11 +78,25 @@ fn authserv_id_of(value: &[u8]) -> &[u8] {
         }
         i += 1;
     }
-    let start = i;
+    let mut id = Vec::new();
+    if value.get(i) == Some(&b'"') {
+        i += 1;
+        while i < value.len() && value[i] != b'"' {
+            if value[i] == b'\\' {
+                i += 1;
+            }
+            if let Some(&b) = value.get(i) {
+                id.push(b);
+            }
+            i += 1;
+        }
+        return id;
+    }
     while i < value.len() && !matches!(value[i], b';' | b' ' | b'\t' | b'\r' | b'\n' | b'(') {
+        id.push(value[i]);
         i += 1;
     }
-    &value[start..i]
+    id
 }
 
 #[cfg(test)]
@@ -94,6 +112,11 @@ mod tests {
         assert!(message[ranges[0].clone()].ends_with(b"smtp.mailfrom=a@b.test\r\n"));
         assert!(message[ranges[1].clone()].starts_with(b"authentication-results: (comment)"));
         assert!(forged(message, "example.test").is_empty());
+        // An escaped parenthesis in a comment, a quoted id, and a field without an id.
+        let tricky = b"Authentication-Results: (\\() mx.example.test; dmarc=pass\r\nAuthentication-Results: \"mx.example.test\"; dkim=pass\r\nAuthentication-Results: ; spf=pass\r\nAuthentication-Results: other.test; spf=pass\r\n\r\n";
+        let ranges = forged(tricky, "mx.example.test");
+        assert_eq!(ranges.len(), 3, "{ranges:?}");
+        assert!(tricky[ranges[2].end..].starts_with(b"Authentication-Results: other.test"));
         assert!(forged(b"Subject: x\r\n\r\n", "mx.example.test").is_empty());
     }
 }

@@ -15,7 +15,7 @@ use crate::protocol::check::AuthResult;
 
 /// Check the signatures of this message (headers and body, CRLF line ends).
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "DkimReport")]
+#[rtype(result = "Option<DkimReport>")]
 pub struct VerifyDkim(pub Arc<Vec<u8>>);
 
 /// What the signatures of one message say.
@@ -109,13 +109,14 @@ impl Actor for DkimVerifier {
 }
 
 impl Handler<VerifyDkim> for DkimVerifier {
-    type Result = ResponseFuture<DkimReport>;
+    type Result = ResponseFuture<Option<DkimReport>>;
 
     fn handle(&mut self, VerifyDkim(message): VerifyDkim, _: &mut Context<Self>) -> Self::Result {
         let (auth, pool) = (self.auth.clone(), self.pool.clone());
         Box::pin(async move {
             let started = Instant::now();
-            let report = pool.run(verify(auth, message)).await.unwrap_or_default();
+            // None: the pool stopped, or the check panicked; the message is deferred.
+            let report = pool.run(verify(auth, message)).await;
             metrics::histogram!("mail_auth_verify_seconds", "method" => "dkim")
                 .record(started.elapsed().as_secs_f64());
             report

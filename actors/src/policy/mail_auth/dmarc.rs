@@ -20,7 +20,7 @@ use mail_auth::{
 };
 
 use super::authentication_results::forged;
-use super::dkim_verify::{DkimReport, DkimVerifier, VerifyDkim};
+use super::dkim_verify::{DkimVerifier, VerifyDkim};
 use super::spf::{exempt, spf_result};
 use super::{AuthRules, DmarcRejectAction, QuarantineAction, TempErrorAction};
 use crate::policy::content::{content, write_without};
@@ -74,6 +74,7 @@ enum Action {
     Reject,
     QuarantineHeader,
     QuarantineHold,
+    QuarantineTransport,
     Defer,
 }
 
@@ -84,6 +85,7 @@ impl Action {
             Action::Reject => "reject",
             Action::QuarantineHeader => "quarantine_header",
             Action::QuarantineHold => "quarantine_hold",
+            Action::QuarantineTransport => "quarantine_transport",
             Action::Defer => "defer",
         }
     }
@@ -113,12 +115,20 @@ async fn decide(
     rules: &AuthRules,
     facts: &Facts,
 ) -> Verdict {
+    let queue_id = facts.queue_id.map(|id| id.to_string()).unwrap_or_default();
+    let message = match content(facts).await {
+        Ok(Some(message)) => message,
+        // At DATA a message is in memory or in its file; none means the file could not
+        // even be written out.
+        Ok(None) => return unreadable(&queue_id, "its body file could not be written out"),
+        Err(e) => return unreadable(&queue_id, &e),
+    };
     if exempt(facts) {
-        return Verdict::accept();
+        // Their mail is not verified, but a header claiming our id is not theirs to add.
+        return without_forged(Acceptance::default(), facts, &message, rules, &queue_id).await;
     }
     let sender = facts.sender.as_deref().unwrap_or_default();
     let helo = facts.helo.as_deref().unwrap_or_default();
-    let queue_id = facts.queue_id.map(|id| id.to_string()).unwrap_or_default();
     let mail_from_domain = sender.rsplit_once('@').map_or(helo, |(_, d)| d);
     let spf = match facts.finding(AuthMethod::Spf) {
         Some(f) => SpfOutput::new(f.domain.clone()).with_result(spf_result(f.result)),
@@ -128,18 +138,9 @@ async fn decide(
         .finding(AuthMethod::Spf)
         .map_or(AuthResult::None, |f| f.result)
         .name();
-    let message = match content(facts).await {
-        Ok(Some(message)) => message,
-        Ok(None) => return Verdict::accept(),
-        Err(e) => {
-            tracing::error!(queue_id = %queue_id, error = %e, "SPF/DKIM/DMARC verdict: the message cannot be read; deferred");
-            return Verdict::Defer(Reply::policy_unavailable("dmarc"));
-        }
+    let Ok(Some(report)) = dkim.send(VerifyDkim(message.clone())).await else {
+        return unreadable(&queue_id, "the DKIM check did not finish");
     };
-    let report: DkimReport = dkim
-        .send(VerifyDkim(message.clone()))
-        .await
-        .unwrap_or_default();
     let dkim_outputs = report.outputs();
     let dkim_result = report.summary();
     let from_message = AuthenticatedMessage {
@@ -155,9 +156,21 @@ async fn decide(
             &spf,
         ))
         .await;
-    let dmarc_result = dmarc_auth_result(&dmarc.result());
+    let from_domains = domains_of(&report.from);
+    let several = from_domains.len() > 1;
+    let dmarc_result = if several {
+        AuthResult::PermError
+    } else {
+        dmarc_auth_result(&dmarc.result())
+    };
     let header_from = dmarc.domain().to_string();
-    let (action, pct) = act(auth, rules, &dmarc, dmarc_result, facts).await;
+    let (action, policy, pct) = if several {
+        // mail-auth skips such messages; RFC 7489 §6.6.1 lets the receiver refuse them,
+        // and one of the domains may be a bank's with p=reject: the strictest policy.
+        (choose(Policy::Reject, rules), Policy::Reject, None)
+    } else {
+        act(auth, rules, &dmarc, dmarc_result, facts).await
+    };
     metrics::histogram!("mail_auth_verify_seconds", "method" => "dmarc")
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("mail_auth_results_total", "method" => "dkim", "result" => dkim_result.name())
@@ -174,21 +187,34 @@ async fn decide(
         .with_dkim_results(&dkim_outputs, &header_from)
         .with_dmarc_result(&dmarc)
         .to_header();
+    let header_from = if several {
+        from_domains.join(",")
+    } else {
+        header_from
+    };
     tracing::info!(queue_id = %queue_id, client = %facts.client_ip, from = sender,
         header_from = %header_from, spf = spf_name, dkim = dkim_result.name(),
         dkim_failure = report.first_failure().as_deref(), dmarc = dmarc_result.name(),
-        policy = policy_name(dmarc.policy()), pct, action = action.name(), "SPF/DKIM/DMARC verdict");
+        policy = policy_name(policy), pct, action = action.name(), "SPF/DKIM/DMARC verdict");
     if action != Action::Accept {
         metrics::counter!("mail_auth_actions_total", "action" => match action {
             Action::Reject => "dmarc_rejected",
             Action::QuarantineHeader => "quarantined_header",
             Action::QuarantineHold => "quarantined_hold",
+            Action::QuarantineTransport => "quarantined_transport",
             _ => "deferred_temperror",
         })
         .increment(1);
     }
-    let mut headers = vec![header.trim_end().to_string()];
+    let mut accepted = Acceptance {
+        headers: vec![header.trim_end().to_string()],
+        hold: action == Action::QuarantineHold,
+        ..Acceptance::default()
+    };
     match action {
+        Action::Reject if several => {
+            return Verdict::Reject(Reply::dmarc_several_from_domains(&header_from));
+        }
         Action::Reject => {
             let why = format!(
                 "no SPF or DKIM pass aligned with the From: domain (spf={spf_name} smtp.mailfrom={mail_from_domain}, dkim={})",
@@ -197,49 +223,87 @@ async fn decide(
             return Verdict::Reject(Reply::dmarc_rejected(&header_from, &why));
         }
         Action::Defer => return Verdict::Defer(Reply::dmarc_temporary_error(&header_from)),
-        Action::QuarantineHeader => headers.push(rules.quarantine_header.clone()),
+        Action::QuarantineHeader => accepted.headers.push(rules.quarantine_header.clone()),
+        Action::QuarantineTransport => accepted.route = Some(rules.quarantine_transport.clone()),
         Action::QuarantineHold | Action::Accept => {}
     }
-    let mut accepted = Acceptance {
-        headers,
-        hold: action == Action::QuarantineHold,
-        ..Acceptance::default()
-    };
-    let forged = forged(&message, &rules.authserv_id);
+    without_forged(accepted, facts, &message, rules, &queue_id).await
+}
+
+/// A message that could not be checked is deferred, never accepted unchecked.
+fn unreadable(queue_id: &str, why: &str) -> Verdict {
+    tracing::error!(queue_id = %queue_id, error = %why, "SPF/DKIM/DMARC verdict: the message cannot be checked; deferred");
+    Verdict::Defer(Reply::policy_unavailable("dmarc"))
+}
+
+/// `accepted`, with the `Authentication-Results:` headers that claim our authserv-id
+/// taken out: by byte ranges in memory, or by writing a large message's file again.
+async fn without_forged(
+    mut accepted: Acceptance,
+    facts: &Facts,
+    message: &Arc<Vec<u8>>,
+    rules: &AuthRules,
+    queue_id: &str,
+) -> Verdict {
+    let forged = forged(message, &rules.authserv_id);
     match &facts.body_file {
         None => accepted.remove = forged,
-        // A large message: the file is written again without them.
-        Some(path) if !forged.is_empty() => match write_without(path, message, forged).await {
-            Ok(clean) => accepted.replace_body_file = Some(clean),
-            Err(e) => {
-                tracing::error!(queue_id = %queue_id, error = %e, "cannot remove forged Authentication-Results headers; deferred");
-                return Verdict::Defer(Reply::policy_unavailable("dmarc"));
+        Some(path) if !forged.is_empty() => {
+            match write_without(path, message.clone(), forged).await {
+                Ok(clean) => accepted.replace_body_file = Some(clean),
+                Err(e) => {
+                    tracing::error!(queue_id = %queue_id, error = %e, "cannot remove forged Authentication-Results headers; deferred");
+                    return Verdict::Defer(Reply::policy_unavailable("dmarc"));
+                }
             }
-        },
+        }
         Some(_) => {}
     }
     Verdict::Accept(accepted)
 }
 
-/// What to do about a message with this DMARC outcome, and the `pct` that applied.
+/// The distinct domains of the From: addresses, lowercase.
+fn domains_of(from: &[String]) -> Vec<String> {
+    let mut domains: Vec<String> = from
+        .iter()
+        .filter_map(|a| a.rsplit_once('@'))
+        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+        .collect();
+    domains.sort();
+    domains.dedup();
+    domains
+}
+
+/// What a failure under `policy` does, by the operator's rules.
+fn choose(policy: Policy, rules: &AuthRules) -> Action {
+    let quarantine = match rules.dmarc_quarantine {
+        QuarantineAction::Header => Action::QuarantineHeader,
+        QuarantineAction::Hold => Action::QuarantineHold,
+        QuarantineAction::Transport => Action::QuarantineTransport,
+        QuarantineAction::Record => Action::Accept,
+    };
+    match (policy, rules.dmarc_reject) {
+        (Policy::Reject, DmarcRejectAction::Reject) => Action::Reject,
+        (Policy::Reject, DmarcRejectAction::Quarantine) | (Policy::Quarantine, _) => quarantine,
+        _ => Action::Accept,
+    }
+}
+
+/// What to do about a message with this DMARC outcome; the policy that applied (after
+/// the `pct` sample) and the `pct`.
 async fn act(
     auth: &MessageAuthenticator,
     rules: &AuthRules,
     dmarc: &DmarcOutput,
     result: AuthResult,
     facts: &Facts,
-) -> (Action, Option<u8>) {
-    let quarantine = match rules.dmarc_quarantine {
-        QuarantineAction::Header => Action::QuarantineHeader,
-        QuarantineAction::Hold => Action::QuarantineHold,
-        QuarantineAction::Record => Action::Accept,
-    };
+) -> (Action, Policy, Option<u8>) {
+    let mut policy = dmarc.policy();
     match result {
         AuthResult::TempError if rules.temp_error == TempErrorAction::Defer => {
-            (Action::Defer, None)
+            (Action::Defer, policy, None)
         }
         AuthResult::Fail => {
-            let mut policy = dmarc.policy();
             let pct = if matches!(policy, Policy::Reject | Policy::Quarantine) {
                 percent(auth, dmarc.domain()).await
             } else {
@@ -254,16 +318,9 @@ async fn act(
                     _ => Policy::None,
                 };
             }
-            let action = match (policy, rules.dmarc_reject) {
-                (Policy::Reject, DmarcRejectAction::Reject) => Action::Reject,
-                (Policy::Reject, DmarcRejectAction::Quarantine) | (Policy::Quarantine, _) => {
-                    quarantine
-                }
-                _ => Action::Accept,
-            };
-            (action, pct)
+            (choose(policy, rules), policy, pct)
         }
-        _ => (Action::Accept, None),
+        _ => (Action::Accept, policy, None),
     }
 }
 

@@ -47,6 +47,8 @@ pub enum QuarantineAction {
     /// Queue it on hold; `hermod queue release` delivers it, `hermod queue delete`
     /// drops it.
     Hold,
+    /// Send every recipient to the quarantine transport (`quarantine_transport`).
+    Transport,
     /// Only record it.
     Record,
 }
@@ -76,6 +78,8 @@ pub struct AuthRules {
     pub dmarc_quarantine: QuarantineAction,
     /// The header line added by [`QuarantineAction::Header`].
     pub quarantine_header: String,
+    /// The next hop of [`QuarantineAction::Transport`] (`smtp:[host]:port` syntax).
+    pub quarantine_transport: String,
     /// A DNS failure during SPF or DMARC.
     pub temp_error: TempErrorAction,
 }
@@ -93,7 +97,7 @@ pub(crate) fn describe_metrics() {
     );
     metrics::describe_counter!(
         "mail_auth_actions_total",
-        "What mail authentication did to a message or sender, by action (spf_rejected, dmarc_rejected, quarantined_header, quarantined_hold, deferred_temperror)."
+        "What mail authentication did to a message or sender, by action (spf_rejected, dmarc_rejected, quarantined_header, quarantined_hold, quarantined_transport, deferred_temperror)."
     );
     metrics::describe_histogram!(
         "mail_auth_verify_seconds",

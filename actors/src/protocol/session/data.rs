@@ -116,6 +116,7 @@ impl ServerSession {
             body_file,
             user: self.user.as_ref().map(|u| u.name.clone()),
             hold: false,
+            route: None,
         };
         if self.checks(CheckStage::Data) {
             return self.stop_for_check(Pending::Data(Box::new(message), transaction.findings));

@@ -90,6 +90,8 @@ pub struct AcceptedMessage {
     pub user: Option<String>,
     /// A policy asked for the message to be queued on hold (DMARC quarantine).
     pub hold: bool,
+    /// A policy sent every recipient to this next hop (DMARC quarantine transport).
+    pub route: Option<String>,
 }
 
 /// What the driver must do before feeding more bytes.

@@ -108,6 +108,9 @@ impl ServerSession {
             }
             Pending::Data(mut message, _) => {
                 message.hold |= accepted.hold;
+                if accepted.route.is_some() {
+                    message.route = accepted.route.take();
+                }
                 if let (Some(file), Some(path)) = (
                     message.body_file.as_mut(),
                     accepted.replace_body_file.take(),
