@@ -7,18 +7,40 @@ use std::sync::Arc;
 
 use crate::protocol::check::Facts;
 
+/// Large messages read back into memory at once, at most: spilling them to a file keeps
+/// memory bounded, and their checks must not undo that. The others wait their turn (a
+/// wait longer than the policy's deadline is a `451`).
+const LARGE_AT_ONCE: usize = 4;
+
+static LARGE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LARGE_AT_ONCE);
+
+/// A message's bytes, and for a large one its turn among [`LARGE_AT_ONCE`]: keep it as
+/// long as the bytes are used.
+pub struct Content {
+    /// The whole message.
+    pub bytes: Arc<Vec<u8>>,
+    _turn: Option<tokio::sync::SemaphorePermit<'static>>,
+}
+
 /// The whole message of `facts`: `Ok(None)` before DATA; an error when its body file
 /// cannot be read.
-pub async fn content(facts: &Facts) -> Result<Option<Arc<Vec<u8>>>, String> {
+pub async fn content(facts: &Facts) -> Result<Option<Content>, String> {
     if let Some(message) = &facts.message {
-        return Ok(Some(message.clone()));
+        return Ok(Some(Content {
+            bytes: message.clone(),
+            _turn: None,
+        }));
     }
     let Some(path) = facts.body_file.clone() else {
         return Ok(None);
     };
+    let turn = LARGE.acquire().await.map_err(|e| e.to_string())?;
     let read = tokio::task::spawn_blocking(move || std::fs::read(&path)).await;
     match read {
-        Ok(Ok(bytes)) => Ok(Some(Arc::new(bytes))),
+        Ok(Ok(bytes)) => Ok(Some(Content {
+            bytes: Arc::new(bytes),
+            _turn: Some(turn),
+        })),
         Ok(Err(e)) => Err(format!("cannot read the body file: {e}")),
         Err(e) => Err(format!("cannot read the body file: {e}")),
     }

@@ -198,11 +198,13 @@ async fn decide(
     if facts.user.is_none() && !facts.trusted {
         return Verdict::accept();
     }
-    let message = match super::content::content(&facts).await {
-        Ok(Some(message)) => message,
+    let content = match super::content::content(&facts).await {
+        Ok(Some(content)) => content,
         Ok(None) => return Verdict::accept(),
         Err(e) => return failed(&e),
     };
+    // `content` is kept to the end: a large message's turn ends with it.
+    let message = content.bytes.clone();
     let Some(domain) = from_domain(&message) else {
         metrics::counter!("dkim_sign_total", "result" => "no_from").increment(1);
         return Verdict::accept();

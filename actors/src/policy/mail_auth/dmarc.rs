@@ -116,13 +116,14 @@ async fn decide(
     facts: &Facts,
 ) -> Verdict {
     let queue_id = facts.queue_id.map(|id| id.to_string()).unwrap_or_default();
-    let message = match content(facts).await {
-        Ok(Some(message)) => message,
+    let content = match content(facts).await {
+        Ok(Some(content)) => content,
         // At DATA a message is in memory or in its file; none means the file could not
         // even be written out.
         Ok(None) => return unreadable(&queue_id, "its body file could not be written out"),
         Err(e) => return unreadable(&queue_id, &e),
     };
+    let message = &content.bytes;
     if exempt(facts) {
         // Their mail is not verified, but a header claiming our id is not theirs to add.
         return without_forged(Acceptance::default(), facts, &message, rules, &queue_id).await;
