@@ -126,7 +126,7 @@ async fn decide(
     let message = &content.bytes;
     if exempt(facts) {
         // Their mail is not verified, but a header claiming our id is not theirs to add.
-        return without_forged(Acceptance::default(), facts, &message, rules, &queue_id).await;
+        return without_forged(Acceptance::default(), facts, message, rules, &queue_id).await;
     }
     let sender = facts.sender.as_deref().unwrap_or_default();
     let helo = facts.helo.as_deref().unwrap_or_default();
@@ -228,7 +228,7 @@ async fn decide(
         Action::QuarantineTransport => accepted.route = Some(rules.quarantine_transport.clone()),
         Action::QuarantineHold | Action::Accept => {}
     }
-    without_forged(accepted, facts, &message, rules, &queue_id).await
+    without_forged(accepted, facts, message, rules, &queue_id).await
 }
 
 /// A message that could not be checked is deferred, never accepted unchecked.
