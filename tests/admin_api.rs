@@ -76,6 +76,9 @@ async fn metrics_are_prometheus_text_that_promtool_accepts() {
         "queue_handling_seconds{message=\"stored\",quantile=\"0.5\"}",
         "queue_destination_recipients{destination=\"c.test\"} 1",
         "# HELP queue_destination_oldest_age_seconds",
+        // Everything sent to the Queue and the Delivery actor was taken.
+        "actor_mailbox_messages{actor=\"queue\"} 0",
+        "actor_mailbox_messages{actor=\"delivery\"} 0",
     ] {
         assert!(
             scrape.body.contains(line),

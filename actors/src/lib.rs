@@ -42,6 +42,7 @@
 //! sessions) and `queue::Reconfigure` to the Queue (retry settings and routes).
 
 pub mod inbound;
+pub mod mailbox;
 pub mod outbound;
 pub mod policy;
 pub mod protocol;
@@ -52,6 +53,7 @@ pub mod store;
 /// beside the code that records it). Call once, after installing a recorder.
 pub fn describe_metrics() {
     crate::inbound::listener::describe_metrics();
+    crate::mailbox::describe_metrics();
     crate::inbound::session::describe_metrics();
     crate::outbound::connection_budget::describe_metrics();
     crate::outbound::delivery::describe_metrics();

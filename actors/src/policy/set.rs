@@ -67,8 +67,10 @@ impl PolicySet {
             .map(|member| {
                 let question = Ask(facts.clone());
                 async move {
+                    crate::mailbox::sent(member.name);
                     let answer =
                         tokio::time::timeout(member.deadline, member.ask.send(question)).await;
+                    crate::mailbox::taken(member.name);
                     (member, answer)
                 }
             });

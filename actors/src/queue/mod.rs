@@ -381,6 +381,11 @@ impl Queue {
         };
         // Delivery actors keep their own unbounded pending list, so this never blocks
         // the queue; `max_in_flight` bounds what is outstanding.
+        crate::mailbox::sent("delivery");
+        if !delivery.connected() {
+            // do_send drops it unsaid; not counted as waiting.
+            crate::mailbox::taken("delivery");
+        }
         delivery.do_send(job);
     }
 
@@ -503,6 +508,7 @@ impl Handler<DeliveryReport> for Queue {
     type Result = ();
 
     fn handle(&mut self, report: DeliveryReport, ctx: &mut Context<Self>) {
+        crate::mailbox::taken("queue");
         let started = std::time::Instant::now();
         self.release_job(&report);
         self.note_hop_health(&report);
