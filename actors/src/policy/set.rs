@@ -68,9 +68,12 @@ impl PolicySet {
                 let question = Ask(facts.clone());
                 async move {
                     crate::mailbox::sent(member.name);
+                    let started = std::time::Instant::now();
                     let answer =
                         tokio::time::timeout(member.deadline, member.ask.send(question)).await;
                     crate::mailbox::taken(member.name);
+                    metrics::histogram!("policy_answer_seconds", "policy" => member.name)
+                        .record(started.elapsed().as_secs_f64());
                     (member, answer)
                 }
             });
@@ -126,6 +129,11 @@ fn failed(member: &PolicyMember, stage: CheckStage, facts: &Facts, why: &str) ->
 
 /// Help texts of the metrics recorded in this file.
 pub(crate) fn describe_metrics() {
+    metrics::describe_histogram!(
+        "policy_answer_seconds",
+        metrics::Unit::Seconds,
+        "Time from asking a policy actor to its answer (or to its deadline), by policy: its mailbox wait and handling time."
+    );
     metrics::describe_counter!(
         "policy_failures_total",
         "Policy checks that failed or did not answer by their deadline, by policy and outcome (fail_open: let through; deferred: 4xx)."
