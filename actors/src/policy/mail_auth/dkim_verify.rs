@@ -4,6 +4,8 @@
 //! the arbiter that asks, so sessions never wait behind the CPU work of a large message.
 
 use std::sync::Arc;
+#[cfg(test)]
+use std::time::Duration;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -124,11 +126,16 @@ impl Handler<VerifyDkim> for DkimVerifier {
     }
 }
 
-/// Checks every signature of `message`.
+/// Signatures checked per message, at most (the first ones, from the top): each costs a
+/// key lookup in a domain the sender chose, and real mail carries one to three.
+pub const MAX_SIGNATURES: usize = 10;
+
+/// Checks the signatures of `message` (the first [`MAX_SIGNATURES`]).
 pub async fn verify(auth: Arc<MessageAuthenticator>, message: Arc<Vec<u8>>) -> DkimReport {
-    let Some(parsed) = AuthenticatedMessage::parse(&message) else {
+    let Some(mut parsed) = AuthenticatedMessage::parse(&message) else {
         return DkimReport::default();
     };
+    parsed.dkim_headers.truncate(MAX_SIGNATURES);
     let outputs = auth.verify_dkim(&parsed).await;
     DkimReport {
         signatures: outputs
@@ -136,5 +143,31 @@ pub async fn verify(auth: Arc<MessageAuthenticator>, message: Arc<Vec<u8>>) -> D
             .map(|o| (o.result().clone(), o.signature().cloned()))
             .collect(),
         from: parsed.from.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::mx::MxResolver;
+
+    #[tokio::test]
+    async fn no_more_than_the_first_ten_signatures_are_checked() {
+        let mut message = String::new();
+        for i in 0..25 {
+            message.push_str(&format!(
+                "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=d{i}.test; s=s; h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==\r\n"
+            ));
+        }
+        message.push_str("From: a@d0.test\r\n\r\nbody\r\n");
+        // Nothing answers on port 1: every key lookup fails at once.
+        let resolver = MxResolver::new(
+            &["127.0.0.1:1".parse().unwrap()],
+            Duration::from_millis(200),
+        )
+        .unwrap();
+        let auth = Arc::new(crate::policy::mail_auth::authenticator(&resolver));
+        let report = verify(auth, Arc::new(message.into_bytes())).await;
+        assert_eq!(report.signatures.len(), MAX_SIGNATURES, "{report:?}");
     }
 }
