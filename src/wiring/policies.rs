@@ -151,20 +151,21 @@ fn verifiers(
     let settings = &config.mail_auth;
     let rules: Arc<AuthRules> = Arc::new(settings.rules(&config.smtp.hostname));
     let servers = &config.delivery.dns_servers;
-    // Each verifier its own resolver: the DKIM one is used on the pool's runtime.
-    let spf_dns = MxResolver::new(servers, settings.dns_timeout)?;
+    // SPF and DMARC share a resolver and its cache (both run on the policy arbiter); the
+    // DKIM verifier has its own, used on the pool's runtime.
+    let dns = MxResolver::new(servers, settings.dns_timeout)?;
     let dkim_dns = MxResolver::new(servers, settings.dns_timeout)?;
-    let dmarc_dns = MxResolver::new(servers, settings.dns_timeout)?;
     let dkim = DkimVerifier::start_in_arbiter(arbiter, move |_| {
         DkimVerifier::new(mail_auth::authenticator(&dkim_dns), pool)
     });
     let spf_rules = rules.clone();
+    let spf_dns = dns.clone();
     let spf = SpfVerifier::start_in_arbiter(arbiter, move |_| {
         SpfVerifier::new(mail_auth::authenticator(&spf_dns), spf_rules)
     });
     let dmarc_rules = rules.clone();
     let dmarc = DmarcVerifier::start_in_arbiter(arbiter, move |_| {
-        DmarcVerifier::new(mail_auth::authenticator(&dmarc_dns), dkim, dmarc_rules)
+        DmarcVerifier::new(mail_auth::authenticator(&dns), dkim, dmarc_rules)
     });
     tracing::info!(authserv_id = %rules.authserv_id, spf_fail = ?rules.spf_fail,
         dmarc_reject = ?rules.dmarc_reject, dmarc_quarantine = ?rules.dmarc_quarantine,

@@ -103,17 +103,17 @@ async fn decide(auth: &MessageAuthenticator, rules: &AuthRules, facts: &Facts) -
         ))
         .await
     };
+    let mail_from = auth.verify_spf(SpfParameters::verify_mail_from(
+        facts.client_ip,
+        helo,
+        &rules.authserv_id,
+        sender,
+    ));
     let (output, helo_finding) = if sender.is_empty() {
         // The null sender (bounces): RFC 7208 §2.4 checks the HELO identity instead.
         (helo_check.await, None)
     } else if is_domain_name(helo) {
         // Both identities (RFC 7208 §2.3), at once; only MAIL FROM's result is enforced.
-        let mail_from = auth.verify_spf(SpfParameters::verify_mail_from(
-            facts.client_ip,
-            helo,
-            &rules.authserv_id,
-            sender,
-        ));
         let (mail_from, helo_output) = futures_util::future::join(mail_from, helo_check).await;
         let result = auth_result(helo_output.result());
         metrics::counter!("mail_auth_results_total", "method" => "spf_helo", "result" => result.name())
@@ -125,12 +125,6 @@ async fn decide(auth: &MessageAuthenticator, rules: &AuthRules, facts: &Facts) -
         };
         (mail_from, Some(finding))
     } else {
-        let mail_from = auth.verify_spf(SpfParameters::verify_mail_from(
-            facts.client_ip,
-            helo,
-            &rules.authserv_id,
-            sender,
-        ));
         (mail_from.await, None)
     };
     metrics::histogram!("mail_auth_verify_seconds", "method" => "spf")
