@@ -84,6 +84,8 @@ run_shape() {
   local sampler=$!
   local t0 t1 cpu0 cpu1
   cpu0=$(server_cpu_ticks "$shape" "$hermod_pid")
+  local busy0
+  busy0=$(machine_ticks)
   t0=$(date +%s.%N)
   case $shape in
     source-1|postfix-1|old-1|nometrics-1|noadmin-1) /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
@@ -93,8 +95,9 @@ run_shape() {
   esac
   local t_sent
   t_sent=$(date +%s.%N)
-  if ! timeout 300 tail --pid=$sink_pid -f /dev/null; then echo "sink did not receive $N messages" >&2; fi
-  t1=$(date +%s.%N)
+  local busy_sent
+  busy_sent=$(machine_ticks)
+  t1=$(sink_last_message "$sink_pid" "$work/sink.json")
   cpu1=$(server_cpu_ticks "$shape" "$hermod_pid")
   case $shape in
     postfix-*) kill $sampler 2>/dev/null || true; postfix stop >/dev/null 2>&1 || true ;;
@@ -106,13 +109,21 @@ run_shape() {
     postfix-*) accepted=$(grep -c "status=sent" /var/log/postfix-bench.log 2>/dev/null || true); spool_kb=$(du -sk /var/spool/postfix | cut -f1) ;;
     *) accepted=$(grep -c "message accepted" "$work/hermod.log" || true); spool_kb=$(du -sk "$work/spool" | cut -f1) ;;
   esac
-  python3 - "$shape" "$N" "$t0" "$t_sent" "$t1" "${peak_kb:-0}" "$accepted" "$spool_kb" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" <<'PY'
+  python3 - "$shape" "$N" "$t0" "$t_sent" "$t1" "${peak_kb:-0}" "$accepted" "$spool_kb" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" "$busy0" "$busy_sent" <<'PY'
 import sys
 shape, n, t0, ts, t1, kb, acc, spool, ticks, hz = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9]), int(sys.argv[10])
+(b0, i0), (b1, i1) = (map(int, a.split()) for a in sys.argv[11:13])
+busy = 100 * (b1 - b0) / max(1, (b1 - b0) + (i1 - i0))
 cpu = ticks / hz
 print(f"{shape:12s} messages={n} accepted={acc} submit={n/(ts-t0):7.0f}/s end-to-end={n/(t1-t0):7.0f}/s elapsed={t1-t0:6.2f}s "
-      f"server_cpu={cpu:5.1f}s ({cpu*1e6/n:4.0f}us/msg) server_peak_mem={kb/1024:6.1f}MB spool_after={spool/1024:6.1f}MB")
+      f"server_cpu={cpu:5.1f}s ({cpu*1e6/n:4.0f}us/msg) server_peak_mem={kb/1024:6.1f}MB spool_after={spool/1024:6.1f}MB machine_busy_sending={busy:3.0f}%")
 PY
+}
+
+# The whole machine's busy and idle clock ticks (idle includes iowait), from /proc/stat:
+# how much of the two cores the load generator, the server and the sink left unused.
+machine_ticks() {
+  awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6; exit}' /proc/stat
 }
 
 # CPU time (user+system, in clock ticks) of the server under test: hermod's process, or

@@ -72,10 +72,10 @@ PY
 run_shape() {
   local shape=$1 sink_port hermod_port hermod_pid
   sink_port=$(free_port); hermod_port=$(free_port)
-  rm -rf "$work/spool"
+  rm -rf "$work/spool" "$work/sink.json"
   local expect=$N
   [ "$shape" = nopolicies-1 ] || expect=$((N + 1))
-  "$BIN/smtp-blaster" sink --listen "127.0.0.1:$sink_port" --no-starttls --expect "$expect" -q &
+  "$BIN/smtp-blaster" sink --listen "127.0.0.1:$sink_port" --no-starttls --expect "$expect" --json "$work/sink.json" -q &
   local sink_pid=$!
   SMTP_HOST=127.0.0.1 SMTP_PORT="$hermod_port" SMTP_DB_PATH="$work/spool" \
     SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
@@ -91,8 +91,7 @@ run_shape() {
   cpu0=$(awk '{print $14 + $15}' /proc/$hermod_pid/stat)
   t0=$(date +%s.%N)
   /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" -f sender@bench.test -t user@relay.test "127.0.0.1:$hermod_port"
-  if ! timeout 300 tail --pid=$sink_pid -f /dev/null; then echo "sink did not receive $expect messages" >&2; fi
-  t1=$(date +%s.%N)
+  t1=$(sink_last_message "$sink_pid" "$work/sink.json")
   cpu1=$(awk '{print $14 + $15}' /proc/$hermod_pid/stat)
   kill -TERM $hermod_pid; wait $hermod_pid || true; kill $sampler 2>/dev/null || true
   local refused

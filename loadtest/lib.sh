@@ -6,6 +6,15 @@ cargo build --release -q -p hermod -p smtp-blaster
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
+# Waits (up to 300 s) for sink $1 to exit after its --expect count and prints when it
+# accepted its last message, from its --json file $2: the end of an end-to-end run. The
+# sink's exit is later than that: it first gives the relay's idle connections their
+# shutdown grace (2 s), which would count against a relay that keeps connections open.
+sink_last_message() {
+  if ! timeout 300 tail --pid="$1" -f /dev/null; then echo "sink did not receive its messages" >&2; fi
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["last_message_unix_s"])' "$2" 2>/dev/null || date +%s.%N
+}
+
 # A loopback port nothing listens on now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Waits (up to 10 s) until something accepts connections on loopback port $1.
@@ -47,8 +56,8 @@ run_rounds() {
 start_sink_and_hermod() {
   local sink_port
   sink_port=$(free_port); hermod_port=$(free_port)
-  rm -rf "$work/spool"
-  "$BIN/smtp-blaster" sink --listen "127.0.0.1:$sink_port" --no-starttls --expect "$N" -q --store "$work/sink-$1" &
+  rm -rf "$work/spool" "$work/sink.json"
+  "$BIN/smtp-blaster" sink --listen "127.0.0.1:$sink_port" --no-starttls --expect "$N" -q --store "$work/sink-$1" --json "$work/sink.json" &
   sink_pid=$!
   SMTP_HOST=127.0.0.1 SMTP_PORT="$hermod_port" SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
     SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 HERMOD_ADMIN_LISTEN= \
@@ -62,8 +71,7 @@ start_sink_and_hermod() {
 # For run_shape: waits (up to 300 s) for the sink to get its messages, sets t1 and cpu1,
 # and stops hermod.
 wait_sink_and_stop_hermod() {
-  if ! timeout 300 tail --pid=$sink_pid -f /dev/null; then echo "sink did not receive $N messages" >&2; fi
-  t1=$(date +%s.%N)
+  t1=$(sink_last_message "$sink_pid" "$work/sink.json")
   cpu1=$(awk '{print $14 + $15}' /proc/$hermod_pid/stat)
   kill -TERM $hermod_pid; wait $hermod_pid || true
 }

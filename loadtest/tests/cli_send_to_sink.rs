@@ -11,6 +11,13 @@ use common::cli::{BIN, Running};
 #[test]
 fn cli_send_to_sink() {
     let dir = tempfile::tempdir().unwrap();
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let before_send = unix_now();
     let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
     let (sink_json, received_log) = (path("sink.json"), path("received.log"));
     let (mut sink, addr) = Running::sink(&[
@@ -87,6 +94,10 @@ fn cli_send_to_sink() {
     assert_eq!(send_json["accepted"], 300);
     assert_eq!(send_json["reply_codes"]["354"], 300);
     assert_eq!(sink_json["received"], 300);
+    // The first and last acceptance times bracket the run, for end-to-end measurements.
+    let first = sink_json["first_message_unix_s"].as_f64().unwrap();
+    let last = sink_json["last_message_unix_s"].as_f64().unwrap();
+    assert!(before_send <= first && first <= last && last <= unix_now());
     assert_eq!(sink_json["e2e_latency_ms"]["count"], 300);
     let lines = |name: &str| {
         let mut v: Vec<String> = std::fs::read_to_string(path(name))

@@ -127,4 +127,10 @@ pub struct SinkSummary {
     pub uptime_s: f64,
     /// `received / elapsed_s`.
     pub rate_per_s: f64,
+    /// When the first message was accepted, in seconds since the Unix epoch (0 if none).
+    pub first_message_unix_s: f64,
+    /// When the last message was accepted, in seconds since the Unix epoch (0 if none):
+    /// the end of an end-to-end measurement, which the sink's own exit is not (it first
+    /// gives the relay's idle connections their shutdown grace).
+    pub last_message_unix_s: f64,
 }

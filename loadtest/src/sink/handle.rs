@@ -131,6 +131,8 @@ fn summary(shared: &Shared) -> SinkSummary {
         elapsed_s,
         uptime_s,
         rate_per_s,
+        first_message_unix_s: first as f64 / 1e9,
+        last_message_unix_s: last as f64 / 1e9,
     }
 }
 
