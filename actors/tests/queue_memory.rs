@@ -142,7 +142,7 @@ async fn recovery_holds_only_what_is_due_and_finishes_what_is_final() {
     let log = jobs.clone();
     let factory = Box::new(move |_: &_, _| JobLog(log.clone()).start().recipient());
     let (mut queue, _committer) = queue(settings(), spool.clone(), ids, factory);
-    assert_eq!(queue.recover().unwrap(), 4);
+    assert_eq!(queue.recover(spool.as_ref()).unwrap(), 4);
     let queue = queue.start();
     // The pending one is dispatched; the two deferred ones wait on disk only; the
     // delivered one is finished and removed.

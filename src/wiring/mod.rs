@@ -213,7 +213,6 @@ async fn start(
     let admin_spool = spool.clone();
     let mut queue = Queue::new(
         queue_settings,
-        spool,
         committer.clone(),
         ids.clone(),
         router,
@@ -225,7 +224,7 @@ async fn start(
     for suspend in crate::admin::suspensions::restore(&suspensions_file) {
         queue.suspend(suspend);
     }
-    let recovered = queue.recover()?;
+    let recovered = queue.recover(spool.as_ref())?;
     if recovered > 0 {
         tracing::info!(messages = recovered, "recovered messages from the spool");
     }

@@ -131,8 +131,8 @@ impl Handler<FlushDeferred> for Queue {
         let mut count = 0;
         // Messages put away until their retry are read back, to be retried now too.
         let scheduled: Vec<QueueId> = self.schedule.iter().map(|(_, id)| *id).collect();
-        for id in scheduled {
-            self.resident(id);
+        for (id, e) in self.read_back_now(scheduled) {
+            tracing::error!(queue_id = %id, error = %e, "cannot read a message's envelope from the spool; retrying later");
         }
         for message in self.messages.values_mut() {
             count += schedule::flush(&mut message.envelope, now);

@@ -51,9 +51,7 @@ impl Queue {
             }
         }
         self.unflushed = true;
-        if let Err(e) = self.spool.remove(id) {
-            tracing::error!(queue_id = %id, error = %e, "cannot remove finished message from spool");
-        }
+        self.committer.remove(id);
         tracing::info!(queue_id = %id, "removed");
         metrics::counter!("queue_messages_removed_total").increment(1);
     }
@@ -92,9 +90,7 @@ impl Queue {
             "undeliverable bounce kept in queue; set queue.postmaster to have it reported");
         metrics::counter!("queue_undeliverable_bounces_total").increment(1);
         self.unflushed = true;
-        if let Err(e) = self.spool.update(id, &message.envelope) {
-            tracing::error!(queue_id = %id, error = %e, "cannot record delivery state");
-        }
+        self.committer.update(id, &message.envelope);
         self.schedule.insert((next_attempt, id));
     }
 
@@ -108,12 +104,15 @@ impl Queue {
         notify: &str,
     ) -> Result<(), SpoolError> {
         // Only the header section is returned; a large body file is not read through.
-        let original = match self.spool.data(id, envelope.body_file)? {
-            Some(data) => data
-                .prefix(dsn::ORIGINAL_PREFIX)
-                .map_err(|e| SpoolError(format!("reading the original message: {e}")))?,
-            None => Vec::new(),
-        };
+        let body_file = envelope.body_file;
+        let original =
+            self.committer
+                .read_now(move |spool| match spool.data(id, body_file)? {
+                    Some(data) => data
+                        .prefix(dsn::ORIGINAL_PREFIX)
+                        .map_err(|e| SpoolError(format!("reading the original message: {e}"))),
+                    None => Ok(Vec::new()),
+                })??;
         let bounce_id = self.ids.next_id();
         let request = BounceRequest {
             reporting_mta: &self.settings.hostname,
@@ -147,7 +146,9 @@ impl Queue {
             user: None,
             route: None,
         };
-        self.spool.insert(bounce_id, &bounce, &data)?;
+        let stored = bounce.clone();
+        self.committer
+            .read_now(move |spool| spool.insert(bounce_id, &stored, &data))??;
         if envelope.sender.is_empty() {
             tracing::warn!(queue_id = %id, bounce_id = %bounce_id, to = %notify, "undeliverable bounce reported to the postmaster");
         } else {

@@ -10,6 +10,8 @@ use crate::outbound::hop_health::{Change, Parked};
 use crate::outbound::routing::NextHop;
 use crate::queue::id::QueueId;
 use crate::store::envelope::RecipientIndex;
+use crate::store::message_data::MessageData;
+use crate::store::spool::SpoolError;
 
 impl Queue {
     /// Updates the health of the report's next hop before the report is applied.
@@ -92,24 +94,60 @@ impl Queue {
                         .is_none_or(|r| self.suspensions.until(&r.domain, now).is_some())
                 })
             });
-            let data = if suspended {
-                None
-            } else {
-                self.message_data(id, None, now)
-            };
-            let Some(data) = data else {
-                let known = self.messages.contains_key(&id);
-                if let Some(health) = self.hops.get_mut(&hop) {
-                    if known {
-                        health.probe_not_sent((id, indexes));
-                    } else {
-                        health.probe_gone();
-                    }
+            let body_file = self.messages.get(&id).map(|m| m.envelope.body_file);
+            match body_file {
+                Some(body_file) if !suspended => {
+                    // Its data is read on the commit threads; the probe goes out then.
+                    let read = self.committer.read(move |spool| spool.data(id, body_file));
+                    ctx.spawn(read.into_actor(self).map(move |read, act, ctx| {
+                        act.send_probe(hop, id, indexes, read.and_then(|r| r), ctx);
+                    }));
                 }
-                continue;
-            };
-            tracing::debug!(next_hop = %hop, queue_id = %id, "probing next hop");
-            self.send_job(id, hop, indexes, data, ctx);
+                _ => self.probe_not_sent(&hop, id, indexes),
+            }
+        }
+    }
+
+    /// Sends the probe of a down `hop` (recipients `indexes` of message `id`) once its
+    /// data was read; puts the probe back if it could not be.
+    fn send_probe(
+        &mut self,
+        hop: NextHop,
+        id: QueueId,
+        indexes: Vec<usize>,
+        data: Result<Option<MessageData>, SpoolError>,
+        ctx: &mut Context<Self>,
+    ) {
+        match data {
+            Ok(Some(data)) if self.messages.contains_key(&id) && !self.stopping => {
+                tracing::debug!(next_hop = %hop, queue_id = %id, "probing next hop");
+                self.send_job(id, hop, indexes, data, ctx);
+            }
+            Ok(Some(_)) => self.probe_not_sent(&hop, id, indexes),
+            Ok(None) => {
+                if self.messages.remove(&id).is_some() {
+                    tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
+                    self.committer.remove(id);
+                }
+                self.probe_not_sent(&hop, id, indexes);
+            }
+            Err(e) => {
+                tracing::error!(queue_id = %id, error = %e, "cannot read message from spool; retrying later");
+                self.probe_not_sent(&hop, id, indexes);
+            }
+        }
+    }
+
+    /// A due probe did not go out (suspended, unreadable, or its message is gone): the
+    /// hop's next probe is not held up by it.
+    fn probe_not_sent(&mut self, hop: &NextHop, id: QueueId, indexes: Vec<usize>) {
+        let known = self.messages.contains_key(&id);
+        if let Some(health) = self.hops.get_mut(hop) {
+            if known {
+                health.probe_not_sent((id, indexes));
+            } else {
+                health.probe_gone();
+            }
         }
     }
 

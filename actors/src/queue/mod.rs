@@ -5,7 +5,7 @@
 //! each recipient is then delivered, deferred with back-off, or failed, and a message
 //! whose recipients are all final is bounced (if needed) and removed.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,7 +34,7 @@ use crate::outbound::routing::{NextHop, Router};
 use crate::queue::id::{QueueId, QueueIdGenerator};
 use crate::store::committer::Committer;
 use crate::store::message_data::MessageData;
-use crate::store::spool::{Envelope, RecipientIndex, RecipientStatus, Spool};
+use crate::store::spool::{Envelope, RecipientIndex, RecipientStatus, Spool, SpoolError};
 pub use admin::{FlushDeferred, GetInFlight, GetStats, InFlight, QueueStats, Totals};
 pub use drain::StopDispatch;
 pub use enqueue::{Intake, Stored};
@@ -92,7 +92,8 @@ struct QueuedMessage {
 /// The queue actor.
 pub struct Queue {
     settings: QueueSettings,
-    spool: Arc<dyn Spool>,
+    /// Every spool read and write of the Queue goes through the commit threads, in order
+    /// (none runs on the arbiter that serves sessions).
     committer: Committer,
     ids: Arc<QueueIdGenerator>,
     router: Router,
@@ -106,6 +107,9 @@ pub struct Queue {
     schedule: BTreeSet<(u64, QueueId)>,
     /// Messages due now, waiting for room in flight.
     ready: VecDeque<QueueId>,
+    /// Messages whose data (and envelope, if put away) is being read back to be
+    /// dispatched; they take room in flight.
+    loading: HashSet<QueueId>,
     in_flight: usize,
     /// Octets of message data held by jobs under way.
     bytes_in_flight: u64,
@@ -135,10 +139,9 @@ fn unix_now() -> u64 {
 }
 
 impl Queue {
-    /// A queue over `spool`; call [`Queue::recover`] before starting it.
+    /// A queue over the spool of `committer`; call [`Queue::recover`] before starting it.
     pub fn new(
         settings: QueueSettings,
-        spool: Arc<dyn Spool>,
         committer: Committer,
         ids: Arc<QueueIdGenerator>,
         router: Router,
@@ -146,7 +149,6 @@ impl Queue {
     ) -> Self {
         Queue {
             settings,
-            spool,
             committer,
             ids,
             router,
@@ -156,6 +158,7 @@ impl Queue {
             messages: HashMap::new(),
             schedule: BTreeSet::new(),
             ready: VecDeque::new(),
+            loading: HashSet::new(),
             in_flight: 0,
             bytes_in_flight: 0,
             hops: HashMap::new(),
@@ -201,16 +204,22 @@ impl Queue {
 
     /// Whether another message may be handed to Delivery actors.
     fn has_room(&self) -> bool {
-        self.in_flight < self.settings.max_in_flight
+        self.in_flight + self.loading.len() < self.settings.max_in_flight
             && self.bytes_in_flight < self.settings.max_bytes_in_flight
     }
 
     fn dispatch(&mut self, id: QueueId, data: Option<MessageData>, ctx: &mut Context<Self>) {
         let now = unix_now();
-        if !self.resident(id) {
+        if self.loading.contains(&id) {
+            // Dispatched when its read comes back.
             return;
         }
         let Some(message) = self.messages.get(&id) else {
+            if data.is_none() {
+                // Put away until due: read it back first.
+                self.load(id, true, ctx);
+            }
+            // Else it finished while its data was read.
             return;
         };
         if message.envelope.held {
@@ -302,7 +311,8 @@ impl Queue {
         if jobs.is_empty() {
             return;
         }
-        let Some(data) = self.message_data(id, data, now) else {
+        let Some(data) = data else {
+            self.load(id, false, ctx);
             return;
         };
         for (hop, indexes) in jobs {
@@ -310,31 +320,60 @@ impl Queue {
         }
     }
 
-    /// The message's data: as given, or read from the spool. `None` when it cannot be
-    /// read (the message is dropped if its data is gone, retried later on an error).
-    fn message_data(
+    /// Reads message `id`'s data back (with its envelope if `envelope`: it was put away)
+    /// on the commit threads, then dispatches it.
+    fn load(&mut self, id: QueueId, envelope: bool, ctx: &mut Context<Self>) {
+        self.loading.insert(id);
+        let body_file = self.messages.get(&id).map(|m| m.envelope.body_file);
+        let read = self
+            .committer
+            .read(move |spool| read_back(spool, id, body_file));
+        ctx.spawn(read.into_actor(self).map(move |read, act, ctx| {
+            act.loaded(id, envelope, read.and_then(|r| r), ctx);
+            act.pump(ctx);
+        }));
+    }
+
+    /// A read started by [`Queue::load`] came back.
+    fn loaded(
         &mut self,
         id: QueueId,
-        data: Option<MessageData>,
-        now: u64,
-    ) -> Option<MessageData> {
-        if data.is_some() {
-            return data;
-        }
-        let body_file = self.messages.get(&id).is_some_and(|m| m.envelope.body_file);
-        match self.spool.data(id, body_file) {
-            Ok(Some(data)) => Some(data),
-            Ok(None) => {
-                tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
-                self.messages.remove(&id);
-                let _ = self.spool.remove(id);
-                None
+        envelope_asked: bool,
+        read: Result<ReadBack, SpoolError>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.loading.remove(&id);
+        match read {
+            Ok(ReadBack::Found(envelope, data)) => {
+                if let Some(envelope) = envelope
+                    && !self.messages.contains_key(&id)
+                {
+                    self.evicted = self.evicted.saturating_sub(1);
+                    self.keep(id, envelope);
+                }
+                self.dispatch(id, Some(data), ctx);
+            }
+            Ok(ReadBack::Gone) => {
+                tracing::error!(queue_id = %id, "a scheduled message is gone from the spool");
+                self.evicted = self.evicted.saturating_sub(1);
+            }
+            Ok(ReadBack::NoData) => {
+                let held = if envelope_asked {
+                    self.evicted = self.evicted.saturating_sub(1);
+                    true
+                } else {
+                    self.messages.remove(&id).is_some()
+                };
+                if held {
+                    tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
+                    self.committer.remove(id);
+                }
             }
             Err(e) => {
+                // Still in the spool: try again at the next retry step.
                 tracing::error!(queue_id = %id, error = %e, "cannot read message from spool; retrying later");
-                self.schedule
-                    .insert((now + self.settings.retry_interval.as_secs().max(1), id));
-                None
+                let at = unix_now() + self.settings.retry_interval.as_secs().max(1);
+                self.schedule.insert((at, id));
             }
         }
     }
@@ -446,9 +485,7 @@ impl Queue {
             None => self.finalize(report.id),
             Some(at) => {
                 self.unflushed = true;
-                if let Err(e) = self.spool.update(report.id, &message.envelope) {
-                    tracing::error!(queue_id = %report.id, error = %e, "cannot record delivery state");
-                }
+                self.committer.update(report.id, &message.envelope);
                 if at <= now {
                     self.ready.push_back(report.id);
                 } else {
@@ -489,6 +526,39 @@ impl Queue {
         metrics::gauge!("queue_ready_messages").set(self.ready.len() as f64);
         metrics::gauge!("queue_in_flight_messages").set(self.in_flight as f64);
     }
+}
+
+/// What [`Queue::load`] read back.
+enum ReadBack {
+    /// The data, and the envelope when it was asked for.
+    Found(Option<Envelope>, MessageData),
+    /// The message is no longer in the spool.
+    Gone,
+    /// The envelope is there but the data is not.
+    NoData,
+}
+
+/// Reads message `id` back on the commit threads: its envelope too unless `body_file`
+/// (the envelope's flag, known when the Queue still holds the envelope) is given.
+fn read_back(
+    spool: &dyn Spool,
+    id: QueueId,
+    body_file: Option<bool>,
+) -> Result<ReadBack, SpoolError> {
+    let (envelope, body_file) = match body_file {
+        Some(flag) => (None, flag),
+        None => match spool.envelope(id)? {
+            Some(envelope) => {
+                let flag = envelope.body_file;
+                (Some(envelope), flag)
+            }
+            None => return Ok(ReadBack::Gone),
+        },
+    };
+    Ok(match spool.data(id, body_file)? {
+        Some(data) => ReadBack::Found(envelope, data),
+        None => ReadBack::NoData,
+    })
 }
 
 impl Actor for Queue {

@@ -107,12 +107,16 @@ impl Queue {
     /// Applies `action` to message `id` (`waiting`: it had a schedule or ready entry):
     /// `Some(true)` done, `Some(false)` busy, `None` not queued.
     fn operate(&mut self, id: QueueId, action: Action, waiting: bool) -> Option<bool> {
+        if self.loading.contains(&id) {
+            // Being read back to be dispatched: ask again in a moment.
+            return Some(false);
+        }
         if !self.messages.contains_key(&id) {
             // Put away until its retry, or held on disk: read it back.
-            let envelope = match self.spool.envelope(id) {
-                Ok(Some(envelope)) => envelope,
-                Ok(None) => return None,
-                Err(e) => {
+            let envelope = match self.committer.read_now(move |spool| spool.envelope(id)) {
+                Ok(Ok(Some(envelope))) => envelope,
+                Ok(Ok(None)) => return None,
+                Ok(Err(e)) | Err(e) => {
                     tracing::error!(queue_id = %id, error = %e, "cannot read a message's envelope from the spool");
                     if waiting {
                         self.ready.push_back(id);
@@ -148,9 +152,7 @@ impl Queue {
             }
             Action::Delete => {
                 self.messages.remove(&id);
-                if let Err(e) = self.spool.remove(id) {
-                    tracing::error!(queue_id = %id, error = %e, "cannot delete a message from the spool");
-                }
+                self.committer.remove(id);
                 tracing::info!(queue_id = %id, "message deleted by the operator");
                 metrics::counter!("queue_operator_actions_total", "action" => "delete")
                     .increment(1);
@@ -173,9 +175,7 @@ impl Queue {
                 return Some(true);
             }
         }
-        if let Err(e) = self.spool.update(id, &message.envelope) {
-            tracing::error!(queue_id = %id, error = %e, "cannot record delivery state");
-        }
+        self.committer.update(id, &message.envelope);
         let name = match action {
             Action::Flush => "flush",
             Action::Hold => "hold",

@@ -7,34 +7,43 @@
 use super::schedule::next_due;
 use super::{Queue, QueuedMessage, unix_now};
 use crate::queue::id::QueueId;
-use crate::store::spool::{Envelope, SpoolError};
+use crate::store::spool::{Envelope, Spool, SpoolError};
 
 impl Queue {
-    /// Makes message `id` resident (reading its envelope from the spool if it was put
-    /// away); false if it no longer exists.
-    pub(super) fn resident(&mut self, id: QueueId) -> bool {
-        if self.messages.contains_key(&id) {
-            return true;
+    /// Makes the messages of `ids` that were put away resident again, reading their
+    /// envelopes on the commit threads and waiting for them: for the operator's actions,
+    /// which are rare. Returns the envelopes that could not be read (the ids stay put away).
+    pub(super) fn read_back_now(&mut self, ids: Vec<QueueId>) -> Vec<(QueueId, SpoolError)> {
+        let ids: Vec<QueueId> = ids
+            .into_iter()
+            .filter(|id| !self.messages.contains_key(id) && !self.loading.contains(id))
+            .collect();
+        if ids.is_empty() {
+            return Vec::new();
         }
-        self.evicted = self.evicted.saturating_sub(1);
-        match self.spool.envelope(id) {
-            Ok(Some(envelope)) => {
-                self.keep(id, envelope);
-                true
-            }
-            Ok(None) => {
-                tracing::error!(queue_id = %id, "a scheduled message is gone from the spool");
-                false
-            }
-            Err(e) => {
-                // Still in the spool: try again at the next retry step.
-                tracing::error!(queue_id = %id, error = %e, "cannot read a message's envelope from the spool; retrying later");
-                self.evicted += 1;
-                let at = unix_now() + self.settings.retry_interval.as_secs().max(1);
-                self.schedule.insert((at, id));
-                false
+        let asked = ids.clone();
+        let read = self.committer.read_now(move |spool| {
+            ids.into_iter()
+                .map(|id| (id, spool.envelope(id)))
+                .collect::<Vec<_>>()
+        });
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => return asked.into_iter().map(|id| (id, e.clone())).collect(),
+        };
+        let mut failed = Vec::new();
+        for (id, envelope) in read {
+            match envelope {
+                Ok(Some(envelope)) => {
+                    self.evicted = self.evicted.saturating_sub(1);
+                    self.keep(id, envelope);
+                }
+                // Gone: its dispatch says so.
+                Ok(None) => {}
+                Err(e) => failed.push((id, e)),
             }
         }
+        failed
     }
 
     /// Holds `envelope` in memory as message `id`, nothing of it in flight.
@@ -68,11 +77,10 @@ impl Queue {
     /// schedule entry, one due now a ready entry (its envelope is read again when it is
     /// dispatched); only messages whose recipients are all final are held, to be
     /// finished. Returns how many messages were recovered.
-    pub fn recover(&mut self) -> Result<usize, SpoolError> {
+    pub fn recover(&mut self, spool: &dyn Spool) -> Result<usize, SpoolError> {
         let now = unix_now();
         let mut newest = None;
         let mut finished = Vec::new();
-        let spool = self.spool.clone();
         let count = spool.recover_each(&mut |id, envelope| {
             newest = newest.max(Some(id));
             if envelope.held {

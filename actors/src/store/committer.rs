@@ -1,10 +1,13 @@
-//! The commit threads: the one place where new messages are written to the spool and
-//! made durable. A Session hands a new message to [`Committer::store`]: the writer
-//! thread writes it at once, and the flusher flushes once for every message written
-//! while its last flush ran (group commit) and answers each. The Queue asks it to carry its delivery-state
-//! writes to disk ([`Committer::commit`]). sled work thus never runs on an arbiter
-//! thread that serves sessions, and a message needs no round trip through the Queue
-//! before its 250.
+//! The commit threads: the one place where the spool is written and made durable. A
+//! Session hands a new message to [`Committer::store`]: the writer thread writes it at
+//! once, and the flusher flushes once for every message written while its last flush ran
+//! (group commit) and answers each. The Queue's own spool work goes through the writer
+//! too, in the order it was asked: delivery-state updates and removals without waiting
+//! ([`Committer::update`], [`Committer::remove`]), reads of messages it does not hold in
+//! memory ([`Committer::read`]), and the commit of its state ([`Committer::commit`]).
+//! sled work thus never runs on an arbiter thread that serves sessions, a message needs
+//! no round trip through the Queue before its 250, and a read always sees every write
+//! asked for before it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,7 +40,16 @@ enum Request {
     Flush(oneshot::Sender<Result<(), SpoolError>>),
     /// Take out a message its requester gave up on (written or not).
     Withdraw(QueueId),
+    /// Replace a message's envelope (the Queue's delivery state).
+    Update(QueueId, Box<Envelope>),
+    /// Take out a message the Queue is done with.
+    Remove(QueueId),
+    /// Run a read (or a rare composite write) against the spool, in order.
+    Run(SpoolWork),
 }
+
+/// Work the writer thread runs against the spool for [`Committer::read`].
+type SpoolWork = Box<dyn FnOnce(&dyn Spool) + Send>;
 
 /// The handle to the commit thread; clones share it. The thread ends when every clone is
 /// dropped.
@@ -64,6 +76,22 @@ impl Committer {
                         Request::Flush(waiter) => Some(Waiter::Flush(waiter)),
                         Request::Withdraw(id) => {
                             withdraw(writer_spool.as_ref(), id);
+                            None
+                        }
+                        Request::Update(id, envelope) => {
+                            if let Err(e) = writer_spool.update(id, &envelope) {
+                                tracing::error!(queue_id = %id, error = %e, "cannot record delivery state");
+                            }
+                            None
+                        }
+                        Request::Remove(id) => {
+                            if let Err(e) = writer_spool.remove(id) {
+                                tracing::error!(queue_id = %id, error = %e, "cannot remove a message from the spool");
+                            }
+                            None
+                        }
+                        Request::Run(work) => {
+                            work(writer_spool.as_ref());
                             None
                         }
                     };
@@ -129,6 +157,56 @@ impl Committer {
         let _ = self.requests.send(Request::Withdraw(id));
         let (flushed, _) = oneshot::channel();
         let _ = self.requests.send(Request::Flush(flushed));
+    }
+}
+
+impl Committer {
+    /// Records message `id`'s delivery state, after every write asked for before; a flush
+    /// ([`Committer::commit`], or the next new message's) makes it durable. Nobody waits:
+    /// an error is logged.
+    pub fn update(&self, id: QueueId, envelope: &Envelope) {
+        let _ = self
+            .requests
+            .send(Request::Update(id, Box::new(envelope.clone())));
+    }
+
+    /// Takes message `id` out of the spool, after every write asked for before; like
+    /// [`Committer::update`], nobody waits.
+    pub fn remove(&self, id: QueueId) {
+        let _ = self.requests.send(Request::Remove(id));
+    }
+
+    /// Runs `work` against the spool on the writer thread, after every write asked for
+    /// before, and resolves with its result: how the Queue reads back what it does not
+    /// hold in memory without touching sled on its own thread.
+    pub fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn Spool) -> T + Send + 'static,
+    ) -> impl Future<Output = Result<T, SpoolError>> + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.requests.send(Request::Run(Box::new(move |spool| {
+            let _ = tx.send(work(spool));
+        })));
+        async move {
+            sent.map_err(|_| stopped())?;
+            rx.await.map_err(|_| stopped())
+        }
+    }
+
+    /// Like [`Committer::read`], but waits on the calling thread: for the operator's rare
+    /// actions (and bounces), which need the answer before they go on. The wait is for the
+    /// writes queued before it, not for a flush.
+    pub fn read_now<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn Spool) -> T + Send + 'static,
+    ) -> Result<T, SpoolError> {
+        let (tx, rx) = crossbeam::channel::bounded(1);
+        self.requests
+            .send(Request::Run(Box::new(move |spool| {
+                let _ = tx.send(work(spool));
+            })))
+            .map_err(|_| stopped())?;
+        rx.recv().map_err(|_| stopped())
     }
 }
 
@@ -263,6 +341,44 @@ mod tests {
             .await;
         assert!(refused.unwrap_err().to_string().contains("in time"));
         assert!(spool.envelope(QueueId(1)).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_read_sees_every_update_and_removal_asked_for_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool: Arc<dyn Spool> = Arc::new(SledSpool::open(dir.path()).unwrap());
+        let committer = Committer::start(spool.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for id in [1, 2] {
+            let data = Bytes::from_static(b"x");
+            committer
+                .store(QueueId(id), envelope(), data, None, deadline)
+                .await
+                .unwrap();
+        }
+        // Many updates queued without waiting: the read after them sees the last.
+        let mut changed = envelope();
+        for attempts in 1..=100 {
+            changed.recipients[0].attempts = attempts;
+            committer.update(QueueId(1), &changed);
+        }
+        committer.remove(QueueId(2));
+        let (first, second) = committer
+            .read(|spool| (spool.envelope(QueueId(1)), spool.envelope(QueueId(2))))
+            .await
+            .unwrap();
+        assert_eq!(first.unwrap().unwrap().recipients[0].attempts, 100);
+        assert!(second.unwrap().is_none());
+        // The same from a thread that waits for the answer (the operator's actions).
+        changed.recipients[0].attempts = 101;
+        committer.update(QueueId(1), &changed);
+        let now = std::thread::spawn(move || {
+            committer.read_now(|spool| spool.envelope(QueueId(1)).unwrap().unwrap())
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        assert_eq!(now.recipients[0].attempts, 101);
     }
 
     #[tokio::test]

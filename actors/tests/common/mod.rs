@@ -83,14 +83,7 @@ pub fn queue(
     factory: DeliveryFactory,
 ) -> (Queue, Committer) {
     let committer = Committer::start(spool.clone());
-    let queue = Queue::new(
-        settings,
-        spool,
-        committer.clone(),
-        ids,
-        Router::default(),
-        factory,
-    );
+    let queue = Queue::new(settings, committer.clone(), ids, Router::default(), factory);
     (queue, committer)
 }
 
