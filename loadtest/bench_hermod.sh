@@ -16,6 +16,8 @@
 # to a file) and relays everything to the sink through SMTP_RELAYHOST.
 #   - nometrics-1: source-1 with metrics off (METRICS_ENABLED=false), to measure what
 #     recording them costs; noadmin-1: also without the admin server.
+#   - one-1: source-1 with one arbiter (SMTP_WORKER_THREADS=1) instead of one per core:
+#     on a machine whose other core runs the load generator and the sink.
 #   - old-1: source-1 against another hermod binary, $OLD_HERMOD (say, a release build
 #     of an earlier commit) with $OLD_CONFIG (that tree's config/hermod.toml), to compare
 #     two versions in one run.
@@ -66,6 +68,7 @@ run_shape() {
     *)
       SMTP_HOST=127.0.0.1 SMTP_PORT=$hermod_port SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
         SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 METRICS_ENABLED="$(metrics_enabled "$shape")" \
+        SMTP_WORKER_THREADS="$(case $shape in one-*) echo 1 ;; *) echo "${SMTP_WORKER_THREADS:-0}" ;; esac)" \
         HERMOD_ADMIN_LISTEN="$(case $shape in noadmin-*) ;; *) echo 127.0.0.1:0 ;; esac)" \
         "$(hermod_binary "$shape")" serve --config "$(hermod_config "$shape")" > "$work/hermod.log" 2>&1 &
       hermod_pid=$! ;;
@@ -88,7 +91,7 @@ run_shape() {
   busy0=$(machine_ticks)
   t0=$(date +%s.%N)
   case $shape in
-    source-1|postfix-1|old-1|nometrics-1|noadmin-1) /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
+    source-1|postfix-1|old-1|nometrics-1|noadmin-1|one-1) /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     source-d|postfix-d) /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     blaster-1) "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
     blaster-100) "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 100 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
