@@ -59,8 +59,11 @@ run_shape() {
   local shape=$1
   local sink_port hermod_port
   sink_port=$(free_port); hermod_port=$(free_port)
-  rm -rf "$work/spool" "$work/sink.json"
-  "$BIN/smtp-blaster" sink --listen "127.0.0.1:$sink_port" --no-starttls --expect "$N" --json "$work/sink.json" -q &
+  rm -rf "$work/spool" "$work/sink.json" "$work/client.time" "$work/sink.time"
+  # The load generator and the sink run under time(1): their CPU per message is the
+  # part of the two cores the relay under test cannot have.
+  local timed=(/usr/bin/time -f "%U %S")
+  "${timed[@]}" -o "$work/sink.time" "$BIN/smtp-blaster" sink --listen "127.0.0.1:$sink_port" --no-starttls --expect "$N" --json "$work/sink.json" -q &
   local sink_pid=$!
   local hermod_pid
   case $shape in
@@ -91,10 +94,10 @@ run_shape() {
   busy0=$(machine_ticks)
   t0=$(date +%s.%N)
   case $shape in
-    source-1|postfix-1|old-1|nometrics-1|noadmin-1|one-1) /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
-    source-d|postfix-d) /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
-    blaster-1) "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
-    blaster-100) "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 100 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
+    source-1|postfix-1|old-1|nometrics-1|noadmin-1|one-1) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
+    source-d|postfix-d) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
+    blaster-1) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
+    blaster-100) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 100 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
   esac
   local t_sent
   t_sent=$(date +%s.%N)
@@ -112,14 +115,18 @@ run_shape() {
     postfix-*) accepted=$(grep -c "status=sent" /var/log/postfix-bench.log 2>/dev/null || true); spool_kb=$(du -sk /var/spool/postfix | cut -f1) ;;
     *) accepted=$(grep -c "message accepted" "$work/hermod.log" || true); spool_kb=$(du -sk "$work/spool" | cut -f1) ;;
   esac
-  python3 - "$shape" "$N" "$t0" "$t_sent" "$t1" "${peak_kb:-0}" "$accepted" "$spool_kb" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" "$busy0" "$busy_sent" <<'PY'
+  python3 - "$shape" "$N" "$t0" "$t_sent" "$t1" "${peak_kb:-0}" "$accepted" "$spool_kb" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" "$busy0" "$busy_sent" "$(cat "$work/client.time" 2>/dev/null)" "$(cat "$work/sink.time" 2>/dev/null)" <<'PY'
 import sys
 shape, n, t0, ts, t1, kb, acc, spool, ticks, hz = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9]), int(sys.argv[10])
 (b0, i0), (b1, i1) = (map(int, a.split()) for a in sys.argv[11:13])
 busy = 100 * (b1 - b0) / max(1, (b1 - b0) + (i1 - i0))
+# user + system seconds of the load generator and of the sink, per message in µs
+side = lambda t: sum(map(float, t.split()[-2:])) * 1e6 / n if t.strip() else float("nan")
+client_us, sink_us = side(sys.argv[13]), side(sys.argv[14])
 cpu = ticks / hz
 print(f"{shape:12s} messages={n} accepted={acc} submit={n/(ts-t0):7.0f}/s end-to-end={n/(t1-t0):7.0f}/s elapsed={t1-t0:6.2f}s "
-      f"server_cpu={cpu:5.1f}s ({cpu*1e6/n:4.0f}us/msg) server_peak_mem={kb/1024:6.1f}MB spool_after={spool/1024:6.1f}MB machine_busy_sending={busy:3.0f}%")
+      f"server_cpu={cpu:5.1f}s ({cpu*1e6/n:4.0f}us/msg) server_peak_mem={kb/1024:6.1f}MB spool_after={spool/1024:6.1f}MB machine_busy_sending={busy:3.0f}% "
+      f"client_cpu={client_us:4.0f}us/msg sink_cpu={sink_us:4.0f}us/msg")
 PY
 }
 
