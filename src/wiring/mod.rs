@@ -248,7 +248,7 @@ async fn start(
     let template = SessionContextTemplate {
         settings: sessions.settings,
         timeouts: sessions.timeouts,
-        intake: queue::Intake::new(committer, queue.clone().recipient()),
+        intake: queue::Intake::new(committer.clone(), queue.clone().recipient()),
         draining: draining_rx,
         tls: secured.tls.clone(),
         auth: secured.auth,
@@ -305,6 +305,11 @@ async fn start(
     actix::spawn(async move {
         shutdown.await;
         drain(&listeners, &draining, &admission, &queue, drain_timeout).await;
+        // The Queue's last delivery states go to the spool writer without waiting: the
+        // final flush must find them written.
+        if let Err(e) = committer.commit().await {
+            tracing::error!(error = %e, "flushing delivery state failed");
+        }
         for arbiter in extra.iter().chain(policy_arbiter.iter()) {
             arbiter.stop();
         }

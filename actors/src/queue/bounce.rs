@@ -103,41 +103,21 @@ impl Queue {
         failed: &[FailedRecipient],
         notify: &str,
     ) -> Result<(), SpoolError> {
-        // Only the header section is returned; a large body file is not read through.
-        let body_file = envelope.body_file;
-        let original =
-            self.committer
-                .read_now(move |spool| match spool.data(id, body_file)? {
-                    Some(data) => data
-                        .prefix(dsn::ORIGINAL_PREFIX)
-                        .map_err(|e| SpoolError(format!("reading the original message: {e}"))),
-                    None => Ok(Vec::new()),
-                })??;
         let bounce_id = self.ids.next_id();
-        let request = BounceRequest {
-            reporting_mta: &self.settings.hostname,
-            original_id: id,
-            original_sender: &envelope.sender,
-            notify,
-            arrival: UNIX_EPOCH + Duration::from_secs(envelope.arrival),
-            failed,
-            original: &original,
-        };
-        let data = dsn::build_bounce(&request, bounce_id, SystemTime::now());
-        let domain = notify
+        let notify_domain = notify
             .rsplit_once('@')
             .map_or("", |(_, d)| d)
             .to_ascii_lowercase();
-        let bounce = Envelope {
+        let mut bounce = Envelope {
             sender: String::new(),
             recipients: vec![RecipientState {
                 address: notify.to_string(),
-                domain,
+                domain: notify_domain,
                 status: RecipientStatus::Pending,
                 attempts: 0,
             }],
             arrival: unix_now(),
-            size: data.len(),
+            size: 0,
             client: "127.0.0.1".into(),
             // The bounce quotes the original's headers: it needs what the original needed.
             options: envelope.options,
@@ -146,9 +126,36 @@ impl Queue {
             user: None,
             route: None,
         };
-        let stored = bounce.clone();
-        self.committer
-            .read_now(move |spool| spool.insert(bounce_id, &stored, &data))??;
+        // Read, built and written in one turn of the spool writer (the original's
+        // headers are read there): the Queue waits once.
+        let (hostname, sender) = (self.settings.hostname.clone(), envelope.sender.clone());
+        let (to, failed) = (notify.to_string(), failed.to_vec());
+        let (arrival, body_file) = (envelope.arrival, envelope.body_file);
+        let written = bounce.clone();
+        let size = self.committer.read_now(move |spool| {
+            // Only the header section is returned; a large body file is not read through.
+            let original = match spool.data(id, body_file)? {
+                Some(data) => data
+                    .prefix(dsn::ORIGINAL_PREFIX)
+                    .map_err(|e| SpoolError(format!("reading the original message: {e}")))?,
+                None => Vec::new(),
+            };
+            let request = BounceRequest {
+                reporting_mta: &hostname,
+                original_id: id,
+                original_sender: &sender,
+                notify: &to,
+                arrival: UNIX_EPOCH + Duration::from_secs(arrival),
+                failed: &failed,
+                original: &original,
+            };
+            let data = dsn::build_bounce(&request, bounce_id, SystemTime::now());
+            let mut written = written;
+            written.size = data.len();
+            spool.insert(bounce_id, &written, &data)?;
+            Ok::<usize, SpoolError>(data.len())
+        })??;
+        bounce.size = size;
         if envelope.sender.is_empty() {
             tracing::warn!(queue_id = %id, bounce_id = %bounce_id, to = %notify, "undeliverable bounce reported to the postmaster");
         } else {

@@ -118,6 +118,18 @@ impl Queue {
         data: Result<Option<MessageData>, SpoolError>,
         ctx: &mut Context<Self>,
     ) {
+        if !self.hops.get(&hop).is_some_and(|health| health.is_down()) {
+            // The hop answered while the data was read (a late report) and released what
+            // waited for it: these recipients go out like the rest.
+            if let Some(message) = self.messages.get_mut(&id) {
+                for &i in &indexes {
+                    message.in_flight[i] = false;
+                }
+                self.ready.push_back(id);
+                self.pump(ctx);
+            }
+            return;
+        }
         match data {
             Ok(Some(data)) if self.messages.contains_key(&id) && !self.stopping => {
                 tracing::debug!(next_hop = %hop, queue_id = %id, "probing next hop");

@@ -34,12 +34,13 @@ use crate::outbound::routing::{NextHop, Router};
 use crate::queue::id::{QueueId, QueueIdGenerator};
 use crate::store::committer::Committer;
 use crate::store::message_data::MessageData;
-use crate::store::spool::{Envelope, RecipientIndex, RecipientStatus, Spool, SpoolError};
+use crate::store::spool::{Envelope, RecipientIndex, RecipientStatus};
 pub use admin::{FlushDeferred, GetInFlight, GetStats, InFlight, QueueStats, Totals};
 pub use drain::StopDispatch;
 pub use enqueue::{Intake, Stored};
 pub use operate::{Action, Operate, Operated};
 pub use reconfigure::Reconfigure;
+use resident::ReadBack;
 pub use suspend::{ListSuspensions, Resume, Suspend, Suspension};
 
 /// How the Queue retries and expires, from `[queue]`.
@@ -216,8 +217,8 @@ impl Queue {
         }
         let Some(message) = self.messages.get(&id) else {
             if data.is_none() {
-                // Put away until due: read it back first.
-                self.load(id, true, ctx);
+                // Put away until due: read its envelope back first.
+                self.load(id, ReadBack::Envelope, ctx);
             }
             // Else it finished while its data was read.
             return;
@@ -312,69 +313,12 @@ impl Queue {
             return;
         }
         let Some(data) = data else {
-            self.load(id, false, ctx);
+            let body_file = self.messages.get(&id).is_some_and(|m| m.envelope.body_file);
+            self.load(id, ReadBack::Data { body_file }, ctx);
             return;
         };
         for (hop, indexes) in jobs {
             self.send_job(id, hop, indexes, data.clone(), ctx);
-        }
-    }
-
-    /// Reads message `id`'s data back (with its envelope if `envelope`: it was put away)
-    /// on the commit threads, then dispatches it.
-    fn load(&mut self, id: QueueId, envelope: bool, ctx: &mut Context<Self>) {
-        self.loading.insert(id);
-        let body_file = self.messages.get(&id).map(|m| m.envelope.body_file);
-        let read = self
-            .committer
-            .read(move |spool| read_back(spool, id, body_file));
-        ctx.spawn(read.into_actor(self).map(move |read, act, ctx| {
-            act.loaded(id, envelope, read.and_then(|r| r), ctx);
-            act.pump(ctx);
-        }));
-    }
-
-    /// A read started by [`Queue::load`] came back.
-    fn loaded(
-        &mut self,
-        id: QueueId,
-        envelope_asked: bool,
-        read: Result<ReadBack, SpoolError>,
-        ctx: &mut Context<Self>,
-    ) {
-        self.loading.remove(&id);
-        match read {
-            Ok(ReadBack::Found(envelope, data)) => {
-                if let Some(envelope) = envelope
-                    && !self.messages.contains_key(&id)
-                {
-                    self.evicted = self.evicted.saturating_sub(1);
-                    self.keep(id, envelope);
-                }
-                self.dispatch(id, Some(data), ctx);
-            }
-            Ok(ReadBack::Gone) => {
-                tracing::error!(queue_id = %id, "a scheduled message is gone from the spool");
-                self.evicted = self.evicted.saturating_sub(1);
-            }
-            Ok(ReadBack::NoData) => {
-                let held = if envelope_asked {
-                    self.evicted = self.evicted.saturating_sub(1);
-                    true
-                } else {
-                    self.messages.remove(&id).is_some()
-                };
-                if held {
-                    tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
-                    self.committer.remove(id);
-                }
-            }
-            Err(e) => {
-                // Still in the spool: try again at the next retry step.
-                tracing::error!(queue_id = %id, error = %e, "cannot read message from spool; retrying later");
-                let at = unix_now() + self.settings.retry_interval.as_secs().max(1);
-                self.schedule.insert((at, id));
-            }
         }
     }
 
@@ -526,39 +470,6 @@ impl Queue {
         metrics::gauge!("queue_ready_messages").set(self.ready.len() as f64);
         metrics::gauge!("queue_in_flight_messages").set(self.in_flight as f64);
     }
-}
-
-/// What [`Queue::load`] read back.
-enum ReadBack {
-    /// The data, and the envelope when it was asked for.
-    Found(Option<Envelope>, MessageData),
-    /// The message is no longer in the spool.
-    Gone,
-    /// The envelope is there but the data is not.
-    NoData,
-}
-
-/// Reads message `id` back on the commit threads: its envelope too unless `body_file`
-/// (the envelope's flag, known when the Queue still holds the envelope) is given.
-fn read_back(
-    spool: &dyn Spool,
-    id: QueueId,
-    body_file: Option<bool>,
-) -> Result<ReadBack, SpoolError> {
-    let (envelope, body_file) = match body_file {
-        Some(flag) => (None, flag),
-        None => match spool.envelope(id)? {
-            Some(envelope) => {
-                let flag = envelope.body_file;
-                (Some(envelope), flag)
-            }
-            None => return Ok(ReadBack::Gone),
-        },
-    };
-    Ok(match spool.data(id, body_file)? {
-        Some(data) => ReadBack::Found(envelope, data),
-        None => ReadBack::NoData,
-    })
 }
 
 impl Actor for Queue {

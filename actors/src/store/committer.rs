@@ -91,7 +91,15 @@ impl Committer {
                             None
                         }
                         Request::Run(work) => {
-                            work(writer_spool.as_ref());
+                            // A read that panics must not end the thread every new
+                            // message is written by: its caller gets an error instead.
+                            let spool = writer_spool.as_ref();
+                            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                                move || work(spool),
+                            ));
+                            if ran.is_err() {
+                                tracing::error!("a spool read panicked; its caller gets an error");
+                            }
                             None
                         }
                     };
