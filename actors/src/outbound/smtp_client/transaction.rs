@@ -1,0 +1,266 @@
+//! One mail transaction on an open connection: [RSET,] MAIL FROM with the parameters the
+//! server allows, RCPT TO each recipient, then DATA (dot-stuffed) or BDAT, pipelined when
+//! the server offers PIPELINING. The results are per recipient.
+
+use super::{ClientError, MESSAGE_NEEDS_8BIT, MESSAGE_NEEDS_UTF8, ServerReply, SmtpConnection};
+use crate::protocol::command::MailOptions;
+use crate::protocol::dot_stuffer::DotStuffer;
+use crate::store::message_data::MessageData;
+
+impl SmtpConnection {
+    /// The MAIL FROM parameters for this server (with a leading space each): SIZE when
+    /// offered, BODY=8BITMIME and SMTPUTF8 when the sender declared them and the server
+    /// offers them. Without the extension, a message that really needs it fails with
+    /// 5.6.3 (8-bit data, RFC 6152 §3) or 5.6.7 (UTF-8 addresses or headers, RFC 6531
+    /// §3.2); one that was declared but is plain ASCII goes as it is.
+    async fn mail_parameters(
+        &self,
+        sender: &str,
+        recipients: &[impl AsRef<str>],
+        options: MailOptions,
+        data: &MessageData,
+    ) -> Result<String, ClientError> {
+        let unreadable = |e: std::io::Error| self.spool_read_error(e);
+        let unsupported = |status, extension, why| ClientError::Unsupported {
+            status,
+            extension,
+            peer: self.peer.clone(),
+            why,
+        };
+        let mut params = String::new();
+        if self.caps.size.is_some() {
+            params.push_str(&format!(" SIZE={}", data.len()));
+        }
+        if options.eight_bit_mime {
+            if self.caps.eight_bit_mime {
+                params.push_str(" BODY=8BITMIME");
+            } else if !data.is_ascii().await.map_err(unreadable)? {
+                return Err(unsupported(MESSAGE_NEEDS_8BIT, "8BITMIME", "8-bit data"));
+            }
+        }
+        if options.smtputf8 {
+            if self.caps.smtputf8 {
+                params.push_str(" SMTPUTF8");
+            } else if !sender.is_ascii() || recipients.iter().any(|r| !r.as_ref().is_ascii()) {
+                return Err(unsupported(
+                    MESSAGE_NEEDS_UTF8,
+                    "SMTPUTF8",
+                    "a UTF-8 address",
+                ));
+            } else if !data.header_section_is_ascii().await.map_err(unreadable)? {
+                return Err(unsupported(MESSAGE_NEEDS_UTF8, "SMTPUTF8", "UTF-8 headers"));
+            }
+        }
+        Ok(params)
+    }
+
+    /// The queued message could not be read (a body file vanished or a disk error).
+    fn spool_read_error(&self, e: std::io::Error) -> ClientError {
+        ClientError::Io {
+            stage: "reading the message from the spool",
+            peer: self.peer.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Sends `data` dot-stuffed and ended with `CRLF.CRLF`, a piece at a time.
+    async fn write_stuffed(&mut self, data: &MessageData) -> Result<(), ClientError> {
+        let mut stuffer = DotStuffer::default();
+        let mut chunks = data.chunks();
+        let mut out = Vec::with_capacity(crate::store::message_data::CHUNK + 1024);
+        loop {
+            let chunk = chunks.next().await.map_err(|e| self.spool_read_error(e))?;
+            out.clear();
+            match chunk {
+                Some(chunk) => stuffer.stuff(&chunk, &mut out),
+                None => {
+                    stuffer.finish(&mut out);
+                    self.write(&out, "end of data").await?;
+                    return Ok(());
+                }
+            }
+            self.write(&out, "DATA").await?;
+        }
+    }
+
+    /// Sends one message to `recipients` and returns one reply per recipient (in order).
+    /// `data` has CRLF line ends and is not dot-stuffed. `options` are passed on when the
+    /// server offers them; a message that needs one the server lacks is not sent
+    /// ([`ClientError::Unsupported`]).
+    pub async fn send(
+        &mut self,
+        sender: &str,
+        recipients: &[impl AsRef<str>],
+        options: MailOptions,
+        data: &MessageData,
+    ) -> Result<Vec<ServerReply>, ClientError> {
+        let mail_params = self
+            .mail_parameters(sender, recipients, options, data)
+            .await?;
+        // A reused connection is reset first; with PIPELINING the RSET rides in the same
+        // write as the envelope, so reuse costs no extra round trip.
+        let reset = self.transactions > 0;
+        if reset && !self.caps.pipelining {
+            self.expect_rset(b"RSET\r\n").await?;
+        }
+        self.transactions += 1;
+        let mut envelope = String::with_capacity(64 + recipients.len() * 40);
+        if reset && self.caps.pipelining {
+            envelope.push_str("RSET\r\n");
+        }
+        envelope.push_str(&format!("MAIL FROM:<{sender}>{mail_params}\r\n"));
+        let rcpt_lines: Vec<String> = recipients
+            .iter()
+            .map(|r| format!("RCPT TO:<{}>\r\n", r.as_ref()))
+            .collect();
+
+        if self.use_chunking && self.caps.chunking && self.caps.pipelining {
+            return self.send_bdat(envelope, &rcpt_lines, reset, data).await;
+        }
+        let (mail, rcpts, data_reply) = if self.caps.pipelining {
+            for line in &rcpt_lines {
+                envelope.push_str(line);
+            }
+            envelope.push_str("DATA\r\n");
+            if reset {
+                self.expect_rset(envelope.as_bytes()).await?;
+            } else {
+                self.write(envelope.as_bytes(), "MAIL").await?;
+            }
+            let mail = self.read_reply("MAIL").await?;
+            let mut rcpts = Vec::with_capacity(recipients.len());
+            for _ in recipients {
+                rcpts.push(self.read_reply("RCPT").await?);
+            }
+            let data_reply = self.read_reply("DATA").await?;
+            (mail, rcpts, Some(data_reply))
+        } else {
+            self.write(envelope.as_bytes(), "MAIL").await?;
+            let mail = self.read_reply("MAIL").await?;
+            let mut rcpts = Vec::with_capacity(recipients.len());
+            if mail.is_positive() {
+                for line in &rcpt_lines {
+                    self.write(line.as_bytes(), "RCPT").await?;
+                    rcpts.push(self.read_reply("RCPT").await?);
+                }
+            }
+            (mail, rcpts, None)
+        };
+        if !mail.is_positive() {
+            self.end_unwanted_data(data_reply.as_ref()).await?;
+            return Ok(vec![mail; recipients.len()]);
+        }
+        let accepted: Vec<usize> = (0..rcpts.len())
+            .filter(|&i| rcpts[i].is_positive())
+            .collect();
+        let mut results = rcpts.clone();
+        if accepted.is_empty() {
+            self.end_unwanted_data(data_reply.as_ref()).await?;
+            return Ok(results);
+        }
+        let data_reply = match data_reply {
+            Some(reply) => reply,
+            None => {
+                self.write(b"DATA\r\n", "DATA").await?;
+                self.read_reply("DATA").await?
+            }
+        };
+        if data_reply.code != 354 {
+            for &i in &accepted {
+                results[i] = data_reply.clone();
+            }
+            return Ok(results);
+        }
+        self.write_stuffed(data).await?;
+        if self.lmtp {
+            for &i in &accepted {
+                results[i] = self.read_reply("end of data").await?;
+            }
+        } else {
+            let reply = self.read_reply("end of data").await?;
+            for &i in &accepted {
+                results[i] = reply.clone();
+            }
+        }
+        Ok(results)
+    }
+
+    /// One transaction in one write: [RSET] MAIL, RCPTs, `BDAT n LAST` and the data.
+    async fn send_bdat(
+        &mut self,
+        mut envelope: String,
+        rcpt_lines: &[String],
+        reset: bool,
+        data: &MessageData,
+    ) -> Result<Vec<ServerReply>, ClientError> {
+        for line in rcpt_lines {
+            envelope.push_str(line);
+        }
+        envelope.push_str(&format!("BDAT {} LAST\r\n", data.len()));
+        // The envelope and the first piece of data go in one write; a small message is
+        // one write in all.
+        let mut chunks = data.chunks();
+        let mut wire = envelope.into_bytes();
+        if let Some(first) = chunks.next().await.map_err(|e| self.spool_read_error(e))? {
+            wire.extend_from_slice(&first);
+        }
+        if reset {
+            // A pooled connection the server closed while idle fails here, before any
+            // more of the message is sent.
+            self.expect_rset(&wire).await?;
+        } else {
+            self.write(&wire, "MAIL").await?;
+        }
+        drop(wire);
+        while let Some(chunk) = chunks.next().await.map_err(|e| self.spool_read_error(e))? {
+            self.write(&chunk, "BDAT").await?;
+        }
+        let mail = self.read_reply("MAIL").await?;
+        let mut results = Vec::with_capacity(rcpt_lines.len());
+        for _ in rcpt_lines {
+            results.push(self.read_reply("RCPT").await?);
+        }
+        let accepted: Vec<usize> = (0..results.len())
+            .filter(|&i| results[i].is_positive())
+            .collect();
+        if !mail.is_positive() {
+            self.read_reply("BDAT").await?;
+            return Ok(vec![mail; rcpt_lines.len()]);
+        }
+        if self.lmtp && !accepted.is_empty() {
+            for &i in &accepted {
+                results[i] = self.read_reply("BDAT").await?;
+            }
+        } else {
+            let reply = self.read_reply("BDAT").await?;
+            for &i in &accepted {
+                results[i] = reply.clone();
+            }
+        }
+        Ok(results)
+    }
+
+    /// A pipelined DATA the server accepted (354) although no transaction is open for it
+    /// (MAIL or every RCPT failed): end it empty so the connection stays in step.
+    async fn end_unwanted_data(
+        &mut self,
+        data_reply: Option<&ServerReply>,
+    ) -> Result<(), ClientError> {
+        if data_reply.is_some_and(|r| r.code == 354) {
+            self.write(b".\r\n", "DATA").await?;
+            self.read_reply("DATA").await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` (which start with RSET) and checks the RSET reply.
+    async fn expect_rset(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.write(bytes, "RSET").await?;
+        let rset = self.read_reply("RSET").await?;
+        if rset.is_positive() {
+            Ok(())
+        } else {
+            Err(self.refused("RSET", rset))
+        }
+    }
+}
