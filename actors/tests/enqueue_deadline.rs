@@ -8,63 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use common::watched_spool::WatchedSpool;
 use common::{JobLog, enqueue, queue, settings, started};
 use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
 use hermod_actors::queue::{Intake, Queue};
-use hermod_actors::store::body_file::IncomingBody;
-use hermod_actors::store::message_data::MessageData;
-use hermod_actors::store::spool::{Envelope, SledSpool, Spool, SpoolError};
-
-/// The real sled spool, with every flush held back by `delay`: a disk that has become
-/// slow (a failing device, a saturated volume).
-struct SlowDisk {
-    spool: SledSpool,
-    delay: Duration,
-}
-
-impl Spool for SlowDisk {
-    fn insert(&self, id: QueueId, envelope: &Envelope, data: &[u8]) -> Result<(), SpoolError> {
-        self.spool.insert(id, envelope, data)
-    }
-    fn insert_with_file(
-        &self,
-        id: QueueId,
-        envelope: &mut Envelope,
-        head: &[u8],
-        body: IncomingBody,
-    ) -> Result<(), SpoolError> {
-        self.spool.insert_with_file(id, envelope, head, body)
-    }
-    fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), SpoolError> {
-        self.spool.update(id, envelope)
-    }
-    fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
-        self.spool.remove(id)
-    }
-    fn data(&self, id: QueueId, body_file: bool) -> Result<Option<MessageData>, SpoolError> {
-        self.spool.data(id, body_file)
-    }
-    fn recover_each(&self, each: &mut dyn FnMut(QueueId, Envelope)) -> Result<usize, SpoolError> {
-        self.spool.recover_each(each)
-    }
-    fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, SpoolError> {
-        self.spool.envelope(id)
-    }
-    fn scan(
-        &self,
-        after: Option<QueueId>,
-        each: &mut dyn FnMut(QueueId, Envelope) -> bool,
-    ) -> Result<(), SpoolError> {
-        self.spool.scan(after, each)
-    }
-    fn flush(&self) -> Result<(), SpoolError> {
-        std::thread::sleep(self.delay);
-        self.spool.flush()
-    }
-    fn size_on_disk(&self) -> Result<u64, SpoolError> {
-        self.spool.size_on_disk()
-    }
-}
+use hermod_actors::store::spool::Spool;
 
 /// The ids of the jobs handed to Delivery actors.
 type Jobs = Arc<Mutex<Vec<QueueId>>>;
@@ -77,14 +25,11 @@ fn start(
 ) -> (
     Addr<Queue>,
     Intake,
-    Arc<SlowDisk>,
+    Arc<WatchedSpool>,
     Arc<QueueIdGenerator>,
     Jobs,
 ) {
-    let spool = Arc::new(SlowDisk {
-        spool: SledSpool::open(dir).unwrap(),
-        delay,
-    });
+    let spool = Arc::new(WatchedSpool::open(dir, delay));
     let ids = Arc::new(QueueIdGenerator::new());
     let jobs = Arc::new(Mutex::new(Vec::new()));
     let log = jobs.clone();

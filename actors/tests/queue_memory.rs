@@ -8,16 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use common::watched_spool::WatchedSpool;
 use common::{JobLog, enqueue, queue, settings, started};
 use hermod_actors::outbound::delivery::{Deliver, DeliveryReport, Outcome, QueueLink};
 use hermod_actors::protocol::status::Status;
 use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
 use hermod_actors::queue::{GetStats, Queue, QueueStats};
-use hermod_actors::store::body_file::IncomingBody;
-use hermod_actors::store::message_data::MessageData;
-use hermod_actors::store::spool::{
-    Envelope, RecipientState, RecipientStatus, SledSpool, Spool, SpoolError,
-};
+use hermod_actors::store::spool::{Envelope, RecipientState, RecipientStatus, SledSpool, Spool};
 
 /// Stands where a Delivery actor would: defers the first attempt of every message,
 /// delivers the next, and keeps the ids of the jobs it got.
@@ -71,76 +68,11 @@ async fn stats_until(queue: &Addr<Queue>, done: impl Fn(&QueueStats) -> bool) ->
     }
 }
 
-/// The spool, noting which thread each of the Queue's reads and writes ran on.
-struct ThreadNoting {
-    spool: SledSpool,
-    threads: Mutex<Vec<(&'static str, String)>>,
-}
-
-impl ThreadNoting {
-    fn note(&self, call: &'static str) {
-        let thread = std::thread::current().name().unwrap_or("?").to_string();
-        self.threads.lock().unwrap().push((call, thread));
-    }
-}
-
-impl Spool for ThreadNoting {
-    fn insert(&self, id: QueueId, envelope: &Envelope, data: &[u8]) -> Result<(), SpoolError> {
-        self.note("insert");
-        self.spool.insert(id, envelope, data)
-    }
-    fn insert_with_file(
-        &self,
-        id: QueueId,
-        envelope: &mut Envelope,
-        head: &[u8],
-        body: IncomingBody,
-    ) -> Result<(), SpoolError> {
-        self.note("insert");
-        self.spool.insert_with_file(id, envelope, head, body)
-    }
-    fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), SpoolError> {
-        self.note("update");
-        self.spool.update(id, envelope)
-    }
-    fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
-        self.note("remove");
-        self.spool.remove(id)
-    }
-    fn data(&self, id: QueueId, body_file: bool) -> Result<Option<MessageData>, SpoolError> {
-        self.note("data");
-        self.spool.data(id, body_file)
-    }
-    fn recover_each(&self, each: &mut dyn FnMut(QueueId, Envelope)) -> Result<usize, SpoolError> {
-        self.spool.recover_each(each)
-    }
-    fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, SpoolError> {
-        self.note("envelope");
-        self.spool.envelope(id)
-    }
-    fn scan(
-        &self,
-        after: Option<QueueId>,
-        each: &mut dyn FnMut(QueueId, Envelope) -> bool,
-    ) -> Result<(), SpoolError> {
-        self.spool.scan(after, each)
-    }
-    fn flush(&self) -> Result<(), SpoolError> {
-        self.spool.flush()
-    }
-    fn size_on_disk(&self) -> Result<u64, SpoolError> {
-        self.spool.size_on_disk()
-    }
-}
-
 #[actix::test]
 async fn a_message_waiting_for_its_retry_is_put_away_and_read_back_when_due() {
     let dir = tempfile::tempdir().unwrap();
-    let noting = Arc::new(ThreadNoting {
-        spool: SledSpool::open(dir.path()).unwrap(),
-        threads: Mutex::new(Vec::new()),
-    });
-    let spool: Arc<dyn Spool> = noting.clone();
+    let watched = Arc::new(WatchedSpool::open(dir.path(), Duration::ZERO));
+    let spool: Arc<dyn Spool> = watched.clone();
     let ids = Arc::new(QueueIdGenerator::new());
     let jobs = Arc::new(Mutex::new(Vec::new()));
     let log = jobs.clone();
@@ -168,7 +100,7 @@ async fn a_message_waiting_for_its_retry_is_put_away_and_read_back_when_due() {
     assert!(spool.recover().unwrap().is_empty());
     // Every spool call ran on the writer thread, none on the arbiter (this test's thread)
     // that runs the Queue: the insert, the deferral's update, the read back, the removal.
-    let threads = noting.threads.lock().unwrap();
+    let threads = watched.calls();
     let calls: Vec<&str> = threads.iter().map(|(call, _)| *call).collect();
     assert_eq!(calls, ["insert", "update", "envelope", "data", "remove"]);
     for (call, thread) in threads.iter() {

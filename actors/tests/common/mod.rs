@@ -3,6 +3,8 @@
 //! would get.
 #![allow(dead_code)]
 
+pub mod watched_spool;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
