@@ -1,26 +1,26 @@
 //! Log output: text for a terminal, or one JSON object per line for log shippers
 //! (`SMTP_ENABLE_JSON_LOGGING=true`). `RUST_LOG` overrides the configured level.
 //!
-//! Lines are written by a dedicated thread that takes every line waiting and writes them
-//! in one system call, so logging under load costs the mail path neither syscalls nor
-//! waits; no line is ever dropped (a full buffer slows the logger, it does not lose).
+//! Lines are written by a dedicated thread in batches ([`batch_writer`]), so logging under
+//! load costs the mail path neither system calls nor thread wake-ups per line; no line is
+//! ever dropped (a full buffer slows the logger, it does not lose).
 
-use std::io::{BufWriter, IsTerminal};
+mod batch_writer;
+
+use std::io::IsTerminal;
 
 use crate::config::LogConfig;
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use batch_writer::BatchWriter;
+pub use batch_writer::FlushGuard;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Keep the guard until exit: dropping it writes what is
 /// still buffered. A second call (tests) installs nothing.
-pub fn init(config: &LogConfig) -> WorkerGuard {
+pub fn init(config: &LogConfig) -> FlushGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
     let ansi = std::io::stdout().is_terminal();
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("hermod-log")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+    let (writer, guard) = BatchWriter::start(std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
