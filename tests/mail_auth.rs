@@ -598,3 +598,48 @@ async fn quarantine_transport_and_several_from_domains() {
     assert!(delivered.contains_key("passed"), "{delivered:?}");
     g.dns.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_clients_large_messages_lose_only_the_forged_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = TestDns::start(vec![zone()]).await;
+    let sink_dir = dir.path().join("sink");
+    let sink = common::sink::start(&sink_dir).await;
+    // The client is in relay.networks: its mail is not verified, but a header claiming
+    // our authserv-id is still not its to add. Large, so only the header section of the
+    // file is scanned, and the file is written again only for the forged one.
+    let config = format!(
+        "[smtp]\nhostname = \"{HOSTNAME}\"\n[relay]\ndomains = [\"relay.test\"]\nnetworks = [\"127.0.0.0/8\"]\n\
+         [delivery]\nrelayhost = \"[127.0.0.1]:{}\"\ndns_servers = [\"{}\"]\n[mail_auth]\nverify = true\n\
+         [queue]\nlarge_message_threshold = 4096\n",
+        sink.local_addrs()[0].port(),
+        dns.addr
+    );
+    let hermod = Hermod::start(dir.path(), &config).await;
+    let mut client = Client::connect(hermod.addr).await;
+    assert!(client.cmd("EHLO client.test").await.starts_with("250"));
+    let body = "A line of a long report, repeated until the message is large.\r\n".repeat(600);
+    let forged = format!(
+        "Authentication-Results: {HOSTNAME}; dkim=pass header.d=bank.test\r\n{}{body}",
+        message("forged", "x@pass.test")
+    );
+    let other = format!(
+        "Authentication-Results: elsewhere.test; spf=pass\r\n{}{body}",
+        message("other", "x@pass.test")
+    );
+    for text in [&forged, &other] {
+        let reply = send(&mut client, "a@pass.test", text).await;
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let stored = at_sink(&sink_dir, 2).await;
+    let (results, text) = &stored["forged"];
+    assert!(results.is_empty(), "{results:?}");
+    assert!(text.len() > 30_000 && !text.contains("bank.test"));
+    let (results, text) = &stored["other"];
+    assert_eq!(
+        results,
+        &["Authentication-Results: elsewhere.test; spf=pass"],
+        "{text}"
+    );
+    dns.shutdown().await;
+}

@@ -46,6 +46,53 @@ pub async fn content(facts: &Facts) -> Result<Option<Content>, String> {
     }
 }
 
+/// Octets of a large message read to find the end of its header section, at most.
+const HEADER_SCAN_LIMIT: usize = 1 << 20;
+
+/// The header section of `facts`' message, for a check that needs no body (the
+/// forged-header scan of clients exempt from verification): the message itself when it
+/// is in memory; for a large one, its file read up to the empty line that ends the
+/// header section, so the body is not read for nothing. `Ok(None)` when there is no
+/// message, or no end within [`HEADER_SCAN_LIMIT`] (then the caller reads it all).
+pub async fn header_section(facts: &Facts) -> Result<Option<Arc<Vec<u8>>>, String> {
+    if let Some(message) = &facts.message {
+        return Ok(Some(message.clone()));
+    }
+    let Some(path) = facts.body_file.clone() else {
+        return Ok(None);
+    };
+    match tokio::task::spawn_blocking(move || read_header_section(&path)).await {
+        Ok(Ok(head)) => Ok(head.map(Arc::new)),
+        Ok(Err(e)) => Err(format!("cannot read the body file: {e}")),
+        Err(e) => Err(format!("cannot read the body file: {e}")),
+    }
+}
+
+/// The start of the file at `path` up to and including the first empty line (all of it
+/// if it has none); `None` if that is longer than [`HEADER_SCAN_LIMIT`].
+fn read_header_section(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut head = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(Some(head));
+        }
+        // The end may straddle two reads: search from just before the new bytes.
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&chunk[..n]);
+        if let Some(at) = head[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            head.truncate(from + at + 4);
+            return Ok(Some(head));
+        }
+        if head.len() >= HEADER_SCAN_LIMIT {
+            return Ok(None);
+        }
+    }
+}
+
 /// Writes `content` without the byte ranges `remove` to a new file beside `path` (in
 /// `incoming/`, emptied at start should it be left behind), off the arbiter thread; its
 /// path.
@@ -84,5 +131,43 @@ pub async fn write_without(
         Ok(Ok(())) => Ok(clean),
         Ok(Err(e)) => Err(format!("cannot write {}: {e}", clean.display())),
         Err(e) => Err(format!("cannot write {}: {e}", clean.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(dir: &Path, bytes: &[u8]) -> PathBuf {
+        let path = dir.join("body");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_header_section_ends_at_the_empty_line_even_across_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        // The empty line straddles the first 64 KiB read.
+        let mut header = b"X-Long: ".to_vec();
+        header.resize(64 * 1024 - 6, b'a');
+        header.extend_from_slice(b"\r\n\r\n");
+        let mut message = header.clone();
+        message.extend_from_slice(&vec![b'b'; 300_000]);
+        let head = read_header_section(&file_with(dir.path(), &message)).unwrap();
+        assert_eq!(head.unwrap(), header);
+    }
+
+    #[test]
+    fn a_message_without_a_body_is_all_header_and_an_endless_header_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let only = b"Subject: no body\r\n".to_vec();
+        let head = read_header_section(&file_with(dir.path(), &only)).unwrap();
+        assert_eq!(head.unwrap(), only);
+        let endless = vec![b'c'; HEADER_SCAN_LIMIT + 10];
+        assert!(
+            read_header_section(&file_with(dir.path(), &endless))
+                .unwrap()
+                .is_none()
+        );
     }
 }
