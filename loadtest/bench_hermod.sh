@@ -106,7 +106,10 @@ run_shape() {
   t1=$(sink_last_message "$sink_pid" "$work/sink.json")
   cpu1=$(server_cpu_ticks "$shape" "$hermod_pid")
   case $shape in
-    postfix-*) kill $sampler 2>/dev/null || true; postfix stop >/dev/null 2>&1 || true ;;
+    postfix-*) kill $sampler 2>/dev/null || true; postfix stop >/dev/null 2>&1 || true
+      # Its smtpd on this run's port leaves master.cf again (a stale port would be
+      # copied by whatever starts from the machine's master.cf next).
+      postconf -X -M "127.0.0.1:$hermod_port/inet" 2>/dev/null || true ;;
     *) kill -TERM $hermod_pid; wait $hermod_pid || true; kill $sampler 2>/dev/null || true ;;
   esac
   local peak_kb accepted spool_kb

@@ -118,7 +118,8 @@ run_shape() {
   t1=$(sink_last_message "$sink_pid" "$work/sink.json")
   cpu1=$(server_cpu_ticks "$shape" "$server_pid")
   case $shape in
-    postfix-*) postfix stop >/dev/null 2>&1 || true ;;
+    postfix-*) postfix stop >/dev/null 2>&1 || true
+      postconf -X -M "127.0.0.1:$relay_port/inet" 2>/dev/null || true ;;
     *) stop_pid "$server_pid" ;;
   esac
   python3 - "$shape" "$N" "$t0" "$t1" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" "$work/sink.json" "$work/send.json" <<'PY'
