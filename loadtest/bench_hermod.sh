@@ -109,7 +109,7 @@ run_shape() {
     postfix-*) kill $sampler 2>/dev/null || true; postfix stop >/dev/null 2>&1 || true
       # Its smtpd on this run's port leaves master.cf again (a stale port would be
       # copied by whatever starts from the machine's master.cf next).
-      postconf -X -M "127.0.0.1:$hermod_port/inet" 2>/dev/null || true ;;
+      postconf -X -M "$POSTFIX_SERVICE" 2>/dev/null || true; POSTFIX_SERVICE= ;;
     *) kill -TERM $hermod_pid; wait $hermod_pid || true; kill $sampler 2>/dev/null || true ;;
   esac
   local peak_kb accepted spool_kb
@@ -165,8 +165,9 @@ start_postfix() {
     "relayhost = [127.0.0.1]:$sink" "mydestination =" "myhostname = bench.localdomain" \
     "smtpd_recipient_restrictions = permit_mynetworks, reject" "maillog_file = /var/log/postfix-bench.log" \
     "smtpd_client_connection_count_limit = 0" "default_process_limit = 200" "compatibility_level = 3.6"
-  postconf -X "smtp/inet" 2>/dev/null || true
+  postconf -X -M "smtp/inet" 2>/dev/null || true
   postconf -M "127.0.0.1:$port/inet=127.0.0.1:$port inet n - n - - smtpd"
+  POSTFIX_SERVICE="127.0.0.1:$port/inet"
   postconf -M "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd"
   : > /var/log/postfix-bench.log
   postfix check >/dev/null 2>&1 || true

@@ -50,8 +50,9 @@ start_postfix_tls() {
     "smtpd_tls_key_file = /etc/postfix/bench-key.pem" "smtp_tls_security_level = may" \
     'smtpd_tls_session_cache_database = btree:${data_directory}/smtpd_scache' \
     'smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache'
-  postconf -X "smtp/inet" 2>/dev/null || true
+  postconf -X -M "smtp/inet" 2>/dev/null || true
   postconf -M "127.0.0.1:$port/inet=127.0.0.1:$port inet n - n - - smtpd"
+  POSTFIX_SERVICE="127.0.0.1:$port/inet"
   postconf -M "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd"
   postconf -M "tlsmgr/unix=tlsmgr unix - - n 1000? 1 tlsmgr"
   : > /var/log/postfix-bench.log
@@ -119,7 +120,7 @@ run_shape() {
   cpu1=$(server_cpu_ticks "$shape" "$server_pid")
   case $shape in
     postfix-*) postfix stop >/dev/null 2>&1 || true
-      postconf -X -M "127.0.0.1:$relay_port/inet" 2>/dev/null || true ;;
+      postconf -X -M "$POSTFIX_SERVICE" 2>/dev/null || true; POSTFIX_SERVICE= ;;
     *) stop_pid "$server_pid" ;;
   esac
   python3 - "$shape" "$N" "$t0" "$t1" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" "$work/sink.json" "$work/send.json" <<'PY'

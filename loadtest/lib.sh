@@ -4,7 +4,15 @@
 BIN=target/release
 cargo build --release -q -p hermod -p smtp-blaster
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+# On exit: every background job and its children (a sink runs under time(1)), and a
+# Postfix smtpd service a benchmark added to master.cf ($POSTFIX_SERVICE).
+cleanup() {
+  local job
+  for job in $(jobs -p); do pkill -P "$job" 2>/dev/null || true; kill "$job" 2>/dev/null || true; done
+  [ -n "${POSTFIX_SERVICE:-}" ] && postconf -X -M "$POSTFIX_SERVICE" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 # Waits (up to 300 s) for sink $1 to exit after its --expect count and prints when it
 # accepted its last message, from its --json file $2: the end of an end-to-end run. The

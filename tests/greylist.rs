@@ -159,11 +159,12 @@ impl Postfix {
         let mut dropping = false;
         let mut without_listeners = String::new();
         for line in master.lines() {
-            if !line.starts_with('#') && !line.starts_with(char::is_whitespace) {
+            let service = !line.is_empty() && !line.starts_with(['#', ' ', '\t']);
+            if service {
                 // A service line; its continuation lines (indented) go with it.
                 dropping = line.split_whitespace().nth(1) == Some("inet");
             }
-            if !dropping || line.starts_with('#') {
+            if !dropping || !service && !line.starts_with([' ', '\t']) {
                 without_listeners.push_str(line);
                 without_listeners.push('\n');
             }

@@ -6,8 +6,8 @@
 //! batch. A full buffer makes the logging thread wait for room: no line is dropped.
 
 use std::io::Write;
+use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -18,6 +18,14 @@ const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 /// Octets the buffer holds before a logging thread waits for the writer.
 const MAX_BUFFERED: usize = 4 << 20;
+
+/// Capacity a batch buffer keeps after a burst, at most: what a burst allocated beyond it
+/// is given back.
+const KEPT_CAPACITY: usize = 1 << 20;
+
+/// How long stopping waits for the last lines to be written: an output that does not
+/// take them (a stalled pipe reader) must not keep hermod from exiting.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// The lines not yet written, and whether the writer should stop.
 #[derive(Default)]
@@ -48,10 +56,12 @@ pub struct BatchWriter {
     shared: Arc<Shared>,
 }
 
-/// Stops the writer thread when dropped, after it wrote every line logged before.
+/// Stops the writer thread when dropped, after it wrote every line logged before (or
+/// [`STOP_WAIT`] passed).
 pub struct FlushGuard {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    /// Closed when the writer thread ends.
+    finished: Receiver<()>,
 }
 
 impl BatchWriter {
@@ -59,18 +69,19 @@ impl BatchWriter {
     pub fn start(out: impl Write + Send + 'static) -> (BatchWriter, FlushGuard) {
         let shared = Arc::new(Shared::default());
         let writer_shared = shared.clone();
-        let thread = std::thread::Builder::new()
+        let (done, finished) = channel::<()>();
+        std::thread::Builder::new()
             .name("hermod-log".into())
-            .spawn(move || write_batches(&writer_shared, out))
+            .spawn(move || {
+                write_batches(&writer_shared, out);
+                drop(done);
+            })
             .expect("spawning the log writer thread");
         (
             BatchWriter {
                 shared: shared.clone(),
             },
-            FlushGuard {
-                shared,
-                thread: Some(thread),
-            },
+            FlushGuard { shared, finished },
         )
     }
 }
@@ -101,6 +112,7 @@ fn write_batches(shared: &Shared, mut out: impl Write) {
         // Nowhere to report a failed write of the log itself; the lines are dropped then.
         let _ = out.write_all(&batch).and_then(|()| out.flush());
         batch.clear();
+        batch.shrink_to(KEPT_CAPACITY);
     }
 }
 
@@ -109,9 +121,7 @@ impl Drop for FlushGuard {
         self.shared.lock().stopping = true;
         self.shared.arrived.notify_one();
         self.shared.taken.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let _ = self.finished.recv_timeout(STOP_WAIT);
     }
 }
 
@@ -129,6 +139,10 @@ impl Write for LineWriter<'_> {
                 .taken
                 .wait(pending)
                 .unwrap_or_else(|e| e.into_inner());
+        }
+        if pending.stopping {
+            // The writer is gone or going: nothing would write this line.
+            return Ok(bytes.len());
         }
         let was_empty = pending.lines.is_empty();
         pending.lines.extend_from_slice(bytes);
@@ -228,6 +242,32 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    /// Never takes anything: a pipe whose reader stopped reading.
+    struct Stalled;
+
+    impl Write for Stalled {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(0)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_output_does_not_keep_the_process_from_stopping() {
+        let (writer, guard) = BatchWriter::start(Stalled);
+        writer.make_writer().write_all(b"never written\n").unwrap();
+        std::thread::sleep(BATCH_WINDOW * 4);
+        let started = std::time::Instant::now();
+        drop(guard);
+        assert!(started.elapsed() < STOP_WAIT + Duration::from_secs(1));
+        // A line after the stop is dropped, not buffered for nobody.
+        writer.make_writer().write_all(b"too late\n").unwrap();
+        assert!(writer.shared.lock().lines.is_empty());
     }
 
     #[test]
