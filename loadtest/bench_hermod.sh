@@ -18,6 +18,8 @@
 #     recording them costs; noadmin-1: also without the admin server.
 #   - one-1: source-1 with one arbiter (SMTP_WORKER_THREADS=1) instead of one per core:
 #     on a machine whose other core runs the load generator and the sink.
+#   - postfix-b1 / one-b1: blaster-1's load (smtp-blaster, one message per connection,
+#     PIPELINING) against Postfix / hermod with one arbiter.
 #   - old-1: source-1 against another hermod binary, $OLD_HERMOD (say, a release build
 #     of an earlier commit) with $OLD_CONFIG (that tree's config/hermod.toml), to compare
 #     two versions in one run.
@@ -96,7 +98,7 @@ run_shape() {
   case $shape in
     source-1|postfix-1|old-1|nometrics-1|noadmin-1|one-1) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     source-d|postfix-d) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
-    blaster-1) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
+    blaster-1|postfix-b1|one-b1) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
     blaster-100) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 100 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
   esac
   local t_sent
