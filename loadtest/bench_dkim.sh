@@ -37,12 +37,7 @@ run_shape() {
   local signed
   signed=$( (grep -rl "DKIM-Signature" "$work/sink-$shape" 2>/dev/null || true) | wc -l)
   rm -rf "$work/sink-$shape"
-  python3 - "$shape" "$N" "$t0" "$t1" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" "$signed" <<'PY'
-import sys
-shape, n, t0, t1, ticks, hz, signed = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
-cpu = ticks / hz
-print(f"{shape:11s} messages={n} signed_at_sink={signed} end-to-end={n/(t1-t0):7.0f}/s elapsed={t1-t0:6.2f}s cpu={cpu:5.1f}s ({cpu*1e6/n:4.0f}us/msg)")
-PY
+  print_run "$shape" "signed_at_sink=$signed"
 }
 
 run_rounds

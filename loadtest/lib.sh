@@ -76,6 +76,17 @@ start_sink_and_hermod() {
   t0=$(date +%s.%N)
 }
 
+# For run_shape, after wait_sink_and_stop_hermod: one result line for shape $1 with the
+# count $2 (say `signed_at_sink=20000`), end to end from t0 to t1, and hermod's CPU.
+print_run() {
+  python3 - "$1" "$2" "$N" "$t0" "$t1" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" <<'PY'
+import sys
+shape, count, n, t0, t1, ticks, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+cpu = ticks / hz
+print(f"{shape:11s} messages={n} {count} end-to-end={n/(t1-t0):7.0f}/s elapsed={t1-t0:6.2f}s cpu={cpu:5.1f}s ({cpu*1e6/n:4.0f}us/msg)")
+PY
+}
+
 # For run_shape: waits (up to 300 s) for the sink to get its messages, sets t1 and cpu1,
 # and stops hermod.
 wait_sink_and_stop_hermod() {
