@@ -81,5 +81,33 @@ fn bench_commit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_commit);
+/// The spool writer thread's own share of one message: its insert and, once delivered,
+/// its removal, without the flush (which a group shares).
+fn bench_spool_writes(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = SledSpool::open(dir.path()).unwrap();
+    let ids = QueueIdGenerator::new();
+    let data = vec![b'x'; 1193];
+    let envelope = envelope();
+    // A queue of the size a busy relay holds: inserts run ahead of removals.
+    let mut queued = std::collections::VecDeque::new();
+    for _ in 0..200 {
+        let id = ids.next_id();
+        spool.insert(id, &envelope, &data).unwrap();
+        queued.push_back(id);
+    }
+    let mut group = c.benchmark_group("spool_writes");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("insert_then_remove", |b| {
+        b.iter(|| {
+            let id = ids.next_id();
+            spool.insert(id, &envelope, &data).unwrap();
+            queued.push_back(id);
+            spool.remove(queued.pop_front().unwrap()).unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_commit, bench_spool_writes);
 criterion_main!(benches);

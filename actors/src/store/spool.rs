@@ -218,6 +218,14 @@ impl SledSpool {
     }
 }
 
+/// The one field of a stored envelope a removal needs: reading only it skips building the
+/// sender's and recipients' strings of every delivered message.
+#[derive(serde::Deserialize)]
+struct BodyFileFlag {
+    #[serde(default)]
+    body_file: bool,
+}
+
 fn encode(envelope: &Envelope) -> Result<Vec<u8>, SpoolError> {
     serde_json::to_vec(envelope).map_err(|e| SpoolError(e.to_string()))
 }
@@ -258,7 +266,7 @@ impl SledSpool {
         let envelope = self.envelopes.remove(id.to_key())?;
         self.data.remove(id.to_key())?;
         let in_file = envelope
-            .and_then(|raw| serde_json::from_slice::<Envelope>(&raw).ok())
+            .and_then(|raw| serde_json::from_slice::<BodyFileFlag>(&raw).ok())
             .is_some_and(|e| e.body_file);
         if in_file {
             match std::fs::remove_file(self.bodies.path_of(id)) {
