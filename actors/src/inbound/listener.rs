@@ -247,6 +247,9 @@ pub struct Listener {
     sockets: Vec<(ListenSocket, Endpoint)>,
     admission: Arc<Admission>,
     session: SessionContextTemplate,
+    /// The context of each listening address's sessions, made once the Listener's own
+    /// address is known.
+    contexts: Vec<(Endpoint, Arc<SessionContext>)>,
     accept_handles: Vec<SpawnHandle>,
 }
 
@@ -262,8 +265,29 @@ impl Listener {
             sockets,
             admission,
             session,
+            contexts: Vec::new(),
             accept_handles: Vec::new(),
         }
+    }
+
+    /// The sessions' context for connections to `endpoint`.
+    fn context(&mut self, endpoint: Endpoint, ctx: &mut Context<Self>) -> Arc<SessionContext> {
+        if let Some((_, context)) = self.contexts.iter().find(|(e, _)| *e == endpoint) {
+            return context.clone();
+        }
+        let context = Arc::new(SessionContext {
+            settings: self.session.settings.clone(),
+            timeouts: self.session.timeouts,
+            intake: self.session.intake.clone(),
+            listener: ctx.address().recipient(),
+            draining: self.session.draining.clone(),
+            endpoint,
+            tls: self.session.tls.clone(),
+            auth: self.session.auth.clone(),
+            policies: self.session.policies.clone(),
+        });
+        self.contexts.push((endpoint, context.clone()));
+        context
     }
 
     fn refuse(stream: TcpStream, reply: Reply) {
@@ -324,17 +348,7 @@ impl StreamHandler<Accepted> for Listener {
         }
         metrics::counter!("smtp_connections_total").increment(1);
         let _ = stream.set_nodelay(true);
-        let context = SessionContext {
-            settings: self.session.settings.clone(),
-            timeouts: self.session.timeouts,
-            intake: self.session.intake.clone(),
-            listener: ctx.address().recipient(),
-            draining: self.session.draining.clone(),
-            endpoint,
-            tls: self.session.tls.clone(),
-            auth: self.session.auth.clone(),
-            policies: self.session.policies.clone(),
-        };
+        let context = self.context(endpoint, ctx);
         Session::new(stream, peer, context).start();
     }
 
@@ -366,6 +380,8 @@ impl Handler<Reconfigure> for Listener {
     fn handle(&mut self, msg: Reconfigure, _ctx: &mut Context<Self>) {
         self.session.settings = msg.settings;
         self.session.timeouts = msg.timeouts;
+        // New sessions take the new settings; those under way keep theirs.
+        self.contexts.clear();
     }
 }
 

@@ -51,8 +51,8 @@ pub struct SessionTimeouts {
     pub write: Duration,
 }
 
-/// Everything a session needs besides its socket, shared by all sessions.
-#[derive(Clone)]
+/// Everything a session needs besides its socket, shared by all sessions of one
+/// listening address (behind an `Arc`: a new session costs no clone of its parts).
 pub struct SessionContext {
     /// Protocol settings.
     pub settings: Arc<ServerSettings>,
@@ -78,12 +78,12 @@ pub struct SessionContext {
 pub struct Session {
     stream: Option<TcpStream>,
     peer: SocketAddr,
-    context: SessionContext,
+    context: Arc<SessionContext>,
 }
 
 impl Session {
     /// A session for an accepted connection.
-    pub fn new(stream: TcpStream, peer: SocketAddr, context: SessionContext) -> Self {
+    pub fn new(stream: TcpStream, peer: SocketAddr, context: Arc<SessionContext>) -> Self {
         Session {
             stream: Some(stream),
             peer,
@@ -126,7 +126,7 @@ enum End {
     Handshake,
 }
 
-async fn drive(stream: TcpStream, peer: SocketAddr, cx: SessionContext) {
+async fn drive(stream: TcpStream, peer: SocketAddr, cx: Arc<SessionContext>) {
     metrics::gauge!("smtp_connections_active").increment(1.0);
     let end = converse(stream, peer, &cx).await;
     metrics::gauge!("smtp_connections_active").decrement(1.0);

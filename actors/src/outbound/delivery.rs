@@ -394,11 +394,11 @@ impl Delivery {
         report.serial = self.link.serial;
         let to = self.link.reports.clone();
         self.reports_in_flight += 1;
-        crate::mailbox::sent("queue");
+        crate::mailbox::QUEUE.sent();
         ctx.spawn(
             async move {
                 if to.send(report).await.is_err() {
-                    crate::mailbox::taken("queue");
+                    crate::mailbox::QUEUE.taken();
                     tracing::error!(
                         "queue is gone; delivery report dropped (message stays queued)"
                     );
@@ -500,7 +500,7 @@ impl Handler<Deliver> for Delivery {
     type Result = ();
 
     fn handle(&mut self, job: Deliver, ctx: &mut Context<Self>) {
-        crate::mailbox::taken("delivery");
+        crate::mailbox::DELIVERY.taken();
         // One job, one report, however many transactions its recipients need: the Queue
         // counts reports per job.
         self.last_work = Instant::now();

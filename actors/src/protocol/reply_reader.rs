@@ -42,15 +42,23 @@ impl ReplyReader {
                 return Err("reply line too long".into());
             }
             let end = lf - usize::from(lf >= 1 && buffer[lf - 1] == b'\r');
-            let line = String::from_utf8_lossy(&buffer[..end]).into_owned();
-            buffer.advance(lf + 1);
+            let line = &buffer[..end];
             let code: u16 = line
                 .get(..3)
-                .and_then(|c| c.parse().ok())
+                .filter(|c| c.iter().all(u8::is_ascii_digit))
+                .map(|c| c.iter().fold(0, |n, d| n * 10 + u16::from(d - b'0')))
                 .filter(|c| (200..600).contains(c))
-                .ok_or_else(|| format!("not an SMTP reply: {:?}", truncate(&line)))?;
-            let more = line.as_bytes().get(3) == Some(&b'-');
-            self.lines.push(line.get(4..).unwrap_or("").to_string());
+                .ok_or_else(|| {
+                    format!(
+                        "not an SMTP reply: {:?}",
+                        truncate(&String::from_utf8_lossy(line))
+                    )
+                })?;
+            let more = line.get(3) == Some(&b'-');
+            // One allocation per line: the text after the code and separator.
+            self.lines
+                .push(String::from_utf8_lossy(line.get(4..).unwrap_or(b"")).into_owned());
+            buffer.advance(lf + 1);
             if self.lines.len() > MAX_REPLY_LINES {
                 return Err("reply has too many lines".into());
             }

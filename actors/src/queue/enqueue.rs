@@ -86,7 +86,7 @@ impl Intake {
     /// does not depend on it), but respecting its mailbox's capacity. If the Queue is
     /// gone, the message waits in the spool for the next start.
     fn tell_queue(&self, stored: Stored) {
-        crate::mailbox::sent("queue");
+        crate::mailbox::QUEUE.sent();
         match self.queue.try_send(stored) {
             Ok(()) => {}
             Err(SendError::Full(stored)) => {
@@ -96,7 +96,7 @@ impl Intake {
                 });
             }
             Err(SendError::Closed(stored)) => {
-                crate::mailbox::taken("queue");
+                crate::mailbox::QUEUE.taken();
                 tracing::error!(queue_id = %stored.id, "queue not running; the message stays in the spool until the next start");
             }
         }
@@ -155,7 +155,7 @@ impl Handler<Stored> for Queue {
 
     fn handle(&mut self, stored: Stored, ctx: &mut Context<Self>) {
         let started = std::time::Instant::now();
-        crate::mailbox::taken("queue");
+        crate::mailbox::QUEUE.taken();
         let Stored { id, envelope, data } = stored;
         tracing::info!(queue_id = %id, client = %envelope.client, user = envelope.user.as_deref(),
             from = %envelope.sender, size = envelope.size, nrcpt = envelope.recipients.len(), "message accepted");
@@ -167,7 +167,7 @@ impl Handler<Stored> for Queue {
         } else {
             self.ready.push_back(id);
         }
-        super::handled("stored", started);
+        super::handling::handled(&super::handling::STORED, started);
     }
 }
 

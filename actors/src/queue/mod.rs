@@ -16,6 +16,7 @@ mod bounce;
 mod drain;
 pub mod dsn;
 mod enqueue;
+mod handling;
 mod held_jobs;
 mod hops;
 pub mod id;
@@ -364,10 +365,10 @@ impl Queue {
         };
         // Delivery actors keep their own unbounded pending list, so this never blocks
         // the queue; `max_in_flight` bounds what is outstanding.
-        crate::mailbox::sent("delivery");
+        crate::mailbox::DELIVERY.sent();
         if !delivery.connected() {
             // do_send drops it unsaid; not counted as waiting.
-            crate::mailbox::taken("delivery");
+            crate::mailbox::DELIVERY.taken();
         }
         delivery.do_send(job);
     }
@@ -489,13 +490,13 @@ impl Handler<DeliveryReport> for Queue {
     type Result = ();
 
     fn handle(&mut self, report: DeliveryReport, ctx: &mut Context<Self>) {
-        crate::mailbox::taken("queue");
+        crate::mailbox::QUEUE.taken();
         let started = std::time::Instant::now();
         self.release_job(&report);
         self.note_hop_health(&report);
         self.apply_report(report);
         self.pump(ctx);
-        handled("delivery_report", started);
+        handling::handled(&handling::DELIVERY_REPORT, started);
     }
 }
 
@@ -514,14 +515,6 @@ impl Handler<DeliveryIdle> for Queue {
         }
         idle.retire.do_send(Retire);
     }
-}
-
-/// Records how long the Queue took to handle one message of kind `message`: the
-/// Queue is the one actor every message passes, so its handling time is the first sign
-/// of backpressure.
-pub(crate) fn handled(message: &'static str, started: std::time::Instant) {
-    metrics::histogram!("queue_handling_seconds", "message" => message)
-        .record(started.elapsed().as_secs_f64());
 }
 
 /// Help texts of the metrics recorded in this file and the Queue's others, for the

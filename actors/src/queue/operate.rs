@@ -89,7 +89,7 @@ impl Handler<Operate> for Queue {
             list.push(id.to_string());
         }
         self.pump(ctx);
-        super::handled("operate", started);
+        super::handling::handled(&super::handling::OPERATE, started);
         let committer = self.committer.clone();
         Box::pin(
             async move {

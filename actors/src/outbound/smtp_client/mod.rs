@@ -390,7 +390,13 @@ impl SmtpConnection {
     }
 
     async fn read_reply(&mut self, stage: &'static str) -> Result<ServerReply, ClientError> {
-        Ok(self.read_reply_lines(stage).await?.0)
+        let ParsedReply { code, mut lines } = self.read_parsed_reply(stage).await?;
+        // The usual one-line reply keeps its only line: no copy.
+        let text = match lines.len() {
+            1 => lines.pop().unwrap_or_default(),
+            _ => lines.join(" "),
+        };
+        Ok(ServerReply { code, text })
     }
 
     /// Reads one (possibly multi-line) reply; also returns the text of each line. The
@@ -400,6 +406,13 @@ impl SmtpConnection {
         &mut self,
         stage: &'static str,
     ) -> Result<(ServerReply, Vec<String>), ClientError> {
+        let ParsedReply { code, lines } = self.read_parsed_reply(stage).await?;
+        let text = lines.join(" ");
+        Ok((ServerReply { code, text }, lines))
+    }
+
+    /// One reply as the reader parsed it, within the command timeout.
+    async fn read_parsed_reply(&mut self, stage: &'static str) -> Result<ParsedReply, ClientError> {
         match timeout(self.timeouts.command, self.read_whole_reply(stage)).await {
             Ok(result) => result,
             Err(_) => Err(ClientError::Timeout {
@@ -409,16 +422,10 @@ impl SmtpConnection {
         }
     }
 
-    async fn read_whole_reply(
-        &mut self,
-        stage: &'static str,
-    ) -> Result<(ServerReply, Vec<String>), ClientError> {
+    async fn read_whole_reply(&mut self, stage: &'static str) -> Result<ParsedReply, ClientError> {
         loop {
             match self.reader.next_reply(&mut self.buffer) {
-                Ok(Some(ParsedReply { code, lines })) => {
-                    let text = lines.join(" ");
-                    return Ok((ServerReply { code, text }, lines));
-                }
+                Ok(Some(reply)) => return Ok(reply),
                 Ok(None) => {}
                 Err(detail) => {
                     return Err(ClientError::Protocol {

@@ -18,8 +18,9 @@ pub struct Reply {
     pub status: &'static str,
     /// The human text of the last (or only) line; fixed texts are not allocated.
     pub text: Cow<'static, str>,
-    /// Lines before the last one, for multi-line replies (EHLO); empty otherwise.
-    pub leading: Vec<String>,
+    /// Lines before the last one, for multi-line replies (EHLO); empty otherwise. Fixed
+    /// lines (the extension names) are not allocated.
+    pub leading: Vec<Cow<'static, str>>,
     /// A short stable name of the cause, for logs and metric labels.
     pub reason: &'static str,
 }
@@ -60,7 +61,7 @@ impl Reply {
         let lines = self
             .leading
             .iter()
-            .map(String::as_str)
+            .map(|line| &**line)
             .chain(std::iter::once(&*self.text));
         let last = self.leading.len();
         for (i, line) in lines.enumerate() {
@@ -192,25 +193,23 @@ impl Reply {
         Self::new(250, "", "ok", format!("{hostname} Hello {client}"))
     }
     /// EHLO with its extension list.
-    pub fn ehlo(hostname: &str, client: &str, mut extensions: Vec<String>) -> Self {
-        let mut leading = vec![format!("{hostname} Hello {client}")];
-        let text = extensions.pop().map_or(Cow::Borrowed(""), Cow::Owned);
-        leading.extend(extensions);
-        if text.is_empty() {
-            let only = leading.pop().unwrap_or_default();
+    pub fn ehlo(hostname: &str, client: &str, mut extensions: Vec<Cow<'static, str>>) -> Self {
+        let greeting = Cow::Owned(format!("{hostname} Hello {client}"));
+        let Some(text) = extensions.pop() else {
             return Reply {
                 code: 250,
                 status: "",
-                text: only.into(),
-                leading,
+                text: greeting,
+                leading: Vec::new(),
                 reason: "ok",
             };
-        }
+        };
+        extensions.insert(0, greeting);
         Reply {
             code: 250,
             status: "",
             text,
-            leading,
+            leading: extensions,
             reason: "ok",
         }
     }
@@ -451,6 +450,10 @@ mod tests {
         assert_eq!(
             r.to_wire(),
             "250-mx.test Hello client\r\n250-PIPELINING\r\n250 SIZE 10\r\n"
+        );
+        assert_eq!(
+            Reply::ehlo("mx.test", "client", Vec::new()).to_wire(),
+            "250 mx.test Hello client\r\n"
         );
     }
 }

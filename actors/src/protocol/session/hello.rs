@@ -1,6 +1,8 @@
 //! EHLO and HELO: the greeting that starts (or restarts) a session, and the extensions
 //! hermod offers.
 
+use std::borrow::Cow;
+
 use super::policy::Pending;
 use super::{Event, ServerSession};
 use crate::protocol::check::CheckStage;
@@ -37,20 +39,26 @@ impl ServerSession {
         self.esmtp = esmtp;
     }
 
-    fn extensions(&self) -> Vec<String> {
-        let mut ext = vec![
-            "PIPELINING".to_string(),
-            format!("SIZE {}", self.settings.max_message_size),
-            "8BITMIME".to_string(),
-            "ENHANCEDSTATUSCODES".to_string(),
-            "SMTPUTF8".to_string(),
-            "CHUNKING".to_string(),
-        ];
+    /// The extensions offered, with room for the greeting line [`Reply::ehlo`] puts
+    /// first; fixed names are not allocated.
+    fn extensions(&self) -> Vec<Cow<'static, str>> {
+        let mut ext = Vec::with_capacity(9);
+        ext.extend([
+            Cow::Borrowed("PIPELINING"),
+            Cow::Owned(format!("SIZE {}", self.settings.max_message_size)),
+            Cow::Borrowed("8BITMIME"),
+            Cow::Borrowed("ENHANCEDSTATUSCODES"),
+            Cow::Borrowed("SMTPUTF8"),
+            Cow::Borrowed("CHUNKING"),
+        ]);
         if self.starttls_offered() {
-            ext.push("STARTTLS".to_string());
+            ext.push(Cow::Borrowed("STARTTLS"));
         }
         if self.auth_offered() {
-            ext.push(format!("AUTH {}", crate::protocol::sasl::MECHANISMS));
+            ext.push(Cow::Owned(format!(
+                "AUTH {}",
+                crate::protocol::sasl::MECHANISMS
+            )));
         }
         ext
     }
