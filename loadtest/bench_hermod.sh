@@ -22,7 +22,7 @@
 #     PIPELINING) against Postfix / hermod with one arbiter.
 #   - old-1: source-1 against another hermod binary, $OLD_HERMOD (say, a release build
 #     of an earlier commit) with $OLD_CONFIG (that tree's config/hermod.toml), to compare
-#     two versions in one run.
+#     two versions in one run. old-b1: the same with blaster-1's load.
 # Usage: loadtest/bench_hermod.sh            N=20000 C=50 SIZE=1024 REPEAT=1 by default
 #        SHAPES="postfix-1 source-1" REPEAT=3 loadtest/bench_hermod.sh
 set -euo pipefail
@@ -98,7 +98,7 @@ run_shape() {
   case $shape in
     source-1|postfix-1|old-1|nometrics-1|noadmin-1|one-1) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     source-d|postfix-d) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
-    blaster-1|postfix-b1|one-b1) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
+    blaster-1|postfix-b1|one-b1|old-b1) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
     blaster-100) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 100 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
   esac
   local t_sent

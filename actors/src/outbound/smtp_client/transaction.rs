@@ -2,24 +2,28 @@
 //! server allows, RCPT TO each recipient, then DATA (dot-stuffed) or BDAT, pipelined when
 //! the server offers PIPELINING. The results are per recipient.
 
+use std::fmt::Write as _;
+
 use super::{ClientError, MESSAGE_NEEDS_8BIT, MESSAGE_NEEDS_UTF8, ServerReply, SmtpConnection};
 use crate::protocol::command::MailOptions;
 use crate::protocol::dot_stuffer::DotStuffer;
 use crate::store::message_data::MessageData;
 
 impl SmtpConnection {
-    /// The MAIL FROM parameters for this server (with a leading space each): SIZE when
+    /// Appends to `out` the MAIL FROM parameters for this server (with a leading space
+    /// each): SIZE when
     /// offered, BODY=8BITMIME and SMTPUTF8 when the sender declared them and the server
     /// offers them. Without the extension, a message that really needs it fails with
     /// 5.6.3 (8-bit data, RFC 6152 §3) or 5.6.7 (UTF-8 addresses or headers, RFC 6531
     /// §3.2); one that was declared but is plain ASCII goes as it is.
     async fn mail_parameters(
         &self,
+        out: &mut String,
         sender: &str,
         recipients: &[impl AsRef<str>],
         options: MailOptions,
         data: &MessageData,
-    ) -> Result<String, ClientError> {
+    ) -> Result<(), ClientError> {
         let unreadable = |e: std::io::Error| self.spool_read_error(e);
         let unsupported = |status, extension, why| ClientError::Unsupported {
             status,
@@ -27,20 +31,19 @@ impl SmtpConnection {
             peer: self.peer.clone(),
             why,
         };
-        let mut params = String::new();
         if self.caps.size.is_some() {
-            params.push_str(&format!(" SIZE={}", data.len()));
+            let _ = write!(out, " SIZE={}", data.len());
         }
         if options.eight_bit_mime {
             if self.caps.eight_bit_mime {
-                params.push_str(" BODY=8BITMIME");
+                out.push_str(" BODY=8BITMIME");
             } else if !data.is_ascii().await.map_err(unreadable)? {
                 return Err(unsupported(MESSAGE_NEEDS_8BIT, "8BITMIME", "8-bit data"));
             }
         }
         if options.smtputf8 {
             if self.caps.smtputf8 {
-                params.push_str(" SMTPUTF8");
+                out.push_str(" SMTPUTF8");
             } else if !sender.is_ascii() || recipients.iter().any(|r| !r.as_ref().is_ascii()) {
                 return Err(unsupported(
                     MESSAGE_NEEDS_UTF8,
@@ -51,7 +54,7 @@ impl SmtpConnection {
                 return Err(unsupported(MESSAGE_NEEDS_UTF8, "SMTPUTF8", "UTF-8 headers"));
             }
         }
-        Ok(params)
+        Ok(())
     }
 
     /// The queued message could not be read (a body file vanished or a disk error).
@@ -94,32 +97,29 @@ impl SmtpConnection {
         options: MailOptions,
         data: &MessageData,
     ) -> Result<Vec<ServerReply>, ClientError> {
-        let mail_params = self
-            .mail_parameters(sender, recipients, options, data)
-            .await?;
         // A reused connection is reset first; with PIPELINING the RSET rides in the same
-        // write as the envelope, so reuse costs no extra round trip.
+        // write as the envelope, so reuse costs no extra round trip. The envelope is built
+        // in one buffer: RSET, MAIL FROM with its parameters, each RCPT TO.
         let reset = self.transactions > 0;
+        let mut envelope = String::with_capacity(96 + sender.len() + recipients.len() * 48);
+        if reset && self.caps.pipelining {
+            envelope.push_str("RSET\r\n");
+        }
+        let _ = write!(envelope, "MAIL FROM:<{sender}>");
+        self.mail_parameters(&mut envelope, sender, recipients, options, data)
+            .await?;
+        envelope.push_str("\r\n");
         if reset && !self.caps.pipelining {
             self.expect_rset(b"RSET\r\n").await?;
         }
         self.transactions += 1;
-        let mut envelope = String::with_capacity(64 + recipients.len() * 40);
-        if reset && self.caps.pipelining {
-            envelope.push_str("RSET\r\n");
-        }
-        envelope.push_str(&format!("MAIL FROM:<{sender}>{mail_params}\r\n"));
-        let rcpt_lines: Vec<String> = recipients
-            .iter()
-            .map(|r| format!("RCPT TO:<{}>\r\n", r.as_ref()))
-            .collect();
 
         if self.use_chunking && self.caps.chunking && self.caps.pipelining {
-            return self.send_bdat(envelope, &rcpt_lines, reset, data).await;
+            return self.send_bdat(envelope, recipients, reset, data).await;
         }
         let (mail, rcpts, data_reply) = if self.caps.pipelining {
-            for line in &rcpt_lines {
-                envelope.push_str(line);
+            for recipient in recipients {
+                push_rcpt(&mut envelope, recipient.as_ref());
             }
             envelope.push_str("DATA\r\n");
             if reset {
@@ -139,7 +139,9 @@ impl SmtpConnection {
             let mail = self.read_reply("MAIL").await?;
             let mut rcpts = Vec::with_capacity(recipients.len());
             if mail.is_positive() {
-                for line in &rcpt_lines {
+                for recipient in recipients {
+                    let mut line = String::with_capacity(16 + recipient.as_ref().len());
+                    push_rcpt(&mut line, recipient.as_ref());
                     self.write(line.as_bytes(), "RCPT").await?;
                     rcpts.push(self.read_reply("RCPT").await?);
                 }
@@ -189,19 +191,20 @@ impl SmtpConnection {
     async fn send_bdat(
         &mut self,
         mut envelope: String,
-        rcpt_lines: &[String],
+        recipients: &[impl AsRef<str>],
         reset: bool,
         data: &MessageData,
     ) -> Result<Vec<ServerReply>, ClientError> {
-        for line in rcpt_lines {
-            envelope.push_str(line);
+        for recipient in recipients {
+            push_rcpt(&mut envelope, recipient.as_ref());
         }
-        envelope.push_str(&format!("BDAT {} LAST\r\n", data.len()));
+        let _ = write!(envelope, "BDAT {} LAST\r\n", data.len());
         // The envelope and the first piece of data go in one write; a small message is
         // one write in all.
         let mut chunks = data.chunks();
         let mut wire = envelope.into_bytes();
         if let Some(first) = chunks.next().await.map_err(|e| self.spool_read_error(e))? {
+            wire.reserve_exact(first.len());
             wire.extend_from_slice(&first);
         }
         if reset {
@@ -216,8 +219,8 @@ impl SmtpConnection {
             self.write(&chunk, "BDAT").await?;
         }
         let mail = self.read_reply("MAIL").await?;
-        let mut results = Vec::with_capacity(rcpt_lines.len());
-        for _ in rcpt_lines {
+        let mut results = Vec::with_capacity(recipients.len());
+        for _ in recipients {
             results.push(self.read_reply("RCPT").await?);
         }
         let accepted: Vec<usize> = (0..results.len())
@@ -225,7 +228,7 @@ impl SmtpConnection {
             .collect();
         if !mail.is_positive() {
             self.read_reply("BDAT").await?;
-            return Ok(vec![mail; rcpt_lines.len()]);
+            return Ok(vec![mail; recipients.len()]);
         }
         if self.lmtp && !accepted.is_empty() {
             for &i in &accepted {
@@ -263,4 +266,11 @@ impl SmtpConnection {
             Err(self.refused("RSET", rset))
         }
     }
+}
+
+/// Appends `RCPT TO:<recipient>` and its line end to `out`.
+fn push_rcpt(out: &mut String, recipient: &str) {
+    out.push_str("RCPT TO:<");
+    out.push_str(recipient);
+    out.push_str(">\r\n");
 }
