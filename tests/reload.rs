@@ -81,6 +81,42 @@ async fn sighup_applies_relay_domains_transport_and_limits_to_new_sessions() {
     assert!(sink::stored(&dir.path().join("first")).is_empty());
 }
 
+/// With one arbiter, the sessions before and after the reload are accepted by the same
+/// Listener, which keeps the sessions' shared context between connections: the reload
+/// must replace it, or new sessions would go on with the old limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reaches_new_sessions_of_the_listener_that_served_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink::start(&dir.path().join("sink")).await;
+    let port = sink.local_addrs()[0].port();
+    let h = Hermod::start(dir.path(), &config("same.test", port, 100, 1)).await;
+    let mut before = Client::connect(h.addr).await;
+    assert!(
+        before
+            .cmd("MAIL FROM:<a@sender.test>")
+            .await
+            .starts_with("250")
+    );
+    assert!(before.cmd("RCPT TO:<x@same.test>").await.starts_with("250"));
+    assert!(before.cmd("RCPT TO:<y@same.test>").await.starts_with("250"));
+
+    h.rewrite_config(&config("same.test", port, 1, 1));
+    h.hangup();
+    h.wait_log("configuration reloaded", Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("{}", h.logs().join("\n")));
+    let mut after = Client::connect(h.addr).await;
+    assert!(
+        after
+            .cmd("MAIL FROM:<a@sender.test>")
+            .await
+            .starts_with("250")
+    );
+    assert!(after.cmd("RCPT TO:<x@same.test>").await.starts_with("250"));
+    let limited = after.cmd("RCPT TO:<y@same.test>").await;
+    assert!(limited.starts_with("452 4.5.3"), "{limited}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_with_a_broken_file_keeps_the_running_configuration() {
     let dir = tempfile::tempdir().unwrap();
