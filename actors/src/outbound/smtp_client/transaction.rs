@@ -174,16 +174,8 @@ impl SmtpConnection {
             return Ok(results);
         }
         self.write_stuffed(data).await?;
-        if self.lmtp {
-            for &i in &accepted {
-                results[i] = self.read_reply("end of data").await?;
-            }
-        } else {
-            let reply = self.read_reply("end of data").await?;
-            for &i in &accepted {
-                results[i] = reply.clone();
-            }
-        }
+        self.read_final_replies("end of data", &accepted, &mut results)
+            .await?;
         Ok(results)
     }
 
@@ -230,17 +222,30 @@ impl SmtpConnection {
             self.read_reply("BDAT").await?;
             return Ok(vec![mail; recipients.len()]);
         }
+        self.read_final_replies("BDAT", &accepted, &mut results)
+            .await?;
+        Ok(results)
+    }
+
+    /// The replies to the end of the message: with LMTP one per accepted recipient, with
+    /// SMTP one for all of them (and one when none was accepted, as a BDAT still gets).
+    async fn read_final_replies(
+        &mut self,
+        stage: &'static str,
+        accepted: &[usize],
+        results: &mut [ServerReply],
+    ) -> Result<(), ClientError> {
         if self.lmtp && !accepted.is_empty() {
-            for &i in &accepted {
-                results[i] = self.read_reply("BDAT").await?;
+            for &i in accepted {
+                results[i] = self.read_reply(stage).await?;
             }
         } else {
-            let reply = self.read_reply("BDAT").await?;
-            for &i in &accepted {
+            let reply = self.read_reply(stage).await?;
+            for &i in accepted {
                 results[i] = reply.clone();
             }
         }
-        Ok(results)
+        Ok(())
     }
 
     /// A pipelined DATA the server accepted (354) although no transaction is open for it
