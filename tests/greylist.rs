@@ -119,7 +119,12 @@ async fn postfix_retries_a_greylisted_message_on_its_own() {
 }
 
 /// A private Postfix instance: its own configuration directory, queue and data
-/// directory, a relayhost, and retries every second.
+/// directory, a relayhost, and a queue scan every second with retries after 2 to 3 s.
+///
+/// The backoff is not 1 s: Postfix's queue manager then can take a deferred message back
+/// while its smtp process still holds the file's lock, logs "skipped, still being
+/// delivered", and leaves the message in the active queue until it restarts (a CI run
+/// waited 60 s for that retry).
 struct Postfix {
     config_dir: std::path::PathBuf,
     log: std::path::PathBuf,
@@ -173,8 +178,8 @@ impl Postfix {
         let main = format!(
             "compatibility_level = 3.6\nqueue_directory = {}\ndata_directory = {}\nmail_owner = postfix\nsetgid_group = postdrop\n\
              inet_interfaces = loopback-only\ninet_protocols = ipv4\nmydestination =\nmyhostname = upstream.test\n\
-             relayhost = [127.0.0.1]:{relay_port}\nmaillog_file = {}\nmaillog_file_prefixes = {}\nqueue_run_delay = 1s\nminimal_backoff_time = 1s\n\
-             maximal_backoff_time = 2s\nsmtp_tls_security_level = none\nalias_maps =\nalias_database =\n",
+             relayhost = [127.0.0.1]:{relay_port}\nmaillog_file = {}\nmaillog_file_prefixes = {}\nqueue_run_delay = 1s\nminimal_backoff_time = 2s\n\
+             maximal_backoff_time = 3s\nsmtp_tls_security_level = none\nalias_maps =\nalias_database =\n",
             queue.display(),
             data.display(),
             log.display(),
