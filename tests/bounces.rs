@@ -46,7 +46,7 @@ async fn undeliverable_bounce_goes_to_the_postmaster() {
     assert!(
         h.wait_log(
             "undeliverable bounce reported to the postmaster",
-            Duration::ZERO
+            Duration::from_secs(5)
         )
         .await
         .is_some()

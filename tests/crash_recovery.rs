@@ -30,6 +30,23 @@ async fn delivered_mail_is_not_delivered_again_after_kill_of_an_idle_server() {
             .len(),
         n
     );
+    // Every report has reached the Queue (the sink stores a message before its 250, so
+    // the sink alone does not say so).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while h
+        .logs()
+        .iter()
+        .filter(|l| l.contains("status=\"sent\""))
+        .count()
+        < n
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            h.logs().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Idle now: no accepted message will carry the removals to disk.
     tokio::time::sleep(Duration::from_secs(1)).await;
     h.kill().await;

@@ -85,7 +85,7 @@ async fn low_disk_refuses_mail_before_data_and_recovers_by_itself() {
     assert!(
         h.wait_log(
             "spool free space below queue.min_free_space",
-            Duration::ZERO
+            Duration::from_secs(5)
         )
         .await
         .is_some()
@@ -97,7 +97,7 @@ async fn low_disk_refuses_mail_before_data_and_recovers_by_itself() {
         "250 2.1.0 Sender ok"
     );
     assert!(
-        h.wait_log("taking mail again", Duration::from_secs(1))
+        h.wait_log("taking mail again", Duration::from_secs(5))
             .await
             .is_some()
     );
@@ -158,7 +158,7 @@ async fn start_up_on_a_full_disk_delivers_the_queue_and_refuses_new_mail() {
     let _sink = sink::start_on(&dir.path().join("sink"), port).await;
     h.restart().await;
     assert!(
-        h.wait_log("spool disk full at start-up", Duration::ZERO)
+        h.wait_log("spool disk full at start-up", Duration::from_secs(5))
             .await
             .is_some(),
         "{}",

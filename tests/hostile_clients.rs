@@ -44,7 +44,7 @@ async fn trickling_client_is_cut_at_the_command_deadline() {
         "{transcript}"
     );
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(5), "cut after {took:?}");
+    assert!(took < Duration::from_secs(10), "cut after {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +77,7 @@ async fn trickling_data_is_cut_at_the_data_deadline() {
         "{transcript}"
     );
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(5), "cut after {took:?}");
+    assert!(took < Duration::from_secs(8), "cut after {took:?}");
     assert!(
         h.wait_log("message accepted", Duration::ZERO)
             .await

@@ -276,7 +276,7 @@ async fn a_suspended_destination_waits_until_it_is_resumed_or_its_time_is_up() {
     stdout(&queue(
         dir.path(),
         &hermod,
-        &["suspend", "origin.test", "--for", "2s"],
+        &["suspend", "origin.test", "--for", "5s"],
     ));
     let mut client = Client::connect(hermod.addr).await;
     client
@@ -289,7 +289,7 @@ async fn a_suspended_destination_waits_until_it_is_resumed_or_its_time_is_up() {
     client.cmd("QUIT").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink::stored(&sink_dir).len(), 1);
-    let stored = sink::wait_stored(&sink_dir, 2, Duration::from_secs(10)).await;
+    let stored = sink::wait_stored(&sink_dir, 2, Duration::from_secs(15)).await;
     assert_eq!(stored.len(), 2, "{}", hermod.logs().join("\n"));
     let none: serde_json::Value =
         serde_json::from_str(&stdout(&queue(dir.path(), &hermod, &["suspensions"]))).unwrap();

@@ -153,15 +153,18 @@ async fn dead_next_hop_is_backed_off_not_hammered() {
             )
             .await,
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if i == 1 {
+            // Two refused connections mark the hop down; the next two messages come
+            // after that (sent at once, a third attempt could race the marking).
+            assert!(
+                h.wait_log("next hop is down; backing off", WAIT)
+                    .await
+                    .is_some(),
+                "{}",
+                h.logs().join("\n")
+            );
+        }
     }
-    assert!(
-        h.wait_log("next hop is down; backing off", WAIT)
-            .await
-            .is_some(),
-        "{}",
-        h.logs().join("\n")
-    );
     assert!(
         h.wait_log("next hop is down; holding its mail", WAIT)
             .await

@@ -422,7 +422,7 @@ async fn openssl_verifies_the_chain_and_failed_handshakes_are_named() {
     let relay = s.sink.local_addrs()[0];
     let config = config(&s.server, relay, "").replace(
         "reload_check_interval = \"1s\"",
-        "reload_check_interval = \"1s\"\nhandshake_timeout = \"1s\"",
+        "reload_check_interval = \"1s\"\nhandshake_timeout = \"3s\"",
     );
     let hermod = Hermod::start_listening(s.dir.path(), &config, &[]).await;
     let out = s_client(

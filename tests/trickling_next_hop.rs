@@ -50,5 +50,5 @@ async fn trickling_next_hop_is_cut_at_the_reply_deadline() {
         "{line}"
     );
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(6), "cut after {took:?}");
+    assert!(took < Duration::from_secs(15), "cut after {took:?}");
 }

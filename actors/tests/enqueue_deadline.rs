@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use common::watched_spool::WatchedSpool;
-use common::{JobLog, enqueue, queue, settings, started};
+use common::{JobLog, enqueue, jobs_hold, queue, settings, spool_holds, started};
 use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
 use hermod_actors::queue::{Intake, Queue};
 use hermod_actors::store::spool::Spool;
@@ -41,17 +41,19 @@ fn start(
 #[actix::test]
 async fn a_commit_past_the_deadline_is_refused_removed_and_never_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let (_queue, intake, spool, ids, jobs) = start(dir.path(), Duration::from_millis(500));
+    let (_queue, intake, spool, ids, jobs) = start(dir.path(), Duration::from_secs(2));
     let started = Instant::now();
     let answer = enqueue(&intake, &ids, Duration::from_millis(100)).await;
     let error = answer.expect_err("a commit slower than the deadline must be refused");
     assert!(error.0.contains("in time"), "{error}");
     assert!(
-        started.elapsed() < Duration::from_millis(450),
+        started.elapsed() < Duration::from_millis(1500),
         "answered at the deadline, not when the disk was done"
     );
-    // Once the slow flush is over, nothing of the message is left or dispatched.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Once the slow flush is over, nothing of the message is left or dispatched (the
+    // removal waits for the writer thread, behind the slow flush).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    spool_holds(spool.as_ref(), 0).await;
     spool.flush().unwrap();
     assert!(spool.recover().unwrap().is_empty());
     assert!(jobs.lock().unwrap().is_empty());
@@ -68,7 +70,7 @@ async fn a_message_arriving_after_its_deadline_is_not_written() {
     let id = enqueue(&intake, &ids, Duration::from_secs(10))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    jobs_hold(&jobs, 1).await;
     assert_eq!(*jobs.lock().unwrap(), [id]);
     assert_eq!(spool.recover().unwrap().len(), 1);
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use common::watched_spool::WatchedSpool;
-use common::{JobLog, enqueue, queue, settings, started};
+use common::{JobLog, enqueue, jobs_hold, queue, settings, spool_holds, started};
 use hermod_actors::outbound::delivery::{Deliver, DeliveryReport, Outcome, QueueLink};
 use hermod_actors::protocol::status::Status;
 use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
@@ -63,23 +63,6 @@ async fn stats_until(queue: &Addr<Queue>, done: impl Fn(&QueueStats) -> bool) ->
         assert!(
             Instant::now() < deadline,
             "stats never got there: {stats:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until the spool holds `count` messages. Removals go to the writer thread and the
-/// Queue does not wait for them: the spool has them once the writer has had its turn.
-async fn spool_holds(spool: &dyn Spool, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let held = spool.recover().unwrap().len();
-        if held == count {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the spool holds {held} messages, not {count}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -188,6 +171,7 @@ async fn recovery_holds_only_what_is_due_and_finishes_what_is_final() {
         (3, 1, 2),
         "{stats:?}"
     );
+    jobs_hold(&jobs, 1).await;
     assert_eq!(*jobs.lock().unwrap(), [QueueId(1)]);
     spool_holds(spool.as_ref(), 3).await;
 }
@@ -212,6 +196,8 @@ async fn message_data_in_flight_is_bounded_in_bytes() {
     // Each message is 17 octets. A message goes while the total is under the limit (so
     // one larger than the limit still goes alone): 0 and 17 are, 34 is not.
     let stats = stats_until(&queue, |s| s.messages == 3).await;
+    jobs_hold(&jobs, 2).await;
+    // And no third one follows.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(jobs.lock().unwrap().len(), 2, "{stats:?}");
     assert_eq!(queue.send(GetStats).await.unwrap().in_flight, 2);

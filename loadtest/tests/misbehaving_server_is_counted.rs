@@ -52,7 +52,7 @@ async fn run_against(behaviour: Behaviour) -> Report {
         server: addr,
         connections: 2,
         messages: Some(6),
-        command_timeout: Duration::from_millis(300),
+        command_timeout: Duration::from_secs(2),
         ..SendConfig::default()
     };
     tokio::time::timeout(Duration::from_secs(20), send::run(config))

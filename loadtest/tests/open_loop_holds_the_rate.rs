@@ -21,9 +21,9 @@ async fn open_loop_holds_the_rate() {
     let report = send::run(config).await.unwrap();
     sink.shutdown().await;
     assert_eq!(report.accepted, 200, "{report}");
-    assert!((report.elapsed_s - 1.0).abs() < 0.2, "{report}");
+    assert!((report.elapsed_s - 1.0).abs() < 0.5, "{report}");
     let schedule = report.schedule.expect("open loop reports its schedule");
-    assert!(schedule.behind_ms.p50 < 5.0, "{schedule:?}");
+    assert!(schedule.behind_ms.p50 < 20.0, "{schedule:?}");
     // A sink that keeps up leaves most messages on time: the timer's 1 ms ticks alone
     // must not count as late (a stall of the loaded test machine may).
     assert!(schedule.late < report.accepted / 4, "{schedule:?}");

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A running hermod.
@@ -18,6 +19,9 @@ pub struct Hermod {
     /// Every SMTP listener: its kind and address.
     pub listeners: Vec<(String, SocketAddr)>,
     logs: Arc<Mutex<Vec<String>>>,
+    /// The threads reading its stdout and stderr: joined once it has exited, so every
+    /// line it wrote is in `logs` before a test reads them.
+    readers: Vec<JoinHandle<()>>,
     config_path: PathBuf,
     data_dir: PathBuf,
 }
@@ -80,13 +84,14 @@ impl Hermod {
             command.env(k, v);
         }
         let mut child = command.spawn().expect("starting hermod");
-        let logs = collect_output(&mut child);
+        let (logs, readers) = collect_output_with_readers(&mut child);
         let mut hermod = Hermod {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: None,
             listeners: Vec::new(),
             logs,
+            readers,
             config_path,
             data_dir,
         };
@@ -197,6 +202,10 @@ impl Hermod {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // The pipes are closed now; what was in them is read to the end.
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
                 return status.code();
             }
             if Instant::now() > deadline {
@@ -232,6 +241,14 @@ fn field(line: &str, name: &str) -> Option<String> {
 
 /// The lines `child` writes to its stdout and stderr (both piped), gathered as they come.
 pub fn collect_output(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+    collect_output_with_readers(child).0
+}
+
+/// [`collect_output`], with the reader threads, which end when the child's pipes close.
+fn collect_output_with_readers(
+    child: &mut Child,
+) -> (Arc<Mutex<Vec<String>>>, Vec<JoinHandle<()>>) {
+    let mut readers = Vec::new();
     let logs = Arc::new(Mutex::new(Vec::new()));
     let stdout = child
         .stdout
@@ -243,13 +260,13 @@ pub fn collect_output(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
         .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
     for pipe in [stdout, stderr].into_iter().flatten() {
         let logs = logs.clone();
-        std::thread::spawn(move || {
+        readers.push(std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 logs.lock().unwrap().push(line);
             }
-        });
+        }));
     }
-    logs
+    (logs, readers)
 }
 
 impl Hermod {

@@ -29,3 +29,23 @@ pub fn python3() -> &'static str {
         "python3"
     }
 }
+
+/// Asserts that `text` holds `before` followed by "try again in N seconds" with N at most
+/// `full` and at most 10 below it: a rate limit's wait counts down from the first counted
+/// command, and on a slow machine a second or more can pass before the refused one.
+pub fn assert_retry_in(text: &str, before: &str, full: u64) {
+    let start = text
+        .find(before)
+        .unwrap_or_else(|| panic!("{before:?} in {text}"));
+    let rest = &text[start + before.len()..];
+    let seconds: u64 = rest
+        .strip_prefix("try again in ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a wait in seconds after {before:?} in {text}"));
+    assert!(
+        (full.saturating_sub(10)..=full).contains(&seconds),
+        "{seconds} s, not about {full}: {text}"
+    );
+    assert!(rest.contains(&format!("{seconds} seconds")), "{text}");
+}

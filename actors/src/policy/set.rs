@@ -175,7 +175,7 @@ mod tests {
             ask: Fixed(verdict, Duration::from_millis(pause_ms))
                 .start()
                 .recipient(),
-            deadline: Duration::from_millis(200),
+            deadline: Duration::from_secs(1),
             fail_open,
         }
     }

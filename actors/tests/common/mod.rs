@@ -6,7 +6,7 @@
 pub mod watched_spool;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use hermod_actors::outbound::delivery::Deliver;
@@ -110,4 +110,38 @@ pub fn started((queue, committer): (Queue, Committer)) -> (Addr<Queue>, Intake) 
     let queue = queue.start();
     let intake = Intake::new(committer, queue.clone().recipient());
     (queue, intake)
+}
+
+/// Waits until the spool holds `count` messages. Removals go to the writer thread and the
+/// Queue does not wait for them: the spool has them once the writer has had its turn.
+pub async fn spool_holds(spool: &dyn Spool, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let held = spool.recover().unwrap().len();
+        if held == count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spool holds {held} messages, not {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `jobs` (a [`JobLog`]'s record) holds `count` jobs: the Queue sends them
+/// and does not wait for the stand-in to have taken them.
+pub async fn jobs_hold(jobs: &Mutex<Vec<QueueId>>, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let held = jobs.lock().unwrap().len();
+        if held == count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{held} jobs handed out, not {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
