@@ -154,8 +154,9 @@ async fn dead_next_hop_is_backed_off_not_hammered() {
             .await,
         );
         if i == 1 {
-            // Two refused connections mark the hop down; the next two messages come
-            // after that (sent at once, a third attempt could race the marking).
+            // Two refused connections mark the hop down; the other two messages come
+            // after that (sent right behind, the third could be tried before the
+            // second failure has marked the hop down).
             assert!(
                 h.wait_log("next hop is down; backing off", WAIT)
                     .await

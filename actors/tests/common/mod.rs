@@ -115,33 +115,32 @@ pub fn started((queue, committer): (Queue, Committer)) -> (Addr<Queue>, Intake) 
 /// Waits until the spool holds `count` messages. Removals go to the writer thread and the
 /// Queue does not wait for them: the spool has them once the writer has had its turn.
 pub async fn spool_holds(spool: &dyn Spool, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let held = spool.recover().unwrap().len();
-        if held == count {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the spool holds {held} messages, not {count}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(|| match spool.recover().unwrap().len() {
+        held if held == count => Ok(()),
+        held => Err(format!("the spool holds {held} messages, not {count}")),
+    })
+    .await
 }
 
 /// Waits until `jobs` (a [`JobLog`]'s record) holds `count` jobs: the Queue sends them
 /// and does not wait for the stand-in to have taken them.
 pub async fn jobs_hold(jobs: &Mutex<Vec<QueueId>>, count: usize) {
+    eventually(|| match jobs.lock().unwrap().len() {
+        held if held == count => Ok(()),
+        held => Err(format!("{held} jobs handed out, not {count}")),
+    })
+    .await
+}
+
+/// Polls `check` until it passes; fails the test with its last complaint after 10 s
+/// (what another thread or actor does has no other signal a test could wait on).
+async fn eventually(mut check: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let held = jobs.lock().unwrap().len();
-        if held == count {
-            return;
+        match check() {
+            Ok(()) => return,
+            Err(why) => assert!(Instant::now() < deadline, "{why}"),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{held} jobs handed out, not {count}"
-        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
