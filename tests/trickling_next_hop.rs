@@ -50,5 +50,6 @@ async fn trickling_next_hop_is_cut_at_the_reply_deadline() {
         "{line}"
     );
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(15), "cut after {took:?}");
+    // Cut at the 2 s reply deadline, well before the job's budget (12 s here).
+    assert!(took < Duration::from_secs(9), "cut after {took:?}");
 }
