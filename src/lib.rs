@@ -5,7 +5,10 @@
 //!
 //! - [`admin`]: the admin HTTP server: health, statistics, Prometheus metrics,
 //!   maintenance mode.
-//! - [`cli`]: the commands (`serve`, `route`), one file each.
+//! - [`cli`]: the commands (`serve`, `route`, `queue`, `user`, `auth`, `maintenance`,
+//!   `dkim`), one file each.
+//! - [`escape`]: text a peer wrote, with its control characters escaped for logs and
+//!   the terminal.
 //! - [`config`]: one file per section: each setting declared once (key, default,
 //!   environment name, checks), and the settings each actor is built from; loading,
 //!   environment overrides and validation.
@@ -17,6 +20,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod escape;
 pub mod logging;
 pub mod reload;
 pub mod wiring;

@@ -3,7 +3,8 @@
 //! [`status_page`] (`/`, the live status page),
 //! [`health`] (`/health`), [`stats`] (`/stats`, `/api/queue/stats`), [`metrics`]
 //! (`/metrics`), [`maintenance`] (`/api/maintenance`), [`queue`] (`/api/queue`: list,
-//! show, flush, hold, release, delete, bounce), [`suspensions`] (`/api/suspensions`). Requests reach the actors as
+//! show, flush, hold, release, delete, bounce), [`suspensions`] (`/api/suspensions`), [`users`] (`/api/users`), [`auth_lockouts`]
+//! (`/api/auth/lockouts`, `/api/auth/unlock`). Requests reach the actors as
 //! messages with a deadline ([`ASK_TIMEOUT`]): a busy Queue gives a 503 with the reason,
 //! never a request that hangs. [`auth`] checks the bearer token.
 
@@ -23,6 +24,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
 pub mod auth;
+pub mod auth_lockouts;
 pub mod destinations;
 pub mod health;
 pub mod maintenance;
@@ -66,6 +68,8 @@ pub struct AdminState {
     pub destinations: destinations::Cache,
     /// The AUTH users (`hermod user` while hermod runs).
     pub users: hermod_actors::store::users::UserStore,
+    /// AUTH's failure counts (`hermod auth lockouts|unlock`); `None` when AUTH is off.
+    pub auth: Option<Arc<hermod_actors::inbound::auth::Authenticator>>,
 }
 
 impl AdminState {
@@ -146,6 +150,8 @@ pub fn start(
             .route("/metrics", web::get().to(metrics::get))
             .route("/api/maintenance", web::get().to(maintenance::get))
             .route("/api/maintenance", web::put().to(maintenance::put))
+            .route("/api/auth/lockouts", web::get().to(auth_lockouts::list))
+            .route("/api/auth/unlock", web::post().to(auth_lockouts::unlock))
             .route("/api/users", web::get().to(users::list))
             .route("/api/users", web::post().to(users::add))
             .route("/api/users/{name}", web::patch().to(users::change))

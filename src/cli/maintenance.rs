@@ -29,11 +29,14 @@ pub fn run(config: Option<PathBuf>, state: State, persist: bool) -> ExitCode {
     );
     match actix::System::new().block_on(call) {
         Ok(answer) => {
-            println!("{answer}");
+            println!("{}", super::printable(&answer));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("hermod maintenance: {e:#}");
+            eprintln!(
+                "hermod maintenance: {}",
+                super::printable(&format!("{e:#}"))
+            );
             ExitCode::from(1)
         }
     }

@@ -1,6 +1,8 @@
 //! The command line: `hermod [serve]` runs the server (or checks its configuration with
-//! `--validate-only`), `hermod route DOMAIN` explains where mail for a domain goes. Each
-//! command is a file; `main` only parses and dispatches.
+//! `--validate-only`), `hermod route DOMAIN` explains where mail for a domain goes,
+//! `queue`, `user`, `auth`, `maintenance` and `dkim` act on a running hermod or its data.
+//! Each command is a file; `main` only parses and dispatches. Everything printed that a
+//! peer may have written goes through [`printable`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,6 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config, ConfigIssue};
 
 pub mod admin_client;
+pub mod auth;
 pub mod dkim;
 pub mod maintenance;
 pub mod queue;
@@ -66,6 +69,9 @@ enum Command {
     /// The AUTH users: add, passwd, del, list, disable, enable, senders (in the data
     /// directory, or through the running hermod's admin API).
     User(user::UserArgs),
+    /// AUTH lock-outs in the running hermod: `lockouts` lists them, `unlock ADDRESS`
+    /// lifts one.
+    Auth(auth::AuthArgs),
     /// DKIM keys: `keygen` makes one and prints the DNS record to publish.
     Dkim(dkim::DkimArgs),
     /// Turn maintenance mode on or off in the running hermod: while on, new SMTP
@@ -91,6 +97,7 @@ impl Cli {
             Command::Queue(args) => queue::run(args),
             Command::User(args) => user::run(args),
             Command::Dkim(args) => dkim::run(args),
+            Command::Auth(args) => auth::run(args),
             Command::Maintenance {
                 state,
                 persist,
@@ -118,6 +125,13 @@ fn invalid(issues: Vec<ConfigIssue>) -> ExitCode {
         eprintln!("  {issue}");
     }
     ExitCode::from(1)
+}
+
+/// `text` with every control character escaped (C0 but for newline and tab, DEL, C1,
+/// and the Unicode line and paragraph separators), so that a sender's subject or a next
+/// hop's reply cannot clear the operator's screen, hide text or forge output lines.
+pub fn printable(text: &str) -> String {
+    crate::escape::escape_controls(text, true).into_owned()
 }
 
 /// Loads the configuration for a command that needs nothing else from it.

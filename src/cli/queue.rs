@@ -177,7 +177,7 @@ pub fn run(args: QueueArgs) -> ExitCode {
     let call = super::admin_client::call(&config, method, &path, body);
     match actix::System::new().block_on(call) {
         Ok(text) if json => {
-            println!("{text}");
+            println!("{}", super::printable(&text));
             ExitCode::SUCCESS
         }
         Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
@@ -186,12 +186,12 @@ pub fn run(args: QueueArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(_) => {
-                println!("{text}");
+                println!("{}", super::printable(&text));
                 ExitCode::SUCCESS
             }
         },
         Err(e) => {
-            eprintln!("hermod queue: {e:#}");
+            eprintln!("hermod queue: {}", super::printable(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
@@ -202,6 +202,11 @@ fn action_path(action: &str, target: &Target) -> String {
         Some(id) => format!("/api/queue/{}/{action}", encode(id)),
         None => format!("/api/queue/{action}{}", target.filter.query()),
     }
+}
+
+/// A value of the listing on one line, its control characters escaped.
+fn one_line(value: &str) -> std::borrow::Cow<'_, str> {
+    crate::escape::escape_controls(value, false)
 }
 
 /// A listing page as `mailq` prints its queue.
@@ -219,31 +224,34 @@ fn mailq(page: &serde_json::Value) -> String {
         } else {
             " "
         };
-        let sender = m["sender"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("<>");
+        let sender = one_line(
+            m["sender"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("<>"),
+        );
         out.push_str(&format!(
             "{}{held} {:>8} {:>20} {sender}\n",
-            m["id"].as_str().unwrap_or("?"),
+            one_line(m["id"].as_str().unwrap_or("?")),
             m["size"],
             m["arrival"].as_str().unwrap_or("?"),
         ));
         for r in m["recipients"].as_array().into_iter().flatten() {
             if let Some(reply) = r["last_reply"].as_str() {
-                out.push_str(&format!("        ({reply})\n"));
+                out.push_str(&format!("        ({})\n", one_line(reply)));
             }
             out.push_str(&format!(
                 "                                         {} [{}]\n",
-                r["address"].as_str().unwrap_or("?"),
-                r["state"].as_str().unwrap_or("?"),
+                one_line(r["address"].as_str().unwrap_or("?")),
+                one_line(r["state"].as_str().unwrap_or("?")),
             ));
         }
         out.push('\n');
     }
     if let Some(next) = page["next"].as_str() {
         out.push_str(&format!(
-            "-- more: list the next page with --after {next}\n"
+            "-- more: list the next page with --after {}\n",
+            one_line(next)
         ));
     }
     out.push_str(&format!("-- {} message(s) listed\n", messages.len()));

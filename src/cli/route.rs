@@ -29,11 +29,11 @@ pub fn run(config: Option<PathBuf>, domain: &str) -> ExitCode {
     };
     match runtime.block_on(explain(&config, domain)) {
         Ok(text) => {
-            print!("{text}");
+            print!("{}", super::printable(&text));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            println!("{e:#}");
+            println!("{}", super::printable(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }

@@ -87,11 +87,11 @@ pub fn run(args: UserArgs) -> ExitCode {
     };
     match execute(args.action, config) {
         Ok(text) => {
-            print!("{text}");
+            print!("{}", super::printable(&text));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("hermod user: {e:#}");
+            eprintln!("hermod user: {}", super::printable(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }

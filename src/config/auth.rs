@@ -25,6 +25,14 @@ pub struct AuthConfig {
     /// How long a failed attempt counts toward `max_failures`.
     #[serde(with = "super::duration")]
     pub failure_window: Duration,
+    /// The prefix length an IPv6 client is counted by for the lock-out (64: its /64).
+    pub ipv6_prefix: u8,
+    /// Failed logins for one user name (from any address) within `failure_window` after
+    /// which its checks are paced, one per `user_failure_delay`; 0: never.
+    pub user_max_failures: u32,
+    /// The time between two checks of a paced user name.
+    #[serde(with = "super::duration")]
+    pub user_failure_delay: Duration,
     /// Memory of a new password hash in KiB (Argon2id `m`; default 19456, OWASP's).
     pub argon2_memory_kib: u32,
     /// Passes of a new password hash (Argon2id `t`).
@@ -44,6 +52,9 @@ impl Default for AuthConfig {
             require_auth_for_relay: false,
             max_failures: 5,
             failure_window: Duration::from_secs(600),
+            ipv6_prefix: 64,
+            user_max_failures: 20,
+            user_failure_delay: Duration::from_secs(2),
             argon2_memory_kib: cost.memory_kib,
             argon2_iterations: cost.iterations,
             argon2_parallelism: cost.parallelism,
@@ -66,6 +77,12 @@ impl Section for AuthConfig {
             &[("auth.max_failures", u64::from(self.max_failures))],
         );
         longer_than_zero(issues, &[("auth.failure_window", self.failure_window)]);
+        if !(16..=128).contains(&self.ipv6_prefix) {
+            issues.push(ConfigIssue::new(
+                "auth.ipv6_prefix",
+                format!("{} is not a prefix length from 16 to 128", self.ipv6_prefix),
+            ));
+        }
         if let Err(e) = self.hash_cost().check() {
             issues.push(ConfigIssue::new("auth.argon2_memory_kib", e));
         }
@@ -87,6 +104,9 @@ impl AuthConfig {
         AuthLimits {
             max_failures: self.max_failures,
             failure_window: self.failure_window,
+            ipv6_prefix: self.ipv6_prefix,
+            user_max_failures: self.user_max_failures,
+            user_failure_delay: self.user_failure_delay,
             verify_concurrency: match self.verify_concurrency {
                 0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
                 n => n,

@@ -1,18 +1,26 @@
 //! Log output: text for a terminal, or one JSON object per line for log shippers
 //! (`SMTP_ENABLE_JSON_LOGGING=true`). `RUST_LOG` overrides the configured level.
 //!
+//! In the text format every field value is written through [`EscapingWriter`]: values a
+//! peer chose (EHLO names, addresses, AUTH user names, header values, next hops'
+//! replies, DNS texts) cannot start a forged line with `\r` or `\n` or send escape
+//! sequences to the operator's terminal; one event is always one line.
+//!
 //! Lines are written by a dedicated thread in batches ([`batch_writer`]), so logging under
 //! load costs the mail path neither system calls nor thread wake-ups per line; no line is
 //! ever dropped (a full buffer slows the logger, it does not lose).
 
 mod batch_writer;
 
+use std::fmt;
 use std::io::IsTerminal;
 
 use crate::config::LogConfig;
 use batch_writer::BatchWriter;
 pub use batch_writer::FlushGuard;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::format::Writer;
 
 /// Installs the global subscriber. Keep the guard until exit: dropping it writes what is
 /// still buffered. A second call (tests) installs nothing.
@@ -29,7 +37,60 @@ pub fn init(config: &LogConfig) -> FlushGuard {
     let _ = if config.json {
         builder.json().flatten_event(true).try_init()
     } else {
-        builder.try_init()
+        builder.fmt_fields(escaped_fields()).try_init()
     };
     guard
+}
+
+/// The text format's fields: `name=value`, the message alone, every value escaped.
+pub fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    tracing_subscriber::fmt::format::debug_fn(
+        |writer: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn fmt::Debug| {
+            if field.name() != "message" {
+                write!(writer, "{}=", field.name())?;
+            }
+            let mut escaping = EscapingWriter(writer);
+            fmt::write(&mut escaping, format_args!("{value:?}"))
+        },
+    )
+    .delimited(" ")
+}
+
+/// Writes through to `W` with every control character (C0, DEL, C1, U+2028 and U+2029)
+/// as a `\uXXXX` escape ([`crate::escape`]), without a copy of the text.
+pub struct EscapingWriter<'a, W: fmt::Write>(pub &'a mut W);
+
+impl<W: fmt::Write> fmt::Write for EscapingWriter<'_, W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text;
+        while let Some(at) = rest.find(crate::escape::is_unsafe) {
+            self.0.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or(' ');
+            write!(self.0, "\\u{:04x}", u32::from(c))?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write as _;
+
+    use super::EscapingWriter;
+
+    #[test]
+    fn the_escaping_writer_leaves_no_control_character() {
+        let mut out = String::new();
+        write!(
+            EscapingWriter(&mut out),
+            "{}",
+            "admin\r\n2026-01-01T00:00:00Z  INFO message accepted\x1b[2J\u{2029}"
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "admin\\u000d\\u000a2026-01-01T00:00:00Z  INFO message accepted\\u001b[2J\\u2029"
+        );
+    }
 }

@@ -251,7 +251,7 @@ async fn start(
         intake: queue::Intake::new(committer.clone(), queue.clone().recipient()),
         draining: draining_rx,
         tls: secured.tls.clone(),
-        auth: secured.auth,
+        auth: secured.auth.clone(),
         policies,
     };
     if let Some(tls) = &secured.tls {
@@ -298,6 +298,7 @@ async fn start(
             suspensions_file,
             destinations: Default::default(),
             users: secured.users,
+            auth: secured.auth,
         },
     )?;
     let drain_timeout = running.config.smtp.drain_timeout;

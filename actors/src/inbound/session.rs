@@ -272,18 +272,23 @@ async fn authenticate(
     };
     let user = credentials.user.clone();
     let outcome = auth.check(peer.ip(), credentials).await;
+    let network = outcome.network;
     let result = match &outcome.verdict {
         AuthVerdict::Accepted(_) => {
             tracing::info!(client = %peer, user = %user, "authenticated");
             "success"
         }
         AuthVerdict::Rejected => {
-            tracing::warn!(client = %peer, user = %user, reason = %outcome.why, "Authentication failed");
+            tracing::warn!(client = %peer, network = %network, user = %user, reason = %outcome.why, "Authentication failed");
             "failure"
         }
         AuthVerdict::LockedOut => {
-            tracing::warn!(client = %peer, user = %user, reason = %outcome.why, "Authentication failed; client locked out for too many failures");
+            tracing::warn!(client = %peer, network = %network, user = %user, reason = %outcome.why, "Authentication failed; client locked out for too many failures");
             "locked_out"
+        }
+        AuthVerdict::Paced => {
+            tracing::warn!(client = %peer, network = %network, user = %user, "Authentication paced: too many failed logins for this user");
+            "paced"
         }
         AuthVerdict::Unavailable(_) => {
             tracing::error!(client = %peer, user = %user, error = %outcome.why, "Authentication not possible: the user store failed");

@@ -118,6 +118,15 @@ impl Reply {
             "Too many authentication failures from your address, try again later",
         )
     }
+    /// Too many failed logins for one user name, from anywhere: its checks are paced.
+    pub fn auth_paced() -> Self {
+        Self::new(
+            454,
+            "4.7.0",
+            "auth_paced",
+            "Temporary authentication failure: too many failed logins for this user, try again later",
+        )
+    }
     /// The authenticated user may not use this envelope sender.
     pub fn sender_not_owned(sender: &str, user: &str) -> Self {
         Self::new(

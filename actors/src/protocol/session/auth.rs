@@ -26,6 +26,9 @@ pub enum AuthVerdict {
     Rejected,
     /// Too many failures from this client address: 421 and close.
     LockedOut,
+    /// Too many failures for this user name from anywhere: its checks are paced and
+    /// this one's turn is too far away; 454, try later.
+    Paced,
     /// The user store cannot be read: 454, try later.
     Unavailable(String),
 }
@@ -147,6 +150,10 @@ impl ServerSession {
             }
             AuthVerdict::Unavailable(detail) => {
                 self.refuse(out, Reply::auth_unavailable(&detail));
+                None
+            }
+            AuthVerdict::Paced => {
+                self.refuse(out, Reply::auth_paced());
                 None
             }
             AuthVerdict::LockedOut => {
