@@ -17,48 +17,7 @@ use common::sink;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-/// Runs a Python script; returns its stdout, or panics with stderr.
-fn run_python(script: &str) -> String {
-    let out = Command::new(common::python3())
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("running python3");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// Adds a user with `hermod user add` (the data directory, hermod stopped, or through
-/// the running hermod's admin API).
-fn add_user(dir: &Path, admin: Option<SocketAddr>, name: &str, password: &str, extra: &[&str]) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hermod"));
-    command
-        .args(["user", "add", name, "--password-stdin", "--config"])
-        .arg(dir.join("hermod.toml"))
-        .args(extra)
-        .env("SMTP_DB_PATH", dir.join("data"))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(admin) = admin {
-        command.env("HERMOD_ADMIN_LISTEN", admin.to_string());
-    }
-    let mut child = command.spawn().expect("hermod user add");
-    use std::io::Write;
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "hermod user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::users::{add_user, run_python};
 
 /// A hermod configuration with the three listener kinds on free ports.
 fn config(server: &CertFiles, relayhost: SocketAddr, extra: &str) -> String {

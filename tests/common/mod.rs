@@ -9,6 +9,7 @@ pub mod dns;
 pub mod hermod;
 pub mod http;
 pub mod sink;
+pub mod users;
 
 /// A loopback port on which nothing listens (yet): a next hop that is down until the
 /// test starts a server there.

@@ -171,20 +171,31 @@ fn parse_mailbox(inner: &str) -> Result<Mailbox, AddressError> {
     })
 }
 
+/// Control characters, and the Unicode line and paragraph separators: never part of an
+/// address hermod accepts, so none reaches a header, a log line or a terminal.
+fn is_control(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
 fn last_unquoted_at(s: &str) -> Option<usize> {
     unquoted(s, '@').last()
 }
 
 fn validate_local(local: &str) -> Result<(), AddressError> {
     if local.starts_with('"') {
-        return if local.len() >= 2 && local.ends_with('"') && !local.contains(['\r', '\n']) {
+        // RFC 5321 qtextSMTP and quoted-pairSMTP are printable: no control character
+        // (RFC 6531 adds non-ASCII, but not its controls).
+        return if local.len() >= 2 && local.ends_with('"') && !local.chars().any(is_control) {
             Ok(())
         } else {
             Err(AddressError::BadLocalPart)
         };
     }
-    let atext =
-        |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii();
+    let atext = |c: char| {
+        c.is_ascii_alphanumeric()
+            || "!#$%&'*+-/=?^_`{|}~".contains(c)
+            || (!c.is_ascii() && !is_control(c))
+    };
     let ok = local
         .split('.')
         .all(|atom| !atom.is_empty() && atom.chars().all(atext));
@@ -214,7 +225,7 @@ fn validate_domain(domain: &str) -> Result<(), AddressError> {
             && !l.starts_with('-')
             && !l.ends_with('-')
             && l.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !is_control(c)))
     };
     if domain.split('.').all(label_ok) {
         Ok(())

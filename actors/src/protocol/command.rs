@@ -104,6 +104,10 @@ pub enum CommandError {
     /// A HELO/EHLO name longer than a domain can be (255 octets, RFC 5321 §4.5.3.1.2);
     /// copied into a Received: header it would break the 998-octet line limit.
     DomainTooLong,
+    /// A HELO/EHLO name that is neither a domain nor an address literal (control
+    /// characters, punctuation): it would be copied into the EHLO reply, the
+    /// Received: header and the log.
+    BadHeloName,
 }
 
 const MAIL_SYNTAX: &str = "MAIL FROM:<reverse-path> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]";
@@ -159,7 +163,41 @@ fn domain_arg(arg: &str, syntax: &'static str) -> Result<String, CommandError> {
     if domain.len() > MAX_HELO_NAME {
         return Err(CommandError::DomainTooLong);
     }
+    if !is_helo_name(domain) {
+        return Err(CommandError::BadHeloName);
+    }
     Ok(domain.to_string())
+}
+
+/// Whether `name` may stand after EHLO/HELO: an address literal (`[192.0.2.1]`,
+/// `[IPv6:2001:db8::1]`) or a domain (with an optional final dot) whose labels hold
+/// letters, digits, `-` and `_` (sent by many Windows clients), or non-ASCII letters
+/// and digits (an internationalised name). Nothing else: no control character,
+/// space-like character or punctuation reaches the reply, a header or the log.
+pub fn is_helo_name(name: &str) -> bool {
+    if let Some(literal) = name.strip_prefix('[') {
+        let Some(inner) = literal.strip_suffix(']') else {
+            return false;
+        };
+        let ip = inner
+            .strip_prefix("IPv6:")
+            .or_else(|| inner.strip_prefix("ipv6:"));
+        return match ip {
+            Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => inner.parse::<std::net::Ipv4Addr>().is_ok(),
+        };
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.chars().all(|c| {
+                    c.is_ascii_alphanumeric()
+                        || c == '-'
+                        || c == '_'
+                        || (!c.is_ascii() && c.is_alphanumeric())
+                })
+        })
 }
 
 fn strip_keyword<'a>(arg: &'a str, keyword: &str) -> Option<&'a str> {
@@ -347,6 +385,40 @@ mod tests {
         );
         let ok = format!("EHLO {}", "a".repeat(MAX_HELO_NAME));
         assert!(parse(ok.as_bytes(), "h").is_ok());
+    }
+
+    #[test]
+    fn helo_names_that_are_not_domains_or_literals_are_refused() {
+        for good in [
+            "mail.example.com",
+            "mail.example.com.",
+            "DESKTOP_PC",
+            "[192.0.2.1]",
+            "[IPv6:2001:db8::1]",
+            "bücher.example",
+        ] {
+            assert!(
+                parse(format!("EHLO {good}").as_bytes(), "h").is_ok(),
+                "{good}"
+            );
+        }
+        for bad in [
+            "evil\x1b[2J.test",
+            "a\x01b",
+            "x\x7f",
+            "a..b",
+            "<script>",
+            "[192.0.2.1",
+            "[not-an-ip]",
+            "host\u{200b}name",
+            "a;b",
+        ] {
+            assert_eq!(
+                parse(format!("HELO {bad}").as_bytes(), "h"),
+                Err(CommandError::BadHeloName),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

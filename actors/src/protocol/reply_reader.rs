@@ -56,8 +56,9 @@ impl ReplyReader {
                 })?;
             let more = line.get(3) == Some(&b'-');
             // One allocation per line: the text after the code and separator.
-            self.lines
-                .push(String::from_utf8_lossy(line.get(4..).unwrap_or(b"")).into_owned());
+            self.lines.push(printable(
+                String::from_utf8_lossy(line.get(4..).unwrap_or(b"")).into_owned(),
+            ));
             buffer.advance(lf + 1);
             if self.lines.len() > MAX_REPLY_LINES {
                 return Err("reply has too many lines".into());
@@ -67,6 +68,18 @@ impl ReplyReader {
                 return Ok(Some(ParsedReply { code, lines }));
             }
         }
+    }
+}
+
+/// `text` with each control character (and U+2028, U+2029) replaced by `?`: a next
+/// hop's reply text goes into logs, DSNs sent to senders and the queue listing, and no
+/// control byte of its choosing may travel on.
+fn printable(text: String) -> String {
+    let unsafe_char = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    if text.contains(unsafe_char) {
+        text.replace(unsafe_char, "?")
+    } else {
+        text
     }
 }
 
@@ -94,6 +107,13 @@ mod tests {
                 Err(e) => return (replies, Some(e), buffer.len()),
             }
         }
+    }
+
+    #[test]
+    fn control_bytes_in_a_reply_text_do_not_travel_on() {
+        let (replies, error, _) = read_all(b"550-5.1.1 \x1b[2Jgone\r\n550 5.1.1 a\x07b\r\n");
+        assert_eq!(error, None);
+        assert_eq!(replies[0].lines, ["5.1.1 ?[2Jgone", "5.1.1 a?b"]);
     }
 
     #[test]

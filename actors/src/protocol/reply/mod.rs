@@ -288,6 +288,15 @@ impl Reply {
             "Syntax: EHLO domain; domain longer than 255 octets",
         )
     }
+    /// A HELO/EHLO name that is neither a domain nor an address literal.
+    pub fn bad_helo_name() -> Self {
+        Self::new(
+            501,
+            "5.5.2",
+            "bad_helo_name",
+            "Syntax: EHLO domain-or-address-literal; the name holds characters a domain cannot",
+        )
+    }
     /// A NUL octet in message data.
     pub fn nul_in_data() -> Self {
         Self::new(

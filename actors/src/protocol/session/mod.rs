@@ -414,6 +414,7 @@ fn command_error_reply(error: CommandError) -> Reply {
         CommandError::BadBody(value) => Reply::bad_body_type(&value),
         CommandError::BadChunkSize => Reply::bad_chunk_size(),
         CommandError::DomainTooLong => Reply::helo_name_too_long(),
+        CommandError::BadHeloName => Reply::bad_helo_name(),
     }
 }
 

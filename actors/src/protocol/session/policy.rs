@@ -147,6 +147,35 @@ impl ServerSession {
     }
 }
 
+/// `header` with every control character a policy copied from a peer (a DKIM `d=`, a
+/// From: domain, a reply text) replaced by `?`; a line break stays only where it folds
+/// the header (followed by a space or tab), so nothing can start a header of its own.
+fn header_safe(header: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    let folds_only = !header.char_indices().any(|(i, c)| match c {
+        '\t' => false,
+        '\r' => !header[i..].starts_with("\r\n ") && !header[i..].starts_with("\r\n\t"),
+        '\n' => !(header[..i].ends_with('\r') && header[i + 1..].starts_with([' ', '\t'])),
+        c => bad(c),
+    });
+    if folds_only {
+        return std::borrow::Cow::Borrowed(header);
+    }
+    let mut out = String::with_capacity(header.len());
+    let mut chars = header.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\r' && (header[i..].starts_with("\r\n ") || header[i..].starts_with("\r\n\t")) {
+            out.push_str("\r\n");
+            chars.next();
+        } else if c == '\t' || !bad(c) {
+            out.push(c);
+        } else {
+            out.push('?');
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `data` with the accepted headers on top and the ranges to remove taken out (ranges
 /// out of bounds or overlapping an earlier one are skipped).
 fn edited(data: &[u8], accepted: Acceptance) -> Vec<u8> {
@@ -154,7 +183,7 @@ fn edited(data: &[u8], accepted: Acceptance) -> Vec<u8> {
     // replaces a body file instead.
     let mut out = Vec::with_capacity(data.len() + 256);
     for header in &accepted.headers {
-        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(header_safe(header).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     let mut remove = accepted.remove;
@@ -169,4 +198,20 @@ fn edited(data: &[u8], accepted: Acceptance) -> Vec<u8> {
     }
     out.extend_from_slice(&data[at..]);
     out
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::header_safe;
+
+    #[test]
+    fn a_header_keeps_its_folds_and_loses_its_injected_lines_and_controls() {
+        let signed = "DKIM-Signature: v=1; a=rsa-sha256;\r\n\td=shop.test; s=s1;\r\n b=abc";
+        assert_eq!(header_safe(signed), signed);
+        assert_eq!(
+            header_safe("Authentication-Results: mx; dkim=pass header.d=x\r\nBcc: victim@x\x1b[2J"),
+            "Authentication-Results: mx; dkim=pass header.d=x??Bcc: victim@x?[2J"
+        );
+        assert_eq!(header_safe("X: a\nb\u{2028}"), "X: a?b?");
+    }
 }
