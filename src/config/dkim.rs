@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hermod_actors::policy::dkim_record;
-use hermod_actors::policy::dkim_sign::{SigningKey, load_key};
+use hermod_actors::policy::dkim_sign::{FromNotOwned, SigningKey, SigningRules, load_key};
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigIssue, Section};
 
 /// `[dkim]`: DKIM signing.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DkimConfig {
     /// The keys: `{ domain = "example.com", selector = "s2026", key_file = "/etc/hermod/dkim/example.com.s2026.key" }`
@@ -22,6 +22,23 @@ pub struct DkimConfig {
     /// Mail from authenticated users and `relay.networks` whose From: domain has a key is
     /// signed, before the `250`.
     pub keys: Vec<DkimKeyConfig>,
+    /// What a message from an authenticated user whose From: header names an address
+    /// outside the user's sender list gets: `refuse` (550 5.7.1, nothing queued) or
+    /// `unsigned` (relayed without a signature).
+    pub from_not_owned: FromNotOwned,
+    /// The Sender: header, when present, must be owned by the user too.
+    pub check_sender_header: bool,
+}
+
+impl Default for DkimConfig {
+    fn default() -> Self {
+        let rules = SigningRules::default();
+        DkimConfig {
+            keys: Vec::new(),
+            from_not_owned: rules.from_not_owned,
+            check_sender_header: rules.check_sender_header,
+        }
+    }
 }
 
 /// One signing key.
@@ -100,7 +117,15 @@ impl DkimConfig {
         })
     }
 
-    /// Whether any key is configured.
+    /// Whose mail is signed: the From: ownership rules.
+    pub fn rules(&self) -> SigningRules {
+        SigningRules {
+            from_not_owned: self.from_not_owned,
+            check_sender_header: self.check_sender_header,
+        }
+    }
+
+    /// Whether any key is configured (the signer runs).
     pub fn enabled(&self) -> bool {
         !self.keys.is_empty()
     }

@@ -120,7 +120,9 @@ pub(super) fn start(
         let keys = config.dkim.signing_keys()?;
         let domains: Vec<String> = keys.keys().cloned().collect();
         let pool = crypto_pool(config, &mut pool)?;
-        let signer = DkimSigner::start_in_arbiter(&arbiter, move |_| DkimSigner::new(keys, pool));
+        let rules = config.dkim.rules();
+        let signer =
+            DkimSigner::start_in_arbiter(&arbiter, move |_| DkimSigner::new(keys, pool, rules));
         members.push(PolicyMember {
             name: "dkim_sign",
             stages: CheckStages::of(&[CheckStage::Data]),

@@ -7,8 +7,14 @@
 //! Ed25519) are parsed once, at start; signing runs on the [`VerifyPool`], a few threads
 //! for mail authentication's CPU work (one per core), not one blocking thread per
 //! message in flight, which on a small machine spent more time switching threads than
-//! signing. A large
-//! message is read back from its body file to be signed.
+//! signing. A large message is read back from its body file to be signed.
+//!
+//! A tenant gets a signature only for what it may send as: when the authenticated user
+//! has a sender list, every address of the From: header (and of Sender:, with
+//! [`SigningRules::check_sender_header`]) must be on it, or the message is refused
+//! (`550 5.7.1`) or sent unsigned, as [`SigningRules::from_not_owned`] says. Without
+//! that, a user limited to `bob@example.com` got `d=victim.example` signatures, aligned
+//! for DMARC, on mail "from" any other hosted domain.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +31,7 @@ use super::mail_auth::pool::VerifyPool;
 use super::set::Ask;
 use crate::protocol::check::{Facts, Verdict};
 use crate::protocol::reply::Reply;
+use crate::protocol::security::AuthenticatedUser;
 
 /// Headers signed: the set the large mailbox providers recommend. The over-signed ones
 /// are listed once more than a message has them (see [`headers_for`]).
@@ -85,19 +92,98 @@ pub fn load_key(pem: &str) -> Result<(DkimKey, &'static str), String> {
     Ok((DkimKey::Rsa(rsa), "rsa"))
 }
 
+/// What happens to a message whose From: (or Sender:) the authenticated user may not use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FromNotOwned {
+    /// Refused at the end of DATA with `550 5.7.1`: nothing is queued.
+    #[default]
+    Refuse,
+    /// Accepted and relayed without a signature.
+    Unsigned,
+}
+
+/// Whose mail is signed, from `[dkim]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SigningRules {
+    /// What a From: the user does not own gets.
+    pub from_not_owned: FromNotOwned,
+    /// The Sender: header, when present, must be owned too.
+    pub check_sender_header: bool,
+}
+
+impl Default for SigningRules {
+    fn default() -> Self {
+        SigningRules {
+            from_not_owned: FromNotOwned::Refuse,
+            check_sender_header: true,
+        }
+    }
+}
+
 /// The actor.
 pub struct DkimSigner {
     keys: Arc<HashMap<String, Vec<SigningKey>>>,
     pool: Arc<VerifyPool>,
+    rules: SigningRules,
 }
 
 impl DkimSigner {
-    /// A signer with these keys, by lowercase domain, signing on `pool`.
-    pub fn new(keys: HashMap<String, Vec<SigningKey>>, pool: Arc<VerifyPool>) -> Self {
+    /// A signer with these keys, by lowercase domain, signing on `pool` under `rules`.
+    pub fn new(
+        keys: HashMap<String, Vec<SigningKey>>,
+        pool: Arc<VerifyPool>,
+        rules: SigningRules,
+    ) -> Self {
         DkimSigner {
             keys: Arc::new(keys),
             pool,
+            rules,
         }
+    }
+}
+
+/// The first address of the From: (and, with `check_sender`, Sender:) header that a user
+/// allowed only `senders` may not use; `None` when every one is allowed.
+fn header_address_not_owned(
+    message: &[u8],
+    senders: &[String],
+    check_sender: bool,
+) -> Option<String> {
+    if senders.is_empty() {
+        return None;
+    }
+    let user = AuthenticatedUser {
+        name: String::new(),
+        senders: senders.to_vec(),
+    };
+    let parsed = mail_parser::MessageParser::default().parse_headers(message)?;
+    let mut addresses: Vec<String> = Vec::new();
+    let mut collect = |address: Option<&mail_parser::Address>| {
+        for addr in address.into_iter().flat_map(|a| a.iter()) {
+            // A group or an address mail-parser could not read is not owned either.
+            addresses.push(addr.address().unwrap_or("").to_string());
+        }
+    };
+    collect(parsed.from());
+    if check_sender {
+        collect(parsed.sender());
+    }
+    addresses.into_iter().find(|address| {
+        let canonical = canonical_address(address);
+        canonical.is_empty() || !user.may_send_as(&canonical)
+    })
+}
+
+/// `address` as the sender list is compared with: the domain lower-cased and without
+/// a final dot (the local part as written); empty when it is not `local@domain`.
+fn canonical_address(address: &str) -> String {
+    match address.trim().rsplit_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {
+            let domain = domain.strip_suffix('.').unwrap_or(domain);
+            format!("{local}@{}", domain.to_ascii_lowercase())
+        }
+        _ => String::new(),
     }
 }
 
@@ -185,14 +271,15 @@ impl Handler<Ask> for DkimSigner {
     type Result = ResponseFuture<Verdict>;
 
     fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
-        let (keys, pool) = (self.keys.clone(), self.pool.clone());
-        Box::pin(async move { decide(keys, pool, facts).await })
+        let (keys, pool, rules) = (self.keys.clone(), self.pool.clone(), self.rules);
+        Box::pin(async move { decide(keys, pool, rules, facts).await })
     }
 }
 
 async fn decide(
     keys: Arc<HashMap<String, Vec<SigningKey>>>,
     pool: Arc<VerifyPool>,
+    rules: SigningRules,
     facts: Arc<Facts>,
 ) -> Verdict {
     if facts.user.is_none() && !facts.trusted {
@@ -213,6 +300,11 @@ async fn decide(
         metrics::counter!("dkim_sign_total", "result" => "no_key").increment(1);
         tracing::debug!(domain = %domain, "DKIM: no key for the From: domain; not signed");
         return Verdict::accept();
+    }
+    if let Some(address) =
+        header_address_not_owned(&message, &facts.user_senders, rules.check_sender_header)
+    {
+        return not_owned(rules, &facts, &address);
     }
     let started = Instant::now();
     let cheap = message.len() <= INLINE_LIMIT
@@ -242,6 +334,25 @@ async fn decide(
     }
 }
 
+/// A From: or Sender: the user may not use: refused, or accepted unsigned.
+fn not_owned(rules: SigningRules, facts: &Facts, address: &str) -> Verdict {
+    let user = facts.user.as_deref().unwrap_or("");
+    match rules.from_not_owned {
+        FromNotOwned::Refuse => {
+            metrics::counter!("dkim_sign_total", "result" => "from_not_owned").increment(1);
+            tracing::warn!(user = %user, from = %address, client = %facts.client_ip,
+                "From: header not owned by the authenticated user; message refused, not signed");
+            Verdict::Reject(Reply::from_header_not_owned(address, user))
+        }
+        FromNotOwned::Unsigned => {
+            metrics::counter!("dkim_sign_total", "result" => "unsigned_not_owned").increment(1);
+            tracing::info!(user = %user, from = %address, client = %facts.client_ip,
+                "From: header not owned by the authenticated user; sent without a signature");
+            Verdict::accept()
+        }
+    }
+}
+
 fn failed(error: &str) -> Verdict {
     metrics::counter!("dkim_sign_total", "result" => "error").increment(1);
     tracing::error!(error = %error, "DKIM signing failed; the message is deferred");
@@ -252,7 +363,7 @@ fn failed(error: &str) -> Verdict {
 pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         "dkim_sign_total",
-        "Messages from authenticated or trusted clients at the DKIM signer, by result (signed, no_key, no_from, error)."
+        "Messages from authenticated or trusted clients at the DKIM signer, by result (signed, no_key, no_from, from_not_owned, unsigned_not_owned, error)."
     );
     metrics::describe_histogram!(
         "dkim_sign_seconds",
@@ -273,5 +384,36 @@ mod tests {
         assert_eq!(headers.iter().filter(|h| *h == "Date").count(), 1);
         assert!(!headers.iter().any(|h| h == "Cc" || h == "X-Other"));
         assert_eq!(from_domain(message).as_deref(), Some("shop.test"));
+    }
+
+    #[test]
+    fn a_header_from_outside_the_users_senders_is_not_owned() {
+        let bob = ["bob@example.com".to_string()];
+        let from = |f: &str| format!("From: {f}\r\nSubject: s\r\n\r\nbody\r\n").into_bytes();
+        let check = |message: &[u8]| header_address_not_owned(message, &bob, true);
+        assert_eq!(check(&from("Bob <bob@example.com>")), None);
+        // The canonical form: the domain's case and a final dot do not matter.
+        assert_eq!(check(&from("<BOB@EXAMPLE.COM.>")), None);
+        assert_eq!(
+            check(&from("CEO <ceo@victim.example>")).as_deref(),
+            Some("ceo@victim.example")
+        );
+        assert_eq!(
+            check(&from("bob@example.com, ceo@victim.example")).as_deref(),
+            Some("ceo@victim.example")
+        );
+        let sender = b"From: bob@example.com\r\nSender: ceo@victim.example\r\n\r\nx\r\n";
+        assert!(check(sender).is_some());
+        assert_eq!(header_address_not_owned(sender, &bob, false), None);
+        // A user with no sender list may use any.
+        assert_eq!(
+            header_address_not_owned(&from("ceo@victim.example"), &[], true),
+            None
+        );
+        let domain = ["@example.com".to_string()];
+        assert_eq!(
+            header_address_not_owned(&from("anyone@example.com"), &domain, true),
+            None
+        );
     }
 }

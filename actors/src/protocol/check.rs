@@ -80,6 +80,9 @@ pub struct Facts {
     pub recipients: Vec<String>,
     /// The user the client authenticated as.
     pub user: Option<String>,
+    /// The senders that user may use (addresses, or `@domain`; empty: any), for the
+    /// signer's check of the From: header.
+    pub user_senders: Vec<String>,
     /// The client sits in `relay.networks`.
     pub trusted: bool,
     /// The recipient is the postmaster, whom RFC 5321 §4.5.1 says anyone must reach.
@@ -107,6 +110,7 @@ impl Facts {
             sender: None,
             recipients: Vec::new(),
             user: None,
+            user_senders: Vec::new(),
             trusted,
             postmaster: false,
             size: 0,

@@ -127,6 +127,25 @@ impl Reply {
             "Temporary authentication failure: too many failed logins for this user, try again later",
         )
     }
+    /// The message's From: (or Sender:) header names an address the authenticated user
+    /// may not use: it would be signed for a domain the user does not own.
+    pub fn from_header_not_owned(address: &str, user: &str) -> Self {
+        // The sender's own text: printable ASCII only and short, so that it can never
+        // end the reply line or start another.
+        let address: String = address
+            .chars()
+            .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+            .take(256)
+            .collect();
+        Self::new(
+            550,
+            "5.7.1",
+            "from_header_not_owned",
+            format!(
+                "From: header address <{address}> is not owned by user {user}; not signed, not accepted"
+            ),
+        )
+    }
     /// The authenticated user may not use this envelope sender.
     pub fn sender_not_owned(sender: &str, user: &str) -> Self {
         Self::new(

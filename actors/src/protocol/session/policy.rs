@@ -40,7 +40,10 @@ impl ServerSession {
             self.settings.relay.is_trusted_client(self.client_ip),
         );
         facts.stage = stage;
-        facts.user = self.user.as_ref().map(|u| u.name.clone());
+        if let Some(user) = &self.user {
+            facts.user = Some(user.name.clone());
+            facts.user_senders = user.senders.clone();
+        }
         facts.helo = self.helo.clone();
         if let Some(transaction) = &self.transaction {
             facts.sender = Some(transaction.mail.sender.to_string());
