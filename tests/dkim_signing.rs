@@ -147,6 +147,11 @@ sys.exit(0 if all(results) else 1)
 
     // A key that does not parse stops --validate-only with the domain and the reason.
     std::fs::write(dir.path().join("bad.key"), "not a key").unwrap();
+    std::fs::set_permissions(
+        dir.path().join("bad.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let bad = config.replace("s1.key", "bad.key");
     std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_hermod"))

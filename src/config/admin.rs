@@ -62,6 +62,11 @@ impl Section for AdminConfig {
                 "set admin.token or admin.token_file, not both",
             ));
         }
+        if !self.token_file.as_os_str().is_empty()
+            && let Err(e) = super::secret_file::check(&self.token_file)
+        {
+            issues.push(ConfigIssue::new("admin.token_file", e));
+        }
         if let Ok(Some(addr)) = self.listen_addr()
             && !addr.ip().is_loopback()
             && self.token.is_empty()
@@ -97,6 +102,8 @@ impl AdminConfig {
         if self.token_file.as_os_str().is_empty() {
             return Ok(None);
         }
+        super::secret_file::check(&self.token_file)
+            .map_err(|e| anyhow::anyhow!("admin.token_file: {e}"))?;
         let text = std::fs::read_to_string(&self.token_file).map_err(|e| {
             anyhow::anyhow!(
                 "reading admin.token_file {}: {e}",

@@ -119,7 +119,7 @@ fn check_credentials(issues: &mut Vec<ConfigIssue>, key: &str, hop: &HopCredenti
 }
 
 /// The password given, or the first line of its file; a file others may read is
-/// refused (chmod 600, owned by hermod's user).
+/// refused ([`super::secret_file`]).
 fn password(given: &str, file: &Path) -> Result<String, String> {
     if file.as_os_str().is_empty() {
         if given.is_empty() {
@@ -127,17 +127,7 @@ fn password(given: &str, file: &Path) -> Result<String, String> {
         }
         return Ok(given.to_string());
     }
-    use std::os::unix::fs::PermissionsExt;
-    let meta =
-        std::fs::metadata(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} can be read by other users (mode {:o}): chmod 600 it",
-            file.display(),
-            mode & 0o777
-        ));
-    }
+    super::secret_file::check(file)?;
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let line = text

@@ -67,6 +67,7 @@ impl Section for DkimConfig {
 
 fn read(key: &DkimKeyConfig) -> Result<SigningKey, String> {
     let name = format!("{} (selector {})", key.domain, key.selector);
+    super::secret_file::check(&key.key_file).map_err(|e| format!("{name}: {e}"))?;
     let pem = std::fs::read_to_string(&key.key_file)
         .map_err(|e| format!("{name}: cannot read {}: {e}", key.key_file.display()))?;
     let (parsed, algorithm) =

@@ -72,6 +72,9 @@ impl Section for TlsConfig {
                 "tls.cert and tls.key go together: set both, or neither",
             ));
         }
+        if !key && let Err(e) = super::secret_file::check(&self.key) {
+            issues.push(ConfigIssue::new("tls.key", e));
+        }
         if self.enabled
             && let Some(files) = self.files()
             && let Err(reason) = hermod_actors::inbound::tls::inspect(&files)

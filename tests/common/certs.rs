@@ -68,6 +68,12 @@ impl TestCa {
         let ca = std::fs::read_to_string(&self.cert_file).unwrap();
         std::fs::write(&files.cert, cert.pem() + &ca).unwrap();
         std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        // A private key readable by others is refused (as an operator's would be).
+        std::fs::set_permissions(
+            &files.key,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         files
     }
 }

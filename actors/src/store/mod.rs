@@ -1,6 +1,7 @@
 //! What is on disk: the sled spool and its committer thread, large bodies as files
 //! beside it, a message's bytes as delivery reads them, the free-space reserve, the
-//! AUTH user store and the greylist's triplets.
+//! AUTH user store and the greylist's triplets, in a data directory only hermod's user
+//! may enter ([`private_dir`]).
 
 pub mod body_file;
 pub mod committer;
@@ -8,5 +9,6 @@ pub mod disk_space;
 pub mod envelope;
 pub mod greylist;
 pub mod message_data;
+pub mod private_dir;
 pub mod spool;
 pub mod users;

@@ -111,6 +111,17 @@ pub struct SledSpool {
 impl SledSpool {
     /// Opens (or creates) the spool in `dir`.
     pub fn open(dir: &std::path::Path) -> Result<Self, SpoolError> {
+        match super::private_dir::owner_only(dir) {
+            Ok(Some(mode)) => tracing::warn!(dir = %dir.display(), mode = %format!("{mode:04o}"),
+                "the data directory could be entered by other users; made owner-only (0700)"),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(SpoolError(format!(
+                    "making {} owner-only: {e}",
+                    dir.display()
+                )));
+            }
+        }
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(64 * 1024 * 1024)

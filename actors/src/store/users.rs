@@ -168,6 +168,9 @@ impl UserStore {
     /// Opens the database in `data_dir` for the user commands while hermod is stopped.
     /// Fails with [`UserError::Store`] naming the lock while a running hermod holds it.
     pub fn open_dir(data_dir: &std::path::Path, cost: HashCost) -> Result<Self, UserError> {
+        super::private_dir::owner_only(data_dir).map_err(|e| {
+            UserError::Store(format!("making {} owner-only: {e}", data_dir.display()))
+        })?;
         let db = sled::Config::new().path(data_dir).open()?;
         Self::new(&db, cost)
     }

@@ -1,0 +1,59 @@
+//! Files that hold secrets (DKIM and TLS private keys, the admin token, next hops'
+//! passwords) must be readable by hermod's user only, as ssh demands of private keys:
+//! hermod refuses to start, and `--validate-only` fails, naming the file and its mode.
+//!
+//! The one exception is the usual packaging: a file owned by another user (root) whose
+//! group is hermod's own group, readable by that group (`0640 root:hermod`), since that
+//! group is the way hermod reads it. Any permission for others is always refused.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Checks the mode of the secret file `path`; `Err` says what is wrong and how to fix it.
+pub fn check(path: &Path) -> Result<(), String> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mode = meta.mode() & 0o7777;
+    let ours = meta.uid() == rustix::process::geteuid().as_raw();
+    let our_group = meta.gid() == rustix::process::getegid().as_raw();
+    let group_may = !ours && our_group;
+    let too_open = mode & 0o007 != 0 || (mode & 0o070 != 0 && !group_may);
+    if too_open {
+        return Err(format!(
+            "{} is readable by group or others (mode {:04o}): a private key, token or password must be readable by hermod's user only: chmod 600 {}",
+            path.display(),
+            mode,
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_secret_readable_by_others_is_refused_with_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dkim.key");
+        std::fs::write(&file, "secret").unwrap();
+        for (mode, ok) in [
+            (0o600, true),
+            (0o400, true),
+            (0o644, false),
+            (0o640, false),
+            (0o604, false),
+        ] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let checked = check(&file);
+            assert_eq!(checked.is_ok(), ok, "{mode:o}: {checked:?}");
+            if let Err(e) = checked {
+                assert!(e.contains(&format!("(mode {mode:04o})")), "{e}");
+                assert!(e.contains("dkim.key"), "{e}");
+            }
+        }
+    }
+}
