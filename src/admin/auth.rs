@@ -1,12 +1,21 @@
 //! The admin API's bearer token: required for every request that changes something, and
-//! for every request when the admin listener is not on loopback.
+//! for every request when the admin listener is not on loopback; not on the admin Unix
+//! socket, for root and hermod's own user ([`super::local_socket`]).
 
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::AdminState;
+use super::local_socket::LocalPeer;
 
 /// The 401 or 403 to send instead of answering, or `None` when the request may go on.
 pub fn refusal(state: &AdminState, request: &HttpRequest, changes: bool) -> Option<HttpResponse> {
+    if let Some(peer) = request.conn_data::<LocalPeer>() {
+        return (!peer.trusted()).then(|| {
+            HttpResponse::Forbidden().json(serde_json::json!({
+                "error": format!("the admin socket serves root and hermod's own user only, not uid {}", peer.uid)
+            }))
+        });
+    }
     if !changes && !state.token_for_reads {
         return None;
     }

@@ -27,6 +27,7 @@ pub mod auth;
 pub mod auth_lockouts;
 pub mod destinations;
 pub mod health;
+pub mod local_socket;
 pub mod maintenance;
 pub mod metrics;
 pub mod queue;
@@ -114,68 +115,121 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Starts the admin server on `listen` (and `/metrics` alone on `metrics_listen`) in the
-/// running actor system; returns the bound addresses.
-pub fn start(
-    state: AdminState,
-    listen: SocketAddr,
-    metrics_listen: Option<SocketAddr>,
-) -> anyhow::Result<Vec<SocketAddr>> {
+/// Where the admin server listens.
+pub struct AdminListeners {
+    /// The TCP address (`admin.listen`); `None`: no TCP listener.
+    pub listen: Option<SocketAddr>,
+    /// `/metrics` alone on this address too (`admin.metrics_port`).
+    pub metrics: Option<SocketAddr>,
+    /// The Unix socket for the command line (`admin.socket`); `None`: none.
+    pub socket: Option<PathBuf>,
+}
+
+/// What the admin server is bound to, for the log.
+pub struct Bound {
+    /// The TCP addresses.
+    pub addrs: Vec<SocketAddr>,
+    /// The Unix socket.
+    pub socket: Option<PathBuf>,
+}
+
+/// Starts the admin server on `at` in the running actor system; returns what it is bound
+/// to. A port in use is an error that names it, never a panic.
+pub fn start(state: AdminState, at: AdminListeners) -> anyhow::Result<Bound> {
     let state = web::Data::new(state);
     let app_state = state.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .route("/", web::get().to(status_page::get))
-            .route("/health", web::get().to(health::get))
-            .route("/stats", web::get().to(stats::get))
-            .route("/api/queue/stats", web::get().to(stats::get))
-            .route("/api/suspensions", web::get().to(suspensions::list))
-            .route("/api/suspensions", web::post().to(suspensions::suspend))
-            .route(
-                "/api/suspensions/{domain}",
-                web::delete().to(suspensions::resume),
-            )
-            .route("/api/queue", web::get().to(queue::list))
-            .route("/api/queue/{id}", web::get().to(queue::show))
-            .route("/api/queue/{id}", web::delete().to(queue::delete))
-            .route(
-                "/api/queue/{id}/{action}",
-                web::post().to(queue::act_on_one),
-            )
-            .route(
-                "/api/queue/{action}",
-                web::post().to(queue::act_on_matching),
-            )
-            .route("/metrics", web::get().to(metrics::get))
-            .route("/api/maintenance", web::get().to(maintenance::get))
-            .route("/api/maintenance", web::put().to(maintenance::put))
-            .route("/api/auth/lockouts", web::get().to(auth_lockouts::list))
-            .route("/api/auth/unlock", web::post().to(auth_lockouts::unlock))
-            .route("/api/users", web::get().to(users::list))
-            .route("/api/users", web::post().to(users::add))
-            .route("/api/users/{name}", web::patch().to(users::change))
-            .route("/api/users/{name}", web::delete().to(users::delete))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(listen)
-    .with_context(|| format!("cannot listen on admin.listen {listen} (address in use?)"))?;
-    let mut bound = server.addrs();
-    actix::spawn(server.run());
-    if let Some(addr) = metrics_listen {
-        let metrics_state = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(metrics_state.clone())
-                .route("/metrics", web::get().to(metrics::get))
-        })
+    let mut server = HttpServer::new(move || routes(App::new().app_data(app_state.clone())))
+        .on_connect(local_socket::mark)
         .workers(1)
-        .disable_signals()
-        .bind(addr)
-        .with_context(|| format!("cannot listen for /metrics on {addr} (admin.metrics_port)"))?;
-        bound.extend(server.addrs());
+        .disable_signals();
+    let mut bound = Bound {
+        addrs: Vec::new(),
+        socket: None,
+    };
+    if let Some(listen) = at.listen {
+        server = server
+            .bind(listen)
+            .with_context(|| format!("cannot listen on admin.listen {listen} (address in use?)"))?;
+        bound.addrs = server.addrs();
+    }
+    if let Some(path) = &at.socket {
+        local_socket::prepare(path)?;
+        // Bound here and handed over: actix-web's `bind_uds` skips the `on_connect` hook
+        // that records the peer's credentials; `listen_uds` runs it.
+        let listener = std::os::unix::net::UnixListener::bind(path)
+            .with_context(|| format!("cannot listen on admin.socket {}", path.display()))?;
+        server = server.listen_uds(listener)?;
+        local_socket::restrict(path)
+            .with_context(|| format!("making admin.socket {} owner-only", path.display()))?;
+        bound.socket = Some(path.clone());
+    }
+    let metrics = match at.metrics {
+        Some(addr) => {
+            let metrics_state = state.clone();
+            let server = HttpServer::new(move || {
+                App::new()
+                    .app_data(metrics_state.clone())
+                    .route("/metrics", web::get().to(metrics::get))
+            })
+            .workers(1)
+            .disable_signals()
+            .bind(addr)
+            .with_context(|| {
+                format!("cannot listen for /metrics on {addr} (admin.metrics_port)")
+            })?;
+            bound.addrs.extend(server.addrs());
+            Some(server)
+        }
+        None => None,
+    };
+    // Started only once every address is bound: a failed bind leaves nothing running.
+    if at.listen.is_some() || at.socket.is_some() {
         actix::spawn(server.run());
     }
+    if let Some(metrics) = metrics {
+        actix::spawn(metrics.run());
+    }
     Ok(bound)
+}
+
+/// Every route of the admin API.
+fn routes<T>(app: App<T>) -> App<T>
+where
+    T: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+{
+    app.route("/", web::get().to(status_page::get))
+        .route("/health", web::get().to(health::get))
+        .route("/stats", web::get().to(stats::get))
+        .route("/api/queue/stats", web::get().to(stats::get))
+        .route("/api/suspensions", web::get().to(suspensions::list))
+        .route("/api/suspensions", web::post().to(suspensions::suspend))
+        .route(
+            "/api/suspensions/{domain}",
+            web::delete().to(suspensions::resume),
+        )
+        .route("/api/queue", web::get().to(queue::list))
+        .route("/api/queue/{id}", web::get().to(queue::show))
+        .route("/api/queue/{id}", web::delete().to(queue::delete))
+        .route(
+            "/api/queue/{id}/{action}",
+            web::post().to(queue::act_on_one),
+        )
+        .route(
+            "/api/queue/{action}",
+            web::post().to(queue::act_on_matching),
+        )
+        .route("/metrics", web::get().to(metrics::get))
+        .route("/api/maintenance", web::get().to(maintenance::get))
+        .route("/api/maintenance", web::put().to(maintenance::put))
+        .route("/api/auth/lockouts", web::get().to(auth_lockouts::list))
+        .route("/api/auth/unlock", web::post().to(auth_lockouts::unlock))
+        .route("/api/users", web::get().to(users::list))
+        .route("/api/users", web::post().to(users::add))
+        .route("/api/users/{name}", web::patch().to(users::change))
+        .route("/api/users/{name}", web::delete().to(users::delete))
 }

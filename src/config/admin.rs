@@ -25,6 +25,10 @@ pub struct AdminConfig {
     pub token: String,
     /// A file whose first line is the token (kept out of the configuration file).
     pub token_file: PathBuf,
+    /// The admin API on a Unix socket, owner-only, for the command line on this machine
+    /// (no token needed there for root and hermod's user); relative to
+    /// `queue.data_dir`; empty turns it off.
+    pub socket: PathBuf,
 }
 
 impl Default for AdminConfig {
@@ -35,6 +39,7 @@ impl Default for AdminConfig {
             metrics: true,
             token: String::new(),
             token_file: PathBuf::new(),
+            socket: PathBuf::from("admin.sock"),
         }
     }
 }
@@ -92,6 +97,12 @@ impl AdminConfig {
                 .map(Some)
                 .map_err(|_| format!("expected ip:port (such as 127.0.0.1:8080), got {text:?}")),
         }
+    }
+
+    /// The admin socket's path (`socket` under `data_dir` unless absolute); `None` when
+    /// it is off.
+    pub fn socket_path(&self, data_dir: &std::path::Path) -> Option<PathBuf> {
+        (!self.socket.as_os_str().is_empty()).then(|| data_dir.join(&self.socket))
     }
 
     /// The token: `token`, or the first line of `token_file`; `None` when neither is set.

@@ -26,7 +26,7 @@ use hermod_actors::store::spool::{SledSpool, Spool};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
-use crate::admin::AdminState;
+use crate::admin::{AdminListeners, AdminState};
 use crate::config::smtp::SessionShared;
 use crate::config::{Config, ConfigIssue};
 use crate::reload;
@@ -331,16 +331,22 @@ fn start_admin(config: &Config, mut state: AdminState) -> anyhow::Result<()> {
             }
         });
     }
-    let Some(listen) = config.admin.listen_addr().map_err(anyhow::Error::msg)? else {
-        return Ok(());
+    let listen = config.admin.listen_addr().map_err(anyhow::Error::msg)?;
+    state.token_for_reads = listen.is_some_and(|l| !l.ip().is_loopback());
+    let at = AdminListeners {
+        listen,
+        metrics: match (listen, config.admin.metrics_port) {
+            (Some(listen), port) if port != 0 => Some(SocketAddr::new(listen.ip(), port)),
+            _ => None,
+        },
+        socket: config.admin.socket_path(&config.queue.data_dir),
     };
-    state.token_for_reads = !listen.ip().is_loopback();
-    let metrics_listen = match config.admin.metrics_port {
-        0 => None,
-        port => Some(SocketAddr::new(listen.ip(), port)),
-    };
-    for addr in crate::admin::start(state, listen, metrics_listen)? {
+    let bound = crate::admin::start(state, at)?;
+    for addr in bound.addrs {
         tracing::info!(admin_addr = %addr, "admin listening");
+    }
+    if let Some(socket) = bound.socket {
+        tracing::info!(admin_socket = %socket.display(), "admin listening on the local socket (no token needed there for root and hermod's user)");
     }
     Ok(())
 }
