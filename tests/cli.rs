@@ -164,6 +164,37 @@ async fn a_second_hermod_on_the_same_address_fails_instead_of_sharing_it() {
     assert!(c.cmd("NOOP").await.starts_with("250"));
 }
 
+/// A busy admin port: one clear line and exit 1, no panic ("there is no reactor
+/// running" was printed first, from actors dropped outside their runtime).
+#[test]
+fn a_busy_admin_port_is_one_clear_error_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std::fs::write(dir.path().join("hermod.toml"), "").unwrap();
+    let out = hermod()
+        .args(["serve", "--config"])
+        .arg(dir.path().join("hermod.toml"))
+        .env("SMTP_HOST", "127.0.0.1")
+        .env("SMTP_PORT", "0")
+        .env("SMTP_DB_PATH", dir.path().join("data"))
+        .env(
+            "HERMOD_ADMIN_LISTEN",
+            taken.local_addr().unwrap().to_string(),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("hermod: cannot listen on admin.listen")
+            && lines[0].contains("Address already in use"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_log_level_that_would_hide_every_line_is_refused() {
     let out = hermod()

@@ -113,10 +113,17 @@ pub fn run(
     let started = system.block_on(start(
         config, workers, spooled, secured, listening, shutdown, reload, prometheus,
     ));
+    if let Err(e) = started {
+        // Actors already started (the Queue, the Listeners) must stop inside the runtime:
+        // dropping it with them alive panicked ("there is no reactor running") before
+        // the error could be printed.
+        System::current().stop();
+        let _ = system.run();
+        return Err(e);
+    }
     for (addr, kind) in &bound {
         tracing::info!(smtp_addr = %addr, kind = kind.name(), workers, "listening");
     }
-    started?;
     // For a service manager that waits (systemd's Type=notify); nothing without one.
     notify_service_manager(&[
         sd_notify::NotifyState::Ready,

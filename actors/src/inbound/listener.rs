@@ -10,15 +10,18 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll};
+
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
+use crate::inbound::accept::{
+    ACCEPT_ERROR_LOG_INTERVAL, AcceptErrors, Accepted, Incoming, accept_error_reason,
+};
 use crate::inbound::auth::Authenticator;
 use crate::inbound::session::{Session, SessionContext, SessionEnded, SessionTimeouts};
 use crate::inbound::tls::ServerTls;
@@ -224,24 +227,6 @@ pub struct SessionContextTemplate {
     pub policies: crate::policy::set::PolicySet,
 }
 
-/// One accepted connection (or the error accepting it) and the rules of the address it
-/// came in on.
-type Accepted = (std::io::Result<(TcpStream, SocketAddr)>, Endpoint);
-
-/// A stream of accepted connections, so the actor takes them as stream items.
-struct Incoming(TcpListener, Endpoint);
-
-impl Stream for Incoming {
-    type Item = Accepted;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let endpoint = self.1;
-        self.0
-            .poll_accept(cx)
-            .map(|accepted| Some((accepted, endpoint)))
-    }
-}
-
 /// The listener actor of one arbiter.
 pub struct Listener {
     sockets: Vec<(ListenSocket, Endpoint)>,
@@ -251,6 +236,7 @@ pub struct Listener {
     /// address is known.
     contexts: Vec<(Endpoint, Arc<SessionContext>)>,
     accept_handles: Vec<SpawnHandle>,
+    accept_errors: AcceptErrors,
 }
 
 impl Listener {
@@ -267,6 +253,7 @@ impl Listener {
             session,
             contexts: Vec::new(),
             accept_handles: Vec::new(),
+            accept_errors: AcceptErrors::default(),
         }
     }
 
@@ -290,6 +277,30 @@ impl Listener {
         context
     }
 
+    /// EMFILE and friends: counted each time, logged at most once per
+    /// [`ACCEPT_ERROR_LOG_INTERVAL`] with the count since the last line; the stream pauses.
+    fn accept_failed(&mut self, e: &std::io::Error, pause: Duration) {
+        metrics::counter!("smtp_accept_errors_total", "reason" => accept_error_reason(e))
+            .increment(1);
+        let errors = &mut self.accept_errors;
+        errors.unlogged += 1;
+        let now = Instant::now();
+        if errors
+            .logged_at
+            .is_some_and(|at| now.duration_since(at) < ACCEPT_ERROR_LOG_INTERVAL)
+        {
+            return;
+        }
+        tracing::error!(
+            error = %e,
+            failures = errors.unlogged,
+            pause_ms = pause.as_millis() as u64,
+            "accept failed; pausing new connections (open sessions go on; check the open-files limit: ulimit -n, LimitNOFILE)"
+        );
+        errors.unlogged = 0;
+        errors.logged_at = Some(now);
+    }
+
     fn refuse(stream: TcpStream, reply: Reply) {
         actix::spawn(async move {
             let mut stream = stream;
@@ -308,7 +319,7 @@ impl Actor for Listener {
             match socket.listen() {
                 Ok(listener) => self
                     .accept_handles
-                    .push(ctx.add_stream(Incoming(listener, endpoint))),
+                    .push(ctx.add_stream(Incoming::new(listener, endpoint))),
                 Err(e) => tracing::error!(error = %e, "cannot listen on a bound SMTP socket"),
             }
         }
@@ -316,15 +327,10 @@ impl Actor for Listener {
 }
 
 impl StreamHandler<Accepted> for Listener {
-    fn handle(&mut self, (item, endpoint): Accepted, ctx: &mut Context<Self>) {
+    fn handle(&mut self, (item, endpoint, pause): Accepted, ctx: &mut Context<Self>) {
         let (stream, peer) = match item {
             Ok(accepted) => accepted,
-            Err(e) => {
-                // EMFILE and friends: log, count, keep accepting.
-                metrics::counter!("smtp_accept_errors_total").increment(1);
-                tracing::error!(error = %e, "accept failed (check the open-files limit: ulimit -n)");
-                return;
-            }
+            Err(e) => return self.accept_failed(&e, pause),
         };
         match self.admission.admit(peer.ip()) {
             Ok(()) => {}
@@ -397,7 +403,7 @@ impl Handler<ActiveSessions> for Listener {
 pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         "smtp_accept_errors_total",
-        "Connections the listening socket failed to accept (descriptor or memory exhaustion)."
+        "Connections the listening socket failed to accept, by reason (emfile, enfile, enomem, other); the listener pauses after each."
     );
     metrics::describe_counter!(
         "smtp_connections_rejected_total",

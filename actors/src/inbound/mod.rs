@@ -3,6 +3,7 @@
 //! reload) and AUTH (credentials checked against the user store, lock-out and pacing
 //! counted in [`auth_failures`]).
 
+mod accept;
 pub mod auth;
 pub mod auth_failures;
 pub mod listener;

@@ -42,6 +42,10 @@ pub struct Deliver {
     pub options: MailOptions,
     /// The message, CRLF line ends, not dot-stuffed.
     pub data: MessageData,
+    /// The Queue's probe of a hop it holds mail for: it is due, so it connects even
+    /// while this actor's own back-off has not quite run out (the two clocks differ by
+    /// a fraction of a second, and a probe refused for that waited a whole step more).
+    pub probe: bool,
 }
 
 /// One recipient of a [`Deliver`] job.
@@ -257,7 +261,8 @@ impl Delivery {
     fn pump(&mut self, ctx: &mut Context<Self>) {
         while !self.pending.is_empty() {
             if let Some(until) = self.down_until {
-                if Instant::now() < until {
+                let probe_first = self.pending.front().is_some_and(|job| job.probe);
+                if Instant::now() < until && !probe_first {
                     let reason = Status::local(
                         NO_ANSWER,
                         format!(

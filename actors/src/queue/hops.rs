@@ -133,7 +133,7 @@ impl Queue {
         match data {
             Ok(Some(data)) if self.messages.contains_key(&id) && !self.stopping => {
                 tracing::debug!(next_hop = %hop, queue_id = %id, "probing next hop");
-                self.send_job(id, hop, indexes, data, ctx);
+                self.send_job(id, hop, indexes, data, true, ctx);
             }
             Ok(Some(_)) => self.probe_not_sent(&hop, id, indexes),
             Ok(None) => {

@@ -319,7 +319,7 @@ impl Queue {
             return;
         };
         for (hop, indexes) in jobs {
-            self.send_job(id, hop, indexes, data.clone(), ctx);
+            self.send_job(id, hop, indexes, data.clone(), false, ctx);
         }
     }
 
@@ -330,6 +330,7 @@ impl Queue {
         hop: NextHop,
         indexes: Vec<usize>,
         data: MessageData,
+        probe: bool,
         ctx: &mut Context<Self>,
     ) {
         let (serial, delivery) = self.delivery_for(&hop, ctx);
@@ -362,6 +363,7 @@ impl Queue {
             sender: message.envelope.sender.clone(),
             recipients,
             data,
+            probe,
         };
         // Delivery actors keep their own unbounded pending list, so this never blocks
         // the queue; `max_in_flight` bounds what is outstanding.

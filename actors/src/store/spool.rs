@@ -104,6 +104,10 @@ pub struct SledSpool {
     /// A body file was renamed into `bodies/` since the last flush: its directory entry
     /// must be made durable.
     bodies_changed: std::sync::atomic::AtomicBool,
+    /// Body files of removed messages, deleted only after the removal is durable: a
+    /// crash before that must find the envelope *and* its body, never an envelope
+    /// without a body (which looked like lost mail after kill -9).
+    doomed_bodies: std::sync::Mutex<Vec<std::path::PathBuf>>,
     /// Set on the first full-disk error (see [`SledSpool::stuck_on_full_disk`]).
     stuck: tokio::sync::watch::Sender<bool>,
 }
@@ -144,6 +148,7 @@ impl SledSpool {
             dir: dir.to_path_buf(),
             bodies,
             bodies_changed: Default::default(),
+            doomed_bodies: Default::default(),
             stuck: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -280,14 +285,24 @@ impl SledSpool {
             .and_then(|raw| serde_json::from_slice::<BodyFileFlag>(&raw).ok())
             .is_some_and(|e| e.body_file);
         if in_file {
-            match std::fs::remove_file(self.bodies.path_of(id)) {
+            self.doomed_bodies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(self.bodies.path_of(id));
+        }
+        Ok(())
+    }
+
+    /// Deletes the body files of removals made durable by the flush that just ended.
+    fn delete_doomed_bodies(&self, doomed: Vec<std::path::PathBuf>) {
+        for path in doomed {
+            match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    tracing::error!(queue_id = %id, error = %e, "cannot delete the body file of a removed message");
+                    tracing::error!(file = %path.display(), error = %e, "cannot delete the body file of a removed message");
                 }
                 _ => {}
             }
         }
-        Ok(())
     }
 
     fn raw_data(&self, id: QueueId, body_file: bool) -> Result<Option<MessageData>, SpoolError> {
@@ -370,6 +385,22 @@ impl SledSpool {
     }
 
     fn raw_flush(&self) -> Result<(), SpoolError> {
+        // The removals this flush makes durable: their body files go after it.
+        let doomed =
+            std::mem::take(&mut *self.doomed_bodies.lock().unwrap_or_else(|e| e.into_inner()));
+        let flushed = self.flush_log();
+        match &flushed {
+            Ok(()) => self.delete_doomed_bodies(doomed),
+            Err(_) => self
+                .doomed_bodies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(doomed),
+        }
+        flushed
+    }
+
+    fn flush_log(&self) -> Result<(), SpoolError> {
         // Blobs and body files first: once the log that points at them is durable, they
         // must be too. (Body files were fsynced by their Session; their names are here.)
         self.sync_new_blobs()
@@ -544,6 +575,12 @@ mod tests {
             (&b"Received: x\r\n"[..], 100_000)
         );
         spool.remove(QueueId(5)).unwrap();
+        // Deleted only once the removal is durable: a crash before must find both.
+        assert!(
+            path.exists(),
+            "the body file went before its removal was flushed"
+        );
+        spool.flush().unwrap();
         assert!(!path.exists(), "the body file goes with its message");
     }
 

@@ -288,6 +288,15 @@ impl Reply {
             "Syntax: EHLO domain; domain longer than 255 octets",
         )
     }
+    /// A non-ASCII address in a transaction that did not ask for SMTPUTF8 (RFC 6531).
+    pub fn utf8_address_without_smtputf8(which: &str) -> Self {
+        Self::new(
+            553,
+            "5.6.7",
+            "utf8_without_smtputf8",
+            format!("Non-ASCII {which} address requires the SMTPUTF8 parameter of MAIL FROM"),
+        )
+    }
     /// A HELO/EHLO name that is neither a domain nor an address literal.
     pub fn bad_helo_name() -> Self {
         Self::new(

@@ -33,6 +33,11 @@ impl ServerSession {
         if self.transaction.is_some() {
             return Some((Reply::bad_sequence("nested MAIL command"), true));
         }
+        if !mail.smtputf8 && !mail.sender.to_string().is_ascii() {
+            // RFC 6531 §3.4: a non-ASCII address needs the SMTPUTF8 parameter, or the
+            // next hop would be handed it without being told.
+            return Some((Reply::utf8_address_without_smtputf8("sender"), true));
+        }
         if self.settings.security.require_tls && self.tls.is_none() {
             return Some((Reply::must_start_tls(), true));
         }

@@ -36,6 +36,10 @@ impl ServerSession {
             Reply::recipient_ok().write_to(out);
             return None;
         }
+        if !transaction.mail.smtputf8 && !rcpt.to_string().is_ascii() {
+            self.error(out, Reply::utf8_address_without_smtputf8("recipient"));
+            return None;
+        }
         if transaction.recipients.len() >= max {
             // Counts as an error (Postfix's hard error limit does the same): a client
             // that keeps sending RCPT past the limit is cut off, not answered forever.

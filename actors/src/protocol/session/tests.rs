@@ -412,3 +412,34 @@ fn quit_says_bye_and_closes() {
     assert_eq!(replies(&out), ["221 2.0.0 Bye"]);
     assert!(matches!(events.as_slice(), [Event::Close]));
 }
+
+#[test]
+fn a_non_ascii_address_needs_smtputf8() {
+    let mut s = session();
+    let (out, _, _) = drive(
+        &mut s,
+        "EHLO c.test\r\nMAIL FROM:<é@relay.test>\r\nMAIL FROM:<a@relay.test>\r\nRCPT TO:<ü@relay.test>\r\nRSET\r\nMAIL FROM:<é@relay.test> SMTPUTF8\r\nRCPT TO:<ü@relay.test>\r\n"
+            .as_bytes(),
+    );
+    let replies = replies(&out);
+    assert!(
+        replies.contains(
+            &"553 5.6.7 Non-ASCII sender address requires the SMTPUTF8 parameter of MAIL FROM"
+        ),
+        "{out}"
+    );
+    assert!(
+        replies.contains(
+            &"553 5.6.7 Non-ASCII recipient address requires the SMTPUTF8 parameter of MAIL FROM"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| r.starts_with("250 2.1.5"))
+            .count(),
+        1,
+        "{out}"
+    );
+}
