@@ -1,18 +1,21 @@
 //! Whether a next hop is reachable, as the Queue sees it, and the mail that waits for it
 //! while it is not. A hop that stops answering is marked down after
 //! `delivery.dead_host_failures` consecutive unreachable reports; from then on its mail
-//! waits here in one list instead of being dispatched message by message (no spool
+//! waits here in one index instead of being dispatched message by message (no spool
 //! rewrite, no log line, no Delivery job per retry), and one message at a time probes
 //! the hop, once per back-off step, doubling from `delivery.dead_host_backoff` up to
 //! `queue.max_retry_interval`. The first report that reaches the hop releases the whole
-//! list. Pure: time comes in as unix seconds.
+//! index. Pure: time comes in as unix seconds.
+//!
+//! The index holds a message's id and when it expires, nothing else (16 octets and the
+//! map's own): the envelope waits in the spool and is read back when the message is
+//! released, probed, expired or acted on by the operator, so a million messages parked
+//! for a dead destination take tens of megabytes, not a gigabyte.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::queue::id::QueueId;
-
-/// Recipients (by index into the envelope) of one message that wait for a hop.
-pub type Parked = (QueueId, Vec<usize>);
 
 /// When a hop counts as down and how often it is probed.
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +65,8 @@ pub struct HopHealth {
     failures: u32,
     down_until: Option<u64>,
     step: u32,
-    waiting: Vec<Parked>,
+    /// Parked messages, oldest id first, each with the unix second it expires at.
+    waiting: BTreeMap<QueueId, u64>,
     probe: Option<QueueId>,
 }
 
@@ -82,16 +86,44 @@ impl HopHealth {
         self.failures == 0 && !self.is_down() && self.waiting.is_empty()
     }
 
-    /// Parks recipients of a message until the hop is up again.
-    pub fn park(&mut self, parked: Parked) {
-        self.waiting.push(parked);
+    /// Parks message `id` (its recipients for this hop) until the hop is up again;
+    /// `expires_at`: when it has been queued too long and bounces. Parking a message
+    /// twice keeps one entry.
+    pub fn park(&mut self, id: QueueId, expires_at: u64) {
+        self.waiting.insert(id, expires_at);
+    }
+
+    /// Whether message `id` waits here.
+    pub fn is_parked(&self, id: QueueId) -> bool {
+        self.waiting.contains_key(&id)
+    }
+
+    /// Takes the messages of `ids` out of the index (the operator acts on them); returns
+    /// those that were parked.
+    pub fn unpark(&mut self, ids: &std::collections::HashSet<QueueId>) -> Vec<QueueId> {
+        let found: Vec<QueueId> = if ids.len() < self.waiting.len() {
+            ids.iter()
+                .copied()
+                .filter(|id| self.waiting.contains_key(id))
+                .collect()
+        } else {
+            self.waiting
+                .keys()
+                .copied()
+                .filter(|id| ids.contains(id))
+                .collect()
+        };
+        for id in &found {
+            self.waiting.remove(id);
+        }
+        found
     }
 
     /// Takes back a probe that was not sent (its message is suspended, or could not be
-    /// read): no probe is out, and the message waits behind the others.
-    pub fn probe_not_sent(&mut self, parked: Parked) {
+    /// read): no probe is out, and the message waits with the others.
+    pub fn probe_not_sent(&mut self, id: QueueId, expires_at: u64) {
         self.probe = None;
-        self.waiting.insert(0, parked);
+        self.waiting.insert(id, expires_at);
     }
 
     /// Forgets a probe whose message is gone from the queue.
@@ -101,12 +133,12 @@ impl HopHealth {
 
     /// The message to send as a probe, when one is due at `now` and none is out. A down
     /// hop with nothing waiting is simply forgotten: the next message tries it.
-    pub fn due_probe(&mut self, now: u64) -> Option<Parked> {
+    pub fn due_probe(&mut self, now: u64) -> Option<(QueueId, u64)> {
         let until = self.down_until?;
         if self.probe.is_some() || until > now {
             return None;
         }
-        match self.waiting.pop() {
+        match self.waiting.pop_first() {
             Some(parked) => {
                 self.probe = Some(parked.0);
                 Some(parked)
@@ -120,12 +152,12 @@ impl HopHealth {
 
     /// A report reached the hop (any reply, even a refusal): it is up. Returns the
     /// waiting mail to release.
-    pub fn reached(&mut self) -> Vec<Parked> {
+    pub fn reached(&mut self) -> Vec<QueueId> {
         self.failures = 0;
         self.down_until = None;
         self.step = 0;
         self.probe = None;
-        std::mem::take(&mut self.waiting)
+        std::mem::take(&mut self.waiting).into_keys().collect()
     }
 
     /// A report for message `id` could not reach the hop.
@@ -153,12 +185,17 @@ impl HopHealth {
         Change::WentDown { probe_at }
     }
 
-    /// Takes the waiting entries `expired` says are past their lifetime.
-    pub fn take_expired(&mut self, expired: impl Fn(QueueId) -> bool) -> Vec<Parked> {
-        let (gone, keep) = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .partition(|(id, _)| expired(*id));
-        self.waiting = keep;
+    /// Takes the waiting messages past their lifetime at `now`.
+    pub fn take_expired(&mut self, now: u64) -> Vec<QueueId> {
+        let gone: Vec<QueueId> = self
+            .waiting
+            .iter()
+            .filter(|(_, expires_at)| **expires_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            self.waiting.remove(id);
+        }
         gone
     }
 }
@@ -183,8 +220,9 @@ mod tests {
             Change::WentDown { probe_at: 1060 }
         );
         assert!(h.is_down());
-        h.park((QueueId(3), vec![0]));
-        h.park((QueueId(4), vec![0, 1]));
+        h.park(QueueId(3), u64::MAX);
+        h.park(QueueId(4), u64::MAX);
+        h.park(QueueId(4), u64::MAX);
         assert_eq!(h.waiting(), 2);
         // A job that was already out fails too: no change.
         assert_eq!(
@@ -198,12 +236,13 @@ mod tests {
         let mut h = HopHealth::default();
         h.unreachable(QueueId(1), 0, &POLICY);
         h.unreachable(QueueId(1), 0, &POLICY);
-        h.park((QueueId(10), vec![0]));
-        h.park((QueueId(11), vec![0]));
+        h.park(QueueId(10), u64::MAX);
+        h.park(QueueId(11), u64::MAX);
         let skipped = h.due_probe(60).expect("a probe is due");
-        assert_eq!(skipped.0, QueueId(11));
-        // Its destination is suspended: it goes back behind the others.
-        h.probe_not_sent(skipped);
+        assert_eq!(skipped.0, QueueId(10), "the oldest probes first");
+        // Its destination is suspended: it goes back to the index.
+        h.probe_not_sent(skipped.0, skipped.1);
+        assert_eq!(h.waiting(), 2);
         assert_eq!(h.due_probe(60).map(|p| p.0), Some(QueueId(10)));
         // A probe whose message is gone is forgotten, and the next one may go.
         h.probe_gone();
@@ -216,7 +255,7 @@ mod tests {
         h.unreachable(QueueId(1), 0, &POLICY);
         h.unreachable(QueueId(1), 0, &POLICY);
         for i in 0..10 {
-            h.park((QueueId(100 + i), vec![0]));
+            h.park(QueueId(100 + i), u64::MAX);
         }
         assert_eq!(h.due_probe(59), None);
         let mut now = 60;
@@ -228,7 +267,7 @@ mod tests {
                 panic!("probe failure not seen");
             };
             gaps.push(probe_at - now);
-            h.park((probe, vec![0]));
+            h.park(probe, u64::MAX);
             now = probe_at;
         }
         assert_eq!(gaps, [120, 240, 480, 960, 1920, 3600, 3600, 3600]);
@@ -240,11 +279,11 @@ mod tests {
         let mut h = HopHealth::default();
         h.unreachable(QueueId(1), 0, &POLICY);
         h.unreachable(QueueId(1), 0, &POLICY);
-        h.park((QueueId(5), vec![0]));
-        h.park((QueueId(6), vec![1]));
+        h.park(QueueId(5), u64::MAX);
+        h.park(QueueId(6), u64::MAX);
         let probe = h.due_probe(60).unwrap();
         let mut released = h.reached();
-        released.push(probe);
+        released.push(probe.0);
         assert_eq!(released.len(), 2);
         assert!(!h.is_down());
         assert!(h.is_idle());
@@ -253,10 +292,24 @@ mod tests {
     #[test]
     fn expired_mail_leaves_the_waiting_list() {
         let mut h = HopHealth::default();
-        h.park((QueueId(1), vec![0]));
-        h.park((QueueId(2), vec![0]));
-        let gone = h.take_expired(|id| id == QueueId(1));
-        assert_eq!(gone, vec![(QueueId(1), vec![0])]);
+        h.park(QueueId(1), 100);
+        h.park(QueueId(2), 200);
+        let gone = h.take_expired(150);
+        assert_eq!(gone, vec![QueueId(1)]);
         assert_eq!(h.waiting(), 1);
+    }
+
+    #[test]
+    fn the_operator_takes_parked_mail_out_of_the_index() {
+        let mut h = HopHealth::default();
+        for i in 0..5 {
+            h.park(QueueId(i), u64::MAX);
+        }
+        let ids = [QueueId(1), QueueId(3), QueueId(9)].into_iter().collect();
+        let mut found = h.unpark(&ids);
+        found.sort();
+        assert_eq!(found, [QueueId(1), QueueId(3)]);
+        assert_eq!(h.waiting(), 3);
+        assert!(!h.is_parked(QueueId(1)) && h.is_parked(QueueId(2)));
     }
 }

@@ -13,8 +13,9 @@ use crate::store::spool::RecipientStatus;
 #[rtype(result = "QueueStats")]
 pub struct GetStats;
 
-/// Recipients under way (handed to a Delivery actor, or waiting for a down next hop),
-/// by recipient domain.
+/// Recipients under way (handed to a Delivery actor), by recipient domain. Mail parked
+/// for a down next hop is not in memory and not counted here (see
+/// [`QueueStats::parked`]).
 #[derive(Message, Debug)]
 #[rtype(result = "InFlight")]
 pub struct GetInFlight;
@@ -61,6 +62,9 @@ pub struct QueueStats {
     pub deferred: usize,
     /// Messages with a delivery under way.
     pub in_flight: usize,
+    /// Messages parked for a next hop that is down (in its index only, not in memory;
+    /// counted in `deferred` too).
+    pub parked: usize,
     /// Delivery actors registered (one per next hop in recent use; an actor finishing
     /// its last job after it offered to retire is no longer counted).
     pub delivery_actors: usize,
@@ -105,6 +109,7 @@ impl Handler<GetStats> for Queue {
             // Messages put away until their next retry count once each.
             deferred: self.evicted,
             in_flight: self.in_flight,
+            parked: self.hops.values().map(|h| h.waiting()).sum(),
             delivery_actors: self.deliveries.len(),
             totals: self.totals,
             recent_deliveries: self.recent.list(),

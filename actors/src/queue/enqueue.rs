@@ -161,10 +161,13 @@ impl Handler<Stored> for Queue {
             from = %envelope.sender, size = envelope.size, nrcpt = envelope.recipients.len(), "message accepted");
         metrics::counter!("smtp_messages_received_total").increment(1);
         self.totals.received += 1;
-        self.keep(id, envelope);
         if self.has_room() {
+            self.keep(id, envelope);
             self.dispatch(id, data, ctx);
         } else {
+            // A backlog waits in the spool, not in memory: read back when its turn
+            // comes within the in-flight window.
+            self.evicted += 1;
             self.ready.push_back(id);
         }
         super::handling::handled(&super::handling::STORED, started);

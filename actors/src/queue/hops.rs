@@ -6,12 +6,12 @@ use actix::prelude::*;
 
 use super::{Queue, schedule, unix_now};
 use crate::outbound::delivery::DeliveryReport;
-use crate::outbound::hop_health::{Change, Parked};
+use crate::outbound::hop_health::Change;
 use crate::outbound::routing::NextHop;
 use crate::queue::id::QueueId;
 use crate::store::envelope::RecipientIndex;
 use crate::store::message_data::MessageData;
-use crate::store::spool::SpoolError;
+use crate::store::spool::{Envelope, SpoolError};
 
 impl Queue {
     /// Updates the health of the report's next hop before the report is applied.
@@ -69,7 +69,8 @@ impl Queue {
         )
     }
 
-    /// Sends a probe to every down hop whose back-off step has passed.
+    /// Sends a probe to every down hop whose back-off step has passed: the oldest
+    /// message of its index, read back from the spool (envelope and data) first.
     pub(super) fn probe_down_hops(&mut self, now: u64, ctx: &mut Context<Self>) {
         if self.hops.is_empty() || self.stopping {
             return;
@@ -84,121 +85,150 @@ impl Queue {
             }
             !health.is_idle()
         });
-        for (hop, (id, indexes)) in probes {
-            // A suspended destination is not probed: its mail waits for the end.
-            let suspended = self.messages.get(&id).is_none_or(|m| {
-                indexes.iter().all(|&i| {
-                    m.envelope
-                        .recipients
-                        .get(i)
-                        .is_none_or(|r| self.suspensions.until(&r.domain, now).is_some())
-                })
-            });
-            let body_file = self.messages.get(&id).map(|m| m.envelope.body_file);
-            match body_file {
-                Some(body_file) if !suspended => {
-                    // Its data is read on the commit threads; the probe goes out then.
-                    let read = self.committer.read(move |spool| spool.data(id, body_file));
-                    ctx.spawn(read.into_actor(self).map(move |read, act, ctx| {
-                        act.send_probe(hop, id, indexes, read.and_then(|r| r), ctx);
-                    }));
-                }
-                _ => self.probe_not_sent(&hop, id, indexes),
+        for (hop, (id, expires_at)) in probes {
+            if self.loading.contains(&id) {
+                // Read back for another reason: it is dispatched from there.
+                self.probe_not_sent(&hop, id, expires_at);
+                continue;
             }
+            self.loading.insert(id);
+            let read = self
+                .committer
+                .read(move |spool| -> Result<ProbeRead, SpoolError> {
+                    let Some(envelope) = spool.envelope(id)? else {
+                        return Ok(ProbeRead::Gone);
+                    };
+                    match spool.data(id, envelope.body_file)? {
+                        Some(data) => Ok(ProbeRead::Message(envelope, data)),
+                        None => Ok(ProbeRead::DataMissing),
+                    }
+                });
+            ctx.spawn(read.into_actor(self).map(move |read, act, ctx| {
+                act.send_probe(hop, id, expires_at, read.and_then(|r| r), ctx);
+                act.pump(ctx);
+            }));
         }
     }
 
-    /// Sends the probe of a down `hop` (recipients `indexes` of message `id`) once its
-    /// data was read; puts the probe back if it could not be.
+    /// Sends the probe of a down `hop` (message `id`) once it was read; puts the probe
+    /// back if it could not be sent.
     fn send_probe(
         &mut self,
         hop: NextHop,
         id: QueueId,
-        indexes: Vec<usize>,
-        data: Result<Option<MessageData>, SpoolError>,
+        expires_at: u64,
+        read: Result<ProbeRead, SpoolError>,
         ctx: &mut Context<Self>,
     ) {
-        if !self.hops.get(&hop).is_some_and(|health| health.is_down()) {
-            // The hop answered while the data was read (a late report) and released what
-            // waited for it: these recipients go out like the rest.
-            if let Some(message) = self.messages.get_mut(&id) {
-                for &i in &indexes {
-                    message.in_flight[i] = false;
-                }
-                self.ready.push_back(id);
-                self.pump(ctx);
+        self.loading.remove(&id);
+        let (envelope, data) = match read {
+            Ok(ProbeRead::Message(envelope, data)) => (envelope, data),
+            Ok(ProbeRead::Gone) => {
+                // Deleted or finished meanwhile.
+                self.probe_gone(&hop);
+                return;
             }
-            return;
-        }
-        match data {
-            Ok(Some(data)) if self.messages.contains_key(&id) && !self.stopping => {
-                tracing::debug!(next_hop = %hop, queue_id = %id, "probing next hop");
-                self.send_job(id, hop, indexes, data, true, ctx);
-            }
-            Ok(Some(_)) => self.probe_not_sent(&hop, id, indexes),
-            Ok(None) => {
-                if self.messages.remove(&id).is_some() {
-                    tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
-                    self.committer.remove(id);
-                }
-                self.probe_not_sent(&hop, id, indexes);
+            Ok(ProbeRead::DataMissing) => {
+                tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
+                self.messages.remove(&id);
+                self.committer.remove(id);
+                self.probe_gone(&hop);
+                return;
             }
             Err(e) => {
                 tracing::error!(queue_id = %id, error = %e, "cannot read message from spool; retrying later");
-                self.probe_not_sent(&hop, id, indexes);
+                self.probe_not_sent(&hop, id, expires_at);
+                return;
             }
+        };
+        if !self.messages.contains_key(&id) {
+            self.evicted = self.evicted.saturating_sub(1);
+            self.keep(id, envelope);
         }
+        if !self.hops.get(&hop).is_some_and(|health| health.is_down()) {
+            // The hop answered while the message was read (a late report) and released
+            // what waited for it: this one goes out like the rest.
+            self.dispatch(id, Some(data), ctx);
+            return;
+        }
+        let now = unix_now();
+        let indexes = self.due_for(id, &hop, now);
+        if indexes.is_empty() || self.stopping {
+            // Its destination is suspended, or nothing of it is due: back to the index,
+            // and the next message may probe.
+            self.probe_not_sent(&hop, id, expires_at);
+            self.evict(id);
+            return;
+        }
+        tracing::debug!(next_hop = %hop, queue_id = %id, "probing next hop");
+        self.send_job(id, hop, indexes, data, true, ctx);
     }
 
-    /// A due probe did not go out (suspended, unreadable, or its message is gone): the
-    /// hop's next probe is not held up by it.
-    fn probe_not_sent(&mut self, hop: &NextHop, id: QueueId, indexes: Vec<usize>) {
-        let known = self.messages.contains_key(&id);
+    /// The recipients of resident message `id` for `hop` that are due at `now`, not
+    /// under way and not suspended.
+    fn due_for(&self, id: QueueId, hop: &NextHop, now: u64) -> Vec<usize> {
+        let Some(message) = self.messages.get(&id) else {
+            return Vec::new();
+        };
+        (0..message.envelope.recipients.len())
+            .filter(|&i| {
+                let rcpt = &message.envelope.recipients[i];
+                !message.in_flight[i]
+                    && schedule::is_due(&rcpt.status, now)
+                    && self.suspensions.until(&rcpt.domain, now).is_none()
+                    && self.hop_of(&message.envelope, i) == *hop
+            })
+            .collect()
+    }
+
+    /// A due probe did not go out (suspended, or unreadable): the message goes back to
+    /// the index and the hop's next probe is not held up by it.
+    fn probe_not_sent(&mut self, hop: &NextHop, id: QueueId, expires_at: u64) {
         if let Some(health) = self.hops.get_mut(hop) {
-            if known {
-                health.probe_not_sent((id, indexes));
-            } else {
-                health.probe_gone();
-            }
+            health.probe_not_sent(id, expires_at);
         }
     }
 
-    /// Makes parked recipients dispatchable again.
-    pub(super) fn release(&mut self, released: Vec<Parked>) {
-        for (id, indexes) in released {
-            let Some(message) = self.messages.get_mut(&id) else {
-                continue;
-            };
-            for i in indexes {
-                message.in_flight[i] = false;
-            }
-            self.ready.push_back(id);
+    /// A due probe's message is gone from the queue.
+    fn probe_gone(&mut self, hop: &NextHop) {
+        if let Some(health) = self.hops.get_mut(hop) {
+            health.probe_gone();
         }
     }
 
-    /// Fails the waiting recipients of messages past their lifetime (they would
-    /// otherwise wait as long as the hop is down).
+    /// Makes parked messages dispatchable again: they are read back within the
+    /// in-flight window, like any backlog.
+    pub(super) fn release(&mut self, released: Vec<QueueId>) {
+        self.ready.extend(released);
+    }
+
+    /// Fails the recipients for `hop` of parked messages past their lifetime (they
+    /// would otherwise wait as long as the hop is down). Their envelopes are read back
+    /// for it; a message whose recipients are all final then bounces.
     fn expire_waiting(&mut self, hop: &NextHop, now: u64, reason: &str) {
         if self.settings.soft_bounce {
             return;
         }
-        let (messages, settings) = (&self.messages, &self.settings);
-        let expired = |id: QueueId| {
-            messages
-                .get(&id)
-                .is_none_or(|m| schedule::expired(settings, m.envelope.arrival, now))
-        };
         let Some(health) = self.hops.get_mut(hop) else {
             return;
         };
-        let gone = health.take_expired(expired);
-        for (id, indexes) in gone {
+        let gone = health.take_expired(now);
+        if gone.is_empty() {
+            return;
+        }
+        for (id, e) in self.read_back_now(gone.clone()) {
+            tracing::error!(queue_id = %id, error = %e, "cannot read an expired message's envelope; retrying later");
+            if let Some(health) = self.hops.get_mut(hop) {
+                health.park(id, now);
+            }
+        }
+        let reply = schedule::gave_up("message expired in queue", reason);
+        for id in gone {
+            let indexes = self.due_for(id, hop, u64::MAX);
             let Some(message) = self.messages.get_mut(&id) else {
                 continue;
             };
-            let reply = schedule::gave_up("message expired in queue", reason);
             for i in indexes {
-                message.in_flight[i] = false;
                 let rcpt = &mut message.envelope.recipients[i];
                 tracing::info!(queue_id = %id, to = %rcpt.address, relay = %hop, attempts = rcpt.attempts,
                     status = "bounced", reply = %reply, "delivery attempt");
@@ -214,11 +244,20 @@ impl Queue {
                 });
                 rcpt.status = schedule::failed(&reply);
             }
-            if message.jobs == 0 {
-                self.ready.push_back(id);
-            }
+            self.committer.update(id, &message.envelope);
+            self.put_back(id);
         }
     }
+}
+
+/// What reading a probe's message back found.
+enum ProbeRead {
+    /// Its envelope and data.
+    Message(Envelope, MessageData),
+    /// Not in the spool any more.
+    Gone,
+    /// An envelope without its data.
+    DataMissing,
 }
 
 /// Help texts of the metrics recorded in this file, for the Prometheus exporter.

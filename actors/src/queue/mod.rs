@@ -279,38 +279,30 @@ impl Queue {
             return;
         }
         let mut by_hop: HashMap<NextHop, Vec<usize>> = HashMap::new();
-        // A message routed as a whole (a DMARC quarantine transport) goes there; the
-        // target was checked when the configuration was loaded.
-        let route = message
-            .envelope
-            .route
-            .as_deref()
-            .and_then(|target| crate::outbound::routing::parse_target(target, 25).ok());
         for i in due {
-            let hop = match &route {
-                Some(hop) => hop.clone(),
-                None => self.router.route(&message.envelope.recipients[i].domain),
-            };
-            by_hop.entry(hop).or_default().push(i);
+            by_hop
+                .entry(self.hop_of(&message.envelope, i))
+                .or_default()
+                .push(i);
         }
-        // Mail for a hop that is down waits in its list: no spool read, no job, no log.
+        // Mail for a hop that is down waits in its index: no spool read, no job, no log,
+        // and not in memory (its envelope is in the spool; 16 octets of index remain).
+        let expires_at = schedule::expires_at(&self.settings, message.envelope.arrival);
         let mut jobs: Vec<(NextHop, Vec<usize>)> = Vec::with_capacity(by_hop.len());
-        let mut parked = Vec::new();
+        let mut parked = false;
         for (hop, indexes) in by_hop {
             match self.hops.get_mut(&hop) {
                 Some(health) if health.is_down() => {
-                    parked.extend_from_slice(&indexes);
-                    health.park((id, indexes));
+                    health.park(id, expires_at);
+                    parked = true;
                 }
                 _ => jobs.push((hop, indexes)),
             }
         }
-        if let Some(message) = self.messages.get_mut(&id) {
-            for i in parked {
-                message.in_flight[i] = true;
-            }
-        }
         if jobs.is_empty() {
+            if parked {
+                self.evict(id);
+            }
             return;
         }
         let Some(data) = data else {
@@ -321,6 +313,17 @@ impl Queue {
         for (hop, indexes) in jobs {
             self.send_job(id, hop, indexes, data.clone(), false, ctx);
         }
+    }
+
+    /// The next hop of recipient `i` of `envelope`: its domain's route, or the route of
+    /// the whole message (a DMARC quarantine transport; checked when the configuration
+    /// was loaded).
+    fn hop_of(&self, envelope: &Envelope, i: usize) -> NextHop {
+        envelope
+            .route
+            .as_deref()
+            .and_then(|target| crate::outbound::routing::parse_target(target, 25).ok())
+            .unwrap_or_else(|| self.router.route(&envelope.recipients[i].domain))
     }
 
     /// Hands recipients `indexes` of message `id` to the Delivery actor of `hop`.

@@ -78,6 +78,11 @@ impl Handler<Operate> for Queue {
             }
             !ours
         });
+        // Mail parked for a down next hop is acted on at once: out of the hop's index
+        // (what stays queued is parked again when it is dispatched).
+        for health in self.hops.values_mut() {
+            waiting.extend(health.unpark(&ids));
+        }
         let started = std::time::Instant::now();
         let mut operated = Operated::default();
         for id in operate.ids {
@@ -134,13 +139,9 @@ impl Queue {
         }
         let now = unix_now();
         let message = self.messages.get_mut(&id)?;
-        let under_way = message.jobs > 0;
-        let parked = !under_way && message.in_flight.iter().any(|&f| f);
-        let busy = under_way || parked;
+        // Only a job under way (a connection sending it now) makes a message busy.
+        let busy = message.jobs > 0;
         match action {
-            // Mail waiting for a down next hop goes out with its probe: it cannot be
-            // held there.
-            Action::Hold if parked => return Some(false),
             Action::Flush => {
                 schedule::flush(&mut message.envelope, now);
             }
@@ -189,7 +190,7 @@ impl Queue {
 
     /// Puts a message that stays queued where it belongs: held messages wait on disk
     /// only, others in the ready list when due, else in the schedule.
-    fn put_back(&mut self, id: QueueId) {
+    pub(super) fn put_back(&mut self, id: QueueId) {
         let Some(message) = self.messages.get(&id) else {
             return;
         };

@@ -105,6 +105,16 @@ pub fn failed(status: &Status) -> RecipientStatus {
     }
 }
 
+/// When a message that arrived at `arrival` has been queued too long (never, with
+/// `soft_bounce`), in unix seconds: [`expired`] from then on.
+pub fn expires_at(settings: &QueueSettings, arrival: u64) -> u64 {
+    if settings.soft_bounce {
+        u64::MAX
+    } else {
+        arrival.saturating_add(settings.max_lifetime.as_secs())
+    }
+}
+
 /// Whether a message that arrived at `arrival` has outlived `max_lifetime` at `now`
 /// (never, with `soft_bounce`).
 pub fn expired(settings: &QueueSettings, arrival: u64, now: u64) -> bool {
