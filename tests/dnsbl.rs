@@ -131,7 +131,7 @@ async fn rbldnsd_listings_weights_error_codes_ipv6_and_the_cache() {
     let one = rules(&[("bl.test", 1.0)], 1.0, true);
 
     // Listed: refused with the zone and its TXT reason.
-    let verdict = decide(&one, &resolver, &facts("192.0.2.66")).await;
+    let verdict = decide(&one, &resolver, &Default::default(), &facts("192.0.2.66")).await;
     let Verdict::Reject(reply) = verdict else {
         panic!("a listed client passed: {verdict:?}");
     };
@@ -141,19 +141,25 @@ async fn rbldnsd_listings_weights_error_codes_ipv6_and_the_cache() {
     );
     // Not listed (NXDOMAIN).
     assert_eq!(
-        decide(&one, &resolver, &facts("192.0.2.1")).await,
+        decide(&one, &resolver, &Default::default(), &facts("192.0.2.1")).await,
         Verdict::accept()
     );
     // 127.255.255.254 is the list's own error: never a listing.
     assert_eq!(
-        decide(&one, &resolver, &facts("198.51.100.7")).await,
+        decide(&one, &resolver, &Default::default(), &facts("198.51.100.7")).await,
         Verdict::accept()
     );
     // Return-code filter: 192.0.2.67 answers 127.0.0.3, which this zone does not count.
     let mut filtered = one.clone();
     filtered.zones[0].codes = vec!["127.0.0.2".parse().unwrap()];
     assert_eq!(
-        decide(&filtered, &resolver, &facts("192.0.2.67")).await,
+        decide(
+            &filtered,
+            &resolver,
+            &Default::default(),
+            &facts("192.0.2.67")
+        )
+        .await,
         Verdict::accept()
     );
 
@@ -165,35 +171,65 @@ async fn rbldnsd_listings_weights_error_codes_ipv6_and_the_cache() {
         true,
     );
     assert!(matches!(
-        decide(&halves, &resolver, &facts("192.0.2.67")).await,
+        decide(
+            &halves,
+            &resolver,
+            &Default::default(),
+            &facts("192.0.2.67")
+        )
+        .await,
         Verdict::Reject(_)
     ));
     assert_eq!(
-        decide(&halves, &resolver, &facts("192.0.2.66")).await,
+        decide(
+            &halves,
+            &resolver,
+            &Default::default(),
+            &facts("192.0.2.66")
+        )
+        .await,
         Verdict::accept()
     );
     let findings = look_up(&halves, &resolver, "192.0.2.68".parse().unwrap()).await;
     assert_eq!(findings.score, -0.5);
     assert_eq!(
-        decide(&halves, &resolver, &facts("192.0.2.68")).await,
+        decide(
+            &halves,
+            &resolver,
+            &Default::default(),
+            &facts("192.0.2.68")
+        )
+        .await,
         Verdict::accept()
     );
 
     // IPv6, by nibbles.
     let six = rules(&[("bl6.test", 1.0)], 1.0, true);
     assert!(matches!(
-        decide(&six, &resolver, &facts("2001:db8:66::25")).await,
+        decide(
+            &six,
+            &resolver,
+            &Default::default(),
+            &facts("2001:db8:66::25")
+        )
+        .await,
         Verdict::Reject(_)
     ));
     assert_eq!(
-        decide(&six, &resolver, &facts("2001:db8:67::25")).await,
+        decide(
+            &six,
+            &resolver,
+            &Default::default(),
+            &facts("2001:db8:67::25")
+        )
+        .await,
         Verdict::accept()
     );
 
     // Answers are cached by their TTL: with the server gone, a known listing still holds.
     server.stop();
     assert!(matches!(
-        decide(&one, &resolver, &facts("192.0.2.66")).await,
+        decide(&one, &resolver, &Default::default(), &facts("192.0.2.66")).await,
         Verdict::Reject(_)
     ));
 }
@@ -208,7 +244,7 @@ async fn odd_answers_and_time_outs() {
     let resolver = MxResolver::new(&[dns.addr], Duration::from_secs(1)).unwrap();
     let odd = rules(&[("odd.test", 1.0)], 1.0, false);
     assert_eq!(
-        decide(&odd, &resolver, &facts("192.0.2.5")).await,
+        decide(&odd, &resolver, &Default::default(), &facts("192.0.2.5")).await,
         Verdict::accept()
     );
     dns.shutdown().await;
@@ -221,11 +257,13 @@ async fn odd_answers_and_time_outs() {
     let started = Instant::now();
     let open = rules(&[("silent.test", 1.0)], 1.0, true);
     assert_eq!(
-        decide(&open, &resolver, &facts("192.0.2.5")).await,
+        decide(&open, &resolver, &Default::default(), &facts("192.0.2.5")).await,
         Verdict::accept()
     );
     let closed = rules(&[("silent.test", 1.0)], 1.0, false);
-    let Verdict::Defer(reply) = decide(&closed, &resolver, &facts("192.0.2.6")).await else {
+    let Verdict::Defer(reply) =
+        decide(&closed, &resolver, &Default::default(), &facts("192.0.2.6")).await
+    else {
         panic!("a failed lookup was not deferred");
     };
     assert_eq!(

@@ -62,6 +62,11 @@ pub struct SmtpConfig {
     /// Time sessions get to finish on SIGTERM before they are cut.
     #[serde(with = "super::duration")]
     pub drain_timeout: Duration,
+    /// The time one transaction (and the commands before its MAIL) may spend waiting
+    /// for policies that ask the DNS (DNSBL, SPF, DKIM, DMARC), all of them together;
+    /// once spent, their failure rule applies at once (fail open, or 451).
+    #[serde(with = "super::duration")]
+    pub dns_budget: Duration,
     /// Arbiters (threads) that run sessions and deliveries, the main one included; 0 means
     /// one per core.
     pub workers: usize,
@@ -84,6 +89,7 @@ impl Default for SmtpConfig {
             data_timeout: Duration::from_secs(600),
             min_data_rate: 500,
             drain_timeout: Duration::from_secs(30),
+            dns_budget: Duration::from_secs(5),
             workers: 0,
         }
     }

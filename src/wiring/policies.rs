@@ -15,7 +15,7 @@ use hermod_actors::policy::mail_auth::dkim_verify::DkimVerifier;
 use hermod_actors::policy::mail_auth::dmarc::DmarcVerifier;
 use hermod_actors::policy::mail_auth::pool::VerifyPool;
 use hermod_actors::policy::mail_auth::spf::SpfVerifier;
-use hermod_actors::policy::mail_auth::{self, AuthRules};
+use hermod_actors::policy::mail_auth::{self, AuthRules, TempErrorAction};
 use hermod_actors::policy::rate_limiter::RateLimiter;
 use hermod_actors::policy::set::{PolicyMember, PolicySet};
 use hermod_actors::protocol::check::{CheckStage, CheckStages};
@@ -66,6 +66,7 @@ pub(super) fn start(
         });
         members.push(PolicyMember {
             name: "rate_limit",
+            uses_dns: false,
             stages,
             ask: limiter.recipient(),
             deadline: RATE_LIMIT_DEADLINE,
@@ -89,6 +90,7 @@ pub(super) fn start(
         };
         members.push(PolicyMember {
             name: "greylist",
+            uses_dns: false,
             stages: CheckStages::of(&[CheckStage::Rcpt]),
             ask,
             deadline: config.greylist.deadline,
@@ -108,6 +110,7 @@ pub(super) fn start(
         let dnsbl = Dnsbl::start_in_arbiter(&arbiter, move |_| Dnsbl::new(rules, resolver));
         members.push(PolicyMember {
             name: "dnsbl",
+            uses_dns: true,
             stages: CheckStages::of(&[stage]),
             ask: dnsbl.recipient(),
             deadline: config.dnsbl.deadline,
@@ -125,6 +128,7 @@ pub(super) fn start(
             DkimSigner::start_in_arbiter(&arbiter, move |_| DkimSigner::new(keys, pool, rules));
         members.push(PolicyMember {
             name: "dkim_sign",
+            uses_dns: false,
             stages: CheckStages::of(&[CheckStage::Data]),
             ask: signer.recipient(),
             deadline: DKIM_DEADLINE,
@@ -140,7 +144,10 @@ pub(super) fn start(
         arbiter.stop();
         return Ok((PolicySet::default(), None));
     }
-    Ok((PolicySet::new(members), Some(arbiter)))
+    Ok((
+        PolicySet::new(members).with_dns_budget(config.smtp.dns_budget),
+        Some(arbiter),
+    ))
 }
 
 /// The SPF verifier (at MAIL FROM) and the DMARC verifier (at the end of DATA), which
@@ -172,20 +179,25 @@ fn verifiers(
     tracing::info!(authserv_id = %rules.authserv_id, spf_fail = ?rules.spf_fail,
         dmarc_reject = ?rules.dmarc_reject, dmarc_quarantine = ?rules.dmarc_quarantine,
         temp_error = ?rules.temp_error, threads = settings.threads(), "SPF/DKIM/DMARC verification on");
+    // No answer in time is a DNS that does not answer: `temp_error` decides, as for a
+    // time-out inside the check.
+    let fail_open = matches!(rules.temp_error, TempErrorAction::Accept);
     Ok(vec![
         PolicyMember {
             name: "spf",
+            uses_dns: true,
             stages: CheckStages::of(&[CheckStage::Mail]),
             ask: spf.recipient(),
             deadline: settings.deadline,
-            fail_open: false,
+            fail_open,
         },
         PolicyMember {
             name: "dmarc",
+            uses_dns: true,
             stages: CheckStages::of(&[CheckStage::Data]),
             ask: dmarc.recipient(),
             deadline: settings.deadline,
-            fail_open: false,
+            fail_open,
         },
     ])
 }

@@ -215,7 +215,11 @@ async fn connect_refusal<S: AsyncWrite + Unpin>(
         return None;
     }
     let trusted = cx.settings.relay.is_trusted_client(peer.ip());
-    let verdict = cx.policies.check(Facts::connect(peer.ip(), trusted)).await;
+    let mut budget = cx.policies.dns_budget();
+    let verdict = cx
+        .policies
+        .check_within(Facts::connect(peer.ip(), trusted), &mut budget)
+        .await;
     let reply = verdict.refusal()?;
     metrics::counter!("smtp_connections_rejected_total", "reason" => reply.reason).increment(1);
     tracing::info!(client = %peer, reason = reply.reason, reply = %reply, "connection refused by policy");
@@ -317,6 +321,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> End {
     let mut output = Vec::with_capacity(1024);
     let mut draining = cx.draining.clone();
+    // The policies' DNS waits of the commands before MAIL, then of each transaction.
+    let mut dns_budget = cx.policies.dns_budget();
     let mut phase = PhaseDeadline::new(Instant::now());
     // Input left unconsumed after the last read: less of it later means a command line
     // was consumed.
@@ -352,7 +358,11 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
             Some(Event::Check(facts)) => {
-                let verdict = cx.policies.check(facts).await;
+                if facts.stage == CheckStage::Mail {
+                    // A new transaction: a new DNS budget.
+                    dns_budget = cx.policies.dns_budget();
+                }
+                let verdict = cx.policies.check_within(facts, &mut dns_budget).await;
                 if let Verdict::Defer(reply) | Verdict::Reject(reply) = &verdict
                     && reply.code == 421
                 {

@@ -7,10 +7,15 @@
 //! return codes. Answers are cached by their TTL (the resolver's cache).
 //!
 //! A lookup that fails (time-out, SERVFAIL) is logged and counted, and by default
-//! ignored (fail open); with `fail_open = false` it defers the client instead.
+//! ignored (fail open); with `fail_open = false` it defers the client instead. A failed
+//! lookup is remembered for [`FAILURE_MEMORY`] per list and address ([`RecentFailures`]),
+//! so a client is not made to wait for a dead list once per recipient (a three-recipient
+//! message waited 5 + 5 + 4 s).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use ipnet::IpNet;
@@ -55,10 +60,48 @@ pub struct Findings {
     pub failed: Vec<(String, String)>,
 }
 
+/// How long a failed lookup of one address in one list is remembered (and not tried).
+pub const FAILURE_MEMORY: Duration = Duration::from_secs(30);
+
+/// (list, address) pairs remembered at most; past it, expired ones go, then all.
+const MAX_REMEMBERED_FAILURES: usize = 50_000;
+
+/// Lookups that failed lately, by list and address, with why.
+#[derive(Default)]
+pub struct RecentFailures {
+    failed: Mutex<HashMap<(String, IpAddr), (Instant, String)>>,
+}
+
+impl RecentFailures {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, IpAddr), (Instant, String)>> {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why the lookup of `ip` in `zone` failed, if it did within [`FAILURE_MEMORY`].
+    pub fn recent(&self, zone: &str, ip: IpAddr) -> Option<String> {
+        let failed = self.lock();
+        let (at, why) = failed.get(&(zone.to_string(), ip))?;
+        (at.elapsed() < FAILURE_MEMORY).then(|| why.clone())
+    }
+
+    /// Remembers that the lookup of `ip` in `zone` failed.
+    pub fn remember(&self, zone: &str, ip: IpAddr, why: String) {
+        let mut failed = self.lock();
+        if failed.len() >= MAX_REMEMBERED_FAILURES {
+            failed.retain(|_, (at, _)| at.elapsed() < FAILURE_MEMORY);
+            if failed.len() >= MAX_REMEMBERED_FAILURES {
+                failed.clear();
+            }
+        }
+        failed.insert((zone.to_string(), ip), (Instant::now(), why));
+    }
+}
+
 /// The actor.
 pub struct Dnsbl {
     rules: Arc<DnsblRules>,
     resolver: Arc<MxResolver>,
+    failures: Arc<RecentFailures>,
 }
 
 impl Dnsbl {
@@ -67,6 +110,7 @@ impl Dnsbl {
         Dnsbl {
             rules: Arc::new(rules),
             resolver,
+            failures: Arc::default(),
         }
     }
 }
@@ -104,16 +148,37 @@ fn is_list_error(code: Ipv4Addr) -> bool {
 
 /// Looks `ip` up in every zone, at once.
 pub async fn look_up(rules: &DnsblRules, resolver: &MxResolver, ip: IpAddr) -> Findings {
-    let lookups = rules.zones.iter().map(|zone| async move {
-        let name = query_name(ip, &zone.zone);
-        (zone, resolver.resolver().ipv4_lookup(name).await)
-    });
-    let answers = futures_util::future::join_all(lookups).await;
+    look_up_remembering(rules, resolver, &RecentFailures::default(), ip).await
+}
+
+/// [`look_up`], skipping the zones whose lookup of `ip` failed lately and remembering
+/// the ones that fail now.
+pub async fn look_up_remembering(
+    rules: &DnsblRules,
+    resolver: &MxResolver,
+    failures: &RecentFailures,
+    ip: IpAddr,
+) -> Findings {
     let mut findings = Findings {
         score: 0.0,
         listed: Vec::new(),
         failed: Vec::new(),
     };
+    let mut asked = Vec::with_capacity(rules.zones.len());
+    for zone in &rules.zones {
+        match failures.recent(&zone.zone, ip) {
+            Some(why) => {
+                metrics::counter!("dnsbl_errors_total", "zone" => zone.zone.clone(), "kind" => "remembered").increment(1);
+                findings.failed.push((zone.zone.clone(), why));
+            }
+            None => asked.push(zone),
+        }
+    }
+    let lookups = asked.into_iter().map(|zone| async move {
+        let name = query_name(ip, &zone.zone);
+        (zone, resolver.resolver().ipv4_lookup(name).await)
+    });
+    let answers = futures_util::future::join_all(lookups).await;
     let mut listed: Vec<(f64, String, Ipv4Addr)> = Vec::new();
     for (zone, answer) in answers {
         match answer {
@@ -143,7 +208,8 @@ pub async fn look_up(rules: &DnsblRules, resolver: &MxResolver, ip: IpAddr) -> F
             Err(e) => {
                 metrics::counter!("dnsbl_errors_total", "zone" => zone.zone.clone(), "kind" => "lookup").increment(1);
                 tracing::warn!(zone = %zone.zone, client = %ip, error = %e,
-                    fail_open = rules.fail_open, "DNSBL lookup failed");
+                    fail_open = rules.fail_open, remembered_s = FAILURE_MEMORY.as_secs(), "DNSBL lookup failed");
+                failures.remember(&zone.zone, ip, e.to_string());
                 findings.failed.push((zone.zone.clone(), e.to_string()));
             }
         }
@@ -174,7 +240,12 @@ async fn reason(resolver: &MxResolver, ip: IpAddr, zone: &str) -> String {
 }
 
 /// Decides about the client of `facts`.
-pub async fn decide(rules: &DnsblRules, resolver: &MxResolver, facts: &Facts) -> Verdict {
+pub async fn decide(
+    rules: &DnsblRules,
+    resolver: &MxResolver,
+    failures: &RecentFailures,
+    facts: &Facts,
+) -> Verdict {
     let ip = facts.client_ip;
     if facts.trusted
         || facts.user.is_some()
@@ -183,7 +254,7 @@ pub async fn decide(rules: &DnsblRules, resolver: &MxResolver, facts: &Facts) ->
     {
         return Verdict::accept();
     }
-    let findings = look_up(rules, resolver, ip).await;
+    let findings = look_up_remembering(rules, resolver, failures, ip).await;
     if findings.score >= rules.threshold
         && let Some((zone, code)) = findings.listed.first()
     {
@@ -214,8 +285,12 @@ impl Handler<Ask> for Dnsbl {
     type Result = ResponseFuture<Verdict>;
 
     fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
-        let (rules, resolver) = (self.rules.clone(), self.resolver.clone());
-        Box::pin(async move { decide(&rules, &resolver, &facts).await })
+        let (rules, resolver, failures) = (
+            self.rules.clone(),
+            self.resolver.clone(),
+            self.failures.clone(),
+        );
+        Box::pin(async move { decide(&rules, &resolver, &failures, &facts).await })
     }
 }
 
@@ -227,7 +302,7 @@ pub(crate) fn describe_metrics() {
     );
     metrics::describe_counter!(
         "dnsbl_errors_total",
-        "DNSBL lookups that gave no usable answer, by zone and kind (lookup: time-out or SERVFAIL; list_error: the list's 127.255.255.x code)."
+        "DNSBL lookups that gave no usable answer, by zone and kind (lookup: time-out or SERVFAIL; remembered: not asked again, it failed within 30 s; list_error: the list's 127.255.255.x code)."
     );
 }
 
