@@ -27,6 +27,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
         {
             println!("warning: {problem}");
         }
+        let split = wiring::DescriptorSplit::at_start(&config);
+        println!(
+            "descriptors open_files={} inbound={} outbound={}",
+            split.open_files, split.inbound, split.outbound
+        );
+        if let Some(advice) = split.advice() {
+            println!("warning: {advice}");
+        }
         return ExitCode::SUCCESS;
     }
     let _log_guard = logging::init(&config.log);

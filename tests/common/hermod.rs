@@ -44,6 +44,14 @@ impl Hermod {
         Self::spawn(config_path, data_dir, env, true).await
     }
 
+    /// Starts hermod with an open-files limit of `nofile` (soft and hard, set by
+    /// prlimit), as a machine with few descriptors would run it.
+    pub async fn start_with_nofile(dir: &Path, config: &str, nofile: u64) -> Hermod {
+        let config_path = dir.join("hermod.toml");
+        std::fs::write(&config_path, config).expect("writing test config");
+        Self::spawn_limited(config_path, dir.join("data"), &[], true, Some(nofile)).await
+    }
+
     /// Starts hermod on the listeners `config` names itself (`smtp.listen`, with kinds,
     /// on port 0), not on one SMTP_HOST / SMTP_PORT address.
     pub async fn start_listening(dir: &Path, config: &str, env: &[(&str, &str)]) -> Hermod {
@@ -67,7 +75,27 @@ impl Hermod {
         env: &[(&str, &str)],
         one_listener: bool,
     ) -> Hermod {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hermod"));
+        Self::spawn_limited(config_path, data_dir, env, one_listener, None).await
+    }
+
+    async fn spawn_limited(
+        config_path: PathBuf,
+        data_dir: PathBuf,
+        env: &[(&str, &str)],
+        one_listener: bool,
+        nofile: Option<u64>,
+    ) -> Hermod {
+        let mut command = match nofile {
+            Some(n) => {
+                let mut prlimit = Command::new("prlimit");
+                prlimit
+                    .arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_hermod"));
+                prlimit
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_hermod")),
+        };
         if one_listener {
             command.env("SMTP_HOST", "127.0.0.1").env("SMTP_PORT", "0");
         }

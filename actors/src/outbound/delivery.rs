@@ -217,6 +217,8 @@ pub struct Delivery {
     last_work: Instant,
     /// An offer to retire is out and unanswered.
     offered_to_retire: bool,
+    /// Registered with the connection budget as a holder of idle connections.
+    holds_idle: bool,
 }
 
 impl Delivery {
@@ -244,6 +246,7 @@ impl Delivery {
             reports_in_flight: 0,
             last_work: Instant::now(),
             offered_to_retire: false,
+            holds_idle: false,
         }
     }
 
@@ -388,6 +391,7 @@ impl Delivery {
                 && !connection.has_unread_input()
             {
                 self.idle.push((connection, Instant::now()));
+                self.offer_idle(ctx);
             } else {
                 actix::spawn(connection.quit());
             }
@@ -441,6 +445,19 @@ impl Delivery {
         });
     }
 
+    /// Registers with the budget as a holder of idle connections (once), so that a
+    /// request for room reaches this actor at once.
+    fn offer_idle(&mut self, ctx: &mut Context<Self>) {
+        if self.holds_idle || self.idle.is_empty() {
+            return;
+        }
+        self.holds_idle = true;
+        let me = ctx.address().recipient::<MakeRoom>();
+        self.settings.budget.hold_idle(Box::new(move || {
+            !matches!(me.try_send(MakeRoom), Err(SendError::Closed(_)))
+        }));
+    }
+
     /// Closes idle connections, oldest first, while the budget asks for room.
     fn make_room(&mut self) {
         while !self.idle.is_empty() && self.settings.budget.claim_close() {
@@ -484,6 +501,21 @@ impl Actor for Delivery {
             act.close_idle();
             act.offer_to_retire(ctx);
         });
+    }
+}
+
+/// The connection budget asks this actor to close idle connections now.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct MakeRoom;
+
+impl Handler<MakeRoom> for Delivery {
+    type Result = ();
+
+    fn handle(&mut self, _: MakeRoom, ctx: &mut Context<Self>) {
+        self.holds_idle = false;
+        self.make_room();
+        self.offer_idle(ctx);
     }
 }
 
