@@ -11,6 +11,7 @@ use hermod_actors::protocol::address::{self, AddressError, Mailbox};
 use hermod_actors::protocol::receiver::Spill;
 use hermod_actors::queue::QueueSettings;
 use hermod_actors::store::body_file::BodyFiles;
+use hermod_actors::store::disk_space::DiskSpace;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigIssue, Section, longer_than_zero};
@@ -146,11 +147,13 @@ impl QueueConfig {
         self.postmaster_mailbox().ok().flatten()
     }
 
-    /// Where Sessions write bodies past `large_message_threshold`.
-    pub fn spill(&self, files: &Arc<BodyFiles>) -> Option<Spill> {
+    /// Where Sessions write bodies past `large_message_threshold`, their bytes claimed
+    /// against the free-space reserve of `disk`.
+    pub fn spill(&self, files: &Arc<BodyFiles>, disk: &Arc<DiskSpace>) -> Option<Spill> {
         Some(Spill {
             files: files.clone(),
             threshold: self.large_message_threshold,
+            disk: disk.clone(),
         })
     }
 

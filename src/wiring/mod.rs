@@ -492,7 +492,7 @@ fn session_settings(
     config.smtp.sessions(
         config.relay.policy(),
         config.queue.postmaster(),
-        config.queue.spill(body_files),
+        config.queue.spill(body_files, &shared.disk),
         config.security(),
         shared,
     )

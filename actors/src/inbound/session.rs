@@ -338,13 +338,21 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             None => protocol.feed(input, &mut output, SystemTime::now()),
         };
         match event {
-            Some(Event::Enqueue(message)) => {
+            Some(Event::Enqueue(mut message)) => {
                 let id = message.id;
+                let claim = message.claim.take();
                 let deadline = Instant::now() + cx.timeouts.enqueue;
                 let reply = match sync_body_file(message).await {
                     // The intake answers by the deadline, one way or the other.
                     Ok(message) => match cx.intake.enqueue(message, peer.ip(), deadline).await {
-                        Ok(_) => Reply::queued(&id.to_string()),
+                        Ok(_) => {
+                            // Its bytes are on disk: they count as written until the
+                            // next free-space sample sees them.
+                            if let Some(claim) = claim {
+                                claim.stored();
+                            }
+                            Reply::queued(&id.to_string())
+                        }
                         Err(e) => Reply::queue_unavailable(&e.to_string()),
                     },
                     Err(reply) => reply,

@@ -64,7 +64,12 @@ pub struct Spill {
     pub files: Arc<BodyFiles>,
     /// Octets kept in memory before the body moves to a file.
     pub threshold: usize,
+    /// The free-space reserve the file's octets are claimed against as they arrive.
+    pub disk: Arc<crate::store::disk_space::DiskSpace>,
 }
+
+/// A body file's claim grows by this much at a time.
+const CLAIM_STEP: u64 = 1024 * 1024;
 
 /// Octets of a spilled body kept in memory: its start, where the header section is
 /// (for counting Received: headers).
@@ -111,6 +116,9 @@ impl PartialEq for ReceivedBody {
 struct BodyBuffer {
     memory: Vec<u8>,
     file: Option<IncomingBody>,
+    /// The file's octets, claimed against the free-space reserve before they are
+    /// written: a body that would reach into it is refused with 452 4.3.1.
+    claim: Option<crate::store::disk_space::Claim>,
     spill: Option<Spill>,
     len: usize,
     /// The last two octets, to know whether the body ends with CRLF.
@@ -122,6 +130,7 @@ impl BodyBuffer {
         BodyBuffer {
             memory: Vec::with_capacity(capacity),
             file: None,
+            claim: None,
             spill,
             len: 0,
             tail: [0; 2],
@@ -148,10 +157,22 @@ impl BodyBuffer {
             [] => self.tail,
         };
         if let Some(file) = &mut self.file {
+            let len = self.len as u64;
+            if let Some(claim) = &mut self.claim
+                && len > claim.bytes()
+                && !claim.grow_to(len + CLAIM_STEP)
+            {
+                return Err(BodyProblem::Storage);
+            }
             return file.write(bytes).map_err(|_| BodyProblem::Storage);
         }
         match &self.spill {
             Some(spill) if self.memory.len() + bytes.len() > spill.threshold => {
+                let claim = spill
+                    .disk
+                    .try_claim(self.len as u64 + CLAIM_STEP)
+                    .ok_or(BodyProblem::Storage)?;
+                self.claim = Some(claim.on_disk());
                 let mut file = spill.files.create().map_err(|_| BodyProblem::Storage)?;
                 file.write(&self.memory).map_err(|_| BodyProblem::Storage)?;
                 file.write(bytes).map_err(|_| BodyProblem::Storage)?;
@@ -174,6 +195,7 @@ impl BodyBuffer {
     fn discard(&mut self) {
         self.memory = Vec::new();
         self.file = None;
+        self.claim = None;
     }
 
     fn finish(self) -> ReceivedBody {

@@ -72,6 +72,7 @@ pub fn message(ids: &QueueIdGenerator) -> AcceptedMessage {
         user: None,
         hold: false,
         route: None,
+        claim: None,
     }
 }
 

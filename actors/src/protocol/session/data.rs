@@ -95,6 +95,18 @@ impl ServerSession {
             self.refuse(out, Reply::mail_loop(hops));
             return None;
         }
+        let mut transaction = transaction;
+        let in_memory = match &body {
+            ReceivedBody::Memory(body) => body.len(),
+            ReceivedBody::File { .. } => 0,
+        };
+        if !transaction
+            .claim
+            .grow_to(crate::store::disk_space::cost_of(in_memory as u64 + 1024))
+        {
+            self.refuse(out, Reply::insufficient_storage());
+            return None;
+        }
         let id = self.settings.ids.next_id();
         let mut data = self.received_header(id, &transaction, now).into_bytes();
         let body_file = match body {
@@ -117,6 +129,7 @@ impl ServerSession {
             user: self.user.as_ref().map(|u| u.name.clone()),
             hold: false,
             route: None,
+            claim: Some(transaction.claim),
         };
         if self.checks(CheckStage::Data) {
             return self.stop_for_check(Pending::Data(Box::new(message), transaction.findings));

@@ -92,6 +92,9 @@ pub struct AcceptedMessage {
     pub hold: bool,
     /// A policy sent every recipient to this next hop (DMARC quarantine transport).
     pub route: Option<String>,
+    /// Its bytes, claimed against the spool's free-space reserve: the driver marks
+    /// them stored once the message is queued ([`crate::store::disk_space::Claim::stored`]).
+    pub claim: Option<crate::store::disk_space::Claim>,
 }
 
 /// What the driver must do before feeding more bytes.
@@ -131,6 +134,8 @@ enum Phase {
 
 struct Transaction {
     mail: MailFrom,
+    /// Its bytes, claimed against the spool's free-space reserve.
+    claim: crate::store::disk_space::Claim,
     recipients: Vec<Mailbox>,
     bdat: Option<BdatReceiver>,
     /// What the policies found at MAIL (SPF), for the checks at DATA.

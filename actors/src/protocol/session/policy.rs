@@ -140,8 +140,17 @@ impl ServerSession {
         findings: Vec<Finding>,
         out: &mut Vec<u8>,
     ) {
+        use crate::store::disk_space::{DEFAULT_CLAIM, cost_of};
+        let estimate = cost_of(mail.size.map_or(DEFAULT_CLAIM, |size| size as u64));
+        let Some(claim) = self.settings.disk.try_claim(estimate) else {
+            // Its bytes would reach into the reserve: refused before the client sends
+            // them, and not the client's error.
+            self.refuse(out, Reply::insufficient_storage());
+            return;
+        };
         self.transaction = Some(Transaction {
             mail,
+            claim,
             recipients: Vec::new(),
             bdat: None,
             findings,
