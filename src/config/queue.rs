@@ -52,6 +52,10 @@ pub struct QueueConfig {
     /// arrive (and deleted with the message), instead of being held in memory: the
     /// memory one message can take, and the size past which a body never enters sled.
     pub large_message_threshold: usize,
+    /// Octets of the spool's page cache (sled keeps about twice that in memory once the
+    /// queue is large). More helps a large backlog's reads little: they come from the
+    /// system's page cache.
+    pub spool_cache_size: u64,
     /// Postfix's `soft_bounce`: a safety net while a configuration is being fixed. Mail
     /// that would bounce stays queued: permanent failures from next hops (and hermod's
     /// own) are deferred instead, and no recipient expires.
@@ -71,6 +75,7 @@ impl Default for QueueConfig {
             postmaster: String::new(),
             min_free_space: 100 * 1024 * 1024,
             large_message_threshold: 256 * 1024,
+            spool_cache_size: hermod_actors::store::spool::DEFAULT_CACHE,
             soft_bounce: false,
         }
     }
@@ -96,6 +101,12 @@ impl Section for QueueConfig {
     ];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
+        if self.spool_cache_size < 1024 * 1024 {
+            issues.push(ConfigIssue::new(
+                "queue.spool_cache_size",
+                format!("{} is under 1 MiB (1048576)", self.spool_cache_size),
+            ));
+        }
         if self.large_message_threshold < 4096 {
             issues.push(ConfigIssue::new(
                 "queue.large_message_threshold",

@@ -56,13 +56,14 @@ pub fn run(
         )
     })?;
     let ballast = Ballast::new(&config.queue.data_dir);
-    let sled = match SledSpool::open(&config.queue.data_dir) {
+    let cache = config.queue.spool_cache_size;
+    let sled = match SledSpool::open_with_cache(&config.queue.data_dir, cache) {
         Err(e) if e.is_disk_full() && ballast.release() => {
             tracing::warn!(
                 dir = %config.queue.data_dir.display(),
                 "spool disk full at start-up: released the ballast to open the spool; delivering queued mail, new mail refused until space returns"
             );
-            SledSpool::open(&config.queue.data_dir)
+            SledSpool::open_with_cache(&config.queue.data_dir, cache)
         }
         opened => opened,
     }

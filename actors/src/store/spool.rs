@@ -85,6 +85,12 @@ pub trait Spool: Send + Sync + 'static {
     fn size_on_disk(&self) -> Result<u64, SpoolError>;
 }
 
+/// sled's page cache by default. sled holds about twice its cache size in memory once
+/// the spool is large (a million messages waiting): 64 MiB took hermod to 326 MB with a
+/// million parked, 16 MiB to 147 MB, at the same intake rate; the fast path reads nothing
+/// back from the spool, and a backlog's reads come from the system's page cache.
+pub const DEFAULT_CACHE: u64 = 16 * 1024 * 1024;
+
 /// The sled implementation: one tree of envelopes (JSON) and one of data, keyed by id.
 pub struct SledSpool {
     db: sled::Db,
@@ -113,8 +119,14 @@ pub struct SledSpool {
 }
 
 impl SledSpool {
-    /// Opens (or creates) the spool in `dir`.
+    /// Opens (or creates) the spool in `dir`, with a page cache of [`DEFAULT_CACHE`].
     pub fn open(dir: &std::path::Path) -> Result<Self, SpoolError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE)
+    }
+
+    /// Opens (or creates) the spool in `dir`, with a page cache of `cache` octets
+    /// (`queue.spool_cache_size`).
+    pub fn open_with_cache(dir: &std::path::Path, cache: u64) -> Result<Self, SpoolError> {
         match super::private_dir::owner_only(dir) {
             Ok(Some(mode)) => tracing::warn!(dir = %dir.display(), mode = %format!("{mode:04o}"),
                 "the data directory could be entered by other users; made owner-only (0700)"),
@@ -128,7 +140,7 @@ impl SledSpool {
         }
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(cache)
             .flush_every_ms(None)
             .open()?;
         let envelopes = db.open_tree("envelopes")?;
