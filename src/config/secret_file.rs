@@ -3,7 +3,8 @@
 //! hermod refuses to start, and `--validate-only` fails, naming the file and its mode.
 //!
 //! The one exception is the usual packaging: a file owned by another user (root) whose
-//! group is hermod's own group, readable by that group (`0640 root:hermod`), since that
+//! group is one of hermod's groups, readable by that group (`0640 root:hermod`, or
+//! Debian's `0640 root:ssl-cert` for TLS keys with hermod in `ssl-cert`), since that
 //! group is the way hermod reads it. Any permission for others is always refused.
 
 use std::os::unix::fs::MetadataExt;
@@ -15,7 +16,9 @@ pub fn check(path: &Path) -> Result<(), String> {
         std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mode = meta.mode() & 0o7777;
     let ours = meta.uid() == rustix::process::geteuid().as_raw();
-    let our_group = meta.gid() == rustix::process::getegid().as_raw();
+    let our_group = meta.gid() == rustix::process::getegid().as_raw()
+        || rustix::process::getgroups()
+            .is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == meta.gid()));
     let group_may = !ours && our_group;
     let too_open = mode & 0o007 != 0 || (mode & 0o070 != 0 && !group_may);
     if too_open {

@@ -71,10 +71,34 @@ pub struct Outcome {
     pub network: IpNet,
 }
 
-/// What one check was refused or let through as, before its password was looked at.
+/// A network's failure slot, taken before a password is looked at. Settled once the
+/// check is over; a check abandoned half-way (its session was stopped) gives it back
+/// when dropped, so no slot is ever left taken.
+struct Slot<'a> {
+    clients: &'a Mutex<FailureTable<IpNet>>,
+    network: IpNet,
+    open: bool,
+}
+
+impl Slot<'_> {
+    /// Ends the check, counting a failure if it `failed`; whether the network is now
+    /// locked out.
+    fn settle(mut self, failed: bool) -> bool {
+        self.open = false;
+        lock(self.clients).settle(&self.network, Instant::now(), failed)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            lock(self.clients).settle(&self.network, Instant::now(), false);
+        }
+    }
+}
+
+/// What a check that holds a slot found.
 enum Attempt {
-    /// The network is locked out.
-    LockedOut,
     /// The user name's turn is too far away.
     Paced,
     /// Checked; the slot is held.
@@ -123,32 +147,36 @@ impl Authenticator {
     pub async fn check(self: &Arc<Self>, client: IpAddr, credentials: Credentials) -> Outcome {
         let network = self.network_of(client);
         let name = credentials.user.to_lowercase();
-        let admission = self.admit_and_verify(network, &name, credentials).await;
-        let now = Instant::now();
-        let (verdict, why) = match admission {
-            Attempt::LockedOut => (
-                AuthVerdict::LockedOut,
-                "too many failures from this network".to_string(),
-            ),
-            Attempt::Paced => (
-                AuthVerdict::Paced,
-                "too many failed logins for this user".to_string(),
-            ),
+        let Some(slot) = self.take_slot(network) else {
+            return Outcome {
+                verdict: AuthVerdict::LockedOut,
+                why: "too many failures from this network".into(),
+                network,
+            };
+        };
+        let (verdict, why) = match self.pace_and_verify(&name, credentials).await {
+            Attempt::Paced => {
+                slot.settle(false);
+                (
+                    AuthVerdict::Paced,
+                    "too many failed logins for this user".to_string(),
+                )
+            }
             Attempt::Failed(e) => {
-                lock(&self.clients).settle(&network, now, false);
+                slot.settle(false);
                 (
                     AuthVerdict::Unavailable("the user store cannot be read".into()),
                     e,
                 )
             }
             Attempt::Checked(Verified::Yes(user)) => {
-                lock(&self.clients).settle(&network, now, false);
+                slot.settle(false);
                 (AuthVerdict::Accepted(user), String::new())
             }
             Attempt::Checked(Verified::No(why)) => {
-                let locked = lock(&self.clients).settle(&network, now, true);
+                let locked = slot.settle(true);
                 if self.limits.user_max_failures > 0 {
-                    lock(&self.names).record(&name, now);
+                    lock(&self.names).record(&name, Instant::now());
                 }
                 let verdict = if locked {
                     AuthVerdict::LockedOut
@@ -165,17 +193,19 @@ impl Authenticator {
         }
     }
 
-    /// Takes the network's slot, waits for the user name's turn, then checks the
-    /// password on a blocking thread.
-    async fn admit_and_verify(
-        &self,
-        network: IpNet,
-        name: &str,
-        credentials: Credentials,
-    ) -> Attempt {
-        if !lock(&self.clients).reserve(&network, Instant::now()) {
-            return Attempt::LockedOut;
-        }
+    /// Takes the network's slot before anything else; `None` when it is locked out.
+    fn take_slot(&self, network: IpNet) -> Option<Slot<'_>> {
+        let reserved = lock(&self.clients).reserve(&network, Instant::now());
+        // Made only once the lock is released: a slot's drop takes the lock.
+        reserved.then(|| Slot {
+            clients: &self.clients,
+            network,
+            open: true,
+        })
+    }
+
+    /// Waits for the user name's turn, then checks the password on a blocking thread.
+    async fn pace_and_verify(&self, name: &str, credentials: Credentials) -> Attempt {
         if self.limits.user_max_failures > 0 {
             let turn = lock(&self.names).pace(
                 &name.to_string(),
@@ -185,10 +215,7 @@ impl Authenticator {
                 LONGEST_PACED_WAIT,
             );
             match turn {
-                None => {
-                    lock(&self.clients).settle(&network, Instant::now(), false);
-                    return Attempt::Paced;
-                }
+                None => return Attempt::Paced,
                 Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
                 Some(_) => {}
             }
@@ -332,6 +359,31 @@ mod tests {
             auth.check(guesser, credentials("right")).await.verdict,
             AuthVerdict::Accepted(_)
         ));
+    }
+
+    /// A check abandoned half-way (its session stopped while it waited its turn) gives
+    /// its slot back: the network is not locked out by checks that never finished.
+    #[tokio::test]
+    async fn an_abandoned_check_gives_its_slot_back() {
+        let (_dir, users) = store_with_app();
+        let auth = Authenticator::new(users, limits(1, 1));
+        auth.check("198.51.100.1".parse().unwrap(), credentials("wrong"))
+            .await;
+        // The user is paced now: the first turn is free, the next waits 300 ms.
+        auth.check("198.51.100.2".parse().unwrap(), credentials("wrong"))
+            .await;
+        let waiting: IpAddr = "198.51.100.3".parse().unwrap();
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(30),
+            auth.check(waiting, credentials("right")),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the check should still be waiting");
+        let network = auth.network_of(waiting);
+        assert!(
+            lock(&auth.clients).reserve(&network, Instant::now()),
+            "the abandoned check kept its slot"
+        );
     }
 
     #[tokio::test]

@@ -13,9 +13,13 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Asks one Delivery actor with idle connections to close some now; `false` when that
-/// actor is gone.
-pub type RoomMaker = Box<dyn Fn() -> bool + Send + Sync>;
+/// How the budget reaches one Delivery actor that holds idle connections.
+pub struct RoomMaker {
+    /// Asks it to close idle connections now; `false` when it is gone or has none left.
+    pub wake: Box<dyn Fn() -> bool + Send + Sync>,
+    /// Whether it is still there (entries of retired actors are dropped).
+    pub alive: Box<dyn Fn() -> bool + Send + Sync>,
+}
 
 /// The budget: how many outbound connections may be open at once, how many are, and
 /// how many idle connections actors are asked to close.
@@ -111,7 +115,7 @@ impl ConnectionBudget {
                 .unwrap_or_else(|e| e.into_inner())
                 .pop_front();
             match maker {
-                Some(maker) if maker() => return,
+                Some(maker) if (maker.wake)() => return,
                 Some(_) => continue,
                 None => return,
             }
@@ -121,10 +125,12 @@ impl ConnectionBudget {
     /// An actor now holds idle connections: `maker` wakes it when room is wanted. It is
     /// called at most once; register again while idle connections remain.
     pub fn hold_idle(&self, maker: RoomMaker) {
-        self.holders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(maker);
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        // Retired actors leave their entry behind: drop those as the list grows.
+        if holders.len() >= 64 && holders.len().is_power_of_two() {
+            holders.retain(|holder| (holder.alive)());
+        }
+        holders.push_back(maker);
     }
 
     /// Takes one close request, if any is open: the caller then closes an idle
@@ -190,12 +196,18 @@ mod tests {
         let budget = ConnectionBudget::new(1);
         let woken = Arc::new(AtomicUsize::new(0));
         // A holder that is gone, then one that answers.
-        budget.hold_idle(Box::new(|| false));
+        budget.hold_idle(RoomMaker {
+            wake: Box::new(|| false),
+            alive: Box::new(|| false),
+        });
         let counter = woken.clone();
-        budget.hold_idle(Box::new(move || {
-            counter.fetch_add(1, Ordering::Relaxed);
-            true
-        }));
+        budget.hold_idle(RoomMaker {
+            wake: Box::new(move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+                true
+            }),
+            alive: Box::new(|| true),
+        });
         budget.ask_for_room();
         assert_eq!(woken.load(Ordering::Relaxed), 1);
         assert!(budget.claim_close());

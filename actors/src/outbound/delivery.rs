@@ -11,13 +11,14 @@
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::outbound::connection_budget::ConnectionBudget;
+use crate::outbound::connection_budget::{ConnectionBudget, RoomMaker};
 use crate::outbound::delivery_job::{CONNECTION_DROPPED, JobOutcome, NO_ANSWER, all, run_job};
 use crate::outbound::mx::MxResolver;
 use crate::outbound::routing::NextHop;
@@ -219,6 +220,8 @@ pub struct Delivery {
     offered_to_retire: bool,
     /// Registered with the connection budget as a holder of idle connections.
     holds_idle: bool,
+    /// Idle connections now, as the budget's [`RoomMaker`] sees them.
+    idle_count: Arc<AtomicUsize>,
 }
 
 impl Delivery {
@@ -247,6 +250,7 @@ impl Delivery {
             last_work: Instant::now(),
             offered_to_retire: false,
             holds_idle: false,
+            idle_count: Arc::default(),
         }
     }
 
@@ -325,6 +329,7 @@ impl Delivery {
                     }
                 },
             };
+            self.idle_count.store(self.idle.len(), Ordering::Relaxed);
             self.active += 1;
             let (id, recipients, relay) = (job.id, job.recipients.clone(), self.hop.to_string());
             let budget = self.settings.job_budget(recipients.len());
@@ -452,10 +457,17 @@ impl Delivery {
             return;
         }
         self.holds_idle = true;
-        let me = ctx.address().recipient::<MakeRoom>();
-        self.settings.budget.hold_idle(Box::new(move || {
-            !matches!(me.try_send(MakeRoom), Err(SendError::Closed(_)))
-        }));
+        self.idle_count.store(self.idle.len(), Ordering::Relaxed);
+        let (me, alive) = (ctx.address().recipient::<MakeRoom>(), ctx.address());
+        let idle = self.idle_count.clone();
+        self.settings.budget.hold_idle(RoomMaker {
+            // One whose idle connections timed out meanwhile has nothing to give.
+            wake: Box::new(move || {
+                idle.load(Ordering::Relaxed) > 0
+                    && !matches!(me.try_send(MakeRoom), Err(SendError::Closed(_)))
+            }),
+            alive: Box::new(move || alive.connected()),
+        });
     }
 
     /// Closes idle connections, oldest first, while the budget asks for room.
@@ -465,6 +477,7 @@ impl Delivery {
             tracing::debug!(next_hop = %self.hop, "closing an idle connection to make room in the outbound connection budget");
             actix::spawn(connection.quit());
         }
+        self.idle_count.store(self.idle.len(), Ordering::Relaxed);
     }
 
     fn close_idle(&mut self) {
@@ -473,6 +486,7 @@ impl Delivery {
             .into_iter()
             .partition(|(_, since)| since.elapsed() >= limit);
         self.idle = fresh;
+        self.idle_count.store(self.idle.len(), Ordering::Relaxed);
         for (connection, _) in stale {
             actix::spawn(connection.quit());
         }

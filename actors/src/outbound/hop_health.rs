@@ -126,9 +126,18 @@ impl HopHealth {
         self.waiting.insert(id, expires_at);
     }
 
-    /// Forgets a probe whose message is gone from the queue.
+    /// Forgets a probe whose message is gone from the queue (or was not sent and left
+    /// the index): the next message may probe.
     pub fn probe_gone(&mut self) {
         self.probe = None;
+    }
+
+    /// Forgets the probe `id` if it is the one out (its job was lost with its Delivery
+    /// actor): the hop is probed again at its next step.
+    pub fn probe_lost(&mut self, id: QueueId) {
+        if self.probe == Some(id) {
+            self.probe = None;
+        }
     }
 
     /// The message to send as a probe, when one is due at `now` and none is out. A down
@@ -185,13 +194,14 @@ impl HopHealth {
         Change::WentDown { probe_at }
     }
 
-    /// Takes the waiting messages past their lifetime at `now`.
-    pub fn take_expired(&mut self, now: u64) -> Vec<QueueId> {
+    /// Takes the waiting messages past their lifetime at `now`, at most `limit`.
+    pub fn take_expired(&mut self, now: u64, limit: usize) -> Vec<QueueId> {
         let gone: Vec<QueueId> = self
             .waiting
             .iter()
             .filter(|(_, expires_at)| **expires_at <= now)
             .map(|(id, _)| *id)
+            .take(limit)
             .collect();
         for id in &gone {
             self.waiting.remove(id);
@@ -294,7 +304,7 @@ mod tests {
         let mut h = HopHealth::default();
         h.park(QueueId(1), 100);
         h.park(QueueId(2), 200);
-        let gone = h.take_expired(150);
+        let gone = h.take_expired(150, 10);
         assert_eq!(gone, vec![QueueId(1)]);
         assert_eq!(h.waiting(), 1);
     }

@@ -87,6 +87,10 @@ impl Queue {
                 ),
             );
             for (id, indexes) in held.jobs {
+                // A probe lost with its actor must not keep the hop unprobed for good.
+                if let Some(health) = self.hops.get_mut(&held.hop) {
+                    health.probe_lost(id);
+                }
                 let Some(message) = self.messages.get(&id) else {
                     continue;
                 };

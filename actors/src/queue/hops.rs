@@ -59,14 +59,12 @@ impl Queue {
         }
     }
 
-    /// The hop a report's job went to: the route of its first recipient's domain.
+    /// The hop a report's job went to: its first recipient's (or the message's route).
     fn report_hop(&self, report: &DeliveryReport) -> Option<NextHop> {
         let (RecipientIndex(i), _) = report.results.first()?;
         let message = self.messages.get(&report.id)?;
-        Some(
-            self.router
-                .route(&message.envelope.recipients.get(*i)?.domain),
-        )
+        message.envelope.recipients.get(*i)?;
+        Some(self.hop_of(&message.envelope, *i))
     }
 
     /// Sends a probe to every down hop whose back-off step has passed: the oldest
@@ -121,23 +119,39 @@ impl Queue {
         ctx: &mut Context<Self>,
     ) {
         self.loading.remove(&id);
+        let resident = self.messages.contains_key(&id);
         let (envelope, data) = match read {
             Ok(ProbeRead::Message(envelope, data)) => (envelope, data),
             Ok(ProbeRead::Gone) => {
                 // Deleted or finished meanwhile.
+                if !resident {
+                    self.evicted = self.evicted.saturating_sub(1);
+                }
                 self.probe_gone(&hop);
                 return;
             }
             Ok(ProbeRead::DataMissing) => {
                 tracing::error!(queue_id = %id, "message data missing from spool; dropping envelope");
-                self.messages.remove(&id);
-                self.committer.remove(id);
+                if !resident {
+                    self.evicted = self.evicted.saturating_sub(1);
+                    self.committer.remove(id);
+                } else if self.messages.get(&id).is_some_and(|m| m.jobs == 0) {
+                    self.messages.remove(&id);
+                    self.committer.remove(id);
+                }
                 self.probe_gone(&hop);
                 return;
             }
             Err(e) => {
+                // Still in the spool: it waits for its next retry step in the schedule
+                // (whether the hop is still down or came back meanwhile), and the next
+                // message may probe.
                 tracing::error!(queue_id = %id, error = %e, "cannot read message from spool; retrying later");
-                self.probe_not_sent(&hop, id, expires_at);
+                self.probe_gone(&hop);
+                if !resident {
+                    let at = unix_now() + self.settings.retry_interval.as_secs().max(1);
+                    self.schedule.insert((at, id));
+                }
                 return;
             }
         };
@@ -153,11 +167,18 @@ impl Queue {
         }
         let now = unix_now();
         let indexes = self.due_for(id, &hop, now);
-        if indexes.is_empty() || self.stopping {
-            // Its destination is suspended, or nothing of it is due: back to the index,
-            // and the next message may probe.
+        if self.stopping {
             self.probe_not_sent(&hop, id, expires_at);
             self.evict(id);
+            return;
+        }
+        if indexes.is_empty() {
+            // Its destination is suspended, or nothing of it is due: it leaves the
+            // index for the schedule (the suspension's end, or its next attempt), and
+            // the next message probes. Put back, it would be picked again at every tick
+            // and keep the hop from ever being probed.
+            self.probe_gone(&hop);
+            self.dispatch(id, Some(data), ctx);
             return;
         }
         tracing::debug!(next_hop = %hop, queue_id = %id, "probing next hop");
@@ -197,9 +218,12 @@ impl Queue {
     }
 
     /// Makes parked messages dispatchable again: they are read back within the
-    /// in-flight window, like any backlog.
+    /// in-flight window, like any backlog. One still in memory has a job out for
+    /// another hop: its report dispatches it.
     pub(super) fn release(&mut self, released: Vec<QueueId>) {
-        self.ready.extend(released);
+        let resident = &self.messages;
+        self.ready
+            .extend(released.into_iter().filter(|id| !resident.contains_key(id)));
     }
 
     /// Fails the recipients for `hop` of parked messages past their lifetime (they
@@ -212,7 +236,7 @@ impl Queue {
         let Some(health) = self.hops.get_mut(hop) else {
             return;
         };
-        let gone = health.take_expired(now);
+        let gone = health.take_expired(now, MAX_EXPIRED_PER_PROBE);
         if gone.is_empty() {
             return;
         }
@@ -249,6 +273,10 @@ impl Queue {
         }
     }
 }
+
+/// Expired parked messages failed per failed probe at most (their envelopes are read
+/// back at once): a large backlog expires over several probes, not in one long stop.
+const MAX_EXPIRED_PER_PROBE: usize = 5_000;
 
 /// What reading a probe's message back found.
 enum ProbeRead {
