@@ -12,18 +12,20 @@
 #           `hermod queue delete --domain` of all of them, timed; none may be busy.
 # Goals: park and drain under 200 MB RSS with PARK = 1,000,000; delete of 20,000 in
 # under 10 s.
-# Usage: loadtest/bench_parked.sh          PARK=1000000 DELETE=20000
+# Usage: loadtest/bench_parked.sh          PARK=1000000 DELETE=20000 CACHE=16777216
+# (CACHE: queue.spool_cache_size in octets)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PARK=${PARK:-1000000}
 DELETE=${DELETE:-20000}
+CACHE=${CACHE:-16777216}
 source loadtest/lib.sh
 hwm() { awk '/^VmHWM:/{print $2}' /proc/$1/status; }
 
 start_hermod() {
   SMTP_HOST=127.0.0.1 SMTP_PORT=$hermod_port SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$hop_port" \
     SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 HERMOD_ADMIN_LISTEN="127.0.0.1:$admin_port" \
-    HERMOD_DELIVERY_DEAD_HOST_FAILURES=1 \
+    HERMOD_DELIVERY_DEAD_HOST_FAILURES=1 HERMOD_QUEUE_SPOOL_CACHE_SIZE="$CACHE" \
     "$BIN/hermod" serve --config config/hermod.toml >> "$work/hermod.log" 2>&1 &
   hermod_pid=$!
   wait_port "$hermod_port"
