@@ -53,6 +53,8 @@ while true; do
 done
 kill $hermod_pid; wait $hermod_pid 2>/dev/null || true
 kill -TERM $sink_pid; wait $sink_pid 2>/dev/null || true
+# Crash leftovers that look like lost mail (an envelope whose body went first).
+echo "log: $(grep -c 'message data missing from spool' "$work/hermod.log" || true) 'message data missing' lines"
 
 python3 - "$work" <<'PY'
 import collections, glob, sys

@@ -12,7 +12,6 @@ use anyhow::Context as _;
 use hermod_actors::inbound::listener::{
     self as listener, Admission, Drain, Listener, SessionContextTemplate,
 };
-use hermod_actors::outbound::connection_budget::ConnectionBudget;
 use hermod_actors::outbound::delivery::Delivery;
 use hermod_actors::outbound::mx::MxResolver;
 use hermod_actors::outbound::routing::Router;
@@ -31,10 +30,13 @@ use crate::config::smtp::SessionShared;
 use crate::config::{Config, ConfigIssue};
 use crate::reload;
 
+mod descriptors;
 mod listening;
 mod policies;
 mod security;
 
+pub use descriptors::DescriptorSplit;
+use descriptors::connection_budget;
 use listening::{Listening, listening_sockets};
 
 /// Reads the configuration again, for a reload: the same file and environment as at
@@ -208,11 +210,13 @@ async fn start(
     );
 
     let disk = Arc::new(DiskSpace::default());
+    let spool_space = spool.clone();
     disk.watch(
         config.queue.data_dir.clone(),
         config.queue.min_free_space,
         Duration::from_secs(1),
         Ballast::new(&config.queue.data_dir),
+        Box::new(move || spool_space.reusable_bytes()),
     );
     let queue_settings = config.queue.queue_settings(
         &config.smtp.hostname,
@@ -397,89 +401,6 @@ async fn drain(
             messages = deliveries,
             "drain timeout: cutting deliveries still under way; they are retried at the next start, so their next hop may get them twice"
         );
-    }
-}
-
-/// Descriptors kept out of the outbound budget for the spool (sled's files, body files
-/// being written and synced), logs, listeners and the resolver.
-const DESCRIPTOR_RESERVE: usize = 256;
-
-/// The outbound connection budget: `delivery.max_connections_total`, or what the
-/// open-files limit leaves after inbound sessions and the reserve. Raises the soft
-/// open-files limit to the hard one first, as a mail server that keeps many connections
-/// open should.
-fn connection_budget(config: &Config) -> Arc<ConnectionBudget> {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
-        limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit) {
-            tracing::warn!(error = %e, "cannot raise the open-files limit to its hard limit");
-        }
-    }
-    let open_files = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-    let split = DescriptorSplit::of(config, open_files);
-    tracing::info!(
-        limit = split.outbound,
-        open_files,
-        inbound = split.inbound,
-        reserve = DESCRIPTOR_RESERVE,
-        "outbound connection budget"
-    );
-    if let Some(advice) = split.advice() {
-        tracing::warn!(limit = split.outbound, open_files, "{advice}");
-    }
-    ConnectionBudget::new(split.outbound)
-}
-
-/// Outbound connection budgets under this are too small for mail to many destinations.
-const SMALL_OUTBOUND_BUDGET: usize = 256;
-
-/// How the open-files limit is shared: inbound sessions, the spool's reserve, and the
-/// outbound connection budget.
-pub struct DescriptorSplit {
-    /// The open-files limit.
-    pub open_files: u64,
-    /// Descriptors inbound sessions may take (`smtp.max_connections`).
-    pub inbound: usize,
-    /// The outbound connection budget.
-    pub outbound: usize,
-    /// The budget was set by `delivery.max_connections_total`.
-    pub configured: bool,
-}
-
-impl DescriptorSplit {
-    /// The split `config` gets under an open-files limit of `open_files`.
-    pub fn of(config: &Config, open_files: u64) -> Self {
-        DescriptorSplit {
-            open_files,
-            inbound: config.smtp.max_connections,
-            outbound: ConnectionBudget::sized(
-                config.delivery.max_connections_total,
-                open_files,
-                config.smtp.max_connections,
-                DESCRIPTOR_RESERVE,
-            ),
-            configured: config.delivery.max_connections_total > 0,
-        }
-    }
-
-    /// The split hermod will run with: the hard open-files limit, to which it raises
-    /// its soft one at start.
-    pub fn at_start(config: &Config) -> Self {
-        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-        let open_files = limit.maximum.or(limit.current).unwrap_or(u64::MAX);
-        DescriptorSplit::of(config, open_files)
-    }
-
-    /// What to do when the outbound share is small; `None` when it is not.
-    pub fn advice(&self) -> Option<String> {
-        (!self.configured && self.outbound < SMALL_OUTBOUND_BUDGET).then(|| {
-            format!(
-                "the outbound connection budget is small: {} connections for all destinations (open-files limit {}, of which {} for inbound sessions and {} reserved for the spool and logs); raise the open-files limit (LimitNOFILE=65536 in the systemd unit, or ulimit -n 65536) or lower smtp.max_connections",
-                self.outbound, self.open_files, self.inbound, DESCRIPTOR_RESERVE
-            )
-        })
     }
 }
 

@@ -78,6 +78,12 @@ impl DiskSpace {
     /// Reads the free space of the file system holding `dir` and updates the flag;
     /// returns whether the flag changed.
     pub fn check(&self, dir: &Path, reserve: u64) -> std::io::Result<bool> {
+        self.check_with(dir, reserve, 0)
+    }
+
+    /// [`DiskSpace::check`], counting `reusable` bytes inside the spool's own files
+    /// (freed by removals, written again before the files grow) as free.
+    pub fn check_with(&self, dir: &Path, reserve: u64, reusable: u64) -> std::io::Result<bool> {
         // What was stored before the sample is in it; what comes after counts anew.
         let written = self.written.swap(0, Ordering::AcqRel);
         let stat = match rustix::fs::statvfs(dir) {
@@ -87,16 +93,17 @@ impl DiskSpace {
                 return Err(e.into());
             }
         };
-        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        let on_disk = stat.f_bavail.saturating_mul(stat.f_frsize);
+        metrics::gauge!("queue_spool_free_bytes").set(on_disk as f64);
+        let free = on_disk.saturating_add(reusable);
         self.free.store(free, Ordering::Relaxed);
         self.reserve.store(reserve, Ordering::Relaxed);
-        metrics::gauge!("queue_spool_free_bytes").set(free as f64);
         let claimed = self.claimed.load(Ordering::Relaxed);
         let low = free.saturating_sub(claimed) < reserve;
         let was = self.low.swap(low, Ordering::Relaxed);
         if low != was {
             if low {
-                tracing::warn!(free_bytes = free, claimed_bytes = claimed, min_free_space = reserve, dir = %dir.display(),
+                tracing::warn!(free_bytes = free, reusable_bytes = reusable, claimed_bytes = claimed, min_free_space = reserve, dir = %dir.display(),
                     "spool free space below queue.min_free_space; refusing new mail with 452 4.3.1 until space returns");
                 metrics::counter!("queue_low_space_total").increment(1);
             } else {
@@ -113,7 +120,15 @@ impl DiskSpace {
     /// Checks at once, then every `every` on a thread of its own, for the life of the
     /// process; puts `ballast` back whenever there is room for it above the reserve. A
     /// reserve of 0 turns the check off (the ballast is then only put back now).
-    pub fn watch(self: &Arc<Self>, dir: PathBuf, reserve: u64, every: Duration, ballast: Ballast) {
+    /// `reusable` says how many bytes the spool's own files hold free.
+    pub fn watch(
+        self: &Arc<Self>,
+        dir: PathBuf,
+        reserve: u64,
+        every: Duration,
+        ballast: Ballast,
+        reusable: Box<dyn Fn() -> u64 + Send>,
+    ) {
         if reserve == 0 {
             ballast.restore_if_room(&dir, 0);
             return;
@@ -121,7 +136,7 @@ impl DiskSpace {
         // While the ballast is missing (released on a full disk), the room it needs counts
         // as part of the reserve: mail is taken again only once both fit.
         let needed = move |ballast: &Ballast| reserve.saturating_add(ballast.missing());
-        if let Err(e) = self.check(&dir, needed(&ballast)) {
+        if let Err(e) = self.check_with(&dir, needed(&ballast), reusable()) {
             tracing::warn!(error = %e, dir = %dir.display(), "cannot read the spool's free space");
         }
         ballast.restore_if_room(&dir, reserve);
@@ -133,7 +148,7 @@ impl DiskSpace {
                     // Near the reserve, a sample ten times as often.
                     let near = space.free_bytes() < reserve.saturating_mul(2);
                     std::thread::sleep(if near { every.min(NEAR_INTERVAL) } else { every });
-                    if let Err(e) = space.check(&dir, needed(&ballast)) {
+                    if let Err(e) = space.check_with(&dir, needed(&ballast), reusable()) {
                         tracing::debug!(error = %e, "cannot read the spool's free space");
                     }
                     if space.free_bytes() < reserve / 2 && ballast.release() {

@@ -83,6 +83,13 @@ pub trait Spool: Send + Sync + 'static {
     fn flush(&self) -> Result<(), SpoolError>;
     /// Bytes the store occupies on disk.
     fn size_on_disk(&self) -> Result<u64, SpoolError>;
+    /// Bytes inside the store's files that it writes again before it grows them: space
+    /// removals freed that the store keeps instead of giving it back to the file system.
+    /// The free-space reserve counts it as free (else a drained spool on a full disk
+    /// would refuse mail for good).
+    fn reusable_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// sled's page cache by default. sled holds about twice its cache size in memory once
@@ -110,6 +117,8 @@ pub struct SledSpool {
     /// A body file was renamed into `bodies/` since the last flush: its directory entry
     /// must be made durable.
     bodies_changed: std::sync::atomic::AtomicBool,
+    /// Bytes of the messages in sled (data and envelopes), for [`Spool::reusable_bytes`].
+    live: std::sync::atomic::AtomicU64,
     /// Body files of removed messages, deleted only after the removal is durable: a
     /// crash before that must find the envelope *and* its body, never an envelope
     /// without a body (which looked like lost mail after kill -9).
@@ -161,6 +170,7 @@ impl SledSpool {
             bodies,
             bodies_changed: Default::default(),
             doomed_bodies: Default::default(),
+            live: Default::default(),
             stuck: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -263,8 +273,23 @@ impl SledSpool {
     fn raw_insert(&self, id: QueueId, envelope: &Envelope, data: &[u8]) -> Result<(), SpoolError> {
         // Data first: recovery starts from envelopes, so an envelope never lacks its data.
         self.data.insert(id.to_key(), data)?;
-        self.envelopes.insert(id.to_key(), encode(envelope)?)?;
+        let encoded = encode(envelope)?;
+        self.add_live((data.len() + encoded.len()) as u64);
+        self.envelopes.insert(id.to_key(), encoded)?;
         Ok(())
+    }
+
+    fn add_live(&self, bytes: u64) {
+        self.live
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn sub_live(&self, bytes: u64) {
+        let _ = self.live.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |live| Some(live.saturating_sub(bytes)),
+        );
     }
 
     fn raw_update(&self, id: QueueId, envelope: &Envelope) -> Result<(), SpoolError> {
@@ -286,13 +311,19 @@ impl SledSpool {
         self.bodies_changed
             .store(true, std::sync::atomic::Ordering::Release);
         self.data.insert(id.to_key(), head)?;
-        self.envelopes.insert(id.to_key(), encode(envelope)?)?;
+        let encoded = encode(envelope)?;
+        self.add_live((head.len() + encoded.len()) as u64);
+        self.envelopes.insert(id.to_key(), encoded)?;
         Ok(())
     }
 
     fn raw_remove(&self, id: QueueId) -> Result<(), SpoolError> {
         let envelope = self.envelopes.remove(id.to_key())?;
-        self.data.remove(id.to_key())?;
+        let data = self.data.remove(id.to_key())?;
+        self.sub_live(
+            (envelope.as_ref().map_or(0, |e| e.len()) + data.as_ref().map_or(0, |d| d.len()))
+                as u64,
+        );
         let in_file = envelope
             .and_then(|raw| serde_json::from_slice::<BodyFileFlag>(&raw).ok())
             .is_some_and(|e| e.body_file);
@@ -346,9 +377,11 @@ impl SledSpool {
             let Some(id) = QueueId::from_key(&key) else {
                 continue;
             };
-            match serde_json::from_slice(&value) {
+            match serde_json::from_slice::<Envelope>(&value) {
                 Ok(envelope) => {
                     count += 1;
+                    // Its data's size is about the message's (less for a body file).
+                    self.add_live((value.len() + envelope.size) as u64);
                     each(id, envelope);
                 }
                 Err(e) => {
@@ -484,6 +517,15 @@ impl Spool for SledSpool {
         self.watch_for_full_disk(self.raw_flush())
     }
 
+    fn reusable_bytes(&self) -> u64 {
+        // What sled holds beyond twice the live bytes (its log and compaction write a
+        // value about twice) it writes again before it grows its files.
+        let live = self.live.load(std::sync::atomic::Ordering::Relaxed);
+        self.raw_size_on_disk()
+            .unwrap_or(0)
+            .saturating_sub(live.saturating_mul(2))
+    }
+
     fn size_on_disk(&self) -> Result<u64, SpoolError> {
         self.raw_size_on_disk()
     }
@@ -502,113 +544,4 @@ pub(crate) fn describe_metrics() {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn envelope() -> Envelope {
-        crate::store::envelope::sample(3)
-    }
-
-    /// Opens the spool again in the same process: sled's background threads may hold the
-    /// directory lock for a moment after the previous handle is dropped.
-    fn reopen(dir: &std::path::Path) -> SledSpool {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match SledSpool::open(dir) {
-                Ok(spool) => return spool,
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("reopening the spool: {e}"),
-            }
-        }
-    }
-
-    #[test]
-    fn insert_flush_reopen_recover() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let spool = SledSpool::open(dir.path()).unwrap();
-            spool.insert(QueueId(7), &envelope(), b"abc").unwrap();
-            spool.insert(QueueId(8), &envelope(), b"def").unwrap();
-            spool.remove(QueueId(8)).unwrap();
-            spool.flush().unwrap();
-        }
-        let spool = reopen(dir.path());
-        let recovered = spool.recover().unwrap();
-        assert_eq!(recovered, vec![(QueueId(7), envelope())]);
-        let Some(MessageData::Inline(data)) = spool.data(QueueId(7), false).unwrap() else {
-            panic!("small data is inline");
-        };
-        assert_eq!(&data[..], b"abc");
-    }
-
-    #[test]
-    fn large_message_lives_in_a_synced_blob_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let big = vec![b'x'; 300 * 1024];
-        {
-            let spool = SledSpool::open(dir.path()).unwrap();
-            spool.insert(QueueId(9), &envelope(), &big).unwrap();
-            spool.flush().unwrap();
-            assert!(
-                !spool.synced_blobs.lock().unwrap().is_empty(),
-                "sled put the message in a blob"
-            );
-        }
-        let spool = reopen(dir.path());
-        assert_eq!(
-            spool.data(QueueId(9), false).unwrap().map(|d| d.len()),
-            Some(big.len() as u64)
-        );
-    }
-
-    #[test]
-    fn a_body_file_is_kept_beside_sled_and_deleted_with_its_message() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = SledSpool::open(dir.path()).unwrap();
-        let mut body = spool.body_files().create().unwrap();
-        body.write(&vec![b'y'; 100_000]).unwrap();
-        body.sync().unwrap();
-        let mut envelope = envelope();
-        spool
-            .insert_with_file(QueueId(5), &mut envelope, b"Received: x\r\n", body)
-            .unwrap();
-        assert!(envelope.body_file);
-        spool.flush().unwrap();
-        let path = spool.body_files().path_of(QueueId(5));
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 100_000);
-        let Some(MessageData::File(file)) = spool.data(QueueId(5), envelope.body_file).unwrap()
-        else {
-            panic!("a large body stays in its file");
-        };
-        assert_eq!(
-            (&file.head[..], file.body_len),
-            (&b"Received: x\r\n"[..], 100_000)
-        );
-        spool.remove(QueueId(5)).unwrap();
-        // Deleted only once the removal is durable: a crash before must find both.
-        assert!(
-            path.exists(),
-            "the body file went before its removal was flushed"
-        );
-        spool.flush().unwrap();
-        assert!(!path.exists(), "the body file goes with its message");
-    }
-
-    #[test]
-    fn recovery_deletes_body_files_no_message_refers_to() {
-        let dir = tempfile::tempdir().unwrap();
-        let orphan = {
-            let spool = SledSpool::open(dir.path()).unwrap();
-            let mut body = spool.body_files().create().unwrap();
-            body.write(b"left by a crash").unwrap();
-            let path = spool.body_files().path_of(QueueId(6));
-            body.persist(&path).unwrap();
-            path
-        };
-        let spool = reopen(dir.path());
-        assert!(spool.recover().unwrap().is_empty());
-        assert!(!orphan.exists());
-    }
-}
+mod tests;
