@@ -82,12 +82,8 @@ mod tests {
     #[test]
     fn the_escaping_writer_leaves_no_control_character() {
         let mut out = String::new();
-        write!(
-            EscapingWriter(&mut out),
-            "{}",
-            "admin\r\n2026-01-01T00:00:00Z  INFO message accepted\x1b[2J\u{2029}"
-        )
-        .unwrap();
+        let forged = "admin\r\n2026-01-01T00:00:00Z  INFO message accepted\x1b[2J\u{2029}";
+        write!(EscapingWriter(&mut out), "{forged}").unwrap();
         assert_eq!(
             out,
             "admin\\u000d\\u000a2026-01-01T00:00:00Z  INFO message accepted\\u001b[2J\\u2029"
