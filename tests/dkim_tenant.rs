@@ -91,15 +91,24 @@ print("d=" + ",".join(s[b"d"].decode() for s in sigs), "verified", ok)
     ))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_tenant_gets_no_signature_for_a_from_it_does_not_own() {
+/// hermod with keys for example.com and victim.example, a sink behind it, and user bob
+/// limited to `bob@example.com`; `dkim_extra` goes into `[dkim]`.
+struct Tenant {
+    dir: tempfile::TempDir,
+    sink_dir: std::path::PathBuf,
+    _sink: smtp_blaster::sink::SinkHandle,
+    hermod: Hermod,
+    /// The TXT records of the two keys.
+    records: [String; 2],
+}
+
+async fn tenant(dkim_extra: &str) -> Tenant {
     let dir = tempfile::tempdir().unwrap();
-    let own_record = common::dkim::keygen(dir.path(), "example.com", "s1", "ed25519");
-    let victim_record = common::dkim::keygen(dir.path(), "victim.example", "v1", "ed25519");
+    let own = common::dkim::keygen(dir.path(), "example.com", "s1", "ed25519");
+    let victim = common::dkim::keygen(dir.path(), "victim.example", "v1", "ed25519");
     let sink_dir = dir.path().join("sink");
     let sink = common::sink::start(&sink_dir).await;
-    let relay = sink.local_addrs()[0];
-    let cfg = config(dir.path(), relay, "");
+    let cfg = config(dir.path(), sink.local_addrs()[0], dkim_extra);
     std::fs::write(dir.path().join("hermod.toml"), &cfg).unwrap();
     add_user(
         dir.path(),
@@ -109,6 +118,19 @@ async fn a_tenant_gets_no_signature_for_a_from_it_does_not_own() {
         &["--sender", "bob@example.com"],
     );
     let hermod = Hermod::start_listening(dir.path(), &cfg, &[]).await;
+    Tenant {
+        dir,
+        sink_dir,
+        _sink: sink,
+        hermod,
+        records: [own, victim],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_gets_no_signature_for_a_from_it_does_not_own() {
+    let t = tenant("").await;
+    let (dir, sink_dir, hermod) = (&t.dir, &t.sink_dir, &t.hermod);
     let port = hermod.listener("submission").port();
 
     let forged = swaks_as_bob(port, "bob@example.com", "CEO <ceo@victim.example>");
@@ -129,14 +151,14 @@ async fn a_tenant_gets_no_signature_for_a_from_it_does_not_own() {
     );
     let own = swaks_as_bob(port, "bob@example.com", "Bob <bob@example.com>");
     assert!(own.contains("250 2.0.0"), "{own}");
-    let stored = common::sink::wait_stored(&sink_dir, 1, Duration::from_secs(20)).await;
+    let stored = common::sink::wait_stored(sink_dir, 1, Duration::from_secs(20)).await;
     assert_eq!(stored.len(), 1, "the refused message was relayed");
     let domains = signing_domains(
         dir.path(),
         &stored[0].data,
         &[
-            ("s1._domainkey.example.com.", &own_record),
-            ("v1._domainkey.victim.example.", &victim_record),
+            ("s1._domainkey.example.com.", &t.records[0]),
+            ("v1._domainkey.victim.example.", &t.records[1]),
         ],
     );
     assert_eq!(domains.trim(), "d=example.com verified [True]");
@@ -144,25 +166,8 @@ async fn a_tenant_gets_no_signature_for_a_from_it_does_not_own() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_from_not_owned_unsigned_the_message_goes_out_without_a_signature() {
-    let dir = tempfile::tempdir().unwrap();
-    common::dkim::keygen(dir.path(), "example.com", "s1", "ed25519");
-    common::dkim::keygen(dir.path(), "victim.example", "v1", "ed25519");
-    let sink_dir = dir.path().join("sink");
-    let sink = common::sink::start(&sink_dir).await;
-    let cfg = config(
-        dir.path(),
-        sink.local_addrs()[0],
-        "from_not_owned = \"unsigned\"",
-    );
-    std::fs::write(dir.path().join("hermod.toml"), &cfg).unwrap();
-    add_user(
-        dir.path(),
-        None,
-        "bob",
-        "bob-pass",
-        &["--sender", "bob@example.com"],
-    );
-    let hermod = Hermod::start_listening(dir.path(), &cfg, &[]).await;
+    let t = tenant("from_not_owned = \"unsigned\"").await;
+    let (sink_dir, hermod) = (&t.sink_dir, &t.hermod);
     let forged = swaks_as_bob(
         hermod.listener("submission").port(),
         "bob@example.com",
@@ -178,21 +183,8 @@ async fn with_from_not_owned_unsigned_the_message_goes_out_without_a_signature()
 /// next hop receives is the canonical address, never the route or the dot.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sender_lists_canonical_forms_are_relayed_as_the_canonical_address() {
-    let dir = tempfile::tempdir().unwrap();
-    common::dkim::keygen(dir.path(), "example.com", "s1", "ed25519");
-    common::dkim::keygen(dir.path(), "victim.example", "v1", "ed25519");
-    let sink_dir = dir.path().join("sink");
-    let sink = common::sink::start(&sink_dir).await;
-    let cfg = config(dir.path(), sink.local_addrs()[0], "");
-    std::fs::write(dir.path().join("hermod.toml"), &cfg).unwrap();
-    add_user(
-        dir.path(),
-        None,
-        "bob",
-        "bob-pass",
-        &["--sender", "bob@example.com"],
-    );
-    let hermod = Hermod::start_listening(dir.path(), &cfg, &[]).await;
+    let t = tenant("").await;
+    let (sink_dir, hermod) = (&t.sink_dir, &t.hermod);
     let addr = hermod.listener("submission");
     let mut client = Client::connect(addr).await;
     // AUTH PLAIN \0bob\0bob-pass

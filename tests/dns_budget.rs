@@ -29,20 +29,31 @@ fn config(dns: std::net::SocketAddr, sink_port: u16, mail_auth: bool) -> String 
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_twenty_recipient_message_is_answered_within_seconds_when_dns_is_dead() {
+/// hermod behind a dead DNS (with SPF, DKIM and DMARC too when `mail_auth`), relaying to
+/// a sink; the directory, the dead server and the sink live as long as the test.
+async fn gateway(
+    mail_auth: bool,
+) -> (
+    tempfile::TempDir,
+    std::net::UdpSocket,
+    smtp_blaster::sink::SinkHandle,
+    Hermod,
+) {
     let dir = tempfile::tempdir().unwrap();
     let dns = black_hole();
     let sink = common::sink::start(&dir.path().join("sink")).await;
-    let hermod = Hermod::start(
-        dir.path(),
-        &config(
-            dns.local_addr().unwrap(),
-            sink.local_addrs()[0].port(),
-            true,
-        ),
-    )
-    .await;
+    let config = config(
+        dns.local_addr().unwrap(),
+        sink.local_addrs()[0].port(),
+        mail_auth,
+    );
+    let hermod = Hermod::start(dir.path(), &config).await;
+    (dir, dns, sink, hermod)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_twenty_recipient_message_is_answered_within_seconds_when_dns_is_dead() {
+    let (_dir, _dns, _sink, hermod) = gateway(true).await;
     let connected = Instant::now();
     let mut client = Client::connect(hermod.addr).await;
     let recipients: Vec<String> = (0..20).map(|i| format!("u{i}@relay.test")).collect();
@@ -70,18 +81,7 @@ async fn a_twenty_recipient_message_is_answered_within_seconds_when_dns_is_dead(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_dnsbl_lookup_is_remembered_for_the_next_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let dns = black_hole();
-    let sink = common::sink::start(&dir.path().join("sink")).await;
-    let hermod = Hermod::start(
-        dir.path(),
-        &config(
-            dns.local_addr().unwrap(),
-            sink.local_addrs()[0].port(),
-            false,
-        ),
-    )
-    .await;
+    let (_dir, _dns, _sink, hermod) = gateway(false).await;
     let mut first = Client::connect(hermod.addr).await;
     assert!(
         first
