@@ -174,7 +174,7 @@ async fn with_from_not_owned_unsigned_the_message_goes_out_without_a_signature()
         "ceo@victim.example",
     );
     assert!(forged.contains("250 2.0.0"), "{forged}");
-    let stored = common::sink::wait_stored(&sink_dir, 1, Duration::from_secs(20)).await;
+    let stored = common::sink::wait_stored(sink_dir, 1, Duration::from_secs(20)).await;
     let text = String::from_utf8_lossy(&stored[0].data);
     assert!(!text.contains("DKIM-Signature:"), "{text}");
 }
@@ -203,7 +203,7 @@ async fn the_sender_lists_canonical_forms_are_relayed_as_the_canonical_address()
             .send_message(sent, &["someone@remote.test"], body)
             .await;
         assert!(reply.starts_with("250"), "{sent}: {reply}");
-        let stored = common::sink::wait_stored(&sink_dir, i + 1, Duration::from_secs(20)).await;
+        let stored = common::sink::wait_stored(sink_dir, i + 1, Duration::from_secs(20)).await;
         let senders: Vec<&str> = stored
             .iter()
             .map(|m| m.mail_from.trim_matches(['<', '>']))
