@@ -77,7 +77,11 @@ async fn sighup_applies_relay_domains_transport_and_limits_to_new_sessions() {
     let stored = sink::wait_stored(&dir.path().join("second"), 1, Duration::from_secs(20)).await;
     assert_eq!(stored.len(), 1, "{}", h.logs().join("\n"));
     assert_eq!(stored[0].rcpt_to, ["x@new.test"]);
-    assert!(h.logs().iter().any(|l| l.contains(&id_new)));
+    // Logged just after the delivery the sink saw: waited for, not raced.
+    assert!(
+        h.wait_log(&id_new, Duration::from_secs(5)).await.is_some(),
+        "no log line names {id_new}"
+    );
     assert!(sink::stored(&dir.path().join("first")).is_empty());
 }
 
