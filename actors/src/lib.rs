@@ -12,30 +12,39 @@
 //!   smtp, submission and submissions, enforces connection limits, starts one Session per
 //!   connection on one of the session arbiters), the Session actor (owns one client
 //!   socket, drives the protocol in clear and over TLS, hands each message to the queue's
-//!   intake and answers 250 once the commit thread has it on disk), the server's TLS
-//!   (certificate, reload) and AUTH (credentials checked off the arbiters, lock-out).
+//!   intake and answers 250 once the commit thread has it on disk), the accept stream
+//!   that pauses when descriptors run out, the server's TLS (certificate, reload) and
+//!   AUTH (credentials checked off the arbiters; the per-network lock-out and per-user
+//!   pacing counted in `auth_failures`).
 //! - [`policy`]: decisions about a transaction — the relay policy (relay domains and
-//!   trusted client networks) and the relay domains that would loop back to us.
+//!   trusted client networks), the relay domains that would loop back to us, and the
+//!   policy actors a Session asks (`set`: rate limits, greylist, DNSBL, SPF, DKIM, DMARC,
+//!   DKIM signing), whose DNS waits share one budget per transaction.
 //! - [`queue`]: the intake Sessions store messages through, and the Queue actor — owns
 //!   the schedule; keeps each message the intake stored (`Stored`), sends `Deliver` to
 //!   Delivery actors, takes their `DeliveryReport`, retries, bounces (with RFC 3464
 //!   DSNs); queue ids.
 //! - [`store`]: the storage trait and its sled implementation with the committer thread
 //!   that turns many writes into one flush; large bodies as files; a queued message's
-//!   bytes; the free-space reserve; the AUTH users (Argon2id hashes in a sled tree).
+//!   bytes; the free-space reserve and the claims transactions make against it; the
+//!   owner-only data directory; the AUTH users (Argon2id hashes in a sled tree).
 //! - [`outbound`]: the Delivery actor (one per next hop: connection pool, rate limit,
 //!   back-off; one result per recipient), the SMTP/LMTP client (STARTTLS, implicit TLS,
 //!   AUTH to smarthosts), each hop's TLS policy, routing (transport map, relayhost, MX),
-//!   MX resolution, next-hop health and the outbound connection budget.
+//!   MX resolution, next-hop health (and the index of mail parked for a down hop) and
+//!   the outbound connection budget.
 //!
 //! # Who sends what to whom
 //!
 //! ```text
 //! Listener --start--> Session --store (Intake)--> commit thread --on disk--> Session: 250
 //!    ^                   |
+//!    |                   +--Ask--> policy actors --Verdict--> Session
+//!    |                   |
 //!    |                   +--Stored--> Queue --Deliver--> Delivery[next hop]
-//!    |                   |              ^                      |
-//!    +---SessionEnded----+              +----DeliveryReport----+
+//!    |                   |              ^  <--DeliveryIdle--     |   ^
+//!    +---SessionEnded----+              |  --Retire-->           |   +--MakeRoom-- connection budget
+//!                                       +----DeliveryReport------+
 //! ```
 //!
 //! On SIGHUP the binary sends `listener::Reconfigure` to every Listener (settings for new
