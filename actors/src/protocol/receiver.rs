@@ -12,6 +12,7 @@ use bytes::{Buf, BytesMut};
 
 use super::reply::Reply;
 use crate::store::body_file::{BodyFiles, IncomingBody};
+use crate::store::disk_space::{Claim, DiskSpace};
 
 /// The most a receiver allocates ahead of bytes actually received.
 pub const MAX_PREALLOCATION: usize = 64 * 1024;
@@ -65,7 +66,7 @@ pub struct Spill {
     /// Octets kept in memory before the body moves to a file.
     pub threshold: usize,
     /// The free-space reserve the file's octets are claimed against as they arrive.
-    pub disk: Arc<crate::store::disk_space::DiskSpace>,
+    pub disk: Arc<DiskSpace>,
 }
 
 /// A body file's claim grows by this much at a time.
@@ -118,7 +119,7 @@ struct BodyBuffer {
     file: Option<IncomingBody>,
     /// The file's octets, claimed against the free-space reserve before they are
     /// written: a body that would reach into it is refused with 452 4.3.1.
-    claim: Option<crate::store::disk_space::Claim>,
+    claim: Option<Claim>,
     spill: Option<Spill>,
     len: usize,
     /// The last two octets, to know whether the body ends with CRLF.

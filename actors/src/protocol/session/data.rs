@@ -102,7 +102,7 @@ impl ServerSession {
         };
         if !transaction
             .claim
-            .grow_to(crate::store::disk_space::cost_of(in_memory as u64 + 1024))
+            .grow_to(super::cost_of(in_memory as u64 + 1024))
         {
             self.refuse(out, Reply::insufficient_storage());
             return None;

@@ -20,7 +20,7 @@ use crate::policy::mail_loop::LoopingDomains;
 use crate::policy::relay::RelayPolicy;
 use crate::queue::id::{QueueId, QueueIdGenerator};
 use crate::store::body_file::IncomingBody;
-use crate::store::disk_space::DiskSpace;
+use crate::store::disk_space::{Claim, DEFAULT_CLAIM, DiskSpace, cost_of};
 
 mod auth;
 mod data;
@@ -93,8 +93,8 @@ pub struct AcceptedMessage {
     /// A policy sent every recipient to this next hop (DMARC quarantine transport).
     pub route: Option<String>,
     /// Its bytes, claimed against the spool's free-space reserve: the driver marks
-    /// them stored once the message is queued ([`crate::store::disk_space::Claim::stored`]).
-    pub claim: Option<crate::store::disk_space::Claim>,
+    /// them stored once the message is queued ([`Claim::stored`]).
+    pub claim: Option<Claim>,
 }
 
 /// What the driver must do before feeding more bytes.
@@ -135,7 +135,7 @@ enum Phase {
 struct Transaction {
     mail: MailFrom,
     /// Its bytes, claimed against the spool's free-space reserve.
-    claim: crate::store::disk_space::Claim,
+    claim: Claim,
     recipients: Vec<Mailbox>,
     bdat: Option<BdatReceiver>,
     /// What the policies found at MAIL (SPF), for the checks at DATA.

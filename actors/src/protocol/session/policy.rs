@@ -140,8 +140,7 @@ impl ServerSession {
         findings: Vec<Finding>,
         out: &mut Vec<u8>,
     ) {
-        use crate::store::disk_space::{DEFAULT_CLAIM, cost_of};
-        let estimate = cost_of(mail.size.map_or(DEFAULT_CLAIM, |size| size as u64));
+        let estimate = super::cost_of(mail.size.map_or(super::DEFAULT_CLAIM, |size| size as u64));
         let Some(claim) = self.settings.disk.try_claim(estimate) else {
             // Its bytes would reach into the reserve: refused before the client sends
             // them, and not the client's error.
