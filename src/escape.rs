@@ -7,11 +7,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-/// Whether `c` is written escaped: C0 controls, DEL, C1 controls, and the Unicode line
-/// and paragraph separators (which some viewers break lines at).
-pub fn is_unsafe(c: char) -> bool {
-    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
-}
+pub use hermod_actors::protocol::text::is_unsafe;
 
 /// `text` with every unsafe character escaped; with `keep_line_breaks`, `\n` and `\t`
 /// stay as they are (for output made of several lines by hermod itself).

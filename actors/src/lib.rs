@@ -7,7 +7,8 @@
 //!
 //! - [`protocol`]: the SMTP protocol without I/O or clock — command and address
 //!   parsing, DATA/BDAT receivers, reply texts, the server state machine one Session
-//!   drives, session deadlines, header dates, the reply reader the client uses.
+//!   drives, session deadlines, header dates, the reply reader the client uses, and
+//!   which characters a peer may not pass on (`text`).
 //! - [`inbound`]: the Listener actor (accepts connections on listeners of three kinds,
 //!   smtp, submission and submissions, enforces connection limits, starts one Session per
 //!   connection on one of the session arbiters), the Session actor (owns one client

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::text::is_unsafe;
+
 /// A mailbox `local@domain`, with the domain lower-cased for routing and the local part
 /// kept exactly as sent (it belongs to the receiving system).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -171,12 +173,6 @@ fn parse_mailbox(inner: &str) -> Result<Mailbox, AddressError> {
     })
 }
 
-/// Control characters, and the Unicode line and paragraph separators: never part of an
-/// address hermod accepts, so none reaches a header, a log line or a terminal.
-fn is_control(c: char) -> bool {
-    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
-}
-
 fn last_unquoted_at(s: &str) -> Option<usize> {
     unquoted(s, '@').last()
 }
@@ -185,7 +181,7 @@ fn validate_local(local: &str) -> Result<(), AddressError> {
     if local.starts_with('"') {
         // RFC 5321 qtextSMTP and quoted-pairSMTP are printable: no control character
         // (RFC 6531 adds non-ASCII, but not its controls).
-        return if local.len() >= 2 && local.ends_with('"') && !local.chars().any(is_control) {
+        return if local.len() >= 2 && local.ends_with('"') && !local.chars().any(is_unsafe) {
             Ok(())
         } else {
             Err(AddressError::BadLocalPart)
@@ -194,7 +190,7 @@ fn validate_local(local: &str) -> Result<(), AddressError> {
     let atext = |c: char| {
         c.is_ascii_alphanumeric()
             || "!#$%&'*+-/=?^_`{|}~".contains(c)
-            || (!c.is_ascii() && !is_control(c))
+            || (!c.is_ascii() && !is_unsafe(c))
     };
     let ok = local
         .split('.')
@@ -225,7 +221,7 @@ fn validate_domain(domain: &str) -> Result<(), AddressError> {
             && !l.starts_with('-')
             && !l.ends_with('-')
             && l.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !is_control(c)))
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !is_unsafe(c)))
     };
     if domain.split('.').all(label_ok) {
         Ok(())

@@ -16,6 +16,7 @@ pub mod sasl;
 pub mod security;
 pub mod session;
 pub mod status;
+pub mod text;
 
 pub use reply::Reply;
 pub use session::{Event, ServerSession, ServerSettings};

@@ -75,9 +75,9 @@ impl ReplyReader {
 /// hop's reply text goes into logs, DSNs sent to senders and the queue listing, and no
 /// control byte of its choosing may travel on.
 fn printable(text: String) -> String {
-    let unsafe_char = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
-    if text.contains(unsafe_char) {
-        text.replace(unsafe_char, "?")
+    use super::text::is_unsafe;
+    if text.contains(is_unsafe) {
+        text.replace(is_unsafe, "?")
     } else {
         text
     }

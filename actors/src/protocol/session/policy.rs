@@ -162,7 +162,7 @@ impl ServerSession {
 /// From: domain, a reply text) replaced by `?`; a line break stays only where it folds
 /// the header (followed by a space or tab), so nothing can start a header of its own.
 fn header_safe(header: &str) -> std::borrow::Cow<'_, str> {
-    let bad = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    let bad = crate::protocol::text::is_unsafe;
     let folds_only = !header.char_indices().any(|(i, c)| match c {
         '\t' => false,
         '\r' => !header[i..].starts_with("\r\n ") && !header[i..].starts_with("\r\n\t"),
