@@ -381,3 +381,67 @@ async fn intake_at_full_speed_cannot_overrun_the_reserve_and_draining_needs_no_r
         );
     }
 }
+
+/// A removal a full disk stops, tried as a bad day goes: mail waits for a hop that is
+/// down, the disk fills to the last block (no reserve), the hop comes back. Delivering
+/// works (the sink is elsewhere), but removing the delivered mail is a write in sled and
+/// fails, and hermod stops. Before, every message delivered but not yet removed was
+/// delivered again after the restart. Now the ids of removals sled could not make
+/// durable go to a file whose space was taken at start, and the next start finishes
+/// them: every message arrives exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_mail_whose_removal_a_full_disk_stopped_is_not_delivered_again() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&dir.path().join("spoolfs"), "24m");
+    let port = common::free_port();
+    let config_path = dir.path().join("hermod.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[queue]\nretry_interval = \"1s\"\nscan_interval = \"100ms\"\nmin_free_space = 0\n\
+             [delivery]\nrelayhost = \"[127.0.0.1]:{port}\"\nconnect_timeout = \"1s\"\ndead_host_failures = 1\ndead_host_backoff = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let mut h = Hermod::start_with(config_path, fs.0.join("data"), &[]).await;
+    let mut c = Client::connect(h.addr).await;
+    const MESSAGES: usize = 40;
+    for i in 0..MESSAGES {
+        let to = format!("r{i}@dest.test");
+        let reply = c
+            .send_message("a@sender.test", &[&to], b"Subject: once\r\n\r\nx\r\n")
+            .await;
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    drop(c);
+    h.wait_log("next hop is down", Duration::from_secs(10))
+        .await
+        .expect("the hop is marked down");
+    let filler = fill(&fs.0);
+    let sink_dir = dir.path().join("sink");
+    let _sink = sink::start_on(&sink_dir, port).await;
+    // Deliveries go; their removals cannot be written; hermod stops by itself.
+    let code = h.wait_exit(Duration::from_secs(60)).await;
+    assert!(matches!(code, Some(c) if c != 0), "exit code {code:?}");
+    let first_run = sink::stored(&sink_dir).len();
+    assert!(first_run > 0, "nothing was delivered before hermod stopped");
+    std::fs::remove_file(&filler).unwrap();
+    h.restart().await;
+    let stored = sink::wait_stored(&sink_dir, MESSAGES, Duration::from_secs(30)).await;
+    // A moment more for a duplicate to show up, if one were coming.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stored = if stored.len() >= MESSAGES {
+        sink::stored(&sink_dir)
+    } else {
+        stored
+    };
+    let mut delivered: Vec<String> = stored.iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    delivered.sort();
+    let mut expected: Vec<String> = (0..MESSAGES).map(|i| format!("r{i}@dest.test")).collect();
+    expected.sort();
+    assert_eq!(
+        delivered, expected,
+        "{first_run} delivered before the stop; lost or delivered twice"
+    );
+}

@@ -7,6 +7,7 @@ pub mod body_file;
 pub mod committer;
 pub mod disk_space;
 pub mod envelope;
+pub mod finished;
 pub mod greylist;
 pub mod message_data;
 pub mod private_dir;

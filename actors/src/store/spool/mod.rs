@@ -10,6 +10,7 @@ pub use crate::store::envelope::{
     Envelope, MailOptions, RecipientIndex, RecipientState, RecipientStatus,
 };
 use crate::store::message_data::{FileBody, MessageData};
+use removals::Removals;
 
 /// Why the spool could not do what was asked; it always becomes a 4xx for the client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -117,6 +118,9 @@ pub struct SledSpool {
     /// A body file was renamed into `bodies/` since the last flush: its directory entry
     /// must be made durable.
     bodies_changed: std::sync::atomic::AtomicBool,
+    /// Removals since the last flush that succeeded, and where their ids go when sled
+    /// cannot make them durable ([`super::finished`]).
+    removals: Removals,
     /// Bytes of the messages in sled (data and envelopes), for [`Spool::reusable_bytes`].
     live: std::sync::atomic::AtomicU64,
     /// Body files of removed messages, deleted only after the removal is durable: a
@@ -157,6 +161,7 @@ impl SledSpool {
         let bodies = Arc::new(BodyFiles::open(dir).map_err(|e| {
             SpoolError(format!("opening the body files in {}: {e}", dir.display()))
         })?);
+        let removals = Removals::open(dir);
         let log_path = dir.join("db");
         let log_file = std::fs::File::open(&log_path)
             .map_err(|e| SpoolError(format!("opening {} for fsync: {e}", log_path.display())))?;
@@ -170,6 +175,7 @@ impl SledSpool {
             bodies,
             bodies_changed: Default::default(),
             doomed_bodies: Default::default(),
+            removals,
             live: Default::default(),
             stuck: tokio::sync::watch::Sender::new(false),
         })
@@ -371,6 +377,7 @@ impl SledSpool {
         &self,
         each: &mut dyn FnMut(QueueId, Envelope),
     ) -> Result<usize, SpoolError> {
+        self.finish_removals()?;
         let mut count = 0;
         for entry in self.envelopes.iter() {
             let (key, value) = entry?;
@@ -490,7 +497,12 @@ impl Spool for SledSpool {
     }
 
     fn remove(&self, id: QueueId) -> Result<(), SpoolError> {
-        self.watch_for_full_disk(self.raw_remove(id))
+        self.removals.note(id.0);
+        let removed = self.watch_for_full_disk(self.raw_remove(id));
+        if removed.is_err() {
+            self.removals.not_durable();
+        }
+        removed
     }
 
     fn data(&self, id: QueueId, body_file: bool) -> Result<Option<MessageData>, SpoolError> {
@@ -514,7 +526,12 @@ impl Spool for SledSpool {
     }
 
     fn flush(&self) -> Result<(), SpoolError> {
-        self.watch_for_full_disk(self.raw_flush())
+        let flushed = self.watch_for_full_disk(self.raw_flush());
+        match &flushed {
+            Ok(()) => self.removals.durable(),
+            Err(_) => self.removals.not_durable(),
+        }
+        flushed
     }
 
     fn reusable_bytes(&self) -> u64 {
@@ -531,6 +548,37 @@ impl Spool for SledSpool {
     }
 }
 
+impl SledSpool {
+    /// Finishes the removals a previous run could not make durable (a full disk), before
+    /// anything is recovered: those messages were delivered (or withdrawn) already.
+    pub(super) fn finish_removals(&self) -> Result<(), SpoolError> {
+        let left =
+            std::mem::take(&mut *self.removals.left.lock().unwrap_or_else(|e| e.into_inner()));
+        if left.is_empty() {
+            return Ok(());
+        }
+        let mut finished = 0;
+        for id in left.iter().copied().map(QueueId) {
+            if self.envelopes.contains_key(id.to_key())? {
+                self.raw_remove(id)?;
+                finished += 1;
+            }
+        }
+        self.raw_flush()?;
+        tracing::info!(
+            finished,
+            recorded = left.len(),
+            "finished the removals of messages delivered before the restart (a full disk kept them from being durable)"
+        );
+        if let Some(file) = &self.removals.finished
+            && let Err(e) = file.clear()
+        {
+            tracing::warn!(error = %e, "cannot clear the file of finished removals");
+        }
+        Ok(())
+    }
+}
+
 /// Help texts of the metrics recorded in this file, for the Prometheus exporter.
 pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
@@ -543,5 +591,6 @@ pub(crate) fn describe_metrics() {
     );
 }
 
+mod removals;
 #[cfg(test)]
 mod tests;
