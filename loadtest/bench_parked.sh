@@ -12,13 +12,13 @@
 #           `hermod queue delete --domain` of all of them, timed; none may be busy.
 # Goals: park and drain under 200 MB RSS with PARK = 1,000,000; delete of 20,000 in
 # under 10 s.
-# Usage: loadtest/bench_parked.sh          PARK=1000000 DELETE=20000 CACHE=16777216
+# Usage: loadtest/bench_parked.sh          PARK=1000000 DELETE=20000 CACHE=8388608
 # (CACHE: queue.spool_cache_size in octets)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PARK=${PARK:-1000000}
 DELETE=${DELETE:-20000}
-CACHE=${CACHE:-16777216}
+CACHE=${CACHE:-8388608}
 source loadtest/lib.sh
 hwm() { awk '/^VmHWM:/{print $2}' /proc/$1/status; }
 
