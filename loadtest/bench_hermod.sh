@@ -23,6 +23,9 @@
 #   - old-1: source-1 against another hermod binary, $OLD_HERMOD (say, a release build
 #     of an earlier commit) with $OLD_CONFIG (that tree's config/hermod.toml), to compare
 #     two versions in one run. old-b1: the same with blaster-1's load.
+#   - ceiling-1: source-1's load straight into the sink, no relay: the pair ceiling, what
+#     the load generator and the sink alone reach on these two cores (issue 21's goal for
+#     source-1 is 60 % of it). Its "server" figures are the sink's own.
 # Usage: loadtest/bench_hermod.sh            N=20000 C=50 SIZE=1024 REPEAT=1 by default
 #        SHAPES="postfix-1 source-1" REPEAT=3 loadtest/bench_hermod.sh
 set -euo pipefail
@@ -70,6 +73,7 @@ run_shape() {
   local hermod_pid
   case $shape in
     postfix-*) start_postfix "$hermod_port" "$sink_port"; hermod_pid=$(cat /var/spool/postfix/pid/master.pid | xargs) ;;
+    ceiling-*) hermod_port=$sink_port; hermod_pid=$sink_pid ;;
     *)
       SMTP_HOST=127.0.0.1 SMTP_PORT=$hermod_port SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
         SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 METRICS_ENABLED="$(metrics_enabled "$shape")" \
@@ -96,7 +100,7 @@ run_shape() {
   busy0=$(machine_ticks)
   t0=$(date +%s.%N)
   case $shape in
-    source-1|postfix-1|old-1|nometrics-1|noadmin-1|one-1) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
+    source-1|postfix-1|old-1|nometrics-1|noadmin-1|one-1|ceiling-1) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     source-d|postfix-d) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     blaster-1|postfix-b1|one-b1|old-b1) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
     blaster-100) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 100 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
@@ -112,12 +116,14 @@ run_shape() {
       # Its smtpd on this run's port leaves master.cf again (a stale port would be
       # copied by whatever starts from the machine's master.cf next).
       postconf -X -M "$POSTFIX_SERVICE" 2>/dev/null || true; POSTFIX_SERVICE= ;;
+    ceiling-*) kill $sampler 2>/dev/null || true ;;
     *) kill -TERM $hermod_pid; wait $hermod_pid || true; kill $sampler 2>/dev/null || true ;;
   esac
   local peak_kb accepted spool_kb
   peak_kb=$(sort -n "$work/rss" | tail -1)
   case $shape in
     postfix-*) accepted=$(grep -c "status=sent" /var/log/postfix-bench.log 2>/dev/null || true); spool_kb=$(du -sk /var/spool/postfix | cut -f1) ;;
+    ceiling-*) accepted=$(python3 -c "import json; print(json.load(open('$work/sink.json'))['received'])" 2>/dev/null || echo "?"); spool_kb=0 ;;
     *) accepted=$(grep -c "message accepted" "$work/hermod.log" || true); spool_kb=$(du -sk "$work/spool" | cut -f1) ;;
   esac
   python3 - "$shape" "$N" "$t0" "$t_sent" "$t1" "${peak_kb:-0}" "$accepted" "$spool_kb" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" "$busy0" "$busy_sent" "$(cat "$work/client.time" 2>/dev/null)" "$(cat "$work/sink.time" 2>/dev/null)" <<'PY'
