@@ -7,9 +7,9 @@ use std::time::SystemTime;
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hermod_actors::policy::relay::RelayPolicy;
+use hermod_actors::core::id::QueueIdGenerator;
+use hermod_actors::protocol::relay::RelayPolicy;
 use hermod_actors::protocol::{Event, ServerSession, ServerSettings};
-use hermod_actors::queue::id::QueueIdGenerator;
 
 fn settings() -> Arc<ServerSettings> {
     Arc::new(ServerSettings {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hermod_actors::queue::id::QueueIdGenerator;
+use hermod_actors::core::id::QueueIdGenerator;
 use hermod_actors::store::committer::Committer;
 use hermod_actors::store::spool::{Envelope, RecipientState, RecipientStatus, SledSpool, Spool};
 

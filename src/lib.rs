@@ -6,7 +6,8 @@
 //! - [`admin`]: the admin HTTP server: health, statistics, Prometheus metrics,
 //!   maintenance mode.
 //! - [`cli`]: the commands (`serve`, `route`, `queue`, `user`, `auth`, `maintenance`,
-//!   `dkim`), one file each.
+//!   `dkim`), one file each, and the client the operator's commands reach a running
+//!   hermod through (`admin_client`: the admin socket, else its TCP port).
 //! - [`escape`]: text a peer wrote, with its control characters escaped for logs and
 //!   the terminal.
 //! - [`config`]: one file per section: each setting declared once (key, default,

@@ -3,37 +3,57 @@
 //!
 //! # Layout
 //!
-//! The modules follow the path of a message, stage by stage:
+//! The modules follow the path of a message, stage by stage; each folder is a floor that
+//! imports only the floors below it (top to bottom: inbound, policy, queue, outbound,
+//! store, protocol, core; tests/layout.rs checks it), and each module is named here.
 //!
-//! - [`protocol`]: the SMTP protocol without I/O or clock — command and address
-//!   parsing, DATA/BDAT receivers, reply texts, the server state machine one Session
-//!   drives, session deadlines, header dates, the reply reader the client uses, and
-//!   which characters a peer may not pass on (`text`).
-//! - [`inbound`]: the Listener actor (accepts connections on listeners of three kinds,
-//!   smtp, submission and submissions, enforces connection limits, starts one Session per
-//!   connection on one of the session arbiters), the Session actor (owns one client
-//!   socket, drives the protocol in clear and over TLS, hands each message to the queue's
-//!   intake and answers 250 once the commit thread has it on disk), the accept stream
-//!   that pauses when descriptors run out, the server's TLS (certificate, reload) and
-//!   AUTH (credentials checked off the arbiters; the per-network lock-out and per-user
-//!   pacing counted in `auth_failures`).
-//! - [`policy`]: decisions about a transaction — the relay policy (relay domains and
-//!   trusted client networks), the relay domains that would loop back to us, and the
-//!   policy actors a Session asks (`set`: rate limits, greylist, DNSBL, SPF, DKIM, DMARC,
-//!   DKIM signing), whose DNS waits share one budget per transaction.
-//! - [`queue`]: the intake Sessions store messages through, and the Queue actor — owns
-//!   the schedule; keeps each message the intake stored (`Stored`), sends `Deliver` to
-//!   Delivery actors, takes their `DeliveryReport`, retries, bounces (with RFC 3464
-//!   DSNs); queue ids.
-//! - [`store`]: the storage trait and its sled implementation with the committer thread
-//!   that turns many writes into one flush; large bodies as files; a queued message's
-//!   bytes; the free-space reserve and the claims transactions make against it; the
-//!   owner-only data directory; the AUTH users (Argon2id hashes in a sled tree).
-//! - [`outbound`]: the Delivery actor (one per next hop: connection pool, rate limit,
-//!   back-off; one result per recipient), the SMTP/LMTP client (STARTTLS, implicit TLS,
-//!   AUTH to smarthosts), each hop's TLS policy, routing (transport map, relayhost, MX),
-//!   MX resolution, next-hop health (and the index of mail parked for a down hop) and
-//!   the outbound connection budget.
+//! - [`inbound`]: the Listener actor (`listener`: listeners of three kinds, smtp,
+//!   submission and submissions, connection limits, one Session per connection on one of
+//!   the session arbiters), the Session actor (`session`: owns one client socket, drives
+//!   the protocol in clear and over TLS, hands each message to the queue's intake and
+//!   answers 250 once the commit thread has it on disk), the accept stream that pauses
+//!   when descriptors run out (`accept`), the server's TLS (`tls`: certificate, reload)
+//!   and AUTH (`auth`: credentials checked off the arbiters; the per-network lock-out and
+//!   per-user pacing in `auth_failures`).
+//! - [`policy`]: decisions about a transaction, as actors a Session asks (`set`: the
+//!   policies of one transaction and their shared DNS budget): rate limits
+//!   (`rate_limiter`), greylisting (`greylist`), DNSBL (`dnsbl`), SPF, DKIM and DMARC
+//!   (`mail_auth`), DKIM signing (`dkim_sign`, keys and records in `dkim_record`), the
+//!   relay domains that would loop back (`mail_loop`), the message content the checks
+//!   read (`content`), and the shared state behind them (`backend`: local or Redis).
+//! - [`queue`]: the intake Sessions store messages through (`enqueue`), and the Queue
+//!   actor — owns the schedule (`schedule`, `resident`: which messages are in memory),
+//!   keeps each message the intake stored (`handling`), sends `Deliver` to Delivery
+//!   actors and holds jobs for busy ones (`held_jobs`), takes their `DeliveryReport`,
+//!   retries, bounces (`bounce`, RFC 3464 DSNs in `dsn`); next-hop health seen from the
+//!   queue (`hops`), the operator's actions (`operate`, `admin`, `suspend`), recent
+//!   outcomes (`recent`), reload (`reconfigure`) and the drain at shutdown (`drain`).
+//! - [`outbound`]: the Delivery actor (`delivery`, one per next hop: connection pool,
+//!   rate limit, back-off; one job's conversation in `delivery_job`; one result per
+//!   recipient), the SMTP/LMTP client (`smtp_client`: STARTTLS, implicit TLS, AUTH to
+//!   smarthosts), each hop's TLS policy (`tls`), routing (`routing`: transport map,
+//!   relayhost, MX), MX resolution (`mx`), next-hop health and the index of mail parked
+//!   for a down hop (`hop_health`), and the outbound connection budget
+//!   (`connection_budget`).
+//! - [`store`]: the storage trait and its sled implementation (`spool`) with the
+//!   committer thread that turns many writes into one flush (`committer`); a queued
+//!   message's envelope (`envelope`) and bytes (`message_data`); large bodies as files
+//!   (`body_file`); removals a full disk kept from being durable (`finished`); the
+//!   owner-only data directory (`private_dir`); the greylist in sled (`greylist`); the
+//!   AUTH users (`users`, Argon2id hashes in a sled tree).
+//! - [`protocol`]: the SMTP protocol without I/O or clock — command and address parsing
+//!   (`command`, `address`), DATA/BDAT receivers (`receiver`, `dot_stuffer`), reply
+//!   texts and codes (`reply`, `status`), the server state machine one Session drives
+//!   (`session`) and the checks it stops for (`check`), the relay decision (`relay`),
+//!   SASL (`sasl`), what a connection's security allows (`security`), session deadlines
+//!   (`deadline`), header dates (`datetime`), the reply reader the client uses
+//!   (`reply_reader`), and which characters a peer may not pass on (`text`).
+//! - [`core`]: the bottom floor every stage may use: queue ids (`id`), the free-space
+//!   reserve and its claims (`disk_space`), the process's TLS backend (`tls`), the
+//!   greylist's stored state and store trait (`greylist_state`), and the relay domains
+//!   found to loop back (`looping_domains`).
+//! - [`mailbox`]: how many messages wait in each kind of actor's mailbox
+//!   (`actor_mailbox_messages`), which names the actor that falls behind.
 //!
 //! # Who sends what to whom
 //!
@@ -51,6 +71,7 @@
 //! On SIGHUP the binary sends `listener::Reconfigure` to every Listener (settings for new
 //! sessions) and `queue::Reconfigure` to the Queue (retry settings and routes).
 
+pub mod core;
 pub mod inbound;
 pub mod mailbox;
 pub mod outbound;
@@ -77,6 +98,6 @@ pub fn describe_metrics() {
     crate::policy::backend::redis::describe_metrics();
     crate::queue::describe_metrics();
     crate::store::committer::describe_metrics();
-    crate::store::disk_space::describe_metrics();
+    crate::core::disk_space::describe_metrics();
     crate::store::spool::describe_metrics();
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use common::{JobLog, enqueue, queue, settings};
+use hermod_actors::core::id::QueueIdGenerator;
 use hermod_actors::outbound::delivery::Deliver;
-use hermod_actors::queue::id::QueueIdGenerator;
 use hermod_actors::queue::{FlushDeferred, GetStats};
 use hermod_actors::store::spool::{SledSpool, Spool};
 

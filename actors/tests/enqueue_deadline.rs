@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use common::watched_spool::WatchedSpool;
 use common::{JobLog, enqueue, jobs_hold, queue, settings, spool_holds, started};
-use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
+use hermod_actors::core::id::{QueueId, QueueIdGenerator};
 use hermod_actors::queue::{Intake, Queue};
 use hermod_actors::store::spool::Spool;
 

@@ -17,14 +17,14 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use hermod_actors::policy::relay::RelayPolicy;
+use hermod_actors::core::disk_space::DiskSpace;
+use hermod_actors::core::id::QueueIdGenerator;
 use hermod_actors::protocol::address::Mailbox;
+use hermod_actors::protocol::relay::RelayPolicy;
 use hermod_actors::protocol::reply_reader::{MAX_REPLY_LINE, ParsedReply, ReplyReader};
 use hermod_actors::protocol::security::TlsInfo;
 use hermod_actors::protocol::session::AuthVerdict;
 use hermod_actors::protocol::{Event, ServerSession, ServerSettings};
-use hermod_actors::queue::id::QueueIdGenerator;
-use hermod_actors::store::disk_space::DiskSpace;
 use proptest::prelude::*;
 
 /// Cases per property: `HERMOD_FUZZ_CASES`, else a pass short enough for every test run.

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use common::watched_spool::WatchedSpool;
 use common::{JobLog, enqueue, jobs_hold, queue, settings, spool_holds, started};
+use hermod_actors::core::id::{QueueId, QueueIdGenerator};
 use hermod_actors::outbound::delivery::{Deliver, DeliveryReport, Outcome, QueueLink};
 use hermod_actors::protocol::status::Status;
-use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
 use hermod_actors::queue::{GetStats, Queue, QueueStats};
 use hermod_actors::store::spool::{Envelope, RecipientState, RecipientStatus, SledSpool, Spool};
 

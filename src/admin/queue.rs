@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use hermod_actors::core::id::QueueId;
 use hermod_actors::protocol::datetime;
 use hermod_actors::queue::dsn::ORIGINAL_PREFIX;
-use hermod_actors::queue::id::QueueId;
 use hermod_actors::queue::{Action, Operate, Operated};
 use hermod_actors::store::spool::{Envelope, RecipientStatus, Spool};
 use serde::Deserialize;

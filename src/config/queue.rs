@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hermod_actors::core::disk_space::DiskSpace;
 use hermod_actors::outbound::hop_health::HopPolicy;
 use hermod_actors::protocol::address::{self, AddressError, Mailbox};
 use hermod_actors::protocol::receiver::Spill;
 use hermod_actors::queue::QueueSettings;
 use hermod_actors::store::body_file::BodyFiles;
-use hermod_actors::store::disk_space::DiskSpace;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigIssue, Section, longer_than_zero};

@@ -1,7 +1,7 @@
 //! `[relay]`: the relay policy — which domains hermod accepts mail for from anyone, and
 //! which client networks may relay anywhere.
 
-use hermod_actors::policy::relay::RelayPolicy;
+use hermod_actors::protocol::relay::RelayPolicy;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 

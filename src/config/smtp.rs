@@ -5,18 +5,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hermod_actors::core::disk_space::DiskSpace;
+use hermod_actors::core::id::QueueIdGenerator;
 use hermod_actors::inbound::listener::{ConnectionLimits, Reconfigure};
 use hermod_actors::inbound::session::SessionTimeouts;
 use hermod_actors::policy::mail_loop::LoopingDomains;
-use hermod_actors::policy::relay::RelayPolicy;
 use hermod_actors::policy::set::PolicySet;
 use hermod_actors::protocol::ServerSettings;
 use hermod_actors::protocol::address::Mailbox;
 use hermod_actors::protocol::deadline::PhaseLimits;
 use hermod_actors::protocol::receiver::Spill;
+use hermod_actors::protocol::relay::RelayPolicy;
 use hermod_actors::protocol::security::{Endpoint, ListenerKind, Security};
-use hermod_actors::queue::id::QueueIdGenerator;
-use hermod_actors::store::disk_space::DiskSpace;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigIssue, Section, at_least_one, longer_than_zero};

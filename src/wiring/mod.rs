@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use anyhow::Context as _;
+use hermod_actors::core::disk_space::{Ballast, DiskSpace};
+use hermod_actors::core::id::QueueIdGenerator;
 use hermod_actors::inbound::listener::{
     self as listener, Admission, Drain, Listener, SessionContextTemplate,
 };
@@ -16,11 +18,9 @@ use hermod_actors::outbound::delivery::Delivery;
 use hermod_actors::outbound::mx::MxResolver;
 use hermod_actors::outbound::routing::Router;
 use hermod_actors::policy::mail_loop::{self, LoopCheck, LoopInputs, LoopingDomains};
-use hermod_actors::queue::id::QueueIdGenerator;
 use hermod_actors::queue::{self, Queue};
 use hermod_actors::store::body_file::BodyFiles;
 use hermod_actors::store::committer::Committer;
-use hermod_actors::store::disk_space::{Ballast, DiskSpace};
 use hermod_actors::store::spool::{SledSpool, Spool};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;

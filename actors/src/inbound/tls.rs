@@ -11,14 +11,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustls::crypto::{CryptoProvider, aws_lc_rs};
+use rustls::crypto::aws_lc_rs;
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 use rustls::{AlertDescription, PeerIncompatible, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::protocol::security::TlsInfo;
+pub use crate::core::tls::{negotiated, provider};
 
 /// The certificate chain and key files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,11 +134,6 @@ fn summarize(chain: &[CertificateDer<'static>]) -> Result<CertificateSummary, St
 /// Checks the pair for `--validate-only`: it loads, and what the leaf says.
 pub fn inspect(files: &TlsFiles) -> Result<CertificateSummary, String> {
     load_pair(files).map(|(_, _, summary)| summary)
-}
-
-/// One crypto backend for the whole process.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(aws_lc_rs::default_provider())
 }
 
 /// The size and modification time of both files, to see that they changed.
@@ -274,26 +269,6 @@ fn build(
 
 fn record_certificate(summary: &CertificateSummary) {
     metrics::gauge!("smtp_tls_certificate_expiry_timestamp_seconds").set(summary.not_after as f64);
-}
-
-/// The version and cipher a finished handshake agreed on (either side's connection).
-pub fn negotiated(conn: &rustls::CommonState) -> TlsInfo {
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-        Some(other) => format!("{other:?}"),
-        None => "unknown".to_string(),
-    };
-    let cipher = conn.negotiated_cipher_suite().map_or_else(
-        || "unknown".to_string(),
-        |suite| {
-            let suite = suite.suite();
-            suite
-                .as_str()
-                .map_or_else(|| format!("{suite:?}"), str::to_string)
-        },
-    );
-    TlsInfo { version, cipher }
 }
 
 /// Why a handshake failed: a short label for the metric and a sentence for the log.

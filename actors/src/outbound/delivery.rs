@@ -18,6 +18,7 @@ use actix::prelude::*;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use crate::core::id::QueueId;
 use crate::outbound::connection_budget::{ConnectionBudget, RoomMaker};
 use crate::outbound::delivery_job::{CONNECTION_DROPPED, JobOutcome, NO_ANSWER, all, run_job};
 use crate::outbound::mx::MxResolver;
@@ -25,7 +26,6 @@ use crate::outbound::routing::NextHop;
 use crate::outbound::smtp_client::{ClientTimeouts, ServerReply, SmtpConnection};
 use crate::protocol::command::MailOptions;
 use crate::protocol::status::Status;
-use crate::queue::id::QueueId;
 use crate::store::envelope::RecipientIndex;
 use crate::store::message_data::MessageData;
 

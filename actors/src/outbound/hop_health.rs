@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::queue::id::QueueId;
+use crate::core::id::QueueId;
 
 /// When a hop counts as down and how often it is probed.
 #[derive(Debug, Clone, Copy)]

@@ -152,13 +152,13 @@ impl Default for OutboundSecurity {
 }
 
 fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, String> {
-    ClientConfig::builder_with_provider(crate::inbound::tls::provider())
+    ClientConfig::builder_with_provider(crate::core::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS versions: {e}"))
 }
 
 fn any_certificate_config() -> Result<Arc<ClientConfig>, String> {
-    let algorithms = crate::inbound::tls::provider().signature_verification_algorithms;
+    let algorithms = crate::core::tls::provider().signature_verification_algorithms;
     let config = builder()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(algorithms)))

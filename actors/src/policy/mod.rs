@@ -11,5 +11,4 @@ pub mod greylist;
 pub mod mail_auth;
 pub mod mail_loop;
 pub mod rate_limiter;
-pub mod relay;
 pub mod set;

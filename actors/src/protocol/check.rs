@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 
 use super::reply::Reply;
-use crate::queue::id::QueueId;
+use crate::core::id::QueueId;
 
 /// Where in a session a policy may speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,6 +10,7 @@ pub mod datetime;
 pub mod deadline;
 pub mod dot_stuffer;
 pub mod receiver;
+pub mod relay;
 pub mod reply;
 pub mod reply_reader;
 pub mod sasl;

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 
 use super::reply::Reply;
+use crate::core::disk_space::{Claim, DiskSpace};
 use crate::store::body_file::{BodyFiles, IncomingBody};
-use crate::store::disk_space::{Claim, DiskSpace};
 
 /// The most a receiver allocates ahead of bytes actually received.
 pub const MAX_PREALLOCATION: usize = 64 * 1024;

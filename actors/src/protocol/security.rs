@@ -81,14 +81,7 @@ pub struct Security {
     pub require_auth_for_relay: bool,
 }
 
-/// The TLS a client negotiated, for the Received: header and the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsInfo {
-    /// `TLSv1.3` or `TLSv1.2`.
-    pub version: String,
-    /// The cipher suite's IANA name.
-    pub cipher: String,
-}
+pub use crate::core::tls::TlsInfo;
 
 /// A user who authenticated, with what the user store says about them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

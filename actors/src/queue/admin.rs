@@ -5,7 +5,7 @@
 use actix::prelude::*;
 
 use super::{Queue, schedule, unix_now};
-use crate::queue::id::QueueId;
+use crate::core::id::QueueId;
 use crate::store::spool::RecipientStatus;
 
 /// Ask for the queue's counters (admin API, tests, drain).

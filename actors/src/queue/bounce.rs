@@ -6,8 +6,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Queue, QueuedMessage, unix_now};
+use crate::core::id::QueueId;
 use crate::queue::dsn::{self, BounceRequest, FailedRecipient};
-use crate::queue::id::QueueId;
 use crate::store::spool::{Envelope, RecipientState, RecipientStatus, SpoolError};
 
 impl Queue {

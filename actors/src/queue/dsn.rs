@@ -4,9 +4,9 @@
 
 use std::time::SystemTime;
 
+use crate::core::id::QueueId;
 use crate::protocol::datetime;
 use crate::protocol::status::EnhancedCode;
-use crate::queue::id::QueueId;
 
 /// One failed recipient as the report lists it.
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use super::Queue;
+use crate::core::id::QueueId;
 use crate::protocol::session::AcceptedMessage;
-use crate::queue::id::QueueId;
 use crate::store::committer::Committer;
 use crate::store::message_data::MessageData;
 use crate::store::spool::{Envelope, RecipientState, RecipientStatus, SpoolError};

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use actix::prelude::*;
 
 use super::Queue;
+use crate::core::id::QueueId;
 use crate::outbound::delivery::{Deliver, DeliveryReport, Outcome};
 use crate::outbound::routing::NextHop;
 use crate::protocol::status::{EnhancedCode, Status};
-use crate::queue::id::QueueId;
 use crate::store::envelope::RecipientIndex;
 
 /// RFC 3463 4.3.0: other or undefined mail system status.

@@ -5,10 +5,10 @@
 use actix::prelude::*;
 
 use super::{Queue, schedule, unix_now};
+use crate::core::id::QueueId;
 use crate::outbound::delivery::DeliveryReport;
 use crate::outbound::hop_health::Change;
 use crate::outbound::routing::NextHop;
-use crate::queue::id::QueueId;
 use crate::store::envelope::RecipientIndex;
 use crate::store::message_data::MessageData;
 use crate::store::spool::{Envelope, SpoolError};

@@ -19,7 +19,6 @@ mod enqueue;
 mod handling;
 mod held_jobs;
 mod hops;
-pub mod id;
 mod operate;
 pub mod recent;
 mod reconfigure;
@@ -27,12 +26,12 @@ mod resident;
 pub mod schedule;
 mod suspend;
 
+use crate::core::id::{QueueId, QueueIdGenerator};
 use crate::outbound::delivery::{
     Deliver, DeliveryIdle, DeliveryReport, JobRecipient, QueueLink, Retire,
 };
 use crate::outbound::hop_health::{HopHealth, HopPolicy};
 use crate::outbound::routing::{NextHop, Router};
-use crate::queue::id::{QueueId, QueueIdGenerator};
 use crate::store::committer::Committer;
 use crate::store::message_data::MessageData;
 use crate::store::spool::{Envelope, RecipientIndex, RecipientStatus};

@@ -10,8 +10,8 @@ use actix::prelude::*;
 
 use super::schedule::next_due;
 use super::{Queue, schedule, unix_now};
+use crate::core::id::QueueId;
 use crate::protocol::status::{EnhancedCode, Status};
-use crate::queue::id::QueueId;
 use crate::store::spool::RecipientStatus;
 
 /// What to do to a message.

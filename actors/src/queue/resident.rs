@@ -13,7 +13,7 @@ use actix::prelude::*;
 
 use super::schedule::next_due;
 use super::{Queue, QueuedMessage, unix_now};
-use crate::queue::id::QueueId;
+use crate::core::id::QueueId;
 use crate::store::message_data::MessageData;
 use crate::store::spool::{Envelope, Spool, SpoolError};
 

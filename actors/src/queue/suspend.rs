@@ -118,7 +118,7 @@ impl Queue {
     fn wake_scheduled_at(&mut self, at: u64) {
         let waiting: Vec<_> = self
             .schedule
-            .range((at, crate::queue::id::QueueId(0))..)
+            .range((at, crate::core::id::QueueId(0))..)
             .take_while(|(due, _)| *due == at)
             .copied()
             .collect();

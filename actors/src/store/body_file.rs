@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::queue::id::QueueId;
+use crate::core::id::QueueId;
 
 /// The two directories: bodies being received, and bodies of queued messages.
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::queue::id::QueueId;
+use crate::core::id::QueueId;
 use crate::store::body_file::IncomingBody;
 use crate::store::spool::{Envelope, Spool, SpoolError};
 

@@ -3,7 +3,7 @@
 //! that a periodic sweep enforces. Losing it in a crash costs only a second delay, so
 //! nothing here is flushed on purpose.
 
-use crate::policy::greylist::{ClientState, GreylistBackend, TripletState};
+use crate::core::greylist_state::{ClientState, GreylistBackend, TripletState};
 
 /// Two trees of the spool's database: `greylist` (triplets) and `greylist_clients`.
 #[derive(Clone)]

@@ -5,7 +5,6 @@
 
 pub mod body_file;
 pub mod committer;
-pub mod disk_space;
 pub mod envelope;
 pub mod finished;
 pub mod greylist;

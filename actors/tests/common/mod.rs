@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use hermod_actors::core::id::{QueueId, QueueIdGenerator};
 use hermod_actors::outbound::delivery::Deliver;
 use hermod_actors::outbound::hop_health::HopPolicy;
 use hermod_actors::outbound::routing::Router;
 use hermod_actors::protocol::address::{Mailbox, ReversePath};
 use hermod_actors::protocol::command::MailOptions;
 use hermod_actors::protocol::session::AcceptedMessage;
-use hermod_actors::queue::id::{QueueId, QueueIdGenerator};
 use hermod_actors::queue::{DeliveryFactory, Intake, Queue, QueueSettings};
 use hermod_actors::store::committer::Committer;
 use hermod_actors::store::spool::{Spool, SpoolError};

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hermod_actors::queue::id::QueueId;
+use hermod_actors::core::id::QueueId;
 use hermod_actors::store::body_file::IncomingBody;
 use hermod_actors::store::message_data::MessageData;
 use hermod_actors::store::spool::{Envelope, SledSpool, Spool, SpoolError};

@@ -493,7 +493,7 @@ async fn handshake(
     let connector = tokio_rustls::TlsConnector::from(config);
     match timeout(timeouts.command, connector.connect(name, tcp)).await {
         Ok(Ok(tls)) => {
-            let info = crate::inbound::tls::negotiated(tls.get_ref().1);
+            let info = crate::core::tls::negotiated(tls.get_ref().1);
             Ok((Transport::Tls(Box::new(tls)), info))
         }
         Ok(Err(e)) => {

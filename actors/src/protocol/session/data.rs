@@ -6,12 +6,12 @@ use std::time::SystemTime;
 
 use super::policy::Pending;
 use super::{AcceptedMessage, Event, Phase, ServerSession, Transaction};
+use crate::core::id::QueueId;
 use crate::protocol::check::CheckStage;
 use crate::protocol::command::MailOptions;
 use crate::protocol::datetime;
 use crate::protocol::receiver::{BdatReceiver, BodyLimits, BodyResult, DataReceiver, ReceivedBody};
 use crate::protocol::reply::Reply;
-use crate::queue::id::QueueId;
 
 impl ServerSession {
     pub(super) fn limits(&self) -> BodyLimits {

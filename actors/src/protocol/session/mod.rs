@@ -16,11 +16,11 @@ use super::receiver::{BdatReceiver, DataReceiver, Spill};
 use super::reply::Reply;
 use super::sasl::Credentials;
 use super::security::{AuthenticatedUser, Endpoint, ListenerKind, Security, TlsInfo};
-use crate::policy::mail_loop::LoopingDomains;
-use crate::policy::relay::RelayPolicy;
-use crate::queue::id::{QueueId, QueueIdGenerator};
+use crate::core::disk_space::{Claim, DEFAULT_CLAIM, DiskSpace, cost_of};
+use crate::core::id::{QueueId, QueueIdGenerator};
+use crate::core::looping_domains::LoopingDomains;
+use crate::protocol::relay::RelayPolicy;
 use crate::store::body_file::IncomingBody;
-use crate::store::disk_space::{Claim, DEFAULT_CLAIM, DiskSpace, cost_of};
 
 mod auth;
 mod data;

@@ -333,7 +333,7 @@ fn rcpt_outside_the_relay_domains_is_denied_to_an_untrusted_client() {
 
 #[test]
 fn rcpt_for_a_domain_that_loops_back_is_refused_with_5_4_6() {
-    use crate::policy::mail_loop::Loop;
+    use crate::core::looping_domains::Loop;
     let settings = settings(100, 10);
     settings.loops.replace(vec![Loop {
         domain: "relay.test".into(),

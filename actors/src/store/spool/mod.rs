@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::queue::id::QueueId;
+use crate::core::id::QueueId;
 use crate::store::body_file::{BodyFiles, IncomingBody};
 pub use crate::store::envelope::{
     Envelope, MailOptions, RecipientIndex, RecipientState, RecipientStatus,

@@ -1,0 +1,10 @@
+//! The bottom floor: values and services every stage uses, importing none of them —
+//! queue ids, the free-space reserve and its claims, the process's TLS backend and what
+//! a handshake agreed on, the greylist's stored state and its store trait, and the relay
+//! domains found to loop back.
+
+pub mod disk_space;
+pub mod greylist_state;
+pub mod id;
+pub mod looping_domains;
+pub mod tls;
