@@ -42,7 +42,8 @@
 //!   owner-only data directory (`private_dir`); the greylist in sled (`greylist`); the
 //!   AUTH users (`users`, Argon2id hashes in a sled tree).
 //! - [`protocol`]: the SMTP protocol without I/O or clock — command and address parsing
-//!   (`command`, `address`), DATA/BDAT receivers (`receiver`, `dot_stuffer`), reply
+//!   (`command`, `address`), DATA/BDAT receivers (`receiver`, `dot_stuffer`) and the
+//!   body sink they are handed for a body that spills (`body_sink`), reply
 //!   texts and codes (`reply`, `status`), the server state machine one Session drives
 //!   (`session`) and the checks it stops for (`check`), the relay decision (`relay`),
 //!   SASL (`sasl`), what a connection's security allows (`security`), session deadlines

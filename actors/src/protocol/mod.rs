@@ -4,6 +4,7 @@
 //! benchmarks drive it over a buffer. Nothing here imports tokio or actix.
 
 pub mod address;
+pub mod body_sink;
 pub mod check;
 pub mod command;
 pub mod datetime;

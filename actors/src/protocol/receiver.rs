@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 
+use super::body_sink::{BodySinks, IncomingBody};
 use super::reply::Reply;
 use crate::core::disk_space::{Claim, DiskSpace};
-use crate::store::body_file::{BodyFiles, IncomingBody};
 
 /// The most a receiver allocates ahead of bytes actually received.
 pub const MAX_PREALLOCATION: usize = 64 * 1024;
@@ -62,7 +62,7 @@ pub struct BodyLimits {
 #[derive(Debug, Clone)]
 pub struct Spill {
     /// Where the files go.
-    pub files: Arc<BodyFiles>,
+    pub files: Arc<dyn BodySinks>,
     /// Octets kept in memory before the body moves to a file.
     pub threshold: usize,
     /// The free-space reserve the file's octets are claimed against as they arrive.
@@ -174,7 +174,10 @@ impl BodyBuffer {
                     .try_claim(self.len as u64 + CLAIM_STEP)
                     .ok_or(BodyProblem::Storage)?;
                 self.claim = Some(claim.on_disk());
-                let mut file = spill.files.create().map_err(|_| BodyProblem::Storage)?;
+                let mut file = spill
+                    .files
+                    .create_sink()
+                    .map_err(|_| BodyProblem::Storage)?;
                 file.write(&self.memory).map_err(|_| BodyProblem::Storage)?;
                 file.write(bytes).map_err(|_| BodyProblem::Storage)?;
                 self.file = Some(file);

@@ -111,7 +111,7 @@ fn envelope_of(
 ) -> (
     Envelope,
     Bytes,
-    Option<crate::store::body_file::IncomingBody>,
+    Option<crate::protocol::body_sink::IncomingBody>,
 ) {
     let AcceptedMessage {
         sender,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::core::id::QueueId;
+use crate::protocol::body_sink::{BodySink, BodySinks, IncomingBody};
 
 /// The two directories: bodies being received, and bodies of queued messages.
 #[derive(Debug)]
@@ -39,11 +40,11 @@ impl BodyFiles {
     }
 
     /// A new file for a body being received.
-    pub fn create(&self) -> std::io::Result<IncomingBody> {
+    pub fn create(&self) -> std::io::Result<IncomingFile> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let path = self.incoming.join(format!("{}-{n}", std::process::id()));
         let file = File::create(&path)?;
-        Ok(IncomingBody {
+        Ok(IncomingFile {
             file: BufWriter::with_capacity(64 * 1024, file),
             path,
             len: 0,
@@ -78,50 +79,45 @@ impl BodyFiles {
     }
 }
 
-/// A body being written to `incoming/`. Dropped without [`IncomingBody::persist`], its
+/// A body being written to `incoming/`. Dropped without [`IncomingFile::persist`], its
 /// file is deleted.
 #[derive(Debug)]
-pub struct IncomingBody {
+pub struct IncomingFile {
     file: BufWriter<File>,
     path: PathBuf,
     len: u64,
     kept: bool,
 }
 
-impl IncomingBody {
+impl BodySink for IncomingFile {
     /// Appends `bytes`.
-    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.file.write_all(bytes)?;
         self.len += bytes.len() as u64;
         Ok(())
     }
 
     /// Octets written.
-    pub fn len(&self) -> u64 {
+    fn len(&self) -> u64 {
         self.len
-    }
-
-    /// Whether nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Writes out the buffer and fsyncs the file: after this the bytes survive a crash.
     /// Blocking; the Session runs it off its arbiter thread.
-    pub fn sync(&mut self) -> std::io::Result<()> {
+    fn sync(&mut self) -> std::io::Result<()> {
         self.file.flush()?;
         self.file.get_ref().sync_data()
     }
 
     /// Writes out the buffer (without fsync), so that the policies can read the whole
     /// file before the message is accepted.
-    pub fn flush(&mut self) -> std::io::Result<()> {
+    fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
     }
 
     /// Takes `path` (in the same directory, written and closed by a policy: the message
     /// without its forged headers) in place of this file, which is deleted.
-    pub fn replace_with(&mut self, path: PathBuf) -> std::io::Result<()> {
+    fn replace_with(&mut self, path: PathBuf) -> std::io::Result<()> {
         let file = match std::fs::OpenOptions::new().append(true).open(&path) {
             Ok(file) => file,
             Err(e) => {
@@ -139,12 +135,12 @@ impl IncomingBody {
     }
 
     /// Where the file is while it is received.
-    pub fn path(&self) -> &Path {
+    fn path(&self) -> &Path {
         &self.path
     }
 
     /// Moves the file to `to` (in the same file system) and keeps it.
-    pub fn persist(mut self, to: &Path) -> std::io::Result<()> {
+    fn persist(mut self: Box<Self>, to: &Path) -> std::io::Result<()> {
         self.file.flush()?;
         std::fs::rename(&self.path, to)?;
         self.kept = true;
@@ -152,7 +148,13 @@ impl IncomingBody {
     }
 }
 
-impl Drop for IncomingBody {
+impl BodySinks for BodyFiles {
+    fn create_sink(&self) -> std::io::Result<IncomingBody> {
+        Ok(Box::new(self.create()?))
+    }
+}
+
+impl Drop for IncomingFile {
     fn drop(&mut self) {
         if !self.kept {
             let _ = std::fs::remove_file(&self.path);
@@ -170,14 +172,14 @@ mod tests {
     fn an_incoming_body_is_deleted_unless_persisted() {
         let dir = tempfile::tempdir().unwrap();
         let files = BodyFiles::open(dir.path()).unwrap();
-        let mut dropped = files.create().unwrap();
+        let mut dropped = files.create_sink().unwrap();
         dropped.write(b"abc").unwrap();
         let dropped_path = dropped.path().to_path_buf();
         assert!(dropped_path.exists());
         drop(dropped);
         assert!(!dropped_path.exists());
 
-        let mut kept = files.create().unwrap();
+        let mut kept = files.create_sink().unwrap();
         kept.write(b"hello").unwrap();
         kept.sync().unwrap();
         let id = QueueId(7);
@@ -190,7 +192,7 @@ mod tests {
     fn opening_empties_incoming() {
         let dir = tempfile::tempdir().unwrap();
         let files = BodyFiles::open(dir.path()).unwrap();
-        let mut left = files.create().unwrap();
+        let mut left = files.create_sink().unwrap();
         left.write(b"half a message").unwrap();
         let path = left.path().to_path_buf();
         std::mem::forget(left);

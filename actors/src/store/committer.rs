@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::core::id::QueueId;
-use crate::store::body_file::IncomingBody;
+use crate::protocol::body_sink::IncomingBody;
 use crate::store::spool::{Envelope, Spool, SpoolError};
 
 /// A new message to write and flush.

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hermod_actors::core::id::QueueId;
-use hermod_actors::store::body_file::IncomingBody;
+use hermod_actors::protocol::body_sink::IncomingBody;
 use hermod_actors::store::message_data::MessageData;
 use hermod_actors::store::spool::{Envelope, SledSpool, Spool, SpoolError};
 

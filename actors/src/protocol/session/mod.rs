@@ -19,8 +19,8 @@ use super::security::{AuthenticatedUser, Endpoint, ListenerKind, Security, TlsIn
 use crate::core::disk_space::{Claim, DEFAULT_CLAIM, DiskSpace, cost_of};
 use crate::core::id::{QueueId, QueueIdGenerator};
 use crate::core::looping_domains::LoopingDomains;
+use crate::protocol::body_sink::IncomingBody;
 use crate::protocol::relay::RelayPolicy;
-use crate::store::body_file::IncomingBody;
 
 mod auth;
 mod data;

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use crate::core::id::QueueId;
-use crate::store::body_file::{BodyFiles, IncomingBody};
+use crate::protocol::body_sink::IncomingBody;
+use crate::store::body_file::BodyFiles;
 pub use crate::store::envelope::{
     Envelope, MailOptions, RecipientIndex, RecipientState, RecipientStatus,
 };

@@ -2,6 +2,7 @@
 //! and recovery.
 
 use super::*;
+use crate::protocol::body_sink::BodySinks;
 
 fn envelope() -> Envelope {
     crate::store::envelope::sample(3)
@@ -65,7 +66,7 @@ fn large_message_lives_in_a_synced_blob_and_survives_reopen() {
 fn a_body_file_is_kept_beside_sled_and_deleted_with_its_message() {
     let dir = tempfile::tempdir().unwrap();
     let spool = SledSpool::open(dir.path()).unwrap();
-    let mut body = spool.body_files().create().unwrap();
+    let mut body = spool.body_files().create_sink().unwrap();
     body.write(&vec![b'y'; 100_000]).unwrap();
     body.sync().unwrap();
     let mut envelope = envelope();
@@ -98,7 +99,7 @@ fn recovery_deletes_body_files_no_message_refers_to() {
     let dir = tempfile::tempdir().unwrap();
     let orphan = {
         let spool = SledSpool::open(dir.path()).unwrap();
-        let mut body = spool.body_files().create().unwrap();
+        let mut body = spool.body_files().create_sink().unwrap();
         body.write(b"left by a crash").unwrap();
         let path = spool.body_files().path_of(QueueId(6));
         body.persist(&path).unwrap();
