@@ -12,16 +12,15 @@
 //!   the terminal.
 //! - [`config`]: one file per section: each setting declared once (key, default,
 //!   environment name, checks), and the settings each actor is built from; loading,
-//!   environment overrides and validation.
+//!   environment overrides and validation; which keys a reload applies and which wait
+//!   for a restart (`config::reload`).
 //! - [`logging`]: text or JSON logs.
 //! - [`wiring`]: starts the spool, the actors and the arbiters; drains on shutdown and
 //!   reloads on SIGHUP.
-//! - [`reload`]: which keys a reload applies and which wait for a restart.
 
 pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod escape;
 pub mod logging;
-pub mod reload;
 pub mod wiring;

@@ -29,8 +29,8 @@
 //!   queue (`hops`), the operator's actions (`operate`, `admin`, `suspend`), recent
 //!   outcomes (`recent`), reload (`reconfigure`) and the drain at shutdown (`drain`).
 //! - [`outbound`]: the Delivery actor (`delivery`, one per next hop: connection pool,
-//!   rate limit, back-off; one job's conversation in `delivery_job`; one result per
-//!   recipient), the SMTP/LMTP client (`smtp_client`: STARTTLS, implicit TLS, AUTH to
+//!   rate limit, back-off; one job's conversation in `delivery_job`, what a job is and
+//!   one result per recipient in `job`), the SMTP/LMTP client (`smtp_client`: STARTTLS, implicit TLS, AUTH to
 //!   smarthosts), each hop's TLS policy (`tls`), routing (`routing`: transport map,
 //!   relayhost, MX), MX resolution (`mx`), next-hop health and the index of mail parked
 //!   for a down hop (`hop_health`), and the outbound connection budget

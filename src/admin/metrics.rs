@@ -34,12 +34,12 @@ pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResp
     }
 }
 
-/// Installs the Prometheus recorder for the whole process and gives every metric its
-/// help text. Its upkeep (draining histogram buffers) is the caller's, periodically.
+/// Installs the Prometheus recorder for the whole process and gives the engine's and the
+/// admin server's metrics their help text (the wiring adds its own). Its upkeep
+/// (draining histogram buffers) is the caller's, periodically.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new().install_recorder()?;
     hermod_actors::describe_metrics();
     super::destinations::describe_metrics();
-    crate::wiring::describe_metrics();
     Ok(handle)
 }

@@ -29,6 +29,7 @@ pub mod queue;
 pub mod rate_limit;
 pub mod redis;
 pub mod relay;
+pub mod reload;
 pub mod secret_file;
 pub mod smtp;
 mod summary;

@@ -8,7 +8,7 @@ use super::{Config, duration};
 /// line, as `postconf -n` lists Postfix's.
 pub fn non_defaults(config: &Config) -> String {
     let defaults = Config::default();
-    let changed = crate::reload::changed_keys(&defaults, config);
+    let changed = crate::config::reload::changed_keys(&defaults, config);
     let Ok(values) = toml::Table::try_from(config) else {
         return String::new();
     };

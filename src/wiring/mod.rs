@@ -26,9 +26,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
 use crate::admin::{AdminListeners, AdminState};
+use crate::config::reload;
 use crate::config::smtp::SessionShared;
 use crate::config::{Config, ConfigIssue};
-use crate::reload;
 
 mod descriptors;
 mod listening;
@@ -99,7 +99,12 @@ pub fn run(
 
     // Installed before any actor records a metric.
     let prometheus = match config.admin.metrics {
-        true => Some(crate::admin::metrics::install().context("installing the metrics recorder")?),
+        true => {
+            let handle =
+                crate::admin::metrics::install().context("installing the metrics recorder")?;
+            describe_metrics();
+            Some(handle)
+        }
         false => None,
     };
     let system = System::new();

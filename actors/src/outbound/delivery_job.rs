@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::outbound::connection_budget::Permit;
-use crate::outbound::delivery::{Deliver, DeliveryReport, DeliverySettings, JobRecipient, Outcome};
+use crate::outbound::job::{Deliver, DeliveryReport, DeliverySettings, JobRecipient, Outcome};
 use crate::outbound::mx::MxResolver;
 use crate::outbound::routing::NextHop;
 use crate::outbound::smtp_client::{ClientError, ServerReply, SmtpConnection};

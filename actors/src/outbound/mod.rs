@@ -6,6 +6,7 @@ pub mod connection_budget;
 pub mod delivery;
 mod delivery_job;
 pub mod hop_health;
+pub mod job;
 pub mod mx;
 pub mod routing;
 pub mod smtp_client;
