@@ -219,9 +219,6 @@ const KNOWN_LONG: &[&str] = &[
     "actors/src/protocol/session/mod.rs feed",
     "loadtest/src/send/pipeline.rs on_reply",
     "actors/src/policy/greylist.rs decide",
-    "actors/src/outbound/smtp_client/transaction.rs send",
-    "src/config/env.rs set",
-    "actors/src/outbound/mx.rs mx_targets",
 ];
 
 /// The name of the function a line declares, if it does.

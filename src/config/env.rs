@@ -168,13 +168,40 @@ fn set(
         issues.push(ConfigIssue::new(var, format!("no setting {section}.{key}")));
         return;
     };
-    let parsed = match default {
+    let parsed = match parse_like(default, value, &format!("{section}.{key}")) {
+        Ok(parsed) => parsed,
+        Err(reason) => return issues.push(ConfigIssue::new(var, reason)),
+    };
+    let parsed = match (section, key, parsed) {
+        // Bare IPs in a network list mean one host.
+        ("relay", "networks", toml::Value::Array(items)) => toml::Value::Array(
+            items
+                .into_iter()
+                .map(|v| match v.as_str().map(|s| (s, s.parse::<IpAddr>())) {
+                    Some((_, Ok(ip))) => toml::Value::String(IpNet::from(ip).to_string()),
+                    _ => v,
+                })
+                .collect(),
+        ),
+        (_, _, parsed) => parsed,
+    };
+    let entry = table
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(section_table) = entry.as_table_mut() {
+        section_table.insert(key.to_string(), parsed);
+    }
+}
+
+/// `value` read as the same kind of TOML value as `default` (the setting's default):
+/// a whole number, a boolean, a comma-separated list, `key=value` pairs, or a string.
+fn parse_like(default: &toml::Value, value: &str, setting: &str) -> Result<toml::Value, String> {
+    Ok(match default {
         toml::Value::Integer(_) => match value.trim().parse::<i64>() {
             Ok(n) => toml::Value::Integer(n),
             Err(_) => {
-                return issues.push(ConfigIssue::new(
-                    var,
-                    format!("expected a whole number for {section}.{key}, got {value:?}"),
+                return Err(format!(
+                    "expected a whole number for {setting}, got {value:?}"
                 ));
             }
         },
@@ -182,9 +209,8 @@ fn set(
             "1" | "true" | "yes" | "on" => toml::Value::Boolean(true),
             "0" | "false" | "no" | "off" => toml::Value::Boolean(false),
             _ => {
-                return issues.push(ConfigIssue::new(
-                    var,
-                    format!("expected true or false for {section}.{key}, got {value:?}"),
+                return Err(format!(
+                    "expected true or false for {setting}, got {value:?}"
                 ));
             }
         },
@@ -207,9 +233,8 @@ fn set(
                         );
                     }
                     None => {
-                        return issues.push(ConfigIssue::new(
-                            var,
-                            format!("expected key=value pairs separated by commas, got {entry:?}"),
+                        return Err(format!(
+                            "expected key=value pairs separated by commas, got {entry:?}"
                         ));
                     }
                 }
@@ -217,26 +242,7 @@ fn set(
             toml::Value::Table(map)
         }
         _ => toml::Value::String(value.to_string()),
-    };
-    let parsed = match (section, key, parsed) {
-        // Bare IPs in a network list mean one host.
-        ("relay", "networks", toml::Value::Array(items)) => toml::Value::Array(
-            items
-                .into_iter()
-                .map(|v| match v.as_str().map(|s| (s, s.parse::<IpAddr>())) {
-                    Some((_, Ok(ip))) => toml::Value::String(IpNet::from(ip).to_string()),
-                    _ => v,
-                })
-                .collect(),
-        ),
-        (_, _, parsed) => parsed,
-    };
-    let entry = table
-        .entry(section)
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let Some(section_table) = entry.as_table_mut() {
-        section_table.insert(key.to_string(), parsed);
-    }
+    })
 }
 
 #[cfg(test)]

@@ -229,23 +229,7 @@ impl MxResolver {
         exchanges.retain(|(_, exchange)| seen.insert(exchange.clone()));
         exchanges.truncate(MAX_EXCHANGES);
 
-        let mut lookups = JoinSet::new();
-        for (index, (_, exchange)) in exchanges.iter().enumerate() {
-            let resolver = self.resolver.clone();
-            let exchange = exchange.clone();
-            lookups.spawn(async move { (index, addresses(&resolver, &exchange).await) });
-        }
-        let mut resolved: Vec<Option<Result<Vec<IpAddr>, MxError>>> = vec![None; exchanges.len()];
-        while let Some(joined) = lookups.join_next().await {
-            match joined {
-                Ok((index, result)) => {
-                    if let Some(slot) = resolved.get_mut(index) {
-                        *slot = Some(result);
-                    }
-                }
-                Err(e) => tracing::warn!(%domain, error = %e, "MX host lookup task failed"),
-            }
-        }
+        let resolved = self.resolve_exchanges(&domain, &exchanges).await;
 
         let mut targets = Vec::new();
         let mut failure = None;
@@ -278,6 +262,33 @@ impl MxResolver {
             return Err(failure.unwrap_or(MxError::NoAddress { host: domain }));
         }
         Ok(targets)
+    }
+
+    /// The addresses of each exchange, looked up at once; `None` where a lookup task
+    /// failed.
+    async fn resolve_exchanges(
+        &self,
+        domain: &str,
+        exchanges: &[(u16, Name)],
+    ) -> Vec<Option<Result<Vec<IpAddr>, MxError>>> {
+        let mut lookups = JoinSet::new();
+        for (index, (_, exchange)) in exchanges.iter().enumerate() {
+            let resolver = self.resolver.clone();
+            let exchange = exchange.clone();
+            lookups.spawn(async move { (index, addresses(&resolver, &exchange).await) });
+        }
+        let mut resolved: Vec<Option<Result<Vec<IpAddr>, MxError>>> = vec![None; exchanges.len()];
+        while let Some(joined) = lookups.join_next().await {
+            match joined {
+                Ok((index, result)) => {
+                    if let Some(slot) = resolved.get_mut(index) {
+                        *slot = Some(result);
+                    }
+                }
+                Err(e) => tracing::warn!(%domain, error = %e, "MX host lookup task failed"),
+            }
+        }
+        resolved
     }
 
     /// A/AAAA of one host name, preference 0.

@@ -117,37 +117,7 @@ impl SmtpConnection {
         if self.use_chunking && self.caps.chunking && self.caps.pipelining {
             return self.send_bdat(envelope, recipients, reset, data).await;
         }
-        let (mail, rcpts, data_reply) = if self.caps.pipelining {
-            for recipient in recipients {
-                push_rcpt(&mut envelope, recipient.as_ref());
-            }
-            envelope.push_str("DATA\r\n");
-            if reset {
-                self.expect_rset(envelope.as_bytes()).await?;
-            } else {
-                self.write(envelope.as_bytes(), "MAIL").await?;
-            }
-            let mail = self.read_reply("MAIL").await?;
-            let mut rcpts = Vec::with_capacity(recipients.len());
-            for _ in recipients {
-                rcpts.push(self.read_reply("RCPT").await?);
-            }
-            let data_reply = self.read_reply("DATA").await?;
-            (mail, rcpts, Some(data_reply))
-        } else {
-            self.write(envelope.as_bytes(), "MAIL").await?;
-            let mail = self.read_reply("MAIL").await?;
-            let mut rcpts = Vec::with_capacity(recipients.len());
-            if mail.is_positive() {
-                for recipient in recipients {
-                    let mut line = String::with_capacity(16 + recipient.as_ref().len());
-                    push_rcpt(&mut line, recipient.as_ref());
-                    self.write(line.as_bytes(), "RCPT").await?;
-                    rcpts.push(self.read_reply("RCPT").await?);
-                }
-            }
-            (mail, rcpts, None)
-        };
+        let (mail, rcpts, data_reply) = self.send_envelope(envelope, recipients, reset).await?;
         if !mail.is_positive() {
             self.end_unwanted_data(data_reply.as_ref()).await?;
             return Ok(vec![mail; recipients.len()]);
@@ -177,6 +147,48 @@ impl SmtpConnection {
         self.read_final_replies("end of data", &accepted, &mut results)
             .await?;
         Ok(results)
+    }
+
+    /// Sends the envelope (`envelope` holds [RSET and] MAIL FROM) and each RCPT TO, in
+    /// one write with PIPELINING (then DATA too) or one command at a time; returns the
+    /// MAIL reply, the RCPT replies and, when pipelined, the DATA reply.
+    async fn send_envelope(
+        &mut self,
+        mut envelope: String,
+        recipients: &[impl AsRef<str>],
+        reset: bool,
+    ) -> Result<(ServerReply, Vec<ServerReply>, Option<ServerReply>), ClientError> {
+        Ok(if self.caps.pipelining {
+            for recipient in recipients {
+                push_rcpt(&mut envelope, recipient.as_ref());
+            }
+            envelope.push_str("DATA\r\n");
+            if reset {
+                self.expect_rset(envelope.as_bytes()).await?;
+            } else {
+                self.write(envelope.as_bytes(), "MAIL").await?;
+            }
+            let mail = self.read_reply("MAIL").await?;
+            let mut rcpts = Vec::with_capacity(recipients.len());
+            for _ in recipients {
+                rcpts.push(self.read_reply("RCPT").await?);
+            }
+            let data_reply = self.read_reply("DATA").await?;
+            (mail, rcpts, Some(data_reply))
+        } else {
+            self.write(envelope.as_bytes(), "MAIL").await?;
+            let mail = self.read_reply("MAIL").await?;
+            let mut rcpts = Vec::with_capacity(recipients.len());
+            if mail.is_positive() {
+                for recipient in recipients {
+                    let mut line = String::with_capacity(16 + recipient.as_ref().len());
+                    push_rcpt(&mut line, recipient.as_ref());
+                    self.write(line.as_bytes(), "RCPT").await?;
+                    rcpts.push(self.read_reply("RCPT").await?);
+                }
+            }
+            (mail, rcpts, None)
+        })
     }
 
     /// One transaction in one write: [RSET] MAIL, RCPTs, `BDAT n LAST` and the data.
