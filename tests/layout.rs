@@ -216,9 +216,7 @@ const KNOWN_LONG: &[&str] = &[
     "actors/src/outbound/delivery_job.rs run_job",
     "actors/src/queue/mod.rs dispatch",
     "src/wiring/mod.rs run",
-    "actors/src/protocol/session/mod.rs feed",
     "loadtest/src/send/pipeline.rs on_reply",
-    "actors/src/policy/greylist.rs decide",
 ];
 
 /// The name of the function a line declares, if it does.

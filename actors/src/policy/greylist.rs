@@ -75,24 +75,7 @@ pub async fn decide<B: GreylistBackend>(
         let (Some(sender), Some(rcpt)) = (facts.sender.as_deref(), facts.recipients.first()) else {
             return Ok(Verdict::accept());
         };
-        let sender_domain = domain_of(sender);
-        let rcpt_domain = domain_of(rcpt);
-        let skip = facts.user.is_some()
-            || facts.trusted
-            || facts.postmaster
-            || rules
-                .allow_networks
-                .iter()
-                .any(|n| n.contains(&facts.client_ip))
-            || rules
-                .allow_sender_domains
-                .iter()
-                .any(|d| d.eq_ignore_ascii_case(sender_domain))
-            || rules
-                .allow_recipient_domains
-                .iter()
-                .any(|d| d.eq_ignore_ascii_case(rcpt_domain));
-        if skip {
+        if exempt(rules, facts, sender, rcpt) {
             return Ok(Verdict::accept());
         }
         let client = client_network(facts.client_ip);
@@ -107,30 +90,9 @@ pub async fn decide<B: GreylistBackend>(
             rcpt.to_ascii_lowercase()
         );
         let delay = rules.delay.as_secs();
-        let state = backend.triplet(&key).await?;
-        let first_seen = match state {
-            Some(state) if state.passed => {
-                let renewed = TripletState {
-                    expires: now + rules.pass_lifetime.as_secs(),
-                    ..state
-                };
-                backend.set_triplet(&key, &renewed).await?;
-                metrics::counter!("greylist_decisions_total", "result" => "known").increment(1);
-                return Ok(Verdict::accept());
-            }
-            Some(state) if now.saturating_sub(state.first_seen) <= rules.retry_window.as_secs() => {
-                state.first_seen
-            }
-            // New, or its retry window passed: it starts over.
-            _ => {
-                let fresh = TripletState {
-                    first_seen: now,
-                    passed: false,
-                    expires: now + rules.retry_window.as_secs(),
-                };
-                backend.set_triplet(&key, &fresh).await?;
-                now
-            }
+        let Some(first_seen) = first_seen(rules, backend, &key, now).await? else {
+            metrics::counter!("greylist_decisions_total", "result" => "known").increment(1);
+            return Ok(Verdict::accept());
         };
         let waited = now.saturating_sub(first_seen);
         if waited < delay {
@@ -159,6 +121,62 @@ pub async fn decide<B: GreylistBackend>(
         backend.set_client(&client, &client_state).await?;
         Ok(Verdict::accept())
     }
+}
+
+/// Whether the RCPT skips the greylist: an authenticated or trusted client, mail to the
+/// postmaster, or an allow list.
+fn exempt(rules: &GreylistRules, facts: &Facts, sender: &str, rcpt: &str) -> bool {
+    let sender_domain = domain_of(sender);
+    let rcpt_domain = domain_of(rcpt);
+    facts.user.is_some()
+        || facts.trusted
+        || facts.postmaster
+        || rules
+            .allow_networks
+            .iter()
+            .any(|n| n.contains(&facts.client_ip))
+        || rules
+            .allow_sender_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(sender_domain))
+        || rules
+            .allow_recipient_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(rcpt_domain))
+}
+
+/// When the triplet under `key` was first seen within its retry window (recorded now if
+/// it is new or its window passed); `None` for a triplet that passed before, whose
+/// lifetime is renewed.
+async fn first_seen<B: GreylistBackend>(
+    rules: &GreylistRules,
+    backend: &B,
+    key: &str,
+    now: u64,
+) -> Result<Option<u64>, String> {
+    Ok(Some(match backend.triplet(key).await? {
+        Some(state) if state.passed => {
+            let renewed = TripletState {
+                expires: now + rules.pass_lifetime.as_secs(),
+                ..state
+            };
+            backend.set_triplet(key, &renewed).await?;
+            return Ok(None);
+        }
+        Some(state) if now.saturating_sub(state.first_seen) <= rules.retry_window.as_secs() => {
+            state.first_seen
+        }
+        // New, or its retry window passed: it starts over.
+        _ => {
+            let fresh = TripletState {
+                first_seen: now,
+                passed: false,
+                expires: now + rules.retry_window.as_secs(),
+            };
+            backend.set_triplet(key, &fresh).await?;
+            now
+        }
+    }))
 }
 
 fn domain_of(address: &str) -> &str {

@@ -4,6 +4,7 @@
 //! close), so replies always go out in order, even to a pipelining client.
 
 use std::net::IpAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -159,6 +160,10 @@ pub struct ServerSession {
     refusals: Vec<Reply>,
 }
 
+/// What one phase of [`ServerSession::feed`] did: go on with the next input, or stop
+/// with an event for the driver (`Some`) or for more bytes (`None`).
+type Step = ControlFlow<Option<Event>>;
+
 impl ServerSession {
     /// A new connection from `client_ip`.
     pub fn new(settings: Arc<ServerSettings>, client_ip: IpAddr) -> Self {
@@ -234,24 +239,8 @@ impl ServerSession {
             }
             match &mut self.phase {
                 Phase::Command => {
-                    let Some(lf) = input.iter().position(|&b| b == b'\n') else {
-                        if input.len() > self.settings.max_line_length + 2 {
-                            self.error(out, Reply::line_too_long());
-                            self.phase = Phase::SkipLine;
-                            input.clear();
-                        }
-                        return None;
-                    };
-                    if lf > self.settings.max_line_length + 2 {
-                        // The same verdict as when the line arrives in pieces and its
-                        // start alone is too long: whatever the line holds.
-                        self.error(out, Reply::line_too_long());
-                        input.advance(lf + 1);
-                        continue;
-                    }
-                    let line = input.split_to(lf + 1);
-                    if let Some(event) = self.command_line(&line, input, out) {
-                        return Some(event);
+                    if let ControlFlow::Break(stop) = self.command_phase(input, out) {
+                        return stop;
                     }
                 }
                 Phase::SkipLine => {
@@ -271,24 +260,8 @@ impl ServerSession {
                 }
                 Phase::Bdat { last } => {
                     let last = *last;
-                    let transaction = self.transaction.as_mut()?;
-                    let receiver = transaction.bdat.as_mut()?;
-                    if !receiver.feed(input) {
-                        return None;
-                    }
-                    self.phase = Phase::Command;
-                    if last {
-                        let receiver = self.transaction.as_mut()?.bdat.take()?;
-                        if let Some(event) = self.finish_message(receiver.finish(), out, now) {
-                            return Some(event);
-                        }
-                    } else {
-                        let size = self
-                            .transaction
-                            .as_ref()
-                            .and_then(|t| t.bdat.as_ref())
-                            .map_or(0, |r| r.len());
-                        Reply::chunk_ok(size).write_to(out);
+                    if let ControlFlow::Break(stop) = self.bdat_phase(last, input, out, now) {
+                        return stop;
                     }
                 }
                 Phase::BdatDiscard { remaining, reply } => {
@@ -303,20 +276,85 @@ impl ServerSession {
                     self.error(out, reply);
                 }
                 Phase::Auth(_) => {
-                    let Some(lf) = input.iter().position(|&b| b == b'\n') else {
-                        if input.len() > self.settings.max_line_length + 2 {
-                            self.phase = Phase::SkipLine;
-                            self.error(out, Reply::line_too_long());
-                            input.clear();
-                        }
-                        return None;
-                    };
-                    let line = input.split_to(lf + 1);
-                    if let Some(event) = self.auth_response(&line, out) {
-                        return Some(event);
+                    if let ControlFlow::Break(stop) = self.auth_phase(input, out) {
+                        return stop;
                     }
                 }
             }
+        }
+    }
+
+    /// One command line, if a whole one has arrived.
+    fn command_phase(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Step {
+        let Some(lf) = input.iter().position(|&b| b == b'\n') else {
+            if input.len() > self.settings.max_line_length + 2 {
+                self.error(out, Reply::line_too_long());
+                self.phase = Phase::SkipLine;
+                input.clear();
+            }
+            return ControlFlow::Break(None);
+        };
+        if lf > self.settings.max_line_length + 2 {
+            // The same verdict as when the line arrives in pieces and its start alone
+            // is too long: whatever the line holds.
+            self.error(out, Reply::line_too_long());
+            input.advance(lf + 1);
+            return ControlFlow::Continue(());
+        }
+        let line = input.split_to(lf + 1);
+        match self.command_line(&line, input, out) {
+            Some(event) => ControlFlow::Break(Some(event)),
+            None => ControlFlow::Continue(()),
+        }
+    }
+
+    /// Octets of a BDAT chunk; at the end of the LAST one, the message.
+    fn bdat_phase(
+        &mut self,
+        last: bool,
+        input: &mut BytesMut,
+        out: &mut Vec<u8>,
+        now: SystemTime,
+    ) -> Step {
+        let Some(receiver) = self.transaction.as_mut().and_then(|t| t.bdat.as_mut()) else {
+            return ControlFlow::Break(None);
+        };
+        if !receiver.feed(input) {
+            return ControlFlow::Break(None);
+        }
+        self.phase = Phase::Command;
+        if last {
+            let Some(receiver) = self.transaction.as_mut().and_then(|t| t.bdat.take()) else {
+                return ControlFlow::Break(None);
+            };
+            if let Some(event) = self.finish_message(receiver.finish(), out, now) {
+                return ControlFlow::Break(Some(event));
+            }
+        } else {
+            let size = self
+                .transaction
+                .as_ref()
+                .and_then(|t| t.bdat.as_ref())
+                .map_or(0, |r| r.len());
+            Reply::chunk_ok(size).write_to(out);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// One line of an AUTH exchange, if a whole one has arrived.
+    fn auth_phase(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Step {
+        let Some(lf) = input.iter().position(|&b| b == b'\n') else {
+            if input.len() > self.settings.max_line_length + 2 {
+                self.phase = Phase::SkipLine;
+                self.error(out, Reply::line_too_long());
+                input.clear();
+            }
+            return ControlFlow::Break(None);
+        };
+        let line = input.split_to(lf + 1);
+        match self.auth_response(&line, out) {
+            Some(event) => ControlFlow::Break(Some(event)),
+            None => ControlFlow::Continue(()),
         }
     }
 
