@@ -214,7 +214,6 @@ const KNOWN_LONG: &[&str] = &[
     "actors/src/outbound/delivery.rs pump",
     "src/wiring/policies.rs start",
     "actors/src/outbound/delivery_job.rs run_job",
-    "actors/src/queue/mod.rs dispatch",
     "src/wiring/mod.rs run",
     "loadtest/src/send/pipeline.rs on_reply",
 ];

@@ -24,7 +24,7 @@
 //! - [`queue`]: the intake Sessions store messages through (`enqueue`), and the Queue
 //!   actor — owns the schedule (`schedule`, `resident`: which messages are in memory),
 //!   keeps each message the intake stored (`handling`), sends `Deliver` to Delivery
-//!   actors and holds jobs for busy ones (`held_jobs`), takes their `DeliveryReport`,
+//!   actors when a message is due (`dispatch`) and holds jobs for busy ones (`held_jobs`), takes their `DeliveryReport`,
 //!   retries, bounces (`bounce`, RFC 3464 DSNs in `dsn`); next-hop health seen from the
 //!   queue (`hops`), the operator's actions (`operate`, `admin`, `suspend`), recent
 //!   outcomes (`recent`), reload (`reconfigure`) and the drain at shutdown (`drain`).

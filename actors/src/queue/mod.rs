@@ -13,6 +13,7 @@ use actix::prelude::*;
 
 mod admin;
 mod bounce;
+mod dispatch;
 mod drain;
 pub mod dsn;
 mod enqueue;
@@ -40,7 +41,6 @@ pub use drain::StopDispatch;
 pub use enqueue::{Intake, Stored};
 pub use operate::{Action, Operate, Operated};
 pub use reconfigure::Reconfigure;
-use resident::ReadBack;
 pub use suspend::{ListSuspensions, Resume, Suspend, Suspension};
 
 /// How the Queue retries and expires, from `[queue]`.
@@ -207,111 +207,6 @@ impl Queue {
     fn has_room(&self) -> bool {
         self.in_flight + self.loading.len() < self.settings.max_in_flight
             && self.bytes_in_flight < self.settings.max_bytes_in_flight
-    }
-
-    fn dispatch(&mut self, id: QueueId, data: Option<MessageData>, ctx: &mut Context<Self>) {
-        let now = unix_now();
-        if self.loading.contains(&id) {
-            // Dispatched when its read comes back.
-            return;
-        }
-        let Some(message) = self.messages.get(&id) else {
-            if data.is_none() {
-                // Put away until due: read its envelope back first.
-                self.load(id, ReadBack::Envelope, ctx);
-            }
-            // Else it finished while its data was read.
-            return;
-        };
-        if message.envelope.held {
-            // Held by the operator: waits on disk until released.
-            self.evict(id);
-            return;
-        }
-        if self.stopping {
-            // Stays in the spool; the next start dispatches it.
-            return;
-        }
-        if message.jobs > 0 {
-            return;
-        }
-        // Recipients of a suspended destination wait for its end.
-        let due: Vec<usize> = (0..message.envelope.recipients.len())
-            .filter(|&i| {
-                let rcpt = &message.envelope.recipients[i];
-                !message.in_flight[i]
-                    && schedule::is_due(&rcpt.status, now)
-                    && self.suspensions.until(&rcpt.domain, now).is_none()
-            })
-            .collect();
-        if due.is_empty() {
-            let idle = message.jobs == 0 && !message.in_flight.iter().any(|&f| f);
-            // The next time something of it can be tried: each waiting recipient's next
-            // attempt, or the end of the suspension that holds it if later.
-            let next = message
-                .envelope
-                .recipients
-                .iter()
-                .filter_map(|r| {
-                    let at = match &r.status {
-                        RecipientStatus::Pending => now,
-                        RecipientStatus::Deferred { next_attempt, .. } => *next_attempt,
-                        _ => return None,
-                    };
-                    Some(match self.suspensions.until(&r.domain, now) {
-                        Some(until) => at.max(until),
-                        None => at,
-                    })
-                })
-                .min();
-            match (schedule::next_due(&message.envelope), next) {
-                // Every recipient is final, but finishing failed earlier (the bounce could
-                // not be written): try again now.
-                (None, _) => self.finalize(id),
-                // Not due yet and nothing under way: wait in the schedule, not in memory.
-                (Some(_), Some(at)) if idle => {
-                    self.schedule.insert((at.max(now + 1), id));
-                    self.evict(id);
-                }
-                _ => {}
-            }
-            return;
-        }
-        let mut by_hop: HashMap<NextHop, Vec<usize>> = HashMap::new();
-        for i in due {
-            by_hop
-                .entry(self.hop_of(&message.envelope, i))
-                .or_default()
-                .push(i);
-        }
-        // Mail for a hop that is down waits in its index: no spool read, no job, no log,
-        // and not in memory (its envelope is in the spool; 16 octets of index remain).
-        let expires_at = schedule::expires_at(&self.settings, message.envelope.arrival);
-        let mut jobs: Vec<(NextHop, Vec<usize>)> = Vec::with_capacity(by_hop.len());
-        let mut parked = false;
-        for (hop, indexes) in by_hop {
-            match self.hops.get_mut(&hop) {
-                Some(health) if health.is_down() => {
-                    health.park(id, expires_at);
-                    parked = true;
-                }
-                _ => jobs.push((hop, indexes)),
-            }
-        }
-        if jobs.is_empty() {
-            if parked {
-                self.evict(id);
-            }
-            return;
-        }
-        let Some(data) = data else {
-            let body_file = self.messages.get(&id).is_some_and(|m| m.envelope.body_file);
-            self.load(id, ReadBack::Data { body_file }, ctx);
-            return;
-        };
-        for (hop, indexes) in jobs {
-            self.send_job(id, hop, indexes, data.clone(), false, ctx);
-        }
     }
 
     /// The next hop of recipient `i` of `envelope`: its domain's route, or the route of
