@@ -211,9 +211,7 @@ const KNOWN_LONG: &[&str] = &[
     "src/wiring/mod.rs start",
     "actors/src/inbound/session.rs exchange",
     "actors/src/policy/mail_auth/dmarc.rs decide",
-    "actors/src/outbound/delivery.rs pump",
     "src/wiring/policies.rs start",
-    "actors/src/outbound/delivery_job.rs run_job",
     "src/wiring/mod.rs run",
     "loadtest/src/send/pipeline.rs on_reply",
 ];

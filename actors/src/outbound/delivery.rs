@@ -18,7 +18,7 @@ use actix::prelude::*;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::outbound::connection_budget::RoomMaker;
+use crate::outbound::connection_budget::{Permit, RoomMaker};
 use crate::outbound::delivery_job::{CONNECTION_DROPPED, JobOutcome, NO_ANSWER, all, run_job};
 pub use crate::outbound::job::{Deliver, DeliveryReport, DeliverySettings, JobRecipient, Outcome};
 use crate::outbound::mx::MxResolver;
@@ -131,31 +131,7 @@ impl Delivery {
             if let Some(until) = self.down_until {
                 let probe_first = self.pending.front().is_some_and(|job| job.probe);
                 if Instant::now() < until && !probe_first {
-                    let reason = Status::local(
-                        NO_ANSWER,
-                        format!(
-                            "next hop {} is down after {} connection failures; not retrying before {}s",
-                            self.hop,
-                            self.consecutive_failures,
-                            until.saturating_duration_since(Instant::now()).as_secs()
-                        ),
-                    );
-                    let jobs = std::mem::take(&mut self.pending);
-                    metrics::gauge!("delivery_pending_jobs").decrement(jobs.len() as f64);
-                    for job in jobs {
-                        let results = all(&job.recipients, Outcome::Deferred(reason.clone()));
-                        self.report(
-                            DeliveryReport {
-                                id: job.id,
-                                relay: self.hop.to_string(),
-                                tls: None,
-                                results,
-                                unreachable: true,
-                                serial: 0,
-                            },
-                            ctx,
-                        );
-                    }
+                    self.defer_pending_while_down(until, ctx);
                     return;
                 }
                 self.down_until = None;
@@ -190,52 +166,93 @@ impl Delivery {
                     }
                 },
             };
-            self.idle_count.store(self.idle.len(), Ordering::Relaxed);
-            self.active += 1;
-            let (id, recipients, relay) = (job.id, job.recipients.clone(), self.hop.to_string());
-            let budget = self.settings.job_budget(recipients.len());
-            let work = run_job(
-                connection,
-                permit,
-                job,
-                self.hop.clone(),
-                self.settings.clone(),
-                self.resolver.clone(),
-            );
-            // Each read and write has its own timeout; this bounds the whole job, so a next
-            // hop that trickles bytes cannot hold a message (and its queue slot) forever.
-            let started = Instant::now();
-            let bounded = async move {
-                let outcome = tokio::time::timeout(budget, work)
-                    .await
-                    .unwrap_or_else(|_| {
-                        let reason = Status::local(
-                            CONNECTION_DROPPED,
-                            format!("delivery to {relay} took longer than {}s", budget.as_secs()),
-                        );
-                        JobOutcome {
-                            report: DeliveryReport {
-                                id,
-                                relay,
-                                tls: None,
-                                results: all(&recipients, Outcome::Deferred(reason)),
-                                unreachable: false,
-                                serial: 0,
-                            },
-                            connection: None,
-                            connect_failed: false,
-                        }
-                    });
-                metrics::histogram!("delivery_attempt_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                outcome
-            };
-            ctx.spawn(bounded.into_actor(self).map(|outcome, act, ctx| {
-                act.active -= 1;
-                act.finish(outcome, ctx);
-                act.pump(ctx);
-            }));
+            self.start_job(job, connection, permit, ctx);
         }
+    }
+
+    /// The hop is down until `until`: every pending job is answered at once as deferred
+    /// (and unreachable, so the Queue parks its mail) instead of waiting here.
+    fn defer_pending_while_down(&mut self, until: Instant, ctx: &mut Context<Self>) {
+        let reason = Status::local(
+            NO_ANSWER,
+            format!(
+                "next hop {} is down after {} connection failures; not retrying before {}s",
+                self.hop,
+                self.consecutive_failures,
+                until.saturating_duration_since(Instant::now()).as_secs()
+            ),
+        );
+        let jobs = std::mem::take(&mut self.pending);
+        metrics::gauge!("delivery_pending_jobs").decrement(jobs.len() as f64);
+        for job in jobs {
+            let results = all(&job.recipients, Outcome::Deferred(reason.clone()));
+            self.report(
+                DeliveryReport {
+                    id: job.id,
+                    relay: self.hop.to_string(),
+                    tls: None,
+                    results,
+                    unreachable: true,
+                    serial: 0,
+                },
+                ctx,
+            );
+        }
+    }
+
+    /// Runs `job` over `connection` (pooled) or a new one under `permit`, bounded by the
+    /// job's time budget; its outcome comes back to this actor.
+    fn start_job(
+        &mut self,
+        job: Deliver,
+        connection: Option<SmtpConnection>,
+        permit: Option<Permit>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.idle_count.store(self.idle.len(), Ordering::Relaxed);
+        self.active += 1;
+        let (id, recipients, relay) = (job.id, job.recipients.clone(), self.hop.to_string());
+        let budget = self.settings.job_budget(recipients.len());
+        let work = run_job(
+            connection,
+            permit,
+            job,
+            self.hop.clone(),
+            self.settings.clone(),
+            self.resolver.clone(),
+        );
+        // Each read and write has its own timeout; this bounds the whole job, so a next
+        // hop that trickles bytes cannot hold a message (and its queue slot) forever.
+        let started = Instant::now();
+        let bounded = async move {
+            let outcome = tokio::time::timeout(budget, work)
+                .await
+                .unwrap_or_else(|_| {
+                    let reason = Status::local(
+                        CONNECTION_DROPPED,
+                        format!("delivery to {relay} took longer than {}s", budget.as_secs()),
+                    );
+                    JobOutcome {
+                        report: DeliveryReport {
+                            id,
+                            relay,
+                            tls: None,
+                            results: all(&recipients, Outcome::Deferred(reason)),
+                            unreachable: false,
+                            serial: 0,
+                        },
+                        connection: None,
+                        connect_failed: false,
+                    }
+                });
+            metrics::histogram!("delivery_attempt_seconds").record(started.elapsed().as_secs_f64());
+            outcome
+        };
+        ctx.spawn(bounded.into_actor(self).map(|outcome, act, ctx| {
+            act.active -= 1;
+            act.finish(outcome, ctx);
+            act.pump(ctx);
+        }));
     }
 
     fn finish(&mut self, outcome: JobOutcome, ctx: &mut Context<Self>) {

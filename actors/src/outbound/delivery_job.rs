@@ -74,14 +74,6 @@ pub(crate) async fn run_job(
     resolver: Arc<MxResolver>,
 ) -> JobOutcome {
     let max = settings.max_recipients_per_transaction.max(1);
-    let report = |relay: &str, results| DeliveryReport {
-        id: job.id,
-        relay: relay.to_string(),
-        tls: None,
-        results,
-        unreachable: false,
-        serial: 0,
-    };
     if let Some(mut connection) = connection {
         match transact(&mut connection, &job, max).await {
             Ok(replies) => return finished(connection, &job, replies),
@@ -90,15 +82,7 @@ pub(crate) async fn run_job(
             Err((done, e)) if done.is_empty() && e.is_stale_connection() => {
                 permit = connection.release_permit();
             }
-            Err((done, e)) => {
-                let results = partial_results(&job.recipients, &done, &e);
-                let report = report(connection.peer(), results);
-                return JobOutcome {
-                    report,
-                    connection: e.leaves_connection_usable().then_some(connection),
-                    connect_failed: false,
-                };
-            }
+            Err((done, e)) => return failed_part_way(connection, &job, &done, &e),
         }
     }
     let targets = match resolver.targets(&hop, settings.mx_port).await {
@@ -110,9 +94,8 @@ pub(crate) async fn run_job(
             } else {
                 Outcome::Deferred(status)
             };
-            let results = all(&job.recipients, outcome);
             return JobOutcome {
-                report: report(&hop.to_string(), results),
+                report: report(&job, &hop.to_string(), all(&job.recipients, outcome)),
                 connection: None,
                 connect_failed: false,
             };
@@ -139,15 +122,7 @@ pub(crate) async fn run_job(
                 connection.prefer_chunking(settings.chunking);
                 return match transact(&mut connection, &job, max).await {
                     Ok(replies) => finished(connection, &job, replies),
-                    Err((done, e)) => {
-                        let results = partial_results(&job.recipients, &done, &e);
-                        let report = report(connection.peer(), results);
-                        JobOutcome {
-                            report,
-                            connection: e.leaves_connection_usable().then_some(connection),
-                            connect_failed: false,
-                        }
-                    }
+                    Err((done, e)) => failed_part_way(connection, &job, &done, &e),
                 };
             }
             Err(e) => {
@@ -156,7 +131,41 @@ pub(crate) async fn run_job(
             }
         }
     }
-    let outcome = match &last_error {
+    unreached(&job, &hop, last_error.as_ref())
+}
+
+/// A report of `job` naming `relay`; the actor fills in its serial.
+fn report(job: &Deliver, relay: &str, results: Vec<(RecipientIndex, Outcome)>) -> DeliveryReport {
+    DeliveryReport {
+        id: job.id,
+        relay: relay.to_string(),
+        tls: None,
+        results,
+        unreachable: false,
+        serial: 0,
+    }
+}
+
+/// The job failed with `error` after the replies `done`: the connection goes back to the
+/// pool if the failure left it usable.
+fn failed_part_way(
+    connection: SmtpConnection,
+    job: &Deliver,
+    done: &[ServerReply],
+    error: &ClientError,
+) -> JobOutcome {
+    let results = partial_results(&job.recipients, done, error);
+    JobOutcome {
+        report: report(job, connection.peer(), results),
+        connection: error.leaves_connection_usable().then_some(connection),
+        connect_failed: false,
+    }
+}
+
+/// No target of `hop` took a connection (`last_error`, or none to try): every recipient
+/// gets that outcome, and a temporary one counts toward the hop being down.
+fn unreached(job: &Deliver, hop: &NextHop, last_error: Option<&ClientError>) -> JobOutcome {
+    let outcome = match last_error {
         Some(e) => client_error_outcome(e),
         None => Outcome::Deferred(Status::local(
             UNABLE_TO_ROUTE,
@@ -164,7 +173,7 @@ pub(crate) async fn run_job(
         )),
     };
     let connect_failed = !matches!(outcome, Outcome::Failed(_));
-    let mut unreached = report(&hop.to_string(), all(&job.recipients, outcome));
+    let mut unreached = report(job, &hop.to_string(), all(&job.recipients, outcome));
     unreached.unreachable = connect_failed;
     JobOutcome {
         report: unreached,
