@@ -23,7 +23,7 @@ use super::authentication_results::forged;
 use super::dkim_verify::{DkimVerifier, VerifyDkim};
 use super::spf::{exempt, spf_result};
 use super::{AuthRules, DmarcRejectAction, QuarantineAction, TempErrorAction};
-use crate::policy::content::{content, header_section, write_without};
+use crate::policy::content::{Content, content, header_section, write_without};
 use crate::policy::set::Ask;
 use crate::protocol::check::{Acceptance, AuthMethod, AuthResult, Facts, Verdict};
 use crate::protocol::reply::Reply;
@@ -116,29 +116,11 @@ async fn decide(
     facts: &Facts,
 ) -> Verdict {
     let queue_id = facts.queue_id.map(|id| id.to_string()).unwrap_or_default();
-    if exempt(facts) {
-        // Their mail is not verified: only its header section is scanned, and a large
-        // message is read whole only if a forged header must be taken out of its file.
-        match header_section(facts).await {
-            Ok(Some(head)) if forged(&head, &rules.authserv_id).is_empty() => {
-                return Verdict::Accept(Acceptance::default());
-            }
-            Ok(_) => {}
-            Err(e) => return unreadable(&queue_id, &e),
-        }
-    }
-    let content = match content(facts).await {
-        Ok(Some(content)) => content,
-        // At DATA a message is in memory or in its file; none means the file could not
-        // even be written out.
-        Ok(None) => return unreadable(&queue_id, "its body file could not be written out"),
-        Err(e) => return unreadable(&queue_id, &e),
+    let content = match to_verify(rules, facts, &queue_id).await {
+        Ok(content) => content,
+        Err(verdict) => return verdict,
     };
     let message = &content.bytes;
-    if exempt(facts) {
-        // Their mail is not verified, but a header claiming our id is not theirs to add.
-        return without_forged(Acceptance::default(), facts, message, rules, &queue_id).await;
-    }
     let sender = facts.sender.as_deref().unwrap_or_default();
     let helo = facts.helo.as_deref().unwrap_or_default();
     let mail_from_domain = sender.rsplit_once('@').map_or(helo, |(_, d)| d);
@@ -185,20 +167,8 @@ async fn decide(
     };
     metrics::histogram!("mail_auth_verify_seconds", "method" => "dmarc")
         .record(started.elapsed().as_secs_f64());
-    metrics::counter!("mail_auth_results_total", "method" => "dkim", "result" => dkim_result.name())
-        .increment(1);
-    metrics::counter!("mail_auth_results_total", "method" => "dmarc", "result" => dmarc_result.name())
-        .increment(1);
-    let mut results = AuthenticationResults::new(&rules.authserv_id);
-    if let Some(f) = facts.finding(AuthMethod::SpfHelo) {
-        let helo_spf = SpfOutput::new(f.domain.clone()).with_result(spf_result(f.result));
-        results = results.with_spf_ehlo_result(&helo_spf, facts.client_ip, helo);
-    }
-    let header = results
-        .with_spf_mailfrom_result(&spf, facts.client_ip, sender, helo)
-        .with_dkim_results(&dkim_outputs, &header_from)
-        .with_dmarc_result(&dmarc)
-        .to_header();
+    count_results(dkim_result, dmarc_result, action);
+    let header = results_header(rules, facts, &spf, &dkim_outputs, &header_from, &dmarc);
     let header_from = if several {
         from_domains.join(",")
     } else {
@@ -208,6 +178,116 @@ async fn decide(
         header_from = %header_from, spf = spf_name, dkim = dkim_result.name(),
         dkim_failure = report.first_failure().as_deref(), dmarc = dmarc_result.name(),
         policy = policy_name(policy), pct, action = action.name(), "SPF/DKIM/DMARC verdict");
+    let why = || {
+        format!(
+            "no SPF or DKIM pass aligned with the From: domain (spf={spf_name} smtp.mailfrom={mail_from_domain}, dkim={})",
+            dkim_result.name()
+        )
+    };
+    match verdict_for(action, several, &header_from, why, &header, rules) {
+        Ok(accepted) => without_forged(accepted, facts, message, rules, &queue_id).await,
+        Err(refusal) => refusal,
+    }
+}
+
+/// The message to verify, read whole; or the verdict already reached: an exempt client's
+/// mail (only its header section is scanned for a forged `Authentication-Results:`), or
+/// a message that cannot be read.
+async fn to_verify(rules: &AuthRules, facts: &Facts, queue_id: &str) -> Result<Content, Verdict> {
+    if exempt(facts) {
+        // Their mail is not verified: only its header section is scanned, and a large
+        // message is read whole only if a forged header must be taken out of its file.
+        match header_section(facts).await {
+            Ok(Some(head)) if forged(&head, &rules.authserv_id).is_empty() => {
+                return Err(Verdict::Accept(Acceptance::default()));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(unreadable(queue_id, &e)),
+        }
+    }
+    let content = match content(facts).await {
+        Ok(Some(content)) => content,
+        // At DATA a message is in memory or in its file; none means the file could not
+        // even be written out.
+        Ok(None) => {
+            return Err(unreadable(
+                queue_id,
+                "its body file could not be written out",
+            ));
+        }
+        Err(e) => return Err(unreadable(queue_id, &e)),
+    };
+    if exempt(facts) {
+        // Their mail is not verified, but a header claiming our id is not theirs to add.
+        let message = &content.bytes;
+        return Err(without_forged(Acceptance::default(), facts, message, rules, queue_id).await);
+    }
+    Ok(content)
+}
+
+/// The one `Authentication-Results:` header of the message: SPF for HELO and MAIL FROM,
+/// each DKIM signature, DMARC.
+fn results_header(
+    rules: &AuthRules,
+    facts: &Facts,
+    spf: &SpfOutput,
+    dkim_outputs: &[mail_auth::DkimOutput<'_>],
+    header_from: &str,
+    dmarc: &DmarcOutput,
+) -> String {
+    let sender = facts.sender.as_deref().unwrap_or_default();
+    let helo = facts.helo.as_deref().unwrap_or_default();
+    let header = AuthenticationResults::new(&rules.authserv_id);
+    match facts.finding(AuthMethod::SpfHelo) {
+        Some(f) => header.with_spf_ehlo_result(
+            &SpfOutput::new(f.domain.clone()).with_result(spf_result(f.result)),
+            facts.client_ip,
+            helo,
+        ),
+        None => header,
+    }
+    .with_spf_mailfrom_result(spf, facts.client_ip, sender, helo)
+    .with_dkim_results(dkim_outputs, header_from)
+    .with_dmarc_result(dmarc)
+    .to_header()
+}
+
+/// What `action` makes of the message: a refusal (`why` says why DMARC failed), or what
+/// it is accepted with (its `header`, and the quarantine the action asks for).
+fn verdict_for(
+    action: Action,
+    several: bool,
+    header_from: &str,
+    why: impl FnOnce() -> String,
+    header: &str,
+    rules: &AuthRules,
+) -> Result<Acceptance, Verdict> {
+    let mut accepted = Acceptance {
+        headers: vec![header.trim_end().to_string()],
+        hold: action == Action::QuarantineHold,
+        ..Acceptance::default()
+    };
+    match action {
+        Action::Reject if several => {
+            return Err(Verdict::Reject(Reply::dmarc_several_from_domains(
+                header_from,
+            )));
+        }
+        Action::Reject => return Err(Verdict::Reject(Reply::dmarc_rejected(header_from, &why()))),
+        Action::Defer => return Err(Verdict::Defer(Reply::dmarc_temporary_error(header_from))),
+        Action::QuarantineHeader => accepted.headers.push(rules.quarantine_header.clone()),
+        Action::QuarantineTransport => accepted.route = Some(rules.quarantine_transport.clone()),
+        Action::QuarantineHold | Action::Accept => {}
+    }
+    Ok(accepted)
+}
+
+/// Counts one message's DKIM and DMARC results and the action taken on it.
+fn count_results(dkim: AuthResult, dmarc: AuthResult, action: Action) {
+    metrics::counter!("mail_auth_results_total", "method" => "dkim", "result" => dkim.name())
+        .increment(1);
+    metrics::counter!("mail_auth_results_total", "method" => "dmarc", "result" => dmarc.name())
+        .increment(1);
     if action != Action::Accept {
         metrics::counter!("mail_auth_actions_total", "action" => match action {
             Action::Reject => "dmarc_rejected",
@@ -218,28 +298,6 @@ async fn decide(
         })
         .increment(1);
     }
-    let mut accepted = Acceptance {
-        headers: vec![header.trim_end().to_string()],
-        hold: action == Action::QuarantineHold,
-        ..Acceptance::default()
-    };
-    match action {
-        Action::Reject if several => {
-            return Verdict::Reject(Reply::dmarc_several_from_domains(&header_from));
-        }
-        Action::Reject => {
-            let why = format!(
-                "no SPF or DKIM pass aligned with the From: domain (spf={spf_name} smtp.mailfrom={mail_from_domain}, dkim={})",
-                dkim_result.name()
-            );
-            return Verdict::Reject(Reply::dmarc_rejected(&header_from, &why));
-        }
-        Action::Defer => return Verdict::Defer(Reply::dmarc_temporary_error(&header_from)),
-        Action::QuarantineHeader => accepted.headers.push(rules.quarantine_header.clone()),
-        Action::QuarantineTransport => accepted.route = Some(rules.quarantine_transport.clone()),
-        Action::QuarantineHold | Action::Accept => {}
-    }
-    without_forged(accepted, facts, message, rules, &queue_id).await
 }
 
 /// A message that could not be checked is deferred, never accepted unchecked.
