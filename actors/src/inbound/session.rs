@@ -320,7 +320,6 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     greet: bool,
 ) -> End {
     let mut output = Vec::with_capacity(1024);
-    let mut draining = cx.draining.clone();
     // The policies' DNS waits of the commands before MAIL, then of each transaction.
     let mut dns_budget = cx.policies.dns_budget();
     let mut phase = PhaseDeadline::new(Instant::now());
@@ -337,32 +336,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             Some(event) => Some(event),
             None => protocol.feed(input, &mut output, SystemTime::now()),
         };
-        match event {
-            Some(Event::Enqueue(mut message)) => {
-                let id = message.id;
-                let claim = message.claim.take();
-                let deadline = Instant::now() + cx.timeouts.enqueue;
-                let reply = match sync_body_file(message).await {
-                    // The intake answers by the deadline, one way or the other.
-                    Ok(message) => match cx.intake.enqueue(message, peer.ip(), deadline).await {
-                        Ok(_) => {
-                            // Its bytes are on disk: they count as written until the
-                            // next free-space sample sees them.
-                            if let Some(claim) = claim {
-                                claim.stored();
-                            }
-                            Reply::queued(&id.to_string())
-                        }
-                        Err(e) => Reply::queue_unavailable(&e.to_string()),
-                    },
-                    Err(reply) => reply,
-                };
-                if reply.is_failure() {
-                    metrics::counter!("smtp_messages_rejected_total", "reason" => reply.reason)
-                        .increment(1);
-                    tracing::warn!(client = %peer, queue_id = %id, reply = %reply, "message not queued");
-                }
-                reply.write_to(&mut output);
+        let closing = match event {
+            Some(Event::Enqueue(message)) => {
+                enqueue(message, peer, cx).await.write_to(&mut output);
                 continue;
             }
             Some(Event::Check(facts)) => {
@@ -371,87 +347,122 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     dns_budget = cx.policies.dns_budget();
                 }
                 let verdict = cx.policies.check_within(facts, &mut dns_budget).await;
-                if let Verdict::Defer(reply) | Verdict::Reject(reply) = &verdict
-                    && reply.code == 421
-                {
-                    // A 421 ends the session (RFC 5321 §3.8).
-                    protocol.check_verdict(verdict, &mut output);
-                    refusals.record(protocol, peer);
-                    let _ = send(stream, &output, cx).await;
-                    return End::Protocol;
+                // A 421 ends the session (RFC 5321 §3.8).
+                let ends =
+                    matches!(&verdict, Verdict::Defer(r) | Verdict::Reject(r) if r.code == 421);
+                pending_event = protocol.check_verdict(verdict, &mut output);
+                if !ends {
+                    continue;
                 }
-                if let Some(event) = protocol.check_verdict(verdict, &mut output) {
-                    pending_event = Some(event);
-                }
-                continue;
+                Some(End::Protocol)
             }
             Some(Event::Authenticate(credentials)) => {
                 let verdict = authenticate(credentials, peer, cx).await;
-                if let Some(Event::Close) = protocol.auth_verdict(verdict, &mut output) {
-                    refusals.record(protocol, peer);
-                    let _ = send(stream, &output, cx).await;
-                    return End::Protocol;
+                match protocol.auth_verdict(verdict, &mut output) {
+                    Some(Event::Close) => Some(End::Protocol),
+                    _ => continue,
                 }
-                continue;
             }
-            Some(Event::Close) => {
-                refusals.record(protocol, peer);
-                let _ = send(stream, &output, cx).await;
-                return if output.ends_with(Reply::bye().to_wire().as_bytes()) {
-                    End::Quit
-                } else {
-                    End::Protocol
-                };
+            Some(Event::Close) if output.ends_with(Reply::bye().to_wire().as_bytes()) => {
+                Some(End::Quit)
             }
-            Some(Event::StartTls) => {
-                refusals.record(protocol, peer);
-                return match send(stream, &output, cx).await {
-                    Ok(()) => End::StartTls,
-                    Err(e) => End::Io(e),
-                };
-            }
-            None => {}
-        }
+            Some(Event::Close) => Some(End::Protocol),
+            Some(Event::StartTls) => Some(End::StartTls),
+            None => None,
+        };
         refusals.record(protocol, peer);
+        if let Some(end) = closing {
+            // The last replies go out; only the handshake after STARTTLS needs them sent.
+            return match (send(stream, &output, cx).await, end) {
+                (Err(e), End::StartTls) => End::Io(e),
+                (_, end) => end,
+            };
+        }
         if !output.is_empty() {
             if let Err(e) = send(stream, &output, cx).await {
                 return End::Io(e);
             }
             output.clear();
         }
-        let command_done = input.len() < unread && !protocol.in_data();
-        phase.observe(protocol.in_data(), command_done, Instant::now());
-        let deadline = phase.deadline(&cx.timeouts.phases);
-        if input.capacity() - input.len() < 4096 {
-            input.reserve(8192);
-        }
-        tokio::select! {
-            read = timeout_at(deadline.into(), stream.read_buf(input)) => match read {
-                Ok(Ok(0)) => return End::ClientClosed,
-                Ok(Ok(n)) => {
-                    phase.received(n);
-                    unread = input.len();
-                }
-                Ok(Err(e)) => return End::Io(e),
-                Err(_) => {
-                    let stage = phase.stage();
-                    metrics::counter!("smtp_timeouts_total", "stage" => stage.name()).increment(1);
-                    let reply = match stage {
-                        Stage::Greeting => Reply::greeting_timeout(),
-                        Stage::Command => Reply::command_timeout(),
-                        Stage::Data => Reply::data_timeout(),
-                    };
-                    let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
-                    return End::Timeout(stage.name());
-                }
-            },
-            _ = draining.wait_for(|d| *d), if !protocol.in_data() && !protocol.in_transaction() => {
-                let reply = Reply::shutting_down(&cx.settings.hostname);
-                let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
-                return End::Draining;
-            }
+        if let Some(end) = read_more(stream, input, cx, protocol, &mut phase, &mut unread).await {
+            return end;
         }
     }
+}
+
+/// Takes an accepted message into the queue (its body file made durable first) and
+/// answers: `250` with the queue id once it is on disk, else why not.
+async fn enqueue(mut message: AcceptedMessage, peer: SocketAddr, cx: &SessionContext) -> Reply {
+    let id = message.id;
+    let claim = message.claim.take();
+    let deadline = Instant::now() + cx.timeouts.enqueue;
+    let reply = match sync_body_file(message).await {
+        // The intake answers by the deadline, one way or the other.
+        Ok(message) => match cx.intake.enqueue(message, peer.ip(), deadline).await {
+            Ok(_) => {
+                // Its bytes are on disk: they count as written until the next free-space
+                // sample sees them.
+                if let Some(claim) = claim {
+                    claim.stored();
+                }
+                Reply::queued(&id.to_string())
+            }
+            Err(e) => Reply::queue_unavailable(&e.to_string()),
+        },
+        Err(reply) => reply,
+    };
+    if reply.is_failure() {
+        metrics::counter!("smtp_messages_rejected_total", "reason" => reply.reason).increment(1);
+        tracing::warn!(client = %peer, queue_id = %id, reply = %reply, "message not queued");
+    }
+    reply
+}
+
+/// Reads more of the client's input, within the deadline of the phase it is in; ends
+/// the session when the client closes, times out, or hermod drains between
+/// transactions.
+async fn read_more<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    input: &mut BytesMut,
+    cx: &SessionContext,
+    protocol: &ServerSession,
+    phase: &mut PhaseDeadline,
+    unread: &mut usize,
+) -> Option<End> {
+    let mut draining = cx.draining.clone();
+    let command_done = input.len() < *unread && !protocol.in_data();
+    phase.observe(protocol.in_data(), command_done, Instant::now());
+    let deadline = phase.deadline(&cx.timeouts.phases);
+    if input.capacity() - input.len() < 4096 {
+        input.reserve(8192);
+    }
+    tokio::select! {
+        read = timeout_at(deadline.into(), stream.read_buf(input)) => match read {
+            Ok(Ok(0)) => return Some(End::ClientClosed),
+            Ok(Ok(n)) => {
+                phase.received(n);
+                *unread = input.len();
+            }
+            Ok(Err(e)) => return Some(End::Io(e)),
+            Err(_) => {
+                let stage = phase.stage();
+                metrics::counter!("smtp_timeouts_total", "stage" => stage.name()).increment(1);
+                let reply = match stage {
+                    Stage::Greeting => Reply::greeting_timeout(),
+                    Stage::Command => Reply::command_timeout(),
+                    Stage::Data => Reply::data_timeout(),
+                };
+                let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
+                return Some(End::Timeout(stage.name()));
+            }
+        },
+        _ = draining.wait_for(|d| *d), if !protocol.in_data() && !protocol.in_transaction() => {
+            let reply = Reply::shutting_down(&cx.settings.hostname);
+            let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
+            return Some(End::Draining);
+        }
+    }
+    None
 }
 
 /// Writes replies, bounded by the command timeout: a client that pipelines commands but
