@@ -9,15 +9,10 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use anyhow::Context as _;
-use hermod_actors::core::disk_space::{Ballast, DiskSpace};
+use hermod_actors::core::disk_space::Ballast;
 use hermod_actors::core::id::QueueIdGenerator;
-use hermod_actors::inbound::listener::{
-    self as listener, Admission, Drain, Listener, SessionContextTemplate,
-};
-use hermod_actors::outbound::delivery::Delivery;
-use hermod_actors::outbound::mx::MxResolver;
-use hermod_actors::outbound::routing::Router;
-use hermod_actors::policy::mail_loop::{self, LoopCheck, LoopInputs, LoopingDomains};
+use hermod_actors::inbound::listener::{Admission, Drain, Listener, SessionContextTemplate};
+use hermod_actors::policy::mail_loop::LoopInputs;
 use hermod_actors::queue::{self, Queue};
 use hermod_actors::store::body_file::BodyFiles;
 use hermod_actors::store::committer::Committer;
@@ -31,12 +26,15 @@ use crate::config::smtp::SessionShared;
 use crate::config::{Config, ConfigIssue};
 
 mod descriptors;
+mod engine;
 mod listening;
 mod policies;
 mod security;
 
 pub use descriptors::DescriptorSplit;
-use descriptors::connection_budget;
+use engine::{
+    check_loops, delivery_factory, session_settings, start_listeners, start_queue, watch_disk,
+};
 use listening::{Listening, listening_sockets};
 
 /// Reads the configuration again, for a reload: the same file and environment as at
@@ -193,59 +191,19 @@ async fn start(
     let resolver = Arc::new(config.delivery.resolver()?);
     let (loops, loop_inputs) =
         check_loops(&config, &router, &resolver, listening.addrs.clone()).await;
-    let delivery_settings = Arc::new(config.delivery.delivery_settings(
-        &config.smtp.hostname,
-        connection_budget(&config),
-        config.delivery.security()?,
-    ));
-    let delivery_arbiters = arbiters.clone();
-    let next = std::cell::Cell::new(0usize);
-    let factory = Box::new(
-        move |hop: &hermod_actors::outbound::routing::NextHop, link| {
-            let arbiter = &delivery_arbiters[next.get() % delivery_arbiters.len()];
-            next.set(next.get().wrapping_add(1));
-            let (hop, settings, resolver) =
-                (hop.clone(), delivery_settings.clone(), resolver.clone());
-            tracing::debug!(next_hop = %hop, "starting delivery actor");
-            Delivery::start_in_arbiter(arbiter, move |_| {
-                Delivery::new(hop, settings, resolver, link)
-            })
-            .recipient()
-        },
-    );
+    let factory = delivery_factory(&config, &arbiters, &resolver)?;
 
-    let disk = Arc::new(DiskSpace::default());
-    let spool_space = spool.clone();
-    disk.watch(
-        config.queue.data_dir.clone(),
-        config.queue.min_free_space,
-        Duration::from_secs(1),
-        Ballast::new(&config.queue.data_dir),
-        Box::new(move || spool_space.reusable_bytes()),
-    );
-    let queue_settings = config.queue.queue_settings(
-        &config.smtp.hostname,
-        config.delivery.hop_policy(config.queue.max_retry_interval),
-    );
-    let admin_spool = spool.clone();
-    let mut queue = Queue::new(
-        queue_settings,
-        committer.clone(),
-        ids.clone(),
+    let disk = watch_disk(&config, &spool);
+    let suspensions_file = config.queue.data_dir.join("suspensions.json");
+    let queue = start_queue(
+        &config,
+        &committer,
+        &ids,
         router,
         factory,
-    );
-    // Destinations suspended before the restart stay suspended until their end; in
-    // force before the Queue dispatches anything it recovered.
-    let suspensions_file = config.queue.data_dir.join("suspensions.json");
-    for suspend in crate::admin::suspensions::restore(&suspensions_file) {
-        queue.suspend(suspend);
-    }
-    let recovered = queue.recover(spool.as_ref())?;
-    if recovered > 0 {
-        tracing::info!(messages = recovered, "recovered messages from the spool");
-    }
-    let queue = queue.start();
+        &spool,
+        &suspensions_file,
+    )?;
 
     let admission = Admission::new(config.smtp.connection_limits());
     let (draining, draining_rx) = watch::channel(false);
@@ -277,16 +235,7 @@ async fn start(
             config.tls.reload_check_interval,
         ));
     }
-    let listeners: Vec<Addr<Listener>> = arbiters
-        .iter()
-        .zip(listening.sockets)
-        .map(|(arbiter, sockets)| {
-            let (admission, template) = (admission.clone(), template.clone());
-            Listener::start_in_arbiter(arbiter, move |_| {
-                Listener::new(sockets, admission, template)
-            })
-        })
-        .collect();
+    let listeners = start_listeners(&arbiters, listening.sockets, &admission, &template);
 
     let running = Running {
         config,
@@ -302,7 +251,7 @@ async fn start(
         &running.config,
         AdminState {
             queue: queue.clone(),
-            spool: admin_spool,
+            spool: spool.clone(),
             admission: admission.clone(),
             disk,
             spool_stuck,
@@ -407,54 +356,6 @@ async fn drain(
             "drain timeout: cutting deliveries still under way; they are retried at the next start, so their next hop may get them twice"
         );
     }
-}
-
-/// What a Session is started with: `[smtp]` builds it, with the relay policy, the
-/// postmaster and the large-body threshold from their own sections.
-fn session_settings(
-    config: &Config,
-    shared: &SessionShared,
-    body_files: &Arc<BodyFiles>,
-) -> listener::Reconfigure {
-    config.smtp.sessions(
-        config.relay.policy(),
-        config.queue.postmaster(),
-        config.queue.spill(body_files, &shared.disk),
-        config.security(),
-        shared,
-    )
-}
-
-/// Finds the relay domains whose mail would loop back to us before the first
-/// connection is taken (within the DNS timeout; past it the check goes on in the
-/// background), then keeps checking; a reload sends new inputs.
-async fn check_loops(
-    config: &Config,
-    router: &Router,
-    resolver: &Arc<MxResolver>,
-    listen: Vec<SocketAddr>,
-) -> (Arc<LoopingDomains>, watch::Sender<LoopInputs>) {
-    let loops = Arc::new(LoopingDomains::default());
-    let first = mail_loop::find_loops(LoopCheck {
-        domains: &config.relay.domains,
-        router,
-        resolver,
-        mx_port: config.delivery.mx_port,
-        listen: &listen,
-    });
-    let (inputs, inputs_rx) = watch::channel((config.relay.domains.clone(), router.clone()));
-    match tokio::time::timeout(config.delivery.dns_timeout * 2, first).await {
-        Ok(found) => loops.replace(found),
-        Err(_) => inputs.send_modify(|_| {}),
-    }
-    actix::spawn(mail_loop::keep_checking(
-        inputs_rx,
-        resolver.clone(),
-        config.delivery.mx_port,
-        listen,
-        loops.clone(),
-    ));
-    (loops, inputs)
 }
 
 /// The running configuration and the actors a reload reaches.

@@ -1,0 +1,170 @@
+//! The engine's parts, one step each of the wiring's start: the Delivery actors' factory,
+//! the free-space watch, the Queue with what the spool holds, the Listeners, the
+//! Sessions' settings and the mail-loop check.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use hermod_actors::core::disk_space::{Ballast, DiskSpace};
+use hermod_actors::core::id::QueueIdGenerator;
+use hermod_actors::inbound::listener::{self, Admission, Listener, SessionContextTemplate};
+use hermod_actors::outbound::delivery::Delivery;
+use hermod_actors::outbound::mx::MxResolver;
+use hermod_actors::outbound::routing::Router;
+use hermod_actors::policy::mail_loop::{self, LoopCheck, LoopInputs, LoopingDomains};
+use hermod_actors::queue::{self, Queue};
+use hermod_actors::store::body_file::BodyFiles;
+use hermod_actors::store::committer::Committer;
+use hermod_actors::store::spool::Spool;
+use tokio::sync::watch;
+
+use super::descriptors::connection_budget;
+use super::listening;
+use crate::config::Config;
+use crate::config::smtp::SessionShared;
+
+/// What the Queue starts a Delivery actor for a next hop with: the actors go round the
+/// arbiters, all with the same settings and resolver.
+pub(super) fn delivery_factory(
+    config: &Config,
+    arbiters: &[ArbiterHandle],
+    resolver: &Arc<MxResolver>,
+) -> anyhow::Result<queue::DeliveryFactory> {
+    let resolver = resolver.clone();
+    let delivery_settings = Arc::new(config.delivery.delivery_settings(
+        &config.smtp.hostname,
+        connection_budget(&config),
+        config.delivery.security()?,
+    ));
+    let delivery_arbiters = arbiters.to_vec();
+    let next = std::cell::Cell::new(0usize);
+    Ok(Box::new(
+        move |hop: &hermod_actors::outbound::routing::NextHop, link| {
+            let arbiter = &delivery_arbiters[next.get() % delivery_arbiters.len()];
+            next.set(next.get().wrapping_add(1));
+            let (hop, settings, resolver) =
+                (hop.clone(), delivery_settings.clone(), resolver.clone());
+            tracing::debug!(next_hop = %hop, "starting delivery actor");
+            Delivery::start_in_arbiter(arbiter, move |_| {
+                Delivery::new(hop, settings, resolver, link)
+            })
+            .recipient()
+        },
+    ))
+}
+
+/// Watches the spool's free space against `queue.min_free_space` once a second.
+pub(super) fn watch_disk(config: &Config, spool: &Arc<dyn Spool>) -> Arc<DiskSpace> {
+    let disk = Arc::new(DiskSpace::default());
+    let spool_space = spool.clone();
+    disk.watch(
+        config.queue.data_dir.clone(),
+        config.queue.min_free_space,
+        Duration::from_secs(1),
+        Ballast::new(&config.queue.data_dir),
+        Box::new(move || spool_space.reusable_bytes()),
+    );
+    disk
+}
+
+/// Starts the Queue with what the spool holds, and the suspensions kept in
+/// `suspensions_file` in force before it dispatches anything.
+pub(super) fn start_queue(
+    config: &Config,
+    committer: &Committer,
+    ids: &Arc<QueueIdGenerator>,
+    router: Router,
+    factory: queue::DeliveryFactory,
+    spool: &Arc<dyn Spool>,
+    suspensions_file: &std::path::Path,
+) -> anyhow::Result<Addr<Queue>> {
+    let queue_settings = config.queue.queue_settings(
+        &config.smtp.hostname,
+        config.delivery.hop_policy(config.queue.max_retry_interval),
+    );
+    let mut queue = Queue::new(
+        queue_settings,
+        committer.clone(),
+        ids.clone(),
+        router,
+        factory,
+    );
+    // Destinations suspended before the restart stay suspended until their end.
+    for suspend in crate::admin::suspensions::restore(suspensions_file) {
+        queue.suspend(suspend);
+    }
+    let recovered = queue.recover(spool.as_ref())?;
+    if recovered > 0 {
+        tracing::info!(messages = recovered, "recovered messages from the spool");
+    }
+    Ok(queue.start())
+}
+
+/// One Listener per arbiter, each on its share of the listening sockets.
+pub(super) fn start_listeners(
+    arbiters: &[ArbiterHandle],
+    sockets: Vec<listening::PerArbiter>,
+    admission: &Arc<Admission>,
+    template: &SessionContextTemplate,
+) -> Vec<Addr<Listener>> {
+    arbiters
+        .iter()
+        .zip(sockets)
+        .map(|(arbiter, sockets)| {
+            let (admission, template) = (admission.clone(), template.clone());
+            Listener::start_in_arbiter(arbiter, move |_| {
+                Listener::new(sockets, admission, template)
+            })
+        })
+        .collect()
+}
+
+/// What a Session is started with: `[smtp]` builds it, with the relay policy, the
+/// postmaster and the large-body threshold from their own sections.
+pub(super) fn session_settings(
+    config: &Config,
+    shared: &SessionShared,
+    body_files: &Arc<BodyFiles>,
+) -> listener::Reconfigure {
+    config.smtp.sessions(
+        config.relay.policy(),
+        config.queue.postmaster(),
+        config.queue.spill(body_files, &shared.disk),
+        config.security(),
+        shared,
+    )
+}
+
+/// Finds the relay domains whose mail would loop back to us before the first
+/// connection is taken (within the DNS timeout; past it the check goes on in the
+/// background), then keeps checking; a reload sends new inputs.
+pub(super) async fn check_loops(
+    config: &Config,
+    router: &Router,
+    resolver: &Arc<MxResolver>,
+    listen: Vec<SocketAddr>,
+) -> (Arc<LoopingDomains>, watch::Sender<LoopInputs>) {
+    let loops = Arc::new(LoopingDomains::default());
+    let first = mail_loop::find_loops(LoopCheck {
+        domains: &config.relay.domains,
+        router,
+        resolver,
+        mx_port: config.delivery.mx_port,
+        listen: &listen,
+    });
+    let (inputs, inputs_rx) = watch::channel((config.relay.domains.clone(), router.clone()));
+    match tokio::time::timeout(config.delivery.dns_timeout * 2, first).await {
+        Ok(found) => loops.replace(found),
+        Err(_) => inputs.send_modify(|_| {}),
+    }
+    actix::spawn(mail_loop::keep_checking(
+        inputs_rx,
+        resolver.clone(),
+        config.delivery.mx_port,
+        listen,
+        loops.clone(),
+    ));
+    (loops, inputs)
+}
