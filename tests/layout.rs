@@ -210,7 +210,6 @@ const MAX_FUNCTION_LINES: usize = 80;
 const KNOWN_LONG: &[&str] = &[
     "src/wiring/mod.rs start",
     "src/wiring/policies.rs start",
-    "src/wiring/mod.rs run",
     "loadtest/src/send/pipeline.rs on_reply",
 ];
 

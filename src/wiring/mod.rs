@@ -55,40 +55,12 @@ pub fn run(
             config.queue.data_dir.display()
         )
     })?;
-    let ballast = Ballast::new(&config.queue.data_dir);
-    let cache = config.queue.spool_cache_size;
-    let sled = match SledSpool::open_with_cache(&config.queue.data_dir, cache) {
-        Err(e) if e.is_disk_full() && ballast.release() => {
-            tracing::warn!(
-                dir = %config.queue.data_dir.display(),
-                "spool disk full at start-up: released the ballast to open the spool; delivering queued mail, new mail refused until space returns"
-            );
-            SledSpool::open_with_cache(&config.queue.data_dir, cache)
-        }
-        opened => opened,
-    }
-    .with_context(|| {
-        format!(
-            "opening the spool in {} (is another hermod using it? is its disk full?)",
-            config.queue.data_dir.display()
-        )
-    })?;
+    let sled = open_spool(&config)?;
     let body_files = sled.body_files();
     // A full disk that sled has seen stops hermod like SIGTERM does (see
     // `SledSpool::stuck_on_full_disk`); the exit code then says so.
     let spool_stuck = sled.stuck_on_full_disk();
-    let mut stuck = sled.stuck_on_full_disk();
-    let stopped_by_full_disk = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let full_disk = stopped_by_full_disk.clone();
-    let shutdown = async move {
-        tokio::select! {
-            () = shutdown => {}
-            Ok(_) = stuck.wait_for(|stuck| *stuck) => {
-                full_disk.store(true, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!("stopping: the spool's disk is full; start hermod again once space is freed (a service manager does it by itself: it opens a full disk by releasing its ballast, and delivers)");
-            }
-        }
-    };
+    let (shutdown, stopped_by_full_disk) = or_full_disk(shutdown, sled.stuck_on_full_disk());
     let secured = security::open(&config, &sled)?;
     let db = sled.db().clone();
     let spool: Arc<dyn Spool> = Arc::new(sled);
@@ -96,15 +68,7 @@ pub fn run(
     let (sockets, bound) = listening_sockets(&config, workers)?;
 
     // Installed before any actor records a metric.
-    let prometheus = match config.admin.metrics {
-        true => {
-            let handle =
-                crate::admin::metrics::install().context("installing the metrics recorder")?;
-            describe_metrics();
-            Some(handle)
-        }
-        false => None,
-    };
+    let prometheus = install_metrics(&config)?;
     let system = System::new();
     let spooled = Spooled {
         spool: spool.clone(),
@@ -146,6 +110,65 @@ pub fn run(
     spool.flush().context("final spool flush")?;
     tracing::info!("hermod stopped; spool flushed");
     Ok(())
+}
+
+/// Opens the spool in `queue.data_dir`; on a disk too full to open it, releases the
+/// ballast and tries once more.
+fn open_spool(config: &Config) -> anyhow::Result<SledSpool> {
+    let ballast = Ballast::new(&config.queue.data_dir);
+    let cache = config.queue.spool_cache_size;
+    match SledSpool::open_with_cache(&config.queue.data_dir, cache) {
+        Err(e) if e.is_disk_full() && ballast.release() => {
+            tracing::warn!(
+                dir = %config.queue.data_dir.display(),
+                "spool disk full at start-up: released the ballast to open the spool; delivering queued mail, new mail refused until space returns"
+            );
+            SledSpool::open_with_cache(&config.queue.data_dir, cache)
+        }
+        opened => opened,
+    }
+    .with_context(|| {
+        format!(
+            "opening the spool in {} (is another hermod using it? is its disk full?)",
+            config.queue.data_dir.display()
+        )
+    })
+}
+
+/// `shutdown`, or the spool's disk filling up (sled cannot write again in this process):
+/// either stops hermod; the flag says it was the disk.
+fn or_full_disk(
+    shutdown: impl Future<Output = ()> + 'static,
+    mut stuck: watch::Receiver<bool>,
+) -> (
+    impl Future<Output = ()> + 'static,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let stopped_by_full_disk = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let full_disk = stopped_by_full_disk.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown => {}
+            Ok(_) = stuck.wait_for(|stuck| *stuck) => {
+                full_disk.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!("stopping: the spool's disk is full; start hermod again once space is freed (a service manager does it by itself: it opens a full disk by releasing its ballast, and delivers)");
+            }
+        }
+    };
+    (shutdown, stopped_by_full_disk)
+}
+
+/// The Prometheus recorder with every metric described, when `admin.metrics` is on.
+fn install_metrics(config: &Config) -> anyhow::Result<Option<PrometheusHandle>> {
+    Ok(match config.admin.metrics {
+        true => {
+            let handle =
+                crate::admin::metrics::install().context("installing the metrics recorder")?;
+            describe_metrics();
+            Some(handle)
+        }
+        false => None,
+    })
 }
 
 /// The opened spool and what goes with it.
