@@ -35,7 +35,7 @@ pub(super) fn delivery_factory(
     let resolver = resolver.clone();
     let delivery_settings = Arc::new(config.delivery.delivery_settings(
         &config.smtp.hostname,
-        connection_budget(&config),
+        connection_budget(config),
         config.delivery.security()?,
     ));
     let delivery_arbiters = arbiters.to_vec();

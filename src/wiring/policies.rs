@@ -22,6 +22,7 @@ use hermod_actors::protocol::check::{CheckStage, CheckStages};
 use hermod_actors::store::greylist::SledGreylist;
 
 use crate::config::Config;
+use hermod_actors::policy::backend::redis::RedisBackend;
 
 /// How long the in-process RateLimiter gets to answer (it answers at once unless its
 /// mailbox is flooded).
@@ -54,87 +55,17 @@ pub(super) fn start(
             greylist = config.redis.greylist, "policy state shared through Redis");
     }
     if config.rate_limit.enabled() {
-        let limits = config.rate_limit.limits();
-        let stages = limits.stages();
-        let shared = redis.clone().filter(|_| config.redis.rate_limit);
-        let limiter = RateLimiter::start_in_arbiter(&arbiter, move |_| {
-            let limiter = RateLimiter::new(&limits);
-            match shared {
-                Some(redis) => limiter.shared(redis),
-                None => limiter,
-            }
-        });
-        members.push(PolicyMember {
-            name: "rate_limit",
-            uses_dns: false,
-            stages,
-            ask: limiter.recipient(),
-            deadline: RATE_LIMIT_DEADLINE,
-            fail_open: false,
-        });
-        tracing::info!(limits = ?config.rate_limit.limits(), "rate limits on");
+        members.push(rate_limiter(config, &arbiter, redis.clone()));
     }
     if config.greylist.enabled {
-        let rules = config.greylist.rules();
-        let ask = match redis.clone().filter(|_| config.redis.greylist) {
-            Some(redis) => {
-                let backend = Arc::new(redis);
-                Greylist::start_in_arbiter(&arbiter, move |_| Greylist::new(rules, backend))
-                    .recipient()
-            }
-            None => {
-                let backend = Arc::new(SledGreylist::new(db).map_err(anyhow::Error::msg)?);
-                Greylist::start_in_arbiter(&arbiter, move |_| Greylist::new(rules, backend))
-                    .recipient()
-            }
-        };
-        members.push(PolicyMember {
-            name: "greylist",
-            uses_dns: false,
-            stages: CheckStages::of(&[CheckStage::Rcpt]),
-            ask,
-            deadline: config.greylist.deadline,
-            fail_open: config.greylist.fail_open,
-        });
-        tracing::info!(delay_s = config.greylist.delay.as_secs(), "greylisting on");
+        members.push(greylist(config, &arbiter, redis.clone(), db)?);
     }
     if config.dnsbl.enabled {
-        let servers = if config.dnsbl.dns_servers.is_empty() {
-            &config.delivery.dns_servers
-        } else {
-            &config.dnsbl.dns_servers
-        };
-        let resolver = Arc::new(MxResolver::new(servers, config.dnsbl.timeout)?);
-        let rules = config.dnsbl.rules();
-        let stage = config.dnsbl.stage().unwrap_or(CheckStage::Rcpt);
-        let dnsbl = Dnsbl::start_in_arbiter(&arbiter, move |_| Dnsbl::new(rules, resolver));
-        members.push(PolicyMember {
-            name: "dnsbl",
-            uses_dns: true,
-            stages: CheckStages::of(&[stage]),
-            ask: dnsbl.recipient(),
-            deadline: config.dnsbl.deadline,
-            fail_open: config.dnsbl.fail_open,
-        });
-        let zones: Vec<&str> = config.dnsbl.zones.iter().map(|z| z.zone.as_str()).collect();
-        tracing::info!(zones = ?zones, threshold = config.dnsbl.threshold, at = stage.name(), "DNSBL on");
+        members.push(dnsbl(config, &arbiter)?);
     }
     if config.dkim.enabled() {
-        let keys = config.dkim.signing_keys()?;
-        let domains: Vec<String> = keys.keys().cloned().collect();
         let pool = crypto_pool(config, &mut pool)?;
-        let rules = config.dkim.rules();
-        let signer =
-            DkimSigner::start_in_arbiter(&arbiter, move |_| DkimSigner::new(keys, pool, rules));
-        members.push(PolicyMember {
-            name: "dkim_sign",
-            uses_dns: false,
-            stages: CheckStages::of(&[CheckStage::Data]),
-            ask: signer.recipient(),
-            deadline: DKIM_DEADLINE,
-            fail_open: false,
-        });
-        tracing::info!(domains = ?domains, "DKIM signing on");
+        members.push(dkim_signer(config, &arbiter, pool)?);
     }
     if config.mail_auth.verify {
         let pool = crypto_pool(config, &mut pool)?;
@@ -148,6 +79,110 @@ pub(super) fn start(
         PolicySet::new(members).with_dns_budget(config.smtp.dns_budget),
         Some(arbiter),
     ))
+}
+
+/// The rate limiter, its counters shared through Redis when `redis.rate_limit` is on.
+fn rate_limiter(
+    config: &Config,
+    arbiter: &ArbiterHandle,
+    redis: Option<RedisBackend>,
+) -> PolicyMember {
+    let limits = config.rate_limit.limits();
+    let stages = limits.stages();
+    let shared = redis.filter(|_| config.redis.rate_limit);
+    let limiter = RateLimiter::start_in_arbiter(arbiter, move |_| {
+        let limiter = RateLimiter::new(&limits);
+        match shared {
+            Some(redis) => limiter.shared(redis),
+            None => limiter,
+        }
+    });
+    let member = PolicyMember {
+        name: "rate_limit",
+        uses_dns: false,
+        stages,
+        ask: limiter.recipient(),
+        deadline: RATE_LIMIT_DEADLINE,
+        fail_open: false,
+    };
+    tracing::info!(limits = ?config.rate_limit.limits(), "rate limits on");
+    member
+}
+
+/// The greylist, its state in Redis when `redis.greylist` is on, else in the spool's sled.
+fn greylist(
+    config: &Config,
+    arbiter: &ArbiterHandle,
+    redis: Option<RedisBackend>,
+    db: &sled::Db,
+) -> anyhow::Result<PolicyMember> {
+    let rules = config.greylist.rules();
+    let ask = match redis.clone().filter(|_| config.redis.greylist) {
+        Some(redis) => {
+            let backend = Arc::new(redis);
+            Greylist::start_in_arbiter(arbiter, move |_| Greylist::new(rules, backend)).recipient()
+        }
+        None => {
+            let backend = Arc::new(SledGreylist::new(db).map_err(anyhow::Error::msg)?);
+            Greylist::start_in_arbiter(arbiter, move |_| Greylist::new(rules, backend)).recipient()
+        }
+    };
+    let member = PolicyMember {
+        name: "greylist",
+        uses_dns: false,
+        stages: CheckStages::of(&[CheckStage::Rcpt]),
+        ask,
+        deadline: config.greylist.deadline,
+        fail_open: config.greylist.fail_open,
+    };
+    tracing::info!(delay_s = config.greylist.delay.as_secs(), "greylisting on");
+    Ok(member)
+}
+
+/// The DNSBL checks, on their own resolver when `dnsbl.dns_servers` is set.
+fn dnsbl(config: &Config, arbiter: &ArbiterHandle) -> anyhow::Result<PolicyMember> {
+    let servers = if config.dnsbl.dns_servers.is_empty() {
+        &config.delivery.dns_servers
+    } else {
+        &config.dnsbl.dns_servers
+    };
+    let resolver = Arc::new(MxResolver::new(servers, config.dnsbl.timeout)?);
+    let rules = config.dnsbl.rules();
+    let stage = config.dnsbl.stage().unwrap_or(CheckStage::Rcpt);
+    let dnsbl = Dnsbl::start_in_arbiter(arbiter, move |_| Dnsbl::new(rules, resolver));
+    let member = PolicyMember {
+        name: "dnsbl",
+        uses_dns: true,
+        stages: CheckStages::of(&[stage]),
+        ask: dnsbl.recipient(),
+        deadline: config.dnsbl.deadline,
+        fail_open: config.dnsbl.fail_open,
+    };
+    let zones: Vec<&str> = config.dnsbl.zones.iter().map(|z| z.zone.as_str()).collect();
+    tracing::info!(zones = ?zones, threshold = config.dnsbl.threshold, at = stage.name(), "DNSBL on");
+    Ok(member)
+}
+
+/// DKIM signing with the configured keys, on the shared crypto pool.
+fn dkim_signer(
+    config: &Config,
+    arbiter: &ArbiterHandle,
+    pool: Arc<VerifyPool>,
+) -> anyhow::Result<PolicyMember> {
+    let keys = config.dkim.signing_keys()?;
+    let domains: Vec<String> = keys.keys().cloned().collect();
+    let rules = config.dkim.rules();
+    let signer = DkimSigner::start_in_arbiter(arbiter, move |_| DkimSigner::new(keys, pool, rules));
+    let member = PolicyMember {
+        name: "dkim_sign",
+        uses_dns: false,
+        stages: CheckStages::of(&[CheckStage::Data]),
+        ask: signer.recipient(),
+        deadline: DKIM_DEADLINE,
+        fail_open: false,
+    };
+    tracing::info!(domains = ?domains, "DKIM signing on");
+    Ok(member)
 }
 
 /// The SPF verifier (at MAIL FROM) and the DMARC verifier (at the end of DATA), which

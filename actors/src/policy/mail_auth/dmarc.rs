@@ -124,14 +124,7 @@ async fn decide(
     let sender = facts.sender.as_deref().unwrap_or_default();
     let helo = facts.helo.as_deref().unwrap_or_default();
     let mail_from_domain = sender.rsplit_once('@').map_or(helo, |(_, d)| d);
-    let spf = match facts.finding(AuthMethod::Spf) {
-        Some(f) => SpfOutput::new(f.domain.clone()).with_result(spf_result(f.result)),
-        None => SpfOutput::new(mail_from_domain.to_string()),
-    };
-    let spf_name = facts
-        .finding(AuthMethod::Spf)
-        .map_or(AuthResult::None, |f| f.result)
-        .name();
+    let (spf, spf_name) = spf_of(facts, mail_from_domain);
     let Ok(Some(report)) = dkim.send(VerifyDkim(message.clone())).await else {
         return unreadable(&queue_id, "the DKIM check did not finish");
     };
@@ -185,8 +178,10 @@ async fn decide(
         )
     };
     match verdict_for(action, several, &header_from, why, &header, rules) {
-        Ok(accepted) => without_forged(accepted, facts, message, rules, &queue_id).await,
-        Err(refusal) => refusal,
+        Verdict::Accept(accepted) => {
+            without_forged(accepted, facts, message, rules, &queue_id).await
+        }
+        refusal => refusal,
     }
 }
 
@@ -225,6 +220,20 @@ async fn to_verify(rules: &AuthRules, facts: &Facts, queue_id: &str) -> Result<C
     Ok(content)
 }
 
+/// The SPF result the session kept from MAIL FROM, as DMARC takes it, and its name.
+fn spf_of(facts: &Facts, mail_from_domain: &str) -> (SpfOutput, &'static str) {
+    match facts.finding(AuthMethod::Spf) {
+        Some(f) => (
+            SpfOutput::new(f.domain.clone()).with_result(spf_result(f.result)),
+            f.result.name(),
+        ),
+        None => (
+            SpfOutput::new(mail_from_domain.to_string()),
+            AuthResult::None.name(),
+        ),
+    }
+}
+
 /// The one `Authentication-Results:` header of the message: SPF for HELO and MAIL FROM,
 /// each DKIM signature, DMARC.
 fn results_header(
@@ -253,7 +262,8 @@ fn results_header(
 }
 
 /// What `action` makes of the message: a refusal (`why` says why DMARC failed), or what
-/// it is accepted with (its `header`, and the quarantine the action asks for).
+/// it is accepted with (its `header`, and the quarantine the action asks for), before
+/// forged headers are taken out.
 fn verdict_for(
     action: Action,
     several: bool,
@@ -261,7 +271,7 @@ fn verdict_for(
     why: impl FnOnce() -> String,
     header: &str,
     rules: &AuthRules,
-) -> Result<Acceptance, Verdict> {
+) -> Verdict {
     let mut accepted = Acceptance {
         headers: vec![header.trim_end().to_string()],
         hold: action == Action::QuarantineHold,
@@ -269,17 +279,15 @@ fn verdict_for(
     };
     match action {
         Action::Reject if several => {
-            return Err(Verdict::Reject(Reply::dmarc_several_from_domains(
-                header_from,
-            )));
+            return Verdict::Reject(Reply::dmarc_several_from_domains(header_from));
         }
-        Action::Reject => return Err(Verdict::Reject(Reply::dmarc_rejected(header_from, &why()))),
-        Action::Defer => return Err(Verdict::Defer(Reply::dmarc_temporary_error(header_from))),
+        Action::Reject => return Verdict::Reject(Reply::dmarc_rejected(header_from, &why())),
+        Action::Defer => return Verdict::Defer(Reply::dmarc_temporary_error(header_from)),
         Action::QuarantineHeader => accepted.headers.push(rules.quarantine_header.clone()),
         Action::QuarantineTransport => accepted.route = Some(rules.quarantine_transport.clone()),
         Action::QuarantineHold | Action::Accept => {}
     }
-    Ok(accepted)
+    Verdict::Accept(accepted)
 }
 
 /// Counts one message's DKIM and DMARC results and the action taken on it.
