@@ -272,82 +272,97 @@ impl<'a> Pipeline<'a> {
                     self.finish(pos, outcome, false);
                 }
             }
-            Expect::Rcpt(_) => {
-                msg.rcpt_replies += 1;
-                if ok {
-                    msg.rcpt_ok += 1;
-                    self.tally.recipients_accepted += 1;
-                } else {
-                    msg.rcpt_temp += usize::from((400..500).contains(&code));
-                    self.tally.recipients_refused += 1;
-                }
-                let all_refused =
-                    msg.rcpt_replies == self.ctx.config.recipients && msg.rcpt_ok == 0;
-                if all_refused && !self.pipelining {
-                    let outcome = msg.refused();
-                    self.finish(pos, outcome, true);
-                }
-            }
-            Expect::Data(_) if code == 354 => {
-                msg.content_sent = true;
-                let (class, refused) = (
-                    msg.class,
-                    msg.rcpt_ok == 0 || !(200..300).contains(&msg.mail),
-                );
-                if refused {
-                    // A server that says 354 with no recipient gets an empty message.
-                    self.emit(Expect::Final(index), |out| out.extend_from_slice(b".\r\n"));
-                } else {
-                    self.tally.bytes += class.data.bytes.len() as u64;
-                    self.emit(Expect::Final(index), |out| {
-                        class.data.render(index, unix_ns(), out)
-                    });
-                }
-            }
-            Expect::Data(_) => {
-                if ok {
-                    return Err(ErrorKind::UnexpectedReply);
-                }
-                let refused = msg.rcpt_ok == 0 || !(200..300).contains(&msg.mail);
-                let outcome = if refused {
-                    msg.refused()
-                } else {
-                    Outcome::from_code(code)
-                };
-                let mail_ok = (200..300).contains(&msg.mail);
-                self.finish(pos, outcome, mail_ok);
-            }
-            Expect::Final(_) => {
-                if code == 354 {
-                    return Err(ErrorKind::UnexpectedReply);
-                }
-                msg.finals += 1;
-                msg.final_ok |= ok;
-                if !ok && msg.final_worst < code {
-                    msg.final_worst = code;
-                }
-                let needed = if self.ctx.config.lmtp {
-                    msg.rcpt_ok.max(1)
-                } else {
-                    1
-                };
-                if msg.finals < needed {
-                    self.expects.push_front(expect);
-                    return Ok(());
-                }
-                let refused = msg.rcpt_ok == 0 || !(200..300).contains(&msg.mail);
-                let outcome = if refused {
-                    msg.refused()
-                } else if msg.final_ok {
-                    Outcome::Accepted
-                } else {
-                    Outcome::from_code(msg.final_worst)
-                };
-                let rset = refused && (200..300).contains(&msg.mail);
-                self.finish(pos, outcome, rset);
-            }
+            Expect::Rcpt(_) => self.on_rcpt_reply(pos, code),
+            Expect::Data(_) => return self.on_data_reply(pos, index, code),
+            Expect::Final(_) => return self.on_final_reply(pos, expect, code),
             Expect::Rset | Expect::Quit => {}
         }
+        Ok(())
+    }
+
+    /// A reply to RCPT: counted; with every recipient refused (and no PIPELINING) the
+    /// message ends there.
+    fn on_rcpt_reply(&mut self, pos: usize, code: u16) {
+        let msg = &mut self.msgs[pos];
+        msg.rcpt_replies += 1;
+        if (200..300).contains(&code) {
+            msg.rcpt_ok += 1;
+            self.tally.recipients_accepted += 1;
+        } else {
+            msg.rcpt_temp += usize::from((400..500).contains(&code));
+            self.tally.recipients_refused += 1;
+        }
+        let all_refused = msg.rcpt_replies == self.ctx.config.recipients && msg.rcpt_ok == 0;
+        if all_refused && !self.pipelining {
+            let outcome = msg.refused();
+            self.finish(pos, outcome, true);
+        }
+    }
+
+    /// A reply to DATA: after 354 the content goes out (an empty one when nothing was
+    /// accepted); a refusal ends the message.
+    fn on_data_reply(&mut self, pos: usize, index: u64, code: u16) -> Result<(), ErrorKind> {
+        let msg = &mut self.msgs[pos];
+        let refused = msg.rcpt_ok == 0 || !(200..300).contains(&msg.mail);
+        if code == 354 {
+            msg.content_sent = true;
+            let class = msg.class;
+            if refused {
+                // A server that says 354 with no recipient gets an empty message.
+                self.emit(Expect::Final(index), |out| out.extend_from_slice(b".\r\n"));
+            } else {
+                self.tally.bytes += class.data.bytes.len() as u64;
+                self.emit(Expect::Final(index), |out| {
+                    class.data.render(index, unix_ns(), out)
+                });
+            }
+            return Ok(());
+        }
+        if (200..300).contains(&code) {
+            return Err(ErrorKind::UnexpectedReply);
+        }
+        let outcome = if refused {
+            msg.refused()
+        } else {
+            Outcome::from_code(code)
+        };
+        let mail_ok = (200..300).contains(&msg.mail);
+        self.finish(pos, outcome, mail_ok);
+        Ok(())
+    }
+
+    /// A reply after the content (one per accepted recipient with LMTP): once all are in,
+    /// the message ends accepted if any was.
+    fn on_final_reply(&mut self, pos: usize, expect: Expect, code: u16) -> Result<(), ErrorKind> {
+        if code == 354 {
+            return Err(ErrorKind::UnexpectedReply);
+        }
+        let ok = (200..300).contains(&code);
+        let msg = &mut self.msgs[pos];
+        msg.finals += 1;
+        msg.final_ok |= ok;
+        if !ok && msg.final_worst < code {
+            msg.final_worst = code;
+        }
+        let needed = if self.ctx.config.lmtp {
+            msg.rcpt_ok.max(1)
+        } else {
+            1
+        };
+        if msg.finals < needed {
+            self.expects.push_front(expect);
+            return Ok(());
+        }
+        let refused = msg.rcpt_ok == 0 || !(200..300).contains(&msg.mail);
+        let outcome = if refused {
+            msg.refused()
+        } else if msg.final_ok {
+            Outcome::Accepted
+        } else {
+            Outcome::from_code(msg.final_worst)
+        };
+        let rset = refused && (200..300).contains(&msg.mail);
+        self.finish(pos, outcome, rset);
         Ok(())
     }
 
