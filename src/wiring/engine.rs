@@ -168,3 +168,85 @@ pub(super) async fn check_loops(
     ));
     (loops, inputs)
 }
+
+/// The engine as started: its arbiters, the commit threads, the Queue with what the
+/// spool held, and what every Session shares.
+pub(super) struct Engine {
+    /// The arbiters started besides the main one (stopped last).
+    pub(super) extra: Vec<ArbiterHandle>,
+    /// Every arbiter that takes sessions and deliveries, the main one first.
+    pub(super) arbiters: Vec<ArbiterHandle>,
+    pub(super) committer: Committer,
+    /// Where a reload sends the mail-loop check its new inputs.
+    pub(super) loop_inputs: watch::Sender<LoopInputs>,
+    pub(super) disk: Arc<DiskSpace>,
+    /// Where suspensions are kept across restarts.
+    pub(super) suspensions_file: std::path::PathBuf,
+    pub(super) queue: Addr<Queue>,
+    /// What Sessions share, without the policy actors (started after).
+    pub(super) shared: SessionShared,
+}
+
+impl Engine {
+    /// Starts the arbiters, the commit threads, the mail-loop check, the free-space
+    /// watch and the Queue (which recovers the spool).
+    pub(super) async fn start(
+        config: &Config,
+        workers: usize,
+        spool: &Arc<dyn Spool>,
+        listen: &[SocketAddr],
+    ) -> anyhow::Result<Engine> {
+        // The main arbiter (Queue, Listener) takes sessions and deliveries too; each further
+        // worker is one more arbiter thread.
+        let extra: Vec<ArbiterHandle> = (1..workers).map(|_| Arbiter::new().handle()).collect();
+        let arbiters: Vec<ArbiterHandle> = std::iter::once(Arbiter::current())
+            .chain(extra.iter().cloned())
+            .collect();
+        let ids = Arc::new(QueueIdGenerator::new());
+        let committer = Committer::start(spool.clone());
+
+        let router = config.delivery.router()?;
+        let resolver = Arc::new(config.delivery.resolver()?);
+        let (loops, loop_inputs) = check_loops(config, &router, &resolver, listen.to_vec()).await;
+        let factory = delivery_factory(config, &arbiters, &resolver)?;
+
+        let disk = watch_disk(config, spool);
+        let suspensions_file = config.queue.data_dir.join("suspensions.json");
+        let queue = start_queue(
+            config,
+            &committer,
+            &ids,
+            router,
+            factory,
+            spool,
+            &suspensions_file,
+        )?;
+        Ok(Engine {
+            extra,
+            arbiters,
+            committer,
+            loop_inputs,
+            shared: SessionShared {
+                ids,
+                disk: disk.clone(),
+                loops,
+                policies: Default::default(),
+            },
+            disk,
+            suspensions_file,
+            queue,
+        })
+    }
+}
+
+/// The Listeners' admission, in maintenance mode at start if it was kept on before the
+/// restart (the file in the data directory); and that file.
+pub(super) fn admission_at_start(config: &Config) -> (Arc<Admission>, std::path::PathBuf) {
+    let admission = Admission::new(config.smtp.connection_limits());
+    let maintenance_file = config.queue.data_dir.join("maintenance");
+    if maintenance_file.exists() {
+        admission.set_maintenance(true);
+        tracing::warn!(file = %maintenance_file.display(), "maintenance mode on at start, as it was kept before the restart; new SMTP connections are refused with 421 4.3.2 until 'hermod maintenance off'");
+    }
+    (admission, maintenance_file)
+}

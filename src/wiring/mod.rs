@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use anyhow::Context as _;
 use hermod_actors::core::disk_space::Ballast;
-use hermod_actors::core::id::QueueIdGenerator;
 use hermod_actors::inbound::listener::{Admission, Drain, Listener, SessionContextTemplate};
 use hermod_actors::policy::mail_loop::LoopInputs;
 use hermod_actors::queue::{self, Queue};
@@ -32,9 +31,7 @@ mod policies;
 mod security;
 
 pub use descriptors::DescriptorSplit;
-use engine::{
-    check_loops, delivery_factory, session_settings, start_listeners, start_queue, watch_disk,
-};
+use engine::{Engine, admission_at_start, session_settings, start_listeners};
 use listening::{Listening, listening_sockets};
 
 /// Reads the configuration again, for a reload: the same file and environment as at
@@ -195,52 +192,20 @@ async fn start(
     let Spooled {
         spool,
         body_files,
-        stuck: spool_stuck,
+        stuck,
         db,
     } = spooled;
     // Installed first: SIGHUP's default action would end the process.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
-    // The main arbiter (Queue, Listener) takes sessions and deliveries too; each further
-    // worker is one more arbiter thread.
-    let extra: Vec<ArbiterHandle> = (1..workers).map(|_| Arbiter::new().handle()).collect();
-    let arbiters: Vec<ArbiterHandle> = std::iter::once(Arbiter::current())
-        .chain(extra.iter().cloned())
-        .collect();
-    let ids = Arc::new(QueueIdGenerator::new());
-    let committer = Committer::start(spool.clone());
-
-    let router = config.delivery.router()?;
-    let resolver = Arc::new(config.delivery.resolver()?);
-    let (loops, loop_inputs) =
-        check_loops(&config, &router, &resolver, listening.addrs.clone()).await;
-    let factory = delivery_factory(&config, &arbiters, &resolver)?;
-
-    let disk = watch_disk(&config, &spool);
-    let suspensions_file = config.queue.data_dir.join("suspensions.json");
-    let queue = start_queue(
-        &config,
-        &committer,
-        &ids,
-        router,
-        factory,
-        &spool,
-        &suspensions_file,
-    )?;
-
-    let admission = Admission::new(config.smtp.connection_limits());
+    let engine = Engine::start(&config, workers, &spool, &listening.addrs).await?;
+    let (committer, queue) = (engine.committer, engine.queue);
+    let (admission, maintenance_file) = admission_at_start(&config);
     let (draining, draining_rx) = watch::channel(false);
-    let maintenance_file = config.queue.data_dir.join("maintenance");
-    if maintenance_file.exists() {
-        admission.set_maintenance(true);
-        tracing::warn!(file = %maintenance_file.display(), "maintenance mode on at start, as it was kept before the restart; new SMTP connections are refused with 421 4.3.2 until 'hermod maintenance off'");
-    }
     let (policies, policy_arbiter) = policies::start(&config, &db)?;
     let shared = SessionShared {
-        ids,
-        disk: disk.clone(),
-        loops,
         policies: policies.clone(),
+        ..engine.shared
     };
     let sessions = session_settings(&config, &shared, &body_files);
     let template = SessionContextTemplate {
@@ -252,19 +217,14 @@ async fn start(
         auth: secured.auth.clone(),
         policies,
     };
-    if let Some(tls) = &secured.tls {
-        actix::spawn(security::watch_certificate(
-            tls.clone(),
-            config.tls.reload_check_interval,
-        ));
-    }
-    let listeners = start_listeners(&arbiters, listening.sockets, &admission, &template);
+    security::keep_certificate_fresh(secured.tls.as_ref(), &config);
+    let listeners = start_listeners(&engine.arbiters, listening.sockets, &admission, &template);
 
     let running = Running {
         config,
         tls: secured.tls,
         shared,
-        loop_inputs,
+        loop_inputs: engine.loop_inputs,
         body_files,
         queue: queue.clone(),
         listeners: listeners.clone(),
@@ -276,15 +236,15 @@ async fn start(
             queue: queue.clone(),
             spool: spool.clone(),
             admission: admission.clone(),
-            disk,
-            spool_stuck,
+            disk: engine.disk,
+            spool_stuck: stuck,
             draining: draining.subscribe(),
             started: Instant::now(),
             prometheus,
             token: running.config.admin.read_token()?,
             token_for_reads: false,
             maintenance_file,
-            suspensions_file,
+            suspensions_file: engine.suspensions_file,
             destinations: Default::default(),
             users: secured.users,
             auth: secured.auth,
@@ -295,18 +255,22 @@ async fn start(
     actix::spawn(async move {
         shutdown.await;
         drain(&listeners, &draining, &admission, &queue, drain_timeout).await;
-        // The Queue's last delivery states go to the spool writer without waiting: the
-        // final flush must find them written.
-        if let Err(e) = committer.commit().await {
-            tracing::error!(error = %e, "flushing delivery state failed");
-        }
-        for arbiter in extra.iter().chain(policy_arbiter.iter()) {
+        commit_delivery_state(&committer).await;
+        for arbiter in engine.extra.iter().chain(&policy_arbiter) {
             arbiter.stop();
         }
         drop(queue);
         System::current().stop();
     });
     Ok(())
+}
+
+/// The Queue's last delivery states go to the spool writer without waiting: the final
+/// flush must find them written.
+async fn commit_delivery_state(committer: &Committer) {
+    if let Err(e) = committer.commit().await {
+        tracing::error!(error = %e, "flushing delivery state failed");
+    }
 }
 
 /// Starts the admin HTTP server when `admin.listen` is set, and the upkeep of the

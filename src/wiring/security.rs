@@ -65,9 +65,20 @@ pub(super) fn open(config: &Config, spool: &SledSpool) -> anyhow::Result<Secured
     Ok(Secured { tls, auth, users })
 }
 
+/// With TLS on, watches the certificate's files every `tls.reload_check_interval` (see
+/// [`watch_certificate`]).
+pub(super) fn keep_certificate_fresh(tls: Option<&Arc<ServerTls>>, config: &Config) {
+    if let Some(tls) = tls {
+        actix::spawn(watch_certificate(
+            tls.clone(),
+            config.tls.reload_check_interval,
+        ));
+    }
+}
+
 /// Reloads the certificate whenever its files change (a renewal by certbot or the like),
 /// checking every `interval`.
-pub(super) async fn watch_certificate(tls: Arc<ServerTls>, interval: Duration) {
+async fn watch_certificate(tls: Arc<ServerTls>, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
