@@ -1,6 +1,7 @@
 //! The operator's documents say what the code does: every metric the code records is in
 //! TROUBLESHOOTING.md's reference (and nothing else is), and every configuration key is
-//! in CONFIG.md and in the commented default file config/hermod.toml.
+//! in CONFIG.md, with the code's default and the environment names that set it, and in
+//! the commented default file config/hermod.toml.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -147,4 +148,99 @@ fn every_recorded_metric_has_a_help_text() {
         undescribed.is_empty(),
         "no help text (metrics::describe_*!): {undescribed:?}"
     );
+}
+
+/// CONFIG.md's row for `key` in the part about `[section]`: its columns.
+fn config_md_row(config_md: &str, section: &str, key: &str) -> Option<Vec<String>> {
+    let start = config_md.find(&format!("## [{section}]"))?;
+    let part = &config_md[start..];
+    let part = &part[..part[3..].find("\n## ").map_or(part.len(), |end| end + 3)];
+    let row = part
+        .lines()
+        .find(|row| row.starts_with(&format!("| `{key}` |")))?;
+    Some(row.split(" | ").map(|c| c.trim().to_string()).collect())
+}
+
+/// A default as written in CONFIG.md's second column: its first code span, unquoted.
+fn documented_default(column: &str) -> String {
+    let code = column.split('`').nth(1).unwrap_or("");
+    code.trim_matches('"').to_string()
+}
+
+/// A default as the code has it, written the way CONFIG.md writes values.
+fn code_default(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn config_md_states_each_default_and_environment_name_as_the_code_has_them() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config_md = std::fs::read_to_string(root.join("docs/CONFIG.md")).unwrap();
+    let defaults = toml::Table::try_from(hermod::config::Config::default()).unwrap();
+    let mut wrong = Vec::new();
+    for (section, keys) in &defaults {
+        for (key, value) in keys.as_table().unwrap() {
+            let Some(row) = config_md_row(&config_md, section, key) else {
+                wrong.push(format!("{section}.{key}: no row under ## [{section}]"));
+                continue;
+            };
+            let (documented, code) = (documented_default(&row[1]), code_default(value));
+            if !value.is_table() && documented != code {
+                wrong.push(format!(
+                    "{section}.{key}: CONFIG.md says `{documented}`, the code `{code}`"
+                ));
+            }
+            // The environment column names the seeds' variable for the key where there
+            // is one, else the generic `HERMOD_<SECTION>_<KEY>`; every name in it must
+            // set this key.
+            let generic = format!("HERMOD_{section}_{key}").to_ascii_uppercase();
+            let seeds: Vec<&str> = hermod::config::sections()
+                .iter()
+                .filter(|s| s.name == section)
+                .flat_map(|s| s.seed_env.iter())
+                .filter(|(_, k)| k == key)
+                .map(|(name, _)| *name)
+                .collect();
+            let named: Vec<&str> = row[2]
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|n| {
+                    n.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                })
+                .collect();
+            let expected = if seeds.is_empty() {
+                vec![generic.as_str()]
+            } else {
+                seeds
+            };
+            // Applied by their own rules (CONFIG.md says how): `RUST_LOG` replaces the
+            // log level when logging starts; `SMTP_HOST` and `SMTP_PORT` build the listen
+            // address, applied last.
+            let special = [
+                ("log.level", "RUST_LOG"),
+                ("smtp.listen", "SMTP_HOST"),
+                ("smtp.listen", "SMTP_PORT"),
+            ];
+            let this = format!("{section}.{key}");
+            for name in &named {
+                let special = special.contains(&(this.as_str(), *name));
+                if !expected.contains(name) && *name != generic && !special {
+                    wrong.push(format!(
+                        "{section}.{key}: CONFIG.md names `{name}`, which does not set it"
+                    ));
+                }
+            }
+            if !expected.iter().all(|e| named.contains(e)) {
+                wrong.push(format!(
+                    "{section}.{key}: CONFIG.md should name {expected:?}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "CONFIG.md out of step: {wrong:#?}");
 }

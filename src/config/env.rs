@@ -27,8 +27,8 @@ fn section_names() -> Vec<&'static str> {
 }
 
 /// Variables that look like hermod's (`SMTP_*`, `HERMOD_*`) but set nothing: names from
-/// the seeds' env files for features hermod does not have (`SMTP_ENABLE_TLS`,
-/// `SMTP_RATE_LIMIT_PER_IP`, ...) or misspelt. hermod ignores them and says so, so that
+/// the seeds' env files for features hermod does not have (`SMTP_ENABLE_TRACING`,
+/// `SMTP_TRACING_SERVICE_NAME`) or misspelt. hermod ignores them and says so, so that
 /// nobody believes a feature is on because its variable is set. Kubernetes service
 /// links and `HERMOD_CONFIG` are not named.
 pub fn unrecognized_env(env: &BTreeMap<String, String>) -> Vec<String> {
