@@ -89,12 +89,13 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Counts one attempt by its log label (`sent`, `deferred`, `bounced`).
-    pub(super) fn count(&mut self, label: &str) {
-        match label {
-            "sent" => self.delivered += 1,
-            "deferred" => self.deferred += 1,
-            _ => self.bounced += 1,
+    /// Counts one attempt by what it made of its recipient.
+    pub(super) fn count(&mut self, result: super::schedule::AttemptResult) {
+        use super::schedule::AttemptResult;
+        match result {
+            AttemptResult::Sent => self.delivered += 1,
+            AttemptResult::Deferred => self.deferred += 1,
+            AttemptResult::Bounced => self.bounced += 1,
         }
     }
 }

@@ -256,14 +256,16 @@ impl Queue {
                 let rcpt = &mut message.envelope.recipients[i];
                 tracing::info!(queue_id = %id, to = %rcpt.address, relay = %hop, attempts = rcpt.attempts,
                     status = "bounced", reply = %reply, "delivery attempt");
-                metrics::counter!("delivery_attempts_total", "status" => "bounced").increment(1);
-                self.totals.bounced += 1;
+                let bounced = schedule::AttemptResult::Bounced;
+                metrics::counter!("delivery_attempts_total", "status" => bounced.label())
+                    .increment(1);
+                self.totals.count(bounced);
                 self.recent.push(super::recent::RecentDelivery {
                     at: super::unix_now(),
                     queue_id: id.to_string(),
                     to: rcpt.address.clone(),
                     relay: hop.to_string(),
-                    status: "bounced",
+                    status: bounced.label(),
                     reply: reply.to_string(),
                 });
                 rcpt.status = schedule::failed(&reply);

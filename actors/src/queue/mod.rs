@@ -289,7 +289,7 @@ impl Queue {
             let rcpt = &mut message.envelope.recipients[i];
             let attempt = schedule::after_attempt(settings, rcpt, outcome, arrival, now);
             let delay_s = now.saturating_sub(arrival);
-            let status = attempt.label;
+            let status = attempt.result.label();
             match rcpt.status {
                 RecipientStatus::Deferred { next_attempt, .. } => {
                     tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay,
@@ -304,10 +304,10 @@ impl Queue {
                 }
             }
             metrics::counter!("delivery_attempts_total", "status" => status).increment(1);
-            if status == "sent" {
+            if attempt.result == schedule::AttemptResult::Sent {
                 metrics::histogram!("delivery_time_in_queue_seconds").record(delay_s as f64);
             }
-            self.totals.count(status);
+            self.totals.count(attempt.result);
             self.recent.push(recent::RecentDelivery {
                 at: now,
                 queue_id: report.id.to_string(),

@@ -26,11 +26,33 @@ impl QueueSettings {
     }
 }
 
+/// What one delivery attempt made of a recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// Delivered: the next hop took it.
+    Sent,
+    /// To be tried again later.
+    Deferred,
+    /// Given up on: a bounce goes to the sender.
+    Bounced,
+}
+
+impl AttemptResult {
+    /// The log's `status` and the metric's label: `sent`, `deferred` or `bounced`.
+    pub fn label(self) -> &'static str {
+        match self {
+            AttemptResult::Sent => "sent",
+            AttemptResult::Deferred => "deferred",
+            AttemptResult::Bounced => "bounced",
+        }
+    }
+}
+
 /// What one attempt made of one recipient, for its log line and metric.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
-    /// `sent`, `deferred` or `bounced`: the log's `status` and the metric's label.
-    pub label: &'static str,
+    /// What became of the recipient.
+    pub result: AttemptResult,
     /// The reply or reason, as logged.
     pub reply: String,
 }
@@ -54,14 +76,14 @@ pub fn after_attempt(
         }
         outcome => outcome,
     };
-    let (label, status) = match outcome {
+    let (result, status) = match outcome {
         Outcome::Delivered(status) => {
             rcpt.status = RecipientStatus::Delivered;
-            ("sent", status)
+            (AttemptResult::Sent, status)
         }
         Outcome::Failed(status) => {
             rcpt.status = failed(&status);
-            ("bounced", status)
+            (AttemptResult::Bounced, status)
         }
         Outcome::Deferred(status) => {
             let expired = now.saturating_sub(arrival) >= settings.max_lifetime.as_secs();
@@ -74,19 +96,19 @@ pub fn after_attempt(
                 };
                 let status = gave_up(why, &status.text);
                 rcpt.status = failed(&status);
-                ("bounced", status)
+                (AttemptResult::Bounced, status)
             } else {
                 let delay = settings.backoff(rcpt.attempts.max(1)).as_secs().max(1);
                 rcpt.status = RecipientStatus::Deferred {
                     next_attempt: now + delay,
                     last_reply: status.text.clone(),
                 };
-                ("deferred", status)
+                (AttemptResult::Deferred, status)
             }
         }
     };
     Attempt {
-        label,
+        result,
         reply: status.text,
     }
 }
@@ -232,7 +254,7 @@ mod tests {
         let (s, mut r) = (settings(), rcpt());
         let now = ARRIVAL + 10;
         let attempt = after_attempt(&s, &mut r, deferred(), ARRIVAL, now);
-        assert_eq!(attempt.label, "deferred");
+        assert_eq!(attempt.result, AttemptResult::Deferred);
         assert_eq!(next_attempt(&r), now + 300);
         assert!(!is_due(&r.status, now + 299));
         assert!(is_due(&r.status, now + 300));
@@ -245,7 +267,7 @@ mod tests {
         let (s, mut r) = (settings(), rcpt());
         let now = ARRIVAL + 5 * 24 * HOUR;
         let attempt = after_attempt(&s, &mut r, deferred(), ARRIVAL, now);
-        assert_eq!(attempt.label, "bounced");
+        assert_eq!(attempt.result, AttemptResult::Bounced);
         assert_eq!(
             attempt.reply,
             "5.4.7 message expired in queue; last reply: 451 4.3.0 try later"
@@ -266,11 +288,11 @@ mod tests {
         s.max_attempts = 2;
         let mut r = rcpt();
         assert_eq!(
-            after_attempt(&s, &mut r, deferred(), ARRIVAL, ARRIVAL).label,
-            "deferred"
+            after_attempt(&s, &mut r, deferred(), ARRIVAL, ARRIVAL).result,
+            AttemptResult::Deferred
         );
         let attempt = after_attempt(&s, &mut r, deferred(), ARRIVAL, ARRIVAL + 300);
-        assert_eq!(attempt.label, "bounced");
+        assert_eq!(attempt.result, AttemptResult::Bounced);
         assert!(
             attempt
                 .reply
@@ -283,8 +305,8 @@ mod tests {
         let (s, mut r) = (settings(), rcpt());
         let failure = Outcome::Failed(Status::from_reply(550, "5.1.1 User unknown"));
         assert_eq!(
-            after_attempt(&s, &mut r, failure, ARRIVAL, ARRIVAL).label,
-            "bounced"
+            after_attempt(&s, &mut r, failure, ARRIVAL, ARRIVAL).result,
+            AttemptResult::Bounced
         );
         assert!(matches!(
             r.status,
@@ -302,7 +324,7 @@ mod tests {
         let failure = Outcome::Failed(Status::from_reply(550, "5.1.1 User unknown"));
         let late = ARRIVAL + 30 * 24 * HOUR;
         let attempt = after_attempt(&s, &mut r, failure, ARRIVAL, late);
-        assert_eq!(attempt.label, "deferred");
+        assert_eq!(attempt.result, AttemptResult::Deferred);
         assert!(attempt.reply.ends_with("(kept by queue.soft_bounce)"));
         assert_eq!(next_attempt(&r), late + 300);
         assert!(!expired(&s, ARRIVAL, late));
