@@ -3,6 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Why the greylist's store could not answer; the text is the store's own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GreylistStoreError {
+    /// The spool's sled database (one node).
+    #[error("{0}")]
+    Sled(String),
+    /// The fleet's Redis (down, slow or refusing).
+    #[error("{0}")]
+    Redis(String),
+}
+
 /// One triplet as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TripletState {
@@ -32,22 +43,24 @@ pub trait GreylistBackend: Send + Sync + 'static {
     fn triplet(
         &self,
         key: &str,
-    ) -> impl Future<Output = Result<Option<TripletState>, String>> + Send;
+    ) -> impl Future<Output = Result<Option<TripletState>, GreylistStoreError>> + Send;
     /// Stores the triplet under `key` until `state.expires`.
     fn set_triplet(
         &self,
         key: &str,
         state: &TripletState,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), GreylistStoreError>> + Send;
     /// The client network under `key`.
-    fn client(&self, key: &str)
-    -> impl Future<Output = Result<Option<ClientState>, String>> + Send;
+    fn client(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ClientState>, GreylistStoreError>> + Send;
     /// Stores the client network under `key` until `state.expires`.
     fn set_client(
         &self,
         key: &str,
         state: &ClientState,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), GreylistStoreError>> + Send;
     /// Forgets what expired by `now`; returns how many entries went (a backend with TTLs
     /// has nothing to do).
     fn sweep(&self, _now: u64) -> usize {

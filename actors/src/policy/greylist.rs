@@ -21,7 +21,9 @@ use super::set::Ask;
 use crate::protocol::check::{Facts, Verdict};
 use crate::protocol::reply::Reply;
 
-pub use crate::core::greylist_state::{ClientState, GreylistBackend, TripletState};
+pub use crate::core::greylist_state::{
+    ClientState, GreylistBackend, GreylistStoreError, TripletState,
+};
 
 /// The greylist's rules, from `[greylist]`.
 #[derive(Debug, Clone)]
@@ -70,7 +72,7 @@ pub async fn decide<B: GreylistBackend>(
     backend: &B,
     facts: &Facts,
     now: u64,
-) -> Result<Verdict, String> {
+) -> Result<Verdict, GreylistStoreError> {
     {
         let (Some(sender), Some(rcpt)) = (facts.sender.as_deref(), facts.recipients.first()) else {
             return Ok(Verdict::accept());
@@ -153,7 +155,7 @@ async fn first_seen<B: GreylistBackend>(
     backend: &B,
     key: &str,
     now: u64,
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, GreylistStoreError> {
     Ok(Some(match backend.triplet(key).await? {
         Some(state) if state.passed => {
             let renewed = TripletState {
@@ -286,7 +288,7 @@ mod tests {
     }
 
     impl G {
-        fn decide(&self, facts: &Facts, now: u64) -> Result<Verdict, String> {
+        fn decide(&self, facts: &Facts, now: u64) -> Result<Verdict, GreylistStoreError> {
             futures_util::FutureExt::now_or_never(decide(&rules(), &self.backend, facts, now))
                 .expect("sled answers at once")
         }

@@ -3,7 +3,7 @@
 //! that a periodic sweep enforces. Losing it in a crash costs only a second delay, so
 //! nothing here is flushed on purpose.
 
-use crate::core::greylist_state::{ClientState, GreylistBackend, TripletState};
+use crate::core::greylist_state::{ClientState, GreylistBackend, GreylistStoreError, TripletState};
 
 /// Two trees of the spool's database: `greylist` (triplets) and `greylist_clients`.
 #[derive(Clone)]
@@ -65,31 +65,31 @@ impl GreylistBackend for SledGreylist {
     fn triplet(
         &self,
         key: &str,
-    ) -> impl Future<Output = Result<Option<TripletState>, String>> + Send {
-        std::future::ready(Self::get(&self.triplets, key))
+    ) -> impl Future<Output = Result<Option<TripletState>, GreylistStoreError>> + Send {
+        std::future::ready(Self::get(&self.triplets, key).map_err(GreylistStoreError::Sled))
     }
 
     fn set_triplet(
         &self,
         key: &str,
         state: &TripletState,
-    ) -> impl Future<Output = Result<(), String>> + Send {
-        std::future::ready(Self::put(&self.triplets, key, state))
+    ) -> impl Future<Output = Result<(), GreylistStoreError>> + Send {
+        std::future::ready(Self::put(&self.triplets, key, state).map_err(GreylistStoreError::Sled))
     }
 
     fn client(
         &self,
         key: &str,
-    ) -> impl Future<Output = Result<Option<ClientState>, String>> + Send {
-        std::future::ready(Self::get(&self.clients, key))
+    ) -> impl Future<Output = Result<Option<ClientState>, GreylistStoreError>> + Send {
+        std::future::ready(Self::get(&self.clients, key).map_err(GreylistStoreError::Sled))
     }
 
     fn set_client(
         &self,
         key: &str,
         state: &ClientState,
-    ) -> impl Future<Output = Result<(), String>> + Send {
-        std::future::ready(Self::put(&self.clients, key, state))
+    ) -> impl Future<Output = Result<(), GreylistStoreError>> + Send {
+        std::future::ready(Self::put(&self.clients, key, state).map_err(GreylistStoreError::Sled))
     }
 
     fn sweep(&self, now: u64) -> usize {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use crate::policy::greylist::{ClientState, GreylistBackend, TripletState};
+use crate::core::greylist_state::{ClientState, GreylistBackend, GreylistStoreError, TripletState};
 
 /// One GCRA step: `KEYS[1]` holds the theoretical arrival time in milliseconds of Redis's
 /// clock; `ARGV[1]` is the emission interval (ms per unit), `ARGV[2]` the burst. Returns
@@ -141,43 +141,61 @@ impl GreylistBackend for RedisBackend {
     fn triplet(
         &self,
         key: &str,
-    ) -> impl Future<Output = Result<Option<TripletState>, String>> + Send {
+    ) -> impl Future<Output = Result<Option<TripletState>, GreylistStoreError>> + Send {
         let key = self.key("grey", key);
-        async move { self.get(&key).await.map(decode) }
+        async move {
+            self.get(&key)
+                .await
+                .map(decode)
+                .map_err(GreylistStoreError::Redis)
+        }
     }
 
     fn set_triplet(
         &self,
         key: &str,
         state: &TripletState,
-    ) -> impl Future<Output = Result<(), String>> + Send {
+    ) -> impl Future<Output = Result<(), GreylistStoreError>> + Send {
         let key = self.key("grey", key);
         let (value, ttl_s) = (
             serde_json::to_vec(state).unwrap_or_default(),
             ttl(state.expires),
         );
-        async move { self.set(&key, value, ttl_s).await }
+        async move {
+            self.set(&key, value, ttl_s)
+                .await
+                .map_err(GreylistStoreError::Redis)
+        }
     }
 
     fn client(
         &self,
         key: &str,
-    ) -> impl Future<Output = Result<Option<ClientState>, String>> + Send {
+    ) -> impl Future<Output = Result<Option<ClientState>, GreylistStoreError>> + Send {
         let key = self.key("greyclient", key);
-        async move { self.get(&key).await.map(decode) }
+        async move {
+            self.get(&key)
+                .await
+                .map(decode)
+                .map_err(GreylistStoreError::Redis)
+        }
     }
 
     fn set_client(
         &self,
         key: &str,
         state: &ClientState,
-    ) -> impl Future<Output = Result<(), String>> + Send {
+    ) -> impl Future<Output = Result<(), GreylistStoreError>> + Send {
         let key = self.key("greyclient", key);
         let (value, ttl_s) = (
             serde_json::to_vec(state).unwrap_or_default(),
             ttl(state.expires),
         );
-        async move { self.set(&key, value, ttl_s).await }
+        async move {
+            self.set(&key, value, ttl_s)
+                .await
+                .map_err(GreylistStoreError::Redis)
+        }
     }
 }
 
