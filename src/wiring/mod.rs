@@ -189,25 +189,19 @@ async fn start(
     reload: Reloader,
     prometheus: Option<PrometheusHandle>,
 ) -> anyhow::Result<()> {
-    let Spooled {
-        spool,
-        body_files,
-        stuck,
-        db,
-    } = spooled;
     // Installed first: SIGHUP's default action would end the process.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
-    let engine = Engine::start(&config, workers, &spool, &listening.addrs).await?;
+    let engine = Engine::start(&config, workers, &spooled.spool, &listening.addrs).await?;
     let (committer, queue) = (engine.committer, engine.queue);
     let (admission, maintenance_file) = admission_at_start(&config);
     let (draining, draining_rx) = watch::channel(false);
-    let (policies, policy_arbiter) = policies::start(&config, &db)?;
+    let (policies, policy_arbiter) = policies::start(&config, &spooled.db)?;
     let shared = SessionShared {
         policies: policies.clone(),
         ..engine.shared
     };
-    let sessions = session_settings(&config, &shared, &body_files);
+    let sessions = session_settings(&config, &shared, &spooled.body_files);
     let template = SessionContextTemplate {
         settings: sessions.settings,
         timeouts: sessions.timeouts,
@@ -219,13 +213,12 @@ async fn start(
     };
     security::keep_certificate_fresh(secured.tls.as_ref(), &config);
     let listeners = start_listeners(&engine.arbiters, listening.sockets, &admission, &template);
-
     let running = Running {
         config,
         tls: secured.tls,
         shared,
         loop_inputs: engine.loop_inputs,
-        body_files,
+        body_files: spooled.body_files,
         queue: queue.clone(),
         listeners: listeners.clone(),
         admission: admission.clone(),
@@ -234,10 +227,10 @@ async fn start(
         &running.config,
         AdminState {
             queue: queue.clone(),
-            spool: spool.clone(),
+            spool: spooled.spool,
             admission: admission.clone(),
             disk: engine.disk,
-            spool_stuck: stuck,
+            spool_stuck: spooled.stuck,
             draining: draining.subscribe(),
             started: Instant::now(),
             prometheus,
