@@ -322,10 +322,11 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let mut output = Vec::with_capacity(1024);
     // The policies' DNS waits of the commands before MAIL, then of each transaction.
     let mut dns_budget = cx.policies.dns_budget();
-    let mut phase = PhaseDeadline::new(Instant::now());
-    // Input left unconsumed after the last read: less of it later means a command line
-    // was consumed.
-    let mut unread = 0;
+    let mut reading = Reading {
+        phase: PhaseDeadline::new(Instant::now()),
+        unread: 0,
+        draining: cx.draining.clone(),
+    };
     if greet {
         protocol.greeting().write_to(&mut output);
     }
@@ -384,7 +385,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             }
             output.clear();
         }
-        if let Some(end) = read_more(stream, input, cx, protocol, &mut phase, &mut unread).await {
+        if let Some(end) = reading.more(stream, input, cx, protocol).await {
             return end;
         }
     }
@@ -418,51 +419,63 @@ async fn enqueue(mut message: AcceptedMessage, peer: SocketAddr, cx: &SessionCon
     reply
 }
 
-/// Reads more of the client's input, within the deadline of the phase it is in; ends
-/// the session when the client closes, times out, or hermod drains between
-/// transactions.
-async fn read_more<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut S,
-    input: &mut BytesMut,
-    cx: &SessionContext,
-    protocol: &ServerSession,
-    phase: &mut PhaseDeadline,
-    unread: &mut usize,
-) -> Option<End> {
-    let mut draining = cx.draining.clone();
-    let command_done = input.len() < *unread && !protocol.in_data();
-    phase.observe(protocol.in_data(), command_done, Instant::now());
-    let deadline = phase.deadline(&cx.timeouts.phases);
-    if input.capacity() - input.len() < 4096 {
-        input.reserve(8192);
-    }
-    tokio::select! {
-        read = timeout_at(deadline.into(), stream.read_buf(input)) => match read {
-            Ok(Ok(0)) => return Some(End::ClientClosed),
-            Ok(Ok(n)) => {
-                phase.received(n);
-                *unread = input.len();
-            }
-            Ok(Err(e)) => return Some(End::Io(e)),
-            Err(_) => {
-                let stage = phase.stage();
-                metrics::counter!("smtp_timeouts_total", "stage" => stage.name()).increment(1);
-                let reply = match stage {
-                    Stage::Greeting => Reply::greeting_timeout(),
-                    Stage::Command => Reply::command_timeout(),
-                    Stage::Data => Reply::data_timeout(),
-                };
-                let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
-                return Some(End::Timeout(stage.name()));
-            }
-        },
-        _ = draining.wait_for(|d| *d), if !protocol.in_data() && !protocol.in_transaction() => {
-            let reply = Reply::shutting_down(&cx.settings.hostname);
-            let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
-            return Some(End::Draining);
+/// What a session's reads keep between them.
+struct Reading {
+    /// The deadline of the phase the client is in.
+    phase: PhaseDeadline,
+    /// Input left unconsumed after the last read: less of it later means a command line
+    /// was consumed.
+    unread: usize,
+    /// Turns true when hermod drains.
+    draining: watch::Receiver<bool>,
+}
+
+impl Reading {
+    /// Reads more of the client's input, within the deadline of the phase it is in; ends
+    /// the session when the client closes, times out, or hermod drains between
+    /// transactions.
+    async fn more<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        input: &mut BytesMut,
+        cx: &SessionContext,
+        protocol: &ServerSession,
+    ) -> Option<End> {
+        let phase = &mut self.phase;
+        let command_done = input.len() < self.unread && !protocol.in_data();
+        phase.observe(protocol.in_data(), command_done, Instant::now());
+        let deadline = phase.deadline(&cx.timeouts.phases);
+        if input.capacity() - input.len() < 4096 {
+            input.reserve(8192);
         }
+        tokio::select! {
+            read = timeout_at(deadline.into(), stream.read_buf(input)) => match read {
+                Ok(Ok(0)) => return Some(End::ClientClosed),
+                Ok(Ok(n)) => {
+                    phase.received(n);
+                    self.unread = input.len();
+                }
+                Ok(Err(e)) => return Some(End::Io(e)),
+                Err(_) => {
+                    let stage = phase.stage();
+                    metrics::counter!("smtp_timeouts_total", "stage" => stage.name()).increment(1);
+                    let reply = match stage {
+                        Stage::Greeting => Reply::greeting_timeout(),
+                        Stage::Command => Reply::command_timeout(),
+                        Stage::Data => Reply::data_timeout(),
+                    };
+                    let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
+                    return Some(End::Timeout(stage.name()));
+                }
+            },
+            _ = self.draining.wait_for(|d| *d), if !protocol.in_data() && !protocol.in_transaction() => {
+                let reply = Reply::shutting_down(&cx.settings.hostname);
+                let _ = send(stream, reply.to_wire().as_bytes(), cx).await;
+                return Some(End::Draining);
+            }
+        }
+        None
     }
-    None
 }
 
 /// Writes replies, bounded by the command timeout: a client that pipelines commands but

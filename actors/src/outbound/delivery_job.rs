@@ -212,14 +212,10 @@ fn finished(connection: SmtpConnection, job: &Deliver, replies: Vec<ServerReply>
         .collect();
     JobOutcome {
         report: DeliveryReport {
-            id: job.id,
-            relay: connection.peer().to_string(),
             tls: connection
                 .tls()
                 .map(|t| format!("{} {}", t.version, t.cipher)),
-            results,
-            unreachable: false,
-            serial: 0,
+            ..report(job, connection.peer(), results)
         },
         connection: Some(connection),
         connect_failed: false,
