@@ -7,9 +7,9 @@ use std::time::SystemTime;
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hermod_actors::core::id::QueueIdGenerator;
 use hermod_actors::protocol::relay::RelayPolicy;
 use hermod_actors::protocol::{Event, ServerSession, ServerSettings};
+use hermod_actors::store::room::IntakeRoom;
 
 fn settings() -> Arc<ServerSettings> {
     Arc::new(ServerSettings {
@@ -20,12 +20,10 @@ fn settings() -> Arc<ServerSettings> {
         max_errors: 10,
         max_received_headers: 50,
         relay: RelayPolicy::new(&[], &["127.0.0.0/8".parse().unwrap()]),
-        loops: Default::default(),
-        ids: Arc::new(QueueIdGenerator::new()),
         security: Default::default(),
         checks: Default::default(),
         postmaster: None,
-        disk: Default::default(),
+        room: Arc::new(IntakeRoom::default()),
         spill: None,
     })
 }

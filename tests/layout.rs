@@ -327,3 +327,52 @@ fn no_function_is_over_80_lines_but_for_the_known_debts() {
         "KNOWN_LONG",
     );
 }
+
+/// What the protocol may not name: I/O, locks, shared counters and runtimes. It is fed
+/// bytes, `now` and the inputs its driver hands it (the spool's room, the loop finding,
+/// body sinks), so tests, fuzzers and benchmarks drive it over a buffer.
+const NOT_IN_THE_PROTOCOL: &[&str] = &[
+    "std::fs",
+    "File::",
+    "OpenOptions",
+    "Mutex",
+    "RwLock",
+    "Atomic",
+    "std::net::Tcp",
+    "std::net::Udp",
+    "tokio",
+    "actix",
+    "std::thread",
+    "Instant::now",
+    "SystemTime::now",
+];
+
+#[test]
+fn the_protocol_touches_no_file_lock_clock_or_runtime() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("actors/src/protocol");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    assert!(files.len() > 15, "found only {} files", files.len());
+    let mut found = Vec::new();
+    for path in files.iter().filter(|p| !p.ends_with("tests.rs")) {
+        let text = std::fs::read_to_string(path).unwrap();
+        // Unit tests at the end of a file may build what they need.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in code.lines().enumerate() {
+            let line = line.trim_start();
+            if line.starts_with("//") {
+                continue;
+            }
+            for name in NOT_IN_THE_PROTOCOL
+                .iter()
+                .filter(|name| line.contains(*name))
+            {
+                found.push(format!("{}:{}: {name}", path.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the protocol reaches outside itself: {found:?}"
+    );
+}

@@ -39,11 +39,13 @@
 //!   committer thread that turns many writes into one flush (`committer`); a queued
 //!   message's envelope (`envelope`) and bytes (`message_data`); large bodies as files
 //!   (`body_file`); removals a full disk kept from being durable (`finished`); the
-//!   owner-only data directory (`private_dir`); the greylist in sled (`greylist`); the
-//!   AUTH users (`users`, Argon2id hashes in a sled tree).
+//!   owner-only data directory (`private_dir`); the room Sessions claim in the spool and
+//!   the ids they give (`room`); the greylist in sled (`greylist`); the AUTH users
+//!   (`users`, Argon2id hashes in a sled tree).
 //! - [`protocol`]: the SMTP protocol without I/O or clock — command and address parsing
 //!   (`command`, `address`), DATA/BDAT receivers (`receiver`, `dot_stuffer`) and the
-//!   body sink they are handed for a body that spills (`body_sink`), reply
+//!   body sink they are handed for a body that spills (`body_sink`), the spool's room
+//!   and queue ids as the protocol asks for them (`spool_room`), reply
 //!   texts and codes (`reply`, `status`), the server state machine one Session drives
 //!   (`session`) and the checks it stops for (`check`), the relay decision (`relay`),
 //!   SASL (`sasl`), what a connection's security allows (`security`), session deadlines

@@ -17,14 +17,13 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use hermod_actors::core::disk_space::DiskSpace;
-use hermod_actors::core::id::QueueIdGenerator;
 use hermod_actors::protocol::address::Mailbox;
 use hermod_actors::protocol::relay::RelayPolicy;
 use hermod_actors::protocol::reply_reader::{MAX_REPLY_LINE, ParsedReply, ReplyReader};
 use hermod_actors::protocol::security::TlsInfo;
 use hermod_actors::protocol::session::AuthVerdict;
 use hermod_actors::protocol::{Event, ServerSession, ServerSettings};
+use hermod_actors::store::room::IntakeRoom;
 use proptest::prelude::*;
 
 /// Cases per property: `HERMOD_FUZZ_CASES`, else a pass short enough for every test run.
@@ -72,15 +71,13 @@ fn settings(max_errors: u32) -> Arc<ServerSettings> {
         max_errors,
         max_received_headers: 5,
         relay: RelayPolicy::new(&["relay.test".to_string()], &[]),
-        loops: Default::default(),
-        ids: Arc::new(QueueIdGenerator::new()),
         security: Default::default(),
         checks: Default::default(),
         postmaster: Some(Mailbox {
             local: "hostmaster".into(),
             domain: "ops.test".into(),
         }),
-        disk: Arc::new(DiskSpace::default()),
+        room: Arc::new(IntakeRoom::default()),
         spill: None,
     })
 }

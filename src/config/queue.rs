@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hermod_actors::core::disk_space::DiskSpace;
 use hermod_actors::outbound::hop_health::HopPolicy;
 use hermod_actors::protocol::address::{self, AddressError, Mailbox};
 use hermod_actors::protocol::receiver::Spill;
 use hermod_actors::queue::QueueSettings;
 use hermod_actors::store::body_file::BodyFiles;
+use hermod_actors::store::room::IntakeRoom;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigIssue, Section, longer_than_zero};
@@ -160,11 +160,11 @@ impl QueueConfig {
 
     /// Where Sessions write bodies past `large_message_threshold`, their bytes claimed
     /// against the free-space reserve of `disk`.
-    pub fn spill(&self, files: &Arc<BodyFiles>, disk: &Arc<DiskSpace>) -> Option<Spill> {
+    pub fn spill(&self, files: &Arc<BodyFiles>, room: &IntakeRoom) -> Option<Spill> {
         Some(Spill {
             files: files.clone(),
             threshold: self.large_message_threshold,
-            disk: disk.clone(),
+            room: Arc::new(room.clone()),
         })
     }
 

@@ -5,8 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hermod_actors::core::disk_space::DiskSpace;
-use hermod_actors::core::id::QueueIdGenerator;
 use hermod_actors::inbound::listener::{ConnectionLimits, Reconfigure};
 use hermod_actors::inbound::session::SessionTimeouts;
 use hermod_actors::policy::mail_loop::LoopingDomains;
@@ -17,6 +15,7 @@ use hermod_actors::protocol::deadline::PhaseLimits;
 use hermod_actors::protocol::receiver::Spill;
 use hermod_actors::protocol::relay::RelayPolicy;
 use hermod_actors::protocol::security::{Endpoint, ListenerKind, Security};
+use hermod_actors::store::room::IntakeRoom;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigIssue, Section, at_least_one, longer_than_zero};
@@ -263,10 +262,8 @@ impl From<ListenEntry> for ListenForm {
 
 /// What sessions share that is not configuration: made once by the wiring.
 pub struct SessionShared {
-    /// Queue ids, unique across the process.
-    pub ids: Arc<QueueIdGenerator>,
-    /// The spool's free-space reserve.
-    pub disk: Arc<DiskSpace>,
+    /// The spool's free-space reserve and the process's queue ids.
+    pub room: IntakeRoom,
     /// Relay domains found to loop back to hermod.
     pub loops: Arc<LoopingDomains>,
     /// The policy actors, and so where sessions stop for them.
@@ -300,12 +297,10 @@ impl SmtpConfig {
             max_errors: self.max_errors,
             max_received_headers: self.max_received_headers,
             relay,
-            loops: shared.loops.clone(),
-            ids: shared.ids.clone(),
             security,
             checks: shared.policies.stages(),
             postmaster,
-            disk: shared.disk.clone(),
+            room: Arc::new(shared.room.clone()),
             spill,
         });
         let timeouts = SessionTimeouts {

@@ -17,6 +17,7 @@ use hermod_actors::policy::mail_loop::{self, LoopCheck, LoopInputs, LoopingDomai
 use hermod_actors::queue::{self, Queue};
 use hermod_actors::store::body_file::BodyFiles;
 use hermod_actors::store::committer::Committer;
+use hermod_actors::store::room::IntakeRoom;
 use hermod_actors::store::spool::Spool;
 use tokio::sync::watch;
 
@@ -131,7 +132,7 @@ pub(super) fn session_settings(
     config.smtp.sessions(
         config.relay.policy(),
         config.queue.postmaster(),
-        config.queue.spill(body_files, &shared.disk),
+        config.queue.spill(body_files, &shared.room),
         config.security(),
         shared,
     )
@@ -227,8 +228,10 @@ impl Engine {
             committer,
             loop_inputs,
             shared: SessionShared {
-                ids,
-                disk: disk.clone(),
+                room: IntakeRoom {
+                    space: disk.clone(),
+                    ids,
+                },
                 loops,
                 policies: Default::default(),
             },

@@ -207,6 +207,7 @@ async fn start(
         timeouts: sessions.timeouts,
         intake: queue::Intake::new(committer.clone(), queue.clone().recipient()),
         draining: draining_rx,
+        loops: shared.loops.subscribe(),
         tls: secured.tls.clone(),
         auth: secured.auth.clone(),
         policies,

@@ -1,35 +1,67 @@
 //! The relay domains whose mail would loop back to hermod, as the mail-loop check last
-//! found them ([`crate::policy::mail_loop`] finds them; Sessions read them at RCPT with
-//! one read lock and no I/O).
+//! found them ([`crate::policy::mail_loop`] finds them). Each finding is published as an
+//! immutable [`LoopSnapshot`]; a Session hands the latest one to its protocol as an input
+//! when it changes, so the protocol reads plain data at RCPT, with no lock and no I/O.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::RwLock;
+use std::sync::Arc;
 
-/// The relay domains whose mail loops back to hermod, as last found.
-#[derive(Debug, Default)]
+use tokio::sync::watch;
+
+/// One finding: the looping relay domains, lowercase, without a trailing dot. Cheap to
+/// clone (shared).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoopSnapshot(Arc<BTreeSet<String>>);
+
+impl LoopSnapshot {
+    /// Whether mail for `domain` (any case, maybe a trailing dot) would loop.
+    pub fn loops(&self, domain: &str) -> bool {
+        !self.0.is_empty()
+            && self
+                .0
+                .contains(&domain.trim_end_matches('.').to_ascii_lowercase())
+    }
+}
+
+/// The relay domains whose mail loops back to hermod, as last found, published to every
+/// Session that [subscribed](LoopingDomains::subscribe).
+#[derive(Debug)]
 pub struct LoopingDomains {
-    /// Lowercase, without a trailing dot. A std lock: held for one lookup or one swap.
-    domains: RwLock<BTreeSet<String>>,
+    latest: watch::Sender<LoopSnapshot>,
+}
+
+impl Default for LoopingDomains {
+    fn default() -> Self {
+        LoopingDomains {
+            latest: watch::Sender::new(LoopSnapshot::default()),
+        }
+    }
 }
 
 impl LoopingDomains {
-    /// Whether mail for `domain` (any case, maybe a trailing dot) would loop.
+    /// The latest finding.
+    pub fn snapshot(&self) -> LoopSnapshot {
+        self.latest.borrow().clone()
+    }
+
+    /// Whether mail for `domain` (any case, maybe a trailing dot) would loop now.
     pub fn loops(&self, domain: &str) -> bool {
-        let domains = self.domains.read().unwrap_or_else(|e| e.into_inner());
-        if domains.is_empty() {
-            return false;
-        }
-        domains.contains(&domain.trim_end_matches('.').to_ascii_lowercase())
+        self.latest.borrow().loops(domain)
+    }
+
+    /// Each new finding, as it is made (the current one counts as seen).
+    pub fn subscribe(&self) -> watch::Receiver<LoopSnapshot> {
+        self.latest.subscribe()
     }
 
     /// Replaces the set with a fresh finding; logs each domain that starts or stops
     /// looping, so the log says when an operator's fix took effect.
     pub fn replace(&self, found: Vec<Loop>) {
         let fresh: BTreeSet<String> = found.iter().map(|l| l.domain.clone()).collect();
-        let mut domains = self.domains.write().unwrap_or_else(|e| e.into_inner());
+        let before = self.snapshot();
         for found in &found {
-            if !domains.contains(&found.domain) {
+            if !before.0.contains(&found.domain) {
                 tracing::error!(
                     domain = %found.domain,
                     next_hop = %found.next_hop,
@@ -38,10 +70,12 @@ impl LoopingDomains {
                 );
             }
         }
-        for gone in domains.difference(&fresh) {
+        for gone in before.0.difference(&fresh) {
             tracing::info!(domain = %gone, "relay domain no longer loops back to hermod; RCPT for it is accepted again");
         }
-        *domains = fresh;
+        if *before.0 != fresh {
+            self.latest.send_replace(LoopSnapshot(Arc::new(fresh)));
+        }
     }
 }
 

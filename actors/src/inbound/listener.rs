@@ -219,6 +219,8 @@ pub struct SessionContextTemplate {
     pub intake: crate::queue::Intake,
     /// Turns true when the server drains.
     pub draining: watch::Receiver<bool>,
+    /// Each finding of relay domains that loop back to hermod.
+    pub loops: watch::Receiver<crate::core::looping_domains::LoopSnapshot>,
     /// The server's certificate, when TLS is configured (it reloads itself).
     pub tls: Option<Arc<ServerTls>>,
     /// The user store and lock-out, when AUTH is on.
@@ -268,6 +270,7 @@ impl Listener {
             intake: self.session.intake.clone(),
             listener: ctx.address().recipient(),
             draining: self.session.draining.clone(),
+            loops: self.session.loops.clone(),
             endpoint,
             tls: self.session.tls.clone(),
             auth: self.session.auth.clone(),

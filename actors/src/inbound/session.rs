@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at};
 use tokio_rustls::server::TlsStream;
 
+use crate::core::looping_domains::LoopSnapshot;
 use crate::inbound::auth::Authenticator;
 use crate::inbound::tls::{self, ServerTls};
 use crate::policy::set::PolicySet;
@@ -64,6 +65,8 @@ pub struct SessionContext {
     pub listener: Recipient<SessionEnded>,
     /// Turns true when the server drains (SIGTERM): idle sessions say 421 and close.
     pub draining: watch::Receiver<bool>,
+    /// Each finding of relay domains that loop back to hermod, handed to the protocol.
+    pub loops: watch::Receiver<LoopSnapshot>,
     /// The listening address's kind and rules.
     pub endpoint: Endpoint,
     /// The server's certificate, when TLS is configured.
@@ -322,11 +325,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let mut output = Vec::with_capacity(1024);
     // The policies' DNS waits of the commands before MAIL, then of each transaction.
     let mut dns_budget = cx.policies.dns_budget();
-    let mut reading = Reading {
-        phase: PhaseDeadline::new(Instant::now()),
-        unread: 0,
-        draining: cx.draining.clone(),
-    };
+    let mut reading = Reading::start(cx, protocol);
     if greet {
         protocol.greeting().write_to(&mut output);
     }
@@ -428,18 +427,32 @@ struct Reading {
     unread: usize,
     /// Turns true when hermod drains.
     draining: watch::Receiver<bool>,
+    /// The relay domains that loop back, handed to the protocol when a new finding comes.
+    looping: watch::Receiver<LoopSnapshot>,
 }
 
 impl Reading {
+    /// The reads of one exchange; the protocol gets the latest loop finding.
+    fn start(cx: &SessionContext, protocol: &mut ServerSession) -> Self {
+        let mut looping = cx.loops.clone();
+        protocol.looping_domains(looping.borrow_and_update().clone());
+        Reading {
+            phase: PhaseDeadline::new(Instant::now()),
+            unread: 0,
+            draining: cx.draining.clone(),
+            looping,
+        }
+    }
+
     /// Reads more of the client's input, within the deadline of the phase it is in; ends
     /// the session when the client closes, times out, or hermod drains between
-    /// transactions.
+    /// transactions. What the protocol reads next is judged on the latest loop finding.
     async fn more<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         stream: &mut S,
         input: &mut BytesMut,
         cx: &SessionContext,
-        protocol: &ServerSession,
+        protocol: &mut ServerSession,
     ) -> Option<End> {
         let phase = &mut self.phase;
         let command_done = input.len() < self.unread && !protocol.in_data();
@@ -454,6 +467,9 @@ impl Reading {
                 Ok(Ok(n)) => {
                     phase.received(n);
                     self.unread = input.len();
+                    if self.looping.has_changed().unwrap_or(false) {
+                        protocol.looping_domains(self.looping.borrow_and_update().clone());
+                    }
                 }
                 Ok(Err(e)) => return Some(End::Io(e)),
                 Err(_) => {

@@ -17,6 +17,7 @@ pub mod reply_reader;
 pub mod sasl;
 pub mod security;
 pub mod session;
+pub mod spool_room;
 pub mod status;
 pub mod text;
 

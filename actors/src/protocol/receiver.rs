@@ -12,7 +12,8 @@ use bytes::{Buf, BytesMut};
 
 use super::body_sink::{BodySinks, IncomingBody};
 use super::reply::Reply;
-use crate::core::disk_space::{Claim, DiskSpace};
+use super::spool_room::SpoolRoom;
+use crate::core::disk_space::Claim;
 
 /// The most a receiver allocates ahead of bytes actually received.
 pub const MAX_PREALLOCATION: usize = 64 * 1024;
@@ -66,7 +67,7 @@ pub struct Spill {
     /// Octets kept in memory before the body moves to a file.
     pub threshold: usize,
     /// The free-space reserve the file's octets are claimed against as they arrive.
-    pub disk: Arc<DiskSpace>,
+    pub room: Arc<dyn SpoolRoom>,
 }
 
 /// A body file's claim grows by this much at a time.
@@ -170,7 +171,7 @@ impl BodyBuffer {
         match &self.spill {
             Some(spill) if self.memory.len() + bytes.len() > spill.threshold => {
                 let claim = spill
-                    .disk
+                    .room
                     .try_claim(self.len as u64 + CLAIM_STEP)
                     .ok_or(BodyProblem::Storage)?;
                 self.claim = Some(claim.on_disk());

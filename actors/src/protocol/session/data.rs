@@ -107,7 +107,7 @@ impl ServerSession {
             self.refuse(out, Reply::insufficient_storage());
             return None;
         }
-        let id = self.settings.ids.next_id();
+        let id = self.settings.room.next_id();
         let mut data = self.received_header(id, &transaction, now).into_bytes();
         let body_file = match body {
             ReceivedBody::Memory(body) => {

@@ -56,7 +56,7 @@ impl ServerSession {
         {
             return Some((Reply::message_too_big(self.settings.max_message_size), true));
         }
-        if self.settings.disk.is_low() {
+        if self.settings.room.is_low() {
             // Refused before the client spends the data; not the client's error.
             return Some((Reply::insufficient_storage(), false));
         }

@@ -17,11 +17,12 @@ use super::receiver::{BdatReceiver, DataReceiver, Spill};
 use super::reply::Reply;
 use super::sasl::Credentials;
 use super::security::{AuthenticatedUser, Endpoint, ListenerKind, Security, TlsInfo};
-use crate::core::disk_space::{Claim, DEFAULT_CLAIM, DiskSpace, cost_of};
-use crate::core::id::{QueueId, QueueIdGenerator};
-use crate::core::looping_domains::LoopingDomains;
+use crate::core::disk_space::{Claim, DEFAULT_CLAIM, cost_of};
+use crate::core::id::QueueId;
+use crate::core::looping_domains::LoopSnapshot;
 use crate::protocol::body_sink::IncomingBody;
 use crate::protocol::relay::RelayPolicy;
+use crate::protocol::spool_room::SpoolRoom;
 
 mod auth;
 mod data;
@@ -50,18 +51,15 @@ pub struct ServerSettings {
     pub max_received_headers: usize,
     /// Who may send where.
     pub relay: RelayPolicy,
-    /// Relay domains whose mail would come back to us (refused at RCPT with 5.4.6).
-    pub loops: Arc<LoopingDomains>,
-    /// Where queue ids come from.
-    pub ids: Arc<QueueIdGenerator>,
     /// TLS and AUTH: what is offered and what is required.
     pub security: Security,
     /// Where `RCPT TO:<postmaster>` (and `postmaster@` our hostname) goes: accepted from
     /// anyone as RFC 5321 §4.5.1 requires, whatever the relay policy. `None`: it is an
     /// ordinary address.
     pub postmaster: Option<Mailbox>,
-    /// The spool's free space: below the reserve, MAIL is refused before any data.
-    pub disk: Arc<DiskSpace>,
+    /// The spool: below its free-space reserve MAIL is refused before any data; it
+    /// gives accepted messages their ids.
+    pub room: Arc<dyn SpoolRoom>,
     /// Where bodies too large for memory are written while they arrive (`None`: all in
     /// memory).
     pub spill: Option<Spill>,
@@ -158,6 +156,9 @@ pub struct ServerSession {
     phase: Phase,
     errors: u32,
     refusals: Vec<Reply>,
+    /// Relay domains whose mail would come back to us (refused at RCPT with 5.4.6), as
+    /// the driver last handed them in.
+    looping: LoopSnapshot,
 }
 
 /// What one phase of [`ServerSession::feed`] did: go on with the next input, or stop
@@ -180,6 +181,7 @@ impl ServerSession {
             phase: Phase::Command,
             errors: 0,
             refusals: Vec::new(),
+            looping: LoopSnapshot::default(),
         }
     }
 
@@ -211,6 +213,12 @@ impl ServerSession {
     /// Whether a MAIL transaction is open (used to decide if a close loses work).
     pub fn in_transaction(&self) -> bool {
         self.transaction.is_some()
+    }
+
+    /// The relay domains found to loop back to us, from now on (the driver hands in each
+    /// new finding before it feeds more input).
+    pub fn looping_domains(&mut self, looping: LoopSnapshot) {
+        self.looping = looping;
     }
 
     /// Records that TLS is now active: the state resets as RFC 3207 requires (what the

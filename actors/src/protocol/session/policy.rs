@@ -141,7 +141,7 @@ impl ServerSession {
         out: &mut Vec<u8>,
     ) {
         let estimate = super::cost_of(mail.size.map_or(super::DEFAULT_CLAIM, |size| size as u64));
-        let Some(claim) = self.settings.disk.try_claim(estimate) else {
+        let Some(claim) = self.settings.room.try_claim(estimate) else {
             // Its bytes would reach into the reserve: refused before the client sends
             // them, and not the client's error.
             self.refuse(out, Reply::insufficient_storage());

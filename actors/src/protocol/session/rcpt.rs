@@ -57,7 +57,7 @@ impl ServerSession {
             self.error(out, reply);
             return None;
         }
-        if self.settings.loops.loops(&rcpt.domain) {
+        if self.looping.loops(&rcpt.domain) {
             let reply = Reply::loops_back(&rcpt.to_string(), &rcpt.domain);
             self.error(out, reply);
             return None;

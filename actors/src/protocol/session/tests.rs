@@ -12,17 +12,36 @@ pub(super) fn settings(max_recipients: usize, max_errors: u32) -> Arc<ServerSett
         max_errors,
         max_received_headers: 30,
         relay: RelayPolicy::new(&["relay.test".to_string()], &[]),
-        loops: Default::default(),
-        ids: Arc::new(QueueIdGenerator::new()),
         security: Default::default(),
         checks: Default::default(),
         postmaster: Some(Mailbox {
             local: "hostmaster".into(),
             domain: "ops.test".into(),
         }),
-        disk: Arc::new(DiskSpace::default()),
+        room: Arc::new(TestRoom::default()),
         spill: None,
     })
+}
+
+/// The spool's room in memory: never low, ids counted from 1.
+#[derive(Debug, Default)]
+pub(super) struct TestRoom {
+    space: Arc<crate::core::disk_space::DiskSpace>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl SpoolRoom for TestRoom {
+    fn is_low(&self) -> bool {
+        self.space.is_low()
+    }
+
+    fn try_claim(&self, bytes: u64) -> Option<Claim> {
+        self.space.try_claim(bytes)
+    }
+
+    fn next_id(&self) -> QueueId {
+        QueueId(self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
+    }
 }
 
 /// Feeds `input` until the session wants more bytes or acts; returns what it wrote,
@@ -334,13 +353,15 @@ fn rcpt_outside_the_relay_domains_is_denied_to_an_untrusted_client() {
 #[test]
 fn rcpt_for_a_domain_that_loops_back_is_refused_with_5_4_6() {
     use crate::core::looping_domains::Loop;
-    let settings = settings(100, 10);
-    settings.loops.replace(vec![Loop {
+    use crate::core::looping_domains::LoopingDomains;
+    let found = LoopingDomains::default();
+    found.replace(vec![Loop {
         domain: "relay.test".into(),
         next_hop: "mx:relay.test".into(),
         target: "127.0.0.1:25".parse().unwrap(),
     }]);
-    let mut s = ServerSession::new(settings, "192.0.2.7".parse().unwrap());
+    let mut s = ServerSession::new(settings(100, 10), "192.0.2.7".parse().unwrap());
+    s.looping_domains(found.snapshot());
     let lines = after_ehlo(&mut s, "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@Relay.Test>\r\n");
     assert_eq!(
         lines[1],
