@@ -321,7 +321,7 @@ fn validate_only_names_every_bad_key_with_its_value() {
     let path = dir.path().join("hermod.toml");
     std::fs::write(
         &path,
-        "[smtp]\nmax_conections = 5\nmax_recipients = \"ten\"\n[relay]\nnetworks = [\"10.0.0.0/33\"]\n[queue]\nretry_interval = \"5 min\"\n",
+        "[smtp]\nmax_conections = 5\nmax_recipients = \"ten\"\n[relay]\nnetworks = [\"10.0.0.0/33\"]\n[queue]\nretry_interval = \"5 parsecs\"\n",
     )
     .unwrap();
     let out = hermod()
@@ -336,7 +336,7 @@ fn validate_only_names_every_bad_key_with_its_value() {
         "smtp.max_conections: unknown field `max_conections`",
         "smtp.max_recipients: invalid type: string \"ten\"",
         "relay.networks: invalid IP address syntax (got [\"10.0.0.0/33\"])",
-        "queue.retry_interval: unknown duration unit \"min\"",
+        "queue.retry_interval: expected a duration such as 30s, 5m, 1h or 5d (unknown time unit \"parsecs\"",
     ] {
         assert!(
             stderr.contains(expected),

@@ -1,38 +1,28 @@
-//! Human durations in the configuration: `"30s"`, `"5m"`, `"1h"`, `"5d"`, `"250ms"`, or a
-//! plain number of seconds. Fields use it with `#[serde(with = "super::duration")]`, and
-//! it writes a duration back the way it reads one, so `--validate-only` and
-//! `config/hermod.toml` show what an operator would type.
+//! Human durations in the configuration: `"30s"`, `"5m"`, `"1h"`, `"5d"`, `"250ms"`,
+//! `"1h 30m"` (humantime reads them), or a plain number of seconds. Fields use it with
+//! `#[serde(with = "super::duration")]`, and it writes a duration in its largest whole
+//! unit, so `--validate-only` and `config/hermod.toml` show what an operator would type.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serializer};
 
-/// Parses `"30s"`, `"5m"`, `"1h"`, `"5d"`, `"250ms"` or `"300"` (seconds).
+/// Parses `"30s"`, `"5m"`, `"1h"`, `"5d"`, `"250ms"`, `"1h 30m"` (humantime's syntax) or
+/// `"300"` (seconds).
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration such as 30s, 5m, 1h or 5d, got {text:?}"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => n,
-        "ms" => return Ok(Duration::from_millis(n)),
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} in {text:?} (use ms, s, m, h or d)"
-            ));
-        }
-    };
-    Ok(Duration::from_secs(seconds))
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{text:?} is too many seconds"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("expected a duration such as 30s, 5m, 1h or 5d ({e})"))
 }
 
-/// Renders a duration the way [`parse`] reads it.
+/// Renders a duration the way an operator writes it, in its largest whole unit (`36d`,
+/// not humantime's `1month 5days 13h 26m 24s`); [`parse`] reads it back.
 pub fn format(d: Duration) -> String {
     let s = d.as_secs();
     if d.subsec_millis() != 0 || s == 0 {
@@ -74,9 +64,11 @@ mod tests {
 
     #[test]
     fn durations_round_trip() {
-        for text in ["30s", "5m", "1h", "5d", "250ms"] {
+        for text in ["30s", "5m", "1h", "5d", "36d", "250ms"] {
             assert_eq!(format(parse(text).unwrap()), text);
         }
+        assert_eq!(parse("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(format(parse("1h 30m").unwrap()), "90m");
         assert_eq!(parse("300").unwrap(), Duration::from_secs(300));
         assert!(parse("5 parsecs").is_err());
     }
