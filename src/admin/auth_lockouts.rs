@@ -2,7 +2,7 @@
 //! locked out for too many failures, and lifting a lock-out before it ages out (a
 //! customer's office behind one address that mistyped a password five times).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -23,10 +23,7 @@ fn auth_off() -> HttpResponse {
 }
 
 /// The networks locked out now, most failures first, and the user names being paced.
-pub async fn list(state: web::Data<AdminState>, request: HttpRequest) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, false) {
-        return refused;
-    }
+pub async fn list(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse {
     let Some(authenticator) = &state.auth else {
         return auth_off();
     };
@@ -53,12 +50,9 @@ pub async fn list(state: web::Data<AdminState>, request: HttpRequest) -> HttpRes
 /// (token required).
 pub async fn unlock(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayChange,
     body: web::Json<Unlock>,
 ) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, true) {
-        return refused;
-    }
     let Some(authenticator) = &state.auth else {
         return auth_off();
     };

@@ -3,15 +3,12 @@
 //! disk filled up), free space is below `queue.min_free_space`, hermod is draining, or
 //! it is in maintenance mode.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 
 use super::{AdminState, auth};
 
 /// The health check.
-pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, false) {
-        return refused;
-    }
+pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse {
     let mut reasons = Vec::new();
     let spool_writable = !*state.spool_stuck.borrow();
     if !spool_writable {

@@ -3,7 +3,7 @@
 //! while sessions already open and deliveries go on. It is forgotten at restart unless
 //! `persist` asks for it to be kept (a file in the data directory).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::{AdminState, auth};
@@ -19,10 +19,7 @@ pub struct Change {
 }
 
 /// Whether maintenance mode is on.
-pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, false) {
-        return refused;
-    }
+pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "maintenance": state.admission.maintenance(),
         "persisted": state.maintenance_file.exists(),
@@ -32,12 +29,9 @@ pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResp
 /// Turns maintenance mode on or off (token required).
 pub async fn put(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayChange,
     change: web::Json<Change>,
 ) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, true) {
-        return refused;
-    }
     state.admission.set_maintenance(change.on);
     let kept = if change.on && change.persist {
         std::fs::write(&state.maintenance_file, b"on\n")

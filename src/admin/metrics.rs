@@ -1,16 +1,13 @@
 //! `GET /metrics`: every metric hermod records, in Prometheus' text format, each with
 //! its help text (declared beside the code that records it).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use super::{AdminState, auth};
 
 /// The scrape.
-pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, false) {
-        return refused;
-    }
+pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse {
     if state.prometheus.is_some() {
         // The per-destination gauges are counted at scrape time (at most every 5 s).
         let counting = state.clone();

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use hermod_actors::core::id::QueueId;
 use hermod_actors::protocol::datetime;
 use hermod_actors::queue::dsn::ORIGINAL_PREFIX;
@@ -159,12 +159,9 @@ fn summary(id: QueueId, envelope: &Envelope, now: u64) -> serde_json::Value {
 /// `GET /api/queue`: one page of messages, oldest first.
 pub async fn list(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayRead,
     filter: web::Query<Filter>,
 ) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, false) {
-        return refused;
-    }
     let parsed = match filter.parsed() {
         Ok(parsed) => parsed,
         Err(reason) => return bad_request(&reason),
@@ -204,12 +201,9 @@ pub async fn list(
 /// `GET /api/queue/{id}`: one message, with its header section.
 pub async fn show(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayRead,
     id: web::Path<String>,
 ) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, false) {
-        return refused;
-    }
     let Ok(id) = id.parse::<QueueId>() else {
         return bad_request(&format!("{id:?} is not a queue id"));
     };
@@ -247,31 +241,24 @@ pub async fn show(
 /// `POST /api/queue/{id}/{action}`.
 pub async fn act_on_one(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayChange,
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
     let (id, action) = path.into_inner();
-    act_by_id(state, request, &id, &action).await
+    act_by_id(state, &id, &action).await
 }
 
 /// `DELETE /api/queue/{id}`.
 pub async fn delete(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayChange,
     id: web::Path<String>,
 ) -> HttpResponse {
-    act_by_id(state, request, &id, "delete").await
+    act_by_id(state, &id, "delete").await
 }
 
-async fn act_by_id(
-    state: web::Data<AdminState>,
-    request: HttpRequest,
-    id: &str,
-    action: &str,
-) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, true) {
-        return refused;
-    }
+/// Acts on one message; its caller was let through as one that changes.
+async fn act_by_id(state: web::Data<AdminState>, id: &str, action: &str) -> HttpResponse {
     let Ok(id) = id.parse::<QueueId>() else {
         return bad_request(&format!("{id:?} is not a queue id"));
     };
@@ -291,13 +278,10 @@ async fn act_by_id(
 /// `POST /api/queue/{action}?FILTERS`: every message that matches (no filter: all).
 pub async fn act_on_matching(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayChange,
     action: web::Path<String>,
     filter: web::Query<Filter>,
 ) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, true) {
-        return refused;
-    }
     let Some(action) = parse_action(&action) else {
         return bad_request(&format!(
             "{action:?} is not flush, hold, release, bounce or delete"

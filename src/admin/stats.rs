@@ -2,16 +2,13 @@
 //! queued, due, deferred and under way, what happened since the start, and the queue by
 //! destination.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use hermod_actors::queue::GetInFlight;
 
 use super::{AdminState, auth, unavailable};
 
 /// The statistics.
-pub async fn get(state: web::Data<AdminState>, request: HttpRequest) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, false) {
-        return refused;
-    }
+pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse {
     let stats = match state.queue_stats().await {
         Ok(stats) => stats,
         Err(reason) => return unavailable(&reason),

@@ -7,7 +7,7 @@
 
 use std::time::UNIX_EPOCH;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use hermod_actors::queue::{ListSuspensions, Resume, Suspend, Suspension};
 use serde::Deserialize;
 
@@ -92,11 +92,13 @@ pub fn restore(file: &std::path::Path) -> Vec<Suspend> {
 }
 
 /// `GET /api/suspensions`.
-pub async fn list(state: web::Data<AdminState>, request: HttpRequest) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, false) {
-        return refused;
-    }
-    match current(&state).await {
+pub async fn list(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse {
+    listing(&state).await
+}
+
+/// The suspensions in force, as `GET /api/suspensions` and each change answer them.
+async fn listing(state: &AdminState) -> HttpResponse {
+    match current(state).await {
         Ok(list) => HttpResponse::Ok().json(serde_json::json!({ "suspensions": rows(&list) })),
         Err(reason) => unavailable(&reason),
     }
@@ -105,12 +107,9 @@ pub async fn list(state: web::Data<AdminState>, request: HttpRequest) -> HttpRes
 /// `POST /api/suspensions`.
 pub async fn suspend(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayChange,
     body: web::Json<Request>,
 ) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, true) {
-        return refused;
-    }
     let duration = match crate::config::duration::parse(&body.duration) {
         Ok(d) if !d.is_zero() => d,
         Ok(_) => return bad_request("for: must be longer than zero"),
@@ -128,7 +127,7 @@ pub async fn suspend(
     match state.ask(suspend).await {
         Ok(()) => {
             remember(&state).await;
-            list(state, request).await
+            listing(&state).await
         }
         Err(reason) => unavailable(&reason),
     }
@@ -137,19 +136,16 @@ pub async fn suspend(
 /// `DELETE /api/suspensions/{domain}`.
 pub async fn resume(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayChange,
     domain: web::Path<String>,
 ) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, true) {
-        return refused;
-    }
     let resume = Resume {
         domain: domain.into_inner(),
     };
     match state.ask(resume).await {
         Ok(true) => {
             remember(&state).await;
-            list(state, request).await
+            listing(&state).await
         }
         Ok(false) => HttpResponse::NotFound()
             .json(serde_json::json!({ "error": "that destination is not suspended" })),

@@ -8,7 +8,7 @@
 //!   `{"senders": [...]}`: changes one.
 //! - `DELETE /api/users/{name}`: deletes one.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use hermod_actors::store::users::{UserChange, UserError};
 use serde::Deserialize;
 
@@ -43,10 +43,7 @@ fn answer(result: Result<serde_json::Value, UserError>) -> HttpResponse {
 }
 
 /// Every user, without hashes.
-pub async fn list(state: web::Data<AdminState>, request: HttpRequest) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, true) {
-        return refused;
-    }
+pub async fn list(state: web::Data<AdminState>, _: auth::MayChange) -> HttpResponse {
     answer(
         state
             .users
@@ -58,12 +55,9 @@ pub async fn list(state: web::Data<AdminState>, request: HttpRequest) -> HttpRes
 /// Adds a user.
 pub async fn add(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayChange,
     user: web::Json<NewUser>,
 ) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, true) {
-        return refused;
-    }
     let NewUser {
         name,
         hash,
@@ -79,13 +73,10 @@ pub async fn add(
 /// Changes a user.
 pub async fn change(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayChange,
     name: web::Path<String>,
     change: web::Json<UserChange>,
 ) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, true) {
-        return refused;
-    }
     let change = change.into_inner();
     let what = match &change {
         UserChange::Password(_) => "password",
@@ -103,12 +94,9 @@ pub async fn change(
 /// Deletes a user.
 pub async fn delete(
     state: web::Data<AdminState>,
-    request: HttpRequest,
+    _: auth::MayChange,
     name: web::Path<String>,
 ) -> HttpResponse {
-    if let Some(refused) = auth::refusal(&state, &request, true) {
-        return refused;
-    }
     let deleted = state.users.delete(&name);
     if deleted.is_ok() {
         tracing::info!(user = %name, "AUTH user deleted");
