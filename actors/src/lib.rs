@@ -16,7 +16,8 @@
 //!   and AUTH (`auth`: credentials checked off the arbiters; the per-network lock-out and
 //!   per-user pacing in `auth_failures`).
 //! - [`policy`]: decisions about a transaction, as actors a Session asks (`set`: the
-//!   policies of one transaction and their shared DNS budget): rate limits
+//!   policies of one transaction and their shared DNS budget; `actor`: the one actor
+//!   each policy runs in): rate limits
 //!   (`rate_limiter`), greylisting (`greylist`), DNSBL (`dnsbl`), SPF, DKIM and DMARC
 //!   (`mail_auth`), DKIM signing (`dkim_sign`, keys and records in `dkim_record`), the
 //!   relay domains that would loop back (`mail_loop`), the message content the checks

@@ -8,6 +8,7 @@ use actix::prelude::*;
 use std::sync::Arc;
 
 use hermod_actors::outbound::mx::MxResolver;
+use hermod_actors::policy::actor::PolicyActor;
 use hermod_actors::policy::dkim_sign::DkimSigner;
 use hermod_actors::policy::dnsbl::Dnsbl;
 use hermod_actors::policy::greylist::Greylist;
@@ -90,7 +91,7 @@ fn rate_limiter(
     let limits = config.rate_limit.limits();
     let stages = limits.stages();
     let shared = redis.filter(|_| config.redis.rate_limit);
-    let limiter = RateLimiter::start_in_arbiter(arbiter, move |_| {
+    let limiter = PolicyActor::start_on(arbiter, move || {
         let limiter = RateLimiter::new(&limits);
         match shared {
             Some(redis) => limiter.shared(redis),
@@ -101,7 +102,7 @@ fn rate_limiter(
         name: "rate_limit",
         uses_dns: false,
         stages,
-        ask: limiter.recipient(),
+        ask: limiter,
         deadline: RATE_LIMIT_DEADLINE,
         fail_open: false,
     };
@@ -120,11 +121,11 @@ fn greylist(
     let ask = match redis.clone().filter(|_| config.redis.greylist) {
         Some(redis) => {
             let backend = Arc::new(redis);
-            Greylist::start_in_arbiter(arbiter, move |_| Greylist::new(rules, backend)).recipient()
+            PolicyActor::start_on(arbiter, move || Greylist::new(rules, backend))
         }
         None => {
             let backend = Arc::new(SledGreylist::new(db).map_err(anyhow::Error::msg)?);
-            Greylist::start_in_arbiter(arbiter, move |_| Greylist::new(rules, backend)).recipient()
+            PolicyActor::start_on(arbiter, move || Greylist::new(rules, backend))
         }
     };
     let member = PolicyMember {
@@ -149,12 +150,12 @@ fn dnsbl(config: &Config, arbiter: &ArbiterHandle) -> anyhow::Result<PolicyMembe
     let resolver = Arc::new(MxResolver::new(servers, config.dnsbl.timeout)?);
     let rules = config.dnsbl.rules();
     let stage = config.dnsbl.stage().unwrap_or(CheckStage::Rcpt);
-    let dnsbl = Dnsbl::start_in_arbiter(arbiter, move |_| Dnsbl::new(rules, resolver));
+    let dnsbl = PolicyActor::start_on(arbiter, move || Dnsbl::new(rules, resolver));
     let member = PolicyMember {
         name: "dnsbl",
         uses_dns: true,
         stages: CheckStages::of(&[stage]),
-        ask: dnsbl.recipient(),
+        ask: dnsbl,
         deadline: config.dnsbl.deadline,
         fail_open: config.dnsbl.fail_open,
     };
@@ -172,12 +173,12 @@ fn dkim_signer(
     let keys = config.dkim.signing_keys()?;
     let domains: Vec<String> = keys.keys().cloned().collect();
     let rules = config.dkim.rules();
-    let signer = DkimSigner::start_in_arbiter(arbiter, move |_| DkimSigner::new(keys, pool, rules));
+    let signer = PolicyActor::start_on(arbiter, move || DkimSigner::new(keys, pool, rules));
     let member = PolicyMember {
         name: "dkim_sign",
         uses_dns: false,
         stages: CheckStages::of(&[CheckStage::Data]),
-        ask: signer.recipient(),
+        ask: signer,
         deadline: DKIM_DEADLINE,
         fail_open: false,
     };
@@ -204,11 +205,11 @@ fn verifiers(
     });
     let spf_rules = rules.clone();
     let spf_dns = dns.clone();
-    let spf = SpfVerifier::start_in_arbiter(arbiter, move |_| {
+    let spf = PolicyActor::start_on(arbiter, move || {
         SpfVerifier::new(mail_auth::authenticator(&spf_dns), spf_rules)
     });
     let dmarc_rules = rules.clone();
-    let dmarc = DmarcVerifier::start_in_arbiter(arbiter, move |_| {
+    let dmarc = PolicyActor::start_on(arbiter, move || {
         DmarcVerifier::new(mail_auth::authenticator(&dns), dkim, dmarc_rules)
     });
     tracing::info!(authserv_id = %rules.authserv_id, spf_fail = ?rules.spf_fail,
@@ -222,7 +223,7 @@ fn verifiers(
             name: "spf",
             uses_dns: true,
             stages: CheckStages::of(&[CheckStage::Mail]),
-            ask: spf.recipient(),
+            ask: spf,
             deadline: settings.deadline,
             fail_open,
         },
@@ -230,7 +231,7 @@ fn verifiers(
             name: "dmarc",
             uses_dns: true,
             stages: CheckStages::of(&[CheckStage::Data]),
-            ask: dmarc.recipient(),
+            ask: dmarc,
             deadline: settings.deadline,
             fail_open,
         },

@@ -20,7 +20,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::prelude::*;
+use actix::ResponseFuture;
+
+use crate::policy::actor::Policy;
 use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner as Signer;
@@ -259,18 +261,8 @@ impl mail_auth::common::crypto::SigningKey for SharedKey {
     }
 }
 
-impl Actor for DkimSigner {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(100_000);
-    }
-}
-
-impl Handler<Ask> for DkimSigner {
-    type Result = ResponseFuture<Verdict>;
-
-    fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
+impl Policy for DkimSigner {
+    fn ask(&mut self, Ask(facts): Ask) -> ResponseFuture<Verdict> {
         let (keys, pool, rules) = (self.keys.clone(), self.pool.clone(), self.rules);
         Box::pin(async move { decide(keys, pool, rules, facts).await })
     }

@@ -17,7 +17,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
+use actix::ResponseFuture;
+
+use crate::policy::actor::Policy;
 use ipnet::IpNet;
 
 use super::set::Ask;
@@ -273,18 +275,8 @@ pub async fn decide(
     Verdict::accept()
 }
 
-impl Actor for Dnsbl {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(100_000);
-    }
-}
-
-impl Handler<Ask> for Dnsbl {
-    type Result = ResponseFuture<Verdict>;
-
-    fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
+impl Policy for Dnsbl {
+    fn ask(&mut self, Ask(facts): Ask) -> ResponseFuture<Verdict> {
         let (rules, resolver, failures) = (
             self.rules.clone(),
             self.resolver.clone(),

@@ -14,7 +14,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix::prelude::*;
+use actix::ResponseFuture;
+
+use crate::policy::actor::Policy;
 use ipnet::IpNet;
 
 use super::set::Ask;
@@ -208,27 +210,22 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-impl<B: GreylistBackend> Actor for Greylist<B> {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(100_000);
-        ctx.run_interval(self.rules.sweep_interval, |this, _| {
-            let removed = this.backend.sweep(unix_now());
-            if let Some(len) = this.backend.stored() {
-                metrics::gauge!("greylist_triplets").set(len as f64);
-            }
-            if removed > 0 {
-                tracing::debug!(removed, "greylist: expired entries removed");
-            }
-        });
+impl<B: GreylistBackend> Policy for Greylist<B> {
+    fn housekeeping_interval(&self) -> Option<Duration> {
+        Some(self.rules.sweep_interval)
     }
-}
 
-impl<B: GreylistBackend> Handler<Ask> for Greylist<B> {
-    type Result = ResponseFuture<Verdict>;
+    fn keep_house(&mut self) {
+        let removed = self.backend.sweep(unix_now());
+        if let Some(len) = self.backend.stored() {
+            metrics::gauge!("greylist_triplets").set(len as f64);
+        }
+        if removed > 0 {
+            tracing::debug!(removed, "greylist: expired entries removed");
+        }
+    }
 
-    fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
+    fn ask(&mut self, Ask(facts): Ask) -> ResponseFuture<Verdict> {
         let (rules, backend) = (self.rules.clone(), self.backend.clone());
         Box::pin(async move {
             match decide(&rules, backend.as_ref(), &facts, unix_now()).await {

@@ -2,6 +2,7 @@
 //! domains would loop back to hermod, and the policy actors the Sessions ask at each
 //! stage ([`set`]): rate limits, greylisting and DNS blocklists.
 
+pub mod actor;
 pub mod backend;
 pub mod content;
 pub mod dkim_record;

@@ -15,7 +15,9 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
+use actix::ResponseFuture;
+
+use crate::policy::actor::Policy;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
@@ -293,19 +295,16 @@ fn client_key(ip: IpAddr) -> String {
     }
 }
 
-impl Actor for RateLimiter {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(100_000);
-        ctx.run_interval(self.cleanup_interval, |this, _| this.clean_up());
+impl Policy for RateLimiter {
+    fn housekeeping_interval(&self) -> Option<Duration> {
+        Some(self.cleanup_interval)
     }
-}
 
-impl Handler<Ask> for RateLimiter {
-    type Result = ResponseFuture<Verdict>;
+    fn keep_house(&mut self) {
+        self.clean_up();
+    }
 
-    fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
+    fn ask(&mut self, Ask(facts): Ask) -> ResponseFuture<Verdict> {
         let Some(redis) = self.redis.clone() else {
             let verdict = self.decide(&facts);
             return Box::pin(async move { verdict });

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
+
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
@@ -50,18 +51,8 @@ impl DmarcVerifier {
     }
 }
 
-impl Actor for DmarcVerifier {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(100_000);
-    }
-}
-
-impl Handler<Ask> for DmarcVerifier {
-    type Result = ResponseFuture<Verdict>;
-
-    fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
+impl crate::policy::actor::Policy for DmarcVerifier {
+    fn ask(&mut self, Ask(facts): Ask) -> ResponseFuture<Verdict> {
         let (auth, dkim, rules) = (self.auth.clone(), self.dkim.clone(), self.rules.clone());
         Box::pin(async move { decide(&auth, &dkim, &rules, &facts).await })
     }

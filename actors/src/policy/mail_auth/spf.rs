@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::prelude::*;
+use actix::ResponseFuture;
+
+use crate::policy::actor::Policy;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{MessageAuthenticator, SpfResult};
 
@@ -33,18 +35,8 @@ impl SpfVerifier {
     }
 }
 
-impl Actor for SpfVerifier {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(100_000);
-    }
-}
-
-impl Handler<Ask> for SpfVerifier {
-    type Result = ResponseFuture<Verdict>;
-
-    fn handle(&mut self, Ask(facts): Ask, _ctx: &mut Context<Self>) -> Self::Result {
+impl Policy for SpfVerifier {
+    fn ask(&mut self, Ask(facts): Ask) -> ResponseFuture<Verdict> {
         let (auth, rules) = (self.auth.clone(), self.rules.clone());
         Box::pin(async move { decide(&auth, &rules, &facts).await })
     }
