@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use super::Reply;
+use crate::protocol::status::EnhancedCode;
 
 impl Reply {
     /// SPF says the client may not send for the MAIL FROM (or HELO) domain: RFC 7372's
@@ -23,7 +24,7 @@ impl Reply {
             .unwrap_or_default();
         Self::new(
             550,
-            "5.7.23",
+            EnhancedCode::new(5, 7, 23),
             "spf_fail",
             format!(
                 "SPF check failed: [{client}] is not allowed to send mail for {domain}{explanation}"
@@ -36,7 +37,7 @@ impl Reply {
     pub fn spf_temporary_error(domain: &str) -> Self {
         Self::new(
             451,
-            "4.7.24",
+            EnhancedCode::new(4, 7, 24),
             "spf_temperror",
             format!("SPF check of {domain} failed temporarily (DNS error), try again later"),
         )
@@ -47,7 +48,7 @@ impl Reply {
     pub fn dmarc_rejected(domain: &str, why: &str) -> Self {
         Self::new(
             550,
-            "5.7.1",
+            EnhancedCode::new(5, 7, 1),
             "dmarc_reject",
             format!("DMARC policy of {domain} rejects this message: {why}"),
         )
@@ -58,7 +59,7 @@ impl Reply {
     pub fn dmarc_several_from_domains(domains: &str) -> Self {
         Self::new(
             550,
-            "5.7.1",
+            EnhancedCode::new(5, 7, 1),
             "dmarc_reject",
             format!(
                 "Message refused: its From: header names several domains ({domains}), which DMARC cannot check"
@@ -70,7 +71,7 @@ impl Reply {
     pub fn dmarc_temporary_error(domain: &str) -> Self {
         Self::new(
             451,
-            "4.7.1",
+            EnhancedCode::new(4, 7, 1),
             "dmarc_temperror",
             format!("DMARC check of {domain} failed temporarily (DNS error), try again later"),
         )

@@ -3,6 +3,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io::Write as _;
+
+use crate::protocol::status::EnhancedCode;
 
 mod mail_auth;
 mod policy;
@@ -14,8 +17,10 @@ mod security;
 pub struct Reply {
     /// The three-digit reply code.
     pub code: u16,
-    /// The enhanced status code, empty only for the greeting and multi-line EHLO.
-    pub status: &'static str,
+    /// The enhanced status code (RFC 2034), a value so that a caller compares and logs
+    /// it without parsing text back; `None` only for the greeting, HELO, EHLO, the DATA
+    /// go-ahead and an AUTH challenge, whose lines carry none.
+    pub status: Option<EnhancedCode>,
     /// The human text of the last (or only) line; fixed texts are not allocated.
     pub text: Cow<'static, str>,
     /// Lines before the last one, for multi-line replies (EHLO); empty otherwise. Fixed
@@ -28,13 +33,26 @@ pub struct Reply {
 impl Reply {
     fn new(
         code: u16,
-        status: &'static str,
+        status: EnhancedCode,
+        reason: &'static str,
+        text: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Reply {
+            status: Some(status),
+            ..Self::without_enhanced_code(code, reason, text)
+        }
+    }
+
+    /// A reply whose line carries no enhanced status code: the greeting, HELO, the DATA
+    /// go-ahead and an AUTH challenge (RFC 2034 asks for codes on the others).
+    fn without_enhanced_code(
+        code: u16,
         reason: &'static str,
         text: impl Into<Cow<'static, str>>,
     ) -> Self {
         Reply {
             code,
-            status,
+            status: None,
             text: text.into(),
             leading: Vec::new(),
             reason,
@@ -67,9 +85,9 @@ impl Reply {
         for (i, line) in lines.enumerate() {
             out.extend_from_slice(&code);
             out.push(if i == last { b' ' } else { b'-' });
-            if !self.status.is_empty() {
-                out.extend_from_slice(self.status.as_bytes());
-                out.push(b' ');
+            if let Some(status) = self.status {
+                // A Vec takes every byte: writing to it cannot fail.
+                let _ = write!(out, "{status} ");
             }
             out.extend_from_slice(line.as_bytes());
             out.extend_from_slice(b"\r\n");
@@ -87,13 +105,13 @@ impl Reply {
 
     /// The banner.
     pub fn greeting(hostname: &str) -> Self {
-        Self::new(220, "", "greeting", format!("{hostname} ESMTP hermod"))
+        Self::without_enhanced_code(220, "greeting", format!("{hostname} ESMTP hermod"))
     }
     /// Maintenance mode: the operator closed the door for a while.
     pub fn maintenance() -> Self {
         Self::new(
             421,
-            "4.3.2",
+            EnhancedCode::new(4, 3, 2),
             "maintenance",
             "Service temporarily unavailable, maintenance in progress",
         )
@@ -102,7 +120,7 @@ impl Reply {
     pub fn too_many_connections() -> Self {
         Self::new(
             421,
-            "4.7.0",
+            EnhancedCode::new(4, 7, 0),
             "too_many_connections",
             "Too many connections, try again later",
         )
@@ -111,7 +129,7 @@ impl Reply {
     pub fn too_many_connections_from_ip() -> Self {
         Self::new(
             421,
-            "4.7.0",
+            EnhancedCode::new(4, 7, 0),
             "too_many_connections_per_ip",
             "Too many connections from your IP address, try again later",
         )
@@ -120,7 +138,7 @@ impl Reply {
     pub fn shutting_down(hostname: &str) -> Self {
         Self::new(
             421,
-            "4.3.2",
+            EnhancedCode::new(4, 3, 2),
             "shutting_down",
             format!("{hostname} Service shutting down, try again later"),
         )
@@ -129,7 +147,7 @@ impl Reply {
     pub fn command_timeout() -> Self {
         Self::new(
             421,
-            "4.4.2",
+            EnhancedCode::new(4, 4, 2),
             "command_timeout",
             "Command timeout, closing connection",
         )
@@ -138,7 +156,7 @@ impl Reply {
     pub fn data_timeout() -> Self {
         Self::new(
             421,
-            "4.4.2",
+            EnhancedCode::new(4, 4, 2),
             "data_timeout",
             "Data timeout, closing connection",
         )
@@ -147,20 +165,20 @@ impl Reply {
     pub fn greeting_timeout() -> Self {
         Self::new(
             421,
-            "4.4.2",
+            EnhancedCode::new(4, 4, 2),
             "greeting_timeout",
             "Greeting timeout, closing connection",
         )
     }
     /// Goodbye.
     pub fn bye() -> Self {
-        Self::new(221, "2.0.0", "quit", "Bye")
+        Self::new(221, EnhancedCode::new(2, 0, 0), "quit", "Bye")
     }
     /// Too many protocol errors: the client is not speaking SMTP.
     pub fn too_many_errors() -> Self {
         Self::new(
             421,
-            "4.7.0",
+            EnhancedCode::new(4, 7, 0),
             "too_many_errors",
             "Too many errors, closing connection",
         )
@@ -170,27 +188,32 @@ impl Reply {
 
     /// Generic success.
     pub fn ok() -> Self {
-        Self::new(250, "2.0.0", "ok", "Ok")
+        Self::new(250, EnhancedCode::new(2, 0, 0), "ok", "Ok")
     }
     /// STARTTLS accepted; the handshake follows.
     pub fn ready_to_start_tls() -> Self {
-        Self::new(220, "2.0.0", "starttls", "Ready to start TLS")
+        Self::new(
+            220,
+            EnhancedCode::new(2, 0, 0),
+            "starttls",
+            "Ready to start TLS",
+        )
     }
     /// MAIL accepted.
     pub fn sender_ok() -> Self {
-        Self::new(250, "2.1.0", "ok", "Sender ok")
+        Self::new(250, EnhancedCode::new(2, 1, 0), "ok", "Sender ok")
     }
     /// RCPT accepted.
     pub fn recipient_ok() -> Self {
-        Self::new(250, "2.1.5", "ok", "Recipient ok")
+        Self::new(250, EnhancedCode::new(2, 1, 5), "ok", "Recipient ok")
     }
     /// RSET.
     pub fn reset_ok() -> Self {
-        Self::new(250, "2.0.0", "ok", "Reset state")
+        Self::new(250, EnhancedCode::new(2, 0, 0), "ok", "Reset state")
     }
     /// HELO.
     pub fn helo(hostname: &str, client: &str) -> Self {
-        Self::new(250, "", "ok", format!("{hostname} Hello {client}"))
+        Self::without_enhanced_code(250, "ok", format!("{hostname} Hello {client}"))
     }
     /// EHLO with its extension list.
     pub fn ehlo(hostname: &str, client: &str, mut extensions: Vec<Cow<'static, str>>) -> Self {
@@ -198,7 +221,7 @@ impl Reply {
         let Some(text) = extensions.pop() else {
             return Reply {
                 code: 250,
-                status: "",
+                status: None,
                 text: greeting,
                 leading: Vec::new(),
                 reason: "ok",
@@ -207,7 +230,7 @@ impl Reply {
         extensions.insert(0, greeting);
         Reply {
             code: 250,
-            status: "",
+            status: None,
             text,
             leading: extensions,
             reason: "ok",
@@ -217,7 +240,7 @@ impl Reply {
     pub fn vrfy() -> Self {
         Self::new(
             252,
-            "2.5.2",
+            EnhancedCode::new(2, 5, 2),
             "vrfy",
             "Cannot VRFY user, but will accept message and attempt delivery",
         )
@@ -226,35 +249,50 @@ impl Reply {
     pub fn help() -> Self {
         Self::new(
             214,
-            "2.0.0",
+            EnhancedCode::new(2, 0, 0),
             "help",
             "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP",
         )
     }
     /// DATA accepted; the body follows.
     pub fn start_data() -> Self {
-        Self::new(354, "", "data", "End data with <CR><LF>.<CR><LF>")
+        Self::without_enhanced_code(354, "data", "End data with <CR><LF>.<CR><LF>")
     }
     /// The message is on disk.
     pub fn queued(id: &str) -> Self {
-        Self::new(250, "2.0.0", "queued", format!("Ok: queued as {id}"))
+        Self::new(
+            250,
+            EnhancedCode::new(2, 0, 0),
+            "queued",
+            format!("Ok: queued as {id}"),
+        )
     }
     /// One BDAT chunk received (not the last).
     pub fn chunk_ok(size: usize) -> Self {
-        Self::new(250, "2.0.0", "ok", format!("{size} octets received"))
+        Self::new(
+            250,
+            EnhancedCode::new(2, 0, 0),
+            "ok",
+            format!("{size} octets received"),
+        )
     }
 
     // ---- errors ----
 
     /// A command or data line over the configured length.
     pub fn line_too_long() -> Self {
-        Self::new(500, "5.5.2", "line_too_long", "Line too long")
+        Self::new(
+            500,
+            EnhancedCode::new(5, 5, 2),
+            "line_too_long",
+            "Line too long",
+        )
     }
     /// A bare CR inside a command line.
     pub fn bare_line_ending_command() -> Self {
         Self::new(
             500,
-            "5.5.2",
+            EnhancedCode::new(5, 5, 2),
             "bare_lf_or_cr",
             "Command must end with CRLF; bare LF or CR is not allowed",
         )
@@ -265,7 +303,7 @@ impl Reply {
     pub fn bare_lf_command_closing() -> Self {
         Self::new(
             500,
-            "5.5.2",
+            EnhancedCode::new(5, 5, 2),
             "bare_lf_command",
             "Bare LF in command; lines must end with CRLF, closing connection",
         )
@@ -274,7 +312,7 @@ impl Reply {
     pub fn bad_chunk_size() -> Self {
         Self::new(
             501,
-            "5.5.4",
+            EnhancedCode::new(5, 5, 4),
             "bad_chunk_size",
             "Syntax: BDAT chunk-size [LAST]; unreadable chunk size, closing connection",
         )
@@ -283,7 +321,7 @@ impl Reply {
     pub fn helo_name_too_long() -> Self {
         Self::new(
             501,
-            "5.5.4",
+            EnhancedCode::new(5, 5, 4),
             "helo_name_too_long",
             "Syntax: EHLO domain; domain longer than 255 octets",
         )
@@ -292,7 +330,7 @@ impl Reply {
     pub fn utf8_address_without_smtputf8(which: &str) -> Self {
         Self::new(
             553,
-            "5.6.7",
+            EnhancedCode::new(5, 6, 7),
             "utf8_without_smtputf8",
             format!("Non-ASCII {which} address requires the SMTPUTF8 parameter of MAIL FROM"),
         )
@@ -301,7 +339,7 @@ impl Reply {
     pub fn bad_helo_name() -> Self {
         Self::new(
             501,
-            "5.5.2",
+            EnhancedCode::new(5, 5, 2),
             "bad_helo_name",
             "Syntax: EHLO domain-or-address-literal; the name holds characters a domain cannot",
         )
@@ -310,7 +348,7 @@ impl Reply {
     pub fn nul_in_data() -> Self {
         Self::new(
             550,
-            "5.6.0",
+            EnhancedCode::new(5, 6, 0),
             "nul_in_data",
             "Message contains NUL characters",
         )
@@ -319,22 +357,36 @@ impl Reply {
     pub fn bare_line_ending_data() -> Self {
         Self::new(
             550,
-            "5.6.11",
+            EnhancedCode::new(5, 6, 11),
             "bare_lf_or_cr",
             "Message contains bare LF or CR; lines must end with CRLF",
         )
     }
     /// Not a command we know.
     pub fn unknown_command() -> Self {
-        Self::new(500, "5.5.1", "unknown_command", "Command not recognized")
+        Self::new(
+            500,
+            EnhancedCode::new(5, 5, 1),
+            "unknown_command",
+            "Command not recognized",
+        )
     }
     /// A command whose arguments do not follow the grammar.
     pub fn syntax(expected: &'static str) -> Self {
-        Self::new(501, "5.5.4", "syntax", format!("Syntax: {expected}"))
+        Self::new(
+            501,
+            EnhancedCode::new(5, 5, 4),
+            "syntax",
+            format!("Syntax: {expected}"),
+        )
     }
     /// A malformed address.
     pub fn bad_address(which: &'static str, detail: &str) -> Self {
-        let status = if which == "sender" { "5.1.7" } else { "5.1.3" };
+        let status = if which == "sender" {
+            EnhancedCode::new(5, 1, 7)
+        } else {
+            EnhancedCode::new(5, 1, 3)
+        };
         Self::new(
             501,
             status,
@@ -346,7 +398,7 @@ impl Reply {
     pub fn unsupported_parameter(name: &str) -> Self {
         Self::new(
             555,
-            "5.5.4",
+            EnhancedCode::new(5, 5, 4),
             "unsupported_parameter",
             format!("Unsupported parameter {name}"),
         )
@@ -355,7 +407,7 @@ impl Reply {
     pub fn bad_sequence(detail: &'static str) -> Self {
         Self::new(
             503,
-            "5.5.1",
+            EnhancedCode::new(5, 5, 1),
             "bad_sequence",
             format!("Bad sequence of commands: {detail}"),
         )
@@ -364,7 +416,7 @@ impl Reply {
     pub fn message_too_big(limit: usize) -> Self {
         Self::new(
             552,
-            "5.3.4",
+            EnhancedCode::new(5, 3, 4),
             "message_too_big",
             format!("Message size exceeds fixed maximum message size of {limit} bytes"),
         )
@@ -373,7 +425,7 @@ impl Reply {
     pub fn mail_loop(count: usize) -> Self {
         Self::new(
             554,
-            "5.4.6",
+            EnhancedCode::new(5, 4, 6),
             "mail_loop",
             format!("Too many Received: headers ({count}): mail forwarding loop"),
         )
@@ -382,7 +434,7 @@ impl Reply {
     pub fn too_many_recipients(limit: usize) -> Self {
         Self::new(
             452,
-            "4.5.3",
+            EnhancedCode::new(4, 5, 3),
             "too_many_recipients",
             format!("Too many recipients (maximum {limit})"),
         )
@@ -392,7 +444,7 @@ impl Reply {
     pub fn loops_back(rcpt: &str, domain: &str) -> Self {
         Self::new(
             550,
-            "5.4.6",
+            EnhancedCode::new(5, 4, 6),
             "loops_back",
             format!("<{rcpt}>: mail for {domain} loops back to myself"),
         )
@@ -401,20 +453,25 @@ impl Reply {
     pub fn relay_denied(rcpt: &str) -> Self {
         Self::new(
             554,
-            "5.7.1",
+            EnhancedCode::new(5, 7, 1),
             "relay_denied",
             format!("<{rcpt}>: Relay access denied"),
         )
     }
     /// DATA without any accepted recipient.
     pub fn no_valid_recipients() -> Self {
-        Self::new(554, "5.5.1", "no_valid_recipients", "No valid recipients")
+        Self::new(
+            554,
+            EnhancedCode::new(5, 5, 1),
+            "no_valid_recipients",
+            "No valid recipients",
+        )
     }
     /// The queue could not store the message (disk full, storage error, timeout).
     pub fn queue_unavailable(detail: &str) -> Self {
         Self::new(
             451,
-            "4.3.0",
+            EnhancedCode::new(4, 3, 0),
             "queue_error",
             format!("Temporary queue failure, try again later: {detail}"),
         )
@@ -423,7 +480,7 @@ impl Reply {
     pub fn insufficient_storage() -> Self {
         Self::new(
             452,
-            "4.3.1",
+            EnhancedCode::new(4, 3, 1),
             "insufficient_storage",
             "Insufficient system storage",
         )
@@ -432,7 +489,7 @@ impl Reply {
     pub fn bad_body_type(value: &str) -> Self {
         Self::new(
             501,
-            "5.5.4",
+            EnhancedCode::new(5, 5, 4),
             "syntax",
             format!("Unsupported BODY type {value}"),
         )
@@ -455,6 +512,31 @@ mod tests {
         assert_eq!(
             Reply::too_many_recipients(100).to_wire(),
             "452 4.5.3 Too many recipients (maximum 100)\r\n"
+        );
+    }
+
+    #[test]
+    fn the_enhanced_code_is_a_value_and_written_before_the_text() {
+        let reply = Reply::bad_address("sender", "no closing bracket");
+        assert_eq!(reply.status, Some(EnhancedCode::new(5, 1, 7)));
+        assert_eq!(
+            reply.to_wire(),
+            "501 5.1.7 Bad sender address syntax: no closing bracket\r\n"
+        );
+        assert_eq!(
+            Reply::bare_line_ending_data().to_wire(),
+            "550 5.6.11 Message contains bare LF or CR; lines must end with CRLF\r\n"
+        );
+    }
+
+    #[test]
+    fn the_greeting_and_the_data_go_ahead_carry_no_enhanced_code() {
+        let greeting = Reply::greeting("mx.test");
+        assert_eq!(greeting.status, None);
+        assert_eq!(greeting.to_wire(), "220 mx.test ESMTP hermod\r\n");
+        assert_eq!(
+            Reply::start_data().to_wire(),
+            "354 End data with <CR><LF>.<CR><LF>\r\n"
         );
     }
 

@@ -4,13 +4,14 @@
 use std::net::IpAddr;
 
 use super::Reply;
+use crate::protocol::status::EnhancedCode;
 
 impl Reply {
     /// Past a rate limit at MAIL or RCPT.
     pub fn rate_limited(wait_s: u64) -> Self {
         Self::new(
             450,
-            "4.7.1",
+            EnhancedCode::new(4, 7, 1),
             "rate_limited",
             format!("Rate limit exceeded, try again in {wait_s} seconds"),
         )
@@ -19,7 +20,7 @@ impl Reply {
     pub fn rate_limited_connect(wait_s: u64) -> Self {
         Self::new(
             421,
-            "4.7.0",
+            EnhancedCode::new(4, 7, 0),
             "rate_limited",
             format!("Rate limit exceeded, try again in {wait_s} seconds"),
         )
@@ -28,7 +29,7 @@ impl Reply {
     pub fn greylisted(wait_s: u64) -> Self {
         Self::new(
             451,
-            "4.7.1",
+            EnhancedCode::new(4, 7, 1),
             "greylisted",
             format!("Greylisted, please try again in {wait_s} seconds"),
         )
@@ -42,7 +43,7 @@ impl Reply {
         };
         Self::new(
             554,
-            "5.7.1",
+            EnhancedCode::new(5, 7, 1),
             "dnsbl",
             format!("Service unavailable; client [{client}] blocked using {zone}{reason}"),
         )
@@ -51,7 +52,7 @@ impl Reply {
     pub fn policy_unavailable(policy: &str) -> Self {
         Self::new(
             451,
-            "4.3.0",
+            EnhancedCode::new(4, 3, 0),
             "policy_unavailable",
             format!("Temporary policy failure ({policy} did not answer), try again later"),
         )
@@ -60,7 +61,7 @@ impl Reply {
     pub fn policy_unavailable_connect(policy: &str) -> Self {
         Self::new(
             421,
-            "4.3.0",
+            EnhancedCode::new(4, 3, 0),
             "policy_unavailable",
             format!("Temporary policy failure ({policy} did not answer), try again later"),
         )

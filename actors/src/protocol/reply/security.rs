@@ -2,39 +2,50 @@
 //! (RFC 3207, RFC 4954, RFC 5248's 5.7.x codes).
 
 use super::Reply;
+use crate::protocol::status::EnhancedCode;
 
 impl Reply {
     /// STARTTLS asked for where no certificate is configured, or TLS failed to start.
     pub fn tls_not_available(detail: &str) -> Self {
         Self::new(
             454,
-            "4.7.0",
+            EnhancedCode::new(4, 7, 0),
             "tls_not_available",
             format!("TLS not available due to temporary reason: {detail}"),
         )
     }
     /// A second STARTTLS, or STARTTLS on an implicit-TLS connection.
     pub fn tls_already_active() -> Self {
-        Self::new(503, "5.5.1", "bad_sequence", "TLS already active")
+        Self::new(
+            503,
+            EnhancedCode::new(5, 5, 1),
+            "bad_sequence",
+            "TLS already active",
+        )
     }
     /// `SMTP_REQUIRE_TLS`: MAIL before STARTTLS.
     pub fn must_start_tls() -> Self {
         Self::new(
             530,
-            "5.7.0",
+            EnhancedCode::new(5, 7, 0),
             "tls_required",
             "Must issue a STARTTLS command first",
         )
     }
     /// MAIL before AUTH on a listener that requires it.
     pub fn auth_required() -> Self {
-        Self::new(530, "5.7.0", "auth_required", "Authentication required")
+        Self::new(
+            530,
+            EnhancedCode::new(5, 7, 0),
+            "auth_required",
+            "Authentication required",
+        )
     }
     /// AUTH over a connection without TLS.
     pub fn encryption_required() -> Self {
         Self::new(
             538,
-            "5.7.11",
+            EnhancedCode::new(5, 7, 11),
             "encryption_required",
             "Encryption required for requested authentication mechanism",
         )
@@ -43,20 +54,25 @@ impl Reply {
     pub fn auth_not_offered() -> Self {
         Self::new(
             503,
-            "5.5.1",
+            EnhancedCode::new(5, 5, 1),
             "auth_not_offered",
             "AUTH not offered on this server (smtp.auth is off)",
         )
     }
     /// A second AUTH on an authenticated connection.
     pub fn already_authenticated() -> Self {
-        Self::new(503, "5.5.1", "bad_sequence", "Already authenticated")
+        Self::new(
+            503,
+            EnhancedCode::new(5, 5, 1),
+            "bad_sequence",
+            "Already authenticated",
+        )
     }
     /// AUTH inside a mail transaction.
     pub fn auth_in_transaction() -> Self {
         Self::new(
             503,
-            "5.5.1",
+            EnhancedCode::new(5, 5, 1),
             "bad_sequence",
             "AUTH not allowed during a mail transaction",
         )
@@ -65,37 +81,47 @@ impl Reply {
     pub fn unknown_mechanism() -> Self {
         Self::new(
             504,
-            "5.5.4",
+            EnhancedCode::new(5, 5, 4),
             "unknown_mechanism",
             "Unrecognized authentication type (offered: PLAIN LOGIN)",
         )
     }
     /// A server challenge in an AUTH exchange (base64 text, possibly empty).
     pub fn auth_challenge(base64: String) -> Self {
-        Self::new(334, "", "auth_challenge", base64)
+        Self::without_enhanced_code(334, "auth_challenge", base64)
     }
     /// The client answered a challenge with `*`.
     pub fn auth_cancelled() -> Self {
-        Self::new(501, "5.7.0", "auth_cancelled", "Authentication cancelled")
+        Self::new(
+            501,
+            EnhancedCode::new(5, 7, 0),
+            "auth_cancelled",
+            "Authentication cancelled",
+        )
     }
     /// The client's SASL message cannot be decoded.
     pub fn bad_auth_response(detail: &str) -> Self {
         Self::new(
             501,
-            "5.5.2",
+            EnhancedCode::new(5, 5, 2),
             "bad_auth_response",
             format!("Cannot decode the AUTH response: {detail}"),
         )
     }
     /// AUTH succeeded.
     pub fn auth_succeeded() -> Self {
-        Self::new(235, "2.7.0", "ok", "Authentication successful")
+        Self::new(
+            235,
+            EnhancedCode::new(2, 7, 0),
+            "ok",
+            "Authentication successful",
+        )
     }
     /// Wrong user name or password (the same text for both: no user enumeration).
     pub fn auth_failed() -> Self {
         Self::new(
             535,
-            "5.7.8",
+            EnhancedCode::new(5, 7, 8),
             "auth_failed",
             "Authentication credentials invalid",
         )
@@ -104,7 +130,7 @@ impl Reply {
     pub fn auth_unavailable(detail: &str) -> Self {
         Self::new(
             454,
-            "4.7.0",
+            EnhancedCode::new(4, 7, 0),
             "auth_unavailable",
             format!("Temporary authentication failure: {detail}"),
         )
@@ -113,7 +139,7 @@ impl Reply {
     pub fn too_many_auth_failures() -> Self {
         Self::new(
             421,
-            "4.7.0",
+            EnhancedCode::new(4, 7, 0),
             "auth_lockout",
             "Too many authentication failures from your address, try again later",
         )
@@ -122,7 +148,7 @@ impl Reply {
     pub fn auth_paced() -> Self {
         Self::new(
             454,
-            "4.7.0",
+            EnhancedCode::new(4, 7, 0),
             "auth_paced",
             "Temporary authentication failure: too many failed logins for this user, try again later",
         )
@@ -139,7 +165,7 @@ impl Reply {
             .collect();
         Self::new(
             550,
-            "5.7.1",
+            EnhancedCode::new(5, 7, 1),
             "from_header_not_owned",
             format!(
                 "From: header address <{address}> is not owned by user {user}; not signed, not accepted"
@@ -150,7 +176,7 @@ impl Reply {
     pub fn sender_not_owned(sender: &str, user: &str) -> Self {
         Self::new(
             553,
-            "5.7.1",
+            EnhancedCode::new(5, 7, 1),
             "sender_login_mismatch",
             format!("<{sender}>: Sender address rejected: not owned by user {user}"),
         )
