@@ -19,7 +19,9 @@ use std::time::{Duration, SystemTime};
 use bytes::BytesMut;
 use hermod_actors::protocol::address::Mailbox;
 use hermod_actors::protocol::relay::RelayPolicy;
-use hermod_actors::protocol::reply_reader::{MAX_REPLY_LINE, ParsedReply, ReplyReader};
+use hermod_actors::protocol::reply_reader::{
+    MAX_REPLY_LINE, MalformedReply, ParsedReply, ReplyReader,
+};
 use hermod_actors::protocol::security::TlsInfo;
 use hermod_actors::protocol::session::AuthVerdict;
 use hermod_actors::protocol::{Event, ServerSession, ServerSettings};
@@ -293,7 +295,7 @@ fn server_replies() -> impl Strategy<Value = Vec<(u16, Vec<String>)>> {
 
 /// Reads every reply from `input` delivered in pieces cut at `cuts`; stops at the first
 /// error.
-fn read_replies(input: &[u8], cuts: &[usize]) -> (Vec<ParsedReply>, Option<String>) {
+fn read_replies(input: &[u8], cuts: &[usize]) -> (Vec<ParsedReply>, Option<MalformedReply>) {
     let mut reader = ReplyReader::default();
     let mut buffer = BytesMut::new();
     let mut replies = Vec::new();

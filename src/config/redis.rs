@@ -44,17 +44,14 @@ impl Section for RedisConfig {
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         longer_than_zero(issues, &[("redis.timeout", self.timeout)]);
         if !self.url.is_empty()
-            && let Err(e) = redis_url_parses(&self.url)
+            && let Err(e) = redis::Client::open(self.url.as_str())
         {
-            issues.push(ConfigIssue::new("redis.url", e));
+            issues.push(ConfigIssue::new(
+                "redis.url",
+                format!("{:?}: {e}", self.url),
+            ));
         }
     }
-}
-
-fn redis_url_parses(url: &str) -> Result<(), String> {
-    redis::Client::open(url)
-        .map(drop)
-        .map_err(|e| format!("{url:?}: {e}"))
 }
 
 impl RedisConfig {
@@ -63,8 +60,10 @@ impl RedisConfig {
         if self.url.is_empty() {
             return Ok(None);
         }
-        Ok(Some(
-            RedisBackend::new(&self.url, &self.prefix, self.timeout).map_err(anyhow::Error::msg)?,
-        ))
+        Ok(Some(RedisBackend::new(
+            &self.url,
+            &self.prefix,
+            self.timeout,
+        )?))
     }
 }

@@ -124,7 +124,7 @@ fn greylist(
             PolicyActor::start_on(arbiter, move || Greylist::new(rules, backend))
         }
         None => {
-            let backend = Arc::new(SledGreylist::new(db).map_err(anyhow::Error::msg)?);
+            let backend = Arc::new(SledGreylist::new(db)?);
             PolicyActor::start_on(arbiter, move || Greylist::new(rules, backend))
         }
     };

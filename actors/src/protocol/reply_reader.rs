@@ -20,6 +20,21 @@ pub struct ParsedReply {
     pub lines: Vec<String>,
 }
 
+/// Why a peer's bytes are not SMTP replies: the connection cannot be trusted. A value, so
+/// that the client's error (and a test) says which limit was crossed without reading text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MalformedReply {
+    /// A line longer than [`MAX_REPLY_LINE`].
+    #[error("reply line too long")]
+    LineTooLong,
+    /// More than [`MAX_REPLY_LINES`] lines in one reply.
+    #[error("reply has too many lines")]
+    TooManyLines,
+    /// A line that does not start with a reply code from 200 to 599; its first 80 bytes.
+    #[error("not an SMTP reply: {0:?}")]
+    NoReplyCode(String),
+}
+
 /// Collects the lines of the reply being read, across reads.
 #[derive(Debug, Default)]
 pub struct ReplyReader {
@@ -30,16 +45,19 @@ impl ReplyReader {
     /// Takes the next whole reply from the front of `buffer`, consuming its bytes.
     /// `Ok(None)`: more bytes are needed (lines of a reply read so far are kept here).
     /// `Err`: what is wrong with the peer's bytes; the connection cannot be trusted.
-    pub fn next_reply(&mut self, buffer: &mut BytesMut) -> Result<Option<ParsedReply>, String> {
+    pub fn next_reply(
+        &mut self,
+        buffer: &mut BytesMut,
+    ) -> Result<Option<ParsedReply>, MalformedReply> {
         loop {
             let Some(lf) = buffer.iter().position(|&b| b == b'\n') else {
                 if buffer.len() > MAX_REPLY_LINE {
-                    return Err("reply line too long".into());
+                    return Err(MalformedReply::LineTooLong);
                 }
                 return Ok(None);
             };
             if lf > MAX_REPLY_LINE {
-                return Err("reply line too long".into());
+                return Err(MalformedReply::LineTooLong);
             }
             let end = lf - usize::from(lf >= 1 && buffer[lf - 1] == b'\r');
             let line = &buffer[..end];
@@ -49,9 +67,8 @@ impl ReplyReader {
                 .map(|c| c.iter().fold(0, |n, d| n * 10 + u16::from(d - b'0')))
                 .filter(|c| (200..600).contains(c))
                 .ok_or_else(|| {
-                    format!(
-                        "not an SMTP reply: {:?}",
-                        truncate(&String::from_utf8_lossy(line))
+                    MalformedReply::NoReplyCode(
+                        truncate(&String::from_utf8_lossy(line)).to_string(),
                     )
                 })?;
             let more = line.get(3) == Some(&b'-');
@@ -61,7 +78,7 @@ impl ReplyReader {
             ));
             buffer.advance(lf + 1);
             if self.lines.len() > MAX_REPLY_LINES {
-                return Err("reply has too many lines".into());
+                return Err(MalformedReply::TooManyLines);
             }
             if !more {
                 let lines = std::mem::take(&mut self.lines);
@@ -96,7 +113,7 @@ fn truncate(line: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn read_all(bytes: &[u8]) -> (Vec<ParsedReply>, Option<String>, usize) {
+    fn read_all(bytes: &[u8]) -> (Vec<ParsedReply>, Option<MalformedReply>, usize) {
         let mut buffer = BytesMut::from(bytes);
         let mut reader = ReplyReader::default();
         let mut replies = Vec::new();
@@ -143,21 +160,17 @@ mod tests {
 
     #[test]
     fn garbage_and_floods_are_errors() {
-        assert!(
-            read_all(b"hello\r\n")
-                .1
-                .unwrap()
-                .starts_with("not an SMTP reply")
-        );
+        let garbage = read_all(b"hello\r\n").1.unwrap();
+        assert_eq!(garbage, MalformedReply::NoReplyCode("hello".into()));
+        assert_eq!(garbage.to_string(), r#"not an SMTP reply: "hello""#);
         assert!(read_all(b"600 no\r\n").1.is_some());
         assert_eq!(
-            read_all(&vec![b'2'; MAX_REPLY_LINE + 1]).1.as_deref(),
-            Some("reply line too long")
+            read_all(&vec![b'2'; MAX_REPLY_LINE + 1]).1,
+            Some(MalformedReply::LineTooLong)
         );
         let many = "250-x\r\n".repeat(MAX_REPLY_LINES + 1);
-        assert_eq!(
-            read_all(many.as_bytes()).1.as_deref(),
-            Some("reply has too many lines")
-        );
+        let flood = read_all(many.as_bytes()).1.unwrap();
+        assert_eq!(flood, MalformedReply::TooManyLines);
+        assert_eq!(flood.to_string(), "reply has too many lines");
     }
 }

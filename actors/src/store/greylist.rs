@@ -5,6 +5,16 @@
 
 use crate::core::greylist_state::{ClientState, GreylistBackend, GreylistStoreError, TripletState};
 
+/// A greylist tree that sled could not open: hermod does not start without it.
+#[derive(Debug, thiserror::Error)]
+#[error("opening the {tree} tree: {error}")]
+pub struct OpenTreeError {
+    /// The tree's name.
+    pub tree: &'static str,
+    /// sled's reason.
+    pub error: sled::Error,
+}
+
 /// Two trees of the spool's database: `greylist` (triplets) and `greylist_clients`.
 #[derive(Clone)]
 pub struct SledGreylist {
@@ -14,10 +24,10 @@ pub struct SledGreylist {
 
 impl SledGreylist {
     /// The trees in an open database.
-    pub fn new(db: &sled::Db) -> Result<Self, String> {
-        let open = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| format!("opening the {name} tree: {e}"))
+    pub fn new(db: &sled::Db) -> Result<Self, OpenTreeError> {
+        let open = |tree: &'static str| {
+            db.open_tree(tree)
+                .map_err(|error| OpenTreeError { tree, error })
         };
         Ok(SledGreylist {
             triplets: open("greylist")?,
@@ -28,18 +38,22 @@ impl SledGreylist {
     fn get<T: serde::de::DeserializeOwned>(
         tree: &sled::Tree,
         key: &str,
-    ) -> Result<Option<T>, String> {
-        match tree.get(key.as_bytes()).map_err(|e| e.to_string())? {
+    ) -> Result<Option<T>, GreylistStoreError> {
+        match tree.get(key.as_bytes()).map_err(sled_error)? {
             None => Ok(None),
             // A record that does not parse (an older format) counts as never seen.
             Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
         }
     }
 
-    fn put<T: serde::Serialize>(tree: &sled::Tree, key: &str, value: &T) -> Result<(), String> {
-        let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
-        tree.insert(key.as_bytes(), bytes)
-            .map_err(|e| e.to_string())?;
+    fn put<T: serde::Serialize>(
+        tree: &sled::Tree,
+        key: &str,
+        value: &T,
+    ) -> Result<(), GreylistStoreError> {
+        let bytes =
+            serde_json::to_vec(value).map_err(|e| GreylistStoreError::Sled(e.to_string()))?;
+        tree.insert(key.as_bytes(), bytes).map_err(sled_error)?;
         Ok(())
     }
 
@@ -60,13 +74,18 @@ impl SledGreylist {
     }
 }
 
+/// The greylist's store error of a sled failure, with sled's text.
+fn sled_error(error: sled::Error) -> GreylistStoreError {
+    GreylistStoreError::Sled(error.to_string())
+}
+
 /// sled answers from memory or its page cache at once: the futures are ready.
 impl GreylistBackend for SledGreylist {
     fn triplet(
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<TripletState>, GreylistStoreError>> + Send {
-        std::future::ready(Self::get(&self.triplets, key).map_err(GreylistStoreError::Sled))
+        std::future::ready(Self::get(&self.triplets, key))
     }
 
     fn set_triplet(
@@ -74,14 +93,14 @@ impl GreylistBackend for SledGreylist {
         key: &str,
         state: &TripletState,
     ) -> impl Future<Output = Result<(), GreylistStoreError>> + Send {
-        std::future::ready(Self::put(&self.triplets, key, state).map_err(GreylistStoreError::Sled))
+        std::future::ready(Self::put(&self.triplets, key, state))
     }
 
     fn client(
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<ClientState>, GreylistStoreError>> + Send {
-        std::future::ready(Self::get(&self.clients, key).map_err(GreylistStoreError::Sled))
+        std::future::ready(Self::get(&self.clients, key))
     }
 
     fn set_client(
@@ -89,7 +108,7 @@ impl GreylistBackend for SledGreylist {
         key: &str,
         state: &ClientState,
     ) -> impl Future<Output = Result<(), GreylistStoreError>> + Send {
-        std::future::ready(Self::put(&self.clients, key, state).map_err(GreylistStoreError::Sled))
+        std::future::ready(Self::put(&self.clients, key, state))
     }
 
     fn sweep(&self, now: u64) -> usize {

@@ -44,8 +44,8 @@ impl HashCost {
     }
 
     /// Whether Argon2 accepts these parameters.
-    pub fn check(&self) -> Result<(), String> {
-        self.hasher().map(drop).map_err(|e| e.to_string())
+    pub fn check(&self) -> Result<(), UserError> {
+        self.hasher().map(drop)
     }
 
     /// A PHC-string hash of `password` with a fresh salt.
@@ -142,7 +142,7 @@ impl UserStore {
     /// The users tree of an open database; `cost` is what new hashes (and the dummy
     /// one) cost.
     pub fn new(db: &sled::Db, cost: HashCost) -> Result<Self, UserError> {
-        cost.check().map_err(UserError::Hash)?;
+        cost.check()?;
         Ok(UserStore {
             tree: db.open_tree("users")?,
             cost,

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::protocol::reply_reader::MalformedReply;
 use crate::protocol::status::EnhancedCode;
 
 /// A reply from the remote server.
@@ -69,7 +70,7 @@ pub enum ClientError {
         /// The server.
         peer: String,
         /// What was wrong.
-        detail: String,
+        detail: MalformedReply,
     },
     /// The message needs an extension the server does not offer; nothing was sent. A
     /// permanent failure: another attempt at the same server cannot succeed.

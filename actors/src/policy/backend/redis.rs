@@ -35,6 +35,37 @@ redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now))
 return 0
 "#;
 
+/// Why Redis could not be used: at start the text names the URL, at a command it is
+/// Redis's own (down, slow or refusing), as the log line and the policies' fail modes
+/// take it.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// `redis.url` is not a Redis URL.
+    #[error("redis url {url:?}: {error}")]
+    Url {
+        /// The URL as configured.
+        url: String,
+        /// What the redis crate found wrong with it.
+        error: redis::RedisError,
+    },
+    /// The connection manager could not be made for the URL.
+    #[error("redis {url}: {error}")]
+    Manager {
+        /// The URL as configured.
+        url: String,
+        /// Why.
+        error: redis::RedisError,
+    },
+    /// A command failed or timed out.
+    #[error("redis: {0}")]
+    Command(redis::RedisError),
+}
+
+/// The greylist's store error of a failed command, with the same text.
+fn store_error(error: RedisError) -> GreylistStoreError {
+    GreylistStoreError::Redis(error.to_string())
+}
+
 /// A node's connection to Redis.
 #[derive(Clone)]
 pub struct RedisBackend {
@@ -48,15 +79,22 @@ pub struct RedisBackend {
 impl RedisBackend {
     /// A backend for `url` whose keys start with `prefix`; it connects at the first use
     /// (so hermod starts while Redis is down) and reconnects by itself.
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("redis url {url:?}: {e}"))?;
+    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, RedisError> {
+        let client = redis::Client::open(url).map_err(|error| RedisError::Url {
+            url: url.to_string(),
+            error,
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(2));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| format!("redis {url}: {e}"))?;
+        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|error| {
+            RedisError::Manager {
+                url: url.to_string(),
+                error,
+            }
+        })?;
         Ok(RedisBackend {
             manager,
             prefix: prefix.to_string(),
@@ -73,7 +111,7 @@ impl RedisBackend {
 
     /// Notes the result of a command: the first error of an outage is logged, and the
     /// first success after it.
-    fn observe<T>(&self, result: redis::RedisResult<T>) -> Result<T, String> {
+    fn observe<T>(&self, result: redis::RedisResult<T>) -> Result<T, RedisError> {
         match result {
             Ok(value) => {
                 if self.down.swap(false, Ordering::Relaxed) {
@@ -88,13 +126,13 @@ impl RedisBackend {
                     tracing::error!(url = %self.url, error = %e,
                         "Redis unreachable; the policies that use it follow their fail mode until it is back");
                 }
-                Err(format!("redis: {e}"))
+                Err(RedisError::Command(e))
             }
         }
     }
 
     /// One GCRA step on `key`: `Ok(0)` when spent, else the milliseconds to wait.
-    pub async fn gcra(&self, key: &str, interval_ms: u64, burst: u32) -> Result<u64, String> {
+    pub async fn gcra(&self, key: &str, interval_ms: u64, burst: u32) -> Result<u64, RedisError> {
         let mut connection = self.manager.clone();
         let result = self
             .gcra
@@ -107,14 +145,14 @@ impl RedisBackend {
     }
 
     /// The value of `key`, if any.
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RedisError> {
         let mut connection = self.manager.clone();
         let result = connection.get::<_, Option<Vec<u8>>>(key).await;
         self.observe(result)
     }
 
     /// Sets `key` to `value` for `ttl_s` seconds.
-    pub async fn set(&self, key: &str, value: Vec<u8>, ttl_s: u64) -> Result<(), String> {
+    pub async fn set(&self, key: &str, value: Vec<u8>, ttl_s: u64) -> Result<(), RedisError> {
         let mut connection = self.manager.clone();
         let result = connection
             .set_ex::<_, _, ()>(key, value, ttl_s.max(1))
@@ -143,12 +181,7 @@ impl GreylistBackend for RedisBackend {
         key: &str,
     ) -> impl Future<Output = Result<Option<TripletState>, GreylistStoreError>> + Send {
         let key = self.key("grey", key);
-        async move {
-            self.get(&key)
-                .await
-                .map(decode)
-                .map_err(GreylistStoreError::Redis)
-        }
+        async move { self.get(&key).await.map(decode).map_err(store_error) }
     }
 
     fn set_triplet(
@@ -161,11 +194,7 @@ impl GreylistBackend for RedisBackend {
             serde_json::to_vec(state).unwrap_or_default(),
             ttl(state.expires),
         );
-        async move {
-            self.set(&key, value, ttl_s)
-                .await
-                .map_err(GreylistStoreError::Redis)
-        }
+        async move { self.set(&key, value, ttl_s).await.map_err(store_error) }
     }
 
     fn client(
@@ -173,12 +202,7 @@ impl GreylistBackend for RedisBackend {
         key: &str,
     ) -> impl Future<Output = Result<Option<ClientState>, GreylistStoreError>> + Send {
         let key = self.key("greyclient", key);
-        async move {
-            self.get(&key)
-                .await
-                .map(decode)
-                .map_err(GreylistStoreError::Redis)
-        }
+        async move { self.get(&key).await.map(decode).map_err(store_error) }
     }
 
     fn set_client(
@@ -191,11 +215,7 @@ impl GreylistBackend for RedisBackend {
             serde_json::to_vec(state).unwrap_or_default(),
             ttl(state.expires),
         );
-        async move {
-            self.set(&key, value, ttl_s)
-                .await
-                .map_err(GreylistStoreError::Redis)
-        }
+        async move { self.set(&key, value, ttl_s).await.map_err(store_error) }
     }
 }
 
