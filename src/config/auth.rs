@@ -84,7 +84,7 @@ impl Section for AuthConfig {
             ));
         }
         if let Err(e) = self.hash_cost().check() {
-            issues.push(ConfigIssue::new("auth.argon2_memory_kib", e.to_string()));
+            issues.push(ConfigIssue::new("auth.argon2_memory_kib", e));
         }
     }
 }

@@ -4,7 +4,7 @@
 //! refused).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hermod_actors::outbound::routing::{NextHop, parse_target};
 use hermod_actors::outbound::tls::OutboundSecurity;
@@ -12,6 +12,7 @@ use hermod_actors::protocol::sasl::Credentials;
 
 use super::ConfigIssue;
 use super::delivery::{DeliveryConfig, HopCredentials};
+use super::secret_file::SecretFileError;
 
 impl DeliveryConfig {
     /// TLS and AUTH for every next hop.
@@ -118,18 +119,42 @@ fn check_credentials(issues: &mut Vec<ConfigIssue>, key: &str, hop: &HopCredenti
     }
 }
 
+/// Why a next hop's password cannot be had; the text names the file.
+#[derive(Debug, thiserror::Error)]
+enum PasswordError {
+    /// Neither `password` nor `password_file` is set.
+    #[error("no password (password or password_file)")]
+    Missing,
+    /// The file's mode lets others read it, or it cannot be looked at.
+    #[error(transparent)]
+    Secret(#[from] SecretFileError),
+    /// The file cannot be read.
+    #[error("cannot read {}: {error}", path.display())]
+    Unreadable {
+        /// The password file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file's first line is empty.
+    #[error("{} is empty", .0.display())]
+    Empty(PathBuf),
+}
+
 /// The password given, or the first line of its file; a file others may read is
 /// refused ([`super::secret_file`]).
-fn password(given: &str, file: &Path) -> Result<String, String> {
+fn password(given: &str, file: &Path) -> Result<String, PasswordError> {
     if file.as_os_str().is_empty() {
         if given.is_empty() {
-            return Err("no password (password or password_file)".into());
+            return Err(PasswordError::Missing);
         }
         return Ok(given.to_string());
     }
     super::secret_file::check(file)?;
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let text = std::fs::read_to_string(file).map_err(|error| PasswordError::Unreadable {
+        path: file.to_path_buf(),
+        error,
+    })?;
     let line = text
         .lines()
         .next()
@@ -137,7 +162,7 @@ fn password(given: &str, file: &Path) -> Result<String, String> {
         .trim_end_matches('\r')
         .to_string();
     if line.is_empty() {
-        return Err(format!("{} is empty", file.display()));
+        return Err(PasswordError::Empty(file.to_path_buf()));
     }
     Ok(line)
 }

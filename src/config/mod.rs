@@ -203,11 +203,11 @@ pub struct ConfigIssue {
 }
 
 impl ConfigIssue {
-    /// A problem with `key`.
-    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> ConfigIssue {
+    /// A problem with `key`; `reason` is a text or a typed error, kept as its text.
+    pub fn new(key: impl Into<String>, reason: impl fmt::Display) -> ConfigIssue {
         ConfigIssue {
             key: key.into(),
-            reason: reason.into(),
+            reason: reason.to_string(),
         }
     }
 }

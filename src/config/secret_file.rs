@@ -8,12 +8,40 @@
 //! group is the way hermod reads it. Any permission for others is always refused.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a secret file is not used: the text names the file, and for a mode too open, the
+/// command that fixes it.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    /// The file's metadata cannot be read (missing, or a directory on the way denies it).
+    #[error("cannot read {}: {error}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Others, or a group that is not the packaging's, may read it.
+    #[error(
+        "{} is readable by group or others (mode {mode:04o}): a private key, token or password must be readable by hermod's user only: chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+    TooOpen {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
 
 /// Checks the mode of the secret file `path`; `Err` says what is wrong and how to fix it.
-pub fn check(path: &Path) -> Result<(), String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn check(path: &Path) -> Result<(), SecretFileError> {
+    let meta = std::fs::metadata(path).map_err(|error| SecretFileError::Unreadable {
+        path: path.to_path_buf(),
+        error,
+    })?;
     let mode = meta.mode() & 0o7777;
     let ours = meta.uid() == rustix::process::geteuid().as_raw();
     let our_group = meta.gid() == rustix::process::getegid().as_raw()
@@ -22,12 +50,10 @@ pub fn check(path: &Path) -> Result<(), String> {
     let group_may = !ours && our_group;
     let too_open = mode & 0o007 != 0 || (mode & 0o070 != 0 && !group_may);
     if too_open {
-        return Err(format!(
-            "{} is readable by group or others (mode {:04o}): a private key, token or password must be readable by hermod's user only: chmod 600 {}",
-            path.display(),
+        return Err(SecretFileError::TooOpen {
+            path: path.to_path_buf(),
             mode,
-            path.display()
-        ));
+        });
     }
     Ok(())
 }
@@ -54,6 +80,8 @@ mod tests {
             let checked = check(&file);
             assert_eq!(checked.is_ok(), ok, "{mode:o}: {checked:?}");
             if let Err(e) = checked {
+                assert!(matches!(e, SecretFileError::TooOpen { .. }), "{e}");
+                let e = e.to_string();
                 assert!(e.contains(&format!("(mode {mode:04o})")), "{e}");
                 assert!(e.contains("dkim.key"), "{e}");
             }

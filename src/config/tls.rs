@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hermod_actors::inbound::tls::{ServerTls, TlsFiles};
+use hermod_actors::inbound::tls::{CertificateError, ServerTls, TlsFiles};
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigIssue, Section, longer_than_zero};
@@ -115,7 +115,7 @@ impl TlsConfig {
     }
 
     /// The server's TLS, loaded now (`None` when not offered).
-    pub fn load(&self) -> Result<Option<Arc<ServerTls>>, String> {
+    pub fn load(&self) -> Result<Option<Arc<ServerTls>>, CertificateError> {
         match self.files() {
             Some(files) if self.enabled => ServerTls::load(files, self.handshake_timeout).map(Some),
             _ => Ok(None),

@@ -28,7 +28,6 @@ pub(super) fn open(config: &Config, spool: &SledSpool) -> anyhow::Result<Secured
     let tls = config
         .tls
         .load()
-        .map_err(anyhow::Error::msg)
         .context("loading the TLS certificate (tls.cert, tls.key)")?;
     if let Some(tls) = &tls {
         let summary = tls.summary();

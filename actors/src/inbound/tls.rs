@@ -29,6 +29,62 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Why a certificate pair cannot be used. Each text names the file and the problem, as
+/// `--validate-only` prints it and a failed reload logs it; the cause is in the text, not
+/// a separate source, so a chained report does not say it twice.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    /// The certificate file cannot be opened or read.
+    #[error("cannot read {}: {error}", path.display())]
+    Unreadable {
+        /// The certificate file.
+        path: PathBuf,
+        /// Why.
+        error: rustls_pki_types::pem::Error,
+    },
+    /// The certificate file is not PEM.
+    #[error("cannot parse {}: {error}", path.display())]
+    Unparsable {
+        /// The certificate file.
+        path: PathBuf,
+        /// Why.
+        error: rustls_pki_types::pem::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("{} holds no PEM certificate", .0.display())]
+    NoCertificate(PathBuf),
+    /// The key file holds no private key hermod reads.
+    #[error("cannot read a private key from {}: {error}", path.display())]
+    NoKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        error: rustls_pki_types::pem::Error,
+    },
+    /// The leaf certificate is not X.509 that x509-parser reads.
+    #[error("the first certificate does not parse: {0}")]
+    LeafUnparsable(x509_parser::nom::Err<x509_parser::error::X509Error>),
+    /// The key is not the leaf's.
+    #[error("{} and {} do not go together: {error}", cert.display(), key.display())]
+    Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// rustls' reason.
+        error: rustls::Error,
+    },
+    /// The session ticket key could not be made (no randomness).
+    #[error("cannot make the TLS session ticket key: {0}")]
+    TicketKey(rustls::Error),
+    /// The crypto provider refused TLS 1.2 and 1.3.
+    #[error("TLS versions: {0}")]
+    Versions(rustls::Error),
+    /// rustls refused the pair in a server configuration.
+    #[error("certificate and key: {0}")]
+    Config(rustls::Error),
+}
+
 /// Sessions kept for resumption by session id (TLS 1.2); TLS 1.3 resumes by ticket.
 const SESSION_CACHE_SIZE: usize = 20_000;
 
@@ -77,38 +133,42 @@ fn load_pair(
         PrivateKeyDer<'static>,
         CertificateSummary,
     ),
-    String,
+    CertificateError,
 > {
+    let path = || files.cert.clone();
     let chain = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|e| format!("cannot read {}: {e}", files.cert.display()))?
+        .map_err(|error| CertificateError::Unreadable {
+            path: path(),
+            error,
+        })?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot parse {}: {e}", files.cert.display()))?;
+        .map_err(|error| CertificateError::Unparsable {
+            path: path(),
+            error,
+        })?;
     if chain.is_empty() {
-        return Err(format!("{} holds no PEM certificate", files.cert.display()));
+        return Err(CertificateError::NoCertificate(path()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
-        format!(
-            "cannot read a private key from {}: {e}",
-            files.key.display()
-        )
-    })?;
+    let key =
+        PrivateKeyDer::from_pem_file(&files.key).map_err(|error| CertificateError::NoKey {
+            path: files.key.clone(),
+            error,
+        })?;
     let summary = summarize(&chain)?;
     let provider = provider();
     rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(
-        |e| {
-            format!(
-                "{} and {} do not go together: {e}",
-                files.cert.display(),
-                files.key.display()
-            )
+        |error| CertificateError::Mismatch {
+            cert: path(),
+            key: files.key.clone(),
+            error,
         },
     )?;
     Ok((chain, key, summary))
 }
 
-fn summarize(chain: &[CertificateDer<'static>]) -> Result<CertificateSummary, String> {
-    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0])
-        .map_err(|e| format!("the first certificate does not parse: {e}"))?;
+fn summarize(chain: &[CertificateDer<'static>]) -> Result<CertificateSummary, CertificateError> {
+    let (_, leaf) =
+        x509_parser::parse_x509_certificate(&chain[0]).map_err(CertificateError::LeafUnparsable)?;
     let mut names = Vec::new();
     if let Ok(Some(san)) = leaf.subject_alternative_name() {
         for name in &san.value.general_names {
@@ -132,7 +192,7 @@ fn summarize(chain: &[CertificateDer<'static>]) -> Result<CertificateSummary, St
 }
 
 /// Checks the pair for `--validate-only`: it loads, and what the leaf says.
-pub fn inspect(files: &TlsFiles) -> Result<CertificateSummary, String> {
+pub fn inspect(files: &TlsFiles) -> Result<CertificateSummary, CertificateError> {
     load_pair(files).map(|(_, _, summary)| summary)
 }
 
@@ -164,11 +224,13 @@ pub struct ServerTls {
 
 impl ServerTls {
     /// Loads the pair; fails with a sentence naming the file and the problem.
-    pub fn load(files: TlsFiles, handshake_timeout: Duration) -> Result<Arc<Self>, String> {
+    pub fn load(
+        files: TlsFiles,
+        handshake_timeout: Duration,
+    ) -> Result<Arc<Self>, CertificateError> {
         let sessions: Arc<dyn StoresServerSessions> =
             ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
-        let tickets = aws_lc_rs::Ticketer::new()
-            .map_err(|e| format!("cannot make the TLS session ticket key: {e}"))?;
+        let tickets = aws_lc_rs::Ticketer::new().map_err(CertificateError::TicketKey)?;
         let stamp_now = stamp(&files);
         let (config, summary) = build(&files, &sessions, &tickets)?;
         record_certificate(&summary);
@@ -208,7 +270,7 @@ impl ServerTls {
 
     /// Loads the files again (SIGHUP). A pair that does not load leaves the one in use
     /// and is logged with the reason; open connections are never touched.
-    pub fn reload(&self) -> Result<CertificateSummary, String> {
+    pub fn reload(&self) -> Result<CertificateSummary, CertificateError> {
         let stamp_now = stamp(&self.files);
         match build(&self.files, &self.sessions, &self.tickets) {
             Ok((config, summary)) => {
@@ -254,14 +316,14 @@ fn build(
     files: &TlsFiles,
     sessions: &Arc<dyn StoresServerSessions>,
     tickets: &Arc<dyn ProducesTickets>,
-) -> Result<(Arc<ServerConfig>, CertificateSummary), String> {
+) -> Result<(Arc<ServerConfig>, CertificateSummary), CertificateError> {
     let (chain, key, summary) = load_pair(files)?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS versions: {e}"))?
+        .map_err(CertificateError::Versions)?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| format!("certificate and key: {e}"))?;
+        .map_err(CertificateError::Config)?;
     config.session_storage = sessions.clone();
     config.ticketer = tickets.clone();
     Ok((Arc::new(config), summary))
@@ -404,7 +466,8 @@ mod tests {
         let other = rcgen::generate_simple_self_signed(vec!["x.test".to_string()]).unwrap();
         std::fs::write(&files.key, other.signing_key.serialize_pem()).unwrap();
         let err = tls.reload().unwrap_err();
-        assert!(err.contains("do not go together"), "{err}");
+        assert!(matches!(err, CertificateError::Mismatch { .. }), "{err}");
+        assert!(err.to_string().contains("do not go together"), "{err}");
         assert!(tls.summary().covers("mx.test"));
         // A good new pair replaces it.
         write_pair(dir.path(), &["new.test"]);
@@ -432,12 +495,19 @@ mod tests {
             cert: dir.path().join("none.pem"),
             key: dir.path().join("none.key"),
         };
-        assert!(inspect(&files).unwrap_err().contains("none.pem"));
+        let missing = inspect(&files).unwrap_err().to_string();
+        assert!(missing.starts_with("cannot read "), "{missing}");
+        assert!(missing.contains("none.pem"), "{missing}");
         std::fs::write(&files.cert, "").unwrap();
+        let empty = inspect(&files).unwrap_err();
         assert!(
-            inspect(&files)
-                .unwrap_err()
-                .contains("holds no PEM certificate")
+            matches!(empty, CertificateError::NoCertificate(_)),
+            "{empty}"
+        );
+        assert!(
+            empty
+                .to_string()
+                .ends_with("none.pem holds no PEM certificate")
         );
     }
 }

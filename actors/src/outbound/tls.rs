@@ -4,7 +4,7 @@
 //! and the credentials a smarthost wants.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -48,6 +48,42 @@ impl TlsMode {
     pub fn requires_tls(self) -> bool {
         matches!(self, TlsMode::Required | TlsMode::Verify)
     }
+}
+
+/// Why the client configurations towards next hops cannot be made: almost always the
+/// roots `verify` trusts (`delivery.tls_ca_file`), named with the file and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientTlsError {
+    /// The crypto provider refused TLS 1.2 and 1.3.
+    #[error("TLS versions: {0}")]
+    Versions(rustls::Error),
+    /// The CA file cannot be opened or read.
+    #[error("cannot read {}: {error}", path.display())]
+    Unreadable {
+        /// The CA file.
+        path: PathBuf,
+        /// Why.
+        error: rustls_pki_types::pem::Error,
+    },
+    /// The CA file is not PEM.
+    #[error("cannot parse {}: {error}", path.display())]
+    Unparsable {
+        /// The CA file.
+        path: PathBuf,
+        /// Why.
+        error: rustls_pki_types::pem::Error,
+    },
+    /// A certificate in the CA file cannot be a root.
+    #[error("{}: not a CA certificate: {error}", path.display())]
+    NotCa {
+        /// The CA file.
+        path: PathBuf,
+        /// rustls' reason.
+        error: rustls::Error,
+    },
+    /// The CA file holds no certificate.
+    #[error("{} holds no certificate", .0.display())]
+    NoCertificate(PathBuf),
 }
 
 /// What one connection to a next hop does about TLS and AUTH.
@@ -95,7 +131,7 @@ impl OutboundSecurity {
         credentials: HashMap<NextHop, Credentials>,
         auth_in_clear: bool,
         ca_file: Option<&Path>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientTlsError> {
         Ok(OutboundSecurity {
             default,
             per_hop,
@@ -151,13 +187,13 @@ impl Default for OutboundSecurity {
     }
 }
 
-fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, String> {
+fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, ClientTlsError> {
     ClientConfig::builder_with_provider(crate::core::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS versions: {e}"))
+        .map_err(ClientTlsError::Versions)
 }
 
-fn any_certificate_config() -> Result<Arc<ClientConfig>, String> {
+fn any_certificate_config() -> Result<Arc<ClientConfig>, ClientTlsError> {
     let algorithms = crate::core::tls::provider().signature_verification_algorithms;
     let config = builder()?
         .dangerous()
@@ -166,20 +202,29 @@ fn any_certificate_config() -> Result<Arc<ClientConfig>, String> {
     Ok(Arc::new(config))
 }
 
-fn verified_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+fn verified_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ClientTlsError> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let path_buf = || path.to_path_buf();
+            let certs = CertificateDer::pem_file_iter(path).map_err(|error| {
+                ClientTlsError::Unreadable {
+                    path: path_buf(),
+                    error,
+                }
+            })?;
             for cert in certs {
-                let cert = cert.map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{}: not a CA certificate: {e}", path.display()))?;
+                let cert = cert.map_err(|error| ClientTlsError::Unparsable {
+                    path: path_buf(),
+                    error,
+                })?;
+                roots.add(cert).map_err(|error| ClientTlsError::NotCa {
+                    path: path_buf(),
+                    error,
+                })?;
             }
             if roots.is_empty() {
-                return Err(format!("{} holds no certificate", path.display()));
+                return Err(ClientTlsError::NoCertificate(path_buf()));
             }
         }
         None => {
@@ -272,7 +317,8 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "").unwrap();
         let err = verified_config(Some(&empty)).unwrap_err();
-        assert!(err.contains("holds no certificate"), "{err}");
+        assert!(matches!(err, ClientTlsError::NoCertificate(_)), "{err}");
+        assert!(err.to_string().ends_with("empty.pem holds no certificate"));
         let security = OutboundSecurity::default();
         let hop = NextHop::Smtp {
             host: "mx.test".into(),
