@@ -8,9 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hermod_actors::policy::dkim_record;
-use hermod_actors::policy::dkim_sign::{FromNotOwned, SigningKey, SigningRules, load_key};
+use hermod_actors::policy::dkim_sign::{
+    DkimKeyError, FromNotOwned, SigningKey, SigningRules, load_key,
+};
 use serde::{Deserialize, Serialize};
 
+use super::secret_file::SecretFileError;
 use super::{ConfigIssue, Section};
 
 /// `[dkim]`: DKIM signing.
@@ -65,13 +68,55 @@ impl Section for DkimConfig {
     }
 }
 
-fn read(key: &DkimKeyConfig) -> Result<SigningKey, String> {
-    let name = format!("{} (selector {})", key.domain, key.selector);
-    super::secret_file::check(&key.key_file).map_err(|e| format!("{name}: {e}"))?;
-    let pem = std::fs::read_to_string(&key.key_file)
-        .map_err(|e| format!("{name}: cannot read {}: {e}", key.key_file.display()))?;
-    let (parsed, algorithm) =
-        load_key(&pem).map_err(|e| format!("{name}: {}: {e}", key.key_file.display()))?;
+/// Why a configured key cannot sign; each text starts with the key's domain and
+/// selector (`KEY`), as `--validate-only` and a refused start print it.
+#[derive(Debug, thiserror::Error)]
+enum KeyFileError {
+    /// The key file's mode lets others read it, or it cannot be looked at.
+    #[error("{key}: {error}")]
+    Secret {
+        /// `DOMAIN (selector SELECTOR)`.
+        key: String,
+        /// What is wrong with the file's mode.
+        error: SecretFileError,
+    },
+    /// The key file cannot be read.
+    #[error("{key}: cannot read {}: {error}", path.display())]
+    Unreadable {
+        /// `DOMAIN (selector SELECTOR)`.
+        key: String,
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file holds no key hermod signs with.
+    #[error("{key}: {}: {error}", path.display())]
+    NotAKey {
+        /// `DOMAIN (selector SELECTOR)`.
+        key: String,
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with the key.
+        error: DkimKeyError,
+    },
+}
+
+fn read(key: &DkimKeyConfig) -> Result<SigningKey, KeyFileError> {
+    let name = || format!("{} (selector {})", key.domain, key.selector);
+    let path = || key.key_file.clone();
+    super::secret_file::check(&key.key_file)
+        .map_err(|error| KeyFileError::Secret { key: name(), error })?;
+    let pem = std::fs::read_to_string(&key.key_file).map_err(|error| KeyFileError::Unreadable {
+        key: name(),
+        path: path(),
+        error,
+    })?;
+    let (parsed, algorithm) = load_key(&pem).map_err(|error| KeyFileError::NotAKey {
+        key: name(),
+        path: path(),
+        error,
+    })?;
     Ok(SigningKey {
         selector: key.selector.clone(),
         key: Arc::new(parsed),
@@ -135,7 +180,7 @@ impl DkimConfig {
     pub fn signing_keys(&self) -> anyhow::Result<HashMap<String, Vec<SigningKey>>> {
         let mut keys: HashMap<String, Vec<SigningKey>> = HashMap::new();
         for key in &self.keys {
-            let parsed = read(key).map_err(anyhow::Error::msg)?;
+            let parsed = read(key)?;
             keys.entry(key.domain.trim_end_matches('.').to_ascii_lowercase())
                 .or_default()
                 .push(parsed);

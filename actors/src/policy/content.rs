@@ -14,6 +14,31 @@ const LARGE_AT_ONCE: usize = 4;
 
 static LARGE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LARGE_AT_ONCE);
 
+/// Why a large message's body file could not be read or written again: the message is
+/// deferred, and the log line says this.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyFileError {
+    /// The body file could not be read (or its reading task failed).
+    #[error("cannot read the body file: {0}")]
+    Unreadable(std::io::Error),
+    /// The copy without forged headers could not be written.
+    #[error("cannot write {}: {error}", path.display())]
+    Unwritable {
+        /// The copy being written.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The turn among [`LARGE_AT_ONCE`] could not be had (the semaphore closed).
+    #[error(transparent)]
+    NoTurn(tokio::sync::AcquireError),
+}
+
+/// A task that did not finish as an I/O error, with the task's own text.
+fn task_failed(error: tokio::task::JoinError) -> std::io::Error {
+    std::io::Error::other(error)
+}
+
 /// A message's bytes, and for a large one its turn among [`LARGE_AT_ONCE`]: keep it as
 /// long as the bytes are used.
 pub struct Content {
@@ -24,7 +49,7 @@ pub struct Content {
 
 /// The whole message of `facts`: `Ok(None)` before DATA; an error when its body file
 /// cannot be read.
-pub async fn content(facts: &Facts) -> Result<Option<Content>, String> {
+pub async fn content(facts: &Facts) -> Result<Option<Content>, BodyFileError> {
     if let Some(message) = &facts.message {
         return Ok(Some(Content {
             bytes: message.clone(),
@@ -34,15 +59,14 @@ pub async fn content(facts: &Facts) -> Result<Option<Content>, String> {
     let Some(path) = facts.body_file.clone() else {
         return Ok(None);
     };
-    let turn = LARGE.acquire().await.map_err(|e| e.to_string())?;
+    let turn = LARGE.acquire().await.map_err(BodyFileError::NoTurn)?;
     let read = tokio::task::spawn_blocking(move || std::fs::read(&path)).await;
-    match read {
-        Ok(Ok(bytes)) => Ok(Some(Content {
+    match read.map_err(task_failed).and_then(|read| read) {
+        Ok(bytes) => Ok(Some(Content {
             bytes: Arc::new(bytes),
             _turn: Some(turn),
         })),
-        Ok(Err(e)) => Err(format!("cannot read the body file: {e}")),
-        Err(e) => Err(format!("cannot read the body file: {e}")),
+        Err(e) => Err(BodyFileError::Unreadable(e)),
     }
 }
 
@@ -54,18 +78,19 @@ const HEADER_SCAN_LIMIT: usize = 1 << 20;
 /// is in memory; for a large one, its file read up to the empty line that ends the
 /// header section, so the body is not read for nothing. `Ok(None)` when there is no
 /// message, or no end within [`HEADER_SCAN_LIMIT`] (then the caller reads it all).
-pub async fn header_section(facts: &Facts) -> Result<Option<Arc<Vec<u8>>>, String> {
+pub async fn header_section(facts: &Facts) -> Result<Option<Arc<Vec<u8>>>, BodyFileError> {
     if let Some(message) = &facts.message {
         return Ok(Some(message.clone()));
     }
     let Some(path) = facts.body_file.clone() else {
         return Ok(None);
     };
-    match tokio::task::spawn_blocking(move || read_header_section(&path)).await {
-        Ok(Ok(head)) => Ok(head.map(Arc::new)),
-        Ok(Err(e)) => Err(format!("cannot read the body file: {e}")),
-        Err(e) => Err(format!("cannot read the body file: {e}")),
-    }
+    tokio::task::spawn_blocking(move || read_header_section(&path))
+        .await
+        .map_err(task_failed)
+        .and_then(|read| read)
+        .map(|head| head.map(Arc::new))
+        .map_err(BodyFileError::Unreadable)
 }
 
 /// The start of the file at `path` up to and including the first empty line (all of it
@@ -100,7 +125,7 @@ pub async fn write_without(
     path: &Path,
     content: Arc<Vec<u8>>,
     mut remove: Vec<Range<usize>>,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, BodyFileError> {
     let clean = path.with_extension("clean");
     let target = clean.clone();
     let original = path.to_path_buf();
@@ -127,10 +152,9 @@ pub async fn write_without(
         Ok(())
     })
     .await;
-    match written {
-        Ok(Ok(())) => Ok(clean),
-        Ok(Err(e)) => Err(format!("cannot write {}: {e}", clean.display())),
-        Err(e) => Err(format!("cannot write {}: {e}", clean.display())),
+    match written.map_err(task_failed).and_then(|written| written) {
+        Ok(()) => Ok(clean),
+        Err(error) => Err(BodyFileError::Unwritable { path: clean, error }),
     }
 }
 

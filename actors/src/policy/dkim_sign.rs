@@ -74,22 +74,35 @@ pub struct SigningKey {
     pub algorithm: &'static str,
 }
 
+/// Why a PEM file is not a key hermod signs with; `--validate-only` prints it after the
+/// key's domain, selector and file.
+#[derive(Debug, thiserror::Error)]
+pub enum DkimKeyError {
+    /// No private key in PEM form.
+    #[error("not a PEM private key: {0}")]
+    NotPem(rustls_pki_types::pem::Error),
+    /// A private key of a kind DKIM does not use.
+    #[error("neither an Ed25519 nor an RSA key: {0}")]
+    NotRsaOrEd25519(mail_auth::Error),
+    /// An RSA key too short to be trusted (RFC 8301).
+    #[error("RSA keys under 2048 bits are refused (RFC 8301)")]
+    RsaTooShort,
+}
+
 /// Reads a PEM private key (PKCS#8 RSA or Ed25519, or PKCS#1 RSA) and checks it is fit
 /// for DKIM: RSA of 2048 bits or more.
-pub fn load_key(pem: &str) -> Result<(DkimKey, &'static str), String> {
-    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes())
-        .map_err(|e| format!("not a PEM private key: {e}"))?;
+pub fn load_key(pem: &str) -> Result<(DkimKey, &'static str), DkimKeyError> {
+    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(DkimKeyError::NotPem)?;
     if let PrivateKeyDer::Pkcs8(pkcs8) = &der
         && let Ok(key) = Ed25519Key::from_pkcs8_der(pkcs8.secret_pkcs8_der())
     {
         return Ok((DkimKey::Ed25519(key), "ed25519"));
     }
-    let rsa = RsaKey::<Sha256>::from_key_der(der)
-        .map_err(|e| format!("neither an Ed25519 nor an RSA key: {e}"))?;
+    let rsa = RsaKey::<Sha256>::from_key_der(der).map_err(DkimKeyError::NotRsaOrEd25519)?;
     let bits = rsa.public_key().len() * 8;
     // The DER of a 2048-bit public key is about 270 octets; a 1024-bit one about 140.
     if bits < 2048 {
-        return Err("RSA keys under 2048 bits are refused (RFC 8301)".into());
+        return Err(DkimKeyError::RsaTooShort);
     }
     Ok((DkimKey::Rsa(rsa), "rsa"))
 }
@@ -229,9 +242,22 @@ fn headers_for(message: &[u8]) -> Vec<String> {
     headers
 }
 
+/// A message that could not be signed with one of its domain's keys: it is deferred,
+/// and the log line names the domain and selector.
+#[derive(Debug, thiserror::Error)]
+#[error("signing for {domain} with selector {selector}: {error}")]
+pub struct SignError {
+    /// The signing domain (`d=`).
+    pub domain: String,
+    /// The selector whose key failed (`s=`).
+    pub selector: String,
+    /// mail-auth's reason.
+    pub error: mail_auth::Error,
+}
+
 /// Signs `message` for `domain` with each of `keys`; the header lines, without their
 /// final CRLF.
-pub fn sign(message: &[u8], domain: &str, keys: &[SigningKey]) -> Result<Vec<String>, String> {
+pub fn sign(message: &[u8], domain: &str, keys: &[SigningKey]) -> Result<Vec<String>, SignError> {
     let headers = headers_for(message);
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
@@ -240,7 +266,11 @@ pub fn sign(message: &[u8], domain: &str, keys: &[SigningKey]) -> Result<Vec<Str
             .selector(key.selector.clone())
             .headers(headers.clone())
             .sign(message)
-            .map_err(|e| format!("signing for {domain} with selector {}: {e}", key.selector))?;
+            .map_err(|error| SignError {
+                domain: domain.to_string(),
+                selector: key.selector.clone(),
+                error,
+            })?;
         out.push(signature.to_header().trim_end_matches("\r\n").to_string());
     }
     Ok(out)
@@ -345,7 +375,7 @@ fn not_owned(rules: SigningRules, facts: &Facts, address: &str) -> Verdict {
     }
 }
 
-fn failed(error: &str) -> Verdict {
+fn failed(error: impl std::fmt::Display) -> Verdict {
     metrics::counter!("dkim_sign_total", "result" => "error").increment(1);
     tracing::error!(error = %error, "DKIM signing failed; the message is deferred");
     Verdict::Defer(Reply::policy_unavailable("dkim_sign"))

@@ -300,7 +300,7 @@ fn count_results(dkim: AuthResult, dmarc: AuthResult, action: Action) {
 }
 
 /// A message that could not be checked is deferred, never accepted unchecked.
-fn unreadable(queue_id: &str, why: &str) -> Verdict {
+fn unreadable(queue_id: &str, why: impl std::fmt::Display) -> Verdict {
     tracing::error!(queue_id = %queue_id, error = %why, "SPF/DKIM/DMARC verdict: the message cannot be checked; deferred");
     Verdict::Defer(Reply::policy_unavailable("dmarc"))
 }
