@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hermod_actors::store::spool::{RecipientStatus, Spool};
+use hermod_actors::store::spool::{RecipientStatus, Spool, SpoolError};
 
 /// How long a count is reused.
 pub const FRESH_FOR: Duration = Duration::from_secs(5);
@@ -35,7 +35,7 @@ struct Destination {
 impl Cache {
     /// The queue by destination, counted again when the last count is older than
     /// [`FRESH_FOR`]. Blocking: call it off the async threads.
-    pub fn get(&self, spool: &Arc<dyn Spool>) -> Result<serde_json::Value, String> {
+    pub fn get(&self, spool: &Arc<dyn Spool>) -> Result<serde_json::Value, SpoolError> {
         let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, value)) = cached.as_ref()
             && at.elapsed() < FRESH_FOR
@@ -89,35 +89,33 @@ pub fn describe_metrics() {
     );
 }
 
-fn count(spool: &dyn Spool) -> Result<serde_json::Value, String> {
+fn count(spool: &dyn Spool) -> Result<serde_json::Value, SpoolError> {
     let now = super::unix_now();
     let mut by_domain: HashMap<String, Destination> = HashMap::new();
-    spool
-        .scan(None, &mut |_, envelope| {
-            let mut seen: Vec<&str> = Vec::new();
-            for rcpt in &envelope.recipients {
-                let reply = match &rcpt.status {
-                    RecipientStatus::Pending => None,
-                    RecipientStatus::Deferred { last_reply, .. } => Some(last_reply),
-                    _ => continue,
-                };
-                let d = by_domain.entry(rcpt.domain.clone()).or_default();
-                d.recipients += 1;
-                if !seen.contains(&rcpt.domain.as_str()) {
-                    seen.push(&rcpt.domain);
-                    d.messages += 1;
-                }
-                d.oldest_arrival = Some(
-                    d.oldest_arrival
-                        .map_or(envelope.arrival, |a| a.min(envelope.arrival)),
-                );
-                if let Some(reply) = reply {
-                    d.last_reply = Some(reply.clone());
-                }
+    spool.scan(None, &mut |_, envelope| {
+        let mut seen: Vec<&str> = Vec::new();
+        for rcpt in &envelope.recipients {
+            let reply = match &rcpt.status {
+                RecipientStatus::Pending => None,
+                RecipientStatus::Deferred { last_reply, .. } => Some(last_reply),
+                _ => continue,
+            };
+            let d = by_domain.entry(rcpt.domain.clone()).or_default();
+            d.recipients += 1;
+            if !seen.contains(&rcpt.domain.as_str()) {
+                seen.push(&rcpt.domain);
+                d.messages += 1;
             }
-            true
-        })
-        .map_err(|e| e.to_string())?;
+            d.oldest_arrival = Some(
+                d.oldest_arrival
+                    .map_or(envelope.arrival, |a| a.min(envelope.arrival)),
+            );
+            if let Some(reply) = reply {
+                d.last_reply = Some(reply.clone());
+            }
+        }
+        true
+    })?;
     let mut domains: Vec<(String, Destination)> = by_domain.into_iter().collect();
     domains.sort_by(|a, b| b.1.recipients.cmp(&a.1.recipients).then(a.0.cmp(&b.0)));
     let mut rows: Vec<serde_json::Value> = Vec::new();

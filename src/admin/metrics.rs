@@ -2,6 +2,7 @@
 //! its help text (declared beside the code that records it).
 
 use actix_web::{HttpResponse, web};
+use hermod_actors::store::spool::SpoolError;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use super::{AdminState, auth};
@@ -14,10 +15,15 @@ pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse
         let counted = web::block(move || {
             let rows = counting.destinations.get(&counting.spool)?;
             counting.destinations.publish_gauges(&rows);
-            Ok::<(), String>(())
+            Ok::<(), SpoolError>(())
         })
         .await;
-        if let Ok(Err(reason)) | Err(reason) = counted.map_err(|e| e.to_string()) {
+        let failed = match counted {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(reason) = failed {
             tracing::warn!(reason = %reason, "cannot count the queue by destination for /metrics");
         }
     }

@@ -39,6 +39,17 @@ pub mod users;
 /// How long a request waits for an actor's answer before it is a 503.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why the Queue gave no answer to a request: the text of the 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QueueUnavailable {
+    /// Its mailbox is closed (hermod is stopping).
+    #[error("the queue is not running")]
+    NotRunning,
+    /// No answer within [`ASK_TIMEOUT`].
+    #[error("the queue did not answer within {}s (busy)", ASK_TIMEOUT.as_secs())]
+    Busy,
+}
+
 /// What the routes read and reach; shared by every admin worker.
 pub struct AdminState {
     /// The Queue, for its counters and the operator's actions.
@@ -76,7 +87,7 @@ pub struct AdminState {
 impl AdminState {
     /// Sends `message` to the Queue and waits at most [`ASK_TIMEOUT`] for its answer;
     /// `Err` says why there is none (the text of the 503).
-    pub async fn ask<M>(&self, message: M) -> Result<M::Result, String>
+    pub async fn ask<M>(&self, message: M) -> Result<M::Result, QueueUnavailable>
     where
         M: actix::Message + Send + 'static,
         M::Result: Send,
@@ -84,28 +95,25 @@ impl AdminState {
     {
         match tokio::time::timeout(ASK_TIMEOUT, self.queue.send(message)).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(_)) => Err("the queue is not running".into()),
-            Err(_) => Err(format!(
-                "the queue did not answer within {}s (busy)",
-                ASK_TIMEOUT.as_secs()
-            )),
+            Ok(Err(_)) => Err(QueueUnavailable::NotRunning),
+            Err(_) => Err(QueueUnavailable::Busy),
         }
     }
 
     /// The Queue's counters, within [`ASK_TIMEOUT`].
-    pub async fn queue_stats(&self) -> Result<QueueStats, String> {
+    pub async fn queue_stats(&self) -> Result<QueueStats, QueueUnavailable> {
         self.ask(GetStats).await
     }
 }
 
-/// A 503 with its reason, as JSON.
-pub fn unavailable(reason: &str) -> HttpResponse {
-    HttpResponse::ServiceUnavailable().json(serde_json::json!({ "error": reason }))
+/// A 503 with its reason (a text or a typed error), as JSON.
+pub fn unavailable(reason: impl std::fmt::Display) -> HttpResponse {
+    HttpResponse::ServiceUnavailable().json(serde_json::json!({ "error": reason.to_string() }))
 }
 
-/// A 400 naming what was wrong with the request, as JSON.
-pub fn bad_request(reason: &str) -> HttpResponse {
-    HttpResponse::BadRequest().json(serde_json::json!({ "error": reason }))
+/// A 400 naming what was wrong with the request (a text or a typed error), as JSON.
+pub fn bad_request(reason: impl std::fmt::Display) -> HttpResponse {
+    HttpResponse::BadRequest().json(serde_json::json!({ "error": reason.to_string() }))
 }
 
 /// Unix seconds now, the unit of the spool's times.

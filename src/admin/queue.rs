@@ -16,7 +16,8 @@ use hermod_actors::queue::{Action, Operate, Operated};
 use hermod_actors::store::spool::{Envelope, RecipientStatus, Spool};
 use serde::Deserialize;
 
-use super::{AdminState, auth, bad_request, unavailable, unix_now};
+use super::{AdminState, QueueUnavailable, auth, bad_request, unavailable, unix_now};
+use crate::config::duration::DurationError;
 
 /// Most messages on one page.
 const MAX_PAGE: usize = 1000;
@@ -43,9 +44,23 @@ pub struct Filter {
     pub after: Option<String>,
 }
 
+/// What is wrong with a filter: the text of the 400.
+#[derive(Debug, thiserror::Error)]
+enum BadFilter {
+    /// `min_age` is not a duration (the text is the duration's own).
+    #[error(transparent)]
+    MinAge(#[from] DurationError),
+    /// `after` is not a queue id.
+    #[error("after: {0:?} is not a queue id")]
+    After(String),
+    /// `state` is not one the listing knows.
+    #[error("state: {0:?} is not pending, deferred or held")]
+    State(String),
+}
+
 impl Filter {
     /// The filter with its texts checked; `Err` names the bad one.
-    fn parsed(&self) -> Result<Parsed, String> {
+    fn parsed(&self) -> Result<Parsed, BadFilter> {
         let min_age = match &self.min_age {
             None => None,
             Some(text) => Some(crate::config::duration::parse(text)?),
@@ -54,13 +69,13 @@ impl Filter {
             None => None,
             Some(text) => Some(
                 text.parse::<QueueId>()
-                    .map_err(|_| format!("after: {text:?} is not a queue id"))?,
+                    .map_err(|_| BadFilter::After(text.clone()))?,
             ),
         };
         if let Some(state) = &self.state
             && !["pending", "deferred", "held"].contains(&state.as_str())
         {
-            return Err(format!("state: {state:?} is not pending, deferred or held"));
+            return Err(BadFilter::State(state.clone()));
         }
         Ok(Parsed {
             filter: self.clone(),
@@ -164,7 +179,7 @@ pub async fn list(
 ) -> HttpResponse {
     let parsed = match filter.parsed() {
         Ok(parsed) => parsed,
-        Err(reason) => return bad_request(&reason),
+        Err(reason) => return bad_request(reason),
     };
     let limit = filter.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let spool = state.spool.clone();
@@ -193,8 +208,8 @@ pub async fn list(
             "messages": messages,
             "next": next.map(|id| id.to_string()),
         })),
-        Ok(Err(e)) => unavailable(&e.to_string()),
-        Err(e) => unavailable(&e.to_string()),
+        Ok(Err(e)) => unavailable(e),
+        Err(e) => unavailable(e),
     }
 }
 
@@ -205,7 +220,7 @@ pub async fn show(
     id: web::Path<String>,
 ) -> HttpResponse {
     let Ok(id) = id.parse::<QueueId>() else {
-        return bad_request(&format!("{id:?} is not a queue id"));
+        return bad_request(format!("{id:?} is not a queue id"));
     };
     let spool = state.spool.clone();
     let found = web::block(move || -> Result<Option<serde_json::Value>, String> {
@@ -233,8 +248,8 @@ pub async fn show(
         Ok(Ok(None)) => HttpResponse::NotFound().json(serde_json::json!({
             "error": format!("{id} is not in the queue")
         })),
-        Ok(Err(e)) => unavailable(&e),
-        Err(e) => unavailable(&e.to_string()),
+        Ok(Err(e)) => unavailable(e),
+        Err(e) => unavailable(e),
     }
 }
 
@@ -260,10 +275,10 @@ pub async fn delete(
 /// Acts on one message; its caller was let through as one that changes.
 async fn act_by_id(state: web::Data<AdminState>, id: &str, action: &str) -> HttpResponse {
     let Ok(id) = id.parse::<QueueId>() else {
-        return bad_request(&format!("{id:?} is not a queue id"));
+        return bad_request(format!("{id:?} is not a queue id"));
     };
     let Some(action) = parse_action(action) else {
-        return bad_request(&format!(
+        return bad_request(format!(
             "{action:?} is not flush, hold, release, bounce or delete"
         ));
     };
@@ -271,7 +286,7 @@ async fn act_by_id(state: web::Data<AdminState>, id: &str, action: &str) -> Http
         Ok(operated) if !operated.missing.is_empty() => HttpResponse::NotFound().json(operated),
         Ok(operated) if !operated.busy.is_empty() => HttpResponse::Conflict().json(operated),
         Ok(operated) => HttpResponse::Ok().json(operated),
-        Err(reason) => unavailable(&reason),
+        Err(reason) => unavailable(reason),
     }
 }
 
@@ -283,13 +298,13 @@ pub async fn act_on_matching(
     filter: web::Query<Filter>,
 ) -> HttpResponse {
     let Some(action) = parse_action(&action) else {
-        return bad_request(&format!(
+        return bad_request(format!(
             "{action:?} is not flush, hold, release, bounce or delete"
         ));
     };
     let parsed = match filter.parsed() {
         Ok(parsed) => parsed,
-        Err(reason) => return bad_request(&reason),
+        Err(reason) => return bad_request(reason),
     };
     let spool: Arc<dyn Spool> = state.spool.clone();
     let ids = web::block(move || {
@@ -307,8 +322,8 @@ pub async fn act_on_matching(
     .await;
     let ids = match ids {
         Ok(Ok(ids)) => ids,
-        Ok(Err(e)) => return unavailable(&e.to_string()),
-        Err(e) => return unavailable(&e.to_string()),
+        Ok(Err(e)) => return unavailable(e),
+        Err(e) => return unavailable(e),
     };
     let mut all = Operated::default();
     for batch in ids.chunks(BATCH) {
@@ -318,7 +333,7 @@ pub async fn act_on_matching(
                 all.busy.extend(operated.busy);
                 all.missing.extend(operated.missing);
             }
-            Err(reason) => return unavailable(&reason),
+            Err(reason) => return unavailable(reason),
         }
     }
     HttpResponse::Ok().json(all)
@@ -339,6 +354,6 @@ async fn operate(
     state: &AdminState,
     ids: Vec<QueueId>,
     action: Action,
-) -> Result<Operated, String> {
+) -> Result<Operated, QueueUnavailable> {
     state.ask(Operate { ids, action }).await
 }

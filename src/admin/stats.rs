@@ -11,22 +11,22 @@ use super::{AdminState, auth, unavailable};
 pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse {
     let stats = match state.queue_stats().await {
         Ok(stats) => stats,
-        Err(reason) => return unavailable(&reason),
+        Err(reason) => return unavailable(reason),
     };
     let counting = state.clone();
     let mut destinations =
         match web::block(move || counting.destinations.get(&counting.spool)).await {
             Ok(Ok(destinations)) => destinations,
-            Ok(Err(reason)) => return unavailable(&reason),
-            Err(e) => return unavailable(&e.to_string()),
+            Ok(Err(reason)) => return unavailable(reason),
+            Err(e) => return unavailable(e),
         };
     let suspended = match super::suspensions::current(&state).await {
         Ok(list) => list,
-        Err(reason) => return unavailable(&reason),
+        Err(reason) => return unavailable(reason),
     };
     let in_flight = match state.ask(GetInFlight).await {
         Ok(in_flight) => in_flight.0,
-        Err(reason) => return unavailable(&reason),
+        Err(reason) => return unavailable(reason),
     };
     for row in destinations.as_array_mut().into_iter().flatten() {
         let counted = row["domain"]

@@ -11,7 +11,7 @@ use actix_web::{HttpResponse, web};
 use hermod_actors::queue::{ListSuspensions, Resume, Suspend, Suspension};
 use serde::Deserialize;
 
-use super::{AdminState, auth, bad_request, unavailable, unix_now};
+use super::{AdminState, QueueUnavailable, auth, bad_request, unavailable, unix_now};
 
 /// The body of a `POST`.
 #[derive(Debug, Deserialize)]
@@ -27,7 +27,7 @@ pub struct Request {
 }
 
 /// The suspensions in force, as JSON rows (also merged into `/stats`).
-pub async fn current(state: &AdminState) -> Result<Vec<Suspension>, String> {
+pub async fn current(state: &AdminState) -> Result<Vec<Suspension>, QueueUnavailable> {
     state.ask(ListSuspensions).await
 }
 
@@ -100,7 +100,7 @@ pub async fn list(state: web::Data<AdminState>, _: auth::MayRead) -> HttpRespons
 async fn listing(state: &AdminState) -> HttpResponse {
     match current(state).await {
         Ok(list) => HttpResponse::Ok().json(serde_json::json!({ "suspensions": rows(&list) })),
-        Err(reason) => unavailable(&reason),
+        Err(reason) => unavailable(reason),
     }
 }
 
@@ -113,11 +113,11 @@ pub async fn suspend(
     let duration = match crate::config::duration::parse(&body.duration) {
         Ok(d) if !d.is_zero() => d,
         Ok(_) => return bad_request("for: must be longer than zero"),
-        Err(e) => return bad_request(&format!("for: {e}")),
+        Err(e) => return bad_request(format!("for: {e}")),
     };
     let domain = body.domain.trim();
     if domain.is_empty() || domain.contains(['@', ' ', ',']) {
-        return bad_request(&format!("domain: {domain:?} is not a domain"));
+        return bad_request(format!("domain: {domain:?} is not a domain"));
     }
     let suspend = Suspend {
         domain: domain.to_string(),
@@ -129,7 +129,7 @@ pub async fn suspend(
             remember(&state).await;
             listing(&state).await
         }
-        Err(reason) => unavailable(&reason),
+        Err(reason) => unavailable(reason),
     }
 }
 
@@ -149,6 +149,6 @@ pub async fn resume(
         }
         Ok(false) => HttpResponse::NotFound()
             .json(serde_json::json!({ "error": "that destination is not suspended" })),
-        Err(reason) => unavailable(&reason),
+        Err(reason) => unavailable(reason),
     }
 }

@@ -35,7 +35,7 @@ fn answer(result: Result<serde_json::Value, UserError>) -> HttpResponse {
         Err(e @ UserError::Exists(_)) => {
             HttpResponse::Conflict().json(serde_json::json!({ "error": e.to_string() }))
         }
-        Err(e @ (UserError::BadName(_) | UserError::Hash(_))) => bad_request(&e.to_string()),
+        Err(e @ (UserError::BadName(_) | UserError::Hash(_))) => bad_request(e),
         Err(e @ UserError::Store(_)) => {
             HttpResponse::InternalServerError().json(serde_json::json!({ "error": e.to_string() }))
         }

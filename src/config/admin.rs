@@ -87,15 +87,20 @@ impl Section for AdminConfig {
     }
 }
 
+/// `admin.listen` that is not an address and port to listen on; holds the text.
+#[derive(Debug, thiserror::Error)]
+#[error("expected ip:port (such as 127.0.0.1:8080), got {0:?}")]
+pub struct NotAListenAddress(pub String);
+
 impl AdminConfig {
     /// `listen` parsed; `None` when the admin server is off.
-    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, NotAListenAddress> {
         match self.listen.trim() {
             "" => Ok(None),
             text => text
                 .parse()
                 .map(Some)
-                .map_err(|_| format!("expected ip:port (such as 127.0.0.1:8080), got {text:?}")),
+                .map_err(|_| NotAListenAddress(text.to_string())),
         }
     }
 

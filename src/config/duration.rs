@@ -7,18 +7,29 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serializer};
 
+/// Why a text is not a duration; the text says what would be, as `--validate-only`
+/// and the admin API's 400 show it.
+#[derive(Debug, thiserror::Error)]
+pub enum DurationError {
+    /// Plain seconds past what a `u64` holds.
+    #[error("{0:?} is too many seconds")]
+    TooManySeconds(String),
+    /// Not humantime's syntax; its reason names the unit it did not know.
+    #[error("expected a duration such as 30s, 5m, 1h or 5d ({0})")]
+    NotADuration(humantime::DurationError),
+}
+
 /// Parses `"30s"`, `"5m"`, `"1h"`, `"5d"`, `"250ms"`, `"1h 30m"` (humantime's syntax) or
 /// `"300"` (seconds).
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text
             .parse()
             .map(Duration::from_secs)
-            .map_err(|_| format!("{text:?} is too many seconds"));
+            .map_err(|_| DurationError::TooManySeconds(text.to_string()));
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("expected a duration such as 30s, 5m, 1h or 5d ({e})"))
+    humantime::parse_duration(text).map_err(DurationError::NotADuration)
 }
 
 /// Renders a duration the way an operator writes it, in its largest whole unit (`36d`,
@@ -70,6 +81,19 @@ mod tests {
         assert_eq!(parse("1h 30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(format(parse("1h 30m").unwrap()), "90m");
         assert_eq!(parse("300").unwrap(), Duration::from_secs(300));
-        assert!(parse("5 parsecs").is_err());
+        let unknown = parse("5 parsecs").unwrap_err();
+        assert!(
+            matches!(unknown, DurationError::NotADuration(_)),
+            "{unknown}"
+        );
+        assert!(
+            unknown
+                .to_string()
+                .starts_with("expected a duration such as 30s, 5m, 1h or 5d (")
+        );
+        assert_eq!(
+            parse("99999999999999999999").unwrap_err().to_string(),
+            r#""99999999999999999999" is too many seconds"#
+        );
     }
 }

@@ -193,25 +193,56 @@ fn set(
     }
 }
 
+/// Why an environment variable's value does not fit its setting; the text names the
+/// setting and the value, as the refused start and `--validate-only` print it.
+#[derive(Debug, thiserror::Error)]
+enum EnvValueError {
+    /// A number setting given something else.
+    #[error("expected a whole number for {setting}, got {value:?}")]
+    Integer {
+        /// `section.key`.
+        setting: String,
+        /// The variable's value.
+        value: String,
+    },
+    /// A yes/no setting given something else.
+    #[error("expected true or false for {setting}, got {value:?}")]
+    Boolean {
+        /// `section.key`.
+        setting: String,
+        /// The variable's value.
+        value: String,
+    },
+    /// An entry of a table setting without `=`.
+    #[error("expected key=value pairs separated by commas, got {0:?}")]
+    Pair(String),
+}
+
 /// `value` read as the same kind of TOML value as `default` (the setting's default):
 /// a whole number, a boolean, a comma-separated list, `key=value` pairs, or a string.
-fn parse_like(default: &toml::Value, value: &str, setting: &str) -> Result<toml::Value, String> {
+fn parse_like(
+    default: &toml::Value,
+    value: &str,
+    setting: &str,
+) -> Result<toml::Value, EnvValueError> {
     Ok(match default {
         toml::Value::Integer(_) => match value.trim().parse::<i64>() {
             Ok(n) => toml::Value::Integer(n),
             Err(_) => {
-                return Err(format!(
-                    "expected a whole number for {setting}, got {value:?}"
-                ));
+                return Err(EnvValueError::Integer {
+                    setting: setting.to_string(),
+                    value: value.to_string(),
+                });
             }
         },
         toml::Value::Boolean(_) => match value.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => toml::Value::Boolean(true),
             "0" | "false" | "no" | "off" => toml::Value::Boolean(false),
             _ => {
-                return Err(format!(
-                    "expected true or false for {setting}, got {value:?}"
-                ));
+                return Err(EnvValueError::Boolean {
+                    setting: setting.to_string(),
+                    value: value.to_string(),
+                });
             }
         },
         toml::Value::Array(_) => toml::Value::Array(
@@ -232,11 +263,7 @@ fn parse_like(default: &toml::Value, value: &str, setting: &str) -> Result<toml:
                             toml::Value::String(v.trim().to_string()),
                         );
                     }
-                    None => {
-                        return Err(format!(
-                            "expected key=value pairs separated by commas, got {entry:?}"
-                        ));
-                    }
+                    None => return Err(EnvValueError::Pair(entry.to_string())),
                 }
             }
             toml::Value::Table(map)
