@@ -45,21 +45,43 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A credential flag without the `:` between user and password; holds the text.
+#[derive(Debug, thiserror::Error)]
+#[error("expected USER:PASS, got {0:?}")]
+struct NotUserPass(String);
+
 /// Parses `USER:PASS`.
-fn user_pass(s: &str) -> Result<(String, String), String> {
+fn user_pass(s: &str) -> Result<(String, String), NotUserPass> {
     s.split_once(':')
         .map(|(u, p)| (u.to_string(), p.to_string()))
-        .ok_or_else(|| format!("expected USER:PASS, got {s:?}"))
+        .ok_or_else(|| NotUserPass(s.to_string()))
+}
+
+/// Why a failure rate flag is not a probability; clap prints it after the flag.
+#[derive(Debug, thiserror::Error)]
+enum OddsError {
+    /// Not a number.
+    #[error("bad probability {text:?}: {error}")]
+    Number {
+        /// The flag's value.
+        text: String,
+        /// Why.
+        error: std::num::ParseFloatError,
+    },
+    /// A number outside 0..=1.
+    #[error("probability {0} is not within 0..=1")]
+    OutOfRange(String),
 }
 
 /// Parses a probability in 0..=1.
-fn odds(s: &str) -> Result<f64, String> {
-    let p: f64 = s
-        .parse()
-        .map_err(|e| format!("bad probability {s:?}: {e}"))?;
+fn odds(s: &str) -> Result<f64, OddsError> {
+    let p: f64 = s.parse().map_err(|error| OddsError::Number {
+        text: s.to_string(),
+        error,
+    })?;
     if (0.0..=1.0).contains(&p) {
         Ok(p)
     } else {
-        Err(format!("probability {s} is not within 0..=1"))
+        Err(OddsError::OutOfRange(s.to_string()))
     }
 }

@@ -110,13 +110,18 @@ pub(crate) struct SendArgs {
     quiet: bool,
 }
 
+/// A `--header` without a name before its `:`; holds the text.
+#[derive(Debug, thiserror::Error)]
+#[error("expected NAME:VALUE, got {0:?}")]
+struct NotAHeader(String);
+
 /// Parses `NAME:VALUE`.
-fn header(s: &str) -> Result<(String, String), String> {
+fn header(s: &str) -> Result<(String, String), NotAHeader> {
     match s.split_once(':') {
         Some((name, value)) if !name.trim().is_empty() => {
             Ok((name.trim().to_string(), value.trim().to_string()))
         }
-        _ => Err(format!("expected NAME:VALUE, got {s:?}")),
+        _ => Err(NotAHeader(s.to_string())),
     }
 }
 

@@ -1,9 +1,10 @@
 //! What a send run is told to do: target, load shape, content and protocol options.
 
 use std::net::SocketAddr;
+use std::num::{ParseFloatError, ParseIntError};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, TryFromFloatSecsError};
 
 use crate::tls::Verify;
 
@@ -115,8 +116,40 @@ impl SizeSpread {
     }
 }
 
+/// Why a size (`--size`, `--max-size`) is not one; clap prints it after the flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// The number before the unit does not parse.
+    #[error("bad size {text:?}: {error}")]
+    Number {
+        /// The size as given.
+        text: String,
+        /// Why.
+        error: ParseIntError,
+    },
+    /// A unit other than `b`, `k` or `m`.
+    #[error("unknown size unit {unit:?} in {text:?}")]
+    Unit {
+        /// The unit as given.
+        unit: String,
+        /// The size as given.
+        text: String,
+    },
+    /// The weight after `:` does not parse.
+    #[error("bad weight in {part:?}: {error}")]
+    Weight {
+        /// The `SIZE:WEIGHT` part.
+        part: String,
+        /// Why.
+        error: ParseIntError,
+    },
+    /// Every weight is 0: no size could be chosen.
+    #[error("no size with a weight above 0 in {0:?}")]
+    NoWeight(String),
+}
+
 impl FromStr for SizeSpread {
-    type Err = String;
+    type Err = SizeError;
 
     /// `BYTES` or `BYTES:WEIGHT,...`; sizes take `k`/`m` suffixes (powers of 1024).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -125,57 +158,104 @@ impl FromStr for SizeSpread {
             let (size, weight) = match part.split_once(':') {
                 Some((size, weight)) => (
                     size,
-                    weight
-                        .trim()
-                        .parse()
-                        .map_err(|e| format!("bad weight in {part:?}: {e}"))?,
+                    weight.trim().parse().map_err(|error| SizeError::Weight {
+                        part: part.to_string(),
+                        error,
+                    })?,
                 ),
                 None => (part, 1),
             };
             spread.push((parse_bytes(size)?, weight));
         }
         if spread.iter().all(|(_, w)| *w == 0) {
-            return Err(format!("no size with a weight above 0 in {s:?}"));
+            return Err(SizeError::NoWeight(s.to_string()));
         }
         Ok(Self(spread))
     }
 }
 
 /// `1024`, `1k`, `10K`, `2m`.
-pub fn parse_bytes(s: &str) -> Result<usize, String> {
+pub fn parse_bytes(s: &str) -> Result<usize, SizeError> {
     let s = s.trim();
     let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => s.split_at(i),
         None => (s, ""),
     };
-    let n: usize = digits.parse().map_err(|e| format!("bad size {s:?}: {e}"))?;
+    let n: usize = digits.parse().map_err(|error| SizeError::Number {
+        text: s.to_string(),
+        error,
+    })?;
     let unit = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
-        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+        other => {
+            return Err(SizeError::Unit {
+                unit: other.to_string(),
+                text: s.to_string(),
+            });
+        }
     };
     Ok(n * unit)
 }
 
+/// Why a duration (`--duration`, `--timeout`, ...) is not one; clap prints it after the
+/// flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// The number before the unit does not parse.
+    #[error("bad duration {text:?}: {error}")]
+    Number {
+        /// The duration as given.
+        text: String,
+        /// Why.
+        error: ParseFloatError,
+    },
+    /// A unit other than `ms`, `s`, `m` or `h`.
+    #[error("unknown duration unit {unit:?} in {text:?}")]
+    Unit {
+        /// The unit as given.
+        unit: String,
+        /// The duration as given.
+        text: String,
+    },
+    /// Negative, or too long for a `Duration`.
+    #[error("bad duration {text:?}: {error}")]
+    OutOfRange {
+        /// The duration as given.
+        text: String,
+        /// Why.
+        error: TryFromFloatSecsError,
+    },
+}
+
 /// `30s`, `500ms`, `2m`, `1h`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|e| format!("bad duration {s:?}: {e}"))?;
+    let n: f64 = number.parse().map_err(|error| DurationError::Number {
+        text: s.to_string(),
+        error,
+    })?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        other => return Err(format!("unknown duration unit {other:?} in {s:?}")),
+        other => {
+            return Err(DurationError::Unit {
+                unit: other.to_string(),
+                text: s.to_string(),
+            });
+        }
     };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("bad duration {s:?}: {e}"))
+    Duration::try_from_secs_f64(secs).map_err(|error| DurationError::OutOfRange {
+        text: s.to_string(),
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -190,7 +270,14 @@ mod tests {
             "2048".parse::<SizeSpread>().unwrap(),
             SizeSpread::fixed(2048)
         );
-        assert!("1q".parse::<SizeSpread>().is_err());
+        assert_eq!(
+            "1q".parse::<SizeSpread>().unwrap_err().to_string(),
+            r#"unknown size unit "q" in "1q""#
+        );
+        assert!(matches!(
+            "1k:0".parse::<SizeSpread>(),
+            Err(SizeError::NoWeight(_))
+        ));
     }
 
     #[test]
@@ -199,6 +286,13 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("x").is_err());
+        assert!(matches!(
+            parse_duration("x"),
+            Err(DurationError::Number { .. })
+        ));
+        assert_eq!(
+            parse_duration("5y").unwrap_err().to_string(),
+            r#"unknown duration unit "y" in "5y""#
+        );
     }
 }

@@ -34,7 +34,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use tokio_rustls::TlsConnector;
 
-pub use config::{SendConfig, SizeSpread, parse_bytes, parse_duration};
+pub use config::{DurationError, SendConfig, SizeError, SizeSpread, parse_bytes, parse_duration};
 pub use outcome::{ErrorKind, Outcome};
 pub use report::{Report, Schedule, Second};
 

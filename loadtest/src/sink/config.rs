@@ -101,14 +101,19 @@ pub enum FailAt {
     Data,
 }
 
+/// `--fail-at` that is neither `rcpt` nor `data`; holds the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected rcpt or data, got {0:?}")]
+pub struct NotFailAt(String);
+
 impl FromStr for FailAt {
-    type Err = String;
+    type Err = NotFailAt;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "rcpt" => Ok(Self::Rcpt),
             "data" => Ok(Self::Data),
-            _ => Err(format!("expected rcpt or data, got {s:?}")),
+            _ => Err(NotFailAt(s.to_string())),
         }
     }
 }
@@ -134,8 +139,13 @@ pub enum DelayPoint {
     Quit,
 }
 
+/// A [`Delay`]'s command that names no reply the sink holds back; holds the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown command {0:?} (connect, ehlo, mail, rcpt, data, dot, rset, quit)")]
+pub struct UnknownDelayPoint(String);
+
 impl FromStr for DelayPoint {
-    type Err = String;
+    type Err = UnknownDelayPoint;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s.to_ascii_lowercase().as_str() {
@@ -147,11 +157,7 @@ impl FromStr for DelayPoint {
             "dot" | "eom" | "message" | "bdat" => Self::Dot,
             "rset" => Self::Rset,
             "quit" => Self::Quit,
-            _ => {
-                return Err(format!(
-                    "unknown command {s:?} (connect, ehlo, mail, rcpt, data, dot, rset, quit)"
-                ));
-            }
+            _ => return Err(UnknownDelayPoint(s.to_string())),
         })
     }
 }
@@ -167,8 +173,38 @@ pub struct Delay {
     pub odds: f64,
 }
 
+/// Why a `--delay` is not `CMD:MS[:ODDS]`; clap prints it after the flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DelayError {
+    /// The command names no reply.
+    #[error(transparent)]
+    Point(#[from] UnknownDelayPoint),
+    /// No `:MS` after the command.
+    #[error("expected CMD:MS[:ODDS]")]
+    NoMilliseconds,
+    /// `MS` is not a whole number.
+    #[error("bad milliseconds in {text:?}: {error}")]
+    Milliseconds {
+        /// The flag's value.
+        text: String,
+        /// Why.
+        error: std::num::ParseIntError,
+    },
+    /// `ODDS` is not a number.
+    #[error("bad odds in {text:?}: {error}")]
+    Odds {
+        /// The flag's value.
+        text: String,
+        /// Why.
+        error: std::num::ParseFloatError,
+    },
+    /// More parts than three, or odds outside 0..=1.
+    #[error("expected CMD:MS[:ODDS] with ODDS in 0..=1, got {0:?}")]
+    Shape(String),
+}
+
 impl FromStr for Delay {
-    type Err = String;
+    type Err = DelayError;
 
     /// Parses `CMD:MS[:ODDS]`, e.g. `rcpt:200:0.1`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -176,17 +212,21 @@ impl FromStr for Delay {
         let point = parts.next().unwrap_or_default().parse()?;
         let ms: u64 = parts
             .next()
-            .ok_or("expected CMD:MS[:ODDS]")?
+            .ok_or(DelayError::NoMilliseconds)?
             .parse()
-            .map_err(|e| format!("bad milliseconds in {s:?}: {e}"))?;
+            .map_err(|error| DelayError::Milliseconds {
+                text: s.to_string(),
+                error,
+            })?;
         let odds: f64 = match parts.next() {
-            Some(p) => p.parse().map_err(|e| format!("bad odds in {s:?}: {e}"))?,
+            Some(p) => p.parse().map_err(|error| DelayError::Odds {
+                text: s.to_string(),
+                error,
+            })?,
             None => 1.0,
         };
         if parts.next().is_some() || !(0.0..=1.0).contains(&odds) {
-            return Err(format!(
-                "expected CMD:MS[:ODDS] with ODDS in 0..=1, got {s:?}"
-            ));
+            return Err(DelayError::Shape(s.to_string()));
         }
         Ok(Self {
             point,
@@ -207,7 +247,21 @@ mod tests {
         assert_eq!(d.duration, Duration::from_millis(200));
         assert_eq!(d.odds, 0.5);
         assert_eq!("dot:5".parse::<Delay>().unwrap().odds, 1.0);
-        assert!("rcpt:x".parse::<Delay>().is_err());
-        assert!("rcpt:1:2".parse::<Delay>().is_err());
+        assert!(matches!(
+            "rcpt:x".parse::<Delay>(),
+            Err(DelayError::Milliseconds { .. })
+        ));
+        assert!(matches!(
+            "rcpt:1:2".parse::<Delay>(),
+            Err(DelayError::Shape(_))
+        ));
+        assert_eq!(
+            "helo".parse::<Delay>().unwrap_err().to_string(),
+            "expected CMD:MS[:ODDS]"
+        );
+        assert_eq!(
+            "auth:5".parse::<Delay>().unwrap_err().to_string(),
+            r#"unknown command "auth" (connect, ehlo, mail, rcpt, data, dot, rset, quit)"#
+        );
     }
 }

@@ -35,7 +35,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-pub use config::{Delay, DelayPoint, FailAt, SinkConfig, TlsFiles};
+pub use config::{
+    Delay, DelayError, DelayPoint, FailAt, NotFailAt, SinkConfig, TlsFiles, UnknownDelayPoint,
+};
 pub use counters::{SinkStats, SinkSummary};
 pub use handle::SinkHandle;
 use shared::Shared;
