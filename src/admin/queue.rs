@@ -13,7 +13,7 @@ use hermod_actors::core::id::QueueId;
 use hermod_actors::protocol::datetime;
 use hermod_actors::queue::dsn::ORIGINAL_PREFIX;
 use hermod_actors::queue::{Action, Operate, Operated};
-use hermod_actors::store::spool::{Envelope, RecipientStatus, Spool};
+use hermod_actors::store::spool::{Envelope, RecipientStatus, Spool, SpoolError};
 use serde::Deserialize;
 
 use super::{AdminState, QueueUnavailable, auth, bad_request, unavailable, unix_now};
@@ -213,6 +213,17 @@ pub async fn list(
     }
 }
 
+/// Why a message could not be shown: the text of the 503.
+#[derive(Debug, thiserror::Error)]
+enum ShowError {
+    /// The spool failed to read the envelope or the message.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// The message's body file could not be read.
+    #[error(transparent)]
+    BodyFile(#[from] std::io::Error),
+}
+
 /// `GET /api/queue/{id}`: one message, with its header section.
 pub async fn show(
     state: web::Data<AdminState>,
@@ -223,17 +234,15 @@ pub async fn show(
         return bad_request(format!("{id:?} is not a queue id"));
     };
     let spool = state.spool.clone();
-    let found = web::block(move || -> Result<Option<serde_json::Value>, String> {
-        let Some(envelope) = spool.envelope(id).map_err(|e| e.to_string())? else {
+    let found = web::block(move || -> Result<Option<serde_json::Value>, ShowError> {
+        let Some(envelope) = spool.envelope(id)? else {
             return Ok(None);
         };
         let mut shown = summary(id, &envelope, unix_now());
         let head = spool
-            .data(id, envelope.body_file)
-            .map_err(|e| e.to_string())?
+            .data(id, envelope.body_file)?
             .map(|data| data.prefix(ORIGINAL_PREFIX))
-            .transpose()
-            .map_err(|e| e.to_string())?
+            .transpose()?
             .unwrap_or_default();
         let end = head
             .windows(4)

@@ -44,13 +44,9 @@ pub(super) fn open(config: &Config, spool: &SledSpool) -> anyhow::Result<Secured
         }
     }
     let users = UserStore::new(spool.db(), config.auth.hash_cost())
-        .map_err(anyhow::Error::msg)
         .context("opening the AUTH user store")?;
     let auth = if config.auth.enabled {
-        users
-            .prepare()
-            .map_err(anyhow::Error::msg)
-            .context("making the dummy password hash")?;
+        users.prepare().context("making the dummy password hash")?;
         let count = users.list().map(|u| u.len()).unwrap_or(0);
         if count == 0 {
             tracing::warn!(
