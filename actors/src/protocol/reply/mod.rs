@@ -31,6 +31,7 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A reply with its enhanced status code, as almost every reply has one.
     fn new(
         code: u16,
         status: EnhancedCode,
@@ -43,8 +44,8 @@ impl Reply {
         }
     }
 
-    /// A reply whose line carries no enhanced status code: the greeting, HELO, the DATA
-    /// go-ahead and an AUTH challenge (RFC 2034 asks for codes on the others).
+    /// A reply whose line carries no enhanced status code: the greeting and HELO (RFC
+    /// 2034 leaves them without one), the DATA go-ahead and an AUTH challenge.
     fn without_enhanced_code(
         code: u16,
         reason: &'static str,
