@@ -4,60 +4,31 @@
 
 use std::ops::Range;
 
+use mail_parser::MessageParser;
+
 /// The byte ranges (whole fields, continuation lines and CRLF included) of the
 /// `Authentication-Results:` fields in the header section of `message` whose authserv-id
-/// is `authserv_id` (compared without regard to case).
+/// is `authserv_id` (compared without regard to case). mail-parser finds the fields;
+/// their values are read raw, since it does not parse this one.
 pub fn forged(message: &[u8], authserv_id: &str) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    for field in (Fields { message, at: 0 }) {
-        let bytes = &message[field.clone()];
-        let Some(colon) = bytes.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        if !bytes[..colon]
-            .trim_ascii()
-            .eq_ignore_ascii_case(b"authentication-results")
-        {
-            continue;
-        }
-        let id = authserv_id_of(&bytes[colon + 1..]);
-        if id.is_empty() || id.eq_ignore_ascii_case(authserv_id.as_bytes()) {
-            out.push(field);
-        }
-    }
-    out
-}
-
-/// The header fields of a message, each as the range of its lines; stops at the empty
-/// line that ends the header section.
-struct Fields<'a> {
-    message: &'a [u8],
-    at: usize,
-}
-
-impl Iterator for Fields<'_> {
-    type Item = Range<usize>;
-
-    fn next(&mut self) -> Option<Range<usize>> {
-        let message = self.message;
-        let start = self.at;
-        if start >= message.len() || message[start] == b'\r' || message[start] == b'\n' {
-            return None;
-        }
-        let mut end = start;
-        loop {
-            end = match message[end..].iter().position(|&b| b == b'\n') {
-                Some(nl) => end + nl + 1,
-                None => message.len(),
-            };
-            // A line starting with a space or tab continues the field.
-            if end >= message.len() || !matches!(message[end], b' ' | b'\t') {
-                break;
-            }
-        }
-        self.at = end;
-        Some(start..end)
-    }
+    let parser = MessageParser::new().default_header_raw();
+    let Some(parsed) = parser.parse_headers(message) else {
+        return Vec::new();
+    };
+    parsed
+        .headers()
+        .iter()
+        .filter(|field| field.name().eq_ignore_ascii_case("authentication-results"))
+        .filter_map(|field| {
+            let (start, value, end) = (
+                field.offset_field as usize,
+                field.offset_start as usize,
+                field.offset_end as usize,
+            );
+            let id = authserv_id_of(message.get(value..end)?);
+            (id.is_empty() || id.eq_ignore_ascii_case(authserv_id.as_bytes())).then_some(start..end)
+        })
+        .collect()
 }
 
 /// The authserv-id at the start of a field's value (RFC 8601 §2.2): after white space
