@@ -1,10 +1,9 @@
-//! A minimal HTTP/1.1 client for the admin API tests: one request per connection
-//! (`Connection: close`), the status code and the body back.
+//! The admin API tests' HTTP client: awc (the client `hermod`'s own command line uses),
+//! each request on a small actix system of its own, so tests on any tokio runtime can
+//! call it. The status code and the body come back.
 
 use std::net::SocketAddr;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::time::Duration;
 
 /// An answer: status code and body.
 #[derive(Debug)]
@@ -35,30 +34,35 @@ pub async fn request(
     token: Option<&str>,
     json: Option<&str>,
 ) -> Answer {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .expect("connecting to the admin API");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    let body = json.unwrap_or("");
-    if json.is_some() {
-        head.push_str("Content-Type: application/json\r\n");
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    Answer {
-        status,
-        body: body.to_string(),
-    }
+    let method = awc::http::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let url = format!("http://{addr}{path}");
+    let (token, json) = (token.map(str::to_owned), json.map(str::to_owned));
+    // awc's client is not Send: it runs on a thread and an actix system of its own.
+    tokio::task::spawn_blocking(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let mut request = awc::Client::new()
+                .request(method, &url)
+                .timeout(Duration::from_secs(30));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let mut response = match json {
+                Some(json) => {
+                    request
+                        .content_type("application/json")
+                        .send_body(json)
+                        .await
+                }
+                None => request.send().await,
+            }
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+            let body = response.body().limit(64 << 20).await.expect("the body");
+            Answer {
+                status: response.status().as_u16(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            }
+        })
+    })
+    .await
+    .expect("the request's thread")
 }
