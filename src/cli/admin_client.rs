@@ -42,7 +42,7 @@ pub async fn call(
             }
         }
     }
-    let Some(addr) = config.admin.listen_addr()? else {
+    let Some(addr) = config.admin.listen else {
         anyhow::bail!(
             "admin.listen is empty and no admin socket answers: the running hermod cannot be asked"
         );

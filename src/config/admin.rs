@@ -13,8 +13,9 @@ use super::{ConfigIssue, Section};
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Where the admin HTTP server listens (`/health`, `/stats`, `/metrics`, `/api/...`);
-    /// empty turns it off.
-    pub listen: String,
+    /// empty (`""`) turns it off. Parsed once, as the file is read.
+    #[serde(with = "optional_address")]
+    pub listen: Option<SocketAddr>,
     /// Also serve `/metrics` on this port, at the admin listener's address (the seeds'
     /// `METRICS_PORT`, usually 9090); 0: `/metrics` on the admin listener only.
     pub metrics_port: u16,
@@ -34,7 +35,7 @@ pub struct AdminConfig {
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
-            listen: "127.0.0.1:8080".into(),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             metrics_port: 0,
             metrics: true,
             token: String::new(),
@@ -52,10 +53,7 @@ impl Section for AdminConfig {
     ];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
-        if let Err(e) = self.listen_addr() {
-            issues.push(ConfigIssue::new("admin.listen", e));
-        }
-        if self.listen.trim().is_empty() && self.metrics_port != 0 {
+        if self.listen.is_none() && self.metrics_port != 0 {
             issues.push(ConfigIssue::new(
                 "admin.metrics_port",
                 "needs admin.listen (the metrics port is opened on its address)",
@@ -72,7 +70,7 @@ impl Section for AdminConfig {
         {
             issues.push(ConfigIssue::new("admin.token_file", e));
         }
-        if let Ok(Some(addr)) = self.listen_addr()
+        if let Some(addr) = self.listen
             && !addr.ip().is_loopback()
             && self.token.is_empty()
             && self.token_file.as_os_str().is_empty()
@@ -87,23 +85,39 @@ impl Section for AdminConfig {
     }
 }
 
-/// `admin.listen` that is not an address and port to listen on; holds the text.
+/// `admin.listen` that is not an address and port to listen on (the loader names the
+/// text it got).
 #[derive(Debug, thiserror::Error)]
-#[error("expected ip:port (such as 127.0.0.1:8080), got {0:?}")]
-pub struct NotAListenAddress(pub String);
+#[error("expected ip:port (such as 127.0.0.1:8080), or \"\" for none")]
+pub struct NotAListenAddress;
 
-impl AdminConfig {
-    /// `listen` parsed; `None` when the admin server is off.
-    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, NotAListenAddress> {
-        match self.listen.trim() {
+/// `admin.listen` in the file: `"ip:port"`, or `""` for none.
+mod optional_address {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::NotAListenAddress;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        match String::deserialize(d)?.trim() {
             "" => Ok(None),
             text => text
                 .parse()
                 .map(Some)
-                .map_err(|_| NotAListenAddress(text.to_string())),
+                .map_err(|_| serde::de::Error::custom(NotAListenAddress)),
         }
     }
 
+    pub fn serialize<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(addr) => s.collect_str(addr),
+            None => s.serialize_str(""),
+        }
+    }
+}
+
+impl AdminConfig {
     /// The admin socket's path (`socket` under `data_dir` unless absolute); `None` when
     /// it is off.
     pub fn socket_path(&self, data_dir: &std::path::Path) -> Option<PathBuf> {

@@ -278,7 +278,7 @@ fn start_admin(config: &Config, mut state: AdminState) -> anyhow::Result<()> {
             }
         });
     }
-    let listen = config.admin.listen_addr()?;
+    let listen = config.admin.listen;
     state.token_for_reads = listen.is_some_and(|l| !l.ip().is_loopback());
     let at = AdminListeners {
         listen,
