@@ -54,8 +54,8 @@
 //!   (`reply_reader`), and which characters a peer may not pass on (`text`).
 //! - [`core`]: the bottom floor every stage may use: queue ids (`id`), the free-space
 //!   reserve and its claims (`disk_space`), the process's TLS backend (`tls`), the
-//!   greylist's stored state and store trait (`greylist_state`), and the relay domains
-//!   found to loop back (`looping_domains`).
+//!   greylist's stored state and store trait (`greylist_state`), the relay domains
+//!   found to loop back (`looping_domains`), and human durations (`duration`).
 //! - [`mailbox`]: how many messages wait in each kind of actor's mailbox
 //!   (`actor_mailbox_messages`), which names the actor that falls behind.
 //!

@@ -88,7 +88,7 @@ fn rate_limiter(
     arbiter: &ArbiterHandle,
     redis: Option<RedisBackend>,
 ) -> PolicyMember {
-    let limits = config.rate_limit.limits();
+    let limits = config.rate_limit.clone();
     let stages = limits.stages();
     let shared = redis.filter(|_| config.redis.rate_limit);
     let limiter = PolicyActor::start_on(arbiter, move || {
@@ -106,7 +106,7 @@ fn rate_limiter(
         deadline: RATE_LIMIT_DEADLINE,
         fail_open: false,
     };
-    tracing::info!(limits = ?config.rate_limit.limits(), "rate limits on");
+    tracing::info!(limits = ?config.rate_limit, "rate limits on");
     member
 }
 

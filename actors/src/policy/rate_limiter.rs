@@ -27,30 +27,73 @@ use super::set::Ask;
 use crate::protocol::check::{CheckStage, CheckStages, Facts, Verdict};
 use crate::protocol::reply::Reply;
 
-/// The limits, each "count per `window`" (0: no limit).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The limits, each "count per `window`" (0: no limit): the configuration's
+/// `[rate_limit]` table itself, so each setting is declared once, here.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateLimits {
-    /// New connections per client address.
+    /// New connections per client address (IPv6: per /64) per window; past it `421 4.7.0`.
     pub connections_per_ip: u32,
-    /// Messages (MAIL commands) per client address.
+    /// Messages (MAIL commands) per client address per window (`SMTP_RATE_LIMIT_PER_IP`);
+    /// past it `450 4.7.1` at MAIL.
     pub messages_per_ip: u32,
-    /// Messages per authenticated user.
+    /// Messages per authenticated user per window (`SMTP_RATE_LIMIT_PER_USER`).
     pub messages_per_user: u32,
-    /// Recipients per authenticated user.
+    /// Recipients per authenticated user per window; past it `450 4.7.1` at RCPT.
     pub recipients_per_user: u32,
-    /// Messages per envelope sender domain.
+    /// Messages per envelope sender domain per window.
     pub messages_per_sender_domain: u32,
-    /// The window every count is per.
+    /// The window every limit counts in; the budget comes back evenly over it.
+    #[serde(with = "crate::core::duration")]
     pub window: Duration,
-    /// Clients never limited.
+    /// Client networks never limited.
     pub exempt: Vec<IpNet>,
-    /// How often idle keys are dropped.
+    /// How often keys whose budget is full again are dropped
+    /// (`SMTP_RATE_LIMIT_CLEANUP_INTERVAL`).
+    #[serde(with = "crate::core::duration")]
     pub cleanup_interval: Duration,
-    /// When the shared backend (Redis) fails: let through instead of deferring.
+    /// When Redis (`[redis]`) cannot be reached: let mail through (`true`) or defer it
+    /// with `451 4.3.0` (`false`).
     pub fail_open: bool,
 }
 
+impl Default for RateLimits {
+    /// Every limit off; an hour's window; idle keys dropped every minute.
+    fn default() -> Self {
+        RateLimits {
+            connections_per_ip: 0,
+            messages_per_ip: 0,
+            messages_per_user: 0,
+            recipients_per_user: 0,
+            messages_per_sender_domain: 0,
+            window: Duration::from_secs(3600),
+            exempt: Vec::new(),
+            cleanup_interval: Duration::from_secs(60),
+            fail_open: false,
+        }
+    }
+}
+
 impl RateLimits {
+    /// Each count by its key.
+    pub fn counts(&self) -> [(&'static str, u32); 5] {
+        [
+            ("connections_per_ip", self.connections_per_ip),
+            ("messages_per_ip", self.messages_per_ip),
+            ("messages_per_user", self.messages_per_user),
+            ("recipients_per_user", self.recipients_per_user),
+            (
+                "messages_per_sender_domain",
+                self.messages_per_sender_domain,
+            ),
+        ]
+    }
+
+    /// Whether any limit is on.
+    pub fn enabled(&self) -> bool {
+        self.counts().iter().any(|(_, count)| *count > 0)
+    }
+
     /// The stages some limit speaks at.
     pub fn stages(&self) -> CheckStages {
         let mut stages = Vec::new();
