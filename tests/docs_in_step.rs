@@ -107,7 +107,7 @@ fn every_seed_variable_is_named_in_the_row_of_the_key_it_sets() {
     let config_md = std::fs::read_to_string(root.join("docs/CONFIG.md")).unwrap();
     let mut missing = Vec::new();
     for section in hermod::config::sections() {
-        for (name, key) in section.seed_env {
+        for (name, key) in section.seed_env() {
             let named = config_md.lines().any(|row| {
                 row.starts_with(&format!("| `{key}`")) && row.contains(&format!("`{name}`"))
             });
@@ -200,9 +200,9 @@ fn config_md_states_each_default_and_environment_name_as_the_code_has_them() {
             let seeds: Vec<&str> = hermod::config::sections()
                 .iter()
                 .filter(|s| s.name == section)
-                .flat_map(|s| s.seed_env.iter())
+                .flat_map(|s| s.seed_env())
                 .filter(|(_, k)| k == key)
-                .map(|(name, _)| *name)
+                .map(|(name, _)| name)
                 .collect();
             let named: Vec<&str> = row[2]
                 .split('`')

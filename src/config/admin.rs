@@ -4,53 +4,42 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
+use super::section::{Key, section};
 use super::{ConfigIssue, Section};
 
-/// `[admin]`: the admin HTTP server.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AdminConfig {
-    /// Where the admin HTTP server listens (`/health`, `/stats`, `/metrics`, `/api/...`);
-    /// empty (`""`) turns it off. Parsed once, as the file is read.
-    #[serde(with = "optional_address")]
-    pub listen: Option<SocketAddr>,
-    /// Also serve `/metrics` on this port, at the admin listener's address (the seeds'
-    /// `METRICS_PORT`, usually 9090); 0: `/metrics` on the admin listener only.
-    pub metrics_port: u16,
-    /// Serve `/metrics` at all (the seeds' `METRICS_ENABLED`).
-    pub metrics: bool,
-    /// The bearer token every request that changes something must carry (and every
-    /// request when the admin listener is not on loopback). Empty: read `token_file`.
-    pub token: String,
-    /// A file whose first line is the token (kept out of the configuration file).
-    pub token_file: PathBuf,
-    /// The admin API on a Unix socket, owner-only, for the command line on this machine
-    /// (no token needed there for root and hermod's user); relative to
-    /// `queue.data_dir`; empty turns it off.
-    pub socket: PathBuf,
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        AdminConfig {
-            listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
-            metrics_port: 0,
-            metrics: true,
-            token: String::new(),
-            token_file: PathBuf::new(),
-            socket: PathBuf::from("admin.sock"),
-        }
+section! {
+    /// `[admin]`: the admin HTTP server.
+    pub struct AdminConfig {
+        /// Where the admin HTTP server listens (`/health`, `/stats`, `/metrics`, `/api/...`);
+        /// empty (`""`) turns it off. Parsed once, as the file is read.
+        #[serde(with = "optional_address")]
+        pub listen: Option<SocketAddr> = Some(SocketAddr::from(([127, 0, 0, 1], 8080)))
+            => (restart, []),
+        /// Also serve `/metrics` on this port, at the admin listener's address (the seeds'
+        /// `METRICS_PORT`, usually 9090); 0: `/metrics` on the admin listener only.
+        pub metrics_port: u16 = 0
+            => (restart, ["METRICS_PORT"]),
+        /// Serve `/metrics` at all (the seeds' `METRICS_ENABLED`).
+        pub metrics: bool = true
+            => (restart, ["METRICS_ENABLED"]),
+        /// The bearer token every request that changes something must carry (and every
+        /// request when the admin listener is not on loopback). Empty: read `token_file`.
+        pub token: String = String::new()
+            => (restart, []),
+        /// A file whose first line is the token (kept out of the configuration file).
+        pub token_file: PathBuf = PathBuf::new()
+            => (restart, []),
+        /// The admin API on a Unix socket, owner-only, for the command line on this machine
+        /// (no token needed there for root and hermod's user); relative to
+        /// `queue.data_dir`; empty turns it off.
+        pub socket: PathBuf = PathBuf::from("admin.sock")
+            => (restart, []),
     }
 }
 
 impl Section for AdminConfig {
+    const KEYS: &'static [Key] = AdminConfig::DECLARED;
     const NAME: &'static str = "admin";
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
-        ("METRICS_PORT", "metrics_port"),
-        ("METRICS_ENABLED", "metrics"),
-    ];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         if self.listen.is_none() && self.metrics_port != 0 {

@@ -6,70 +6,58 @@ use std::time::Duration;
 
 use hermod_actors::inbound::auth::AuthLimits;
 use hermod_actors::store::users::HashCost;
-use serde::{Deserialize, Serialize};
 
+use super::section::{Key, section};
 use super::{ConfigIssue, Section, at_least_one, longer_than_zero};
 
-/// `[auth]`: AUTH for submission.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Offer AUTH PLAIN and LOGIN after STARTTLS (`SMTP_ENABLE_AUTH`).
-    pub enabled: bool,
-    /// On submission listeners, a client in `relay.networks` must still authenticate to
-    /// relay (`SMTP_REQUIRE_AUTH_FOR_RELAY`).
-    pub require_auth_for_relay: bool,
-    /// Failed AUTH attempts from one client address within `failure_window` before it
-    /// is refused with `421 4.7.0` and disconnected.
-    pub max_failures: u32,
-    /// How long a failed attempt counts toward `max_failures`.
-    #[serde(with = "super::duration")]
-    pub failure_window: Duration,
-    /// The prefix length an IPv6 client is counted by for the lock-out (64: its /64).
-    pub ipv6_prefix: u8,
-    /// Failed logins for one user name (from any address) within `failure_window` after
-    /// which its checks are paced, one per `user_failure_delay`; 0: never.
-    pub user_max_failures: u32,
-    /// The time between two checks of a paced user name.
-    #[serde(with = "super::duration")]
-    pub user_failure_delay: Duration,
-    /// Memory of a new password hash in KiB (Argon2id `m`; default 19456, OWASP's).
-    pub argon2_memory_kib: u32,
-    /// Passes of a new password hash (Argon2id `t`).
-    pub argon2_iterations: u32,
-    /// Lanes of a new password hash (Argon2id `p`).
-    pub argon2_parallelism: u32,
-    /// Password checks at once (each takes the hash's memory and a core for tens of
-    /// milliseconds); 0: one per core.
-    pub verify_concurrency: usize,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        let cost = HashCost::default();
-        AuthConfig {
-            enabled: false,
-            require_auth_for_relay: false,
-            max_failures: 5,
-            failure_window: Duration::from_secs(600),
-            ipv6_prefix: 64,
-            user_max_failures: 20,
-            user_failure_delay: Duration::from_secs(2),
-            argon2_memory_kib: cost.memory_kib,
-            argon2_iterations: cost.iterations,
-            argon2_parallelism: cost.parallelism,
-            verify_concurrency: 0,
-        }
+section! {
+    /// `[auth]`: AUTH for submission.
+    pub struct AuthConfig {
+        /// Offer AUTH PLAIN and LOGIN after STARTTLS (`SMTP_ENABLE_AUTH`).
+        pub enabled: bool = false
+            => (restart, ["SMTP_ENABLE_AUTH"]),
+        /// On submission listeners, a client in `relay.networks` must still authenticate to
+        /// relay (`SMTP_REQUIRE_AUTH_FOR_RELAY`).
+        pub require_auth_for_relay: bool = false
+            => (live, ["SMTP_REQUIRE_AUTH_FOR_RELAY"]),
+        /// Failed AUTH attempts from one client address within `failure_window` before it
+        /// is refused with `421 4.7.0` and disconnected.
+        pub max_failures: u32 = 5
+            => (restart, []),
+        /// How long a failed attempt counts toward `max_failures`.
+        #[serde(with = "super::duration")]
+        pub failure_window: Duration = Duration::from_secs(600)
+            => (restart, []),
+        /// The prefix length an IPv6 client is counted by for the lock-out (64: its /64).
+        pub ipv6_prefix: u8 = 64
+            => (restart, []),
+        /// Failed logins for one user name (from any address) within `failure_window` after
+        /// which its checks are paced, one per `user_failure_delay`; 0: never.
+        pub user_max_failures: u32 = 20
+            => (restart, []),
+        /// The time between two checks of a paced user name.
+        #[serde(with = "super::duration")]
+        pub user_failure_delay: Duration = Duration::from_secs(2)
+            => (restart, []),
+        /// Memory of a new password hash in KiB (Argon2id `m`; default 19456, OWASP's).
+        pub argon2_memory_kib: u32 = HashCost::default().memory_kib
+            => (restart, []),
+        /// Passes of a new password hash (Argon2id `t`).
+        pub argon2_iterations: u32 = HashCost::default().iterations
+            => (restart, []),
+        /// Lanes of a new password hash (Argon2id `p`).
+        pub argon2_parallelism: u32 = HashCost::default().parallelism
+            => (restart, []),
+        /// Password checks at once (each takes the hash's memory and a core for tens of
+        /// milliseconds); 0: one per core.
+        pub verify_concurrency: usize = 0
+            => (restart, []),
     }
 }
 
 impl Section for AuthConfig {
+    const KEYS: &'static [Key] = AuthConfig::DECLARED;
     const NAME: &'static str = "auth";
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
-        ("SMTP_ENABLE_AUTH", "enabled"),
-        ("SMTP_REQUIRE_AUTH_FOR_RELAY", "require_auth_for_relay"),
-    ];
-    const LIVE: &'static [&'static str] = &["require_auth_for_relay"];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         at_least_one(

@@ -17,84 +17,114 @@ use hermod_actors::outbound::smtp_client::ClientTimeouts;
 use hermod_actors::outbound::tls::{OutboundSecurity, TlsMode};
 use serde::{Deserialize, Serialize};
 
+use super::section::{Key, section};
 use super::{ConfigIssue, Section, at_least_one, longer_than_zero};
 
-/// `[delivery]`: routing and the Delivery actors.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DeliveryConfig {
-    /// Smarthost for every domain not in the transport map: `[host]:port` (no MX lookup)
-    /// or `host:port` (MX lookup of host). Empty: deliver by MX.
-    pub relayhost: String,
-    /// Transport map: domain pattern (`example.com`, `.example.com`, `*`) to target
-    /// (`smtp:[host]:port`, `smtp:host:port`, `lmtp:[host]:port`).
-    pub transport: BTreeMap<String, String>,
-    /// DNS servers (`ip:port`) for MX and address lookups; empty: the system resolver.
-    pub dns_servers: Vec<SocketAddr>,
-    /// Port used for delivery to MX hosts.
-    pub mx_port: u16,
-    /// Name we give in EHLO; empty: `smtp.hostname`.
-    pub helo_name: String,
-    /// Connections open at once to one next hop.
-    pub max_connections_per_destination: usize,
-    /// Messages sent over one connection before it is closed.
-    pub max_messages_per_connection: u32,
-    /// Messages per second to one next hop; 0 means no limit.
-    pub rate_per_destination: u32,
-    /// Recipients per transaction to one next hop.
-    pub max_recipients_per_transaction: usize,
-    /// Time to establish a TCP connection.
-    #[serde(with = "super::duration")]
-    pub connect_timeout: Duration,
-    /// Time to wait for each reply from the next hop.
-    #[serde(with = "super::duration")]
-    pub command_timeout: Duration,
-    /// Time an open connection may wait for the next message.
-    #[serde(with = "super::duration")]
-    pub idle_timeout: Duration,
-    /// Send with BDAT (RFC 3030) when the next hop offers CHUNKING and PIPELINING: one
-    /// write and one read per message instead of two round trips.
-    pub chunking: bool,
-    /// Consecutive connection failures after which a next hop is considered down.
-    pub dead_host_failures: u32,
-    /// How long a next hop considered down is left alone.
-    #[serde(with = "super::duration")]
-    pub dead_host_backoff: Duration,
-    /// How long a next hop's Delivery actor lives on with nothing to do (it is started
-    /// again when mail for the hop comes).
-    #[serde(with = "super::duration")]
-    pub retire_idle_after: Duration,
-    /// DNS lookup timeout.
-    #[serde(with = "super::duration")]
-    pub dns_timeout: Duration,
-    /// Outbound connections open at once over all next hops, each a file descriptor;
-    /// when the budget is full, idle connections are closed first to make room. 0: the
-    /// open-files limit less `smtp.max_connections` and a reserve for the spool.
-    pub max_connections_total: usize,
-    /// TLS towards next hops: `none`, `opportunistic` (STARTTLS when offered, any
-    /// certificate, plaintext retry after a failed handshake), `required` (TLS, any
-    /// certificate) or `verify` (TLS, chain and name checked).
-    pub tls: TlsMode,
-    /// CA certificates (PEM) that `verify` trusts; empty: the system's roots
-    /// (/etc/ssl/certs), or Mozilla's built in when the system has none.
-    pub tls_ca_file: PathBuf,
-    /// TLS policy per next hop, keyed by the target as written in `relayhost` or the
-    /// transport map (`"[smtp.example.com]:587" = "verify"`).
-    pub tls_policy: BTreeMap<String, TlsMode>,
-    /// AUTH credentials per next hop, keyed by the target as written
-    /// (`"[smtp.example.com]:587" = { username = "u", password_file = "/etc/hermod/pw" }`).
-    pub auth: BTreeMap<String, HopCredentials>,
-    /// AUTH user name for `relayhost` (`SMTP_RELAYHOST_USERNAME`).
-    pub relayhost_username: String,
-    /// AUTH password for `relayhost` (`SMTP_RELAYHOST_PASSWORD`); better kept in
-    /// `relayhost_password_file`.
-    pub relayhost_password: String,
-    /// A file, readable by hermod's user only, whose first line is the `relayhost`
-    /// password.
-    pub relayhost_password_file: PathBuf,
-    /// Send AUTH to a next hop without TLS (an operator's explicit choice; never by
-    /// default).
-    pub auth_in_clear: bool,
+section! {
+    /// `[delivery]`: routing and the Delivery actors.
+    ///
+    /// Routes change for mail dispatched after the reload; running Delivery actors keep
+    /// their connection settings until a restart.
+    pub struct DeliveryConfig {
+        /// Smarthost for every domain not in the transport map: `[host]:port` (no MX lookup)
+        /// or `host:port` (MX lookup of host). Empty: deliver by MX.
+        pub relayhost: String = String::new()
+            => (live, ["SMTP_RELAYHOST"]),
+        /// Transport map: domain pattern (`example.com`, `.example.com`, `*`) to target
+        /// (`smtp:[host]:port`, `smtp:host:port`, `lmtp:[host]:port`).
+        pub transport: BTreeMap<String, String> = BTreeMap::new()
+            => (live, ["SMTP_TRANSPORT"]),
+        /// DNS servers (`ip:port`) for MX and address lookups; empty: the system resolver.
+        pub dns_servers: Vec<SocketAddr> = Vec::new()
+            => (restart, ["SMTP_DNS_SERVERS"]),
+        /// Port used for delivery to MX hosts.
+        pub mx_port: u16 = 25
+            => (restart, ["SMTP_DELIVERY_PORT"]),
+        /// Name we give in EHLO; empty: `smtp.hostname`.
+        pub helo_name: String = String::new()
+            => (restart, []),
+        /// Connections open at once to one next hop.
+        pub max_connections_per_destination: usize = 20
+            => (restart, []),
+        /// Messages sent over one connection before it is closed.
+        pub max_messages_per_connection: u32 = 1000
+            => (restart, []),
+        /// Messages per second to one next hop; 0 means no limit.
+        pub rate_per_destination: u32 = 0
+            => (restart, []),
+        /// Recipients per transaction to one next hop.
+        pub max_recipients_per_transaction: usize = 100
+            => (restart, []),
+        /// Time to establish a TCP connection.
+        #[serde(with = "super::duration")]
+        pub connect_timeout: Duration = Duration::from_secs(30)
+            => (restart, []),
+        /// Time to wait for each reply from the next hop.
+        #[serde(with = "super::duration")]
+        pub command_timeout: Duration = Duration::from_secs(300)
+            => (restart, []),
+        /// Time an open connection may wait for the next message.
+        #[serde(with = "super::duration")]
+        pub idle_timeout: Duration = Duration::from_secs(5)
+            => (restart, []),
+        /// Send with BDAT (RFC 3030) when the next hop offers CHUNKING and PIPELINING: one
+        /// write and one read per message instead of two round trips.
+        pub chunking: bool = true
+            => (restart, []),
+        /// Consecutive connection failures after which a next hop is considered down.
+        pub dead_host_failures: u32 = 5
+            => (restart, []),
+        /// How long a next hop considered down is left alone.
+        #[serde(with = "super::duration")]
+        pub dead_host_backoff: Duration = Duration::from_secs(60)
+            => (restart, []),
+        /// How long a next hop's Delivery actor lives on with nothing to do (it is started
+        /// again when mail for the hop comes).
+        #[serde(with = "super::duration")]
+        pub retire_idle_after: Duration = Duration::from_secs(300)
+            => (restart, []),
+        /// DNS lookup timeout.
+        #[serde(with = "super::duration")]
+        pub dns_timeout: Duration = Duration::from_secs(5)
+            => (restart, []),
+        /// Outbound connections open at once over all next hops, each a file descriptor;
+        /// when the budget is full, idle connections are closed first to make room. 0: the
+        /// open-files limit less `smtp.max_connections` and a reserve for the spool.
+        pub max_connections_total: usize = 0
+            => (restart, []),
+        /// TLS towards next hops: `none`, `opportunistic` (STARTTLS when offered, any
+        /// certificate, plaintext retry after a failed handshake), `required` (TLS, any
+        /// certificate) or `verify` (TLS, chain and name checked).
+        pub tls: TlsMode = TlsMode::Opportunistic
+            => (restart, []),
+        /// CA certificates (PEM) that `verify` trusts; empty: the system's roots
+        /// (/etc/ssl/certs), or Mozilla's built in when the system has none.
+        pub tls_ca_file: PathBuf = PathBuf::new()
+            => (restart, []),
+        /// TLS policy per next hop, keyed by the target as written in `relayhost` or the
+        /// transport map (`"[smtp.example.com]:587" = "verify"`).
+        pub tls_policy: BTreeMap<String, TlsMode> = BTreeMap::new()
+            => (restart, []),
+        /// AUTH credentials per next hop, keyed by the target as written
+        /// (`"[smtp.example.com]:587" = { username = "u", password_file = "/etc/hermod/pw" }`).
+        pub auth: BTreeMap<String, HopCredentials> = BTreeMap::new()
+            => (restart, []),
+        /// AUTH user name for `relayhost` (`SMTP_RELAYHOST_USERNAME`).
+        pub relayhost_username: String = String::new()
+            => (restart, ["SMTP_RELAYHOST_USERNAME"]),
+        /// AUTH password for `relayhost` (`SMTP_RELAYHOST_PASSWORD`); better kept in
+        /// `relayhost_password_file`.
+        pub relayhost_password: String = String::new()
+            => (restart, ["SMTP_RELAYHOST_PASSWORD"]),
+        /// A file, readable by hermod's user only, whose first line is the `relayhost`
+        /// password.
+        pub relayhost_password_file: PathBuf = PathBuf::new()
+            => (restart, []),
+        /// Send AUTH to a next hop without TLS (an operator's explicit choice; never by
+        /// default).
+        pub auth_in_clear: bool = false
+            => (restart, []),
+    }
 }
 
 /// AUTH credentials for one next hop.
@@ -109,52 +139,9 @@ pub struct HopCredentials {
     pub password_file: PathBuf,
 }
 
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        DeliveryConfig {
-            relayhost: String::new(),
-            transport: BTreeMap::new(),
-            dns_servers: Vec::new(),
-            mx_port: 25,
-            helo_name: String::new(),
-            max_connections_per_destination: 20,
-            max_messages_per_connection: 1000,
-            rate_per_destination: 0,
-            max_recipients_per_transaction: 100,
-            connect_timeout: Duration::from_secs(30),
-            command_timeout: Duration::from_secs(300),
-            idle_timeout: Duration::from_secs(5),
-            chunking: true,
-            dead_host_failures: 5,
-            dead_host_backoff: Duration::from_secs(60),
-            retire_idle_after: Duration::from_secs(300),
-            dns_timeout: Duration::from_secs(5),
-            max_connections_total: 0,
-            tls: TlsMode::Opportunistic,
-            tls_ca_file: PathBuf::new(),
-            tls_policy: BTreeMap::new(),
-            auth: BTreeMap::new(),
-            relayhost_username: String::new(),
-            relayhost_password: String::new(),
-            relayhost_password_file: PathBuf::new(),
-            auth_in_clear: false,
-        }
-    }
-}
-
 impl Section for DeliveryConfig {
+    const KEYS: &'static [Key] = DeliveryConfig::DECLARED;
     const NAME: &'static str = "delivery";
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
-        ("SMTP_RELAYHOST", "relayhost"),
-        ("SMTP_TRANSPORT", "transport"),
-        ("SMTP_DNS_SERVERS", "dns_servers"),
-        ("SMTP_DELIVERY_PORT", "mx_port"),
-        ("SMTP_RELAYHOST_USERNAME", "relayhost_username"),
-        ("SMTP_RELAYHOST_PASSWORD", "relayhost_password"),
-    ];
-    /// Routes change for mail dispatched after the reload; running Delivery actors keep
-    /// their connection settings until a restart.
-    const LIVE: &'static [&'static str] = &["relayhost", "transport"];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         at_least_one(

@@ -14,33 +14,26 @@ use hermod_actors::policy::dkim_sign::{
 use serde::{Deserialize, Serialize};
 
 use super::secret_file::SecretFileError;
+use super::section::{Key, section};
 use super::{ConfigIssue, Section};
 
-/// `[dkim]`: DKIM signing.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DkimConfig {
-    /// The keys: `{ domain = "example.com", selector = "s2026", key_file = "/etc/hermod/dkim/example.com.s2026.key" }`
-    /// (PEM, PKCS#8 RSA of 2048 bits or more, or Ed25519; `hermod dkim keygen` makes one).
-    /// Mail from authenticated users and `relay.networks` whose From: domain has a key is
-    /// signed, before the `250`.
-    pub keys: Vec<DkimKeyConfig>,
-    /// What a message from an authenticated user whose From: header names an address
-    /// outside the user's sender list gets: `refuse` (550 5.7.1, nothing queued) or
-    /// `unsigned` (relayed without a signature).
-    pub from_not_owned: FromNotOwned,
-    /// The Sender: header, when present, must be owned by the user too.
-    pub check_sender_header: bool,
-}
-
-impl Default for DkimConfig {
-    fn default() -> Self {
-        let rules = SigningRules::default();
-        DkimConfig {
-            keys: Vec::new(),
-            from_not_owned: rules.from_not_owned,
-            check_sender_header: rules.check_sender_header,
-        }
+section! {
+    /// `[dkim]`: DKIM signing.
+    pub struct DkimConfig {
+        /// The keys: `{ domain = "example.com", selector = "s2026", key_file = "/etc/hermod/dkim/example.com.s2026.key" }`
+        /// (PEM, PKCS#8 RSA of 2048 bits or more, or Ed25519; `hermod dkim keygen` makes one).
+        /// Mail from authenticated users and `relay.networks` whose From: domain has a key is
+        /// signed, before the `250`.
+        pub keys: Vec<DkimKeyConfig> = Vec::new()
+            => (restart, []),
+        /// What a message from an authenticated user whose From: header names an address
+        /// outside the user's sender list gets: `refuse` (550 5.7.1, nothing queued) or
+        /// `unsigned` (relayed without a signature).
+        pub from_not_owned: FromNotOwned = SigningRules::default().from_not_owned
+            => (restart, []),
+        /// The Sender: header, when present, must be owned by the user too.
+        pub check_sender_header: bool = SigningRules::default().check_sender_header
+            => (restart, []),
     }
 }
 
@@ -57,6 +50,7 @@ pub struct DkimKeyConfig {
 }
 
 impl Section for DkimConfig {
+    const KEYS: &'static [Key] = DkimConfig::DECLARED;
     const NAME: &'static str = "dkim";
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {

@@ -10,33 +10,43 @@ use hermod_actors::protocol::check::CheckStage;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::section::{Key, section};
 use super::{ConfigIssue, Section, longer_than_zero};
 
-/// `[dnsbl]`: the DNSBL actor.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DnsblConfig {
-    /// Look clients up (`SMTP_ENABLE_DNSBL`).
-    pub enabled: bool,
-    /// The lists: `{ zone = "zen.spamhaus.org", weight = 1.0, codes = ["127.0.0.2"] }`.
-    pub zones: Vec<ZoneConfig>,
-    /// The summed weight of the listing zones that blocks.
-    pub threshold: f64,
-    /// `"connect"` (refuse before anything is said) or `"rcpt"` (refuse each recipient,
-    /// so the reply can be read and the postmaster still reached).
-    pub check_at: String,
-    /// Clients never looked up (besides `relay.networks` and authenticated clients).
-    pub allow_networks: Vec<IpNet>,
-    /// DNS servers to ask (`ip:port`); empty: `delivery.dns_servers`, or the system's.
-    pub dns_servers: Vec<SocketAddr>,
-    /// Time for each DNS query.
-    #[serde(with = "super::duration")]
-    pub timeout: Duration,
-    /// Time the whole check gets.
-    #[serde(with = "super::duration")]
-    pub deadline: Duration,
-    /// A failed lookup is ignored (logged, counted); off: the client gets `451 4.3.0`.
-    pub fail_open: bool,
+section! {
+    /// `[dnsbl]`: the DNSBL actor.
+    pub struct DnsblConfig {
+        /// Look clients up (`SMTP_ENABLE_DNSBL`).
+        pub enabled: bool = false
+            => (restart, ["SMTP_ENABLE_DNSBL"]),
+        /// The lists: `{ zone = "zen.spamhaus.org", weight = 1.0, codes = ["127.0.0.2"] }`.
+        pub zones: Vec<ZoneConfig> = Vec::new()
+            => (restart, []),
+        /// The summed weight of the listing zones that blocks.
+        pub threshold: f64 = 1.0
+            => (restart, []),
+        /// `"connect"` (refuse before anything is said) or `"rcpt"` (refuse each recipient,
+        /// so the reply can be read and the postmaster still reached).
+        pub check_at: String = "rcpt".into()
+            => (restart, []),
+        /// Clients never looked up (besides `relay.networks` and authenticated clients).
+        pub allow_networks: Vec<IpNet> = Vec::new()
+            => (restart, []),
+        /// DNS servers to ask (`ip:port`); empty: `delivery.dns_servers`, or the system's.
+        pub dns_servers: Vec<SocketAddr> = Vec::new()
+            => (restart, []),
+        /// Time for each DNS query.
+        #[serde(with = "super::duration")]
+        pub timeout: Duration = Duration::from_secs(2)
+            => (restart, []),
+        /// Time the whole check gets.
+        #[serde(with = "super::duration")]
+        pub deadline: Duration = Duration::from_secs(5)
+            => (restart, []),
+        /// A failed lookup is ignored (logged, counted); off: the client gets `451 4.3.0`.
+        pub fail_open: bool = true
+            => (restart, []),
+    }
 }
 
 /// One list in `[dnsbl] zones`.
@@ -57,25 +67,9 @@ fn one() -> f64 {
     1.0
 }
 
-impl Default for DnsblConfig {
-    fn default() -> Self {
-        DnsblConfig {
-            enabled: false,
-            zones: Vec::new(),
-            threshold: 1.0,
-            check_at: "rcpt".into(),
-            allow_networks: Vec::new(),
-            dns_servers: Vec::new(),
-            timeout: Duration::from_secs(2),
-            deadline: Duration::from_secs(5),
-            fail_open: true,
-        }
-    }
-}
-
 impl Section for DnsblConfig {
+    const KEYS: &'static [Key] = DnsblConfig::DECLARED;
     const NAME: &'static str = "dnsbl";
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[("SMTP_ENABLE_DNSBL", "enabled")];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         if self.enabled && self.zones.is_empty() {

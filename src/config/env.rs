@@ -19,7 +19,7 @@ fn seed_name(name: &str) -> bool {
     LISTEN_VARIABLES.contains(&name)
         || sections()
             .iter()
-            .any(|s| s.seed_env.iter().any(|(n, _)| *n == name))
+            .any(|s| s.seed_env().any(|(n, _)| n == name))
 }
 
 fn section_names() -> Vec<&'static str> {
@@ -79,8 +79,8 @@ pub(super) fn apply_env(
         set(table, section, &key, value, name, issues);
     }
     for section in sections() {
-        for (name, key) in section.seed_env {
-            if let Some(value) = env.get(*name) {
+        for (name, key) in section.seed_env() {
+            if let Some(value) = env.get(name) {
                 set(table, section.name, key, value, name, issues);
             }
         }

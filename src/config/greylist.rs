@@ -6,69 +6,59 @@ use std::time::Duration;
 
 use hermod_actors::policy::greylist::GreylistRules;
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 
+use super::section::{Key, section};
 use super::{ConfigIssue, Section, longer_than_zero};
 
-/// `[greylist]`: the Greylist actor.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GreylistConfig {
-    /// Greylist at RCPT (`SMTP_ENABLE_GREYLIST`).
-    pub enabled: bool,
-    /// How long a new triplet waits (`GREYLIST_DELAY`, seconds or a duration).
-    #[serde(with = "super::duration")]
-    pub delay: Duration,
-    /// How long after its first attempt a retry still passes; later, it starts over.
-    #[serde(with = "super::duration")]
-    pub retry_window: Duration,
-    /// How long a triplet that passed is let through at once.
-    #[serde(with = "super::duration")]
-    pub pass_lifetime: Duration,
-    /// Passed triplets after which a client network (/24, /64) skips the greylist (0:
-    /// never).
-    pub whitelist_after: u32,
-    /// How long such a client network skips it.
-    #[serde(with = "super::duration")]
-    pub whitelist_period: Duration,
-    /// Client networks never greylisted (besides `relay.networks` and authenticated
-    /// clients, which never are).
-    pub allow_networks: Vec<IpNet>,
-    /// Envelope sender domains never greylisted.
-    pub allow_sender_domains: Vec<String>,
-    /// Recipient domains never greylisted.
-    pub allow_recipient_domains: Vec<String>,
-    /// Time the actor gets to answer.
-    #[serde(with = "super::duration")]
-    pub deadline: Duration,
-    /// Let mail through when the greylist fails or does not answer (instead of 451).
-    pub fail_open: bool,
-}
-
-impl Default for GreylistConfig {
-    fn default() -> Self {
-        GreylistConfig {
-            enabled: false,
-            delay: Duration::from_secs(300),
-            retry_window: Duration::from_secs(24 * 3600),
-            pass_lifetime: Duration::from_secs(36 * 86400),
-            whitelist_after: 5,
-            whitelist_period: Duration::from_secs(36 * 86400),
-            allow_networks: Vec::new(),
-            allow_sender_domains: Vec::new(),
-            allow_recipient_domains: Vec::new(),
-            deadline: Duration::from_secs(2),
-            fail_open: false,
-        }
+section! {
+    /// `[greylist]`: the Greylist actor.
+    pub struct GreylistConfig {
+        /// Greylist at RCPT (`SMTP_ENABLE_GREYLIST`).
+        pub enabled: bool = false
+            => (restart, ["SMTP_ENABLE_GREYLIST"]),
+        /// How long a new triplet waits (`GREYLIST_DELAY`, seconds or a duration).
+        #[serde(with = "super::duration")]
+        pub delay: Duration = Duration::from_secs(300)
+            => (restart, ["GREYLIST_DELAY"]),
+        /// How long after its first attempt a retry still passes; later, it starts over.
+        #[serde(with = "super::duration")]
+        pub retry_window: Duration = Duration::from_secs(24 * 3600)
+            => (restart, []),
+        /// How long a triplet that passed is let through at once.
+        #[serde(with = "super::duration")]
+        pub pass_lifetime: Duration = Duration::from_secs(36 * 86400)
+            => (restart, []),
+        /// Passed triplets after which a client network (/24, /64) skips the greylist (0:
+        /// never).
+        pub whitelist_after: u32 = 5
+            => (restart, []),
+        /// How long such a client network skips it.
+        #[serde(with = "super::duration")]
+        pub whitelist_period: Duration = Duration::from_secs(36 * 86400)
+            => (restart, []),
+        /// Client networks never greylisted (besides `relay.networks` and authenticated
+        /// clients, which never are).
+        pub allow_networks: Vec<IpNet> = Vec::new()
+            => (restart, []),
+        /// Envelope sender domains never greylisted.
+        pub allow_sender_domains: Vec<String> = Vec::new()
+            => (restart, []),
+        /// Recipient domains never greylisted.
+        pub allow_recipient_domains: Vec<String> = Vec::new()
+            => (restart, []),
+        /// Time the actor gets to answer.
+        #[serde(with = "super::duration")]
+        pub deadline: Duration = Duration::from_secs(2)
+            => (restart, []),
+        /// Let mail through when the greylist fails or does not answer (instead of 451).
+        pub fail_open: bool = false
+            => (restart, []),
     }
 }
 
 impl Section for GreylistConfig {
+    const KEYS: &'static [Key] = GreylistConfig::DECLARED;
     const NAME: &'static str = "greylist";
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
-        ("SMTP_ENABLE_GREYLIST", "enabled"),
-        ("GREYLIST_DELAY", "delay"),
-    ];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         longer_than_zero(

@@ -1,34 +1,23 @@
 //! `[log]`: text or JSON log lines, and the filter that chooses them.
 
-use serde::{Deserialize, Serialize};
-
+use super::section::{Key, section};
 use super::{ConfigIssue, Section};
 
-/// `[log]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// One JSON object per line instead of text.
-    pub json: bool,
-    /// A tracing filter such as `info` or `hermod=debug`.
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            json: false,
-            level: "info".into(),
-        }
+section! {
+    /// `[log]`.
+    pub struct LogConfig {
+        /// One JSON object per line instead of text.
+        pub json: bool = false
+            => (restart, ["SMTP_ENABLE_JSON_LOGGING"]),
+        /// A tracing filter such as `info` or `hermod=debug`.
+        pub level: String = "info".into()
+            => (restart, ["SMTP_LOG_LEVEL"]),
     }
 }
 
 impl Section for LogConfig {
+    const KEYS: &'static [Key] = LogConfig::DECLARED;
     const NAME: &'static str = "log";
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
-        ("SMTP_ENABLE_JSON_LOGGING", "json"),
-        ("SMTP_LOG_LEVEL", "level"),
-    ];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.level) {

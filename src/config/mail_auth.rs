@@ -7,68 +7,62 @@ use hermod_actors::outbound::routing::parse_target;
 use hermod_actors::policy::mail_auth::{
     AuthRules, DmarcRejectAction, QuarantineAction, SpfFailAction, TempErrorAction,
 };
-use serde::{Deserialize, Serialize};
 
+use super::section::{Key, section};
 use super::{ConfigIssue, Section, longer_than_zero};
 
-/// `[mail_auth]`: verification of mail from clients outside `relay.networks` that did
-/// not authenticate.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MailAuthConfig {
-    /// Check SPF at MAIL FROM, DKIM and DMARC at the end of DATA, and add an
-    /// `Authentication-Results:` header.
-    pub verify: bool,
-    /// The authserv-id of that header (empty: `smtp.hostname`). Incoming
-    /// `Authentication-Results:` headers claiming it are removed as forged.
-    pub authserv_id: String,
-    /// SPF `fail`: `"reject"` (`550 5.7.23` at MAIL FROM) or `"record"` (DMARC decides).
-    pub spf_fail: SpfFailAction,
-    /// DMARC failure of a `p=reject` domain: `"reject"` (`550 5.7.1`), `"quarantine"` or
-    /// `"record"`.
-    pub dmarc_reject: DmarcRejectAction,
-    /// DMARC failure of a `p=quarantine` domain: `"header"` (add `quarantine_header`),
-    /// `"hold"` (queue on hold, for `hermod queue release`), `"transport"` (deliver every
-    /// recipient to `quarantine_transport`) or `"record"`.
-    pub dmarc_quarantine: QuarantineAction,
-    /// The header line `dmarc_quarantine = "header"` adds.
-    pub quarantine_header: String,
-    /// Where `dmarc_quarantine = "transport"` sends the message, in the transport map's
-    /// syntax (`smtp:[quarantine.example.com]:25`, `lmtp:[127.0.0.1]:24`).
-    pub quarantine_transport: String,
-    /// A DNS failure during SPF or DMARC (temperror): `"defer"` (`451 4.7.24` at MAIL
-    /// FROM, `451 4.7.1` after DATA) or `"accept"` (recorded).
-    pub temp_error: TempErrorAction,
-    /// Time for each DNS query (through `delivery.dns_servers`).
-    #[serde(with = "super::duration")]
-    pub dns_timeout: Duration,
-    /// Time a whole check gets (SPF may take 10 lookups); after it, `451 4.3.0`.
-    #[serde(with = "super::duration")]
-    pub deadline: Duration,
-    /// Threads that make (`[dkim]`) and check DKIM signatures (hashing, RSA); 0: one
-    /// per CPU.
-    pub threads: usize,
-}
-
-impl Default for MailAuthConfig {
-    fn default() -> Self {
-        MailAuthConfig {
-            verify: false,
-            authserv_id: String::new(),
-            spf_fail: SpfFailAction::Record,
-            dmarc_reject: DmarcRejectAction::Reject,
-            dmarc_quarantine: QuarantineAction::Header,
-            quarantine_header: "X-Hermod-Quarantine: DMARC".into(),
-            quarantine_transport: String::new(),
-            temp_error: TempErrorAction::Defer,
-            dns_timeout: Duration::from_secs(5),
-            deadline: Duration::from_secs(20),
-            threads: 0,
-        }
+section! {
+    /// `[mail_auth]`: verification of mail from clients outside `relay.networks` that did
+    /// not authenticate.
+    pub struct MailAuthConfig {
+        /// Check SPF at MAIL FROM, DKIM and DMARC at the end of DATA, and add an
+        /// `Authentication-Results:` header.
+        pub verify: bool = false
+            => (restart, []),
+        /// The authserv-id of that header (empty: `smtp.hostname`). Incoming
+        /// `Authentication-Results:` headers claiming it are removed as forged.
+        pub authserv_id: String = String::new()
+            => (restart, []),
+        /// SPF `fail`: `"reject"` (`550 5.7.23` at MAIL FROM) or `"record"` (DMARC decides).
+        pub spf_fail: SpfFailAction = SpfFailAction::Record
+            => (restart, []),
+        /// DMARC failure of a `p=reject` domain: `"reject"` (`550 5.7.1`), `"quarantine"` or
+        /// `"record"`.
+        pub dmarc_reject: DmarcRejectAction = DmarcRejectAction::Reject
+            => (restart, []),
+        /// DMARC failure of a `p=quarantine` domain: `"header"` (add `quarantine_header`),
+        /// `"hold"` (queue on hold, for `hermod queue release`), `"transport"` (deliver every
+        /// recipient to `quarantine_transport`) or `"record"`.
+        pub dmarc_quarantine: QuarantineAction = QuarantineAction::Header
+            => (restart, []),
+        /// The header line `dmarc_quarantine = "header"` adds.
+        pub quarantine_header: String = "X-Hermod-Quarantine: DMARC".into()
+            => (restart, []),
+        /// Where `dmarc_quarantine = "transport"` sends the message, in the transport map's
+        /// syntax (`smtp:[quarantine.example.com]:25`, `lmtp:[127.0.0.1]:24`).
+        pub quarantine_transport: String = String::new()
+            => (restart, []),
+        /// A DNS failure during SPF or DMARC (temperror): `"defer"` (`451 4.7.24` at MAIL
+        /// FROM, `451 4.7.1` after DATA) or `"accept"` (recorded).
+        pub temp_error: TempErrorAction = TempErrorAction::Defer
+            => (restart, []),
+        /// Time for each DNS query (through `delivery.dns_servers`).
+        #[serde(with = "super::duration")]
+        pub dns_timeout: Duration = Duration::from_secs(5)
+            => (restart, []),
+        /// Time a whole check gets (SPF may take 10 lookups); after it, `451 4.3.0`.
+        #[serde(with = "super::duration")]
+        pub deadline: Duration = Duration::from_secs(20)
+            => (restart, []),
+        /// Threads that make (`[dkim]`) and check DKIM signatures (hashing, RSA); 0: one
+        /// per CPU.
+        pub threads: usize = 0
+            => (restart, []),
     }
 }
 
 impl Section for MailAuthConfig {
+    const KEYS: &'static [Key] = MailAuthConfig::DECLARED;
     const NAME: &'static str = "mail_auth";
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {

@@ -13,6 +13,8 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use section::Key;
+
 pub mod admin;
 pub mod auth;
 pub mod delivery;
@@ -31,6 +33,7 @@ pub mod redis;
 pub mod relay;
 pub mod reload;
 pub mod secret_file;
+pub mod section;
 pub mod smtp;
 mod summary;
 pub mod tls;
@@ -140,14 +143,14 @@ impl Config {
     }
 }
 
-/// What a section declares about its keys, beside them in its own file.
+/// What a section declares about its keys, beside them in its own file (most through
+/// [`section::section!`], which declares each key once).
 pub trait Section: Default + Serialize + DeserializeOwned {
     /// The table's name in the file and in `HERMOD_<SECTION>_<KEY>`.
     const NAME: &'static str;
-    /// The names operators know from the seeds' runbooks, and the key each one sets.
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[];
-    /// Keys a reload (SIGHUP) applies while hermod runs; the others wait for a restart.
-    const LIVE: &'static [&'static str] = &[];
+    /// Its keys: the seeds' environment names that set each, and whether a reload
+    /// (SIGHUP) applies it while hermod runs (the others wait for a restart).
+    const KEYS: &'static [Key];
     /// Adds to `issues` what serde cannot check.
     fn check(&self, issues: &mut Vec<ConfigIssue>);
 }
@@ -157,19 +160,28 @@ pub trait Section: Default + Serialize + DeserializeOwned {
 pub struct Declared {
     /// See [`Section::NAME`].
     pub name: &'static str,
-    /// See [`Section::SEED_ENV`].
-    pub seed_env: &'static [(&'static str, &'static str)],
-    /// See [`Section::LIVE`].
-    pub live: &'static [&'static str],
+    /// See [`Section::KEYS`].
+    pub keys: &'static [Key],
 }
 
 impl Declared {
     fn of<S: Section>() -> Declared {
         Declared {
             name: S::NAME,
-            seed_env: S::SEED_ENV,
-            live: S::LIVE,
+            keys: S::KEYS,
         }
+    }
+
+    /// Each seed name and the key it sets.
+    pub fn seed_env(&self) -> impl Iterator<Item = (&'static str, &'static str)> + use<> {
+        self.keys
+            .iter()
+            .flat_map(|key| key.env.iter().map(move |name| (*name, key.name)))
+    }
+
+    /// The keys a reload applies.
+    pub fn live(&self) -> impl Iterator<Item = &'static str> + use<> {
+        self.keys.iter().filter(|key| key.live).map(|key| key.name)
     }
 }
 

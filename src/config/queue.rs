@@ -12,93 +12,74 @@ use hermod_actors::protocol::receiver::Spill;
 use hermod_actors::queue::QueueSettings;
 use hermod_actors::store::body_file::BodyFiles;
 use hermod_actors::store::room::IntakeRoom;
-use serde::{Deserialize, Serialize};
 
+use super::section::{Key, section};
 use super::{ConfigIssue, Section, longer_than_zero};
 
-/// `[queue]`: the spool and the retry schedule.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct QueueConfig {
-    /// Where the sled spool lives.
-    pub data_dir: PathBuf,
-    /// Delay before the first retry of a deferred recipient.
-    #[serde(with = "super::duration")]
-    pub retry_interval: Duration,
-    /// Longest delay between retries (the delay doubles up to this).
-    #[serde(with = "super::duration")]
-    pub max_retry_interval: Duration,
-    /// Age after which a message still undelivered is bounced.
-    #[serde(with = "super::duration")]
-    pub max_lifetime: Duration,
-    /// Delivery attempts per recipient before it is bounced; 0 means no limit.
-    pub max_attempts: u32,
-    /// How often the schedule is checked for due retries.
-    #[serde(with = "super::duration")]
-    pub scan_interval: Duration,
-    /// Longest time a change of delivery state (a recipient delivered, a message removed)
-    /// stays unflushed when no new message arrives to carry it to disk: after a crash,
-    /// what was delivered in this window is delivered again.
-    #[serde(with = "super::duration")]
-    pub state_flush_interval: Duration,
-    /// The postmaster's address (Postfix's `notify_classes`/`2bounce_notice_recipient`):
-    /// a bounce that cannot be delivered is reported here, and `RCPT TO:<postmaster>` is
-    /// delivered here. Empty: such a bounce stays queued with an error log line.
-    pub postmaster: String,
-    /// Free bytes the spool's file system must keep (Postfix's `queue_minfree`): below
-    /// it, MAIL FROM gets `452 4.3.1 Insufficient system storage`; 0 turns it off.
-    pub min_free_space: u64,
-    /// Bodies larger than this many octets are written to a file beside sled while they
-    /// arrive (and deleted with the message), instead of being held in memory: the
-    /// memory one message can take, and the size past which a body never enters sled.
-    pub large_message_threshold: usize,
-    /// Octets of the spool's page cache (sled keeps about twice that in memory once the
-    /// queue is large). More helps a large backlog's reads little: they come from the
-    /// system's page cache.
-    pub spool_cache_size: u64,
-    /// Postfix's `soft_bounce`: a safety net while a configuration is being fixed. Mail
-    /// that would bounce stays queued: permanent failures from next hops (and hermod's
-    /// own) are deferred instead, and no recipient expires.
-    pub soft_bounce: bool,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        QueueConfig {
-            data_dir: PathBuf::from("./data"),
-            retry_interval: Duration::from_secs(300),
-            max_retry_interval: Duration::from_secs(3600),
-            max_lifetime: Duration::from_secs(5 * 86400),
-            max_attempts: 0,
-            scan_interval: Duration::from_secs(1),
-            state_flush_interval: Duration::from_millis(200),
-            postmaster: String::new(),
-            min_free_space: 100 * 1024 * 1024,
-            large_message_threshold: 256 * 1024,
-            spool_cache_size: hermod_actors::store::spool::DEFAULT_CACHE,
-            soft_bounce: false,
-        }
+section! {
+    /// `[queue]`: the spool and the retry schedule.
+    ///
+    /// The schedule and bounce settings; the spool's place and the scan and flush
+    /// periods stay until a restart.
+    pub struct QueueConfig {
+        /// Where the sled spool lives.
+        pub data_dir: PathBuf = PathBuf::from("./data")
+            => (restart, ["SMTP_DB_PATH"]),
+        /// Delay before the first retry of a deferred recipient.
+        #[serde(with = "super::duration")]
+        pub retry_interval: Duration = Duration::from_secs(300)
+            => (live, ["RETRY_INTERVAL"]),
+        /// Longest delay between retries (the delay doubles up to this).
+        #[serde(with = "super::duration")]
+        pub max_retry_interval: Duration = Duration::from_secs(3600)
+            => (live, []),
+        /// Age after which a message still undelivered is bounced.
+        #[serde(with = "super::duration")]
+        pub max_lifetime: Duration = Duration::from_secs(5 * 86400)
+            => (live, []),
+        /// Delivery attempts per recipient before it is bounced; 0 means no limit.
+        pub max_attempts: u32 = 0
+            => (live, ["MAX_RETRY_ATTEMPTS"]),
+        /// How often the schedule is checked for due retries.
+        #[serde(with = "super::duration")]
+        pub scan_interval: Duration = Duration::from_secs(1)
+            => (restart, []),
+        /// Longest time a change of delivery state (a recipient delivered, a message removed)
+        /// stays unflushed when no new message arrives to carry it to disk: after a crash,
+        /// what was delivered in this window is delivered again.
+        #[serde(with = "super::duration")]
+        pub state_flush_interval: Duration = Duration::from_millis(200)
+            => (restart, []),
+        /// The postmaster's address (Postfix's `notify_classes`/`2bounce_notice_recipient`):
+        /// a bounce that cannot be delivered is reported here, and `RCPT TO:<postmaster>` is
+        /// delivered here. Empty: such a bounce stays queued with an error log line.
+        pub postmaster: String = String::new()
+            => (live, []),
+        /// Free bytes the spool's file system must keep (Postfix's `queue_minfree`): below
+        /// it, MAIL FROM gets `452 4.3.1 Insufficient system storage`; 0 turns it off.
+        pub min_free_space: u64 = 100 * 1024 * 1024
+            => (restart, []),
+        /// Bodies larger than this many octets are written to a file beside sled while they
+        /// arrive (and deleted with the message), instead of being held in memory: the
+        /// memory one message can take, and the size past which a body never enters sled.
+        pub large_message_threshold: usize = 256 * 1024
+            => (live, []),
+        /// Octets of the spool's page cache (sled keeps about twice that in memory once the
+        /// queue is large). More helps a large backlog's reads little: they come from the
+        /// system's page cache.
+        pub spool_cache_size: u64 = hermod_actors::store::spool::DEFAULT_CACHE
+            => (restart, []),
+        /// Postfix's `soft_bounce`: a safety net while a configuration is being fixed. Mail
+        /// that would bounce stays queued: permanent failures from next hops (and hermod's
+        /// own) are deferred instead, and no recipient expires.
+        pub soft_bounce: bool = false
+            => (live, []),
     }
 }
 
 impl Section for QueueConfig {
+    const KEYS: &'static [Key] = QueueConfig::DECLARED;
     const NAME: &'static str = "queue";
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
-        ("SMTP_DB_PATH", "data_dir"),
-        ("MAX_RETRY_ATTEMPTS", "max_attempts"),
-        ("RETRY_INTERVAL", "retry_interval"),
-    ];
-    /// The schedule and bounce settings; the spool's place and the scan and flush
-    /// periods stay until a restart.
-    const LIVE: &'static [&'static str] = &[
-        "retry_interval",
-        "max_retry_interval",
-        "max_lifetime",
-        "max_attempts",
-        "postmaster",
-        "large_message_threshold",
-        "soft_bounce",
-    ];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         if self.spool_cache_size < 1024 * 1024 {

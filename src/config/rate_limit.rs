@@ -4,17 +4,31 @@
 
 use hermod_actors::policy::rate_limiter::RateLimits;
 
-use super::{ConfigIssue, Section, longer_than_zero};
+use super::{ConfigIssue, Key, Section, longer_than_zero};
 
 /// `[rate_limit]`: the RateLimiter actor's limits, as the engine takes them.
 pub type RateLimitConfig = RateLimits;
 
 impl Section for RateLimitConfig {
     const NAME: &'static str = "rate_limit";
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
-        ("SMTP_RATE_LIMIT_PER_IP", "messages_per_ip"),
-        ("SMTP_RATE_LIMIT_PER_USER", "messages_per_user"),
-        ("SMTP_RATE_LIMIT_CLEANUP_INTERVAL", "cleanup_interval"),
+    /// The keys with seed names (the struct and its defaults are the engine's; a reload
+    /// applies none of them).
+    const KEYS: &'static [Key] = &[
+        Key {
+            name: "messages_per_ip",
+            env: &["SMTP_RATE_LIMIT_PER_IP"],
+            live: false,
+        },
+        Key {
+            name: "messages_per_user",
+            env: &["SMTP_RATE_LIMIT_PER_USER"],
+            live: false,
+        },
+        Key {
+            name: "cleanup_interval",
+            env: &["SMTP_RATE_LIMIT_CLEANUP_INTERVAL"],
+            live: false,
+        },
     ];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {

@@ -4,42 +4,35 @@
 use std::time::Duration;
 
 use hermod_actors::policy::backend::redis::RedisBackend;
-use serde::{Deserialize, Serialize};
 
+use super::section::{Key, section};
 use super::{ConfigIssue, Section, longer_than_zero};
 
-/// `[redis]`: the shared policy state.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisConfig {
-    /// `redis://[:password@]host:port[/db]` (`SMTP_REDIS_URL`); empty: no Redis.
-    pub url: String,
-    /// Prefix of every key hermod writes (several fleets can share one Redis).
-    pub prefix: String,
-    /// Time for connecting and for each command; past it the policy's fail mode applies.
-    #[serde(with = "super::duration")]
-    pub timeout: Duration,
-    /// Rate limits are counted in Redis (one budget for the fleet).
-    pub rate_limit: bool,
-    /// The greylist's triplets and whitelist live in Redis.
-    pub greylist: bool,
-}
-
-impl Default for RedisConfig {
-    fn default() -> Self {
-        RedisConfig {
-            url: String::new(),
-            prefix: "hermod:".into(),
-            timeout: Duration::from_millis(500),
-            rate_limit: true,
-            greylist: true,
-        }
+section! {
+    /// `[redis]`: the shared policy state.
+    pub struct RedisConfig {
+        /// `redis://[:password@]host:port[/db]` (`SMTP_REDIS_URL`); empty: no Redis.
+        pub url: String = String::new()
+            => (restart, ["SMTP_REDIS_URL"]),
+        /// Prefix of every key hermod writes (several fleets can share one Redis).
+        pub prefix: String = "hermod:".into()
+            => (restart, []),
+        /// Time for connecting and for each command; past it the policy's fail mode applies.
+        #[serde(with = "super::duration")]
+        pub timeout: Duration = Duration::from_millis(500)
+            => (restart, []),
+        /// Rate limits are counted in Redis (one budget for the fleet).
+        pub rate_limit: bool = true
+            => (restart, []),
+        /// The greylist's triplets and whitelist live in Redis.
+        pub greylist: bool = true
+            => (restart, []),
     }
 }
 
 impl Section for RedisConfig {
+    const KEYS: &'static [Key] = RedisConfig::DECLARED;
     const NAME: &'static str = "redis";
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[("SMTP_REDIS_URL", "url")];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         longer_than_zero(issues, &[("redis.timeout", self.timeout)]);

@@ -13,7 +13,7 @@ use serde::Deserialize as _;
 pub fn live_keys() -> Vec<String> {
     sections()
         .iter()
-        .flat_map(|s| s.live.iter().map(move |key| format!("{}.{key}", s.name)))
+        .flat_map(|s| s.live().map(move |key| format!("{}.{key}", s.name)))
         .collect()
 }
 

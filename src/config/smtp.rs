@@ -18,112 +18,82 @@ use hermod_actors::protocol::security::{Endpoint, ListenerKind, Security};
 use hermod_actors::store::room::IntakeRoom;
 use serde::{Deserialize, Serialize};
 
+use super::section::{Key, section};
 use super::{ConfigIssue, Section, at_least_one, longer_than_zero};
 
-/// `[smtp]`: the Listener and Session actors.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SmtpConfig {
-    /// Addresses to listen on, each `"ip:port"` (kind `smtp`) or a table `{ address,
-    /// kind = "smtp" | "submission" | "submissions", require_auth, plaintext_auth }`
-    /// (`SMTP_HOST` and `SMTP_PORT` together set one of kind `smtp`).
-    pub listen: Vec<ListenEntry>,
-    /// Our host name in the banner, EHLO and Received: headers.
-    pub hostname: String,
-    /// Connections open at once, in total (421 4.7.0 past it).
-    pub max_connections: usize,
-    /// Connections open at once from one client IP.
-    pub max_connections_per_ip: usize,
-    /// Largest message accepted, in bytes (552 5.3.4 past it).
-    pub max_message_size: usize,
-    /// Recipients per message (452 4.5.3 past it).
-    pub max_recipients: usize,
-    /// Longest command or message line in bytes without CRLF (500 5.5.2 past it).
-    pub max_line_length: usize,
-    /// Protocol errors tolerated on one connection before it is closed.
-    pub max_errors: u32,
-    /// Received: headers past which a message is refused as a loop (554 5.4.6).
-    pub max_received_headers: usize,
-    /// Time from the banner until the client's first complete command line.
-    #[serde(with = "super::duration")]
-    pub greeting_timeout: Duration,
-    /// Time for each further complete command line (a deadline, not a per-read wait: a
-    /// client trickling bytes does not restart it).
-    #[serde(with = "super::duration")]
-    pub command_timeout: Duration,
-    /// Time for the whole message content of one DATA or BDAT chunk, unless the client
-    /// keeps `min_data_rate`.
-    #[serde(with = "super::duration")]
-    pub data_timeout: Duration,
-    /// Average bytes per second that earns a large message more than `data_timeout`
-    /// (Postfix's `smtpd_min_data_rate`); 0 disables the extension.
-    pub min_data_rate: u64,
-    /// Time sessions get to finish on SIGTERM before they are cut.
-    #[serde(with = "super::duration")]
-    pub drain_timeout: Duration,
-    /// The time one transaction (and the commands before its MAIL) may spend waiting
-    /// for policies that ask the DNS (DNSBL, SPF, DKIM, DMARC), all of them together;
-    /// once spent, their failure rule applies at once (fail open, or 451).
-    #[serde(with = "super::duration")]
-    pub dns_budget: Duration,
-    /// Arbiters (threads) that run sessions and deliveries, the main one included; 0 means
-    /// one per core.
-    pub workers: usize,
-}
-
-impl Default for SmtpConfig {
-    fn default() -> Self {
-        SmtpConfig {
-            listen: vec![ListenEntry::smtp(SocketAddr::from(([127, 0, 0, 1], 2525)))],
-            hostname: "localhost".into(),
-            max_connections: 1000,
-            max_connections_per_ip: 100,
-            max_message_size: 26_214_400,
-            max_recipients: 100,
-            max_line_length: 1000,
-            max_errors: 10,
-            max_received_headers: 50,
-            greeting_timeout: Duration::from_secs(30),
-            command_timeout: Duration::from_secs(300),
-            data_timeout: Duration::from_secs(600),
-            min_data_rate: 500,
-            drain_timeout: Duration::from_secs(30),
-            dns_budget: Duration::from_secs(5),
-            workers: 0,
-        }
+section! {
+    /// `[smtp]`: the Listener and Session actors.
+    ///
+    /// Limits and timeouts reach sessions opened after the reload; the listening
+    /// sockets, the host name and the arbiters stay until a restart.
+    pub struct SmtpConfig {
+        /// Addresses to listen on, each `"ip:port"` (kind `smtp`) or a table `{ address,
+        /// kind = "smtp" | "submission" | "submissions", require_auth, plaintext_auth }`
+        /// (`SMTP_HOST` and `SMTP_PORT` together set one of kind `smtp`).
+        pub listen: Vec<ListenEntry> = vec![ListenEntry::smtp(SocketAddr::from(([127, 0, 0, 1], 2525)))]
+            => (restart, []),
+        /// Our host name in the banner, EHLO and Received: headers.
+        pub hostname: String = "localhost".into()
+            => (restart, ["SMTP_HOSTNAME"]),
+        /// Connections open at once, in total (421 4.7.0 past it).
+        pub max_connections: usize = 1000
+            => (live, ["SMTP_MAX_CONNECTIONS"]),
+        /// Connections open at once from one client IP.
+        pub max_connections_per_ip: usize = 100
+            => (live, ["SMTP_MAX_CONNECTIONS_PER_IP"]),
+        /// Largest message accepted, in bytes (552 5.3.4 past it).
+        pub max_message_size: usize = 26_214_400
+            => (live, ["SMTP_MAX_MESSAGE_SIZE"]),
+        /// Recipients per message (452 4.5.3 past it).
+        pub max_recipients: usize = 100
+            => (live, ["SMTP_MAX_RECIPIENTS"]),
+        /// Longest command or message line in bytes without CRLF (500 5.5.2 past it).
+        pub max_line_length: usize = 1000
+            => (live, ["SMTP_MAX_LINE_LENGTH"]),
+        /// Protocol errors tolerated on one connection before it is closed.
+        pub max_errors: u32 = 10
+            => (live, []),
+        /// Received: headers past which a message is refused as a loop (554 5.4.6).
+        pub max_received_headers: usize = 50
+            => (live, []),
+        /// Time from the banner until the client's first complete command line.
+        #[serde(with = "super::duration")]
+        pub greeting_timeout: Duration = Duration::from_secs(30)
+            => (live, ["SMTP_GREETING_TIMEOUT_SECONDS"]),
+        /// Time for each further complete command line (a deadline, not a per-read wait: a
+        /// client trickling bytes does not restart it).
+        #[serde(with = "super::duration")]
+        pub command_timeout: Duration = Duration::from_secs(300)
+            => (live, ["SMTP_TIMEOUT_SECONDS", "SMTP_COMMAND_TIMEOUT_SECONDS"]),
+        /// Time for the whole message content of one DATA or BDAT chunk, unless the client
+        /// keeps `min_data_rate`.
+        #[serde(with = "super::duration")]
+        pub data_timeout: Duration = Duration::from_secs(600)
+            => (live, ["SMTP_DATA_TIMEOUT_SECONDS"]),
+        /// Average bytes per second that earns a large message more than `data_timeout`
+        /// (Postfix's `smtpd_min_data_rate`); 0 disables the extension.
+        pub min_data_rate: u64 = 500
+            => (live, []),
+        /// Time sessions get to finish on SIGTERM before they are cut.
+        #[serde(with = "super::duration")]
+        pub drain_timeout: Duration = Duration::from_secs(30)
+            => (restart, []),
+        /// The time one transaction (and the commands before its MAIL) may spend waiting
+        /// for policies that ask the DNS (DNSBL, SPF, DKIM, DMARC), all of them together;
+        /// once spent, their failure rule applies at once (fail open, or 451).
+        #[serde(with = "super::duration")]
+        pub dns_budget: Duration = Duration::from_secs(5)
+            => (restart, []),
+        /// Arbiters (threads) that run sessions and deliveries, the main one included; 0 means
+        /// one per core.
+        pub workers: usize = 0
+            => (restart, ["SMTP_WORKER_THREADS"]),
     }
 }
 
 impl Section for SmtpConfig {
+    const KEYS: &'static [Key] = SmtpConfig::DECLARED;
     const NAME: &'static str = "smtp";
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
-        ("SMTP_HOSTNAME", "hostname"),
-        ("SMTP_MAX_CONNECTIONS", "max_connections"),
-        ("SMTP_MAX_CONNECTIONS_PER_IP", "max_connections_per_ip"),
-        ("SMTP_MAX_MESSAGE_SIZE", "max_message_size"),
-        ("SMTP_MAX_RECIPIENTS", "max_recipients"),
-        ("SMTP_MAX_LINE_LENGTH", "max_line_length"),
-        ("SMTP_TIMEOUT_SECONDS", "command_timeout"),
-        ("SMTP_COMMAND_TIMEOUT_SECONDS", "command_timeout"),
-        ("SMTP_DATA_TIMEOUT_SECONDS", "data_timeout"),
-        ("SMTP_GREETING_TIMEOUT_SECONDS", "greeting_timeout"),
-        ("SMTP_WORKER_THREADS", "workers"),
-    ];
-    /// Limits and timeouts reach sessions opened after the reload; the listening
-    /// sockets, the host name and the arbiters stay until a restart.
-    const LIVE: &'static [&'static str] = &[
-        "max_connections",
-        "max_connections_per_ip",
-        "max_message_size",
-        "max_recipients",
-        "max_line_length",
-        "max_errors",
-        "max_received_headers",
-        "greeting_timeout",
-        "command_timeout",
-        "data_timeout",
-        "min_data_rate",
-    ];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         if self.listen.is_empty() {

@@ -7,58 +7,46 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hermod_actors::inbound::tls::{CertificateError, ServerTls, TlsFiles};
-use serde::{Deserialize, Serialize};
 
+use super::section::{Key, section};
 use super::{ConfigIssue, Section, longer_than_zero};
 
-/// `[tls]`: the server's certificate and what TLS is required for.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsConfig {
-    /// Offer TLS when a certificate is configured (`SMTP_ENABLE_TLS`); off: no STARTTLS
-    /// even with a certificate.
-    pub enabled: bool,
-    /// PEM certificate chain, leaf first (`TLS_CERT_PATH`). Reloaded on SIGHUP and when
-    /// the file changes.
-    pub cert: PathBuf,
-    /// PEM private key of the certificate (`TLS_KEY_PATH`).
-    pub key: PathBuf,
-    /// Refuse MAIL before STARTTLS on listeners that start in clear
-    /// (`SMTP_REQUIRE_TLS`): `530 5.7.0 Must issue a STARTTLS command first`.
-    pub require: bool,
-    /// Time a client has to finish its TLS handshake.
-    #[serde(with = "super::duration")]
-    pub handshake_timeout: Duration,
-    /// How often the certificate files are checked for changes (a renewed certificate
-    /// is taken without a restart or a SIGHUP).
-    #[serde(with = "super::duration")]
-    pub reload_check_interval: Duration,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig {
-            enabled: true,
-            cert: PathBuf::new(),
-            key: PathBuf::new(),
-            require: false,
-            handshake_timeout: Duration::from_secs(30),
-            reload_check_interval: Duration::from_secs(10),
-        }
+section! {
+    /// `[tls]`: the server's certificate and what TLS is required for.
+    ///
+    /// The files themselves are read again on every reload; their paths, and whether TLS
+    /// is on at all, wait for a restart.
+    pub struct TlsConfig {
+        /// Offer TLS when a certificate is configured (`SMTP_ENABLE_TLS`); off: no STARTTLS
+        /// even with a certificate.
+        pub enabled: bool = true
+            => (restart, ["SMTP_ENABLE_TLS"]),
+        /// PEM certificate chain, leaf first (`TLS_CERT_PATH`). Reloaded on SIGHUP and when
+        /// the file changes.
+        pub cert: PathBuf = PathBuf::new()
+            => (restart, ["TLS_CERT_PATH"]),
+        /// PEM private key of the certificate (`TLS_KEY_PATH`).
+        pub key: PathBuf = PathBuf::new()
+            => (restart, ["TLS_KEY_PATH"]),
+        /// Refuse MAIL before STARTTLS on listeners that start in clear
+        /// (`SMTP_REQUIRE_TLS`): `530 5.7.0 Must issue a STARTTLS command first`.
+        pub require: bool = false
+            => (live, ["SMTP_REQUIRE_TLS"]),
+        /// Time a client has to finish its TLS handshake.
+        #[serde(with = "super::duration")]
+        pub handshake_timeout: Duration = Duration::from_secs(30)
+            => (restart, []),
+        /// How often the certificate files are checked for changes (a renewed certificate
+        /// is taken without a restart or a SIGHUP).
+        #[serde(with = "super::duration")]
+        pub reload_check_interval: Duration = Duration::from_secs(10)
+            => (restart, []),
     }
 }
 
 impl Section for TlsConfig {
+    const KEYS: &'static [Key] = TlsConfig::DECLARED;
     const NAME: &'static str = "tls";
-    const SEED_ENV: &'static [(&'static str, &'static str)] = &[
-        ("SMTP_ENABLE_TLS", "enabled"),
-        ("TLS_CERT_PATH", "cert"),
-        ("TLS_KEY_PATH", "key"),
-        ("SMTP_REQUIRE_TLS", "require"),
-    ];
-    /// The files themselves are read again on every reload; their paths, and whether TLS
-    /// is on at all, wait for a restart.
-    const LIVE: &'static [&'static str] = &["require"];
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         let (cert, key) = (
