@@ -1,7 +1,7 @@
 //! Environment overrides. Every setting can be set as `HERMOD_<SECTION>_<KEY>` (for
 //! example `HERMOD_DELIVERY_MX_PORT=2526`); the names operators already know from the
 //! seeds' runbooks (`SMTP_PORT`, `RELAY_ALLOWED_IPS`, `RETRY_INTERVAL`, ...) are declared
-//! by each section beside the key they set ([`super::Section::SEED_ENV`]), and win over
+//! by each section beside the key they set ([`super::Section::KEYS`]), and win over
 //! the generic names. A variable that looks like hermod's but sets nothing is named
 //! ([`unrecognized_env`]).
 

@@ -144,7 +144,7 @@ impl Config {
 }
 
 /// What a section declares about its keys, beside them in its own file (most through
-/// [`section::section!`], which declares each key once).
+/// `section!` in [`section`], which declares each key once).
 pub trait Section: Default + Serialize + DeserializeOwned {
     /// The table's name in the file and in `HERMOD_<SECTION>_<KEY>`.
     const NAME: &'static str;

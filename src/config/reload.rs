@@ -7,7 +7,7 @@ use crate::config::{Config, sections};
 use serde::Deserialize as _;
 
 /// Keys applied without a restart, as `section.key`: each section declares its own
-/// ([`crate::config::Section::LIVE`]). Today: relay policy, transport map and relay
+/// ([`crate::config::Section::KEYS`]). Today: relay policy, transport map and relay
 /// host, session limits and timeouts (for sessions opened after the reload), connection
 /// limits, and the Queue's retry, lifetime, bounce and postmaster settings.
 pub fn live_keys() -> Vec<String> {

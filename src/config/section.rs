@@ -1,4 +1,4 @@
-//! How a section declares its settings: [`section!`] takes each key once — its doc
+//! How a section declares its settings: `section!` takes each key once — its doc
 //! comment, type and default, whether a reload (SIGHUP) applies it, and the seeds'
 //! environment names that set it — and makes the struct serde reads, its `Default`, and
 //! the [`Key`] list the loader, the reload and the docs test go over. A key cannot be
