@@ -11,6 +11,7 @@ pub use crate::store::envelope::{
     Envelope, MailOptions, RecipientIndex, RecipientState, RecipientStatus,
 };
 use crate::store::message_data::{FileBody, MessageData};
+use blobs::SyncedBlobs;
 use removals::Removals;
 
 /// Why the spool could not do what was asked; it always becomes a 4xx for the client.
@@ -111,9 +112,8 @@ pub struct SledSpool {
     /// `sync_file_range`, which neither flushes the drive's write cache nor the file's
     /// size, so a `250` would not yet be durable across a power cut.
     log_file: std::fs::File,
-    /// sled keeps values over a quarter of a segment (about 128 KiB) in files under
-    /// `blobs/`, written without fsync; these are the ones already made durable.
-    synced_blobs: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
+    /// sled's blob files, made durable at each flush (`blobs.rs`).
+    blobs: SyncedBlobs,
     /// The spool directory.
     dir: std::path::PathBuf,
     /// Large bodies, as files beside sled.
@@ -173,7 +173,7 @@ impl SledSpool {
             envelopes,
             data,
             log_file,
-            synced_blobs: Default::default(),
+            blobs: SyncedBlobs::default(),
             dir: dir.to_path_buf(),
             bodies,
             bodies_changed: Default::default(),
@@ -226,42 +226,6 @@ impl SledSpool {
                 let _ = std::fs::remove_file(path);
             }
         }
-    }
-
-    /// Fsyncs blob files sled created since the last flush, and then their directory. The
-    /// directory is empty unless large messages are queued, so this is one cheap
-    /// `read_dir` per flush.
-    fn sync_new_blobs(&self) -> std::io::Result<()> {
-        let blobs = self.dir.join("blobs");
-        let entries = match std::fs::read_dir(&blobs) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            entries => entries?,
-        };
-        let mut synced = self
-            .synced_blobs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut present = std::collections::HashSet::new();
-        let mut new_files = false;
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            if !synced.contains(&name) {
-                match std::fs::File::open(entry.path()) {
-                    Ok(file) => file.sync_all()?,
-                    // Removed by sled between read_dir and open: nothing to make durable.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                }
-                new_files = true;
-            }
-            present.insert(name);
-        }
-        if new_files {
-            std::fs::File::open(&blobs)?.sync_all()?;
-        }
-        *synced = present;
-        Ok(())
     }
 }
 
@@ -458,7 +422,8 @@ impl SledSpool {
     fn flush_log(&self) -> Result<(), SpoolError> {
         // Blobs and body files first: once the log that points at them is durable, they
         // must be too. (Body files were fsynced by their Session; their names are here.)
-        self.sync_new_blobs()
+        self.blobs
+            .sync_new(&self.dir.join("blobs"))
             .map_err(|e| SpoolError(format!("fsync of spool blobs: {e}")))?;
         if self
             .bodies_changed
@@ -594,6 +559,7 @@ pub(crate) fn describe_metrics() {
     );
 }
 
+mod blobs;
 mod removals;
 #[cfg(test)]
 mod tests;

@@ -51,7 +51,7 @@ fn large_message_lives_in_a_synced_blob_and_survives_reopen() {
         spool.insert(QueueId(9), &envelope(), &big).unwrap();
         spool.flush().unwrap();
         assert!(
-            !spool.synced_blobs.lock().unwrap().is_empty(),
+            !spool.blobs.names.lock().unwrap().is_empty(),
             "sled put the message in a blob"
         );
     }
@@ -108,4 +108,32 @@ fn recovery_deletes_body_files_no_message_refers_to() {
     let spool = reopen(dir.path());
     assert!(spool.recover().unwrap().is_empty());
     assert!(!orphan.exists());
+}
+
+#[test]
+fn a_blob_made_after_a_listing_is_synced_at_the_next_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = SledSpool::open(dir.path()).unwrap();
+    let blobs = dir.path().join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    // Listed long ago: a flush lists it once and remembers its time.
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let times = std::fs::FileTimes::new().set_modified(long_ago);
+    std::fs::File::open(&blobs)
+        .unwrap()
+        .set_times(times)
+        .unwrap();
+    spool.flush().unwrap();
+    assert!(spool.blobs.names.lock().unwrap().is_empty());
+    // A new file changes the directory's time: the next flush lists and syncs it.
+    std::fs::write(blobs.join("4242"), b"blob").unwrap();
+    spool.flush().unwrap();
+    assert!(
+        spool
+            .blobs
+            .names
+            .lock()
+            .unwrap()
+            .contains(std::ffi::OsStr::new("4242"))
+    );
 }
