@@ -58,6 +58,8 @@
 //!   found to loop back (`looping_domains`), and human durations (`duration`).
 //! - [`mailbox`]: how many messages wait in each kind of actor's mailbox
 //!   (`actor_mailbox_messages`), which names the actor that falls behind.
+//! - [`metric_series`]: the series registered at 0 when the recorder is installed, so
+//!   an idle node serves them.
 //!
 //! # Who sends what to whom
 //!
@@ -78,6 +80,7 @@
 pub mod core;
 pub mod inbound;
 pub mod mailbox;
+mod metric_series;
 pub mod outbound;
 pub mod policy;
 pub mod protocol;
@@ -85,7 +88,8 @@ pub mod queue;
 pub mod store;
 
 /// Gives every metric the engine records its help text (each file declares its own,
-/// beside the code that records it). Call once, after installing a recorder.
+/// beside the code that records it), and registers at 0 the series an idle node should
+/// serve ([`metric_series`]). Call once, after installing a recorder.
 pub fn describe_metrics() {
     crate::inbound::listener::describe_metrics();
     crate::mailbox::describe_metrics();
@@ -104,4 +108,5 @@ pub fn describe_metrics() {
     crate::store::committer::describe_metrics();
     crate::core::disk_space::describe_metrics();
     crate::store::spool::describe_metrics();
+    crate::metric_series::register_at_zero();
 }

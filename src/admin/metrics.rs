@@ -1,5 +1,7 @@
 //! `GET /metrics`: every metric hermod records, in Prometheus' text format, each with
-//! its help text (declared beside the code that records it).
+//! its help text (declared beside the code that records it), and the process's own
+//! (`process_resident_memory_bytes`, `process_open_fds`, CPU, threads: metrics-process,
+//! read at each scrape).
 
 use actix_web::{HttpResponse, web};
 use hermod_actors::store::spool::SpoolError;
@@ -10,6 +12,7 @@ use super::{AdminState, auth};
 /// The scrape.
 pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse {
     if state.prometheus.is_some() {
+        process_collector().collect();
         // The per-destination gauges are counted at scrape time (at most every 5 s).
         let counting = state.clone();
         let counted = web::block(move || {
@@ -44,5 +47,14 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new().install_recorder()?;
     hermod_actors::describe_metrics();
     super::destinations::describe_metrics();
+    let process = process_collector();
+    process.describe();
+    process.collect();
     Ok(handle)
+}
+
+/// The process's own metrics, in Prometheus' standard names.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
 }

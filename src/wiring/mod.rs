@@ -449,4 +449,7 @@ pub(crate) fn describe_metrics() {
         "config_reloads_total",
         "Configuration reloads (SIGHUP), by result (applied, failed)."
     );
+    for result in ["applied", "failed"] {
+        metrics::counter!("config_reloads_total", "result" => result).increment(0);
+    }
 }

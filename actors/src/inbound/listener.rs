@@ -74,9 +74,17 @@ struct Counts {
     maintenance: bool,
 }
 
+/// The limits as gauges, so alerts can divide by them (`smtp_connections_active /
+/// smtp_max_connections`).
+fn publish(limits: &ConnectionLimits) {
+    metrics::gauge!("smtp_max_connections").set(limits.max_connections as f64);
+    metrics::gauge!("smtp_max_connections_per_ip").set(limits.max_per_ip as f64);
+}
+
 impl Admission {
     /// Counts starting at zero.
     pub fn new(limits: ConnectionLimits) -> Arc<Self> {
+        publish(&limits);
         Arc::new(Admission {
             counts: Mutex::new(Counts {
                 limits,
@@ -89,6 +97,7 @@ impl Admission {
     /// sessions are never closed for it: past a lowered limit, new ones are refused until
     /// enough have ended.
     pub fn set_limits(&self, limits: ConnectionLimits) {
+        publish(&limits);
         self.counts().limits = limits;
     }
 
@@ -413,6 +422,14 @@ pub(crate) fn describe_metrics() {
         "Connections refused with 421 at connect, by reason (max_connections, max_connections_per_ip, maintenance)."
     );
     metrics::describe_counter!("smtp_connections_total", "SMTP connections accepted.");
+    metrics::describe_gauge!(
+        "smtp_max_connections",
+        "Connections admitted at once, in total (smtp.max_connections); past it 421 4.7.0."
+    );
+    metrics::describe_gauge!(
+        "smtp_max_connections_per_ip",
+        "Connections admitted at once from one client address (smtp.max_connections_per_ip)."
+    );
 }
 
 #[cfg(test)]
