@@ -1,5 +1,6 @@
 //! `[log]`: text or JSON log lines, and the filter that chooses them.
 
+use super::debug_peers::{DebugPeers, NotAPeer};
 use super::section::{Key, section};
 use super::{ConfigIssue, Section};
 
@@ -12,6 +13,17 @@ section! {
         /// A tracing filter such as `info` or `hermod=debug`.
         pub level: String = "info".into()
             => (restart, ["SMTP_LOG_LEVEL"]),
+        /// Client and next-hop addresses, networks and domains whose events are logged
+        /// at DEBUG whatever `level` says (Postfix's `debug_peer_list`).
+        pub debug_peers: Vec<String> = Vec::new()
+            => (live, []),
+    }
+}
+
+impl LogConfig {
+    /// `debug_peers` read; validated before start and before a reload applies it.
+    pub fn debug_peers(&self) -> Result<DebugPeers, NotAPeer> {
+        DebugPeers::parse(&self.debug_peers)
     }
 }
 
@@ -20,6 +32,9 @@ impl Section for LogConfig {
     const NAME: &'static str = "log";
 
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
+        if let Err(e) = self.debug_peers() {
+            issues.push(ConfigIssue::new("log.debug_peers", e));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.level) {
             issues.push(ConfigIssue::new("log.level", e.to_string()));
         } else if let Some(problem) = level_problem(&self.level) {

@@ -17,6 +17,7 @@ pub use section::Key;
 
 pub mod admin;
 pub mod auth;
+pub mod debug_peers;
 pub mod delivery;
 mod delivery_security;
 pub mod dkim;

@@ -9,7 +9,8 @@ use serde::Deserialize as _;
 /// Keys applied without a restart, as `section.key`: each section declares its own
 /// ([`crate::config::Section::KEYS`]). Today: relay policy, transport map and relay
 /// host, session limits and timeouts (for sessions opened after the reload), connection
-/// limits, and the Queue's retry, lifetime, bounce and postmaster settings.
+/// limits, the Queue's retry, lifetime, bounce and postmaster settings, and the peers
+/// logged at DEBUG.
 pub fn live_keys() -> Vec<String> {
     sections()
         .iter()

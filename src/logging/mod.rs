@@ -1,5 +1,6 @@
 //! Log output: text for a terminal, or one JSON object per line for log shippers
-//! (`SMTP_ENABLE_JSON_LOGGING=true`). `RUST_LOG` overrides the configured level.
+//! (`SMTP_ENABLE_JSON_LOGGING=true`). `RUST_LOG` overrides the configured level;
+//! `log.debug_peers` raises it to DEBUG for chosen peers ([`debug_peers`]).
 //!
 //! In the text format every field value is written through [`EscapingWriter`]: values a
 //! peer chose (EHLO names, addresses, AUTH user names, header values, next hops'
@@ -11,6 +12,7 @@
 //! ever dropped (a full buffer slows the logger, it does not lose).
 
 mod batch_writer;
+pub mod debug_peers;
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -25,19 +27,23 @@ use tracing_subscriber::fmt::format::Writer;
 /// Installs the global subscriber. Keep the guard until exit: dropping it writes what is
 /// still buffered. A second call (tests) installs nothing.
 pub fn init(config: &LogConfig) -> FlushGuard {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
+    use tracing_subscriber::prelude::*;
+    let level = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
+    debug_peers::set(config.debug_peers().unwrap_or_default());
+    let filter = debug_peers::PeerFilter { level };
     let ansi = std::io::stdout().is_terminal();
     let (writer, guard) = BatchWriter::start(std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(ansi)
         .with_writer(writer);
+    let registry = tracing_subscriber::registry();
     let _ = if config.json {
-        builder.json().flatten_event(true).try_init()
+        let layer = layer.json().flatten_event(true).with_filter(filter);
+        registry.with(layer).try_init()
     } else {
-        builder.fmt_fields(escaped_fields()).try_init()
+        let layer = layer.fmt_fields(escaped_fields()).with_filter(filter);
+        registry.with(layer).try_init()
     };
     guard
 }

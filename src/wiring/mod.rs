@@ -406,6 +406,7 @@ impl Running {
             listener.do_send(sessions.clone());
         }
         self.admission.set_limits(config.smtp.connection_limits());
+        crate::logging::debug_peers::set(config.log.debug_peers().unwrap_or_default());
         let _ = self
             .loop_inputs
             .send((config.relay.domains.clone(), router.clone()));
