@@ -13,7 +13,8 @@
 //!   the protocol in clear and over TLS, hands each message to the queue's intake and
 //!   answers 250 once the commit thread has it on disk), the accept stream that pauses
 //!   when descriptors run out (`accept`), the server's TLS (`tls`: certificate, reload)
-//!   and AUTH (`auth`: credentials checked off the arbiters; the per-network lock-out and
+//!   and AUTH (`auth`: credentials checked off the arbiters, against the local store or
+//!   Dovecot's auth service (`password_check`, `dovecot_auth`); the per-network lock-out and
 //!   per-user pacing in `auth_failures`).
 //! - [`policy`]: decisions about a transaction, as actors a Session asks (`set`: the
 //!   policies of one transaction and their shared DNS budget; `actor`: the one actor

@@ -2,10 +2,13 @@
 //! (relaying), the lock-out of clients that guess passwords, and the Argon2id cost of new
 //! password hashes. The users themselves live in the data directory (`hermod user`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hermod_actors::inbound::auth::AuthLimits;
-use hermod_actors::store::users::HashCost;
+use hermod_actors::inbound::dovecot_auth::DovecotAuth;
+use hermod_actors::inbound::password_check::PasswordCheck;
+use hermod_actors::store::users::{HashCost, UserStore};
 
 use super::section::{Key, section};
 use super::{ConfigIssue, Section, at_least_one, longer_than_zero};
@@ -52,7 +55,30 @@ section! {
         /// milliseconds); 0: one per core.
         pub verify_concurrency: usize = 0
             => (restart, []),
+        /// Where passwords are checked: `local` (hermod's own users, `hermod user add`) or
+        /// `dovecot` (Dovecot's auth service at `dovecot_socket`, as Postfix's
+        /// `smtpd_sasl_type = dovecot`).
+        pub backend: AuthBackend = AuthBackend::Local
+            => (restart, []),
+        /// Dovecot's `auth-client` socket (`service auth { unix_listener auth-client { ...
+        /// } }`), for `backend = "dovecot"`.
+        pub dovecot_socket: PathBuf = PathBuf::from("/var/run/dovecot/auth-client")
+            => (restart, []),
+        /// How long Dovecot gets to answer one check; past it the client gets `454 4.7.0`.
+        #[serde(with = "super::duration")]
+        pub dovecot_timeout: Duration = Duration::from_secs(5)
+            => (restart, []),
     }
+}
+
+/// Where AUTH checks passwords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthBackend {
+    /// hermod's own Argon2id user store.
+    Local,
+    /// Dovecot's auth service.
+    Dovecot,
 }
 
 impl Section for AuthConfig {
@@ -74,10 +100,30 @@ impl Section for AuthConfig {
         if let Err(e) = self.hash_cost().check() {
             issues.push(ConfigIssue::new("auth.argon2_memory_kib", e));
         }
+        if self.backend == AuthBackend::Dovecot {
+            longer_than_zero(issues, &[("auth.dovecot_timeout", self.dovecot_timeout)]);
+            if self.dovecot_socket.as_os_str().is_empty() {
+                issues.push(ConfigIssue::new(
+                    "auth.dovecot_socket",
+                    "backend = \"dovecot\" needs Dovecot's auth-client socket",
+                ));
+            }
+        }
     }
 }
 
 impl AuthConfig {
+    /// Where passwords are checked, with `users` for the local backend.
+    pub fn password_check(&self, users: &UserStore) -> PasswordCheck {
+        match self.backend {
+            AuthBackend::Local => PasswordCheck::Local(users.clone()),
+            AuthBackend::Dovecot => PasswordCheck::Dovecot(DovecotAuth {
+                socket: self.dovecot_socket.clone(),
+                timeout: self.dovecot_timeout,
+            }),
+        }
+    }
+
     /// The cost of new password hashes.
     pub fn hash_cost(&self) -> HashCost {
         HashCost {

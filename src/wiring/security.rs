@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use hermod_actors::inbound::auth::Authenticator;
+use hermod_actors::inbound::password_check::PasswordCheck;
 use hermod_actors::inbound::tls::ServerTls;
 use hermod_actors::store::spool::SledSpool;
 use hermod_actors::store::users::UserStore;
@@ -46,14 +47,22 @@ pub(super) fn open(config: &Config, spool: &SledSpool) -> anyhow::Result<Secured
     let users = UserStore::new(spool.db(), config.auth.hash_cost())
         .context("opening the AUTH user store")?;
     let auth = if config.auth.enabled {
-        users.prepare().context("making the dummy password hash")?;
-        let count = users.list().map(|u| u.len()).unwrap_or(0);
-        if count == 0 {
-            tracing::warn!(
-                "AUTH is on but there are no users yet: add one with 'hermod user add NAME'"
-            );
+        let check = config.auth.password_check(&users);
+        match &check {
+            PasswordCheck::Local(_) => {
+                users.prepare().context("making the dummy password hash")?;
+                let count = users.list().map(|u| u.len()).unwrap_or(0);
+                if count == 0 {
+                    tracing::warn!(
+                        "AUTH is on but there are no users yet: add one with 'hermod user add NAME'"
+                    );
+                }
+            }
+            PasswordCheck::Dovecot(dovecot) => {
+                tracing::info!(socket = %dovecot.socket.display(), "AUTH checks passwords with Dovecot's auth service");
+            }
         }
-        Some(Authenticator::new(users.clone(), config.auth.limits()))
+        Some(Authenticator::with_check(check, config.auth.limits()))
     } else {
         None
     };

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 
 use super::auth_failures::FailureTable;
 pub use super::auth_failures::Standing;
+use super::password_check::PasswordCheck;
 use crate::protocol::sasl::Credentials;
 use crate::protocol::session::AuthVerdict;
 use crate::store::users::{UserStore, Verified};
@@ -53,7 +54,7 @@ pub const LONGEST_PACED_WAIT: Duration = Duration::from_secs(20);
 
 /// Checks credentials for every Session of the process.
 pub struct Authenticator {
-    users: UserStore,
+    check: PasswordCheck,
     limits: AuthLimits,
     clients: Mutex<FailureTable<IpNet>>,
     names: Mutex<FailureTable<String>>,
@@ -114,8 +115,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Authenticator {
     /// Checks against `users` with `limits`.
     pub fn new(users: UserStore, limits: AuthLimits) -> Arc<Self> {
+        Self::with_check(PasswordCheck::Local(users), limits)
+    }
+
+    /// Checks against `check` (the local store or Dovecot) with `limits`.
+    pub fn with_check(check: PasswordCheck, limits: AuthLimits) -> Arc<Self> {
         Arc::new(Authenticator {
-            users,
+            check,
             limits,
             clients: Mutex::new(FailureTable::new(
                 limits.max_failures,
@@ -154,7 +160,7 @@ impl Authenticator {
                 network,
             };
         };
-        let (verdict, why) = match self.pace_and_verify(&name, credentials).await {
+        let (verdict, why) = match self.pace_and_verify(&name, credentials, client).await {
             Attempt::Paced => {
                 slot.settle(false);
                 (
@@ -164,10 +170,7 @@ impl Authenticator {
             }
             Attempt::Failed(e) => {
                 slot.settle(false);
-                (
-                    AuthVerdict::Unavailable("the user store cannot be read".into()),
-                    e,
-                )
+                (AuthVerdict::Unavailable(self.check.unavailable().into()), e)
             }
             Attempt::Checked(Verified::Yes(user)) => {
                 slot.settle(false);
@@ -204,8 +207,14 @@ impl Authenticator {
         })
     }
 
-    /// Waits for the user name's turn, then checks the password on a blocking thread.
-    async fn pace_and_verify(&self, name: &str, credentials: Credentials) -> Attempt {
+    /// Waits for the user name's turn, then checks the password (on a blocking thread, or
+    /// by asking Dovecot).
+    async fn pace_and_verify(
+        &self,
+        name: &str,
+        credentials: Credentials,
+        client: IpAddr,
+    ) -> Attempt {
         if self.limits.user_max_failures > 0 {
             let turn = lock(&self.names).pace(
                 &name.to_string(),
@@ -223,12 +232,9 @@ impl Authenticator {
         let Ok(_permit) = self.permits.acquire().await else {
             return Attempt::Failed("the verification pool is closed".into());
         };
-        let users = self.users.clone();
-        let Credentials { user, password } = credentials;
-        match tokio::task::spawn_blocking(move || users.verify(&user, &password)).await {
-            Ok(Ok(verified)) => Attempt::Checked(verified),
-            Ok(Err(e)) => Attempt::Failed(e.to_string()),
-            Err(e) => Attempt::Failed(format!("the password check failed: {e}")),
+        match self.check.verify(credentials, client).await {
+            Ok(verified) => Attempt::Checked(verified),
+            Err(e) => Attempt::Failed(e.to_string()),
         }
     }
 

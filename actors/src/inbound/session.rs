@@ -298,7 +298,7 @@ async fn authenticate(
             "paced"
         }
         AuthVerdict::Unavailable(_) => {
-            tracing::error!(client = %peer, user = %user, error = %outcome.why, "Authentication not possible: the user store failed");
+            tracing::error!(client = %peer, user = %user, error = %outcome.why, "Authentication not possible: the password check failed");
             "unavailable"
         }
     };
