@@ -359,3 +359,78 @@ fn validate_only_works_without_the_serve_command_as_runbooks_write_it() {
         "{stdout}"
     );
 }
+
+#[test]
+fn config_get_prints_effective_values_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hermod.toml");
+    std::fs::write(
+        &path,
+        "[admin]\ntoken = \"hunter2\"\n[smtp]\nmax_recipients = 50\n",
+    )
+    .unwrap();
+    let out = hermod()
+        .args([
+            "config",
+            "get",
+            "smtp.max_recipients",
+            "admin.token",
+            "log.level",
+            "--config",
+        ])
+        .arg(&path)
+        .env("SMTP_LOG_LEVEL", "debug")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout,
+        "smtp.max_recipients = 50\nadmin.token = \"(set, not shown)\"\nlog.level = \"debug\"\n"
+    );
+    assert!(!stdout.contains("hunter2"));
+    // Every setting, and an unknown one refused.
+    let all = hermod()
+        .args(["config", "get", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&all.stdout);
+    assert!(all.lines().count() > 100, "{all}");
+    assert!(all.contains("queue.max_lifetime = \"5d\"\n"), "{all}");
+    let unknown = hermod()
+        .args(["config", "get", "smtp.max_conections", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no setting smtp.max_conections"));
+}
+
+#[test]
+fn the_top_level_help_names_every_queue_command() {
+    let top = hermod().arg("--help").output().unwrap();
+    let top = String::from_utf8_lossy(&top.stdout);
+    let queue_line = top
+        .lines()
+        .find(|l| l.trim_start().starts_with("queue "))
+        .expect("a queue line");
+    let queue = hermod().args(["queue", "--help"]).output().unwrap();
+    let queue = String::from_utf8_lossy(&queue.stdout);
+    let commands: Vec<&str> = queue
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("Options:").next())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 10, "{commands:?}");
+    for command in commands {
+        assert!(
+            queue_line.contains(command),
+            "{command} missing from: {queue_line}"
+        );
+    }
+}

@@ -14,6 +14,7 @@ use crate::config::{self, Config, ConfigIssue};
 
 pub mod admin_client;
 pub mod auth;
+pub mod config_get;
 pub mod dkim;
 pub mod maintenance;
 pub mod queue;
@@ -64,8 +65,15 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// The running hermod's queue: list, show, stats, flush, hold, release, delete,
-    /// bounce (through its admin API).
+    /// bounce, suspend, resume, suspensions (through its admin API).
     Queue(queue::QueueArgs),
+    /// The configuration as hermod reads it (file plus environment): `get [KEY...]`
+    /// prints settings as `section.key = value`, secrets hidden (as `postconf`).
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// The AUTH users: add, passwd, del, list, disable, enable, senders (in the data
     /// directory, or through the running hermod's admin API).
     User(user::UserArgs),
@@ -88,6 +96,19 @@ enum Command {
     },
 }
 
+/// `hermod config` commands.
+#[derive(Debug, clap::Subcommand)]
+enum ConfigAction {
+    /// Print settings as `section.key = value` (all when no KEY is given).
+    Get {
+        /// Settings, as `section.key` (`smtp.max_recipients`).
+        keys: Vec<String>,
+        /// Configuration file, as for `serve`.
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
 impl Cli {
     /// Runs the command the arguments name.
     pub fn run(self) -> ExitCode {
@@ -95,6 +116,9 @@ impl Cli {
             Command::Serve(args) => serve::run(args),
             Command::Route { domain, config } => route::run(config, &domain),
             Command::Queue(args) => queue::run(args),
+            Command::Config {
+                action: ConfigAction::Get { keys, config },
+            } => config_get::run(config, &keys),
             Command::User(args) => user::run(args),
             Command::Dkim(args) => dkim::run(args),
             Command::Auth(args) => auth::run(args),

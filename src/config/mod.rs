@@ -53,6 +53,7 @@ pub use rate_limit::RateLimitConfig;
 pub use redis::RedisConfig;
 pub use relay::RelayConfig;
 pub use smtp::SmtpConfig;
+pub use summary::settings;
 pub use summary::{non_defaults, summary};
 pub use tls::TlsConfig;
 

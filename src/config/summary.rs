@@ -31,6 +31,37 @@ pub fn non_defaults(config: &Config) -> String {
     out
 }
 
+/// Every setting as `(section.key, value)`, the value as TOML writes it, secrets
+/// replaced (for `hermod config get`, as `postconf` prints Postfix's).
+pub fn settings(config: &Config) -> Vec<(String, String)> {
+    let Ok(values) = toml::Table::try_from(config) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (section, table) in &values {
+        let Some(table) = table.as_table() else {
+            continue;
+        };
+        for (name, value) in table {
+            let shown = match is_secret(name) && !is_empty(value) {
+                true => "\"(set, not shown)\"".to_string(),
+                false => value.to_string(),
+            };
+            out.push((format!("{section}.{name}"), shown));
+        }
+    }
+    out
+}
+
+fn is_empty(value: &toml::Value) -> bool {
+    match value {
+        toml::Value::String(s) => s.is_empty(),
+        toml::Value::Table(t) => t.is_empty(),
+        toml::Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
 /// Keys whose values are secrets (the admin token, smarthost passwords): never printed.
 fn is_secret(name: &str) -> bool {
     matches!(name, "token" | "relayhost_password" | "auth" | "url")
