@@ -1,6 +1,7 @@
 //! The TLS every stage shares: one crypto backend for the process (the server's
-//! certificates and the client's verification use the same), and what a finished
-//! handshake agreed on, for the log and the `Received:` header.
+//! certificates and the client's verification use the same), reading certificates from
+//! PEM files, and what a finished handshake agreed on, for the log and the `Received:`
+//! header.
 
 use std::sync::Arc;
 
@@ -38,4 +39,42 @@ pub fn negotiated(conn: &rustls::CommonState) -> TlsInfo {
         },
     );
     TlsInfo { version, cipher }
+}
+
+/// A PEM file of certificates (a server's chain, a CA list) that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PemFileError {
+    /// It cannot be opened or read.
+    #[error("cannot read {}: {error}", path.display())]
+    Unreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: rustls_pki_types::pem::Error,
+    },
+    /// It is not PEM.
+    #[error("cannot parse {}: {error}", path.display())]
+    Unparsable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: rustls_pki_types::pem::Error,
+    },
+}
+
+/// Every certificate in the PEM file at `path`, in order.
+pub fn read_certificates(
+    path: &std::path::Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, PemFileError> {
+    use rustls_pki_types::pem::PemObject as _;
+    rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|error| PemFileError::Unreadable {
+            path: path.to_path_buf(),
+            error,
+        })?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| PemFileError::Unparsable {
+            path: path.to_path_buf(),
+            error,
+        })
 }

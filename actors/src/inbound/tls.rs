@@ -18,6 +18,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
+use crate::core::tls::{PemFileError, read_certificates};
+
 pub use crate::core::tls::{negotiated, provider};
 
 /// The certificate chain and key files.
@@ -34,22 +36,9 @@ pub struct TlsFiles {
 /// a separate source, so a chained report does not say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum CertificateError {
-    /// The certificate file cannot be opened or read.
-    #[error("cannot read {}: {error}", path.display())]
-    Unreadable {
-        /// The certificate file.
-        path: PathBuf,
-        /// Why.
-        error: rustls_pki_types::pem::Error,
-    },
-    /// The certificate file is not PEM.
-    #[error("cannot parse {}: {error}", path.display())]
-    Unparsable {
-        /// The certificate file.
-        path: PathBuf,
-        /// Why.
-        error: rustls_pki_types::pem::Error,
-    },
+    /// The certificate file cannot be read, or is not PEM.
+    #[error(transparent)]
+    Pem(#[from] PemFileError),
     /// The certificate file holds no certificate.
     #[error("{} holds no PEM certificate", .0.display())]
     NoCertificate(PathBuf),
@@ -136,16 +125,7 @@ fn load_pair(
     CertificateError,
 > {
     let path = || files.cert.clone();
-    let chain = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|error| CertificateError::Unreadable {
-            path: path(),
-            error,
-        })?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| CertificateError::Unparsable {
-            path: path(),
-            error,
-        })?;
+    let chain = read_certificates(&files.cert)?;
     if chain.is_empty() {
         return Err(CertificateError::NoCertificate(path()));
     }

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::{Deserialize, Serialize};
 
+use crate::core::tls::{PemFileError, read_certificates};
 use crate::outbound::routing::NextHop;
 use crate::protocol::sasl::Credentials;
 
@@ -57,22 +57,9 @@ pub enum ClientTlsError {
     /// The crypto provider refused TLS 1.2 and 1.3.
     #[error("TLS versions: {0}")]
     Versions(rustls::Error),
-    /// The CA file cannot be opened or read.
-    #[error("cannot read {}: {error}", path.display())]
-    Unreadable {
-        /// The CA file.
-        path: PathBuf,
-        /// Why.
-        error: rustls_pki_types::pem::Error,
-    },
-    /// The CA file is not PEM.
-    #[error("cannot parse {}: {error}", path.display())]
-    Unparsable {
-        /// The CA file.
-        path: PathBuf,
-        /// Why.
-        error: rustls_pki_types::pem::Error,
-    },
+    /// The CA file cannot be read, or is not PEM.
+    #[error(transparent)]
+    Pem(#[from] PemFileError),
     /// A certificate in the CA file cannot be a root.
     #[error("{}: not a CA certificate: {error}", path.display())]
     NotCa {
@@ -207,17 +194,7 @@ fn verified_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ClientTl
     match ca_file {
         Some(path) => {
             let path_buf = || path.to_path_buf();
-            let certs = CertificateDer::pem_file_iter(path).map_err(|error| {
-                ClientTlsError::Unreadable {
-                    path: path_buf(),
-                    error,
-                }
-            })?;
-            for cert in certs {
-                let cert = cert.map_err(|error| ClientTlsError::Unparsable {
-                    path: path_buf(),
-                    error,
-                })?;
+            for cert in read_certificates(path)? {
                 roots.add(cert).map_err(|error| ClientTlsError::NotCa {
                     path: path_buf(),
                     error,
