@@ -94,13 +94,13 @@ dead_host_backoff = "1h"
         .map(|m| m["id"].as_str().unwrap().to_string())
         .filter(|id| *id != first)
         .collect();
-    let held = hermod.command(dir.path(), &["queue", "hold", &ids[0]]);
+    let held = hermod.command(dir.path(), &["queue", "hold", &ids[0], "--json"]);
     let held = String::from_utf8_lossy(&held.stdout).into_owned();
     assert!(
         held.contains(&format!("\"done\":[\"{}\"]", ids[0])),
         "{held}"
     );
-    let bounced = hermod.command(dir.path(), &["queue", "bounce", &ids[1]]);
+    let bounced = hermod.command(dir.path(), &["queue", "bounce", &ids[1], "--json"]);
     let bounced = String::from_utf8_lossy(&bounced.stdout).into_owned();
     assert!(
         bounced.contains(&format!("\"done\":[\"{}\"]", ids[1])),
@@ -110,7 +110,10 @@ dead_host_backoff = "1h"
 
     // Everything else for the dead destination, at once (postsuper -d ALL for it).
     let started = Instant::now();
-    let deleted = hermod.command(dir.path(), &["queue", "delete", "--domain", "dest.test"]);
+    let deleted = hermod.command(
+        dir.path(),
+        &["queue", "delete", "--domain", "dest.test", "--json"],
+    );
     let took = started.elapsed();
     let deleted: serde_json::Value = serde_json::from_slice(&deleted.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&deleted.stderr)));

@@ -112,8 +112,12 @@ async fn list_filters_and_pages_and_show_gives_the_headers() {
         [second.as_str()]
     );
 
-    let shown: serde_json::Value =
-        serde_json::from_str(&stdout(&queue(dir.path(), &hermod, &["show", &first]))).unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&queue(
+        dir.path(),
+        &hermod,
+        &["show", &first, "--json"],
+    )))
+    .unwrap();
     assert!(
         shown["headers"].as_str().unwrap().contains("Subject: one"),
         "{shown}"
@@ -126,6 +130,23 @@ async fn list_filters_and_pages_and_show_gives_the_headers() {
             .starts_with("4.4.1"),
         "{shown}"
     );
+    // For people: text, the headers, and with --body the body.
+    let text = stdout(&queue(dir.path(), &hermod, &["show", &first, "--body"]));
+    for part in [
+        format!("Queue ID: {first}"),
+        "Recipients:\n".to_string(),
+        "attempts=1".to_string(),
+        "    last reply: 4.4.1".to_string(),
+        "Headers:\n".to_string(),
+        "Subject: one".to_string(),
+        "Body:\n".to_string(),
+    ] {
+        assert!(text.contains(&part), "{part:?} not in:\n{text}");
+    }
+    let without_body = stdout(&queue(dir.path(), &hermod, &["show", &first]));
+    assert!(!without_body.contains("Body:"), "{without_body}");
+    let stats = stdout(&queue(dir.path(), &hermod, &["stats"]));
+    assert!(stats.lines().all(|l| l.contains(": ")), "{stats}");
     let missing = queue(dir.path(), &hermod, &["show", "0000000000000001"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
@@ -173,7 +194,7 @@ async fn held_mail_is_not_attempted_until_released_and_delete_removes_it() {
     stdout(&queue(dir.path(), &hermod, &["delete", &id]));
     assert!(listed(dir.path(), &hermod, &[]).is_empty());
     let stats: serde_json::Value =
-        serde_json::from_str(&stdout(&queue(dir.path(), &hermod, &["stats"]))).unwrap();
+        serde_json::from_str(&stdout(&queue(dir.path(), &hermod, &["stats", "--json"]))).unwrap();
     assert_eq!(stats["queue_size"], 0, "{stats}");
     hermod.stop().await;
 }
@@ -220,12 +241,18 @@ async fn a_suspended_destination_waits_until_it_is_resumed_or_its_time_is_up() {
             "2h",
             "--reason",
             "migrating the mailbox hosts",
+            "--json",
         ],
     );
     let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
         listed["suspensions"][0]["domain"], "origin.test",
         "{listed}"
+    );
+    let table = stdout(&queue(dir.path(), &hermod, &["suspensions"]));
+    assert!(
+        table.contains("origin.test") && table.contains("migrating the mailbox hosts"),
+        "{table}"
     );
     assert_eq!(
         listed["suspensions"][0]["reason"],
@@ -291,8 +318,12 @@ async fn a_suspended_destination_waits_until_it_is_resumed_or_its_time_is_up() {
     assert_eq!(sink::stored(&sink_dir).len(), 1);
     let stored = sink::wait_stored(&sink_dir, 2, Duration::from_secs(15)).await;
     assert_eq!(stored.len(), 2, "{}", hermod.logs().join("\n"));
-    let none: serde_json::Value =
-        serde_json::from_str(&stdout(&queue(dir.path(), &hermod, &["suspensions"]))).unwrap();
+    let none: serde_json::Value = serde_json::from_str(&stdout(&queue(
+        dir.path(),
+        &hermod,
+        &["suspensions", "--json"],
+    )))
+    .unwrap();
     assert_eq!(none["suspensions"].as_array().unwrap().len(), 0, "{none}");
     hermod.stop().await;
 }
@@ -349,8 +380,12 @@ async fn a_suspension_survives_a_restart_until_it_ends() {
     ));
     hermod.stop().await;
     hermod.restart().await;
-    let listed: serde_json::Value =
-        serde_json::from_str(&stdout(&queue(dir.path(), &hermod, &["suspensions"]))).unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&queue(
+        dir.path(),
+        &hermod,
+        &["suspensions", "--json"],
+    )))
+    .unwrap();
     assert_eq!(
         listed["suspensions"][0]["domain"], "origin.test",
         "{listed}"
@@ -373,8 +408,12 @@ async fn a_suspension_survives_a_restart_until_it_ends() {
     sink::wait_stored(&dir.path().join("sink"), 1, Duration::from_secs(10)).await;
     hermod.stop().await;
     hermod.restart().await;
-    let listed: serde_json::Value =
-        serde_json::from_str(&stdout(&queue(dir.path(), &hermod, &["suspensions"]))).unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&queue(
+        dir.path(),
+        &hermod,
+        &["suspensions", "--json"],
+    )))
+    .unwrap();
     assert_eq!(
         listed["suspensions"].as_array().unwrap().len(),
         0,

@@ -224,11 +224,23 @@ enum ShowError {
     BodyFile(#[from] std::io::Error),
 }
 
-/// `GET /api/queue/{id}`: one message, with its header section.
+/// Octets of a body `GET /api/queue/{id}?body=true` shows at most.
+const SHOWN_BODY: usize = 1 << 20;
+
+/// `?body=true`: show the body too.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ShowOptions {
+    #[serde(default)]
+    body: bool,
+}
+
+/// `GET /api/queue/{id}`: one message, with its header section (and with `?body=true`,
+/// its body: the first MiB, `body_truncated` saying whether there is more).
 pub async fn show(
     state: web::Data<AdminState>,
     _: auth::MayRead,
     id: web::Path<String>,
+    options: web::Query<ShowOptions>,
 ) -> HttpResponse {
     let Ok(id) = id.parse::<QueueId>() else {
         return bad_request(format!("{id:?} is not a queue id"));
@@ -239,9 +251,13 @@ pub async fn show(
             return Ok(None);
         };
         let mut shown = summary(id, &envelope, unix_now());
+        let wanted = match options.body {
+            true => ORIGINAL_PREFIX.max(SHOWN_BODY),
+            false => ORIGINAL_PREFIX,
+        };
         let head = spool
             .data(id, envelope.body_file)?
-            .map(|data| data.prefix(ORIGINAL_PREFIX))
+            .map(|data| data.prefix(wanted))
             .transpose()?
             .unwrap_or_default();
         let end = head
@@ -249,6 +265,11 @@ pub async fn show(
             .position(|w| w == b"\r\n\r\n")
             .map_or(head.len(), |at| at + 2);
         shown["headers"] = String::from_utf8_lossy(&head[..end]).into_owned().into();
+        if options.body {
+            let body = head.get(end + 2..).unwrap_or_default();
+            shown["body"] = String::from_utf8_lossy(body).into_owned().into();
+            shown["body_truncated"] = (envelope.size > head.len()).into();
+        }
         Ok(Some(shown))
     })
     .await;

@@ -18,6 +18,7 @@ pub mod config_get;
 pub mod dkim;
 pub mod maintenance;
 pub mod queue;
+mod queue_text;
 pub mod route;
 pub mod serve;
 pub mod user;

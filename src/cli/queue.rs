@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use awc::http::Method;
 use clap::{Args, Subcommand};
 
+use super::queue_text;
+
 /// The `hermod queue` command.
 #[derive(Args)]
 pub struct QueueArgs {
@@ -17,6 +19,9 @@ pub struct QueueArgs {
     /// Configuration file, as for `serve` (for the admin address and token).
     #[arg(long, env = "HERMOD_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// Print the admin API's JSON (for scripts) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -26,14 +31,15 @@ enum QueueCommand {
     List {
         #[command(flatten)]
         filter: FilterArgs,
-        /// Print the API's JSON instead.
-        #[arg(long)]
-        json: bool,
     },
-    /// Show one message: envelope, recipients, attempts, last reply, headers.
+    /// Show one message: envelope, recipients, attempts, last reply, headers (and with
+    /// `--body`, its body).
     Show {
         /// The queue id.
         id: String,
+        /// Show the body too (its first MiB).
+        #[arg(long)]
+        body: bool,
     },
     /// The queue's counters.
     Stats,
@@ -145,55 +151,76 @@ pub fn run(args: QueueArgs) -> ExitCode {
         Err(code) => return code,
     };
     let mut body = None;
-    let (method, path, json) = match &args.command {
+    let (method, path) = match &args.command {
         QueueCommand::Suspend {
             domain,
             duration,
             reason,
         } => {
             body = Some(serde_json::json!({ "domain": domain, "for": duration, "reason": reason }));
-            (Method::POST, "/api/suspensions".to_string(), true)
+            (Method::POST, "/api/suspensions".to_string())
         }
         QueueCommand::Resume { domain } => (
             Method::DELETE,
             format!("/api/suspensions/{}", encode(domain)),
-            true,
         ),
-        QueueCommand::Suspensions => (Method::GET, "/api/suspensions".to_string(), true),
-        QueueCommand::List { filter, json } => {
-            (Method::GET, format!("/api/queue{}", filter.query()), *json)
-        }
-        QueueCommand::Show { id } => (Method::GET, format!("/api/queue/{}", encode(id)), true),
-        QueueCommand::Stats => (Method::GET, "/api/queue/stats".to_string(), true),
-        QueueCommand::Flush(t) => (Method::POST, action_path("flush", t), true),
-        QueueCommand::Hold(t) => (Method::POST, action_path("hold", t), true),
-        QueueCommand::Release(t) => (Method::POST, action_path("release", t), true),
-        QueueCommand::Bounce(t) => (Method::POST, action_path("bounce", t), true),
+        QueueCommand::Suspensions => (Method::GET, "/api/suspensions".to_string()),
+        QueueCommand::List { filter } => (Method::GET, format!("/api/queue{}", filter.query())),
+        QueueCommand::Show {
+            id,
+            body: with_body,
+        } => (
+            Method::GET,
+            format!(
+                "/api/queue/{}{}",
+                encode(id),
+                if *with_body { "?body=true" } else { "" }
+            ),
+        ),
+        QueueCommand::Stats => (Method::GET, "/api/queue/stats".to_string()),
+        QueueCommand::Flush(t) => (Method::POST, action_path("flush", t)),
+        QueueCommand::Hold(t) => (Method::POST, action_path("hold", t)),
+        QueueCommand::Release(t) => (Method::POST, action_path("release", t)),
+        QueueCommand::Bounce(t) => (Method::POST, action_path("bounce", t)),
         QueueCommand::Delete(t) => match &t.id {
-            Some(id) => (Method::DELETE, format!("/api/queue/{}", encode(id)), true),
-            None => (Method::POST, action_path("delete", t), true),
+            Some(id) => (Method::DELETE, format!("/api/queue/{}", encode(id))),
+            None => (Method::POST, action_path("delete", t)),
         },
     };
     let call = super::admin_client::call(&config, method, &path, body);
     match actix::System::new().block_on(call) {
-        Ok(text) if json => {
+        Ok(text) if args.json => {
             println!("{}", super::printable(&text));
             ExitCode::SUCCESS
         }
-        Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(page) => {
-                print!("{}", mailq(&page));
-                ExitCode::SUCCESS
+        Ok(text) => {
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(answer) => print!("{}", for_people(&args.command, &answer)),
+                Err(_) => println!("{}", super::printable(&text)),
             }
-            Err(_) => {
-                println!("{}", super::printable(&text));
-                ExitCode::SUCCESS
-            }
-        },
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("hermod queue: {}", super::printable(&format!("{e:#}")));
             ExitCode::from(1)
         }
+    }
+}
+
+/// The answer to `command` as text.
+fn for_people(command: &QueueCommand, answer: &serde_json::Value) -> String {
+    match command {
+        QueueCommand::List { .. } => queue_text::mailq(answer),
+        QueueCommand::Show { .. } => queue_text::message(answer),
+        QueueCommand::Stats => queue_text::fields(answer),
+        QueueCommand::Suspend { .. } | QueueCommand::Resume { .. } | QueueCommand::Suspensions => {
+            queue_text::suspensions(answer)
+        }
+        QueueCommand::Flush(_)
+        | QueueCommand::Hold(_)
+        | QueueCommand::Release(_)
+        | QueueCommand::Delete(_)
+        | QueueCommand::Bounce(_) => queue_text::operated(answer),
     }
 }
 
@@ -202,58 +229,4 @@ fn action_path(action: &str, target: &Target) -> String {
         Some(id) => format!("/api/queue/{}/{action}", encode(id)),
         None => format!("/api/queue/{action}{}", target.filter.query()),
     }
-}
-
-/// A value of the listing on one line, its control characters escaped.
-fn one_line(value: &str) -> std::borrow::Cow<'_, str> {
-    crate::escape::escape_controls(value, false)
-}
-
-/// A listing page as `mailq` prints its queue.
-fn mailq(page: &serde_json::Value) -> String {
-    let mut out = String::new();
-    let messages = page["messages"].as_array().cloned().unwrap_or_default();
-    if messages.is_empty() {
-        out.push_str("Mail queue is empty\n");
-        return out;
-    }
-    out.push_str("-Queue ID-        --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
-    for m in &messages {
-        let held = if m["held"].as_bool() == Some(true) {
-            "!"
-        } else {
-            " "
-        };
-        let sender = one_line(
-            m["sender"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .unwrap_or("<>"),
-        );
-        out.push_str(&format!(
-            "{}{held} {:>8} {:>20} {sender}\n",
-            one_line(m["id"].as_str().unwrap_or("?")),
-            m["size"],
-            m["arrival"].as_str().unwrap_or("?"),
-        ));
-        for r in m["recipients"].as_array().into_iter().flatten() {
-            if let Some(reply) = r["last_reply"].as_str() {
-                out.push_str(&format!("        ({})\n", one_line(reply)));
-            }
-            out.push_str(&format!(
-                "                                         {} [{}]\n",
-                one_line(r["address"].as_str().unwrap_or("?")),
-                one_line(r["state"].as_str().unwrap_or("?")),
-            ));
-        }
-        out.push('\n');
-    }
-    if let Some(next) = page["next"].as_str() {
-        out.push_str(&format!(
-            "-- more: list the next page with --after {}\n",
-            one_line(next)
-        ));
-    }
-    out.push_str(&format!("-- {} message(s) listed\n", messages.len()));
-    out
 }
