@@ -260,3 +260,23 @@ fn config_md_states_each_default_and_environment_name_as_the_code_has_them() {
     }
     assert!(wrong.is_empty(), "CONFIG.md out of step: {wrong:#?}");
 }
+
+#[test]
+fn every_declared_key_is_a_setting() {
+    // A section's key list (seed names, liveness) may only name its real keys: a typo in a
+    // hand-written list would leave a seed variable or a reload silently doing nothing.
+    let defaults = toml::Table::try_from(hermod::config::Config::default()).unwrap();
+    let mut strangers = Vec::new();
+    for section in hermod::config::sections() {
+        let table = defaults[section.name].as_table().unwrap();
+        for key in section.keys {
+            if !table.contains_key(key.name) {
+                strangers.push(format!("{}.{}", section.name, key.name));
+            }
+        }
+    }
+    assert!(
+        strangers.is_empty(),
+        "declared but not settings: {strangers:?}"
+    );
+}

@@ -23,7 +23,7 @@ impl DebugPeers {
             if let Ok(network) = text.parse::<IpNet>() {
                 peers.networks.push(network);
             } else if let Ok(ip) = text.parse::<IpAddr>() {
-                peers.networks.push(IpNet::from(ip));
+                peers.networks.push(IpNet::from(ip.to_canonical()));
             } else if is_domain(text) {
                 peers
                     .domains
@@ -48,14 +48,17 @@ impl DebugPeers {
             .map(|a| a.ip())
             .or_else(|_| value.parse::<IpAddr>());
         if let Ok(ip) = ip {
+            // A client behind a `[::]` listener is `::ffff:192.0.2.7`.
+            let ip = ip.to_canonical();
             return self.networks.iter().any(|n| n.contains(&ip));
         }
         // A next hop as configured (`[mx.example.com]:25`, `smtp:host`), a mail address
         // or a bare domain.
         let host = host_of(value);
-        self.domains
-            .iter()
-            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        self.domains.iter().any(|d| {
+            host.strip_suffix(d.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+        })
     }
 }
 
@@ -118,6 +121,7 @@ mod tests {
             "<a@mx.example.com>",
             "example.com",
             "[mx1.example.com]:25",
+            "[::ffff:192.0.2.7]:41234",
             "smtp:mail.example.com",
         ] {
             assert!(peers.names(named), "{named}");

@@ -48,11 +48,12 @@ where
     EnvFilter: Filter<S>,
 {
     fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
-        Filter::enabled(&self.level, meta, cx) || (is_debug(meta) && current().is_some())
+        Filter::enabled(&self.level, meta, cx) || (widened(meta) && current().is_some())
     }
 
     fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
-        if Filter::enabled(&self.level, event.metadata(), cx) {
+        let meta = event.metadata();
+        if !widened(meta) || Filter::enabled(&self.level, meta, cx) {
             return Filter::event_enabled(&self.level, event, cx);
         }
         let Some(peers) = current() else {
@@ -67,10 +68,41 @@ where
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
-        if is_debug(meta) && current().is_some() {
-            return tracing::subscriber::Interest::sometimes();
+        let configured = Filter::<S>::callsite_enabled(&self.level, meta);
+        if configured.is_always() || !(widened(meta) && current().is_some()) {
+            return configured;
         }
-        Filter::<S>::callsite_enabled(&self.level, meta)
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        cx: Context<'_, S>,
+    ) {
+        Filter::on_new_span(&self.level, attrs, id, cx)
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        cx: Context<'_, S>,
+    ) {
+        Filter::on_record(&self.level, id, values, cx)
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, cx: Context<'_, S>) {
+        Filter::on_enter(&self.level, id, cx)
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, cx: Context<'_, S>) {
+        Filter::on_exit(&self.level, id, cx)
+    }
+
+    fn on_close(&self, id: tracing::span::Id, cx: Context<'_, S>) {
+        Filter::on_close(&self.level, id, cx)
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
@@ -82,9 +114,11 @@ where
     }
 }
 
-/// DEBUG itself: TRACE stays with the configured filter.
-fn is_debug(meta: &Metadata<'_>) -> bool {
-    *meta.level() == Level::DEBUG
+/// What a listed peer may raise: hermod's own events up to DEBUG (whatever `level`
+/// cuts: a listed peer's INFO lines come under `level = "warn"` too). TRACE, spans and
+/// other crates' events stay with the configured filter.
+fn widened(meta: &Metadata<'_>) -> bool {
+    meta.is_event() && *meta.level() <= Level::DEBUG && meta.target().starts_with("hermod")
 }
 
 /// Looks through an event's fields for a listed peer.

@@ -18,6 +18,9 @@ pub enum DurationError {
     /// Not humantime's syntax; its reason names the unit it did not know.
     #[error("expected a duration such as 30s, 5m, 1h or 5d ({0})")]
     NotADuration(humantime::DurationError),
+    /// A capital `M`, which humantime reads as months.
+    #[error("{0:?}: `M` would be months; write `m` for minutes (or `months`)")]
+    Months(String),
 }
 
 /// Parses `"30s"`, `"5m"`, `"1h"`, `"5d"`, `"250ms"`, `"1h 30m"` (humantime's syntax) or
@@ -29,6 +32,11 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
             .parse()
             .map(Duration::from_secs)
             .map_err(|_| DurationError::TooManySeconds(text.to_string()));
+    }
+    // humantime reads `M` as months: a stray capital meant as minutes would give a value
+    // 43,800 times too long, silently.
+    if text.contains('M') {
+        return Err(DurationError::Months(text.to_string()));
     }
     humantime::parse_duration(text).map_err(DurationError::NotADuration)
 }
@@ -81,6 +89,7 @@ mod tests {
         }
         assert_eq!(parse("1h 30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(format(parse("1h 30m").unwrap()), "90m");
+        assert!(parse("5M").is_err(), "M is not minutes");
         assert_eq!(parse("300").unwrap(), Duration::from_secs(300));
         let unknown = parse("5 parsecs").unwrap_err();
         assert!(

@@ -229,8 +229,15 @@ impl Authenticator {
                 Some(_) => {}
             }
         }
-        let Ok(_permit) = self.permits.acquire().await else {
-            return Attempt::Failed("the verification pool is closed".into());
+        // Argon2 checks take a permit (memory and a core each); Dovecot's are waits on
+        // another process, bounded by their own timeout: a permit would let slow failures
+        // (Dovecot's auth_failure_delay) keep every other login waiting.
+        let _permit = match self.check {
+            PasswordCheck::Local(_) => match self.permits.acquire().await {
+                Ok(permit) => Some(permit),
+                Err(_) => return Attempt::Failed("the verification pool is closed".into()),
+            },
+            PasswordCheck::Dovecot(_) => None,
         };
         match self.check.verify(credentials, client).await {
             Ok(verified) => Attempt::Checked(verified),

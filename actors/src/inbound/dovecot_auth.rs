@@ -68,7 +68,7 @@ impl DovecotAuth {
         if user.contains('\0') || password.contains('\0') {
             return Ok(Verified::No("a NUL in the user name or password"));
         }
-        let exchange = self.exchange(user, password, client);
+        let exchange = self.exchange(user, password, client.to_canonical());
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(DovecotError::Timeout(self.timeout)),

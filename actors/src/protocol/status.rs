@@ -50,6 +50,24 @@ impl EnhancedCode {
     }
 }
 
+impl EnhancedCode {
+    /// Appends `class.subject.detail` to `out` without the formatting machinery: every
+    /// reply line of every session carries one.
+    pub fn write_to(self, out: &mut Vec<u8>) {
+        out.push(b'0' + self.class % 10);
+        for number in [self.subject, self.detail] {
+            out.push(b'.');
+            if number >= 100 {
+                out.push(b'0' + (number / 100 % 10) as u8);
+            }
+            if number >= 10 {
+                out.push(b'0' + (number / 10 % 10) as u8);
+            }
+            out.push(b'0' + (number % 10) as u8);
+        }
+    }
+}
+
 impl fmt::Display for EnhancedCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}.{}", self.class, self.subject, self.detail)
@@ -145,6 +163,23 @@ impl Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_form_is_the_display_form() {
+        for (class, subject, detail) in
+            [(2, 0, 0), (4, 7, 0), (5, 6, 11), (5, 7, 26), (4, 123, 999)]
+        {
+            let code = EnhancedCode::new(class, subject, detail);
+            let mut out = Vec::new();
+            code.write_to(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), code.to_string());
+        }
     }
 }
 

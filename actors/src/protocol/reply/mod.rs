@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::Write as _;
 
 use crate::protocol::status::EnhancedCode;
 
@@ -87,8 +86,8 @@ impl Reply {
             out.extend_from_slice(&code);
             out.push(if i == last { b' ' } else { b'-' });
             if let Some(status) = self.status {
-                // A Vec takes every byte: writing to it cannot fail.
-                let _ = write!(out, "{status} ");
+                status.write_to(out);
+                out.push(b' ');
             }
             out.extend_from_slice(line.as_bytes());
             out.extend_from_slice(b"\r\n");

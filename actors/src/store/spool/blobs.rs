@@ -37,17 +37,27 @@ impl SyncedBlobs {
         let mut synced = self.names.lock().unwrap_or_else(|e| e.into_inner());
         let mut present = HashSet::new();
         let mut new_files = false;
+        // A file sled may still be writing (changed within the coarsest tick): synced
+        // now and again at the next flush, until it has settled.
+        let mut unsettled = false;
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
             if !synced.contains(&name) {
-                match std::fs::File::open(entry.path()) {
-                    Ok(file) => file.sync_all()?,
+                let file_settled = match std::fs::File::open(entry.path()) {
+                    Ok(file) => {
+                        file.sync_all()?;
+                        file.metadata()?.modified().is_ok_and(self::settled)
+                    }
                     // Removed by sled between read_dir and open: nothing to make durable.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e),
-                }
+                };
                 new_files = true;
+                if !file_settled {
+                    unsettled = true;
+                    continue;
+                }
             }
             present.insert(name);
         }
@@ -55,7 +65,7 @@ impl SyncedBlobs {
             std::fs::File::open(dir)?.sync_all()?;
         }
         *synced = present;
-        if settled {
+        if settled && !unsettled {
             *listed_at = Some(modified);
         }
         Ok(())
