@@ -37,6 +37,11 @@ fn current() -> Option<Arc<DebugPeers>> {
     CURRENT.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// Whether any peer is listed (without taking a handle on the list).
+fn active() -> bool {
+    CURRENT.read().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
 /// The configured filter, widened to DEBUG for the listed peers.
 pub struct PeerFilter {
     /// `log.level` (or `RUST_LOG`).
@@ -48,7 +53,7 @@ where
     EnvFilter: Filter<S>,
 {
     fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
-        Filter::enabled(&self.level, meta, cx) || (widened(meta) && current().is_some())
+        Filter::enabled(&self.level, meta, cx) || (widened(meta) && active())
     }
 
     fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
@@ -69,7 +74,7 @@ where
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
         let configured = Filter::<S>::callsite_enabled(&self.level, meta);
-        if configured.is_always() || !(widened(meta) && current().is_some()) {
+        if configured.is_always() || !(widened(meta) && active()) {
             return configured;
         }
         tracing::subscriber::Interest::sometimes()
@@ -107,9 +112,9 @@ where
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
         let level = Filter::<S>::max_level_hint(&self.level);
-        match current() {
-            Some(_) => level.map(|l| l.max(tracing::level_filters::LevelFilter::DEBUG)),
-            None => level,
+        match active() {
+            true => level.map(|l| l.max(tracing::level_filters::LevelFilter::DEBUG)),
+            false => level,
         }
     }
 }

@@ -45,11 +45,6 @@ impl LoopingDomains {
         self.latest.borrow().clone()
     }
 
-    /// Whether mail for `domain` (any case, maybe a trailing dot) would loop now.
-    pub fn loops(&self, domain: &str) -> bool {
-        self.latest.borrow().loops(domain)
-    }
-
     /// Each new finding, as it is made (the current one counts as seen).
     pub fn subscribe(&self) -> watch::Receiver<LoopSnapshot> {
         self.latest.subscribe()
