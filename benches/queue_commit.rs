@@ -16,6 +16,7 @@ fn envelope() -> Envelope {
         held: false,
         user: None,
         route: None,
+        tracking: Vec::new(),
         sender: "a@b.test".into(),
         recipients: vec![RecipientState {
             address: "u@c.test".into(),
@@ -48,7 +49,14 @@ fn bench_commit(c: &mut Criterion) {
     group.bench_function("insert_and_flush_alone", |b| {
         b.iter(|| {
             let id = ids.next_id();
-            let store = committer.store(id, envelope.clone(), data.clone(), None, deadline());
+            let store = committer.store(
+                id,
+                envelope.clone(),
+                data.clone(),
+                None,
+                Vec::new(),
+                deadline(),
+            );
             runtime.block_on(store).unwrap();
             spool.remove(id).unwrap();
         })
@@ -68,7 +76,7 @@ fn bench_commit(c: &mut Criterion) {
                         deadline(),
                     );
                     tasks.push(tokio::spawn(async move {
-                        c.store(id, e, d, None, at).await.map(|_| id)
+                        c.store(id, e, d, None, Vec::new(), at).await.map(|_| id)
                     }));
                 }
                 for task in tasks {

@@ -79,6 +79,7 @@
 //! sessions) and `queue::Reconfigure` to the Queue (retry settings and routes).
 
 pub mod core;
+pub mod events;
 pub mod inbound;
 pub mod mailbox;
 mod metric_series;
@@ -109,5 +110,7 @@ pub fn describe_metrics() {
     crate::store::committer::describe_metrics();
     crate::core::disk_space::describe_metrics();
     crate::store::spool::describe_metrics();
+    crate::store::event_log::describe_metrics();
+    crate::events::describe_metrics();
     crate::metric_series::register_at_zero();
 }

@@ -134,6 +134,7 @@ fn envelope(status: RecipientStatus) -> Envelope {
         held: false,
         user: None,
         route: None,
+        tracking: Vec::new(),
     }
 }
 

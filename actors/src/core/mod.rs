@@ -3,6 +3,7 @@
 //! a handshake agreed on, the greylist's stored state and its store trait, the relay
 //! domains found to loop back, and durations as the configuration writes them.
 
+pub mod bounce_class;
 pub mod disk_space;
 pub mod duration;
 pub mod greylist_state;

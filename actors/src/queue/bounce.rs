@@ -16,6 +16,7 @@ impl Queue {
         let Some(mut message) = self.messages.remove(&id) else {
             return;
         };
+        let rules = &self.settings.bounce_rules;
         let failed: Vec<FailedRecipient> = message
             .envelope
             .recipients
@@ -25,6 +26,7 @@ impl Queue {
                     address: r.address.clone(),
                     status: *code,
                     diagnostic: reply.clone(),
+                    class: rules.classify(*code, reply).class,
                 }),
                 _ => None,
             })
@@ -125,6 +127,7 @@ impl Queue {
             held: false,
             user: None,
             route: None,
+            tracking: Vec::new(),
         };
         // Read, built and written in one turn of the spool writer (the original's
         // headers are read there): the Queue waits once.

@@ -4,6 +4,7 @@
 
 use std::time::SystemTime;
 
+use crate::core::bounce_class::BounceClass;
 use crate::core::id::QueueId;
 use crate::protocol::datetime;
 use crate::protocol::status::EnhancedCode;
@@ -17,6 +18,9 @@ pub struct FailedRecipient {
     pub status: EnhancedCode,
     /// The remote server's reply, or our own reason (expiry, DNS).
     pub diagnostic: String,
+    /// What kind of failure it is (the bounce rules' class), for the sender's list
+    /// hygiene.
+    pub class: BounceClass,
 }
 
 /// What the bounce is about.
@@ -63,9 +67,10 @@ pub fn build_bounce(request: &BounceRequest<'_>, bounce_id: QueueId, now: System
     ));
     for failed in request.failed {
         out.push_str(&folded(&format!(
-            "<{}>: {}",
+            "<{}>: {} (bounce class {})",
             failed.address,
-            one_line(&failed.diagnostic)
+            one_line(&failed.diagnostic),
+            failed.class
         )));
     }
     out.push_str("\r\n");
@@ -86,6 +91,7 @@ pub fn build_bounce(request: &BounceRequest<'_>, bounce_id: QueueId, now: System
             "Diagnostic-Code: smtp; {}",
             one_line(&failed.diagnostic)
         )));
+        out.push_str(&format!("X-Hermod-Bounce-Class: {}\r\n", failed.class));
     }
     out.push_str("\r\n");
 
@@ -168,6 +174,7 @@ mod tests {
         let failed = [FailedRecipient {
             address: "bob@far.test".into(),
             status: EnhancedCode::new(5, 1, 1),
+            class: BounceClass::InvalidRecipient,
             diagnostic: "550 5.1.1 <bob@far.test>: User unknown".into(),
         }];
         let request = BounceRequest {
@@ -183,6 +190,12 @@ mod tests {
             String::from_utf8(build_bounce(&request, QueueId(2), SystemTime::UNIX_EPOCH)).unwrap();
         assert!(text.contains("Content-Type: multipart/report; report-type=delivery-status"));
         assert!(text.contains("Status: 5.1.1\r\n"));
+        assert!(text.contains("X-Hermod-Bounce-Class: InvalidRecipient\r\n"));
+        let unfolded = text.replace("\r\n ", " ").replace("\r\n\t", " ");
+        assert!(
+            unfolded.contains("User unknown (bounce class InvalidRecipient)"),
+            "{unfolded}"
+        );
         assert!(text.contains("Diagnostic-Code: smtp; 550 5.1.1 <bob@far.test>: User unknown"));
         assert!(text.contains("To: <alice@near.test>\r\n"));
         assert!(text.contains("Subject: hello\r\n"));
@@ -195,6 +208,7 @@ mod tests {
         let failed = [FailedRecipient {
             address: "bob@far.test".into(),
             status: EnhancedCode::new(5, 5, 2),
+            class: BounceClass::InvalidRecipient,
             diagnostic: format!("{long_reply} {}", "x".repeat(2000)),
         }];
         let received = format!("Received: from {} (x)\r\n", "h".repeat(1500));

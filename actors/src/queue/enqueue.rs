@@ -8,6 +8,7 @@
 //! taken out of the spool: the client's retry is the copy that will be delivered.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::dev::SendError;
@@ -16,6 +17,9 @@ use bytes::Bytes;
 
 use super::Queue;
 use crate::core::id::QueueId;
+use crate::events::bounce_rules::SharedBounceRules;
+use crate::events::event::{Event, EventKind, tracked_headers};
+use crate::events::returned_dsn;
 use crate::protocol::session::AcceptedMessage;
 use crate::store::committer::Committer;
 use crate::store::message_data::MessageData;
@@ -39,12 +43,37 @@ pub struct Stored {
 pub struct Intake {
     committer: Committer,
     queue: Recipient<Stored>,
+    /// Set when delivery events are kept.
+    events: Option<Arc<IntakeEvents>>,
+}
+
+/// What the intake needs to write delivery events.
+pub struct IntakeEvents {
+    /// The node's name (`queue.hostname`), in each event and its id.
+    pub node: String,
+    /// Header fields copied into every event of a message (`events.headers`).
+    pub headers: Vec<String>,
+    /// The rules that classify a returned DSN's failures.
+    pub rules: SharedBounceRules,
 }
 
 impl Intake {
     /// Messages go to disk through `committer`, then to `queue`.
     pub fn new(committer: Committer, queue: Recipient<Stored>) -> Self {
-        Intake { committer, queue }
+        Intake {
+            committer,
+            queue,
+            events: None,
+        }
+    }
+
+    /// The same intake, writing a `Reception` event with each message (and an `OOB`
+    /// event for each failure a returned DSN reports) when the committer keeps events.
+    pub fn with_events(mut self, events: IntakeEvents) -> Self {
+        if self.committer.keeps_events() {
+            self.events = Some(Arc::new(events));
+        }
+        self
     }
 
     /// Makes `message` durable and hands it to the Queue; `Ok` means the client may
@@ -59,10 +88,14 @@ impl Intake {
             return Err(SpoolError("queue not running".into()));
         }
         let id = message.id;
-        let (envelope, data, body_file) = envelope_of(message, client);
+        let (mut envelope, data, body_file) = envelope_of(message, client);
+        let events = match &self.events {
+            Some(events) => intake_events(events, id, &mut envelope, &data),
+            None => Vec::new(),
+        };
         let stored = self
             .committer
-            .store(id, envelope, data.clone(), body_file, deadline);
+            .store(id, envelope, data.clone(), body_file, events, deadline);
         let envelope = match tokio::time::timeout_at(deadline.into(), stored).await {
             Ok(Ok(envelope)) => envelope,
             Ok(Err(e)) => {
@@ -101,6 +134,46 @@ impl Intake {
             }
         }
     }
+}
+
+/// The `Reception` event of a new message (its tracked headers copied into its
+/// envelope first), and an `OOB` event for each failure it reports if it is a DSN that
+/// came back for a message hermod sent.
+fn intake_events(
+    events: &IntakeEvents,
+    id: QueueId,
+    envelope: &mut Envelope,
+    data: &[u8],
+) -> Vec<Vec<u8>> {
+    envelope.tracking = tracked_headers(data, &events.headers);
+    let queue_id = id.to_string();
+    let mut reception = Event::about(EventKind::Reception, &events.node, &queue_id, envelope);
+    reception.recipients = envelope
+        .recipients
+        .iter()
+        .map(|r| r.address.clone())
+        .collect();
+    let mut out = vec![reception.to_bytes()];
+    if returned_dsn::looks_like_dsn(data) {
+        let rules = events.rules.current();
+        for failure in returned_dsn::failures(data, &events.node, &rules) {
+            let mut oob = Event::about(EventKind::Oob, &events.node, &failure.queue_id, envelope);
+            oob.recipient = Some(failure.recipient);
+            oob.next_hop = Some(failure.reporting_mta);
+            oob.reply = Some(failure.diagnostic);
+            oob.code = Some(failure.code.to_string());
+            oob.bounce_class = Some(failure.class);
+            oob.sender = String::new();
+            oob.tenant = None;
+            oob.headers = Vec::new();
+            tracing::info!(queue_id = %failure.queue_id, dsn_queue_id = %id, to = %oob.recipient.as_deref().unwrap_or(""),
+                bounce_class = failure.class.name(), "returned DSN matched to a sent message");
+            metrics::counter!("delivery_oob_bounces_total", "class" => failure.class.name())
+                .increment(1);
+            out.push(oob.to_bytes());
+        }
+    }
+    out
 }
 
 /// The envelope of a new message, its data (the head only for a large message) and its
@@ -146,6 +219,7 @@ fn envelope_of(
         held: hold,
         route,
         user,
+        tracking: Vec::new(),
     };
     (envelope, Bytes::from(data), body_file)
 }
@@ -179,5 +253,9 @@ pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         "smtp_messages_received_total",
         "Messages accepted (250 after DATA) and on disk."
+    );
+    metrics::describe_counter!(
+        "delivery_oob_bounces_total",
+        "Failures reported by DSNs that came back later for messages hermod sent, by bounce class."
     );
 }

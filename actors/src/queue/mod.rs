@@ -21,6 +21,7 @@ mod handling;
 mod held_jobs;
 mod hops;
 mod operate;
+mod outcomes;
 pub mod recent;
 mod reconfigure;
 mod resident;
@@ -28,6 +29,7 @@ pub mod schedule;
 mod suspend;
 
 use crate::core::id::{QueueId, QueueIdGenerator};
+use crate::events::bounce_rules::BounceRules;
 use crate::outbound::delivery::{
     Deliver, DeliveryIdle, DeliveryReport, JobRecipient, QueueLink, Retire,
 };
@@ -35,7 +37,7 @@ use crate::outbound::hop_health::{HopHealth, HopPolicy};
 use crate::outbound::routing::{NextHop, Router};
 use crate::store::committer::Committer;
 use crate::store::message_data::MessageData;
-use crate::store::spool::{Envelope, RecipientIndex, RecipientStatus};
+use crate::store::spool::{Envelope, RecipientIndex};
 pub use admin::{FlushDeferred, GetInFlight, GetStats, InFlight, QueueStats, Totals};
 pub use drain::StopDispatch;
 pub use enqueue::{Intake, Stored};
@@ -73,6 +75,8 @@ pub struct QueueSettings {
     /// Keep mail that would bounce queued instead (permanent failures become
     /// deferrals; no recipient is given up on).
     pub soft_bounce: bool,
+    /// What class each failure gets (`bounce.rules_file` and the built-in rules).
+    pub bounce_rules: Arc<BounceRules>,
 }
 
 /// Makes the Delivery actor for a next hop; the Queue calls it the first time a hop is
@@ -279,6 +283,7 @@ impl Queue {
             return;
         };
         let arrival = message.envelope.arrival;
+        let mut attempts = Vec::with_capacity(report.results.len());
         for (RecipientIndex(i), outcome) in report.results {
             // Only a recipient this job holds: a late report of a job the Queue already
             // gave up on must not overwrite a newer result.
@@ -288,35 +293,18 @@ impl Queue {
             message.in_flight[i] = false;
             let rcpt = &mut message.envelope.recipients[i];
             let attempt = schedule::after_attempt(settings, rcpt, outcome, arrival, now);
-            let delay_s = now.saturating_sub(arrival);
-            let status = attempt.result.label();
-            match rcpt.status {
-                RecipientStatus::Deferred { next_attempt, .. } => {
-                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay,
-                        tls = report.tls.as_deref().unwrap_or("none"), delay_s,
-                        attempts = rcpt.attempts, status, next_attempt_in_s = next_attempt.saturating_sub(now),
-                        reply = %attempt.reply, "delivery attempt");
-                }
-                _ => {
-                    tracing::info!(queue_id = %report.id, to = %rcpt.address, relay = %report.relay,
-                        tls = report.tls.as_deref().unwrap_or("none"), delay_s,
-                        attempts = rcpt.attempts, status, reply = %attempt.reply, "delivery attempt");
-                }
-            }
-            metrics::counter!("delivery_attempts_total", "status" => status).increment(1);
-            if attempt.result == schedule::AttemptResult::Sent {
-                metrics::histogram!("delivery_time_in_queue_seconds").record(delay_s as f64);
-            }
-            self.totals.count(attempt.result);
-            self.recent.push(recent::RecentDelivery {
-                at: now,
-                queue_id: report.id.to_string(),
-                to: rcpt.address.clone(),
-                relay: report.relay.to_string(),
-                status,
-                reply: attempt.reply.to_string(),
-            });
+            attempts.push((i, attempt));
         }
+        let outcomes = outcomes::ReportOutcomes {
+            id: report.id,
+            relay: &report.relay,
+            tls: report.tls.as_deref(),
+            now,
+        };
+        self.note_attempts(&outcomes, attempts);
+        let Some(message) = self.messages.get_mut(&report.id) else {
+            return;
+        };
         message.jobs = message.jobs.saturating_sub(1);
         if message.jobs > 0 {
             return;
@@ -442,6 +430,7 @@ pub(crate) fn describe_metrics() {
     held_jobs::describe_metrics();
     hops::describe_metrics();
     operate::describe_metrics();
+    outcomes::describe_metrics();
     metrics::describe_counter!(
         "delivery_attempts_total",
         "Delivery attempts per recipient, by status (sent, deferred, bounced)."
@@ -475,6 +464,7 @@ mod tests {
             },
             state_flush_interval: Duration::from_millis(200),
             postmaster: None,
+            bounce_rules: Arc::new(BounceRules::shipped()),
         };
         let delays: Vec<u64> = (1..=6).map(|a| settings.backoff(a).as_secs()).collect();
         assert_eq!(delays, vec![300, 600, 1200, 2400, 3600, 3600]);

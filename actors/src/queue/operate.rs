@@ -11,6 +11,7 @@ use actix::prelude::*;
 use super::schedule::next_due;
 use super::{Queue, schedule, unix_now};
 use crate::core::id::QueueId;
+use crate::events::event::{Event, EventKind};
 use crate::protocol::status::{EnhancedCode, Status};
 use crate::store::spool::RecipientStatus;
 
@@ -141,6 +142,15 @@ impl Queue {
         let message = self.messages.get_mut(&id)?;
         // Only a job under way (a connection sending it now) makes a message busy.
         let busy = message.jobs > 0;
+        let event = self.committer.keeps_events().then(|| {
+            let queue_id = id.to_string();
+            Event::about(
+                EventKind::AdminAction,
+                &self.settings.hostname,
+                &queue_id,
+                &message.envelope,
+            )
+        });
         match action {
             Action::Flush => {
                 schedule::flush(&mut message.envelope, now);
@@ -154,6 +164,7 @@ impl Queue {
             Action::Delete => {
                 self.messages.remove(&id);
                 self.committer.remove(id);
+                self.emit_admin(event, "delete");
                 tracing::info!(queue_id = %id, "message deleted by the operator");
                 metrics::counter!("queue_operator_actions_total", "action" => "delete")
                     .increment(1);
@@ -169,6 +180,7 @@ impl Queue {
                         rcpt.status = schedule::failed(&status);
                     }
                 }
+                self.emit_admin(event, "bounce");
                 tracing::info!(queue_id = %id, "message bounced by the operator");
                 metrics::counter!("queue_operator_actions_total", "action" => "bounce")
                     .increment(1);
@@ -182,6 +194,9 @@ impl Queue {
             Action::Hold => "hold",
             _ => "release",
         };
+        if name != "flush" {
+            self.emit_admin(event, name);
+        }
         tracing::info!(queue_id = %id, action = name, "queue action by the operator");
         metrics::counter!("queue_operator_actions_total", "action" => name).increment(1);
         self.put_back(id);

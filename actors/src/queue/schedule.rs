@@ -55,6 +55,11 @@ pub struct Attempt {
     pub result: AttemptResult,
     /// The reply or reason, as logged.
     pub reply: String,
+    /// Its enhanced status code, which the bounce rules read beside the text.
+    pub code: EnhancedCode,
+    /// hermod gave up on a deferred recipient: the message expired or ran out of
+    /// attempts (an `Expiration`, not a next hop's `Bounce`).
+    pub gave_up: bool,
 }
 
 /// Applies `outcome` to `rcpt` of a message that arrived at `arrival`: counts the
@@ -76,6 +81,7 @@ pub fn after_attempt(
         }
         outcome => outcome,
     };
+    let mut gave_up_on = false;
     let (result, status) = match outcome {
         Outcome::Delivered(status) => {
             rcpt.status = RecipientStatus::Delivered;
@@ -96,6 +102,7 @@ pub fn after_attempt(
                 };
                 let status = gave_up(why, &status.text);
                 rcpt.status = failed(&status);
+                gave_up_on = true;
                 (AttemptResult::Bounced, status)
             } else {
                 let delay = settings.backoff(rcpt.attempts.max(1)).as_secs().max(1);
@@ -110,6 +117,8 @@ pub fn after_attempt(
     Attempt {
         result,
         reply: status.text,
+        code: status.code,
+        gave_up: gave_up_on,
     }
 }
 
@@ -203,6 +212,7 @@ mod tests {
             state_flush_interval: Duration::from_millis(200),
             postmaster: None,
             soft_bounce: false,
+            bounce_rules: std::sync::Arc::new(crate::events::bounce_rules::BounceRules::shipped()),
         }
     }
 
@@ -227,6 +237,7 @@ mod tests {
             held: false,
             user: None,
             route: None,
+            tracking: Vec::new(),
         }
     }
 

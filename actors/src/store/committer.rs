@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::core::id::QueueId;
 use crate::protocol::body_sink::IncomingBody;
+use crate::store::event_log::EventLog;
 use crate::store::spool::{Envelope, Spool, SpoolError};
 
 /// A new message to write and flush.
@@ -26,6 +27,9 @@ struct StoreRequest {
     /// The message, or only its head when the body is in `body_file`.
     data: Bytes,
     body_file: Option<IncomingBody>,
+    /// Its delivery events (`Reception`, and `OOB` for a returned DSN), appended with
+    /// it (so both are durable or neither).
+    events: Vec<Vec<u8>>,
     /// Past this the requester has answered 451: the message must not be written.
     deadline: Instant,
     /// The envelope as stored (a body file sets its flag), once it is on disk.
@@ -46,6 +50,8 @@ enum Request {
     Remove(QueueId),
     /// Run a read (or a rare composite write) against the spool, in order.
     Run(SpoolWork),
+    /// Append a delivery event; durable with the next flush.
+    Event(Vec<u8>),
 }
 
 /// Work the writer thread runs against the spool for [`Committer::read`].
@@ -56,6 +62,8 @@ type SpoolWork = Box<dyn FnOnce(&dyn Spool) + Send>;
 #[derive(Clone)]
 pub struct Committer {
     requests: crossbeam::channel::Sender<Request>,
+    /// Whether delivery events are kept (some destination is configured).
+    events: bool,
 }
 
 impl Committer {
@@ -64,6 +72,14 @@ impl Committer {
     /// flush ran. Two threads, so that writing the next group never waits for the
     /// current flush.
     pub fn start(spool: Arc<dyn Spool>) -> Self {
+        Self::start_with_events(spool, None)
+    }
+
+    /// Like [`Committer::start`], appending delivery events to `events` beside the writes
+    /// they describe.
+    pub fn start_with_events(spool: Arc<dyn Spool>, events: Option<Arc<EventLog>>) -> Self {
+        let keeps_events = events.is_some();
+        let writer_events = events.clone();
         let (requests, incoming) = crossbeam::channel::unbounded::<Request>();
         let (written, to_flush) = crossbeam::channel::unbounded::<Waiter>();
         let writer_spool = spool.clone();
@@ -72,10 +88,21 @@ impl Committer {
             .spawn(move || {
                 for request in incoming {
                     let waiter = match request {
-                        Request::Store(store) => write(writer_spool.as_ref(), *store),
+                        Request::Store(store) => {
+                            write(writer_spool.as_ref(), writer_events.as_deref(), *store)
+                        }
+                        Request::Event(event) => {
+                            append(writer_events.as_deref(), &event);
+                            None
+                        }
                         Request::Flush(waiter) => Some(Waiter::Flush(waiter)),
                         Request::Withdraw(id) => {
                             withdraw(writer_spool.as_ref(), id);
+                            if let Some(events) = &writer_events
+                                && let Err(e) = events.withdraw_reception(&id.to_string())
+                            {
+                                tracing::error!(queue_id = %id, error = %e, "cannot take a withdrawn message's event out of the event log");
+                            }
                             None
                         }
                         Request::Update(id, envelope) => {
@@ -117,11 +144,27 @@ impl Committer {
                 while let Ok(first) = to_flush.recv() {
                     let group: Vec<Waiter> =
                         std::iter::once(first).chain(to_flush.try_iter()).collect();
-                    flush(spool.as_ref(), group);
+                    flush(spool.as_ref(), events.as_deref(), group);
                 }
             })
             .expect("spawning the commit thread");
-        Committer { requests }
+        Committer {
+            requests,
+            events: keeps_events,
+        }
+    }
+
+    /// Whether delivery events are kept: when not, nobody needs to build them.
+    pub fn keeps_events(&self) -> bool {
+        self.events
+    }
+
+    /// Appends a delivery event after every write asked for before; durable with the next
+    /// flush. Nobody waits: an error is logged.
+    pub fn event(&self, event: Vec<u8>) {
+        if self.events {
+            let _ = self.requests.send(Request::Event(event));
+        }
     }
 
     /// Writes a new message and resolves once it is on disk, with its envelope as
@@ -133,6 +176,7 @@ impl Committer {
         envelope: Envelope,
         data: Bytes,
         body_file: Option<IncomingBody>,
+        events: Vec<Vec<u8>>,
         deadline: Instant,
     ) -> Result<Envelope, SpoolError> {
         let (reply, answer) = oneshot::channel();
@@ -141,6 +185,7 @@ impl Committer {
             envelope,
             data,
             body_file,
+            events,
             deadline,
             reply,
         };
@@ -231,9 +276,14 @@ enum Waiter {
 }
 
 /// One flush for a group of waiters, then every one answered.
-fn flush(spool: &dyn Spool, group: Vec<Waiter>) {
+fn flush(spool: &dyn Spool, events: Option<&EventLog>, group: Vec<Waiter>) {
     let started = Instant::now();
+    // Every event appended before the flush starts is durable once it succeeds.
+    let events_written = events.map(EventLog::written);
     let result = spool.flush();
+    if let (Some(events), Some(seq), Ok(())) = (events, events_written, &result) {
+        events.flushed_up_to(seq);
+    }
     metrics::histogram!("queue_flush_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("queue_flush_group_size").record(group.len() as f64);
     if let Err(e) = &result {
@@ -257,13 +307,22 @@ fn withdraw(spool: &dyn Spool, id: QueueId) {
     }
 }
 
+fn append(events: Option<&EventLog>, event: &[u8]) {
+    if let Some(events) = events
+        && let Err(e) = events.append(event)
+    {
+        tracing::error!(error = %e, "cannot append a delivery event to the event log");
+    }
+}
+
 /// Writes one new message; answers at once (and returns `None`) when it cannot.
-fn write(spool: &dyn Spool, request: StoreRequest) -> Option<Waiter> {
+fn write(spool: &dyn Spool, events: Option<&EventLog>, request: StoreRequest) -> Option<Waiter> {
     let StoreRequest {
         id,
         mut envelope,
         data,
         body_file,
+        events: new_events,
         deadline,
         reply,
     } = request;
@@ -276,7 +335,12 @@ fn write(spool: &dyn Spool, request: StoreRequest) -> Option<Waiter> {
         Some(file) => spool.insert_with_file(id, &mut envelope, &data, file),
     };
     match written {
-        Ok(()) => Some(Waiter::Stored(reply, envelope)),
+        Ok(()) => {
+            for event in &new_events {
+                append(events, event);
+            }
+            Some(Waiter::Stored(reply, envelope))
+        }
         Err(e) => {
             metrics::counter!("queue_enqueue_errors_total").increment(1);
             tracing::error!(queue_id = %id, error = %e, "cannot write message to spool");
@@ -325,7 +389,8 @@ mod tests {
             let c = committer.clone();
             let data = Bytes::from_static(b"x");
             tasks.push(tokio::spawn(async move {
-                c.store(QueueId(i), envelope(), data, None, deadline).await
+                c.store(QueueId(i), envelope(), data, None, Vec::new(), deadline)
+                    .await
             }));
         }
         for t in tasks {
@@ -345,7 +410,7 @@ mod tests {
         let data = Bytes::from_static(b"x");
         let late = Instant::now() - Duration::from_secs(1);
         let refused = committer
-            .store(QueueId(1), envelope(), data, None, late)
+            .store(QueueId(1), envelope(), data, None, Vec::new(), late)
             .await;
         assert!(refused.unwrap_err().to_string().contains("in time"));
         assert!(spool.envelope(QueueId(1)).unwrap().is_none());
@@ -360,7 +425,7 @@ mod tests {
         for id in [1, 2] {
             let data = Bytes::from_static(b"x");
             committer
-                .store(QueueId(id), envelope(), data, None, deadline)
+                .store(QueueId(id), envelope(), data, None, Vec::new(), deadline)
                 .await
                 .unwrap();
         }
@@ -397,7 +462,7 @@ mod tests {
         let data = Bytes::from_static(b"x");
         let deadline = Instant::now() + Duration::from_secs(30);
         committer
-            .store(QueueId(7), envelope(), data, None, deadline)
+            .store(QueueId(7), envelope(), data, None, Vec::new(), deadline)
             .await
             .unwrap();
         committer.withdraw(QueueId(7));

@@ -82,6 +82,10 @@ pub struct Envelope {
     /// syntax): a DMARC quarantine sent to the quarantine transport.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// The header fields the sender marked for tracking (`events.headers`), copied into
+    /// every delivery event of the message: name as configured, value as sent (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracking: Vec<(String, String)>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -111,5 +115,6 @@ pub(crate) fn sample(size: usize) -> Envelope {
         held: false,
         user: None,
         route: None,
+        tracking: Vec::new(),
     }
 }

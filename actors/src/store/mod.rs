@@ -7,6 +7,7 @@
 pub mod body_file;
 pub mod committer;
 pub mod envelope;
+pub mod event_log;
 pub mod finished;
 pub mod greylist;
 pub mod message_data;

@@ -45,6 +45,9 @@ pub fn settings() -> QueueSettings {
         max_in_flight: 100,
         max_bytes_in_flight: 64 * 1024 * 1024,
         soft_bounce: false,
+        bounce_rules: std::sync::Arc::new(
+            hermod_actors::events::bounce_rules::BounceRules::shipped(),
+        ),
         hops: HopPolicy {
             down_after: 5,
             first_backoff: Duration::from_secs(60),

@@ -1,0 +1,131 @@
+//! The local file destination: one JSON object per line, appended and synced to disk
+//! before the batch counts as delivered, rotated by size (`events.jsonl` becomes
+//! `events.jsonl.1`, and so on, keeping a configured number).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::LocalBoxFuture;
+
+use crate::events::destination::{Destination, DestinationError};
+use crate::events::event::Event;
+
+/// Appends to one file, rotating it.
+pub struct JsonFile {
+    state: Arc<Mutex<FileState>>,
+}
+
+struct FileState {
+    path: PathBuf,
+    max_size: u64,
+    keep: u32,
+    file: Option<File>,
+}
+
+impl JsonFile {
+    /// Lines go to `path`; past `max_size` octets it is rotated, keeping `keep` old files.
+    pub fn new(path: &Path, max_size: u64, keep: u32) -> Self {
+        JsonFile {
+            state: Arc::new(Mutex::new(FileState {
+                path: path.to_path_buf(),
+                max_size: max_size.max(1),
+                keep,
+                file: None,
+            })),
+        }
+    }
+}
+
+impl FileState {
+    fn write(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            );
+        }
+        let file = self.file.as_mut().expect("opened above");
+        if file.metadata()?.len() > 0 && file.metadata()?.len() + lines.len() as u64 > self.max_size
+        {
+            self.rotate()?;
+            return self.write(lines);
+        }
+        file.write_all(lines)?;
+        file.sync_data()
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file = None;
+        let numbered = |n: u32| {
+            let mut name = self.path.clone().into_os_string();
+            name.push(format!(".{n}"));
+            PathBuf::from(name)
+        };
+        if self.keep == 0 {
+            return std::fs::remove_file(&self.path);
+        }
+        let _ = std::fs::remove_file(numbered(self.keep));
+        for n in (1..self.keep).rev() {
+            let _ = std::fs::rename(numbered(n), numbered(n + 1));
+        }
+        std::fs::rename(&self.path, numbered(1))
+    }
+}
+
+impl Destination for JsonFile {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn send(&self, batch: Vec<Event>) -> LocalBoxFuture<'static, Result<(), DestinationError>> {
+        let mut lines = Vec::with_capacity(batch.len() * 300);
+        for event in &batch {
+            if serde_json::to_writer(&mut lines, event).is_ok() {
+                lines.push(b'\n');
+            }
+        }
+        let state = self.state.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                let written = state.write(&lines);
+                if written.is_err() {
+                    // Opened again next time (the directory may come back).
+                    state.file = None;
+                }
+                written
+            })
+            .await
+            .map_err(|e| DestinationError::Write(e.to_string()))?
+            .map_err(|e| DestinationError::Write(e.to_string()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::event::EventKind;
+    use crate::store::envelope::sample;
+
+    #[actix_rt::test]
+    async fn lines_are_appended_and_rotated_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let file = JsonFile::new(&path, 600, 2);
+        let event = Event::about(EventKind::Delivery, "n", "q", &sample(1));
+        for _ in 0..10 {
+            file.send(vec![event.clone(), event.clone()]).await.unwrap();
+        }
+        let current = std::fs::read_to_string(&path).unwrap();
+        let line: Event = serde_json::from_str(current.lines().next().unwrap()).unwrap();
+        assert_eq!(line.kind, EventKind::Delivery);
+        assert!(std::fs::metadata(&path).unwrap().len() <= 600);
+        assert!(dir.path().join("events.jsonl.2").exists());
+        assert!(!dir.path().join("events.jsonl.3").exists());
+    }
+}
