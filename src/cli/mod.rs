@@ -14,6 +14,7 @@ use crate::config::{self, Config, ConfigIssue};
 
 pub mod admin_client;
 pub mod auth;
+pub mod bounce;
 pub mod config_get;
 pub mod dkim;
 pub mod maintenance;
@@ -83,6 +84,9 @@ enum Command {
     Auth(auth::AuthArgs),
     /// DKIM keys: `keygen` makes one and prints the DNS record to publish.
     Dkim(dkim::DkimArgs),
+    /// Bounce classification: `classify "REPLY"` prints the class a reply gets and the
+    /// rule that gave it.
+    Bounce(bounce::BounceArgs),
     /// Turn maintenance mode on or off in the running hermod: while on, new SMTP
     /// connections get 421 4.3.2 and deliveries go on.
     Maintenance {
@@ -122,6 +126,7 @@ impl Cli {
             } => config_get::run(config, &keys),
             Command::User(args) => user::run(args),
             Command::Dkim(args) => dkim::run(args),
+            Command::Bounce(args) => bounce::run(args),
             Command::Auth(args) => auth::run(args),
             Command::Maintenance {
                 state,

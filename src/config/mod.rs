@@ -17,6 +17,7 @@ pub use section::Key;
 
 pub mod admin;
 pub mod auth;
+pub mod bounce;
 pub mod debug_peers;
 pub mod delivery;
 mod delivery_security;
@@ -24,6 +25,7 @@ pub mod dkim;
 pub mod dnsbl;
 pub mod duration;
 pub mod env;
+pub mod events;
 pub mod greylist;
 mod load;
 pub mod log;
@@ -41,9 +43,11 @@ pub mod tls;
 
 pub use admin::AdminConfig;
 pub use auth::AuthConfig;
+pub use bounce::BounceConfig;
 pub use delivery::DeliveryConfig;
 pub use dkim::DkimConfig;
 pub use dnsbl::DnsblConfig;
+pub use events::EventsConfig;
 pub use greylist::GreylistConfig;
 pub use load::{DEFAULT_CONFIG_PATH, Source, load};
 pub use log::LogConfig;
@@ -85,6 +89,10 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Outbound delivery.
     pub delivery: DeliveryConfig,
+    /// Bounce classification.
+    pub bounce: BounceConfig,
+    /// Delivery events and their destinations.
+    pub events: EventsConfig,
     /// Logging.
     pub log: LogConfig,
     /// The admin HTTP server.
@@ -108,6 +116,14 @@ impl Config {
         self.mail_auth.check(&mut issues);
         self.queue.check(&mut issues);
         self.delivery.check(&mut issues);
+        self.bounce.check(&mut issues);
+        self.events.check(&mut issues);
+        if !self.events.redis_stream.is_empty() && self.redis.url.is_empty() {
+            issues.push(ConfigIssue::new(
+                "events.redis_stream",
+                "the Redis Streams destination needs redis.url (SMTP_REDIS_URL)",
+            ));
+        }
         self.log.check(&mut issues);
         self.admin.check(&mut issues);
         self.check_listeners(&mut issues);
@@ -188,7 +204,7 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 14] {
+pub fn sections() -> [Declared; 16] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<TlsConfig>(),
@@ -202,6 +218,8 @@ pub fn sections() -> [Declared; 14] {
         Declared::of::<MailAuthConfig>(),
         Declared::of::<QueueConfig>(),
         Declared::of::<DeliveryConfig>(),
+        Declared::of::<BounceConfig>(),
+        Declared::of::<EventsConfig>(),
         Declared::of::<LogConfig>(),
         Declared::of::<AdminConfig>(),
     ]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hermod_actors::events::bounce_rules::BounceRules;
 use hermod_actors::outbound::hop_health::HopPolicy;
 use hermod_actors::protocol::address::{self, AddressError, Mailbox};
 use hermod_actors::protocol::receiver::Spill;
@@ -150,8 +151,14 @@ impl QueueConfig {
     }
 
     /// The Queue actor's settings. `hostname` names hermod in bounces; `hops` is the
-    /// next-hop health policy from `[delivery]`.
-    pub fn queue_settings(&self, hostname: &str, hops: HopPolicy) -> QueueSettings {
+    /// next-hop health policy from `[delivery]`; `bounce_rules` classify failures
+    /// (`[bounce]`).
+    pub fn queue_settings(
+        &self,
+        hostname: &str,
+        hops: HopPolicy,
+        bounce_rules: Arc<BounceRules>,
+    ) -> QueueSettings {
         QueueSettings {
             hostname: hostname.to_string(),
             retry_interval: self.retry_interval,
@@ -165,6 +172,7 @@ impl QueueConfig {
             postmaster: self.postmaster().map(|p| p.to_string()),
             soft_bounce: self.soft_bounce,
             hops,
+            bounce_rules,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use hermod_actors::core::disk_space::{Ballast, DiskSpace};
 use hermod_actors::core::id::QueueIdGenerator;
+use hermod_actors::events::bounce_rules::BounceRules;
 use hermod_actors::inbound::listener::{self, Admission, Listener, SessionContextTemplate};
 use hermod_actors::outbound::delivery::Delivery;
 use hermod_actors::outbound::mx::MxResolver;
@@ -17,6 +18,7 @@ use hermod_actors::policy::mail_loop::{self, LoopCheck, LoopInputs, LoopingDomai
 use hermod_actors::queue::{self, Queue};
 use hermod_actors::store::body_file::BodyFiles;
 use hermod_actors::store::committer::Committer;
+use hermod_actors::store::event_log::EventLog;
 use hermod_actors::store::room::IntakeRoom;
 use hermod_actors::store::spool::Spool;
 use tokio::sync::watch;
@@ -74,6 +76,7 @@ pub(super) fn watch_disk(config: &Config, spool: &Arc<dyn Spool>) -> Arc<DiskSpa
 /// `suspensions_file` in force before it dispatches anything.
 pub(super) fn start_queue(
     config: &Config,
+    bounce_rules: Arc<BounceRules>,
     committer: &Committer,
     ids: &Arc<QueueIdGenerator>,
     router: Router,
@@ -84,6 +87,7 @@ pub(super) fn start_queue(
     let queue_settings = config.queue.queue_settings(
         &config.smtp.hostname,
         config.delivery.hop_policy(config.queue.max_retry_interval),
+        bounce_rules,
     );
     let mut queue = Queue::new(
         queue_settings,
@@ -196,6 +200,8 @@ impl Engine {
         workers: usize,
         spool: &Arc<dyn Spool>,
         listen: &[SocketAddr],
+        events: Option<Arc<EventLog>>,
+        bounce_rules: Arc<BounceRules>,
     ) -> anyhow::Result<Engine> {
         // The main arbiter (Queue, Listener) takes sessions and deliveries too; each further
         // worker is one more arbiter thread.
@@ -204,7 +210,7 @@ impl Engine {
             .chain(extra.iter().cloned())
             .collect();
         let ids = Arc::new(QueueIdGenerator::new());
-        let committer = Committer::start(spool.clone());
+        let committer = Committer::start_with_events(spool.clone(), events);
 
         let router = config.delivery.router()?;
         let resolver = Arc::new(config.delivery.resolver()?);
@@ -215,6 +221,7 @@ impl Engine {
         let suspensions_file = config.queue.data_dir.join("suspensions.json");
         let queue = start_queue(
             config,
+            bounce_rules,
             &committer,
             &ids,
             router,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use anyhow::Context as _;
 use hermod_actors::core::disk_space::Ballast;
+use hermod_actors::events::bounce_rules::SharedBounceRules;
 use hermod_actors::inbound::listener::{Admission, Drain, Listener, SessionContextTemplate};
 use hermod_actors::policy::mail_loop::LoopInputs;
 use hermod_actors::queue::{self, Queue};
@@ -26,6 +27,7 @@ use crate::config::{Config, ConfigIssue};
 
 mod descriptors;
 mod engine;
+mod events;
 mod listening;
 mod policies;
 mod security;
@@ -192,7 +194,20 @@ async fn start(
     // Installed first: SIGHUP's default action would end the process.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
-    let engine = Engine::start(&config, workers, &spooled.spool, &listening.addrs).await?;
+    let bounce_rules = SharedBounceRules::new(config.bounce.rules().context("bounce.rules_file")?);
+    let event_log = events::open_log(&config, &spooled.db)?;
+    let engine = Engine::start(
+        &config,
+        workers,
+        &spooled.spool,
+        &listening.addrs,
+        event_log.clone(),
+        bounce_rules.current(),
+    )
+    .await?;
+    if let Some(log) = &event_log {
+        events::start_senders(&config, log)?;
+    }
     let (committer, queue) = (engine.committer, engine.queue);
     let (admission, maintenance_file) = admission_at_start(&config);
     let (draining, draining_rx) = watch::channel(false);
@@ -205,7 +220,13 @@ async fn start(
     let template = SessionContextTemplate {
         settings: sessions.settings,
         timeouts: sessions.timeouts,
-        intake: queue::Intake::new(committer.clone(), queue.clone().recipient()),
+        intake: queue::Intake::new(committer.clone(), queue.clone().recipient()).with_events(
+            queue::IntakeEvents {
+                node: config.smtp.hostname.clone(),
+                headers: config.events.headers.clone(),
+                rules: bounce_rules.clone(),
+            },
+        ),
         draining: draining_rx,
         loops: shared.loops.subscribe(),
         tls: secured.tls.clone(),
@@ -223,6 +244,7 @@ async fn start(
         queue: queue.clone(),
         listeners: listeners.clone(),
         admission: admission.clone(),
+        bounce_rules,
     };
     start_admin(
         &running.config,
@@ -350,6 +372,8 @@ struct Running {
     queue: Addr<Queue>,
     listeners: Vec<Addr<Listener>>,
     admission: Arc<Admission>,
+    /// The bounce rules the intake classifies returned DSNs with.
+    bounce_rules: SharedBounceRules,
 }
 
 impl Running {
@@ -381,8 +405,12 @@ impl Running {
     }
 
     fn apply(&mut self, config: Config) {
-        let router = match config.delivery.router() {
-            Ok(router) => router,
+        let router_and_rules = config
+            .delivery
+            .router()
+            .and_then(|router| Ok((router, config.bounce.rules()?)));
+        let (router, bounce_rules) = match router_and_rules {
+            Ok(both) => both,
             Err(e) => {
                 metrics::counter!("config_reloads_total", "result" => "failed").increment(1);
                 tracing::error!(
@@ -414,9 +442,11 @@ impl Running {
             settings: config.queue.queue_settings(
                 &config.smtp.hostname,
                 config.delivery.hop_policy(config.queue.max_retry_interval),
+                bounce_rules.clone(),
             ),
             router,
         });
+        self.bounce_rules.replace(bounce_rules);
         metrics::counter!("config_reloads_total", "result" => "applied").increment(1);
         tracing::info!(changed = live.join(","), "configuration reloaded");
         // Keys that need a restart keep their running values, so the next reload

@@ -8,8 +8,10 @@ pub mod dkim;
 pub mod dns;
 pub mod hermod;
 pub mod http;
+pub mod redis;
 pub mod sink;
 pub mod users;
+pub mod webhook;
 
 /// A loopback port on which nothing listens (yet): a next hop that is down until the
 /// test starts a server there.

@@ -52,7 +52,13 @@ pub fn failures(message: &[u8], own_mta: &str, rules: &BounceRules) -> Vec<Retur
     let Some(parsed) = MessageParser::default().parse(message) else {
         return Vec::new();
     };
-    let Some(queue_id) = original_queue_id(&String::from_utf8_lossy(message)) else {
+    // In the body: the report's own header section carries the Received line hermod
+    // wrote when the report itself arrived.
+    let body = match message.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(end) => &message[end..],
+        None => return Vec::new(),
+    };
+    let Some(queue_id) = original_queue_id(&String::from_utf8_lossy(body)) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -180,6 +186,7 @@ mod tests {
     fn dsn(reporting: &str) -> String {
         format!(
             "From: MAILER-DAEMON@mx.remote.test\r\nTo: bounces@relay.test\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n\
+Received: from mx.remote.test by relay.test (hermod) with ESMTP id 0aTheReportItself;\r\n\tMon, 7 Dec 2026 10:00:00 +0000\r\n\
 Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
 --b\r\nContent-Type: text/plain\r\n\r\nSorry.\r\n\
 --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; {reporting}\r\n\r\n\

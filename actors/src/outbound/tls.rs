@@ -221,6 +221,13 @@ fn verified_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ClientTl
     Ok(Arc::new(config))
 }
 
+/// A client configuration that verifies servers against `ca_file`'s certificates, or the
+/// system's roots (Mozilla's when it has none): what `verify` delivery uses, and HTTPS
+/// clients such as the events' webhook.
+pub fn verified_client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ClientTlsError> {
+    verified_config(ca_file)
+}
+
 /// The name a next hop's certificate is checked against (and sent as SNI).
 pub fn server_name(host: &str) -> Option<ServerName<'static>> {
     ServerName::try_from(host.to_string()).ok()

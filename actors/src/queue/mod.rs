@@ -40,7 +40,7 @@ use crate::store::message_data::MessageData;
 use crate::store::spool::{Envelope, RecipientIndex};
 pub use admin::{FlushDeferred, GetInFlight, GetStats, InFlight, QueueStats, Totals};
 pub use drain::StopDispatch;
-pub use enqueue::{Intake, Stored};
+pub use enqueue::{Intake, IntakeEvents, Stored};
 pub use operate::{Action, Operate, Operated};
 pub use reconfigure::Reconfigure;
 pub use suspend::{ListSuspensions, Resume, Suspend, Suspension};

@@ -1,0 +1,84 @@
+//! Delivery events at start: the event log in the spool's database, and one EventSender
+//! per destination `[events]` turns on, on the main arbiter.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use anyhow::Context as _;
+use hermod_actors::events::destination::Destination;
+use hermod_actors::events::json_file::JsonFile;
+use hermod_actors::events::redis_stream::RedisStream;
+use hermod_actors::events::sender::{EventSender, SenderSettings};
+use hermod_actors::events::webhook::Webhook;
+use hermod_actors::store::event_log::EventLog;
+
+use crate::config::Config;
+
+/// The event log, when some destination is on.
+pub(super) fn open_log(config: &Config, db: &sled::Db) -> anyhow::Result<Option<Arc<EventLog>>> {
+    if !config.events.enabled() {
+        return Ok(None);
+    }
+    let log = EventLog::open(db, config.events.max_backlog).context("opening the event log")?;
+    Ok(Some(Arc::new(log)))
+}
+
+/// Starts a sender for each destination that is on, after naming them to the log (a
+/// destination turned off no longer holds events back).
+pub(super) fn start_senders(config: &Config, log: &Arc<EventLog>) -> anyhow::Result<()> {
+    let destinations = destinations(config)?;
+    let names: Vec<String> = destinations.iter().map(|d| d.name().to_string()).collect();
+    log.set_destinations(&names)
+        .context("recording the event destinations")?;
+    let settings = SenderSettings {
+        batch_size: config.events.batch_size,
+        max_backoff: config.events.max_backoff,
+    };
+    for destination in destinations {
+        tracing::info!(
+            destination = destination.name(),
+            "delivery events are sent to this destination"
+        );
+        EventSender::new(log.clone(), destination, settings).start();
+    }
+    Ok(())
+}
+
+fn destinations(config: &Config) -> anyhow::Result<Vec<Rc<dyn Destination>>> {
+    let events = &config.events;
+    let mut out: Vec<Rc<dyn Destination>> = Vec::new();
+    if !events.webhook_url.is_empty() {
+        let ca = (!events.webhook_ca_file.as_os_str().is_empty())
+            .then_some(events.webhook_ca_file.as_path());
+        let tls = hermod_actors::outbound::tls::verified_client_config(ca)
+            .context("events.webhook_ca_file")?;
+        let secret = events
+            .webhook_secret()
+            .context("events.webhook_secret_file")?;
+        out.push(Rc::new(Webhook::new(
+            &events.webhook_url,
+            secret.as_deref(),
+            events.timeout,
+            tls,
+        )));
+    }
+    if !events.redis_stream.is_empty() {
+        let stream = RedisStream::new(
+            &config.redis.url,
+            &events.redis_stream,
+            events.redis_stream_max_len,
+            events.timeout,
+        )
+        .context("events.redis_stream")?;
+        out.push(Rc::new(stream));
+    }
+    if !events.file.as_os_str().is_empty() {
+        out.push(Rc::new(JsonFile::new(
+            &events.file,
+            events.file_max_size,
+            events.file_keep,
+        )));
+    }
+    Ok(out)
+}
