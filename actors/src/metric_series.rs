@@ -85,4 +85,8 @@ pub(crate) fn register_at_zero() {
     for name in GAUGES {
         metrics::gauge!(*name).increment(0.0);
     }
+    // Every bounce class, so a dashboard's rate per class starts from 0.
+    for class in crate::core::bounce_class::BounceClass::ALL {
+        metrics::counter!("delivery_bounces_total", "class" => class.name()).increment(0);
+    }
 }

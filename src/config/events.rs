@@ -12,7 +12,7 @@ section! {
     pub struct EventsConfig {
         /// URL the webhook destination POSTs batches to (http or https); empty: off.
         pub webhook_url: String = String::new()
-            => (restart, ["EVENTS_WEBHOOK_URL"]),
+            => (restart, []),
         /// File holding the webhook's HMAC-SHA256 key (first line; mode 0600): each POST
         /// carries `X-Hermod-Signature: sha256=<hex>` of its body. Empty: unsigned.
         pub webhook_secret_file: PathBuf = PathBuf::new()
