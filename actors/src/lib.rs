@@ -5,7 +5,7 @@
 //!
 //! The modules follow the path of a message, stage by stage; each folder is a floor that
 //! imports only the floors below it (top to bottom: inbound, policy, queue, outbound,
-//! store, protocol, core; tests/layout.rs checks it), and each module is named here.
+//! events, store, protocol, core; tests/layout.rs checks it), and each module is named here.
 //!
 //! - [`inbound`]: the Listener actor (`listener`: listeners of three kinds, smtp,
 //!   submission and submissions, connection limits, one Session per connection on one of
@@ -29,7 +29,8 @@
 //!   actors when a message is due (`dispatch`) and holds jobs for busy ones (`held_jobs`), takes their `DeliveryReport`,
 //!   retries, bounces (`bounce`, RFC 3464 DSNs in `dsn`); next-hop health seen from the
 //!   queue (`hops`), the operator's actions (`operate`, `admin`, `suspend`), recent
-//!   outcomes (`recent`), reload (`reconfigure`) and the drain at shutdown (`drain`).
+//!   outcomes (`recent`), what each attempt leaves (`outcomes`: log line, metrics, bounce
+//!   class, delivery event), reload (`reconfigure`) and the drain at shutdown (`drain`).
 //! - [`outbound`]: the Delivery actor (`delivery`, one per next hop: connection pool,
 //!   rate limit, back-off; one job's conversation in `delivery_job`, what a job is and
 //!   one result per recipient in `job`), the SMTP/LMTP client (`smtp_client`: STARTTLS, implicit TLS, AUTH to
@@ -43,7 +44,12 @@
 //!   (`body_file`); removals a full disk kept from being durable (`finished`); the
 //!   owner-only data directory (`private_dir`); the room Sessions claim in the spool and
 //!   the ids they give (`room`); the greylist in sled (`greylist`); the AUTH users
-//!   (`users`, Argon2id hashes in a sled tree).
+//!   (`users`, Argon2id hashes in a sled tree); the delivery events kept until their
+//!   destinations have them (`event_log`).
+//! - [`events`]: delivery events (`event`) and their senders (`sender`, one actor per
+//!   destination behind the `destination` trait: `webhook`, `redis_stream`,
+//!   `json_file`); the bounce rules that classify failures (`bounce_rules`) and the
+//!   returned DSNs matched to the message they are about (`returned_dsn`).
 //! - [`protocol`]: the SMTP protocol without I/O or clock — command and address parsing
 //!   (`command`, `address`), DATA/BDAT receivers (`receiver`, `dot_stuffer`) and the
 //!   body sink they are handed for a body that spills (`body_sink`), the spool's room
@@ -56,7 +62,8 @@
 //! - [`core`]: the bottom floor every stage may use: queue ids (`id`), the free-space
 //!   reserve and its claims (`disk_space`), the process's TLS backend (`tls`), the
 //!   greylist's stored state and store trait (`greylist_state`), the relay domains
-//!   found to loop back (`looping_domains`), and human durations (`duration`).
+//!   found to loop back (`looping_domains`), human durations (`duration`), and the
+//!   classes a failure can have (`bounce_class`).
 //! - [`mailbox`]: how many messages wait in each kind of actor's mailbox
 //!   (`actor_mailbox_messages`), which names the actor that falls behind.
 //! - [`metric_series`]: the series registered at 0 when the recorder is installed, so

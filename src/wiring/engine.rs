@@ -9,7 +9,6 @@ use std::time::Duration;
 use actix::prelude::*;
 use hermod_actors::core::disk_space::{Ballast, DiskSpace};
 use hermod_actors::core::id::QueueIdGenerator;
-use hermod_actors::events::bounce_rules::BounceRules;
 use hermod_actors::inbound::listener::{self, Admission, Listener, SessionContextTemplate};
 use hermod_actors::outbound::delivery::Delivery;
 use hermod_actors::outbound::mx::MxResolver;
@@ -18,7 +17,6 @@ use hermod_actors::policy::mail_loop::{self, LoopCheck, LoopInputs, LoopingDomai
 use hermod_actors::queue::{self, Queue};
 use hermod_actors::store::body_file::BodyFiles;
 use hermod_actors::store::committer::Committer;
-use hermod_actors::store::event_log::EventLog;
 use hermod_actors::store::room::IntakeRoom;
 use hermod_actors::store::spool::Spool;
 use tokio::sync::watch;
@@ -75,8 +73,7 @@ pub(super) fn watch_disk(config: &Config, spool: &Arc<dyn Spool>) -> Arc<DiskSpa
 /// Starts the Queue with what the spool holds, and the suspensions kept in
 /// `suspensions_file` in force before it dispatches anything.
 pub(super) fn start_queue(
-    config: &Config,
-    bounce_rules: Arc<BounceRules>,
+    queue_settings: queue::QueueSettings,
     committer: &Committer,
     ids: &Arc<QueueIdGenerator>,
     router: Router,
@@ -84,11 +81,6 @@ pub(super) fn start_queue(
     spool: &Arc<dyn Spool>,
     suspensions_file: &std::path::Path,
 ) -> anyhow::Result<Addr<Queue>> {
-    let queue_settings = config.queue.queue_settings(
-        &config.smtp.hostname,
-        config.delivery.hop_policy(config.queue.max_retry_interval),
-        bounce_rules,
-    );
     let mut queue = Queue::new(
         queue_settings,
         committer.clone(),
@@ -200,8 +192,7 @@ impl Engine {
         workers: usize,
         spool: &Arc<dyn Spool>,
         listen: &[SocketAddr],
-        events: Option<Arc<EventLog>>,
-        bounce_rules: Arc<BounceRules>,
+        events: &super::events::Events,
     ) -> anyhow::Result<Engine> {
         // The main arbiter (Queue, Listener) takes sessions and deliveries too; each further
         // worker is one more arbiter thread.
@@ -210,7 +201,7 @@ impl Engine {
             .chain(extra.iter().cloned())
             .collect();
         let ids = Arc::new(QueueIdGenerator::new());
-        let committer = Committer::start_with_events(spool.clone(), events);
+        let committer = Committer::start_with_events(spool.clone(), events.log.clone());
 
         let router = config.delivery.router()?;
         let resolver = Arc::new(config.delivery.resolver()?);
@@ -219,9 +210,13 @@ impl Engine {
 
         let disk = watch_disk(config, spool);
         let suspensions_file = config.queue.data_dir.join("suspensions.json");
+        let queue_settings = config.queue.queue_settings(
+            &config.smtp.hostname,
+            config.delivery.hop_policy(config.queue.max_retry_interval),
+            events.rules.current(),
+        );
         let queue = start_queue(
-            config,
-            bounce_rules,
+            queue_settings,
             &committer,
             &ids,
             router,

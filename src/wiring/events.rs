@@ -6,27 +6,62 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use anyhow::Context as _;
+use hermod_actors::events::bounce_rules::SharedBounceRules;
 use hermod_actors::events::destination::Destination;
 use hermod_actors::events::json_file::JsonFile;
 use hermod_actors::events::redis_stream::RedisStream;
 use hermod_actors::events::sender::{EventSender, SenderSettings};
 use hermod_actors::events::webhook::Webhook;
+use hermod_actors::queue::{Intake, IntakeEvents, Stored};
+use hermod_actors::store::committer::Committer;
 use hermod_actors::store::event_log::EventLog;
 
 use crate::config::Config;
 
-/// The event log, when some destination is on.
-pub(super) fn open_log(config: &Config, db: &sled::Db) -> anyhow::Result<Option<Arc<EventLog>>> {
-    if !config.events.enabled() {
-        return Ok(None);
+/// The event log (when some destination is on) and the bounce rules in force.
+pub(super) struct Events {
+    /// The log, `None` when no destination is on.
+    pub log: Option<Arc<EventLog>>,
+    /// The rules failures are classified by, replaced on reload.
+    pub rules: SharedBounceRules,
+}
+
+impl Events {
+    /// Reads the bounce rules, and if a destination is on, opens the event log in `db`
+    /// and starts a sender for each destination.
+    pub fn start(config: &Config, db: &sled::Db) -> anyhow::Result<Events> {
+        let rules = SharedBounceRules::new(config.bounce.rules().context("bounce.rules_file")?);
+        if !config.events.enabled() {
+            return Ok(Events { log: None, rules });
+        }
+        let log = EventLog::open(db, config.events.max_backlog).context("opening the event log")?;
+        let log = Arc::new(log);
+        start_senders(config, &log)?;
+        Ok(Events {
+            log: Some(log),
+            rules,
+        })
     }
-    let log = EventLog::open(db, config.events.max_backlog).context("opening the event log")?;
-    Ok(Some(Arc::new(log)))
+
+    /// The intake Sessions store through: `committer`, then `queue`, with the events of
+    /// each message when they are kept.
+    pub fn intake(
+        &self,
+        config: &Config,
+        committer: &Committer,
+        queue: Recipient<Stored>,
+    ) -> Intake {
+        Intake::new(committer.clone(), queue).with_events(IntakeEvents {
+            node: config.smtp.hostname.clone(),
+            headers: config.events.headers.clone(),
+            rules: self.rules.clone(),
+        })
+    }
 }
 
 /// Starts a sender for each destination that is on, after naming them to the log (a
 /// destination turned off no longer holds events back).
-pub(super) fn start_senders(config: &Config, log: &Arc<EventLog>) -> anyhow::Result<()> {
+fn start_senders(config: &Config, log: &Arc<EventLog>) -> anyhow::Result<()> {
     let destinations = destinations(config)?;
     let names: Vec<String> = destinations.iter().map(|d| d.name().to_string()).collect();
     log.set_destinations(&names)

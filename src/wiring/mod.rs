@@ -192,22 +192,9 @@ async fn start(
     prometheus: Option<PrometheusHandle>,
 ) -> anyhow::Result<()> {
     // Installed first: SIGHUP's default action would end the process.
-    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("installing the SIGHUP handler")?;
-    let bounce_rules = SharedBounceRules::new(config.bounce.rules().context("bounce.rules_file")?);
-    let event_log = events::open_log(&config, &spooled.db)?;
-    let engine = Engine::start(
-        &config,
-        workers,
-        &spooled.spool,
-        &listening.addrs,
-        event_log.clone(),
-        bounce_rules.current(),
-    )
-    .await?;
-    if let Some(log) = &event_log {
-        events::start_senders(&config, log)?;
-    }
+    let hangups = hangups()?;
+    let events = events::Events::start(&config, &spooled.db)?;
+    let engine = Engine::start(&config, workers, &spooled.spool, &listening.addrs, &events).await?;
     let (committer, queue) = (engine.committer, engine.queue);
     let (admission, maintenance_file) = admission_at_start(&config);
     let (draining, draining_rx) = watch::channel(false);
@@ -220,13 +207,7 @@ async fn start(
     let template = SessionContextTemplate {
         settings: sessions.settings,
         timeouts: sessions.timeouts,
-        intake: queue::Intake::new(committer.clone(), queue.clone().recipient()).with_events(
-            queue::IntakeEvents {
-                node: config.smtp.hostname.clone(),
-                headers: config.events.headers.clone(),
-                rules: bounce_rules.clone(),
-            },
-        ),
+        intake: events.intake(&config, &committer, queue.clone().recipient()),
         draining: draining_rx,
         loops: shared.loops.subscribe(),
         tls: secured.tls.clone(),
@@ -244,7 +225,7 @@ async fn start(
         queue: queue.clone(),
         listeners: listeners.clone(),
         admission: admission.clone(),
-        bounce_rules,
+        bounce_rules: events.rules,
     };
     start_admin(
         &running.config,
@@ -359,6 +340,12 @@ async fn drain(
             "drain timeout: cutting deliveries still under way; they are retried at the next start, so their next hop may get them twice"
         );
     }
+}
+
+/// The SIGHUP stream.
+fn hangups() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")
 }
 
 /// The running configuration and the actors a reload reaches.

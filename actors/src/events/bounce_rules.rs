@@ -308,87 +308,89 @@ mod tests {
         BounceRules::shipped().classify_reply(reply).class
     }
 
+    /// Replies as providers send them, and the class each gets.
+    const PROVIDER_REPLIES: &[(&str, BounceClass)] = &[
+        (
+            "550 5.1.1 <a@example.com>: Recipient address rejected: User unknown",
+            BounceClass::InvalidRecipient,
+        ),
+        (
+            "550-5.1.1 The email account that you tried to reach does not exist.",
+            BounceClass::InvalidRecipient,
+        ),
+        (
+            "554 delivery error: dd This user doesn't have a yahoo.com account",
+            BounceClass::InvalidRecipient,
+        ),
+        (
+            "421-4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address.",
+            BounceClass::SpamBlock,
+        ),
+        (
+            "550-5.7.1 Our system has detected that this message is likely unsolicited mail.",
+            BounceClass::SpamContent,
+        ),
+        (
+            "550-5.7.26 Unauthenticated email from example.com is not accepted",
+            BounceClass::AuthFailure,
+        ),
+        (
+            "451 4.7.650 The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation.",
+            BounceClass::SpamBlock,
+        ),
+        (
+            "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. (S3150)",
+            BounceClass::SpamBlock,
+        ),
+        (
+            "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints",
+            BounceClass::SpamBlock,
+        ),
+        (
+            "452 4.2.2 The email account that you tried to reach is over quota.",
+            BounceClass::QuotaIssues,
+        ),
+        ("552 5.2.2 Mailbox full", BounceClass::QuotaIssues),
+        (
+            "550 5.2.1 The email account that you tried to reach is disabled.",
+            BounceClass::InactiveMailbox,
+        ),
+        (
+            "552 5.3.4 Message size exceeds fixed limit",
+            BounceClass::MessageTooLarge,
+        ),
+        ("554 5.7.1 Relay access denied", BounceClass::PolicyRelated),
+        (
+            "554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org",
+            BounceClass::SpamBlock,
+        ),
+        (
+            "5.4.7 message expired in queue; last reply: 4.4.1 connect refused",
+            BounceClass::MessageExpired,
+        ),
+        (
+            "4.4.1 connect to 192.0.2.1:25: refused",
+            BounceClass::NoAnswerFromHost,
+        ),
+        (
+            "5.1.2 no such domain: example.invalid",
+            BounceClass::BadDomain,
+        ),
+        ("500 5.5.2 Syntax error", BounceClass::ProtocolErrors),
+        (
+            "450 4.7.1 greylisted, try again later",
+            BounceClass::TransientFailure,
+        ),
+        ("554 Transaction failed", BounceClass::Uncategorized),
+        (
+            "554 5.6.0 Virus found in attachment",
+            BounceClass::SpamContent,
+        ),
+    ];
+
     #[test]
     fn the_built_in_rules_class_what_providers_say() {
-        let cases = [
-            (
-                "550 5.1.1 <a@example.com>: Recipient address rejected: User unknown",
-                BounceClass::InvalidRecipient,
-            ),
-            (
-                "550-5.1.1 The email account that you tried to reach does not exist.",
-                BounceClass::InvalidRecipient,
-            ),
-            (
-                "554 delivery error: dd This user doesn't have a yahoo.com account",
-                BounceClass::InvalidRecipient,
-            ),
-            (
-                "421-4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address.",
-                BounceClass::SpamBlock,
-            ),
-            (
-                "550-5.7.1 Our system has detected that this message is likely unsolicited mail.",
-                BounceClass::SpamContent,
-            ),
-            (
-                "550-5.7.26 Unauthenticated email from example.com is not accepted",
-                BounceClass::AuthFailure,
-            ),
-            (
-                "451 4.7.650 The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation.",
-                BounceClass::SpamBlock,
-            ),
-            (
-                "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. (S3150)",
-                BounceClass::SpamBlock,
-            ),
-            (
-                "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints",
-                BounceClass::SpamBlock,
-            ),
-            (
-                "452 4.2.2 The email account that you tried to reach is over quota.",
-                BounceClass::QuotaIssues,
-            ),
-            ("552 5.2.2 Mailbox full", BounceClass::QuotaIssues),
-            (
-                "550 5.2.1 The email account that you tried to reach is disabled.",
-                BounceClass::InactiveMailbox,
-            ),
-            (
-                "552 5.3.4 Message size exceeds fixed limit",
-                BounceClass::MessageTooLarge,
-            ),
-            ("554 5.7.1 Relay access denied", BounceClass::PolicyRelated),
-            (
-                "554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org",
-                BounceClass::SpamBlock,
-            ),
-            (
-                "5.4.7 message expired in queue; last reply: 4.4.1 connect refused",
-                BounceClass::MessageExpired,
-            ),
-            (
-                "4.4.1 connect to 192.0.2.1:25: refused",
-                BounceClass::NoAnswerFromHost,
-            ),
-            (
-                "5.1.2 no such domain: example.invalid",
-                BounceClass::BadDomain,
-            ),
-            ("500 5.5.2 Syntax error", BounceClass::ProtocolErrors),
-            (
-                "450 4.7.1 greylisted, try again later",
-                BounceClass::TransientFailure,
-            ),
-            ("554 Transaction failed", BounceClass::Uncategorized),
-            (
-                "554 5.6.0 Virus found in attachment",
-                BounceClass::SpamContent,
-            ),
-        ];
-        for (reply, expected) in cases {
+        for &(reply, expected) in PROVIDER_REPLIES {
             assert_eq!(class(reply), expected, "{reply}");
         }
     }

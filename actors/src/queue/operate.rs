@@ -171,20 +171,7 @@ impl Queue {
                 return Some(true);
             }
             Action::Bounce => {
-                let status = Status::local(BOUNCED_BY_OPERATOR, "bounced by the operator");
-                for rcpt in &mut message.envelope.recipients {
-                    if matches!(
-                        rcpt.status,
-                        RecipientStatus::Pending | RecipientStatus::Deferred { .. }
-                    ) {
-                        rcpt.status = schedule::failed(&status);
-                    }
-                }
-                self.emit_admin(event, "bounce");
-                tracing::info!(queue_id = %id, "message bounced by the operator");
-                metrics::counter!("queue_operator_actions_total", "action" => "bounce")
-                    .increment(1);
-                self.finalize(id);
+                self.bounce_by_operator(id, event);
                 return Some(true);
             }
         }
@@ -201,6 +188,27 @@ impl Queue {
         metrics::counter!("queue_operator_actions_total", "action" => name).increment(1);
         self.put_back(id);
         Some(true)
+    }
+
+    /// Fails every recipient of message `id` not yet final (5.0.0, "bounced by the
+    /// operator"), so its sender gets a bounce, and removes it.
+    fn bounce_by_operator(&mut self, id: QueueId, event: Option<Event>) {
+        let Some(message) = self.messages.get_mut(&id) else {
+            return;
+        };
+        let status = Status::local(BOUNCED_BY_OPERATOR, "bounced by the operator");
+        for rcpt in &mut message.envelope.recipients {
+            if matches!(
+                rcpt.status,
+                RecipientStatus::Pending | RecipientStatus::Deferred { .. }
+            ) {
+                rcpt.status = schedule::failed(&status);
+            }
+        }
+        self.emit_admin(event, "bounce");
+        tracing::info!(queue_id = %id, "message bounced by the operator");
+        metrics::counter!("queue_operator_actions_total", "action" => "bounce").increment(1);
+        self.finalize(id);
     }
 
     /// Puts a message that stays queued where it belongs: held messages wait on disk
