@@ -49,8 +49,11 @@ const FLOORS: &[&str] = &[
 const KNOWN_UPWARD: &[&str] = &[];
 
 /// The floors of src/ (the binary's library half), top to bottom: the commands start the
-/// wiring, the wiring starts the admin server, and everything reads the configuration.
-const SRC_FLOORS: &[&str] = &["cli", "wiring", "admin", "logging", "config", "escape"];
+/// wiring, the wiring starts the admin server and the injection API, and everything reads
+/// the configuration.
+const SRC_FLOORS: &[&str] = &[
+    "cli", "wiring", "admin", "inject", "logging", "config", "escape",
+];
 
 /// The floors a line of code imports from: `crate::x::...` and `crate::{x, y}`.
 fn imported_floors(line: &str) -> Vec<String> {

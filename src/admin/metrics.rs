@@ -47,6 +47,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new().install_recorder()?;
     hermod_actors::describe_metrics();
     super::destinations::describe_metrics();
+    crate::inject::describe_metrics();
     let process = process_collector();
     process.describe();
     process.collect();

@@ -27,6 +27,7 @@ pub mod duration;
 pub mod env;
 pub mod events;
 pub mod greylist;
+pub mod http_inject;
 mod load;
 pub mod log;
 pub mod mail_auth;
@@ -49,6 +50,7 @@ pub use dkim::DkimConfig;
 pub use dnsbl::DnsblConfig;
 pub use events::EventsConfig;
 pub use greylist::GreylistConfig;
+pub use http_inject::HttpInjectConfig;
 pub use load::{DEFAULT_CONFIG_PATH, Source, load};
 pub use log::LogConfig;
 pub use mail_auth::MailAuthConfig;
@@ -93,6 +95,8 @@ pub struct Config {
     pub bounce: BounceConfig,
     /// Delivery events and their destinations.
     pub events: EventsConfig,
+    /// The HTTP injection API.
+    pub http_inject: HttpInjectConfig,
     /// Logging.
     pub log: LogConfig,
     /// The admin HTTP server.
@@ -122,6 +126,13 @@ impl Config {
             issues.push(ConfigIssue::new(
                 "events.redis_stream",
                 "the Redis Streams destination needs redis.url (SMTP_REDIS_URL)",
+            ));
+        }
+        self.http_inject.check(&mut issues);
+        if self.http_inject.enabled && self.http_inject.tls && !self.tls.offered() {
+            issues.push(ConfigIssue::new(
+                "http_inject.tls",
+                "HTTPS needs tls.cert and tls.key (and tls.enabled)",
             ));
         }
         self.log.check(&mut issues);
@@ -204,7 +215,7 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 16] {
+pub fn sections() -> [Declared; 17] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<TlsConfig>(),
@@ -220,6 +231,7 @@ pub fn sections() -> [Declared; 16] {
         Declared::of::<DeliveryConfig>(),
         Declared::of::<BounceConfig>(),
         Declared::of::<EventsConfig>(),
+        Declared::of::<HttpInjectConfig>(),
         Declared::of::<LogConfig>(),
         Declared::of::<AdminConfig>(),
     ]

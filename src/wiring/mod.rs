@@ -214,7 +214,7 @@ async fn start(
         auth: secured.auth.clone(),
         policies,
     };
-    security::keep_certificate_fresh(secured.tls.as_ref(), &config);
+    other_doors(&config, &template, &shared, &secured)?;
     let listeners = start_listeners(&engine.arbiters, listening.sockets, &admission, &template);
     let running = Running {
         config,
@@ -340,6 +340,27 @@ async fn drain(
             "drain timeout: cutting deliveries still under way; they are retried at the next start, so their next hop may get them twice"
         );
     }
+}
+
+/// What takes mail besides the SMTP listeners, and the certificate they share: the
+/// certificate's renewal check, and the HTTP injection API when it is on.
+fn other_doors(
+    config: &Config,
+    template: &SessionContextTemplate,
+    shared: &SessionShared,
+    secured: &security::Secured,
+) -> anyhow::Result<()> {
+    security::keep_certificate_fresh(secured.tls.as_ref(), config);
+    crate::inject::start(
+        config,
+        crate::inject::InjectEngine {
+            intake: template.intake.clone(),
+            room: shared.room.clone(),
+            policies: shared.policies.clone(),
+            tls: secured.tls.clone(),
+        },
+    )?;
+    Ok(())
 }
 
 /// The SIGHUP stream.
