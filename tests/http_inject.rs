@@ -81,7 +81,6 @@ async fn one_request_becomes_one_signed_message_per_recipient() {
     )
     .await;
     let answer = post(
-        &h,
         port,
         Some(KEY),
         &newsletter(&["ann@a.test", "bob@b.test", "cy@c.test"]),
@@ -145,7 +144,6 @@ print(dkim.verify(msg, dnsfunc=lambda name, timeout=5: rec))\n"
         401
     );
     let wrong = post(
-        &h,
         port,
         Some("not-the-key-at-all-000"),
         &newsletter(&["x@a.test"]),
