@@ -222,7 +222,7 @@ async fn every_bad_input_is_refused_naming_its_field_and_nothing_is_queued() {
         ),
         (
             raw(
-                &vec![r#"{"email":"b@c.test"}"#; 6].join(","),
+                &[r#"{"email":"b@c.test"}"#; 6].join(","),
                 r#""Subject: x\n\nx""#,
             ),
             413,

@@ -303,7 +303,7 @@ mod tests {
         }
         let many = format!(
             r#"{{"envelope_sender":"","recipients":[{}],"content":"Subject: x\n\nx"}}"#,
-            vec![r#"{"email":"c@d.test"}"#; 11].join(",")
+            [r#"{"email":"c@d.test"}"#; 11].join(",")
         );
         assert_eq!(
             check(&request(&many), 10, "h.test").unwrap_err().status,
