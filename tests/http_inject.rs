@@ -359,3 +359,36 @@ fn a_listener_beyond_loopback_needs_tls_and_tenants() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_blaster_inject_loads_the_api_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink::start(&dir.path().join("sink")).await;
+    let port = common::free_port();
+    let h = Hermod::start(
+        dir.path(),
+        &config(sink.local_addrs()[0].port(), port, "")
+            .replace("max_recipients = 5", "max_recipients = 100"),
+    )
+    .await;
+    let load = smtp_blaster::inject::InjectConfig {
+        url: format!("http://127.0.0.1:{port}/api/inject/v1"),
+        key: None,
+        concurrency: 4,
+        messages: 500,
+        recipients: 50,
+        size: 512,
+        from: "blaster@load.test".into(),
+        domain: "sink.test".into(),
+        timeout: Duration::from_secs(60),
+    };
+    let report = tokio::task::spawn_blocking(move || {
+        actix_web::rt::System::new().block_on(smtp_blaster::inject::run(load))
+    })
+    .await
+    .unwrap();
+    assert_eq!((report.requests, report.accepted), (10, 500), "{report:?}");
+    assert_eq!(report.statuses.get(&200), Some(&10));
+    let stored = sink::wait_stored(&dir.path().join("sink"), 500, Duration::from_secs(60)).await;
+    assert_eq!(stored.len(), 500, "{}", h.logs().len());
+}

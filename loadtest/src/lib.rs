@@ -9,12 +9,14 @@
 //!   message, counts it and measures end-to-end latency from the `X-Blaster-Sent` header.
 //! - [`send`]: a closed- or open-loop client that sends generated messages and reports
 //!   rates, latency percentiles and every reply code.
+//! - [`inject`]: a load generator for HTTP injection APIs (many recipients per request).
 //! - [`reply`]: one SMTP reply as read from the wire (client side) and written by the sink.
 //! - [`tls`]: rustls configurations for both sides, including a self-made certificate.
 //! - [`latency`]: latency histograms and the percentiles every report carries.
 //! - [`plot`]: a hand-written SVG chart of latency and rate over time.
 //! - [`rng`]: rand's seedable SmallRng for failure odds, size spreads and classes.
 
+pub mod inject;
 pub mod latency;
 pub mod plot;
 pub mod reply;

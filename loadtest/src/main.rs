@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     let threads = match (&args.command, args.threads) {
         (_, Some(threads)) => Some(threads),
         (cli::Command::Sink(_), None) => Some(1),
-        (cli::Command::Send(_), None) => None,
+        (cli::Command::Send(_) | cli::Command::Inject(_), None) => None,
     };
     let mut runtime = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),

@@ -8,6 +8,7 @@ macro_rules! say {
     }};
 }
 
+mod inject;
 mod send;
 mod signals;
 mod sink;
@@ -35,6 +36,8 @@ pub(crate) enum Command {
     Send(Box<send::SendArgs>),
     /// Accept messages as fast as possible, inject failures, measure end-to-end latency.
     Sink(Box<sink::SinkArgs>),
+    /// Load an HTTP injection API (POST, many recipients per request).
+    Inject(Box<inject::InjectArgs>),
 }
 
 /// Runs the chosen subcommand.
@@ -42,6 +45,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Send(args) => send::run(*args).await,
         Command::Sink(args) => sink::run(*args).await,
+        Command::Inject(args) => inject::run(*args).await,
     }
 }
 
