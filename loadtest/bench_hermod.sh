@@ -23,6 +23,11 @@
 #   - old-1: source-1 against another hermod binary, $OLD_HERMOD (say, a release build
 #     of an earlier commit) with $OLD_CONFIG (that tree's config/hermod.toml), to compare
 #     two versions in one run. old-b1: the same with blaster-1's load.
+#   - inject-100: the HTTP injection API (issue 22): smtp-blaster inject, $INJECT_C
+#     requests at once (4), 100 recipients a request, one message each; compare with
+#     source-1 (SMTP, one message per connection). Its "accepted" counts message lines.
+#   - events-1: source-1 with delivery events on (a JSON-lines file destination), to
+#     measure what keeping and sending events costs intake and delivery.
 #   - ceiling-1: source-1's load straight into the sink, no relay: the pair ceiling, what
 #     the load generator and the sink alone reach on these two cores (issue 21's goal for
 #     source-1 is 60 % of it). Its "server" figures are the sink's own.
@@ -64,7 +69,7 @@ run_shape() {
   local shape=$1
   local sink_port hermod_port
   sink_port=$(free_port); hermod_port=$(free_port)
-  rm -rf "$work/spool" "$work/sink.json" "$work/client.time" "$work/sink.time"
+  rm -rf "$work/spool" "$work/sink.json" "$work/client.time" "$work/sink.time" "$work/events.jsonl"
   # The load generator and the sink run under time(1): their CPU per message is the
   # part of the two cores the relay under test cannot have.
   local timed=(/usr/bin/time -f "%U %S")
@@ -75,7 +80,12 @@ run_shape() {
     postfix-*) start_postfix "$hermod_port" "$sink_port"; hermod_pid=$(cat /var/spool/postfix/pid/master.pid | xargs) ;;
     ceiling-*) hermod_port=$sink_port; hermod_pid=$sink_pid ;;
     *)
+      local inject_port
+      inject_port=$(free_port)
       SMTP_HOST=127.0.0.1 SMTP_PORT=$hermod_port SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
+        HERMOD_HTTP_INJECT_ENABLED="$(case $shape in inject-*) echo true ;; *) echo false ;; esac)" \
+        HERMOD_HTTP_INJECT_LISTEN="127.0.0.1:$inject_port" HERMOD_HTTP_INJECT_MAX_RECIPIENTS=100 \
+        HERMOD_EVENTS_FILE="$(case $shape in events-*) echo "$work/events.jsonl" ;; esac)" \
         SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 METRICS_ENABLED="$(metrics_enabled "$shape")" \
         SMTP_WORKER_THREADS="$(case $shape in one-*) echo 1 ;; *) echo "${SMTP_WORKER_THREADS:-0}" ;; esac)" \
         HERMOD_ADMIN_LISTEN="$(case $shape in noadmin-*) ;; *) echo 127.0.0.1:0 ;; esac)" \
@@ -100,7 +110,8 @@ run_shape() {
   busy0=$(machine_ticks)
   t0=$(date +%s.%N)
   case $shape in
-    source-1|postfix-1|old-1|nometrics-1|noadmin-1|one-1|ceiling-1) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
+    inject-100) wait_port "$inject_port"; "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" inject -q -c "${INJECT_C:-4}" -m "$N" -r 100 --size "$SIZE" "http://127.0.0.1:$inject_port/api/inject/v1" ;;
+    source-1|postfix-1|old-1|nometrics-1|noadmin-1|one-1|ceiling-1|events-1) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     source-d|postfix-d) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     blaster-1|postfix-b1|one-b1|old-b1) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
     blaster-100) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 100 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
