@@ -130,6 +130,9 @@ run_shape() {
     ceiling-*) kill $sampler 2>/dev/null || true ;;
     *) kill -TERM $hermod_pid; wait $hermod_pid || true; kill $sampler 2>/dev/null || true ;;
   esac
+  case $shape in
+    events-*) echo "events in the file when hermod stopped: $(wc -l < "$work/events.jsonl" 2>/dev/null || echo 0) (Reception and Delivery: $((2 * N)) in all)" ;;
+  esac
   local peak_kb accepted spool_kb
   peak_kb=$(sort -n "$work/rss" | tail -1)
   case $shape in

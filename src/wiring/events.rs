@@ -67,6 +67,7 @@ fn start_senders(config: &Config, log: &Arc<EventLog>) -> anyhow::Result<()> {
     log.set_destinations(&names)
         .context("recording the event destinations")?;
     let settings = SenderSettings {
+        node: config.smtp.hostname.clone(),
         batch_size: config.events.batch_size,
         max_backoff: config.events.max_backoff,
     };
@@ -75,7 +76,7 @@ fn start_senders(config: &Config, log: &Arc<EventLog>) -> anyhow::Result<()> {
             destination = destination.name(),
             "delivery events are sent to this destination"
         );
-        EventSender::new(log.clone(), destination, settings).start();
+        EventSender::new(log.clone(), destination, settings.clone()).start();
     }
     Ok(())
 }

@@ -4,8 +4,6 @@
 
 use futures_util::future::LocalBoxFuture;
 
-use crate::events::event::Event;
-
 /// Why a destination did not take a batch; the sender retries it later.
 #[derive(Debug, thiserror::Error)]
 pub enum DestinationError {
@@ -26,7 +24,9 @@ pub trait Destination: 'static {
     /// `destination` label of its metrics and log lines.
     fn name(&self) -> &'static str;
 
-    /// Delivers `batch`; resolves `Ok` only once the destination has acknowledged every
-    /// event in it (at-least-once: a batch that fails is sent again, whole).
-    fn send(&self, batch: Vec<Event>) -> LocalBoxFuture<'static, Result<(), DestinationError>>;
+    /// Delivers `batch`, each event one JSON object as its bytes (see
+    /// [`crate::events::event::Event::for_sending`]); resolves `Ok` only once the
+    /// destination has acknowledged every event in it (at-least-once: a batch that fails
+    /// is sent again, whole).
+    fn send(&self, batch: Vec<Vec<u8>>) -> LocalBoxFuture<'static, Result<(), DestinationError>>;
 }

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::LocalBoxFuture;
 
 use crate::events::destination::{Destination, DestinationError};
-use crate::events::event::Event;
 
 /// Appends to one file, rotating it.
 pub struct JsonFile {
@@ -81,12 +80,11 @@ impl Destination for JsonFile {
         "file"
     }
 
-    fn send(&self, batch: Vec<Event>) -> LocalBoxFuture<'static, Result<(), DestinationError>> {
-        let mut lines = Vec::with_capacity(batch.len() * 300);
+    fn send(&self, batch: Vec<Vec<u8>>) -> LocalBoxFuture<'static, Result<(), DestinationError>> {
+        let mut lines = Vec::with_capacity(batch.iter().map(|e| e.len() + 1).sum());
         for event in &batch {
-            if serde_json::to_writer(&mut lines, event).is_ok() {
-                lines.push(b'\n');
-            }
+            lines.extend_from_slice(event);
+            lines.push(b'\n');
         }
         let state = self.state.clone();
         Box::pin(async move {
@@ -109,7 +107,7 @@ impl Destination for JsonFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::event::EventKind;
+    use crate::events::event::{Event, EventKind};
     use crate::store::envelope::sample;
 
     #[actix_rt::test]
@@ -117,7 +115,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         let file = JsonFile::new(&path, 600, 2);
-        let event = Event::about(EventKind::Delivery, "n", "q", &sample(1));
+        let event = Event::about(EventKind::Delivery, "n", "q", &sample(1)).to_bytes();
         for _ in 0..10 {
             file.send(vec![event.clone(), event.clone()]).await.unwrap();
         }

@@ -9,7 +9,6 @@ use futures_util::future::LocalBoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::events::destination::{Destination, DestinationError};
-use crate::events::event::Event;
 
 /// Appends to one stream.
 pub struct RedisStream {
@@ -49,7 +48,7 @@ impl Destination for RedisStream {
         "redis"
     }
 
-    fn send(&self, batch: Vec<Event>) -> LocalBoxFuture<'static, Result<(), DestinationError>> {
+    fn send(&self, batch: Vec<Vec<u8>>) -> LocalBoxFuture<'static, Result<(), DestinationError>> {
         let mut pipe = redis::pipe();
         for event in &batch {
             pipe.cmd("XADD")
@@ -59,7 +58,7 @@ impl Destination for RedisStream {
                 .arg(self.max_len)
                 .arg("*")
                 .arg("event")
-                .arg(serde_json::to_string(event).unwrap_or_default());
+                .arg(event.as_slice());
         }
         let mut manager = self.manager.clone();
         let timeout = self.timeout;

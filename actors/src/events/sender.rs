@@ -21,8 +21,10 @@ const POLL: Duration = Duration::from_millis(100);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How one destination is driven.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SenderSettings {
+    /// The node's name, the first part of each event's id.
+    pub node: String,
     /// Events per batch.
     pub batch_size: usize,
     /// The longest wait between retries of a failing destination.
@@ -87,10 +89,10 @@ impl EventSender {
             return;
         };
         let full = batch.len() == self.settings.batch_size;
-        let events: Vec<Event> = batch
+        let events: Vec<Vec<u8>> = batch
             .iter()
             .filter_map(|(seq, stored)| {
-                let event = Event::for_sending(stored, *seq);
+                let event = Event::for_sending(stored, &self.settings.node, *seq);
                 if event.is_none() {
                     tracing::error!(
                         destination = name,

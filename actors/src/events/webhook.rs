@@ -9,7 +9,6 @@ use aws_lc_rs::hmac;
 use futures_util::future::LocalBoxFuture;
 
 use crate::events::destination::{Destination, DestinationError};
-use crate::events::event::Event;
 
 /// The longest answer text quoted in an error: a receiver's bytes are hostile.
 const QUOTED: usize = 200;
@@ -52,8 +51,8 @@ impl Destination for Webhook {
         "webhook"
     }
 
-    fn send(&self, batch: Vec<Event>) -> LocalBoxFuture<'static, Result<(), DestinationError>> {
-        let body = serde_json::to_vec(&batch).unwrap_or_default();
+    fn send(&self, batch: Vec<Vec<u8>>) -> LocalBoxFuture<'static, Result<(), DestinationError>> {
+        let body = json_array(&batch);
         let signature = self.key.as_ref().map(|k| signature(k, &body));
         let client = awc::Client::builder()
             .timeout(self.timeout)
@@ -86,6 +85,20 @@ impl Destination for Webhook {
             )))
         })
     }
+}
+
+/// `[e1,e2,...]` of JSON objects given as bytes.
+fn json_array(events: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + 2);
+    body.push(b'[');
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(event);
+    }
+    body.push(b']');
+    body
 }
 
 #[cfg(test)]

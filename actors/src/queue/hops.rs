@@ -247,29 +247,35 @@ impl Queue {
             }
         }
         let reply = schedule::gave_up("message expired in queue", reason);
+        let relay = hop.to_string();
         for id in gone {
             let indexes = self.due_for(id, hop, u64::MAX);
             let Some(message) = self.messages.get_mut(&id) else {
                 continue;
             };
+            let mut attempts = Vec::with_capacity(indexes.len());
             for i in indexes {
-                let rcpt = &mut message.envelope.recipients[i];
-                tracing::info!(queue_id = %id, to = %rcpt.address, relay = %hop, attempts = rcpt.attempts,
-                    status = "bounced", reply = %reply, "delivery attempt");
-                let bounced = schedule::AttemptResult::Bounced;
-                metrics::counter!("delivery_attempts_total", "status" => bounced.label())
-                    .increment(1);
-                self.totals.count(bounced);
-                self.recent.push(super::recent::RecentDelivery {
-                    at: super::unix_now(),
-                    queue_id: id.to_string(),
-                    to: rcpt.address.clone(),
-                    relay: hop.to_string(),
-                    status: bounced.label(),
-                    reply: reply.to_string(),
-                });
-                rcpt.status = schedule::failed(&reply);
+                message.envelope.recipients[i].status = schedule::failed(&reply);
+                attempts.push((
+                    i,
+                    schedule::Attempt {
+                        result: schedule::AttemptResult::Bounced,
+                        reply: reply.text.clone(),
+                        code: reply.code,
+                        gave_up: true,
+                    },
+                ));
             }
+            let report = super::outcomes::ReportOutcomes {
+                id,
+                relay: &relay,
+                tls: None,
+                now,
+            };
+            self.note_attempts(&report, attempts);
+            let Some(message) = self.messages.get(&id) else {
+                continue;
+            };
             self.committer.update(id, &message.envelope);
             self.put_back(id);
         }
