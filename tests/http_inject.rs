@@ -253,6 +253,15 @@ async fn every_bad_input_is_refused_naming_its_field_and_nothing_is_queued() {
             "content.attachments[0].data",
         ),
     ];
+    // Only the second recipient's message is too large: the first is not queued either.
+    let second_too_large = raw(
+        &format!(
+            r#"{{"email":"b@c.test"}},{{"email":"d@c.test","substitutions":{{"big":"{big_body}"}}}}"#
+        ),
+        r#""Subject: x\n\n{{ big }}""#,
+    );
+    let mut cases = cases;
+    cases.push((second_too_large, 413, "content"));
     for (body, status, field) in &cases {
         let answer = post(port, None, body).await;
         assert_eq!(answer.status, *status, "{body:.200}: {}", answer.body);

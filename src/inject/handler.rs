@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
+use hermod_actors::core::id::QueueId;
 use hermod_actors::protocol::check::{CheckStage, Facts, Verdict};
 use hermod_actors::protocol::session::AcceptedMessage;
 use hermod_actors::protocol::spool_room::SpoolRoom as _;
@@ -55,12 +56,40 @@ pub async fn inject(
         };
         return refused(&refusal, client, name.as_deref());
     }
-    let parsed = Arc::new(parsed);
-    let checked = Arc::new(checked);
-    let each = (0..checked.recipients.len())
-        .map(|i| one_recipient(&state, &parsed, &checked, i, client, tenant.clone()));
+    // Every message is built before any is queued: a request that fails for one
+    // recipient (a template, a size) queues nothing.
+    let built = match build_all(&state, &parsed, &checked, client) {
+        Ok(built) => built,
+        Err(refusal) => return refused(&refusal, client, name.as_deref()),
+    };
+    let each = built
+        .into_iter()
+        .enumerate()
+        .map(|(i, (id, data))| store(&state, &checked, i, id, data, client, tenant.clone()));
     let results = futures_util::future::join_all(each).await;
     answer(&parsed, results, client, name.as_deref())
+}
+
+/// Each recipient's queue id and message.
+fn build_all(
+    state: &InjectState,
+    parsed: &InjectRequest,
+    checked: &Checked,
+    client: std::net::IpAddr,
+) -> Result<Vec<(QueueId, Vec<u8>)>, Refusal> {
+    (0..checked.recipients.len())
+        .map(|i| {
+            let envelope = Envelope {
+                id: state.room.next_id(),
+                index: i,
+                recipient: &checked.recipients[i],
+                hostname: &state.hostname,
+                client,
+            };
+            let data = build::message(parsed, checked, &envelope, state.max_message_size)?;
+            Ok((envelope.id, data))
+        })
+        .collect()
 }
 
 /// What became of one recipient.
@@ -69,28 +98,21 @@ enum Outcome {
     Refused { reason: String, temporary: bool },
 }
 
-async fn one_recipient(
+/// Recipient `i`'s message `data` through the DATA-stage policies and the intake.
+async fn store(
     state: &InjectState,
-    parsed: &InjectRequest,
     checked: &Checked,
     i: usize,
+    id: QueueId,
+    data: Vec<u8>,
     client: std::net::IpAddr,
     tenant: Option<Arc<Tenant>>,
-) -> Result<Outcome, Refusal> {
-    let id = state.room.next_id();
-    let envelope = Envelope {
-        id,
-        index: i,
-        recipient: &checked.recipients[i],
-        hostname: &state.hostname,
-        client,
-    };
-    let data = build::message(parsed, checked, &envelope, state.max_message_size)?;
+) -> Outcome {
     let Some(claim) = state.room.try_claim(data.len() as u64) else {
-        return Ok(Outcome::Refused {
+        return Outcome::Refused {
             reason: "452 4.3.1 Insufficient system storage".into(),
             temporary: true,
-        });
+        };
     };
     let facts = Facts {
         stage: CheckStage::Data,
@@ -110,10 +132,10 @@ async fn one_recipient(
     let acceptance = match state.policies.check(facts).await {
         Verdict::Accept(acceptance) => acceptance,
         Verdict::Defer(reply) | Verdict::Reject(reply) => {
-            return Ok(Outcome::Refused {
+            return Outcome::Refused {
                 temporary: reply.code < 500,
                 reason: reply.to_string(),
-            });
+            };
         }
     };
     let mut data = Vec::with_capacity(message.len() + 1024);
@@ -138,12 +160,12 @@ async fn one_recipient(
     match state.intake.enqueue(accepted, client, deadline).await {
         Ok(id) => {
             claim.stored();
-            Ok(Outcome::Accepted(id.to_string()))
+            Outcome::Accepted(id.to_string())
         }
-        Err(e) => Ok(Outcome::Refused {
+        Err(e) => Outcome::Refused {
             reason: format!("451 4.3.0 {e}"),
             temporary: true,
-        }),
+        },
     }
 }
 
@@ -239,38 +261,26 @@ fn refused(refusal: &Refusal, client: std::net::IpAddr, tenant: Option<&str>) ->
 
 fn answer(
     request: &InjectRequest,
-    results: Vec<Result<Outcome, Refusal>>,
+    results: Vec<Outcome>,
     client: std::net::IpAddr,
     tenant: Option<&str>,
 ) -> HttpResponse {
-    // A recipient whose message cannot be built refuses the whole request: nothing of a
-    // malformed request is queued... unless some were queued already, which the
-    // answer then lists.
     let mut listed = Vec::with_capacity(results.len());
     let (mut accepted, mut temporary) = (0usize, 0usize);
     for (entry, result) in request.recipients.iter().zip(results) {
         match result {
-            Ok(Outcome::Accepted(queue_id)) => {
+            Outcome::Accepted(queue_id) => {
                 accepted += 1;
                 listed.push(
                     json!({"email": entry.email, "status": "accepted", "queue_id": queue_id}),
                 );
             }
-            Ok(Outcome::Refused {
+            Outcome::Refused {
                 reason,
                 temporary: t,
-            }) => {
+            } => {
                 temporary += usize::from(t);
                 listed.push(json!({"email": entry.email, "status": "refused", "temporary": t, "reason": reason}));
-            }
-            Err(refusal) if accepted == 0 && listed.iter().all(|l| l["status"] != "accepted") => {
-                return refused(&refusal, client, tenant);
-            }
-            Err(refusal) => {
-                listed.push(
-                    json!({"email": entry.email, "status": "refused", "temporary": false,
-                    "reason": format!("{}: {}", refusal.field, refusal.reason)}),
-                );
             }
         }
     }
