@@ -74,6 +74,11 @@ pub(crate) struct SinkArgs {
     /// Keep each accepted message as DIR/<n>.eml with its envelope in DIR/<n>.json.
     #[arg(long)]
     store: Option<PathBuf>,
+    /// Serve a web view of the stored messages here (a mail catcher, with MailHog's
+    /// JSON API: /api/v2/messages); without --store they go to a new directory under
+    /// the system's temporary directory.
+    #[arg(long)]
+    ui: Option<std::net::SocketAddr>,
     /// Exit once this many messages have been received (clients get up to 2 s to QUIT).
     #[arg(long)]
     expect: Option<u64>,
@@ -99,12 +104,22 @@ pub(crate) struct SinkArgs {
 pub(crate) async fn run(args: SinkArgs) -> Result<ExitCode> {
     // Before "listening on" is printed: a script may signal as soon as it reads it.
     let mut signals = signals::install();
+    let store = match (&args.store, args.ui) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Some(_)) => {
+            let dir =
+                std::env::temp_dir().join(format!("smtp-blaster-catcher-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Some(dir)
+        }
+        (None, None) => None,
+    };
     let config = SinkConfig {
         listen: args.listen.clone(),
         listen_tls: args.listen_tls.clone(),
         lmtp: args.lmtp,
         hostname: args.hostname.clone(),
-        store: args.store.clone(),
+        store: store.clone(),
         received_log: args.received_log.clone(),
         tempfail: args.tempfail,
         permfail: args.permfail,
@@ -135,6 +150,19 @@ pub(crate) async fn run(args: SinkArgs) -> Result<ExitCode> {
     for addr in sink.tls_addrs() {
         say!("listening (TLS) on {addr}");
     }
+    let catcher = match (args.ui, store) {
+        (Some(listen), Some(dir)) => {
+            let catcher = smtp_blaster::catcher::start(listen, dir.clone())
+                .with_context(|| format!("starting the web view on {listen}"))?;
+            say!(
+                "mail catcher on http://{}/ (messages in {})",
+                catcher.addr,
+                dir.display()
+            );
+            Some(catcher)
+        }
+        _ => None,
+    };
     let ticker = (!args.quiet && std::io::stderr().is_terminal()).then(|| live(&sink));
     tokio::select! {
         () = sink.done() => {}
@@ -144,6 +172,9 @@ pub(crate) async fn run(args: SinkArgs) -> Result<ExitCode> {
         bar.finish_and_clear();
     }
     let summary = sink.shutdown().await;
+    if let Some(catcher) = catcher {
+        catcher.stop().await;
+    }
     if !args.quiet {
         print_summary(&summary);
     }
