@@ -401,3 +401,44 @@ async fn smtp_blaster_inject_loads_the_api_end_to_end() {
     let stored = sink::wait_stored(&dir.path().join("sink"), 500, Duration::from_secs(60)).await;
     assert_eq!(stored.len(), 500, "{}", h.logs().len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_rate_limit_holds_per_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink::start(&dir.path().join("sink")).await;
+    let port = common::free_port();
+    let extra = format!(
+        "[http_inject.tenants.acme]\nkey_file = \"{}\"\n[rate_limit]\nmessages_per_user = 2\n",
+        key_file(dir.path()).display()
+    );
+    let h = Hermod::start(
+        dir.path(),
+        &config(sink.local_addrs()[0].port(), port, &extra),
+    )
+    .await;
+    let answer = post(
+        port,
+        Some(KEY),
+        &newsletter(&["a@x.test", "b@x.test", "c@x.test"]),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = answer.json();
+    assert_eq!(
+        (body["accepted"].as_u64(), body["refused"].as_u64()),
+        (Some(2), Some(1)),
+        "{body}"
+    );
+    let refused = body["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == "refused")
+        .unwrap();
+    assert_eq!(refused["temporary"], true, "{refused}");
+    assert!(
+        refused["reason"].as_str().unwrap().starts_with("4"),
+        "{refused}\n{}",
+        h.logs().join("\n")
+    );
+}

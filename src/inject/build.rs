@@ -11,6 +11,7 @@ use hermod_actors::core::id::QueueId;
 use hermod_actors::protocol::address::Mailbox;
 use hermod_actors::protocol::datetime;
 use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address;
 use mail_builder::headers::text::Text;
 
 use super::request::{Checked, Content, ContentParts, InjectRequest, Refusal};
@@ -37,10 +38,13 @@ pub fn message(
     envelope: &Envelope<'_>,
     max_size: usize,
 ) -> Result<Vec<u8>, Refusal> {
-    let values = substitutions(request, envelope.index);
+    let filler = Filler {
+        values: substitutions(request, envelope.index),
+        limit: max_size,
+    };
     let body = match &request.content {
-        Content::Raw(raw) => crlf(&fill(raw, &values, "content")?),
-        Content::Parts(parts) => from_parts(parts, request, checked, envelope, &values)?,
+        Content::Raw(raw) => crlf(&filler.fill(raw, "content")?),
+        Content::Parts(parts) => from_parts(parts, request, checked, envelope, &filler)?,
     };
     let received = received(envelope);
     if received.len() + body.len() > max_size {
@@ -74,20 +78,65 @@ fn substitutions(request: &InjectRequest, i: usize) -> BTreeMap<String, serde_js
 /// The instructions one template may run.
 const TEMPLATE_FUEL: u64 = 100_000;
 
-/// `template` with its placeholders filled; a text without any is returned as it is.
-fn fill(
-    template: &str,
-    values: &BTreeMap<String, serde_json::Value>,
-    field: &str,
-) -> Result<String, Refusal> {
-    if !template.contains("{{") && !template.contains("{%") {
-        return Ok(template.to_string());
+/// Fills placeholders from one recipient's values, each text bounded by the message's
+/// size limit while it is rendered (a small template can expand a lot).
+struct Filler {
+    values: BTreeMap<String, serde_json::Value>,
+    limit: usize,
+}
+
+impl Filler {
+    /// `template` with its placeholders filled; a text without any is returned as it is.
+    fn fill(&self, template: &str, field: &str) -> Result<String, Refusal> {
+        if !template.contains("{{") && !template.contains("{%") {
+            return Ok(template.to_string());
+        }
+        let mut env = minijinja::Environment::new();
+        // A tenant's template is code: bounded, so a loop cannot hold a worker.
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        let compiled = env
+            .template_from_str(template)
+            .map_err(|e| Refusal::field(field, format!("template: {e}")))?;
+        let mut out = Bounded {
+            bytes: Vec::new(),
+            limit: self.limit,
+            over: false,
+        };
+        match compiled.render_captured_to(&self.values, &mut out) {
+            Ok(_) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+            Err(_) if out.over => Err(Refusal {
+                status: 413,
+                field: field.to_string(),
+                reason: format!(
+                    "filled in, it is over {} octets (smtp.max_message_size)",
+                    self.limit
+                ),
+            }),
+            Err(e) => Err(Refusal::field(field, format!("template: {e}"))),
+        }
     }
-    let mut env = minijinja::Environment::new();
-    // A tenant's template is code: bounded, so a loop cannot hold a worker.
-    env.set_fuel(Some(TEMPLATE_FUEL));
-    env.render_str(template, values)
-        .map_err(|e| Refusal::field(field, format!("template: {e}")))
+}
+
+/// A buffer that refuses to grow past `limit`.
+struct Bounded {
+    bytes: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("over the size limit"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn from_parts(
@@ -95,28 +144,35 @@ fn from_parts(
     request: &InjectRequest,
     checked: &Checked,
     envelope: &Envelope<'_>,
-    values: &BTreeMap<String, serde_json::Value>,
+    filler: &Filler,
 ) -> Result<Vec<u8>, Refusal> {
     let rcpt = &request.recipients[envelope.index];
     let to = envelope.recipient.to_string();
-    let from_name = parts.from.name.clone().unwrap_or_default();
+    let from_name = filler.fill(
+        parts.from.name.as_deref().unwrap_or(""),
+        "content.from.name",
+    )?;
+    let to_name = filler.fill(
+        rcpt.name.as_deref().unwrap_or(""),
+        &format!("recipients[{}].name", envelope.index),
+    )?;
     let mut builder = MessageBuilder::new()
         .message_id(format!("{}@{}", envelope.id, envelope.hostname))
-        .from((from_name, parts.from.email.clone()))
-        .to((rcpt.name.clone().unwrap_or_default(), to))
-        .subject(fill(&parts.subject, values, "content.subject")?);
+        .from(named(from_name, parts.from.email.clone()))
+        .to(named(to_name, to))
+        .subject(filler.fill(&parts.subject, "content.subject")?);
     if let Some(reply_to) = &parts.reply_to {
         builder = builder.reply_to(reply_to.as_str());
     }
     for (name, value) in &parts.headers {
-        let value = fill(value, values, &format!("content.headers.{name}"))?;
+        let value = filler.fill(value, &format!("content.headers.{name}"))?;
         builder = builder.header(name.clone(), Text::new(value));
     }
     if let Some(text) = &parts.text_body {
-        builder = builder.text_body(fill(text, values, "content.text_body")?);
+        builder = builder.text_body(filler.fill(text, "content.text_body")?);
     }
     if let Some(html) = &parts.html_body {
-        builder = builder.html_body(fill(html, values, "content.html_body")?);
+        builder = builder.html_body(filler.fill(html, "content.html_body")?);
     }
     for (attachment, data) in parts.attachments.iter().zip(&checked.attachments) {
         builder = builder.attachment(
@@ -128,6 +184,15 @@ fn from_parts(
     builder
         .write_to_vec()
         .map_err(|e| Refusal::field("content", format!("building the message: {e}")))
+}
+
+/// `"Name" <address>`, or the bare address without a name.
+fn named(name: String, address: String) -> Address<'static> {
+    if name.trim().is_empty() {
+        Address::from(address)
+    } else {
+        Address::from((name, address))
+    }
 }
 
 /// Line ends made CRLF.
@@ -189,6 +254,10 @@ mod tests {
             bob.starts_with("Received: from [127.0.0.1]\r\n\tby relay.test (hermod) with HTTP id ")
         );
         assert!(bob.contains("Subject: Hello Bob\r\n"), "{bob}");
+        assert!(
+            bob.contains("From: \"The Shop\" <news@shop.test>\r\n"),
+            "{bob}"
+        );
         assert!(bob.contains("X-Campaign-Id: cBob\r\n"), "{bob}");
         assert!(
             bob.contains("To: <bob@x.test>\r\n") || bob.contains("To: bob@x.test\r\n"),
@@ -218,6 +287,18 @@ mod tests {
             "{message}"
         );
         assert!(!message.replace("\r\n", "").contains('\n'));
+    }
+
+    #[test]
+    fn a_template_that_expands_past_the_limit_stops_there() {
+        let json = r#"{"envelope_sender":"a@b.test","recipients":[{"email":"c@d.test","substitutions":{"big":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}],
+            "content":{"from":{"email":"a@b.test"},"subject":"s","text_body":"{% for i in range(100000) %}{{ big }}{% endfor %}"}}"#;
+        let refused = build(json, 0).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.field.as_str()),
+            (413, "content.text_body"),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 use hermod_actors::core::id::QueueId;
-use hermod_actors::protocol::check::{CheckStage, Facts, Verdict};
+use hermod_actors::protocol::check::{Acceptance, CheckStage, Facts, Verdict};
 use hermod_actors::protocol::session::AcceptedMessage;
 use hermod_actors::protocol::spool_room::SpoolRoom as _;
 use serde_json::json;
@@ -77,19 +77,32 @@ fn build_all(
     checked: &Checked,
     client: std::net::IpAddr,
 ) -> Result<Vec<(QueueId, Vec<u8>)>, Refusal> {
-    (0..checked.recipients.len())
-        .map(|i| {
-            let envelope = Envelope {
-                id: state.room.next_id(),
-                index: i,
-                recipient: &checked.recipients[i],
-                hostname: &state.hostname,
-                client,
-            };
-            let data = build::message(parsed, checked, &envelope, state.max_message_size)?;
-            Ok((envelope.id, data))
-        })
-        .collect()
+    // What one request may hold in memory as built messages at once.
+    let budget = (2 * state.max_request_size).max(state.max_message_size);
+    let mut total = 0usize;
+    let mut built = Vec::with_capacity(checked.recipients.len());
+    for i in 0..checked.recipients.len() {
+        let envelope = Envelope {
+            id: state.room.next_id(),
+            index: i,
+            recipient: &checked.recipients[i],
+            hostname: &state.hostname,
+            client,
+        };
+        let data = build::message(parsed, checked, &envelope, state.max_message_size)?;
+        total += data.len();
+        if total > budget {
+            return Err(Refusal {
+                status: 413,
+                field: "recipients".into(),
+                reason: format!(
+                    "the messages of this request come to more than {budget} octets (twice http_inject.max_request_size): send fewer recipients a request"
+                ),
+            });
+        }
+        built.push((envelope.id, data));
+    }
+    Ok(built)
 }
 
 /// What became of one recipient.
@@ -98,7 +111,7 @@ enum Outcome {
     Refused { reason: String, temporary: bool },
 }
 
-/// Recipient `i`'s message `data` through the DATA-stage policies and the intake.
+/// Recipient `i`'s message `data` through the policies and the intake.
 async fn store(
     state: &InjectState,
     checked: &Checked,
@@ -114,30 +127,11 @@ async fn store(
             temporary: true,
         };
     };
-    let facts = Facts {
-        stage: CheckStage::Data,
-        sender: Some(checked.sender.to_string()),
-        recipients: vec![checked.recipients[i].to_string()],
-        user: tenant.as_ref().map(|t| t.name.clone()),
-        user_senders: tenant
-            .as_ref()
-            .map(|t| t.senders.clone())
-            .unwrap_or_default(),
-        size: data.len(),
-        message: Some(Arc::new(data)),
-        queue_id: Some(id),
-        ..Facts::connect(client, false)
-    };
-    let message = facts.message.clone().expect("set above");
-    let acceptance = match state.policies.check(facts).await {
-        Verdict::Accept(acceptance) => acceptance,
-        Verdict::Defer(reply) | Verdict::Reject(reply) => {
-            return Outcome::Refused {
-                temporary: reply.code < 500,
-                reason: reply.to_string(),
-            };
-        }
-    };
+    let (acceptance, message) =
+        match ask_policies(state, checked, i, id, data, client, tenant.as_deref()).await {
+            Ok(answer) => answer,
+            Err(refused) => return refused,
+        };
     let mut data = Vec::with_capacity(message.len() + 1024);
     for header in &acceptance.headers {
         data.extend_from_slice(header.as_bytes());
@@ -166,6 +160,61 @@ async fn store(
             reason: format!("451 4.3.0 {e}"),
             temporary: true,
         },
+    }
+}
+
+/// Message `data` of recipient `i` through the policies of MAIL, RCPT and DATA; what the
+/// last added (DKIM signature headers, a hold), or the refusal.
+async fn ask_policies(
+    state: &InjectState,
+    checked: &Checked,
+    i: usize,
+    id: QueueId,
+    data: Vec<u8>,
+    client: std::net::IpAddr,
+    tenant: Option<&Tenant>,
+) -> Result<(Acceptance, Arc<Vec<u8>>), Outcome> {
+    // The per-message and per-recipient policies (rate limits per user among them), as
+    // an SMTP client's MAIL and RCPT meet them: each message is one transaction.
+    let user = tenant.map(|t| t.name.clone());
+    let senders = tenant.map(|t| t.senders.clone()).unwrap_or_default();
+    for stage in [CheckStage::Mail, CheckStage::Rcpt] {
+        let facts = Facts {
+            stage,
+            sender: Some(checked.sender.to_string()),
+            recipients: match stage {
+                CheckStage::Rcpt => vec![checked.recipients[i].to_string()],
+                _ => Vec::new(),
+            },
+            user: user.clone(),
+            user_senders: senders.clone(),
+            ..Facts::connect(client, false)
+        };
+        if let Verdict::Defer(reply) | Verdict::Reject(reply) = state.policies.check(facts).await {
+            return Err(Outcome::Refused {
+                temporary: reply.code < 500,
+                reason: reply.to_string(),
+            });
+        }
+    }
+    let message = Arc::new(data);
+    let facts = Facts {
+        stage: CheckStage::Data,
+        sender: Some(checked.sender.to_string()),
+        recipients: vec![checked.recipients[i].to_string()],
+        user,
+        user_senders: senders,
+        size: message.len(),
+        message: Some(message.clone()),
+        queue_id: Some(id),
+        ..Facts::connect(client, false)
+    };
+    match state.policies.check(facts).await {
+        Verdict::Accept(acceptance) => Ok((acceptance, message)),
+        Verdict::Defer(reply) | Verdict::Reject(reply) => Err(Outcome::Refused {
+            temporary: reply.code < 500,
+            reason: reply.to_string(),
+        }),
     }
 }
 

@@ -167,7 +167,15 @@ pub fn check(
         .recipients
         .iter()
         .enumerate()
-        .map(|(i, r)| mailbox(&r.email, hostname, &format!("recipients[{i}].email")))
+        .map(|(i, r)| {
+            if r.name.as_deref().is_some_and(|n| n.contains(['\r', '\n'])) {
+                return Err(Refusal::field(
+                    format!("recipients[{i}].name"),
+                    "a header value may not hold a line break",
+                ));
+            }
+            mailbox(&r.email, hostname, &format!("recipients[{i}].email"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let attachments = match &request.content {
         Content::Raw(raw) => {
@@ -225,10 +233,10 @@ fn check_parts(parts: &ContentParts, hostname: &str) -> Result<Vec<Vec<u8>>, Ref
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            if !a.content_type.contains('/') || a.content_type.contains(['\r', '\n', ';']) {
+            if !is_mime_type(&a.content_type) {
                 return Err(Refusal::field(
                     format!("content.attachments[{i}].content_type"),
-                    "not a MIME type (type/subtype)",
+                    "not a MIME type (type/subtype, RFC 2045 tokens; not multipart)",
                 ));
             }
             one_line(format!("content.attachments[{i}].file_name"), &a.file_name)?;
@@ -242,6 +250,20 @@ fn check_parts(parts: &ContentParts, hostname: &str) -> Result<Vec<Vec<u8>>, Ref
                 })
         })
         .collect()
+}
+
+/// `type/subtype` of RFC 2045 tokens, and not a multipart (an attachment is one part).
+fn is_mime_type(text: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 127
+            && t.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+    };
+    match text.split_once('/') {
+        Some((kind, sub)) => token(kind) && token(sub) && !kind.eq_ignore_ascii_case("multipart"),
+        None => false,
+    }
 }
 
 /// `local@domain` as SMTP would take it in RCPT TO.
@@ -301,6 +323,16 @@ mod tests {
             assert_eq!(refused.field, field, "{json}: {refused:?}");
             assert_eq!(refused.status, 422);
         }
+        for bad in [
+            "text",
+            "multipart/mixed",
+            "text/plain; x=1",
+            "te xt/plain",
+            "text/\"x\"",
+        ] {
+            assert!(!is_mime_type(bad), "{bad}");
+        }
+        assert!(is_mime_type("application/vnd.ms-excel"));
         let many = format!(
             r#"{{"envelope_sender":"","recipients":[{}],"content":"Subject: x\n\nx"}}"#,
             [r#"{"email":"c@d.test"}"#; 11].join(",")

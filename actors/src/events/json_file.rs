@@ -40,21 +40,38 @@ impl JsonFile {
 impl FileState {
     fn write(&mut self, lines: &[u8]) -> std::io::Result<()> {
         if self.file.is_none() {
+            let existed = self.path.exists();
             self.file = Some(
                 OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(&self.path)?,
             );
+            if !existed {
+                // A new file is durable only once its directory entry is.
+                self.sync_directory()?;
+            }
         }
         let file = self.file.as_mut().expect("opened above");
-        if file.metadata()?.len() > 0 && file.metadata()?.len() + lines.len() as u64 > self.max_size
-        {
+        let before = file.metadata()?.len();
+        if before > 0 && before + lines.len() as u64 > self.max_size {
             self.rotate()?;
             return self.write(lines);
         }
-        file.write_all(lines)?;
-        file.sync_data()
+        let written = file.write_all(lines).and_then(|()| file.sync_data());
+        if written.is_err() {
+            // No half line before the batch's retry.
+            let _ = file.set_len(before);
+        }
+        written
+    }
+
+    fn sync_directory(&self) -> std::io::Result<()> {
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        File::open(dir)?.sync_all()
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
@@ -71,7 +88,8 @@ impl FileState {
         for n in (1..self.keep).rev() {
             let _ = std::fs::rename(numbered(n), numbered(n + 1));
         }
-        std::fs::rename(&self.path, numbered(1))
+        std::fs::rename(&self.path, numbered(1))?;
+        self.sync_directory()
     }
 }
 

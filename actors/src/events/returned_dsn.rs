@@ -1,9 +1,10 @@
 //! DSNs that come back later: a receiver that accepted a message and failed it afterwards
-//! sends a delivery status notification (RFC 3464) to the sender, which may be a domain
-//! hermod receives for. Such a report names the message by the headers it returns:
-//! hermod's own `Received: ... by HOST (hermod) with ... id QUEUEID` line (or the
-//! `X-Hermod-Queue-ID` of a hermod bounce). Each failed recipient it lists becomes an `OOB`
-//! event with its class, tied to the original queue id.
+//! sends a delivery status notification (RFC 3464), from the null sender, to the sender,
+//! which may be a domain hermod receives for. Such a report names the message by the
+//! headers it returns: the `Received: ... by HOST (hermod) with ... id QUEUEID` line this
+//! node wrote. Each failed recipient it lists (at most [`MAX_FAILURES`]) becomes an `OOB`
+//! event with its class, tied to the original queue id. Anyone can send such a report:
+//! the events say what a report claimed, bounded per report.
 
 use mail_parser::{MessageParser, MimeHeaders};
 
@@ -30,6 +31,9 @@ pub struct ReturnedFailure {
 
 /// The longest report read: DSNs are small, and a peer's bytes are hostile.
 const MAX_REPORT: usize = 1024 * 1024;
+
+/// Failed recipients taken from one report: a forged report cannot flood the event log.
+pub const MAX_FAILURES: usize = 100;
 
 /// Whether `message` (its header section, at least) says it is a delivery status report:
 /// a cheap look before the parse, which only such a message pays.
@@ -58,7 +62,7 @@ pub fn failures(message: &[u8], own_mta: &str, rules: &BounceRules) -> Vec<Retur
         Some(end) => &message[end..],
         None => return Vec::new(),
     };
-    let Some(queue_id) = original_queue_id(&String::from_utf8_lossy(body)) else {
+    let Some(queue_id) = original_queue_id(&String::from_utf8_lossy(body), own_mta) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -84,6 +88,9 @@ pub fn failures(message: &[u8], own_mta: &str, rules: &BounceRules) -> Vec<Retur
             return Vec::new();
         }
         for group in groups {
+            if out.len() == MAX_FAILURES {
+                break;
+            }
             let action = field(&group, "action").unwrap_or_default();
             if !action.eq_ignore_ascii_case("failed") && !action.eq_ignore_ascii_case("delayed") {
                 continue;
@@ -119,28 +126,17 @@ pub fn failures(message: &[u8], own_mta: &str, rules: &BounceRules) -> Vec<Retur
     out
 }
 
-/// hermod's queue id in the returned headers: its `Received:` line, or a hermod bounce's
-/// `X-Hermod-Queue-ID:`.
-fn original_queue_id(text: &str) -> Option<String> {
-    let id_after = |marker: &str| {
-        let at = text.find(marker)? + marker.len();
-        let rest = &text[at..];
-        let rest = rest.split_once(" id ")?.1;
-        let id: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
-        (!id.is_empty()).then_some(id)
-    };
-    id_after("(hermod) with ").or_else(|| {
-        let at = text.find("X-Hermod-Queue-ID:")? + "X-Hermod-Queue-ID:".len();
-        let id: String = text[at..]
-            .trim_start()
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
-        (!id.is_empty()).then_some(id)
-    })
+/// hermod's queue id in the returned headers: the `Received:` line `own_mta` wrote (a
+/// hermod bounce's `X-Hermod-Queue-ID` names the reporting node's message, not ours).
+fn original_queue_id(text: &str, own_mta: &str) -> Option<String> {
+    let marker = format!("by {own_mta} (hermod) with ");
+    let at = text.find(&marker)? + marker.len();
+    let rest = text[at..].split_once(" id ")?.1;
+    let id: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    (!id.is_empty()).then_some(id)
 }
 
 /// The field groups of a delivery-status body (per-message first, then one per
@@ -211,6 +207,18 @@ Final-Recipient: rfc822; ok@remote.test\r\nAction: delivered\r\nStatus: 2.0.0\r\
         assert_eq!(f.diagnostic, "550 5.2.1 mailbox disabled");
         assert_eq!(f.class, BounceClass::InactiveMailbox);
         assert_eq!(f.reporting_mta, "mx.remote.test");
+    }
+
+    #[test]
+    fn another_nodes_received_line_is_not_ours() {
+        assert!(
+            failures(
+                dsn("mx.remote.test").as_bytes(),
+                "other.test",
+                &BounceRules::shipped()
+            )
+            .is_empty()
+        );
     }
 
     #[test]

@@ -54,7 +54,10 @@ impl Destination for Webhook {
     fn send(&self, batch: Vec<Vec<u8>>) -> LocalBoxFuture<'static, Result<(), DestinationError>> {
         let body = json_array(&batch);
         let signature = self.key.as_ref().map(|k| signature(k, &body));
+        // A redirect would be followed as a GET without the body, and its 2xx taken
+        // for the batch's acknowledgement: a 3xx is a refusal instead.
         let client = awc::Client::builder()
+            .disable_redirects()
             .timeout(self.timeout)
             .connector(awc::Connector::new().rustls_0_23(self.tls.clone()))
             .finish();

@@ -5,7 +5,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Queue, QueuedMessage, unix_now};
+use super::{Queue, QueuedMessage, schedule, unix_now};
+use crate::core::bounce_class::BounceClass;
 use crate::core::id::QueueId;
 use crate::queue::dsn::{self, BounceRequest, FailedRecipient};
 use crate::store::spool::{Envelope, RecipientState, RecipientStatus, SpoolError};
@@ -26,7 +27,11 @@ impl Queue {
                     address: r.address.clone(),
                     status: *code,
                     diagnostic: reply.clone(),
-                    class: rules.classify(*code, reply).class,
+                    class: if schedule::is_gave_up(*code, reply) {
+                        BounceClass::MessageExpired
+                    } else {
+                        rules.classify(*code, reply).class
+                    },
                 }),
                 _ => None,
             })

@@ -154,7 +154,8 @@ fn intake_events(
         .map(|r| r.address.clone())
         .collect();
     let mut out = vec![reception.to_bytes()];
-    if returned_dsn::looks_like_dsn(data) {
+    // DSNs come from the null sender (RFC 3464 §2); anything else is not one.
+    if envelope.sender.is_empty() && returned_dsn::looks_like_dsn(data) {
         let rules = events.rules.current();
         for failure in returned_dsn::failures(data, &events.node, &rules) {
             let mut oob = Event::about(EventKind::Oob, &events.node, &failure.queue_id, envelope);

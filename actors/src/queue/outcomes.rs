@@ -35,12 +35,17 @@ impl Queue {
         let mut events = Vec::new();
         for (i, attempt) in attempts {
             let rcpt = &envelope.recipients[i];
-            let class = (attempt.result != AttemptResult::Sent).then(|| {
-                self.settings
-                    .bounce_rules
-                    .classify(attempt.code, &attempt.reply)
-                    .class
-            });
+            // A give-up is an expiry, whatever the last reply it quotes says.
+            let class = match attempt.result {
+                AttemptResult::Sent => None,
+                _ if attempt.gave_up => Some(BounceClass::MessageExpired),
+                _ => Some(
+                    self.settings
+                        .bounce_rules
+                        .classify(attempt.code, &attempt.reply)
+                        .class,
+                ),
+            };
             log_attempt(report, envelope, i, &attempt, class);
             let status = attempt.result.label();
             metrics::counter!("delivery_attempts_total", "status" => status).increment(1);

@@ -128,6 +128,12 @@ pub fn gave_up(why: &str, last_reply: &str) -> Status {
     Status::local(GAVE_UP, format!("{why}; last reply: {last_reply}"))
 }
 
+/// Whether a failed recipient's `code` and `reply` are hermod's own give-up
+/// ([`gave_up`]): its class is `MessageExpired`, whatever the last reply quoted in it says.
+pub fn is_gave_up(code: EnhancedCode, reply: &str) -> bool {
+    code == GAVE_UP && reply.contains("; last reply: ")
+}
+
 /// A recipient's failed state from the status that failed it.
 pub fn failed(status: &Status) -> RecipientStatus {
     RecipientStatus::Failed {

@@ -99,7 +99,7 @@ impl Committer {
                         Request::Withdraw(id) => {
                             withdraw(writer_spool.as_ref(), id);
                             if let Some(events) = &writer_events
-                                && let Err(e) = events.withdraw_reception(&id.to_string())
+                                && let Err(e) = events.withdraw(id)
                             {
                                 tracing::error!(queue_id = %id, error = %e, "cannot take a withdrawn message's event out of the event log");
                             }
@@ -270,7 +270,11 @@ fn stopped() -> SpoolError {
 /// Someone waiting for the next flush.
 enum Waiter {
     /// A new message, written: answered with its envelope.
-    Stored(oneshot::Sender<Result<Envelope, SpoolError>>, Envelope),
+    Stored(
+        oneshot::Sender<Result<Envelope, SpoolError>>,
+        Envelope,
+        QueueId,
+    ),
     /// The Queue's delivery state.
     Flush(oneshot::Sender<Result<(), SpoolError>>),
 }
@@ -283,6 +287,10 @@ fn flush(spool: &dyn Spool, events: Option<&EventLog>, group: Vec<Waiter>) {
     let result = spool.flush();
     if let (Some(events), Some(seq), Ok(())) = (events, events_written, &result) {
         events.flushed_up_to(seq);
+        events.settled(group.iter().filter_map(|w| match w {
+            Waiter::Stored(_, _, id) => Some(*id),
+            Waiter::Flush(_) => None,
+        }));
     }
     metrics::histogram!("queue_flush_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("queue_flush_group_size").record(group.len() as f64);
@@ -291,7 +299,7 @@ fn flush(spool: &dyn Spool, events: Option<&EventLog>, group: Vec<Waiter>) {
     }
     for waiter in group {
         match waiter {
-            Waiter::Stored(reply, envelope) => {
+            Waiter::Stored(reply, envelope, _) => {
                 let _ = reply.send(result.clone().map(|()| envelope));
             }
             Waiter::Flush(reply) => {
@@ -336,10 +344,12 @@ fn write(spool: &dyn Spool, events: Option<&EventLog>, request: StoreRequest) ->
     };
     match written {
         Ok(()) => {
-            for event in &new_events {
-                append(events, event);
+            if let Some(events) = events
+                && let Err(e) = events.append_for(id, &new_events)
+            {
+                tracing::error!(queue_id = %id, error = %e, "cannot append a delivery event to the event log");
             }
-            Some(Waiter::Stored(reply, envelope))
+            Some(Waiter::Stored(reply, envelope, id))
         }
         Err(e) => {
             metrics::counter!("queue_enqueue_errors_total").increment(1);

@@ -6,10 +6,12 @@
 //! past `max_backlog` the oldest events are dropped, counted and logged, so a destination
 //! that stays down never fills the disk.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::core::id::QueueId;
 use crate::store::spool::SpoolError;
 
 /// Events appended and not yet pruned, the cursors of their destinations, and how far a
@@ -28,6 +30,8 @@ pub struct EventLog {
     kept: AtomicU64,
     /// The destinations in force: pruning keeps what the slowest of them has not had.
     destinations: Mutex<Vec<String>>,
+    /// Events of new messages whose flush has not been answered yet, by message.
+    pending: Mutex<HashMap<QueueId, Vec<u64>>>,
     max_backlog: u64,
 }
 
@@ -41,12 +45,19 @@ impl EventLog {
             Some((key, _)) => seq_of(&key),
             None => 0,
         };
-        // Sequence numbers go on from the last kept event, or from the clock when none is
-        // kept, so an event id is never given twice across restarts.
+        // Sequence numbers go on from the last kept event or the furthest cursor (which is
+        // past every event a destination had, pruned or not), or from the clock if that is
+        // further: an event id is never given twice across restarts, even when the clock
+        // stepped back while the log was empty.
+        let mut furthest = 0;
+        for entry in cursors.iter() {
+            let (_, value) = entry?;
+            furthest = furthest.max(seq_of(&value));
+        }
         let now_micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
-        let next = (last + 1).max(now_micros);
+        let next = (last + 1).max(furthest).max(now_micros);
         Ok(EventLog {
             kept: AtomicU64::new(events.len() as u64),
             events,
@@ -55,6 +66,7 @@ impl EventLog {
             written: AtomicU64::new(last),
             flushed: tokio::sync::watch::Sender::new(last),
             destinations: Mutex::new(Vec::new()),
+            pending: Mutex::new(HashMap::new()),
             max_backlog: max_backlog.max(1),
         })
     }
@@ -161,19 +173,52 @@ impl EventLog {
         self.kept.load(Ordering::Relaxed)
     }
 
-    /// Takes out the `Reception` event of message `queue_id`, which its client was told
-    /// 451 for after all (a rare path: the newest events are searched).
-    pub fn withdraw_reception(&self, queue_id: &str) -> Result<(), SpoolError> {
-        let needle = format!("\"queue_id\":\"{queue_id}\"");
-        for entry in self.events.iter().rev().take(10_000) {
-            let (key, value) = entry?;
-            let text = String::from_utf8_lossy(&value);
-            if text.contains("\"type\":\"Reception\"") && text.contains(&needle) {
-                self.events.remove(key)?;
-                self.kept.fetch_sub(1, Ordering::Relaxed);
-                return Ok(());
-            }
+    /// Appends the events of new message `id` (its `Reception`, and `OOB` for a returned
+    /// DSN) and remembers them until its flush is answered ([`EventLog::settled`]), so a
+    /// message its client is told 451 for takes its events back out
+    /// ([`EventLog::withdraw`]).
+    pub fn append_for(&self, id: QueueId, events: &[Vec<u8>]) -> Result<(), SpoolError> {
+        let mut seqs = Vec::with_capacity(events.len());
+        for event in events {
+            seqs.push(self.append(event)?);
         }
+        if !seqs.is_empty() {
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, seqs);
+        }
+        Ok(())
+    }
+
+    /// Messages `ids` are on disk and their clients answered: their events stay.
+    pub fn settled(&self, ids: impl Iterator<Item = QueueId>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.is_empty() {
+            return;
+        }
+        for id in ids {
+            pending.remove(&id);
+        }
+    }
+
+    /// Takes the events of message `id`, which its client was told 451 for, back out.
+    pub fn withdraw(&self, id: QueueId) -> Result<(), SpoolError> {
+        let seqs = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        let Some(seqs) = seqs else {
+            return Ok(());
+        };
+        let mut batch = sled::Batch::default();
+        for seq in &seqs {
+            batch.remove(&seq.to_be_bytes());
+        }
+        self.events.apply_batch(batch)?;
+        self.kept
+            .fetch_sub((seqs.len() as u64).min(self.kept()), Ordering::Relaxed);
         Ok(())
     }
 
@@ -268,6 +313,26 @@ mod tests {
     }
 
     #[test]
+    fn a_withdrawn_message_takes_its_events_back_and_a_settled_one_keeps_them() {
+        let (_dir, log) = log(100);
+        log.append_for(QueueId(1), &[b"r1".to_vec(), b"o1".to_vec()])
+            .unwrap();
+        log.append_for(QueueId(2), &[b"r2".to_vec()]).unwrap();
+        log.settled([QueueId(2)].into_iter());
+        log.withdraw(QueueId(1)).unwrap();
+        log.withdraw(QueueId(2)).unwrap();
+        log.flushed_up_to(log.written());
+        let left: Vec<Vec<u8>> = log
+            .batch(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        assert_eq!(left, [b"r2".to_vec()]);
+        assert_eq!(log.kept(), 1);
+    }
+
+    #[test]
     fn a_full_backlog_drops_the_oldest_and_moves_cursors_on() {
         let (_dir, log) = log(10);
         log.set_destinations(&["a".into()]).unwrap();
@@ -278,6 +343,20 @@ mod tests {
         }
         assert_eq!(log.kept(), 10);
         assert_eq!(log.cursor("a").unwrap(), first + 1);
+    }
+
+    #[test]
+    fn sequence_numbers_go_on_past_every_cursor_when_all_was_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = EventLog::open(&db, 100).unwrap();
+        log.set_destinations(&["a".into()]).unwrap();
+        // A cursor far ahead of the clock: as if the clock had stepped back since.
+        let ahead = u64::MAX / 2;
+        log.acknowledge("a", ahead).unwrap();
+        drop(log);
+        let again = EventLog::open(&db, 100).unwrap();
+        assert!(again.append(b"y").unwrap() >= ahead);
     }
 
     #[test]

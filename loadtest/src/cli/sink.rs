@@ -104,16 +104,7 @@ pub(crate) struct SinkArgs {
 pub(crate) async fn run(args: SinkArgs) -> Result<ExitCode> {
     // Before "listening on" is printed: a script may signal as soon as it reads it.
     let mut signals = signals::install();
-    let store = match (&args.store, args.ui) {
-        (Some(dir), _) => Some(dir.clone()),
-        (None, Some(_)) => {
-            let dir =
-                std::env::temp_dir().join(format!("smtp-blaster-catcher-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            Some(dir)
-        }
-        (None, None) => None,
-    };
+    let store = store_dir(&args)?;
     let config = SinkConfig {
         listen: args.listen.clone(),
         listen_tls: args.listen_tls.clone(),
@@ -150,19 +141,7 @@ pub(crate) async fn run(args: SinkArgs) -> Result<ExitCode> {
     for addr in sink.tls_addrs() {
         say!("listening (TLS) on {addr}");
     }
-    let catcher = match (args.ui, store) {
-        (Some(listen), Some(dir)) => {
-            let catcher = smtp_blaster::catcher::start(listen, dir.clone())
-                .with_context(|| format!("starting the web view on {listen}"))?;
-            say!(
-                "mail catcher on http://{}/ (messages in {})",
-                catcher.addr,
-                dir.display()
-            );
-            Some(catcher)
-        }
-        _ => None,
-    };
+    let catcher = start_catcher(args.ui, store)?;
     let ticker = (!args.quiet && std::io::stderr().is_terminal()).then(|| live(&sink));
     tokio::select! {
         () = sink.done() => {}
@@ -183,6 +162,39 @@ pub(crate) async fn run(args: SinkArgs) -> Result<ExitCode> {
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where accepted messages are kept: `--store`, or a new directory under the system's
+/// temporary directory for `--ui` alone.
+fn store_dir(args: &SinkArgs) -> Result<Option<PathBuf>> {
+    match (&args.store, args.ui) {
+        (Some(dir), _) => Ok(Some(dir.clone())),
+        (None, Some(_)) => {
+            let dir =
+                std::env::temp_dir().join(format!("smtp-blaster-catcher-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Ok(Some(dir))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The web view of `store` at `ui`, when asked for.
+fn start_catcher(
+    ui: Option<std::net::SocketAddr>,
+    store: Option<PathBuf>,
+) -> Result<Option<smtp_blaster::catcher::CatcherHandle>> {
+    let (Some(listen), Some(dir)) = (ui, store) else {
+        return Ok(None);
+    };
+    let catcher = smtp_blaster::catcher::start(listen, dir.clone())
+        .with_context(|| format!("starting the web view on {listen}"))?;
+    say!(
+        "mail catcher on http://{}/ (messages in {})",
+        catcher.addr,
+        dir.display()
+    );
+    Ok(Some(catcher))
 }
 
 /// A live line of counters on a terminal.
