@@ -11,7 +11,7 @@ use super::{AdminState, auth};
 
 /// The scrape.
 pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse {
-    if state.prometheus.is_some() {
+    if state.seen.prometheus.is_some() {
         process_collector().collect();
         // The per-destination gauges are counted at scrape time (at most every 5 s).
         let counting = state.clone();
@@ -30,7 +30,7 @@ pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse
             tracing::warn!(reason = %reason, "cannot count the queue by destination for /metrics");
         }
     }
-    match &state.prometheus {
+    match &state.seen.prometheus {
         Some(handle) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
             .body(handle.render()),

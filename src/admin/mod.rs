@@ -66,8 +66,8 @@ pub struct AdminState {
     pub draining: watch::Receiver<bool>,
     /// When hermod started.
     pub started: Instant,
-    /// The Prometheus recorder's handle; `None` when `admin.metrics` is off.
-    pub prometheus: Option<PrometheusHandle>,
+    /// What hermod shows of itself: its metrics and its recent warnings.
+    pub seen: Seen,
     /// The bearer token; `None`: none configured (loopback only).
     pub token: Option<String>,
     /// Every request needs the token (the admin listener is not on loopback).
@@ -82,6 +82,14 @@ pub struct AdminState {
     pub users: hermod_actors::store::users::UserStore,
     /// AUTH's failure counts (`hermod auth lockouts|unlock`); `None` when AUTH is off.
     pub auth: Option<Arc<hermod_actors::inbound::auth::Authenticator>>,
+}
+
+/// What the admin server shows of hermod itself.
+pub struct Seen {
+    /// The Prometheus recorder's handle; `None` when `admin.metrics` is off.
+    pub prometheus: Option<PrometheusHandle>,
+    /// The warnings and errors logged lately (`GET /api/log/recent`).
+    pub recent: crate::logging::recent::RecentProblems,
 }
 
 impl AdminState {
@@ -200,6 +208,11 @@ pub fn start(state: AdminState, at: AdminListeners) -> anyhow::Result<Bound> {
     Ok(bound)
 }
 
+/// `GET /api/log/recent`: the warnings and errors logged lately, oldest first.
+async fn recent_problems(_may: auth::MayRead, state: web::Data<AdminState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "lines": state.seen.recent.lines() }))
+}
+
 /// Every route of the admin API.
 fn routes<T>(app: App<T>) -> App<T>
 where
@@ -232,6 +245,7 @@ where
             web::post().to(queue::act_on_matching),
         )
         .route("/metrics", web::get().to(metrics::get))
+        .route("/api/log/recent", web::get().to(recent_problems))
         .route("/api/maintenance", web::get().to(maintenance::get))
         .route("/api/maintenance", web::put().to(maintenance::put))
         .route("/api/auth/lockouts", web::get().to(auth_lockouts::list))

@@ -16,12 +16,14 @@ pub mod admin_client;
 pub mod auth;
 pub mod bounce;
 pub mod config_get;
+pub mod diagnose;
 pub mod dkim;
 pub mod maintenance;
 pub mod queue;
 mod queue_text;
 pub mod route;
 pub mod serve;
+pub mod spool;
 pub mod user;
 
 /// hermod, a mail transfer agent built as a system of actors. Without a command it
@@ -87,6 +89,19 @@ enum Command {
     /// Bounce classification: `classify "REPLY"` prints the class a reply gets and the
     /// rule that gave it.
     Bounce(bounce::BounceArgs),
+    /// One .tar.gz for a bug report: version, configuration (secrets hidden), and the
+    /// running server's health, queue, hops, recent warnings and metrics.
+    Diagnose {
+        /// Where the archive goes (default: hermod-diagnose-HOST-TIME.tar.gz here).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Configuration file, as for `serve`.
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// The spool of a stopped hermod: `check [--repair]` reads every record and names the
+    /// damaged ones; `compact --into DIR` writes a compacted copy.
+    Spool(spool::SpoolArgs),
     /// Turn maintenance mode on or off in the running hermod: while on, new SMTP
     /// connections get 421 4.3.2 and deliveries go on.
     Maintenance {
@@ -127,6 +142,8 @@ impl Cli {
             Command::User(args) => user::run(args),
             Command::Dkim(args) => dkim::run(args),
             Command::Bounce(args) => bounce::run(args),
+            Command::Spool(args) => spool::run(args),
+            Command::Diagnose { out, config } => diagnose::run(config, out),
             Command::Auth(args) => auth::run(args),
             Command::Maintenance {
                 state,

@@ -37,7 +37,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let _log_guard = logging::init(&config.log);
+    let recent = logging::recent::RecentProblems::default();
+    let _log_guard = logging::init(&config.log, &recent);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %source, "hermod starting");
     for name in &ignored {
         tracing::warn!(
@@ -47,7 +48,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
     // A reload reads the same file and environment, validated the same way.
     let reload = Box::new(move || config::load(path.as_deref(), &env).map(|(c, _)| c));
-    match wiring::run(config, wiring::shutdown_signal(), reload) {
+    match wiring::run(config, wiring::shutdown_signal(), reload, recent) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "hermod failed");

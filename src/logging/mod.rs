@@ -13,6 +13,7 @@
 
 mod batch_writer;
 pub mod debug_peers;
+pub mod recent;
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -25,8 +26,9 @@ use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::Writer;
 
 /// Installs the global subscriber. Keep the guard until exit: dropping it writes what is
-/// still buffered. A second call (tests) installs nothing.
-pub fn init(config: &LogConfig) -> FlushGuard {
+/// still buffered. A second call (tests) installs nothing. The warnings and errors logged
+/// are also kept in `recent`, for the admin API and `hermod diagnose`.
+pub fn init(config: &LogConfig, recent: &recent::RecentProblems) -> FlushGuard {
     use tracing_subscriber::prelude::*;
     let level = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
     debug_peers::set(config.debug_peers().unwrap_or_default());
@@ -37,7 +39,7 @@ pub fn init(config: &LogConfig) -> FlushGuard {
         .with_target(false)
         .with_ansi(ansi)
         .with_writer(writer);
-    let registry = tracing_subscriber::registry();
+    let registry = tracing_subscriber::registry().with(recent::RecentLayer(recent.clone()));
     let _ = if config.json {
         let layer = layer.json().flatten_event(true).with_filter(filter);
         registry.with(layer).try_init()

@@ -24,6 +24,7 @@ use crate::admin::{AdminListeners, AdminState};
 use crate::config::reload;
 use crate::config::smtp::SessionShared;
 use crate::config::{Config, ConfigIssue};
+use crate::logging::recent::RecentProblems;
 
 mod descriptors;
 mod engine;
@@ -47,6 +48,7 @@ pub fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + 'static,
     reload: Reloader,
+    recent: RecentProblems,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.queue.data_dir).with_context(|| {
         format!(
@@ -67,7 +69,10 @@ pub fn run(
     let (sockets, bound) = listening_sockets(&config, workers)?;
 
     // Installed before any actor records a metric.
-    let prometheus = install_metrics(&config)?;
+    let seen = crate::admin::Seen {
+        prometheus: install_metrics(&config)?,
+        recent,
+    };
     let system = System::new();
     let spooled = Spooled {
         spool: spool.clone(),
@@ -80,7 +85,7 @@ pub fn run(
         addrs: bound.iter().map(|(addr, _)| *addr).collect(),
     };
     let started = system.block_on(start(
-        config, workers, spooled, secured, listening, shutdown, reload, prometheus,
+        config, workers, spooled, secured, listening, shutdown, reload, seen,
     ));
     if let Err(e) = started {
         // Actors already started (the Queue, the Listeners) must stop inside the runtime:
@@ -189,7 +194,7 @@ async fn start(
     listening: Listening,
     shutdown: impl Future<Output = ()> + 'static,
     reload: Reloader,
-    prometheus: Option<PrometheusHandle>,
+    seen: crate::admin::Seen,
 ) -> anyhow::Result<()> {
     // Installed first: SIGHUP's default action would end the process.
     let hangups = hangups()?;
@@ -237,7 +242,7 @@ async fn start(
             spool_stuck: spooled.stuck,
             draining: draining.subscribe(),
             started: Instant::now(),
-            prometheus,
+            seen,
             token: running.config.admin.read_token()?,
             token_for_reads: false,
             maintenance_file,
@@ -273,7 +278,7 @@ async fn commit_delivery_state(committer: &Committer) {
 /// Starts the admin HTTP server when `admin.listen` is set, and the upkeep of the
 /// metrics recorder.
 fn start_admin(config: &Config, mut state: AdminState) -> anyhow::Result<()> {
-    if let Some(handle) = state.prometheus.clone() {
+    if let Some(handle) = state.seen.prometheus.clone() {
         actix::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;

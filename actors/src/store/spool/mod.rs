@@ -560,6 +560,8 @@ pub(crate) fn describe_metrics() {
 }
 
 mod blobs;
+pub mod check;
+pub mod compact;
 mod removals;
 #[cfg(test)]
 mod tests;
