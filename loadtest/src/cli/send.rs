@@ -15,7 +15,8 @@ use super::signals;
 /// Arguments of `send`.
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
-    /// Server to load, HOST:PORT.
+    /// Server to load, HOST:PORT; a fleet as HOST:PORT,HOST:PORT,... (connections go to
+    /// each in turn, and one that refuses is passed over for the next).
     #[arg(default_value = "127.0.0.1:25")]
     server: String,
     /// Connections kept busy at once.
@@ -163,15 +164,17 @@ pub(crate) async fn run(args: SendArgs) -> Result<ExitCode> {
 
 /// Turns arguments into a library configuration.
 async fn config(args: &SendArgs) -> Result<SendConfig> {
-    let server = tokio::net::lookup_host(&args.server)
-        .await
-        .with_context(|| format!("resolving {}", args.server))?
-        .next()
-        .with_context(|| format!("{} has no address", args.server))?;
-    let host = args
-        .server
-        .rsplit_once(':')
-        .map_or(args.server.as_str(), |(h, _)| h);
+    let mut servers = Vec::new();
+    for target in args.server.split(',').map(str::trim) {
+        let server = tokio::net::lookup_host(target)
+            .await
+            .with_context(|| format!("resolving {target}"))?
+            .next()
+            .with_context(|| format!("{target} has no address"))?;
+        servers.push(server);
+    }
+    let first = args.server.split(',').next().unwrap_or("").trim();
+    let host = first.rsplit_once(':').map_or(first, |(h, _)| h);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let template = match &args.eml {
         Some(path) => {
@@ -185,7 +188,8 @@ async fn config(args: &SendArgs) -> Result<SendConfig> {
         (None, false) => Verify::Roots,
     };
     Ok(SendConfig {
-        server,
+        server: servers[0],
+        more_servers: servers[1..].to_vec(),
         tls_name: args.tls_name.clone().unwrap_or_else(|| host.to_string()),
         connections: args.connections,
         messages: args.messages.or(if args.duration.is_some() {

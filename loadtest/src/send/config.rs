@@ -14,6 +14,9 @@ use crate::tls::Verify;
 pub struct SendConfig {
     /// Where to connect.
     pub server: SocketAddr,
+    /// More servers of the same service (a fleet): connections go to each in turn, and
+    /// one that refuses a connection is passed over for the next.
+    pub more_servers: Vec<SocketAddr>,
     /// Name for SNI and certificate checks.
     pub tls_name: String,
     /// Connections kept busy at once (the concurrency of the run).
@@ -74,6 +77,7 @@ impl Default for SendConfig {
     fn default() -> Self {
         Self {
             server: SocketAddr::from(([127, 0, 0, 1], 25)),
+            more_servers: Vec::new(),
             tls_name: "localhost".to_string(),
             connections: 10,
             messages: Some(1000),

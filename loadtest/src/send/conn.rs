@@ -80,15 +80,25 @@ impl Conn {
     /// The TCP connection and, for implicit TLS, the handshake.
     async fn connect(ctx: &Ctx, tally: &mut Tally) -> Result<Self, ErrorKind> {
         let config = &ctx.config;
-        let connect =
-            tokio::time::timeout(config.connect_timeout, TcpStream::connect(config.server));
-        let tcp = match connect.await {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                return Err(ErrorKind::ConnectRefused);
+        // A fleet: the next server in turn, and the others if it refuses.
+        let mut last = ErrorKind::ConnectFailed;
+        let mut opened = None;
+        for server in ctx.servers_in_turn() {
+            let connect = tokio::time::timeout(config.connect_timeout, TcpStream::connect(server));
+            match connect.await {
+                Ok(Ok(tcp)) => {
+                    opened = Some(tcp);
+                    break;
+                }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    last = ErrorKind::ConnectRefused;
+                }
+                Ok(Err(_)) => last = ErrorKind::ConnectFailed,
+                Err(_) => last = ErrorKind::ConnectTimeout,
             }
-            Ok(Err(_)) => return Err(ErrorKind::ConnectFailed),
-            Err(_) => return Err(ErrorKind::ConnectTimeout),
+        }
+        let Some(tcp) = opened else {
+            return Err(last);
         };
         let _ = tcp.set_nodelay(true);
         tally.connections += 1;

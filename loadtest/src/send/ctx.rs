@@ -30,6 +30,19 @@ pub(crate) struct Ctx {
     pub(crate) finished: AtomicU64,
     /// Live count of accepted messages, for the progress bar.
     pub(crate) accepted: AtomicU64,
+    /// Connections opened so far, which picks the next server of a fleet.
+    pub(crate) turns: AtomicU64,
+}
+
+impl Ctx {
+    /// The servers to try for a new connection, in order: the next in turn first.
+    pub(crate) fn servers_in_turn(&self) -> Vec<std::net::SocketAddr> {
+        let all: Vec<std::net::SocketAddr> = std::iter::once(self.config.server)
+            .chain(self.config.more_servers.iter().copied())
+            .collect();
+        let first = (self.turns.fetch_add(1, Ordering::Relaxed) % all.len() as u64) as usize;
+        all[first..].iter().chain(&all[..first]).copied().collect()
+    }
 }
 
 impl Ctx {

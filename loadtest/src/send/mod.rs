@@ -80,6 +80,7 @@ pub async fn run_until(config: SendConfig, stop: impl Future<Output = ()>) -> Re
         accepted_log,
         start,
         finished: AtomicU64::new(0),
+        turns: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
         config,
     });
