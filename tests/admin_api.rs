@@ -258,7 +258,7 @@ async fn the_status_page_shows_the_queue_by_destination_in_a_real_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn off_loopback_every_request_needs_the_token() {
+async fn off_loopback_every_request_but_a_bare_health_check_needs_the_token() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("hermod.toml"),
@@ -274,10 +274,15 @@ async fn off_loopback_every_request_needs_the_token() {
     .await;
     let port = hermod.admin.expect("an admin server").port();
     let admin = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    assert_eq!(http::get(admin, "/health").await.status, 401);
+    // A probe gets the status alone (it cannot carry a secret), no details.
+    let probe = http::get(admin, "/health").await;
+    assert_eq!(probe.status, 200, "{}", probe.body);
+    assert_eq!(probe.json(), serde_json::json!({"status": "healthy"}));
     assert_eq!(http::get(admin, "/metrics").await.status, 401);
+    assert_eq!(http::get(admin, "/stats").await.status, 401);
     let allowed = http::request(admin, "GET", "/health", Some("s3cret"), None).await;
     assert_eq!(allowed.status, 200, "{}", allowed.body);
+    assert!(allowed.json()["version"].is_string(), "{}", allowed.body);
     hermod.stop().await;
 }
 

@@ -1,14 +1,16 @@
 //! `GET /health`: whether hermod can take mail now. 200 with `"status":"healthy"`, or
 //! 503 with `"status":"unhealthy"` and the reasons: the spool cannot be written (its
 //! disk filled up), free space is below `queue.min_free_space`, hermod is draining, or
-//! it is in maintenance mode.
+//! it is in maintenance mode. Off loopback a request without the token still gets the
+//! status code and `status` (what a load balancer's or Kubernetes' probe needs, and it
+//! cannot carry a secret), but none of the details.
 
 use actix_web::{HttpResponse, web};
 
 use super::{AdminState, auth};
 
 /// The health check.
-pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse {
+pub async fn get(state: web::Data<AdminState>, may: Option<auth::MayRead>) -> HttpResponse {
     let mut reasons = Vec::new();
     let spool_writable = !*state.spool_stuck.borrow();
     if !spool_writable {
@@ -32,8 +34,16 @@ pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse
             None
         }
     };
-    let body = serde_json::json!({
-        "status": if reasons.is_empty() { "healthy" } else { "unhealthy" },
+    let status = if reasons.is_empty() {
+        "healthy"
+    } else {
+        "unhealthy"
+    };
+    let body = if may.is_none() {
+        serde_json::json!({ "status": status })
+    } else {
+        serde_json::json!({
+        "status": status,
         "reasons": reasons,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": state.started.elapsed().as_secs(),
@@ -43,7 +53,8 @@ pub async fn get(state: web::Data<AdminState>, _: auth::MayRead) -> HttpResponse
         "active_connections": state.admission.active(),
         "maintenance": maintenance,
         "draining": draining,
-    });
+        })
+    };
     if reasons.is_empty() {
         HttpResponse::Ok().json(body)
     } else {
