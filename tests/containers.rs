@@ -153,10 +153,40 @@ async fn relays_and_is_healthy(port: u16, admin: u16, sink_dir: &Path, n: usize)
     assert_eq!(health.json()["status"], "healthy");
 }
 
+/// The Secret's files (a test certificate for the submission listeners) and the spool,
+/// each a directory owned by the pod's user, the files owner-only.
+fn secrets_for_the_pod(dir: &Path, server: &common::certs::CertFiles) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let secrets = dir.join("pod/secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::create_dir_all(dir.join("pod/spool")).unwrap();
+    std::fs::write(secrets.join("admin-token"), "a-token-for-the-test-only\n").unwrap();
+    std::fs::copy(&server.cert, secrets.join("tls.crt")).unwrap();
+    std::fs::copy(&server.key, secrets.join("tls.key")).unwrap();
+    for name in ["admin-token", "tls.crt", "tls.key"] {
+        std::fs::set_permissions(secrets.join(name), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    for path in [dir.join("pod"), dir.join("pod/spool"), secrets.clone()] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    // The pod runs as 10025 (the manifest's securityContext); the test runs as root.
+    let owned = Command::new("chown")
+        .args(["-R", "10025:10025"])
+        .arg(dir.join("pod"))
+        .status()
+        .unwrap();
+    assert!(
+        owned.success(),
+        "chown (the container tests run as root, as CI does)"
+    );
+    secrets
+}
+
 /// The manifest made playable by podman 4.3 (see the module's comment).
 const TO_POD: &str = r#"
 import sys, yaml
-src, out, image, suffix, port, admin, sink = sys.argv[1:8]
+src, out, image, suffix, port, admin, sink, submission, submissions, secrets = sys.argv[1:11]
 docs = [d for d in yaml.safe_load_all(open(src)) if d]
 kinds = [d["kind"] for d in docs]
 assert {"ConfigMap", "Secret", "Service", "StatefulSet", "PodDisruptionBudget"} <= set(kinds), kinds
@@ -165,13 +195,16 @@ for d in docs:
     if d["kind"] == "ConfigMap":
         toml = d["data"]["hermod.toml"]
         toml = toml.replace("0.0.0.0:2525", "127.0.0.1:" + port).replace("0.0.0.0:8080", "127.0.0.1:" + admin)
+        toml = toml.replace("0.0.0.0:2587", "127.0.0.1:" + submission).replace("0.0.0.0:2465", "127.0.0.1:" + submissions)
         toml = toml.replace('url = "redis://redis:6379"', 'url = ""').replace('networks = ["10.0.0.0/8"]', 'networks = ["127.0.0.0/8"]')
         toml = "\n".join(l for l in toml.split("\n") if not l.startswith("token_file"))
         d["data"]["hermod.toml"] = toml + '\n[delivery]\nrelayhost = "[127.0.0.1]:' + sink + '"\n'
         d["metadata"]["name"] += suffix
         played.append(d)
     elif d["kind"] == "Secret":
-        played.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": d["metadata"]["name"] + suffix}, "data": d["stringData"]})
+        # The Secret's files come from a directory the test made owner-only (podman
+        # gives a volume's files mode 0644, which hermod refuses for a key).
+        assert {"admin-token", "tls.crt", "tls.key"} <= set(d["stringData"]), d["stringData"].keys()
     elif d["kind"] == "StatefulSet":
         spec = d["spec"]["template"]["spec"]
         spec["hostNetwork"] = True
@@ -187,8 +220,9 @@ for d in docs:
                 v["configMap"]["name"] += suffix
                 v["configMap"]["defaultMode"] = 0o755
             if "secret" in v:
-                v["configMap"] = {"name": v.pop("secret")["secretName"] + suffix, "defaultMode": 0o755}
-        spec["volumes"].append({"name": "spool", "emptyDir": {}})
+                v.pop("secret")
+                v["hostPath"] = {"path": secrets, "type": "Directory"}
+        spec["volumes"].append({"name": "spool", "hostPath": {"path": secrets + "/../spool", "type": "Directory"}})
         played.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hermod" + suffix, "labels": d["spec"]["template"]["metadata"]["labels"]}, "spec": spec})
 open(out, "w").write(yaml.safe_dump_all(played))
 "#;
@@ -202,6 +236,15 @@ async fn the_image_and_the_kubernetes_manifest_run_and_relay() {
         format!("localhost/hermod-base{suffix}"),
         format!("localhost/hermod{suffix}"),
     );
+    let container = format!("hermod{suffix}");
+    let played = dir.path().join("played.yaml");
+    let _cleanup = Cleanup {
+        podman: &podman,
+        container: container.clone(),
+        played: played.clone(),
+        volume: format!("hermod-config{suffix}"),
+        images: [image.clone(), base.clone()],
+    };
     base_image(&podman, dir.path(), &base);
     hermod_image(&podman, &base, &image);
     let sink_dir = dir.path().join("sink");
@@ -210,7 +253,6 @@ async fn the_image_and_the_kubernetes_manifest_run_and_relay() {
 
     // The image alone, on the host's network.
     let (port, admin) = (common::free_port(), common::free_port());
-    let container = format!("hermod{suffix}");
     podman.run(&[
         "run",
         "-d",
@@ -231,9 +273,11 @@ async fn the_image_and_the_kubernetes_manifest_run_and_relay() {
     // SIGTERM drains and stops it within the grace period.
     podman.run(&["stop", "-t", "30", &container]);
 
-    // The Kubernetes manifest.
+    // The Kubernetes manifest, with a certificate for its submission listeners.
     let (port, admin) = (common::free_port(), common::free_port());
-    let played = dir.path().join("played.yaml");
+    let (submission, submissions) = (common::free_port(), common::free_port());
+    let ca = common::certs::TestCa::new(dir.path());
+    let server = ca.issue(dir.path(), "server", &["localhost"], false);
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/hermod.yaml");
     let converted = Command::new(common::python3())
         .args(["-c", TO_POD])
@@ -245,7 +289,10 @@ async fn the_image_and_the_kubernetes_manifest_run_and_relay() {
             &port.to_string(),
             &admin.to_string(),
             &sink_port,
+            &submission.to_string(),
+            &submissions.to_string(),
         ])
+        .arg(secrets_for_the_pod(dir.path(), &server))
         .output()
         .unwrap();
     assert!(
@@ -255,9 +302,30 @@ async fn the_image_and_the_kubernetes_manifest_run_and_relay() {
     );
     podman.run(&["kube", "play", played.to_str().unwrap()]);
     relays_and_is_healthy(port, admin, &sink_dir, 2).await;
-    podman.quiet(&["kube", "down", played.to_str().unwrap()]);
-    for volume in ["hermod-config", "hermod-secrets"] {
-        podman.quiet(&["volume", "rm", "-f", &format!("{volume}{suffix}")]);
+    // Its submission listener offers STARTTLS with the certificate from the Secret.
+    let (mut c, _) =
+        Client::connect_raw(std::net::SocketAddr::from(([127, 0, 0, 1], submission))).await;
+    let ehlo = c.cmd("EHLO client.test").await;
+    assert!(ehlo.contains("STARTTLS"), "{ehlo}");
+    wait_port(submissions).await;
+}
+
+/// Whatever a test started, stopped and removed however it ends.
+struct Cleanup<'a> {
+    podman: &'a Podman,
+    container: String,
+    played: PathBuf,
+    volume: String,
+    images: [String; 2],
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        self.podman.quiet(&["rm", "-f", &self.container]);
+        self.podman
+            .quiet(&["kube", "down", self.played.to_str().unwrap_or("")]);
+        self.podman.quiet(&["volume", "rm", "-f", &self.volume]);
+        self.podman
+            .quiet(&["rmi", "-f", &self.images[0], &self.images[1]]);
     }
-    podman.quiet(&["rmi", "-f", &image, &base]);
 }
