@@ -171,6 +171,10 @@ fn secrets_for_the_pod(dir: &Path, server: &common::certs::CertFiles) -> PathBuf
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
     // The pod runs as 10025 (the manifest's securityContext); the test runs as root.
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the container tests run as root (as CI does): rootful podman, and files given to uid 10025"
+    );
     let owned = Command::new("chown")
         .args(["-R", "10025:10025"])
         .arg(dir.join("pod"))

@@ -71,7 +71,7 @@ async fn a_fleet_loses_nothing_when_a_node_dies_and_shares_its_limits() {
         received_log: Some(received_log.clone()),
         delays: vec![Delay {
             point: DelayPoint::Dot,
-            duration: Duration::from_millis(30),
+            duration: Duration::from_millis(200),
             odds: 1.0,
         }],
         ..SinkConfig::default()

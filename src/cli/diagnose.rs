@@ -138,7 +138,15 @@ fn disk(config: &Config) -> String {
 }
 
 fn write_archive(out: &std::path::Path, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
-    let file = std::fs::File::create(out)?;
+    // Owner-only: it names hosts, addresses and the server's state.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)?
+    };
     let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     let mtime = SystemTime::now()

@@ -62,9 +62,10 @@ fn is_empty(value: &toml::Value) -> bool {
     }
 }
 
-/// Keys whose values are secrets (the admin token, smarthost passwords): never printed.
+/// Keys whose values are secrets (the admin token, smarthost passwords, URLs that may
+/// carry a password or a token): never printed.
 fn is_secret(name: &str) -> bool {
-    matches!(name, "token" | "relayhost_password" | "auth" | "url")
+    matches!(name, "token" | "relayhost_password" | "auth" | "url") || name.ends_with("_url")
 }
 
 /// A one-screen summary of the effective configuration.

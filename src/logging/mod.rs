@@ -39,7 +39,11 @@ pub fn init(config: &LogConfig, recent: &recent::RecentProblems) -> FlushGuard {
         .with_target(false)
         .with_ansi(ansi)
         .with_writer(writer);
-    let registry = tracing_subscriber::registry().with(recent::RecentLayer(recent.clone()));
+    // Filtered to WARN itself: a layer without a filter would enable every DEBUG and TRACE
+    // call site of hermod and its libraries, on the mail path.
+    let kept = recent::RecentLayer(recent.clone())
+        .with_filter(tracing_subscriber::filter::LevelFilter::WARN);
+    let registry = tracing_subscriber::registry().with(kept);
     let _ = if config.json {
         let layer = layer.json().flatten_event(true).with_filter(filter);
         registry.with(layer).try_init()

@@ -22,8 +22,8 @@ pub struct Stored {
     pub created: std::time::SystemTime,
 }
 
-/// Every message in `dir`, newest first.
-pub fn list(dir: &Path) -> Vec<Stored> {
+/// The sequence numbers of the messages in `dir`, newest first (nothing read yet).
+pub fn ids(dir: &Path) -> Vec<u64> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -35,7 +35,15 @@ pub fn list(dir: &Path) -> Vec<Stored> {
         })
         .collect();
     seqs.sort_unstable_by(|a, b| b.cmp(a));
-    seqs.into_iter().filter_map(|seq| read(dir, seq)).collect()
+    seqs
+}
+
+/// Every message in `dir`, newest first.
+pub fn list(dir: &Path) -> Vec<Stored> {
+    ids(dir)
+        .into_iter()
+        .filter_map(|seq| read(dir, seq))
+        .collect()
 }
 
 /// Message `seq` of `dir`.
@@ -86,9 +94,14 @@ pub fn matches(message: &Stored, kind: &str, query: &str) -> bool {
     }
 }
 
+/// The most of a message's raw source a listing carries (the whole message is at
+/// `/api/v1/messages/{id}/download`).
+const SHOWN: usize = 1024 * 1024;
+
 /// `message` in MailHog's shape.
 pub fn mailhog(message: &Stored) -> Value {
-    let raw = String::from_utf8_lossy(&message.raw).into_owned();
+    let shown = &message.raw[..message.raw.len().min(SHOWN)];
+    let raw = String::from_utf8_lossy(shown).into_owned();
     let head = header_section(&message.raw);
     let body_start = (head.len() + 2).min(raw.len());
     let from = message.envelope["mail_from"].as_str().unwrap_or("");
@@ -110,7 +123,7 @@ pub fn mailhog(message: &Stored) -> Value {
             "MIME": Value::Null,
         },
         "Created": created,
-        "MIME": mime(&message.raw),
+        "MIME": mime(shown),
         "Raw": {
             "From": from,
             "To": to,

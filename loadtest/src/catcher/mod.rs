@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde::Deserialize;
@@ -117,15 +116,24 @@ fn page_of(all: Vec<Value>, window: &Window) -> Value {
 }
 
 async fn list_v2(view: web::Data<View>, window: web::Query<Window>) -> HttpResponse {
-    let view = Arc::new(view.dir.clone());
-    let all = blocking(move || {
-        messages::list(&view)
+    let dir = view.dir.clone();
+    let (start, limit) = (window.start, window.limit);
+    // Only the page asked for is read.
+    let (total, items) = web::block(move || {
+        let ids = messages::ids(&dir);
+        let items: Vec<Value> = ids
             .iter()
-            .map(messages::mailhog)
-            .collect()
+            .skip(start)
+            .take(limit)
+            .filter_map(|&seq| messages::read(&dir, seq))
+            .map(|m| messages::mailhog(&m))
+            .collect();
+        (ids.len(), items)
     })
-    .await;
-    HttpResponse::Ok().json(page_of(all, &window))
+    .await
+    .unwrap_or_default();
+    HttpResponse::Ok()
+        .json(json!({"total": total, "count": items.len(), "start": start, "items": items}))
 }
 
 async fn search_v2(view: web::Data<View>, window: web::Query<Window>) -> HttpResponse {
@@ -149,14 +157,24 @@ async fn list_v1(view: web::Data<View>) -> HttpResponse {
 }
 
 async fn one(view: web::Data<View>, id: web::Path<u64>) -> HttpResponse {
-    match messages::read(&view.dir, *id) {
+    let (dir, id) = (view.dir.clone(), *id);
+    match web::block(move || messages::read(&dir, id))
+        .await
+        .ok()
+        .flatten()
+    {
         Some(message) => HttpResponse::Ok().json(messages::mailhog(&message)),
         None => HttpResponse::NotFound().json(json!({"error": "no such message"})),
     }
 }
 
 async fn download(view: web::Data<View>, id: web::Path<u64>) -> HttpResponse {
-    match messages::read(&view.dir, *id) {
+    let (dir, id) = (view.dir.clone(), *id);
+    match web::block(move || messages::read(&dir, id))
+        .await
+        .ok()
+        .flatten()
+    {
         Some(message) => HttpResponse::Ok()
             .content_type("message/rfc822")
             .insert_header((
@@ -169,7 +187,11 @@ async fn download(view: web::Data<View>, id: web::Path<u64>) -> HttpResponse {
 }
 
 async fn delete_one(view: web::Data<View>, id: web::Path<u64>) -> HttpResponse {
-    if messages::delete(&view.dir, *id) {
+    let (dir, id) = (view.dir.clone(), *id);
+    if web::block(move || messages::delete(&dir, id))
+        .await
+        .unwrap_or(false)
+    {
         HttpResponse::Ok().finish()
     } else {
         HttpResponse::NotFound().json(json!({"error": "no such message"}))
@@ -177,9 +199,13 @@ async fn delete_one(view: web::Data<View>, id: web::Path<u64>) -> HttpResponse {
 }
 
 async fn delete_all(view: web::Data<View>) -> HttpResponse {
-    for message in messages::list(&view.dir) {
-        messages::delete(&view.dir, message.seq);
-    }
+    let dir = view.dir.clone();
+    let _ = web::block(move || {
+        for seq in messages::ids(&dir) {
+            messages::delete(&dir, seq);
+        }
+    })
+    .await;
     HttpResponse::Ok().finish()
 }
 

@@ -170,13 +170,26 @@ fn store_dir(args: &SinkArgs) -> Result<Option<PathBuf>> {
     match (&args.store, args.ui) {
         (Some(dir), _) => Ok(Some(dir.clone())),
         (None, Some(_)) => {
-            let dir =
-                std::env::temp_dir().join(format!("smtp-blaster-catcher-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            // A new directory of our own (create_dir fails on one somebody else made).
+            let dir = std::env::temp_dir().join(format!(
+                "smtp-blaster-catcher-{}-{}",
+                std::process::id(),
+                crate_nanos()
+            ));
+            std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
             Ok(Some(dir))
         }
         (None, None) => Ok(None),
     }
+}
+
+/// The clock's nanoseconds, to make a directory name nobody guessed.
+fn crate_nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
 }
 
 /// The web view of `store` at `ui`, when asked for.

@@ -76,6 +76,20 @@ pub struct RedisBackend {
     url: String,
 }
 
+/// `url` for the log: a password in it (`redis://:secret@host`) replaced by `***`.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
 impl RedisBackend {
     /// A backend for `url` whose keys start with `prefix`; it connects at the first use
     /// (so hermod starts while Redis is down) and reconnects by itself.
@@ -100,7 +114,7 @@ impl RedisBackend {
             prefix: prefix.to_string(),
             gcra: Arc::new(Script::new(GCRA)),
             down: Arc::new(AtomicBool::new(false)),
-            url: url.to_string(),
+            url: without_password(url),
         })
     }
 
@@ -226,4 +240,25 @@ pub(crate) fn describe_metrics() {
         "Redis commands of the policies that failed (Redis down, slow or refusing)."
     );
     metrics::describe_counter!("redis_outages_total", "Times Redis became unreachable.");
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::without_password;
+
+    #[test]
+    fn a_password_never_reaches_the_log() {
+        assert_eq!(
+            without_password("redis://:s3cret@10.0.0.5:6379/2"),
+            "redis://:***@10.0.0.5:6379/2"
+        );
+        assert_eq!(
+            without_password("redis://user:s3cret@h:1"),
+            "redis://user:***@h:1"
+        );
+        assert_eq!(
+            without_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
 }

@@ -55,9 +55,9 @@ pub fn compact_into(from: &Path, into: &Path) -> Result<Compacted, SpoolError> {
     drop(target);
     drop(source);
     let files_copied = copy_others(from, into).map_err(|e| io("copying the other files", e))?;
-    std::fs::File::open(into)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| io("syncing the target", e))?;
+    // sled's flush does not fsync everything it wrote: the copy is synced whole, files
+    // and directories, before the operator is told to swap it in.
+    sync_tree(into).map_err(|e| io("syncing the target", e))?;
     Ok(Compacted {
         before,
         after,
@@ -79,10 +79,24 @@ fn copy_others(from: &Path, into: &Path) -> std::io::Result<usize> {
     Ok(copied)
 }
 
+/// Every file and directory under `dir`, and `dir`, made durable.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            std::fs::File::open(&path)?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<usize> {
-    let kind = std::fs::symlink_metadata(from)?.file_type();
+    // A link is followed (a `bodies/` kept on another disk is copied whole).
+    let kind = std::fs::metadata(from)?.file_type();
     if !kind.is_dir() && !kind.is_file() {
-        // The admin socket, a link: nothing to carry over.
+        // The admin socket: nothing to carry over.
         return Ok(0);
     }
     if kind.is_dir() {
@@ -95,7 +109,6 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<usize> {
         return Ok(copied);
     }
     std::fs::copy(from, to)?;
-    std::fs::File::open(to)?.sync_all()?;
     Ok(1)
 }
 
