@@ -15,7 +15,9 @@
 //!   when descriptors run out (`accept`), the server's TLS (`tls`: certificate, reload)
 //!   and AUTH (`auth`: credentials checked off the arbiters, against the local store or
 //!   Dovecot's auth service (`password_check`, `dovecot_auth`); the per-network lock-out and
-//!   per-user pacing in `auth_failures`).
+//!   per-user pacing in `auth_failures`), what a Session keeps of itself (`session_record`:
+//!   its refusals for the log, its transcript) and the transcripts of listed peers'
+//!   sessions (`transcripts`).
 //! - [`policy`]: decisions about a transaction, as actors a Session asks (`set`: the
 //!   policies of one transaction and their shared DNS budget; `actor`: the one actor
 //!   each policy runs in): rate limits
@@ -58,12 +60,14 @@
 //!   (`session`) and the checks it stops for (`check`), the relay decision (`relay`),
 //!   SASL (`sasl`), what a connection's security allows (`security`), session deadlines
 //!   (`deadline`), header dates (`datetime`), the reply reader the client uses
-//!   (`reply_reader`), and which characters a peer may not pass on (`text`).
+//!   (`reply_reader`), which characters a peer may not pass on (`text`), and a session's
+//!   transcript (`transcript`).
 //! - [`core`]: the bottom floor every stage may use: queue ids (`id`), the free-space
 //!   reserve and its claims (`disk_space`), the process's TLS backend (`tls`), the
 //!   greylist's stored state and store trait (`greylist_state`), the relay domains
-//!   found to loop back (`looping_domains`), human durations (`duration`), and the
-//!   classes a failure can have (`bounce_class`).
+//!   found to loop back (`looping_domains`), human durations (`duration`), the
+//!   classes a failure can have (`bounce_class`), and lists of peers as operators write
+//!   them (`peer_list`).
 //! - [`mailbox`]: how many messages wait in each kind of actor's mailbox
 //!   (`actor_mailbox_messages`), which names the actor that falls behind.
 //! - [`metric_series`]: the series registered at 0 when the recorder is installed, so

@@ -93,6 +93,13 @@ pub struct Seen {
 }
 
 impl AdminState {
+    /// The data directory (`queue.data_dir`), where the suspensions file lives.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.suspensions_file
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+    }
+
     /// Sends `message` to the Queue and waits at most [`ASK_TIMEOUT`] for its answer;
     /// `Err` says why there is none (the text of the 503).
     pub async fn ask<M>(&self, message: M) -> Result<M::Result, QueueUnavailable>
@@ -235,6 +242,10 @@ where
         )
         .route("/api/queue", web::get().to(queue::list))
         .route("/api/queue/{id}", web::get().to(queue::show))
+        .route(
+            "/api/queue/{id}/transcript",
+            web::get().to(queue::transcript),
+        )
         .route("/api/queue/{id}", web::delete().to(queue::delete))
         .route(
             "/api/queue/{id}/{action}",

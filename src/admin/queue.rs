@@ -234,6 +234,26 @@ pub struct ShowOptions {
     body: bool,
 }
 
+/// `GET /api/queue/{id}/transcript`: the transcript of the session that queued message
+/// `id` (when its client was in `log.transcript_peers`), as text; it outlives the message.
+pub async fn transcript(
+    state: web::Data<AdminState>,
+    _: auth::MayRead,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let Ok(id) = id.parse::<QueueId>() else {
+        return bad_request(format!("{id:?} is not a queue id"));
+    };
+    let dir = state.data_dir().join("transcripts");
+    let path = hermod_actors::inbound::transcripts::path_of(&dir, id);
+    match web::block(move || std::fs::read_to_string(path)).await {
+        Ok(Ok(text)) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text),
+        _ => HttpResponse::NotFound().json(serde_json::json!({
+            "error": format!("no transcript of {id} (its client was not in log.transcript_peers, or it was removed)")
+        })),
+    }
+}
+
 /// `GET /api/queue/{id}`: one message, with its header section (and with `?body=true`,
 /// its body: the first MiB, `body_truncated` saying whether there is more).
 pub async fn show(

@@ -40,6 +40,10 @@ enum QueueCommand {
         /// Show the body too (its first MiB).
         #[arg(long)]
         body: bool,
+        /// Show instead the transcript of the session that queued it (when its client is
+        /// in log.transcript_peers).
+        #[arg(long, conflicts_with = "body")]
+        transcript: bool,
     },
     /// The queue's counters.
     Stats,
@@ -168,7 +172,13 @@ pub fn run(args: QueueArgs) -> ExitCode {
         QueueCommand::List { filter } => (Method::GET, format!("/api/queue{}", filter.query())),
         QueueCommand::Show {
             id,
+            transcript: true,
+            ..
+        } => (Method::GET, format!("/api/queue/{}/transcript", encode(id))),
+        QueueCommand::Show {
+            id,
             body: with_body,
+            ..
         } => (
             Method::GET,
             format!(

@@ -1,5 +1,7 @@
 //! `[log]`: text or JSON log lines, and the filter that chooses them.
 
+use hermod_actors::inbound::transcripts::Transcripts;
+
 use super::debug_peers::{DebugPeers, NotAPeer};
 use super::section::{Key, section};
 use super::{ConfigIssue, Section};
@@ -17,10 +19,23 @@ section! {
         /// at DEBUG whatever `level` says (Postfix's `debug_peer_list`).
         pub debug_peers: Vec<String> = Vec::new()
             => (live, []),
+        /// Client addresses, networks and domains whose SMTP sessions are recorded line by
+        /// line (AUTH secrets and message data left out) into `queue.data_dir/transcripts`.
+        pub transcript_peers: Vec<String> = Vec::new()
+            => (restart, []),
     }
 }
 
 impl LogConfig {
+    /// Where listed peers' sessions are recorded; `None` when none is listed.
+    pub fn transcripts(&self, data_dir: &std::path::Path) -> Option<Transcripts> {
+        let peers = DebugPeers::parse(&self.transcript_peers).ok()?;
+        (!peers.is_empty()).then(|| Transcripts {
+            peers,
+            dir: data_dir.join("transcripts"),
+        })
+    }
+
     /// `debug_peers` read; validated before start and before a reload applies it.
     pub fn debug_peers(&self) -> Result<DebugPeers, NotAPeer> {
         DebugPeers::parse(&self.debug_peers)
@@ -34,6 +49,9 @@ impl Section for LogConfig {
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         if let Err(e) = self.debug_peers() {
             issues.push(ConfigIssue::new("log.debug_peers", e));
+        }
+        if let Err(e) = DebugPeers::parse(&self.transcript_peers) {
+            issues.push(ConfigIssue::new("log.transcript_peers", e));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.level) {
             issues.push(ConfigIssue::new("log.level", e.to_string()));

@@ -208,17 +208,8 @@ async fn start(
         policies: policies.clone(),
         ..engine.shared
     };
-    let sessions = session_settings(&config, &shared, &spooled.body_files);
-    let template = SessionContextTemplate {
-        settings: sessions.settings,
-        timeouts: sessions.timeouts,
-        intake: events.intake(&config, &committer, queue.clone().recipient()),
-        draining: draining_rx,
-        loops: shared.loops.subscribe(),
-        tls: secured.tls.clone(),
-        auth: secured.auth.clone(),
-        policies,
-    };
+    let intake = events.intake(&config, &committer, queue.clone().recipient());
+    let template = session_template(&config, &shared, &spooled, intake, draining_rx, &secured);
     other_doors(&config, &template, &shared, &secured)?;
     let listeners = start_listeners(&engine.arbiters, listening.sockets, &admission, &template);
     let running = Running {
@@ -344,6 +335,29 @@ async fn drain(
             messages = deliveries,
             "drain timeout: cutting deliveries still under way; they are retried at the next start, so their next hop may get them twice"
         );
+    }
+}
+
+/// What every Session of every Listener starts with.
+fn session_template(
+    config: &Config,
+    shared: &SessionShared,
+    spooled: &Spooled,
+    intake: queue::Intake,
+    draining: watch::Receiver<bool>,
+    secured: &security::Secured,
+) -> SessionContextTemplate {
+    let sessions = session_settings(config, shared, &spooled.body_files);
+    SessionContextTemplate {
+        settings: sessions.settings,
+        timeouts: sessions.timeouts,
+        intake,
+        draining,
+        loops: shared.loops.subscribe(),
+        tls: secured.tls.clone(),
+        auth: secured.auth.clone(),
+        policies: shared.policies.clone(),
+        transcripts: config.log.transcripts(&config.queue.data_dir).map(Arc::new),
     }
 }
 

@@ -27,6 +27,20 @@ impl Client {
         (client, greeting)
     }
 
+    /// Over a connection the test opened itself (from another local address, say): checks
+    /// the 220 greeting and says EHLO.
+    pub async fn from_stream(stream: TcpStream) -> Client {
+        let mut client = Client {
+            stream,
+            buffer: Vec::new(),
+        };
+        let greeting = client.reply().await;
+        assert!(greeting.starts_with("220 "), "greeting: {greeting}");
+        let ehlo = client.cmd("EHLO client.test").await;
+        assert!(ehlo.starts_with("250"), "EHLO: {ehlo}");
+        client
+    }
+
     /// Connects, checks the 220 greeting and says EHLO.
     pub async fn connect(addr: SocketAddr) -> Client {
         let (mut client, greeting) = Self::connect_raw(addr).await;

@@ -9,4 +9,5 @@ pub mod duration;
 pub mod greylist_state;
 pub mod id;
 pub mod looping_domains;
+pub mod peer_list;
 pub mod tls;

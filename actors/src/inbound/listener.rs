@@ -236,6 +236,8 @@ pub struct SessionContextTemplate {
     pub auth: Option<Arc<Authenticator>>,
     /// The policy actors.
     pub policies: crate::policy::set::PolicySet,
+    /// Whose sessions are recorded, and where.
+    pub transcripts: Option<Arc<crate::inbound::transcripts::Transcripts>>,
 }
 
 /// The listener actor of one arbiter.
@@ -284,6 +286,7 @@ impl Listener {
             tls: self.session.tls.clone(),
             auth: self.session.auth.clone(),
             policies: self.session.policies.clone(),
+            transcripts: self.session.transcripts.clone(),
         });
         self.contexts.push((endpoint, context.clone()));
         context

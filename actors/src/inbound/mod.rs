@@ -1,7 +1,8 @@
 //! Mail coming in: the Listener actor that accepts connections, the Session actor that
 //! drives the sans-IO protocol over one of them, the server's TLS (certificate and its
 //! reload) and AUTH (credentials checked against the user store or Dovecot's auth
-//! service, [`password_check`]; lock-out and pacing counted in [`auth_failures`]).
+//! service, [`password_check`]; lock-out and pacing counted in [`auth_failures`]), and
+//! the transcripts of listed peers' sessions ([`transcripts`]).
 
 mod accept;
 pub mod auth;
@@ -10,4 +11,6 @@ pub mod dovecot_auth;
 pub mod listener;
 pub mod password_check;
 pub mod session;
+mod session_record;
 pub mod tls;
+pub mod transcripts;

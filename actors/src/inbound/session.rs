@@ -23,7 +23,9 @@ use tokio_rustls::server::TlsStream;
 
 use crate::core::looping_domains::LoopSnapshot;
 use crate::inbound::auth::Authenticator;
+use crate::inbound::session_record::{RefusalLog, Seen};
 use crate::inbound::tls::{self, ServerTls};
+use crate::inbound::transcripts::Transcripts;
 use crate::policy::set::PolicySet;
 use crate::protocol::check::{CheckStage, Facts, Verdict};
 use crate::protocol::deadline::{PhaseDeadline, PhaseLimits, Stage};
@@ -75,6 +77,8 @@ pub struct SessionContext {
     pub auth: Option<Arc<Authenticator>>,
     /// The policy actors to ask at each stage.
     pub policies: PolicySet,
+    /// Whose sessions are recorded, and where (`log.transcript_peers`).
+    pub transcripts: Option<Arc<Transcripts>>,
 }
 
 /// The per-connection actor.
@@ -143,7 +147,10 @@ async fn drive(stream: TcpStream, peer: SocketAddr, cx: Arc<SessionContext>) {
 /// One connection from the first byte to the last: in clear, then over TLS after
 /// STARTTLS; or over TLS from the start on an implicit-TLS listener.
 async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) -> End {
-    let mut refusals = RefusalLog::default();
+    let mut seen = Seen {
+        refusals: RefusalLog::default(),
+        transcript: cx.transcripts.as_ref().and_then(|t| t.for_peer(peer)),
+    };
     let mut protocol =
         ServerSession::new(cx.settings.clone(), peer.ip()).with_endpoint(cx.endpoint);
     let mut input = BytesMut::with_capacity(8192);
@@ -163,7 +170,7 @@ async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) 
             cx,
             &mut protocol,
             &mut input,
-            &mut refusals,
+            &mut seen,
             true,
         )
         .await;
@@ -187,7 +194,7 @@ async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) 
                     cx,
                     &mut protocol,
                     &mut input,
-                    &mut refusals,
+                    &mut seen,
                     starts_in_tls,
                 )
                 .await;
@@ -198,7 +205,10 @@ async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) 
         },
         other => other,
     };
-    refusals.finish(peer);
+    seen.refusals.finish(peer);
+    if let (Some(transcripts), Some(transcript)) = (&cx.transcripts, seen.transcript.take()) {
+        transcripts.keep(peer, transcript);
+    }
     end
 }
 
@@ -319,7 +329,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     cx: &SessionContext,
     protocol: &mut ServerSession,
     input: &mut BytesMut,
-    refusals: &mut RefusalLog,
+    seen: &mut Seen,
     greet: bool,
 ) -> End {
     let mut output = Vec::with_capacity(1024);
@@ -338,7 +348,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let closing = match event {
             Some(Event::Enqueue(message)) => {
-                enqueue(message, peer, cx).await.write_to(&mut output);
+                let id = message.id;
+                seen.queued(id, enqueue(message, peer, cx).await)
+                    .write_to(&mut output);
                 continue;
             }
             Some(Event::Check(facts)) => {
@@ -370,7 +382,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             Some(Event::StartTls) => Some(End::StartTls),
             None => None,
         };
-        refusals.record(protocol, peer);
+        seen.turn(protocol, peer, &output);
         if let Some(end) = closing {
             // The last replies go out; only the handshake after STARTTLS needs them sent.
             return match (send(stream, &output, cx).await, end) {
@@ -384,7 +396,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             }
             output.clear();
         }
-        if let Some(end) = reading.more(stream, input, cx, protocol).await {
+        if let Some(end) = reading.more(stream, input, cx, protocol, seen).await {
             return end;
         }
     }
@@ -453,6 +465,7 @@ impl Reading {
         input: &mut BytesMut,
         cx: &SessionContext,
         protocol: &mut ServerSession,
+        seen: &mut Seen,
     ) -> Option<End> {
         let phase = &mut self.phase;
         let command_done = input.len() < self.unread && !protocol.in_data();
@@ -467,6 +480,7 @@ impl Reading {
                 Ok(Ok(n)) => {
                     phase.received(n);
                     self.unread = input.len();
+                    seen.read(&input[input.len() - n..]);
                     if self.looping.has_changed().unwrap_or(false) {
                         protocol.looping_domains(self.looping.borrow_and_update().clone());
                     }
@@ -514,39 +528,6 @@ async fn send<S: AsyncWrite + Unpin>(
                 std::io::ErrorKind::TimedOut,
                 "client does not read its replies",
             ))
-        }
-    }
-}
-
-/// The refusals of one session, for the log: the first of each reason is logged at once
-/// (so "Relay access denied" can be found by client), repeats only counted and logged
-/// once with their count when the session ends, so a client cannot write the log full.
-#[derive(Default)]
-struct RefusalLog {
-    /// Per reason: how many, and the first reply.
-    seen: Vec<(&'static str, u64, Reply)>,
-}
-
-impl RefusalLog {
-    /// Logs and counts the refusals the protocol wrote since the last call.
-    fn record(&mut self, protocol: &mut ServerSession, peer: SocketAddr) {
-        for reply in protocol.take_refusals() {
-            metrics::counter!("smtp_messages_rejected_total", "reason" => reply.reason)
-                .increment(1);
-            match self.seen.iter_mut().find(|(r, _, _)| *r == reply.reason) {
-                Some((_, count, _)) => *count += 1,
-                None => {
-                    tracing::info!(client = %peer, reason = reply.reason, reply = %reply, "rejected");
-                    self.seen.push((reply.reason, 1, reply));
-                }
-            }
-        }
-    }
-
-    /// One line per reason that repeated, with its count.
-    fn finish(&self, peer: SocketAddr) {
-        for (reason, count, reply) in self.seen.iter().filter(|(_, n, _)| *n > 1) {
-            tracing::info!(client = %peer, reason, count, reply = %reply, "rejected repeatedly in one session");
         }
     }
 }

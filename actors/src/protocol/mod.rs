@@ -20,6 +20,7 @@ pub mod session;
 pub mod spool_room;
 pub mod status;
 pub mod text;
+pub mod transcript;
 
 pub use reply::Reply;
 pub use session::{Event, ServerSession, ServerSettings};
