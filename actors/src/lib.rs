@@ -15,9 +15,8 @@
 //!   when descriptors run out (`accept`), the server's TLS (`tls`: certificate, reload)
 //!   and AUTH (`auth`: credentials checked off the arbiters, against the local store or
 //!   Dovecot's auth service (`password_check`, `dovecot_auth`); the per-network lock-out and
-//!   per-user pacing in `auth_failures`), what a Session keeps of itself (`session_record`:
-//!   its refusals for the log, its transcript) and the transcripts of listed peers'
-//!   sessions (`transcripts`).
+//!   per-user pacing in `auth_failures`), and what a Session keeps of itself
+//!   (`session_record`: its refusals for the log, its transcript).
 //! - [`policy`]: decisions about a transaction, as actors a Session asks (`set`: the
 //!   policies of one transaction and their shared DNS budget; `actor`: the one actor
 //!   each policy runs in): rate limits
@@ -47,7 +46,8 @@
 //!   owner-only data directory (`private_dir`); the room Sessions claim in the spool and
 //!   the ids they give (`room`); the greylist in sled (`greylist`); the AUTH users
 //!   (`users`, Argon2id hashes in a sled tree); the delivery events kept until their
-//!   destinations have them (`event_log`).
+//!   destinations have them (`event_log`); the transcripts of listed peers' sessions and
+//!   deliveries (`transcripts`).
 //! - [`events`]: delivery events (`event`) and their senders (`sender`, one actor per
 //!   destination behind the `destination` trait: `webhook`, `redis_stream`,
 //!   `json_file`); the bounce rules that classify failures (`bounce_rules`) and the

@@ -245,7 +245,7 @@ pub async fn transcript(
         return bad_request(format!("{id:?} is not a queue id"));
     };
     let dir = state.data_dir().join("transcripts");
-    let path = hermod_actors::inbound::transcripts::path_of(&dir, id);
+    let path = hermod_actors::store::transcripts::path_of(&dir, id);
     match web::block(move || std::fs::read_to_string(path)).await {
         Ok(Ok(text)) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text),
         _ => HttpResponse::NotFound().json(serde_json::json!({

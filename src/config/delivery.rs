@@ -249,6 +249,7 @@ impl DeliveryConfig {
             retire_idle_after: self.retire_idle_after,
             budget,
             security,
+            transcripts: None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `[log]`: text or JSON log lines, and the filter that chooses them.
 
-use hermod_actors::inbound::transcripts::Transcripts;
+use hermod_actors::store::transcripts::Transcripts;
 
 use super::debug_peers::{DebugPeers, NotAPeer};
 use super::section::{Key, section};

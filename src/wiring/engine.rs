@@ -34,11 +34,14 @@ pub(super) fn delivery_factory(
     resolver: &Arc<MxResolver>,
 ) -> anyhow::Result<queue::DeliveryFactory> {
     let resolver = resolver.clone();
-    let delivery_settings = Arc::new(config.delivery.delivery_settings(
-        &config.smtp.hostname,
-        connection_budget(config),
-        config.delivery.security()?,
-    ));
+    let delivery_settings = Arc::new(hermod_actors::outbound::job::DeliverySettings {
+        transcripts: config.log.transcripts(&config.queue.data_dir).map(Arc::new),
+        ..config.delivery.delivery_settings(
+            &config.smtp.hostname,
+            connection_budget(config),
+            config.delivery.security()?,
+        )
+    });
     let delivery_arbiters = arbiters.to_vec();
     let next = std::cell::Cell::new(0usize);
     Ok(Box::new(

@@ -237,7 +237,7 @@ pub struct SessionContextTemplate {
     /// The policy actors.
     pub policies: crate::policy::set::PolicySet,
     /// Whose sessions are recorded, and where.
-    pub transcripts: Option<Arc<crate::inbound::transcripts::Transcripts>>,
+    pub transcripts: Option<Arc<crate::store::transcripts::Transcripts>>,
 }
 
 /// The listener actor of one arbiter.

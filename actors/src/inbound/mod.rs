@@ -1,8 +1,7 @@
 //! Mail coming in: the Listener actor that accepts connections, the Session actor that
 //! drives the sans-IO protocol over one of them, the server's TLS (certificate and its
 //! reload) and AUTH (credentials checked against the user store or Dovecot's auth
-//! service, [`password_check`]; lock-out and pacing counted in [`auth_failures`]), and
-//! the transcripts of listed peers' sessions ([`transcripts`]).
+//! service, [`password_check`]; lock-out and pacing counted in [`auth_failures`]).
 
 mod accept;
 pub mod auth;
@@ -13,4 +12,3 @@ pub mod password_check;
 pub mod session;
 mod session_record;
 pub mod tls;
-pub mod transcripts;

@@ -25,7 +25,6 @@ use crate::core::looping_domains::LoopSnapshot;
 use crate::inbound::auth::Authenticator;
 use crate::inbound::session_record::{RefusalLog, Seen};
 use crate::inbound::tls::{self, ServerTls};
-use crate::inbound::transcripts::Transcripts;
 use crate::policy::set::PolicySet;
 use crate::protocol::check::{CheckStage, Facts, Verdict};
 use crate::protocol::deadline::{PhaseDeadline, PhaseLimits, Stage};
@@ -34,6 +33,7 @@ use crate::protocol::security::{Endpoint, TlsInfo};
 use crate::protocol::session::{AcceptedMessage, AuthVerdict};
 use crate::protocol::{Event, Reply, ServerSession, ServerSettings};
 use crate::queue::Intake;
+use crate::store::transcripts::Transcripts;
 
 /// Sent to the Listener when a session ends, so it can release the connection slot.
 #[derive(Message, Debug)]

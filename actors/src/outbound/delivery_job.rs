@@ -75,7 +75,9 @@ pub(crate) async fn run_job(
 ) -> JobOutcome {
     let max = settings.max_recipients_per_transaction.max(1);
     if let Some(mut connection) = connection {
-        match transact(&mut connection, &job, max).await {
+        let sent = transact(&mut connection, &job, max).await;
+        keep_transcript(&mut connection, &job, &settings);
+        match sent {
             Ok(replies) => return finished(connection, &job, replies),
             // The server closed the pooled connection while it was idle: nothing of this
             // message reached it, so a fresh connection may carry it, in its place.
@@ -120,7 +122,16 @@ pub(crate) async fn run_job(
             Ok(mut connection) => {
                 connection.hold(permit.take());
                 connection.prefer_chunking(settings.chunking);
-                return match transact(&mut connection, &job, max).await {
+                if let Some(transcript) = settings
+                    .transcripts
+                    .as_ref()
+                    .and_then(|t| t.for_next_hop(&target.host, target.addr))
+                {
+                    connection.record(transcript);
+                }
+                let sent = transact(&mut connection, &job, max).await;
+                keep_transcript(&mut connection, &job, &settings);
+                return match sent {
                     Ok(replies) => finished(connection, &job, replies),
                     Err((done, e)) => failed_part_way(connection, &job, &done, &e),
                 };
@@ -132,6 +143,14 @@ pub(crate) async fn run_job(
         }
     }
     unreached(&job, &hop, last_error.as_ref())
+}
+
+/// Appends what `connection` recorded of `job` (the next hop is a listed peer) to the
+/// message's transcript.
+fn keep_transcript(connection: &mut SmtpConnection, job: &Deliver, settings: &DeliverySettings) {
+    if let (Some(transcripts), Some(text)) = (&settings.transcripts, connection.take_transcript()) {
+        transcripts.append(job.id, format!("--- delivery by hermod ---\n{text}"));
+    }
 }
 
 /// A report of `job` naming `relay`; the actor fills in its serial.

@@ -139,6 +139,8 @@ pub struct DeliverySettings {
     pub retire_idle_after: Duration,
     /// Outbound connections at once, over all next hops.
     pub budget: Arc<ConnectionBudget>,
+    /// Whose conversations are recorded (`log.transcript_peers`), and where.
+    pub transcripts: Option<Arc<crate::store::transcripts::Transcripts>>,
 }
 
 impl DeliverySettings {

@@ -172,6 +172,13 @@ impl Transcript {
     pub fn text(&self) -> &str {
         &self.text
     }
+
+    /// The transcript so far, taken: what comes next starts a new text (a connection
+    /// that carries one message after another gives each its part).
+    pub fn take(&mut self) -> String {
+        self.cut = false;
+        std::mem::take(&mut self.text)
+    }
 }
 
 #[cfg(test)]

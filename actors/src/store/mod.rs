@@ -14,4 +14,5 @@ pub mod message_data;
 pub mod private_dir;
 pub mod room;
 pub mod spool;
+pub mod transcripts;
 pub mod users;

@@ -16,6 +16,7 @@ use crate::protocol::reply_reader::{ParsedReply, ReplyReader};
 use crate::protocol::sasl;
 use crate::protocol::security::TlsInfo;
 use crate::protocol::status::EnhancedCode;
+use crate::protocol::transcript::Transcript;
 
 mod error;
 mod transaction;
@@ -75,6 +76,8 @@ pub struct SmtpConnection {
     use_chunking: bool,
     /// Its place in the outbound connection budget, given back when it is dropped.
     permit: Option<Permit>,
+    /// The conversation, when the next hop is in `log.transcript_peers`.
+    transcript: Option<Transcript>,
 }
 
 impl SmtpConnection {
@@ -165,6 +168,7 @@ impl SmtpConnection {
             tls,
             buffer: BytesMut::with_capacity(4096),
             reader: ReplyReader::default(),
+            transcript: None,
             caps: Capabilities::default(),
             lmtp,
             peer,
@@ -347,6 +351,16 @@ impl SmtpConnection {
         self.use_chunking = on;
     }
 
+    /// Records the conversation from now on into `transcript`.
+    pub fn record(&mut self, transcript: Transcript) {
+        self.transcript = Some(transcript);
+    }
+
+    /// What was recorded since the last call (`None` when nothing is recorded).
+    pub fn take_transcript(&mut self) -> Option<String> {
+        self.transcript.as_mut().map(Transcript::take)
+    }
+
     /// `host[ip]:port`, as logs show the relay.
     pub fn peer(&self) -> &str {
         &self.peer
@@ -369,6 +383,9 @@ impl SmtpConnection {
     }
 
     async fn write(&mut self, bytes: &[u8], stage: &'static str) -> Result<(), ClientError> {
+        if let Some(transcript) = self.transcript.as_mut() {
+            transcript.client(bytes, std::time::SystemTime::now());
+        }
         // Flushed too: over TLS the last records may still sit in rustls after write_all.
         let stream = &mut self.stream;
         let written = async {
@@ -425,7 +442,12 @@ impl SmtpConnection {
     async fn read_whole_reply(&mut self, stage: &'static str) -> Result<ParsedReply, ClientError> {
         loop {
             match self.reader.next_reply(&mut self.buffer) {
-                Ok(Some(reply)) => return Ok(reply),
+                Ok(Some(reply)) => {
+                    if let Some(transcript) = self.transcript.as_mut() {
+                        record_reply(transcript, &reply);
+                    }
+                    return Ok(reply);
+                }
                 Ok(None) => {}
                 Err(detail) => {
                     return Err(ClientError::Protocol {
@@ -468,6 +490,17 @@ const TLS_NOT_AVAILABLE: EnhancedCode = EnhancedCode::new(4, 7, 4);
 const TLS_FAILED: EnhancedCode = EnhancedCode::new(4, 7, 5);
 
 /// The client side of a TLS handshake with the next hop, bounded by the command
+/// A reply read back into the transcript, line by line as it came.
+fn record_reply(transcript: &mut Transcript, reply: &ParsedReply) {
+    let last = reply.lines.len().saturating_sub(1);
+    let mut wire = Vec::new();
+    for (i, line) in reply.lines.iter().enumerate() {
+        let sep = if i == last { ' ' } else { '-' };
+        wire.extend_from_slice(format!("{}{sep}{line}\r\n", reply.code).as_bytes());
+    }
+    transcript.server(&wire, std::time::SystemTime::now());
+}
+
 /// timeout. `retry_in_clear` marks a failure the caller may retry without TLS.
 async fn handshake(
     tcp: TcpStream,
