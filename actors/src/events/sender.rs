@@ -78,13 +78,8 @@ impl EventSender {
                 return;
             }
         };
-        metrics::gauge!("events_backlog", "destination" => name).set(
-            self.log
-                .written()
-                .saturating_sub(cursor)
-                .saturating_add(1)
-                .min(self.log.kept()) as f64,
-        );
+        metrics::gauge!("events_backlog", "destination" => name)
+            .set(self.log.backlog(cursor) as f64);
         let Some(&(last, _)) = batch.last() else {
             return;
         };

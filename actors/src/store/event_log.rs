@@ -24,8 +24,8 @@ pub struct EventLog {
     next: AtomicU64,
     /// The highest sequence number whose append has finished (0: none).
     written: AtomicU64,
-    /// The highest sequence number a flush has made durable; senders wait on it.
-    flushed: tokio::sync::watch::Sender<u64>,
+    /// The highest sequence number a flush has made durable; senders read no further.
+    flushed: AtomicU64,
     /// Events kept (appended and not pruned).
     kept: AtomicU64,
     /// The destinations in force: pruning keeps what the slowest of them has not had.
@@ -64,7 +64,7 @@ impl EventLog {
             cursors,
             next: AtomicU64::new(next),
             written: AtomicU64::new(last),
-            flushed: tokio::sync::watch::Sender::new(last),
+            flushed: AtomicU64::new(last),
             destinations: Mutex::new(Vec::new()),
             pending: Mutex::new(HashMap::new()),
             max_backlog: max_backlog.max(1),
@@ -104,18 +104,7 @@ impl EventLog {
 
     /// Everything up to `seq` is on disk: the senders may send it.
     pub fn flushed_up_to(&self, seq: u64) {
-        self.flushed.send_if_modified(|durable| {
-            let newer = seq > *durable;
-            if newer {
-                *durable = seq;
-            }
-            newer
-        });
-    }
-
-    /// Watches the highest durable sequence number.
-    pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.flushed.subscribe()
+        self.flushed.fetch_max(seq, Ordering::Release);
     }
 
     /// The sequence number of the next event `destination` should get: its cursor, or the
@@ -129,7 +118,7 @@ impl EventLog {
 
     /// Up to `limit` durable events from sequence number `from` on, with their numbers.
     pub fn batch(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, SpoolError> {
-        let durable = *self.flushed.borrow();
+        let durable = self.flushed.load(Ordering::Acquire);
         let mut out = Vec::new();
         for entry in self.events.range(from.to_be_bytes()..) {
             let (key, value) = entry?;
@@ -161,11 +150,11 @@ impl EventLog {
         self.prune_below(lowest)
     }
 
-    /// Events kept that `destination` has not acknowledged.
-    pub fn backlog(&self, destination: &str) -> Result<u64, SpoolError> {
-        let from = self.cursor(destination)?;
-        let behind = self.events.range(from.to_be_bytes()..).count();
-        Ok(behind as u64)
+    /// Events kept that a destination whose cursor is at `cursor` has not had. About:
+    /// from sequence numbers, not a count of the tree, so it is cheap on every batch;
+    /// events taken back or dropped leave it an upper bound, at most `kept`.
+    pub fn backlog(&self, cursor: u64) -> u64 {
+        (self.written() + 1).saturating_sub(cursor).min(self.kept())
     }
 
     /// Events kept in all.
@@ -306,7 +295,8 @@ mod tests {
         );
         log.acknowledge("a", first + 2).unwrap();
         assert_eq!(log.kept(), 2, "b has not had them");
-        assert_eq!(log.backlog("a").unwrap(), 0);
+        assert_eq!(log.backlog(log.cursor("a").unwrap()), 0);
+        assert_eq!(log.backlog(log.cursor("b").unwrap()), 2);
         log.acknowledge("b", first + 1).unwrap();
         assert_eq!(log.kept(), 1);
         assert_eq!(log.batch(log.cursor("b").unwrap(), 10).unwrap()[0].1, b"2");
