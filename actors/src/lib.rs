@@ -66,8 +66,9 @@
 //!   reserve and its claims (`disk_space`), the process's TLS backend (`tls`), the
 //!   greylist's stored state and store trait (`greylist_state`), the relay domains
 //!   found to loop back (`looping_domains`), human durations (`duration`), the
-//!   classes a failure can have (`bounce_class`), and lists of peers as operators write
-//!   them (`peer_list`).
+//!   classes a failure can have (`bounce_class`), lists of peers as operators write
+//!   them (`peer_list`), and the OpenTelemetry trace each message carries
+//!   (`message_trace`).
 //! - [`mailbox`]: how many messages wait in each kind of actor's mailbox
 //!   (`actor_mailbox_messages`), which names the actor that falls behind.
 //! - [`metric_series`]: the series registered at 0 when the recorder is installed, so

@@ -48,6 +48,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     hermod_actors::describe_metrics();
     super::destinations::describe_metrics();
     crate::inject::describe_metrics();
+    crate::logging::traces::describe_metrics();
     let process = process_collector();
     process.describe();
     process.collect();

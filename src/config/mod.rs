@@ -41,6 +41,7 @@ pub mod section;
 pub mod smtp;
 mod summary;
 pub mod tls;
+pub mod traces;
 
 pub use admin::AdminConfig;
 pub use auth::AuthConfig;
@@ -62,6 +63,7 @@ pub use smtp::SmtpConfig;
 pub use summary::settings;
 pub use summary::{non_defaults, summary};
 pub use tls::TlsConfig;
+pub use traces::TracingConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -99,6 +101,8 @@ pub struct Config {
     pub http_inject: HttpInjectConfig,
     /// Logging.
     pub log: LogConfig,
+    /// OpenTelemetry traces of messages.
+    pub tracing: TracingConfig,
     /// The admin HTTP server.
     pub admin: AdminConfig,
 }
@@ -136,6 +140,7 @@ impl Config {
             ));
         }
         self.log.check(&mut issues);
+        self.tracing.check(&mut issues);
         self.admin.check(&mut issues);
         self.check_listeners(&mut issues);
         issues
@@ -215,7 +220,7 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 17] {
+pub fn sections() -> [Declared; 18] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<TlsConfig>(),
@@ -233,6 +238,7 @@ pub fn sections() -> [Declared; 17] {
         Declared::of::<EventsConfig>(),
         Declared::of::<HttpInjectConfig>(),
         Declared::of::<LogConfig>(),
+        Declared::of::<TracingConfig>(),
         Declared::of::<AdminConfig>(),
     ]
 }

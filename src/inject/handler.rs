@@ -5,11 +5,12 @@
 //! accepted with its queue id.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 use hermod_actors::core::id::QueueId;
+use hermod_actors::core::message_trace::{self, Receiving, SpanStart};
 use hermod_actors::protocol::check::{Acceptance, CheckStage, Facts, Verdict};
 use hermod_actors::protocol::session::AcceptedMessage;
 use hermod_actors::protocol::spool_room::SpoolRoom as _;
@@ -121,6 +122,7 @@ async fn store(
     client: std::net::IpAddr,
     tenant: Option<Arc<Tenant>>,
 ) -> Outcome {
+    let began = SystemTime::now();
     let Some(claim) = state.room.try_claim(data.len() as u64) else {
         return Outcome::Refused {
             reason: "452 4.3.1 Insufficient system storage".into(),
@@ -138,7 +140,7 @@ async fn store(
         data.extend_from_slice(b"\r\n");
     }
     data.extend_from_slice(&message);
-    let accepted = AcceptedMessage {
+    let mut accepted = AcceptedMessage {
         id,
         sender: checked.sender.clone(),
         recipients: vec![checked.recipients[i].clone()],
@@ -149,9 +151,15 @@ async fn store(
         hold: acceptance.hold,
         route: acceptance.route,
         claim: None,
+        trace: None,
     };
+    let receiving = trace_root(&accepted, client, began).map(|root| {
+        let (receiving, traceparent) = Receiving::new(root);
+        accepted.trace = traceparent;
+        receiving
+    });
     let deadline = Instant::now() + ENQUEUE_TIMEOUT;
-    match state.intake.enqueue(accepted, client, deadline).await {
+    let outcome = match state.intake.enqueue(accepted, client, deadline).await {
         Ok(id) => {
             claim.stored();
             Outcome::Accepted(id.to_string())
@@ -160,7 +168,41 @@ async fn store(
             reason: format!("451 4.3.0 {e}"),
             temporary: true,
         },
+    };
+    if let Some(receiving) = receiving {
+        match &outcome {
+            Outcome::Accepted(id) => receiving.answered(250, id),
+            Outcome::Refused { reason, .. } => receiving.answered(451, reason),
+        }
     }
+    outcome
+}
+
+/// The root span of an injected message's trace (`http.inject`), begun when its
+/// recipient's turn came; `None` while tracing is off.
+fn trace_root(
+    message: &AcceptedMessage,
+    client: std::net::IpAddr,
+    began: SystemTime,
+) -> Option<opentelemetry::global::BoxedSpan> {
+    use opentelemetry::KeyValue;
+    let mut attributes = vec![
+        KeyValue::new("hermod.queue_id", message.id.to_string()),
+        KeyValue::new("client.address", client.to_string()),
+        message_trace::peer_text("smtp.mail_from", &message.sender.to_string()),
+        KeyValue::new("smtp.rcpt_count", message.recipients.len() as i64),
+        KeyValue::new("message.size", message.data.len() as i64),
+    ];
+    if let Some(user) = &message.user {
+        attributes.push(message_trace::peer_text("enduser.id", user));
+    }
+    let span = SpanStart {
+        name: "http.inject",
+        kind: opentelemetry::trace::SpanKind::Server,
+        start: began,
+        attributes,
+    };
+    message_trace::start(span, None)
 }
 
 /// Message `data` of recipient `i` through the policies of MAIL, RCPT and DATA; what the

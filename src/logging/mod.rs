@@ -10,10 +10,13 @@
 //! Lines are written by a dedicated thread in batches ([`batch_writer`]), so logging under
 //! load costs the mail path neither system calls nor thread wake-ups per line; no line is
 //! ever dropped (a full buffer slows the logger, it does not lose).
+//!
+//! Messages' OpenTelemetry traces go to a collector through [`traces`].
 
 mod batch_writer;
 pub mod debug_peers;
 pub mod recent;
+pub mod traces;
 
 use std::fmt;
 use std::io::IsTerminal;

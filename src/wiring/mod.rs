@@ -73,6 +73,7 @@ pub fn run(
         prometheus: install_metrics(&config)?,
         recent,
     };
+    let traces = crate::logging::traces::install(&config)?;
     let system = System::new();
     let spooled = Spooled {
         spool: spool.clone(),
@@ -93,6 +94,9 @@ pub fn run(
         // the error could be printed.
         System::current().stop();
         let _ = system.run();
+        if let Some(traces) = traces {
+            traces.stop();
+        }
         return Err(e);
     }
     for (addr, kind) in &bound {
@@ -104,6 +108,9 @@ pub fn run(
         sd_notify::NotifyState::Status("accepting mail"),
     ]);
     system.run().context("actor system failed")?;
+    if let Some(traces) = traces {
+        traces.stop();
+    }
     if stopped_by_full_disk.load(std::sync::atomic::Ordering::Relaxed) {
         // Every acknowledged message was flushed before its 250; what this flush would
         // have added is delivery state, which a restart redoes.

@@ -24,6 +24,7 @@ use tokio_rustls::server::TlsStream;
 use crate::core::looping_domains::LoopSnapshot;
 use crate::inbound::auth::Authenticator;
 use crate::inbound::session_record::{RefusalLog, Seen};
+use crate::inbound::session_trace::SessionTrace;
 use crate::inbound::tls::{self, ServerTls};
 use crate::policy::set::PolicySet;
 use crate::protocol::check::{CheckStage, Facts, Verdict};
@@ -150,6 +151,7 @@ async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) 
     let mut seen = Seen {
         refusals: RefusalLog::default(),
         transcript: cx.transcripts.as_ref().and_then(|t| t.for_peer(peer)),
+        trace: SessionTrace::start(),
     };
     let mut protocol =
         ServerSession::new(cx.settings.clone(), peer.ip()).with_endpoint(cx.endpoint);
@@ -348,17 +350,19 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let closing = match event {
             Some(Event::Enqueue(message)) => {
-                let id = message.id;
-                seen.queued(id, enqueue(message, peer, cx).await)
+                take(message, peer, cx, protocol, seen)
+                    .await
                     .write_to(&mut output);
                 continue;
             }
             Some(Event::Check(facts)) => {
-                if facts.stage == CheckStage::Mail {
+                let (stage, asked) = (facts.stage, SystemTime::now());
+                if stage == CheckStage::Mail {
                     // A new transaction: a new DNS budget.
                     dns_budget = cx.policies.dns_budget();
                 }
                 let verdict = cx.policies.check_within(facts, &mut dns_budget).await;
+                seen.checked(stage, asked, &verdict);
                 // A 421 ends the session (RFC 5321 §3.8).
                 let ends =
                     matches!(&verdict, Verdict::Defer(r) | Verdict::Reject(r) if r.code == 421);
@@ -400,6 +404,20 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             return end;
         }
     }
+}
+
+/// Takes a complete message: traced (when tracing is on), queued, answered.
+async fn take(
+    mut message: AcceptedMessage,
+    peer: SocketAddr,
+    cx: &SessionContext,
+    protocol: &ServerSession,
+    seen: &mut Seen,
+) -> Reply {
+    let id = message.id;
+    let trace = seen.receiving(&mut message, peer, protocol);
+    let reply = enqueue(message, peer, cx).await;
+    seen.queued(id, reply, trace)
 }
 
 /// Takes an accepted message into the queue (its body file made durable first) and

@@ -1,13 +1,17 @@
 //! What a Session keeps of itself while it runs ([`Seen`]): its refusals for the log (the
-//! first of each reason logged at once, repeats counted and logged once at the end) and,
-//! for a client in `log.transcript_peers`, its transcript.
+//! first of each reason logged at once, repeats counted and logged once at the end),
+//! for a client in `log.transcript_peers`, its transcript, and, with tracing on, what
+//! its messages' traces need.
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
+use super::session_trace::SessionTrace;
 use crate::core::id::QueueId;
+use crate::core::message_trace::Receiving;
+use crate::protocol::check::{CheckStage, Verdict};
 use crate::protocol::reply::Reply;
-use crate::protocol::session::ServerSession;
+use crate::protocol::session::{AcceptedMessage, ServerSession};
 use crate::protocol::transcript::Transcript;
 
 /// What a session keeps of itself: its refusals for the log, and its transcript when the
@@ -15,6 +19,7 @@ use crate::protocol::transcript::Transcript;
 pub(super) struct Seen {
     pub(super) refusals: RefusalLog,
     pub(super) transcript: Option<Transcript>,
+    pub(super) trace: Option<SessionTrace>,
 }
 
 impl Seen {
@@ -22,6 +27,9 @@ impl Seen {
     /// transcript records the replies.
     pub(super) fn turn(&mut self, protocol: &mut ServerSession, peer: SocketAddr, output: &[u8]) {
         self.refusals.record(protocol, peer);
+        if let Some(trace) = self.trace.as_mut() {
+            trace.turn(protocol);
+        }
         if let Some(transcript) = self.transcript.as_mut() {
             transcript.server(output, SystemTime::now());
         }
@@ -34,9 +42,29 @@ impl Seen {
         }
     }
 
-    /// Message `id` got `reply` at its end of data: a queued one gets the transcript.
-    /// The reply goes on to the client.
-    pub(super) fn queued(&mut self, id: QueueId, reply: Reply) -> Reply {
+    /// The policies gave `verdict` at `stage`, asked at `asked` (for the trace).
+    pub(super) fn checked(&mut self, stage: CheckStage, asked: SystemTime, verdict: &Verdict) {
+        if let Some(trace) = self.trace.as_mut() {
+            trace.checked(stage, asked, verdict);
+        }
+    }
+
+    /// `message` is complete: its trace starts (when tracing is on).
+    pub(super) fn receiving(
+        &mut self,
+        message: &mut AcceptedMessage,
+        peer: SocketAddr,
+        protocol: &ServerSession,
+    ) -> Option<Receiving> {
+        self.trace.as_mut()?.receive(message, peer, protocol)
+    }
+
+    /// Message `id` got `reply` at its end of data: its trace ends, a queued one gets the
+    /// transcript. The reply goes on to the client.
+    pub(super) fn queued(&mut self, id: QueueId, reply: Reply, trace: Option<Receiving>) -> Reply {
+        if let Some(trace) = trace {
+            trace.answered(reply.code, &reply);
+        }
         if let Some(transcript) = self.transcript.as_mut()
             && reply.code == 250
         {

@@ -133,6 +133,7 @@ impl Queue {
             user: None,
             route: None,
             tracking: Vec::new(),
+            trace: None,
         };
         // Read, built and written in one turn of the spool writer (the original's
         // headers are read there): the Queue waits once.

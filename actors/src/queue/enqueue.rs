@@ -196,6 +196,7 @@ fn envelope_of(
         user,
         hold,
         route,
+        trace,
         ..
     } = message;
     let size = data.len() + body_file.as_ref().map_or(0, |f| f.len() as usize);
@@ -221,6 +222,7 @@ fn envelope_of(
         route,
         user,
         tracking: Vec::new(),
+        trace,
     };
     (envelope, Bytes::from(data), body_file)
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 
 mod admin;
+mod attempt_trace;
 mod bounce;
 mod dispatch;
 mod drain;
@@ -92,6 +93,9 @@ struct QueuedMessage {
     jobs: usize,
     /// Octets of its data held while its jobs run (see `max_bytes_in_flight`).
     cost: u64,
+    /// When its running jobs were handed out: the start of their delivery spans (kept
+    /// only for a traced message).
+    dispatched: Option<std::time::SystemTime>,
 }
 
 /// The queue actor.
@@ -256,6 +260,11 @@ impl Queue {
             self.in_flight += 1;
             message.cost = data.memory_cost();
             self.bytes_in_flight += message.cost;
+            message.dispatched = message
+                .envelope
+                .trace
+                .is_some()
+                .then(std::time::SystemTime::now);
         }
         message.jobs += 1;
         let job = Deliver {

@@ -1,7 +1,8 @@
 //! What the Queue records of each delivery attempt once the schedule has applied it:
-//! the log line, the metrics, the status page's list, the failure's bounce class and the
-//! delivery event, all from one place so that they agree.
+//! the log line, the metrics, the status page's list, the failure's bounce class, the
+//! delivery event and the trace's span, all from one place so that they agree.
 
+use super::attempt_trace::AttemptSpan;
 use super::{Queue, recent};
 use crate::core::bounce_class::BounceClass;
 use crate::core::id::QueueId;
@@ -32,6 +33,7 @@ impl Queue {
             return;
         };
         let envelope = &message.envelope;
+        let mut span = AttemptSpan::start(report, envelope, message.dispatched);
         let mut events = Vec::new();
         for (i, attempt) in attempts {
             let rcpt = &envelope.recipients[i];
@@ -47,6 +49,9 @@ impl Queue {
                 ),
             };
             log_attempt(report, envelope, i, &attempt, class);
+            if let Some(span) = span.as_mut() {
+                span.recipient(&rcpt.address, rcpt.attempts, &attempt, class);
+            }
             let status = attempt.result.label();
             metrics::counter!("delivery_attempts_total", "status" => status).increment(1);
             match (attempt.result, class) {
@@ -76,6 +81,9 @@ impl Queue {
             if self.committer.keeps_events() {
                 events.push(self.attempt_event(report, envelope, i, &attempt, class));
             }
+        }
+        if let Some(span) = span {
+            span.end();
         }
         for event in events {
             self.committer.event(event.to_bytes());

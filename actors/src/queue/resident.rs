@@ -121,6 +121,7 @@ impl Queue {
                 in_flight: vec![false; n],
                 jobs: 0,
                 cost: 0,
+                dispatched: None,
             },
         );
     }

@@ -244,6 +244,7 @@ mod tests {
             user: None,
             route: None,
             tracking: Vec::new(),
+            trace: None,
         }
     }
 

@@ -86,6 +86,10 @@ pub struct Envelope {
     /// every delivery event of the message: name as configured, value as sent (bounded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tracking: Vec<(String, String)>,
+    /// The W3C `traceparent` of the message's trace (`tracing.enabled`, and the sampler
+    /// kept it): each delivery attempt adds its span there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -116,5 +120,6 @@ pub(crate) fn sample(size: usize) -> Envelope {
         user: None,
         route: None,
         tracking: Vec::new(),
+        trace: None,
     }
 }

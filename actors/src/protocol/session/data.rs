@@ -130,6 +130,7 @@ impl ServerSession {
             hold: false,
             route: None,
             claim: Some(transaction.claim),
+            trace: None,
         };
         if self.checks(CheckStage::Data) {
             return self.stop_for_check(Pending::Data(Box::new(message), transaction.findings));

@@ -94,6 +94,9 @@ pub struct AcceptedMessage {
     /// Its bytes, claimed against the spool's free-space reserve: the driver marks
     /// them stored once the message is queued ([`Claim::stored`]).
     pub claim: Option<Claim>,
+    /// The W3C `traceparent` of the message's trace, set by the driver when it traces
+    /// the message; kept in the envelope for the delivery attempts' spans.
+    pub trace: Option<String>,
 }
 
 /// What the driver must do before feeding more bytes.
@@ -213,6 +216,16 @@ impl ServerSession {
     /// Whether a MAIL transaction is open (used to decide if a close loses work).
     pub fn in_transaction(&self) -> bool {
         self.transaction.is_some()
+    }
+
+    /// The EHLO/HELO name the client gave, once it has (for the message's trace).
+    pub fn helo_name(&self) -> Option<&str> {
+        self.helo.as_deref()
+    }
+
+    /// What the TLS handshake agreed on, once TLS is up (for the message's trace).
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref()
     }
 
     /// The relay domains found to loop back to us, from now on (the driver hands in each

@@ -1,0 +1,163 @@
+//! The receiving part of a message's trace (`tracing.enabled`): what a Session notes of
+//! each transaction as it goes (when it began, each policy check and its verdict), and
+//! the spans it makes of them once the message is taken: `smtp.receive` for the whole
+//! (from the connection for a connection's first message), `smtp.connect` for the
+//! greeting, TLS and AUTH before it, `policy.check` for each check, `queue.store` for
+//! the spool's fsync. The root's `traceparent` goes into the envelope.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
+
+use crate::core::message_trace::{self, Receiving, SpanStart, peer_text};
+use crate::protocol::check::{CheckStage, Verdict};
+use crate::protocol::session::{AcceptedMessage, ServerSession};
+
+/// What a Session keeps for the traces of its messages.
+pub(super) struct SessionTrace {
+    /// When the connection was accepted.
+    connected: SystemTime,
+    /// A message of this connection was traced: the next ones start at their MAIL.
+    traced_one: bool,
+    /// When the open transaction began (its MAIL check, or the turn that saw it open).
+    began: Option<SystemTime>,
+    /// The last turn outside a transaction: the start of a transaction whose commands all
+    /// came in one read.
+    idle_since: SystemTime,
+    /// The policy checks of the open transaction.
+    checks: Vec<CheckTiming>,
+}
+
+/// One policy check: its stage, its verdict and when it ran.
+struct CheckTiming {
+    stage: CheckStage,
+    verdict: &'static str,
+    start: SystemTime,
+    end: SystemTime,
+}
+
+impl SessionTrace {
+    /// A new connection's; `None` while tracing is off.
+    pub(super) fn start() -> Option<Self> {
+        message_trace::enabled().then(|| {
+            let now = SystemTime::now();
+            SessionTrace {
+                connected: now,
+                traced_one: false,
+                began: None,
+                idle_since: now,
+                checks: Vec::new(),
+            }
+        })
+    }
+
+    /// A turn of the protocol ended: a transaction that is no longer open (refused,
+    /// RSET) leaves nothing for the next one.
+    pub(super) fn turn(&mut self, protocol: &ServerSession) {
+        if protocol.in_transaction() {
+            self.began.get_or_insert(self.idle_since);
+        } else {
+            self.began = None;
+            self.checks.clear();
+            self.idle_since = SystemTime::now();
+        }
+    }
+
+    /// The policies gave `verdict` at `stage`, asked at `start`.
+    pub(super) fn checked(&mut self, stage: CheckStage, start: SystemTime, verdict: &Verdict) {
+        if stage == CheckStage::Mail {
+            // A new transaction: what an earlier one left is not its own.
+            self.checks.clear();
+            self.began = Some(start);
+        }
+        let verdict = match verdict {
+            Verdict::Accept(_) => "accept",
+            Verdict::Defer(_) => "defer",
+            Verdict::Reject(_) => "reject",
+        };
+        self.checks.push(CheckTiming {
+            stage,
+            verdict,
+            start,
+            end: SystemTime::now(),
+        });
+    }
+
+    /// `message` is complete and about to be stored: its trace starts, with the spans of
+    /// what came before, and the envelope gets its `traceparent`.
+    pub(super) fn receive(
+        &mut self,
+        message: &mut AcceptedMessage,
+        peer: SocketAddr,
+        protocol: &ServerSession,
+    ) -> Option<Receiving> {
+        let began = self.began.take().unwrap_or(self.idle_since);
+        let start = if self.traced_one {
+            began
+        } else {
+            self.connected
+        };
+        let mut attributes = vec![
+            KeyValue::new("hermod.queue_id", message.id.to_string()),
+            KeyValue::new("client.address", peer.ip().to_string()),
+            KeyValue::new("client.port", i64::from(peer.port())),
+            peer_text("smtp.mail_from", &message.sender.to_string()),
+            KeyValue::new("smtp.rcpt_count", message.recipients.len() as i64),
+            KeyValue::new("message.size", message.data.len() as i64),
+        ];
+        if let Some(helo) = protocol.helo_name() {
+            attributes.push(peer_text("smtp.helo", helo));
+        }
+        if let Some(tls) = protocol.tls() {
+            attributes.push(KeyValue::new("tls.protocol.version", tls.version.clone()));
+            attributes.push(KeyValue::new("tls.cipher", tls.cipher.clone()));
+        }
+        if let Some(user) = &message.user {
+            attributes.push(peer_text("enduser.id", user));
+        }
+        let root = message_trace::start(
+            SpanStart {
+                name: "smtp.receive",
+                kind: SpanKind::Server,
+                start,
+                attributes,
+            },
+            None,
+        )?;
+        let context = message_trace::context_of(&root);
+        if !self.traced_one {
+            self.traced_one = true;
+            message_trace::record(
+                SpanStart {
+                    name: "smtp.connect",
+                    kind: SpanKind::Internal,
+                    start: self.connected,
+                    attributes: Vec::new(),
+                },
+                &context,
+                began,
+            );
+        }
+        for check in self.checks.drain(..) {
+            message_trace::record(
+                SpanStart {
+                    name: "policy.check",
+                    kind: SpanKind::Internal,
+                    start: check.start,
+                    attributes: vec![
+                        KeyValue::new("hermod.stage", check.stage.name()),
+                        KeyValue::new("hermod.verdict", check.verdict),
+                    ],
+                },
+                &context,
+                check.end,
+            );
+        }
+        self.idle_since = SystemTime::now();
+        let (receiving, traceparent) = Receiving::new(root);
+        message.trace = traceparent;
+        Some(receiving)
+    }
+}
