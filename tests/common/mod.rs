@@ -10,6 +10,7 @@ pub mod hermod;
 pub mod http;
 pub mod redis;
 pub mod sink;
+pub mod otlp;
 pub mod users;
 pub mod webhook;
 
