@@ -17,7 +17,7 @@
 //! - [`inject`]: the HTTP injection API (`POST /api/inject/v1`): the request's shape and
 //!   checks (`request`), each recipient's message (`build`), the tenants and their keys
 //!   (`tenants`), and the handler that stores through the SMTP intake (`handler`).
-//! - [`logging`]: text or JSON logs.
+//! - [`logging`]: text or JSON logs, and the OTLP exporter of messages' traces (`traces`).
 //! - [`wiring`]: starts the spool, the actors and the arbiters; drains on shutdown and
 //!   reloads on SIGHUP.
 

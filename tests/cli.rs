@@ -215,7 +215,7 @@ fn a_log_level_that_would_hide_every_line_is_refused() {
 async fn variables_that_set_nothing_are_named_at_start_and_by_validate_only() {
     let out = hermod()
         .args(["serve", "--validate-only"])
-        .env("SMTP_ENABLE_TRACING", "true")
+        .env("SMTP_WEBHOOK_ENABLED", "true")
         .env("SMTP_WEBHOOK_URL", "http://hook.test/")
         .current_dir(tempfile::tempdir().unwrap().path())
         .output()
@@ -223,7 +223,7 @@ async fn variables_that_set_nothing_are_named_at_start_and_by_validate_only() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.contains("warning: SMTP_ENABLE_TRACING is not a hermod setting; it is ignored"),
+        stdout.contains("warning: SMTP_WEBHOOK_ENABLED is not a hermod setting; it is ignored"),
         "{stdout}"
     );
     assert!(stdout.contains("SMTP_WEBHOOK_URL"), "{stdout}");
@@ -234,7 +234,7 @@ async fn variables_that_set_nothing_are_named_at_start_and_by_validate_only() {
     let h = Hermod::start_with(
         config.clone(),
         dir.path().join("data"),
-        &[("SMTP_ENABLE_TRACING", "true")],
+        &[("SMTP_WEBHOOK_ENABLED", "true")],
     )
     .await;
     let starting = h.wait_log("hermod starting", Duration::ZERO).await.unwrap();
@@ -243,7 +243,7 @@ async fn variables_that_set_nothing_are_named_at_start_and_by_validate_only() {
         "{starting}"
     );
     let warning = h
-        .wait_log("SMTP_ENABLE_TRACING", Duration::ZERO)
+        .wait_log("SMTP_WEBHOOK_ENABLED", Duration::ZERO)
         .await
         .unwrap_or_else(|| panic!("{}", h.logs().join("\n")));
     assert!(

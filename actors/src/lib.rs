@@ -16,7 +16,8 @@
 //!   and AUTH (`auth`: credentials checked off the arbiters, against the local store or
 //!   Dovecot's auth service (`password_check`, `dovecot_auth`); the per-network lock-out and
 //!   per-user pacing in `auth_failures`), and what a Session keeps of itself
-//!   (`session_record`: its refusals for the log, its transcript).
+//!   (`session_record`: its refusals for the log, its transcript; `session_trace`: the
+//!   receiving spans of its messages' traces).
 //! - [`policy`]: decisions about a transaction, as actors a Session asks (`set`: the
 //!   policies of one transaction and their shared DNS budget; `actor`: the one actor
 //!   each policy runs in): rate limits
@@ -31,7 +32,7 @@
 //!   retries, bounces (`bounce`, RFC 3464 DSNs in `dsn`); next-hop health seen from the
 //!   queue (`hops`), the operator's actions (`operate`, `admin`, `suspend`), recent
 //!   outcomes (`recent`), what each attempt leaves (`outcomes`: log line, metrics, bounce
-//!   class, delivery event), reload (`reconfigure`) and the drain at shutdown (`drain`).
+//!   class, delivery event; its trace's span in `attempt_trace`), reload (`reconfigure`) and the drain at shutdown (`drain`).
 //! - [`outbound`]: the Delivery actor (`delivery`, one per next hop: connection pool,
 //!   rate limit, back-off; one job's conversation in `delivery_job`, what a job is and
 //!   one result per recipient in `job`), the SMTP/LMTP client (`smtp_client`: STARTTLS, implicit TLS, AUTH to

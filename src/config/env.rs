@@ -27,8 +27,8 @@ fn section_names() -> Vec<&'static str> {
 }
 
 /// Variables that look like hermod's (`SMTP_*`, `HERMOD_*`) but set nothing: names from
-/// the seeds' env files for features hermod does not have (`SMTP_ENABLE_TRACING`,
-/// `SMTP_TRACING_SERVICE_NAME`) or misspelt. hermod ignores them and says so, so that
+/// the seeds' env files for features hermod has under other settings (`SMTP_WEBHOOK_URL`,
+/// `SMTP_WEBHOOK_ENABLED`: `[events]`) or misspelt. hermod ignores them and says so, so that
 /// nobody believes a feature is on because its variable is set. Kubernetes service
 /// links and `HERMOD_CONFIG` are not named.
 pub fn unrecognized_env(env: &BTreeMap<String, String>) -> Vec<String> {
@@ -279,6 +279,7 @@ mod tests {
     #[test]
     fn variables_that_look_like_settings_but_are_not_are_named() {
         let env: BTreeMap<String, String> = [
+            ("SMTP_WEBHOOK_ENABLED", "true"),
             ("SMTP_ENABLE_TRACING", "true"),
             ("SMTP_WEBHOOK_URL", "http://hook.test/"),
             ("SMTP_HOSTNAME", "mx.test"),
@@ -296,7 +297,7 @@ mod tests {
             unrecognized_env(&env),
             [
                 "HERMOD_SMPT_HOSTNAME",
-                "SMTP_ENABLE_TRACING",
+                "SMTP_WEBHOOK_ENABLED",
                 "SMTP_WEBHOOK_URL"
             ]
         );
