@@ -28,6 +28,9 @@
 #     source-1 (SMTP, one message per connection). Its "accepted" counts message lines.
 #   - events-1: source-1 with delivery events on (a JSON-lines file destination), to
 #     measure what keeping and sending events costs intake and delivery.
+#   - traced-1: source-1 with every message traced (OpenTelemetry, issue 25) to a
+#     collector stand-in on loopback (loadtest/otlp_count.py, which counts the spans it
+#     took), to measure what tracing costs; compare with source-1.
 #   - ceiling-1: source-1's load straight into the sink, no relay: the pair ceiling, what
 #     the load generator and the sink alone reach on these two cores (issue 21's goal for
 #     source-1 is 60 % of it). Its "server" figures are the sink's own.
@@ -80,12 +83,18 @@ run_shape() {
     postfix-*) start_postfix "$hermod_port" "$sink_port"; hermod_pid=$(cat /var/spool/postfix/pid/master.pid | xargs) ;;
     ceiling-*) hermod_port=$sink_port; hermod_pid=$sink_pid ;;
     *)
-      local inject_port
-      inject_port=$(free_port)
+      local inject_port otlp_port otlp_pid=
+      inject_port=$(free_port); otlp_port=$(free_port)
+      case $shape in
+        traced-*) PYTHONPATH=${HERMOD_OTLP_PYTHONPATH:-/opt/otlp-python} /usr/bin/python3 loadtest/otlp_count.py "$otlp_port" > "$work/otlp.log" 2>&1 &
+          otlp_pid=$!; wait_port "$otlp_port" ;;
+      esac
       SMTP_HOST=127.0.0.1 SMTP_PORT=$hermod_port SMTP_DB_PATH="$work/spool" SMTP_RELAYHOST="[127.0.0.1]:$sink_port" \
         HERMOD_HTTP_INJECT_ENABLED="$(case $shape in inject-*) echo true ;; *) echo false ;; esac)" \
         HERMOD_HTTP_INJECT_LISTEN="127.0.0.1:$inject_port" HERMOD_HTTP_INJECT_MAX_RECIPIENTS=100 \
         HERMOD_EVENTS_FILE="$(case $shape in events-*) echo "$work/events.jsonl" ;; esac)" \
+        SMTP_ENABLE_TRACING="$(case $shape in traced-*) echo true ;; *) echo false ;; esac)" \
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http://127.0.0.1:$otlp_port/v1/traces" \
         SMTP_MAX_CONNECTIONS=2000 SMTP_MAX_CONNECTIONS_PER_IP=2000 METRICS_ENABLED="$(metrics_enabled "$shape")" \
         SMTP_WORKER_THREADS="$(case $shape in one-*) echo 1 ;; *) echo "${SMTP_WORKER_THREADS:-0}" ;; esac)" \
         HERMOD_ADMIN_LISTEN="$(case $shape in noadmin-*) ;; *) echo 127.0.0.1:0 ;; esac)" \
@@ -111,7 +120,7 @@ run_shape() {
   t0=$(date +%s.%N)
   case $shape in
     inject-100) wait_port "$inject_port"; "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" inject -q -c "${INJECT_C:-4}" -m "$N" -r 100 --size "$SIZE" "http://127.0.0.1:$inject_port/api/inject/v1" ;;
-    source-1|postfix-1|old-1|nometrics-1|noadmin-1|one-1|ceiling-1|events-1) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
+    source-1|postfix-1|old-1|nometrics-1|noadmin-1|one-1|ceiling-1|events-1|traced-1) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     source-d|postfix-d) "${timed[@]}" -o "$work/client.time" /usr/sbin/smtp-source -d -s "$C" -m "$N" -l "$SIZE" "127.0.0.1:$hermod_port" ;;
     blaster-1|postfix-b1|one-b1|old-b1) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 1 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
     blaster-100) "${timed[@]}" -o "$work/client.time" "$BIN/smtp-blaster" send -q -c "$C" -m "$N" -k 100 --size "$SIZE" --pipelining "127.0.0.1:$hermod_port" ;;
@@ -131,6 +140,8 @@ run_shape() {
     *) kill -TERM $hermod_pid; wait $hermod_pid || true; kill $sampler 2>/dev/null || true ;;
   esac
   case $shape in
+    traced-*) kill -TERM "$otlp_pid" 2>/dev/null || true; wait "$otlp_pid" 2>/dev/null || true
+      echo "$(cat "$work/otlp.log") (4 a message: $((4 * N)) in all)" ;;
     events-*) echo "events in the file when hermod stopped: $(wc -l < "$work/events.jsonl" 2>/dev/null || echo 0) (Reception and Delivery: $((2 * N)) in all)" ;;
   esac
   local peak_kb accepted spool_kb
