@@ -141,7 +141,7 @@ run_shape() {
   esac
   case $shape in
     traced-*) kill -TERM "$otlp_pid" 2>/dev/null || true; wait "$otlp_pid" 2>/dev/null || true
-      echo "$(cat "$work/otlp.log") (4 a message: $((4 * N)) in all)" ;;
+      echo "$(cat "$work/otlp.log") (2 a message: $((2 * N)) in all)" ;;
     events-*) echo "events in the file when hermod stopped: $(wc -l < "$work/events.jsonl" 2>/dev/null || echo 0) (Reception and Delivery: $((2 * N)) in all)" ;;
   esac
   local peak_kb accepted spool_kb

@@ -31,7 +31,7 @@ section! {
             => (restart, []),
         /// Finished spans waiting for export; past it new ones are dropped (counted in
         /// `tracing_spans_dropped_total`) rather than hold memory or slow the mail.
-        pub max_queue: usize = 65_536
+        pub max_queue: usize = 16_384
             => (restart, []),
         /// File of header fields sent with every export (`Name: value` a line; mode 0600):
         /// a collector's API key. Empty: none.

@@ -8,9 +8,9 @@ pub mod dkim;
 pub mod dns;
 pub mod hermod;
 pub mod http;
+pub mod otlp;
 pub mod redis;
 pub mod sink;
-pub mod otlp;
 pub mod users;
 pub mod webhook;
 

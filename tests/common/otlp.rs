@@ -44,7 +44,7 @@ class Handler(BaseHTTPRequestHandler):
                         "start": s.start_time_unix_nano,
                         "end": s.end_time_unix_nano,
                         "attributes": attrs(s.attributes),
-                        "events": [{"name": e.name, "attributes": attrs(e.attributes)} for e in s.events],
+                        "events": [{"name": e.name, "time": e.time_unix_nano, "attributes": attrs(e.attributes)} for e in s.events],
                         "status_code": s.status.code,
                         "status_message": s.status.message,
                     }))
@@ -106,10 +106,7 @@ impl OtlpReceiver {
             .expect("python3");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the OTLP receiver did not start"
-            );
+            assert!(Instant::now() < deadline, "the OTLP receiver did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
         OtlpReceiver {

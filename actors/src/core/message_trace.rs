@@ -131,46 +131,32 @@ pub fn peer_text(key: &'static str, text: &str) -> KeyValue {
     KeyValue::new(key, value)
 }
 
-/// The open root span of a message being stored (over SMTP or the injection API): the
-/// `queue.store` span and the root end when the client is answered.
+/// The open root span of a message being stored (over SMTP or the injection API): it
+/// gets the event `queue.store` when the message goes to the spool and ends when the
+/// client is answered.
 pub struct Receiving {
     root: BoxedSpan,
-    store_start: SystemTime,
 }
 
 impl Receiving {
     /// The message of `root` goes to the spool now; its `traceparent`, for the envelope,
     /// comes with it (`None` when the sampler left the message out).
-    pub fn new(root: BoxedSpan) -> (Self, Option<String>) {
+    pub fn new(mut root: BoxedSpan) -> (Self, Option<String>) {
         let traceparent = traceparent(&root);
-        let receiving = Receiving {
-            root,
-            store_start: SystemTime::now(),
-        };
-        (receiving, traceparent)
+        root.add_event("queue.store", Vec::new());
+        (Receiving { root }, traceparent)
     }
 
-    /// The client was answered `code` (250 once the message is on disk), `reply` in
-    /// full: the store's span and the root end, the root an error unless 250.
+    /// The client was answered `code` (250 once the message is on disk: the spool's
+    /// fsync is the time from `queue.store` to the end), `reply` in full: the root ends,
+    /// an error unless 250.
     pub fn answered(mut self, code: u16, reply: &dyn std::fmt::Display) {
-        let now = SystemTime::now();
-        let context = context_of(&self.root);
-        let code_attribute = KeyValue::new("smtp.reply_code", i64::from(code));
-        record(
-            SpanStart {
-                name: "queue.store",
-                kind: SpanKind::Internal,
-                start: self.store_start,
-                attributes: vec![code_attribute.clone()],
-            },
-            &context,
-            now,
-        );
-        self.root.set_attribute(code_attribute);
+        self.root
+            .set_attribute(KeyValue::new("smtp.reply_code", i64::from(code)));
         if code != 250 {
             self.root.set_status(Status::error(reply.to_string()));
         }
-        self.root.end_with_timestamp(now);
+        self.root.end();
     }
 }
 

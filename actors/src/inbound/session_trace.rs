@@ -1,15 +1,19 @@
 //! The receiving part of a message's trace (`tracing.enabled`): what a Session notes of
 //! each transaction as it goes (when it began, each policy check and its verdict), and
 //! the spans it makes of them once the message is taken: `smtp.receive` for the whole
-//! (from the connection for a connection's first message), `smtp.connect` for the
-//! greeting, TLS and AUTH before it, `policy.check` for each check, `queue.store` for
-//! the spool's fsync. The root's `traceparent` goes into the envelope.
+//! (from the connection for a connection's first message, with an event `smtp.mail`
+//! where the greeting, TLS and AUTH ended and the transaction began) and `policy.check`
+//! for each check. The root's `traceparent` goes into the envelope.
+//!
+//! Steps with nothing of their own to say are events of the root, not spans: a span
+//! costs the mail path several times what an event does, and source-1's load measured
+//! it (docs/BENCHMARKS.md).
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanKind;
+use opentelemetry::trace::{Span, SpanKind};
 
 use crate::core::message_trace::{self, Receiving, SpanStart, peer_text};
 use crate::protocol::check::{CheckStage, Verdict};
@@ -24,7 +28,7 @@ pub(super) struct SessionTrace {
     /// When the open transaction began (its MAIL check, or the turn that saw it open).
     began: Option<SystemTime>,
     /// The last turn outside a transaction: the start of a transaction whose commands all
-    /// came in one read.
+    /// came in one read (no turn saw it open).
     idle_since: SystemTime,
     /// The policy checks of the open transaction.
     checks: Vec<CheckTiming>,
@@ -57,7 +61,7 @@ impl SessionTrace {
     /// RSET) leaves nothing for the next one.
     pub(super) fn turn(&mut self, protocol: &ServerSession) {
         if protocol.in_transaction() {
-            self.began.get_or_insert(self.idle_since);
+            self.began.get_or_insert_with(SystemTime::now);
         } else {
             self.began = None;
             self.checks.clear();
@@ -117,7 +121,7 @@ impl SessionTrace {
         if let Some(user) = &message.user {
             attributes.push(peer_text("enduser.id", user));
         }
-        let root = message_trace::start(
+        let mut root = message_trace::start(
             SpanStart {
                 name: "smtp.receive",
                 kind: SpanKind::Server,
@@ -126,20 +130,10 @@ impl SessionTrace {
             },
             None,
         )?;
+        self.traced_one = true;
+        // The greeting, EHLO, TLS and AUTH end here for a connection's first message.
+        root.add_event_with_timestamp("smtp.mail", began, Vec::new());
         let context = message_trace::context_of(&root);
-        if !self.traced_one {
-            self.traced_one = true;
-            message_trace::record(
-                SpanStart {
-                    name: "smtp.connect",
-                    kind: SpanKind::Internal,
-                    start: self.connected,
-                    attributes: Vec::new(),
-                },
-                &context,
-                began,
-            );
-        }
         for check in self.checks.drain(..) {
             message_trace::record(
                 SpanStart {
