@@ -17,6 +17,7 @@ fn envelope() -> Envelope {
         user: None,
         route: None,
         tracking: Vec::new(),
+        trace: None,
         sender: "a@b.test".into(),
         recipients: vec![RecipientState {
             address: "u@c.test".into(),

@@ -135,6 +135,7 @@ fn envelope(status: RecipientStatus) -> Envelope {
         user: None,
         route: None,
         tracking: Vec::new(),
+        trace: None,
     }
 }
 

@@ -97,7 +97,7 @@ impl Queue {
                         return Ok(ProbeRead::Gone);
                     };
                     match spool.data(id, envelope.body_file)? {
-                        Some(data) => Ok(ProbeRead::Message(envelope, data)),
+                        Some(data) => Ok(ProbeRead::Message(Box::new((envelope, data)))),
                         None => Ok(ProbeRead::DataMissing),
                     }
                 });
@@ -121,7 +121,7 @@ impl Queue {
         self.loading.remove(&id);
         let resident = self.messages.contains_key(&id);
         let (envelope, data) = match read {
-            Ok(ProbeRead::Message(envelope, data)) => (envelope, data),
+            Ok(ProbeRead::Message(read)) => *read,
             Ok(ProbeRead::Gone) => {
                 // Deleted or finished meanwhile.
                 if !resident {
@@ -289,7 +289,7 @@ const MAX_EXPIRED_PER_PROBE: usize = 5_000;
 /// What reading a probe's message back found.
 enum ProbeRead {
     /// Its envelope and data.
-    Message(Envelope, MessageData),
+    Message(Box<(Envelope, MessageData)>),
     /// Not in the spool any more.
     Gone,
     /// An envelope without its data.

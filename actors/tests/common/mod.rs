@@ -76,6 +76,7 @@ pub fn message(ids: &QueueIdGenerator) -> AcceptedMessage {
         hold: false,
         route: None,
         claim: None,
+        trace: None,
     }
 }
 
