@@ -287,7 +287,7 @@ async fn a_collector_that_is_down_costs_no_mail_and_says_so_once() {
         )
         .await;
     assert!(warned.is_some(), "{}", h.logs().join("\n"));
-    // Batches go every half second; one more has failed by now, unlogged.
+    // Batches go at least every second; one more has failed by now, unlogged.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let warnings = h
         .logs()
@@ -316,7 +316,7 @@ async fn a_sample_ratio_of_zero_traces_nothing() {
             .await;
     }
     sink::wait_stored(&sink_dir, 3, Duration::from_secs(30)).await;
-    // Exports go every half second: anything sampled would have arrived.
+    // Exports go at least every second: anything sampled would have arrived.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(collector.spans().is_empty(), "{:#?}", collector.spans());
     let scrape = common::http::get(h.admin.unwrap(), "/metrics").await.body;
