@@ -31,6 +31,12 @@ const COUNTERS: &[&str] = &[
 /// Counters with one label whose values are known in advance.
 const LABELLED: &[(&str, &str, &[&str])] = &[
     (
+        "delivery_mta_sts_fetches_total",
+        "result",
+        &["ok", "failed"],
+    ),
+    ("delivery_mta_sts_refusals_total", "reason", &["mx", "tls"]),
+    (
         "delivery_attempts_total",
         "status",
         &["sent", "deferred", "bounced"],

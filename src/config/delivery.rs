@@ -11,6 +11,7 @@ use std::time::Duration;
 use hermod_actors::outbound::connection_budget::ConnectionBudget;
 use hermod_actors::outbound::delivery::DeliverySettings;
 use hermod_actors::outbound::hop_health::HopPolicy;
+use hermod_actors::outbound::mta_sts::MtaSts;
 use hermod_actors::outbound::mx::MxResolver;
 use hermod_actors::outbound::routing::{Router, TransportMap, parse_target};
 use hermod_actors::outbound::smtp_client::ClientTimeouts;
@@ -123,6 +124,15 @@ section! {
         /// Send AUTH to a next hop without TLS (an operator's explicit choice; never by
         /// default).
         pub auth_in_clear: bool = false
+            => (restart, []),
+        /// Honour the MTA-STS policies (RFC 8461) that receiving domains publish: mail to
+        /// a domain in `enforce` goes only to the MX hosts its policy lists, over TLS that
+        /// verifies against `tls_ca_file` or the system's roots, or waits (4.7.5).
+        pub mta_sts: bool = false
+            => (restart, []),
+        /// The port policies are fetched from (`https://mta-sts.DOMAIN/`): 443, as RFC 8461
+        /// says; another only for tests.
+        pub mta_sts_port: u16 = 443
             => (restart, []),
     }
 }
@@ -250,6 +260,28 @@ impl DeliveryConfig {
             budget,
             security,
             transcripts: None,
+            mta_sts: None,
         }
+    }
+
+    /// The MTA-STS policies deliveries honour (`mta_sts`), kept in the spool's `mta_sts`
+    /// tree; fetched over the roots `verify` trusts. `None` when off.
+    pub fn mta_sts(
+        &self,
+        resolver: &MxResolver,
+        security: &OutboundSecurity,
+        db: &sled::Db,
+    ) -> anyhow::Result<Option<Arc<MtaSts>>> {
+        if !self.mta_sts {
+            return Ok(None);
+        }
+        let tree = db.open_tree("mta_sts")?;
+        Ok(Some(Arc::new(MtaSts::new(
+            resolver.clone(),
+            security.verified_config(),
+            self.mta_sts_port,
+            self.connect_timeout.min(Duration::from_secs(60)),
+            Some(tree),
+        ))))
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use anyhow::Context as _;
 use hermod_actors::core::disk_space::{Ballast, DiskSpace};
 use hermod_actors::core::id::QueueIdGenerator;
 use hermod_actors::inbound::listener::{self, Admission, Listener, SessionContextTemplate};
@@ -32,14 +33,21 @@ pub(super) fn delivery_factory(
     config: &Config,
     arbiters: &[ArbiterHandle],
     resolver: &Arc<MxResolver>,
+    db: &sled::Db,
 ) -> anyhow::Result<queue::DeliveryFactory> {
+    let security = config.delivery.security()?;
+    let mta_sts = config
+        .delivery
+        .mta_sts(resolver, &security, db)
+        .context("opening the spool's MTA-STS policies")?;
     let resolver = resolver.clone();
     let delivery_settings = Arc::new(hermod_actors::outbound::job::DeliverySettings {
         transcripts: config.log.transcripts(&config.queue.data_dir).map(Arc::new),
+        mta_sts,
         ..config.delivery.delivery_settings(
             &config.smtp.hostname,
             connection_budget(config),
-            config.delivery.security()?,
+            security,
         )
     });
     let delivery_arbiters = arbiters.to_vec();
@@ -193,7 +201,7 @@ impl Engine {
     pub(super) async fn start(
         config: &Config,
         workers: usize,
-        spool: &Arc<dyn Spool>,
+        spooled: &super::Spooled,
         listen: &[SocketAddr],
         events: &super::events::Events,
     ) -> anyhow::Result<Engine> {
@@ -203,13 +211,14 @@ impl Engine {
         let arbiters: Vec<ArbiterHandle> = std::iter::once(Arbiter::current())
             .chain(extra.iter().cloned())
             .collect();
+        let spool = &spooled.spool;
         let ids = Arc::new(QueueIdGenerator::new());
         let committer = Committer::start_with_events(spool.clone(), events.log.clone());
 
         let router = config.delivery.router()?;
         let resolver = Arc::new(config.delivery.resolver()?);
         let (loops, loop_inputs) = check_loops(config, &router, &resolver, listen.to_vec()).await;
-        let factory = delivery_factory(config, &arbiters, &resolver)?;
+        let factory = delivery_factory(config, &arbiters, &resolver, &spooled.db)?;
 
         let disk = watch_disk(config, spool);
         let suspensions_file = config.queue.data_dir.join("suspensions.json");

@@ -206,7 +206,7 @@ async fn start(
     // Installed first: SIGHUP's default action would end the process.
     let hangups = hangups()?;
     let events = events::Events::start(&config, &spooled.db)?;
-    let engine = Engine::start(&config, workers, &spooled.spool, &listening.addrs, &events).await?;
+    let engine = Engine::start(&config, workers, &spooled, &listening.addrs, &events).await?;
     let (committer, queue) = (engine.committer, engine.queue);
     let (admission, maintenance_file) = admission_at_start(&config);
     let (draining, draining_rx) = watch::channel(false);

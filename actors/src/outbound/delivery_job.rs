@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use crate::outbound::connection_budget::Permit;
 use crate::outbound::job::{Deliver, DeliveryReport, DeliverySettings, JobRecipient, Outcome};
-use crate::outbound::mx::MxResolver;
+use crate::outbound::mta_sts::Applied;
+use crate::outbound::mta_sts::enforce;
+use crate::outbound::mx::{MxResolver, Target};
 use crate::outbound::routing::NextHop;
 use crate::outbound::smtp_client::{ClientError, ServerReply, SmtpConnection};
+use crate::outbound::tls::HopSecurity;
 use crate::protocol::status::{EnhancedCode, Status};
 use crate::store::envelope::RecipientIndex;
 
@@ -87,25 +90,12 @@ pub(crate) async fn run_job(
             Err((done, e)) => return failed_part_way(connection, &job, &done, &e),
         }
     }
-    let targets = match resolver.targets(&hop, settings.mx_port).await {
-        Ok(targets) => targets,
-        Err(e) => {
-            let status = Status::local(e.enhanced_status(), &e);
-            let outcome = if e.is_permanent() {
-                Outcome::Failed(status)
-            } else {
-                Outcome::Deferred(status)
-            };
-            return JobOutcome {
-                report: report(&job, &hop.to_string(), all(&job.recipients, outcome)),
-                connection: None,
-                connect_failed: false,
-            };
-        }
+    let (targets, security, sts) = match targets_for(&job, &hop, &settings, &resolver).await {
+        Ok(found) => found,
+        Err(outcome) => return outcome,
     };
     let lmtp = matches!(hop, NextHop::Lmtp { .. });
     let implicit_tls = matches!(hop, NextHop::Smtps { .. });
-    let security = settings.security.for_hop(&hop);
     let mut last_error = None;
     for target in &targets {
         match SmtpConnection::open(
@@ -142,7 +132,58 @@ pub(crate) async fn run_job(
             }
         }
     }
+    if let (Some((domain, applied)), Some(error)) = (&sts, &last_error)
+        && let Some(outcome) = enforce::tls_failure(applied, domain, error)
+    {
+        return JobOutcome {
+            report: report(&job, &hop.to_string(), all(&job.recipients, outcome)),
+            connection: None,
+            connect_failed: false,
+        };
+    }
     unreached(&job, &hop, last_error.as_ref())
+}
+
+/// The targets of `hop` in MX order and the security to reach them with, as its domain's
+/// MTA-STS policy (kept beside them) allows; or the job's outcome when there are none.
+async fn targets_for(
+    job: &Deliver,
+    hop: &NextHop,
+    settings: &DeliverySettings,
+    resolver: &MxResolver,
+) -> Result<(Vec<Target>, HopSecurity, Option<(String, Applied)>), JobOutcome> {
+    let refused = |outcome: Outcome| JobOutcome {
+        report: report(job, &hop.to_string(), all(&job.recipients, outcome)),
+        connection: None,
+        connect_failed: false,
+    };
+    let targets = match resolver.targets(hop, settings.mx_port).await {
+        Ok(targets) => targets,
+        Err(e) => {
+            let status = Status::local(e.enhanced_status(), &e);
+            return Err(refused(if e.is_permanent() {
+                Outcome::Failed(status)
+            } else {
+                Outcome::Deferred(status)
+            }));
+        }
+    };
+    let security = settings.security.for_hop(hop);
+    let sts = match (&settings.mta_sts, hop) {
+        (Some(sts), NextHop::Mx { domain }) => sts
+            .policy_for(domain)
+            .await
+            .map(|applied| (domain.clone(), applied)),
+        _ => return Ok((targets, security, None)),
+    };
+    let Some((domain, applied)) = sts else {
+        return Ok((targets, security, None));
+    };
+    let verified = settings.security.verified_for(hop);
+    match enforce::restrict(&applied, &domain, targets, security, verified) {
+        Ok((targets, security)) => Ok((targets, security, Some((domain, applied)))),
+        Err(outcome) => Err(refused(outcome)),
+    }
 }
 
 /// Appends what `connection` recorded of `job` (the next hop is a listed peer) to the

@@ -127,6 +127,9 @@ pub struct DeliverySettings {
     pub timeouts: ClientTimeouts,
     /// TLS and AUTH towards each next hop.
     pub security: crate::outbound::tls::OutboundSecurity,
+    /// The MTA-STS policies of the domains delivered to (`delivery.mta_sts`); `None`: not
+    /// honoured.
+    pub mta_sts: Option<Arc<crate::outbound::mta_sts::MtaSts>>,
     /// How long an idle connection is kept for reuse.
     pub idle_timeout: Duration,
     /// Use BDAT (CHUNKING) when the next hop offers it.

@@ -146,6 +146,23 @@ impl OutboundSecurity {
     }
 }
 
+impl OutboundSecurity {
+    /// Connections to `hop` with the certificate verified whatever the hop's own mode
+    /// (an MTA-STS policy in enforce demands it); its credentials as configured.
+    pub fn verified_for(&self, hop: &NextHop) -> HopSecurity {
+        HopSecurity {
+            mode: TlsMode::Verify,
+            client: Some(self.verified.clone()),
+            ..self.for_hop(hop)
+        }
+    }
+
+    /// The client configuration `verify` uses (its roots), for the MTA-STS policy fetch.
+    pub fn verified_config(&self) -> Arc<ClientConfig> {
+        self.verified.clone()
+    }
+}
+
 impl std::fmt::Debug for OutboundSecurity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboundSecurity")

@@ -1,0 +1,283 @@
+//! MTA-STS (RFC 8461): a receiving domain's published demand that mail to it go only to
+//! the MX hosts it lists, over TLS with a certificate that verifies, so that nobody on
+//! the path can strip STARTTLS or answer in the MX's place.
+//!
+//! [`MtaSts::policy_for`] finds the policy that applies to a domain: its `_mta-sts` TXT
+//! record names the current policy id; a policy with that id already kept (in memory and
+//! in the spool's `mta_sts` tree, so it survives restarts) is used, else it is fetched
+//! ([`fetch`]) and kept for its `max_age`. A fetch that fails falls back to the kept
+//! policy, if any (§5.1); without one the domain is treated as having none, and the
+//! failure is not tried again for [`RETRY_FAILED_FETCH`].
+
+pub(crate) mod enforce;
+pub mod fetch;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mail_auth::common::parse::TxtRecordParser;
+use serde::{Deserialize, Serialize};
+
+use self::policy::{Mode, Policy};
+use crate::outbound::mx::{MxResolver, is_negative_answer};
+
+/// How long a domain whose policy could not be fetched (and has none kept) is treated as
+/// having none before the next fetch: a broken policy server must not cost a fetch per
+/// message.
+pub const RETRY_FAILED_FETCH: Duration = Duration::from_secs(300);
+
+/// A policy as hermod keeps it: with the TXT id it was fetched under and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptPolicy {
+    /// The `id=` of the TXT record it was fetched under.
+    pub id: String,
+    /// The policy.
+    pub policy: Policy,
+    /// Unix seconds of the fetch.
+    pub fetched: u64,
+}
+
+impl KeptPolicy {
+    fn expired(&self, now: u64) -> bool {
+        self.fetched.saturating_add(self.policy.max_age) <= now
+    }
+}
+
+/// Where the policy that applies came from, for the log and `hermod route`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Fetched now: the first time, or its id changed.
+    Fetched,
+    /// Kept from an earlier fetch under the same id.
+    Kept,
+    /// Kept from an earlier fetch; this one failed (or the TXT lookup did).
+    KeptAfterFailure,
+}
+
+impl Source {
+    /// The source's name in log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Fetched => "fetched",
+            Source::Kept => "cached",
+            Source::KeptAfterFailure => "cached after a failed refresh",
+        }
+    }
+}
+
+/// The policy a delivery to a domain is held to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The kept policy.
+    pub kept: KeptPolicy,
+    /// Where it came from.
+    pub source: Source,
+}
+
+impl Applied {
+    /// How a reply names it: `MTA-STS policy of DOMAIN (enforce, id ID)`.
+    pub fn describe(&self, domain: &str) -> String {
+        format!(
+            "MTA-STS policy of {domain} ({}, id {})",
+            self.kept.policy.mode.name(),
+            self.kept.id
+        )
+    }
+}
+
+/// The MTA-STS policies of the domains hermod delivers to.
+pub struct MtaSts {
+    resolver: MxResolver,
+    tls: Arc<rustls::ClientConfig>,
+    port: u16,
+    timeout: Duration,
+    /// Policies kept, by domain (also in `tree`).
+    kept: Mutex<HashMap<String, KeptPolicy>>,
+    /// Domains whose last fetch failed with nothing kept: until when, under which id.
+    failed: Mutex<HashMap<String, (u64, String)>>,
+    tree: Option<sled::Tree>,
+}
+
+impl std::fmt::Debug for MtaSts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MtaSts").field("port", &self.port).finish()
+    }
+}
+
+impl MtaSts {
+    /// Looks policies up through `resolver`, fetches them over `tls` (the roots `verify`
+    /// trusts) on `port` (443 but in tests), each fetch bounded by `timeout`, and keeps
+    /// them in `tree` (none: in memory only).
+    pub fn new(
+        resolver: MxResolver,
+        tls: Arc<rustls::ClientConfig>,
+        port: u16,
+        timeout: Duration,
+        tree: Option<sled::Tree>,
+    ) -> Self {
+        MtaSts {
+            resolver,
+            tls,
+            port,
+            timeout,
+            kept: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+            tree,
+        }
+    }
+
+    /// The policy mail to `domain` is held to; `None` when it publishes none (or `mode:
+    /// none`), or none could be had.
+    pub async fn policy_for(&self, domain: &str) -> Option<Applied> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let now = unix_now();
+        let kept = self.kept(&domain, now);
+        let applied = match (self.published_id(&domain).await, kept) {
+            (Ok(Some(id)), Some(kept)) if kept.id == id => Some(Applied {
+                kept,
+                source: Source::Kept,
+            }),
+            (Ok(Some(id)), kept) => self.refresh(&domain, id, kept, now).await,
+            // No record now, or the lookup failed: a policy kept and not expired still
+            // holds (§5.1), so removing the record cannot downgrade senders at once.
+            (_, Some(kept)) => Some(Applied {
+                kept,
+                source: Source::Kept,
+            }),
+            (_, None) => None,
+        };
+        applied.filter(|a| a.kept.policy.mode != Mode::None)
+    }
+
+    /// Fetches the policy published under `id`; on failure, `kept` if there is one.
+    async fn refresh(
+        &self,
+        domain: &str,
+        id: String,
+        kept: Option<KeptPolicy>,
+        now: u64,
+    ) -> Option<Applied> {
+        if kept.is_none()
+            && let Some((until, failed_id)) = lock(&self.failed).get(domain)
+            && *until > now
+            && *failed_id == id
+        {
+            return None;
+        }
+        match fetch::fetch(domain, &self.resolver, &self.tls, self.port, self.timeout).await {
+            Ok(policy) => {
+                let fresh = KeptPolicy {
+                    id,
+                    policy,
+                    fetched: now,
+                };
+                tracing::info!(domain = %domain, id = %fresh.id, mode = fresh.policy.mode.name(),
+                    mx = ?fresh.policy.mx, max_age = fresh.policy.max_age, "MTA-STS policy fetched");
+                self.keep(domain, &fresh);
+                lock(&self.failed).remove(domain);
+                metrics::counter!("delivery_mta_sts_fetches_total", "result" => "ok").increment(1);
+                Some(Applied {
+                    kept: fresh,
+                    source: Source::Fetched,
+                })
+            }
+            Err(e) => {
+                metrics::counter!("delivery_mta_sts_fetches_total", "result" => "failed")
+                    .increment(1);
+                let fallback = if kept.is_some() {
+                    "the policy kept earlier still applies"
+                } else {
+                    "delivering as if the domain had no policy"
+                };
+                tracing::warn!(domain = %domain, id = %id, error = %e, fallback,
+                    "MTA-STS policy fetch failed");
+                if kept.is_none() {
+                    let until = now + RETRY_FAILED_FETCH.as_secs();
+                    lock(&self.failed).insert(domain.to_string(), (until, id));
+                }
+                kept.map(|kept| Applied {
+                    kept,
+                    source: Source::KeptAfterFailure,
+                })
+            }
+        }
+    }
+
+    /// The policy id `_mta-sts.DOMAIN` publishes: `Ok(None)` for no record (or not
+    /// exactly one STSv1 record, §3.1), `Err` when the lookup failed.
+    async fn published_id(&self, domain: &str) -> Result<Option<String>, ()> {
+        let name = format!("_mta-sts.{domain}.");
+        let lookup = match self.resolver.resolver().txt_lookup(name.as_str()).await {
+            Ok(lookup) => lookup,
+            Err(e) if is_negative_answer(&e) => return Ok(None),
+            Err(e) => {
+                tracing::debug!(domain = %domain, error = %e, "MTA-STS record lookup failed");
+                return Err(());
+            }
+        };
+        let records: Vec<Vec<u8>> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                hickory_resolver::proto::rr::RData::TXT(txt) => Some(txt.txt_data.concat()),
+                _ => None,
+            })
+            .filter(|text| text.starts_with(b"v=STSv1"))
+            .collect();
+        match records.as_slice() {
+            [record] => Ok(mail_auth::mta_sts::MtaSts::parse(record).ok().map(|r| r.id)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The policy kept for `domain`, unless expired (memory first, then the spool).
+    fn kept(&self, domain: &str, now: u64) -> Option<KeptPolicy> {
+        let in_memory = lock(&self.kept).get(domain).cloned();
+        let kept = in_memory.or_else(|| {
+            let bytes = self.tree.as_ref()?.get(domain).ok()??;
+            let kept: KeptPolicy = serde_json::from_slice(&bytes).ok()?;
+            lock(&self.kept).insert(domain.to_string(), kept.clone());
+            Some(kept)
+        })?;
+        (!kept.expired(now)).then_some(kept)
+    }
+
+    /// Keeps `policy` for `domain`, in memory and in the spool.
+    fn keep(&self, domain: &str, policy: &KeptPolicy) {
+        lock(&self.kept).insert(domain.to_string(), policy.clone());
+        if let Some(tree) = &self.tree {
+            let stored = serde_json::to_vec(policy)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| tree.insert(domain, bytes).map_err(|e| e.to_string()));
+            if let Err(e) = stored {
+                tracing::warn!(domain = %domain, error = %e, "cannot keep an MTA-STS policy in the spool; it is kept in memory");
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Help texts of the metrics recorded here, for the Prometheus exporter.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "delivery_mta_sts_fetches_total",
+        "MTA-STS policy fetches, by result (ok, failed)."
+    );
+    metrics::describe_counter!(
+        "delivery_mta_sts_refusals_total",
+        "Deliveries deferred because an enforced MTA-STS policy was not met, by reason (mx, tls)."
+    );
+}
