@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use awc::http::header::{HeaderName, HeaderValue};
+
 use super::section::{Key, section};
 use super::{ConfigIssue, Section, at_least_one, longer_than_zero};
 
@@ -25,7 +27,8 @@ section! {
         /// traced message is kept and the others cost next to nothing).
         pub sample_ratio: f64 = 1.0
             => (restart, []),
-        /// Time the collector gets to take one batch.
+        /// Time the collector gets to answer one request (an export that fails is retried,
+        /// up to three times, within about twice this).
         #[serde(with = "super::duration")]
         pub timeout: Duration = Duration::from_secs(10)
             => (restart, []),
@@ -40,6 +43,9 @@ section! {
     }
 }
 
+/// The most spans `max_queue` may hold: the batch processor allocates its queue at start.
+pub const MAX_QUEUE: usize = 1 << 20;
+
 impl Section for TracingConfig {
     const KEYS: &'static [Key] = TracingConfig::DECLARED;
     const NAME: &'static str = "tracing";
@@ -47,6 +53,12 @@ impl Section for TracingConfig {
     fn check(&self, issues: &mut Vec<ConfigIssue>) {
         longer_than_zero(issues, &[("tracing.timeout", self.timeout)]);
         at_least_one(issues, &[("tracing.max_queue", self.max_queue as u64)]);
+        if self.max_queue > MAX_QUEUE {
+            issues.push(ConfigIssue::new(
+                "tracing.max_queue",
+                format!("at most {MAX_QUEUE} (the queue is allocated at start)"),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.sample_ratio) {
             issues.push(ConfigIssue::new(
                 "tracing.sample_ratio",
@@ -89,16 +101,20 @@ impl TracingConfig {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            // As the HTTP client will take them: a name it would refuse is dropped there
+            // without a word, and the collector would only say 401.
             let field = line.split_once(':').and_then(|(name, value)| {
-                let name = name.trim();
-                let valid = !name.is_empty()
-                    && name.bytes().all(|b| b.is_ascii_graphic())
-                    && value
-                        .bytes()
-                        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
-                valid.then(|| (name.to_string(), value.trim().to_string()))
+                let (name, value) = (name.trim(), value.trim());
+                let valid = HeaderName::from_bytes(name.as_bytes()).is_ok()
+                    && HeaderValue::from_str(value).is_ok();
+                valid.then(|| (name.to_ascii_lowercase(), value.to_string()))
             });
             match field {
+                Some((name, _)) if headers.iter().any(|(n, _)| *n == name) => anyhow::bail!(
+                    "{} line {} repeats the header field {name}",
+                    path.display(),
+                    n + 1
+                ),
                 Some(field) => headers.push(field),
                 // The line may hold a secret: only its number is said.
                 None => anyhow::bail!("{} line {} is not `Name: value`", path.display(), n + 1),

@@ -67,7 +67,7 @@ pub fn install(config: &Config) -> anyhow::Result<Option<TraceExport>> {
     // The processor's own queue is never the one that fills: the gate in front of it
     // drops (and counts) first.
     let batch = BatchConfigBuilder::default()
-        .with_max_queue_size(settings.max_queue + BATCH)
+        .with_max_queue_size(settings.max_queue.saturating_add(BATCH))
         .with_max_export_batch_size(BATCH.min(settings.max_queue))
         .with_scheduled_delay(BATCH_DELAY)
         .build();

@@ -107,18 +107,35 @@ pub fn run(
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("accepting mail"),
     ]);
-    system.run().context("actor system failed")?;
+    let ran = system.run().context("actor system failed");
+    let full_disk = stopped_by_full_disk.load(std::sync::atomic::Ordering::Relaxed);
+    finish(ran, full_disk, spool.as_ref(), traces)
+}
+
+/// After the actor system stopped (`ran`): the spool's last flush (not on a full disk),
+/// then the traces still queued, which may wait on a collector.
+fn finish(
+    ran: anyhow::Result<()>,
+    full_disk: bool,
+    spool: &dyn Spool,
+    traces: Option<crate::logging::traces::TraceExport>,
+) -> anyhow::Result<()> {
+    let flushed = match ran.is_ok() && !full_disk {
+        true => spool.flush().context("final spool flush"),
+        false => Ok(()),
+    };
     if let Some(traces) = traces {
         traces.stop();
     }
-    if stopped_by_full_disk.load(std::sync::atomic::Ordering::Relaxed) {
+    ran?;
+    if full_disk {
         // Every acknowledged message was flushed before its 250; what this flush would
         // have added is delivery state, which a restart redoes.
         anyhow::bail!(
             "stopped because the spool's disk is full (sled cannot write again in this process): free space and start hermod again"
         );
     }
-    spool.flush().context("final spool flush")?;
+    flushed?;
     tracing::info!("hermod stopped; spool flushed");
     Ok(())
 }

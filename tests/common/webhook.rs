@@ -89,10 +89,12 @@ impl Drop for WebhookReceiver {
     }
 }
 
-/// The JSON objects of a JSON-lines file (none when it does not exist).
+/// The JSON objects of a JSON-lines file (none when it does not exist); a last line
+/// still being written (no newline yet) is left for the next read.
 pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("a JSON line"))

@@ -362,7 +362,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     dns_budget = cx.policies.dns_budget();
                 }
                 let verdict = cx.policies.check_within(facts, &mut dns_budget).await;
-                seen.checked(stage, asked, &verdict);
+                seen.checked(protocol, stage, asked, &verdict);
                 // A 421 ends the session (RFC 5321 §3.8).
                 let ends =
                     matches!(&verdict, Verdict::Defer(r) | Verdict::Reject(r) if r.code == 421);

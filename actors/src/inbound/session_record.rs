@@ -43,9 +43,15 @@ impl Seen {
     }
 
     /// The policies gave `verdict` at `stage`, asked at `asked` (for the trace).
-    pub(super) fn checked(&mut self, stage: CheckStage, asked: SystemTime, verdict: &Verdict) {
+    pub(super) fn checked(
+        &mut self,
+        protocol: &ServerSession,
+        stage: CheckStage,
+        asked: SystemTime,
+        verdict: &Verdict,
+    ) {
         if let Some(trace) = self.trace.as_mut() {
-            trace.checked(stage, asked, verdict);
+            trace.checked(protocol, stage, asked, verdict);
         }
     }
 
@@ -64,6 +70,9 @@ impl Seen {
     pub(super) fn queued(&mut self, id: QueueId, reply: Reply, trace: Option<Receiving>) -> Reply {
         if let Some(trace) = trace {
             trace.answered(reply.code, &reply);
+        }
+        if let Some(session) = self.trace.as_mut() {
+            session.answered();
         }
         if let Some(transcript) = self.transcript.as_mut()
             && reply.code == 250

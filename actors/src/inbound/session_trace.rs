@@ -25,8 +25,9 @@ pub(super) struct SessionTrace {
     connected: SystemTime,
     /// A message of this connection was traced: the next ones start at their MAIL.
     traced_one: bool,
-    /// When the open transaction began (its MAIL check, or the turn that saw it open).
-    began: Option<SystemTime>,
+    /// When the open transaction began (its MAIL check, or the turn that saw it open),
+    /// with its number ([`ServerSession::transactions`]).
+    began: Option<(u64, SystemTime)>,
     /// The last turn outside a transaction: the start of a transaction whose commands all
     /// came in one read (no turn saw it open).
     idle_since: SystemTime,
@@ -34,8 +35,9 @@ pub(super) struct SessionTrace {
     checks: Vec<CheckTiming>,
 }
 
-/// One policy check: its stage, its verdict and when it ran.
+/// One policy check: its transaction's number, its stage, its verdict and when it ran.
 struct CheckTiming {
+    transaction: u64,
     stage: CheckStage,
     verdict: &'static str,
     start: SystemTime,
@@ -61,7 +63,10 @@ impl SessionTrace {
     /// RSET) leaves nothing for the next one.
     pub(super) fn turn(&mut self, protocol: &ServerSession) {
         if protocol.in_transaction() {
-            self.began.get_or_insert_with(SystemTime::now);
+            let open = protocol.transactions();
+            if self.began.is_none_or(|(n, _)| n != open) {
+                self.began = Some((open, SystemTime::now()));
+            }
         } else {
             self.began = None;
             self.checks.clear();
@@ -69,19 +74,30 @@ impl SessionTrace {
         }
     }
 
-    /// The policies gave `verdict` at `stage`, asked at `start`.
-    pub(super) fn checked(&mut self, stage: CheckStage, start: SystemTime, verdict: &Verdict) {
-        if stage == CheckStage::Mail {
-            // A new transaction: what an earlier one left is not its own.
-            self.checks.clear();
-            self.began = Some(start);
+    /// The policies gave `verdict` at `stage`, asked at `start`. A MAIL check belongs to
+    /// the transaction it would open, the others to the open one: a message's trace gets
+    /// only its own transaction's checks, however many came in one read.
+    pub(super) fn checked(
+        &mut self,
+        protocol: &ServerSession,
+        stage: CheckStage,
+        start: SystemTime,
+        verdict: &Verdict,
+    ) {
+        let transaction = protocol.transactions() + u64::from(stage == CheckStage::Mail);
+        // The first check of a transaction is as early as its start is known (the turn
+        // that sees it open may come only after all its pipelined commands).
+        if self.began.is_none_or(|(n, _)| n != transaction) {
+            self.began = Some((transaction, start));
         }
+        self.checks.retain(|c| c.transaction == transaction);
         let verdict = match verdict {
             Verdict::Accept(_) => "accept",
             Verdict::Defer(_) => "defer",
             Verdict::Reject(_) => "reject",
         };
         self.checks.push(CheckTiming {
+            transaction,
             stage,
             verdict,
             start,
@@ -97,7 +113,11 @@ impl SessionTrace {
         peer: SocketAddr,
         protocol: &ServerSession,
     ) -> Option<Receiving> {
-        let began = self.began.take().unwrap_or(self.idle_since);
+        let open = protocol.transactions();
+        let began = match self.began.take() {
+            Some((n, at)) if n == open => at,
+            _ => self.idle_since,
+        };
         let start = if self.traced_one {
             began
         } else {
@@ -109,7 +129,7 @@ impl SessionTrace {
             KeyValue::new("client.port", i64::from(peer.port())),
             peer_text("smtp.mail_from", &message.sender.to_string()),
             KeyValue::new("smtp.rcpt_count", message.recipients.len() as i64),
-            KeyValue::new("message.size", message.data.len() as i64),
+            KeyValue::new("message.size", size_of(message) as i64),
         ];
         if let Some(helo) = protocol.helo_name() {
             attributes.push(peer_text("smtp.helo", helo));
@@ -134,7 +154,7 @@ impl SessionTrace {
         // The greeting, EHLO, TLS and AUTH end here for a connection's first message.
         root.add_event_with_timestamp("smtp.mail", began, Vec::new());
         let context = message_trace::context_of(&root);
-        for check in self.checks.drain(..) {
+        for check in self.checks.drain(..).filter(|c| c.transaction == open) {
             message_trace::record(
                 SpanStart {
                     name: "policy.check",
@@ -149,9 +169,19 @@ impl SessionTrace {
                 check.end,
             );
         }
-        self.idle_since = SystemTime::now();
         let (receiving, traceparent) = Receiving::new(root);
         message.trace = traceparent;
         Some(receiving)
     }
+
+    /// The client has its answer to a message: the next transaction, if its commands
+    /// came in the same read, begins no earlier.
+    pub(super) fn answered(&mut self) {
+        self.idle_since = SystemTime::now();
+    }
+}
+
+/// Octets of `message`: its head and, for a large one, the body in its file.
+fn size_of(message: &AcceptedMessage) -> u64 {
+    message.data.len() as u64 + message.body_file.as_ref().map_or(0, |f| f.len())
 }

@@ -1,7 +1,9 @@
 //! The delivery part of a message's trace: one `smtp.deliver` span per report of a
 //! Delivery actor (one job: one next hop, one connection), under the span the message
 //! was received in, from when the Queue handed the job out to when its report came back
-//! (waiting for a connection included), with an event for each recipient's outcome.
+//! (waiting for a connection included), with an event for each recipient's outcome. A
+//! message given up on while its next hop was down gets one too, begun when it was given
+//! up on.
 
 use std::time::SystemTime;
 
@@ -78,8 +80,12 @@ impl AttemptSpan {
         match attempt.result {
             AttemptResult::Sent => self.sent += 1,
             _ => {
-                self.first_failure
-                    .get_or_insert_with(|| attempt.reply.clone());
+                self.first_failure.get_or_insert_with(|| {
+                    peer_text("smtp.reply", &attempt.reply)
+                        .value
+                        .as_str()
+                        .into_owned()
+                });
             }
         }
     }

@@ -318,6 +318,7 @@ impl Queue {
         if message.jobs > 0 {
             return;
         }
+        message.dispatched = None;
         self.in_flight = self.in_flight.saturating_sub(1);
         self.bytes_in_flight = self
             .bytes_in_flight

@@ -32,6 +32,10 @@ impl Queue {
         let Some(message) = self.messages.get(&report.id) else {
             return;
         };
+        if attempts.is_empty() {
+            // A late report of recipients no longer in flight: nothing to record.
+            return;
+        }
         let envelope = &message.envelope;
         let mut span = AttemptSpan::start(report, envelope, message.dispatched);
         let mut events = Vec::new();

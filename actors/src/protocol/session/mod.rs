@@ -154,6 +154,8 @@ pub struct ServerSession {
     tls: Option<TlsInfo>,
     user: Option<AuthenticatedUser>,
     transaction: Option<Transaction>,
+    /// Transactions opened so far (the open one included): tells one from the next.
+    transactions: u64,
     /// A command waiting for its policy verdict.
     pending: Option<policy::Pending>,
     phase: Phase,
@@ -180,6 +182,7 @@ impl ServerSession {
             tls: None,
             user: None,
             transaction: None,
+            transactions: 0,
             pending: None,
             phase: Phase::Command,
             errors: 0,
@@ -216,6 +219,12 @@ impl ServerSession {
     /// Whether a MAIL transaction is open (used to decide if a close loses work).
     pub fn in_transaction(&self) -> bool {
         self.transaction.is_some()
+    }
+
+    /// How many transactions have opened, the open one included: the number of the open
+    /// one, and one less than that of the one a MAIL being checked would open.
+    pub fn transactions(&self) -> u64 {
+        self.transactions
     }
 
     /// The EHLO/HELO name the client gave, once it has (for the message's trace).

@@ -154,6 +154,7 @@ impl ServerSession {
             bdat: None,
             findings,
         });
+        self.transactions += 1;
         Reply::sender_ok().write_to(out);
     }
 }
