@@ -1,11 +1,16 @@
 //! `hermod route DOMAIN`: which next hop mail for a domain takes and why, as Postfix's
 //! `postmap -q` and `postconf` answer it: the transport map entry, the relay host, or
-//! the domain's MX records with their preferences and addresses.
+//! the domain's MX records with their preferences and addresses, and the MTA-STS policy
+//! the domain publishes (which of its MX hosts it lists).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
+use hermod_actors::outbound::mta_sts::MtaSts;
+use hermod_actors::outbound::mta_sts::policy::{Mode, Policy};
 use hermod_actors::outbound::routing::NextHop;
 
 use crate::config::Config;
@@ -67,15 +72,70 @@ pub async fn explain(config: &Config, domain: &str) -> anyhow::Result<String> {
             anyhow::bail!("{out}  no address: {} {e} ({verdict})", e.enhanced_status());
         }
     };
+    let policy = match &hop {
+        NextHop::Mx { domain } => mta_sts(config, &resolver, domain, &mut out).await?,
+        _ => None,
+    };
     for target in targets {
+        let listed = match &policy {
+            Some(policy) if policy.admits(&target.host) => "  (listed in the MTA-STS policy)",
+            Some(_) => "  (NOT listed in the MTA-STS policy)",
+            None => "",
+        };
         match hop {
             NextHop::Mx { .. } => writeln!(
                 out,
-                "  preference {:<5} {:<30} {}",
+                "  preference {:<5} {:<30} {}{listed}",
                 target.preference, target.host, target.addr
             )?,
             _ => writeln!(out, "  {:<30} {}", target.host, target.addr)?,
         }
     }
     Ok(out)
+}
+
+/// The MTA-STS policy `domain` publishes now, described in `out` (`delivery.mta_sts`):
+/// looked up and fetched afresh, since the running hermod's kept policies are in its
+/// spool, which it holds open.
+async fn mta_sts(
+    config: &Config,
+    resolver: &hermod_actors::outbound::mx::MxResolver,
+    domain: &str,
+    out: &mut String,
+) -> anyhow::Result<Option<Policy>> {
+    if !config.delivery.mta_sts {
+        writeln!(out, "  MTA-STS: not honoured (delivery.mta_sts is off)")?;
+        return Ok(None);
+    }
+    let security = config.delivery.security()?;
+    let sts = MtaSts::new(
+        resolver.clone(),
+        security.verified_config(),
+        config.delivery.mta_sts_port,
+        config.delivery.connect_timeout.min(Duration::from_secs(60)),
+        None,
+    );
+    let Some(applied) = sts.policy_for(domain).await else {
+        writeln!(
+            out,
+            "  MTA-STS: no policy (no _mta-sts.{domain} record, mode none, or the policy could not be fetched: see the log)"
+        )?;
+        return Ok(None);
+    };
+    let policy = applied.kept.policy;
+    writeln!(
+        out,
+        "  MTA-STS: {} (id {}, fetched now from https://mta-sts.{domain}/.well-known/mta-sts.txt; max_age {}s): mx {}",
+        policy.mode.name(),
+        applied.kept.id,
+        policy.max_age,
+        policy.mx.join(", ")
+    )?;
+    if policy.mode == Mode::Enforce {
+        writeln!(
+            out,
+            "    only listed MX hosts, over TLS verified for their names; else deferred 4.7.5"
+        )?;
+    }
+    Ok(Some(policy))
 }

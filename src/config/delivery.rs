@@ -128,7 +128,7 @@ section! {
         /// Honour the MTA-STS policies (RFC 8461) that receiving domains publish: mail to
         /// a domain in `enforce` goes only to the MX hosts its policy lists, over TLS that
         /// verifies against `tls_ca_file` or the system's roots, or waits (4.7.5).
-        pub mta_sts: bool = false
+        pub mta_sts: bool = true
             => (restart, []),
         /// The port policies are fetched from (`https://mta-sts.DOMAIN/`): 443, as RFC 8461
         /// says; another only for tests.
