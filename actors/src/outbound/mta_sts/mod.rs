@@ -28,6 +28,10 @@ use crate::outbound::mx::{MxResolver, is_negative_answer};
 /// message.
 pub const RETRY_FAILED_FETCH: Duration = Duration::from_secs(300);
 
+/// Domains whose policies (and failed fetches) are held in memory at most; the spool
+/// keeps every policy.
+const MAX_IN_MEMORY: usize = 10_000;
+
 /// A policy as hermod keeps it: with the TXT id it was fetched under and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptPolicy {
@@ -97,6 +101,9 @@ pub struct MtaSts {
     kept: Mutex<HashMap<String, KeptPolicy>>,
     /// Domains whose last fetch failed with nothing kept: until when, under which id.
     failed: Mutex<HashMap<String, (u64, String)>>,
+    /// One fetch at a time per domain: the jobs that find the same new id at once wait
+    /// for the first one's fetch instead of each making their own.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     tree: Option<sled::Tree>,
 }
 
@@ -124,6 +131,7 @@ impl MtaSts {
             timeout,
             kept: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
             tree,
         }
     }
@@ -159,6 +167,31 @@ impl MtaSts {
         kept: Option<KeptPolicy>,
         now: u64,
     ) -> Option<Applied> {
+        let gate = lock(&self.fetching)
+            .entry(domain.to_string())
+            .or_default()
+            .clone();
+        let _turn = gate.lock().await;
+        let applied = self.refresh_in_turn(domain, id, kept, now).await;
+        lock(&self.fetching).remove(domain);
+        applied
+    }
+
+    /// [`MtaSts::refresh`] once no other job fetches for `domain`: what that one fetched
+    /// under the same id, or a fetch of its own.
+    async fn refresh_in_turn(
+        &self,
+        domain: &str,
+        id: String,
+        kept: Option<KeptPolicy>,
+        now: u64,
+    ) -> Option<Applied> {
+        if let Some(fresh) = self.kept(domain, now).filter(|k| k.id == id) {
+            return Some(Applied {
+                kept: fresh,
+                source: Source::Kept,
+            });
+        }
         if kept.is_none()
             && let Some((until, failed_id)) = lock(&self.failed).get(domain)
             && *until > now
@@ -195,7 +228,11 @@ impl MtaSts {
                     "MTA-STS policy fetch failed");
                 if kept.is_none() {
                     let until = now + RETRY_FAILED_FETCH.as_secs();
-                    lock(&self.failed).insert(domain.to_string(), (until, id));
+                    let mut failed = lock(&self.failed);
+                    if failed.len() >= MAX_IN_MEMORY {
+                        failed.retain(|_, (until, _)| *until > now);
+                    }
+                    failed.insert(domain.to_string(), (until, id));
                 }
                 kept.map(|kept| Applied {
                     kept,
@@ -246,7 +283,17 @@ impl MtaSts {
 
     /// Keeps `policy` for `domain`, in memory and in the spool.
     fn keep(&self, domain: &str, policy: &KeptPolicy) {
-        lock(&self.kept).insert(domain.to_string(), policy.clone());
+        {
+            let mut kept = lock(&self.kept);
+            if kept.len() >= MAX_IN_MEMORY {
+                // The spool has them all; memory keeps the ones still good.
+                kept.retain(|_, k| !k.expired(policy.fetched));
+                if kept.len() >= MAX_IN_MEMORY {
+                    kept.clear();
+                }
+            }
+            kept.insert(domain.to_string(), policy.clone());
+        }
         if let Some(tree) = &self.tree {
             let stored = serde_json::to_vec(policy)
                 .map_err(|e| e.to_string())
