@@ -347,3 +347,100 @@ async fn a_policy_is_kept_across_a_restart_and_refetched_when_its_id_changes() {
         h.logs().join("\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_cannot_be_fetched_falls_back_and_is_not_fetched_per_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let https_port = common::free_port();
+    publish(dir.path(), "bad.test", "enforce", &["mx.elsewhere.test"]);
+    let policies = PolicyServer::start(dir.path(), &ca, https_port);
+    let sink = sink(dir.path(), &ca).await;
+    let mx_port = sink.local_addrs()[0].port();
+    let first_dns = dns("1").await;
+    config(dir.path(), &ca, &first_dns, mx_port, https_port);
+    let mut h = start(dir.path()).await;
+    let mut c = Client::connect(h.addr).await;
+    let body = b"Subject: sts\r\n\r\nx\r\n";
+    // good.test publishes a record but no policy (404): no policy applies, the mail goes.
+    let good = queue_id(
+        &c.send_message("a@shop.test", &["user@good.test"], body)
+            .await,
+    );
+    let bad = queue_id(
+        &c.send_message("a@shop.test", &["user@bad.test"], body)
+            .await,
+    );
+    assert!(
+        h.wait_status(&good, "sent", Duration::from_secs(30))
+            .await
+            .is_some(),
+        "{}",
+        h.logs().join("\n")
+    );
+    let warned = h
+        .wait_log("MTA-STS policy fetch failed", Duration::from_secs(5))
+        .await;
+    assert!(
+        warned.as_ref().is_some_and(|l| l.contains("good.test")
+            && l.contains("answered 404")
+            && l.contains("delivering as if the domain had no policy")),
+        "{warned:?}"
+    );
+    // A second message within the 5 minutes: no second fetch.
+    let again = queue_id(
+        &c.send_message("a@shop.test", &["user@good.test"], body)
+            .await,
+    );
+    assert!(
+        h.wait_status(&again, "sent", Duration::from_secs(30))
+            .await
+            .is_some()
+    );
+    let failures = |h: &Hermod, domain: &str| {
+        h.logs()
+            .iter()
+            .filter(|l| l.contains("MTA-STS policy fetch failed") && l.contains(domain))
+            .count()
+    };
+    assert_eq!(failures(&h, "good.test"), 1, "{}", h.logs().join("\n"));
+    assert!(
+        h.wait_status(&bad, "deferred", Duration::from_secs(30))
+            .await
+            .is_some()
+    );
+    h.stop().await;
+
+    // bad.test's id changes while its policy server is down: the kept policy (id 1)
+    // still holds, and the new id is fetched once, not on every retry.
+    drop(policies);
+    let second_dns = dns("2").await;
+    config(dir.path(), &ca, &second_dns, mx_port, https_port);
+    let h = start(dir.path()).await;
+    let warned = h
+        .wait_log_matching(
+            |l| l.contains("MTA-STS policy fetch failed") && l.contains("bad.test"),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        warned.as_ref().is_some_and(
+            |l| l.contains("id=2") && l.contains("the policy kept earlier still applies")
+        ),
+        "{warned:?}\n{}",
+        h.logs().join("\n")
+    );
+    // Retried every second: still refused under the kept policy, fetched no more.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let refusals = attempts(&h, &bad)
+        .into_iter()
+        .filter(|l| l.contains("(enforce, id 1) lists none"))
+        .count();
+    assert!(refusals >= 2, "{}", h.logs().join("\n"));
+    assert_eq!(failures(&h, "bad.test"), 1, "{}", h.logs().join("\n"));
+    assert!(
+        common::sink::stored(&dir.path().join("sink"))
+            .iter()
+            .all(|m| !m.rcpt_to.iter().any(|r| r == "user@bad.test"))
+    );
+}

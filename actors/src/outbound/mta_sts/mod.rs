@@ -6,8 +6,8 @@
 //! record names the current policy id; a policy with that id already kept (in memory and
 //! in the spool's `mta_sts` tree, so it survives restarts) is used, else it is fetched
 //! ([`fetch`]) and kept for its `max_age`. A fetch that fails falls back to the kept
-//! policy, if any (§5.1); without one the domain is treated as having none, and the
-//! failure is not tried again for [`RETRY_FAILED_FETCH`].
+//! policy, if any (§5.1), else the domain is treated as having none; either way that id
+//! is not fetched again for [`RETRY_FAILED_FETCH`].
 
 pub(crate) mod enforce;
 pub mod fetch;
@@ -99,7 +99,7 @@ pub struct MtaSts {
     timeout: Duration,
     /// Policies kept, by domain (also in `tree`).
     kept: Mutex<HashMap<String, KeptPolicy>>,
-    /// Domains whose last fetch failed with nothing kept: until when, under which id.
+    /// Domains whose last fetch failed: until when it is not tried again, for which id.
     failed: Mutex<HashMap<String, (u64, String)>>,
     /// One fetch at a time per domain: the jobs that find the same new id at once wait
     /// for the first one's fetch instead of each making their own.
@@ -192,12 +192,16 @@ impl MtaSts {
                 source: Source::Kept,
             });
         }
-        if kept.is_none()
-            && let Some((until, failed_id)) = lock(&self.failed).get(domain)
+        // A fetch of this id failed lately: not again before RETRY_FAILED_FETCH, whether
+        // or not an older policy is kept.
+        if let Some((until, failed_id)) = lock(&self.failed).get(domain)
             && *until > now
             && *failed_id == id
         {
-            return None;
+            return kept.map(|kept| Applied {
+                kept,
+                source: Source::KeptAfterFailure,
+            });
         }
         match fetch::fetch(domain, &self.resolver, &self.tls, self.port, self.timeout).await {
             Ok(policy) => {
@@ -226,14 +230,13 @@ impl MtaSts {
                 };
                 tracing::warn!(domain = %domain, id = %id, error = %e, fallback,
                     "MTA-STS policy fetch failed");
-                if kept.is_none() {
-                    let until = now + RETRY_FAILED_FETCH.as_secs();
-                    let mut failed = lock(&self.failed);
-                    if failed.len() >= MAX_IN_MEMORY {
-                        failed.retain(|_, (until, _)| *until > now);
-                    }
-                    failed.insert(domain.to_string(), (until, id));
+                let until = now + RETRY_FAILED_FETCH.as_secs();
+                let mut failed = lock(&self.failed);
+                if failed.len() >= MAX_IN_MEMORY {
+                    failed.retain(|_, (until, _)| *until > now);
                 }
+                failed.insert(domain.to_string(), (until, id));
+                drop(failed);
                 kept.map(|kept| Applied {
                     kept,
                     source: Source::KeptAfterFailure,
