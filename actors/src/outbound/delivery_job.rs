@@ -77,7 +77,8 @@ pub(crate) async fn run_job(
     resolver: Arc<MxResolver>,
 ) -> JobOutcome {
     let max = settings.max_recipients_per_transaction.max(1);
-    if let Some(mut connection) = connection {
+    let sts = policy_of(&hop, &settings).await;
+    if let Some(mut connection) = pooled_under(&sts, connection, &mut permit) {
         let sent = transact(&mut connection, &job, max).await;
         keep_transcript(&mut connection, &job, &settings);
         match sent {
@@ -90,7 +91,7 @@ pub(crate) async fn run_job(
             Err((done, e)) => return failed_part_way(connection, &job, &done, &e),
         }
     }
-    let (targets, security, sts) = match targets_for(&job, &hop, &settings, &resolver).await {
+    let (targets, security) = match targets_for(&job, &hop, &settings, &resolver, &sts).await {
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
@@ -132,26 +133,67 @@ pub(crate) async fn run_job(
             }
         }
     }
-    if let (Some((domain, applied)), Some(error)) = (&sts, &last_error)
+    unreached_under(&sts, &job, &hop, last_error.as_ref())
+}
+
+/// `connection`, unless an enforced MTA-STS policy in `sts` applies that it does not meet
+/// (it was opened before the policy applied): then it is closed, and its place in the
+/// budget goes to `permit` for a new one.
+fn pooled_under(
+    sts: &Option<(String, Applied)>,
+    connection: Option<SmtpConnection>,
+    permit: &mut Option<Permit>,
+) -> Option<SmtpConnection> {
+    let mut connection = connection?;
+    if let Some((_, applied)) = sts
+        && !enforce::meets(applied, connection.verified_for())
+    {
+        *permit = connection.release_permit();
+        return None;
+    }
+    Some(connection)
+}
+
+/// No target took the job (`last_error`): under an enforced MTA-STS policy a TLS
+/// failure is the policy's deferral, naming it; else as [`unreached`].
+fn unreached_under(
+    sts: &Option<(String, Applied)>,
+    job: &Deliver,
+    hop: &NextHop,
+    last_error: Option<&ClientError>,
+) -> JobOutcome {
+    if let (Some((domain, applied)), Some(error)) = (sts, last_error)
         && let Some(outcome) = enforce::tls_failure(applied, domain, error)
     {
         return JobOutcome {
-            report: report(&job, &hop.to_string(), all(&job.recipients, outcome)),
+            report: report(job, &hop.to_string(), all(&job.recipients, outcome)),
             connection: None,
             connect_failed: false,
         };
     }
-    unreached(&job, &hop, last_error.as_ref())
+    unreached(job, hop, last_error)
+}
+
+/// The MTA-STS policy mail to `hop` is held to (for a hop routed by MX), with its domain.
+async fn policy_of(hop: &NextHop, settings: &DeliverySettings) -> Option<(String, Applied)> {
+    match (&settings.mta_sts, hop) {
+        (Some(sts), NextHop::Mx { domain }) => sts
+            .policy_for(domain)
+            .await
+            .map(|applied| (domain.clone(), applied)),
+        _ => None,
+    }
 }
 
 /// The targets of `hop` in MX order and the security to reach them with, as its domain's
-/// MTA-STS policy (kept beside them) allows; or the job's outcome when there are none.
+/// MTA-STS policy `sts` allows; or the job's outcome when there are none.
 async fn targets_for(
     job: &Deliver,
     hop: &NextHop,
     settings: &DeliverySettings,
     resolver: &MxResolver,
-) -> Result<(Vec<Target>, HopSecurity, Option<(String, Applied)>), JobOutcome> {
+    sts: &Option<(String, Applied)>,
+) -> Result<(Vec<Target>, HopSecurity), JobOutcome> {
     let refused = |outcome: Outcome| JobOutcome {
         report: report(job, &hop.to_string(), all(&job.recipients, outcome)),
         connection: None,
@@ -169,21 +211,11 @@ async fn targets_for(
         }
     };
     let security = settings.security.for_hop(hop);
-    let sts = match (&settings.mta_sts, hop) {
-        (Some(sts), NextHop::Mx { domain }) => sts
-            .policy_for(domain)
-            .await
-            .map(|applied| (domain.clone(), applied)),
-        _ => return Ok((targets, security, None)),
-    };
     let Some((domain, applied)) = sts else {
-        return Ok((targets, security, None));
+        return Ok((targets, security));
     };
     let verified = settings.security.verified_for(hop);
-    match enforce::restrict(&applied, &domain, targets, security, verified) {
-        Ok((targets, security)) => Ok((targets, security, Some((domain, applied)))),
-        Err(outcome) => Err(refused(outcome)),
-    }
+    enforce::restrict(applied, domain, targets, security, verified).map_err(refused)
 }
 
 /// Appends what `connection` recorded of `job` (the next hop is a listed peer) to the

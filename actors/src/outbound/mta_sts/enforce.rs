@@ -63,6 +63,14 @@ pub(crate) fn restrict(
     }
 }
 
+/// Whether a connection whose certificate was verified for `verified_for` (`None`: not
+/// verified) meets `applied`: anything does but an enforced policy, which wants a listed
+/// MX host, verified.
+pub(crate) fn meets(applied: &Applied, verified_for: Option<&str>) -> bool {
+    let policy = &applied.kept.policy;
+    policy.mode != Mode::Enforce || verified_for.is_some_and(|host| policy.admits(host))
+}
+
 /// The outcome of a job under an enforced policy whose last connection failed with
 /// `error`: a TLS failure (no STARTTLS, a certificate that does not verify) is the
 /// policy's 4.7.5, naming it; other failures keep their own outcome.
@@ -78,4 +86,36 @@ pub(crate) fn tls_failure(applied: &Applied, domain: &str, error: &ClientError) 
             applied.describe(domain)
         ),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::mta_sts::policy::Policy;
+    use crate::outbound::mta_sts::{KeptPolicy, Source};
+
+    fn applied(mode: Mode) -> Applied {
+        Applied {
+            kept: KeptPolicy {
+                id: "1".into(),
+                policy: Policy {
+                    mode,
+                    mx: vec!["*.example.test".into()],
+                    max_age: 86400,
+                },
+                fetched: 0,
+            },
+            source: Source::Kept,
+        }
+    }
+
+    #[test]
+    fn a_pooled_connection_meets_enforce_only_verified_for_a_listed_host() {
+        let enforce = applied(Mode::Enforce);
+        assert!(meets(&enforce, Some("mx1.example.test")));
+        assert!(!meets(&enforce, None), "not verified");
+        assert!(!meets(&enforce, Some("mx.elsewhere.test")), "not listed");
+        assert!(meets(&applied(Mode::Testing), None));
+        assert!(meets(&applied(Mode::None), None));
+    }
 }

@@ -78,6 +78,9 @@ pub struct SmtpConnection {
     permit: Option<Permit>,
     /// The conversation, when the next hop is in `log.transcript_peers`.
     transcript: Option<Transcript>,
+    /// The host name its certificate was verified for (`verify`, or an MTA-STS policy
+    /// in enforce); `None` when it was not verified.
+    verified_for: Option<String>,
 }
 
 impl SmtpConnection {
@@ -176,6 +179,7 @@ impl SmtpConnection {
             transactions: 0,
             use_chunking: false,
             permit: None,
+            verified_for: None,
         };
         let greeting = conn.read_reply("greeting").await?;
         if !greeting.is_positive() {
@@ -191,6 +195,9 @@ impl SmtpConnection {
             "plaintext"
         };
         metrics::counter!("delivery_tls_connections_total", "state" => state).increment(1);
+        if conn.tls.is_some() && security.mode == TlsMode::Verify {
+            conn.verified_for = Some(host.to_ascii_lowercase());
+        }
         if let Some(credentials) = &security.credentials {
             conn.authenticate(credentials, security.auth_in_clear)
                 .await?;
@@ -359,6 +366,12 @@ impl SmtpConnection {
     /// What was recorded since the last call (`None` when nothing is recorded).
     pub fn take_transcript(&mut self) -> Option<String> {
         self.transcript.as_mut().map(Transcript::take)
+    }
+
+    /// The host name the server's certificate was verified for, if it was: whether a
+    /// pooled connection meets an MTA-STS policy that applies since it was opened.
+    pub fn verified_for(&self) -> Option<&str> {
+        self.verified_for.as_deref()
     }
 
     /// `host[ip]:port`, as logs show the relay.
