@@ -7,8 +7,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::time::Duration;
-
 use hermod_actors::outbound::mta_sts::MtaSts;
 use hermod_actors::outbound::mta_sts::policy::{Mode, Policy};
 use hermod_actors::outbound::routing::NextHop;
@@ -112,7 +110,10 @@ async fn mta_sts(
         resolver.clone(),
         security.verified_config(),
         config.delivery.mta_sts_port,
-        config.delivery.connect_timeout.min(Duration::from_secs(60)),
+        config
+            .delivery
+            .connect_timeout
+            .min(crate::config::delivery::MTA_STS_FETCH_TIMEOUT),
         None,
     );
     let Some(applied) = sts.policy_for(domain).await else {

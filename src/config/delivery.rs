@@ -137,6 +137,10 @@ section! {
     }
 }
 
+/// The longest a policy fetch may take (`connect_timeout` if shorter): jobs to the domain
+/// wait for it.
+pub const MTA_STS_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// AUTH credentials for one next hop.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -280,7 +284,7 @@ impl DeliveryConfig {
             resolver.clone(),
             security.verified_config(),
             self.mta_sts_port,
-            self.connect_timeout.min(Duration::from_secs(60)),
+            self.connect_timeout.min(MTA_STS_FETCH_TIMEOUT),
             Some(tree),
         ))))
     }

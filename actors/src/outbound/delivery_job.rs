@@ -98,6 +98,9 @@ pub(crate) async fn run_job(
     let lmtp = matches!(hop, NextHop::Lmtp { .. });
     let implicit_tls = matches!(hop, NextHop::Smtps { .. });
     let mut last_error = None;
+    // Under an enforced MTA-STS policy, a listed MX that failed TLS is what to report,
+    // whatever failed after it.
+    let mut tls_error = None;
     for target in &targets {
         match SmtpConnection::open(
             &target.host,
@@ -129,11 +132,14 @@ pub(crate) async fn run_job(
             }
             Err(e) => {
                 tracing::debug!(next_hop = %hop, target = %target.addr, error = %e, "connection attempt failed");
+                if matches!(e, ClientError::Tls { .. }) {
+                    tls_error = Some(e.clone());
+                }
                 last_error = Some(e);
             }
         }
     }
-    unreached_under(&sts, &job, &hop, last_error.as_ref())
+    unreached_under(&sts, &job, &hop, tls_error.as_ref(), last_error.as_ref())
 }
 
 /// `connection`, unless an enforced MTA-STS policy in `sts` applies that it does not meet
@@ -155,14 +161,16 @@ fn pooled_under(
 }
 
 /// No target took the job (`last_error`): under an enforced MTA-STS policy a TLS
-/// failure is the policy's deferral, naming it; else as [`unreached`].
+/// failure (`tls_error`, at any target) is the policy's deferral, naming it; else as
+/// [`unreached`].
 fn unreached_under(
     sts: &Option<(String, Applied)>,
     job: &Deliver,
     hop: &NextHop,
+    tls_error: Option<&ClientError>,
     last_error: Option<&ClientError>,
 ) -> JobOutcome {
-    if let (Some((domain, applied)), Some(error)) = (sts, last_error)
+    if let (Some((domain, applied)), Some(error)) = (sts, tls_error)
         && let Some(outcome) = enforce::tls_failure(applied, domain, error)
     {
         return JobOutcome {

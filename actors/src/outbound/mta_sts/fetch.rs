@@ -97,11 +97,14 @@ pub async fn fetch(
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| http(error_chain(&e)))? {
-        let room = MAX_POLICY - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() == MAX_POLICY {
-            break;
+        // Refused, not cut: a line cut short could read as another valid pattern.
+        if body.len() + chunk.len() > MAX_POLICY {
+            return Err(FetchError::Answer {
+                host,
+                answer: format!("a policy larger than {} KiB", MAX_POLICY / 1024),
+            });
         }
+        body.extend_from_slice(&chunk);
     }
     Policy::parse(&String::from_utf8_lossy(&body))
         .map_err(|error| FetchError::Invalid { host, error })

@@ -6,8 +6,9 @@
 //! record names the current policy id; a policy with that id already kept (in memory and
 //! in the spool's `mta_sts` tree, so it survives restarts) is used, else it is fetched
 //! ([`fetch`]) and kept for its `max_age`. A fetch that fails falls back to the kept
-//! policy, if any (§5.1), else the domain is treated as having none; either way that id
-//! is not fetched again for [`RETRY_FAILED_FETCH`].
+//! policy, if any (§5.1), else the domain is treated as having none; either way the
+//! domain is not fetched again for [`RETRY_FAILED_FETCH`]. A kept policy is fetched again
+//! after half its `max_age` (at most a day), and no domain more than once a minute.
 
 pub(crate) mod enforce;
 pub mod fetch;
@@ -28,9 +29,13 @@ use crate::outbound::mx::{MxResolver, is_negative_answer};
 /// message.
 pub const RETRY_FAILED_FETCH: Duration = Duration::from_secs(300);
 
-/// Domains whose policies (and failed fetches) are held in memory at most; the spool
-/// keeps every policy.
+/// Domains whose policies (and fetch times) are held in memory at most; the spool keeps
+/// every policy.
 const MAX_IN_MEMORY: usize = 10_000;
+
+/// The least time between two fetches of one domain's policy: a record whose id changes
+/// on every lookup costs a fetch a minute, not one per job.
+pub const MIN_FETCH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A policy as hermod keeps it: with the TXT id it was fetched under and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +51,14 @@ pub struct KeptPolicy {
 impl KeptPolicy {
     fn expired(&self, now: u64) -> bool {
         self.fetched.saturating_add(self.policy.max_age) <= now
+    }
+
+    /// Whether to fetch it again though its id has not changed (§10.2: before it
+    /// expires, so that a fetch failing then does not leave the domain without one):
+    /// after half its `max_age`, at most a day.
+    fn due_for_refresh(&self, now: u64) -> bool {
+        let refresh_after = (self.policy.max_age / 2).min(86_400);
+        self.fetched.saturating_add(refresh_after) <= now
     }
 }
 
@@ -99,8 +112,8 @@ pub struct MtaSts {
     timeout: Duration,
     /// Policies kept, by domain (also in `tree`).
     kept: Mutex<HashMap<String, KeptPolicy>>,
-    /// Domains whose last fetch failed: until when it is not tried again, for which id.
-    failed: Mutex<HashMap<String, (u64, String)>>,
+    /// Each domain's last fetch: when, and whether it brought a policy.
+    attempts: Mutex<HashMap<String, (u64, bool)>>,
     /// One fetch at a time per domain: the jobs that find the same new id at once wait
     /// for the first one's fetch instead of each making their own.
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -130,7 +143,7 @@ impl MtaSts {
             port,
             timeout,
             kept: Mutex::new(HashMap::new()),
-            failed: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
             tree,
         }
@@ -140,13 +153,19 @@ impl MtaSts {
     /// none`), or none could be had.
     pub async fn policy_for(&self, domain: &str) -> Option<Applied> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        if domain.starts_with('[') {
+            // An address literal has no name to publish a policy under.
+            return None;
+        }
         let now = unix_now();
         let kept = self.kept(&domain, now);
         let applied = match (self.published_id(&domain).await, kept) {
-            (Ok(Some(id)), Some(kept)) if kept.id == id => Some(Applied {
-                kept,
-                source: Source::Kept,
-            }),
+            (Ok(Some(id)), Some(kept)) if kept.id == id && !kept.due_for_refresh(now) => {
+                Some(Applied {
+                    kept,
+                    source: Source::Kept,
+                })
+            }
             (Ok(Some(id)), kept) => self.refresh(&domain, id, kept, now).await,
             // No record now, or the lookup failed: a policy kept and not expired still
             // holds (§5.1), so removing the record cannot downgrade senders at once.
@@ -159,7 +178,8 @@ impl MtaSts {
         applied.filter(|a| a.kept.policy.mode != Mode::None)
     }
 
-    /// Fetches the policy published under `id`; on failure, `kept` if there is one.
+    /// Fetches the policy published under `id` (a new id, or the kept policy is due for
+    /// its refresh); `kept` when that fails, or when the domain was fetched moments ago.
     async fn refresh(
         &self,
         domain: &str,
@@ -167,43 +187,26 @@ impl MtaSts {
         kept: Option<KeptPolicy>,
         now: u64,
     ) -> Option<Applied> {
-        let gate = lock(&self.fetching)
-            .entry(domain.to_string())
-            .or_default()
-            .clone();
+        let gate = self.gate(domain);
         let _turn = gate.lock().await;
-        let applied = self.refresh_in_turn(domain, id, kept, now).await;
-        lock(&self.fetching).remove(domain);
-        applied
-    }
-
-    /// [`MtaSts::refresh`] once no other job fetches for `domain`: what that one fetched
-    /// under the same id, or a fetch of its own.
-    async fn refresh_in_turn(
-        &self,
-        domain: &str,
-        id: String,
-        kept: Option<KeptPolicy>,
-        now: u64,
-    ) -> Option<Applied> {
-        if let Some(fresh) = self.kept(domain, now).filter(|k| k.id == id) {
-            return Some(Applied {
-                kept: fresh,
-                source: Source::Kept,
-            });
+        // What another job's fetch left while this one waited, or a fetch too recent to
+        // repeat: at most one a minute per domain, none for 5 minutes after a failure,
+        // whatever id its record names (a record that changes on every lookup must not
+        // cost a fetch each).
+        if let Some(succeeded) = self.recent_attempt(domain, now) {
+            let source = match succeeded {
+                true => Source::Kept,
+                false => Source::KeptAfterFailure,
+            };
+            return self
+                .kept(domain, now)
+                .or(kept)
+                .map(|kept| Applied { kept, source });
         }
-        // A fetch of this id failed lately: not again before RETRY_FAILED_FETCH, whether
-        // or not an older policy is kept.
-        if let Some((until, failed_id)) = lock(&self.failed).get(domain)
-            && *until > now
-            && *failed_id == id
-        {
-            return kept.map(|kept| Applied {
-                kept,
-                source: Source::KeptAfterFailure,
-            });
-        }
-        match fetch::fetch(domain, &self.resolver, &self.tls, self.port, self.timeout).await {
+        let fetched =
+            fetch::fetch(domain, &self.resolver, &self.tls, self.port, self.timeout).await;
+        self.attempted(domain, now, fetched.is_ok());
+        match fetched {
             Ok(policy) => {
                 let fresh = KeptPolicy {
                     id,
@@ -213,7 +216,6 @@ impl MtaSts {
                 tracing::info!(domain = %domain, id = %fresh.id, mode = fresh.policy.mode.name(),
                     mx = ?fresh.policy.mx, max_age = fresh.policy.max_age, "MTA-STS policy fetched");
                 self.keep(domain, &fresh);
-                lock(&self.failed).remove(domain);
                 metrics::counter!("delivery_mta_sts_fetches_total", "result" => "ok").increment(1);
                 Some(Applied {
                     kept: fresh,
@@ -230,19 +232,42 @@ impl MtaSts {
                 };
                 tracing::warn!(domain = %domain, id = %id, error = %e, fallback,
                     "MTA-STS policy fetch failed");
-                let until = now + RETRY_FAILED_FETCH.as_secs();
-                let mut failed = lock(&self.failed);
-                if failed.len() >= MAX_IN_MEMORY {
-                    failed.retain(|_, (until, _)| *until > now);
-                }
-                failed.insert(domain.to_string(), (until, id));
-                drop(failed);
                 kept.map(|kept| Applied {
                     kept,
                     source: Source::KeptAfterFailure,
                 })
             }
         }
+    }
+
+    /// The fetch gate of `domain` (entries no job holds are dropped when there are many).
+    fn gate(&self, domain: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = lock(&self.fetching);
+        if gates.len() >= MAX_IN_MEMORY {
+            gates.retain(|_, gate| Arc::strong_count(gate) > 1);
+        }
+        gates.entry(domain.to_string()).or_default().clone()
+    }
+
+    /// Whether `domain` was fetched too recently to fetch again: `Some(true)` after a
+    /// fetch that brought a policy less than [`MIN_FETCH_INTERVAL`] ago, `Some(false)`
+    /// after one that failed less than [`RETRY_FAILED_FETCH`] ago.
+    fn recent_attempt(&self, domain: &str, now: u64) -> Option<bool> {
+        let (at, succeeded) = *lock(&self.attempts).get(domain)?;
+        let wait = match succeeded {
+            true => MIN_FETCH_INTERVAL,
+            false => RETRY_FAILED_FETCH,
+        };
+        (now < at + wait.as_secs()).then_some(succeeded)
+    }
+
+    /// Notes a fetch of `domain` at `now`.
+    fn attempted(&self, domain: &str, now: u64, succeeded: bool) {
+        let mut attempts = lock(&self.attempts);
+        if attempts.len() >= MAX_IN_MEMORY {
+            attempts.retain(|_, (at, _)| now < *at + RETRY_FAILED_FETCH.as_secs());
+        }
+        attempts.insert(domain.to_string(), (now, succeeded));
     }
 
     /// The policy id `_mta-sts.DOMAIN` publishes: `Ok(None)` for no record (or not
@@ -264,7 +289,7 @@ impl MtaSts {
                 hickory_resolver::proto::rr::RData::TXT(txt) => Some(txt.txt_data.concat()),
                 _ => None,
             })
-            .filter(|text| text.starts_with(b"v=STSv1"))
+            .filter(|text| is_sts_record(text))
             .collect();
         match records.as_slice() {
             [record] => Ok(mail_auth::mta_sts::MtaSts::parse(record).ok().map(|r| r.id)),
@@ -272,16 +297,27 @@ impl MtaSts {
         }
     }
 
-    /// The policy kept for `domain`, unless expired (memory first, then the spool).
+    /// The policy kept for `domain`, unless expired (memory first, then the spool); an
+    /// expired one is forgotten in both.
     fn kept(&self, domain: &str, now: u64) -> Option<KeptPolicy> {
         let in_memory = lock(&self.kept).get(domain).cloned();
         let kept = in_memory.or_else(|| {
             let bytes = self.tree.as_ref()?.get(domain).ok()??;
             let kept: KeptPolicy = serde_json::from_slice(&bytes).ok()?;
-            lock(&self.kept).insert(domain.to_string(), kept.clone());
+            let mut memory = lock(&self.kept);
+            if memory.len() < MAX_IN_MEMORY {
+                memory.insert(domain.to_string(), kept.clone());
+            }
             Some(kept)
         })?;
-        (!kept.expired(now)).then_some(kept)
+        if kept.expired(now) {
+            lock(&self.kept).remove(domain);
+            if let Some(tree) = &self.tree {
+                let _ = tree.remove(domain);
+            }
+            return None;
+        }
+        Some(kept)
     }
 
     /// Keeps `policy` for `domain`, in memory and in the spool.
@@ -308,6 +344,13 @@ impl MtaSts {
     }
 }
 
+/// Whether a TXT record is an MTA-STS one: `v=STSv1` and then `;`, a space or its end
+/// (not `v=STSv10`).
+fn is_sts_record(text: &[u8]) -> bool {
+    text.strip_prefix(b"v=STSv1")
+        .is_some_and(|rest| matches!(rest.first(), None | Some(b';' | b' ' | b'\t')))
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -330,4 +373,35 @@ pub(crate) fn describe_metrics() {
         "delivery_mta_sts_refusals_total",
         "Deliveries deferred because an enforced MTA-STS policy was not met, by reason (mx, tls)."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_stsv1_record_is_one() {
+        assert!(is_sts_record(b"v=STSv1; id=20260101"));
+        assert!(is_sts_record(b"v=STSv1 ;id=1"));
+        assert!(!is_sts_record(b"v=STSv10; id=1"));
+        assert!(!is_sts_record(b"v=spf1 -all"));
+    }
+
+    #[test]
+    fn a_kept_policy_is_refreshed_after_half_its_age_at_most_a_day() {
+        let kept = |max_age| KeptPolicy {
+            id: "1".into(),
+            policy: Policy {
+                mode: Mode::Enforce,
+                mx: vec!["mx.example.test".into()],
+                max_age,
+            },
+            fetched: 1_000,
+        };
+        assert!(!kept(3_600).due_for_refresh(1_000 + 1_799));
+        assert!(kept(3_600).due_for_refresh(1_000 + 1_800));
+        assert!(!kept(604_800).due_for_refresh(1_000 + 86_399));
+        assert!(kept(604_800).due_for_refresh(1_000 + 86_400));
+        assert!(!kept(604_800).expired(1_000 + 86_400));
+    }
 }

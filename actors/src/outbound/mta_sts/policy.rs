@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 /// The longest `max_age` RFC 8461 allows (a year); longer values are cut to it.
 pub const MAX_AGE_LIMIT: u64 = 31_557_600;
 
+/// The most `mx` lines a policy may have: real ones have a handful, and every kept
+/// policy is held in memory.
+pub const MAX_MX: usize = 64;
+
 /// What a domain asks of senders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,8 +49,8 @@ pub struct Policy {
 /// Why a policy text is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
-    /// `version: STSv1` is missing or another version.
-    #[error("no \"version: STSv1\" line")]
+    /// The first field is not `version: STSv1`.
+    #[error("the first line is not \"version: STSv1\"")]
     Version,
     /// `mode` is missing or not one of the three.
     #[error("mode is missing or not enforce, testing or none")]
@@ -54,6 +58,9 @@ pub enum PolicyError {
     /// `max_age` is missing or not a number.
     #[error("max_age is missing or not a number of seconds")]
     MaxAge,
+    /// More than [`MAX_MX`] `mx` lines.
+    #[error("more than {MAX_MX} mx lines")]
+    TooManyMx,
     /// `enforce` or `testing` without any `mx` line.
     #[error("no mx line in a policy that is not mode none")]
     NoMx,
@@ -66,7 +73,7 @@ impl Policy {
     /// Reads a policy text (lines of `key: value`, CRLF or LF, unknown keys ignored as
     /// §3.2 says).
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
-        let mut version = false;
+        let mut version = None;
         let mut mode = None;
         let mut max_age = None;
         let mut mx = Vec::new();
@@ -75,9 +82,13 @@ impl Policy {
                 continue;
             };
             let value = value.trim();
-            match key.trim() {
-                // The first version line counts; §3.2 has it first.
-                "version" if !version => version = value == "STSv1",
+            let key = key.trim();
+            // §3.2: the version comes first.
+            if version.is_none() {
+                version = Some(key == "version" && value == "STSv1");
+                continue;
+            }
+            match key {
                 "mode" => {
                     mode = match value {
                         "enforce" => Some(Mode::Enforce),
@@ -98,12 +109,15 @@ impl Policy {
                     if !is_pattern(&pattern) {
                         return Err(PolicyError::BadMx(value.chars().take(100).collect()));
                     }
+                    if mx.len() == MAX_MX {
+                        return Err(PolicyError::TooManyMx);
+                    }
                     mx.push(pattern);
                 }
                 _ => {}
             }
         }
-        if !version {
+        if version != Some(true) {
             return Err(PolicyError::Version);
         }
         let mode = mode.ok_or(PolicyError::Mode)?;
@@ -184,6 +198,10 @@ mod tests {
                 PolicyError::Version,
             ),
             (
+                "mode: enforce\nversion: STSv1\nmx: a.test\nmax_age: 1\n",
+                PolicyError::Version,
+            ),
+            (
                 "version: STSv1\nmode: block\nmx: a.test\nmax_age: 1\n",
                 PolicyError::Mode,
             ),
@@ -215,6 +233,11 @@ mod tests {
         for (text, error) in cases {
             assert_eq!(Policy::parse(text), Err(error), "{text:?}");
         }
+        let many = format!(
+            "version: STSv1\nmode: enforce\nmax_age: 1\n{}",
+            "mx: a.test\n".repeat(MAX_MX + 1)
+        );
+        assert_eq!(Policy::parse(&many), Err(PolicyError::TooManyMx));
         // Mode none needs no mx: it withdraws the policy.
         let none = Policy::parse("version: STSv1\nmode: none\nmax_age: 1\n").unwrap();
         assert_eq!(none.mode, Mode::None);
