@@ -1,8 +1,8 @@
 //! What an MTA-STS policy does to one delivery job (RFC 8461 §5): in `enforce`, only the
 //! MX hosts it lists are tried, each over TLS whose certificate verifies for the MX
 //! host's name (no retry in clear); a job that cannot meet it is deferred with 4.7.5,
-//! the reply naming the policy. In `testing`, delivery goes on as usual and what enforce
-//! would have refused is logged.
+//! the reply naming the policy. In `testing`, delivery goes on as usual and the MX hosts
+//! the policy does not list are logged (certificates are not verified there).
 
 use super::Applied;
 use super::policy::Mode;
