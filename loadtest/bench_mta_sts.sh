@@ -41,27 +41,7 @@ dnsmasq --keep-in-foreground --port="$dns_port" --listen-address=127.0.0.1 --bin
 https_port=$(free_port)
 mkdir -p "$work/policies"
 printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.bench.test\r\nmax_age: 86400\r\n' > "$work/policies/mta-sts.bench.test.txt"
-python3 - "$https_port" "$work/mta-sts.bench.test.pem" "$work/mta-sts.bench.test.key" "$work/policies" <<'PY' &
-import os, ssl, sys
-from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
-port, cert, key, root = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-    def do_GET(self):
-        host = (self.headers.get("Host") or "").split(":")[0]
-        body = open(os.path.join(root, host + ".txt"), "rb").read()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
-server.serve_forever()
-PY
+python3 loadtest/mta_sts_policy_server.py "$https_port" "$work/mta-sts.bench.test.pem" "$work/mta-sts.bench.test.key" "$work/policies" &
 wait_port "$https_port"
 
 run_shape() {

@@ -20,30 +20,8 @@ use smtp_blaster::tls::TlsFiles;
 /// The test's domains: each has its MX `mx.DOMAIN` and its policy host `mta-sts.DOMAIN`.
 const DOMAINS: [&str; 4] = ["good.test", "bad.test", "wrongcert.test", "testing.test"];
 
-const POLICY_SERVER: &str = r#"
-import os, ssl, sys
-from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
-port, cert, key, root = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-    def do_GET(self):
-        host = (self.headers.get("Host") or "").split(":")[0]
-        path = os.path.join(root, host + ".txt")
-        if self.path != "/.well-known/mta-sts.txt" or not os.path.exists(path):
-            self.send_response(404); self.end_headers(); return
-        body = open(path, "rb").read()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
-server.serve_forever()
-"#;
+/// The policy server (Python's standard library), shared with loadtest/bench_mta_sts.sh.
+const POLICY_SERVER: &str = include_str!("../loadtest/mta_sts_policy_server.py");
 
 /// The HTTPS server of every `mta-sts.DOMAIN`, serving `policies/mta-sts.DOMAIN.txt`.
 struct PolicyServer {
