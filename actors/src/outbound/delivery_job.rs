@@ -143,8 +143,8 @@ pub(crate) async fn run_job(
 }
 
 /// `connection`, unless an enforced MTA-STS policy in `sts` applies that it does not meet
-/// (it was opened before the policy applied): then it is closed, and its place in the
-/// budget goes to `permit` for a new one.
+/// (it was opened before the policy applied): then it says QUIT on its own (the job does
+/// not wait), and its place in the budget goes to `permit` for a new one.
 fn pooled_under(
     sts: &Option<(String, Applied)>,
     connection: Option<SmtpConnection>,
@@ -155,6 +155,7 @@ fn pooled_under(
         && !enforce::meets(applied, connection.verified_for())
     {
         *permit = connection.release_permit();
+        actix_rt::spawn(connection.quit());
         return None;
     }
     Some(connection)
