@@ -3,7 +3,7 @@
 //! the path can strip STARTTLS or answer in the MX's place.
 //!
 //! [`MtaSts::policy_for`] finds the policy that applies to a domain: its `_mta-sts` TXT
-//! record names the current policy id; a policy with that id already kept (in memory and
+//! record (asked at most once a minute per domain) names the current policy id; a policy with that id already kept (in memory and
 //! in the spool's `mta_sts` tree, so it survives restarts) is used, else it is fetched
 //! ([`fetch`]) and kept for its `max_age`. A fetch that fails falls back to the kept
 //! policy, if any (§5.1), else the domain is treated as having none; either way the
@@ -32,6 +32,13 @@ pub const RETRY_FAILED_FETCH: Duration = Duration::from_secs(300);
 /// Domains whose policies (and fetch times) are held in memory at most; the spool keeps
 /// every policy.
 const MAX_IN_MEMORY: usize = 10_000;
+
+/// What a `_mta-sts` lookup found: the policy id (`None`: no record), or `Err` when the
+/// lookup failed.
+type RecordAnswer = Result<Option<String>, ()>;
+
+/// How long one `_mta-sts` answer serves the jobs to its domain.
+pub const RECORD_MEMO: Duration = Duration::from_secs(60);
 
 /// The least time between two fetches of one domain's policy: a record whose id changes
 /// on every lookup costs a fetch a minute, not one per job.
@@ -114,6 +121,9 @@ pub struct MtaSts {
     kept: Mutex<HashMap<String, KeptPolicy>>,
     /// Each domain's last fetch: when, and whether it brought a policy.
     attempts: Mutex<HashMap<String, (u64, bool)>>,
+    /// Each domain's last `_mta-sts` answer, until when it is used again: with a DNS
+    /// server that does not answer, every job would otherwise wait out the lookup.
+    answers: Mutex<HashMap<String, (u64, RecordAnswer)>>,
     /// One fetch at a time per domain: the jobs that find the same new id at once wait
     /// for the first one's fetch instead of each making their own.
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -144,6 +154,7 @@ impl MtaSts {
             timeout,
             kept: Mutex::new(HashMap::new()),
             attempts: Mutex::new(HashMap::new()),
+            answers: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
             tree,
         }
@@ -159,7 +170,7 @@ impl MtaSts {
         }
         let now = unix_now();
         let kept = self.kept(&domain, now);
-        let applied = match (self.published_id(&domain).await, kept) {
+        let applied = match (self.published_id_memo(&domain, now).await, kept) {
             (Ok(Some(id)), Some(kept)) if kept.id == id && !kept.due_for_refresh(now) => {
                 Some(Applied {
                     kept,
@@ -270,9 +281,30 @@ impl MtaSts {
         attempts.insert(domain.to_string(), (now, succeeded));
     }
 
+    /// [`MtaSts::published_id`], asked again at most every [`RECORD_MEMO`] (a failed
+    /// lookup every [`RECORD_MEMO`] / 2).
+    async fn published_id_memo(&self, domain: &str, now: u64) -> RecordAnswer {
+        if let Some((until, answer)) = lock(&self.answers).get(domain)
+            && *until > now
+        {
+            return answer.clone();
+        }
+        let answer = self.published_id(domain).await;
+        let keep_for = match answer {
+            Ok(_) => RECORD_MEMO.as_secs(),
+            Err(()) => RECORD_MEMO.as_secs() / 2,
+        };
+        let mut answers = lock(&self.answers);
+        if answers.len() >= MAX_IN_MEMORY {
+            answers.retain(|_, (until, _)| *until > now);
+        }
+        answers.insert(domain.to_string(), (now + keep_for, answer.clone()));
+        answer
+    }
+
     /// The policy id `_mta-sts.DOMAIN` publishes: `Ok(None)` for no record (or not
     /// exactly one STSv1 record, §3.1), `Err` when the lookup failed.
-    async fn published_id(&self, domain: &str) -> Result<Option<String>, ()> {
+    async fn published_id(&self, domain: &str) -> RecordAnswer {
         let name = format!("_mta-sts.{domain}.");
         let lookup = match self.resolver.resolver().txt_lookup(name.as_str()).await {
             Ok(lookup) => lookup,
