@@ -287,6 +287,9 @@ async fn intake_at_full_speed_cannot_overrun_the_reserve_and_draining_needs_no_r
     )
     .unwrap();
     let h = Hermod::start_with(config_path, fs.0.join("data"), &[]).await;
+    let probe = tokio::net::TcpStream::connect(h.addr).await;
+    assert!(probe.is_ok(), "{probe:?}\n{}", h.logs().join("\n"));
+    drop(probe);
     // The lowest free space seen while the spool fills.
     let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let watcher = {
