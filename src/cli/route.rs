@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hermod_actors::outbound::mta_sts::MtaSts;
 use hermod_actors::outbound::mta_sts::policy::{Mode, Policy};
 use hermod_actors::outbound::routing::NextHop;
 
@@ -106,16 +105,7 @@ async fn mta_sts(
         return Ok(None);
     }
     let security = config.delivery.security()?;
-    let sts = MtaSts::new(
-        resolver.clone(),
-        security.verified_config(),
-        config.delivery.mta_sts_port,
-        config
-            .delivery
-            .connect_timeout
-            .min(crate::config::delivery::MTA_STS_FETCH_TIMEOUT),
-        None,
-    );
+    let sts = config.delivery.mta_sts_policies(resolver, &security, None);
     let Some(applied) = sts.policy_for(domain).await else {
         writeln!(
             out,

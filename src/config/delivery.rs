@@ -280,12 +280,27 @@ impl DeliveryConfig {
             return Ok(None);
         }
         let tree = db.open_tree("mta_sts")?;
-        Ok(Some(Arc::new(MtaSts::new(
+        Ok(Some(Arc::new(self.mta_sts_policies(
+            resolver,
+            security,
+            Some(tree),
+        ))))
+    }
+
+    /// MTA-STS policies as these settings fetch them, kept in `tree` (none: in memory
+    /// only, as `hermod route` looks one up beside the running hermod).
+    pub fn mta_sts_policies(
+        &self,
+        resolver: &MxResolver,
+        security: &OutboundSecurity,
+        tree: Option<sled::Tree>,
+    ) -> MtaSts {
+        MtaSts::new(
             resolver.clone(),
             security.verified_config(),
             self.mta_sts_port,
             self.connect_timeout.min(MTA_STS_FETCH_TIMEOUT),
-            Some(tree),
-        ))))
+            tree,
+        )
     }
 }

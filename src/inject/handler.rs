@@ -185,22 +185,11 @@ fn trace_root(
     client: std::net::IpAddr,
     began: SystemTime,
 ) -> Option<opentelemetry::global::BoxedSpan> {
-    use opentelemetry::KeyValue;
-    let mut attributes = vec![
-        KeyValue::new("hermod.queue_id", message.id.to_string()),
-        KeyValue::new("client.address", client.to_string()),
-        message_trace::peer_text("smtp.mail_from", &message.sender.to_string()),
-        KeyValue::new("smtp.rcpt_count", message.recipients.len() as i64),
-        KeyValue::new("message.size", message.data.len() as i64),
-    ];
-    if let Some(user) = &message.user {
-        attributes.push(message_trace::peer_text("enduser.id", user));
-    }
     let span = SpanStart {
         name: "http.inject",
         kind: opentelemetry::trace::SpanKind::Server,
         start: began,
-        attributes,
+        attributes: hermod_actors::inbound::session_trace::message_attributes(message, client),
     };
     message_trace::start(span, None)
 }

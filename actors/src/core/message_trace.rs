@@ -120,6 +120,11 @@ pub fn parent_from(traceparent: &str) -> Option<Context> {
 /// A peer's text as an attribute value: at most [`MAX_PEER_TEXT`] characters, control
 /// characters escaped, so a collector's view shows what was sent and no more.
 pub fn peer_text(key: &'static str, text: &str) -> KeyValue {
+    KeyValue::new(key, bounded(text))
+}
+
+/// A peer's text as [`peer_text`] bounds it, for a span's status.
+pub fn bounded(text: &str) -> String {
     let mut value = String::with_capacity(text.len().min(MAX_PEER_TEXT));
     for c in text.chars().take(MAX_PEER_TEXT) {
         if c.is_control() {
@@ -128,7 +133,7 @@ pub fn peer_text(key: &'static str, text: &str) -> KeyValue {
             value.push(c);
         }
     }
-    KeyValue::new(key, value)
+    value
 }
 
 /// The open root span of a message being stored (over SMTP or the injection API): it

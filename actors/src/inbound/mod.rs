@@ -12,5 +12,5 @@ pub mod listener;
 pub mod password_check;
 pub mod session;
 mod session_record;
-mod session_trace;
+pub mod session_trace;
 pub mod tls;

@@ -9,7 +9,7 @@
 //! costs the mail path several times what an event does, and source-1's load measured
 //! it (docs/BENCHMARKS.md).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
@@ -123,23 +123,14 @@ impl SessionTrace {
         } else {
             self.connected
         };
-        let mut attributes = vec![
-            KeyValue::new("hermod.queue_id", message.id.to_string()),
-            KeyValue::new("client.address", peer.ip().to_string()),
-            KeyValue::new("client.port", i64::from(peer.port())),
-            peer_text("smtp.mail_from", &message.sender.to_string()),
-            KeyValue::new("smtp.rcpt_count", message.recipients.len() as i64),
-            KeyValue::new("message.size", size_of(message) as i64),
-        ];
+        let mut attributes = message_attributes(message, peer.ip());
+        attributes.push(KeyValue::new("client.port", i64::from(peer.port())));
         if let Some(helo) = protocol.helo_name() {
             attributes.push(peer_text("smtp.helo", helo));
         }
         if let Some(tls) = protocol.tls() {
             attributes.push(KeyValue::new("tls.protocol.version", tls.version.clone()));
             attributes.push(KeyValue::new("tls.cipher", tls.cipher.clone()));
-        }
-        if let Some(user) = &message.user {
-            attributes.push(peer_text("enduser.id", user));
         }
         let mut root = message_trace::start(
             SpanStart {
@@ -179,6 +170,22 @@ impl SessionTrace {
     pub(super) fn answered(&mut self) {
         self.idle_since = SystemTime::now();
     }
+}
+
+/// The attributes a received message's root span has however it came (SMTP, the
+/// injection API): queue id, client, sender, recipient count, size, AUTH user.
+pub fn message_attributes(message: &AcceptedMessage, client: IpAddr) -> Vec<KeyValue> {
+    let mut attributes = vec![
+        KeyValue::new("hermod.queue_id", message.id.to_string()),
+        KeyValue::new("client.address", client.to_string()),
+        peer_text("smtp.mail_from", &message.sender.to_string()),
+        KeyValue::new("smtp.rcpt_count", message.recipients.len() as i64),
+        KeyValue::new("message.size", size_of(message) as i64),
+    ];
+    if let Some(user) = &message.user {
+        attributes.push(peer_text("enduser.id", user));
+    }
+    attributes
 }
 
 /// Octets of `message`: its head and, for a large one, the body in its file.

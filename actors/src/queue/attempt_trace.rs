@@ -80,12 +80,8 @@ impl AttemptSpan {
         match attempt.result {
             AttemptResult::Sent => self.sent += 1,
             _ => {
-                self.first_failure.get_or_insert_with(|| {
-                    peer_text("smtp.reply", &attempt.reply)
-                        .value
-                        .as_str()
-                        .into_owned()
-                });
+                self.first_failure
+                    .get_or_insert_with(|| message_trace::bounded(&attempt.reply));
             }
         }
     }
