@@ -39,8 +39,10 @@
 //!   smarthosts), each hop's TLS policy (`tls`), routing (`routing`: transport map,
 //!   relayhost, MX), MX resolution (`mx`), next-hop health and the index of mail parked
 //!   for a down hop (`hop_health`), the outbound connection budget
-//!   (`connection_budget`), and the MTA-STS policies receiving domains publish
-//!   (`mta_sts`: fetched, kept in the spool, enforced on a job's MX hosts and TLS).
+//!   (`connection_budget`), the MTA-STS policies receiving domains publish
+//!   (`mta_sts`: fetched, kept in the spool, enforced on a job's MX hosts and TLS), their
+//!   DANE TLSA records (`dane`: a DNSSEC-validating resolver, the certificate check),
+//!   and which of the two a job is held to (`domain_policy`).
 //! - [`store`]: the storage trait and its sled implementation (`spool`) with the
 //!   committer thread that turns many writes into one flush (`committer`); a queued
 //!   message's envelope (`envelope`) and bytes (`message_data`); large bodies as files
@@ -114,6 +116,7 @@ pub fn describe_metrics() {
     crate::outbound::delivery::describe_metrics();
     crate::outbound::tls::describe_metrics();
     crate::outbound::mta_sts::describe_metrics();
+    crate::outbound::dane::describe_metrics();
     crate::policy::set::describe_metrics();
     crate::policy::rate_limiter::describe_metrics();
     crate::policy::greylist::describe_metrics();

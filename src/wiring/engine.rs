@@ -44,6 +44,10 @@ pub(super) fn delivery_factory(
     let delivery_settings = Arc::new(hermod_actors::outbound::job::DeliverySettings {
         transcripts: config.log.transcripts(&config.queue.data_dir).map(Arc::new),
         mta_sts,
+        dane: config
+            .delivery
+            .dane()
+            .context("DANE's DNSSEC-validating resolver")?,
         ..config.delivery.delivery_settings(
             &config.smtp.hostname,
             connection_budget(config),

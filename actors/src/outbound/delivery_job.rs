@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use crate::outbound::connection_budget::Permit;
+use crate::outbound::domain_policy::{DomainPolicy, pooled_under};
 use crate::outbound::job::{Deliver, DeliveryReport, DeliverySettings, JobRecipient, Outcome};
-use crate::outbound::mta_sts::Applied;
-use crate::outbound::mta_sts::enforce;
 use crate::outbound::mx::{MxResolver, Target};
 use crate::outbound::routing::NextHop;
 use crate::outbound::smtp_client::{ClientError, ServerReply, SmtpConnection};
@@ -77,8 +76,8 @@ pub(crate) async fn run_job(
     resolver: Arc<MxResolver>,
 ) -> JobOutcome {
     let max = settings.max_recipients_per_transaction.max(1);
-    let sts = policy_of(&hop, &settings).await;
-    if let Some(mut connection) = pooled_under(&sts, connection, &mut permit) {
+    let policy = DomainPolicy::of(&hop, &settings).await;
+    if let Some(mut connection) = pooled_under(&policy, connection, &mut permit) {
         let sent = transact(&mut connection, &job, max).await;
         keep_transcript(&mut connection, &job, &settings);
         match sent {
@@ -91,24 +90,24 @@ pub(crate) async fn run_job(
             Err((done, e)) => return failed_part_way(connection, &job, &done, &e),
         }
     }
-    let (targets, security) = match targets_for(&job, &hop, &settings, &resolver, &sts).await {
+    let targets = match targets_for(&job, &hop, &settings, &resolver, &policy).await {
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
     let lmtp = matches!(hop, NextHop::Lmtp { .. });
     let implicit_tls = matches!(hop, NextHop::Smtps { .. });
     let mut last_error = None;
-    // Under an enforced MTA-STS policy, a listed MX that failed TLS is what to report,
+    // Under DANE or an enforced MTA-STS policy, a host that failed TLS is what to report,
     // whatever failed after it.
     let mut tls_error = None;
-    for target in &targets {
+    for (target, security) in &targets {
         match SmtpConnection::open(
             &target.host,
             target.addr,
             &settings.helo_name,
             lmtp,
             settings.timeouts,
-            &security,
+            security,
             implicit_tls,
         )
         .await
@@ -139,70 +138,25 @@ pub(crate) async fn run_job(
             }
         }
     }
-    unreached_under(&sts, &job, &hop, tls_error.as_ref(), last_error.as_ref())
-}
-
-/// `connection`, unless an enforced MTA-STS policy in `sts` applies that it does not meet
-/// (it was opened before the policy applied): then it says QUIT on its own (the job does
-/// not wait), and its place in the budget goes to `permit` for a new one.
-fn pooled_under(
-    sts: &Option<(String, Applied)>,
-    connection: Option<SmtpConnection>,
-    permit: &mut Option<Permit>,
-) -> Option<SmtpConnection> {
-    let mut connection = connection?;
-    if let Some((_, applied)) = sts
-        && !enforce::meets(applied, connection.verified_for())
-    {
-        *permit = connection.release_permit();
-        actix_rt::spawn(connection.quit());
-        return None;
-    }
-    Some(connection)
-}
-
-/// No target took the job (`last_error`): under an enforced MTA-STS policy a TLS
-/// failure (`tls_error`, at any target) is the policy's deferral, naming it; else as
-/// [`unreached`].
-fn unreached_under(
-    sts: &Option<(String, Applied)>,
-    job: &Deliver,
-    hop: &NextHop,
-    tls_error: Option<&ClientError>,
-    last_error: Option<&ClientError>,
-) -> JobOutcome {
-    if let (Some((domain, applied)), Some(error)) = (sts, tls_error)
-        && let Some(outcome) = enforce::tls_failure(applied, domain, error)
-    {
-        return JobOutcome {
-            report: report(job, &hop.to_string(), all(&job.recipients, outcome)),
+    match policy.tls_failure(tls_error.as_ref()) {
+        Some(outcome) => JobOutcome {
+            report: report(&job, &hop.to_string(), all(&job.recipients, outcome)),
             connection: None,
             connect_failed: false,
-        };
-    }
-    unreached(job, hop, last_error)
-}
-
-/// The MTA-STS policy mail to `hop` is held to (for a hop routed by MX), with its domain.
-async fn policy_of(hop: &NextHop, settings: &DeliverySettings) -> Option<(String, Applied)> {
-    match (&settings.mta_sts, hop) {
-        (Some(sts), NextHop::Mx { domain }) => sts
-            .policy_for(domain)
-            .await
-            .map(|applied| (domain.clone(), applied)),
-        _ => None,
+        },
+        None => unreached(&job, &hop, last_error.as_ref()),
     }
 }
 
-/// The targets of `hop` in MX order and the security to reach them with, as its domain's
-/// MTA-STS policy `sts` allows; or the job's outcome when there are none.
+/// The targets of `hop` in MX order, each with the security to reach it with, as its
+/// domain's `policy` allows; or the job's outcome when there are none.
 async fn targets_for(
     job: &Deliver,
     hop: &NextHop,
     settings: &DeliverySettings,
     resolver: &MxResolver,
-    sts: &Option<(String, Applied)>,
-) -> Result<(Vec<Target>, HopSecurity), JobOutcome> {
+    policy: &DomainPolicy,
+) -> Result<Vec<(Target, HopSecurity)>, JobOutcome> {
     let refused = |outcome: Outcome| JobOutcome {
         report: report(job, &hop.to_string(), all(&job.recipients, outcome)),
         connection: None,
@@ -219,12 +173,7 @@ async fn targets_for(
             }));
         }
     };
-    let security = settings.security.for_hop(hop);
-    let Some((domain, applied)) = sts else {
-        return Ok((targets, security));
-    };
-    let verified = settings.security.verified_for(hop);
-    enforce::restrict(applied, domain, targets, security, verified).map_err(refused)
+    policy.targets(hop, settings, targets).map_err(refused)
 }
 
 /// Appends what `connection` recorded of `job` (the next hop is a listed peer) to the

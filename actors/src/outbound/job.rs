@@ -130,6 +130,8 @@ pub struct DeliverySettings {
     /// The MTA-STS policies of the domains delivered to (`delivery.mta_sts`); `None`: not
     /// honoured.
     pub mta_sts: Option<Arc<crate::outbound::mta_sts::MtaSts>>,
+    /// DANE's validating resolver (`delivery.dane`); `None`: DANE is not honoured.
+    pub dane: Option<Arc<crate::outbound::dane::Dane>>,
     /// How long an idle connection is kept for reuse.
     pub idle_timeout: Duration,
     /// Use BDAT (CHUNKING) when the next hop offers it.

@@ -1,10 +1,13 @@
 //! Mail going out: the Delivery actor (one per next hop), the SMTP/LMTP client it
 //! speaks, the routing and MX resolution that pick the hop, whether a hop answers, and
-//! the one budget of outbound connections, and the receiving domains' MTA-STS policies.
+//! the one budget of outbound connections, and the receiving domains' own demands on
+//! TLS: DANE and MTA-STS.
 
 pub mod connection_budget;
+pub mod dane;
 pub mod delivery;
 mod delivery_job;
+mod domain_policy;
 pub mod hop_health;
 pub mod job;
 pub mod mta_sts;

@@ -16,12 +16,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData};
+use hickory_resolver::{ResolverBuilder, TokioResolver};
 use tokio::task::JoinSet;
 
 use crate::outbound::routing::NextHop;
@@ -125,34 +125,12 @@ impl MxResolver {
     /// Why configurable servers: tests point it at an in-process DNS server, and an
     /// operator may want a local validating resolver rather than the system's.
     pub fn new(dns_servers: &[SocketAddr], timeout: Duration) -> Result<Self, MxError> {
-        let mut builder = if dns_servers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| MxError::Dns {
-                name: "/etc/resolv.conf".to_owned(),
+        let resolver = resolver_builder(dns_servers, timeout)?
+            .build()
+            .map_err(|e| MxError::Dns {
+                name: "resolver configuration".to_owned(),
                 reason: e.to_string(),
-            })?
-        } else {
-            let servers = dns_servers
-                .iter()
-                .map(|addr| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = addr.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = addr.port();
-                    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-                })
-                .collect();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            )
-        };
-        let opts = builder.options_mut();
-        opts.timeout = timeout;
-        opts.attempts = ATTEMPTS;
-        let resolver = builder.build().map_err(|e| MxError::Dns {
-            name: "resolver configuration".to_owned(),
-            reason: e.to_string(),
-        })?;
+            })?;
         Ok(Self { resolver })
     }
 
@@ -308,6 +286,40 @@ impl MxResolver {
             })
             .collect())
     }
+}
+
+/// A resolver asking `dns_servers` (UDP and TCP on each one's port), or the system's
+/// resolvers from `/etc/resolv.conf` when the list is empty, each query waiting up to
+/// `timeout` and tried twice: [`MxResolver`]'s, and DANE's before it adds validation.
+pub(crate) fn resolver_builder(
+    dns_servers: &[SocketAddr],
+    timeout: Duration,
+) -> Result<ResolverBuilder<TokioRuntimeProvider>, MxError> {
+    let mut builder = if dns_servers.is_empty() {
+        TokioResolver::builder_tokio().map_err(|e| MxError::Dns {
+            name: "/etc/resolv.conf".to_owned(),
+            reason: e.to_string(),
+        })?
+    } else {
+        let servers = dns_servers
+            .iter()
+            .map(|addr| {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+            })
+            .collect();
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(servers),
+            TokioRuntimeProvider::default(),
+        )
+    };
+    let opts = builder.options_mut();
+    opts.timeout = timeout;
+    opts.attempts = ATTEMPTS;
+    Ok(builder)
 }
 
 /// A and AAAA of `name`, asked at once, IPv4 first. Empty when the name has neither (or

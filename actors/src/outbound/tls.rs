@@ -157,6 +157,16 @@ impl OutboundSecurity {
         }
     }
 
+    /// Connections to `hop` that must use TLS but take any certificate (a DANE host
+    /// whose TLSA records are all unusable, RFC 7672 §2.2); its credentials as configured.
+    pub fn required_for(&self, hop: &NextHop) -> HopSecurity {
+        HopSecurity {
+            mode: TlsMode::Required,
+            client: Some(self.any_certificate.clone()),
+            ..self.for_hop(hop)
+        }
+    }
+
     /// The client configuration `verify` uses (its roots), for the MTA-STS policy fetch.
     pub fn verified_config(&self) -> Arc<ClientConfig> {
         self.verified.clone()
@@ -191,7 +201,10 @@ impl Default for OutboundSecurity {
     }
 }
 
-fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, ClientTlsError> {
+/// A client configuration builder with hermod's crypto provider, TLS 1.3 and 1.2: every
+/// outbound configuration (DANE's too) starts here.
+pub(crate) fn builder()
+-> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, ClientTlsError> {
     ClientConfig::builder_with_provider(crate::core::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(ClientTlsError::Versions)

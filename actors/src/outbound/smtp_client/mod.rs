@@ -546,9 +546,26 @@ async fn handshake(
             if !retry_in_clear {
                 metrics::counter!("delivery_tls_failures_total", "reason" => "handshake", "then" => "deferred").increment(1);
             }
-            Err(failed(format!("TLS handshake failed: {e}")))
+            Err(failed(format!(
+                "TLS handshake failed: {}",
+                handshake_error(&e)
+            )))
         }
         Err(_) => Err(failed("TLS handshake timed out".into())),
+    }
+}
+
+/// How a failed handshake is told: rustls' text, except that a certificate a verifier
+/// of hermod's refused (DANE's) is named by that verifier's own words.
+fn handshake_error(e: &std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+            format!("invalid peer certificate: {}", other.0)
+        }
+        _ => e.to_string(),
     }
 }
 

@@ -1,0 +1,222 @@
+//! What DANE does to one delivery job (RFC 7672 §2.2): a bogus MX answer defers the job;
+//! a secure one gives each MX host its own security (TLS authenticated by its TLSA
+//! records, TLS with any certificate when none of its records is usable, the hop's usual
+//! policy when it has none) and leaves out hosts whose TLSA lookup failed; a job that
+//! cannot meet it is deferred with 4.7.5, the reply naming the host and the records.
+
+use super::verify::dane_client_config;
+use super::{DomainDane, HostDane};
+use crate::outbound::job::Outcome;
+use crate::outbound::mta_sts::enforce::POLICY_NOT_MET;
+use crate::outbound::mx::Target;
+use crate::outbound::smtp_client::ClientError;
+use crate::outbound::tls::{HopSecurity, TlsMode};
+use crate::protocol::status::Status;
+
+/// The securities a job may give a target: the hop's own, and TLS with any certificate.
+pub(crate) struct Securities {
+    /// The hop's configured security (or MTA-STS's, when DANE does not govern).
+    pub(crate) usual: HopSecurity,
+    /// TLS required, any certificate.
+    pub(crate) required: HopSecurity,
+}
+
+fn refused(reason: &'static str, text: String) -> Outcome {
+    metrics::counter!("delivery_dane_refusals_total", "reason" => reason).increment(1);
+    Outcome::Deferred(Status::local(POLICY_NOT_MET, text))
+}
+
+/// Each target of a job to `domain` with the security `dane` gives it, in MX order, or
+/// the deferral when none is left.
+pub(crate) fn secure_targets(
+    dane: &DomainDane,
+    domain: &str,
+    targets: Vec<Target>,
+    securities: &Securities,
+) -> Result<Vec<(Target, HopSecurity)>, Outcome> {
+    let hosts = match dane {
+        DomainDane::Insecure => {
+            return Ok(targets
+                .into_iter()
+                .map(|t| (t, securities.usual.clone()))
+                .collect());
+        }
+        DomainDane::Bogus(reason) => {
+            return Err(refused("bogus", format!("DANE: {reason}; not delivered")));
+        }
+        DomainDane::Secure(hosts) => hosts,
+    };
+    let mut secured = Vec::with_capacity(targets.len());
+    let mut failures = Vec::new();
+    for target in targets {
+        let host = target.host.trim_end_matches('.').to_ascii_lowercase();
+        let security = match hosts.get(&host) {
+            // Not in the validated MX answer: the unvalidated one disagreed; not trusted.
+            None => continue,
+            Some(HostDane::Unprotected) => securities.usual.clone(),
+            Some(HostDane::Unusable) => securities.required.clone(),
+            Some(HostDane::Failed(reason)) => {
+                if !failures.contains(reason) {
+                    failures.push(reason.clone());
+                }
+                continue;
+            }
+            Some(HostDane::Tlsa(records)) => {
+                match dane_client_config(records.clone(), &host, domain) {
+                    Ok(client) => HopSecurity {
+                        mode: TlsMode::Verify,
+                        client: Some(client),
+                        ..securities.usual.clone()
+                    },
+                    Err(e) => {
+                        failures.push(format!("no TLS client for {host}: {e}"));
+                        continue;
+                    }
+                }
+            }
+        };
+        secured.push((target, security));
+    }
+    if secured.is_empty() {
+        let text = if failures.is_empty() {
+            format!(
+                "DANE: no MX host of {domain} is in its DNSSEC-validated MX answer; not delivered"
+            )
+        } else {
+            format!("DANE: {}; not delivered", failures.join("; "))
+        };
+        return Err(refused("lookup", text));
+    }
+    Ok(secured)
+}
+
+/// The outcome of a job to a DANE-governed `domain` whose connections failed, the last
+/// TLS failure being `error`: the policy's 4.7.5, naming the cause.
+pub(crate) fn tls_failure(domain: &str, error: &ClientError) -> Outcome {
+    refused(
+        "tls",
+        format!(
+            "DANE (TLSA records of {domain}'s MX hosts) requires authenticated TLS; not delivered: {error}"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::outbound::dane::Tlsa;
+
+    fn target(host: &str) -> Target {
+        Target {
+            host: host.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 25)),
+            preference: 10,
+        }
+    }
+
+    fn securities() -> Securities {
+        Securities {
+            usual: HopSecurity::default(),
+            required: HopSecurity {
+                mode: TlsMode::Required,
+                ..HopSecurity::default()
+            },
+        }
+    }
+
+    #[test]
+    fn each_host_gets_the_security_its_tlsa_answer_gives() {
+        let record = Tlsa {
+            end_entity: true,
+            spki: true,
+            matching: 1,
+            data: vec![0; 32],
+        };
+        let hosts = HashMap::from([
+            (
+                "a.example.test".to_string(),
+                HostDane::Tlsa(Arc::from(vec![record])),
+            ),
+            ("b.example.test".to_string(), HostDane::Unusable),
+            ("c.example.test".to_string(), HostDane::Unprotected),
+            (
+                "d.example.test".to_string(),
+                HostDane::Failed("the TLSA lookup of d failed".into()),
+            ),
+        ]);
+        let targets = [
+            "a.example.test",
+            "b.example.test",
+            "c.example.test",
+            "d.example.test",
+            "forged.example.test",
+        ]
+        .map(target)
+        .to_vec();
+        let secured = secure_targets(
+            &DomainDane::Secure(hosts),
+            "example.test",
+            targets,
+            &securities(),
+        )
+        .expect("three hosts are usable");
+        let modes: Vec<(&str, TlsMode)> = secured
+            .iter()
+            .map(|(t, s)| (t.host.as_str(), s.mode))
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                ("a.example.test", TlsMode::Verify),
+                ("b.example.test", TlsMode::Required),
+                ("c.example.test", TlsMode::Opportunistic)
+            ]
+        );
+    }
+
+    #[test]
+    fn bogus_answers_and_failed_lookups_defer_with_4_7_5_naming_the_cause() {
+        let bogus = secure_targets(
+            &DomainDane::Bogus(
+                "the DNSSEC-signed MX answer of example.test is not valid (x)".into(),
+            ),
+            "example.test",
+            vec![target("a.example.test")],
+            &securities(),
+        );
+        let Err(Outcome::Deferred(status)) = bogus else {
+            panic!("not deferred")
+        };
+        assert_eq!(status.code.to_string(), "4.7.5");
+        assert!(
+            status
+                .text
+                .contains("MX answer of example.test is not valid"),
+            "{}",
+            status.text
+        );
+
+        let hosts = HashMap::from([(
+            "a.example.test".to_string(),
+            HostDane::Failed("the TLSA lookup of a.example.test failed: timed out".into()),
+        )]);
+        let failed = secure_targets(
+            &DomainDane::Secure(hosts),
+            "example.test",
+            vec![target("a.example.test")],
+            &securities(),
+        );
+        let Err(Outcome::Deferred(status)) = failed else {
+            panic!("not deferred")
+        };
+        assert!(
+            status.text.contains("TLSA lookup of a.example.test failed"),
+            "{}",
+            status.text
+        );
+    }
+}

@@ -1,0 +1,367 @@
+//! DANE for SMTP (RFC 7672): a receiving domain whose MX answer is DNSSEC-secure and
+//! whose MX hosts publish TLSA records (`_25._tcp.HOST`) has said, in a way nobody on the
+//! path can forge, which certificates its servers hold; mail to it then goes only over
+//! TLS that those records authenticate, never in clear.
+//!
+//! [`Dane::for_domain`] asks a resolver of its own that validates DNSSEC (hickory's, from
+//! the root trust anchor or an operator's anchor file): the domain's MX (an insecure
+//! answer: DANE does not apply, the other policies do; a bogus one: the job is deferred),
+//! then each MX host's TLSA records. [`verify`] checks a server's certificate against
+//! them, [`enforce`] turns them into the security of each target. DANE takes precedence
+//! over MTA-STS for a domain it protects (RFC 8461 §2).
+//!
+//! What is left out: the TLSA lookup does not wait for the MX host's own A/AAAA answer to
+//! be secure (RFC 7672 §2.2.2 wants it), and an MX host reached through a CNAME is looked
+//! up under its own name only.
+
+pub(crate) mod enforce;
+pub mod verify;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+use hickory_resolver::proto::rr::{Name, RData};
+use tokio::task::JoinSet;
+
+use crate::outbound::mx::resolver_builder;
+
+/// At most this many MX hosts of one domain have their TLSA records looked up (as many
+/// as [`crate::outbound::mx`] resolves).
+const MAX_HOSTS: usize = 16;
+
+/// At most this many usable TLSA records of one host are kept: real hosts publish two
+/// or three (current and next key); the rest of a hostile answer is ignored.
+const MAX_RECORDS: usize = 8;
+
+/// The longest certificate association kept: a full certificate (`x 0 0`) may be a few
+/// kilobytes; anything longer is not a certificate a server would send.
+const MAX_ASSOCIATION: usize = 16 * 1024;
+
+/// Why the validating resolver could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DaneError {
+    /// The trust anchor file cannot be read or holds no DNSKEY record.
+    #[error("{}: {reason}", path.display())]
+    TrustAnchor {
+        /// The file (`delivery.dane_trust_anchor`).
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The resolver configuration was refused.
+    #[error("DANE resolver: {0}")]
+    Resolver(String),
+}
+
+/// One usable TLSA record (DANE-TA or DANE-EE, a known selector and matching type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tlsa {
+    /// DANE-EE (3): the server's own certificate; else DANE-TA (2): a CA in its chain.
+    pub end_entity: bool,
+    /// Selector 1 (the public key); else 0 (the whole certificate).
+    pub spki: bool,
+    /// Matching type: 0 exact, 1 SHA-256, 2 SHA-512.
+    pub matching: u8,
+    /// The certificate association data.
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Display for Tlsa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {}",
+            if self.end_entity { 3 } else { 2 },
+            u8::from(self.spki),
+            self.matching
+        )
+    }
+}
+
+/// What DANE says of one MX host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostDane {
+    /// No TLSA records (a secure denial), or an answer that is not secure: DANE does not
+    /// protect this host.
+    Unprotected,
+    /// Usable records: TLS is required and the certificate must match one of them.
+    Tlsa(Arc<[Tlsa]>),
+    /// Records, none usable (PKIX usages, unknown types): TLS is required, the
+    /// certificate is not checked (RFC 7672 §2.2).
+    Unusable,
+    /// The TLSA lookup failed or did not validate: this host is not used (§2.2).
+    Failed(String),
+}
+
+/// What DANE says of one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainDane {
+    /// The MX answer is not DNSSEC-secure: DANE does not apply.
+    Insecure,
+    /// The MX answer did not validate (or the lookup failed): nothing can be trusted,
+    /// the job is deferred.
+    Bogus(String),
+    /// A secure MX answer (or a secure "no MX": the domain is its own host), with what
+    /// DANE says of each host, by lower-case name without the final dot.
+    Secure(HashMap<String, HostDane>),
+}
+
+impl DomainDane {
+    /// Whether DANE governs the domain: some host has TLSA records (RFC 8461 §2: then
+    /// MTA-STS gives way).
+    pub fn protects(&self) -> bool {
+        match self {
+            DomainDane::Secure(hosts) => hosts.values().any(|h| *h != HostDane::Unprotected),
+            DomainDane::Bogus(_) => true,
+            DomainDane::Insecure => false,
+        }
+    }
+}
+
+/// The validating resolver DANE's lookups go through.
+pub struct Dane {
+    resolver: TokioResolver,
+}
+
+impl std::fmt::Debug for Dane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dane")
+    }
+}
+
+impl Dane {
+    /// A resolver asking `dns_servers` (the system's when empty) that validates DNSSEC
+    /// from `trust_anchor` (a file of DNSKEY records; `None`: the root zone's keys built
+    /// into hickory).
+    pub fn new(
+        dns_servers: &[SocketAddr],
+        timeout: Duration,
+        trust_anchor: Option<&Path>,
+    ) -> Result<Self, DaneError> {
+        let anchors = match trust_anchor {
+            None => TrustAnchors::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| DaneError::TrustAnchor {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                let anchors: TrustAnchors = text.parse().map_err(|e| DaneError::TrustAnchor {
+                    path: path.to_owned(),
+                    reason: format!("not a file of DNSKEY records: {e}"),
+                })?;
+                if !text.contains("DNSKEY") {
+                    return Err(DaneError::TrustAnchor {
+                        path: path.to_owned(),
+                        reason: "holds no DNSKEY record".into(),
+                    });
+                }
+                anchors
+            }
+        };
+        let resolver = resolver_builder(dns_servers, timeout)
+            .map_err(|e| DaneError::Resolver(e.to_string()))?
+            .with_trust_anchor(Arc::new(anchors))
+            .build()
+            .map_err(|e| DaneError::Resolver(e.to_string()))?;
+        Ok(Dane { resolver })
+    }
+
+    /// What DANE says of `domain`, whose MX hosts listen on `port`.
+    pub async fn for_domain(&self, domain: &str, port: u16) -> DomainDane {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let Ok(mut name) = Name::from_ascii(&domain) else {
+            return DomainDane::Insecure;
+        };
+        name.set_fqdn(true);
+        let hosts: Vec<Name> = match self.resolver.mx_lookup(name.clone()).await {
+            Ok(lookup) => {
+                let answers = lookup.answers();
+                if answers.iter().any(|r| r.proof == Proof::Bogus) {
+                    return bogus(&domain, "MX", "DNSSEC validation failed".into());
+                }
+                if !answers.iter().all(|r| r.proof.is_secure()) {
+                    return DomainDane::Insecure;
+                }
+                let mut hosts: Vec<(u16, Name)> = answers
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(mx) if !mx.exchange.is_root() => {
+                            Some((mx.preference, mx.exchange.to_lowercase()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                hosts.sort_by_key(|(preference, _)| *preference);
+                hosts.dedup_by(|a, b| a.1 == b.1);
+                hosts
+                    .into_iter()
+                    .map(|(_, host)| host)
+                    .take(MAX_HOSTS)
+                    .collect()
+            }
+            Err(e) => match secure_denial(&e) {
+                // A secure "no MX": the domain itself is the host (implicit MX).
+                Some(ResponseCode::NoError) => vec![name],
+                Some(_) => return DomainDane::Insecure,
+                None if is_bogus(&e) => return bogus(&domain, "MX", e.to_string()),
+                None if is_insecure_negative(&e) => return DomainDane::Insecure,
+                None => return bogus(&domain, "MX", e.to_string()),
+            },
+        };
+        let mut lookups = JoinSet::new();
+        for host in hosts {
+            let resolver = self.resolver.clone();
+            lookups.spawn(async move {
+                let text = host.to_ascii().trim_end_matches('.').to_owned();
+                let found = host_tlsa(&resolver, &host, port).await;
+                (text, found)
+            });
+        }
+        let mut hosts = HashMap::new();
+        while let Some(joined) = lookups.join_next().await {
+            if let Ok((host, found)) = joined {
+                hosts.insert(host, found);
+            }
+        }
+        DomainDane::Secure(hosts)
+    }
+}
+
+/// The deferral of a domain whose `what` answer did not validate, counted and logged.
+fn bogus(domain: &str, what: &str, reason: String) -> DomainDane {
+    metrics::counter!("delivery_dane_lookups_total", "result" => "bogus").increment(1);
+    tracing::warn!(domain = %domain, record = what, reason = %reason,
+        "DNSSEC answer for a DANE lookup is not valid; mail to the domain is deferred");
+    DomainDane::Bogus(format!(
+        "the DNSSEC-signed {what} answer of {domain} is not valid ({reason})"
+    ))
+}
+
+/// What DANE says of `host` from its `_PORT._tcp` TLSA records.
+async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16) -> HostDane {
+    let Ok(name) = Name::from_ascii(format!("_{port}._tcp")).and_then(|n| n.append_domain(host))
+    else {
+        return HostDane::Unprotected;
+    };
+    let shown = host.to_ascii();
+    let shown = shown.trim_end_matches('.');
+    match resolver.tlsa_lookup(name).await {
+        Ok(lookup) => {
+            let answers = lookup.answers();
+            if answers.iter().any(|r| r.proof == Proof::Bogus) {
+                count("bogus");
+                return HostDane::Failed(format!("the TLSA answer of {shown} is not valid"));
+            }
+            if !answers.iter().all(|r| r.proof.is_secure()) {
+                count("insecure");
+                return HostDane::Unprotected;
+            }
+            let usable: Vec<Tlsa> = answers
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::TLSA(tlsa) => usable(tlsa),
+                    _ => None,
+                })
+                .take(MAX_RECORDS)
+                .collect();
+            if usable.is_empty() {
+                count("unusable");
+                return HostDane::Unusable;
+            }
+            count("tlsa");
+            HostDane::Tlsa(usable.into())
+        }
+        Err(e) if secure_denial(&e).is_some() || is_insecure_negative(&e) => {
+            count("none");
+            HostDane::Unprotected
+        }
+        Err(e) => {
+            count(if is_bogus(&e) { "bogus" } else { "failed" });
+            HostDane::Failed(format!("the TLSA lookup of {shown} failed: {e}"))
+        }
+    }
+}
+
+fn count(result: &'static str) {
+    metrics::counter!("delivery_dane_lookups_total", "result" => result).increment(1);
+}
+
+/// The record as DANE for SMTP uses it, or `None` when it is not usable there.
+fn usable(tlsa: &hickory_resolver::proto::rr::rdata::TLSA) -> Option<Tlsa> {
+    let end_entity = match tlsa.cert_usage {
+        CertUsage::DaneEe => true,
+        CertUsage::DaneTa => false,
+        _ => return None,
+    };
+    let spki = match tlsa.selector {
+        Selector::Full => false,
+        Selector::Spki => true,
+        _ => return None,
+    };
+    let (matching, length) = match tlsa.matching {
+        Matching::Raw => (0, None),
+        Matching::Sha256 => (1, Some(32)),
+        Matching::Sha512 => (2, Some(64)),
+        _ => return None,
+    };
+    let data = &tlsa.cert_data;
+    if data.is_empty() || data.len() > MAX_ASSOCIATION || length.is_some_and(|l| data.len() != l) {
+        return None;
+    }
+    Some(Tlsa {
+        end_entity,
+        spki,
+        matching,
+        data: data.clone(),
+    })
+}
+
+/// The response code of a negative answer that DNSSEC proved (NXDOMAIN or NODATA).
+fn secure_denial(e: &NetError) -> Option<ResponseCode> {
+    match e {
+        NetError::Dns(DnsError::Nsec {
+            response, proof, ..
+        }) if proof.is_secure() => Some(response.response_code),
+        _ => None,
+    }
+}
+
+/// A negative answer that is neither proved nor bogus: from an unsigned zone.
+fn is_insecure_negative(e: &NetError) -> bool {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(_)) => true,
+        NetError::Dns(DnsError::Nsec { proof, .. }) => !proof.is_secure() && *proof != Proof::Bogus,
+        _ => false,
+    }
+}
+
+fn is_bogus(e: &NetError) -> bool {
+    matches!(
+        e,
+        NetError::Dns(DnsError::DnssecBogus)
+            | NetError::Dns(DnsError::Nsec {
+                proof: Proof::Bogus,
+                ..
+            })
+    )
+}
+
+/// Registers DANE's metrics.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "delivery_dane_lookups_total",
+        "DANE lookups by result: tlsa (usable records), unusable, none, insecure, bogus, failed"
+    );
+    metrics::describe_counter!(
+        "delivery_dane_refusals_total",
+        "Deliveries DANE held back, by reason: bogus (DNSSEC), lookup (TLSA lookup failed), tls (no TLS or no matching certificate)"
+    );
+}
