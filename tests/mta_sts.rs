@@ -6,74 +6,20 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::certs::TestCa;
 use common::client::{Client, queue_id};
 use common::dns::{TestDns, TestZone};
 use common::hermod::Hermod;
+use common::policy_server::{PolicyServer, publish};
 use smtp_blaster::sink::{SinkConfig, SinkHandle};
 use smtp_blaster::tls::TlsFiles;
 
 /// The test's domains: each has its MX `mx.DOMAIN` and its policy host `mta-sts.DOMAIN`.
 const DOMAINS: [&str; 4] = ["good.test", "bad.test", "wrongcert.test", "testing.test"];
-
-/// The policy server (Python's standard library), shared with loadtest/bench_mta_sts.sh.
-const POLICY_SERVER: &str = include_str!("../loadtest/mta_sts_policy_server.py");
-
-/// The HTTPS server of every `mta-sts.DOMAIN`, serving `policies/mta-sts.DOMAIN.txt`.
-struct PolicyServer {
-    child: Child,
-}
-
-impl PolicyServer {
-    fn start(dir: &Path, ca: &TestCa, port: u16) -> PolicyServer {
-        let names: Vec<String> = DOMAINS.iter().map(|d| format!("mta-sts.{d}")).collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let cert = ca.issue(dir, "policy-host", &names, false);
-        let script = dir.join("policy_server.py");
-        std::fs::write(&script, POLICY_SERVER).unwrap();
-        let child = Command::new(common::python3())
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(&cert.cert)
-            .arg(&cert.key)
-            .arg(policies(dir))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the policy server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        PolicyServer { child }
-    }
-}
-
-impl Drop for PolicyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn policies(dir: &Path) -> PathBuf {
-    dir.join("policies")
-}
-
-/// Publishes `domain`'s policy (`mode`, one `mx` line each).
-fn publish(dir: &Path, domain: &str, mode: &str, mx: &[&str]) {
-    std::fs::create_dir_all(policies(dir)).unwrap();
-    let mut text = format!("version: STSv1\r\nmode: {mode}\r\n");
-    for host in mx {
-        text.push_str(&format!("mx: {host}\r\n"));
-    }
-    text.push_str("max_age: 86400\r\n");
-    std::fs::write(policies(dir).join(format!("mta-sts.{domain}.txt")), text).unwrap();
-}
 
 /// Every domain's zone: its MX, the MX's and the policy host's address, and the TXT
 /// record naming policy `id`.
@@ -168,7 +114,7 @@ async fn enforce_delivers_only_to_listed_mx_hosts_over_verified_tls() {
         "testing",
         &["mx.elsewhere.test"],
     );
-    let _policies = PolicyServer::start(dir.path(), &ca, https_port);
+    let _policies = PolicyServer::start(dir.path(), &ca, https_port, &DOMAINS);
     let dns = dns("20261207").await;
     let sink = sink(dir.path(), &ca).await;
     config(
@@ -278,7 +224,7 @@ async fn a_policy_is_kept_across_a_restart_and_refetched_when_its_id_changes() {
     let ca = TestCa::new(dir.path());
     let https_port = common::free_port();
     publish(dir.path(), "bad.test", "enforce", &["mx.elsewhere.test"]);
-    let policies = PolicyServer::start(dir.path(), &ca, https_port);
+    let policies = PolicyServer::start(dir.path(), &ca, https_port, &DOMAINS);
     let first_dns = dns("1").await;
     let sink = sink(dir.path(), &ca).await;
     let mx_port = sink.local_addrs()[0].port();
@@ -323,7 +269,7 @@ async fn a_policy_is_kept_across_a_restart_and_refetched_when_its_id_changes() {
 
     // A new id in DNS and a new policy that lists the MX: fetched, and the mail goes.
     publish(dir.path(), "bad.test", "enforce", &["mx.bad.test"]);
-    let _policies = PolicyServer::start(dir.path(), &ca, https_port);
+    let _policies = PolicyServer::start(dir.path(), &ca, https_port, &DOMAINS);
     let second_dns = dns("2").await;
     config(dir.path(), &ca, &second_dns, mx_port, https_port);
     let h = start(dir.path()).await;
@@ -344,7 +290,7 @@ async fn a_policy_that_cannot_be_fetched_falls_back_and_is_not_fetched_per_messa
     let ca = TestCa::new(dir.path());
     let https_port = common::free_port();
     publish(dir.path(), "bad.test", "enforce", &["mx.elsewhere.test"]);
-    let policies = PolicyServer::start(dir.path(), &ca, https_port);
+    let policies = PolicyServer::start(dir.path(), &ca, https_port, &DOMAINS);
     let sink = sink(dir.path(), &ca).await;
     let mx_port = sink.local_addrs()[0].port();
     let first_dns = dns("1").await;

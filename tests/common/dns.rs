@@ -29,8 +29,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::Server;
+use hickory_server::dnssec::NxProofKind;
 use hickory_server::net::runtime::TokioRuntimeProvider;
-use hickory_server::proto::rr::rdata::{A, AAAA, MX, SOA, TXT};
+use hickory_server::proto::dnssec::crypto::EcdsaSigningKey;
+use hickory_server::proto::dnssec::rdata::{DNSKEY, DNSSECRData};
+use hickory_server::proto::dnssec::{
+    Algorithm, DnsSecResult, DnssecSigner, PublicKeyBuf, SigningKey, TBS,
+};
+use hickory_server::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+use hickory_server::proto::rr::rdata::{A, AAAA, MX, NS, SOA, TLSA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
@@ -106,11 +113,78 @@ async fn bind_pair() -> (UdpSocket, TcpListener) {
     panic!("no loopback port free for both UDP and TCP after 20 tries");
 }
 
+/// A zone's DNSSEC key (ECDSA P-256, one key signing everything): the test makes one,
+/// signs zones with it and gives hermod its DNSKEY as the trust anchor.
+#[derive(Clone)]
+pub struct ZoneKey {
+    pkcs8: Vec<u8>,
+    /// Every signature made with it is corrupted (a zone whose signatures are bogus).
+    corrupt: bool,
+}
+
+impl ZoneKey {
+    /// A new key.
+    pub fn generate() -> ZoneKey {
+        let pkcs8 = EcdsaSigningKey::generate_pkcs8(Algorithm::ECDSAP256SHA256)
+            .expect("generate a zone key");
+        ZoneKey {
+            pkcs8: pkcs8.secret_pkcs8_der().to_vec(),
+            corrupt: false,
+        }
+    }
+
+    /// The same key, but every signature it makes has a flipped bit.
+    pub fn corrupting(&self) -> ZoneKey {
+        ZoneKey {
+            corrupt: true,
+            ..self.clone()
+        }
+    }
+
+    fn signing_key(&self) -> EcdsaSigningKey {
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from(self.pkcs8.clone());
+        EcdsaSigningKey::from_pkcs8(&der, Algorithm::ECDSAP256SHA256).expect("zone key")
+    }
+
+    /// The trust anchor file's line for a zone `origin` signed with this key.
+    pub fn trust_anchor(&self, origin: &str) -> String {
+        let dnskey = DNSKEY::from_key(&self.signing_key().to_public_key().expect("public key"));
+        let record = Record::from_rdata(
+            absolute(origin),
+            TTL,
+            RData::DNSSEC(DNSSECRData::DNSKEY(dnskey)),
+        );
+        format!("{record}\n")
+    }
+}
+
+/// A signing key that corrupts what it signs.
+struct Corrupting(EcdsaSigningKey);
+
+impl SigningKey for Corrupting {
+    fn sign(&self, tbs: &TBS) -> DnsSecResult<Vec<u8>> {
+        let mut signature = self.0.sign(tbs)?;
+        if let Some(last) = signature.last_mut() {
+            *last ^= 1;
+        }
+        Ok(signature)
+    }
+
+    fn to_public_key(&self) -> DnsSecResult<PublicKeyBuf> {
+        self.0.to_public_key()
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        self.0.algorithm()
+    }
+}
+
 /// An in-memory zone under construction. The SOA record is added by the server.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TestZone {
     origin: Name,
     records: Vec<Record>,
+    key: Option<ZoneKey>,
 }
 
 impl TestZone {
@@ -120,7 +194,25 @@ impl TestZone {
         TestZone {
             origin,
             records: Vec::new(),
+            key: None,
         }
+    }
+
+    /// Signs the zone with `key` (DNSSEC, NSEC for denials) when it is served.
+    pub fn signed(mut self, key: &ZoneKey) -> Self {
+        self.key = Some(key.clone());
+        self
+    }
+
+    /// Adds `name TLSA usage selector matching data`.
+    pub fn tlsa(self, name: &str, usage: u8, selector: u8, matching: u8, data: &[u8]) -> Self {
+        let tlsa = TLSA::new(
+            CertUsage::from(usage),
+            Selector::from(selector),
+            Matching::from(matching),
+            data.to_vec(),
+        );
+        self.record(name, RData::TLSA(tlsa))
     }
 
     /// Adds `name MX pref exchange`.
@@ -132,6 +224,12 @@ impl TestZone {
     /// Adds a null MX (`name MX 0 .`, RFC 7505): the domain accepts no mail.
     pub fn null_mx(self, name: &str) -> Self {
         self.record(name, RData::MX(MX::new(0, Name::root())))
+    }
+
+    /// Adds `name NS host` (a delegation to a zone served beside this one).
+    pub fn ns(self, name: &str, host: &str) -> Self {
+        let host = absolute(host);
+        self.record(name, RData::NS(NS(host)))
     }
 
     /// Adds `name A ip`.
@@ -183,6 +281,7 @@ impl TestZone {
             self.origin.clone(),
             ZoneType::Primary,
             AxfrPolicy::Deny,
+            self.key.as_ref().map(|_| NxProofKind::Nsec),
         );
         let child = |label: &str| {
             Name::from_ascii(label)
@@ -195,6 +294,24 @@ impl TestZone {
         for record in self.records {
             let text = record.to_string();
             assert!(zone.upsert_mut(record, 1), "record rejected: {text}");
+        }
+        if let Some(key) = &self.key {
+            let signing = key.signing_key();
+            let dnskey = DNSKEY::from_key(&signing.to_public_key().expect("public key"));
+            let signing: Box<dyn SigningKey> = if key.corrupt {
+                Box::new(Corrupting(signing))
+            } else {
+                Box::new(signing)
+            };
+            let signer = DnssecSigner::new(
+                dnskey,
+                signing,
+                self.origin.clone(),
+                Duration::from_secs(86_400),
+            );
+            zone.add_zone_signing_key_mut(signer)
+                .expect("add the zone key");
+            zone.secure_zone_mut().expect("sign the zone");
         }
         zone
     }

@@ -9,6 +9,7 @@ pub mod dns;
 pub mod hermod;
 pub mod http;
 pub mod otlp;
+pub mod policy_server;
 pub mod redis;
 pub mod sink;
 pub mod users;

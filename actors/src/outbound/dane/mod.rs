@@ -324,12 +324,21 @@ fn usable(tlsa: &hickory_resolver::proto::rr::rdata::TLSA) -> Option<Tlsa> {
     })
 }
 
-/// The response code of a negative answer that DNSSEC proved (NXDOMAIN or NODATA).
+/// The response code of a negative answer that DNSSEC proved (NXDOMAIN or NODATA):
+/// hickory marks the SOA and NSEC records that prove it secure.
 fn secure_denial(e: &NetError) -> Option<ResponseCode> {
     match e {
         NetError::Dns(DnsError::Nsec {
             response, proof, ..
         }) if proof.is_secure() => Some(response.response_code),
+        NetError::Dns(DnsError::NoRecordsFound(no))
+            if no
+                .authorities
+                .as_ref()
+                .is_some_and(|a| !a.is_empty() && a.iter().all(|r| r.proof.is_secure())) =>
+        {
+            Some(no.response_code)
+        }
         _ => None,
     }
 }
@@ -337,7 +346,7 @@ fn secure_denial(e: &NetError) -> Option<ResponseCode> {
 /// A negative answer that is neither proved nor bogus: from an unsigned zone.
 fn is_insecure_negative(e: &NetError) -> bool {
     match e {
-        NetError::Dns(DnsError::NoRecordsFound(_)) => true,
+        NetError::Dns(DnsError::NoRecordsFound(_)) => secure_denial(e).is_none(),
         NetError::Dns(DnsError::Nsec { proof, .. }) => !proof.is_secure() && *proof != Proof::Bogus,
         _ => false,
     }
