@@ -37,6 +37,16 @@ const LABELLED: &[(&str, &str, &[&str])] = &[
     ),
     ("delivery_mta_sts_refusals_total", "reason", &["mx", "tls"]),
     (
+        "delivery_dane_lookups_total",
+        "result",
+        &["tlsa", "unusable", "none", "insecure", "bogus", "failed"],
+    ),
+    (
+        "delivery_dane_refusals_total",
+        "reason",
+        &["bogus", "lookup", "tls"],
+    ),
+    (
         "delivery_attempts_total",
         "status",
         &["sent", "deferred", "bounced"],

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::outbound::connection_budget::Permit;
-use crate::outbound::tls::{HopSecurity, TlsMode, server_name};
+use crate::outbound::tls::{HopSecurity, TlsMode};
 use crate::protocol::reply_reader::{ParsedReply, ReplyReader};
 use crate::protocol::sasl;
 use crate::protocol::security::TlsInfo;
@@ -23,7 +23,7 @@ mod transaction;
 mod transport;
 
 pub use error::{ClientError, ServerReply};
-use transport::Transport;
+use transport::{Transport, handshake};
 
 /// 8-bit data for a next hop without 8BITMIME (RFC 6152 §3).
 const MESSAGE_NEEDS_8BIT: EnhancedCode = EnhancedCode::new(5, 6, 3);
@@ -499,10 +499,6 @@ impl SmtpConnection {
 
 /// RFC 3463 4.7.4: security features not supported (TLS required, not available).
 const TLS_NOT_AVAILABLE: EnhancedCode = EnhancedCode::new(4, 7, 4);
-/// RFC 3463 4.7.5: cryptographic failure (the handshake failed).
-const TLS_FAILED: EnhancedCode = EnhancedCode::new(4, 7, 5);
-
-/// The client side of a TLS handshake with the next hop, bounded by the command
 /// A reply read back into the transcript, line by line as it came.
 fn record_reply(transcript: &mut Transcript, reply: &ParsedReply) {
     let last = reply.lines.len().saturating_sub(1);
@@ -512,61 +508,6 @@ fn record_reply(transcript: &mut Transcript, reply: &ParsedReply) {
         wire.extend_from_slice(format!("{}{sep}{line}\r\n", reply.code).as_bytes());
     }
     transcript.server(&wire, std::time::SystemTime::now());
-}
-
-/// timeout. `retry_in_clear` marks a failure the caller may retry without TLS.
-async fn handshake(
-    tcp: TcpStream,
-    host: &str,
-    peer: &str,
-    security: &HopSecurity,
-    timeouts: ClientTimeouts,
-    retry_in_clear: bool,
-) -> Result<(Transport, TlsInfo), ClientError> {
-    let failed = |reason: String| ClientError::Tls {
-        peer: peer.to_string(),
-        reason,
-        retry_in_clear,
-        status: TLS_FAILED,
-    };
-    let Some(config) = security.client.clone() else {
-        return Err(failed(
-            "no TLS client configuration for this next hop".into(),
-        ));
-    };
-    let name =
-        server_name(host).ok_or_else(|| failed(format!("{host} is not a name TLS can check")))?;
-    let connector = tokio_rustls::TlsConnector::from(config);
-    match timeout(timeouts.command, connector.connect(name, tcp)).await {
-        Ok(Ok(tls)) => {
-            let info = crate::core::tls::negotiated(tls.get_ref().1);
-            Ok((Transport::Tls(Box::new(tls)), info))
-        }
-        Ok(Err(e)) => {
-            if !retry_in_clear {
-                metrics::counter!("delivery_tls_failures_total", "reason" => "handshake", "then" => "deferred").increment(1);
-            }
-            Err(failed(format!(
-                "TLS handshake failed: {}",
-                handshake_error(&e)
-            )))
-        }
-        Err(_) => Err(failed("TLS handshake timed out".into())),
-    }
-}
-
-/// How a failed handshake is told: rustls' text, except that a certificate a verifier
-/// of hermod's refused (DANE's) is named by that verifier's own words.
-fn handshake_error(e: &std::io::Error) -> String {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
-            format!("invalid peer certificate: {}", other.0)
-        }
-        _ => e.to_string(),
-    }
 }
 
 fn parse_capabilities(lines: &[String]) -> Capabilities {
