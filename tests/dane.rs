@@ -107,6 +107,16 @@ async fn wait(h: &Hermod, id: &str, status: &str) -> String {
         .unwrap_or_else(|| panic!("{id} not {status}:\n{}", h.logs().join("\n")))
 }
 
+/// What `hermod route DOMAIN` prints with the test's configuration.
+fn route(dir: &Path, domain: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["route", domain, "--config"])
+        .arg(dir.join("hermod.toml"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn recipients(dir: &Path) -> Vec<String> {
     let stored = common::sink::stored(&dir.join("sink"));
     let mut rcpts: Vec<String> = stored.iter().flat_map(|m| m.rcpt_to.clone()).collect();
@@ -226,6 +236,23 @@ async fn tlsa_records_decide_the_certificate_and_an_insecure_domain_falls_back()
         metrics.contains("delivery_dane_lookups_total{result=\"tlsa\"}"),
         "{metrics}"
     );
+
+    // `hermod route` shows what DANE says of a domain and of each MX host.
+    let text = route(dir.path(), "sts.test");
+    assert!(
+        text.contains("DANE: the MX answer is DNSSEC-secure and TLSA records govern the domain")
+            && text.contains("MTA-STS: not applied (DANE takes precedence)")
+            && text.contains("mx.sts.test")
+            && text.contains("(DANE: TLSA 3 1 1 "),
+        "{text}"
+    );
+    let text = route(dir.path(), "plain.test");
+    assert!(text.contains("(DANE: no TLSA records)"), "{text}");
+    let text = route(dir.path(), "unsigned.example");
+    assert!(
+        text.contains("DANE: does not apply (the MX answer is not DNSSEC-signed)"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,5 +303,11 @@ async fn a_bogus_signature_defers_and_nothing_goes_in_clear() {
     assert!(
         metrics.contains("delivery_dane_refusals_total{reason=\"bogus\"}"),
         "{metrics}"
+    );
+    let text = route(dir.path(), "signed.test");
+    assert!(
+        text.contains("DANE: the DNSSEC-signed MX answer of signed.test is not valid")
+            && text.contains("mail for it is deferred 4.7.5"),
+        "{text}"
     );
 }

@@ -1,12 +1,14 @@
 //! `hermod route DOMAIN`: which next hop mail for a domain takes and why, as Postfix's
 //! `postmap -q` and `postconf` answer it: the transport map entry, the relay host, or
-//! the domain's MX records with their preferences and addresses, and the MTA-STS policy
-//! the domain publishes (which of its MX hosts it lists).
+//! the domain's MX records with their preferences and addresses, what DANE says of them
+//! (their TLSA records, under DNSSEC) and the MTA-STS policy the domain publishes (which
+//! of its MX hosts it lists).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use hermod_actors::outbound::dane::{DomainDane, HostDane};
 use hermod_actors::outbound::mta_sts::policy::{Mode, Policy};
 use hermod_actors::outbound::routing::NextHop;
 
@@ -69,16 +71,29 @@ pub async fn explain(config: &Config, domain: &str) -> anyhow::Result<String> {
             anyhow::bail!("{out}  no address: {} {e} ({verdict})", e.enhanced_status());
         }
     };
-    let policy = match &hop {
-        NextHop::Mx { domain } => mta_sts(config, &resolver, domain, &mut out).await?,
-        _ => None,
+    let (dane, policy) = match &hop {
+        NextHop::Mx { domain } => {
+            let dane = dane(config, domain, &mut out).await?;
+            let policy = if dane.as_ref().is_some_and(DomainDane::protects) {
+                writeln!(out, "  MTA-STS: not applied (DANE takes precedence)")?;
+                None
+            } else {
+                mta_sts(config, &resolver, domain, &mut out).await?
+            };
+            (dane, policy)
+        }
+        _ => (None, None),
     };
     for target in targets {
-        let listed = match &policy {
+        let mut listed = match &policy {
             Some(policy) if policy.admits(&target.host) => "  (listed in the MTA-STS policy)",
             Some(_) => "  (NOT listed in the MTA-STS policy)",
             None => "",
-        };
+        }
+        .to_string();
+        if let Some(DomainDane::Secure(hosts)) = &dane {
+            listed.push_str(&host_dane(hosts.get(&target.host.to_ascii_lowercase())));
+        }
         match hop {
             NextHop::Mx { .. } => writeln!(
                 out,
@@ -89,6 +104,59 @@ pub async fn explain(config: &Config, domain: &str) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// What DANE says of `domain` now (`delivery.dane`), described in `out`.
+async fn dane(
+    config: &Config,
+    domain: &str,
+    out: &mut String,
+) -> anyhow::Result<Option<DomainDane>> {
+    let Some(dane) = config.delivery.dane()? else {
+        writeln!(out, "  DANE: not honoured (delivery.dane is off)")?;
+        return Ok(None);
+    };
+    let found = dane.for_domain(domain, config.delivery.mx_port).await;
+    match &found {
+        DomainDane::Insecure => writeln!(
+            out,
+            "  DANE: does not apply (the MX answer is not DNSSEC-signed)"
+        )?,
+        DomainDane::Bogus(reason) => {
+            writeln!(out, "  DANE: {reason}; mail for it is deferred 4.7.5")?
+        }
+        DomainDane::Secure(_) if found.protects() => writeln!(
+            out,
+            "  DANE: the MX answer is DNSSEC-secure and TLSA records govern the domain"
+        )?,
+        DomainDane::Secure(_) => writeln!(
+            out,
+            "  DANE: the MX answer is DNSSEC-secure, but no MX host has TLSA records"
+        )?,
+    }
+    Ok(Some(found))
+}
+
+/// What DANE says of one MX host, for its line.
+fn host_dane(found: Option<&HostDane>) -> String {
+    match found {
+        None => "  (DANE: not in the validated MX answer; not used)".into(),
+        Some(HostDane::Unprotected) => "  (DANE: no TLSA records)".into(),
+        Some(HostDane::Unusable) => {
+            "  (DANE: only unusable TLSA records; TLS required, any certificate)".into()
+        }
+        Some(HostDane::Failed(reason)) => format!("  (DANE: {reason}; not used)"),
+        Some(HostDane::Tlsa(records)) => {
+            let records: Vec<String> = records
+                .iter()
+                .map(|r| {
+                    let hex: String = r.data.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                    format!("{r} {hex}…")
+                })
+                .collect();
+            format!("  (DANE: TLSA {})", records.join(", "))
+        }
+    }
 }
 
 /// The MTA-STS policy `domain` publishes now, described in `out` (`delivery.mta_sts`):
