@@ -117,7 +117,7 @@ async fn dane(
         return Ok(None);
     };
     let found = dane.for_domain(domain, config.delivery.mx_port).await;
-    match &found {
+    match found.as_ref() {
         DomainDane::Insecure => writeln!(
             out,
             "  DANE: does not apply (the MX answer is not DNSSEC-signed)"
@@ -134,7 +134,7 @@ async fn dane(
             "  DANE: the MX answer is DNSSEC-secure, but no MX host has TLSA records"
         )?,
     }
-    Ok(Some(found))
+    Ok(Some(found.as_ref().clone()))
 }
 
 /// What DANE says of one MX host, for its line.
@@ -146,8 +146,9 @@ fn host_dane(found: Option<&HostDane>) -> String {
             "  (DANE: only unusable TLSA records; TLS required, any certificate)".into()
         }
         Some(HostDane::Failed(reason)) => format!("  (DANE: {reason}; not used)"),
-        Some(HostDane::Tlsa(records)) => {
-            let records: Vec<String> = records
+        Some(HostDane::Tlsa(tlsa)) => {
+            let records: Vec<String> = tlsa
+                .records
                 .iter()
                 .map(|r| {
                     let hex: String = r.data.iter().take(8).map(|b| format!("{b:02x}")).collect();

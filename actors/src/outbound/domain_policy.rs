@@ -3,6 +3,8 @@
 //! precedence); what each does to a pooled connection, to the job's targets and to the
 //! outcome when no target took the job.
 
+use std::sync::Arc;
+
 use crate::outbound::dane::enforce::{Securities, secure_targets};
 use crate::outbound::dane::{DomainDane, enforce as dane};
 use crate::outbound::job::{DeliverySettings, Outcome};
@@ -18,7 +20,7 @@ use crate::outbound::tls::HopSecurity;
 pub(crate) struct DomainPolicy {
     domain: String,
     /// DANE's verdict, when DANE is on.
-    dane: Option<DomainDane>,
+    dane: Option<Arc<DomainDane>>,
     /// The MTA-STS policy, when DANE does not govern the domain.
     sts: Option<Applied>,
 }
@@ -47,7 +49,7 @@ impl DomainPolicy {
     }
 
     fn dane_governs(&self) -> bool {
-        self.dane.as_ref().is_some_and(DomainDane::protects)
+        self.dane.as_ref().is_some_and(|d| d.protects())
     }
 
     /// Whether a pooled connection (verified for `verified_for`, `None`: not verified)

@@ -4,7 +4,6 @@
 //! policy when it has none) and leaves out hosts whose TLSA lookup failed; a job that
 //! cannot meet it is deferred with 4.7.5, the reply naming the host and the records.
 
-use super::verify::dane_client_config;
 use super::{DomainDane, HostDane};
 use crate::outbound::job::Outcome;
 use crate::outbound::mta_sts::enforce::POLICY_NOT_MET;
@@ -61,19 +60,11 @@ pub(crate) fn secure_targets(
                 }
                 continue;
             }
-            Some(HostDane::Tlsa(records)) => {
-                match dane_client_config(records.clone(), &host, domain) {
-                    Ok(client) => HopSecurity {
-                        mode: TlsMode::Verify,
-                        client: Some(client),
-                        ..securities.usual.clone()
-                    },
-                    Err(e) => {
-                        failures.push(format!("no TLS client for {host}: {e}"));
-                        continue;
-                    }
-                }
-            }
+            Some(HostDane::Tlsa(tlsa)) => HopSecurity {
+                mode: TlsMode::Verify,
+                client: Some(tlsa.client.clone()),
+                ..securities.usual.clone()
+            },
         };
         secured.push((target, security));
     }
@@ -108,7 +99,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::outbound::dane::Tlsa;
+    use crate::outbound::dane::verify::dane_client_config;
+    use crate::outbound::dane::{HostTlsa, Tlsa};
 
     fn target(host: &str) -> Target {
         Target {
@@ -139,7 +131,15 @@ mod tests {
         let hosts = HashMap::from([
             (
                 "a.example.test".to_string(),
-                HostDane::Tlsa(Arc::from(vec![record])),
+                HostDane::Tlsa(HostTlsa {
+                    client: dane_client_config(
+                        Arc::from(vec![record.clone()]),
+                        "a.example.test",
+                        "example.test",
+                    )
+                    .unwrap(),
+                    records: Arc::from(vec![record]),
+                }),
             ),
             ("b.example.test".to_string(), HostDane::Unusable),
             ("c.example.test".to_string(), HostDane::Unprotected),

@@ -20,8 +20,8 @@ pub mod verify;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::net::{DnsError, NetError};
@@ -86,6 +86,30 @@ impl std::fmt::Display for Tlsa {
     }
 }
 
+/// One MX host's usable TLSA records, with the TLS client configuration that checks
+/// certificates against them (made once per lookup, not once per job).
+#[derive(Clone)]
+pub struct HostTlsa {
+    /// The records.
+    pub records: Arc<[Tlsa]>,
+    /// The client configuration whose verifier takes only what they match.
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+impl PartialEq for HostTlsa {
+    fn eq(&self, other: &Self) -> bool {
+        self.records == other.records
+    }
+}
+
+impl Eq for HostTlsa {}
+
+impl std::fmt::Debug for HostTlsa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.records.iter()).finish()
+    }
+}
+
 /// What DANE says of one MX host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostDane {
@@ -93,7 +117,7 @@ pub enum HostDane {
     /// protect this host.
     Unprotected,
     /// Usable records: TLS is required and the certificate must match one of them.
-    Tlsa(Arc<[Tlsa]>),
+    Tlsa(HostTlsa),
     /// Records, none usable (PKIX usages, unknown types): TLS is required, the
     /// certificate is not checked (RFC 7672 §2.2).
     Unusable,
@@ -126,10 +150,22 @@ impl DomainDane {
     }
 }
 
-/// The validating resolver DANE's lookups go through.
+/// How long one domain's answer serves the jobs to it: the lookups, DNSSEC validation and
+/// the TLS client configurations behind it are made at most this often per domain.
+pub const ANSWER_MEMO: Duration = Duration::from_secs(30);
+
+/// Domains whose answers are held at most; past it, expired ones are dropped first.
+const MAX_MEMO: usize = 10_000;
+
+/// The validating resolver DANE's lookups go through, and the answers of the last
+/// [`ANSWER_MEMO`].
 pub struct Dane {
     resolver: TokioResolver,
+    memo: Mutex<HashMap<(String, u16), Remembered>>,
 }
+
+/// A domain's answer and when it was looked up.
+type Remembered = (Instant, Arc<DomainDane>);
 
 impl std::fmt::Debug for Dane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -171,12 +207,38 @@ impl Dane {
             .with_trust_anchor(Arc::new(anchors))
             .build()
             .map_err(|e| DaneError::Resolver(e.to_string()))?;
-        Ok(Dane { resolver })
+        Ok(Dane {
+            resolver,
+            memo: Mutex::new(HashMap::new()),
+        })
     }
 
-    /// What DANE says of `domain`, whose MX hosts listen on `port`.
-    pub async fn for_domain(&self, domain: &str, port: u16) -> DomainDane {
+    /// What DANE says of `domain`, whose MX hosts listen on `port`: from the memo when it
+    /// was asked in the last [`ANSWER_MEMO`], else looked up.
+    pub async fn for_domain(&self, domain: &str, port: u16) -> Arc<DomainDane> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let key = (domain, port);
+        let now = Instant::now();
+        if let Some((at, found)) = self.memo.lock().expect("DANE memo").get(&key)
+            && now.duration_since(*at) < ANSWER_MEMO
+        {
+            return found.clone();
+        }
+        let found = Arc::new(self.look_up(&key.0, port).await);
+        let mut memo = self.memo.lock().expect("DANE memo");
+        if memo.len() >= MAX_MEMO {
+            memo.retain(|_, (at, _)| now.duration_since(*at) < ANSWER_MEMO);
+            if memo.len() >= MAX_MEMO {
+                memo.clear();
+            }
+        }
+        memo.insert(key, (Instant::now(), found.clone()));
+        found
+    }
+
+    /// The lookups behind [`Dane::for_domain`].
+    async fn look_up(&self, domain: &str, port: u16) -> DomainDane {
+        let domain = domain.to_owned();
         let Ok(mut name) = Name::from_ascii(&domain) else {
             return DomainDane::Insecure;
         };
@@ -219,9 +281,10 @@ impl Dane {
         let mut lookups = JoinSet::new();
         for host in hosts {
             let resolver = self.resolver.clone();
+            let domain = domain.clone();
             lookups.spawn(async move {
                 let text = host.to_ascii().trim_end_matches('.').to_owned();
-                let found = host_tlsa(&resolver, &host, port).await;
+                let found = host_tlsa(&resolver, &host, port, &domain).await;
                 (text, found)
             });
         }
@@ -245,8 +308,8 @@ fn bogus(domain: &str, what: &str, reason: String) -> DomainDane {
     ))
 }
 
-/// What DANE says of `host` from its `_PORT._tcp` TLSA records.
-async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16) -> HostDane {
+/// What DANE says of `host` (an MX host of `domain`) from its `_PORT._tcp` TLSA records.
+async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16, domain: &str) -> HostDane {
     let Ok(name) = Name::from_ascii(format!("_{port}._tcp")).and_then(|n| n.append_domain(host))
     else {
         return HostDane::Unprotected;
@@ -276,8 +339,17 @@ async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16) -> HostDane
                 count("unusable");
                 return HostDane::Unusable;
             }
-            count("tlsa");
-            HostDane::Tlsa(usable.into())
+            let records: Arc<[Tlsa]> = usable.into();
+            match verify::dane_client_config(records.clone(), shown, domain) {
+                Ok(client) => {
+                    count("tlsa");
+                    HostDane::Tlsa(HostTlsa { records, client })
+                }
+                Err(e) => {
+                    count("failed");
+                    HostDane::Failed(format!("no TLS client for {shown}: {e}"))
+                }
+            }
         }
         Err(e) if secure_denial(&e).is_some() || is_insecure_negative(&e) => {
             count("none");
