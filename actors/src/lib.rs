@@ -42,7 +42,8 @@
 //!   (`connection_budget`), the MTA-STS policies receiving domains publish
 //!   (`mta_sts`: fetched, kept in the spool, enforced on a job's MX hosts and TLS), their
 //!   DANE TLSA records (`dane`: a DNSSEC-validating resolver, the certificate check),
-//!   and which of the two a job is held to (`domain_policy`).
+//!   which of the two a job is held to (`domain_policy`), and the TLS outcome of every
+//!   session counted for the domains' TLS reports (`tls_report`).
 //! - [`store`]: the storage trait and its sled implementation (`spool`) with the
 //!   committer thread that turns many writes into one flush (`committer`); a queued
 //!   message's envelope (`envelope`) and bytes (`message_data`); large bodies as files
@@ -117,6 +118,7 @@ pub fn describe_metrics() {
     crate::outbound::tls::describe_metrics();
     crate::outbound::mta_sts::describe_metrics();
     crate::outbound::dane::describe_metrics();
+    crate::outbound::tls_report::describe_metrics();
     crate::policy::set::describe_metrics();
     crate::policy::rate_limiter::describe_metrics();
     crate::policy::greylist::describe_metrics();

@@ -97,6 +97,8 @@ pub enum ClientError {
         retry_in_clear: bool,
         /// 4.7.4 (TLS not available) or 4.7.5 (handshake failed).
         status: EnhancedCode,
+        /// The failure as TLS reports name it.
+        failure: TlsFailure,
     },
     /// AUTH to the next hop failed or could not be sent; the mail is deferred, with the
     /// hop's own reply in the reason.
@@ -117,6 +119,64 @@ pub enum ClientError {
         /// Its reply.
         reply: ServerReply,
     },
+}
+
+/// Why a session could not have (or trust) TLS, in the terms of TLS reporting (RFC 8460
+/// §4.3): what the receiving domain is told about its MX hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum TlsFailure {
+    /// No STARTTLS offered, or refused.
+    StartTlsNotSupported,
+    /// The certificate has expired (or is not valid yet).
+    CertificateExpired,
+    /// The certificate does not name the MX host.
+    CertificateHostMismatch,
+    /// The chain does not lead to a trusted root.
+    CertificateNotTrusted,
+    /// No TLSA record matches the certificate (DANE).
+    TlsaInvalid,
+    /// Any other handshake failure.
+    ValidationFailure,
+}
+
+impl TlsFailure {
+    /// The failure behind a failed handshake's error.
+    pub fn of_handshake(e: &std::io::Error) -> TlsFailure {
+        use rustls::CertificateError as C;
+        let Some(rustls::Error::InvalidCertificate(cert)) = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        else {
+            return TlsFailure::ValidationFailure;
+        };
+        match cert {
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+                TlsFailure::CertificateExpired
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                TlsFailure::CertificateHostMismatch
+            }
+            C::UnknownIssuer | C::BadSignature | C::BadEncoding | C::InvalidPurpose => {
+                TlsFailure::CertificateNotTrusted
+            }
+            C::Other(other) if other.0.is::<crate::outbound::dane::verify::NoTlsaMatch>() => {
+                TlsFailure::TlsaInvalid
+            }
+            _ => TlsFailure::ValidationFailure,
+        }
+    }
+
+    /// The RFC 8460 result type.
+    pub fn result_type(self) -> &'static str {
+        match self {
+            TlsFailure::StartTlsNotSupported => "starttls-not-supported",
+            TlsFailure::CertificateExpired => "certificate-expired",
+            TlsFailure::CertificateHostMismatch => "certificate-host-mismatch",
+            TlsFailure::CertificateNotTrusted => "certificate-not-trusted",
+            TlsFailure::TlsaInvalid => "tlsa-invalid",
+            TlsFailure::ValidationFailure => "validation-failure",
+        }
+    }
 }
 
 impl ClientError {

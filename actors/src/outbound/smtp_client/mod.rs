@@ -22,7 +22,7 @@ mod error;
 mod transaction;
 mod transport;
 
-pub use error::{ClientError, ServerReply};
+pub use error::{ClientError, ServerReply, TlsFailure};
 use transport::{Transport, handshake};
 
 /// 8-bit data for a next hop without 8BITMIME (RFC 6152 §3).
@@ -81,6 +81,9 @@ pub struct SmtpConnection {
     /// The host name its certificate was verified for (`verify`, or an MTA-STS policy
     /// in enforce); `None` when it was not verified.
     verified_for: Option<String>,
+    /// Why it has no TLS after an opportunistic handshake failed and it was opened again
+    /// in clear: what TLS reports tell the domain.
+    tls_fallback: Option<TlsFailure>,
 }
 
 impl SmtpConnection {
@@ -113,6 +116,7 @@ impl SmtpConnection {
                 retry_in_clear: true,
                 ref peer,
                 ref reason,
+                failure,
                 ..
             }) => {
                 metrics::counter!("delivery_tls_failures_total", "reason" => "handshake", "then" => "plaintext_retry").increment(1);
@@ -127,6 +131,10 @@ impl SmtpConnection {
                     false,
                 )
                 .await
+                .map(|mut conn| {
+                    conn.tls_fallback = Some(failure);
+                    conn
+                })
             }
             other => other,
         }
@@ -180,6 +188,7 @@ impl SmtpConnection {
             use_chunking: false,
             permit: None,
             verified_for: None,
+            tls_fallback: None,
         };
         let greeting = conn.read_reply("greeting").await?;
         if !greeting.is_positive() {
@@ -240,6 +249,7 @@ impl SmtpConnection {
             reason,
             retry_in_clear: false,
             status: TLS_NOT_AVAILABLE,
+            failure: TlsFailure::StartTlsNotSupported,
         };
         if !self.caps.starttls {
             if security.mode.requires_tls() {
@@ -337,6 +347,21 @@ impl SmtpConnection {
     /// The TLS in use on this connection, if any.
     pub fn tls(&self) -> Option<&TlsInfo> {
         self.tls.as_ref()
+    }
+
+    /// How the session stands for TLS reports: `Ok` over TLS, else why not.
+    pub fn tls_outcome(&self) -> Result<(), TlsFailure> {
+        match (&self.tls, self.tls_fallback) {
+            (Some(_), _) => Ok(()),
+            (None, Some(failure)) => Err(failure),
+            (None, None) => Err(TlsFailure::StartTlsNotSupported),
+        }
+    }
+
+    /// The certificates the server presented, leaf first (none without TLS): checked
+    /// again where a policy in testing mode wants to know whether they would verify.
+    pub fn peer_certificates(&self) -> Option<Vec<rustls_pki_types::CertificateDer<'static>>> {
+        self.stream.peer_certificates()
     }
 
     /// Keeps `permit` for as long as the connection lives (a new connection's place in

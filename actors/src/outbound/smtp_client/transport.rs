@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::client::TlsStream;
 
-use super::{ClientError, ClientTimeouts};
+use super::{ClientError, ClientTimeouts, TlsFailure};
 use crate::outbound::tls::{HopSecurity, server_name};
 use crate::protocol::security::TlsInfo;
 use crate::protocol::status::EnhancedCode;
@@ -23,6 +23,22 @@ pub(super) enum Transport {
     Plain(TcpStream),
     /// Over TLS.
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    /// The certificates the server presented over TLS, leaf first.
+    pub(super) fn peer_certificates(
+        &self,
+    ) -> Option<Vec<rustls_pki_types::CertificateDer<'static>>> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls(tls) => tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect()),
+        }
+    }
 }
 
 impl AsyncRead for Transport {
@@ -78,19 +94,26 @@ pub(super) async fn handshake(
     timeouts: ClientTimeouts,
     retry_in_clear: bool,
 ) -> Result<(Transport, TlsInfo), ClientError> {
-    let failed = |reason: String| ClientError::Tls {
+    let failed = |reason: String, failure: TlsFailure| ClientError::Tls {
         peer: peer.to_string(),
         reason,
         retry_in_clear,
         status: TLS_FAILED,
+        failure,
     };
     let Some(config) = security.client.clone() else {
         return Err(failed(
             "no TLS client configuration for this next hop".into(),
+            TlsFailure::ValidationFailure,
         ));
     };
     let name =
-        server_name(host).ok_or_else(|| failed(format!("{host} is not a name TLS can check")))?;
+        server_name(host).ok_or_else(|| {
+        failed(
+            format!("{host} is not a name TLS can check"),
+            TlsFailure::CertificateHostMismatch,
+        )
+    })?;
     let connector = tokio_rustls::TlsConnector::from(config);
     match timeout(timeouts.command, connector.connect(name, tcp)).await {
         Ok(Ok(tls)) => {
@@ -101,12 +124,15 @@ pub(super) async fn handshake(
             if !retry_in_clear {
                 metrics::counter!("delivery_tls_failures_total", "reason" => "handshake", "then" => "deferred").increment(1);
             }
-            Err(failed(format!(
-                "TLS handshake failed: {}",
-                handshake_error(&e)
-            )))
+            Err(failed(
+                format!("TLS handshake failed: {}", handshake_error(&e)),
+                TlsFailure::of_handshake(&e),
+            ))
         }
-        Err(_) => Err(failed("TLS handshake timed out".into())),
+        Err(_) => Err(failed(
+            "TLS handshake timed out".into(),
+            TlsFailure::ValidationFailure,
+        )),
     }
 }
 
