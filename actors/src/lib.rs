@@ -32,7 +32,7 @@
 //!   retries, bounces (`bounce`, RFC 3464 DSNs in `dsn`); next-hop health seen from the
 //!   queue (`hops`), the operator's actions (`operate`, `admin`, `suspend`), recent
 //!   outcomes (`recent`), what each attempt leaves (`outcomes`: log line, metrics, bounce
-//!   class, delivery event; its trace's span in `attempt_trace`), reload (`reconfigure`) and the drain at shutdown (`drain`).
+//!   class, delivery event; its trace's span in `attempt_trace`), reload (`reconfigure`), the drain at shutdown (`drain`), and the TLS reports it sends the domains delivered to (`tls_reports`).
 //! - [`outbound`]: the Delivery actor (`delivery`, one per next hop: connection pool,
 //!   rate limit, back-off; one job's conversation in `delivery_job`, what a job is and
 //!   one result per recipient in `job`), the SMTP/LMTP client (`smtp_client`: STARTTLS, implicit TLS, AUTH to

@@ -13,6 +13,7 @@ use hermod_actors::outbound::dane::Dane;
 use hermod_actors::outbound::delivery::DeliverySettings;
 use hermod_actors::outbound::hop_health::HopPolicy;
 use hermod_actors::outbound::mta_sts::MtaSts;
+use hermod_actors::outbound::tls_report::TlsReports;
 use hermod_actors::outbound::mx::MxResolver;
 use hermod_actors::outbound::routing::{Router, TransportMap, parse_target};
 use hermod_actors::outbound::smtp_client::ClientTimeouts;
@@ -285,6 +286,7 @@ impl DeliveryConfig {
             transcripts: None,
             mta_sts: None,
             dane: None,
+            tls_reports: None,
         }
     }
 
@@ -304,22 +306,23 @@ impl DeliveryConfig {
     }
 
     /// The MTA-STS policies deliveries honour (`mta_sts`), kept in the spool's `mta_sts`
-    /// tree; fetched over the roots `verify` trusts. `None` when off.
+    /// tree; fetched over the roots `verify` trusts, failed fetches counted in `reports`.
+    /// `None` when off.
     pub fn mta_sts(
         &self,
         resolver: &MxResolver,
         security: &OutboundSecurity,
         db: &sled::Db,
+        reports: Option<Arc<TlsReports>>,
     ) -> anyhow::Result<Option<Arc<MtaSts>>> {
         if !self.mta_sts {
             return Ok(None);
         }
         let tree = db.open_tree("mta_sts")?;
-        Ok(Some(Arc::new(self.mta_sts_policies(
-            resolver,
-            security,
-            Some(tree),
-        ))))
+        Ok(Some(Arc::new(
+            self.mta_sts_policies(resolver, security, Some(tree))
+                .with_reports(reports),
+        )))
     }
 
     /// MTA-STS policies as these settings fetch them, kept in `tree` (none: in memory

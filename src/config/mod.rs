@@ -41,6 +41,7 @@ pub mod section;
 pub mod smtp;
 mod summary;
 pub mod tls;
+pub mod tls_report;
 pub mod traces;
 
 pub use admin::AdminConfig;
@@ -63,6 +64,7 @@ pub use smtp::SmtpConfig;
 pub use summary::settings;
 pub use summary::{non_defaults, summary};
 pub use tls::TlsConfig;
+pub use tls_report::TlsReportConfig;
 pub use traces::TracingConfig;
 
 /// The whole configuration file.
@@ -103,6 +105,8 @@ pub struct Config {
     pub log: LogConfig,
     /// OpenTelemetry traces of messages.
     pub tracing: TracingConfig,
+    /// TLS reports (RFC 8460) to the domains delivered to.
+    pub tls_report: TlsReportConfig,
     /// The admin HTTP server.
     pub admin: AdminConfig,
 }
@@ -141,6 +145,7 @@ impl Config {
         }
         self.log.check(&mut issues);
         self.tracing.check(&mut issues);
+        self.tls_report.check(&mut issues);
         self.admin.check(&mut issues);
         self.check_listeners(&mut issues);
         issues
@@ -220,7 +225,7 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 18] {
+pub fn sections() -> [Declared; 19] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<TlsConfig>(),
@@ -239,6 +244,7 @@ pub fn sections() -> [Declared; 18] {
         Declared::of::<HttpInjectConfig>(),
         Declared::of::<LogConfig>(),
         Declared::of::<TracingConfig>(),
+        Declared::of::<TlsReportConfig>(),
         Declared::of::<AdminConfig>(),
     ]
 }

@@ -10,6 +10,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use hermod_actors::core::disk_space::{Ballast, DiskSpace};
 use hermod_actors::core::id::QueueIdGenerator;
+use hermod_actors::outbound::tls_report::TlsReports;
 use hermod_actors::inbound::listener::{self, Admission, Listener, SessionContextTemplate};
 use hermod_actors::outbound::delivery::Delivery;
 use hermod_actors::outbound::mx::MxResolver;
@@ -34,16 +35,18 @@ pub(super) fn delivery_factory(
     arbiters: &[ArbiterHandle],
     resolver: &Arc<MxResolver>,
     db: &sled::Db,
+    tls_reports: Option<Arc<TlsReports>>,
 ) -> anyhow::Result<queue::DeliveryFactory> {
     let security = config.delivery.security()?;
     let mta_sts = config
         .delivery
-        .mta_sts(resolver, &security, db)
+        .mta_sts(resolver, &security, db, tls_reports.clone())
         .context("opening the spool's MTA-STS policies")?;
     let resolver = resolver.clone();
     let delivery_settings = Arc::new(hermod_actors::outbound::job::DeliverySettings {
         transcripts: config.log.transcripts(&config.queue.data_dir).map(Arc::new),
         mta_sts,
+        tls_reports,
         dane: config
             .delivery
             .dane()
@@ -197,6 +200,9 @@ pub(super) struct Engine {
     pub(super) queue: Addr<Queue>,
     /// What Sessions share, without the policy actors (started after).
     pub(super) shared: SessionShared,
+    /// The TLS report counts the deliveries keep (`tls_report.enabled`), for the sender
+    /// started once the intake exists; with the resolver it looks records up through.
+    pub(super) tls_reports: Option<(Arc<TlsReports>, Arc<MxResolver>)>,
 }
 
 impl Engine {
@@ -222,7 +228,17 @@ impl Engine {
         let router = config.delivery.router()?;
         let resolver = Arc::new(config.delivery.resolver()?);
         let (loops, loop_inputs) = check_loops(config, &router, &resolver, listen.to_vec()).await;
-        let factory = delivery_factory(config, &arbiters, &resolver, &spooled.db)?;
+        let tls_reports = config
+            .tls_report
+            .counts(&spooled.db)
+            .context("opening the spool's TLS report counts")?;
+        let factory = delivery_factory(
+            config,
+            &arbiters,
+            &resolver,
+            &spooled.db,
+            tls_reports.clone(),
+        )?;
 
         let disk = watch_disk(config, spool);
         let suspensions_file = config.queue.data_dir.join("suspensions.json");
@@ -256,6 +272,7 @@ impl Engine {
             disk,
             suspensions_file,
             queue,
+            tls_reports: tls_reports.map(|reports| (reports, resolver)),
         })
     }
 }

@@ -233,6 +233,10 @@ async fn start(
         ..engine.shared
     };
     let intake = events.intake(&config, &committer, queue.clone().recipient());
+    let report_counts = engine.tls_reports.as_ref().map(|(counts, _)| counts.clone());
+    if let Some((reports, resolver)) = engine.tls_reports {
+        actix::spawn(tls_report_sender(&config, reports, &resolver, &intake, &shared)?.run());
+    }
     let template = session_template(&config, &shared, &spooled, intake, draining_rx, &secured);
     other_doors(&config, &template, &shared, &secured)?;
     let listeners = start_listeners(&engine.arbiters, listening.sockets, &admission, &template);
@@ -273,6 +277,10 @@ async fn start(
         shutdown.await;
         drain(&listeners, &draining, &admission, &queue, drain_timeout).await;
         commit_delivery_state(&committer).await;
+        // The last seconds of TLS report counts, for the next start.
+        if let Some(counts) = &report_counts {
+            counts.flush();
+        }
         for arbiter in engine.extra.iter().chain(&policy_arbiter) {
             arbiter.stop();
         }
@@ -280,6 +288,28 @@ async fn start(
         System::current().stop();
     });
     Ok(())
+}
+
+/// What sends the TLS reports the deliveries count (`[tls_report]`), through `intake`.
+fn tls_report_sender(
+    config: &Config,
+    reports: Arc<hermod_actors::outbound::tls_report::TlsReports>,
+    resolver: &hermod_actors::outbound::mx::MxResolver,
+    intake: &queue::Intake,
+    shared: &SessionShared,
+) -> anyhow::Result<hermod_actors::queue::tls_reports::TlsReportSender> {
+    let hostname = &config.smtp.hostname;
+    Ok(hermod_actors::queue::tls_reports::TlsReportSender {
+        reports,
+        resolver: resolver.clone(),
+        intake: intake.clone(),
+        ids: shared.room.ids.clone(),
+        reporter: config.tls_report.reporter(hostname),
+        from: config.tls_report.from_address(hostname),
+        https_tls: config.delivery.security()?.verified_config(),
+        private_destinations: config.tls_report.private_destinations,
+        tick: config.tls_report.tick(),
+    })
 }
 
 /// The Queue's last delivery states go to the spool writer without waiting: the final

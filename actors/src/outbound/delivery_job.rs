@@ -113,6 +113,7 @@ pub(crate) async fn run_job(
         .await
         {
             Ok(mut connection) => {
+                policy.report_session(&settings, target, Ok(&connection));
                 connection.hold(permit.take());
                 connection.prefer_chunking(settings.chunking);
                 if let Some(transcript) = settings
@@ -131,7 +132,8 @@ pub(crate) async fn run_job(
             }
             Err(e) => {
                 tracing::debug!(next_hop = %hop, target = %target.addr, error = %e, "connection attempt failed");
-                if matches!(e, ClientError::Tls { .. }) {
+                if let ClientError::Tls { failure, .. } = &e {
+                    policy.report_session(&settings, target, Err((*failure, &e)));
                     tls_error = Some(e.clone());
                 }
                 last_error = Some(e);

@@ -1,19 +1,22 @@
 //! The receiving domain's own demands on one delivery job: DANE (RFC 7672) where its
 //! DNSSEC-signed TLSA records say so, else its MTA-STS policy (RFC 8461 §2: DANE takes
 //! precedence); what each does to a pooled connection, to the job's targets and to the
-//! outcome when no target took the job.
+//! outcome when no target took the job; and how each session counts in the domain's TLS
+//! report.
 
 use std::sync::Arc;
 
 use crate::outbound::dane::enforce::{Securities, secure_targets};
-use crate::outbound::dane::{DomainDane, enforce as dane};
+use crate::outbound::dane::{DomainDane, HostDane, enforce as dane};
 use crate::outbound::job::{DeliverySettings, Outcome};
 use crate::outbound::mta_sts::Applied;
 use crate::outbound::mta_sts::enforce;
+use crate::outbound::mta_sts::policy::Mode;
 use crate::outbound::mx::Target;
 use crate::outbound::routing::NextHop;
-use crate::outbound::smtp_client::{ClientError, SmtpConnection};
+use crate::outbound::smtp_client::{ClientError, SmtpConnection, TlsFailure};
 use crate::outbound::tls::HopSecurity;
+use crate::outbound::tls_report::{PolicyRef, SessionFailure};
 
 /// What a job to a domain (reached by MX) is held to; nothing for other hops.
 #[derive(Debug, Default)]
@@ -80,7 +83,8 @@ impl DomainPolicy {
                 usual,
                 required: settings.security.required_for(hop),
             };
-            return secure_targets(dane, &self.domain, targets, &securities);
+            return secure_targets(dane, &self.domain, targets, &securities)
+                .inspect_err(|refused| self.report_refusal(settings, "dnssec-invalid", refused));
         }
         let (targets, security) = match &self.sts {
             Some(applied) => enforce::restrict(
@@ -89,10 +93,102 @@ impl DomainPolicy {
                 targets,
                 usual,
                 settings.security.verified_for(hop),
-            )?,
+            )
+            .inspect_err(|refused| self.report_refusal(settings, "validation-failure", refused))?,
             None => (targets, usual),
         };
         Ok(targets.into_iter().map(|t| (t, security.clone())).collect())
+    }
+
+    /// The policy as the domain's TLS report names it.
+    fn report_ref(&self) -> PolicyRef {
+        match (self.dane.as_deref(), &self.sts) {
+            (Some(DomainDane::Secure(hosts)), _) if self.dane_governs() => {
+                let mut strings: Vec<String> = hosts
+                    .values()
+                    .filter_map(|host| match host {
+                        HostDane::Tlsa(tlsa) => Some(tlsa.records.iter().map(|r| {
+                            let hex: String = r.data.iter().map(|b| format!("{b:02x}")).collect();
+                            format!("{r} {hex}")
+                        })),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                strings.sort();
+                strings.dedup();
+                PolicyRef {
+                    kind: "tlsa".into(),
+                    strings,
+                    mx: Vec::new(),
+                }
+            }
+            (Some(_), _) if self.dane_governs() => PolicyRef {
+                kind: "tlsa".into(),
+                strings: Vec::new(),
+                mx: Vec::new(),
+            },
+            (_, Some(applied)) => applied.kept.report_ref(),
+            _ => PolicyRef::none(),
+        }
+    }
+
+    /// Counts a job the domain's policy held back before any session (`result_type`),
+    /// for its TLS report.
+    fn report_refusal(&self, settings: &DeliverySettings, result_type: &'static str, refused: &Outcome) {
+        let (Some(reports), false) = (&settings.tls_reports, self.domain.is_empty()) else {
+            return;
+        };
+        let (Outcome::Deferred(status) | Outcome::Failed(status) | Outcome::Delivered(status)) =
+            refused;
+        let additional = Some(status.text.clone());
+        let failure = SessionFailure {
+            result_type,
+            mx_host: None,
+            ip: None,
+            additional,
+        };
+        reports.record(&self.domain, &self.report_ref(), Err(failure));
+    }
+
+    /// Counts a session to `target` for the domain's TLS report: `opened` (its TLS, and
+    /// under an MTA-STS policy in testing mode whether its certificate would have
+    /// verified and its host is listed), or the TLS failure `failed`.
+    pub(crate) fn report_session(
+        &self,
+        settings: &DeliverySettings,
+        target: &Target,
+        opened: Result<&SmtpConnection, (TlsFailure, &ClientError)>,
+    ) {
+        let (Some(reports), false) = (&settings.tls_reports, self.domain.is_empty()) else {
+            return;
+        };
+        let testing = self
+            .sts
+            .as_ref()
+            .filter(|applied| applied.kept.policy.mode == Mode::Testing && !self.dane_governs());
+        let outcome = match opened {
+            Ok(connection) => match (connection.tls_outcome(), testing) {
+                (Err(failure), _) => Err((failure, "the session had no TLS".to_string())),
+                (Ok(()), Some(applied)) if !applied.kept.policy.admits(&target.host) => Err((
+                    TlsFailure::ValidationFailure,
+                    format!("{} is not listed in the MTA-STS policy", target.host),
+                )),
+                (Ok(()), Some(_)) => settings
+                    .security
+                    .check_certificate(&target.host, &connection.peer_certificates().unwrap_or_default())
+                    .map_err(|failure| (failure, "the certificate would not verify".to_string())),
+                (Ok(()), None) => Ok(()),
+            },
+            Err((failure, error)) => Err((failure, error.to_string())),
+        };
+        let outcome = outcome.map_err(|(failure, additional)| SessionFailure {
+            result_type: failure.result_type(),
+            mx_host: Some(target.host.clone()),
+            ip: Some(target.addr.ip()),
+            additional: Some(additional),
+        });
+        reports.record(&self.domain, &self.report_ref(), outcome);
     }
 
     /// The outcome when no target took the job and one failed TLS with `tls_error`:

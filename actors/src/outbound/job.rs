@@ -132,6 +132,9 @@ pub struct DeliverySettings {
     pub mta_sts: Option<Arc<crate::outbound::mta_sts::MtaSts>>,
     /// DANE's validating resolver (`delivery.dane`); `None`: DANE is not honoured.
     pub dane: Option<Arc<crate::outbound::dane::Dane>>,
+    /// Where each session's TLS outcome is counted for the domains' TLS reports
+    /// (`tls_report.enabled`); `None`: not counted.
+    pub tls_reports: Option<Arc<crate::outbound::tls_report::TlsReports>>,
     /// How long an idle connection is kept for reuse.
     pub idle_timeout: Duration,
     /// Use BDAT (CHUNKING) when the next hop offers it.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -107,6 +108,9 @@ pub struct OutboundSecurity {
     auth_in_clear: bool,
     any_certificate: Arc<ClientConfig>,
     verified: Arc<ClientConfig>,
+    /// The check `verified` makes, for certificates taken without it (an MTA-STS policy
+    /// in testing mode reports what enforce would have refused).
+    checker: Arc<WebPkiServerVerifier>,
 }
 
 impl OutboundSecurity {
@@ -119,13 +123,23 @@ impl OutboundSecurity {
         auth_in_clear: bool,
         ca_file: Option<&Path>,
     ) -> Result<Self, ClientTlsError> {
+        let roots = Arc::new(roots(ca_file)?);
+        let verified = builder()?
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
         Ok(OutboundSecurity {
             default,
             per_hop,
             credentials,
             auth_in_clear,
             any_certificate: any_certificate_config()?,
-            verified: verified_config(ca_file)?,
+            verified: Arc::new(verified),
+            checker: WebPkiServerVerifier::builder_with_provider(
+                roots,
+                crate::core::tls::provider(),
+            )
+            .build()
+            .map_err(|e| ClientTlsError::Versions(rustls::Error::General(e.to_string())))?,
         })
     }
 
@@ -164,6 +178,26 @@ impl OutboundSecurity {
             mode: TlsMode::Required,
             client: Some(self.any_certificate.clone()),
             ..self.for_hop(hop)
+        }
+    }
+
+    /// Whether `certificates` (leaf first) verify for `host` as `verify` would check them:
+    /// `Err` names the failure as TLS reports do.
+    pub fn check_certificate(
+        &self,
+        host: &str,
+        certificates: &[CertificateDer<'static>],
+    ) -> Result<(), crate::outbound::smtp_client::TlsFailure> {
+        use crate::outbound::smtp_client::TlsFailure;
+        let (Some(leaf), Some(name)) = (certificates.first(), server_name(host)) else {
+            return Err(TlsFailure::ValidationFailure);
+        };
+        match self
+            .checker
+            .verify_server_cert(leaf, &certificates[1..], &name, &[], UnixTime::now())
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(TlsFailure::of_handshake(&std::io::Error::other(e))),
         }
     }
 
@@ -220,6 +254,14 @@ fn any_certificate_config() -> Result<Arc<ClientConfig>, ClientTlsError> {
 }
 
 fn verified_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ClientTlsError> {
+    let config = builder()?
+        .with_root_certificates(roots(ca_file)?)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The roots `verify` trusts: `ca_file`'s, or the system's (Mozilla's when it has none).
+fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, ClientTlsError> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -245,10 +287,7 @@ fn verified_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ClientTl
             }
         }
     }
-    let config = builder()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(roots)
 }
 
 /// A client configuration that verifies servers against `ca_file`'s certificates, or the

@@ -28,6 +28,7 @@ mod reconfigure;
 mod resident;
 pub mod schedule;
 mod suspend;
+pub mod tls_reports;
 
 use crate::core::id::{QueueId, QueueIdGenerator};
 use crate::events::bounce_rules::BounceRules;

@@ -130,7 +130,7 @@ async fn resolve(host: &str, resolver: &MxResolver, port: u16) -> Result<SocketA
 }
 
 /// An error with its causes (reqwest's own text stops at "error sending request").
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

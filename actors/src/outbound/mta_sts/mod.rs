@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use self::policy::{Mode, Policy};
 use crate::outbound::mx::{MxResolver, is_negative_answer};
+use crate::outbound::tls_report::{PolicyRef, SessionFailure, TlsReports};
 
 /// How long a domain whose policy could not be fetched (and has none kept) is treated as
 /// having none before the next fetch: a broken policy server must not cost a fetch per
@@ -56,6 +57,19 @@ pub struct KeptPolicy {
 }
 
 impl KeptPolicy {
+    /// The policy as TLS reports name it: its lines, and its `mx` patterns.
+    pub fn report_ref(&self) -> PolicyRef {
+        let policy = &self.policy;
+        let mut strings = vec!["version: STSv1".to_string(), format!("mode: {}", policy.mode.name())];
+        strings.extend(policy.mx.iter().map(|mx| format!("mx: {mx}")));
+        strings.push(format!("max_age: {}", policy.max_age));
+        PolicyRef {
+            kind: "sts".into(),
+            strings,
+            mx: policy.mx.clone(),
+        }
+    }
+
     fn expired(&self, now: u64) -> bool {
         self.fetched.saturating_add(self.policy.max_age) <= now
     }
@@ -128,6 +142,8 @@ pub struct MtaSts {
     /// for the first one's fetch instead of each making their own.
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     tree: Option<sled::Tree>,
+    /// Where failed fetches are counted for the domains' TLS reports.
+    reports: Option<Arc<TlsReports>>,
 }
 
 impl std::fmt::Debug for MtaSts {
@@ -157,7 +173,15 @@ impl MtaSts {
             answers: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
             tree,
+            reports: None,
         }
+    }
+
+    /// The same, counting failed fetches in `reports` (RFC 8460
+    /// `sts-policy-fetch-error`, `sts-policy-invalid`).
+    pub fn with_reports(mut self, reports: Option<Arc<TlsReports>>) -> Self {
+        self.reports = reports;
+        self
     }
 
     /// The policy mail to `domain` is held to; `None` when it publishes none (or `mode:
@@ -243,6 +267,20 @@ impl MtaSts {
                 };
                 tracing::warn!(domain = %domain, id = %id, error = %e, fallback,
                     "MTA-STS policy fetch failed");
+                if let Some(reports) = &self.reports {
+                    let result_type = match e {
+                        fetch::FetchError::Invalid { .. } => "sts-policy-invalid",
+                        _ => "sts-policy-fetch-error",
+                    };
+                    let policy = kept.as_ref().map_or_else(PolicyRef::none, KeptPolicy::report_ref);
+                    let failure = SessionFailure {
+                        result_type,
+                        mx_host: None,
+                        ip: None,
+                        additional: Some(e.to_string()),
+                    };
+                    reports.record(domain, &policy, Err(failure));
+                }
                 kept.map(|kept| Applied {
                     kept,
                     source: Source::KeptAfterFailure,

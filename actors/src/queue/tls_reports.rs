@@ -1,0 +1,261 @@
+//! Sending TLS reports (RFC 8460 §3): once a period has ended, each domain counted in it
+//! whose `_smtp._tls` TXT record names destinations (`rua=mailto:...,https://...`) gets
+//! its report: by mail, as a message hermod queues for itself (null sender, the gzipped
+//! JSON attached, as mail-auth writes it), and by HTTPS POST (`application/tlsrpt+gzip`,
+//! the certificate verified, no redirect). A destination whose address is loopback or
+//! private is refused unless allowed: the record is the domain's, the network is not.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mail_auth::mta_sts::ReportUri;
+use mail_auth::report::tlsrpt::TlsReport;
+
+use super::enqueue::Intake;
+use crate::core::id::QueueIdGenerator;
+use crate::outbound::mta_sts::fetch::error_chain;
+use crate::outbound::mx::{MxResolver, is_negative_answer};
+use crate::outbound::tls_report::report::{Reporter, build, destinations, gzip_json};
+use crate::outbound::tls_report::{DomainPeriod, TlsReports};
+use crate::protocol::address::{ReversePath, parse_forward_path};
+use crate::protocol::session::AcceptedMessage;
+
+/// Destinations of one report at most (a record may list many).
+const MAX_DESTINATIONS: usize = 4;
+
+/// The longest an HTTPS POST or a report's way into the queue may take.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What sends the reports.
+pub struct TlsReportSender {
+    /// The counts.
+    pub reports: Arc<TlsReports>,
+    /// Where `_smtp._tls` records and report hosts are looked up.
+    pub resolver: MxResolver,
+    /// The way into hermod's own queue, for reports by mail.
+    pub intake: Intake,
+    /// Queue ids for those messages.
+    pub ids: Arc<QueueIdGenerator>,
+    /// Who the reports come from.
+    pub reporter: Reporter,
+    /// The `From:` of reports by mail.
+    pub from: String,
+    /// The roots HTTPS destinations are verified against (`verify`'s).
+    pub https_tls: Arc<rustls::ClientConfig>,
+    /// HTTPS destinations may be loopback or private addresses (tests, private networks).
+    pub private_destinations: bool,
+    /// How often counts are saved and finished periods looked for.
+    pub tick: Duration,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TlsReportSender {
+    /// Saves the counts every tick and sends the periods that have ended, forever.
+    pub async fn run(self) {
+        let mut ticks = tokio::time::interval(self.tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            self.reports.flush();
+            for period in self.reports.take_finished(unix_now()) {
+                self.send(&period).await;
+                self.reports.done(&period);
+            }
+        }
+    }
+
+    /// Sends `period`'s report to every destination its domain names.
+    async fn send(&self, period: &DomainPeriod) {
+        let domain = &period.domain;
+        let Some(uris) = self.destinations(domain).await else {
+            return;
+        };
+        let report = build(period, &self.reporter);
+        let gz = match gzip_json(&report) {
+            Ok(gz) => gz,
+            Err(e) => {
+                tracing::warn!(domain = %domain, error = %e, "cannot compress a TLS report");
+                return;
+            }
+        };
+        for uri in uris.iter().take(MAX_DESTINATIONS) {
+            let (kind, result) = match uri {
+                ReportUri::Mail(address) => ("mailto", self.mail(domain, &report, &gz, address).await),
+                ReportUri::Http(url) => ("https", self.post(url, &gz).await),
+            };
+            let destination = match uri {
+                ReportUri::Mail(a) => format!("mailto:{a}"),
+                ReportUri::Http(u) => u.clone(),
+            };
+            let destination = crate::core::message_trace::bounded(&destination);
+            match result {
+                Ok(detail) => {
+                    metrics::counter!("tls_reports_sent_total", "destination" => kind, "result" => "ok").increment(1);
+                    tracing::info!(domain = %domain, destination = %destination, detail = %detail,
+                        "TLS report sent");
+                }
+                Err(e) => {
+                    metrics::counter!("tls_reports_sent_total", "destination" => kind, "result" => "failed").increment(1);
+                    tracing::warn!(domain = %domain, destination = %destination, error = %e,
+                        "TLS report not sent");
+                }
+            }
+        }
+    }
+
+    /// The destinations `domain`'s `_smtp._tls` record names; `None` when it has none.
+    async fn destinations(&self, domain: &str) -> Option<Vec<ReportUri>> {
+        let name = format!("_smtp._tls.{domain}.");
+        let lookup = match self.resolver.resolver().txt_lookup(name.as_str()).await {
+            Ok(lookup) => lookup,
+            Err(e) if is_negative_answer(&e) => return None,
+            Err(e) => {
+                tracing::warn!(domain = %domain, error = %e, "TLS report not sent: the _smtp._tls lookup failed");
+                return None;
+            }
+        };
+        lookup.answers().iter().find_map(|r| match &r.data {
+            hickory_resolver::proto::rr::RData::TXT(txt) => {
+                destinations(&String::from_utf8_lossy(&txt.txt_data.concat()))
+            }
+            _ => None,
+        })
+    }
+
+    /// Queues the report for `address` as a message from hermod itself.
+    async fn mail(
+        &self,
+        domain: &str,
+        report: &TlsReport,
+        gz: &[u8],
+        address: &str,
+    ) -> Result<String, String> {
+        let address = address.split('?').next().unwrap_or_default();
+        let (mailbox, _) = parse_forward_path(&format!("<{address}>"), "")
+            .map_err(|e| format!("not an address: {e}"))?;
+        let to = mailbox.to_string();
+        let mut data = Vec::new();
+        report
+            .write_rfc5322_from_bytes(
+                domain,
+                &self.reporter.submitter,
+                self.from.as_str(),
+                std::iter::once(to.as_str()),
+                gz,
+                &mut data,
+            )
+            .map_err(|e| e.to_string())?;
+        let message = AcceptedMessage {
+            id: self.ids.next_id(),
+            sender: ReversePath::Null,
+            recipients: vec![mailbox],
+            options: Default::default(),
+            data,
+            body_file: None,
+            user: None,
+            hold: false,
+            route: None,
+            claim: None,
+            trace: None,
+        };
+        let id = self
+            .intake
+            .enqueue(message, IpAddr::from([127, 0, 0, 1]), Instant::now() + SEND_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!("queued as {id}"))
+    }
+
+    /// POSTs the report to `url`.
+    async fn post(&self, url: &str, gz: &[u8]) -> Result<String, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        let host = match (parsed.scheme(), parsed.host_str()) {
+            ("https", Some(host)) => host.to_owned(),
+            _ => return Err("not an https:// URL".into()),
+        };
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let addr = self.address_of(&host, port).await?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured((*self.https_tls).clone())
+            .resolve(&host, addr)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(SEND_TIMEOUT)
+            .user_agent(concat!("hermod/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let response = client
+            .post(parsed)
+            .header(reqwest::header::CONTENT_TYPE, "application/tlsrpt+gzip")
+            .body(gz.to_vec())
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(format!("HTTP {}", status.as_u16()))
+        } else {
+            Err(format!("HTTP {}", status.as_u16()))
+        }
+    }
+
+    /// The address to POST to: the host's first, unless it is one the network keeps
+    /// to itself and that is not allowed.
+    async fn address_of(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        let ip = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => self
+                .resolver
+                .resolver()
+                .lookup_ip(format!("{host}.").as_str())
+                .await
+                .map_err(|e| format!("{host} has no address: {e}"))?
+                .iter()
+                .next()
+                .ok_or_else(|| format!("{host} has no address"))?,
+        };
+        if !self.private_destinations && is_private(ip) {
+            return Err(format!(
+                "{host} is {ip}, a loopback or private address (tls_report.private_destinations is off)"
+            ));
+        }
+        Ok(SocketAddr::new(ip, port))
+    }
+}
+
+/// Loopback, private, link-local, unspecified or unique-local.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses_are_told_apart() {
+        for private in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.1.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+            assert!(is_private(private.parse().unwrap()), "{private}");
+        }
+        for public in ["192.0.2.1", "2001:db8::1"] {
+            assert!(!is_private(public.parse().unwrap()), "{public}");
+        }
+    }
+}
