@@ -13,11 +13,11 @@ use hermod_actors::outbound::dane::Dane;
 use hermod_actors::outbound::delivery::DeliverySettings;
 use hermod_actors::outbound::hop_health::HopPolicy;
 use hermod_actors::outbound::mta_sts::MtaSts;
-use hermod_actors::outbound::tls_report::TlsReports;
 use hermod_actors::outbound::mx::MxResolver;
 use hermod_actors::outbound::routing::{Router, TransportMap, parse_target};
 use hermod_actors::outbound::smtp_client::ClientTimeouts;
 use hermod_actors::outbound::tls::{OutboundSecurity, TlsMode};
+use hermod_actors::outbound::tls_report::TlsReports;
 use serde::{Deserialize, Serialize};
 
 use super::section::{Key, section};

@@ -76,9 +76,16 @@ impl TlsReportConfig {
     }
 
     /// Who the reports come from, for a node named `hostname`.
-    pub fn reporter(&self, hostname: &str) -> hermod_actors::outbound::tls_report::report::Reporter {
+    pub fn reporter(
+        &self,
+        hostname: &str,
+    ) -> hermod_actors::outbound::tls_report::report::Reporter {
         let or = |value: &str, default: String| {
-            if value.is_empty() { default } else { value.to_owned() }
+            if value.is_empty() {
+                default
+            } else {
+                value.to_owned()
+            }
         };
         hermod_actors::outbound::tls_report::report::Reporter {
             organization: or(&self.organization, hostname.to_owned()),

@@ -233,7 +233,10 @@ async fn start(
         ..engine.shared
     };
     let intake = events.intake(&config, &committer, queue.clone().recipient());
-    let report_counts = engine.tls_reports.as_ref().map(|(counts, _)| counts.clone());
+    let report_counts = engine
+        .tls_reports
+        .as_ref()
+        .map(|(counts, _)| counts.clone());
     if let Some((reports, resolver)) = engine.tls_reports {
         actix::spawn(tls_report_sender(&config, reports, &resolver, &intake, &shared)?.run());
     }

@@ -24,7 +24,13 @@ impl PolicyServer {
     pub fn start(dir: &Path, ca: &TestCa, port: u16, domains: &[&str]) -> PolicyServer {
         let names: Vec<String> = domains.iter().map(|d| format!("mta-sts.{d}")).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let cert = ca.issue(dir, "policy-host", &names, false);
+        PolicyServer::start_for(dir, ca, port, &names)
+    }
+
+    /// Serves on `port` with a certificate from `ca` for `names` (policy hosts, and hosts
+    /// TLS reports are POSTed to: kept in `posted(dir)`).
+    pub fn start_for(dir: &Path, ca: &TestCa, port: u16, names: &[&str]) -> PolicyServer {
+        let cert = ca.issue(dir, "policy-host", names, false);
         let script = dir.join("policy_server.py");
         std::fs::write(&script, POLICY_SERVER).unwrap();
         let child = Command::new(super::python3())
@@ -50,6 +56,12 @@ impl Drop for PolicyServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Where the server keeps what was POSTed to it (`N.body`, and `N.type`: the Content-Type
+/// and the path).
+pub fn posted(dir: &Path) -> PathBuf {
+    policies(dir).join("posted")
 }
 
 fn policies(dir: &Path) -> PathBuf {

@@ -135,7 +135,12 @@ impl DomainPolicy {
 
     /// Counts a job the domain's policy held back before any session (`result_type`),
     /// for its TLS report.
-    fn report_refusal(&self, settings: &DeliverySettings, result_type: &'static str, refused: &Outcome) {
+    fn report_refusal(
+        &self,
+        settings: &DeliverySettings,
+        result_type: &'static str,
+        refused: &Outcome,
+    ) {
         let (Some(reports), false) = (&settings.tls_reports, self.domain.is_empty()) else {
             return;
         };
@@ -176,7 +181,10 @@ impl DomainPolicy {
                 )),
                 (Ok(()), Some(_)) => settings
                     .security
-                    .check_certificate(&target.host, &connection.peer_certificates().unwrap_or_default())
+                    .check_certificate(
+                        &target.host,
+                        &connection.peer_certificates().unwrap_or_default(),
+                    )
                     .map_err(|failure| (failure, "the certificate would not verify".to_string())),
                 (Ok(()), None) => Ok(()),
             },

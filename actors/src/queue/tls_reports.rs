@@ -86,7 +86,9 @@ impl TlsReportSender {
         };
         for uri in uris.iter().take(MAX_DESTINATIONS) {
             let (kind, result) = match uri {
-                ReportUri::Mail(address) => ("mailto", self.mail(domain, &report, &gz, address).await),
+                ReportUri::Mail(address) => {
+                    ("mailto", self.mail(domain, &report, &gz, address).await)
+                }
                 ReportUri::Http(url) => ("https", self.post(url, &gz).await),
             };
             let destination = match uri {
@@ -166,7 +168,11 @@ impl TlsReportSender {
         };
         let id = self
             .intake
-            .enqueue(message, IpAddr::from([127, 0, 0, 1]), Instant::now() + SEND_TIMEOUT)
+            .enqueue(
+                message,
+                IpAddr::from([127, 0, 0, 1]),
+                Instant::now() + SEND_TIMEOUT,
+            )
             .await
             .map_err(|e| e.to_string())?;
         Ok(format!("queued as {id}"))
@@ -240,7 +246,9 @@ fn is_private(ip: IpAddr) -> bool {
                 || v6.is_unspecified()
                 || (v6.segments()[0] & 0xfe00) == 0xfc00
                 || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
         }
     }
 }
@@ -251,7 +259,16 @@ mod tests {
 
     #[test]
     fn private_addresses_are_told_apart() {
-        for private in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.1.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.1.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(is_private(private.parse().unwrap()), "{private}");
         }
         for public in ["192.0.2.1", "2001:db8::1"] {

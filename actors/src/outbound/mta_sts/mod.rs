@@ -60,7 +60,10 @@ impl KeptPolicy {
     /// The policy as TLS reports name it: its lines, and its `mx` patterns.
     pub fn report_ref(&self) -> PolicyRef {
         let policy = &self.policy;
-        let mut strings = vec!["version: STSv1".to_string(), format!("mode: {}", policy.mode.name())];
+        let mut strings = vec![
+            "version: STSv1".to_string(),
+            format!("mode: {}", policy.mode.name()),
+        ];
         strings.extend(policy.mx.iter().map(|mx| format!("mx: {mx}")));
         strings.push(format!("max_age: {}", policy.max_age));
         PolicyRef {
@@ -272,7 +275,9 @@ impl MtaSts {
                         fetch::FetchError::Invalid { .. } => "sts-policy-invalid",
                         _ => "sts-policy-fetch-error",
                     };
-                    let policy = kept.as_ref().map_or_else(PolicyRef::none, KeptPolicy::report_ref);
+                    let policy = kept
+                        .as_ref()
+                        .map_or_else(PolicyRef::none, KeptPolicy::report_ref);
                     let failure = SessionFailure {
                         result_type,
                         mx_host: None,

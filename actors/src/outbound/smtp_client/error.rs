@@ -150,9 +150,10 @@ impl TlsFailure {
             return TlsFailure::ValidationFailure;
         };
         match cert {
-            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
-                TlsFailure::CertificateExpired
-            }
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => TlsFailure::CertificateExpired,
             C::NotValidForName | C::NotValidForNameContext { .. } => {
                 TlsFailure::CertificateHostMismatch
             }

@@ -107,8 +107,7 @@ pub(super) async fn handshake(
             TlsFailure::ValidationFailure,
         ));
     };
-    let name =
-        server_name(host).ok_or_else(|| {
+    let name = server_name(host).ok_or_else(|| {
         failed(
             format!("{host} is not a name TLS can check"),
             TlsFailure::CertificateHostMismatch,

@@ -140,7 +140,9 @@ impl TlsReports {
         let mut state = State::default();
         for (key, value) in tree.iter().flat_map(|t| t.iter()).flatten() {
             let (Some(period), Ok(domain)) = (
-                key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes),
+                key.get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes),
                 std::str::from_utf8(key.get(8..).unwrap_or_default()),
             ) else {
                 continue;
@@ -307,14 +309,29 @@ mod tests {
         };
         reports.record("Example.test", &sts, Ok(()));
         reports.record("example.test", &sts, Ok(()));
-        reports.record("example.test", &sts, Err(failure("certificate-expired", "mx.example.test")));
-        reports.record("example.test", &sts, Err(failure("certificate-expired", "mx.example.test")));
-        reports.record("example.test", &PolicyRef::none(), Err(failure("starttls-not-supported", "mx2")));
+        reports.record(
+            "example.test",
+            &sts,
+            Err(failure("certificate-expired", "mx.example.test")),
+        );
+        reports.record(
+            "example.test",
+            &sts,
+            Err(failure("certificate-expired", "mx.example.test")),
+        );
+        reports.record(
+            "example.test",
+            &PolicyRef::none(),
+            Err(failure("starttls-not-supported", "mx2")),
+        );
         reports.flush();
         drop(reports);
 
         let reports = TlsReports::new(Duration::from_secs(3600), Some(db.open_tree("t").unwrap()));
-        assert!(reports.take_finished(unix_now()).is_empty(), "the period has not ended");
+        assert!(
+            reports.take_finished(unix_now()).is_empty(),
+            "the period has not ended"
+        );
         let finished = reports.take_finished(unix_now() + 3600);
         assert_eq!(finished.len(), 1);
         let period = &finished[0];
@@ -333,6 +350,9 @@ mod tests {
         reports.done(period);
         drop(reports);
         let reports = TlsReports::new(Duration::from_secs(3600), Some(db.open_tree("t").unwrap()));
-        assert!(reports.take_finished(unix_now() + 7200).is_empty(), "reported periods are gone");
+        assert!(
+            reports.take_finished(unix_now() + 7200).is_empty(),
+            "reported periods are gone"
+        );
     }
 }

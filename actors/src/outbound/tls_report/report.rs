@@ -80,9 +80,27 @@ fn result_type(name: &str) -> ResultType {
     serde_json::from_value(serde_json::Value::String(name.into())).unwrap_or(ResultType::Other)
 }
 
-/// The report's JSON, gzip-compressed.
+/// The report's JSON without the fields it leaves empty (mail-auth writes them as
+/// `null`; RFC 8460 leaves them out).
+pub fn json(report: &TlsReport) -> String {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.retain(|_, v| !v.is_null());
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(report).unwrap_or_default();
+    strip(&mut value);
+    value.to_string()
+}
+
+/// The report's JSON ([`json`]), gzip-compressed.
 pub fn gzip_json(report: &TlsReport) -> std::io::Result<Vec<u8>> {
-    let json = report.to_json();
+    let json = json(report);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(json.as_bytes())?;
     gz.finish()
@@ -129,15 +147,23 @@ mod tests {
             contact: "postmaster@relay.hermod.test".into(),
             submitter: "relay.hermod.test".into(),
         };
-        let json: serde_json::Value = serde_json::from_str(&build(&period, &reporter).to_json()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&json(&build(&period, &reporter))).unwrap();
         assert_eq!(json["date-range"]["start-datetime"], "2026-12-07T00:00:00Z");
-        assert_eq!(json["report-id"], "1796601600.example.test@relay.hermod.test");
+        assert_eq!(
+            json["report-id"],
+            "1796601600.example.test@relay.hermod.test"
+        );
         let policy = &json["policies"][0];
         assert_eq!(policy["policy"]["policy-type"], "tlsa");
         assert_eq!(policy["summary"]["total-successful-session-count"], 5);
         assert_eq!(policy["summary"]["total-failure-session-count"], 2);
         assert_eq!(policy["failure-details"][0]["result-type"], "tlsa-invalid");
         assert_eq!(policy["failure-details"][0]["receiving-ip"], "127.0.0.1");
+        assert!(
+            policy["failure-details"][0].get("sending-mta-ip").is_none(),
+            "no nulls"
+        );
 
         assert_eq!(
             destinations("v=TLSRPTv1; rua=mailto:tls@example.test,https://r.example.test/v1"),
