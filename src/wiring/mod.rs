@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use hermod_actors::core::disk_space::Ballast;
 use hermod_actors::events::bounce_rules::SharedBounceRules;
 use hermod_actors::inbound::listener::{Admission, Drain, Listener, SessionContextTemplate};
+use hermod_actors::outbound::tls_report::TlsReports;
 use hermod_actors::policy::mail_loop::LoopInputs;
 use hermod_actors::queue::{self, Queue};
 use hermod_actors::store::body_file::BodyFiles;
@@ -233,13 +234,7 @@ async fn start(
         ..engine.shared
     };
     let intake = events.intake(&config, &committer, queue.clone().recipient());
-    let report_counts = engine
-        .tls_reports
-        .as_ref()
-        .map(|(counts, _)| counts.clone());
-    if let Some((reports, resolver)) = engine.tls_reports {
-        actix::spawn(tls_report_sender(&config, reports, &resolver, &intake, &shared)?.run());
-    }
+    let report_counts = start_tls_reports(&config, engine.tls_reports, &intake, &shared)?;
     let template = session_template(&config, &shared, &spooled, intake, draining_rx, &secured);
     other_doors(&config, &template, &shared, &secured)?;
     let listeners = start_listeners(&engine.arbiters, listening.sockets, &admission, &template);
@@ -293,18 +288,24 @@ async fn start(
     Ok(())
 }
 
-/// What sends the TLS reports the deliveries count (`[tls_report]`), through `intake`.
-fn tls_report_sender(
+/// Starts what sends the TLS reports the deliveries count (`[tls_report]`), through
+/// `intake`, when there are counts; they are returned for the flush at stop.
+fn start_tls_reports(
     config: &Config,
-    reports: Arc<hermod_actors::outbound::tls_report::TlsReports>,
-    resolver: &hermod_actors::outbound::mx::MxResolver,
+    counts: Option<(
+        Arc<TlsReports>,
+        Arc<hermod_actors::outbound::mx::MxResolver>,
+    )>,
     intake: &queue::Intake,
     shared: &SessionShared,
-) -> anyhow::Result<hermod_actors::queue::tls_reports::TlsReportSender> {
+) -> anyhow::Result<Option<Arc<TlsReports>>> {
+    let Some((reports, resolver)) = counts else {
+        return Ok(None);
+    };
     let hostname = &config.smtp.hostname;
-    Ok(hermod_actors::queue::tls_reports::TlsReportSender {
-        reports,
-        resolver: resolver.clone(),
+    let sender = hermod_actors::queue::tls_reports::TlsReportSender {
+        reports: reports.clone(),
+        resolver: resolver.as_ref().clone(),
         intake: intake.clone(),
         ids: shared.room.ids.clone(),
         reporter: config.tls_report.reporter(hostname),
@@ -312,7 +313,9 @@ fn tls_report_sender(
         https_tls: config.delivery.security()?.verified_config(),
         private_destinations: config.tls_report.private_destinations,
         tick: config.tls_report.tick(),
-    })
+    };
+    actix::spawn(sender.run());
+    Ok(Some(reports))
 }
 
 /// The Queue's last delivery states go to the spool writer without waiting: the final

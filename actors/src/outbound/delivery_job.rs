@@ -112,23 +112,9 @@ pub(crate) async fn run_job(
         )
         .await
         {
-            Ok(mut connection) => {
+            Ok(connection) => {
                 policy.report_session(&settings, target, Ok(&connection));
-                connection.hold(permit.take());
-                connection.prefer_chunking(settings.chunking);
-                if let Some(transcript) = settings
-                    .transcripts
-                    .as_ref()
-                    .and_then(|t| t.for_next_hop(&target.host, target.addr))
-                {
-                    connection.record(transcript);
-                }
-                let sent = transact(&mut connection, &job, max).await;
-                keep_transcript(&mut connection, &job, &settings);
-                return match sent {
-                    Ok(replies) => finished(connection, &job, replies),
-                    Err((done, e)) => failed_part_way(connection, &job, &done, &e),
-                };
+                return deliver_over(connection, permit.take(), target, &job, &settings).await;
             }
             Err(e) => {
                 tracing::debug!(next_hop = %hop, target = %target.addr, error = %e, "connection attempt failed");
@@ -147,6 +133,32 @@ pub(crate) async fn run_job(
             connect_failed: false,
         },
         None => unreached(&job, &hop, last_error.as_ref()),
+    }
+}
+
+/// Sends `job` over `connection`, just opened to `target`, which keeps `permit`.
+async fn deliver_over(
+    mut connection: SmtpConnection,
+    permit: Option<Permit>,
+    target: &Target,
+    job: &Deliver,
+    settings: &DeliverySettings,
+) -> JobOutcome {
+    connection.hold(permit);
+    connection.prefer_chunking(settings.chunking);
+    if let Some(transcript) = settings
+        .transcripts
+        .as_ref()
+        .and_then(|t| t.for_next_hop(&target.host, target.addr))
+    {
+        connection.record(transcript);
+    }
+    let max = settings.max_recipients_per_transaction.max(1);
+    let sent = transact(&mut connection, job, max).await;
+    keep_transcript(&mut connection, job, settings);
+    match sent {
+        Ok(replies) => finished(connection, job, replies),
+        Err((done, e)) => failed_part_way(connection, job, &done, &e),
     }
 }
 
