@@ -40,6 +40,10 @@ fn last_der(pem: &Path) -> Vec<u8> {
         .expect("a certificate")
 }
 
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn sha256(data: &[u8]) -> Vec<u8> {
     digest::digest(&digest::SHA256, data).as_ref().to_vec()
 }
@@ -117,9 +121,14 @@ fn route(dir: &Path, domain: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The recipients the sink got, but the TLS reports.
 fn recipients(dir: &Path) -> Vec<String> {
     let stored = common::sink::stored(&dir.join("sink"));
-    let mut rcpts: Vec<String> = stored.iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    let mut rcpts: Vec<String> = stored
+        .iter()
+        .flat_map(|m| m.rcpt_to.clone())
+        .filter(|r| r != "tlsrpt@unsigned.example")
+        .collect();
     rcpts.sort();
     rcpts
 }
@@ -167,13 +176,32 @@ async fn tlsa_records_decide_the_certificate_and_an_insecure_domain_falls_back()
         .txt("_mta-sts.sts.test", "v=STSv1; id=1")
         .mx("plain.test", 10, "mx.plain.test")
         .a("mx.plain.test", Ipv4Addr::LOCALHOST)
+        // A secure MX answer naming a host in the unsigned zone: its TLSA record (which
+        // matches nothing) is not secure, so it does not count.
+        .mx("insecurehost.test", 10, "mx.unsigned.example")
+        // mismatch.test and ee.test ask for TLS reports, mailed to the unsigned domain.
+        .txt(
+            "_smtp._tls.mismatch.test",
+            "v=TLSRPTv1; rua=mailto:tlsrpt@unsigned.example",
+        )
+        .txt(
+            "_smtp._tls.ee.test",
+            "v=TLSRPTv1; rua=mailto:tlsrpt@unsigned.example",
+        )
         // An unsigned zone below a delegation without DS: provably insecure.
         .ns("example", "ns.example")
         .a("ns.example", Ipv4Addr::LOCALHOST)
         .signed(&key);
     let unsigned = TestZone::new("unsigned.example")
         .mx("@", 10, "mx.unsigned.example")
-        .a("mx.unsigned.example", Ipv4Addr::LOCALHOST);
+        .a("mx.unsigned.example", Ipv4Addr::LOCALHOST)
+        .tlsa(
+            &format!("_{port}._tcp.mx.unsigned.example"),
+            3,
+            1,
+            1,
+            &sha256(b"no key"),
+        );
     let dns = TestDns::start(vec![root, unsigned]).await;
     config(
         dir.path(),
@@ -181,7 +209,7 @@ async fn tlsa_records_decide_the_certificate_and_an_insecure_domain_falls_back()
         &key.trust_anchor("."),
         port,
         &format!(
-            "tls_ca_file = \"{}\"\nmta_sts_port = {https_port}\n",
+            "tls_ca_file = \"{}\"\nmta_sts_port = {https_port}\n[tls_report]\ninterval = \"2s\"\n",
             ca.cert_file.display()
         ),
     );
@@ -194,6 +222,7 @@ async fn tlsa_records_decide_the_certificate_and_an_insecure_domain_falls_back()
         "sts.test",
         "plain.test",
         "unsigned.example",
+        "insecurehost.test",
     ];
     let ids = send_each(&h, &domains).await;
 
@@ -215,6 +244,7 @@ async fn tlsa_records_decide_the_certificate_and_an_insecure_domain_falls_back()
         [
             "user@ee.test",
             "user@eefull.test",
+            "user@insecurehost.test",
             "user@plain.test",
             "user@sts.test",
             "user@ta.test",
@@ -236,6 +266,47 @@ async fn tlsa_records_decide_the_certificate_and_an_insecure_domain_falls_back()
         metrics.contains("delivery_dane_lookups_total{result=\"tlsa\"}"),
         "{metrics}"
     );
+
+    // The TLS reports: ee.test's sessions succeeded under its TLSA policy, mismatch.test's
+    // failed as tlsa-invalid, naming the host and the record.
+    let report = |domain: &str| {
+        common::sink::stored(&dir.path().join("sink"))
+            .iter()
+            .filter(|m| m.rcpt_to == ["tlsrpt@unsigned.example"])
+            .map(|m| String::from_utf8_lossy(&m.data).into_owned())
+            .find(|text| text.contains(&format!("TLS-Report-Domain: {domain}")))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while (report("ee.test").is_none() || report("mismatch.test").is_none())
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let json = |domain: &str| -> serde_json::Value {
+        let text = report(domain).unwrap_or_else(|| panic!("no report for {domain}"));
+        let message = mail_parser::MessageParser::default()
+            .parse(text.as_bytes())
+            .unwrap();
+        let gz = message.attachment(0).expect("the report").contents();
+        let mut json = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz), &mut json).unwrap();
+        serde_json::from_str(&json).unwrap()
+    };
+    let ee = json("ee.test");
+    assert_eq!(ee["policies"][0]["policy"]["policy-type"], "tlsa", "{ee}");
+    assert!(ee["policies"][0]["summary"]["total-successful-session-count"].as_u64() >= Some(1));
+    let mismatch = json("mismatch.test");
+    let policy = &mismatch["policies"][0];
+    let record = format!("3 1 1 {}", hex(&sha256(b"another key")));
+    assert_eq!(
+        policy["policy"]["policy-string"],
+        serde_json::json!([record]),
+        "{mismatch}"
+    );
+    assert_eq!(policy["summary"]["total-successful-session-count"], 0);
+    let failure = &policy["failure-details"][0];
+    assert_eq!(failure["result-type"], "tlsa-invalid", "{mismatch}");
+    assert_eq!(failure["receiving-mx-hostname"], "mx.mismatch.test");
 
     // `hermod route` shows what DANE says of a domain and of each MX host.
     let text = route(dir.path(), "sts.test");

@@ -10,9 +10,9 @@
 //! them, [`enforce`] turns them into the security of each target. DANE takes precedence
 //! over MTA-STS for a domain it protects (RFC 8461 §2).
 //!
-//! What is left out: the TLSA lookup does not wait for the MX host's own A/AAAA answer to
-//! be secure (RFC 7672 §2.2.2 wants it), and an MX host reached through a CNAME is looked
-//! up under its own name only.
+//! A host's TLSA records count only when its own address answer is secure too (RFC 7672
+//! §2.2.2). What is left out: an MX host reached through a CNAME is looked up under its
+//! own name only, not its target's.
 
 pub(crate) mod enforce;
 pub mod verify;
@@ -316,6 +316,18 @@ async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16, domain: &st
     };
     let shown = host.to_ascii();
     let shown = shown.trim_end_matches('.');
+    // RFC 7672 §2.2.2: TLSA records count only for a host whose address is secure too.
+    match address_security(resolver, host).await {
+        Some(true) => {}
+        Some(false) => {
+            count("insecure");
+            return HostDane::Unprotected;
+        }
+        None => {
+            count("bogus");
+            return HostDane::Failed(format!("the address answer of {shown} is not valid"));
+        }
+    }
     match resolver.tlsa_lookup(name).await {
         Ok(lookup) => {
             let answers = lookup.answers();
@@ -359,6 +371,30 @@ async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16, domain: &st
             count(if is_bogus(&e) { "bogus" } else { "failed" });
             HostDane::Failed(format!("the TLSA lookup of {shown} failed: {e}"))
         }
+    }
+}
+
+/// Whether `host`'s address answer (A, else AAAA) is DNSSEC-secure; `None` when it is
+/// bogus. A host with no address at all counts as secure: it is not connected to anyway.
+async fn address_security(resolver: &TokioResolver, host: &Name) -> Option<bool> {
+    let secure = |answers: &[hickory_resolver::proto::rr::Record]| {
+        if answers.iter().any(|r| r.proof == Proof::Bogus) {
+            None
+        } else {
+            Some(answers.iter().all(|r| r.proof.is_secure()))
+        }
+    };
+    match resolver.ipv4_lookup(host.clone()).await {
+        Ok(lookup) if !lookup.answers().is_empty() => return secure(lookup.answers()),
+        Err(e) if is_bogus(&e) => return None,
+        Err(e) if is_insecure_negative(&e) => return Some(false),
+        _ => {}
+    }
+    match resolver.ipv6_lookup(host.clone()).await {
+        Ok(lookup) => secure(lookup.answers()),
+        Err(e) if is_bogus(&e) => None,
+        Err(e) if is_insecure_negative(&e) => Some(false),
+        Err(_) => Some(true),
     }
 }
 
