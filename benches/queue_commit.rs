@@ -18,6 +18,7 @@ fn envelope() -> Envelope {
         route: None,
         tracking: Vec::new(),
         trace: None,
+        tls_report: false,
         sender: "a@b.test".into(),
         recipients: vec![RecipientState {
             address: "u@c.test".into(),

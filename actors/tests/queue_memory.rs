@@ -136,6 +136,7 @@ fn envelope(status: RecipientStatus) -> Envelope {
         route: None,
         tracking: Vec::new(),
         trace: None,
+        tls_report: false,
     }
 }
 

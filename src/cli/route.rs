@@ -74,25 +74,31 @@ pub async fn explain(config: &Config, domain: &str) -> anyhow::Result<String> {
     let (dane, policy) = match &hop {
         NextHop::Mx { domain } => {
             let dane = dane(config, domain, &mut out).await?;
-            let policy = if dane.as_ref().is_some_and(DomainDane::protects) {
-                writeln!(out, "  MTA-STS: not applied (DANE takes precedence)")?;
-                None
-            } else {
-                mta_sts(config, &resolver, domain, &mut out).await?
-            };
+            let policy = mta_sts(config, &resolver, domain, &mut out).await?;
+            if policy.is_some() && dane.as_ref().is_some_and(DomainDane::protects) {
+                writeln!(
+                    out,
+                    "    for the MX hosts without TLSA records only (DANE takes precedence)"
+                )?;
+            }
             (dane, policy)
         }
         _ => (None, None),
     };
     for target in targets {
-        let mut listed = match &policy {
-            Some(policy) if policy.admits(&target.host) => "  (listed in the MTA-STS policy)",
-            Some(_) => "  (NOT listed in the MTA-STS policy)",
-            None => "",
+        let host_dane = match &dane {
+            Some(DomainDane::Secure(hosts)) => Some(hosts.get(&target.host.to_ascii_lowercase())),
+            _ => None,
+        };
+        let mut listed = match (&policy, host_dane) {
+            (_, Some(Some(HostDane::Tlsa(_)))) => "",
+            (Some(policy), _) if policy.admits(&target.host) => "  (listed in the MTA-STS policy)",
+            (Some(_), _) => "  (NOT listed in the MTA-STS policy)",
+            (None, _) => "",
         }
         .to_string();
-        if let Some(DomainDane::Secure(hosts)) = &dane {
-            listed.push_str(&host_dane(hosts.get(&target.host.to_ascii_lowercase())));
+        if let Some(verdict) = host_dane {
+            listed.push_str(&describe_host(verdict));
         }
         match hop {
             NextHop::Mx { .. } => writeln!(
@@ -138,7 +144,7 @@ async fn dane(
 }
 
 /// What DANE says of one MX host, for its line.
-fn host_dane(found: Option<&HostDane>) -> String {
+fn describe_host(found: Option<&HostDane>) -> String {
     match found {
         None => "  (DANE: not in the validated MX answer; not used)".into(),
         Some(HostDane::Unprotected) => "  (DANE: no TLSA records)".into(),

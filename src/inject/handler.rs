@@ -152,6 +152,7 @@ async fn store(
         route: acceptance.route,
         claim: None,
         trace: None,
+        tls_report: false,
     };
     let receiving = trace_root(&accepted, client, began).map(|root| {
         let (receiving, traceparent) = Receiving::new(root);

@@ -277,7 +277,7 @@ async fn start(
         commit_delivery_state(&committer).await;
         // The last seconds of TLS report counts, for the next start.
         if let Some(counts) = &report_counts {
-            counts.flush();
+            counts.flush().await;
         }
         for arbiter in engine.extra.iter().chain(&policy_arbiter) {
             arbiter.stop();
@@ -303,19 +303,43 @@ fn start_tls_reports(
         return Ok(None);
     };
     let hostname = &config.smtp.hostname;
+    let from = config.tls_report.from_address(hostname);
+    let security = config.delivery.security()?;
     let sender = hermod_actors::queue::tls_reports::TlsReportSender {
         reports: reports.clone(),
         resolver: resolver.as_ref().clone(),
         intake: intake.clone(),
         ids: shared.room.ids.clone(),
         reporter: config.tls_report.reporter(hostname),
-        from: config.tls_report.from_address(hostname),
-        https_tls: config.delivery.security()?.verified_config(),
+        dkim: report_signer(config, &from)?,
+        from,
+        https_tls: security.verified_config(),
+        https_any_certificate: security.any_certificate_config(),
         private_destinations: config.tls_report.private_destinations,
         tick: config.tls_report.tick(),
     };
-    actix::spawn(sender.run());
+    actix::spawn(Arc::new(sender).run());
     Ok(Some(reports))
+}
+
+/// DKIM signing of the TLS reports sent by mail, with the keys of `from`'s domain
+/// (`[dkim]`); `None` when there are none.
+fn report_signer(
+    config: &Config,
+    from: &str,
+) -> anyhow::Result<Option<hermod_actors::queue::tls_reports::DkimSign>> {
+    let domain = from
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let Some(keys) = config.dkim.signing_keys()?.remove(&domain) else {
+        tracing::info!(domain = %domain, "TLS reports by mail are not DKIM-signed: no [dkim] key for their From domain");
+        return Ok(None);
+    };
+    Ok(Some(Box::new(move |message: &[u8]| {
+        hermod_actors::policy::dkim_sign::sign(message, &domain, &keys).map_err(|e| e.to_string())
+    })))
 }
 
 /// The Queue's last delivery states go to the spool writer without waiting: the final

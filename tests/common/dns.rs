@@ -184,7 +184,7 @@ impl SigningKey for Corrupting {
 pub struct TestZone {
     origin: Name,
     records: Vec<Record>,
-    key: Option<ZoneKey>,
+    keys: Vec<ZoneKey>,
 }
 
 impl TestZone {
@@ -194,13 +194,15 @@ impl TestZone {
         TestZone {
             origin,
             records: Vec::new(),
-            key: None,
+            keys: Vec::new(),
         }
     }
 
-    /// Signs the zone with `key` (DNSSEC, NSEC for denials) when it is served.
+    /// Signs the zone with `key` (DNSSEC, NSEC for denials) when it is served; called
+    /// again, with one more key (every record set then has a signature by each, as
+    /// during a key rollover).
     pub fn signed(mut self, key: &ZoneKey) -> Self {
-        self.key = Some(key.clone());
+        self.keys.push(key.clone());
         self
     }
 
@@ -281,7 +283,7 @@ impl TestZone {
             self.origin.clone(),
             ZoneType::Primary,
             AxfrPolicy::Deny,
-            self.key.as_ref().map(|_| NxProofKind::Nsec),
+            (!self.keys.is_empty()).then_some(NxProofKind::Nsec),
         );
         let child = |label: &str| {
             Name::from_ascii(label)
@@ -295,7 +297,7 @@ impl TestZone {
             let text = record.to_string();
             assert!(zone.upsert_mut(record, 1), "record rejected: {text}");
         }
-        if let Some(key) = &self.key {
+        for key in &self.keys {
             let signing = key.signing_key();
             let dnskey = DNSKEY::from_key(&signing.to_public_key().expect("public key"));
             let signing: Box<dyn SigningKey> = if key.corrupt {
@@ -311,6 +313,8 @@ impl TestZone {
             );
             zone.add_zone_signing_key_mut(signer)
                 .expect("add the zone key");
+        }
+        if !self.keys.is_empty() {
             zone.secure_zone_mut().expect("sign the zone");
         }
         zone

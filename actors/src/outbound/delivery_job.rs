@@ -10,7 +10,7 @@ use crate::outbound::job::{Deliver, DeliveryReport, DeliverySettings, JobRecipie
 use crate::outbound::mx::{MxResolver, Target};
 use crate::outbound::routing::NextHop;
 use crate::outbound::smtp_client::{ClientError, ServerReply, SmtpConnection};
-use crate::outbound::tls::HopSecurity;
+use crate::outbound::tls::{HopSecurity, TlsMode};
 use crate::protocol::status::{EnhancedCode, Status};
 use crate::store::envelope::RecipientIndex;
 
@@ -76,7 +76,11 @@ pub(crate) async fn run_job(
     resolver: Arc<MxResolver>,
 ) -> JobOutcome {
     let max = settings.max_recipients_per_transaction.max(1);
-    let policy = DomainPolicy::of(&hop, &settings).await;
+    let policy = if job.tls_report {
+        DomainPolicy::default()
+    } else {
+        DomainPolicy::of(&hop, &settings).await
+    };
     if let Some(mut connection) = pooled_under(&policy, connection, &mut permit) {
         let sent = transact(&mut connection, &job, max).await;
         keep_transcript(&mut connection, &job, &settings);
@@ -113,7 +117,11 @@ pub(crate) async fn run_job(
         .await
         {
             Ok(connection) => {
-                policy.report_session(&settings, target, Ok(&connection));
+                // No TLS by the operator's own choice (`tls = "none"`) is not the receiver's
+                // failure to report.
+                if security.mode != TlsMode::None || connection.tls().is_some() {
+                    policy.report_session(&settings, target, Ok(&connection));
+                }
                 return deliver_over(connection, permit.take(), target, &job, &settings).await;
             }
             Err(e) => {

@@ -1,8 +1,8 @@
-//! The receiving domain's own demands on one delivery job: DANE (RFC 7672) where its
-//! DNSSEC-signed TLSA records say so, else its MTA-STS policy (RFC 8461 §2: DANE takes
-//! precedence); what each does to a pooled connection, to the job's targets and to the
-//! outcome when no target took the job; and how each session counts in the domain's TLS
-//! report.
+//! The receiving domain's own demands on one delivery job: DANE (RFC 7672) for each MX
+//! host whose DNSSEC-signed TLSA records say so, its MTA-STS policy for the others (RFC
+//! 8461 §2: DANE takes precedence, and neither lets the other excuse a failure); what
+//! they do to a pooled connection, to the job's targets and to the outcome when no target
+//! took the job; and how each session counts in the domain's TLS report.
 
 use std::sync::Arc;
 
@@ -18,19 +18,35 @@ use crate::outbound::smtp_client::{ClientError, SmtpConnection, TlsFailure};
 use crate::outbound::tls::HopSecurity;
 use crate::outbound::tls_report::{PolicyRef, SessionFailure};
 
+/// TLSA records named in one report policy at most.
+const MAX_POLICY_STRINGS: usize = 16;
+
+/// The longest certificate association shown in a report, in hex digits (a SHA-512 is
+/// 128; a whole certificate, `x x 0`, is cut there).
+const MAX_ASSOCIATION_HEX: usize = 128;
+
+/// A TLSA record in presentation form, as a report's `policy-string` holds it.
+fn tlsa_string(record: &crate::outbound::dane::Tlsa) -> String {
+    let mut hex: String = record.data.iter().map(|b| format!("{b:02x}")).collect();
+    if hex.len() > MAX_ASSOCIATION_HEX {
+        hex.truncate(MAX_ASSOCIATION_HEX);
+        hex.push('…');
+    }
+    format!("{record} {hex}")
+}
+
 /// What a job to a domain (reached by MX) is held to; nothing for other hops.
 #[derive(Debug, Default)]
 pub(crate) struct DomainPolicy {
     domain: String,
     /// DANE's verdict, when DANE is on.
     dane: Option<Arc<DomainDane>>,
-    /// The MTA-STS policy, when DANE does not govern the domain.
+    /// The MTA-STS policy, for the hosts DANE does not protect.
     sts: Option<Applied>,
 }
 
 impl DomainPolicy {
-    /// The demands of `hop`'s domain: DANE first (when on), MTA-STS when DANE does not
-    /// govern it.
+    /// The demands of `hop`'s domain: DANE's (when on) and MTA-STS's (when on).
     pub(crate) async fn of(hop: &NextHop, settings: &DeliverySettings) -> DomainPolicy {
         let NextHop::Mx { domain } = hop else {
             return DomainPolicy::default();
@@ -39,10 +55,9 @@ impl DomainPolicy {
             Some(dane) => Some(dane.for_domain(domain, settings.mx_port).await),
             None => None,
         };
-        let sts = match (&settings.mta_sts, &dane) {
-            (_, Some(dane)) if dane.protects() => None,
-            (Some(sts), _) => sts.policy_for(domain).await,
-            (None, _) => None,
+        let sts = match &settings.mta_sts {
+            Some(sts) => sts.policy_for(domain).await,
+            None => None,
         };
         DomainPolicy {
             domain: domain.clone(),
@@ -55,16 +70,33 @@ impl DomainPolicy {
         self.dane.as_ref().is_some_and(|d| d.protects())
     }
 
-    /// Whether a pooled connection (verified for `verified_for`, `None`: not verified)
-    /// still meets the domain's demands: a DANE-governed domain wants one DANE verified,
-    /// an enforced MTA-STS policy one verified for a listed host.
-    pub(crate) fn admits(&self, verified_for: Option<&str>) -> bool {
-        if self.dane_governs() {
-            return verified_for.is_some();
+    /// What DANE says of `host`, when DANE governs the domain.
+    fn host_dane(&self, host: &str) -> Option<Option<&HostDane>> {
+        match self.dane.as_deref() {
+            Some(DomainDane::Secure(hosts)) if self.dane_governs() => Some(hosts.get(host)),
+            Some(DomainDane::Bogus(_)) => Some(None),
+            _ => None,
+        }
+    }
+
+    /// Whether a pooled `connection` still meets the domain's demands as they stand: to
+    /// a host with TLSA records, it must have been verified by those same records; to a
+    /// host with only unusable ones, have TLS; under an enforced MTA-STS policy (for a
+    /// host without TLSA records), have been verified for a listed host.
+    pub(crate) fn admits(&self, connection: &SmtpConnection) -> bool {
+        match self.host_dane(connection.host()) {
+            Some(Some(HostDane::Tlsa(tlsa))) => {
+                return connection
+                    .dane_records()
+                    .is_some_and(|records| **records == *tlsa.records);
+            }
+            Some(Some(HostDane::Unusable)) if connection.tls().is_none() => return false,
+            Some(None | Some(HostDane::Failed(_))) => return false,
+            _ => {}
         }
         self.sts
             .as_ref()
-            .is_none_or(|applied| enforce::meets(applied, verified_for))
+            .is_none_or(|applied| enforce::meets(applied, connection.verified_for()))
     }
 
     /// `targets` (in MX order) with the security each is reached with, or the job's
@@ -79,9 +111,25 @@ impl DomainPolicy {
         if let Some(dane) = &self.dane
             && self.dane_governs()
         {
+            let verified = settings.security.verified_for(hop);
+            let other = |target: &Target| match &self.sts {
+                Some(applied) if applied.kept.policy.mode == Mode::Enforce => {
+                    if applied.kept.policy.admits(&target.host) {
+                        Ok(verified.clone())
+                    } else {
+                        Err(format!(
+                            "{} has no TLSA records and {} does not list it",
+                            target.host,
+                            applied.describe(&self.domain)
+                        ))
+                    }
+                }
+                _ => Ok(usual.clone()),
+            };
             let securities = Securities {
-                usual,
+                usual: usual.clone(),
                 required: settings.security.required_for(hop),
+                unprotected: &other,
             };
             return secure_targets(dane, &self.domain, targets, &securities)
                 .inspect_err(|refused| self.report_refusal(settings, "dnssec-invalid", refused));
@@ -100,36 +148,47 @@ impl DomainPolicy {
         Ok(targets.into_iter().map(|t| (t, security.clone())).collect())
     }
 
-    /// The policy as the domain's TLS report names it.
-    fn report_ref(&self) -> PolicyRef {
-        match (self.dane.as_deref(), &self.sts) {
-            (Some(DomainDane::Secure(hosts)), _) if self.dane_governs() => {
-                let mut strings: Vec<String> = hosts
-                    .values()
-                    .filter_map(|host| match host {
-                        HostDane::Tlsa(tlsa) => Some(tlsa.records.iter().map(|r| {
-                            let hex: String = r.data.iter().map(|b| format!("{b:02x}")).collect();
-                            format!("{r} {hex}")
-                        })),
-                        _ => None,
-                    })
-                    .flatten()
-                    .collect();
-                strings.sort();
-                strings.dedup();
-                PolicyRef {
-                    kind: "tlsa".into(),
-                    strings,
-                    mx: Vec::new(),
-                }
+    /// The policy a session to `host` (`None`: the job as a whole) was held to, as the
+    /// domain's TLS report names it: DANE's records (its own, or every host's), else the
+    /// MTA-STS policy, else none.
+    fn report_ref(&self, host: Option<&str>) -> PolicyRef {
+        let dane_hosts = match self.dane.as_deref() {
+            Some(DomainDane::Secure(hosts)) if self.dane_governs() => Some(hosts),
+            _ => None,
+        };
+        let held_by_dane = match (dane_hosts, host) {
+            (Some(_), None) => true,
+            (Some(hosts), Some(host)) => {
+                matches!(
+                    hosts.get(host),
+                    Some(HostDane::Tlsa(_) | HostDane::Failed(_))
+                )
             }
-            (Some(_), _) if self.dane_governs() => PolicyRef {
+            (None, _) => matches!(self.dane.as_deref(), Some(DomainDane::Bogus(_))),
+        };
+        if held_by_dane {
+            let mut strings: Vec<String> = dane_hosts
+                .into_iter()
+                .flatten()
+                .filter(|(name, _)| host.is_none_or(|h| h == name.as_str()))
+                .filter_map(|(_, verdict)| match verdict {
+                    HostDane::Tlsa(tlsa) => Some(tlsa.records.iter().map(tlsa_string)),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            strings.sort();
+            strings.dedup();
+            strings.truncate(MAX_POLICY_STRINGS);
+            return PolicyRef {
                 kind: "tlsa".into(),
-                strings: Vec::new(),
+                strings,
                 mx: Vec::new(),
-            },
-            (_, Some(applied)) => applied.kept.report_ref(),
-            _ => PolicyRef::none(),
+            };
+        }
+        match &self.sts {
+            Some(applied) => applied.kept.report_ref(),
+            None => PolicyRef::none(),
         }
     }
 
@@ -153,7 +212,7 @@ impl DomainPolicy {
             ip: None,
             additional,
         };
-        reports.record(&self.domain, &self.report_ref(), Err(failure));
+        reports.record(&self.domain, &self.report_ref(None), Err(failure));
     }
 
     /// Counts a session to `target` for the domain's TLS report: `opened` (its TLS, and
@@ -196,7 +255,7 @@ impl DomainPolicy {
             ip: Some(target.addr.ip()),
             additional: Some(additional),
         });
-        reports.record(&self.domain, &self.report_ref(), outcome);
+        reports.record(&self.domain, &self.report_ref(Some(&target.host)), outcome);
     }
 
     /// The outcome when no target took the job and one failed TLS with `tls_error`:
@@ -219,7 +278,7 @@ pub(crate) fn pooled_under(
     permit: &mut Option<crate::outbound::connection_budget::Permit>,
 ) -> Option<SmtpConnection> {
     let mut connection = connection?;
-    if !policy.admits(connection.verified_for()) {
+    if !policy.admits(&connection) {
         *permit = connection.release_permit();
         actix_rt::spawn(connection.quit());
         return None;

@@ -34,6 +34,9 @@ pub struct Deliver {
     /// while this actor's own back-off has not quite run out (the two clocks differ by
     /// a fraction of a second, and a probe refused for that waited a whole step more).
     pub probe: bool,
+    /// A TLS report hermod made: the receiving domain's TLS policies do not hold it back
+    /// (RFC 8460 §3), and its sessions are not counted.
+    pub tls_report: bool,
 }
 
 /// One recipient of a [`Deliver`] job.

@@ -85,6 +85,9 @@ pub struct HopSecurity {
     pub credentials: Option<Credentials>,
     /// AUTH may be sent without TLS (an operator's explicit choice).
     pub auth_in_clear: bool,
+    /// The TLSA records `client` checks the certificate against (DANE), whose
+    /// connections are DANE-verified rather than verified for a name.
+    pub dane: Option<Arc<[crate::outbound::dane::Tlsa]>>,
 }
 
 impl HopSecurity {
@@ -156,6 +159,7 @@ impl OutboundSecurity {
             client,
             credentials: self.credentials.get(hop).cloned(),
             auth_in_clear: self.auth_in_clear,
+            dane: None,
         }
     }
 }
@@ -199,6 +203,12 @@ impl OutboundSecurity {
             Ok(_) => Ok(()),
             Err(e) => Err(TlsFailure::of_handshake(&std::io::Error::other(e))),
         }
+    }
+
+    /// The client configuration that takes any certificate (opportunistic TLS's), for a
+    /// TLS report's POST to a destination whose certificate does not verify.
+    pub fn any_certificate_config(&self) -> Arc<ClientConfig> {
+        self.any_certificate.clone()
     }
 
     /// The client configuration `verify` uses (its roots), for the MTA-STS policy fetch.

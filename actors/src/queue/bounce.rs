@@ -134,6 +134,7 @@ impl Queue {
             route: None,
             tracking: Vec::new(),
             trace: None,
+            tls_report: false,
         };
         // Read, built and written in one turn of the spool writer (the original's
         // headers are read there): the Queue waits once.

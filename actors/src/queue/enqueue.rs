@@ -197,6 +197,7 @@ fn envelope_of(
         hold,
         route,
         trace,
+        tls_report,
         ..
     } = message;
     let size = data.len() + body_file.as_ref().map_or(0, |f| f.len() as usize);
@@ -223,6 +224,7 @@ fn envelope_of(
         user,
         tracking: Vec::new(),
         trace,
+        tls_report,
     };
     (envelope, Bytes::from(data), body_file)
 }

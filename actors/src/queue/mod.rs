@@ -275,6 +275,7 @@ impl Queue {
             recipients,
             data,
             probe,
+            tls_report: message.envelope.tls_report,
         };
         // Delivery actors keep their own unbounded pending list, so this never blocks
         // the queue; `max_in_flight` bounds what is outstanding.

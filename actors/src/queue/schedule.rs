@@ -245,6 +245,7 @@ mod tests {
             route: None,
             tracking: Vec::new(),
             trace: None,
+            tls_report: false,
         }
     }
 

@@ -21,6 +21,12 @@ use crate::outbound::tls_report::{DomainPeriod, TlsReports};
 use crate::protocol::address::{ReversePath, parse_forward_path};
 use crate::protocol::session::AcceptedMessage;
 
+/// Signs a message; the header lines to put in front, or why not.
+pub type DkimSign = Box<dyn Fn(&[u8]) -> Result<Vec<String>, String> + Send + Sync>;
+
+/// Reports being sent at once at most.
+const MAX_SENDING: usize = 8;
+
 /// Destinations of one report at most (a record may list many).
 const MAX_DESTINATIONS: usize = 4;
 
@@ -43,6 +49,13 @@ pub struct TlsReportSender {
     pub from: String,
     /// The roots HTTPS destinations are verified against (`verify`'s).
     pub https_tls: Arc<rustls::ClientConfig>,
+    /// A configuration that takes any certificate: RFC 8460 §3 lets a report go to a
+    /// destination whose certificate does not verify, and reports are for exactly the
+    /// domains whose TLS is broken.
+    pub https_any_certificate: Arc<rustls::ClientConfig>,
+    /// Signs a report message (DKIM, RFC 8460 §3 wants it) for the `From:` domain; the
+    /// header lines to put in front. `None`: hermod has no key for that domain.
+    pub dkim: Option<DkimSign>,
     /// HTTPS destinations may be loopback or private addresses (tests, private networks).
     pub private_destinations: bool,
     /// How often counts are saved and finished periods looked for.
@@ -56,16 +69,25 @@ fn unix_now() -> u64 {
 }
 
 impl TlsReportSender {
-    /// Saves the counts every tick and sends the periods that have ended, forever.
-    pub async fn run(self) {
+    /// Saves the counts every tick and sends the periods that have ended, forever: each
+    /// period on its own task, [`MAX_SENDING`] at once, so slow destinations delay
+    /// neither the others nor the saving of counts.
+    pub async fn run(self: Arc<Self>) {
         let mut ticks = tokio::time::interval(self.tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let sending = Arc::new(tokio::sync::Semaphore::new(MAX_SENDING));
         loop {
             ticks.tick().await;
-            self.reports.flush();
+            self.reports.flush().await;
             for period in self.reports.take_finished(unix_now()) {
-                self.send(&period).await;
-                self.reports.done(&period);
+                let (sender, sending) = (self.clone(), sending.clone());
+                actix::spawn(async move {
+                    let Ok(_turn) = sending.acquire().await else {
+                        return;
+                    };
+                    sender.send(&period).await;
+                    sender.reports.done(&period);
+                });
             }
         }
     }
@@ -122,12 +144,17 @@ impl TlsReportSender {
                 return None;
             }
         };
-        lookup.answers().iter().find_map(|r| match &r.data {
+        // RFC 8460 §3: anything but exactly one TLSRPTv1 record means no reporting.
+        let mut records = lookup.answers().iter().filter_map(|r| match &r.data {
             hickory_resolver::proto::rr::RData::TXT(txt) => {
                 destinations(&String::from_utf8_lossy(&txt.txt_data.concat()))
             }
             _ => None,
-        })
+        });
+        match (records.next(), records.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        }
     }
 
     /// Queues the report for `address` as a message from hermod itself.
@@ -141,6 +168,9 @@ impl TlsReportSender {
         let address = address.split('?').next().unwrap_or_default();
         let (mailbox, _) = parse_forward_path(&format!("<{address}>"), "")
             .map_err(|e| format!("not an address: {e}"))?;
+        if mailbox.domain.is_empty() {
+            return Err("not an address: no domain".into());
+        }
         let to = mailbox.to_string();
         let mut data = Vec::new();
         report
@@ -153,6 +183,16 @@ impl TlsReportSender {
                 &mut data,
             )
             .map_err(|e| e.to_string())?;
+        if let Some(sign) = &self.dkim {
+            let headers = sign(&data)?;
+            let mut signed = Vec::with_capacity(data.len() + 1024);
+            for header in headers {
+                signed.extend_from_slice(header.as_bytes());
+                signed.extend_from_slice(b"\r\n");
+            }
+            signed.extend_from_slice(&data);
+            data = signed;
+        }
         let message = AcceptedMessage {
             id: self.ids.next_id(),
             sender: ReversePath::Null,
@@ -165,6 +205,7 @@ impl TlsReportSender {
             route: None,
             claim: None,
             trace: None,
+            tls_report: true,
         };
         let id = self
             .intake
@@ -187,9 +228,32 @@ impl TlsReportSender {
         };
         let port = parsed.port_or_known_default().unwrap_or(443);
         let addr = self.address_of(&host, port).await?;
+        match self
+            .post_to(&parsed, &host, addr, &self.https_tls, gz)
+            .await
+        {
+            Err(e) if e.contains("certificate") => {
+                let answer = self
+                    .post_to(&parsed, &host, addr, &self.https_any_certificate, gz)
+                    .await?;
+                Ok(format!("{answer}, its certificate not verified ({e})"))
+            }
+            other => other,
+        }
+    }
+
+    /// One POST of `gz` to `url` (whose host is `host`, at `addr`) over `tls`.
+    async fn post_to(
+        &self,
+        url: &reqwest::Url,
+        host: &str,
+        addr: SocketAddr,
+        tls: &rustls::ClientConfig,
+        gz: &[u8],
+    ) -> Result<String, String> {
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured((*self.https_tls).clone())
-            .resolve(&host, addr)
+            .tls_backend_preconfigured(tls.clone())
+            .resolve(host, addr)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(SEND_TIMEOUT)
@@ -197,7 +261,7 @@ impl TlsReportSender {
             .build()
             .map_err(|e| e.to_string())?;
         let response = client
-            .post(parsed)
+            .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/tlsrpt+gzip")
             .body(gz.to_vec())
             .send()

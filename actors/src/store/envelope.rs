@@ -90,6 +90,10 @@ pub struct Envelope {
     /// kept it): each delivery attempt adds its span there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// A TLS report hermod made (RFC 8460 §3): delivered whatever the receiving domain's
+    /// TLS policies say, and its sessions are not counted in the next report.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tls_report: bool,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -121,5 +125,6 @@ pub(crate) fn sample(size: usize) -> Envelope {
         route: None,
         tracking: Vec::new(),
         trace: None,
+        tls_report: false,
     }
 }

@@ -77,6 +77,7 @@ pub fn message(ids: &QueueIdGenerator) -> AcceptedMessage {
         route: None,
         claim: None,
         trace: None,
+        tls_report: false,
     }
 }
 

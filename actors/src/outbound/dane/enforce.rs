@@ -1,8 +1,9 @@
 //! What DANE does to one delivery job (RFC 7672 §2.2): a bogus MX answer defers the job;
 //! a secure one gives each MX host its own security (TLS authenticated by its TLSA
-//! records, TLS with any certificate when none of its records is usable, the hop's usual
-//! policy when it has none) and leaves out hosts whose TLSA lookup failed; a job that
-//! cannot meet it is deferred with 4.7.5, the reply naming the host and the records.
+//! records; for a host without usable records, what the domain's other policy gives it,
+//! with TLS required at least when it has unusable ones) and leaves out hosts whose TLSA
+//! lookup failed; a job that cannot meet it is deferred with 4.7.5, the reply naming the
+//! host and the records.
 
 use super::{DomainDane, HostDane};
 use crate::outbound::job::Outcome;
@@ -12,12 +13,15 @@ use crate::outbound::smtp_client::ClientError;
 use crate::outbound::tls::{HopSecurity, TlsMode};
 use crate::protocol::status::Status;
 
-/// The securities a job may give a target: the hop's own, and TLS with any certificate.
-pub(crate) struct Securities {
-    /// The hop's configured security (or MTA-STS's, when DANE does not govern).
+/// The securities a job may give a target besides DANE's.
+pub(crate) struct Securities<'a> {
+    /// The hop's configured security (credentials included), which DANE's builds on.
     pub(crate) usual: HopSecurity,
     /// TLS required, any certificate.
     pub(crate) required: HopSecurity,
+    /// What a host DANE does not protect gets from the domain's other policy (an
+    /// MTA-STS policy): its security, or why it is not used.
+    pub(crate) unprotected: &'a dyn Fn(&Target) -> Result<HopSecurity, String>,
 }
 
 fn refused(reason: &'static str, text: String) -> Outcome {
@@ -31,7 +35,7 @@ pub(crate) fn secure_targets(
     dane: &DomainDane,
     domain: &str,
     targets: Vec<Target>,
-    securities: &Securities,
+    securities: &Securities<'_>,
 ) -> Result<Vec<(Target, HopSecurity)>, Outcome> {
     let hosts = match dane {
         DomainDane::Insecure => {
@@ -52,21 +56,28 @@ pub(crate) fn secure_targets(
         let security = match hosts.get(&host) {
             // Not in the validated MX answer: the unvalidated one disagreed; not trusted.
             None => continue,
-            Some(HostDane::Unprotected) => securities.usual.clone(),
-            Some(HostDane::Unusable) => securities.required.clone(),
-            Some(HostDane::Failed(reason)) => {
-                if !failures.contains(reason) {
-                    failures.push(reason.clone());
-                }
-                continue;
-            }
-            Some(HostDane::Tlsa(tlsa)) => HopSecurity {
+            Some(HostDane::Tlsa(tlsa)) => Ok(HopSecurity {
                 mode: TlsMode::Verify,
                 client: Some(tlsa.client.clone()),
+                dane: Some(tlsa.records.clone()),
                 ..securities.usual.clone()
-            },
+            }),
+            Some(HostDane::Unprotected) => (securities.unprotected)(&target),
+            // TLS at least; verified, when the other policy wants it.
+            Some(HostDane::Unusable) => (securities.unprotected)(&target).map(|other| {
+                if other.mode == TlsMode::Verify {
+                    other
+                } else {
+                    securities.required.clone()
+                }
+            }),
+            Some(HostDane::Failed(reason)) => Err(reason.clone()),
         };
-        secured.push((target, security));
+        match security {
+            Ok(security) => secured.push((target, security)),
+            Err(reason) if !failures.contains(&reason) => failures.push(reason),
+            Err(_) => {}
+        }
     }
     if secured.is_empty() {
         let text = if failures.is_empty() {
@@ -110,13 +121,14 @@ mod tests {
         }
     }
 
-    fn securities() -> Securities {
+    fn securities() -> Securities<'static> {
         Securities {
             usual: HopSecurity::default(),
             required: HopSecurity {
                 mode: TlsMode::Required,
                 ..HopSecurity::default()
             },
+            unprotected: &|_| Ok(HopSecurity::default()),
         }
     }
 
@@ -175,6 +187,64 @@ mod tests {
                 ("b.example.test", TlsMode::Required),
                 ("c.example.test", TlsMode::Opportunistic)
             ]
+        );
+    }
+
+    #[test]
+    fn hosts_without_usable_records_follow_the_other_policy() {
+        let hosts = HashMap::from([
+            ("listed.example.test".to_string(), HostDane::Unusable),
+            ("unlisted.example.test".to_string(), HostDane::Unprotected),
+        ]);
+        let other = |t: &Target| {
+            if t.host.starts_with("listed") {
+                Ok(HopSecurity {
+                    mode: TlsMode::Verify,
+                    ..HopSecurity::default()
+                })
+            } else {
+                Err(format!("{} is not listed in the MTA-STS policy", t.host))
+            }
+        };
+        let securities = Securities {
+            unprotected: &other,
+            ..securities()
+        };
+        let targets = ["listed.example.test", "unlisted.example.test"]
+            .map(target)
+            .to_vec();
+        let secured = secure_targets(
+            &DomainDane::Secure(hosts.clone()),
+            "example.test",
+            targets,
+            &securities,
+        )
+        .expect("the listed host is usable");
+        let modes: Vec<(&str, TlsMode)> = secured
+            .iter()
+            .map(|(t, s)| (t.host.as_str(), s.mode))
+            .collect();
+        assert_eq!(
+            modes,
+            [("listed.example.test", TlsMode::Verify)],
+            "unusable records: the stronger demand"
+        );
+
+        let only_unlisted = vec![target("unlisted.example.test")];
+        let Err(Outcome::Deferred(status)) = secure_targets(
+            &DomainDane::Secure(hosts),
+            "example.test",
+            only_unlisted,
+            &securities,
+        ) else {
+            panic!("not deferred")
+        };
+        assert!(
+            status
+                .text
+                .contains("unlisted.example.test is not listed in the MTA-STS policy"),
+            "{}",
+            status.text
         );
     }
 

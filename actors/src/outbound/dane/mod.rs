@@ -28,7 +28,7 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
-use hickory_resolver::proto::rr::{Name, RData};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::task::JoinSet;
 
 use crate::outbound::mx::resolver_builder;
@@ -246,10 +246,10 @@ impl Dane {
         let hosts: Vec<Name> = match self.resolver.mx_lookup(name.clone()).await {
             Ok(lookup) => {
                 let answers = lookup.answers();
-                if answers.iter().any(|r| r.proof == Proof::Bogus) {
+                if any_bogus(answers) {
                     return bogus(&domain, "MX", "DNSSEC validation failed".into());
                 }
-                if !answers.iter().all(|r| r.proof.is_secure()) {
+                if !all_secure(answers) {
                     return DomainDane::Insecure;
                 }
                 let mut hosts: Vec<(u16, Name)> = answers
@@ -331,11 +331,11 @@ async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16, domain: &st
     match resolver.tlsa_lookup(name).await {
         Ok(lookup) => {
             let answers = lookup.answers();
-            if answers.iter().any(|r| r.proof == Proof::Bogus) {
+            if any_bogus(answers) {
                 count("bogus");
                 return HostDane::Failed(format!("the TLSA answer of {shown} is not valid"));
             }
-            if !answers.iter().all(|r| r.proof.is_secure()) {
+            if !all_secure(answers) {
                 count("insecure");
                 return HostDane::Unprotected;
             }
@@ -377,11 +377,11 @@ async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16, domain: &st
 /// Whether `host`'s address answer (A, else AAAA) is DNSSEC-secure; `None` when it is
 /// bogus. A host with no address at all counts as secure: it is not connected to anyway.
 async fn address_security(resolver: &TokioResolver, host: &Name) -> Option<bool> {
-    let secure = |answers: &[hickory_resolver::proto::rr::Record]| {
-        if answers.iter().any(|r| r.proof == Proof::Bogus) {
+    let secure = |answers: &[Record]| {
+        if any_bogus(answers) {
             None
         } else {
-            Some(answers.iter().all(|r| r.proof.is_secure()))
+            Some(all_secure(answers))
         }
     };
     match resolver.ipv4_lookup(host.clone()).await {
@@ -432,6 +432,30 @@ fn usable(tlsa: &hickory_resolver::proto::rr::rdata::TLSA) -> Option<Tlsa> {
     })
 }
 
+/// The proofs of the records that carry an answer. Signatures are left out: hickory
+/// marks the one RRSIG of a set that verified and leaves the others (a second key's
+/// during a rollover, or junk added on the path) unproved, as its own summary does.
+fn proofs(records: &[Record]) -> impl Iterator<Item = Proof> + '_ {
+    records
+        .iter()
+        .filter(|r| r.record_type() != RecordType::RRSIG)
+        .map(|r| r.proof)
+}
+
+/// Whether `records` hold data and all of it is proved secure.
+fn all_secure(records: &[Record]) -> bool {
+    let mut any = false;
+    proofs(records).all(|proof| {
+        any = true;
+        proof.is_secure()
+    }) && any
+}
+
+/// Whether any of the data in `records` failed validation.
+fn any_bogus(records: &[Record]) -> bool {
+    proofs(records).any(|proof| proof == Proof::Bogus)
+}
+
 /// The response code of a negative answer that DNSSEC proved (NXDOMAIN or NODATA):
 /// hickory marks the SOA and NSEC records that prove it secure.
 fn secure_denial(e: &NetError) -> Option<ResponseCode> {
@@ -440,10 +464,7 @@ fn secure_denial(e: &NetError) -> Option<ResponseCode> {
             response, proof, ..
         }) if proof.is_secure() => Some(response.response_code),
         NetError::Dns(DnsError::NoRecordsFound(no))
-            if no
-                .authorities
-                .as_ref()
-                .is_some_and(|a| !a.is_empty() && a.iter().all(|r| r.proof.is_secure())) =>
+            if no.authorities.as_ref().is_some_and(|a| all_secure(a)) =>
         {
             Some(no.response_code)
         }

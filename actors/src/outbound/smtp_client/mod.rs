@@ -79,8 +79,12 @@ pub struct SmtpConnection {
     /// The conversation, when the next hop is in `log.transcript_peers`.
     transcript: Option<Transcript>,
     /// The host name its certificate was verified for (`verify`, or an MTA-STS policy
-    /// in enforce); `None` when it was not verified.
+    /// in enforce); `None` when it was not verified that way.
     verified_for: Option<String>,
+    /// The TLSA records its certificate matched, when DANE verified it.
+    dane_records: Option<std::sync::Arc<[crate::outbound::dane::Tlsa]>>,
+    /// The host name it was opened to, lower-case.
+    host: String,
     /// Why it has no TLS after an opportunistic handshake failed and it was opened again
     /// in clear: what TLS reports tell the domain.
     tls_fallback: Option<TlsFailure>,
@@ -188,6 +192,8 @@ impl SmtpConnection {
             use_chunking: false,
             permit: None,
             verified_for: None,
+            dane_records: None,
+            host: host.trim_end_matches('.').to_ascii_lowercase(),
             tls_fallback: None,
         };
         let greeting = conn.read_reply("greeting").await?;
@@ -205,7 +211,10 @@ impl SmtpConnection {
         };
         metrics::counter!("delivery_tls_connections_total", "state" => state).increment(1);
         if conn.tls.is_some() && security.mode == TlsMode::Verify {
-            conn.verified_for = Some(host.to_ascii_lowercase());
+            match &security.dane {
+                Some(records) => conn.dane_records = Some(records.clone()),
+                None => conn.verified_for = Some(host.to_ascii_lowercase()),
+            }
         }
         if let Some(credentials) = &security.credentials {
             conn.authenticate(credentials, security.auth_in_clear)
@@ -397,6 +406,16 @@ impl SmtpConnection {
     /// pooled connection meets an MTA-STS policy that applies since it was opened.
     pub fn verified_for(&self) -> Option<&str> {
         self.verified_for.as_deref()
+    }
+
+    /// The TLSA records DANE verified its certificate with, if it did.
+    pub fn dane_records(&self) -> Option<&std::sync::Arc<[crate::outbound::dane::Tlsa]>> {
+        self.dane_records.as_ref()
+    }
+
+    /// The host name it was opened to (an MX host), lower-case.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// `host[ip]:port`, as logs show the relay.

@@ -22,8 +22,13 @@ use crate::core::message_trace::bounded;
 /// new domains are not counted (and that is counted).
 const MAX_DOMAINS: usize = 100_000;
 
-/// Failure kinds (type, host, address) per policy at most.
+/// Failure kinds (type, host, address) per policy at most; failures past it still count
+/// in the policy's total.
 const MAX_FAILURE_KINDS: usize = 64;
+
+/// Policies per domain and period at most (a domain that changes its TLSA records or
+/// policy id every few minutes must not grow its entry without end).
+const MAX_POLICIES: usize = 8;
 
 /// Which policy a session was held to: the report's `policy` object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,6 +88,9 @@ pub struct PolicyCounts {
     pub policy: PolicyRef,
     /// Sessions that had the TLS the policy asks for.
     pub success: u64,
+    /// Sessions that did not, all of them.
+    #[serde(default)]
+    pub failed: u64,
     /// Those that did not, by kind.
     pub failures: Vec<FailureCount>,
 }
@@ -175,10 +183,15 @@ impl TlsReports {
         let policies = state.records.entry(key.clone()).or_default();
         let counts = match policies.iter_mut().position(|p| p.policy == *policy) {
             Some(i) => &mut policies[i],
+            None if policies.len() >= MAX_POLICIES => {
+                metrics::counter!("tls_report_sessions_uncounted_total").increment(1);
+                return;
+            }
             None => {
                 policies.push(PolicyCounts {
                     policy: policy.clone(),
                     success: 0,
+                    failed: 0,
                     failures: Vec::new(),
                 });
                 policies.last_mut().expect("just pushed")
@@ -186,13 +199,17 @@ impl TlsReports {
         };
         match outcome {
             Ok(()) => counts.success += 1,
-            Err(failure) => count_failure(counts, failure),
+            Err(failure) => {
+                counts.failed += 1;
+                count_failure(counts, failure);
+            }
         }
         state.dirty.insert(key);
     }
 
-    /// Writes the counts changed since the last call to the spool's tree.
-    pub fn flush(&self) {
+    /// Writes the counts changed since the last call to the spool's tree, and makes them
+    /// durable.
+    pub async fn flush(&self) {
         let Some(tree) = &self.tree else { return };
         let changed: Vec<(Vec<u8>, Vec<u8>)> = {
             let mut state = self.state.lock().expect("TLS report counts");
@@ -205,11 +222,17 @@ impl TlsReports {
                 })
                 .collect()
         };
+        if changed.is_empty() {
+            return;
+        }
         for (key, value) in changed {
             if let Err(e) = tree.insert(key, value) {
                 tracing::warn!(error = %e, "cannot keep TLS report counts in the spool; they are kept in memory");
                 return;
             }
+        }
+        if let Err(e) = tree.flush_async().await {
+            tracing::warn!(error = %e, "cannot keep TLS report counts in the spool; they are kept in memory");
         }
     }
 
@@ -297,8 +320,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sessions_are_counted_by_period_domain_policy_and_failure_kind_and_survive_a_restart() {
+    #[tokio::test]
+    async fn sessions_are_counted_by_period_domain_policy_and_failure_kind_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let reports = TlsReports::new(Duration::from_secs(3600), Some(db.open_tree("t").unwrap()));
@@ -324,7 +347,7 @@ mod tests {
             &PolicyRef::none(),
             Err(failure("starttls-not-supported", "mx2")),
         );
-        reports.flush();
+        reports.flush().await;
         drop(reports);
 
         let reports = TlsReports::new(Duration::from_secs(3600), Some(db.open_tree("t").unwrap()));
@@ -340,7 +363,14 @@ mod tests {
         let [sts_counts, none] = period.policies.as_slice() else {
             panic!("{:?}", period.policies)
         };
-        assert_eq!((sts_counts.success, sts_counts.failures.len()), (2, 1));
+        assert_eq!(
+            (
+                sts_counts.success,
+                sts_counts.failed,
+                sts_counts.failures.len()
+            ),
+            (2, 2, 1)
+        );
         assert_eq!(sts_counts.failures[0].count, 2);
         assert_eq!(
             sts_counts.failures[0].additional.as_deref(),

@@ -36,7 +36,9 @@ pub fn build(period: &DomainPeriod, reporter: &Reporter) -> TlsReport {
             .policies
             .iter()
             .map(|counts| {
-                let total_failure: u64 = counts.failures.iter().map(|f| f.count).sum();
+                let kinds: u64 = counts.failures.iter().map(|f| f.count).sum();
+                // Counts kept before `failed` existed have only their kinds.
+                let total_failure = counts.failed.max(kinds);
                 Policy {
                     policy: PolicyDetails {
                         policy_type: match counts.policy.kind.as_str() {
@@ -133,6 +135,7 @@ mod tests {
                     mx: vec![],
                 },
                 success: 5,
+                failed: 2,
                 failures: vec![FailureCount {
                     result_type: "tlsa-invalid".into(),
                     mx_host: Some("mx.example.test".into()),

@@ -131,6 +131,7 @@ impl ServerSession {
             route: None,
             claim: Some(transaction.claim),
             trace: None,
+            tls_report: false,
         };
         if self.checks(CheckStage::Data) {
             return self.stop_for_check(Pending::Data(Box::new(message), transaction.findings));

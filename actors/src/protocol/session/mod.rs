@@ -97,6 +97,8 @@ pub struct AcceptedMessage {
     /// The W3C `traceparent` of the message's trace, set by the driver when it traces
     /// the message; kept in the envelope for the delivery attempts' spans.
     pub trace: Option<String>,
+    /// A TLS report hermod made itself (see [`Envelope`](crate::store::envelope::Envelope)).
+    pub tls_report: bool,
 }
 
 /// What the driver must do before feeding more bytes.
