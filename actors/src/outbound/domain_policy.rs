@@ -227,10 +227,15 @@ impl DomainPolicy {
         let (Some(reports), false) = (&settings.tls_reports, self.domain.is_empty()) else {
             return;
         };
+        // MTA-STS in testing mode, for a host DANE does not hold to its TLSA records.
+        let held_by_dane = matches!(
+            self.host_dane(&target.host),
+            Some(Some(HostDane::Tlsa(_)) | None)
+        );
         let testing = self
             .sts
             .as_ref()
-            .filter(|applied| applied.kept.policy.mode == Mode::Testing && !self.dane_governs());
+            .filter(|applied| applied.kept.policy.mode == Mode::Testing && !held_by_dane);
         let outcome = match opened {
             Ok(connection) => match (connection.tls_outcome(), testing) {
                 (Err(failure), _) => Err((failure, "the session had no TLS".to_string())),
