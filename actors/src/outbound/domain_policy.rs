@@ -118,7 +118,7 @@ impl DomainPolicy {
                         Ok(verified.clone())
                     } else {
                         Err(format!(
-                            "{} has no TLSA records and {} does not list it",
+                            "{} has no usable TLSA records and {} does not list it",
                             target.host,
                             applied.describe(&self.domain)
                         ))
@@ -131,8 +131,13 @@ impl DomainPolicy {
                 required: settings.security.required_for(hop),
                 unprotected: &other,
             };
-            return secure_targets(dane, &self.domain, targets, &securities)
-                .inspect_err(|refused| self.report_refusal(settings, "dnssec-invalid", refused));
+            return secure_targets(dane, &self.domain, targets, &securities).inspect_err(|refused| {
+                // Held back by the MTA-STS policy alone, or by DANE's lookups.
+                let by_sts = matches!(refused, Outcome::Deferred(s) if s.text.contains("does not list it"))
+                    && !matches!(refused, Outcome::Deferred(s) if s.text.contains("TLSA lookup") || s.text.contains("not valid"));
+                let kind = if by_sts { "validation-failure" } else { "dnssec-invalid" };
+                self.report_refusal(settings, kind, refused)
+            });
         }
         let (targets, security) = match &self.sts {
             Some(applied) => enforce::restrict(

@@ -232,7 +232,7 @@ impl TlsReportSender {
             .post_to(&parsed, &host, addr, &self.https_tls, gz)
             .await
         {
-            Err(e) if e.contains("certificate") => {
+            Err(e) if e.contains("invalid peer certificate") => {
                 let answer = self
                     .post_to(&parsed, &host, addr, &self.https_any_certificate, gz)
                     .await?;
@@ -266,7 +266,8 @@ impl TlsReportSender {
             .body(gz.to_vec())
             .send()
             .await
-            .map_err(|e| error_chain(&e))?;
+            // Without the URL: its text is the domain's, and must not pass for a reason.
+            .map_err(|e| error_chain(&e.without_url()))?;
         let status = response.status();
         if status.is_success() {
             Ok(format!("HTTP {}", status.as_u16()))
@@ -303,17 +304,39 @@ impl TlsReportSender {
 fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
         }
         IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
             v6.is_loopback()
                 || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
+                || embedded_v4(v6).is_some_and(|v4| is_private(IpAddr::V4(v4)))
         }
+    }
+}
+
+/// The IPv4 address inside an IPv6 one: IPv4-mapped, IPv4-compatible, NAT64
+/// (64:ff9b::/96) or 6to4 (2002::/16).
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let o = v6.octets();
+    let last = std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    match v6.segments() {
+        [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0, 0, ..] | [0x64, 0xff9b, 0, 0, 0, 0, ..] => {
+            Some(last)
+        }
+        [0x2002, ..] => Some(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5])),
+        _ => None,
     }
 }
 
@@ -324,6 +347,14 @@ mod tests {
     #[test]
     fn private_addresses_are_told_apart() {
         for private in [
+            "100.64.0.1",
+            "0.1.2.3",
+            "198.18.0.1",
+            "240.0.0.1",
+            "fec0::1",
+            "::10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
             "127.0.0.1",
             "10.1.2.3",
             "192.168.0.1",
@@ -335,7 +366,12 @@ mod tests {
         ] {
             assert!(is_private(private.parse().unwrap()), "{private}");
         }
-        for public in ["192.0.2.1", "2001:db8::1"] {
+        for public in [
+            "192.0.2.1",
+            "2001:db8::1",
+            "64:ff9b::c000:201",
+            "2002:c000:201::1",
+        ] {
             assert!(!is_private(public.parse().unwrap()), "{public}");
         }
     }

@@ -62,7 +62,8 @@ pub enum DaneError {
 }
 
 /// One usable TLSA record (DANE-TA or DANE-EE, a known selector and matching type).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Ordered, so a host's records compare the same whatever order DNS gives them in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Tlsa {
     /// DANE-EE (3): the server's own certificate; else DANE-TA (2): a CA in its chain.
     pub end_entity: bool,
@@ -339,14 +340,18 @@ async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16, domain: &st
                 count("insecure");
                 return HostDane::Unprotected;
             }
-            let usable: Vec<Tlsa> = answers
+            let mut usable: Vec<Tlsa> = answers
                 .iter()
                 .filter_map(|r| match &r.data {
                     RData::TLSA(tlsa) => usable(tlsa),
                     _ => None,
                 })
-                .take(MAX_RECORDS)
                 .collect();
+            // In one order, whatever order the answer came in (a pooled connection is
+            // compared with them), and the same eight kept each time.
+            usable.sort();
+            usable.dedup();
+            usable.truncate(MAX_RECORDS);
             if usable.is_empty() {
                 count("unusable");
                 return HostDane::Unusable;

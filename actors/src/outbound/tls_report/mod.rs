@@ -26,9 +26,10 @@ const MAX_DOMAINS: usize = 100_000;
 /// in the policy's total.
 const MAX_FAILURE_KINDS: usize = 64;
 
-/// Policies per domain and period at most (a domain that changes its TLSA records or
-/// policy id every few minutes must not grow its entry without end).
-const MAX_POLICIES: usize = 8;
+/// Policies per domain and period at most: one per MX host with TLSA records (DANE's
+/// 16), the MTA-STS policy and "none", with room for a few changes; a domain that changes
+/// its records every few minutes must not grow its entry without end.
+const MAX_POLICIES: usize = 24;
 
 /// Which policy a session was held to: the report's `policy` object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -222,9 +223,6 @@ impl TlsReports {
                 })
                 .collect()
         };
-        if changed.is_empty() {
-            return;
-        }
         for (key, value) in changed {
             if let Err(e) = tree.insert(key, value) {
                 tracing::warn!(error = %e, "cannot keep TLS report counts in the spool; they are kept in memory");
