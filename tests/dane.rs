@@ -176,6 +176,27 @@ async fn tlsa_records_decide_the_certificate_and_an_insecure_domain_falls_back()
         .txt("_mta-sts.sts.test", "v=STSv1; id=1")
         .mx("plain.test", 10, "mx.plain.test")
         .a("mx.plain.test", Ipv4Addr::LOCALHOST)
+        // MX hosts that are CNAMEs: the TLSA records are looked for at the target.
+        .mx("cname.test", 10, "mx.cname.test")
+        .cname("mx.cname.test", "real.cname.test")
+        .a("real.cname.test", Ipv4Addr::LOCALHOST)
+        .tlsa(
+            &format!("_{port}._tcp.real.cname.test"),
+            3,
+            1,
+            1,
+            &sha256(&spki(&cert)),
+        )
+        .mx("cnamebad.test", 10, "mx.cnamebad.test")
+        .cname("mx.cnamebad.test", "real.cnamebad.test")
+        .a("real.cnamebad.test", Ipv4Addr::LOCALHOST)
+        .tlsa(
+            &format!("_{port}._tcp.real.cnamebad.test"),
+            3,
+            1,
+            1,
+            &sha256(b"not its key"),
+        )
         // A secure MX answer naming a host in the unsigned zone: its TLSA record (which
         // matches nothing) is not secure, so it does not count.
         .mx("insecurehost.test", 10, "mx.unsigned.example")
@@ -223,11 +244,13 @@ async fn tlsa_records_decide_the_certificate_and_an_insecure_domain_falls_back()
         "plain.test",
         "unsigned.example",
         "insecurehost.test",
+        "cname.test",
+        "cnamebad.test",
     ];
     let ids = send_each(&h, &domains).await;
 
     for (domain, id) in domains.iter().zip(&ids) {
-        if *domain == "mismatch.test" {
+        if ["mismatch.test", "cnamebad.test"].contains(domain) {
             continue;
         }
         let sent = wait(&h, id, "sent").await;
@@ -239,9 +262,15 @@ async fn tlsa_records_decide_the_certificate_and_an_insecure_domain_falls_back()
             && deferred.contains("no TLSA record of mx.mismatch.test (3 1 1) matches the certificate it presented"),
         "{deferred}"
     );
+    let deferred = wait(&h, &ids[9], "deferred").await;
+    assert!(
+        deferred.contains("no TLSA record of mx.cnamebad.test (3 1 1) matches"),
+        "{deferred}"
+    );
     assert_eq!(
         recipients(dir.path()),
         [
+            "user@cname.test",
             "user@ee.test",
             "user@eefull.test",
             "user@insecurehost.test",

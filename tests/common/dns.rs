@@ -37,7 +37,7 @@ use hickory_server::proto::dnssec::{
     Algorithm, DnsSecResult, DnssecSigner, PublicKeyBuf, SigningKey, TBS,
 };
 use hickory_server::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
-use hickory_server::proto::rr::rdata::{A, AAAA, MX, NS, SOA, TLSA, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, NS, SOA, TLSA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
@@ -226,6 +226,12 @@ impl TestZone {
     /// Adds a null MX (`name MX 0 .`, RFC 7505): the domain accepts no mail.
     pub fn null_mx(self, name: &str) -> Self {
         self.record(name, RData::MX(MX::new(0, Name::root())))
+    }
+
+    /// Adds `name CNAME target`.
+    pub fn cname(self, name: &str, target: &str) -> Self {
+        let target = absolute(target);
+        self.record(name, RData::CNAME(CNAME(target)))
     }
 
     /// Adds `name NS host` (a delegation to a zone served beside this one).

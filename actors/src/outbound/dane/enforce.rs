@@ -147,7 +147,7 @@ mod tests {
                     client: dane_client_config(
                         Arc::from(vec![record.clone()]),
                         "a.example.test",
-                        "example.test",
+                        &["a.example.test", "example.test"],
                     )
                     .unwrap(),
                     records: Arc::from(vec![record]),

@@ -10,9 +10,9 @@
 //! them, [`enforce`] turns them into the security of each target. DANE takes precedence
 //! over MTA-STS for a domain it protects (RFC 8461 §2).
 //!
-//! A host's TLSA records count only when its own address answer is secure too (RFC 7672
-//! §2.2.2). What is left out: an MX host reached through a CNAME is looked up under its
-//! own name only, not its target's.
+//! A host's TLSA records count only when its own address answer is secure too, and a host
+//! that is a secure CNAME has them looked for at the chain's target first (RFC 7672
+//! §2.2.2).
 
 pub(crate) mod enforce;
 pub mod verify;
@@ -310,31 +310,52 @@ fn bogus(domain: &str, what: &str, reason: String) -> DomainDane {
 }
 
 /// What DANE says of `host` (an MX host of `domain`) from its `_PORT._tcp` TLSA records.
+/// RFC 7672 §2.2.2: they count only when the host's address answer is secure too; when
+/// that answer came through a secure CNAME chain, the records are looked for at the
+/// chain's target first, then at the host's own name.
 async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16, domain: &str) -> HostDane {
-    let Ok(name) = Name::from_ascii(format!("_{port}._tcp")).and_then(|n| n.append_domain(host))
-    else {
-        return HostDane::Unprotected;
-    };
     let shown = host.to_ascii();
     let shown = shown.trim_end_matches('.');
-    // RFC 7672 §2.2.2: TLSA records count only for a host whose address is secure too.
-    match address_security(resolver, host).await {
-        Some(true) => {}
-        Some(false) => {
+    let target = match address_security(resolver, host).await {
+        Address::Secure(target) => target,
+        Address::Insecure => {
             count("insecure");
             return HostDane::Unprotected;
         }
-        None => {
+        Address::Bogus => {
             count("bogus");
             return HostDane::Failed(format!("the address answer of {shown} is not valid"));
         }
+    };
+    if let Some(target) = target {
+        let found = tlsa_at(resolver, &target, port, shown, domain).await;
+        if found != HostDane::Unprotected {
+            return found;
+        }
     }
+    tlsa_at(resolver, host, port, shown, domain).await
+}
+
+/// What the TLSA records at `_PORT._tcp.BASE` say of the MX host `shown` of `domain`.
+async fn tlsa_at(
+    resolver: &TokioResolver,
+    base: &Name,
+    port: u16,
+    shown: &str,
+    domain: &str,
+) -> HostDane {
+    let Ok(name) = Name::from_ascii(format!("_{port}._tcp")).and_then(|n| n.append_domain(base))
+    else {
+        return HostDane::Unprotected;
+    };
+    let base_text = base.to_ascii();
+    let base_text = base_text.trim_end_matches('.');
     match resolver.tlsa_lookup(name).await {
         Ok(lookup) => {
             let answers = lookup.answers();
             if any_bogus(answers) {
                 count("bogus");
-                return HostDane::Failed(format!("the TLSA answer of {shown} is not valid"));
+                return HostDane::Failed(format!("the TLSA answer of {base_text} is not valid"));
             }
             if !all_secure(answers) {
                 count("insecure");
@@ -357,7 +378,9 @@ async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16, domain: &st
                 return HostDane::Unusable;
             }
             let records: Arc<[Tlsa]> = usable.into();
-            match verify::dane_client_config(records.clone(), shown, domain) {
+            // DANE-TA's reference identifiers: the TLSA base, the MX host, the domain.
+            let names = [base_text, shown, domain];
+            match verify::dane_client_config(records.clone(), shown, &names) {
                 Ok(client) => {
                     count("tlsa");
                     HostDane::Tlsa(HostTlsa { records, client })
@@ -374,32 +397,50 @@ async fn host_tlsa(resolver: &TokioResolver, host: &Name, port: u16, domain: &st
         }
         Err(e) => {
             count(if is_bogus(&e) { "bogus" } else { "failed" });
-            HostDane::Failed(format!("the TLSA lookup of {shown} failed: {e}"))
+            HostDane::Failed(format!("the TLSA lookup of {base_text} failed: {e}"))
         }
     }
 }
 
-/// Whether `host`'s address answer (A, else AAAA) is DNSSEC-secure; `None` when it is
-/// bogus. A host with no address at all counts as secure: it is not connected to anyway.
-async fn address_security(resolver: &TokioResolver, host: &Name) -> Option<bool> {
-    let secure = |answers: &[Record]| {
+/// What a host's address answer says for DANE.
+enum Address {
+    /// Secure; with the name a CNAME chain led to, when it is another than the host's.
+    Secure(Option<Name>),
+    /// Not secure: DANE does not protect the host.
+    Insecure,
+    /// It did not validate.
+    Bogus,
+}
+
+/// What `host`'s address answer (A, else AAAA) says. A host with no address at all
+/// counts as secure: it is not connected to anyway.
+async fn address_security(resolver: &TokioResolver, host: &Name) -> Address {
+    let judge = |answers: &[Record]| {
         if any_bogus(answers) {
-            None
-        } else {
-            Some(all_secure(answers))
+            return Address::Bogus;
         }
+        if !all_secure(answers) {
+            return Address::Insecure;
+        }
+        let own = host.to_lowercase();
+        let target = answers
+            .iter()
+            .find(|r| matches!(r.data, RData::A(_) | RData::AAAA(_)))
+            .map(|r| r.name.to_lowercase())
+            .filter(|name| *name != own);
+        Address::Secure(target)
     };
     match resolver.ipv4_lookup(host.clone()).await {
-        Ok(lookup) if !lookup.answers().is_empty() => return secure(lookup.answers()),
-        Err(e) if is_bogus(&e) => return None,
-        Err(e) if is_insecure_negative(&e) => return Some(false),
+        Ok(lookup) if !lookup.answers().is_empty() => return judge(lookup.answers()),
+        Err(e) if is_bogus(&e) => return Address::Bogus,
+        Err(e) if is_insecure_negative(&e) => return Address::Insecure,
         _ => {}
     }
     match resolver.ipv6_lookup(host.clone()).await {
-        Ok(lookup) => secure(lookup.answers()),
-        Err(e) if is_bogus(&e) => None,
-        Err(e) if is_insecure_negative(&e) => Some(false),
-        Err(_) => Some(true),
+        Ok(lookup) => judge(lookup.answers()),
+        Err(e) if is_bogus(&e) => Address::Bogus,
+        Err(e) if is_insecure_negative(&e) => Address::Insecure,
+        Err(_) => Address::Secure(None),
     }
 }
 

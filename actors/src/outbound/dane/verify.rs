@@ -35,17 +35,19 @@ pub struct DaneVerifier {
 }
 
 /// The client configuration that takes only a certificate `records` (the TLSA records
-/// of `host`, an MX host of `domain`) authenticate.
+/// of the MX host `host`) authenticate; a DANE-TA chain must be issued to one of `names`
+/// (the TLSA base domain, the MX host, the recipient domain).
 pub fn dane_client_config(
     records: Arc<[Tlsa]>,
     host: &str,
-    domain: &str,
+    names: &[&str],
 ) -> Result<Arc<ClientConfig>, ClientTlsError> {
     let provider = crate::core::tls::provider();
-    let names = [host, domain]
+    let mut names: Vec<ServerName<'static>> = names
         .iter()
         .filter_map(|n| ServerName::try_from(n.to_string()).ok())
         .collect();
+    names.dedup();
     let verifier = DaneVerifier {
         records,
         host: host.to_owned(),
