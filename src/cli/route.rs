@@ -153,14 +153,7 @@ fn describe_host(found: Option<&HostDane>) -> String {
         }
         Some(HostDane::Failed(reason)) => format!("  (DANE: {reason}; not used)"),
         Some(HostDane::Tlsa(tlsa)) => {
-            let records: Vec<String> = tlsa
-                .records
-                .iter()
-                .map(|r| {
-                    let hex: String = r.data.iter().take(8).map(|b| format!("{b:02x}")).collect();
-                    format!("{r} {hex}…")
-                })
-                .collect();
+            let records: Vec<String> = tlsa.records.iter().map(|r| r.presentation(8)).collect();
             format!("  (DANE: TLSA {})", records.join(", "))
         }
     }

@@ -14,6 +14,7 @@ use hermod_actors::inbound::listener::{self, Admission, Listener, SessionContext
 use hermod_actors::outbound::delivery::Delivery;
 use hermod_actors::outbound::mx::MxResolver;
 use hermod_actors::outbound::routing::Router;
+use hermod_actors::outbound::tls::OutboundSecurity;
 use hermod_actors::outbound::tls_report::TlsReports;
 use hermod_actors::policy::mail_loop::{self, LoopCheck, LoopInputs, LoopingDomains};
 use hermod_actors::queue::{self, Queue};
@@ -35,9 +36,9 @@ pub(super) fn delivery_factory(
     arbiters: &[ArbiterHandle],
     resolver: &Arc<MxResolver>,
     db: &sled::Db,
+    security: OutboundSecurity,
     tls_reports: Option<Arc<TlsReports>>,
 ) -> anyhow::Result<queue::DeliveryFactory> {
-    let security = config.delivery.security()?;
     let mta_sts = config
         .delivery
         .mta_sts(resolver, &security, db, tls_reports.clone())
@@ -184,6 +185,15 @@ pub(super) async fn check_loops(
     (loops, inputs)
 }
 
+/// The TLS report counts the deliveries keep, with what their sender needs from the
+/// engine: the resolver `_smtp._tls` records are looked up through, and the outbound TLS
+/// settings (built once) its HTTPS POSTs use.
+pub(super) struct ReportCounts {
+    pub(super) counts: Arc<TlsReports>,
+    pub(super) resolver: Arc<MxResolver>,
+    pub(super) security: OutboundSecurity,
+}
+
 /// The engine as started: its arbiters, the commit threads, the Queue with what the
 /// spool held, and what every Session shares.
 pub(super) struct Engine {
@@ -202,7 +212,7 @@ pub(super) struct Engine {
     pub(super) shared: SessionShared,
     /// The TLS report counts the deliveries keep (`tls_report.enabled`), for the sender
     /// started once the intake exists; with the resolver it looks records up through.
-    pub(super) tls_reports: Option<(Arc<TlsReports>, Arc<MxResolver>)>,
+    pub(super) tls_reports: Option<ReportCounts>,
 }
 
 impl Engine {
@@ -232,11 +242,13 @@ impl Engine {
             .tls_report
             .counts(&spooled.db)
             .context("opening the spool's TLS report counts")?;
+        let security = config.delivery.security()?;
         let factory = delivery_factory(
             config,
             &arbiters,
             &resolver,
             &spooled.db,
+            security.clone(),
             tls_reports.clone(),
         )?;
 
@@ -272,7 +284,11 @@ impl Engine {
             disk,
             suspensions_file,
             queue,
-            tls_reports: tls_reports.map(|reports| (reports, resolver)),
+            tls_reports: tls_reports.map(|counts| ReportCounts {
+                counts,
+                resolver,
+                security,
+            }),
         })
     }
 }

@@ -292,19 +292,20 @@ async fn start(
 /// `intake`, when there are counts; they are returned for the flush at stop.
 fn start_tls_reports(
     config: &Config,
-    counts: Option<(
-        Arc<TlsReports>,
-        Arc<hermod_actors::outbound::mx::MxResolver>,
-    )>,
+    counts: Option<engine::ReportCounts>,
     intake: &queue::Intake,
     shared: &SessionShared,
 ) -> anyhow::Result<Option<Arc<TlsReports>>> {
-    let Some((reports, resolver)) = counts else {
+    let Some(engine::ReportCounts {
+        counts: reports,
+        resolver,
+        security,
+    }) = counts
+    else {
         return Ok(None);
     };
     let hostname = &config.smtp.hostname;
     let from = config.tls_report.from_address(hostname);
-    let security = config.delivery.security()?;
     let sender = hermod_actors::queue::tls_reports::TlsReportSender {
         reports: reports.clone(),
         resolver: resolver.as_ref().clone(),

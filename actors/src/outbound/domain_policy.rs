@@ -21,19 +21,9 @@ use crate::outbound::tls_report::{PolicyRef, SessionFailure};
 /// TLSA records named in one report policy at most.
 const MAX_POLICY_STRINGS: usize = 16;
 
-/// The longest certificate association shown in a report, in hex digits (a SHA-512 is
-/// 128; a whole certificate, `x x 0`, is cut there).
-const MAX_ASSOCIATION_HEX: usize = 128;
-
-/// A TLSA record in presentation form, as a report's `policy-string` holds it.
-fn tlsa_string(record: &crate::outbound::dane::Tlsa) -> String {
-    let mut hex: String = record.data.iter().map(|b| format!("{b:02x}")).collect();
-    if hex.len() > MAX_ASSOCIATION_HEX {
-        hex.truncate(MAX_ASSOCIATION_HEX);
-        hex.push('…');
-    }
-    format!("{record} {hex}")
-}
+/// The longest certificate association shown in a report, in bytes (a SHA-512 is 64; a
+/// whole certificate, `x x 0`, is cut there).
+const MAX_ASSOCIATION: usize = 64;
 
 /// What a job to a domain (reached by MX) is held to; nothing for other hops.
 #[derive(Debug, Default)]
@@ -131,12 +121,9 @@ impl DomainPolicy {
                 required: settings.security.required_for(hop),
                 unprotected: &other,
             };
-            return secure_targets(dane, &self.domain, targets, &securities).inspect_err(|refused| {
-                // Held back by the MTA-STS policy alone, or by DANE's lookups.
-                let by_sts = matches!(refused, Outcome::Deferred(s) if s.text.contains("does not list it"))
-                    && !matches!(refused, Outcome::Deferred(s) if s.text.contains("TLSA lookup") || s.text.contains("not valid"));
-                let kind = if by_sts { "validation-failure" } else { "dnssec-invalid" };
-                self.report_refusal(settings, kind, refused)
+            return secure_targets(dane, &self.domain, targets, &securities).map_err(|refused| {
+                self.report_refusal(settings, refused.result_type, &refused.outcome);
+                refused.outcome
             });
         }
         let (targets, security) = match &self.sts {
@@ -177,7 +164,9 @@ impl DomainPolicy {
                 .flatten()
                 .filter(|(name, _)| host.is_none_or(|h| h == name.as_str()))
                 .filter_map(|(_, verdict)| match verdict {
-                    HostDane::Tlsa(tlsa) => Some(tlsa.records.iter().map(tlsa_string)),
+                    HostDane::Tlsa(tlsa) => {
+                        Some(tlsa.records.iter().map(|r| r.presentation(MAX_ASSOCIATION)))
+                    }
                     _ => None,
                 })
                 .flatten()

@@ -7,12 +7,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mail_auth::mta_sts::ReportUri;
 use mail_auth::report::tlsrpt::TlsReport;
 
 use super::enqueue::Intake;
+use super::unix_now;
 use crate::core::id::QueueIdGenerator;
 use crate::outbound::mta_sts::fetch::error_chain;
 use crate::outbound::mx::{MxResolver, is_negative_answer};
@@ -60,12 +61,6 @@ pub struct TlsReportSender {
     pub private_destinations: bool,
     /// How often counts are saved and finished periods looked for.
     pub tick: Duration,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl TlsReportSender {

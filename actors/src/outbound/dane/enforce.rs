@@ -29,6 +29,16 @@ fn refused(reason: &'static str, text: String) -> Outcome {
     Outcome::Deferred(Status::local(POLICY_NOT_MET, text))
 }
 
+/// A job DANE (or, for the hosts it does not protect, the other policy) left no host to.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// The recipients' deferral.
+    pub(crate) outcome: Outcome,
+    /// Its RFC 8460 result type: `dnssec-invalid` when DANE's answers failed,
+    /// `validation-failure` when only the other policy left hosts out.
+    pub(crate) result_type: &'static str,
+}
+
 /// Each target of a job to `domain` with the security `dane` gives it, in MX order, or
 /// the deferral when none is left.
 pub(crate) fn secure_targets(
@@ -36,7 +46,11 @@ pub(crate) fn secure_targets(
     domain: &str,
     targets: Vec<Target>,
     securities: &Securities<'_>,
-) -> Result<Vec<(Target, HopSecurity)>, Outcome> {
+) -> Result<Vec<(Target, HopSecurity)>, Refusal> {
+    let dnssec = |outcome| Refusal {
+        outcome,
+        result_type: "dnssec-invalid",
+    };
     let hosts = match dane {
         DomainDane::Insecure => {
             return Ok(targets
@@ -45,12 +59,17 @@ pub(crate) fn secure_targets(
                 .collect());
         }
         DomainDane::Bogus(reason) => {
-            return Err(refused("bogus", format!("DANE: {reason}; not delivered")));
+            return Err(dnssec(refused(
+                "bogus",
+                format!("DANE: {reason}; not delivered"),
+            )));
         }
         DomainDane::Secure(hosts) => hosts,
     };
     let mut secured = Vec::with_capacity(targets.len());
     let mut failures = Vec::new();
+    // Some host was left out by DANE's own lookups, not by the other policy.
+    let mut dane_failed = false;
     for target in targets {
         let host = target.host.trim_end_matches('.').to_ascii_lowercase();
         let security = match hosts.get(&host) {
@@ -71,7 +90,10 @@ pub(crate) fn secure_targets(
                     securities.required.clone()
                 }
             }),
-            Some(HostDane::Failed(reason)) => Err(reason.clone()),
+            Some(HostDane::Failed(reason)) => {
+                dane_failed = true;
+                Err(reason.clone())
+            }
         };
         match security {
             Ok(security) => secured.push((target, security)),
@@ -87,7 +109,15 @@ pub(crate) fn secure_targets(
         } else {
             format!("DANE: {}; not delivered", failures.join("; "))
         };
-        return Err(refused("lookup", text));
+        let outcome = refused("lookup", text);
+        return Err(if dane_failed || failures.is_empty() {
+            dnssec(outcome)
+        } else {
+            Refusal {
+                outcome,
+                result_type: "validation-failure",
+            }
+        });
     }
     Ok(secured)
 }
@@ -231,12 +261,16 @@ mod tests {
         );
 
         let only_unlisted = vec![target("unlisted.example.test")];
-        let Err(Outcome::Deferred(status)) = secure_targets(
+        let Err(Refusal {
+            outcome: Outcome::Deferred(status),
+            result_type: "validation-failure",
+        }) = secure_targets(
             &DomainDane::Secure(hosts),
             "example.test",
             only_unlisted,
             &securities,
-        ) else {
+        )
+        else {
             panic!("not deferred")
         };
         assert!(
@@ -258,7 +292,11 @@ mod tests {
             vec![target("a.example.test")],
             &securities(),
         );
-        let Err(Outcome::Deferred(status)) = bogus else {
+        let Err(Refusal {
+            outcome: Outcome::Deferred(status),
+            result_type: "dnssec-invalid",
+        }) = bogus
+        else {
             panic!("not deferred")
         };
         assert_eq!(status.code.to_string(), "4.7.5");
@@ -280,7 +318,11 @@ mod tests {
             vec![target("a.example.test")],
             &securities(),
         );
-        let Err(Outcome::Deferred(status)) = failed else {
+        let Err(Refusal {
+            outcome: Outcome::Deferred(status),
+            result_type: "dnssec-invalid",
+        }) = failed
+        else {
             panic!("not deferred")
         };
         assert!(

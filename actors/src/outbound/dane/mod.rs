@@ -75,6 +75,23 @@ pub struct Tlsa {
     pub data: Vec<u8>,
 }
 
+impl Tlsa {
+    /// The record in presentation form (`3 1 1 ab12…`), its data in hex cut after
+    /// `max_bytes` (marked `…`): for reports and `hermod route`.
+    pub fn presentation(&self, max_bytes: usize) -> String {
+        let mut hex: String = self
+            .data
+            .iter()
+            .take(max_bytes)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if self.data.len() > max_bytes {
+            hex.push('…');
+        }
+        format!("{self} {hex}")
+    }
+}
+
 impl std::fmt::Display for Tlsa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -139,14 +139,17 @@ pub enum TlsFailure {
     ValidationFailure,
 }
 
+/// The rustls error inside a failed handshake's I/O error, if that is what it is.
+pub(crate) fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+}
+
 impl TlsFailure {
     /// The failure behind a failed handshake's error.
     pub fn of_handshake(e: &std::io::Error) -> TlsFailure {
         use rustls::CertificateError as C;
-        let Some(rustls::Error::InvalidCertificate(cert)) = e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        else {
+        let Some(rustls::Error::InvalidCertificate(cert)) = rustls_error(e) else {
             return TlsFailure::ValidationFailure;
         };
         match cert {

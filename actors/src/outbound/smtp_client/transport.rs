@@ -138,10 +138,7 @@ pub(super) async fn handshake(
 /// How a failed handshake is told: rustls' text, except that a certificate a verifier
 /// of hermod's refused (DANE's) is named by that verifier's own words.
 fn handshake_error(e: &std::io::Error) -> String {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
+    match super::error::rustls_error(e) {
         Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
             format!("invalid peer certificate: {}", other.0)
         }

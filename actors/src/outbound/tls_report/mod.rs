@@ -12,11 +12,12 @@ pub mod report;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::core::message_trace::bounded;
+use crate::outbound::mta_sts::unix_now;
 
 /// Domains counted per period at most: a relay's thousands of destinations fit; past it
 /// new domains are not counted (and that is counted).
@@ -128,12 +129,6 @@ impl std::fmt::Debug for TlsReports {
             .field("period", &self.period)
             .finish()
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn tree_key(period: u64, domain: &str) -> Vec<u8> {
