@@ -43,7 +43,9 @@
 //!   (`mta_sts`: fetched, kept in the spool, enforced on a job's MX hosts and TLS), their
 //!   DANE TLSA records (`dane`: a DNSSEC-validating resolver, the certificate check),
 //!   which of the two a job is held to (`domain_policy`), and the TLS outcome of every
-//!   session counted for the domains' TLS reports (`tls_report`).
+//!   session counted for the domains' TLS reports (`tls_report`); provider-aware
+//!   shaping (`shaping`: destinations rolled up into sites with one budget each, and
+//!   the automation rules that suspend a site or lower its limits on a provider's reply).
 //! - [`store`]: the storage trait and its sled implementation (`spool`) with the
 //!   committer thread that turns many writes into one flush (`committer`); a queued
 //!   message's envelope (`envelope`) and bytes (`message_data`); large bodies as files
@@ -119,6 +121,7 @@ pub fn describe_metrics() {
     crate::outbound::mta_sts::describe_metrics();
     crate::outbound::dane::describe_metrics();
     crate::outbound::tls_report::describe_metrics();
+    crate::outbound::shaping::describe_metrics();
     crate::policy::set::describe_metrics();
     crate::policy::rate_limiter::describe_metrics();
     crate::policy::greylist::describe_metrics();

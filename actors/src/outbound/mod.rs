@@ -13,6 +13,7 @@ pub mod job;
 pub mod mta_sts;
 pub mod mx;
 pub mod routing;
+pub mod shaping;
 pub mod smtp_client;
 pub mod tls;
 pub mod tls_report;

@@ -1,0 +1,392 @@
+//! One (source, site) path's budget, shared by every Delivery actor whose destination
+//! rolls up into the site: how many connections are open over it, how fast new ones and
+//! messages may go, and whether an automation action suspends it or lowers its limits.
+//! A Delivery actor asks before opening a connection ([`SiteBudget::try_connect`]) and
+//! before each message ([`SiteBudget::try_send`]); a refusal says how long to wait.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::actions::Action;
+use super::rules::{ActionKind, Limits, Rate, SiteOrigin};
+
+/// Which path a budget is for: the local address mail leaves from ("" for the system's
+/// choice) and the site it goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PathKey {
+    /// The egress source's name; empty: no egress source configured.
+    pub source: String,
+    /// The site's name.
+    pub site: String,
+}
+
+/// Why a path does not take a connection or a message now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// An automation action suspends the path until `until` (unix seconds).
+    Suspended {
+        /// When the suspension ends.
+        until: u64,
+        /// The rule that took it.
+        rule: String,
+        /// The reply that triggered it.
+        reason: String,
+    },
+    /// A limit is reached; ask again after this long.
+    Later(Duration),
+}
+
+/// The limiter of one rate, remade when the rate changes.
+struct Limiter {
+    rate: Rate,
+    limiter: DefaultDirectRateLimiter,
+}
+
+impl Limiter {
+    /// A limiter spreading `rate` evenly (burst of one: providers count per second).
+    fn new(rate: Rate) -> Option<Limiter> {
+        let quota = Quota::with_period(rate.interval())?.allow_burst(NonZeroU32::MIN);
+        Some(Limiter {
+            rate,
+            limiter: RateLimiter::direct(quota),
+        })
+    }
+
+    fn check(&self) -> Result<(), Duration> {
+        self.limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// The limits in force on a path and what enforces them.
+#[derive(Default)]
+struct State {
+    /// The shaping file's limits of the site.
+    base: Limits,
+    /// `base` as the actions in force change it.
+    effective: Limits,
+    /// The actions version `effective` was computed at.
+    version: u64,
+    /// When an action in force ends (unix seconds): recompute then.
+    next_change: Option<u64>,
+    suspended: Option<Wait>,
+    messages: Option<Limiter>,
+    connections: Option<Limiter>,
+}
+
+/// The budget of one path.
+pub struct SiteBudget {
+    key: PathKey,
+    origin: SiteOrigin,
+    open: Arc<AtomicUsize>,
+    /// A std Mutex: held for a few comparisons, never across an await.
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for SiteBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteBudget")
+            .field("key", &self.key)
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection counted against a path; the count drops with it.
+#[derive(Debug)]
+pub struct SiteLease(Arc<AtomicUsize>);
+
+impl Drop for SiteLease {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl SiteBudget {
+    /// A budget for `key` under the file's `limits`.
+    pub(super) fn new(key: PathKey, origin: SiteOrigin, limits: Limits) -> Self {
+        SiteBudget {
+            key,
+            origin,
+            open: Arc::default(),
+            state: Mutex::new(State {
+                base: limits,
+                version: u64::MAX,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// Its path.
+    pub fn key(&self) -> &PathKey {
+        &self.key
+    }
+
+    /// Where its site's name came from.
+    pub fn origin(&self) -> &SiteOrigin {
+        &self.origin
+    }
+
+    /// The provider whose site this is, if any.
+    pub fn provider(&self) -> Option<&str> {
+        match &self.origin {
+            SiteOrigin::Provider(name) => Some(name),
+            SiteOrigin::MxHosts => None,
+        }
+    }
+
+    /// Connections open over the path now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// New limits from a reloaded file; the actions in force still apply over them.
+    pub(super) fn set_base(&self, limits: Limits) {
+        let mut state = self.lock();
+        state.base = limits;
+        state.version = u64::MAX;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The limits in force now, the actions (`version`, `actions`) applied.
+    pub(super) fn effective(
+        &self,
+        version: u64,
+        actions: &dyn Fn() -> Vec<Action>,
+        now: u64,
+    ) -> Limits {
+        let mut state = self.lock();
+        self.refresh(&mut state, version, actions, now);
+        state.effective.clone()
+    }
+
+    /// Brings `state` up to the actions in force, when they changed or one ended.
+    fn refresh(
+        &self,
+        state: &mut State,
+        version: u64,
+        actions: &dyn Fn() -> Vec<Action>,
+        now: u64,
+    ) {
+        if state.version == version && state.next_change.is_none_or(|at| now < at) {
+            return;
+        }
+        let mut effective = state.base.clone();
+        let mut suspended = None;
+        let mut next_change: Option<u64> = None;
+        for action in actions() {
+            if action.site != self.key.site
+                || !(action.source.is_empty() || action.source == self.key.source)
+                || action.until <= now
+            {
+                continue;
+            }
+            next_change = Some(next_change.map_or(action.until, |at| at.min(action.until)));
+            match &action.kind {
+                ActionKind::Suspend => {
+                    let later = matches!(&suspended, Some(Wait::Suspended { until, .. }) if *until >= action.until);
+                    if !later {
+                        suspended = Some(Wait::Suspended {
+                            until: action.until,
+                            rule: action.rule.clone(),
+                            reason: action.reason.clone(),
+                        });
+                    }
+                }
+                ActionKind::Limit(lower) => effective = lowered(&effective, lower),
+            }
+        }
+        if state.messages.as_ref().map(|l| l.rate) != effective.message_rate {
+            state.messages = effective.message_rate.and_then(Limiter::new);
+        }
+        if state.connections.as_ref().map(|l| l.rate) != effective.connection_rate {
+            state.connections = effective.connection_rate.and_then(Limiter::new);
+        }
+        state.effective = effective;
+        state.suspended = suspended;
+        state.next_change = next_change;
+        state.version = version;
+    }
+
+    /// A lease for one more connection, if the path's limits allow one now.
+    pub(super) fn try_connect(
+        &self,
+        version: u64,
+        actions: &dyn Fn() -> Vec<Action>,
+        now: u64,
+    ) -> Result<SiteLease, Wait> {
+        let mut state = self.lock();
+        self.refresh(&mut state, version, actions, now);
+        if let Some(wait) = &state.suspended {
+            return Err(wait.clone());
+        }
+        if let Some(max) = state.effective.max_connections
+            && self.open.load(Ordering::Acquire) >= max
+        {
+            return Err(Wait::Later(Duration::from_millis(50)));
+        }
+        if let Some(limiter) = &state.connections {
+            limiter.check().map_err(Wait::Later)?;
+        }
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Ok(SiteLease(self.open.clone()))
+    }
+
+    /// Whether one more message may start over the path now.
+    pub(super) fn try_send(
+        &self,
+        version: u64,
+        actions: &dyn Fn() -> Vec<Action>,
+        now: u64,
+    ) -> Result<(), Wait> {
+        let mut state = self.lock();
+        self.refresh(&mut state, version, actions, now);
+        if let Some(wait) = &state.suspended {
+            return Err(wait.clone());
+        }
+        match &state.messages {
+            Some(limiter) => limiter.check().map_err(Wait::Later),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `limits` with each limit `lower` sets taken down to it (never raised).
+fn lowered(limits: &Limits, lower: &Limits) -> Limits {
+    fn min<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+    let slower = |a: Option<Rate>, b: Option<Rate>| match (a, b) {
+        (Some(a), Some(b)) => Some(if a.interval() >= b.interval() { a } else { b }),
+        (a, b) => a.or(b),
+    };
+    Limits {
+        max_connections: min(limits.max_connections, lower.max_connections),
+        max_messages_per_connection: min(
+            limits.max_messages_per_connection,
+            lower.max_messages_per_connection,
+        ),
+        message_rate: slower(limits.message_rate, lower.message_rate),
+        connection_rate: slower(limits.connection_rate, lower.connection_rate),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(limits: Limits) -> SiteBudget {
+        SiteBudget::new(
+            PathKey {
+                source: String::new(),
+                site: "google".into(),
+            },
+            SiteOrigin::Provider("google".into()),
+            limits,
+        )
+    }
+
+    fn action(kind: ActionKind, until: u64) -> Action {
+        Action {
+            source: String::new(),
+            site: "google".into(),
+            rule: "r".into(),
+            kind,
+            reason: "421 4.7.28 slow down".into(),
+            since: 0,
+            until,
+            node: "n".into(),
+        }
+    }
+
+    #[test]
+    fn connections_stop_at_the_limit_and_come_back_when_leases_drop() {
+        let budget = budget(Limits {
+            max_connections: Some(2),
+            ..Limits::default()
+        });
+        let none = || Vec::new();
+        let a = budget.try_connect(0, &none, 100).unwrap();
+        let _b = budget.try_connect(0, &none, 100).unwrap();
+        assert!(matches!(
+            budget.try_connect(0, &none, 100),
+            Err(Wait::Later(_))
+        ));
+        drop(a);
+        assert!(budget.try_connect(0, &none, 100).is_ok());
+    }
+
+    #[test]
+    fn an_action_suspends_or_lowers_until_it_ends() {
+        let budget = budget(Limits {
+            max_connections: Some(5),
+            ..Limits::default()
+        });
+        let suspend = || vec![action(ActionKind::Suspend, 200)];
+        match budget.try_connect(1, &suspend, 100) {
+            Err(Wait::Suspended { until, rule, .. }) => {
+                assert_eq!((until, rule.as_str()), (200, "r"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            budget.try_send(1, &suspend, 150),
+            Err(Wait::Suspended { .. })
+        ));
+        // Same version, but the action has ended: recomputed.
+        assert!(budget.try_send(1, &suspend, 200).is_ok());
+        let lower = || {
+            vec![action(
+                ActionKind::Limit(Limits {
+                    max_connections: Some(1),
+                    message_rate: Some("1/min".parse().unwrap()),
+                    ..Limits::default()
+                }),
+                500,
+            )]
+        };
+        let limits = budget.effective(2, &lower, 300);
+        assert_eq!(limits.max_connections, Some(1));
+        let _lease = budget.try_connect(2, &lower, 300).unwrap();
+        assert!(matches!(
+            budget.try_connect(2, &lower, 300),
+            Err(Wait::Later(_))
+        ));
+        assert!(budget.try_send(2, &lower, 300).is_ok());
+        assert!(
+            matches!(budget.try_send(2, &lower, 300), Err(Wait::Later(d)) if d > Duration::from_secs(50))
+        );
+        assert_eq!(budget.effective(2, &lower, 500).max_connections, Some(5));
+    }
+
+    #[test]
+    fn lowering_never_raises_a_limit() {
+        let base = Limits {
+            max_connections: Some(2),
+            message_rate: Some("1/s".parse().unwrap()),
+            ..Limits::default()
+        };
+        let lower = Limits {
+            max_connections: Some(10),
+            message_rate: Some("10/s".parse().unwrap()),
+            max_messages_per_connection: Some(5),
+            ..Limits::default()
+        };
+        let out = lowered(&base, &lower);
+        assert_eq!(out.max_connections, Some(2));
+        assert_eq!(out.message_rate.unwrap().to_string(), "1/s");
+        assert_eq!(out.max_messages_per_connection, Some(5));
+    }
+}
