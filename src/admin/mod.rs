@@ -82,6 +82,9 @@ pub struct AdminState {
     pub users: hermod_actors::store::users::UserStore,
     /// AUTH's failure counts (`hermod auth lockouts|unlock`); `None` when AUTH is off.
     pub auth: Option<Arc<hermod_actors::inbound::auth::Authenticator>>,
+    /// The shaping (`hermod shaping status|clear`, `/api/shaping`); `None` without a
+    /// shaping file.
+    pub shaping: Option<Arc<hermod_actors::outbound::shaping::Shaping>>,
 }
 
 /// What the admin server shows of hermod itself.

@@ -15,6 +15,7 @@ use hermod_actors::outbound::hop_health::HopPolicy;
 use hermod_actors::outbound::mta_sts::MtaSts;
 use hermod_actors::outbound::mx::MxResolver;
 use hermod_actors::outbound::routing::{Router, TransportMap, parse_target};
+use hermod_actors::outbound::shaping::ShapingRules;
 use hermod_actors::outbound::smtp_client::ClientTimeouts;
 use hermod_actors::outbound::tls::{OutboundSecurity, TlsMode};
 use hermod_actors::outbound::tls_report::TlsReports;
@@ -146,6 +147,11 @@ section! {
         /// root zone's keys built in. Another only for tests and private DNS trees.
         pub dane_trust_anchor: PathBuf = PathBuf::new()
             => (restart, []),
+        /// The shaping file (sites, providers, per-domain limits, automation rules; see
+        /// config/shaping.toml); empty: each next hop is shaped alone by the keys above.
+        /// Its contents are read again on SIGHUP.
+        pub shaping_file: PathBuf = PathBuf::new()
+            => (restart, []),
     }
 }
 
@@ -208,6 +214,9 @@ impl Section for DeliveryConfig {
                 "delivery.dane_trust_anchor",
                 e.to_string(),
             ));
+        }
+        if let Err(e) = self.shaping_rules() {
+            issues.push(ConfigIssue::new("delivery.shaping_file", format!("{e:#}")));
         }
         for (pattern, target) in &self.transport {
             // The strict parser checks the pattern's syntax as well as the target's.
@@ -284,10 +293,19 @@ impl DeliveryConfig {
             budget,
             security,
             transcripts: None,
+            shaping: None,
             mta_sts: None,
             dane: None,
             tls_reports: None,
         }
+    }
+
+    /// The shaping file's rules (`shaping_file`); `None` when there is none.
+    pub fn shaping_rules(&self) -> anyhow::Result<Option<ShapingRules>> {
+        if self.shaping_file.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        super::shaping::load(&self.shaping_file).map(Some)
     }
 
     /// DANE's validating resolver (`dane`), asking `dns_servers` and trusting

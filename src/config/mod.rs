@@ -38,6 +38,7 @@ pub mod relay;
 pub mod reload;
 pub mod secret_file;
 pub mod section;
+pub mod shaping;
 pub mod smtp;
 mod summary;
 pub mod tls;

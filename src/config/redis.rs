@@ -27,6 +27,10 @@ section! {
         /// The greylist's triplets and whitelist live in Redis.
         pub greylist: bool = true
             => (restart, []),
+        /// Traffic-shaping actions (`delivery.shaping_file`) taken on one node hold on
+        /// every node.
+        pub shaping: bool = true
+            => (restart, []),
     }
 }
 

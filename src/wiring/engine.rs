@@ -38,6 +38,7 @@ pub(super) fn delivery_factory(
     db: &sled::Db,
     security: OutboundSecurity,
     tls_reports: Option<Arc<TlsReports>>,
+    shaping: Option<Arc<hermod_actors::outbound::shaping::Shaping>>,
 ) -> anyhow::Result<queue::DeliveryFactory> {
     let mta_sts = config
         .delivery
@@ -48,6 +49,7 @@ pub(super) fn delivery_factory(
         transcripts: config.log.transcripts(&config.queue.data_dir).map(Arc::new),
         mta_sts,
         tls_reports,
+        shaping,
         dane: config
             .delivery
             .dane()
@@ -99,6 +101,7 @@ pub(super) fn start_queue(
     factory: queue::DeliveryFactory,
     spool: &Arc<dyn Spool>,
     suspensions_file: &std::path::Path,
+    shaping: Option<Arc<hermod_actors::outbound::shaping::Shaping>>,
 ) -> anyhow::Result<Addr<Queue>> {
     let mut queue = Queue::new(
         queue_settings,
@@ -107,6 +110,9 @@ pub(super) fn start_queue(
         router,
         factory,
     );
+    if let Some(shaping) = shaping {
+        queue = queue.with_shaping(shaping);
+    }
     // Destinations suspended before the restart stay suspended until their end.
     for suspend in crate::admin::suspensions::restore(suspensions_file) {
         queue.suspend(suspend);
@@ -213,6 +219,9 @@ pub(super) struct Engine {
     /// The TLS report counts the deliveries keep (`tls_report.enabled`), for the sender
     /// started once the intake exists; with the resolver it looks records up through.
     pub(super) tls_reports: Option<ReportCounts>,
+    /// Sites, budgets and automation (`delivery.shaping_file`), for reloads, the admin
+    /// API and the fleet.
+    pub(super) shaping: Option<Arc<hermod_actors::outbound::shaping::Shaping>>,
 }
 
 impl Engine {
@@ -243,6 +252,7 @@ impl Engine {
             .counts(&spooled.db)
             .context("opening the spool's TLS report counts")?;
         let security = config.delivery.security()?;
+        let shaping = super::shaping::start(config)?;
         let factory = delivery_factory(
             config,
             &arbiters,
@@ -250,6 +260,7 @@ impl Engine {
             &spooled.db,
             security.clone(),
             tls_reports.clone(),
+            shaping.clone(),
         )?;
 
         let disk = watch_disk(config, spool);
@@ -267,6 +278,7 @@ impl Engine {
             factory,
             spool,
             &suspensions_file,
+            shaping.clone(),
         )?;
         Ok(Engine {
             extra,
@@ -284,6 +296,7 @@ impl Engine {
             disk,
             suspensions_file,
             queue,
+            shaping,
             tls_reports: tls_reports.map(|counts| ReportCounts {
                 counts,
                 resolver,

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use anyhow::Context as _;
-use hermod_actors::core::disk_space::Ballast;
 use hermod_actors::events::bounce_rules::SharedBounceRules;
 use hermod_actors::inbound::listener::{Admission, Drain, Listener, SessionContextTemplate};
 use hermod_actors::outbound::tls_report::TlsReports;
@@ -17,7 +16,7 @@ use hermod_actors::policy::mail_loop::LoopInputs;
 use hermod_actors::queue::{self, Queue};
 use hermod_actors::store::body_file::BodyFiles;
 use hermod_actors::store::committer::Committer;
-use hermod_actors::store::spool::{SledSpool, Spool};
+use hermod_actors::store::spool::Spool;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
@@ -33,10 +32,13 @@ mod events;
 mod listening;
 mod policies;
 mod security;
+mod shaping;
+mod spool;
 
 pub use descriptors::DescriptorSplit;
 use engine::{Engine, admission_at_start, session_settings, start_listeners};
 use listening::{Listening, listening_sockets};
+use spool::{open_spool, or_full_disk};
 
 /// Reads the configuration again, for a reload: the same file and environment as at
 /// start, validated the same way.
@@ -141,52 +143,6 @@ fn finish(
     Ok(())
 }
 
-/// Opens the spool in `queue.data_dir`; on a disk too full to open it, releases the
-/// ballast and tries once more.
-fn open_spool(config: &Config) -> anyhow::Result<SledSpool> {
-    let ballast = Ballast::new(&config.queue.data_dir);
-    let cache = config.queue.spool_cache_size;
-    match SledSpool::open_with_cache(&config.queue.data_dir, cache) {
-        Err(e) if e.is_disk_full() && ballast.release() => {
-            tracing::warn!(
-                dir = %config.queue.data_dir.display(),
-                "spool disk full at start-up: released the ballast to open the spool; delivering queued mail, new mail refused until space returns"
-            );
-            SledSpool::open_with_cache(&config.queue.data_dir, cache)
-        }
-        opened => opened,
-    }
-    .with_context(|| {
-        format!(
-            "opening the spool in {} (is another hermod using it? is its disk full?)",
-            config.queue.data_dir.display()
-        )
-    })
-}
-
-/// `shutdown`, or the spool's disk filling up (sled cannot write again in this process):
-/// either stops hermod; the flag says it was the disk.
-fn or_full_disk(
-    shutdown: impl Future<Output = ()> + 'static,
-    mut stuck: watch::Receiver<bool>,
-) -> (
-    impl Future<Output = ()> + 'static,
-    Arc<std::sync::atomic::AtomicBool>,
-) {
-    let stopped_by_full_disk = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let full_disk = stopped_by_full_disk.clone();
-    let shutdown = async move {
-        tokio::select! {
-            () = shutdown => {}
-            Ok(_) = stuck.wait_for(|stuck| *stuck) => {
-                full_disk.store(true, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!("stopping: the spool's disk is full; start hermod again once space is freed (a service manager does it by itself: it opens a full disk by releasing its ballast, and delivers)");
-            }
-        }
-    };
-    (shutdown, stopped_by_full_disk)
-}
-
 /// The Prometheus recorder with every metric described, when `admin.metrics` is on.
 fn install_metrics(config: &Config) -> anyhow::Result<Option<PrometheusHandle>> {
     Ok(match config.admin.metrics {
@@ -226,6 +182,9 @@ async fn start(
     let events = events::Events::start(&config, &spooled.db)?;
     let engine = Engine::start(&config, workers, &spooled, &listening.addrs, &events).await?;
     let (committer, queue) = (engine.committer, engine.queue);
+    if let Some(shaping) = &engine.shaping {
+        shaping::share_with_fleet(shaping, &config)?;
+    }
     let (admission, maintenance_file) = admission_at_start(&config);
     let (draining, draining_rx) = watch::channel(false);
     let (policies, policy_arbiter) = policies::start(&config, &spooled.db)?;
@@ -248,6 +207,7 @@ async fn start(
         listeners: listeners.clone(),
         admission: admission.clone(),
         bounce_rules: events.rules,
+        shaping: engine.shaping.clone(),
     };
     start_admin(
         &running.config,
@@ -267,6 +227,7 @@ async fn start(
             destinations: Default::default(),
             users: secured.users,
             auth: secured.auth,
+            shaping: engine.shaping,
         },
     )?;
     let drain_timeout = running.config.smtp.drain_timeout;
@@ -486,6 +447,8 @@ struct Running {
     admission: Arc<Admission>,
     /// The bounce rules the intake classifies returned DSNs with.
     bounce_rules: SharedBounceRules,
+    /// The shaping, whose file is read again on SIGHUP.
+    shaping: Option<Arc<hermod_actors::outbound::shaping::Shaping>>,
 }
 
 impl Running {
@@ -546,6 +509,9 @@ impl Running {
             listener.do_send(sessions.clone());
         }
         self.admission.set_limits(config.smtp.connection_limits());
+        if let Some(shaping) = &self.shaping {
+            shaping::reload(shaping, &config);
+        }
         crate::logging::debug_peers::set(config.log.debug_peers().unwrap_or_default());
         let _ = self
             .loop_inputs

@@ -13,6 +13,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::outbound::shaping::SiteLease;
+
 /// How the budget reaches one Delivery actor that holds idle connections.
 pub struct RoomMaker {
     /// Asks it to close idle connections now; `false` when it is gone or has none left.
@@ -92,7 +94,10 @@ impl ConnectionBudget {
             ) {
                 Ok(_) => {
                     metrics::gauge!("delivery_connections_open").increment(1.0);
-                    return Some(Permit(self.clone()));
+                    return Some(Permit {
+                        budget: self.clone(),
+                        site: None,
+                    });
                 }
                 Err(now) => open = now,
             }
@@ -145,13 +150,26 @@ impl ConnectionBudget {
 }
 
 /// The right to hold one outbound connection; given back when dropped (with the
-/// connection that holds it).
+/// connection that holds it), with the connection's place in its site's budget.
 #[derive(Debug)]
-pub struct Permit(Arc<ConnectionBudget>);
+pub struct Permit {
+    budget: Arc<ConnectionBudget>,
+    /// Held only to be dropped with the permit.
+    #[allow(dead_code)]
+    site: Option<SiteLease>,
+}
+
+impl Permit {
+    /// The permit, also holding the connection's `lease` in its site's budget.
+    pub fn with_site(mut self, lease: Option<SiteLease>) -> Permit {
+        self.site = lease;
+        self
+    }
+}
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.budget.open.fetch_sub(1, Ordering::AcqRel);
         metrics::gauge!("delivery_connections_open").decrement(1.0);
     }
 }

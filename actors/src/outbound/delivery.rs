@@ -26,6 +26,8 @@ use crate::outbound::routing::NextHop;
 use crate::outbound::smtp_client::SmtpConnection;
 use crate::protocol::status::Status;
 
+mod site;
+
 /// How a Delivery actor talks back to the Queue that started it.
 #[derive(Clone)]
 pub struct QueueLink {
@@ -83,6 +85,8 @@ pub struct Delivery {
     holds_idle: bool,
     /// Idle connections now, as the budget's [`RoomMaker`] sees them.
     idle_count: Arc<AtomicUsize>,
+    /// The site its hop rolls up into, when shaping is on.
+    site: site::SiteState,
 }
 
 impl Delivery {
@@ -112,6 +116,7 @@ impl Delivery {
             offered_to_retire: false,
             holds_idle: false,
             idle_count: Arc::default(),
+            site: site::SiteState::default(),
         }
     }
 
@@ -136,9 +141,24 @@ impl Delivery {
                 }
                 self.down_until = None;
             }
-            if self.idle.is_empty() && self.active >= self.settings.max_connections {
+            if self.idle.is_empty() && self.active >= self.max_connections() {
                 return;
             }
+            let lease = match self
+                .site_ready(ctx)
+                .and_then(|()| self.site_allows(!self.idle.is_empty()))
+            {
+                Ok(lease) => lease,
+                Err(site::SiteStop::Learning) => return,
+                Err(site::SiteStop::Later(wait)) => {
+                    self.wake_after(wait, ctx);
+                    return;
+                }
+                Err(site::SiteStop::Suspended(status)) => {
+                    self.defer_pending_suspended(status, ctx);
+                    return;
+                }
+            };
             if let Some(limiter) = &self.limiter
                 && let Err(not_until) = limiter.check()
             {
@@ -155,7 +175,7 @@ impl Delivery {
             let (connection, permit) = match self.idle.pop() {
                 Some((connection, _)) => (Some(connection), None),
                 None => match self.settings.budget.try_take() {
-                    Some(permit) => (None, Some(permit)),
+                    Some(permit) => (None, site::with_lease(Some(permit), lease)),
                     None => {
                         self.pending.push_front(job);
                         metrics::gauge!("delivery_pending_jobs").increment(1.0);
@@ -270,7 +290,7 @@ impl Delivery {
             self.down_until = None;
         }
         if let Some(connection) = outcome.connection {
-            if connection.transactions < self.settings.max_messages_per_connection
+            if connection.transactions < self.max_messages_per_connection()
                 && !connection.has_unread_input()
             {
                 self.idle.push((connection, Instant::now()));
@@ -279,6 +299,7 @@ impl Delivery {
                 actix::spawn(connection.quit());
             }
         }
+        self.observe(&outcome.report);
         self.report(outcome.report, ctx);
     }
 

@@ -152,6 +152,9 @@ pub struct DeliverySettings {
     pub budget: Arc<ConnectionBudget>,
     /// Whose conversations are recorded (`log.transcript_peers`), and where.
     pub transcripts: Option<Arc<crate::store::transcripts::Transcripts>>,
+    /// Sites, their budgets and the automation rules (`delivery.shaping_file`); `None`:
+    /// each next hop is shaped alone by the settings above.
+    pub shaping: Option<Arc<crate::outbound::shaping::Shaping>>,
 }
 
 impl DeliverySettings {

@@ -50,7 +50,7 @@ impl Queue {
                 let rcpt = &message.envelope.recipients[i];
                 !message.in_flight[i]
                     && schedule::is_due(&rcpt.status, now)
-                    && self.suspensions.until(&rcpt.domain, now).is_none()
+                    && self.held_until(&rcpt.domain, now).is_none()
             })
             .collect();
         if due.is_empty() {
@@ -90,7 +90,7 @@ impl Queue {
                     RecipientStatus::Deferred { next_attempt, .. } => *next_attempt,
                     _ => return None,
                 };
-                Some(match self.suspensions.until(&r.domain, now) {
+                Some(match self.held_until(&r.domain, now) {
                     Some(until) => at.max(until),
                     None => at,
                 })

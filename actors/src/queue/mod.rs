@@ -140,6 +140,8 @@ pub struct Queue {
     recent: recent::RecentDeliveries,
     /// Destinations the operator suspended.
     suspensions: suspend::Suspensions,
+    /// Sites an automation rule suspended (`delivery.shaping_file`).
+    shaping: Option<std::sync::Arc<crate::outbound::shaping::Shaping>>,
 }
 
 fn unix_now() -> u64 {
@@ -179,7 +181,18 @@ impl Queue {
             totals: admin::Totals::default(),
             recent: recent::RecentDeliveries::default(),
             suspensions: Default::default(),
+            shaping: None,
         }
+    }
+
+    /// Mail for a site an automation rule suspends waits in the schedule until the
+    /// suspension ends, as for a destination the operator suspended.
+    pub fn with_shaping(
+        mut self,
+        shaping: std::sync::Arc<crate::outbound::shaping::Shaping>,
+    ) -> Self {
+        self.shaping = Some(shaping);
+        self
     }
 
     fn delivery_for(

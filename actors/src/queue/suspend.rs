@@ -73,6 +73,17 @@ impl Handler<Suspend> for Queue {
 }
 
 impl Queue {
+    /// When delivery to `domain` may go on, if the operator or a shaping rule (on its
+    /// site) holds it at `now`.
+    pub(super) fn held_until(&self, domain: &str, now: u64) -> Option<u64> {
+        let operator = self.suspensions.until(domain, now);
+        let site = self
+            .shaping
+            .as_ref()
+            .and_then(|shaping| shaping.suspended_until(domain, now));
+        operator.max(site)
+    }
+
     /// Suspends a destination (also before the Queue starts: the suspensions kept by
     /// the last run).
     pub fn suspend(&mut self, msg: Suspend) {

@@ -35,6 +35,11 @@ impl Action {
     pub fn id(&self) -> String {
         format!("{}|{}|{}", self.source, self.site, self.rule)
     }
+
+    /// Whether its time is over.
+    pub fn ended(&self) -> bool {
+        self.until <= crate::outbound::mta_sts::unix_now()
+    }
 }
 
 /// Longest reason kept: replies can be long, and an action is shown in one line.

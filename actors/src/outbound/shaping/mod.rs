@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 mod actions;
 mod rules;
@@ -24,10 +23,15 @@ pub use rules::{
 };
 pub use site::{PathKey, SiteBudget, SiteLease, Wait};
 
+use crate::outbound::mta_sts::unix_now;
 use crate::protocol::status::Status;
 
 /// Most recipient domains whose site is remembered for the Queue's checks.
 const MAX_DOMAIN_SITES: usize = 200_000;
+
+/// How long an action this node took is kept though the fleet's copy lacks it (it
+/// may have been read before the action was written).
+const FLEET_GRACE_S: u64 = 3;
 
 /// Called with each action this node takes (to publish it to the fleet) or clears.
 pub type ActionHook = Box<dyn Fn(ActionChange) + Send + Sync>;
@@ -62,12 +66,6 @@ impl std::fmt::Debug for Shaping {
             .field("node", &self.node)
             .finish_non_exhaustive()
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -288,7 +286,13 @@ impl Shaping {
         let now = unix_now();
         let mut actions = lock(&self.actions);
         let mut next: Vec<Action> = fleet.into_iter().filter(|a| a.until > now).collect();
-        for action in pending {
+        // Taken here a moment ago, maybe after the fleet's copy was read: kept.
+        let recent: Vec<Action> = actions
+            .iter()
+            .filter(|a| a.node == self.node && a.since + FLEET_GRACE_S > now)
+            .cloned()
+            .collect();
+        for action in pending.iter().chain(&recent) {
             if action.until > now && !next.iter().any(|a| a.id() == action.id()) {
                 next.push(action.clone());
             }
@@ -400,12 +404,20 @@ mod tests {
         let shaping = shaping();
         let budget = shaping.path("", "a.example", ["mx.google.test"]);
         let mine = shaping.observe(&budget, &Status::from_reply(421, "4.7.28 unusual rate"));
-        shaping.replace_fleet(Vec::new(), &mine);
-        assert_eq!(shaping.list().len(), 1);
+        // Just taken here: kept though the fleet's copy was read before it was written.
         shaping.replace_fleet(Vec::new(), &[]);
-        assert!(shaping.list().is_empty());
+        assert_eq!(shaping.list().len(), 1);
         let mut theirs = mine[0].clone();
         theirs.node = "node2".into();
+        theirs.site = "other".into();
+        shaping.replace_fleet(vec![theirs.clone()], &[]);
+        assert_eq!(shaping.list().len(), 2);
+        // Cleared elsewhere: gone here at the next read.
+        shaping.replace_fleet(mine.clone(), &[]);
+        assert_eq!(shaping.list(), mine);
+        // A fleet action suspends here too.
+        shaping.clear("", None);
+        theirs.site = "google".into();
         shaping.replace_fleet(vec![theirs], &[]);
         assert!(matches!(
             shaping.try_connect(&budget),

@@ -175,6 +175,47 @@ impl RedisBackend {
     }
 }
 
+/// A hash of small records every node reads whole (the fleet's shaping actions).
+impl RedisBackend {
+    /// Every field of the hash `key` with its value.
+    pub async fn hash_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, RedisError> {
+        let mut connection = self.manager.clone();
+        let result = connection.hgetall::<_, Vec<(String, Vec<u8>)>>(key).await;
+        self.observe(result)
+    }
+
+    /// Sets `field` of the hash `key` to `value`; the hash expires `ttl_s` seconds after
+    /// its last change, so a fleet that stopped leaves nothing behind.
+    pub async fn hash_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: Vec<u8>,
+        ttl_s: u64,
+    ) -> Result<(), RedisError> {
+        let mut connection = self.manager.clone();
+        let result = redis::pipe()
+            .atomic()
+            .hset(key, field, value)
+            .ignore()
+            .expire(key, i64::try_from(ttl_s.max(1)).unwrap_or(i64::MAX))
+            .ignore()
+            .query_async::<()>(&mut connection)
+            .await;
+        self.observe(result)
+    }
+
+    /// Removes `fields` from the hash `key`.
+    pub async fn hash_delete(&self, key: &str, fields: &[String]) -> Result<(), RedisError> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.manager.clone();
+        let result = connection.hdel::<_, _, ()>(key, fields).await;
+        self.observe(result)
+    }
+}
+
 /// Seconds from now until `expires` (Unix seconds), at least one.
 fn ttl(expires: u64) -> u64 {
     let now = std::time::SystemTime::now()

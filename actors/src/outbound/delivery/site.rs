@@ -1,0 +1,230 @@
+//! The Delivery actor's side of provider-aware shaping: which site its next hop rolls up
+//! into (learnt from the hop's MX hosts, again every [`SITE_TTL`]), the limits the
+//! shaping file sets for its own domain, the site's budget asked before each connection
+//! and message, and the replies handed to the automation rules.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use governor::{Quota, RateLimiter};
+
+use super::Delivery;
+use crate::outbound::connection_budget::Permit;
+use crate::outbound::delivery_job::all;
+use crate::outbound::job::{DeliveryReport, Outcome};
+use crate::outbound::routing::NextHop;
+use crate::outbound::shaping::{Limits, Shaping, SiteBudget, SiteLease, Wait};
+use crate::protocol::status::{EnhancedCode, Status};
+
+/// How long a learnt site holds before the hop's MX hosts are looked at again.
+pub(super) const SITE_TTL: Duration = Duration::from_secs(300);
+
+/// RFC 3463 4.4.5: mail system congestion, hermod's own: the site is suspended.
+const SITE_SUSPENDED: EnhancedCode = EnhancedCode::new(4, 4, 5);
+
+/// What the actor knows of its site.
+#[derive(Default)]
+pub(super) struct SiteState {
+    /// The site's budget, once learnt.
+    pub(super) budget: Option<Arc<SiteBudget>>,
+    /// When it was learnt.
+    pub(super) learnt: Option<Instant>,
+    /// A lookup is under way.
+    pub(super) looking: bool,
+    /// The shaping file's limits of this hop's own domain.
+    pub(super) own: Limits,
+}
+
+/// The domain a next hop is named by in the shaping file and for the Queue.
+pub(super) fn hop_domain(hop: &NextHop) -> &str {
+    match hop {
+        NextHop::Mx { domain } => domain,
+        NextHop::Smtp { host, .. } | NextHop::Lmtp { host, .. } | NextHop::Smtps { host, .. } => {
+            host
+        }
+    }
+}
+
+/// Why the pump stops at the site.
+pub(super) enum SiteStop {
+    /// Not known yet: the pump is called again when it is.
+    Learning,
+    /// Suspended: pending jobs are answered at once.
+    Suspended(Status),
+    /// Ask again after this long.
+    Later(Duration),
+}
+
+impl Delivery {
+    /// The shaping, when the site is what the pump must wait for first.
+    pub(super) fn site_ready(&mut self, ctx: &mut Context<Self>) -> Result<(), SiteStop> {
+        let Some(shaping) = self.settings.shaping.clone() else {
+            return Ok(());
+        };
+        let stale = self.site.learnt.is_none_or(|at| at.elapsed() >= SITE_TTL);
+        if stale && !self.site.looking {
+            self.site.looking = true;
+            let (hop, port, resolver) = (
+                self.hop.clone(),
+                self.settings.mx_port,
+                self.resolver.clone(),
+            );
+            let lookup = async move {
+                let hosts = match resolver.targets(&hop, port).await {
+                    Ok(targets) => targets.into_iter().map(|t| t.host).collect(),
+                    // Its jobs fail with the real error; meanwhile it is its own site.
+                    Err(_) => vec![hop_domain(&hop).to_string()],
+                };
+                let domain = hop_domain(&hop);
+                (
+                    shaping.path("", domain, hosts.iter().map(String::as_str)),
+                    shaping.rules().domain_limits(domain).cloned(),
+                )
+            };
+            ctx.spawn(lookup.into_actor(self).map(|(budget, own), act, ctx| {
+                act.site.looking = false;
+                act.site.learnt = Some(Instant::now());
+                act.set_own_limits(own.unwrap_or_default());
+                act.site.budget = Some(budget);
+                act.pump(ctx);
+            }));
+        }
+        if self.site.budget.is_none() {
+            return Err(SiteStop::Learning);
+        }
+        Ok(())
+    }
+
+    /// The shaping file's limits of this hop's domain, in force from now.
+    fn set_own_limits(&mut self, own: Limits) {
+        if own == self.site.own {
+            return;
+        }
+        let rate = own.message_rate.map_or_else(
+            || NonZeroU32::new(self.settings.rate_per_second).map(Quota::per_second),
+            |rate| Quota::with_period(rate.interval()).map(|q| q.allow_burst(NonZeroU32::MIN)),
+        );
+        self.limiter = rate.map(RateLimiter::direct);
+        self.site.own = own;
+    }
+
+    /// Connections this hop may have open at once.
+    pub(super) fn max_connections(&self) -> usize {
+        self.site
+            .own
+            .max_connections
+            .unwrap_or(self.settings.max_connections)
+    }
+
+    /// Messages one connection may carry: the least of the settings', the domain's and
+    /// the site's.
+    pub(super) fn max_messages_per_connection(&self) -> u32 {
+        let mut max = self
+            .site
+            .own
+            .max_messages_per_connection
+            .unwrap_or(self.settings.max_messages_per_connection);
+        if let (Some(shaping), Some(budget)) = (&self.settings.shaping, &self.site.budget)
+            && let Some(site) = shaping.limits(budget).max_messages_per_connection
+        {
+            max = max.min(site);
+        }
+        max
+    }
+
+    /// Whether the site takes one more message now, over a connection from the pool
+    /// (`pooled`) or a new one, whose lease is then returned.
+    pub(super) fn site_allows(&self, pooled: bool) -> Result<Option<SiteLease>, SiteStop> {
+        let (Some(shaping), Some(budget)) = (&self.settings.shaping, &self.site.budget) else {
+            return Ok(None);
+        };
+        let lease = if pooled {
+            None
+        } else {
+            Some(
+                shaping
+                    .try_connect(budget)
+                    .map_err(|w| self.site_wait(shaping, w))?,
+            )
+        };
+        shaping
+            .try_send(budget)
+            .map_err(|w| self.site_wait(shaping, w))?;
+        Ok(lease)
+    }
+
+    fn site_wait(&self, _shaping: &Shaping, wait: Wait) -> SiteStop {
+        match wait {
+            Wait::Later(after) => {
+                metrics::counter!("shaping_waits_total", "reason" => "limit").increment(1);
+                SiteStop::Later(after)
+            }
+            Wait::Suspended {
+                until,
+                rule,
+                reason,
+            } => {
+                metrics::counter!("shaping_waits_total", "reason" => "suspended").increment(1);
+                let site = self.site.budget.as_ref().map_or("", |b| &b.key().site);
+                let left = until.saturating_sub(crate::outbound::mta_sts::unix_now());
+                SiteStop::Suspended(Status::local(
+                    SITE_SUSPENDED,
+                    format!(
+                        "shaping: delivery to site {site} is suspended for {left}s more by rule {rule} (after: {reason})"
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Answers every pending job as deferred while the site is suspended: the Queue
+    /// then keeps the mail in its schedule until the suspension ends.
+    pub(super) fn defer_pending_suspended(&mut self, status: Status, ctx: &mut Context<Self>) {
+        let jobs = std::mem::take(&mut self.pending);
+        metrics::gauge!("delivery_pending_jobs").decrement(jobs.len() as f64);
+        for job in jobs {
+            let results = all(&job.recipients, Outcome::Deferred(status.clone()));
+            self.report(
+                DeliveryReport {
+                    id: job.id,
+                    relay: self.hop.to_string(),
+                    tls: None,
+                    results,
+                    unreachable: false,
+                    serial: 0,
+                },
+                ctx,
+            );
+        }
+    }
+
+    /// Hands the replies of a finished job to the automation rules, each distinct
+    /// reply once.
+    pub(super) fn observe(&self, report: &DeliveryReport) {
+        let (Some(shaping), Some(budget)) = (&self.settings.shaping, &self.site.budget) else {
+            return;
+        };
+        let mut seen: Vec<&Status> = Vec::new();
+        for (_, outcome) in &report.results {
+            let status = match outcome {
+                Outcome::Deferred(status) | Outcome::Failed(status) => status,
+                Outcome::Delivered(_) => continue,
+            };
+            if !seen.contains(&status) {
+                seen.push(status);
+                shaping.observe(budget, status);
+            }
+        }
+    }
+}
+
+/// A budget permit that also holds the site's lease, so both go back with the
+/// connection.
+pub(super) fn with_lease(permit: Option<Permit>, lease: Option<SiteLease>) -> Option<Permit> {
+    match (permit, lease) {
+        (Some(permit), lease) => Some(permit.with_site(lease)),
+        (None, _) => None,
+    }
+}

@@ -1,0 +1,136 @@
+//! Provider-aware shaping in the running hermod: the [`Shaping`] made from
+//! `delivery.shaping_file` at start, its file read again on SIGHUP, and, with Redis
+//! (`redis.shaping`), the actions in force shared with the fleet: each action this node
+//! takes is written to one Redis hash, and every second the hash is read back whole and
+//! replaces the node's actions, so that what one node takes (or an operator clears)
+//! holds on every node within about a second.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hermod_actors::outbound::shaping::{Action, ActionChange, Shaping};
+use hermod_actors::policy::backend::redis::RedisBackend;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+
+/// How often the fleet's actions are read back from Redis.
+const FLEET_POLL: Duration = Duration::from_secs(1);
+
+/// The hash lives this long after its last change (longer than any action's duration).
+const FLEET_TTL_S: u64 = 8 * 86400;
+
+/// Most actions read from Redis, and the longest one: peers' bytes are bounded.
+const MAX_FLEET_ACTIONS: usize = 10_000;
+const MAX_ACTION_BYTES: usize = 4096;
+
+/// The shaping of this node, when `delivery.shaping_file` names a file.
+pub(super) fn start(config: &Config) -> anyhow::Result<Option<Arc<Shaping>>> {
+    let Some(rules) = config.delivery.shaping_rules()? else {
+        return Ok(None);
+    };
+    tracing::info!(file = %config.delivery.shaping_file.display(), providers = rules.providers.len(),
+        sites = rules.sites.len(), domains = rules.domains.len(), rules = rules.automation.len(),
+        "shaping file loaded");
+    Ok(Some(Shaping::new(rules, &config.smtp.hostname)))
+}
+
+/// Reads the shaping file again (SIGHUP); a file that does not load keeps the rules in
+/// force, and says why.
+pub(super) fn reload(shaping: &Shaping, config: &Config) {
+    match config.delivery.shaping_rules() {
+        Ok(Some(rules)) => {
+            tracing::info!(file = %config.delivery.shaping_file.display(), providers = rules.providers.len(),
+                sites = rules.sites.len(), domains = rules.domains.len(), rules = rules.automation.len(),
+                "shaping file reloaded");
+            shaping.reload(rules);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(file = %config.delivery.shaping_file.display(), problems = format!("{e:#}"),
+                "shaping file reload failed; the rules in force are kept");
+        }
+    }
+}
+
+/// Shares `shaping`'s actions with the fleet through Redis, when `redis.url` is set and
+/// `redis.shaping` is on.
+pub(super) fn share_with_fleet(shaping: &Arc<Shaping>, config: &Config) -> anyhow::Result<()> {
+    if !config.redis.shaping {
+        return Ok(());
+    }
+    let Some(backend) = config.redis.backend()? else {
+        return Ok(());
+    };
+    let (changes, received) = mpsc::unbounded_channel();
+    shaping.on_change(Box::new(move |change| {
+        let _ = changes.send(change);
+    }));
+    actix::spawn(sync(shaping.clone(), backend, received));
+    Ok(())
+}
+
+/// The fleet loop: writes this node's changes, then reads the fleet's actions back.
+async fn sync(
+    shaping: Arc<Shaping>,
+    backend: RedisBackend,
+    mut changes: mpsc::UnboundedReceiver<ActionChange>,
+) {
+    let key = backend.key("shaping", "actions");
+    // Written here but not yet in Redis (it was down): kept, and written again.
+    let mut unwritten: Vec<Action> = Vec::new();
+    let mut uncleared: Vec<String> = Vec::new();
+    let mut tick = tokio::time::interval(FLEET_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            change = changes.recv() => match change {
+                Some(ActionChange::Taken(action)) => {
+                    unwritten.retain(|a| a.id() != action.id());
+                    uncleared.retain(|id| *id != action.id());
+                    unwritten.push(action);
+                }
+                Some(ActionChange::Cleared(ids)) => {
+                    unwritten.retain(|a| !ids.contains(&a.id()));
+                    uncleared.extend(ids);
+                }
+                None => return,
+            },
+            _ = tick.tick() => {}
+        }
+        let mut still = Vec::new();
+        for action in unwritten.drain(..) {
+            let json = serde_json::to_vec(&action).unwrap_or_default();
+            if backend
+                .hash_set(&key, &action.id(), json, FLEET_TTL_S)
+                .await
+                .is_err()
+            {
+                still.push(action);
+            }
+        }
+        unwritten = still;
+        if backend.hash_delete(&key, &uncleared).await.is_ok() {
+            uncleared.clear();
+        }
+        let Ok(fields) = backend.hash_all(&key).await else {
+            continue;
+        };
+        let mut fleet = Vec::new();
+        let mut ended = Vec::new();
+        for (field, value) in fields.into_iter().take(MAX_FLEET_ACTIONS) {
+            let action = (value.len() <= MAX_ACTION_BYTES)
+                .then(|| serde_json::from_slice::<Action>(&value).ok())
+                .flatten();
+            match action {
+                Some(action) if !action.ended() && !uncleared.contains(&field) => {
+                    fleet.push(action)
+                }
+                _ => ended.push(field),
+            }
+        }
+        // Ended and unreadable entries go, so the hash stays small.
+        let _ = backend.hash_delete(&key, &ended).await;
+        shaping.replace_fleet(fleet, &unwritten);
+    }
+}
