@@ -3,7 +3,7 @@
 //! [`status_page`] (`/`, the live status page),
 //! [`health`] (`/health`), [`stats`] (`/stats`, `/api/queue/stats`), [`metrics`]
 //! (`/metrics`), [`maintenance`] (`/api/maintenance`), [`queue`] (`/api/queue`: list,
-//! show, flush, hold, release, delete, bounce), [`suspensions`] (`/api/suspensions`), [`users`] (`/api/users`), [`auth_lockouts`]
+//! show, flush, hold, release, delete, bounce), [`suspensions`] (`/api/suspensions`), [`shaping`] (`/api/shaping`), [`users`] (`/api/users`), [`auth_lockouts`]
 //! (`/api/auth/lockouts`, `/api/auth/unlock`). Requests reach the actors as
 //! messages with a deadline ([`ASK_TIMEOUT`]): a busy Queue gives a 503 with the reason,
 //! never a request that hangs. [`auth`] checks the bearer token.
@@ -31,6 +31,7 @@ pub mod local_socket;
 pub mod maintenance;
 pub mod metrics;
 pub mod queue;
+pub mod shaping;
 pub mod stats;
 pub mod status_page;
 pub mod suspensions;
@@ -237,6 +238,8 @@ where
         .route("/health", web::get().to(health::get))
         .route("/stats", web::get().to(stats::get))
         .route("/api/queue/stats", web::get().to(stats::get))
+        .route("/api/shaping", web::get().to(shaping::list))
+        .route("/api/shaping/{site}", web::delete().to(shaping::clear))
         .route("/api/suspensions", web::get().to(suspensions::list))
         .route("/api/suspensions", web::post().to(suspensions::suspend))
         .route(

@@ -23,6 +23,7 @@ pub mod queue;
 mod queue_text;
 pub mod route;
 pub mod serve;
+pub mod shaping;
 pub mod spool;
 pub mod user;
 
@@ -84,6 +85,9 @@ enum Command {
     /// AUTH lock-outs in the running hermod: `lockouts` lists them, `unlock ADDRESS`
     /// lifts one.
     Auth(auth::AuthArgs),
+    /// Provider-aware shaping: `check FILE` validates a shaping file; `status` lists
+    /// the automation's actions in force in the running hermod, `clear SITE` ends them.
+    Shaping(shaping::ShapingArgs),
     /// DKIM keys: `keygen` makes one and prints the DNS record to publish.
     Dkim(dkim::DkimArgs),
     /// Bounce classification: `classify "REPLY"` prints the class a reply gets and the
@@ -141,6 +145,7 @@ impl Cli {
             } => config_get::run(config, &keys),
             Command::User(args) => user::run(args),
             Command::Dkim(args) => dkim::run(args),
+            Command::Shaping(args) => shaping::run(args),
             Command::Bounce(args) => bounce::run(args),
             Command::Spool(args) => spool::run(args),
             Command::Diagnose { out, config } => diagnose::run(config, out),

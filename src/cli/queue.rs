@@ -136,7 +136,7 @@ impl FilterArgs {
 }
 
 /// Percent-encodes a query value (addresses carry `@` and `+`).
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use hermod_actors::outbound::dane::{DomainDane, HostDane};
 use hermod_actors::outbound::mta_sts::policy::{Mode, Policy};
+use hermod_actors::outbound::mx::Target;
 use hermod_actors::outbound::routing::NextHop;
+use hermod_actors::outbound::shaping::SiteOrigin;
 
 use crate::config::Config;
 
@@ -85,6 +87,7 @@ pub async fn explain(config: &Config, domain: &str) -> anyhow::Result<String> {
         }
         _ => (None, None),
     };
+    shaping(config, hop.name(), &targets, &mut out)?;
     for target in targets {
         let host_dane = match &dane {
             Some(DomainDane::Secure(hosts)) => Some(hosts.get(&target.host.to_ascii_lowercase())),
@@ -110,6 +113,69 @@ pub async fn explain(config: &Config, domain: &str) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// The site `domain` rolls up into (`delivery.shaping_file`), the limits it shares and
+/// where each came from, described in `out`.
+fn shaping(
+    config: &Config,
+    domain: &str,
+    targets: &[Target],
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let Some(rules) = config.delivery.shaping_rules()? else {
+        writeln!(
+            out,
+            "  shaping: per next hop only (no delivery.shaping_file)"
+        )?;
+        return Ok(());
+    };
+    let (site, origin) = rules.site_of(targets.iter().map(|t| t.host.as_str()));
+    let why = match &origin {
+        SiteOrigin::Provider(name) => {
+            format!("provider {name}: every MX host ends in one of its mx_suffix")
+        }
+        SiteOrigin::MxHosts => "its MX host names (no provider serves them all)".to_string(),
+    };
+    writeln!(out, "  site: {site} ({why})")?;
+    let own = if rules.sites.contains_key(&site) {
+        "[site] entry over "
+    } else {
+        ""
+    };
+    let layers = match origin {
+        SiteOrigin::Provider(_) => "[provider] over [default]",
+        SiteOrigin::MxHosts => "[default]",
+    };
+    writeln!(
+        out,
+        "    shared by every destination of the site: {} ({own}{layers}; unset ones from [delivery])",
+        rules.site_limits(&site, &origin).describe()
+    )?;
+    match rules.domain_limits(domain) {
+        Some(limits) => writeln!(
+            out,
+            "    this domain's own next hop: {} ([domain] entry)",
+            limits.describe()
+        )?,
+        None => writeln!(
+            out,
+            "    this domain's own next hop: the [delivery] limits (no [domain] entry)"
+        )?,
+    }
+    let rules_here: Vec<&str> = rules
+        .automation
+        .iter()
+        .filter(|r| {
+            r.site.as_deref().is_none_or(|s| s == site)
+                && r.provider.as_deref().is_none_or(|p| p == site)
+        })
+        .map(|r| r.name.as_str())
+        .collect();
+    if !rules_here.is_empty() {
+        writeln!(out, "    automation rules: {}", rules_here.join(", "))?;
+    }
+    Ok(())
 }
 
 /// What DANE says of `domain` now (`delivery.dane`), described in `out`.

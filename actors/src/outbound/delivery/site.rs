@@ -14,7 +14,6 @@ use super::Delivery;
 use crate::outbound::connection_budget::Permit;
 use crate::outbound::delivery_job::all;
 use crate::outbound::job::{DeliveryReport, Outcome};
-use crate::outbound::routing::NextHop;
 use crate::outbound::shaping::{Limits, Shaping, SiteBudget, SiteLease, Wait};
 use crate::protocol::status::{EnhancedCode, Status};
 
@@ -35,16 +34,6 @@ pub(super) struct SiteState {
     pub(super) looking: bool,
     /// The shaping file's limits of this hop's own domain.
     pub(super) own: Limits,
-}
-
-/// The domain a next hop is named by in the shaping file and for the Queue.
-pub(super) fn hop_domain(hop: &NextHop) -> &str {
-    match hop {
-        NextHop::Mx { domain } => domain,
-        NextHop::Smtp { host, .. } | NextHop::Lmtp { host, .. } | NextHop::Smtps { host, .. } => {
-            host
-        }
-    }
 }
 
 /// Why the pump stops at the site.
@@ -75,9 +64,9 @@ impl Delivery {
                 let hosts = match resolver.targets(&hop, port).await {
                     Ok(targets) => targets.into_iter().map(|t| t.host).collect(),
                     // Its jobs fail with the real error; meanwhile it is its own site.
-                    Err(_) => vec![hop_domain(&hop).to_string()],
+                    Err(_) => vec![hop.name().to_string()],
                 };
-                let domain = hop_domain(&hop);
+                let domain = hop.name();
                 (
                     shaping.path("", domain, hosts.iter().map(String::as_str)),
                     shaping.rules().domain_limits(domain).cloned(),

@@ -79,6 +79,17 @@ impl fmt::Display for NextHop {
     }
 }
 
+impl NextHop {
+    /// The recipient domain (for `mx:`) or configured host it is named by: what the
+    /// shaping file's `[domain]` entries and the Queue's site lookups key on.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Mx { domain } => domain,
+            Self::Smtp { host, .. } | Self::Lmtp { host, .. } | Self::Smtps { host, .. } => host,
+        }
+    }
+}
+
 /// Normalises a domain for lookup: trimmed, lowercase, no trailing dot.
 pub(crate) fn normalize_domain(domain: &str) -> String {
     let d = domain.trim();
