@@ -59,6 +59,15 @@ pub(crate) struct SinkArgs {
     /// Hold a reply back: CMD:MS[:ODDS] with CMD one of connect, ehlo, mail, rcpt, data, dot, rset, quit (repeatable).
     #[arg(long = "delay")]
     delays: Vec<Delay>,
+    /// Answer RCPT TO for DOMAIN (and its subdomains; `*`: all) with REPLY, to play a
+    /// provider: DOMAIN=CODE TEXT, e.g. `gmail.test=421 4.7.28 unusual rate` (a 421
+    /// also closes the connection). Repeatable; the first match answers.
+    #[arg(long = "reply")]
+    replies: Vec<sink::ReplyRule>,
+    /// Append one JSON line per connection to this file when it closes: peer and local
+    /// address, opened_ms and closed_ms (unix milliseconds).
+    #[arg(long)]
+    connection_log: Option<PathBuf>,
     /// Odds (0..1) of dropping the connection instead of answering a message.
     #[arg(long, default_value_t = 0.0, value_parser = super::odds)]
     disconnect: f64,
@@ -132,6 +141,8 @@ pub(crate) async fn run(args: SinkArgs) -> Result<ExitCode> {
         idle_exit: args.idle_exit,
         command_timeout: args.timeout,
         seed: args.seed,
+        replies: args.replies.clone(),
+        connection_log: args.connection_log.clone(),
         ..SinkConfig::default()
     };
     let sink = sink::start(config).await.context("starting the sink")?;

@@ -59,6 +59,10 @@ pub struct SinkConfig {
     pub shutdown_grace: Duration,
     /// Seed for the failure odds, so a test sees the same draws every run.
     pub seed: Option<u64>,
+    /// Scripted replies to RCPT TO by recipient domain, to play a provider.
+    pub replies: Vec<super::scripted::ReplyRule>,
+    /// Append one JSON line per connection (peer, local address, open and close time).
+    pub connection_log: Option<PathBuf>,
 }
 
 impl Default for SinkConfig {
@@ -87,6 +91,8 @@ impl Default for SinkConfig {
             command_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(2),
             seed: None,
+            replies: Vec::new(),
+            connection_log: None,
         }
     }
 }

@@ -31,6 +31,7 @@ pub(crate) struct Counters {
     pub(crate) auth_failures: AtomicU64,
     pub(crate) store_failures: AtomicU64,
     pub(crate) timeouts: AtomicU64,
+    pub(crate) scripted_replies: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -63,6 +64,7 @@ impl Counters {
             auth_failures: get(&self.auth_failures),
             store_failures: get(&self.store_failures),
             timeouts: get(&self.timeouts),
+            scripted_replies: get(&self.scripted_replies),
             e2e_latency_ms: e2e,
         }
     }
@@ -111,6 +113,8 @@ pub struct SinkStats {
     pub store_failures: u64,
     /// Connections closed for silence past the command timeout.
     pub timeouts: u64,
+    /// Recipients answered by a `--reply` rule.
+    pub scripted_replies: u64,
     /// End-to-end latency of messages that carried `X-Blaster-Sent`.
     pub e2e_latency_ms: Percentiles,
 }

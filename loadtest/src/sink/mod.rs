@@ -23,6 +23,7 @@ mod data;
 mod handle;
 mod headers;
 mod replies;
+mod scripted;
 mod server;
 mod session;
 mod shared;
@@ -40,6 +41,7 @@ pub use config::{
 };
 pub use counters::{SinkStats, SinkSummary};
 pub use handle::SinkHandle;
+pub use scripted::{NotReplyRule, ReplyRule};
 use shared::Shared;
 
 /// Binds every listener and starts serving on the current tokio runtime.
@@ -73,7 +75,13 @@ pub async fn start(config: SinkConfig) -> std::io::Result<SinkHandle> {
     for addr in &config.listen_tls {
         implicit.push(TcpListener::bind(addr).await?);
     }
-    let shared = Arc::new(Shared::new(config, tls, received_log));
+    let connection_log = match &config.connection_log {
+        Some(path) => Some(scripted::ConnectionLog::new(File::create(path)?)),
+        None => None,
+    };
+    let mut shared = Shared::new(config, tls, received_log);
+    shared.connection_log = connection_log;
+    let shared = Arc::new(shared);
     let (stop, stop_rx) = watch::channel(false);
     let mut handle = SinkHandle::new(Arc::clone(&shared), stop);
     for (listener, implicit_tls) in plain

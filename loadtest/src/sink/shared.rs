@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) latency: Mutex<Latency>,
     /// Message-ID log; a std mutex for the same reason.
     pub(crate) received_log: Option<Mutex<BufWriter<File>>>,
+    /// One line per connection (`--connection-log`).
+    pub(crate) connection_log: Option<super::scripted::ConnectionLog>,
     /// Last store sequence number handed out.
     pub(crate) seq: AtomicU64,
     /// When the sink started, for uptime and idle tracking.
@@ -80,6 +82,7 @@ impl Shared {
             active: AtomicU64::new(0),
             latency: Mutex::new(Latency::new()),
             received_log: received_log.map(|f| Mutex::new(BufWriter::new(f))),
+            connection_log: None,
             seq: AtomicU64::new(0),
             started: Instant::now(),
             first_message_ns: AtomicU64::new(0),

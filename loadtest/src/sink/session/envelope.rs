@@ -1,6 +1,6 @@
 //! MAIL, RCPT and RSET: building the transaction and injecting RCPT-time failures.
 
-use super::{Rcpt, Session, Transaction, Verdict, forced_verdict};
+use super::{Rcpt, Session, State, Transaction, Verdict, forced_verdict};
 use crate::sink::config::{DelayPoint, FailAt};
 use crate::sink::counters::bump;
 use crate::sink::replies;
@@ -51,6 +51,15 @@ impl Session {
         let Some(tx) = self.tx.as_mut() else {
             return self.error(replies::NEED_MAIL, out);
         };
+        if let Some(rule) = self.shared.config.replies.iter().find(|r| r.answers(to)) {
+            tx.rcpts_refused = true;
+            bump(&self.shared.counters.scripted_replies);
+            out.extend_from_slice(&rule.reply);
+            if rule.closes() {
+                self.state = State::Closed;
+            }
+            return;
+        }
         if tx.rcpts.len() >= MAX_RECIPIENTS {
             tx.rcpts_refused = true;
             out.extend_from_slice(replies::TOO_MANY_RECIPIENTS);
