@@ -13,8 +13,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::outbound::shaping::SiteLease;
-
 /// How the budget reaches one Delivery actor that holds idle connections.
 pub struct RoomMaker {
     /// Asks it to close idle connections now; `false` when it is gone or has none left.
@@ -26,7 +24,11 @@ pub struct RoomMaker {
 /// The budget: how many outbound connections may be open at once, how many are, and
 /// how many idle connections actors are asked to close.
 pub struct ConnectionBudget {
-    limit: usize,
+    /// Changes only for a site's budget (a reloaded shaping file, an automation action).
+    limit: AtomicUsize,
+    /// Whether this is the process's budget, whose count is the open-connections gauge
+    /// (a site's budget counts the same connections again).
+    gauged: bool,
     open: AtomicUsize,
     /// Idle connections still wanted closed, to make room for a new one.
     wanted: AtomicUsize,
@@ -37,7 +39,7 @@ pub struct ConnectionBudget {
 impl std::fmt::Debug for ConnectionBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionBudget")
-            .field("limit", &self.limit)
+            .field("limit", &self.limit())
             .field("open", &self.open)
             .field("wanted", &self.wanted)
             .finish_non_exhaustive()
@@ -47,8 +49,19 @@ impl std::fmt::Debug for ConnectionBudget {
 impl ConnectionBudget {
     /// A budget of `limit` connections (at least 1).
     pub fn new(limit: usize) -> Arc<Self> {
+        Self::made(limit, true)
+    }
+
+    /// A site's budget of `limit` connections (its leases are held beside the
+    /// process's [`Permit`], and not counted in the gauge).
+    pub fn for_site(limit: usize) -> Arc<Self> {
+        Self::made(limit, false)
+    }
+
+    fn made(limit: usize, gauged: bool) -> Arc<Self> {
         Arc::new(ConnectionBudget {
-            limit: limit.max(1),
+            limit: AtomicUsize::new(limit.max(1)),
+            gauged,
             open: AtomicUsize::new(0),
             wanted: AtomicUsize::new(0),
             holders: Mutex::new(VecDeque::new()),
@@ -71,7 +84,12 @@ impl ConnectionBudget {
 
     /// The most connections at once.
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// A new limit (at least 1); connections over it stay open until they close.
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit.max(1), Ordering::Relaxed);
     }
 
     /// Connections open now.
@@ -82,8 +100,9 @@ impl ConnectionBudget {
     /// A permit for one more connection, if the budget has room.
     pub fn try_take(self: &Arc<Self>) -> Option<Permit> {
         let mut open = self.open.load(Ordering::Relaxed);
+        let limit = self.limit();
         loop {
-            if open >= self.limit {
+            if open >= limit {
                 return None;
             }
             match self.open.compare_exchange_weak(
@@ -93,7 +112,9 @@ impl ConnectionBudget {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    metrics::gauge!("delivery_connections_open").increment(1.0);
+                    if self.gauged {
+                        metrics::gauge!("delivery_connections_open").increment(1.0);
+                    }
                     return Some(Permit {
                         budget: self.clone(),
                         site: None,
@@ -110,7 +131,7 @@ impl ConnectionBudget {
         let _ = self
             .wanted
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |wanted| {
-                (wanted < self.limit).then_some(wanted + 1)
+                (wanted < self.limit()).then_some(wanted + 1)
             });
         // Wake a holder of idle connections now; one that is gone is skipped.
         loop {
@@ -154,23 +175,29 @@ impl ConnectionBudget {
 #[derive(Debug)]
 pub struct Permit {
     budget: Arc<ConnectionBudget>,
-    /// Held only to be dropped with the permit.
-    #[allow(dead_code)]
-    site: Option<SiteLease>,
+    /// The connection's lease in its site's budget, dropped with this permit.
+    site: Option<Box<Permit>>,
 }
 
 impl Permit {
     /// The permit, also holding the connection's `lease` in its site's budget.
-    pub fn with_site(mut self, lease: Option<SiteLease>) -> Permit {
-        self.site = lease;
+    pub fn with_site(mut self, lease: Option<Permit>) -> Permit {
+        self.site = lease.map(Box::new);
         self
+    }
+
+    /// Whether it holds a lease in a site's budget.
+    pub fn has_site_lease(&self) -> bool {
+        self.site.is_some()
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         self.budget.open.fetch_sub(1, Ordering::AcqRel);
-        metrics::gauge!("delivery_connections_open").decrement(1.0);
+        if self.budget.gauged {
+            metrics::gauge!("delivery_connections_open").decrement(1.0);
+        }
     }
 }
 

@@ -291,7 +291,7 @@ impl Delivery {
         }
         if let Some(connection) = outcome.connection {
             if connection.transactions < self.max_messages_per_connection()
-                && !connection.has_unread_input()
+                && !connection.is_spent()
             {
                 self.idle.push((connection, Instant::now()));
                 self.offer_idle(ctx);
@@ -352,26 +352,49 @@ impl Delivery {
     /// Registers with the budget as a holder of idle connections (once), so that a
     /// request for room reaches this actor at once.
     fn offer_idle(&mut self, ctx: &mut Context<Self>) {
-        if self.holds_idle || self.idle.is_empty() {
+        if self.idle.is_empty() {
             return;
         }
-        self.holds_idle = true;
         self.idle_count.store(self.idle.len(), Ordering::Relaxed);
+        if !self.holds_idle {
+            self.holds_idle = true;
+            self.settings.budget.hold_idle(self.room_maker(false, ctx));
+        }
+        // Its site's budget too: another domain of the site may be waiting for room.
+        if !self.site.holds_idle
+            && let Some(site) = self.site.budget.clone()
+        {
+            self.site.holds_idle = true;
+            site.connections().hold_idle(self.room_maker(true, ctx));
+        }
+    }
+
+    /// How a budget (the site's, or the process's) wakes this actor to close an idle
+    /// connection.
+    fn room_maker(&self, site: bool, ctx: &mut Context<Self>) -> RoomMaker {
         let (me, alive) = (ctx.address().recipient::<MakeRoom>(), ctx.address());
         let idle = self.idle_count.clone();
-        self.settings.budget.hold_idle(RoomMaker {
+        RoomMaker {
             // One whose idle connections timed out meanwhile has nothing to give.
             wake: Box::new(move || {
                 idle.load(Ordering::Relaxed) > 0
-                    && !matches!(me.try_send(MakeRoom), Err(SendError::Closed(_)))
+                    && !matches!(me.try_send(MakeRoom { site }), Err(SendError::Closed(_)))
             }),
             alive: Box::new(move || alive.connected()),
-        });
+        }
     }
 
-    /// Closes idle connections, oldest first, while the budget asks for room.
+    /// Closes idle connections, oldest first, while the budget (or the site's) asks for
+    /// room.
     fn make_room(&mut self) {
-        while !self.idle.is_empty() && self.settings.budget.claim_close() {
+        while !self.idle.is_empty()
+            && (self.settings.budget.claim_close()
+                || self
+                    .site
+                    .budget
+                    .as_ref()
+                    .is_some_and(|site| site.connections().claim_close()))
+        {
             let (connection, _) = self.idle.remove(0);
             tracing::debug!(next_hop = %self.hop, "closing an idle connection to make room in the outbound connection budget");
             actix::spawn(connection.quit());
@@ -417,16 +440,23 @@ impl Actor for Delivery {
     }
 }
 
-/// The connection budget asks this actor to close idle connections now.
+/// The connection budget (or the site's) asks this actor to close idle connections now.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct MakeRoom;
+pub struct MakeRoom {
+    /// It is the site's budget that asks.
+    site: bool,
+}
 
 impl Handler<MakeRoom> for Delivery {
     type Result = ();
 
-    fn handle(&mut self, _: MakeRoom, ctx: &mut Context<Self>) {
-        self.holds_idle = false;
+    fn handle(&mut self, msg: MakeRoom, ctx: &mut Context<Self>) {
+        if msg.site {
+            self.site.holds_idle = false;
+        } else {
+            self.holds_idle = false;
+        }
         self.make_room();
         self.offer_idle(ctx);
     }

@@ -394,6 +394,12 @@ impl Actor for Queue {
         ctx.run_interval(self.settings.state_flush_interval, |act, _| {
             act.flush_state()
         });
+        if let Some(shaping) = &self.shaping {
+            let me = ctx.address();
+            shaping.on_early_end(Box::new(move |untils| {
+                me.do_send(suspend::SitesResumed { untils });
+            }));
+        }
         self.pump(ctx);
     }
 }

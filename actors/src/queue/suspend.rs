@@ -124,6 +124,26 @@ impl Handler<Resume> for Queue {
     }
 }
 
+/// Suspensions of sites that ended before their time (cleared by an operator, here or
+/// on another node): the mail scheduled for their planned ends is looked at now.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SitesResumed {
+    /// The planned ends, unix seconds.
+    pub untils: Vec<u64>,
+}
+
+impl Handler<SitesResumed> for Queue {
+    type Result = ();
+
+    fn handle(&mut self, msg: SitesResumed, ctx: &mut Context<Self>) {
+        for until in msg.untils {
+            self.wake_scheduled_at(until);
+        }
+        self.pump(ctx);
+    }
+}
+
 impl Queue {
     /// Moves the messages scheduled for `at` to the ready list.
     fn wake_scheduled_at(&mut self, at: u64) {

@@ -59,13 +59,14 @@ pub(crate) struct SinkArgs {
     /// Hold a reply back: CMD:MS[:ODDS] with CMD one of connect, ehlo, mail, rcpt, data, dot, rset, quit (repeatable).
     #[arg(long = "delay")]
     delays: Vec<Delay>,
-    /// Answer RCPT TO for DOMAIN (and its subdomains; `*`: all) with REPLY, to play a
+    /// Answer RCPT TO for DOMAIN (and its subdomains; USER@DOMAIN: that recipient
+    /// only; `*`: all) with REPLY, to play a
     /// provider: DOMAIN=CODE TEXT, e.g. `gmail.test=421 4.7.28 unusual rate` (a 421
     /// also closes the connection). Repeatable; the first match answers.
     #[arg(long = "reply")]
     replies: Vec<sink::ReplyRule>,
-    /// Append one JSON line per connection to this file when it closes: peer and local
-    /// address, opened_ms and closed_ms (unix milliseconds).
+    /// Write a JSON line to this file when a connection opens (id, peer and local
+    /// address, at_ms in unix milliseconds) and one when it closes (id, at_ms).
     #[arg(long)]
     connection_log: Option<PathBuf>,
     /// Odds (0..1) of dropping the connection instead of answering a message.

@@ -61,7 +61,8 @@ pub struct SinkConfig {
     pub seed: Option<u64>,
     /// Scripted replies to RCPT TO by recipient domain, to play a provider.
     pub replies: Vec<super::scripted::ReplyRule>,
-    /// Append one JSON line per connection (peer, local address, open and close time).
+    /// Write a JSON line when a connection opens (peer, local address, time) and one
+    /// when it closes.
     pub connection_log: Option<PathBuf>,
 }
 

@@ -1,7 +1,8 @@
 //! A sink that plays a provider: `--reply DOMAIN=REPLY` answers RCPT TO for recipients
-//! of DOMAIN (or its subdomains; `*` for all) with REPLY instead of accepting them (a
+//! of DOMAIN (or its subdomains; a whole address for that recipient only; `*` for all)
+//! with REPLY instead of accepting them (a
 //! 421 also closes the connection, as the large providers do), and `--connection-log`
-//! records every connection (peer and local address, when it opened and closed), so a
+//! records every connection (peer and local address when it opens, then its close), so a
 //! test can see which source address each connection came from and when none came.
 
 use std::fs::File;
@@ -9,12 +10,14 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One scripted reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyRule {
-    /// Recipient domain, lowercase; `*` matches every recipient.
+    /// Recipient domain, lowercase; a whole address (`user@domain`) matches only it;
+    /// `*` matches every recipient.
     pub domain: String,
     /// The reply line, CRLF included.
     pub reply: Vec<u8>,
@@ -25,6 +28,11 @@ impl ReplyRule {
     pub fn answers(&self, address: &str) -> bool {
         if self.domain == "*" {
             return true;
+        }
+        if self.domain.contains('@') {
+            return address
+                .trim_matches(['<', '>'])
+                .eq_ignore_ascii_case(&self.domain);
         }
         let domain = address
             .rsplit_once('@')
@@ -71,8 +79,12 @@ impl FromStr for ReplyRule {
     }
 }
 
-/// The connection log: one JSON line per connection, written when it closes.
-pub(crate) struct ConnectionLog(Mutex<File>);
+/// The connection log: a JSON line when a connection opens and one when it closes,
+/// with the same `id`.
+pub(crate) struct ConnectionLog {
+    file: Mutex<File>,
+    next_id: AtomicU64,
+}
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -83,29 +95,33 @@ fn unix_ms() -> u64 {
 impl ConnectionLog {
     /// A log written to `file` (truncated).
     pub(crate) fn new(file: File) -> Self {
-        ConnectionLog(Mutex::new(file))
+        ConnectionLog {
+            file: Mutex::new(file),
+            next_id: AtomicU64::new(1),
+        }
     }
 
-    /// Unix milliseconds now, for a connection's opening.
-    pub(crate) fn now() -> u64 {
-        unix_ms()
+    fn write(&self, line: &serde_json::Value) {
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(file, "{line}");
     }
 
-    /// Records one connection that opened at `opened_ms` and closes now.
-    pub(crate) fn record(
-        &self,
-        peer: Option<SocketAddr>,
-        local: Option<SocketAddr>,
-        opened_ms: u64,
-    ) {
-        let line = serde_json::json!({
+    /// Records a connection opening now; returns its id for [`ConnectionLog::closed`].
+    pub(crate) fn opened(&self, peer: Option<SocketAddr>, local: Option<SocketAddr>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.write(&serde_json::json!({
+            "id": id,
+            "event": "open",
             "peer": peer.map(|a| a.to_string()),
             "local": local.map(|a| a.to_string()),
-            "opened_ms": opened_ms,
-            "closed_ms": unix_ms(),
-        });
-        let mut file = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(file, "{line}");
+            "at_ms": unix_ms(),
+        }));
+        id
+    }
+
+    /// Records connection `id` closing now.
+    pub(crate) fn closed(&self, id: u64) {
+        self.write(&serde_json::json!({ "id": id, "event": "close", "at_ms": unix_ms() }));
     }
 }
 
@@ -119,6 +135,8 @@ mod tests {
         assert!(rule.answers("a@gmail.test"));
         assert!(rule.answers("a@mx.GMAIL.test"));
         assert!(!rule.answers("a@notgmail.test"));
+        let one: ReplyRule = "Blocked@gmail.test=450 4.2.1 full".parse().unwrap();
+        assert!(one.answers("blocked@Gmail.test") && !one.answers("other@gmail.test"));
         assert!(rule.closes());
         assert_eq!(rule.reply, b"421 4.7.28 unusual rate\r\n");
         let any: ReplyRule = "*=550 5.1.1 no".parse().unwrap();

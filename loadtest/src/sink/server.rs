@@ -87,15 +87,13 @@ impl Drop for ActiveGuard {
 /// Writes a connection's line to the connection log when it ends, however it ends.
 struct LoggedConnection {
     shared: Arc<Shared>,
-    peer: Option<std::net::SocketAddr>,
-    local: Option<std::net::SocketAddr>,
-    opened_ms: u64,
+    id: u64,
 }
 
 impl Drop for LoggedConnection {
     fn drop(&mut self) {
         if let Some(log) = &self.shared.connection_log {
-            log.record(self.peer, self.local, self.opened_ms);
+            log.closed(self.id);
         }
     }
 }
@@ -103,11 +101,9 @@ impl Drop for LoggedConnection {
 /// One connection, from greeting to close.
 async fn connection(tcp: TcpStream, shared: Arc<Shared>, implicit_tls: bool) {
     let _ = tcp.set_nodelay(true);
-    let _logged = shared.connection_log.as_ref().map(|_| LoggedConnection {
+    let _logged = shared.connection_log.as_ref().map(|log| LoggedConnection {
         shared: Arc::clone(&shared),
-        peer: tcp.peer_addr().ok(),
-        local: tcp.local_addr().ok(),
-        opened_ms: super::scripted::ConnectionLog::now(),
+        id: log.opened(tcp.peer_addr().ok(), tcp.local_addr().ok()),
     });
     shared.touch();
     let active = shared.active.fetch_add(1, Ordering::AcqRel) + 1;

@@ -14,7 +14,7 @@ use super::Delivery;
 use crate::outbound::connection_budget::Permit;
 use crate::outbound::delivery_job::all;
 use crate::outbound::job::{DeliveryReport, Outcome};
-use crate::outbound::shaping::{Limits, Shaping, SiteBudget, SiteLease, Wait};
+use crate::outbound::shaping::{Limits, Shaping, SiteBudget, Wait};
 use crate::protocol::status::{EnhancedCode, Status};
 
 /// How long a learnt site holds before the hop's MX hosts are looked at again.
@@ -34,6 +34,8 @@ pub(super) struct SiteState {
     pub(super) looking: bool,
     /// The shaping file's limits of this hop's own domain.
     pub(super) own: Limits,
+    /// Registered with the site's budget as a holder of idle connections.
+    pub(super) holds_idle: bool,
 }
 
 /// Why the pump stops at the site.
@@ -76,6 +78,14 @@ impl Delivery {
                 act.site.looking = false;
                 act.site.learnt = Some(Instant::now());
                 act.set_own_limits(own.unwrap_or_default());
+                let moved = act
+                    .site
+                    .budget
+                    .as_ref()
+                    .is_some_and(|old| !Arc::ptr_eq(old, &budget));
+                if moved {
+                    act.site.holds_idle = false;
+                }
                 act.site.budget = Some(budget);
                 act.pump(ctx);
             }));
@@ -125,7 +135,7 @@ impl Delivery {
 
     /// Whether the site takes one more message now, over a connection from the pool
     /// (`pooled`) or a new one, whose lease is then returned.
-    pub(super) fn site_allows(&self, pooled: bool) -> Result<Option<SiteLease>, SiteStop> {
+    pub(super) fn site_allows(&self, pooled: bool) -> Result<Option<Permit>, SiteStop> {
         let (Some(shaping), Some(budget)) = (&self.settings.shaping, &self.site.budget) else {
             return Ok(None);
         };
@@ -150,18 +160,14 @@ impl Delivery {
                 metrics::counter!("shaping_waits_total", "reason" => "limit").increment(1);
                 SiteStop::Later(after)
             }
-            Wait::Suspended {
-                until,
-                rule,
-                reason,
-            } => {
+            Wait::Suspended { until, rule, .. } => {
                 metrics::counter!("shaping_waits_total", "reason" => "suspended").increment(1);
                 let site = self.site.budget.as_ref().map_or("", |b| &b.key().site);
                 let left = until.saturating_sub(crate::outbound::mta_sts::unix_now());
                 SiteStop::Suspended(Status::local(
                     SITE_SUSPENDED,
                     format!(
-                        "shaping: delivery to site {site} is suspended for {left}s more by rule {rule} (after: {reason})"
+                        "shaping: delivery to site {site} is suspended for {left}s more by rule {rule} (hermod shaping status shows the reply that triggered it)"
                     ),
                 ))
             }
@@ -211,7 +217,7 @@ impl Delivery {
 
 /// A budget permit that also holds the site's lease, so both go back with the
 /// connection.
-pub(super) fn with_lease(permit: Option<Permit>, lease: Option<SiteLease>) -> Option<Permit> {
+pub(super) fn with_lease(permit: Option<Permit>, lease: Option<Permit>) -> Option<Permit> {
     match (permit, lease) {
         (Some(permit), lease) => Some(permit.with_site(lease)),
         (None, _) => None,

@@ -21,8 +21,9 @@ pub use actions::Action;
 pub use rules::{
     ActionKind, Limits, NotRate, Provider, Rate, Rule, ShapingRules, SiteOrigin, Trigger,
 };
-pub use site::{PathKey, SiteBudget, SiteLease, Wait};
+pub use site::{PathKey, SiteBudget, Wait};
 
+use crate::outbound::connection_budget::Permit;
 use crate::outbound::mta_sts::unix_now;
 use crate::protocol::status::Status;
 
@@ -58,7 +59,13 @@ pub struct Shaping {
     domain_sites: Mutex<HashMap<String, String>>,
     thresholds: Mutex<actions::Thresholds>,
     hook: Mutex<Option<ActionHook>>,
+    /// Told the ends (unix seconds) of suspensions that ended before their time, so
+    /// that the Queue looks at the mail it scheduled for them now.
+    early_end: Mutex<Option<EarlyEndHook>>,
 }
+
+/// Called with the planned ends of suspensions that ended early.
+pub type EarlyEndHook = Box<dyn Fn(Vec<u64>) + Send + Sync>;
 
 impl std::fmt::Debug for Shaping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,6 +92,7 @@ impl Shaping {
             domain_sites: Mutex::default(),
             thresholds: Mutex::default(),
             hook: Mutex::new(None),
+            early_end: Mutex::new(None),
         })
     }
 
@@ -107,6 +115,26 @@ impl Shaping {
     /// Where this node's actions go as they are taken or cleared (the fleet's Redis).
     pub fn on_change(&self, hook: ActionHook) {
         *lock(&self.hook) = Some(hook);
+    }
+
+    /// Where the planned ends of suspensions that end early go (the Queue's schedule).
+    pub fn on_early_end(&self, hook: EarlyEndHook) {
+        *lock(&self.early_end) = Some(hook);
+    }
+
+    /// Tells the Queue of suspensions among `ended` that were still to run.
+    fn ended_early(&self, ended: &[Action]) {
+        let now = unix_now();
+        let untils: Vec<u64> = ended
+            .iter()
+            .filter(|a| a.kind == ActionKind::Suspend && a.until > now)
+            .map(|a| a.until)
+            .collect();
+        if !untils.is_empty()
+            && let Some(hook) = lock(&self.early_end).as_ref()
+        {
+            hook(untils);
+        }
     }
 
     /// The budget of the path from `source` to the site of `domain`, whose MX hosts (or
@@ -144,7 +172,7 @@ impl Shaping {
     }
 
     /// A lease for one more connection over `budget`'s path, or how long to wait.
-    pub fn try_connect(&self, budget: &SiteBudget) -> Result<SiteLease, Wait> {
+    pub fn try_connect(&self, budget: &SiteBudget) -> Result<Permit, Wait> {
         let version = self.version.load(Ordering::Acquire);
         budget.try_connect(version, &self.in_force(), unix_now())
     }
@@ -195,7 +223,8 @@ impl Shaping {
             if !lock(&self.thresholds).fires(&id, rule.trigger, now_ms) {
                 continue;
             }
-            let reason: String = format!("{} {}", reply.code, reply.text)
+            let reason: String = reply
+                .text
                 .replace(crate::protocol::text::is_unsafe, "?")
                 .chars()
                 .take(actions::MAX_REASON)
@@ -266,6 +295,7 @@ impl Shaping {
         *actions = kept;
         self.changed(&actions);
         drop(actions);
+        self.ended_early(&ended);
         for action in &ended {
             tracing::info!(rule = %action.rule, site = %action.site, source = %action.source,
                 action = %action.kind, "shaping action cleared by the operator");
@@ -305,8 +335,14 @@ impl Shaping {
                 tracing::info!(rule = %action.rule, site = %action.site, source = %action.source,
                     action = %action.kind, node = %action.node, "shaping action from the fleet in force");
             }
+            let gone: Vec<Action> = current
+                .into_iter()
+                .filter(|a| !next.iter().any(|n| n.id() == a.id()))
+                .collect();
             *actions = next;
             self.changed(&actions);
+            drop(actions);
+            self.ended_early(&gone);
         }
     }
 }

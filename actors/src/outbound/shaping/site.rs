@@ -5,7 +5,6 @@
 //! before each message ([`SiteBudget::try_send`]); a refusal says how long to wait.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::actions::Action;
 use super::rules::{ActionKind, Limits, Rate, SiteOrigin};
+use crate::outbound::connection_budget::{ConnectionBudget, Permit};
 
 /// Which path a budget is for: the local address mail leaves from ("" for the system's
 /// choice) and the site it goes to.
@@ -84,7 +84,10 @@ struct State {
 pub struct SiteBudget {
     key: PathKey,
     origin: SiteOrigin,
-    open: Arc<AtomicUsize>,
+    /// Its connections: a lease is a [`Permit`] of this budget, and a Delivery actor
+    /// that finds it full asks the actors holding idle connections over the site to
+    /// close one (as for the process's budget).
+    connections: Arc<ConnectionBudget>,
     /// A std Mutex: held for a few comparisons, never across an await.
     state: Mutex<State>,
 }
@@ -93,18 +96,8 @@ impl std::fmt::Debug for SiteBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SiteBudget")
             .field("key", &self.key)
-            .field("open", &self.open)
+            .field("open", &self.connections.open())
             .finish_non_exhaustive()
-    }
-}
-
-/// A connection counted against a path; the count drops with it.
-#[derive(Debug)]
-pub struct SiteLease(Arc<AtomicUsize>);
-
-impl Drop for SiteLease {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -114,7 +107,7 @@ impl SiteBudget {
         SiteBudget {
             key,
             origin,
-            open: Arc::default(),
+            connections: ConnectionBudget::for_site(limits.max_connections.unwrap_or(usize::MAX)),
             state: Mutex::new(State {
                 base: limits,
                 version: u64::MAX,
@@ -143,7 +136,13 @@ impl SiteBudget {
 
     /// Connections open over the path now.
     pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.connections.open()
+    }
+
+    /// Its connection budget, where Delivery actors holding idle connections over the
+    /// site register to be asked to close one.
+    pub fn connections(&self) -> &Arc<ConnectionBudget> {
+        &self.connections
     }
 
     /// New limits from a reloaded file; the actions in force still apply over them.
@@ -211,6 +210,8 @@ impl SiteBudget {
         if state.connections.as_ref().map(|l| l.rate) != effective.connection_rate {
             state.connections = effective.connection_rate.and_then(Limiter::new);
         }
+        self.connections
+            .set_limit(effective.max_connections.unwrap_or(usize::MAX));
         state.effective = effective;
         state.suspended = suspended;
         state.next_change = next_change;
@@ -223,22 +224,21 @@ impl SiteBudget {
         version: u64,
         actions: &dyn Fn() -> Vec<Action>,
         now: u64,
-    ) -> Result<SiteLease, Wait> {
+    ) -> Result<Permit, Wait> {
         let mut state = self.lock();
         self.refresh(&mut state, version, actions, now);
         if let Some(wait) = &state.suspended {
             return Err(wait.clone());
         }
-        if let Some(max) = state.effective.max_connections
-            && self.open.load(Ordering::Acquire) >= max
-        {
+        let Some(lease) = self.connections.try_take() else {
+            // Full: an actor holding an idle connection over the site closes one.
+            self.connections.ask_for_room();
             return Err(Wait::Later(Duration::from_millis(50)));
-        }
+        };
         if let Some(limiter) = &state.connections {
             limiter.check().map_err(Wait::Later)?;
         }
-        self.open.fetch_add(1, Ordering::AcqRel);
-        Ok(SiteLease(self.open.clone()))
+        Ok(lease)
     }
 
     /// Whether one more message may start over the path now.

@@ -88,6 +88,9 @@ pub struct SmtpConnection {
     /// Why it has no TLS after an opportunistic handshake failed and it was opened again
     /// in clear: what TLS reports tell the domain.
     tls_fallback: Option<TlsFailure>,
+    /// The server answered 421: it closes the connection after that reply (RFC 5321
+    /// §3.8), so nothing more is read from or sent over it.
+    closing: bool,
 }
 
 impl SmtpConnection {
@@ -195,6 +198,7 @@ impl SmtpConnection {
             dane_records: None,
             host: host.trim_end_matches('.').to_ascii_lowercase(),
             tls_fallback: None,
+            closing: false,
         };
         let greeting = conn.read_reply("greeting").await?;
         if !greeting.is_positive() {
@@ -465,6 +469,7 @@ impl SmtpConnection {
 
     async fn read_reply(&mut self, stage: &'static str) -> Result<ServerReply, ClientError> {
         let ParsedReply { code, mut lines } = self.read_parsed_reply(stage).await?;
+        self.closing |= code == 421;
         // The usual one-line reply keeps its only line: no copy.
         let text = match lines.len() {
             1 => lines.pop().unwrap_or_default(),
@@ -535,9 +540,10 @@ impl SmtpConnection {
         }
     }
 
-    /// Whether unread bytes are waiting (a server that spoke out of turn is not reused).
-    pub fn has_unread_input(&self) -> bool {
-        self.buffer.has_remaining()
+    /// Whether it must not carry another message: unread bytes are waiting (a server
+    /// that spoke out of turn) or the server said 421 and is closing it.
+    pub fn is_spent(&self) -> bool {
+        self.buffer.has_remaining() || self.closing
     }
 }
 

@@ -118,6 +118,9 @@ impl SmtpConnection {
             return self.send_bdat(envelope, recipients, reset, data).await;
         }
         let (mail, rcpts, data_reply) = self.send_envelope(envelope, recipients, reset).await?;
+        if let Some(closing) = closing(&mail, &rcpts) {
+            return Ok(vec![closing; recipients.len()]);
+        }
         if !mail.is_positive() {
             self.end_unwanted_data(data_reply.as_ref()).await?;
             return Ok(vec![mail; recipients.len()]);
@@ -170,11 +173,21 @@ impl SmtpConnection {
             }
             let mail = self.read_reply("MAIL").await?;
             let mut rcpts = Vec::with_capacity(recipients.len());
-            for _ in recipients {
-                rcpts.push(self.read_reply("RCPT").await?);
+            if mail.code != 421 {
+                for _ in recipients {
+                    let rcpt = self.read_reply("RCPT").await?;
+                    let closes = rcpt.code == 421;
+                    rcpts.push(rcpt);
+                    if closes {
+                        return Ok((mail, rcpts, None));
+                    }
+                }
             }
-            let data_reply = self.read_reply("DATA").await?;
-            (mail, rcpts, Some(data_reply))
+            let data_reply = match mail.code {
+                421 => None,
+                _ => Some(self.read_reply("DATA").await?),
+            };
+            (mail, rcpts, data_reply)
         } else {
             self.write(envelope.as_bytes(), "MAIL").await?;
             let mail = self.read_reply("MAIL").await?;
@@ -184,7 +197,12 @@ impl SmtpConnection {
                     let mut line = String::with_capacity(16 + recipient.as_ref().len());
                     push_rcpt(&mut line, recipient.as_ref());
                     self.write(line.as_bytes(), "RCPT").await?;
-                    rcpts.push(self.read_reply("RCPT").await?);
+                    let rcpt = self.read_reply("RCPT").await?;
+                    let closes = rcpt.code == 421;
+                    rcpts.push(rcpt);
+                    if closes {
+                        break;
+                    }
                 }
             }
             (mail, rcpts, None)
@@ -224,8 +242,16 @@ impl SmtpConnection {
         }
         let mail = self.read_reply("MAIL").await?;
         let mut results = Vec::with_capacity(recipients.len());
+        if mail.code == 421 {
+            return Ok(vec![mail; recipients.len()]);
+        }
         for _ in recipients {
-            results.push(self.read_reply("RCPT").await?);
+            let rcpt = self.read_reply("RCPT").await?;
+            if rcpt.code == 421 {
+                // Closing: the transaction is over for every recipient, the accepted too.
+                return Ok(vec![rcpt; recipients.len()]);
+            }
+            results.push(rcpt);
         }
         let accepted: Vec<usize> = (0..results.len())
             .filter(|&i| results[i].is_positive())
@@ -283,6 +309,15 @@ impl SmtpConnection {
             Err(self.refused("RSET", rset))
         }
     }
+}
+
+/// The 421 among a pipelined envelope's replies, if the server said it is closing:
+/// the transaction is over for every recipient, those it accepted before included.
+fn closing(mail: &ServerReply, rcpts: &[ServerReply]) -> Option<ServerReply> {
+    std::iter::once(mail)
+        .chain(rcpts)
+        .find(|reply| reply.code == 421)
+        .cloned()
 }
 
 /// Appends `RCPT TO:<recipient>` and its line end to `out`.

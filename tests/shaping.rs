@@ -1,0 +1,463 @@
+//! Provider-aware shaping end to end: the hermod binary, a DNS server whose domains use
+//! one provider's MX hosts or their own, smtp-blaster sinks that record every
+//! connection and answer like a provider, and (for the fleet) a real redis-server.
+//!
+//! The provider's sink listens on 127.0.0.1, the other site's on 127.0.0.2, both on the
+//! port `delivery.mx_port` names, so each connection's site is the sink it reached.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::client::{Client, queue_id};
+use common::dns::{TestDns, TestZone};
+use common::hermod::Hermod;
+use common::redis::RedisServer;
+use common::sink;
+use smtp_blaster::sink::{DelayPoint, SinkConfig, SinkHandle};
+
+/// Domains hosted on the provider's MX hosts (`.provider.test`).
+const PROVIDER_DOMAINS: usize = 12;
+
+/// The zone: `pN.test` on the provider (two MX host names), `own.test` on its own.
+fn zone() -> TestZone {
+    let mut zone = TestZone::new("test")
+        .a("mx1.provider.test", Ipv4Addr::new(127, 0, 0, 1))
+        .a("mx2.provider.test", Ipv4Addr::new(127, 0, 0, 1))
+        .a("mx.own.test", Ipv4Addr::new(127, 0, 0, 2))
+        .mx("own.test", 10, "mx.own.test");
+    for i in 0..PROVIDER_DOMAINS {
+        // Half name one MX host, half the other: still one provider, one site.
+        let host = if i % 2 == 0 {
+            "mx1.provider.test"
+        } else {
+            "mx2.provider.test"
+        };
+        zone = zone.mx(&format!("p{i}.test"), 10, host);
+    }
+    zone
+}
+
+/// A sink on `addr` that logs its connections to `dir/connections.jsonl`.
+async fn sink_on(dir: &Path, addr: SocketAddr, replies: &[&str], delay_ms: u64) -> SinkHandle {
+    std::fs::create_dir_all(dir).unwrap();
+    sink::start_with(SinkConfig {
+        listen: vec![addr],
+        store: Some(dir.to_path_buf()),
+        starttls: false,
+        connection_log: Some(dir.join("connections.jsonl")),
+        replies: replies.iter().map(|r| r.parse().unwrap()).collect(),
+        delays: (delay_ms > 0)
+            .then(|| smtp_blaster::sink::Delay {
+                point: DelayPoint::Rcpt,
+                duration: Duration::from_millis(delay_ms),
+                odds: 1.0,
+            })
+            .into_iter()
+            .collect(),
+        ..SinkConfig::default()
+    })
+    .await
+}
+
+/// Both sinks: the provider's (127.0.0.1) and `own.test`'s (127.0.0.2), on one port.
+async fn sinks(dir: &Path, provider_replies: &[&str], delay_ms: u64) -> (SinkHandle, SinkHandle) {
+    let provider = sink_on(
+        &dir.join("provider"),
+        "127.0.0.1:0".parse().unwrap(),
+        provider_replies,
+        delay_ms,
+    )
+    .await;
+    let port = provider.local_addrs()[0].port();
+    let own = sink_on(
+        &dir.join("own"),
+        SocketAddr::from(([127, 0, 0, 2], port)),
+        &[],
+        0,
+    )
+    .await;
+    (provider, own)
+}
+
+/// One connection as the sink logged it: when it opened, and closed if it has.
+#[derive(Debug, Clone, Copy)]
+struct Logged {
+    opened_ms: u64,
+    closed_ms: Option<u64>,
+}
+
+/// The connections the sink in `dir` logged, in the order they opened.
+fn connections(dir: &Path) -> Vec<Logged> {
+    let text = std::fs::read_to_string(dir.join("connections.jsonl")).unwrap_or_default();
+    let mut by_id: Vec<(u64, Logged)> = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (id, at) = (v["id"].as_u64().unwrap(), v["at_ms"].as_u64().unwrap());
+        match v["event"].as_str() {
+            Some("open") => by_id.push((
+                id,
+                Logged {
+                    opened_ms: at,
+                    closed_ms: None,
+                },
+            )),
+            _ => {
+                if let Some((_, c)) = by_id.iter_mut().find(|(i, _)| *i == id) {
+                    c.closed_ms = Some(at);
+                }
+            }
+        }
+    }
+    by_id.into_iter().map(|(_, c)| c).collect()
+}
+
+/// The most connections open at once.
+fn most_at_once(log: &[Logged]) -> usize {
+    let mut edges: Vec<(u64, i32)> = log
+        .iter()
+        .flat_map(|c| [(c.opened_ms, 1), (c.closed_ms.unwrap_or(u64::MAX), -1)])
+        .collect();
+    // A close and an open in the same millisecond: the close first.
+    edges.sort();
+    let (mut open, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        open += step;
+        most = most.max(open);
+    }
+    usize::try_from(most).unwrap_or(0)
+}
+
+fn config(dir: &Path, dns: &TestDns, port: u16, shaping: &str, extra: &str) -> String {
+    let file = dir.join("shaping.toml");
+    std::fs::write(&file, shaping).unwrap();
+    format!(
+        "[queue]\nscan_interval = \"100ms\"\nretry_interval = \"1s\"\nmax_retry_interval = \"2s\"\n\
+         [delivery]\ndns_servers = [\"{}\"]\nmx_port = {port}\nmax_connections_per_destination = 5\n\
+         shaping_file = \"{}\"\n{extra}",
+        dns.addr,
+        file.display()
+    )
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domains_on_one_provider_share_its_connection_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = TestDns::start(vec![zone()]).await;
+    // Each recipient takes the sink 100 ms: connections overlap unless held back.
+    let (provider, own) = sinks(dir.path(), &[], 100).await;
+    let port = provider.local_addrs()[0].port();
+    let shaping = "[provider.prov]\nmx_suffix = [\".provider.test\"]\nmax_connections = 1\n";
+    let h = Hermod::start(dir.path(), &config(dir.path(), &dns, port, shaping, "")).await;
+
+    let mut client = Client::connect(h.addr).await;
+    for round in 0..3 {
+        for i in 0..PROVIDER_DOMAINS {
+            let to = format!("u{round}@p{i}.test");
+            queue_id(
+                &client
+                    .send_message("a@sender.test", &[&to], b"Subject: x\r\n\r\nx\r\n")
+                    .await,
+            );
+        }
+    }
+    let expected = 3 * PROVIDER_DOMAINS;
+    let stored = sink::wait_stored(
+        &dir.path().join("provider"),
+        expected,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(stored.len(), expected, "{}", h.logs().join("\n"));
+    let log = connections(&dir.path().join("provider"));
+    assert_eq!(
+        most_at_once(&log),
+        1,
+        "{PROVIDER_DOMAINS} domains on one provider opened connections side by side: {log:?}"
+    );
+
+    // hermod route names the site, why, and the limits it shares.
+    let out = h.command(dir.path(), &["route", "p3.test"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("site: prov (provider prov: every MX host ends in one of its mx_suffix)"),
+        "{text}"
+    );
+    assert!(text.contains("max_connections=1"), "{text}");
+    let out = h.command(dir.path(), &["route", "own.test"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("site: mx.own.test (its MX host names"),
+        "{text}"
+    );
+    drop(own);
+    dns.shutdown().await;
+}
+
+/// The shaping file of the automation tests: suspend the provider's site for 4 s at a
+/// 421 4.7.28.
+const SUSPEND_ON_421: &str = "[provider.prov]\nmx_suffix = [\".provider.test\"]\n\n\
+    [[automation]]\nname = \"prov-unusual-rate\"\nprovider = \"prov\"\nenhanced_code = \"4.7.28\"\n\
+    regex = \"(?i)unusual rate\"\ntrigger = \"immediate\"\naction = \"suspend\"\nduration = \"4s\"\n";
+
+const UNUSUAL_RATE: &str =
+    "blocked@p0.test=421 4.7.28 Our system has detected an unusual rate of unsolicited mail";
+
+/// Sends one message to `to` and returns its queue id.
+async fn send(h: &Hermod, to: &str) -> String {
+    let mut client = Client::connect(h.addr).await;
+    queue_id(
+        &client
+            .send_message("a@sender.test", &[to], b"Subject: x\r\n\r\nx\r\n")
+            .await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_providers_421_suspends_its_site_for_the_duration_then_mail_flows_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = TestDns::start(vec![zone()]).await;
+    let (provider, _own) = sinks(dir.path(), &[UNUSUAL_RATE], 0).await;
+    let port = provider.local_addrs()[0].port();
+    let h = Hermod::start(
+        dir.path(),
+        &config(dir.path(), &dns, port, SUSPEND_ON_421, ""),
+    )
+    .await;
+
+    let blocked = send(&h, "blocked@p0.test").await;
+    let taken = h
+        .wait_log("shaping action taken", Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|| panic!("no action; log:\n{}", h.logs().join("\n")));
+    let taken_ms = unix_ms();
+    assert!(
+        taken.contains("prov-unusual-rate") && taken.contains("site=prov"),
+        "{taken}"
+    );
+    // The blocked recipient would trigger it again at its retry: out of the way.
+    let out = h.command(dir.path(), &["queue", "delete", &blocked]);
+    assert!(out.status.success(), "{out:?}");
+
+    // The action is listed with its rule, the reply and the time left.
+    let out = h.command(dir.path(), &["shaping", "status"]);
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.contains("prov-unusual-rate") && status.contains("suspend"),
+        "{status}"
+    );
+    assert!(
+        status.contains("421 4.7.28 Our system has detected an unusual rate"),
+        "{status}"
+    );
+    let api = common::http::get(h.admin.unwrap(), "/api/shaping")
+        .await
+        .json();
+    let remaining = api["actions"][0]["remaining_s"].as_u64().unwrap();
+    assert!((1..=4).contains(&remaining), "{api}");
+
+    // Mail for the provider's domains (the suspended one and another) waits; the other
+    // site's flows.
+    let before = connections(&dir.path().join("provider")).len();
+    for to in ["later@p0.test", "later@p1.test", "later@p2.test"] {
+        send(&h, to).await;
+    }
+    send(&h, "now@own.test").await;
+    let own = sink::wait_stored(&dir.path().join("own"), 1, Duration::from_secs(3)).await;
+    assert_eq!(own.len(), 1, "the other site's mail must not wait");
+    assert!(
+        unix_ms() < taken_ms + 3500,
+        "the other site's mail took the whole suspension"
+    );
+
+    // After the duration, delivery resumes by itself.
+    let stored = sink::wait_stored(&dir.path().join("provider"), 3, Duration::from_secs(20)).await;
+    assert_eq!(stored.len(), 3, "{}", h.logs().join("\n"));
+    let log = connections(&dir.path().join("provider"));
+    let first_after = log[before..]
+        .iter()
+        .map(|c| c.opened_ms)
+        .min()
+        .expect("connections after the suspension");
+    assert!(
+        first_after + 500 >= taken_ms + 4000,
+        "a connection {} ms after the action, within its 4 s",
+        first_after.saturating_sub(taken_ms)
+    );
+    dns.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_clears_an_action_and_the_file_reloads_on_hangup() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = TestDns::start(vec![zone()]).await;
+    let (provider, _own) = sinks(dir.path(), &[UNUSUAL_RATE], 0).await;
+    let port = provider.local_addrs()[0].port();
+    let long = SUSPEND_ON_421.replace("duration = \"4s\"", "duration = \"1h\"");
+    let h = Hermod::start(dir.path(), &config(dir.path(), &dns, port, &long, "")).await;
+
+    let blocked = send(&h, "blocked@p0.test").await;
+    h.wait_log("shaping action taken", Duration::from_secs(15))
+        .await
+        .expect("an action");
+    assert!(
+        h.command(dir.path(), &["queue", "delete", &blocked])
+            .status
+            .success()
+    );
+    send(&h, "later@p1.test").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        sink::stored(&dir.path().join("provider")).is_empty(),
+        "delivered while suspended"
+    );
+
+    let out = h.command(dir.path(), &["shaping", "clear", "prov"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("prov-unusual-rate"),
+        "{out:?}"
+    );
+    assert!(
+        text.contains("still in force:\nno shaping action in force"),
+        "{text}"
+    );
+    let started = Instant::now();
+    let stored = sink::wait_stored(&dir.path().join("provider"), 1, Duration::from_secs(10)).await;
+    assert_eq!(stored.len(), 1, "{}", h.logs().join("\n"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    h.wait_log(
+        "shaping action cleared by the operator",
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("the clear is logged");
+    let out = h.command(dir.path(), &["shaping", "clear", "prov"]);
+    assert!(!out.status.success(), "nothing left to clear: {out:?}");
+
+    // A broken file keeps the rules; a good one replaces them.
+    std::fs::write(
+        dir.path().join("shaping.toml"),
+        "[provider.prov]\nmax_connections = 1\n",
+    )
+    .unwrap();
+    h.hangup();
+    let failed = h
+        .wait_log("configuration reload failed", Duration::from_secs(5))
+        .await
+        .expect("a failed reload is logged");
+    assert!(
+        failed.contains("delivery.shaping_file") && failed.contains("mx_suffix"),
+        "{failed}"
+    );
+    std::fs::write(dir.path().join("shaping.toml"), &long).unwrap();
+    h.hangup();
+    h.wait_log("shaping file reloaded", Duration::from_secs(5))
+        .await
+        .expect("a reload is logged");
+    dns.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_taken_on_one_node_holds_on_the_other_through_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = TestDns::start(vec![zone()]).await;
+    let (provider, _own) = sinks(dir.path(), &[UNUSUAL_RATE], 0).await;
+    let port = provider.local_addrs()[0].port();
+    let redis_port = common::free_port();
+    let _redis = RedisServer::start(dir.path(), redis_port);
+    let long = SUSPEND_ON_421.replace("duration = \"4s\"", "duration = \"1h\"");
+    let redis = format!("[redis]\nurl = \"redis://127.0.0.1:{redis_port}\"\n");
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let a = Hermod::start(&a_dir, &config(&a_dir, &dns, port, &long, &redis)).await;
+    let b = Hermod::start(&b_dir, &config(&b_dir, &dns, port, &long, &redis)).await;
+
+    let blocked = send(&a, "blocked@p0.test").await;
+    a.wait_log("shaping action taken", Duration::from_secs(15))
+        .await
+        .expect("an action on node a");
+    assert!(
+        a.command(&a_dir, &["queue", "delete", &blocked])
+            .status
+            .success()
+    );
+    let seen = b
+        .wait_log(
+            "shaping action from the fleet in force",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|| panic!("node b did not see it; log:\n{}", b.logs().join("\n")));
+    assert!(seen.contains("prov-unusual-rate"), "{seen}");
+
+    // Node b holds its mail for the site: no connection, no delivery.
+    let before = connections(&dir.path().join("provider")).len();
+    send(&b, "later@p1.test").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(connections(&dir.path().join("provider")).len(), before);
+    assert!(sink::stored(&dir.path().join("provider")).is_empty());
+
+    // Cleared on node b: it ends on node a too.
+    assert!(
+        b.command(&b_dir, &["shaping", "clear", "*"])
+            .status
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let api = common::http::get(a.admin.unwrap(), "/api/shaping")
+            .await
+            .json();
+        if api["actions"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still in force on node a: {api}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stored = sink::wait_stored(&dir.path().join("provider"), 1, Duration::from_secs(10)).await;
+    assert_eq!(stored.len(), 1, "{}", b.logs().join("\n"));
+    dns.shutdown().await;
+}
+
+#[test]
+fn shaping_check_validates_a_file_and_names_its_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let hermod = env!("CARGO_BIN_EXE_hermod");
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/shaping.toml");
+    let out = std::process::Command::new(hermod)
+        .args(["shaping", "check", shipped])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("provider google: mx_suffix .google.com"),
+        "{text}"
+    );
+    assert!(text.contains("rule yahoo-tss04"), "{text}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[automation]]\nname = \"r\"\nregex = \"x\"\ntrigger = \"often\"\naction = \"suspend\"\nduration = \"1h\"\n").unwrap();
+    let out = std::process::Command::new(hermod)
+        .args(["shaping", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(err.contains("[[automation]] #1 (\"r\"): trigger"), "{err}");
+}
