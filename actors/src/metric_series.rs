@@ -74,6 +74,7 @@ const LABELLED: &[(&str, &str, &[&str])] = &[
         "stage",
         &["greeting", "command", "data", "write"],
     ),
+    ("shaping_waits_total", "reason", &["limit", "suspended"]),
 ];
 
 /// Gauges that count up from nothing (those set from a sample, such as free space or a
@@ -85,6 +86,7 @@ const GAUGES: &[&str] = &[
     "queue_in_flight_messages",
     "queue_messages",
     "queue_ready_messages",
+    "shaping_actions_in_force",
     "smtp_connections_active",
 ];
 

@@ -182,9 +182,6 @@ async fn start(
     let events = events::Events::start(&config, &spooled.db)?;
     let engine = Engine::start(&config, workers, &spooled, &listening.addrs, &events).await?;
     let (committer, queue) = (engine.committer, engine.queue);
-    if let Some(shaping) = &engine.shaping {
-        shaping::share_with_fleet(shaping, &config)?;
-    }
     let (admission, maintenance_file) = admission_at_start(&config);
     let (draining, draining_rx) = watch::channel(false);
     let (policies, policy_arbiter) = policies::start(&config, &spooled.db)?;
