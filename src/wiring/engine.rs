@@ -91,28 +91,13 @@ pub(super) fn watch_disk(config: &Config, spool: &Arc<dyn Spool>) -> Arc<DiskSpa
     disk
 }
 
-/// Starts the Queue with what the spool holds, and the suspensions kept in
+/// Starts `queue` with what the spool holds, and the suspensions kept in
 /// `suspensions_file` in force before it dispatches anything.
 pub(super) fn start_queue(
-    queue_settings: queue::QueueSettings,
-    committer: &Committer,
-    ids: &Arc<QueueIdGenerator>,
-    router: Router,
-    factory: queue::DeliveryFactory,
+    mut queue: Queue,
     spool: &Arc<dyn Spool>,
     suspensions_file: &std::path::Path,
-    shaping: Option<Arc<hermod_actors::outbound::shaping::Shaping>>,
 ) -> anyhow::Result<Addr<Queue>> {
-    let mut queue = Queue::new(
-        queue_settings,
-        committer.clone(),
-        ids.clone(),
-        router,
-        factory,
-    );
-    if let Some(shaping) = shaping {
-        queue = queue.with_shaping(shaping);
-    }
     // Destinations suspended before the restart stay suspended until their end.
     for suspend in crate::admin::suspensions::restore(suspensions_file) {
         queue.suspend(suspend);
@@ -273,16 +258,17 @@ impl Engine {
             config.delivery.hop_policy(config.queue.max_retry_interval),
             events.rules.current(),
         );
-        let queue = start_queue(
+        let mut queue = Queue::new(
             queue_settings,
-            &committer,
-            &ids,
+            committer.clone(),
+            ids.clone(),
             router,
             factory,
-            spool,
-            &suspensions_file,
-            shaping.clone(),
-        )?;
+        );
+        if let Some(shaping) = &shaping {
+            queue = queue.with_shaping(shaping.clone());
+        }
+        let queue = start_queue(queue, spool, &suspensions_file)?;
         Ok(Engine {
             extra,
             arbiters,
