@@ -228,9 +228,11 @@ async fn a_providers_421_suspends_its_site_for_the_duration_then_mail_flows_agai
     let dns = TestDns::start(vec![zone()]).await;
     let (provider, _own) = sinks(dir.path(), &[UNUSUAL_RATE], 0).await;
     let port = provider.local_addrs()[0].port();
+    let events = dir.path().join("events.jsonl");
+    let extra = format!("[events]\nfile = \"{}\"\n", events.display());
     let h = Hermod::start(
         dir.path(),
-        &config(dir.path(), &dns, port, SUSPEND_ON_421, ""),
+        &config(dir.path(), &dns, port, SUSPEND_ON_421, &extra),
     )
     .await;
 
@@ -243,6 +245,26 @@ async fn a_providers_421_suspends_its_site_for_the_duration_then_mail_flows_agai
     assert!(
         taken.contains("prov-unusual-rate") && taken.contains("site=prov"),
         "{taken}"
+    );
+    // One event names the message whose reply triggered it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let event = loop {
+        let found = common::webhook::read_json_lines(&events)
+            .into_iter()
+            .find(|e| e["type"] == "ShapingAction");
+        if let Some(event) = found {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "no ShapingAction event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(event["queue_id"], blocked.as_str());
+    assert_eq!(event["next_hop"], "site:prov");
+    assert!(
+        event["action"].as_str().is_some_and(
+            |a| a.starts_with("suspend for ") && a.ends_with("s by rule prov-unusual-rate")
+        ),
+        "{event}"
     );
     // The blocked recipient would trigger it again at its retry: out of the way.
     let out = h.command(dir.path(), &["queue", "delete", &blocked]);
@@ -263,7 +285,7 @@ async fn a_providers_421_suspends_its_site_for_the_duration_then_mail_flows_agai
         .await
         .json();
     let remaining = api["actions"][0]["remaining_s"].as_u64().unwrap();
-    assert!((1..=4).contains(&remaining), "{api}");
+    assert!((1..=5).contains(&remaining), "{api}");
 
     // Mail for the provider's domains (the suspended one and another) waits; the other
     // site's flows.

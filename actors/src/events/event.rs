@@ -32,6 +32,9 @@ pub enum EventKind {
     /// A DSN that came back later for a message hermod sent (out of band).
     #[serde(rename = "OOB")]
     Oob,
+    /// A traffic-shaping rule acted on a site after a reply to this message (`action`
+    /// says what and for how long, `next_hop` names the site, `reply` the reply).
+    ShapingAction,
 }
 
 /// One event, as a destination gets it.

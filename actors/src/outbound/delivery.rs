@@ -214,6 +214,7 @@ impl Delivery {
                     results,
                     unreachable: true,
                     serial: 0,
+                    shaping: Vec::new(),
                 },
                 ctx,
             );
@@ -260,6 +261,7 @@ impl Delivery {
                             results: all(&recipients, Outcome::Deferred(reason)),
                             unreachable: false,
                             serial: 0,
+                            shaping: Vec::new(),
                         },
                         connection: None,
                         connect_failed: false,
@@ -299,8 +301,9 @@ impl Delivery {
                 actix::spawn(connection.quit());
             }
         }
-        self.observe(&outcome.report);
-        self.report(outcome.report, ctx);
+        let mut report = outcome.report;
+        report.shaping = self.observe(&report);
+        self.report(report, ctx);
     }
 
     fn report(&mut self, mut report: DeliveryReport, ctx: &mut Context<Self>) {

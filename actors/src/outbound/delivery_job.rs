@@ -215,6 +215,7 @@ fn report(job: &Deliver, relay: &str, results: Vec<(RecipientIndex, Outcome)>) -
         results,
         unreachable: false,
         serial: 0,
+        shaping: Vec::new(),
     }
 }
 

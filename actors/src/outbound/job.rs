@@ -109,6 +109,8 @@ pub struct DeliveryReport {
     /// The Delivery actor that ran the job (its [`QueueLink`](crate::outbound::delivery::QueueLink) serial), so the Queue can
     /// tell which jobs an actor still holds.
     pub serial: u64,
+    /// Traffic-shaping actions a reply of this job triggered, for their delivery events.
+    pub shaping: Vec<crate::outbound::shaping::Action>,
 }
 
 /// Settings shared by all Delivery actors, resolved once from `[delivery]`.

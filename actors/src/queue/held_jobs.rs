@@ -106,6 +106,7 @@ impl Queue {
                     results,
                     unreachable: false,
                     serial,
+                    shaping: Vec::new(),
                 });
             }
         }

@@ -412,6 +412,7 @@ impl Handler<DeliveryReport> for Queue {
         let started = std::time::Instant::now();
         self.release_job(&report);
         self.note_hop_health(&report);
+        self.emit_shaping(&report);
         self.apply_report(report);
         self.pump(ctx);
         handling::handled(&handling::DELIVERY_REPORT, started);

@@ -126,6 +126,40 @@ impl Queue {
         event
     }
 
+    /// Appends a `ShapingAction` event for each traffic-shaping action a reply of this
+    /// report's job triggered.
+    pub(super) fn emit_shaping(&mut self, report: &crate::outbound::job::DeliveryReport) {
+        if report.shaping.is_empty() || !self.committer.keeps_events() {
+            return;
+        }
+        let Some(message) = self.messages.get(&report.id) else {
+            return;
+        };
+        let queue_id = report.id.to_string();
+        let mut events = Vec::new();
+        for action in &report.shaping {
+            let mut event = Event::about(
+                EventKind::ShapingAction,
+                &self.settings.hostname,
+                &queue_id,
+                &message.envelope,
+            );
+            event.next_hop = Some(format!("site:{}", action.site));
+            event.reply = Some(action.reason.clone());
+            event.action = Some(format!(
+                "{} for {}s by rule {}",
+                action.kind,
+                action.until.saturating_sub(action.since),
+                action.rule
+            ));
+            events.push(event.to_bytes());
+        }
+        for event in events {
+            self.committer.event(event);
+            self.unflushed = true;
+        }
+    }
+
     /// Appends the `AdminAction` event of an operator's `action` (built before the
     /// action changed the message), to be flushed with the change it describes.
     pub(super) fn emit_admin(&mut self, event: Option<Event>, action: &str) {

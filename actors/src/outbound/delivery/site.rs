@@ -14,7 +14,7 @@ use super::Delivery;
 use crate::outbound::connection_budget::Permit;
 use crate::outbound::delivery_job::all;
 use crate::outbound::job::{DeliveryReport, Outcome};
-use crate::outbound::shaping::{Limits, Shaping, SiteBudget, Wait};
+use crate::outbound::shaping::{Action, Limits, Shaping, SiteBudget, Wait};
 use crate::protocol::status::{EnhancedCode, Status};
 
 /// How long a learnt site holds before the hop's MX hosts are looked at again.
@@ -189,6 +189,7 @@ impl Delivery {
                     results,
                     unreachable: false,
                     serial: 0,
+                    shaping: Vec::new(),
                 },
                 ctx,
             );
@@ -196,11 +197,12 @@ impl Delivery {
     }
 
     /// Hands the replies of a finished job to the automation rules, each distinct
-    /// reply once.
-    pub(super) fn observe(&self, report: &DeliveryReport) {
+    /// reply once; returns the actions they took.
+    pub(super) fn observe(&self, report: &DeliveryReport) -> Vec<Action> {
         let (Some(shaping), Some(budget)) = (&self.settings.shaping, &self.site.budget) else {
-            return;
+            return Vec::new();
         };
+        let mut taken = Vec::new();
         let mut seen: Vec<&Status> = Vec::new();
         for (_, outcome) in &report.results {
             let status = match outcome {
@@ -209,9 +211,10 @@ impl Delivery {
             };
             if !seen.contains(&status) {
                 seen.push(status);
-                shaping.observe(budget, status);
+                taken.extend(shaping.observe(budget, status));
             }
         }
+        taken
     }
 }
 

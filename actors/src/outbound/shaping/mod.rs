@@ -236,11 +236,12 @@ impl Shaping {
                 kind: rule.action.clone(),
                 reason,
                 since: now,
-                until: now + rule.duration.as_secs().max(1),
+                // Whole seconds, rounded up: never shorter than the rule says.
+                until: now + rule.duration.as_secs().max(1) + 1,
                 node: self.node.clone(),
             };
             tracing::warn!(rule = %action.rule, site = %action.site, source = %action.source,
-                action = %action.kind, duration_s = action.until - now, reply = %action.reason,
+                action = %action.kind, duration_s = rule.duration.as_secs(), reply = %action.reason,
                 "shaping action taken");
             metrics::counter!("shaping_actions_total", "rule" => rule.name.clone()).increment(1);
             self.put(action.clone());
