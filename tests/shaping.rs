@@ -325,7 +325,7 @@ async fn the_operator_clears_an_action_and_the_file_reloads_on_hangup() {
     let (provider, _own) = sinks(dir.path(), &[UNUSUAL_RATE], 0).await;
     let port = provider.local_addrs()[0].port();
     let long = SUSPEND_ON_421.replace("duration = \"4s\"", "duration = \"1h\"");
-    let h = Hermod::start(dir.path(), &config(dir.path(), &dns, port, &long, "")).await;
+    let mut h = Hermod::start(dir.path(), &config(dir.path(), &dns, port, &long, "")).await;
 
     let blocked = send(&h, "blocked@p0.test").await;
     h.wait_log("shaping action taken", Duration::from_secs(15))
@@ -335,6 +335,22 @@ async fn the_operator_clears_an_action_and_the_file_reloads_on_hangup() {
         h.command(dir.path(), &["queue", "delete", &blocked])
             .status
             .success()
+    );
+
+    // The hour-long suspension outlives a restart (kept in the data directory).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    h.stop().await;
+    h.restart().await;
+    h.wait_log(
+        "shaping action kept across the restart in force",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_or_else(|| panic!("not restored; log:\n{}", h.logs().join("\n")));
+    let out = h.command(dir.path(), &["shaping", "status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("prov-unusual-rate"),
+        "{out:?}"
     );
     send(&h, "later@p1.test").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -453,6 +469,44 @@ async fn an_action_taken_on_one_node_holds_on_the_other_through_redis() {
     }
     let stored = sink::wait_stored(&dir.path().join("provider"), 1, Duration::from_secs(10)).await;
     assert_eq!(stored.len(), 1, "{}", b.logs().join("\n"));
+    dns.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shaping_file_sets_tls_per_domain_and_per_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = TestDns::start(vec![zone()]).await;
+    // Neither sink offers STARTTLS.
+    let (provider, _own) = sinks(dir.path(), &[], 0).await;
+    let port = provider.local_addrs()[0].port();
+    let shaping = "[provider.prov]\nmx_suffix = [\".provider.test\"]\ntls = \"required\"\n\n\
+        [domain.\"p1.test\"]\ntls = \"opportunistic\"\n";
+    let h = Hermod::start(dir.path(), &config(dir.path(), &dns, port, shaping, "")).await;
+    send(&h, "a@p0.test").await;
+    send(&h, "b@p1.test").await;
+    send(&h, "c@own.test").await;
+    let refused = h
+        .wait_log_matching(
+            |l| l.contains("delivery attempt") && l.contains("to=a@p0.test"),
+            Duration::from_secs(15),
+        )
+        .await
+        .expect("an attempt to a@p0.test");
+    assert!(
+        refused.contains("status=\"deferred\"") && refused.contains("does not offer STARTTLS"),
+        "{refused}"
+    );
+    // The domain's own entry wins over its site's; a site the file leaves alone keeps
+    // delivery.tls.
+    let stored = sink::wait_stored(&dir.path().join("provider"), 1, Duration::from_secs(10)).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].rcpt_to, ["b@p1.test"]);
+    assert_eq!(
+        sink::wait_stored(&dir.path().join("own"), 1, Duration::from_secs(10))
+            .await
+            .len(),
+        1
+    );
     dns.shutdown().await;
 }
 

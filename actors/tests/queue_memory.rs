@@ -49,6 +49,7 @@ impl Handler<Deliver> for DeferOnce {
                 .collect(),
             unreachable: false,
             serial: self.link.serial,
+            shaping: Vec::new(),
         });
     }
 }

@@ -12,6 +12,7 @@
 //! message_rate = "50/s"
 //! [site."mx1.example.net,mx2.example.net"]
 //! connection_rate = "10/min"
+//! tls = "verify"                  # none | opportunistic | required | verify
 //! [domain."example.org"]          # that domain's own next hop, beside its site
 //! max_messages_per_connection = 10
 //! [[automation]]
@@ -32,6 +33,7 @@ use anyhow::{Context, bail};
 use hermod_actors::outbound::shaping::{
     ActionKind, Limits, Provider, Rate, Rule, ShapingRules, Trigger,
 };
+use hermod_actors::outbound::tls::TlsMode;
 use regex::Regex;
 use serde::Deserialize;
 
@@ -49,6 +51,8 @@ struct ScopeFile {
     message_rate: Option<String>,
     #[serde(default)]
     connection_rate: Option<String>,
+    #[serde(default)]
+    tls: Option<TlsMode>,
 }
 
 /// One `[[automation]]` rule as written.
@@ -109,6 +113,7 @@ fn limits(
     max_messages_per_connection: Option<u32>,
     message_rate: Option<&String>,
     connection_rate: Option<&String>,
+    tls: Option<TlsMode>,
 ) -> anyhow::Result<Limits> {
     if max_connections == Some(0) || max_messages_per_connection == Some(0) {
         bail!(
@@ -120,6 +125,7 @@ fn limits(
         max_messages_per_connection,
         message_rate: rate(scope, "message_rate", message_rate)?,
         connection_rate: rate(scope, "connection_rate", connection_rate)?,
+        tls,
     })
 }
 
@@ -130,6 +136,7 @@ fn scope_limits(scope: &str, file: &ScopeFile) -> anyhow::Result<Limits> {
         file.max_messages_per_connection,
         file.message_rate.as_ref(),
         file.connection_rate.as_ref(),
+        file.tls,
     )
 }
 
@@ -265,6 +272,7 @@ fn automation_rule(rule: &RuleFile, rules: &ShapingRules) -> anyhow::Result<Rule
         rule.max_messages_per_connection,
         rule.message_rate.as_ref(),
         rule.connection_rate.as_ref(),
+        None,
     )?;
     let action = match rule.action.as_str() {
         "suspend" if lowered == Limits::default() => ActionKind::Suspend,

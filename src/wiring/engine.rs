@@ -238,9 +238,6 @@ impl Engine {
             .context("opening the spool's TLS report counts")?;
         let security = config.delivery.security()?;
         let shaping = super::shaping::start(config)?;
-        if let Some(shaping) = &shaping {
-            super::shaping::share_with_fleet(shaping, config)?;
-        }
         let factory = delivery_factory(
             config,
             &arbiters,

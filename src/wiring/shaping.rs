@@ -24,7 +24,8 @@ const FLEET_TTL_S: u64 = 8 * 86400;
 const MAX_FLEET_ACTIONS: usize = 10_000;
 const MAX_ACTION_BYTES: usize = 4096;
 
-/// The shaping of this node, when `delivery.shaping_file` names a file.
+/// The shaping of this node, when `delivery.shaping_file` names a file: with the
+/// actions kept before a restart, kept from now on, and shared with the fleet.
 pub(super) fn start(config: &Config) -> anyhow::Result<Option<Arc<Shaping>>> {
     let Some(rules) = config.delivery.shaping_rules()? else {
         return Ok(None);
@@ -32,7 +33,10 @@ pub(super) fn start(config: &Config) -> anyhow::Result<Option<Arc<Shaping>>> {
     tracing::info!(file = %config.delivery.shaping_file.display(), providers = rules.providers.len(),
         sites = rules.sites.len(), domains = rules.domains.len(), rules = rules.automation.len(),
         "shaping file loaded");
-    Ok(Some(Shaping::new(rules, &config.smtp.hostname)))
+    let shaping = Shaping::new(rules, &config.smtp.hostname);
+    keep_across_restarts(&shaping, config.queue.data_dir.join("shaping_actions.json"));
+    share_with_fleet(&shaping, config)?;
+    Ok(Some(shaping))
 }
 
 /// Reads the shaping file again (SIGHUP); a file that does not load keeps the rules in
@@ -53,9 +57,61 @@ pub(super) fn reload(shaping: &Shaping, config: &Config) {
     }
 }
 
+/// Keeps the actions in force in `file` (`data_dir/shaping_actions.json`), so that a
+/// suspension outlives a restart: those kept are restored now, and the file is written
+/// again (whole, then renamed into place) within a second of each change.
+fn keep_across_restarts(shaping: &Arc<Shaping>, file: std::path::PathBuf) {
+    match std::fs::read(&file) {
+        Ok(bytes) => match serde_json::from_slice::<Vec<Action>>(&bytes) {
+            Ok(kept) => shaping.restore(kept),
+            Err(e) => tracing::error!(file = %file.display(), error = %e,
+                "the shaping actions kept before the restart are unreadable; none is restored"),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::error!(file = %file.display(), error = %e,
+            "cannot read the shaping actions kept before the restart"),
+    }
+    let shaping = shaping.clone();
+    actix::spawn(async move {
+        let mut saved = shaping.version();
+        let mut failing = false;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Listing drops the actions that ended, which is a change too.
+            let actions = shaping.list();
+            let version = shaping.version();
+            if version == saved {
+                continue;
+            }
+            let written = serde_json::to_vec(&actions)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| write_whole(&file, &bytes));
+            match written {
+                Ok(()) => {
+                    saved = version;
+                    failing = false;
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::error!(file = %file.display(), error = %e,
+                        "cannot keep the shaping actions for the next start");
+                }
+                Err(_) => {}
+            }
+        }
+    });
+}
+
+/// Writes `bytes` to `file` through a temporary file renamed over it.
+fn write_whole(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = file.with_extension("json.new");
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, file)
+}
+
 /// Shares `shaping`'s actions with the fleet through Redis, when `redis.url` is set and
 /// `redis.shaping` is on.
-pub(super) fn share_with_fleet(shaping: &Arc<Shaping>, config: &Config) -> anyhow::Result<()> {
+fn share_with_fleet(shaping: &Arc<Shaping>, config: &Config) -> anyhow::Result<()> {
     if !config.redis.shaping {
         return Ok(());
     }

@@ -241,6 +241,7 @@ impl Delivery {
             self.hop.clone(),
             self.settings.clone(),
             self.resolver.clone(),
+            self.tls_mode(),
         );
         // Each read and write has its own timeout; this bounds the whole job, so a next
         // hop that trickles bytes cannot hold a message (and its queue slot) forever.

@@ -74,12 +74,13 @@ pub(crate) async fn run_job(
     hop: NextHop,
     settings: Arc<DeliverySettings>,
     resolver: Arc<MxResolver>,
+    tls: Option<TlsMode>,
 ) -> JobOutcome {
     let max = settings.max_recipients_per_transaction.max(1);
     let policy = if job.tls_report {
         DomainPolicy::default()
     } else {
-        DomainPolicy::of(&hop, &settings).await
+        DomainPolicy::of(&hop, &settings).await.with_tls(tls)
     };
     if let Some(mut connection) = pooled_under(&policy, connection, &mut permit) {
         let sent = transact(&mut connection, &job, max).await;

@@ -15,7 +15,7 @@ use crate::outbound::mta_sts::policy::Mode;
 use crate::outbound::mx::Target;
 use crate::outbound::routing::NextHop;
 use crate::outbound::smtp_client::{ClientError, SmtpConnection, TlsFailure};
-use crate::outbound::tls::HopSecurity;
+use crate::outbound::tls::{HopSecurity, TlsMode};
 use crate::outbound::tls_report::{PolicyRef, SessionFailure};
 
 /// TLSA records named in one report policy at most.
@@ -33,6 +33,8 @@ pub(crate) struct DomainPolicy {
     dane: Option<Arc<DomainDane>>,
     /// The MTA-STS policy, for the hosts DANE does not protect.
     sts: Option<Applied>,
+    /// The shaping file's `tls` for the hop's site or domain, in place of the hop's own.
+    tls: Option<TlsMode>,
 }
 
 impl DomainPolicy {
@@ -53,6 +55,22 @@ impl DomainPolicy {
             domain: domain.clone(),
             dane,
             sts,
+            tls: None,
+        }
+    }
+
+    /// The policy with the shaping file's `tls` for the hop (when it sets one).
+    pub(crate) fn with_tls(mut self, tls: Option<TlsMode>) -> DomainPolicy {
+        self.tls = tls;
+        self
+    }
+
+    /// How the hop's connections are secured before DANE and MTA-STS: the shaping
+    /// file's `tls`, else the hop's own mode.
+    fn usual(&self, hop: &NextHop, settings: &DeliverySettings) -> HopSecurity {
+        match self.tls {
+            Some(mode) => settings.security.with_mode(hop, mode),
+            None => settings.security.for_hop(hop),
         }
     }
 
@@ -74,6 +92,11 @@ impl DomainPolicy {
     /// host with only unusable ones, have TLS; under an enforced MTA-STS policy (for a
     /// host without TLSA records), have been verified for a listed host.
     pub(crate) fn admits(&self, connection: &SmtpConnection) -> bool {
+        match self.tls {
+            Some(TlsMode::Verify) if connection.verified_for().is_none() => return false,
+            Some(TlsMode::Required) if connection.tls().is_none() => return false,
+            _ => {}
+        }
         match self.host_dane(connection.host()) {
             Some(Some(HostDane::Tlsa(tlsa))) => {
                 return connection
@@ -97,7 +120,7 @@ impl DomainPolicy {
         settings: &DeliverySettings,
         targets: Vec<Target>,
     ) -> Result<Vec<(Target, HopSecurity)>, Outcome> {
-        let usual = settings.security.for_hop(hop);
+        let usual = self.usual(hop, settings);
         if let Some(dane) = &self.dane
             && self.dane_governs()
         {

@@ -149,6 +149,12 @@ impl OutboundSecurity {
     /// What connections to `hop` do.
     pub fn for_hop(&self, hop: &NextHop) -> HopSecurity {
         let mode = self.per_hop.get(hop).copied().unwrap_or(self.default);
+        self.with_mode(hop, mode)
+    }
+
+    /// Connections to `hop` under `mode` whatever the hop's own (the shaping file's
+    /// `tls` for a site or domain); its credentials as configured.
+    pub fn with_mode(&self, hop: &NextHop, mode: TlsMode) -> HopSecurity {
         let client = match mode {
             TlsMode::None if !matches!(hop, NextHop::Smtps { .. }) => None,
             TlsMode::Verify => Some(self.verified.clone()),
@@ -168,21 +174,13 @@ impl OutboundSecurity {
     /// Connections to `hop` with the certificate verified whatever the hop's own mode
     /// (an MTA-STS policy in enforce demands it); its credentials as configured.
     pub fn verified_for(&self, hop: &NextHop) -> HopSecurity {
-        HopSecurity {
-            mode: TlsMode::Verify,
-            client: Some(self.verified.clone()),
-            ..self.for_hop(hop)
-        }
+        self.with_mode(hop, TlsMode::Verify)
     }
 
     /// Connections to `hop` that must use TLS but take any certificate (a DANE host
     /// whose TLSA records are all unusable, RFC 7672 §2.2); its credentials as configured.
     pub fn required_for(&self, hop: &NextHop) -> HopSecurity {
-        HopSecurity {
-            mode: TlsMode::Required,
-            client: Some(self.any_certificate.clone()),
-            ..self.for_hop(hop)
-        }
+        self.with_mode(hop, TlsMode::Required)
     }
 
     /// Whether `certificates` (leaf first) verify for `host` as `verify` would check them:

@@ -44,6 +44,23 @@ pub use handle::SinkHandle;
 pub use scripted::{NotReplyRule, ReplyRule};
 use shared::Shared;
 
+/// Connections the kernel keeps waiting for `accept` on one listener (tokio's default is
+/// 1024): a relay that opens thousands of connections at once (one per destination) would
+/// otherwise see some of them accepted by the kernel and never greeted.
+const LISTEN_BACKLOG: u32 = 8192;
+
+/// A listener on `addr` with room for [`LISTEN_BACKLOG`] connections waiting.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Binds every listener and starts serving on the current tokio runtime.
 ///
 /// Fails if a listener cannot be bound, the store directory or received log cannot be
@@ -69,11 +86,11 @@ pub async fn start(config: SinkConfig) -> std::io::Result<SinkHandle> {
     };
     let mut plain = Vec::new();
     for addr in &config.listen {
-        plain.push(TcpListener::bind(addr).await?);
+        plain.push(listen(*addr)?);
     }
     let mut implicit = Vec::new();
     for addr in &config.listen_tls {
-        implicit.push(TcpListener::bind(addr).await?);
+        implicit.push(listen(*addr)?);
     }
     let connection_log = match &config.connection_log {
         Some(path) => Some(scripted::ConnectionLog::new(File::create(path)?)),

@@ -15,6 +15,7 @@ use crate::outbound::connection_budget::Permit;
 use crate::outbound::delivery_job::all;
 use crate::outbound::job::{DeliveryReport, Outcome};
 use crate::outbound::shaping::{Action, Limits, Shaping, SiteBudget, Wait};
+use crate::outbound::tls::TlsMode;
 use crate::protocol::status::{EnhancedCode, Status};
 
 /// How long a learnt site holds before the hop's MX hosts are looked at again.
@@ -131,6 +132,17 @@ impl Delivery {
             max = max.min(site);
         }
         max
+    }
+
+    /// The shaping file's `tls` for this hop: its domain's, else its site's.
+    pub(super) fn tls_mode(&self) -> Option<TlsMode> {
+        self.site
+            .own
+            .tls
+            .or_else(|| match (&self.settings.shaping, &self.site.budget) {
+                (Some(shaping), Some(budget)) => shaping.limits(budget).tls,
+                _ => None,
+            })
     }
 
     /// Whether the site takes one more message now, over a connection from the pool

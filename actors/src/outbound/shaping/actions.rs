@@ -145,6 +145,7 @@ impl<'de> Deserialize<'de> for ActionKind {
                 max_messages_per_connection: l.max_messages_per_connection,
                 message_rate: l.message_rate,
                 connection_rate: l.connection_rate,
+                tls: None,
             }),
         })
     }

@@ -274,6 +274,21 @@ impl Shaping {
         self.version.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// A number that changes whenever the actions in force change (to save them then).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Actions kept before a restart: those not yet ended are in force again.
+    pub fn restore(&self, kept: Vec<Action>) {
+        for action in kept.into_iter().filter(|a| !a.ended()) {
+            tracing::info!(rule = %action.rule, site = %action.site, source = %action.source,
+                action = %action.kind, remaining_s = action.until.saturating_sub(unix_now()),
+                "shaping action kept across the restart in force");
+            self.put(action);
+        }
+    }
+
     /// The actions in force, oldest first; those that ended are dropped.
     pub fn list(&self) -> Vec<Action> {
         let now = unix_now();

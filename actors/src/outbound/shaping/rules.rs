@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use crate::outbound::tls::TlsMode;
 use crate::protocol::status::{EnhancedCode, Status};
 
 /// A number of events per period: `10/s`, `600/min`, `3600/h`, `5 per hour`.
@@ -84,6 +85,9 @@ pub struct Limits {
     pub message_rate: Option<Rate>,
     /// New connections opened.
     pub connection_rate: Option<Rate>,
+    /// TLS towards the site (or domain), in place of `delivery.tls` and `tls_policy`
+    /// (DANE and MTA-STS still apply over it).
+    pub tls: Option<TlsMode>,
 }
 
 impl Limits {
@@ -96,6 +100,7 @@ impl Limits {
                 .or(wider.max_messages_per_connection),
             message_rate: self.message_rate.or(wider.message_rate),
             connection_rate: self.connection_rate.or(wider.connection_rate),
+            tls: self.tls.or(wider.tls),
         }
     }
 
@@ -113,6 +118,9 @@ impl Limits {
         }
         if let Some(rate) = self.connection_rate {
             parts.push(format!("connection_rate={rate}"));
+        }
+        if let Some(tls) = self.tls {
+            parts.push(format!("tls={}", tls.name()));
         }
         if parts.is_empty() {
             "no limits".to_string()

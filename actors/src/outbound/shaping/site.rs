@@ -280,6 +280,8 @@ fn lowered(limits: &Limits, lower: &Limits) -> Limits {
         ),
         message_rate: slower(limits.message_rate, lower.message_rate),
         connection_rate: slower(limits.connection_rate, lower.connection_rate),
+        // An action slows a site down; it does not change how it is secured.
+        tls: limits.tls,
     }
 }
 
