@@ -233,3 +233,34 @@ async fn lmtp_hop_never_uses_mx() {
         }
     );
 }
+
+#[tokio::test]
+async fn exchanges_name_the_mx_hosts_without_looking_up_their_addresses() {
+    let (_dns, resolver) = start().await;
+    let mut hosts = resolver
+        .exchanges(&mx("partial.example.test"))
+        .await
+        .unwrap();
+    hosts.sort();
+    // One of them has no address: named all the same (shaping's site name).
+    assert_eq!(hosts, ["missing.example.test", "mx2.example.test"]);
+    assert_eq!(
+        resolver
+            .exchanges(&mx("implicit.example.test"))
+            .await
+            .unwrap(),
+        ["implicit.example.test"]
+    );
+    assert_eq!(
+        resolver
+            .exchanges(&mx("nxdomain.example.test"))
+            .await
+            .unwrap(),
+        ["nxdomain.example.test"]
+    );
+    let relay = parse_target("smtp:[relay.example.test]:2525", 25).unwrap();
+    assert_eq!(
+        resolver.exchanges(&relay).await.unwrap(),
+        ["relay.example.test"]
+    );
+}

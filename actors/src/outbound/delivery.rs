@@ -364,9 +364,11 @@ impl Delivery {
             self.holds_idle = true;
             self.settings.budget.hold_idle(self.room_maker(false, ctx));
         }
-        // Its site's budget too: another domain of the site may be waiting for room.
+        // Its site's budget too, once the site is half full: another domain of the site
+        // may come to wait for room (the sweep answers within a second meanwhile).
         if !self.site.holds_idle
             && let Some(site) = self.site.budget.clone()
+            && site.open() * 2 >= site.connections().limit()
         {
             self.site.holds_idle = true;
             site.connections().hold_idle(self.room_maker(true, ctx));

@@ -58,17 +58,13 @@ impl Delivery {
         let stale = self.site.learnt.is_none_or(|at| at.elapsed() >= SITE_TTL);
         if stale && !self.site.looking {
             self.site.looking = true;
-            let (hop, port, resolver) = (
-                self.hop.clone(),
-                self.settings.mx_port,
-                self.resolver.clone(),
-            );
+            let (hop, resolver) = (self.hop.clone(), self.resolver.clone());
             let lookup = async move {
-                let hosts = match resolver.targets(&hop, port).await {
-                    Ok(targets) => targets.into_iter().map(|t| t.host).collect(),
-                    // Its jobs fail with the real error; meanwhile it is its own site.
-                    Err(_) => vec![hop.name().to_string()],
-                };
+                // Its jobs fail with the real error; meanwhile it is its own site.
+                let hosts = resolver
+                    .exchanges(&hop)
+                    .await
+                    .unwrap_or_else(|_| vec![hop.name().to_string()]);
                 let domain = hop.name();
                 (
                     shaping.path("", domain, hosts.iter().map(String::as_str)),
