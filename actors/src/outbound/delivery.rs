@@ -144,10 +144,34 @@ impl Delivery {
             if self.idle.is_empty() && self.active >= self.max_connections() {
                 return;
             }
-            let lease = match self
-                .site_ready(ctx)
-                .and_then(|()| self.site_allows(!self.idle.is_empty()))
+            if self.site_ready(ctx).is_err() {
+                // Learning its site: the pump runs again when it is known.
+                return;
+            }
+            if let Some(limiter) = &self.limiter
+                && let Err(not_until) = limiter.check()
             {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                self.wake_after(wait, ctx);
+                return;
+            }
+            // A pooled connection, else a new one if the budget has room for it; if not,
+            // ask idle connections elsewhere to make room and try again shortly.
+            let pooled = !self.idle.is_empty();
+            let permit = match pooled {
+                true => None,
+                false => match self.settings.budget.try_take() {
+                    Some(permit) => Some(permit),
+                    None => {
+                        self.settings.budget.ask_for_room();
+                        metrics::counter!("delivery_connection_budget_waits_total").increment(1);
+                        self.wake_after(BUDGET_RETRY, ctx);
+                        return;
+                    }
+                },
+            };
+            // The site's budget last: its tokens are spent only on a job that starts.
+            let lease = match self.site_allows(pooled) {
                 Ok(lease) => lease,
                 Err(site::SiteStop::Learning) => return,
                 Err(site::SiteStop::Later(wait)) => {
@@ -159,33 +183,12 @@ impl Delivery {
                     return;
                 }
             };
-            if let Some(limiter) = &self.limiter
-                && let Err(not_until) = limiter.check()
-            {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                self.wake_after(wait, ctx);
-                return;
-            }
             let Some(job) = self.pending.pop_front() else {
                 return;
             };
             metrics::gauge!("delivery_pending_jobs").decrement(1.0);
-            // A pooled connection, else a new one if the budget has room for it; if not,
-            // ask idle connections elsewhere to make room and try again shortly.
-            let (connection, permit) = match self.idle.pop() {
-                Some((connection, _)) => (Some(connection), None),
-                None => match self.settings.budget.try_take() {
-                    Some(permit) => (None, site::with_lease(Some(permit), lease)),
-                    None => {
-                        self.pending.push_front(job);
-                        metrics::gauge!("delivery_pending_jobs").increment(1.0);
-                        self.settings.budget.ask_for_room();
-                        metrics::counter!("delivery_connection_budget_waits_total").increment(1);
-                        self.wake_after(BUDGET_RETRY, ctx);
-                        return;
-                    }
-                },
-            };
+            let connection = self.idle.pop().map(|(connection, _)| connection);
+            let permit = permit.map(|permit| permit.with_site(lease));
             self.start_job(job, connection, permit, ctx);
         }
     }
@@ -266,6 +269,7 @@ impl Delivery {
                         },
                         connection: None,
                         connect_failed: false,
+                        refusals: Vec::new(),
                     }
                 });
             metrics::histogram!("delivery_attempt_seconds").record(started.elapsed().as_secs_f64());
@@ -303,7 +307,7 @@ impl Delivery {
             }
         }
         let mut report = outcome.report;
-        report.shaping = self.observe(&report);
+        report.shaping = self.observe(&outcome.refusals);
         self.report(report, ctx);
     }
 

@@ -20,6 +20,9 @@ pub(crate) struct JobOutcome {
     pub(crate) report: DeliveryReport,
     pub(crate) connection: Option<SmtpConnection>,
     pub(crate) connect_failed: bool,
+    /// The next hop's own refusals in the job (not hermod's errors): what the shaping
+    /// automation rules read.
+    pub(crate) refusals: Vec<Status>,
 }
 
 /// RFC 3463 4.4.1: no answer from host.
@@ -140,6 +143,7 @@ pub(crate) async fn run_job(
             report: report(&job, &hop.to_string(), all(&job.recipients, outcome)),
             connection: None,
             connect_failed: false,
+            refusals: Vec::new(),
         },
         None => unreached(&job, &hop, last_error.as_ref()),
     }
@@ -184,6 +188,7 @@ async fn targets_for(
         report: report(job, &hop.to_string(), all(&job.recipients, outcome)),
         connection: None,
         connect_failed: false,
+        refusals: Vec::new(),
     };
     let targets = match resolver.targets(hop, settings.mx_port).await {
         Ok(targets) => targets,
@@ -229,10 +234,13 @@ fn failed_part_way(
     error: &ClientError,
 ) -> JobOutcome {
     let results = partial_results(&job.recipients, done, error);
+    let mut refusals = refusals_in(done);
+    refusals.extend(server_refusal(error));
     JobOutcome {
         report: report(job, connection.peer(), results),
         connection: error.leaves_connection_usable().then_some(connection),
         connect_failed: false,
+        refusals,
     }
 }
 
@@ -253,6 +261,7 @@ fn unreached(job: &Deliver, hop: &NextHop, last_error: Option<&ClientError>) -> 
         report: unreached,
         connection: None,
         connect_failed,
+        refusals: last_error.and_then(server_refusal).into_iter().collect(),
     }
 }
 
@@ -263,8 +272,15 @@ async fn transact(
     job: &Deliver,
     max: usize,
 ) -> Result<Vec<ServerReply>, (Vec<ServerReply>, ClientError)> {
-    let mut replies = Vec::with_capacity(job.recipients.len());
+    let mut replies: Vec<ServerReply> = Vec::with_capacity(job.recipients.len());
     for chunk in job.recipients.chunks(max) {
+        if connection.is_spent()
+            && let Some(closing) = replies.iter().rev().find(|r| r.code == 421).cloned()
+        {
+            // The server said 421 and closed: the recipients not sent yet get its reply.
+            replies.resize(job.recipients.len(), closing);
+            break;
+        }
         match connection
             .send(&job.sender, chunk, job.options, &job.data)
             .await
@@ -293,7 +309,27 @@ fn finished(connection: SmtpConnection, job: &Deliver, replies: Vec<ServerReply>
         },
         connection: Some(connection),
         connect_failed: false,
+        refusals: refusals_in(&replies),
     }
+}
+
+/// The distinct refusals among a server's `replies`.
+fn refusals_in(replies: &[ServerReply]) -> Vec<Status> {
+    let mut refusals: Vec<Status> = Vec::new();
+    for reply in replies.iter().filter(|r| !r.is_positive()) {
+        let status = Status::from_reply(reply.code, &reply.text);
+        if !refusals.contains(&status) {
+            refusals.push(status);
+        }
+    }
+    refusals
+}
+
+/// The server's own refusal in `error` (a 4xx or 5xx to a command, the greeting
+/// included), if it is one, not hermod's failure to reach or talk to it.
+fn server_refusal(error: &ClientError) -> Option<Status> {
+    matches!(error, ClientError::Refused { .. })
+        .then(|| client_error_outcome(error).status().clone())
 }
 
 /// Replies for the recipients done before `error`; the rest get the error.

@@ -14,7 +14,7 @@ use super::Delivery;
 use crate::outbound::connection_budget::Permit;
 use crate::outbound::delivery_job::all;
 use crate::outbound::job::{DeliveryReport, Outcome};
-use crate::outbound::shaping::{Action, Limits, Shaping, SiteBudget, Wait};
+use crate::outbound::shaping::{Action, Limits, SiteBudget, Wait};
 use crate::outbound::tls::TlsMode;
 use crate::protocol::status::{EnhancedCode, Status};
 
@@ -147,22 +147,12 @@ impl Delivery {
         let (Some(shaping), Some(budget)) = (&self.settings.shaping, &self.site.budget) else {
             return Ok(None);
         };
-        let lease = if pooled {
-            None
-        } else {
-            Some(
-                shaping
-                    .try_connect(budget)
-                    .map_err(|w| self.site_wait(shaping, w))?,
-            )
-        };
         shaping
-            .try_send(budget)
-            .map_err(|w| self.site_wait(shaping, w))?;
-        Ok(lease)
+            .try_start(budget, pooled)
+            .map_err(|w| self.site_wait(w))
     }
 
-    fn site_wait(&self, _shaping: &Shaping, wait: Wait) -> SiteStop {
+    fn site_wait(&self, wait: Wait) -> SiteStop {
         match wait {
             Wait::Later(after) => {
                 metrics::counter!("shaping_waits_total", "reason" => "limit").increment(1);
@@ -204,33 +194,15 @@ impl Delivery {
         }
     }
 
-    /// Hands the replies of a finished job to the automation rules, each distinct
-    /// reply once; returns the actions they took.
-    pub(super) fn observe(&self, report: &DeliveryReport) -> Vec<Action> {
+    /// Hands the next hop's refusals in a finished job (each distinct one once, not
+    /// hermod's own errors) to the automation rules; returns the actions they took.
+    pub(super) fn observe(&self, refusals: &[Status]) -> Vec<Action> {
         let (Some(shaping), Some(budget)) = (&self.settings.shaping, &self.site.budget) else {
             return Vec::new();
         };
-        let mut taken = Vec::new();
-        let mut seen: Vec<&Status> = Vec::new();
-        for (_, outcome) in &report.results {
-            let status = match outcome {
-                Outcome::Deferred(status) | Outcome::Failed(status) => status,
-                Outcome::Delivered(_) => continue,
-            };
-            if !seen.contains(&status) {
-                seen.push(status);
-                taken.extend(shaping.observe(budget, status));
-            }
-        }
-        taken
-    }
-}
-
-/// A budget permit that also holds the site's lease, so both go back with the
-/// connection.
-pub(super) fn with_lease(permit: Option<Permit>, lease: Option<Permit>) -> Option<Permit> {
-    match (permit, lease) {
-        (Some(permit), lease) => Some(permit.with_site(lease)),
-        (None, _) => None,
+        refusals
+            .iter()
+            .flat_map(|status| shaping.observe(budget, status))
+            .collect()
     }
 }

@@ -171,16 +171,12 @@ impl Shaping {
         || lock(&self.actions).clone()
     }
 
-    /// A lease for one more connection over `budget`'s path, or how long to wait.
-    pub fn try_connect(&self, budget: &SiteBudget) -> Result<Permit, Wait> {
+    /// Whether one more message may start over `budget`'s path now, over a pooled
+    /// connection or (`pooled` false) a new one, whose lease in the site's budget is
+    /// returned; else how long to wait.
+    pub fn try_start(&self, budget: &SiteBudget, pooled: bool) -> Result<Option<Permit>, Wait> {
         let version = self.version.load(Ordering::Acquire);
-        budget.try_connect(version, &self.in_force(), unix_now())
-    }
-
-    /// Whether one more message may go over `budget`'s path now.
-    pub fn try_send(&self, budget: &SiteBudget) -> Result<(), Wait> {
-        let version = self.version.load(Ordering::Acquire);
-        budget.try_send(version, &self.in_force(), unix_now())
+        budget.try_start(pooled, version, &self.in_force(), unix_now())
     }
 
     /// The limits in force on `budget`'s path now (the file's, as actions change them).
@@ -416,10 +412,10 @@ mod tests {
         let a = shaping.path("", "a.example", ["mx.google.test"]);
         let b = shaping.path("", "b.example", ["alt.mx.google.test"]);
         assert!(Arc::ptr_eq(&a, &b));
-        let lease = shaping.try_connect(&a).unwrap();
-        assert!(matches!(shaping.try_connect(&b), Err(Wait::Later(_))));
+        let lease = shaping.try_start(&a, false).unwrap();
+        assert!(matches!(shaping.try_start(&b, false), Err(Wait::Later(_))));
         drop(lease);
-        assert!(shaping.try_connect(&b).is_ok());
+        assert!(shaping.try_start(&b, false).is_ok());
         let c = shaping.path("", "c.example", ["mx.c.example"]);
         assert!(!Arc::ptr_eq(&a, &c));
     }
@@ -434,10 +430,10 @@ mod tests {
         let taken = shaping.observe(&budget, &Status::from_reply(421, "4.7.28 unusual rate"));
         assert_eq!(taken.len(), 1);
         assert!(matches!(
-            shaping.try_send(&budget),
+            shaping.try_start(&budget, true),
             Err(Wait::Suspended { .. })
         ));
-        assert!(shaping.try_send(&other).is_ok());
+        assert!(shaping.try_start(&other, true).is_ok());
         let now = unix_now();
         assert!(
             shaping
@@ -447,7 +443,7 @@ mod tests {
         assert_eq!(shaping.suspended_until("c.example", now), None);
         assert_eq!(shaping.list().len(), 1);
         assert_eq!(shaping.clear("google", None).len(), 1);
-        assert!(shaping.try_send(&budget).is_ok());
+        assert!(shaping.try_start(&budget, true).is_ok());
         assert_eq!(shaping.suspended_until("a.example", now), None);
     }
 
@@ -472,7 +468,7 @@ mod tests {
         theirs.site = "google".into();
         shaping.replace_fleet(vec![theirs], &[]);
         assert!(matches!(
-            shaping.try_connect(&budget),
+            shaping.try_start(&budget, false),
             Err(Wait::Suspended { .. })
         ));
     }

@@ -218,45 +218,39 @@ impl SiteBudget {
         state.version = version;
     }
 
-    /// A lease for one more connection, if the path's limits allow one now.
-    pub(super) fn try_connect(
+    /// Whether one more message may start over the path now, over a pooled connection
+    /// or (`pooled` false) a new one, whose lease is returned. The checks that spend
+    /// nothing come first; the message rate's token before the connection rate's.
+    pub(super) fn try_start(
         &self,
+        pooled: bool,
         version: u64,
         actions: &dyn Fn() -> Vec<Action>,
         now: u64,
-    ) -> Result<Permit, Wait> {
+    ) -> Result<Option<Permit>, Wait> {
         let mut state = self.lock();
         self.refresh(&mut state, version, actions, now);
         if let Some(wait) = &state.suspended {
             return Err(wait.clone());
         }
-        let Some(lease) = self.connections.try_take() else {
-            // Full: an actor holding an idle connection over the site closes one.
-            self.connections.ask_for_room();
-            return Err(Wait::Later(Duration::from_millis(50)));
+        let lease = match pooled {
+            true => None,
+            false => match self.connections.try_take() {
+                Some(lease) => Some(lease),
+                None => {
+                    // Full: an actor holding an idle connection over the site closes one.
+                    self.connections.ask_for_room();
+                    return Err(Wait::Later(Duration::from_millis(50)));
+                }
+            },
         };
-        if let Some(limiter) = &state.connections {
+        if let Some(limiter) = &state.messages {
+            limiter.check().map_err(Wait::Later)?;
+        }
+        if let (Some(limiter), false) = (&state.connections, pooled) {
             limiter.check().map_err(Wait::Later)?;
         }
         Ok(lease)
-    }
-
-    /// Whether one more message may start over the path now.
-    pub(super) fn try_send(
-        &self,
-        version: u64,
-        actions: &dyn Fn() -> Vec<Action>,
-        now: u64,
-    ) -> Result<(), Wait> {
-        let mut state = self.lock();
-        self.refresh(&mut state, version, actions, now);
-        if let Some(wait) = &state.suspended {
-            return Err(wait.clone());
-        }
-        match &state.messages {
-            Some(limiter) => limiter.check().map_err(Wait::Later),
-            None => Ok(()),
-        }
     }
 }
 
@@ -320,14 +314,14 @@ mod tests {
             ..Limits::default()
         });
         let none = || Vec::new();
-        let a = budget.try_connect(0, &none, 100).unwrap();
-        let _b = budget.try_connect(0, &none, 100).unwrap();
+        let a = budget.try_start(false, 0, &none, 100).unwrap();
+        let _b = budget.try_start(false, 0, &none, 100).unwrap();
         assert!(matches!(
-            budget.try_connect(0, &none, 100),
+            budget.try_start(false, 0, &none, 100),
             Err(Wait::Later(_))
         ));
         drop(a);
-        assert!(budget.try_connect(0, &none, 100).is_ok());
+        assert!(budget.try_start(false, 0, &none, 100).is_ok());
     }
 
     #[test]
@@ -337,18 +331,18 @@ mod tests {
             ..Limits::default()
         });
         let suspend = || vec![action(ActionKind::Suspend, 200)];
-        match budget.try_connect(1, &suspend, 100) {
+        match budget.try_start(false, 1, &suspend, 100) {
             Err(Wait::Suspended { until, rule, .. }) => {
                 assert_eq!((until, rule.as_str()), (200, "r"))
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            budget.try_send(1, &suspend, 150),
+            budget.try_start(true, 1, &suspend, 150),
             Err(Wait::Suspended { .. })
         ));
         // Same version, but the action has ended: recomputed.
-        assert!(budget.try_send(1, &suspend, 200).is_ok());
+        assert!(budget.try_start(true, 1, &suspend, 200).is_ok());
         let lower = || {
             vec![action(
                 ActionKind::Limit(Limits {
@@ -361,14 +355,14 @@ mod tests {
         };
         let limits = budget.effective(2, &lower, 300);
         assert_eq!(limits.max_connections, Some(1));
-        let _lease = budget.try_connect(2, &lower, 300).unwrap();
+        let _lease = budget.try_start(false, 2, &lower, 300).unwrap();
         assert!(matches!(
-            budget.try_connect(2, &lower, 300),
+            budget.try_start(false, 2, &lower, 300),
             Err(Wait::Later(_))
         ));
-        assert!(budget.try_send(2, &lower, 300).is_ok());
+        // The new connection took the minute's one message.
         assert!(
-            matches!(budget.try_send(2, &lower, 300), Err(Wait::Later(d)) if d > Duration::from_secs(50))
+            matches!(budget.try_start(true, 2, &lower, 300), Err(Wait::Later(d)) if d > Duration::from_secs(50))
         );
         assert_eq!(budget.effective(2, &lower, 500).max_connections, Some(5));
     }

@@ -119,7 +119,7 @@ impl SmtpConnection {
         }
         let (mail, rcpts, data_reply) = self.send_envelope(envelope, recipients, reset).await?;
         if let Some(closing) = closing(&mail, &rcpts) {
-            return Ok(vec![closing; recipients.len()]);
+            return Ok(closed(&closing, &rcpts, recipients.len()));
         }
         if !mail.is_positive() {
             self.end_unwanted_data(data_reply.as_ref()).await?;
@@ -248,8 +248,7 @@ impl SmtpConnection {
         for _ in recipients {
             let rcpt = self.read_reply("RCPT").await?;
             if rcpt.code == 421 {
-                // Closing: the transaction is over for every recipient, the accepted too.
-                return Ok(vec![rcpt; recipients.len()]);
+                return Ok(closed(&rcpt, &results, recipients.len()));
             }
             results.push(rcpt);
         }
@@ -318,6 +317,18 @@ fn closing(mail: &ServerReply, rcpts: &[ServerReply]) -> Option<ServerReply> {
         .chain(rcpts)
         .find(|reply| reply.code == 421)
         .cloned()
+}
+
+/// Each of `n` recipients' result once the server said 421 (`closing`): the
+/// transaction is over, so those it accepted and those it did not answer get the 421;
+/// those it refused keep their refusal (a 5xx still bounces).
+fn closed(closing: &ServerReply, rcpts: &[ServerReply], n: usize) -> Vec<ServerReply> {
+    (0..n)
+        .map(|i| match rcpts.get(i) {
+            Some(reply) if !reply.is_positive() && reply.code != 421 => reply.clone(),
+            _ => closing.clone(),
+        })
+        .collect()
 }
 
 /// Appends `RCPT TO:<recipient>` and its line end to `out`.
