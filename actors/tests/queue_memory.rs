@@ -50,6 +50,7 @@ impl Handler<Deliver> for DeferOnce {
             unreachable: false,
             serial: self.link.serial,
             shaping: Vec::new(),
+            held_until: None,
         });
     }
 }

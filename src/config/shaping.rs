@@ -206,6 +206,11 @@ pub fn parse(text: &str) -> anyhow::Result<ShapingRules> {
     for (name, scope) in &file.domain {
         let label = format!("[domain.\"{name}\"]");
         no_suffix(&label, scope)?;
+        if scope.connection_rate.is_some() {
+            bail!(
+                "{label}: connection_rate is a site's limit; set it under [site.\"…\"] or [provider.NAME]"
+            );
+        }
         rules
             .domains
             .insert(host_name(name), scope_limits(&label, scope)?);
@@ -289,6 +294,7 @@ fn automation_rule(rule: &RuleFile, rules: &ShapingRules) -> anyhow::Result<Rule
         site: rule.site.as_deref().map(|s| {
             let mut hosts: Vec<String> = s.split(',').map(host_name).collect();
             hosts.sort();
+            hosts.dedup();
             hosts.join(",")
         }),
         enhanced_code: rule.enhanced_code.clone(),

@@ -507,7 +507,8 @@ impl Running {
         }
         self.admission.set_limits(config.smtp.connection_limits());
         if let Some(shaping) = &self.shaping {
-            shaping::reload(shaping, &config);
+            // The running file (a changed `delivery.shaping_file` waits for a restart).
+            shaping::reload(shaping, &self.config);
         }
         crate::logging::debug_peers::set(config.log.debug_peers().unwrap_or_default());
         let _ = self

@@ -139,20 +139,30 @@ async fn sync(
     let mut tick = tokio::time::interval(FLEET_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let first = tokio::select! {
             change = changes.recv() => match change {
-                Some(ActionChange::Taken(action)) => {
+                Some(change) => Some(change),
+                None => return,
+            },
+            _ = tick.tick() => None,
+        };
+        // Every change queued meanwhile, in order, before one read of the hash.
+        let mut pending = first.into_iter().collect::<Vec<_>>();
+        while let Ok(change) = changes.try_recv() {
+            pending.push(change);
+        }
+        for change in pending {
+            match change {
+                ActionChange::Taken(action) => {
                     unwritten.retain(|a| a.id() != action.id());
                     uncleared.retain(|id| *id != action.id());
                     unwritten.push(action);
                 }
-                Some(ActionChange::Cleared(ids)) => {
+                ActionChange::Cleared(ids) => {
                     unwritten.retain(|a| !ids.contains(&a.id()));
                     uncleared.extend(ids);
                 }
-                None => return,
-            },
-            _ = tick.tick() => {}
+            }
         }
         let mut still = Vec::new();
         for action in unwritten.drain(..) {
@@ -173,20 +183,22 @@ async fn sync(
             continue;
         };
         let mut fleet = Vec::new();
-        let mut ended = Vec::new();
         for (field, value) in fields.into_iter().take(MAX_FLEET_ACTIONS) {
-            let action = (value.len() <= MAX_ACTION_BYTES)
-                .then(|| serde_json::from_slice::<Action>(&value).ok())
-                .flatten();
-            match action {
-                Some(action) if !action.ended() && !uncleared.contains(&field) => {
-                    fleet.push(action)
-                }
-                _ => ended.push(field),
+            if value.len() > MAX_ACTION_BYTES || uncleared.contains(&field) {
+                continue;
+            }
+            // An entry this version cannot read (another version's) is left to its
+            // writer and the hash's expiry.
+            let Ok(action) = serde_json::from_slice::<Action>(&value) else {
+                continue;
+            };
+            if action.ended() {
+                // Gone, unless another node wrote it again since it was read.
+                let _ = backend.hash_delete_if(&key, &field, &value).await;
+            } else {
+                fleet.push(action);
             }
         }
-        // Ended and unreadable entries go, so the hash stays small.
-        let _ = backend.hash_delete(&key, &ended).await;
         shaping.replace_fleet(fleet, &unwritten);
     }
 }

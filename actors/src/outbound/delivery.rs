@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -81,8 +81,9 @@ pub struct Delivery {
     last_work: Instant,
     /// An offer to retire is out and unanswered.
     offered_to_retire: bool,
-    /// Registered with the connection budget as a holder of idle connections.
-    holds_idle: bool,
+    /// Registered with the connection budget as a holder of idle connections; cleared
+    /// by the budget's wake-up (shared, so a registration the budget dropped is redone).
+    holds_idle: Arc<AtomicBool>,
     /// Idle connections now, as the budget's [`RoomMaker`] sees them.
     idle_count: Arc<AtomicUsize>,
     /// The site its hop rolls up into, when shaping is on.
@@ -114,7 +115,7 @@ impl Delivery {
             reports_in_flight: 0,
             last_work: Instant::now(),
             offered_to_retire: false,
-            holds_idle: false,
+            holds_idle: Arc::default(),
             idle_count: Arc::default(),
             site: site::SiteState::default(),
         }
@@ -178,8 +179,8 @@ impl Delivery {
                     self.wake_after(wait, ctx);
                     return;
                 }
-                Err(site::SiteStop::Suspended(status)) => {
-                    self.defer_pending_suspended(status, ctx);
+                Err(site::SiteStop::Suspended(status, until)) => {
+                    self.defer_pending_suspended(status, until, ctx);
                     return;
                 }
             };
@@ -218,6 +219,7 @@ impl Delivery {
                     unreachable: true,
                     serial: 0,
                     shaping: Vec::new(),
+                    held_until: None,
                 },
                 ctx,
             );
@@ -266,6 +268,7 @@ impl Delivery {
                             unreachable: false,
                             serial: 0,
                             shaping: Vec::new(),
+                            held_until: None,
                         },
                         connection: None,
                         connect_failed: false,
@@ -299,6 +302,7 @@ impl Delivery {
         if let Some(connection) = outcome.connection {
             if connection.transactions < self.max_messages_per_connection()
                 && !connection.is_spent()
+                && !self.site_over_limit()
             {
                 self.idle.push((connection, Instant::now()));
                 self.offer_idle(ctx);
@@ -364,31 +368,41 @@ impl Delivery {
             return;
         }
         self.idle_count.store(self.idle.len(), Ordering::Relaxed);
-        if !self.holds_idle {
-            self.holds_idle = true;
-            self.settings.budget.hold_idle(self.room_maker(false, ctx));
+        if !self.holds_idle.swap(true, Ordering::AcqRel) {
+            let maker = self.room_maker(false, self.holds_idle.clone(), ctx);
+            self.settings.budget.hold_idle(maker);
         }
         // Its site's budget too, once the site is half full: another domain of the site
         // may come to wait for room (the sweep answers within a second meanwhile).
-        if !self.site.holds_idle
-            && let Some(site) = self.site.budget.clone()
+        if let Some(site) = self.site.budget.clone()
             && site.open() * 2 >= site.connections().limit()
+            && !self.site.holds_idle.swap(true, Ordering::AcqRel)
         {
-            self.site.holds_idle = true;
-            site.connections().hold_idle(self.room_maker(true, ctx));
+            let maker = self.room_maker(true, self.site.holds_idle.clone(), ctx);
+            site.connections().hold_idle(maker);
         }
     }
 
     /// How a budget (the site's, or the process's) wakes this actor to close an idle
     /// connection.
-    fn room_maker(&self, site: bool, ctx: &mut Context<Self>) -> RoomMaker {
+    fn room_maker(
+        &self,
+        site: bool,
+        registered: Arc<AtomicBool>,
+        ctx: &mut Context<Self>,
+    ) -> RoomMaker {
         let (me, alive) = (ctx.address().recipient::<MakeRoom>(), ctx.address());
         let idle = self.idle_count.clone();
         RoomMaker {
-            // One whose idle connections timed out meanwhile has nothing to give.
+            // One whose idle connections timed out meanwhile has nothing to give; the
+            // budget drops its entry, so it registers again when it has some.
             wake: Box::new(move || {
-                idle.load(Ordering::Relaxed) > 0
-                    && !matches!(me.try_send(MakeRoom { site }), Err(SendError::Closed(_)))
+                let woken = idle.load(Ordering::Relaxed) > 0
+                    && !matches!(me.try_send(MakeRoom { site }), Err(SendError::Closed(_)));
+                if !woken {
+                    registered.store(false, Ordering::Release);
+                }
+                woken
             }),
             alive: Box::new(move || alive.connected()),
         }
@@ -462,11 +476,11 @@ impl Handler<MakeRoom> for Delivery {
     type Result = ();
 
     fn handle(&mut self, msg: MakeRoom, ctx: &mut Context<Self>) {
-        if msg.site {
-            self.site.holds_idle = false;
-        } else {
-            self.holds_idle = false;
-        }
+        let registered = match msg.site {
+            true => &self.site.holds_idle,
+            false => &self.holds_idle,
+        };
+        registered.store(false, Ordering::Release);
         self.make_room();
         self.offer_idle(ctx);
     }

@@ -222,6 +222,7 @@ fn report(job: &Deliver, relay: &str, results: Vec<(RecipientIndex, Outcome)>) -
         unreachable: false,
         serial: 0,
         shaping: Vec::new(),
+        held_until: None,
     }
 }
 

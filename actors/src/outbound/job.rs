@@ -111,6 +111,10 @@ pub struct DeliveryReport {
     pub serial: u64,
     /// Traffic-shaping actions a reply of this job triggered, for their delivery events.
     pub shaping: Vec<crate::outbound::shaping::Action>,
+    /// The job was not tried: its site is suspended until then (unix seconds). Not an
+    /// attempt; the Queue keeps the mail in its schedule until that time (or until the
+    /// suspension is cleared).
+    pub held_until: Option<u64>,
 }
 
 /// Settings shared by all Delivery actors, resolved once from `[delivery]`.

@@ -50,7 +50,7 @@ impl Queue {
                 let rcpt = &message.envelope.recipients[i];
                 !message.in_flight[i]
                     && schedule::is_due(&rcpt.status, now)
-                    && self.held_until(&rcpt.domain, now).is_none()
+                    && self.held_until(&message.envelope, i, now).is_none()
             })
             .collect();
         if due.is_empty() {
@@ -84,13 +84,14 @@ impl Queue {
             .envelope
             .recipients
             .iter()
-            .filter_map(|r| {
+            .enumerate()
+            .filter_map(|(i, r)| {
                 let at = match &r.status {
                     RecipientStatus::Pending => now,
                     RecipientStatus::Deferred { next_attempt, .. } => *next_attempt,
                     _ => return None,
                 };
-                Some(match self.held_until(&r.domain, now) {
+                Some(match self.held_until(&message.envelope, i, now) {
                     Some(until) => at.max(until),
                     None => at,
                 })

@@ -107,6 +107,7 @@ impl Queue {
                     unreachable: false,
                     serial,
                     shaping: Vec::new(),
+                    held_until: None,
                 });
             }
         }

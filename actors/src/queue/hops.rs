@@ -196,7 +196,7 @@ impl Queue {
                 let rcpt = &message.envelope.recipients[i];
                 !message.in_flight[i]
                     && schedule::is_due(&rcpt.status, now)
-                    && self.held_until(&rcpt.domain, now).is_none()
+                    && self.held_until(&message.envelope, i, now).is_none()
                     && self.hop_of(&message.envelope, i) == *hop
             })
             .collect()

@@ -307,6 +307,10 @@ impl Queue {
             return;
         };
         let arrival = message.envelope.arrival;
+        if let Some(until) = report.held_until {
+            self.hand_back(report.id, &report.results, until);
+            return;
+        }
         let mut attempts = Vec::with_capacity(report.results.len());
         for (RecipientIndex(i), outcome) in report.results {
             // Only a recipient this job holds: a late report of a job the Queue already
@@ -351,6 +355,36 @@ impl Queue {
                 }
             }
         }
+    }
+
+    /// A job handed back untried (its site suspended until `until`): its recipients
+    /// keep their state, not an attempt, and once the message has no job left it waits
+    /// in the schedule until `until` (woken early if the suspension is cleared).
+    fn hand_back(
+        &mut self,
+        id: QueueId,
+        results: &[(RecipientIndex, crate::outbound::job::Outcome)],
+        until: u64,
+    ) {
+        let Some(message) = self.messages.get_mut(&id) else {
+            return;
+        };
+        for &(RecipientIndex(i), _) in results {
+            if let Some(flight) = message.in_flight.get_mut(i) {
+                *flight = false;
+            }
+        }
+        message.jobs = message.jobs.saturating_sub(1);
+        if message.jobs > 0 {
+            return;
+        }
+        message.dispatched = None;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.bytes_in_flight = self
+            .bytes_in_flight
+            .saturating_sub(std::mem::take(&mut message.cost));
+        self.schedule.insert((until, id));
+        self.evict(id);
     }
 
     /// Commits delivery-state changes that no accepted message has carried to disk yet,

@@ -148,9 +148,7 @@ impl Queue {
             event.reply = Some(action.reason.clone());
             event.action = Some(format!(
                 "{} for {}s by rule {}",
-                action.kind,
-                action.until.saturating_sub(action.since),
-                action.rule
+                action.kind, action.duration_s, action.rule
             ));
             events.push(event.to_bytes());
         }

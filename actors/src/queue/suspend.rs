@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use actix::prelude::*;
 
 use super::{Queue, unix_now};
+use crate::store::spool::Envelope;
 
 /// Stop delivery to `domain` until `until` (unix seconds).
 #[derive(Message, Debug)]
@@ -73,14 +74,17 @@ impl Handler<Suspend> for Queue {
 }
 
 impl Queue {
-    /// When delivery to `domain` may go on, if the operator or a shaping rule (on its
-    /// site) holds it at `now`.
-    pub(super) fn held_until(&self, domain: &str, now: u64) -> Option<u64> {
-        let operator = self.suspensions.until(domain, now);
-        let site = self
-            .shaping
-            .as_ref()
-            .and_then(|shaping| shaping.suspended_until(domain, now));
+    /// When delivery to recipient `i` of `envelope` may go on, if the operator (its
+    /// domain) or a shaping rule (the site of its next hop) holds it at `now`.
+    pub(super) fn held_until(&self, envelope: &Envelope, i: usize, now: u64) -> Option<u64> {
+        let operator = self.suspensions.until(&envelope.recipients[i].domain, now);
+        let site = match &self.shaping {
+            // The next hop is worked out only while some site is suspended.
+            Some(shaping) if shaping.any_suspended() => {
+                shaping.suspended_until(self.hop_of(envelope, i).name(), now)
+            }
+            _ => None,
+        };
         operator.max(site)
     }
 

@@ -18,6 +18,9 @@ use crate::outbound::shaping::{Action, Limits, SiteBudget, Wait};
 use crate::outbound::tls::TlsMode;
 use crate::protocol::status::{EnhancedCode, Status};
 
+/// After a failed lookup (the hop is its own site meanwhile), how soon it is tried again.
+const SITE_RETRY: Duration = Duration::from_secs(5);
+
 /// How long a learnt site holds before the hop's MX hosts are looked at again.
 pub(super) const SITE_TTL: Duration = Duration::from_secs(300);
 
@@ -29,22 +32,24 @@ const SITE_SUSPENDED: EnhancedCode = EnhancedCode::new(4, 4, 5);
 pub(super) struct SiteState {
     /// The site's budget, once learnt.
     pub(super) budget: Option<Arc<SiteBudget>>,
-    /// When it was learnt.
-    pub(super) learnt: Option<Instant>,
+    /// Until when it holds: [`SITE_TTL`] after a lookup, [`SITE_RETRY`] after a failed
+    /// one.
+    pub(super) fresh_until: Option<Instant>,
     /// A lookup is under way.
     pub(super) looking: bool,
     /// The shaping file's limits of this hop's own domain.
     pub(super) own: Limits,
-    /// Registered with the site's budget as a holder of idle connections.
-    pub(super) holds_idle: bool,
+    /// Registered with the site's budget as a holder of idle connections (shared with
+    /// the registration, which clears it when the budget drops it).
+    pub(super) holds_idle: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why the pump stops at the site.
 pub(super) enum SiteStop {
     /// Not known yet: the pump is called again when it is.
     Learning,
-    /// Suspended: pending jobs are answered at once.
-    Suspended(Status),
+    /// Suspended until then (unix seconds): pending jobs are handed back at once.
+    Suspended(Status, u64),
     /// Ask again after this long.
     Later(Duration),
 }
@@ -55,37 +60,46 @@ impl Delivery {
         let Some(shaping) = self.settings.shaping.clone() else {
             return Ok(());
         };
-        let stale = self.site.learnt.is_none_or(|at| at.elapsed() >= SITE_TTL);
+        let stale = self
+            .site
+            .fresh_until
+            .is_none_or(|until| Instant::now() >= until);
         if stale && !self.site.looking {
             self.site.looking = true;
             let (hop, resolver) = (self.hop.clone(), self.resolver.clone());
             let lookup = async move {
-                // Its jobs fail with the real error; meanwhile it is its own site.
-                let hosts = resolver
-                    .exchanges(&hop)
-                    .await
-                    .unwrap_or_else(|_| vec![hop.name().to_string()]);
+                // Its jobs fail with the real error; meanwhile it is its own site, and
+                // the lookup is tried again soon.
+                let (hosts, holds) = match resolver.exchanges(&hop).await {
+                    Ok(hosts) => (hosts, SITE_TTL),
+                    Err(_) => (vec![hop.name().to_string()], SITE_RETRY),
+                };
                 let domain = hop.name();
                 (
                     shaping.path("", domain, hosts.iter().map(String::as_str)),
                     shaping.rules().domain_limits(domain).cloned(),
+                    holds,
                 )
             };
-            ctx.spawn(lookup.into_actor(self).map(|(budget, own), act, ctx| {
-                act.site.looking = false;
-                act.site.learnt = Some(Instant::now());
-                act.set_own_limits(own.unwrap_or_default());
-                let moved = act
-                    .site
-                    .budget
-                    .as_ref()
-                    .is_some_and(|old| !Arc::ptr_eq(old, &budget));
-                if moved {
-                    act.site.holds_idle = false;
-                }
-                act.site.budget = Some(budget);
-                act.pump(ctx);
-            }));
+            ctx.spawn(
+                lookup
+                    .into_actor(self)
+                    .map(|(budget, own, holds), act, ctx| {
+                        act.site.looking = false;
+                        act.site.fresh_until = Some(Instant::now() + holds);
+                        act.set_own_limits(own.unwrap_or_default());
+                        let moved = act
+                            .site
+                            .budget
+                            .as_ref()
+                            .is_some_and(|old| !Arc::ptr_eq(old, &budget));
+                        if moved {
+                            act.site.holds_idle = Arc::default();
+                        }
+                        act.site.budget = Some(budget);
+                        act.pump(ctx);
+                    }),
+            );
         }
         if self.site.budget.is_none() {
             return Err(SiteStop::Learning);
@@ -130,6 +144,15 @@ impl Delivery {
         max
     }
 
+    /// Whether the site has more connections open than its limit (an action lowered
+    /// it): a finished connection then closes instead of going back to the pool.
+    pub(super) fn site_over_limit(&self) -> bool {
+        self.site
+            .budget
+            .as_ref()
+            .is_some_and(|site| site.open() > site.connections().limit())
+    }
+
     /// The shaping file's `tls` for this hop: its domain's, else its site's.
     pub(super) fn tls_mode(&self) -> Option<TlsMode> {
         self.site
@@ -162,19 +185,28 @@ impl Delivery {
                 metrics::counter!("shaping_waits_total", "reason" => "suspended").increment(1);
                 let site = self.site.budget.as_ref().map_or("", |b| &b.key().site);
                 let left = until.saturating_sub(crate::outbound::mta_sts::unix_now());
-                SiteStop::Suspended(Status::local(
-                    SITE_SUSPENDED,
-                    format!(
-                        "shaping: delivery to site {site} is suspended for {left}s more by rule {rule} (hermod shaping status shows the reply that triggered it)"
+                SiteStop::Suspended(
+                    Status::local(
+                        SITE_SUSPENDED,
+                        format!(
+                            "shaping: delivery to site {site} is suspended for {left}s more by rule {rule} (hermod shaping status shows the reply that triggered it)"
+                        ),
                     ),
-                ))
+                    until,
+                )
             }
         }
     }
 
-    /// Answers every pending job as deferred while the site is suspended: the Queue
-    /// then keeps the mail in its schedule until the suspension ends.
-    pub(super) fn defer_pending_suspended(&mut self, status: Status, ctx: &mut Context<Self>) {
+    /// Hands every pending job back untried while the site is suspended (until
+    /// `until`): not an attempt; the Queue keeps the mail in its schedule until the
+    /// suspension ends or is cleared.
+    pub(super) fn defer_pending_suspended(
+        &mut self,
+        status: Status,
+        until: u64,
+        ctx: &mut Context<Self>,
+    ) {
         let jobs = std::mem::take(&mut self.pending);
         metrics::gauge!("delivery_pending_jobs").decrement(jobs.len() as f64);
         for job in jobs {
@@ -188,6 +220,7 @@ impl Delivery {
                     unreachable: false,
                     serial: 0,
                     shaping: Vec::new(),
+                    held_until: Some(until),
                 },
                 ctx,
             );

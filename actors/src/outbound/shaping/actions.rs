@@ -26,6 +26,9 @@ pub struct Action {
     pub since: u64,
     /// When it ends by itself, unix seconds.
     pub until: u64,
+    /// How long the rule said, in seconds (`until` is rounded up from it).
+    #[serde(default)]
+    pub duration_s: u64,
     /// The node that took it.
     pub node: String,
 }
@@ -40,16 +43,36 @@ impl Action {
     pub fn ended(&self) -> bool {
         self.until <= crate::outbound::mta_sts::unix_now()
     }
+
+    /// Whether an action read from Redis or the file kept across a restart could have
+    /// been taken by a rule (at most [`MAX_ACTION_S`] long, not taken in the future, a
+    /// bounded reason): anything else is refused, never put in force.
+    pub fn plausible(&self, now: u64) -> bool {
+        self.since <= now.saturating_add(60)
+            && self.since <= self.until
+            && self.until <= now.saturating_add(MAX_ACTION_S)
+            && self.reason.len() <= MAX_REASON * 4
+            && self.site.len() <= 4096
+            && self.rule.len() <= 256
+            && self.source.len() <= 256
+            && self.node.len() <= 256
+    }
 }
+
+/// The longest an action lasts: a rule's duration is at most 7 days (the shaping file
+/// refuses longer), plus a day of slack for clocks.
+pub const MAX_ACTION_S: u64 = 8 * 86400;
+
+impl Action {}
 
 /// Longest reason kept: replies can be long, and an action is shown in one line.
 pub(super) const MAX_REASON: usize = 300;
 
 /// Most matching replies remembered per rule and path (a threshold of more is capped).
-const MAX_COUNTED: usize = 10_000;
+const MAX_COUNTED: usize = 1000;
 
-/// Most (rule, path) pairs counted at once; past it the oldest counts are forgotten.
-const MAX_COUNTERS: usize = 100_000;
+/// Most (rule, path) pairs counted at once; past it every count starts again.
+const MAX_COUNTERS: usize = 10_000;
 
 /// When matching replies reach a threshold.
 #[derive(Debug, Default)]
@@ -182,6 +205,7 @@ mod tests {
             reason: "421 4.7.28 unusual rate".into(),
             since: 1,
             until: 2,
+            duration_s: 1,
             node: "mx1".into(),
         };
         let json = serde_json::to_string(&action).unwrap();

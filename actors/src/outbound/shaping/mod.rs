@@ -108,8 +108,9 @@ impl Shaping {
             let key = budget.key();
             budget.set_base(rules.site_limits(&key.site, budget.origin()));
         }
+        // Sites named by a provider may change; Delivery actors learn theirs again
+        // within SITE_TTL, and tell the map.
         *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
-        lock(&self.domain_sites).clear();
     }
 
     /// Where this node's actions go as they are taken or cleared (the fleet's Redis).
@@ -158,7 +159,12 @@ impl Shaping {
             source: source.to_string(),
             site,
         };
-        lock(&self.budgets)
+        let mut budgets = lock(&self.budgets);
+        // Sites no actor uses and no connection holds go, as the map grows.
+        if budgets.len() >= 1024 && budgets.len().is_power_of_two() && !budgets.contains_key(&key) {
+            budgets.retain(|_, budget| Arc::strong_count(budget) > 1 || budget.open() > 0);
+        }
+        budgets
             .entry(key.clone())
             .or_insert_with(|| {
                 let limits = rules.site_limits(&key.site, &origin);
@@ -185,13 +191,21 @@ impl Shaping {
         budget.effective(version, &self.in_force(), unix_now())
     }
 
-    /// When delivery to `domain` may go on, if its site is suspended now (for every
-    /// source). Unknown sites are not suspended: their Delivery actor finds out.
-    pub fn suspended_until(&self, domain: &str, now: u64) -> Option<u64> {
-        if self.suspensions.load(Ordering::Acquire) == 0 {
+    /// Whether any site is suspended now (the Queue's checks cost one load otherwise).
+    pub fn any_suspended(&self) -> bool {
+        self.suspensions.load(Ordering::Acquire) > 0
+    }
+
+    /// When delivery over the next hop named `hop` ([`NextHop::name`]) may go on, if
+    /// its site is suspended now (for every source). Unknown sites are not suspended:
+    /// their Delivery actor finds out.
+    ///
+    /// [`NextHop::name`]: crate::outbound::routing::NextHop::name
+    pub fn suspended_until(&self, hop: &str, now: u64) -> Option<u64> {
+        if !self.any_suspended() {
             return None;
         }
-        let site = lock(&self.domain_sites).get(domain)?.clone();
+        let site = lock(&self.domain_sites).get(hop)?.clone();
         lock(&self.actions)
             .iter()
             .filter(|a| a.site == site && a.source.is_empty() && a.until > now)
@@ -216,6 +230,7 @@ impl Shaping {
                 continue;
             }
             let id = format!("{}|{}|{}", key.source, key.site, rule.name);
+            let duration_s = rule.duration.as_secs_f64().ceil().max(1.0) as u64;
             if !lock(&self.thresholds).fires(&id, rule.trigger, now_ms) {
                 continue;
             }
@@ -232,12 +247,13 @@ impl Shaping {
                 kind: rule.action.clone(),
                 reason,
                 since: now,
-                // Whole seconds, rounded up: never shorter than the rule says.
-                until: now + rule.duration.as_secs().max(1) + 1,
+                // Whole seconds, rounded up (`now` is too): never shorter than the rule says.
+                until: now + duration_s + 1,
+                duration_s,
                 node: self.node.clone(),
             };
             tracing::warn!(rule = %action.rule, site = %action.site, source = %action.source,
-                action = %action.kind, duration_s = rule.duration.as_secs(), reply = %action.reason,
+                action = %action.kind, duration_s, reply = %action.reason,
                 "shaping action taken");
             metrics::counter!("shaping_actions_total", "rule" => rule.name.clone()).increment(1);
             self.put(action.clone());
@@ -277,7 +293,8 @@ impl Shaping {
 
     /// Actions kept before a restart: those not yet ended are in force again.
     pub fn restore(&self, kept: Vec<Action>) {
-        for action in kept.into_iter().filter(|a| !a.ended()) {
+        let now = unix_now();
+        for action in kept.into_iter().filter(|a| !a.ended() && a.plausible(now)) {
             tracing::info!(rule = %action.rule, site = %action.site, source = %action.source,
                 action = %action.kind, remaining_s = action.until.saturating_sub(unix_now()),
                 "shaping action kept across the restart in force");
@@ -327,11 +344,14 @@ impl Shaping {
     pub fn replace_fleet(&self, fleet: Vec<Action>, pending: &[Action]) {
         let now = unix_now();
         let mut actions = lock(&self.actions);
-        let mut next: Vec<Action> = fleet.into_iter().filter(|a| a.until > now).collect();
+        let mut next: Vec<Action> = fleet
+            .into_iter()
+            .filter(|a| a.until > now && a.plausible(now))
+            .collect();
         // Taken here a moment ago, maybe after the fleet's copy was read: kept.
         let recent: Vec<Action> = actions
             .iter()
-            .filter(|a| a.node == self.node && a.since + FLEET_GRACE_S > now)
+            .filter(|a| a.node == self.node && a.since.saturating_add(FLEET_GRACE_S) > now)
             .cloned()
             .collect();
         for action in pending.iter().chain(&recent) {

@@ -64,7 +64,8 @@ impl FromStr for Rate {
             "d" | "day" => 86400,
             _ => return Err(bad()),
         };
-        if count == 0 {
+        // Zero, or faster than a microsecond apart (no limit at all): refused.
+        if count == 0 || u64::from(count) > per * 1_000_000 {
             return Err(bad());
         }
         Ok(Rate {
@@ -348,7 +349,7 @@ mod tests {
         let rate: Rate = "600/min".parse().unwrap();
         assert_eq!(rate.interval(), Duration::from_millis(100));
         assert_eq!("5 per hour".parse::<Rate>().unwrap().to_string(), "5/h");
-        for bad in ["", "0/s", "5/fortnight", "x/s", "5"] {
+        for bad in ["", "0/s", "5/fortnight", "x/s", "5", "2000000/s"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
         assert_eq!("immediate".parse::<Trigger>().unwrap(), Trigger::Immediate);

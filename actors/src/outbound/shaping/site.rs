@@ -48,9 +48,15 @@ struct Limiter {
 }
 
 impl Limiter {
-    /// A limiter spreading `rate` evenly (burst of one: providers count per second).
+    /// A limiter spreading `rate` evenly: a burst of one, or of a millisecond's worth
+    /// for rates above 1000 a second (a wake-up takes a millisecond at least).
     fn new(rate: Rate) -> Option<Limiter> {
-        let quota = Quota::with_period(rate.interval())?.allow_burst(NonZeroU32::MIN);
+        let per_ms = rate.per.as_millis().max(1);
+        let burst = u32::try_from(u128::from(rate.count).div_ceil(per_ms))
+            .ok()
+            .and_then(NonZeroU32::new)
+            .unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(rate.interval())?.allow_burst(burst);
         Some(Limiter {
             rate,
             limiter: RateLimiter::direct(quota),
@@ -303,6 +309,7 @@ mod tests {
             reason: "421 4.7.28 slow down".into(),
             since: 0,
             until,
+            duration_s: until,
             node: "n".into(),
         }
     }

@@ -35,6 +35,14 @@ redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now))
 return 0
 "#;
 
+/// Deletes hash field `ARGV[1]` of `KEYS[1]` only while it holds `ARGV[2]`.
+const COMPARE_DELETE: &str = r#"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"#;
+
 /// Why Redis could not be used: at start the text names the URL, at a command it is
 /// Redis's own (down, slow or refusing), as the log line and the policies' fail modes
 /// take it.
@@ -72,6 +80,7 @@ pub struct RedisBackend {
     manager: ConnectionManager,
     prefix: String,
     gcra: Arc<Script>,
+    compare_delete: Arc<Script>,
     down: Arc<AtomicBool>,
     url: String,
 }
@@ -113,6 +122,7 @@ impl RedisBackend {
             manager,
             prefix: prefix.to_string(),
             gcra: Arc::new(Script::new(GCRA)),
+            compare_delete: Arc::new(Script::new(COMPARE_DELETE)),
             down: Arc::new(AtomicBool::new(false)),
             url: without_password(url),
         })
@@ -203,6 +213,25 @@ impl RedisBackend {
             .query_async::<()>(&mut connection)
             .await;
         self.observe(result)
+    }
+
+    /// Removes `field` from the hash `key` only if it still holds `value` (another node
+    /// may have written it again since it was read).
+    pub async fn hash_delete_if(
+        &self,
+        key: &str,
+        field: &str,
+        value: &[u8],
+    ) -> Result<(), RedisError> {
+        let mut connection = self.manager.clone();
+        let result = self
+            .compare_delete
+            .key(key)
+            .arg(field)
+            .arg(value)
+            .invoke_async::<i64>(&mut connection)
+            .await;
+        self.observe(result).map(|_| ())
     }
 
     /// Removes `fields` from the hash `key`.
