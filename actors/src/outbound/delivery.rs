@@ -19,13 +19,17 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::outbound::connection_budget::{Permit, RoomMaker};
-use crate::outbound::delivery_job::{CONNECTION_DROPPED, JobOutcome, NO_ANSWER, all, run_job};
+use crate::outbound::delivery_job::{
+    CONNECTION_DROPPED, JobOutcome, JobPath, NO_ANSWER, all, run_job,
+};
+use crate::outbound::shaping::SiteBudget;
 pub use crate::outbound::job::{Deliver, DeliveryReport, DeliverySettings, JobRecipient, Outcome};
 use crate::outbound::mx::MxResolver;
 use crate::outbound::routing::NextHop;
 use crate::outbound::smtp_client::SmtpConnection;
 use crate::protocol::status::Status;
 
+mod egress;
 mod site;
 
 /// How a Delivery actor talks back to the Queue that started it.
@@ -142,12 +146,21 @@ impl Delivery {
                 }
                 self.down_until = None;
             }
-            if self.idle.is_empty() && self.active >= self.max_connections() {
-                return;
-            }
             if self.site_ready(ctx).is_err() {
                 // Learning its site: the pump runs again when it is known.
                 return;
+            }
+            let pool = self.pending.front().and_then(|job| job.pool.clone());
+            let reuse = self.matching_idle(pool.as_deref());
+            if reuse.is_none() && self.active + self.idle.len() >= self.max_connections() {
+                if self.idle.is_empty() {
+                    return;
+                }
+                // Room for a connection from the job's pool: an idle one from another
+                // source goes, oldest first.
+                let (other, _) = self.idle.remove(0);
+                self.idle_count.store(self.idle.len(), Ordering::Relaxed);
+                actix::spawn(other.quit());
             }
             if let Some(limiter) = &self.limiter
                 && let Err(not_until) = limiter.check()
@@ -158,7 +171,7 @@ impl Delivery {
             }
             // A pooled connection, else a new one if the budget has room for it; if not,
             // ask idle connections elsewhere to make room and try again shortly.
-            let pooled = !self.idle.is_empty();
+            let pooled = reuse.is_some();
             let permit = match pooled {
                 true => None,
                 false => match self.settings.budget.try_take() {
@@ -172,8 +185,8 @@ impl Delivery {
                 },
             };
             // The site's budget last: its tokens are spent only on a job that starts.
-            let lease = match self.site_allows(pooled) {
-                Ok(lease) => lease,
+            let chosen = match self.choose(pool.as_ref(), reuse) {
+                Ok(chosen) => chosen,
                 Err(site::SiteStop::Learning) => return,
                 Err(site::SiteStop::Later(wait)) => {
                     self.wake_after(wait, ctx);
@@ -188,9 +201,13 @@ impl Delivery {
                 return;
             };
             metrics::gauge!("delivery_pending_jobs").decrement(1.0);
-            let connection = self.idle.pop().map(|(connection, _)| connection);
-            let permit = permit.map(|permit| permit.with_site(lease));
-            self.start_job(job, connection, permit, ctx);
+            let connection = reuse.map(|i| self.idle.remove(i).0);
+            let permit = permit.map(|permit| permit.with_site(chosen.lease));
+            let path = JobPath {
+                tls: self.tls_mode(),
+                source: chosen.source,
+            };
+            self.start_job(job, connection, permit, (path, chosen.budget), ctx);
         }
     }
 
@@ -233,6 +250,7 @@ impl Delivery {
         job: Deliver,
         connection: Option<SmtpConnection>,
         permit: Option<Permit>,
+        (path, site_budget): (JobPath, Option<Arc<SiteBudget>>),
         ctx: &mut Context<Self>,
     ) {
         self.idle_count.store(self.idle.len(), Ordering::Relaxed);
@@ -246,7 +264,7 @@ impl Delivery {
             self.hop.clone(),
             self.settings.clone(),
             self.resolver.clone(),
-            self.tls_mode(),
+            path,
         );
         // Each read and write has its own timeout; this bounds the whole job, so a next
         // hop that trickles bytes cannot hold a message (and its queue slot) forever.
@@ -278,14 +296,21 @@ impl Delivery {
             metrics::histogram!("delivery_attempt_seconds").record(started.elapsed().as_secs_f64());
             outcome
         };
-        ctx.spawn(bounded.into_actor(self).map(|outcome, act, ctx| {
+        ctx.spawn(bounded.into_actor(self).map(move |outcome, act, ctx| {
             act.active -= 1;
-            act.finish(outcome, ctx);
+            act.finish(outcome, site_budget.as_ref(), ctx);
             act.pump(ctx);
         }));
     }
 
-    fn finish(&mut self, outcome: JobOutcome, ctx: &mut Context<Self>) {
+    /// A job is over: the connection goes back to the pool (or closes), the automation
+    /// rules read the next hop's refusals on its path (`budget`), the report goes out.
+    fn finish(
+        &mut self,
+        outcome: JobOutcome,
+        budget: Option<&Arc<SiteBudget>>,
+        ctx: &mut Context<Self>,
+    ) {
         self.last_work = Instant::now();
         if outcome.connect_failed {
             self.consecutive_failures += 1;
@@ -302,7 +327,7 @@ impl Delivery {
         if let Some(connection) = outcome.connection {
             if connection.transactions < self.max_messages_per_connection()
                 && !connection.is_spent()
-                && !self.site_over_limit()
+                && !Self::site_over_limit(budget)
             {
                 self.idle.push((connection, Instant::now()));
                 self.offer_idle(ctx);
@@ -311,7 +336,7 @@ impl Delivery {
             }
         }
         let mut report = outcome.report;
-        report.shaping = self.observe(&outcome.refusals);
+        report.shaping = self.observe(budget, &outcome.refusals);
         self.report(report, ctx);
     }
 
@@ -411,18 +436,12 @@ impl Delivery {
     /// Closes idle connections, oldest first, while the budget (or the site's) asks for
     /// room.
     fn make_room(&mut self) {
-        while !self.idle.is_empty()
-            && (self.settings.budget.claim_close()
-                || self
-                    .site
-                    .budget
-                    .as_ref()
-                    .is_some_and(|site| site.connections().claim_close()))
-        {
+        while !self.idle.is_empty() && self.settings.budget.claim_close() {
             let (connection, _) = self.idle.remove(0);
             tracing::debug!(next_hop = %self.hop, "closing an idle connection to make room in the outbound connection budget");
             actix::spawn(connection.quit());
         }
+        self.make_room_on_paths();
         self.idle_count.store(self.idle.len(), Ordering::Relaxed);
     }
 

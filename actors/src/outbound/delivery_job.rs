@@ -9,7 +9,8 @@ use crate::outbound::domain_policy::{DomainPolicy, pooled_under};
 use crate::outbound::job::{Deliver, DeliveryReport, DeliverySettings, JobRecipient, Outcome};
 use crate::outbound::mx::{MxResolver, Target};
 use crate::outbound::routing::NextHop;
-use crate::outbound::smtp_client::{ClientError, ServerReply, SmtpConnection};
+use crate::outbound::egress::Source;
+use crate::outbound::smtp_client::{ClientError, Dial, ServerReply, SmtpConnection};
 use crate::outbound::tls::{HopSecurity, TlsMode};
 use crate::protocol::status::{EnhancedCode, Status};
 use crate::store::envelope::RecipientIndex;
@@ -68,6 +69,14 @@ fn client_error_outcome(error: &ClientError) -> Outcome {
     }
 }
 
+/// How a job's new connection is made, beyond the hop's settings: the shaping file's
+/// `tls` for its site or domain, and the egress source it leaves from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct JobPath {
+    pub(crate) tls: Option<TlsMode>,
+    pub(crate) source: Option<Arc<Source>>,
+}
+
 /// Delivers one job: over the reused connection if there is one and it still works,
 /// else over a new connection to the first target (in MX order) that answers.
 pub(crate) async fn run_job(
@@ -77,8 +86,9 @@ pub(crate) async fn run_job(
     hop: NextHop,
     settings: Arc<DeliverySettings>,
     resolver: Arc<MxResolver>,
-    tls: Option<TlsMode>,
+    path: JobPath,
 ) -> JobOutcome {
+    let tls = path.tls;
     let max = settings.max_recipients_per_transaction.max(1);
     let policy = if job.tls_report {
         DomainPolicy::default()
@@ -108,11 +118,19 @@ pub(crate) async fn run_job(
     // Under DANE or an enforced MTA-STS policy, a host that failed TLS is what to report,
     // whatever failed after it.
     let mut tls_error = None;
+    let (from, helo_name) = match &path.source {
+        Some(source) => (Some(source.address), source.ehlo.as_str()),
+        None => (None, settings.helo_name.as_str()),
+    };
     for (target, security) in &targets {
+        let dial = Dial {
+            to: target.addr,
+            from,
+        };
         match SmtpConnection::open(
             &target.host,
-            target.addr,
-            &settings.helo_name,
+            dial,
+            helo_name,
             lmtp,
             settings.timeouts,
             security,
@@ -120,7 +138,8 @@ pub(crate) async fn run_job(
         )
         .await
         {
-            Ok(connection) => {
+            Ok(mut connection) => {
+                connection.set_source(path.source.clone());
                 // No TLS by the operator's own choice (`tls = "none"`) is not the receiver's
                 // failure to report.
                 if security.mode != TlsMode::None || connection.tls().is_some() {

@@ -37,6 +37,8 @@ pub struct Deliver {
     /// A TLS report hermod made: the receiving domain's TLS policies do not hold it back
     /// (RFC 8460 §3), and its sessions are not counted.
     pub tls_report: bool,
+    /// The egress pool it leaves from (`[egress]`); `None`: the system's own address.
+    pub pool: Option<Arc<crate::outbound::egress::Pool>>,
 }
 
 /// One recipient of a [`Deliver`] job.

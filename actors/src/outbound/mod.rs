@@ -8,6 +8,7 @@ pub mod dane;
 pub mod delivery;
 mod delivery_job;
 mod domain_policy;
+pub mod egress;
 pub mod hop_health;
 pub mod job;
 pub mod mta_sts;

@@ -142,6 +142,8 @@ pub struct Queue {
     suspensions: suspend::Suspensions,
     /// Sites an automation rule suspended (`delivery.shaping_file`).
     shaping: Option<std::sync::Arc<crate::outbound::shaping::Shaping>>,
+    /// The egress pools, and which one a message's user sends from (`[egress]`).
+    egress: Option<std::sync::Arc<crate::outbound::egress::Egress>>,
 }
 
 fn unix_now() -> u64 {
@@ -182,7 +184,14 @@ impl Queue {
             recent: recent::RecentDeliveries::default(),
             suspensions: Default::default(),
             shaping: None,
+            egress: None,
         }
+    }
+
+    /// Messages leave from the egress pool of their user (or the default pool).
+    pub fn with_egress(mut self, egress: std::sync::Arc<crate::outbound::egress::Egress>) -> Self {
+        self.egress = Some(egress);
+        self
     }
 
     /// Mail for a site an automation rule suspends waits in the schedule until the
@@ -289,6 +298,10 @@ impl Queue {
             data,
             probe,
             tls_report: message.envelope.tls_report,
+            pool: self
+                .egress
+                .as_ref()
+                .and_then(|egress| egress.pool_for(message.envelope.user.as_deref())),
         };
         // Delivery actors keep their own unbounded pending list, so this never blocks
         // the queue; `max_in_flight` bounds what is outstanding.

@@ -39,6 +39,10 @@ pub(super) struct SiteState {
     pub(super) looking: bool,
     /// The shaping file's limits of this hop's own domain.
     pub(super) own: Limits,
+    /// The site's MX host names, to name the paths from egress sources.
+    pub(super) hosts: Vec<String>,
+    /// The site's budget for each egress source (by name) connections left from.
+    pub(super) by_source: std::collections::HashMap<String, Arc<SiteBudget>>,
     /// Registered with the site's budget as a holder of idle connections (shared with
     /// the registration, which clears it when the budget drops it).
     pub(super) holds_idle: Arc<std::sync::atomic::AtomicBool>,
@@ -79,13 +83,18 @@ impl Delivery {
                     shaping.path("", domain, hosts.iter().map(String::as_str)),
                     shaping.rules().domain_limits(domain).cloned(),
                     holds,
+                    hosts,
                 )
             };
             ctx.spawn(
                 lookup
                     .into_actor(self)
-                    .map(|(budget, own, holds), act, ctx| {
+                    .map(|(budget, own, holds, hosts), act, ctx| {
                         act.site.looking = false;
+                        if act.site.hosts != hosts {
+                            act.site.by_source.clear();
+                            act.site.hosts = hosts;
+                        }
                         act.site.fresh_until = Some(Instant::now() + holds);
                         act.set_own_limits(own.unwrap_or_default());
                         let moved = act
@@ -146,11 +155,8 @@ impl Delivery {
 
     /// Whether the site has more connections open than its limit (an action lowered
     /// it): a finished connection then closes instead of going back to the pool.
-    pub(super) fn site_over_limit(&self) -> bool {
-        self.site
-            .budget
-            .as_ref()
-            .is_some_and(|site| site.open() > site.connections().limit())
+    pub(super) fn site_over_limit(budget: Option<&Arc<SiteBudget>>) -> bool {
+        budget.is_some_and(|site| site.open() > site.connections().limit())
     }
 
     /// The shaping file's `tls` for this hop: its domain's, else its site's.
@@ -166,8 +172,12 @@ impl Delivery {
 
     /// Whether the site takes one more message now, over a connection from the pool
     /// (`pooled`) or a new one, whose lease is then returned.
-    pub(super) fn site_allows(&self, pooled: bool) -> Result<Option<Permit>, SiteStop> {
-        let (Some(shaping), Some(budget)) = (&self.settings.shaping, &self.site.budget) else {
+    pub(super) fn site_allows(
+        &self,
+        budget: Option<&Arc<SiteBudget>>,
+        pooled: bool,
+    ) -> Result<Option<Permit>, SiteStop> {
+        let (Some(shaping), Some(budget)) = (&self.settings.shaping, budget) else {
             return Ok(None);
         };
         shaping
@@ -229,8 +239,12 @@ impl Delivery {
 
     /// Hands the next hop's refusals in a finished job (each distinct one once, not
     /// hermod's own errors) to the automation rules; returns the actions they took.
-    pub(super) fn observe(&self, refusals: &[Status]) -> Vec<Action> {
-        let (Some(shaping), Some(budget)) = (&self.settings.shaping, &self.site.budget) else {
+    pub(super) fn observe(
+        &self,
+        budget: Option<&Arc<SiteBudget>>,
+        refusals: &[Status],
+    ) -> Vec<Action> {
+        let (Some(shaping), Some(budget)) = (&self.settings.shaping, budget) else {
             return Vec::new();
         };
         refusals

@@ -91,6 +91,42 @@ pub struct SmtpConnection {
     /// The server answered 421: it closes the connection after that reply (RFC 5321
     /// §3.8), so nothing more is read from or sent over it.
     closing: bool,
+    /// The egress source it left from, if one was chosen: a pooled connection carries
+    /// only mail of a pool that has it.
+    source: Option<std::sync::Arc<crate::outbound::egress::Source>>,
+}
+
+/// Where a connection goes, and the local address it leaves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dial {
+    /// The next hop's address.
+    pub to: SocketAddr,
+    /// The egress source's address to bind to; `None`: the system chooses.
+    pub from: Option<std::net::IpAddr>,
+}
+
+impl Dial {
+    /// A TCP connection from `from` (when set) to `to`.
+    async fn tcp(self) -> std::io::Result<TcpStream> {
+        let Some(from) = self.from else {
+            return TcpStream::connect(self.to).await;
+        };
+        if from.is_ipv4() != self.to.is_ipv4() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                format!("source address {from} cannot reach an {} address", match self.to {
+                    SocketAddr::V4(_) => "IPv4",
+                    SocketAddr::V6(_) => "IPv6",
+                }),
+            ));
+        }
+        let socket = match from {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(from, 0))?;
+        socket.connect(self.to).await
+    }
 }
 
 impl SmtpConnection {
@@ -101,7 +137,7 @@ impl SmtpConnection {
     #[allow(clippy::too_many_arguments)]
     pub async fn open(
         host: &str,
-        addr: SocketAddr,
+        dial: Dial,
         helo_name: &str,
         lmtp: bool,
         timeouts: ClientTimeouts,
@@ -110,7 +146,7 @@ impl SmtpConnection {
     ) -> Result<Self, ClientError> {
         let first = Self::connect(
             host,
-            addr,
+            dial,
             helo_name,
             lmtp,
             timeouts,
@@ -130,7 +166,7 @@ impl SmtpConnection {
                 tracing::warn!(relay = %peer, reason = %reason, "TLS handshake with the next hop failed; retrying in plaintext on a new connection (opportunistic TLS)");
                 Self::connect(
                     host,
-                    addr,
+                    dial,
                     helo_name,
                     lmtp,
                     timeouts,
@@ -151,14 +187,15 @@ impl SmtpConnection {
     /// refused), then STARTTLS and AUTH as `security` says; no retry in clear.
     pub async fn connect(
         host: &str,
-        addr: SocketAddr,
+        dial: Dial,
         helo_name: &str,
         lmtp: bool,
         timeouts: ClientTimeouts,
         security: &HopSecurity,
         implicit_tls: bool,
     ) -> Result<Self, ClientError> {
-        let stream = match timeout(timeouts.connect, TcpStream::connect(addr)).await {
+        let addr = dial.to;
+        let stream = match timeout(timeouts.connect, dial.tcp()).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 return Err(ClientError::Connect {
@@ -199,6 +236,7 @@ impl SmtpConnection {
             host: host.trim_end_matches('.').to_ascii_lowercase(),
             tls_fallback: None,
             closing: false,
+            source: None,
         };
         let greeting = conn.read_reply("greeting").await?;
         if !greeting.is_positive() {
@@ -538,6 +576,21 @@ impl SmtpConnection {
                 }
             }
         }
+    }
+
+    /// Records the egress source it left from.
+    pub fn set_source(&mut self, source: Option<std::sync::Arc<crate::outbound::egress::Source>>) {
+        self.source = source;
+    }
+
+    /// The egress source it left from, if one was chosen.
+    pub fn source(&self) -> Option<&crate::outbound::egress::Source> {
+        self.source.as_deref()
+    }
+
+    /// The same, shared.
+    pub fn source_arc(&self) -> Option<std::sync::Arc<crate::outbound::egress::Source>> {
+        self.source.clone()
     }
 
     /// Whether it must not carry another message: unread bytes are waiting (a server
