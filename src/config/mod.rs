@@ -24,6 +24,7 @@ mod delivery_security;
 pub mod dkim;
 pub mod dnsbl;
 pub mod duration;
+pub mod egress;
 pub mod env;
 pub mod events;
 pub mod greylist;
@@ -51,6 +52,7 @@ pub use bounce::BounceConfig;
 pub use delivery::DeliveryConfig;
 pub use dkim::DkimConfig;
 pub use dnsbl::DnsblConfig;
+pub use egress::EgressConfig;
 pub use events::EventsConfig;
 pub use greylist::GreylistConfig;
 pub use http_inject::HttpInjectConfig;
@@ -96,6 +98,8 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Outbound delivery.
     pub delivery: DeliveryConfig,
+    /// The local addresses mail leaves from.
+    pub egress: EgressConfig,
     /// Bounce classification.
     pub bounce: BounceConfig,
     /// Delivery events and their destinations.
@@ -147,6 +151,7 @@ impl Config {
         self.log.check(&mut issues);
         self.tracing.check(&mut issues);
         self.tls_report.check(&mut issues);
+        self.egress.check(&mut issues);
         self.admin.check(&mut issues);
         self.check_listeners(&mut issues);
         issues
@@ -226,7 +231,7 @@ impl Declared {
 }
 
 /// Every section, in the order of the file.
-pub fn sections() -> [Declared; 19] {
+pub fn sections() -> [Declared; 20] {
     [
         Declared::of::<SmtpConfig>(),
         Declared::of::<TlsConfig>(),
@@ -240,6 +245,7 @@ pub fn sections() -> [Declared; 19] {
         Declared::of::<MailAuthConfig>(),
         Declared::of::<QueueConfig>(),
         Declared::of::<DeliveryConfig>(),
+        Declared::of::<EgressConfig>(),
         Declared::of::<BounceConfig>(),
         Declared::of::<EventsConfig>(),
         Declared::of::<HttpInjectConfig>(),

@@ -265,6 +265,9 @@ impl Engine {
         if let Some(shaping) = &shaping {
             queue = queue.with_shaping(shaping.clone());
         }
+        if let Some(egress) = egress(config)? {
+            queue = queue.with_egress(egress);
+        }
         let queue = start_queue(queue, spool, &suspensions_file)?;
         Ok(Engine {
             extra,
@@ -290,6 +293,24 @@ impl Engine {
             }),
         })
     }
+}
+
+/// The egress pools (`[egress]`), when a message may use one.
+fn egress(config: &Config) -> anyhow::Result<Option<Arc<hermod_actors::outbound::egress::Egress>>> {
+    let helo_name = match config.delivery.helo_name.as_str() {
+        "" => config.smtp.hostname.as_str(),
+        name => name,
+    };
+    let egress = config
+        .egress
+        .egress(helo_name)
+        .map_err(|e| anyhow::anyhow!("egress: {e}"))?;
+    if egress.is_some() {
+        tracing::info!(sources = config.egress.sources.len(), pools = config.egress.pools.len(),
+            default_pool = %config.egress.default_pool, user_pools = config.egress.user_pools.len(),
+            "egress pools in use");
+    }
+    Ok(egress)
 }
 
 /// The Listeners' admission, in maintenance mode at start if it was kept on before the

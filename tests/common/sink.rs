@@ -96,3 +96,58 @@ pub async fn wait_stored(dir: &Path, n: usize, limit: Duration) -> Vec<Stored> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// One connection as the sink logged it: from where, when it opened, and closed if it
+/// has.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// The client's address.
+    pub peer: String,
+    /// When it opened, unix milliseconds.
+    pub opened_ms: u64,
+    /// When it closed, if it has.
+    pub closed_ms: Option<u64>,
+}
+
+/// The connections the sink in `dir` logged (`connection_log` = `dir/connections.jsonl`),
+/// in the order they opened.
+pub fn connections(dir: &Path) -> Vec<Logged> {
+    let text = std::fs::read_to_string(dir.join("connections.jsonl")).unwrap_or_default();
+    let mut by_id: Vec<(u64, Logged)> = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (id, at) = (v["id"].as_u64().unwrap(), v["at_ms"].as_u64().unwrap());
+        match v["event"].as_str() {
+            Some("open") => by_id.push((
+                id,
+                Logged {
+                    peer: v["peer"].as_str().unwrap_or_default().to_string(),
+                    opened_ms: at,
+                    closed_ms: None,
+                },
+            )),
+            _ => {
+                if let Some((_, c)) = by_id.iter_mut().find(|(i, _)| *i == id) {
+                    c.closed_ms = Some(at);
+                }
+            }
+        }
+    }
+    by_id.into_iter().map(|(_, c)| c).collect()
+}
+
+/// The most connections open at once.
+pub fn most_at_once(log: &[Logged]) -> usize {
+    let mut edges: Vec<(u64, i32)> = log
+        .iter()
+        .flat_map(|c| [(c.opened_ms, 1), (c.closed_ms.unwrap_or(u64::MAX), -1)])
+        .collect();
+    // A close and an open in the same millisecond: the close first.
+    edges.sort();
+    let (mut open, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        open += step;
+        most = most.max(open);
+    }
+    usize::try_from(most).unwrap_or(0)
+}

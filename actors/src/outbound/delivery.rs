@@ -22,10 +22,10 @@ use crate::outbound::connection_budget::{Permit, RoomMaker};
 use crate::outbound::delivery_job::{
     CONNECTION_DROPPED, JobOutcome, JobPath, NO_ANSWER, all, run_job,
 };
-use crate::outbound::shaping::SiteBudget;
 pub use crate::outbound::job::{Deliver, DeliveryReport, DeliverySettings, JobRecipient, Outcome};
 use crate::outbound::mx::MxResolver;
 use crate::outbound::routing::NextHop;
+use crate::outbound::shaping::SiteBudget;
 use crate::outbound::smtp_client::SmtpConnection;
 use crate::protocol::status::Status;
 

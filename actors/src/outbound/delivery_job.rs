@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use crate::outbound::connection_budget::Permit;
 use crate::outbound::domain_policy::{DomainPolicy, pooled_under};
+use crate::outbound::egress::Source;
 use crate::outbound::job::{Deliver, DeliveryReport, DeliverySettings, JobRecipient, Outcome};
 use crate::outbound::mx::{MxResolver, Target};
 use crate::outbound::routing::NextHop;
-use crate::outbound::egress::Source;
 use crate::outbound::smtp_client::{ClientError, Dial, ServerReply, SmtpConnection};
 use crate::outbound::tls::{HopSecurity, TlsMode};
 use crate::protocol::status::{EnhancedCode, Status};

@@ -68,7 +68,10 @@ impl Pool {
                 .cmp(&(u128::from(*b) * u128::from(*wa)))
                 .then(i.cmp(j))
         });
-        order.into_iter().map(|(_, _, i)| &self.sources[i].0).collect()
+        order
+            .into_iter()
+            .map(|(_, _, i)| &self.sources[i].0)
+            .collect()
     }
 
     /// Counts a connection opened from `source`.
@@ -123,7 +126,11 @@ mod tests {
     fn sources_get_connections_in_their_weights() {
         let pool = Pool::new(
             "p",
-            vec![(source("a", 2), 1), (source("b", 3), 1), (source("c", 4), 3)],
+            vec![
+                (source("a", 2), 1),
+                (source("b", 3), 1),
+                (source("c", 4), 3),
+            ],
         )
         .unwrap();
         let mut counts = HashMap::new();

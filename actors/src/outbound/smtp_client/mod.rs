@@ -114,10 +114,13 @@ impl Dial {
         if from.is_ipv4() != self.to.is_ipv4() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AddrNotAvailable,
-                format!("source address {from} cannot reach an {} address", match self.to {
-                    SocketAddr::V4(_) => "IPv4",
-                    SocketAddr::V6(_) => "IPv6",
-                }),
+                format!(
+                    "source address {from} cannot reach an {} address",
+                    match self.to {
+                        SocketAddr::V4(_) => "IPv4",
+                        SocketAddr::V6(_) => "IPv6",
+                    }
+                ),
             ));
         }
         let socket = match from {
