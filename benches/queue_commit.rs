@@ -19,6 +19,7 @@ fn envelope() -> Envelope {
         tracking: Vec::new(),
         trace: None,
         tls_report: false,
+        pool: None,
         sender: "a@b.test".into(),
         recipients: vec![RecipientState {
             address: "u@c.test".into(),

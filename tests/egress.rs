@@ -175,3 +175,106 @@ async fn a_sites_connection_limit_holds_per_source_so_four_sources_open_four() {
     assert!((2..=4).contains(&all), "{all} at once over four sources");
     dns.shutdown().await;
 }
+
+/// The messages the sink in `dir` stored, each with its EHLO name and its bytes.
+fn stored_with_helo(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let eml = std::fs::read_to_string(path.with_extension("eml")).unwrap();
+            out.push((v["helo"].as_str().unwrap_or_default().to_string(), eml));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authenticated_senders_x_hermod_pool_chooses_the_pool_and_never_leaves() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let dns = TestDns::start(vec![zone()]).await;
+    let sink_dir = dir.path().join("sink");
+    let sink = sink(&sink_dir, 0).await;
+    let port = sink.local_addrs()[0].port();
+    let key = "acme-key-0123456789abcdef";
+    let key_file = dir.path().join("acme.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let inject_port = common::free_port();
+    // Pools of one source each: s2 the default, s3 the tenant's, s4 named by the field.
+    let mut text = config(dir.path(), &dns, port, [1, 1, 1, 1], "");
+    text = text.replace(
+        "default_pool = \"main\"",
+        "default_pool = \"two\"\nuser_pools = { acme = \"three\" }",
+    );
+    text.push_str(
+        "[egress.pools.two]\ns2 = 1\n[egress.pools.three]\ns3 = 1\n[egress.pools.four]\ns4 = 1\n",
+    );
+    text.push_str(&format!(
+        "[http_inject]\nenabled = true\nlisten = \"127.0.0.1:{inject_port}\"\n\
+         [http_inject.tenants.acme]\nkey_file = \"{}\"\n",
+        key_file.display()
+    ));
+    let h = Hermod::start(dir.path(), &text).await;
+    let inject = |to: &str, pool: Option<&str>| {
+        let mut headers = serde_json::json!({"X-Campaign-Id": "spring"});
+        if let Some(pool) = pool {
+            headers["X-Hermod-Pool"] = serde_json::json!(pool);
+        }
+        serde_json::json!({
+            "envelope_sender": "news@shop.test",
+            "recipients": [{"email": to}],
+            "content": {"from": {"email": "news@shop.test"}, "subject": "s", "text_body": "b", "headers": headers},
+        })
+        .to_string()
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], inject_port));
+    for (to, pool) in [("named@p1.test", Some("four")), ("tenant@p2.test", None)] {
+        let answer = common::http::request(
+            addr,
+            "POST",
+            "/api/inject/v1",
+            Some(key),
+            Some(&inject(to, pool)),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    // Over SMTP without AUTH: the field is taken out and not honoured.
+    let mut client = Client::connect(h.addr).await;
+    queue_id(
+        &client
+            .send_message(
+                "a@sender.test",
+                &["anon@p3.test"],
+                b"X-Hermod-Pool: four\r\nSubject: x\r\n\r\nx\r\n",
+            )
+            .await,
+    );
+    let stored = sink::wait_stored(&sink_dir, 3, Duration::from_secs(30)).await;
+    assert_eq!(stored.len(), 3, "{}", h.logs().join("\n"));
+    let by_rcpt = |rcpt: &str| {
+        stored_with_helo(&sink_dir)
+            .into_iter()
+            .find(|(_, eml)| eml.contains(rcpt))
+            .unwrap_or_else(|| panic!("no message for {rcpt}"))
+    };
+    let (helo, eml) = by_rcpt("named@p1.test");
+    assert_eq!(helo, "s4.hermod.test");
+    assert!(!eml.to_ascii_lowercase().contains("x-hermod-pool"), "{eml}");
+    assert!(eml.contains("X-Campaign-Id: spring"), "{eml}");
+    assert_eq!(by_rcpt("tenant@p2.test").0, "s3.hermod.test");
+    let (helo, eml) = by_rcpt("anon@p3.test");
+    assert_eq!(helo, "s2.hermod.test");
+    assert!(!eml.to_ascii_lowercase().contains("x-hermod-pool"), "{eml}");
+    h.wait_log(
+        "X-Hermod-Pool from an unauthenticated client removed and not honoured",
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("logged");
+    dns.shutdown().await;
+}

@@ -139,6 +139,7 @@ fn envelope(status: RecipientStatus) -> Envelope {
         tracking: Vec::new(),
         trace: None,
         tls_report: false,
+        pool: None,
     }
 }
 

@@ -122,10 +122,18 @@ impl EgressConfig {
         for (user, name) in &self.user_pools {
             by_user.insert(user.clone(), pool(&format!("user_pools.{user}"), name)?);
         }
-        if default.is_none() && by_user.is_empty() {
+        if pools.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Arc::new(Egress { default, by_user })))
+        let by_name = pools
+            .into_iter()
+            .map(|(name, pool)| (name.to_string(), pool))
+            .collect();
+        Ok(Some(Arc::new(Egress {
+            default,
+            by_user,
+            by_name,
+        })))
     }
 }
 
@@ -148,11 +156,12 @@ mod tests {
         .egress("mta.example.test")
         .unwrap()
         .unwrap();
-        let vip = egress.pool_for(Some("alice")).unwrap();
+        let vip = egress.pool_for(None, Some("alice")).unwrap();
         assert_eq!(vip.name, "vip");
         assert_eq!(vip.sources().next().unwrap().ehlo, "mta.example.test");
-        assert_eq!(egress.pool_for(None).unwrap().name, "bulk");
+        assert_eq!(egress.pool_for(None, None).unwrap().name, "bulk");
         assert!(EgressConfig::default().egress("x").unwrap().is_none());
+        assert_eq!(egress.pool("bulk").unwrap().name, "bulk");
     }
 
     #[test]

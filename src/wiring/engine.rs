@@ -207,6 +207,8 @@ pub(super) struct Engine {
     /// Sites, budgets and automation (`delivery.shaping_file`), for reloads, the admin
     /// API and the fleet.
     pub(super) shaping: Option<Arc<hermod_actors::outbound::shaping::Shaping>>,
+    /// The egress pools, for the intake (an `X-Hermod-Pool:` field names one).
+    pub(super) egress: Option<Arc<hermod_actors::outbound::egress::Egress>>,
 }
 
 impl Engine {
@@ -265,8 +267,9 @@ impl Engine {
         if let Some(shaping) = &shaping {
             queue = queue.with_shaping(shaping.clone());
         }
-        if let Some(egress) = egress(config)? {
-            queue = queue.with_egress(egress);
+        let egress = egress(config)?;
+        if let Some(egress) = &egress {
+            queue = queue.with_egress(egress.clone());
         }
         let queue = start_queue(queue, spool, &suspensions_file)?;
         Ok(Engine {
@@ -286,6 +289,7 @@ impl Engine {
             suspensions_file,
             queue,
             shaping,
+            egress,
             tls_reports: tls_reports.map(|counts| ReportCounts {
                 counts,
                 resolver,

@@ -189,7 +189,9 @@ async fn start(
         policies: policies.clone(),
         ..engine.shared
     };
-    let intake = events.intake(&config, &committer, queue.clone().recipient());
+    let intake = events
+        .intake(&config, &committer, queue.clone().recipient())
+        .with_egress(engine.egress.clone());
     let report_counts = start_tls_reports(&config, engine.tls_reports, &intake, &shared)?;
     let template = session_template(&config, &shared, &spooled, intake, draining_rx, &secured);
     other_doors(&config, &template, &shared, &secured)?;

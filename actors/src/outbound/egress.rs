@@ -99,14 +99,24 @@ pub struct Egress {
     pub default: Option<Arc<Pool>>,
     /// Pools by the user (AUTH, or the injection tenant) a message came from.
     pub by_user: HashMap<String, Arc<Pool>>,
+    /// Every pool by name (an `X-Hermod-Pool:` field names one).
+    pub by_name: HashMap<String, Arc<Pool>>,
 }
 
 impl Egress {
-    /// The pool of a message submitted as `user` (if any).
-    pub fn pool_for(&self, user: Option<&str>) -> Option<Arc<Pool>> {
-        user.and_then(|u| self.by_user.get(u))
+    /// The pool of a message that named `named` (its `X-Hermod-Pool:` field, kept in
+    /// its envelope), else of its `user` (if any), else the default.
+    pub fn pool_for(&self, named: Option<&str>, user: Option<&str>) -> Option<Arc<Pool>> {
+        named
+            .and_then(|name| self.by_name.get(name))
+            .or_else(|| user.and_then(|u| self.by_user.get(u)))
             .or(self.default.as_ref())
             .cloned()
+    }
+
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.by_name.get(name)
     }
 }
 
@@ -148,16 +158,23 @@ mod tests {
     }
 
     #[test]
-    fn a_users_pool_wins_over_the_default() {
+    fn a_named_pool_wins_over_the_users_over_the_default() {
         let bulk = Arc::new(Pool::new("bulk", vec![(source("a", 2), 1)]).unwrap());
         let vip = Arc::new(Pool::new("vip", vec![(source("b", 3), 1)]).unwrap());
         let egress = Egress {
-            default: Some(bulk),
-            by_user: HashMap::from([("alice".to_string(), vip)]),
+            default: Some(bulk.clone()),
+            by_user: HashMap::from([("alice".to_string(), vip.clone())]),
+            by_name: HashMap::from([("bulk".to_string(), bulk), ("vip".to_string(), vip)]),
         };
-        assert_eq!(egress.pool_for(Some("alice")).unwrap().name, "vip");
-        assert_eq!(egress.pool_for(Some("bob")).unwrap().name, "bulk");
-        assert_eq!(egress.pool_for(None).unwrap().name, "bulk");
-        assert!(Egress::default().pool_for(Some("alice")).is_none());
+        assert_eq!(egress.pool_for(None, Some("alice")).unwrap().name, "vip");
+        assert_eq!(egress.pool_for(None, Some("bob")).unwrap().name, "bulk");
+        assert_eq!(egress.pool_for(None, None).unwrap().name, "bulk");
+        // A pool the message named wins; an unknown name does not count.
+        assert_eq!(
+            egress.pool_for(Some("vip"), Some("bob")).unwrap().name,
+            "vip"
+        );
+        assert_eq!(egress.pool_for(Some("nope"), None).unwrap().name, "bulk");
+        assert!(Egress::default().pool_for(None, Some("alice")).is_none());
     }
 }

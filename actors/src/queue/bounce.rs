@@ -135,6 +135,7 @@ impl Queue {
             tracking: Vec::new(),
             trace: None,
             tls_report: false,
+            pool: None,
         };
         // Read, built and written in one turn of the spool writer (the original's
         // headers are read there): the Queue waits once.

@@ -45,6 +45,8 @@ pub struct Intake {
     queue: Recipient<Stored>,
     /// Set when delivery events are kept.
     events: Option<Arc<IntakeEvents>>,
+    /// The egress pools an `X-Hermod-Pool:` field may name (`[egress]`).
+    egress: Option<Arc<crate::outbound::egress::Egress>>,
 }
 
 /// What the intake needs to write delivery events.
@@ -64,7 +66,15 @@ impl Intake {
             committer,
             queue,
             events: None,
+            egress: None,
         }
+    }
+
+    /// The same intake, keeping the egress pool an authenticated sender's
+    /// `X-Hermod-Pool:` field names (the field is taken out of every message anyway).
+    pub fn with_egress(mut self, egress: Option<Arc<crate::outbound::egress::Egress>>) -> Self {
+        self.egress = egress;
+        self
     }
 
     /// The same intake, writing a `Reception` event with each message (and an `OOB`
@@ -89,6 +99,10 @@ impl Intake {
         }
         let id = message.id;
         let (mut envelope, data, body_file) = envelope_of(message, client);
+        let (data, body_file) =
+            super::pool_header::take(&mut envelope, data, body_file, self.egress.as_deref())
+                .await
+                .map_err(|e| SpoolError(format!("taking X-Hermod-Pool out of the message: {e}")))?;
         let events = match &self.events {
             Some(events) => intake_events(events, id, &mut envelope, &data),
             None => Vec::new(),
@@ -225,6 +239,7 @@ fn envelope_of(
         tracking: Vec::new(),
         trace,
         tls_report,
+        pool: None,
     };
     (envelope, Bytes::from(data), body_file)
 }

@@ -23,6 +23,7 @@ mod held_jobs;
 mod hops;
 mod operate;
 mod outcomes;
+pub mod pool_header;
 pub mod recent;
 mod reconfigure;
 mod resident;
@@ -298,10 +299,12 @@ impl Queue {
             data,
             probe,
             tls_report: message.envelope.tls_report,
-            pool: self
-                .egress
-                .as_ref()
-                .and_then(|egress| egress.pool_for(message.envelope.user.as_deref())),
+            pool: self.egress.as_ref().and_then(|egress| {
+                egress.pool_for(
+                    message.envelope.pool.as_deref(),
+                    message.envelope.user.as_deref(),
+                )
+            }),
         };
         // Delivery actors keep their own unbounded pending list, so this never blocks
         // the queue; `max_in_flight` bounds what is outstanding.

@@ -246,6 +246,7 @@ mod tests {
             tracking: Vec::new(),
             trace: None,
             tls_report: false,
+            pool: None,
         }
     }
 

@@ -272,7 +272,7 @@ enum Waiter {
     /// A new message, written: answered with its envelope.
     Stored(
         oneshot::Sender<Result<Envelope, SpoolError>>,
-        Envelope,
+        Box<Envelope>,
         QueueId,
     ),
     /// The Queue's delivery state.
@@ -300,7 +300,7 @@ fn flush(spool: &dyn Spool, events: Option<&EventLog>, group: Vec<Waiter>) {
     for waiter in group {
         match waiter {
             Waiter::Stored(reply, envelope, _) => {
-                let _ = reply.send(result.clone().map(|()| envelope));
+                let _ = reply.send(result.clone().map(|()| *envelope));
             }
             Waiter::Flush(reply) => {
                 let _ = reply.send(result.clone());
@@ -349,7 +349,7 @@ fn write(spool: &dyn Spool, events: Option<&EventLog>, request: StoreRequest) ->
             {
                 tracing::error!(queue_id = %id, error = %e, "cannot append a delivery event to the event log");
             }
-            Some(Waiter::Stored(reply, envelope, id))
+            Some(Waiter::Stored(reply, Box::new(envelope), id))
         }
         Err(e) => {
             metrics::counter!("queue_enqueue_errors_total").increment(1);

@@ -94,6 +94,10 @@ pub struct Envelope {
     /// TLS policies say, and its sessions are not counted in the next report.
     #[serde(default, skip_serializing_if = "is_false")]
     pub tls_report: bool,
+    /// The egress pool its `X-Hermod-Pool:` field named (an authenticated sender's,
+    /// taken out of the message at intake).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -126,5 +130,6 @@ pub(crate) fn sample(size: usize) -> Envelope {
         tracking: Vec::new(),
         trace: None,
         tls_report: false,
+        pool: None,
     }
 }
