@@ -278,3 +278,59 @@ async fn an_authenticated_senders_x_hermod_pool_chooses_the_pool_and_never_leave
     .expect("logged");
     dns.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_sending_from_one_source_share_its_limit_through_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = TestDns::start(vec![zone()]).await;
+    let sink_dir = dir.path().join("sink");
+    let sink = sink(&sink_dir, 200).await;
+    let port = sink.local_addrs()[0].port();
+    let redis_port = common::free_port();
+    let _redis = common::redis::RedisServer::start(dir.path(), redis_port);
+    let shaping = dir.path().join("shaping.toml");
+    std::fs::write(
+        &shaping,
+        "[provider.prov]\nmx_suffix = [\".provider.test\"]\nmax_connections = 1\n",
+    )
+    .unwrap();
+    let node = |name: &str| {
+        let node_dir = dir.path().join(name);
+        std::fs::create_dir_all(&node_dir).unwrap();
+        let text = format!(
+            "[queue]\nscan_interval = \"100ms\"\n[delivery]\ndns_servers = [\"{}\"]\nmx_port = {port}\n\
+             max_messages_per_connection = 1\nshaping_file = \"{}\"\n\
+             [redis]\nurl = \"redis://127.0.0.1:{redis_port}\"\n\
+             [egress]\ndefault_pool = \"one\"\n[egress.sources.s2]\naddress = \"127.0.0.2\"\n\
+             [egress.pools.one]\ns2 = 1\n",
+            dns.addr,
+            shaping.display()
+        );
+        (node_dir, text)
+    };
+    let (a_dir, a_text) = node("a");
+    let (b_dir, b_text) = node("b");
+    let a = Hermod::start(&a_dir, &a_text).await;
+    let b = Hermod::start(&b_dir, &b_text).await;
+    let (a_send, b_send) = tokio::join!(send_all(&a, 6), send_all(&b, 6));
+    let _ = (a_send, b_send);
+    let stored = sink::wait_stored(&sink_dir, 12, Duration::from_secs(60)).await;
+    assert_eq!(
+        stored.len(),
+        12,
+        "{}\n{}",
+        a.logs().join("\n"),
+        b.logs().join("\n")
+    );
+    let log = connections(&sink_dir);
+    assert!(
+        log.iter().all(|c| c.peer.starts_with("127.0.0.2:")),
+        "{log:?}"
+    );
+    assert_eq!(
+        most_at_once(&log),
+        1,
+        "two nodes went past the source's one connection: {log:?}"
+    );
+    dns.shutdown().await;
+}

@@ -28,7 +28,8 @@ section! {
         pub greylist: bool = true
             => (restart, []),
         /// Traffic-shaping actions (`delivery.shaping_file`) taken on one node hold on
-        /// every node.
+        /// every node, and nodes sending from one egress source share its connection
+        /// limits (leases that lapse when a node stops).
         pub shaping: bool = true
             => (restart, []),
     }

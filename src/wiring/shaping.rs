@@ -14,8 +14,12 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 
-/// How often the fleet's actions are read back from Redis.
+/// How often the fleet's actions are read back from Redis (and leases renewed).
 const FLEET_POLL: Duration = Duration::from_secs(1);
+
+/// How long a node's connection leases hold without renewal (a node that stops gives
+/// its share back after this long).
+const LEASE_TTL_MS: u64 = 10_000;
 
 /// The hash lives this long after its last change (longer than any action's duration).
 const FLEET_TTL_S: u64 = 8 * 86400;
@@ -122,8 +126,41 @@ fn share_with_fleet(shaping: &Arc<Shaping>, config: &Config) -> anyhow::Result<(
     shaping.on_change(Box::new(move |change| {
         let _ = changes.send(change);
     }));
-    actix::spawn(sync(shaping.clone(), backend, received));
+    shaping.share_connections_with_fleet();
+    actix::spawn(sync(shaping.clone(), backend.clone(), received));
+    let node = format!("{}:{}", config.smtp.hostname, std::process::id());
+    actix::spawn(renew_leases(shaping.clone(), backend, node));
     Ok(())
+}
+
+/// Every second, renews this node's connection leases on each path from an egress
+/// source with a connection limit: its share is what Redis grants (the path's limit
+/// less the other nodes' leases). With Redis out of reach, local limits apply alone.
+async fn renew_leases(shaping: Arc<Shaping>, backend: RedisBackend, node: String) {
+    let mut tick = tokio::time::interval(FLEET_POLL / 4);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for path in shaping.sourced_paths() {
+            let Some(max) = path.max_connections() else {
+                path.set_fleet_share(usize::MAX);
+                continue;
+            };
+            let key = backend.key(
+                "lease",
+                &format!("{}|{}", path.key().source, path.key().site),
+            );
+            let want = path.wanted().min(max);
+            if want == 0 && path.fleet_share() == 0 {
+                // Idle, and nothing held: nothing to renew.
+                continue;
+            }
+            match backend.lease(&key, &node, want, max, LEASE_TTL_MS).await {
+                Ok(granted) => path.set_fleet_share(granted),
+                Err(_) => path.set_fleet_share(usize::MAX),
+            }
+        }
+    }
 }
 
 /// The fleet loop: writes this node's changes, then reads the fleet's actions back.

@@ -87,9 +87,10 @@ impl ConnectionBudget {
         self.limit.load(Ordering::Relaxed)
     }
 
-    /// A new limit (at least 1); connections over it stay open until they close.
+    /// A new limit (a site's: 0 when its fleet share is nothing); connections over it
+    /// stay open until they close.
     pub fn set_limit(&self, limit: usize) {
-        self.limit.store(limit.max(1), Ordering::Relaxed);
+        self.limit.store(limit, Ordering::Relaxed);
     }
 
     /// Connections open now.

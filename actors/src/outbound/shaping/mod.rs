@@ -10,7 +10,7 @@
 //! wiring copies them in and out with [`Shaping::replace_fleet`] and the publish hook).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 mod actions;
@@ -59,6 +59,9 @@ pub struct Shaping {
     domain_sites: Mutex<HashMap<String, String>>,
     thresholds: Mutex<actions::Thresholds>,
     hook: Mutex<Option<ActionHook>>,
+    /// The connections of paths from an egress source are shared with the fleet: a new
+    /// path starts with no share until its first lease.
+    fleet_leases: AtomicBool,
     /// Told the ends (unix seconds) of suspensions that ended before their time, so
     /// that the Queue looks at the mail it scheduled for them now.
     early_end: Mutex<Option<EarlyEndHook>>,
@@ -92,6 +95,7 @@ impl Shaping {
             domain_sites: Mutex::default(),
             thresholds: Mutex::default(),
             hook: Mutex::new(None),
+            fleet_leases: AtomicBool::new(false),
             early_end: Mutex::new(None),
         })
     }
@@ -168,7 +172,13 @@ impl Shaping {
             .entry(key.clone())
             .or_insert_with(|| {
                 let limits = rules.site_limits(&key.site, &origin);
-                Arc::new(SiteBudget::new(key, origin, limits))
+                let sourced = !key.source.is_empty();
+                let budget = SiteBudget::new(key, origin, limits);
+                if sourced && self.fleet_leases.load(Ordering::Acquire) {
+                    // No connection before the fleet grants one.
+                    budget.set_fleet_share(0);
+                }
+                Arc::new(budget)
             })
             .clone()
     }
@@ -189,6 +199,22 @@ impl Shaping {
     pub fn limits(&self, budget: &SiteBudget) -> Limits {
         let version = self.version.load(Ordering::Acquire);
         budget.effective(version, &self.in_force(), unix_now())
+    }
+
+    /// Paths from an egress source share their connections with the fleet from now on
+    /// (through leases the binary's wiring renews in Redis).
+    pub fn share_connections_with_fleet(&self) {
+        self.fleet_leases.store(true, Ordering::Release);
+    }
+
+    /// The paths from an egress source whose connections are limited: their leases are
+    /// shared with the fleet.
+    pub fn sourced_paths(&self) -> Vec<Arc<SiteBudget>> {
+        lock(&self.budgets)
+            .values()
+            .filter(|b| !b.key().source.is_empty())
+            .cloned()
+            .collect()
     }
 
     /// Whether any site is suspended now (the Queue's checks cost one load otherwise).

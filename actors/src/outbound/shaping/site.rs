@@ -5,6 +5,7 @@
 //! before each message ([`SiteBudget::try_send`]); a refusal says how long to wait.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -96,6 +97,11 @@ pub struct SiteBudget {
     connections: Arc<ConnectionBudget>,
     /// A std Mutex: held for a few comparisons, never across an await.
     state: Mutex<State>,
+    /// This node's share of the path's `max_connections` across the fleet (the leases
+    /// it holds in Redis); `usize::MAX` when not shared.
+    fleet_share: AtomicUsize,
+    /// A connection was refused for want of room since the last lease renewal.
+    wanting: AtomicBool,
 }
 
 impl std::fmt::Debug for SiteBudget {
@@ -114,6 +120,8 @@ impl SiteBudget {
             key,
             origin,
             connections: ConnectionBudget::for_site(limits.max_connections.unwrap_or(usize::MAX)),
+            fleet_share: AtomicUsize::new(usize::MAX),
+            wanting: AtomicBool::new(false),
             state: Mutex::new(State {
                 base: limits,
                 version: u64::MAX,
@@ -143,6 +151,32 @@ impl SiteBudget {
     /// Connections open over the path now.
     pub fn open(&self) -> usize {
         self.connections.open()
+    }
+
+    /// The path's `max_connections` as the file and the actions in force set it, for
+    /// the fleet's leases; `None`: no limit.
+    pub fn max_connections(&self) -> Option<usize> {
+        self.lock().effective.max_connections
+    }
+
+    /// How many connections this node would hold now: those open, and one more if a
+    /// connection waited for room since the last call.
+    pub fn wanted(&self) -> usize {
+        self.open() + usize::from(self.wanting.swap(false, Ordering::AcqRel))
+    }
+
+    /// This node's share of the path's connections across the fleet.
+    pub fn fleet_share(&self) -> usize {
+        self.fleet_share.load(Ordering::Acquire)
+    }
+
+    /// This node's share of the path's connections across the fleet (the leases it
+    /// holds); `usize::MAX` lifts it (no fleet, or Redis out of reach: local limits).
+    pub fn set_fleet_share(&self, share: usize) {
+        self.fleet_share.store(share, Ordering::Release);
+        let mut state = self.lock();
+        // The limit is worked out again at the next check.
+        state.version = u64::MAX;
     }
 
     /// Its connection budget, where Delivery actors holding idle connections over the
@@ -216,8 +250,12 @@ impl SiteBudget {
         if state.connections.as_ref().map(|l| l.rate) != effective.connection_rate {
             state.connections = effective.connection_rate.and_then(Limiter::new);
         }
-        self.connections
-            .set_limit(effective.max_connections.unwrap_or(usize::MAX));
+        self.connections.set_limit(
+            effective
+                .max_connections
+                .unwrap_or(usize::MAX)
+                .min(self.fleet_share.load(Ordering::Acquire)),
+        );
         state.effective = effective;
         state.suspended = suspended;
         state.next_change = next_change;
@@ -246,6 +284,7 @@ impl SiteBudget {
                 None => {
                     // Full: an actor holding an idle connection over the site closes one.
                     self.connections.ask_for_room();
+                    self.wanting.store(true, Ordering::Release);
                     return Err(Wait::Later(Duration::from_millis(50)));
                 }
             },

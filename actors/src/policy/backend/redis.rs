@@ -43,6 +43,31 @@ end
 return 0
 "#;
 
+/// Renews node `ARGV[1]`'s connection leases on a path (`KEYS[1]`, a sorted set of
+/// `NODE|N` scored by expiry in ms of Redis's clock): drops expired leases and the node's
+/// own, then grants it up to `ARGV[2]` (what it wants) within `ARGV[3]` (the path's
+/// limit) less what the other nodes hold, each for `ARGV[4]` ms. Returns the grant.
+const LEASE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local prefix = ARGV[1] .. '|'
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(member, 1, #prefix) == prefix then
+    redis.call('ZREM', KEYS[1], member)
+  end
+end
+local others = redis.call('ZCARD', KEYS[1])
+local grant = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]) - others)
+if grant < 0 then grant = 0 end
+for i = 1, grant do
+  redis.call('ZADD', KEYS[1], now + ttl, prefix .. i)
+end
+redis.call('PEXPIRE', KEYS[1], ttl * 2)
+return grant
+"#;
+
 /// Why Redis could not be used: at start the text names the URL, at a command it is
 /// Redis's own (down, slow or refusing), as the log line and the policies' fail modes
 /// take it.
@@ -81,6 +106,7 @@ pub struct RedisBackend {
     prefix: String,
     gcra: Arc<Script>,
     compare_delete: Arc<Script>,
+    lease: Arc<Script>,
     down: Arc<AtomicBool>,
     url: String,
 }
@@ -123,6 +149,7 @@ impl RedisBackend {
             prefix: prefix.to_string(),
             gcra: Arc::new(Script::new(GCRA)),
             compare_delete: Arc::new(Script::new(COMPARE_DELETE)),
+            lease: Arc::new(Script::new(LEASE)),
             down: Arc::new(AtomicBool::new(false)),
             url: without_password(url),
         })
@@ -232,6 +259,30 @@ impl RedisBackend {
             .invoke_async::<i64>(&mut connection)
             .await;
         self.observe(result).map(|_| ())
+    }
+
+    /// Renews `node`'s leases on the path `key`: up to `want` of the `max` the fleet
+    /// shares, for `ttl_ms` (they lapse if the node stops renewing); returns how many it
+    /// holds now.
+    pub async fn lease(
+        &self,
+        key: &str,
+        node: &str,
+        want: usize,
+        max: usize,
+        ttl_ms: u64,
+    ) -> Result<usize, RedisError> {
+        let mut connection = self.manager.clone();
+        let result = self
+            .lease
+            .key(key)
+            .arg(node)
+            .arg(want)
+            .arg(max)
+            .arg(ttl_ms)
+            .invoke_async::<usize>(&mut connection)
+            .await;
+        self.observe(result)
     }
 
     /// Removes `fields` from the hash `key`.
