@@ -32,7 +32,7 @@
 //!   retries, bounces (`bounce`, RFC 3464 DSNs in `dsn`); next-hop health seen from the
 //!   queue (`hops`), the operator's actions (`operate`, `admin`, `suspend`), recent
 //!   outcomes (`recent`), what each attempt leaves (`outcomes`: log line, metrics, bounce
-//!   class, delivery event; its trace's span in `attempt_trace`), reload (`reconfigure`), the drain at shutdown (`drain`), and the TLS reports it sends the domains delivered to (`tls_reports`).
+//!   class, delivery event; its trace's span in `attempt_trace`), reload (`reconfigure`), the drain at shutdown (`drain`), the TLS reports it sends the domains delivered to (`tls_reports`), and the `X-Hermod-Pool:` field the intake takes out of each message (`pool_header`).
 //! - [`outbound`]: the Delivery actor (`delivery`, one per next hop: connection pool,
 //!   rate limit, back-off; one job's conversation in `delivery_job`, what a job is and
 //!   one result per recipient in `job`), the SMTP/LMTP client (`smtp_client`: STARTTLS, implicit TLS, AUTH to
@@ -45,7 +45,8 @@
 //!   which of the two a job is held to (`domain_policy`), and the TLS outcome of every
 //!   session counted for the domains' TLS reports (`tls_report`); provider-aware
 //!   shaping (`shaping`: destinations rolled up into sites with one budget each, and
-//!   the automation rules that suspend a site or lower its limits on a provider's reply).
+//!   the automation rules that suspend a site or lower its limits on a provider's reply),
+//!   and the egress sources and pools mail leaves from (`egress`).
 //! - [`store`]: the storage trait and its sled implementation (`spool`) with the
 //!   committer thread that turns many writes into one flush (`committer`); a queued
 //!   message's envelope (`envelope`) and bytes (`message_data`); large bodies as files

@@ -264,13 +264,8 @@ impl Engine {
             router,
             factory,
         );
-        if let Some(shaping) = &shaping {
-            queue = queue.with_shaping(shaping.clone());
-        }
         let egress = egress(config)?;
-        if let Some(egress) = &egress {
-            queue = queue.with_egress(egress.clone());
-        }
+        queue = shaped(queue, shaping.as_ref(), egress.as_ref());
         let queue = start_queue(queue, spool, &suspensions_file)?;
         Ok(Engine {
             extra,
@@ -297,6 +292,22 @@ impl Engine {
             }),
         })
     }
+}
+
+/// `queue` with the shaping (sites suspended by automation) and the egress pools its
+/// messages leave from, when they are configured.
+fn shaped(
+    mut queue: Queue,
+    shaping: Option<&Arc<hermod_actors::outbound::shaping::Shaping>>,
+    egress: Option<&Arc<hermod_actors::outbound::egress::Egress>>,
+) -> Queue {
+    if let Some(shaping) = shaping {
+        queue = queue.with_shaping(shaping.clone());
+    }
+    if let Some(egress) = egress {
+        queue = queue.with_egress(egress.clone());
+    }
+    queue
 }
 
 /// The egress pools (`[egress]`), when a message may use one.

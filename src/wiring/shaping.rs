@@ -128,14 +128,24 @@ fn share_with_fleet(shaping: &Arc<Shaping>, config: &Config) -> anyhow::Result<(
     }));
     shaping.share_connections_with_fleet();
     actix::spawn(sync(shaping.clone(), backend.clone(), received));
-    let node = format!("{}:{}", config.smtp.hostname, std::process::id());
+    // Unique per process: nodes of a fleet often share a host name, and in containers
+    // a process id.
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let node = format!(
+        "{}:{}:{started:x}",
+        config.smtp.hostname,
+        std::process::id()
+    );
     actix::spawn(renew_leases(shaping.clone(), backend, node));
     Ok(())
 }
 
-/// Every second, renews this node's connection leases on each path from an egress
-/// source with a connection limit: its share is what Redis grants (the path's limit
-/// less the other nodes' leases). With Redis out of reach, local limits apply alone.
+/// Four times a second, renews this node's connection leases on each path from an
+/// egress source with a connection limit: its share is what Redis grants (the path's
+/// limit less the other nodes' leases). With Redis out of reach, local limits apply
+/// alone: at the first error every share is lifted until the next round.
 async fn renew_leases(shaping: Arc<Shaping>, backend: RedisBackend, node: String) {
     let mut tick = tokio::time::interval(FLEET_POLL / 4);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,7 +167,12 @@ async fn renew_leases(shaping: Arc<Shaping>, backend: RedisBackend, node: String
             }
             match backend.lease(&key, &node, want, max, LEASE_TTL_MS).await {
                 Ok(granted) => path.set_fleet_share(granted),
-                Err(_) => path.set_fleet_share(usize::MAX),
+                Err(_) => {
+                    for path in shaping.sourced_paths() {
+                        path.set_fleet_share(usize::MAX);
+                    }
+                    break;
+                }
             }
         }
     }

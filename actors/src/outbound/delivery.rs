@@ -153,7 +153,7 @@ impl Delivery {
             let pool = self.pending.front().and_then(|job| job.pool.clone());
             let reuse = self.matching_idle(pool.as_deref());
             if reuse.is_none() && self.active + self.idle.len() >= self.max_connections() {
-                if self.idle.is_empty() {
+                if self.idle.is_empty() || self.active >= self.max_connections() {
                     return;
                 }
                 // Room for a connection from the job's pool: an idle one from another
@@ -193,8 +193,10 @@ impl Delivery {
                     return;
                 }
                 Err(site::SiteStop::Suspended(status, until)) => {
-                    self.defer_pending_suspended(status, until, ctx);
-                    return;
+                    // This job's paths are all suspended; the next job (another pool's,
+                    // maybe) is looked at in turn.
+                    self.hand_back_front(status, until, ctx);
+                    continue;
                 }
             };
             let Some(job) = self.pending.pop_front() else {
@@ -325,7 +327,7 @@ impl Delivery {
             self.down_until = None;
         }
         if let Some(connection) = outcome.connection {
-            if connection.transactions < self.max_messages_per_connection()
+            if connection.transactions < self.max_messages_per_connection(budget)
                 && !connection.is_spent()
                 && !Self::site_over_limit(budget)
             {

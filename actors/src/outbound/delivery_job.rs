@@ -77,6 +77,16 @@ pub(crate) struct JobPath {
     pub(crate) source: Option<Arc<Source>>,
 }
 
+impl JobPath {
+    /// The local address to bind to (none: the system's choice) and the EHLO name.
+    fn origin<'a>(&'a self, settings: &'a DeliverySettings) -> (Option<std::net::IpAddr>, &'a str) {
+        match &self.source {
+            Some(source) => (Some(source.address), source.ehlo.as_str()),
+            None => (None, settings.helo_name.as_str()),
+        }
+    }
+}
+
 /// Delivers one job: over the reused connection if there is one and it still works,
 /// else over a new connection to the first target (in MX order) that answers.
 pub(crate) async fn run_job(
@@ -118,10 +128,7 @@ pub(crate) async fn run_job(
     // Under DANE or an enforced MTA-STS policy, a host that failed TLS is what to report,
     // whatever failed after it.
     let mut tls_error = None;
-    let (from, helo_name) = match &path.source {
-        Some(source) => (Some(source.address), source.ehlo.as_str()),
-        None => (None, settings.helo_name.as_str()),
-    };
+    let (from, helo_name) = path.origin(&settings);
     for (target, security) in &targets {
         let dial = Dial {
             to: target.addr,
@@ -157,14 +164,26 @@ pub(crate) async fn run_job(
             }
         }
     }
-    match policy.tls_failure(tls_error.as_ref()) {
+    no_session(&job, &hop, &policy, tls_error.as_ref(), last_error.as_ref())
+}
+
+/// No target gave a session: the domain's TLS demand names the failure (DANE or an
+/// enforced MTA-STS policy, after `tls_error`), else the last connection error.
+fn no_session(
+    job: &Deliver,
+    hop: &NextHop,
+    policy: &DomainPolicy,
+    tls_error: Option<&ClientError>,
+    last_error: Option<&ClientError>,
+) -> JobOutcome {
+    match policy.tls_failure(tls_error) {
         Some(outcome) => JobOutcome {
-            report: report(&job, &hop.to_string(), all(&job.recipients, outcome)),
+            report: report(job, &hop.to_string(), all(&job.recipients, outcome)),
             connection: None,
             connect_failed: false,
             refusals: Vec::new(),
         },
-        None => unreached(&job, &hop, last_error.as_ref()),
+        None => unreached(job, hop, last_error),
     }
 }
 

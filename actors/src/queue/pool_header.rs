@@ -31,10 +31,14 @@ pub fn find(message: &[u8]) -> (Vec<Range<usize>>, Option<String>) {
     let mut at = 0;
     let end = message.len().min(SCAN_LIMIT);
     while at < end {
-        let line_end = message[at..end]
+        let Some(line_end) = message[at..end]
             .iter()
             .position(|&b| b == b'\n')
-            .map_or(end, |i| at + i + 1);
+            .map(|i| at + i + 1)
+        else {
+            // A line cut by the scan limit (or a last line with no end) is left whole.
+            break;
+        };
         let line = &message[at..line_end];
         if line == b"\r\n" || line == b"\n" {
             break;
@@ -152,18 +156,31 @@ fn rewrite_without_field(
         return Ok(None);
     }
     let clean = path.with_extension("nopool");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&clean)?);
+    let written = write_without_ranges(&mut file, &clean, &ranges);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&clean);
+        return Err(e);
+    }
+    Ok(Some((clean, value)))
+}
+
+/// Copies `file` to `clean` without the byte `ranges`, and syncs it.
+fn write_without_ranges(
+    file: &mut std::fs::File,
+    clean: &Path,
+    ranges: &[Range<usize>],
+) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(clean)?);
     let mut at = 0u64;
-    for range in &ranges {
+    for range in ranges {
         file.seek(SeekFrom::Start(at))?;
-        std::io::copy(&mut (&mut file).take(range.start as u64 - at), &mut out)?;
+        std::io::copy(&mut (&mut *file).take(range.start as u64 - at), &mut out)?;
         at = range.end as u64;
     }
     file.seek(SeekFrom::Start(at))?;
-    std::io::copy(&mut file, &mut out)?;
+    std::io::copy(file, &mut out)?;
     out.flush()?;
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    Ok(Some((clean, value)))
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
 #[cfg(test)]

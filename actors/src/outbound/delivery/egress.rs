@@ -90,12 +90,22 @@ impl Delivery {
         if let Some(i) = reuse {
             let source = self.idle[i].0.source_arc();
             let budget = self.path_budget(source.as_deref());
-            let lease = self.site_allows(budget.as_ref(), true)?;
-            return Ok(Chosen {
-                source,
-                lease,
-                budget,
-            });
+            match self.site_allows(budget.as_ref(), true) {
+                Ok(lease) => {
+                    return Ok(Chosen {
+                        source,
+                        lease,
+                        budget,
+                    });
+                }
+                // Its source is suspended: the connection goes, and another source of
+                // the pool is chosen below.
+                Err(SiteStop::Suspended(..)) if pool.is_some() => {
+                    let (connection, _) = self.idle.remove(i);
+                    actix::spawn(connection.quit());
+                }
+                Err(stop) => return Err(stop),
+            }
         }
         let Some(pool) = pool else {
             let budget = self.path_budget(None);
@@ -123,11 +133,20 @@ impl Delivery {
                     soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
                 }
                 Err(stop) => {
-                    first_stop.get_or_insert(stop);
+                    // The suspension that ends first is the one to wait for.
+                    let sooner = match (&stop, &first_stop) {
+                        (SiteStop::Suspended(_, until), Some(SiteStop::Suspended(_, held))) => {
+                            until < held
+                        }
+                        _ => first_stop.is_none(),
+                    };
+                    if sooner {
+                        first_stop = Some(stop);
+                    }
                 }
             }
         }
-        // Every source refused: the soonest wait, else (all suspended) the first stop.
+        // Every source refused: the soonest wait, else (all suspended) the soonest end.
         Err(match (soonest, first_stop) {
             (Some(wait), _) => SiteStop::Later(wait),
             (None, Some(stop)) => stop,

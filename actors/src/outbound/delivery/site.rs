@@ -104,6 +104,7 @@ impl Delivery {
                             .is_some_and(|old| !Arc::ptr_eq(old, &budget));
                         if moved {
                             act.site.holds_idle = Arc::default();
+                            act.site.by_source.clear();
                         }
                         act.site.budget = Some(budget);
                         act.pump(ctx);
@@ -137,15 +138,15 @@ impl Delivery {
             .unwrap_or(self.settings.max_connections)
     }
 
-    /// Messages one connection may carry: the least of the settings', the domain's and
-    /// the site's.
-    pub(super) fn max_messages_per_connection(&self) -> u32 {
+    /// Messages one connection over the path of `budget` may carry: the least of the
+    /// settings', the domain's and the path's.
+    pub(super) fn max_messages_per_connection(&self, budget: Option<&Arc<SiteBudget>>) -> u32 {
         let mut max = self
             .site
             .own
             .max_messages_per_connection
             .unwrap_or(self.settings.max_messages_per_connection);
-        if let (Some(shaping), Some(budget)) = (&self.settings.shaping, &self.site.budget)
+        if let (Some(shaping), Some(budget)) = (&self.settings.shaping, budget)
             && let Some(site) = shaping.limits(budget).max_messages_per_connection
         {
             max = max.min(site);
@@ -208,19 +209,13 @@ impl Delivery {
         }
     }
 
-    /// Hands every pending job back untried while the site is suspended (until
-    /// `until`): not an attempt; the Queue keeps the mail in its schedule until the
-    /// suspension ends or is cleared.
-    pub(super) fn defer_pending_suspended(
-        &mut self,
-        status: Status,
-        until: u64,
-        ctx: &mut Context<Self>,
-    ) {
-        let jobs = std::mem::take(&mut self.pending);
-        metrics::gauge!("delivery_pending_jobs").decrement(jobs.len() as f64);
-        for job in jobs {
-            let results = all(&job.recipients, Outcome::Deferred(status.clone()));
+    /// Hands the next pending job back untried while every path it may take is
+    /// suspended (the soonest until `until`): not an attempt; the Queue keeps the mail in
+    /// its schedule until the suspension ends or is cleared.
+    pub(super) fn hand_back_front(&mut self, status: Status, until: u64, ctx: &mut Context<Self>) {
+        if let Some(job) = self.pending.pop_front() {
+            metrics::gauge!("delivery_pending_jobs").decrement(1.0);
+            let results = all(&job.recipients, Outcome::Deferred(status));
             self.report(
                 DeliveryReport {
                     id: job.id,

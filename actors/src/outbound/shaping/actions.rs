@@ -56,6 +56,13 @@ impl Action {
             && self.rule.len() <= 256
             && self.source.len() <= 256
             && self.node.len() <= 256
+            && match &self.kind {
+                ActionKind::Suspend => true,
+                ActionKind::Limit(limits) => {
+                    limits.max_connections != Some(0)
+                        && limits.max_messages_per_connection != Some(0)
+                }
+            }
     }
 }
 

@@ -159,10 +159,15 @@ impl SiteBudget {
         self.lock().effective.max_connections
     }
 
-    /// How many connections this node would hold now: those open, and one more if a
-    /// connection waited for room since the last call.
+    /// How many connections this node would hold now: those open, and when a
+    /// connection waited for room since the last call, as many again (at least one
+    /// more), so a busy node reaches its share in a few renewals.
     pub fn wanted(&self) -> usize {
-        self.open() + usize::from(self.wanting.swap(false, Ordering::AcqRel))
+        let open = self.open();
+        match self.wanting.swap(false, Ordering::AcqRel) {
+            true => open.saturating_mul(2).max(open + 1),
+            false => open,
+        }
     }
 
     /// This node's share of the path's connections across the fleet.
@@ -250,10 +255,12 @@ impl SiteBudget {
         if state.connections.as_ref().map(|l| l.rate) != effective.connection_rate {
             state.connections = effective.connection_rate.and_then(Limiter::new);
         }
+        // At least one of its own (0 comes only from the fleet: no lease yet).
         self.connections.set_limit(
             effective
                 .max_connections
                 .unwrap_or(usize::MAX)
+                .max(1)
                 .min(self.fleet_share.load(Ordering::Acquire)),
         );
         state.effective = effective;

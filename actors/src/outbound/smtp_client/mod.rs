@@ -2,12 +2,10 @@
 //! connection, many transactions (RSET between), pipelined when the server offers it.
 //! Results are per recipient, as the Queue needs them.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
 
 use crate::outbound::connection_budget::Permit;
@@ -18,10 +16,13 @@ use crate::protocol::security::TlsInfo;
 use crate::protocol::status::EnhancedCode;
 use crate::protocol::transcript::Transcript;
 
+mod dial;
 mod error;
+mod reading;
 mod transaction;
 mod transport;
 
+pub use dial::Dial;
 pub use error::{ClientError, ServerReply, TlsFailure};
 use transport::{Transport, handshake};
 
@@ -94,42 +95,6 @@ pub struct SmtpConnection {
     /// The egress source it left from, if one was chosen: a pooled connection carries
     /// only mail of a pool that has it.
     source: Option<std::sync::Arc<crate::outbound::egress::Source>>,
-}
-
-/// Where a connection goes, and the local address it leaves from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dial {
-    /// The next hop's address.
-    pub to: SocketAddr,
-    /// The egress source's address to bind to; `None`: the system chooses.
-    pub from: Option<std::net::IpAddr>,
-}
-
-impl Dial {
-    /// A TCP connection from `from` (when set) to `to`.
-    async fn tcp(self) -> std::io::Result<TcpStream> {
-        let Some(from) = self.from else {
-            return TcpStream::connect(self.to).await;
-        };
-        if from.is_ipv4() != self.to.is_ipv4() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrNotAvailable,
-                format!(
-                    "source address {from} cannot reach an {} address",
-                    match self.to {
-                        SocketAddr::V4(_) => "IPv4",
-                        SocketAddr::V6(_) => "IPv6",
-                    }
-                ),
-            ));
-        }
-        let socket = match from {
-            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-        };
-        socket.bind(SocketAddr::new(from, 0))?;
-        socket.connect(self.to).await
-    }
 }
 
 impl SmtpConnection {
@@ -505,79 +470,6 @@ impl SmtpConnection {
                 stage,
                 peer: self.peer.clone(),
             }),
-        }
-    }
-
-    async fn read_reply(&mut self, stage: &'static str) -> Result<ServerReply, ClientError> {
-        let ParsedReply { code, mut lines } = self.read_parsed_reply(stage).await?;
-        self.closing |= code == 421;
-        // The usual one-line reply keeps its only line: no copy.
-        let text = match lines.len() {
-            1 => lines.pop().unwrap_or_default(),
-            _ => lines.join(" "),
-        };
-        Ok(ServerReply { code, text })
-    }
-
-    /// Reads one (possibly multi-line) reply; also returns the text of each line. The
-    /// command timeout bounds the whole reply, not each read: a server that trickles a
-    /// byte at a time cannot hold a delivery past it.
-    async fn read_reply_lines(
-        &mut self,
-        stage: &'static str,
-    ) -> Result<(ServerReply, Vec<String>), ClientError> {
-        let ParsedReply { code, lines } = self.read_parsed_reply(stage).await?;
-        let text = lines.join(" ");
-        Ok((ServerReply { code, text }, lines))
-    }
-
-    /// One reply as the reader parsed it, within the command timeout.
-    async fn read_parsed_reply(&mut self, stage: &'static str) -> Result<ParsedReply, ClientError> {
-        match timeout(self.timeouts.command, self.read_whole_reply(stage)).await {
-            Ok(result) => result,
-            Err(_) => Err(ClientError::Timeout {
-                stage,
-                peer: self.peer.clone(),
-            }),
-        }
-    }
-
-    async fn read_whole_reply(&mut self, stage: &'static str) -> Result<ParsedReply, ClientError> {
-        loop {
-            match self.reader.next_reply(&mut self.buffer) {
-                Ok(Some(reply)) => {
-                    if let Some(transcript) = self.transcript.as_mut() {
-                        record_reply(transcript, &reply);
-                    }
-                    return Ok(reply);
-                }
-                Ok(None) => {}
-                Err(detail) => {
-                    return Err(ClientError::Protocol {
-                        stage,
-                        peer: self.peer.clone(),
-                        detail,
-                    });
-                }
-            }
-            self.buffer.reserve(4096);
-            match self.stream.read_buf(&mut self.buffer).await {
-                Ok(0) => {
-                    return Err(ClientError::Io {
-                        stage,
-                        peer: self.peer.clone(),
-                        reason: "connection closed by server".into(),
-                    });
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(ClientError::Io {
-                        stage,
-                        peer: self.peer.clone(),
-                        reason: e.to_string(),
-                    });
-                }
-            }
         }
     }
 
