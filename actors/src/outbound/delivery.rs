@@ -229,19 +229,10 @@ impl Delivery {
         metrics::gauge!("delivery_pending_jobs").decrement(jobs.len() as f64);
         for job in jobs {
             let results = all(&job.recipients, Outcome::Deferred(reason.clone()));
-            self.report(
-                DeliveryReport {
-                    id: job.id,
-                    relay: self.hop.to_string(),
-                    tls: None,
-                    results,
-                    unreachable: true,
-                    serial: 0,
-                    shaping: Vec::new(),
-                    held_until: None,
-                },
-                ctx,
-            );
+            let mut report =
+                crate::outbound::delivery_job::report(&job, &self.hop.to_string(), results);
+            report.unreachable = true;
+            self.report(report, ctx);
         }
     }
 

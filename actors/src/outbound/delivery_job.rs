@@ -251,7 +251,11 @@ fn keep_transcript(connection: &mut SmtpConnection, job: &Deliver, settings: &De
 }
 
 /// A report of `job` naming `relay`; the actor fills in its serial.
-fn report(job: &Deliver, relay: &str, results: Vec<(RecipientIndex, Outcome)>) -> DeliveryReport {
+pub(crate) fn report(
+    job: &Deliver,
+    relay: &str,
+    results: Vec<(RecipientIndex, Outcome)>,
+) -> DeliveryReport {
     DeliveryReport {
         id: job.id,
         relay: relay.to_string(),

@@ -346,18 +346,12 @@ impl Queue {
             now,
         };
         self.note_attempts(&outcomes, attempts);
-        let Some(message) = self.messages.get_mut(&report.id) else {
-            return;
-        };
-        message.jobs = message.jobs.saturating_sub(1);
-        if message.jobs > 0 {
+        if !self.job_over(report.id) {
             return;
         }
-        message.dispatched = None;
-        self.in_flight = self.in_flight.saturating_sub(1);
-        self.bytes_in_flight = self
-            .bytes_in_flight
-            .saturating_sub(std::mem::take(&mut message.cost));
+        let Some(message) = self.messages.get(&report.id) else {
+            return;
+        };
         match schedule::next_due(&message.envelope) {
             None => self.finalize(report.id),
             Some(at) => {
@@ -390,17 +384,27 @@ impl Queue {
                 *flight = false;
             }
         }
+        if self.job_over(id) {
+            self.schedule.insert((until, id));
+            self.evict(id);
+        }
+    }
+
+    /// One job of message `id` is over; `true` when it was the last, and the message
+    /// left the in-flight count.
+    fn job_over(&mut self, id: QueueId) -> bool {
+        let Some(message) = self.messages.get_mut(&id) else {
+            return false;
+        };
         message.jobs = message.jobs.saturating_sub(1);
         if message.jobs > 0 {
-            return;
+            return false;
         }
         message.dispatched = None;
+        let cost = std::mem::take(&mut message.cost);
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.bytes_in_flight = self
-            .bytes_in_flight
-            .saturating_sub(std::mem::take(&mut message.cost));
-        self.schedule.insert((until, id));
-        self.evict(id);
+        self.bytes_in_flight = self.bytes_in_flight.saturating_sub(cost);
+        true
     }
 
     /// Commits delivery-state changes that no accepted message has carried to disk yet,

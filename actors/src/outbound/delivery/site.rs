@@ -12,8 +12,8 @@ use governor::{Quota, RateLimiter};
 
 use super::Delivery;
 use crate::outbound::connection_budget::Permit;
-use crate::outbound::delivery_job::all;
-use crate::outbound::job::{DeliveryReport, Outcome};
+use crate::outbound::delivery_job::{all, report};
+use crate::outbound::job::Outcome;
 use crate::outbound::shaping::{Action, Limits, SiteBudget, Wait};
 use crate::outbound::tls::TlsMode;
 use crate::protocol::status::{EnhancedCode, Status};
@@ -216,19 +216,9 @@ impl Delivery {
         if let Some(job) = self.pending.pop_front() {
             metrics::gauge!("delivery_pending_jobs").decrement(1.0);
             let results = all(&job.recipients, Outcome::Deferred(status));
-            self.report(
-                DeliveryReport {
-                    id: job.id,
-                    relay: self.hop.to_string(),
-                    tls: None,
-                    results,
-                    unreachable: false,
-                    serial: 0,
-                    shaping: Vec::new(),
-                    held_until: Some(until),
-                },
-                ctx,
-            );
+            let mut report = report(&job, &self.hop.to_string(), results);
+            report.held_until = Some(until);
+            self.report(report, ctx);
         }
     }
 
