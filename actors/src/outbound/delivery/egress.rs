@@ -5,6 +5,7 @@
 //! connections of one.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Delivery;
@@ -98,11 +99,13 @@ impl Delivery {
                         budget,
                     });
                 }
-                // Its source is suspended: the connection goes, and another source of
-                // the pool is chosen below.
+                // Its source is suspended: the connection goes, and the pump tries again
+                // at once (another source of the pool, or another idle connection).
                 Err(SiteStop::Suspended(..)) if pool.is_some() => {
                     let (connection, _) = self.idle.remove(i);
+                    self.idle_count.store(self.idle.len(), Ordering::Relaxed);
                     actix::spawn(connection.quit());
+                    return Err(SiteStop::Later(Duration::from_millis(1)));
                 }
                 Err(stop) => return Err(stop),
             }
