@@ -489,3 +489,52 @@ fn shaping_check_validates_a_file_and_names_its_mistake() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(err.contains("[[automation]] #1 (\"r\"): trigger"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_action_slows_the_site_to_its_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = TestDns::start(vec![zone()]).await;
+    let slow_down = "blocked@p0.test=421 4.7.0 Try again later, closing connection";
+    let (provider, _own) = sinks(dir.path(), &[slow_down], 0).await;
+    let port = provider.local_addrs()[0].port();
+    let shaping = "[provider.prov]\nmx_suffix = [\".provider.test\"]\n\n\
+        [[automation]]\nname = \"prov-try-later\"\nprovider = \"prov\"\nenhanced_code = \"4.7.0\"\n\
+        regex = \"(?i)try again later\"\ntrigger = \"immediate\"\naction = \"limit\"\n\
+        message_rate = \"2/s\"\nduration = \"5s\"\n";
+    let extra = "max_messages_per_connection = 1\n";
+    let h = Hermod::start(dir.path(), &config(dir.path(), &dns, port, shaping, extra)).await;
+    let blocked = send(&h, "blocked@p0.test").await;
+    let taken = h
+        .wait_log("shaping action taken", Duration::from_secs(15))
+        .await
+        .expect("an action");
+    assert!(taken.contains("action=limit message_rate=2/s"), "{taken}");
+    assert!(
+        h.command(dir.path(), &["queue", "delete", &blocked])
+            .status
+            .success()
+    );
+    let before = connections(&dir.path().join("provider")).len();
+    for i in 1..=5 {
+        send(&h, &format!("m{i}@p{i}.test")).await;
+    }
+    let stored = sink::wait_stored(&dir.path().join("provider"), 5, Duration::from_secs(20)).await;
+    assert_eq!(stored.len(), 5, "{}", h.logs().join("\n"));
+    // Two a second, spread evenly: five messages over two seconds at least.
+    let opened: Vec<u64> = connections(&dir.path().join("provider"))[before..]
+        .iter()
+        .map(|c| c.opened_ms)
+        .collect();
+    let span = opened.iter().max().unwrap() - opened.iter().min().unwrap();
+    assert!(
+        span >= 1_800,
+        "5 messages went out within {span} ms under 2/s"
+    );
+    // The status says what is in force.
+    let out = h.command(dir.path(), &["shaping", "status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("limit message_rate=2/s"),
+        "{out:?}"
+    );
+    dns.shutdown().await;
+}
