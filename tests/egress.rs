@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::client::{Client, queue_id};
 use common::dns::{TestDns, TestZone};
 use common::hermod::Hermod;
-use common::sink::{self, connections, most_at_once};
-use smtp_blaster::sink::{Delay, DelayPoint, SinkConfig, SinkHandle};
+use common::sink::{self, connections, logging_sink, most_at_once};
+use smtp_blaster::sink::SinkHandle;
 
 const DOMAINS: usize = 12;
 
@@ -26,22 +26,7 @@ fn zone() -> TestZone {
 }
 
 async fn sink(dir: &Path, delay_ms: u64) -> SinkHandle {
-    std::fs::create_dir_all(dir).unwrap();
-    sink::start_with(SinkConfig {
-        store: Some(dir.to_path_buf()),
-        starttls: false,
-        connection_log: Some(dir.join("connections.jsonl")),
-        delays: (delay_ms > 0)
-            .then_some(Delay {
-                point: DelayPoint::Rcpt,
-                duration: Duration::from_millis(delay_ms),
-                odds: 1.0,
-            })
-            .into_iter()
-            .collect(),
-        ..SinkConfig::default()
-    })
-    .await
+    logging_sink(dir, "127.0.0.1:0".parse().unwrap(), &[], delay_ms).await
 }
 
 /// hermod with sources s2 … s5 on 127.0.0.2 … 127.0.0.5 in pool `main` (weights

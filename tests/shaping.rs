@@ -15,8 +15,8 @@ use common::client::{Client, queue_id};
 use common::dns::{TestDns, TestZone};
 use common::hermod::Hermod;
 use common::redis::RedisServer;
-use common::sink::{self, connections, most_at_once};
-use smtp_blaster::sink::{DelayPoint, SinkConfig, SinkHandle};
+use common::sink::{self, connections, logging_sink, most_at_once};
+use smtp_blaster::sink::SinkHandle;
 
 /// Domains hosted on the provider's MX hosts (`.provider.test`).
 const PROVIDER_DOMAINS: usize = 12;
@@ -40,31 +40,9 @@ fn zone() -> TestZone {
     zone
 }
 
-/// A sink on `addr` that logs its connections to `dir/connections.jsonl`.
-async fn sink_on(dir: &Path, addr: SocketAddr, replies: &[&str], delay_ms: u64) -> SinkHandle {
-    std::fs::create_dir_all(dir).unwrap();
-    sink::start_with(SinkConfig {
-        listen: vec![addr],
-        store: Some(dir.to_path_buf()),
-        starttls: false,
-        connection_log: Some(dir.join("connections.jsonl")),
-        replies: replies.iter().map(|r| r.parse().unwrap()).collect(),
-        delays: (delay_ms > 0)
-            .then(|| smtp_blaster::sink::Delay {
-                point: DelayPoint::Rcpt,
-                duration: Duration::from_millis(delay_ms),
-                odds: 1.0,
-            })
-            .into_iter()
-            .collect(),
-        ..SinkConfig::default()
-    })
-    .await
-}
-
 /// Both sinks: the provider's (127.0.0.1) and `own.test`'s (127.0.0.2), on one port.
 async fn sinks(dir: &Path, provider_replies: &[&str], delay_ms: u64) -> (SinkHandle, SinkHandle) {
-    let provider = sink_on(
+    let provider = logging_sink(
         &dir.join("provider"),
         "127.0.0.1:0".parse().unwrap(),
         provider_replies,
@@ -72,7 +50,7 @@ async fn sinks(dir: &Path, provider_replies: &[&str], delay_ms: u64) -> (SinkHan
     )
     .await;
     let port = provider.local_addrs()[0].port();
-    let own = sink_on(
+    let own = logging_sink(
         &dir.join("own"),
         SocketAddr::from(([127, 0, 0, 2], port)),
         &[],

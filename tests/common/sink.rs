@@ -97,6 +97,35 @@ pub async fn wait_stored(dir: &Path, n: usize, limit: Duration) -> Vec<Stored> {
     }
 }
 
+/// A sink on `addr` that keeps its messages in `dir` and logs its connections to
+/// `dir/connections.jsonl`, answering `replies` (`--reply` rules) and holding each RCPT
+/// reply back `delay_ms`.
+pub async fn logging_sink(
+    dir: &Path,
+    addr: std::net::SocketAddr,
+    replies: &[&str],
+    delay_ms: u64,
+) -> SinkHandle {
+    std::fs::create_dir_all(dir).unwrap();
+    start_with(SinkConfig {
+        listen: vec![addr],
+        store: Some(dir.to_path_buf()),
+        starttls: false,
+        connection_log: Some(dir.join("connections.jsonl")),
+        replies: replies.iter().map(|r| r.parse().unwrap()).collect(),
+        delays: (delay_ms > 0)
+            .then(|| smtp_blaster::sink::Delay {
+                point: smtp_blaster::sink::DelayPoint::Rcpt,
+                duration: Duration::from_millis(delay_ms),
+                odds: 1.0,
+            })
+            .into_iter()
+            .collect(),
+        ..SinkConfig::default()
+    })
+    .await
+}
+
 /// One connection as the sink logged it: from where, when it opened, and closed if it
 /// has.
 #[derive(Debug, Clone)]

@@ -35,8 +35,6 @@ pub enum Wait {
         until: u64,
         /// The rule that took it.
         rule: String,
-        /// The reply that triggered it.
-        reason: String,
     },
     /// A limit is reached; ask again after this long.
     Later(Duration),
@@ -242,7 +240,6 @@ impl SiteBudget {
                         suspended = Some(Wait::Suspended {
                             until: action.until,
                             rule: action.rule.clone(),
-                            reason: action.reason.clone(),
                         });
                     }
                 }
