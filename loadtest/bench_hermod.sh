@@ -16,8 +16,9 @@
 # to a file) and relays everything to the sink through SMTP_RELAYHOST.
 #   - nometrics-1: source-1 with metrics off (METRICS_ENABLED=false), to measure what
 #     recording them costs; noadmin-1: also without the admin server.
-#   - one-1: source-1 with one arbiter (SMTP_WORKER_THREADS=1) instead of one per core:
-#     on a machine whose other core runs the load generator and the sink.
+#   - one-1: source-1 with one arbiter (SMTP_WORKER_THREADS=1) whatever the cores: the
+#     default on two cores (one per core but one), so there it equals source-1. For two
+#     arbiters on two cores, run any shape with SMTP_WORKER_THREADS=2.
 #   - postfix-b1 / one-b1: blaster-1's load (smtp-blaster, one message per connection,
 #     PIPELINING) against Postfix / hermod with one arbiter.
 #   - old-1: source-1 against another hermod binary, $OLD_HERMOD (say, a release build

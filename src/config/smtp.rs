@@ -290,8 +290,8 @@ impl SmtpConfig {
     /// over is for the threads every message passes through besides its arbiter (the
     /// spool writer, the commit thread and sled's IO threads: about a quarter of
     /// hermod's CPU per message), which otherwise preempt the arbiters and make each
-    /// message cost more wake-ups: on two cores, one arbiter took 106–128 µs of CPU per
-    /// message against 165–167 µs for two (docs/BENCHMARKS.md).
+    /// message cost more wake-ups: on two cores, one message per connection, one arbiter took
+    /// 99–117 µs of CPU per message against 140 µs for two (docs/BENCHMARKS.md).
     pub fn arbiters(&self) -> usize {
         match self.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| default_arbiters(n.get())),

@@ -1,6 +1,6 @@
 //! Wiring of a running hermod: the spool and its commit thread, the Queue and Listener
-//! on the main arbiter, one session arbiter per core (Sessions and Delivery actors
-//! spread over them), and the drain on shutdown.
+//! on the main arbiter, the session arbiters (`smtp.workers`; Sessions and Delivery
+//! actors spread over them), and the drain on shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
