@@ -11,6 +11,25 @@ use awc::http::{Method, Uri};
 
 use crate::config::Config;
 
+/// Runs `call` (an admin API request and what to make of its answer) and prints the
+/// result for `hermod COMMAND`: the text on stdout, or the error on stderr with exit
+/// code 1; both with control characters escaped, since they may quote a peer's bytes.
+pub fn print_outcome(
+    command: &str,
+    call: impl std::future::Future<Output = anyhow::Result<String>>,
+) -> std::process::ExitCode {
+    match actix::System::new().block_on(call) {
+        Ok(text) => {
+            println!("{}", super::printable(&text));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hermod {command}: {}", super::printable(&format!("{e:#}")));
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 /// Sends `method path` (with a JSON `body` if given) and returns the answer's text; an
 /// answer that is not a success is an error carrying it.
 pub async fn call(

@@ -62,17 +62,7 @@ pub fn run(args: AuthArgs) -> ExitCode {
             }
         }
     };
-    match actix::System::new().block_on(call) {
-        Ok(text) => {
-            println!("{}", super::printable(&text));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let e: anyhow::Error = e;
-            eprintln!("hermod auth: {}", super::printable(&format!("{e:#}")));
-            ExitCode::from(1)
-        }
-    }
+    super::admin_client::print_outcome("auth", call)
 }
 
 /// The lock-outs as a table a person reads.

@@ -27,17 +27,5 @@ pub fn run(config: Option<PathBuf>, state: State, persist: bool) -> ExitCode {
         "/api/maintenance",
         Some(body),
     );
-    match actix::System::new().block_on(call) {
-        Ok(answer) => {
-            println!("{}", super::printable(&answer));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!(
-                "hermod maintenance: {}",
-                super::printable(&format!("{e:#}"))
-            );
-            ExitCode::from(1)
-        }
-    }
+    super::admin_client::print_outcome("maintenance", call)
 }

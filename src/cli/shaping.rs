@@ -84,17 +84,7 @@ pub fn run(args: ShapingArgs) -> ExitCode {
             _ => table(&answer["actions"]),
         })
     };
-    match actix::System::new().block_on(call) {
-        Ok(text) => {
-            println!("{}", super::printable(&text));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let e: anyhow::Error = e;
-            eprintln!("hermod shaping: {}", super::printable(&format!("{e:#}")));
-            ExitCode::from(1)
-        }
-    }
+    super::admin_client::print_outcome("shaping", call)
 }
 
 /// Actions as a table a person reads, the triggering reply on its own line.
