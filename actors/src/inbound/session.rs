@@ -176,9 +176,8 @@ async fn converse(mut stream: TcpStream, peer: SocketAddr, cx: &SessionContext) 
             true,
         )
         .await;
-        if !matches!(end, End::StartTls) {
-            close(&mut stream, cx).await;
-        }
+        // In clear, closing the socket (the stream is dropped on return) sends the FIN
+        // that `shutdown` would: one system call a connection less.
         end
     };
     let end = match end {
