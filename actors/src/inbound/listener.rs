@@ -172,6 +172,9 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpSocket> {
     };
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;
+    // Linux copies TCP_NODELAY to each accepted socket: set once here, not once per
+    // connection.
+    socket.set_nodelay(true)?;
     socket.bind(addr)?;
     // Listening already, so that a client connecting as soon as hermod says "listening"
     // is queued, not refused while the Listener's arbiter is still starting (that
@@ -208,6 +211,7 @@ impl ListenSocket {
             ListenSocket::Bound(socket) => socket.listen(LISTEN_BACKLOG as u32),
             ListenSocket::Inherited(listener) => {
                 listener.set_nonblocking(true)?;
+                rustix::net::sockopt::set_tcp_nodelay(&listener, true)?;
                 TcpListener::from_std(listener)
             }
         }
@@ -368,7 +372,6 @@ impl StreamHandler<Accepted> for Listener {
             }
         }
         metrics::counter!("smtp_connections_total").increment(1);
-        let _ = stream.set_nodelay(true);
         let context = self.context(endpoint, ctx);
         Session::new(stream, peer, context).start();
     }
@@ -438,6 +441,25 @@ pub(crate) fn describe_metrics() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Replies go out as soon as they are written (no Nagle delay behind a pipelined
+    /// group's earlier reply) because each accepted socket inherits TCP_NODELAY from the
+    /// listening one, on both kinds of listening socket.
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let inherited = std::net::TcpListener::bind(any).unwrap();
+        for socket in [
+            ListenSocket::Bound(bind(any).unwrap()),
+            ListenSocket::Inherited(inherited),
+        ] {
+            let listener = socket.listen().unwrap();
+            let addr = listener.local_addr().unwrap();
+            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (accepted, _) = listener.accept().await.unwrap();
+            assert!(accepted.nodelay().unwrap());
+        }
+    }
 
     #[test]
     fn admission_counts_in_total_and_per_ip() {
