@@ -37,7 +37,6 @@ tlsa=$(openssl x509 -in "$work/mx.pem" -pubkey -noout | openssl pkey -pubin -out
 
 # The signed root zone: the sink's port is fixed for every shape, as the TLSA name holds it.
 sink_port=$(free_port)
-dns_port=$(free_port)
 cat > "$work/root.zone" <<ZONE
 .                     3600 IN SOA ns.bench.test. hostmaster.bench.test. 1 3600 600 86400 3600
 .                     3600 IN NS  ns.bench.test.
@@ -48,29 +47,7 @@ _$sink_port._tcp.mx.bench.test. 3600 IN TLSA 3 1 1 $tlsa
 ZONE
 (cd "$work" && key=$(ldns-keygen -a ECDSAP256SHA256 -k .) && ldns-signzone -f root.zone.signed root.zone "$key" \
   && sed 's/;.*//' "$key.key" > anchor.keys)
-cat > "$work/nsd.conf" <<CONF
-server:
-  ip-address: 127.0.0.1@$dns_port
-  port: $dns_port
-  username: ""
-  chroot: ""
-  zonesdir: "$work"
-  database: ""
-  zonelistfile: "$work/zone.list"
-  pidfile: "$work/nsd.pid"
-  xfrdfile: "$work/xfrd.state"
-  xfrdir: "$work"
-  logfile: "$work/nsd.log"
-  server-count: 1
-remote-control:
-  control-enable: no
-zone:
-  name: "."
-  zonefile: "root.zone.signed"
-CONF
-/usr/sbin/nsd -d -c "$work/nsd.conf" &
-nsd_pid=$!
-sleep 1
+start_nsd "." root.zone.signed
 
 run_shape() {
   local shape=$1 tls dane
@@ -114,5 +91,4 @@ TOML
 }
 
 run_rounds
-# nsd's own processes write their files until they are gone.
-kill "$nsd_pid"; wait "$nsd_pid" 2>/dev/null || true
+stop_nsd

@@ -40,30 +40,7 @@ source loadtest/lib.sh
     esac
   done
 } > "$work/test.zone"
-dns_port=$(free_port)
-cat > "$work/nsd.conf" <<CONF
-server:
-  ip-address: 127.0.0.1@$dns_port
-  port: $dns_port
-  username: ""
-  chroot: ""
-  zonesdir: "$work"
-  database: ""
-  zonelistfile: "$work/zone.list"
-  pidfile: "$work/nsd.pid"
-  xfrdfile: "$work/xfrd.state"
-  xfrdir: "$work"
-  logfile: "$work/nsd.log"
-  server-count: 1
-remote-control:
-  control-enable: no
-zone:
-  name: "test"
-  zonefile: "test.zone"
-CONF
-/usr/sbin/nsd -d -c "$work/nsd.conf" &
-nsd_pid=$!
-sleep 1
+start_nsd "test" test.zone
 
 cat > "$work/shaping.toml" <<TOML
 [provider.alpha]
@@ -115,5 +92,4 @@ TOML
 }
 
 run_rounds
-# nsd's own processes write their files until they are gone.
-kill "$nsd_pid"; wait "$nsd_pid" 2>/dev/null || true
+stop_nsd

@@ -94,3 +94,38 @@ wait_sink_and_stop_hermod() {
   cpu1=$(awk '{print $14 + $15}' /proc/$hermod_pid/stat)
   kill -TERM $hermod_pid; wait $hermod_pid || true
 }
+
+# Serves zone $1 from file $2 (in $work) with nsd on a free loopback port, in the
+# background; sets dns_port and nsd_pid (stop it with stop_nsd once the rounds are run).
+start_nsd() {
+  dns_port=$(free_port)
+  cat > "$work/nsd.conf" <<CONF
+server:
+  ip-address: 127.0.0.1@$dns_port
+  port: $dns_port
+  username: ""
+  chroot: ""
+  zonesdir: "$work"
+  database: ""
+  zonelistfile: "$work/zone.list"
+  pidfile: "$work/nsd.pid"
+  xfrdfile: "$work/xfrd.state"
+  xfrdir: "$work"
+  logfile: "$work/nsd.log"
+  server-count: 1
+remote-control:
+  control-enable: no
+zone:
+  name: "$1"
+  zonefile: "$2"
+CONF
+  /usr/sbin/nsd -d -c "$work/nsd.conf" &
+  nsd_pid=$!
+  sleep 1
+}
+
+# Stops the nsd of start_nsd and waits for it: its processes write their files until they
+# are gone.
+stop_nsd() {
+  kill "$nsd_pid"; wait "$nsd_pid" 2>/dev/null || true
+}
