@@ -11,11 +11,14 @@
 //! load costs the mail path neither system calls nor thread wake-ups per line; no line is
 //! ever dropped (a full buffer slows the logger, it does not lose).
 //!
+//! Timestamps are formatted a second at a time ([`timestamp`]).
+//!
 //! Messages' OpenTelemetry traces go to a collector through [`traces`].
 
 mod batch_writer;
 pub mod debug_peers;
 pub mod recent;
+mod timestamp;
 pub mod traces;
 
 use std::fmt;
@@ -39,6 +42,7 @@ pub fn init(config: &LogConfig, recent: &recent::RecentProblems) -> FlushGuard {
     let ansi = std::io::stdout().is_terminal();
     let (writer, guard) = BatchWriter::start(std::io::stdout());
     let layer = tracing_subscriber::fmt::layer()
+        .with_timer(timestamp::Rfc3339Micros)
         .with_target(false)
         .with_ansi(ansi)
         .with_writer(writer);
@@ -77,6 +81,10 @@ pub struct EscapingWriter<'a, W: fmt::Write>(pub &'a mut W);
 
 impl<W: fmt::Write> fmt::Write for EscapingWriter<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
+        // Most values are printable ASCII: checked a byte at a time, they go through whole.
+        if text.bytes().all(|b| (b' '..b'\x7f').contains(&b)) {
+            return self.0.write_str(text);
+        }
         let mut rest = text;
         while let Some(at) = rest.find(crate::escape::is_unsafe) {
             self.0.write_str(&rest[..at])?;

@@ -118,7 +118,26 @@ pub(crate) async fn run_job(
             Err((done, e)) => return failed_part_way(connection, &job, &done, &e),
         }
     }
-    let targets = match targets_for(&job, &hop, &settings, &resolver, &policy).await {
+    // Boxed: resolving and connecting (DNS, TLS handshakes) make by far the largest
+    // state of this future, which would otherwise be copied whole each time a job starts,
+    // though a pooled connection, the common case, needs none of it.
+    Box::pin(connect_and_deliver(
+        permit, &job, &hop, &settings, &resolver, &path, &policy,
+    ))
+    .await
+}
+
+/// Delivers `job` over a new connection to the first target (in MX order) that answers.
+async fn connect_and_deliver(
+    mut permit: Option<Permit>,
+    job: &Deliver,
+    hop: &NextHop,
+    settings: &DeliverySettings,
+    resolver: &MxResolver,
+    path: &JobPath,
+    policy: &DomainPolicy,
+) -> JobOutcome {
+    let targets = match targets_for(job, hop, settings, resolver, policy).await {
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
@@ -128,7 +147,7 @@ pub(crate) async fn run_job(
     // Under DANE or an enforced MTA-STS policy, a host that failed TLS is what to report,
     // whatever failed after it.
     let mut tls_error = None;
-    let (from, helo_name) = path.origin(&settings);
+    let (from, helo_name) = path.origin(settings);
     for (target, security) in &targets {
         let dial = Dial {
             to: target.addr,
@@ -150,21 +169,21 @@ pub(crate) async fn run_job(
                 // No TLS by the operator's own choice (`tls = "none"`) is not the receiver's
                 // failure to report.
                 if security.mode != TlsMode::None || connection.tls().is_some() {
-                    policy.report_session(&settings, target, Ok(&connection));
+                    policy.report_session(settings, target, Ok(&connection));
                 }
-                return deliver_over(connection, permit.take(), target, &job, &settings).await;
+                return deliver_over(connection, permit.take(), target, job, settings).await;
             }
             Err(e) => {
                 tracing::debug!(next_hop = %hop, target = %target.addr, error = %e, "connection attempt failed");
                 if let ClientError::Tls { failure, .. } = &e {
-                    policy.report_session(&settings, target, Err((*failure, &e)));
+                    policy.report_session(settings, target, Err((*failure, &e)));
                     tls_error = Some(e.clone());
                 }
                 last_error = Some(e);
             }
         }
     }
-    no_session(&job, &hop, &policy, tls_error.as_ref(), last_error.as_ref())
+    no_session(job, hop, policy, tls_error.as_ref(), last_error.as_ref())
 }
 
 /// No target gave a session: the domain's TLS demand names the failure (DANE or an

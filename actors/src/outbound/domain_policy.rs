@@ -43,12 +43,14 @@ impl DomainPolicy {
         let NextHop::Mx { domain } = hop else {
             return DomainPolicy::default();
         };
+        // Boxed: their lookups are large futures, which would make every job's future
+        // (copied whole as it starts) as large even where neither is configured.
         let dane = match &settings.dane {
-            Some(dane) => Some(dane.for_domain(domain, settings.mx_port).await),
+            Some(dane) => Some(Box::pin(dane.for_domain(domain, settings.mx_port)).await),
             None => None,
         };
         let sts = match &settings.mta_sts {
-            Some(sts) => sts.policy_for(domain).await,
+            Some(sts) => Box::pin(sts.policy_for(domain)).await,
             None => None,
         };
         DomainPolicy {

@@ -253,7 +253,7 @@ impl DataReceiver {
     /// read; bytes after it stay in `input` (pipelined commands).
     pub fn feed(&mut self, input: &mut BytesMut) -> Option<BodyResult> {
         loop {
-            let Some(lf) = input.iter().position(|&b| b == b'\n') else {
+            let Some(lf) = memchr::memchr(b'\n', input) else {
                 if input.len() > self.limits.max_line + 2 {
                     // An overlong line without its end yet: drop what we have, keep going.
                     self.flag(BodyProblem::LineTooLong);
@@ -289,10 +289,16 @@ impl DataReceiver {
                     None => Ok(body.finish()),
                 });
             }
-            if !crlf || line[..content_len].contains(&b'\r') {
+            // One pass for both (each is rare); then which of them it was.
+            let content = &line[..content_len];
+            let (cr, nul) = match memchr::memchr2(b'\r', 0, content) {
+                Some(at) => (content[at..].contains(&b'\r'), content[at..].contains(&0)),
+                None => (false, false),
+            };
+            if !crlf || cr {
                 self.flag(BodyProblem::BareLineEnding);
             }
-            if line[..content_len].contains(&0) {
+            if nul {
                 self.flag(BodyProblem::Nul);
             }
             if content_len > self.limits.max_line {
