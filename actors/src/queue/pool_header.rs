@@ -31,11 +31,7 @@ pub fn find(message: &[u8]) -> (Vec<Range<usize>>, Option<String>) {
     let mut at = 0;
     let end = message.len().min(SCAN_LIMIT);
     while at < end {
-        let Some(line_end) = message[at..end]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| at + i + 1)
-        else {
+        let Some(line_end) = memchr::memchr(b'\n', &message[at..end]).map(|i| at + i + 1) else {
             // A line cut by the scan limit (or a last line with no end) is left whole.
             break;
         };
@@ -53,10 +49,8 @@ pub fn find(message: &[u8]) -> (Vec<Range<usize>>, Option<String>) {
         // The field and the lines folded into it.
         let mut field_end = line_end;
         while field_end < end && matches!(message[field_end], b' ' | b'\t') {
-            field_end = message[field_end..end]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(end, |i| field_end + i + 1);
+            field_end =
+                memchr::memchr(b'\n', &message[field_end..end]).map_or(end, |i| field_end + i + 1);
         }
         if value.is_none() {
             let raw = String::from_utf8_lossy(&message[at + HEADER.len() + 1..field_end]);

@@ -108,7 +108,7 @@ impl ServerSession {
             return None;
         }
         let id = self.settings.room.next_id();
-        let mut data = self.received_header(id, &transaction, now).into_bytes();
+        let mut data = self.received_header(id, &transaction, now, in_memory);
         let body_file = match body {
             ReceivedBody::Memory(body) => {
                 data.extend_from_slice(&body);
@@ -139,44 +139,64 @@ impl ServerSession {
         Some(Event::Enqueue(message))
     }
 
-    fn received_header(&self, id: QueueId, transaction: &Transaction, now: SystemTime) -> String {
+    /// The `Received:` field hermod adds, in a buffer with room for the `body` octets
+    /// that follow it (one allocation, no copy as the body is appended).
+    fn received_header(
+        &self,
+        id: QueueId,
+        transaction: &Transaction,
+        now: SystemTime,
+        body: usize,
+    ) -> Vec<u8> {
+        use std::fmt::Write as _;
         // RFC 3848 and RFC 6531 §3.7.3: S for TLS, A for an authenticated client.
         let base = match (transaction.mail.smtputf8, self.esmtp) {
             (true, _) => "UTF8SMTP",
             (false, true) => "ESMTP",
             (false, false) => "SMTP",
         };
-        let protocol = format!(
-            "{base}{}{}",
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let mut header = String::with_capacity(512 + body);
+        // Writing to a String cannot fail.
+        let _ = match self.client_ip {
+            IpAddr::V4(v4) => write!(header, "Received: from {helo} ([{v4}])"),
+            IpAddr::V6(v6) => write!(header, "Received: from {helo} ([IPv6:{v6}])"),
+        };
+        if let Some(tls) = &self.tls {
+            let _ = write!(
+                header,
+                "\r\n\t(using {} with cipher {})",
+                tls.version, tls.cipher
+            );
+        }
+        let _ = write!(
+            header,
+            "\r\n\tby {} (hermod) with {base}{}{} id {id}",
+            self.settings.hostname,
             if self.tls.is_some() { "S" } else { "" },
             if self.user.is_some() { "A" } else { "" }
         );
-        let tls = match &self.tls {
-            Some(tls) => format!("\r\n\t(using {} with cipher {})", tls.version, tls.cipher),
-            None => String::new(),
-        };
-        let helo = self.helo.as_deref().unwrap_or("unknown");
-        let ip = match self.client_ip {
-            IpAddr::V4(v4) => format!("[{v4}]"),
-            IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
-        };
-        let for_clause = match transaction.recipients.as_slice() {
-            [only] => format!("\r\n\tfor <{only}>"),
-            _ => String::new(),
-        };
-        format!(
-            "Received: from {helo} ({ip}){tls}\r\n\tby {} (hermod) with {protocol} id {id}{for_clause};\r\n\t{}\r\n",
-            self.settings.hostname,
-            datetime::rfc5322(now)
-        )
+        if let [only] = transaction.recipients.as_slice() {
+            let _ = write!(header, "\r\n\tfor <{only}>");
+        }
+        let _ = write!(header, ";\r\n\t{}\r\n", datetime::rfc5322(now));
+        header.into_bytes()
     }
 }
 
 /// Received: headers in the header section (up to the first empty line).
 fn count_received_headers(message: &[u8]) -> usize {
-    message
-        .split(|&b| b == b'\n')
-        .take_while(|line| *line != b"\r" && !line.is_empty())
-        .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
-        .count()
+    let mut count = 0;
+    let mut at = 0;
+    for end in memchr::memchr_iter(b'\n', message).chain([message.len()]) {
+        let line = &message[at..end];
+        if line == b"\r" || line.is_empty() {
+            break;
+        }
+        if line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:") {
+            count += 1;
+        }
+        at = end + 1;
+    }
+    count
 }
