@@ -17,6 +17,7 @@
 
 mod batch_writer;
 pub mod debug_peers;
+mod fields;
 pub mod recent;
 mod timestamp;
 pub mod traces;
@@ -28,8 +29,6 @@ use crate::config::LogConfig;
 use batch_writer::BatchWriter;
 pub use batch_writer::FlushGuard;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::field::MakeExt;
-use tracing_subscriber::fmt::format::Writer;
 
 /// Installs the global subscriber. Keep the guard until exit: dropping it writes what is
 /// still buffered. A second call (tests) installs nothing. The warnings and errors logged
@@ -61,18 +60,10 @@ pub fn init(config: &LogConfig, recent: &recent::RecentProblems) -> FlushGuard {
     guard
 }
 
-/// The text format's fields: `name=value`, the message alone, every value escaped.
+/// The text format's fields: `name=value`, the message alone, every value escaped
+/// ([`fields`]).
 pub fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
-    tracing_subscriber::fmt::format::debug_fn(
-        |writer: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn fmt::Debug| {
-            if field.name() != "message" {
-                write!(writer, "{}=", field.name())?;
-            }
-            let mut escaping = EscapingWriter(writer);
-            fmt::write(&mut escaping, format_args!("{value:?}"))
-        },
-    )
-    .delimited(" ")
+    fields::EscapedFields
 }
 
 /// Writes through to `W` with every control character (C0, DEL, C1, U+2028 and U+2029)
