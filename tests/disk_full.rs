@@ -370,6 +370,13 @@ async fn intake_at_full_speed_cannot_overrun_the_reserve_and_draining_needs_no_r
     let mut expected = accepted.clone();
     expected.sort();
     assert_eq!(delivered, expected, "lost or duplicated mail");
+    let listening = tokio::net::TcpStream::connect(h.addr).await;
+    assert!(
+        listening.is_ok(),
+        "hermod no longer listens: {listening:?}\n{}",
+        h.logs().join("\n")
+    );
+    drop(listening);
     let mut c = Client::connect(h.addr).await;
     assert_eq!(
         mail_reply_until(&mut c, "250", Duration::from_secs(10)).await,

@@ -125,7 +125,7 @@ mod tests {
             .with_target(false)
             .with_ansi(false)
             .fmt_fields(formatter)
-            .with_writer(move || Writer2(sink.clone()));
+            .with_writer(move || Captured(sink.clone()));
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
             let forged = "admin\r\n2026-01-01T00:00:00Z  INFO forged";
@@ -137,9 +137,10 @@ mod tests {
         text.trim_end().to_string()
     }
 
-    struct Writer2(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// What the layer under test wrote.
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
-    impl std::io::Write for Writer2 {
+    impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())

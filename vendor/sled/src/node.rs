@@ -712,10 +712,23 @@ impl Data {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Debug, PartialEq, Default)]
 pub(crate) struct Leaf {
     pub(crate) keys: Vec<IVec>,
     pub(crate) values: Vec<IVec>,
+}
+
+// HERMOD-PATCH: a leaf is cloned for every link applied to it (`PageCache::link`), and
+// the link that follows is most often an insert: room for one more entry spares both
+// vectors a reallocation (and a copy) on every insert.
+impl Clone for Leaf {
+    fn clone(&self) -> Leaf {
+        let mut keys = Vec::with_capacity(self.keys.len() + 1);
+        keys.extend_from_slice(&self.keys);
+        let mut values = Vec::with_capacity(self.values.len() + 1);
+        values.extend_from_slice(&self.values);
+        Leaf { keys, values }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]

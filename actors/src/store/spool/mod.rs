@@ -238,7 +238,10 @@ struct BodyFileFlag {
 }
 
 fn encode(envelope: &Envelope) -> Result<Vec<u8>, SpoolError> {
-    serde_json::to_vec(envelope).map_err(|e| SpoolError(e.to_string()))
+    // Room for a usual envelope at once (serde_json's own start, 128 octets, grew twice).
+    let mut encoded = Vec::with_capacity(512);
+    serde_json::to_writer(&mut encoded, envelope).map_err(|e| SpoolError(e.to_string()))?;
+    Ok(encoded)
 }
 
 /// The operations, before [`SledSpool::watch_for_full_disk`] sees their errors.
